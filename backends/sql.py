@@ -1,0 +1,501 @@
+"""SQL backends through SQLAlchemy Core: `sqlite` (the default; alias `h2`) and `sql` (any URL).
+
+Layout (table names prefixed `photon_` so a store can share a database):
+
+- ``photon_events``: one row per event: ``order_id`` (primary key), ``stream_name``,
+  ``stream_version`` (unique with the stream name), ``event_id`` (unique), ``event_type``,
+  ``event_time``, ``data`` (the whole event as JSON). `__all__` is this table in order-id order.
+- ``photon_streams``: each stream's current version, updated in the same transaction.
+- ``photon_checkpoints``: key/value entries (projection checkpoints, consumer positions,
+  and ``photon:high-water``, the highest order-id ever given, so deletions never free one).
+
+SQLAlchemy Core defines the schema and builds every statement for the connected dialect; the
+two hot paths (the batch insert and the page read) run those compiled statements on the
+driver's cursor directly, which saves SQLAlchemy's per-row result processing.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from photon.backend import Backend, Query, StoreState, StreamInfo
+from photon.config import Setting, one_of
+from photon.errors import BackendError, BackendUnavailable, IntegrityError
+from photon.events import RecordedEvent
+
+from ._locks import FileLock
+
+HIGH_WATER_KEY = "photon:high-water"
+_CHUNK = 500
+_make_event = partial(tuple.__new__, RecordedEvent)
+
+
+def _tables() -> Any:
+    import sqlalchemy as sa
+
+    metadata = sa.MetaData()
+    big = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # INTEGER PRIMARY KEY is SQLite's rowid
+    events = sa.Table(
+        "photon_events",
+        metadata,
+        sa.Column("order_id", big, primary_key=True, autoincrement=False),
+        sa.Column("stream_name", sa.String(256), nullable=False),
+        sa.Column("stream_version", sa.BigInteger, nullable=False),
+        sa.Column("event_id", sa.String(128), nullable=False),
+        sa.Column("event_type", sa.String(256), nullable=False),
+        sa.Column("event_time", sa.BigInteger, nullable=False),
+        sa.Column("data", sa.LargeBinary, nullable=False),
+        sa.UniqueConstraint("stream_name", "stream_version", name="photon_events_stream_version"),
+        sa.UniqueConstraint("event_id", name="photon_events_event_id"),
+    )
+    streams = sa.Table(
+        "photon_streams",
+        metadata,
+        sa.Column("stream_name", sa.String(256), primary_key=True),
+        sa.Column("version", sa.BigInteger, nullable=False),
+    )
+    checkpoints = sa.Table(
+        "photon_checkpoints",
+        metadata,
+        sa.Column("key", sa.String(512), primary_key=True),
+        sa.Column("value", sa.LargeBinary, nullable=False),
+    )
+    return metadata, events, streams, checkpoints
+
+
+class SQLBackend(Backend):
+    """Any database SQLAlchemy reaches, given by `sql.url`."""
+
+    name = "sql"
+    description = "any SQLAlchemy database URL (sql.url), e.g. PostgreSQL"
+    settings = (
+        Setting("sql.url", None, "sql backend: SQLAlchemy database URL, e.g. postgresql+psycopg://user@host/db."),
+    )
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        super().__init__(config)
+        self._engine: Any = None
+        self._writer: Any = None  # the writer's own DBAPI connection (a pool proxy)
+        self._statements: dict[Any, _Statement] = {}
+        self._statement_lock = threading.Lock()
+
+    # -- engine and connections -------------------------------------------------------
+
+    def url(self) -> str:
+        url = self.config.get("sql.url")
+        if not url:
+            raise BackendError("the sql backend needs sql.url (a SQLAlchemy database URL)")
+        return str(url)
+
+    def engine_options(self) -> dict[str, Any]:
+        # Positional placeholders, so the insert takes RecordedEvent tuples as they are.
+        paramstyle = "qmark" if self.url().startswith("sqlite") else "format"
+        return {"pool_size": 8, "max_overflow": 32, "pool_pre_ping": True, "paramstyle": paramstyle}
+
+    def on_connect(self, dbapi_connection: Any) -> None:
+        """Per-connection settings (PRAGMAs for SQLite)."""
+
+    def on_begin(self, connection: Any) -> None:
+        """Called when SQLAlchemy begins a transaction (SQLite needs an explicit BEGIN)."""
+
+    def take_writer_lock(self) -> None:
+        """Refuse a second writer. The base class has no portable way; dialects override."""
+
+    def release_writer_lock(self) -> None:
+        pass
+
+    def describe(self) -> str:
+        from sqlalchemy.engine import make_url
+
+        return f"{self.name} {make_url(self.url()).render_as_string(hide_password=True)}"
+
+    def open(self, *, writer: bool) -> StoreState:
+        import sqlalchemy as sa
+
+        try:
+            self._metadata, self._events, self._streams_table, self._checkpoints = _tables()
+            self._engine = sa.create_engine(self.url(), **self.engine_options())
+            sa.event.listen(self._engine, "connect", lambda conn, _record: self.on_connect(conn))
+            sa.event.listen(self._engine, "begin", self.on_begin)
+            if writer:
+                self.take_writer_lock()
+            with self._engine.begin() as conn:
+                self._metadata.create_all(conn)
+            if writer:
+                self._writer = self._engine.raw_connection()
+            return StoreState(self.last_order_id())
+        except sa.exc.SQLAlchemyError as exc:
+            self.close()
+            raise _translate(exc) from exc
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self._writer is not None:
+            try:
+                self._writer.close()
+            except Exception:
+                pass
+            self._writer = None
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+        self.release_writer_lock()
+
+    # -- compiled statements ---------------------------------------------------------
+
+    def _sql(self, key: Any, build: Any) -> _Statement:
+        statement = self._statements.get(key)
+        if statement is None:
+            with self._statement_lock:
+                compiled = build().compile(dialect=self._engine.dialect)
+                names = tuple(compiled.positiontup or ())
+                statement = _Statement(str(compiled), names, {n: compiled.params.get(n) for n in names})
+                self._statements[key] = statement
+        return statement
+
+    def _insert_sql(self) -> _Statement:
+        import sqlalchemy as sa
+
+        events = self._events
+        statement = self._sql(
+            "insert",
+            lambda: sa.insert(events).values({c.name: sa.bindparam(c.name) for c in events.columns}),
+        )
+        if statement.names != RecordedEvent._fields:
+            raise BackendError(f"unexpected insert parameter order {statement.names}")
+        return statement
+
+    def _upsert_streams_sql(self) -> _Statement:
+        import sqlalchemy as sa
+
+        table = self._streams_table
+        dialect = self._engine.dialect.name
+        if dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        elif dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            raise BackendError(f"the SQL backend does not support the {dialect} dialect yet")
+
+        def build() -> Any:
+            statement = insert(table).values(stream_name=sa.bindparam("n"), version=sa.bindparam("v"))
+            return statement.on_conflict_do_update(
+                index_elements=[table.c.stream_name], set_={"version": statement.excluded.version}
+            )
+
+        return self._sql("upsert-streams", build)
+
+    def _read_sql(self, query: Query) -> _Statement:
+        import sqlalchemy as sa
+
+        events = self._events
+        types = len(query.event_types) if query.event_types is not None else 0
+        key = ("read", query.stream is not None, query.to_order_id is not None, query.from_time is not None, types)
+
+        def build() -> Any:
+            conditions = [events.c.order_id >= sa.bindparam("from_order_id")]
+            if query.stream is not None:
+                conditions += [
+                    events.c.stream_name == sa.bindparam("stream"),
+                    events.c.stream_version >= sa.bindparam("from_version"),
+                ]
+            if query.to_order_id is not None:
+                conditions.append(events.c.order_id <= sa.bindparam("to_order_id"))
+            if query.from_time is not None:
+                conditions.append(events.c.event_time >= sa.bindparam("from_time"))
+            if types:
+                conditions.append(events.c.event_type.in_([sa.bindparam(f"t{i}") for i in range(types)]))
+            order = events.c.stream_version if query.stream is not None else events.c.order_id
+            return sa.select(*events.columns).where(*conditions).order_by(order).limit(sa.bindparam("limit"))
+
+        return self._sql(key, build)
+
+    # -- the contract --------------------------------------------------------------------
+
+    def append(self, events: Sequence[RecordedEvent]) -> None:
+        if not events:
+            return
+        if self._writer is None:
+            raise BackendError("the store was opened read-only")
+        versions: dict[str, int] = {}
+        for event in events:
+            versions[event.stream_name] = event.stream_version
+        insert, upsert = self._insert_sql(), self._upsert_streams_sql()
+        connection = self._writer
+        cursor = connection.cursor()
+        try:
+            self.begin_write(cursor)
+            cursor.executemany(insert.sql, events)  # RecordedEvent tuples are in column order
+            cursor.executemany(upsert.sql, list(versions.items()))
+            connection.commit()
+        except Exception as exc:
+            try:
+                connection.rollback()
+            except Exception:
+                pass
+            raise self.translate(exc) from exc
+        finally:
+            cursor.close()
+
+    def begin_write(self, cursor: Any) -> None:
+        """Start the write transaction (SQLite takes the write lock at once)."""
+
+    def read_params(self, query: Query) -> dict[str, Any]:
+        params: dict[str, Any] = {"from_order_id": query.from_order_id, "limit": query.limit}
+        if query.stream is not None:
+            params["stream"] = query.stream
+            params["from_version"] = query.from_version
+        if query.to_order_id is not None:
+            params["to_order_id"] = query.to_order_id
+        if query.from_time is not None:
+            params["from_time"] = query.from_time
+        if query.event_types is not None:
+            for index, name in enumerate(sorted(query.event_types)):
+                params[f"t{index}"] = name
+        return params
+
+    def _execute(self, statement: _Statement, values: dict[str, Any]) -> list[Any]:
+        params = statement.bind(values)
+        connection = self._engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            try:
+                cursor.execute(statement.sql, params)
+                rows: list[Any] = cursor.fetchall()
+            finally:
+                cursor.close()
+            connection.commit()  # end the read transaction; the connection goes back to the pool clean
+            return rows
+        except Exception as exc:
+            raise self.translate(exc) from exc
+        finally:
+            connection.close()
+
+    def read(self, query: Query) -> list[RecordedEvent]:
+        if query.event_types is not None and not query.event_types:
+            return []
+        rows = self._execute(self._read_sql(query), self.read_params(query))
+        return list(map(_make_event, rows))
+
+    def _core(self, statement: Any, params: Any = None) -> list[Any]:
+        """Run a SQLAlchemy Core statement (the paths that are not hot)."""
+        import sqlalchemy as sa
+
+        try:
+            with self._engine.begin() as conn:
+                result = conn.execute(statement, params) if params is not None else conn.execute(statement)
+                return list(result.all()) if result.returns_rows else []
+        except sa.exc.SQLAlchemyError as exc:
+            raise _translate(exc) from exc
+
+    def last_order_id(self) -> int:
+        import sqlalchemy as sa
+
+        events, checkpoints = self._events, self._checkpoints
+        highest = self._core(sa.select(sa.func.max(events.c.order_id)))[0][0] or 0
+        mark = self._core(sa.select(checkpoints.c.value).where(checkpoints.c.key == HIGH_WATER_KEY))
+        return max(highest, int(mark[0][0]) if mark else 0)
+
+    def stream_versions(self, streams: Collection[str]) -> dict[str, int]:
+        import sqlalchemy as sa
+
+        table = self._streams_table
+        names = list(streams)
+        found: dict[str, int] = {}
+        for start in range(0, len(names), _CHUNK):
+            chunk = names[start : start + _CHUNK]
+            rows = self._core(sa.select(table.c.stream_name, table.c.version).where(table.c.stream_name.in_(chunk)))
+            found.update({name: version for name, version in rows})
+        return found
+
+    def streams(self) -> Iterator[StreamInfo]:
+        import sqlalchemy as sa
+
+        table = self._streams_table
+        rows = self._core(
+            sa.select(table.c.stream_name, table.c.version).where(table.c.version > 0).order_by(table.c.stream_name)
+        )
+        return (StreamInfo(name, version) for name, version in rows)
+
+    def events_by_id(self, event_ids: Collection[str]) -> dict[str, RecordedEvent]:
+        import sqlalchemy as sa
+
+        events = self._events
+        ids = list(event_ids)
+        found: dict[str, RecordedEvent] = {}
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            rows = self._core(sa.select(*events.columns).where(events.c.event_id.in_(chunk)))
+            for row in rows:
+                event = _make_event(tuple(row))
+                found[event.event_id] = event
+        return found
+
+    def delete_stream(self, stream: str) -> int:
+        import sqlalchemy as sa
+
+        events, streams, checkpoints = self._events, self._streams_table, self._checkpoints
+        high_water = self.last_order_id()
+        try:
+            with self._engine.begin() as conn:
+                removed = conn.execute(sa.delete(events).where(events.c.stream_name == stream)).rowcount
+                conn.execute(sa.delete(streams).where(streams.c.stream_name == stream))
+                self._put(conn, HIGH_WATER_KEY, str(high_water).encode())
+        except sa.exc.SQLAlchemyError as exc:
+            raise _translate(exc) from exc
+        return int(removed or 0)
+
+    def _put(self, conn: Any, key: str, value: bytes | None) -> None:
+        import sqlalchemy as sa
+
+        table = self._checkpoints
+        conn.execute(sa.delete(table).where(table.c.key == key))
+        if value is not None:
+            conn.execute(sa.insert(table).values(key=key, value=value))
+
+    def read_checkpoint(self, key: str) -> bytes | None:
+        import sqlalchemy as sa
+
+        table = self._checkpoints
+        rows = self._core(sa.select(table.c.value).where(table.c.key == key))
+        return bytes(rows[0][0]) if rows else None
+
+    def write_checkpoint(self, key: str, value: bytes | None) -> None:
+        import sqlalchemy as sa
+
+        try:
+            with self._engine.begin() as conn:
+                self._put(conn, key, value)
+        except sa.exc.SQLAlchemyError as exc:
+            raise _translate(exc) from exc
+
+    def translate(self, exc: BaseException) -> BaseException:
+        """The driver's exception as one of Photon's."""
+        import sqlalchemy as sa
+
+        if isinstance(exc, sa.exc.SQLAlchemyError):
+            return _translate(exc)
+        dbapi = self._engine.dialect.dbapi if self._engine is not None else None
+        if dbapi is not None:
+            if isinstance(exc, dbapi.IntegrityError):
+                return IntegrityError(f"{self.name}: {exc}")
+            if isinstance(exc, dbapi.OperationalError):
+                return BackendUnavailable(f"{self.name}: {exc}")
+            if isinstance(exc, dbapi.Error):
+                return BackendError(f"{self.name}: {exc}")
+        return exc
+
+
+class _Statement(NamedTuple):
+    """A statement compiled for the connected dialect, with positional parameters."""
+
+    sql: str
+    names: tuple[str, ...]
+    defaults: dict[str, Any]
+
+    def bind(self, values: dict[str, Any]) -> tuple[Any, ...]:
+        defaults = self.defaults
+        return tuple(values[n] if n in values else defaults[n] for n in self.names)
+
+
+def _translate(exc: Any) -> BackendError:
+    import sqlalchemy as sa
+
+    if isinstance(exc, sa.exc.IntegrityError):
+        return IntegrityError(str(exc.orig or exc))
+    if isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)):
+        return BackendUnavailable(str(getattr(exc, "orig", None) or exc))
+    return BackendError(str(exc))
+
+
+class SQLiteBackend(SQLBackend):
+    """The embedded default: one SQLite file in WAL mode, fsync on every commit by default."""
+
+    name = "sqlite"
+    aliases = ("h2",)
+    description = "embedded SQLite file (sqlite.path); the default"
+    settings = (
+        Setting("sqlite.path", "photon.db", "sqlite backend: the database file.", aliases=("h2.path",)),
+        Setting(
+            "sqlite.synchronous",
+            "FULL",
+            "sqlite backend: PRAGMA synchronous; FULL syncs every commit, NORMAL may lose the last "
+            "commits on power loss (never on a process crash), OFF leaves it to the OS.",
+            one_of("FULL", "NORMAL", "OFF", "EXTRA"),
+        ),
+    )
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        super().__init__(config)
+        self.path = Path(config.get("sqlite.path") or "photon.db")
+        self.synchronous = config.get("sqlite.synchronous") or "FULL"
+        self._lock_file = FileLock(self.path.with_name(self.path.name + ".lock"))
+
+    def url(self) -> str:
+        return f"sqlite:///{self.path}"
+
+    def describe(self) -> str:
+        return f"sqlite {self.path} (WAL, synchronous={self.synchronous})"
+
+    def engine_options(self) -> dict[str, Any]:
+        # qmark placeholders let the insert take RecordedEvent tuples as they are.
+        return {"pool_size": 8, "max_overflow": 32, "paramstyle": "qmark"}
+
+    def on_connect(self, dbapi_connection: Any) -> None:
+        dbapi_connection.isolation_level = None  # explicit BEGIN/COMMIT, no implicit transactions
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={self.synchronous}")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+    def on_begin(self, connection: Any) -> None:
+        # With the driver in autocommit mode, SQLAlchemy's transactions need their own BEGIN.
+        connection.exec_driver_sql("BEGIN")
+
+    def take_writer_lock(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock_file.acquire()
+
+    def release_writer_lock(self) -> None:
+        self._lock_file.release()
+
+    def begin_write(self, cursor: Any) -> None:
+        cursor.execute("BEGIN IMMEDIATE")
+
+    def _execute(self, statement: _Statement, values: dict[str, Any]) -> list[Any]:
+        params = statement.bind(values)
+        connection = self._engine.raw_connection()
+        try:
+            rows: list[Any] = connection.driver_connection.execute(statement.sql, params).fetchall()
+            return rows
+        except Exception as exc:
+            raise self.translate(exc) from exc
+        finally:
+            connection.close()
+
+    def append(self, events: Sequence[RecordedEvent]) -> None:
+        if not events:
+            return
+        if self._writer is None:
+            raise BackendError("the store was opened read-only")
+        versions: dict[str, int] = {}
+        for event in events:
+            versions[event.stream_name] = event.stream_version
+        insert, upsert = self._insert_sql(), self._upsert_streams_sql()
+        connection = self._writer.driver_connection
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            connection.executemany(insert.sql, events)  # RecordedEvent tuples are in column order
+            connection.executemany(upsert.sql, versions.items())
+            connection.execute("COMMIT")
+        except Exception as exc:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise self.translate(exc) from exc

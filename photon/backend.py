@@ -1,0 +1,174 @@
+"""The storage backend contract, and the registry that finds backends by entry point.
+
+A backend stores and reads; the core decides. The single writing process (the core's group
+committer) assigns every order-id and stream-version before it calls `append`, so a backend
+never computes positions: it keeps the rows it is given, atomically and durably, and refuses
+a row that would repeat an order-id, a (stream, version) pair or an event id.
+
+Backends are plugins in the entry-point group ``photon.backends``; the built-in ones are
+registered the same way (see pyproject.toml). A third-party backend subclasses `Backend`,
+declares its configuration keys in `settings`, and runs the contract suite in
+``tests/contract.py`` against itself.
+
+Threading: `append`, `delete_stream` and the writer lock are used from the single writer
+thread; every read method may be called from any thread at the same time as a write.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, ClassVar, NamedTuple
+
+from .config import Setting
+from .errors import UnknownBackend
+from .events import RecordedEvent
+
+ENTRY_POINT_GROUP = "photon.backends"
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """What to read: one page of events in order-id order.
+
+    `stream` None means `__all__`. Every bound is inclusive. All conditions apply together.
+    """
+
+    stream: str | None = None
+    from_order_id: int = 1
+    to_order_id: int | None = None
+    from_version: int = 1
+    """Only with `stream`."""
+    from_time: int | None = None
+    """Only events whose event-time (epoch ms) is at least this."""
+    event_types: frozenset[str] | None = None
+    limit: int = 1000
+    """The most events to return (the core always sets it: backends return bounded pages)."""
+
+
+class StreamInfo(NamedTuple):
+    stream_name: str
+    total_events: int
+    """Also the stream's current version: versions run 1..total_events."""
+
+
+@dataclass
+class StoreState:
+    """What the core needs to know when it opens a store for writing."""
+
+    last_order_id: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Backend(abc.ABC):
+    """One storage backend. Subclasses are found through the `photon.backends` entry points."""
+
+    #: The name `db.backend` selects it by.
+    name: ClassVar[str]
+    #: Other names accepted for it (Photon's old names, e.g. `h2`, `dummy`).
+    aliases: ClassVar[tuple[str, ...]] = ()
+    #: The configuration keys this backend reads (added to the server's settings).
+    settings: ClassVar[tuple[Setting, ...]] = ()
+    #: One line for `photon backends` and error messages.
+    description: ClassVar[str] = ""
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        """Keep the configuration; connect nothing yet (that is `open`'s job)."""
+        self.config = config
+
+    @abc.abstractmethod
+    def open(self, *, writer: bool) -> StoreState:
+        """Connect, create the schema if it is missing, and return the store's state.
+
+        With `writer=True`, take the store's writer lock (a file lock, a lease...) and raise
+        `StoreLocked` naming the holder when another live process has it. A lock held by a
+        process that died must become free again (a lease expires, a file lock is released).
+        """
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the writer lock and every connection. Safe to call twice."""
+
+    @abc.abstractmethod
+    def append(self, events: Sequence[RecordedEvent]) -> None:
+        """Store `events` (in order-id order, positions already assigned) in one atomic, durable step.
+
+        Return only once the events would survive the process being killed (and, for a server,
+        the server's own durability settings). Either every event is stored or none is. Raise
+        `IntegrityError` if an order-id, a (stream, version) or an event id is already stored,
+        `BackendUnavailable` if the server cannot be reached; in both cases nothing is stored.
+        """
+
+    @abc.abstractmethod
+    def read(self, query: Query) -> list[RecordedEvent]:
+        """One page of events matching `query`, in order-id order, at most `query.limit` of them."""
+
+    @abc.abstractmethod
+    def last_order_id(self) -> int:
+        """The highest order-id stored (0 for an empty store)."""
+
+    @abc.abstractmethod
+    def stream_versions(self, streams: Collection[str]) -> dict[str, int]:
+        """The current version of each named stream; streams that do not exist may be left out."""
+
+    @abc.abstractmethod
+    def streams(self) -> Iterator[StreamInfo]:
+        """Every stream that holds events, with its event count, in name order."""
+
+    @abc.abstractmethod
+    def events_by_id(self, event_ids: Collection[str]) -> dict[str, RecordedEvent]:
+        """The stored events among `event_ids`, keyed by id."""
+
+    @abc.abstractmethod
+    def delete_stream(self, stream: str) -> int:
+        """Remove a stream's events (their order-ids are never reused); return how many were removed.
+
+        Afterwards the stream does not exist: its next event is version 1 again.
+        """
+
+    @abc.abstractmethod
+    def read_checkpoint(self, key: str) -> bytes | None:
+        """A value from the backend's small key/value table (projection checkpoints, consumer positions)."""
+
+    @abc.abstractmethod
+    def write_checkpoint(self, key: str, value: bytes | None) -> None:
+        """Durably set (or with None, remove) a key/value entry. Any thread may call it."""
+
+    def describe(self) -> str:
+        """Where the data lives, for logs (no secrets)."""
+        return self.name
+
+
+def _entry_points() -> dict[str, Any]:
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def available_backends() -> dict[str, type[Backend]]:
+    """Every installed backend class by its entry-point name."""
+    found: dict[str, type[Backend]] = {}
+    for name, ep in sorted(_entry_points().items()):
+        found[name] = ep.load()
+    return found
+
+
+def backend_names() -> list[str]:
+    """Names and aliases accepted by `db.backend`, without importing any driver."""
+    names: set[str] = set()
+    for cls in available_backends().values():
+        names.add(cls.name)
+        names.update(cls.aliases)
+    return sorted(names)
+
+
+def backend_class(name: str) -> type[Backend]:
+    """The backend class for `name` or one of its aliases; `UnknownBackend` lists what is available."""
+    classes = available_backends()
+    for cls in classes.values():
+        if name == cls.name or name in cls.aliases:
+            return cls
+    described = ", ".join(
+        cls.name + (f" (alias {', '.join(cls.aliases)})" if cls.aliases else "") for cls in classes.values()
+    )
+    raise UnknownBackend(f"unknown db.backend {name!r}; available backends: {described}")

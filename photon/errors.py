@@ -1,0 +1,72 @@
+"""The error hierarchy shared by the core, every backend and every front end.
+
+Backends translate their drivers' exceptions into these types, so callers (HTTP, TCP,
+AMQP, CLI) map one small set of errors to status codes and messages.
+"""
+
+from __future__ import annotations
+
+
+class PhotonError(Exception):
+    """Base class of every error Photon raises on purpose."""
+
+
+class ValidationError(PhotonError, ValueError):
+    """An event or request is malformed; `field` names the offending field when there is one."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class InternalStreamError(ValidationError):
+    """A client tried to write to a stream whose name starts with `__` (written only by the core)."""
+
+
+class VersionConflict(PhotonError):
+    """`expected-version` did not match the stream's current version; nothing was stored."""
+
+    def __init__(self, stream: str, expected: int | str, current: int) -> None:
+        super().__init__(
+            f"version conflict on stream {stream!r}: expected-version {expected}, "
+            f"but the stream is at version {current}"
+        )
+        self.stream = stream
+        self.expected = expected
+        self.current = current
+
+
+class NotFound(PhotonError, LookupError):
+    """The stream, event or projection asked for does not exist."""
+
+
+class StoreClosed(PhotonError):
+    """The store was closed (or is shutting down) and takes no more work."""
+
+
+class ReadOnlyStore(PhotonError):
+    """The store was opened for reading only."""
+
+
+class BackendError(PhotonError):
+    """The storage backend failed. The operation was not acknowledged."""
+
+
+class BackendUnavailable(BackendError):
+    """The backend's server cannot be reached or stopped answering."""
+
+
+class StoreLocked(BackendError):
+    """Another process holds the store's writer lock (one writer per store)."""
+
+
+class IntegrityError(BackendError):
+    """The backend refused a write that would break an invariant (duplicate order-id, version or id)."""
+
+
+class ConfigError(PhotonError):
+    """A configuration key is unknown or its value is invalid."""
+
+
+class UnknownBackend(ConfigError):
+    """`db.backend` names no installed backend plugin."""

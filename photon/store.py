@@ -1,0 +1,502 @@
+"""The event store: validation, group commit, reads and subscriptions over one backend.
+
+One process writes a store. Inside it, one committer thread owns every write: callers hand it
+validated events and wait; it takes everything queued, checks expected versions and ids,
+assigns order-ids and stream-versions, writes the lot in one backend transaction, and only
+then acknowledges the callers and publishes the events to subscribers. Batching many callers
+into one durable commit is what gives both durability and throughput.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import orjson
+
+from .backend import Backend, Query, StreamInfo, backend_class
+from .config import Config, load_config
+from .errors import (
+    BackendError,
+    NotFound,
+    PhotonError,
+    ReadOnlyStore,
+    StoreClosed,
+    ValidationError,
+    VersionConflict,
+)
+from .events import (
+    ALL_STREAM,
+    CONFIG_STREAM,
+    DEFAULT_MAX_EVENT_BYTES,
+    PendingEvent,
+    RecordedEvent,
+    is_internal,
+    parse_expected_version,
+    validate_event,
+)
+from .subscriptions import Broadcaster, StreamType, Subscription
+
+log = logging.getLogger("photon.store")
+
+READ_PAGE = 5000
+
+
+class _AppendRequest:
+    __slots__ = ("done", "error", "events", "expected", "result")
+
+    def __init__(self, events: list[PendingEvent], expected: int | str) -> None:
+        self.events = events
+        self.expected = expected
+        self.done = threading.Event()
+        self.result: list[RecordedEvent] = []
+        self.error: BaseException | None = None
+
+    def fail(self, error: BaseException) -> None:
+        self.error = error
+        self.done.set()
+
+
+class _Action:
+    """Work that must run in the writer thread between two groups (stream deletion)."""
+
+    __slots__ = ("done", "error", "result", "run")
+
+    def __init__(self, run: Any) -> None:
+        self.run = run
+        self.done = threading.Event()
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+class _Stop:
+    pass
+
+
+_STOP = _Stop()
+
+
+class _Committer(threading.Thread):
+    """The single writer thread (group commit)."""
+
+    def __init__(self, backend: Backend, broadcaster: Broadcaster, last_order_id: int, max_batch: int) -> None:
+        super().__init__(name="photon-committer", daemon=True)
+        self.backend = backend
+        self.broadcaster = broadcaster
+        self.last_order_id = last_order_id
+        self.max_batch = max_batch
+        self.requests: queue.SimpleQueue[_AppendRequest | _Action | _Stop] = queue.SimpleQueue()
+        # Committed version of each stream seen so far (a cache; the backend is the truth).
+        self.versions: dict[str, int] = {}
+        self.commits = 0
+        self.committed_events = 0
+
+    def run(self) -> None:
+        held: _AppendRequest | _Action | _Stop | None = None
+        while True:
+            first = held if held is not None else self.requests.get()
+            held = None
+            if isinstance(first, _Stop):
+                break
+            if isinstance(first, _Action):
+                self._run_action(first)
+                continue
+            group = [first]
+            size = len(first.events)
+            while size < self.max_batch:
+                try:
+                    item = self.requests.get_nowait()
+                except queue.Empty:
+                    break
+                if not isinstance(item, _AppendRequest):
+                    held = item  # commit what was queued before it, then handle it
+                    break
+                group.append(item)
+                size += len(item.events)
+            try:
+                self._commit(group)
+            except BaseException as exc:  # never leave a caller waiting
+                log.exception("commit failed")
+                for request in group:
+                    if not request.done.is_set():
+                        request.fail(exc)
+
+    def _run_action(self, action: _Action) -> None:
+        try:
+            action.result = action.run(self)
+        except BaseException as exc:
+            action.error = exc
+        finally:
+            action.done.set()
+
+    def _commit(self, group: list[_AppendRequest]) -> None:
+        backend = self.backend
+        versions = self.versions
+        wanted = {e.stream_name for r in group for e in r.events} - versions.keys()
+        if wanted:
+            found = backend.stream_versions(wanted)
+            for name in wanted:
+                versions[name] = found.get(name, 0)
+        client_ids = [e.event_id for r in group for e in r.events if e.client_id]
+        stored = backend.events_by_id(client_ids) if client_ids else {}
+
+        tentative: dict[str, int] = {}  # versions inside this group, not yet durable
+        in_group: dict[str, RecordedEvent] = {}  # ids assigned inside this group
+        records: list[RecordedEvent] = []
+        accepted: list[_AppendRequest] = []
+        order_id = self.last_order_id
+        for request in group:
+            known = [stored.get(e.event_id) or in_group.get(e.event_id) for e in request.events]
+            if all(known):
+                # A retry of something already stored: answer with what is stored.
+                request.result = [k for k in known if k is not None]
+                request.done.set()
+                continue
+            fresh = [e for e, k in zip(request.events, known, strict=True) if k is None]
+            if request.expected != "any":
+                stream = fresh[0].stream_name
+                current = tentative.get(stream, versions[stream])
+                expected = 0 if request.expected == "no-stream" else request.expected
+                if current != expected:
+                    request.fail(VersionConflict(stream, request.expected, current))
+                    continue
+            result: list[RecordedEvent] = []
+            fresh_iter = iter(fresh)
+            for k in known:
+                if k is not None:
+                    result.append(k)
+                    continue
+                event = next(fresh_iter)
+                order_id += 1
+                version = tentative.get(event.stream_name, versions[event.stream_name]) + 1
+                tentative[event.stream_name] = version
+                record = event.record(order_id, version)
+                in_group[event.event_id] = record
+                records.append(record)
+                result.append(record)
+            request.result = result
+            accepted.append(request)
+
+        if records:
+            try:
+                backend.append(records)
+            except BaseException as exc:
+                # Nothing of this group is acknowledged. The backend may or may not hold it
+                # (a lost connection can hide a success), so forget the cached positions and
+                # ask the backend again before the next group.
+                self.versions.clear()
+                try:
+                    self.last_order_id = backend.last_order_id()
+                except BaseException:
+                    log.exception("cannot read the last order-id after a failed commit")
+                error = exc if isinstance(exc, PhotonError) else BackendError(f"append failed: {exc}")
+                for request in accepted:
+                    request.fail(error)
+                if self.last_order_id >= records[0].order_id:
+                    log.warning("a failed commit was stored after all; acknowledging nothing of it")
+                return
+            self.last_order_id = order_id
+            versions.update(tentative)
+            self.commits += 1
+            self.committed_events += len(records)
+        for request in accepted:
+            request.done.set()
+        if records:
+            self.broadcaster.publish(records)
+
+
+class EventStore:
+    """An open event store. Thread-safe: append, read and subscribe from any thread."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        read_only: bool = False,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        max_batch: int = 5000,
+        subscription_buffer: int = 10_000,
+    ) -> None:
+        self._backend = backend
+        self.read_only = read_only
+        self.max_event_bytes = max_event_bytes
+        self.subscription_buffer = subscription_buffer
+        state = backend.open(writer=not read_only)
+        self._broadcaster = Broadcaster(state.last_order_id)
+        self._committer: _Committer | None = None
+        self._lifecycle = threading.Lock()
+        self.closed = False
+        if not read_only:
+            self._committer = _Committer(backend, self._broadcaster, state.last_order_id, max_batch)
+            self._committer.start()
+
+    @classmethod
+    def open(
+        cls, config: Config | Mapping[str, str] | None = None, *, read_only: bool = False, **settings: Any
+    ) -> EventStore:
+        """Open the store a configuration describes.
+
+        ``EventStore.open()`` opens the default embedded SQLite store (``photon.db``);
+        ``EventStore.open(db_backend="memory")`` or ``EventStore.open({"db.backend": "file"})``
+        choose others (keyword names use ``_`` for ``.``).
+        """
+        if not isinstance(config, Config):
+            cli = dict(config or {})
+            cli.update({name.replace("_", "."): str(value) for name, value in settings.items()})
+            config = load_config(cli, environ={})
+        elif settings:
+            config = config.with_overrides(**settings)
+        backend = backend_class(config["db.backend"])(config)
+        return cls(
+            backend,
+            read_only=read_only,
+            max_event_bytes=config["payload.max.bytes"],
+            max_batch=config["commit.batch.max"],
+            subscription_buffer=config["subscription.buffer"],
+        )
+
+    @property
+    def backend(self) -> Backend:
+        return self._backend
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def append(
+        self,
+        events: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+        *,
+        expected_version: int | str | None = "any",
+    ) -> list[RecordedEvent]:
+        """Append one event or a batch atomically; returns the stored events, in order.
+
+        `expected_version` (a number, ``"any"`` or ``"no-stream"``) applies to the batch's one
+        stream. An event whose `id` is already stored is not stored again: the stored one is
+        returned in its place. Raises `ValidationError`, `VersionConflict` or `BackendError`;
+        in every case nothing of the batch is stored.
+        """
+        batch = [events] if isinstance(events, Mapping) else list(events)
+        return self._submit(*self._prepare(batch, expected_version, internal=False))
+
+    def append_internal(self, stream: str, event_type: str, payload: Mapping[str, Any]) -> RecordedEvent:
+        """Write an event to an internal (`__`) stream such as `__config__`: for the core only."""
+        if not is_internal(stream) or stream == ALL_STREAM:
+            raise ValidationError(f"{stream!r} is not a writable internal stream", "stream-name")
+        event = {"stream-name": stream, "event-type": event_type, "payload": payload, "service-id": "photon"}
+        return self._submit(*self._prepare([event], "any", internal=True))[0]
+
+    def _prepare(
+        self, batch: list[Any], expected_version: Any, *, internal: bool
+    ) -> tuple[list[PendingEvent], int | str]:
+        if self.read_only:
+            raise ReadOnlyStore("this store was opened read-only")
+        if not batch:
+            raise ValidationError("no events to append")
+        max_bytes = self.max_event_bytes
+        pending: list[PendingEvent] = []
+        for index, event in enumerate(batch):
+            try:
+                pending.append(validate_event(event, max_bytes=max_bytes, allow_internal=internal))
+            except ValidationError as exc:
+                if len(batch) > 1:
+                    raise type(exc)(f"event {index}: {exc}", exc.field) from None
+                raise
+        expected = parse_expected_version(expected_version)
+        if expected != "any" and len({e.stream_name for e in pending}) > 1:
+            raise ValidationError("expected-version needs every event of the batch in one stream", "expected-version")
+        if len(pending) > 1:
+            seen: set[str] = set()
+            for index, event in enumerate(pending):
+                if event.event_id in seen:
+                    raise ValidationError(f"event {index}: id {event.event_id!r} appears twice in the batch", "id")
+                seen.add(event.event_id)
+        return pending, expected
+
+    def _submit(self, pending: list[PendingEvent], expected: int | str) -> list[RecordedEvent]:
+        committer = self._committer
+        if committer is None or self.closed:
+            raise StoreClosed("the store is closed")
+        request = _AppendRequest(pending, expected)
+        committer.requests.put(request)
+        request.done.wait()
+        if request.error is not None:
+            raise request.error
+        return request.result
+
+    def delete_stream(self, stream: str) -> int:
+        """Delete a client stream's events and record the deletion in `__config__`.
+
+        The stream's order-ids are never reused; its next event starts again at version 1.
+        """
+        if is_internal(stream):
+            raise ValidationError(f"stream {stream!r} is internal and cannot be deleted", "stream-name")
+
+        def delete(committer: _Committer) -> int:
+            removed = committer.backend.delete_stream(stream)
+            committer.versions[stream] = 0
+            return removed
+
+        removed: int = self._in_writer(delete)
+        if removed == 0:
+            raise NotFound(f"stream {stream!r} does not exist")
+        self.append_internal(CONFIG_STREAM, "stream-deleted", {"stream-name": stream, "deleted-events": removed})
+        return removed
+
+    def _in_writer(self, run: Any) -> Any:
+        """Run `run(committer)` in the writer thread, between two commits."""
+        committer = self._committer
+        if committer is None:
+            raise ReadOnlyStore("this store was opened read-only")
+        if self.closed:
+            raise StoreClosed("the store is closed")
+        action = _Action(run)
+        committer.requests.put(action)
+        action.done.wait()
+        if action.error is not None:
+            raise action.error
+        return action.result
+
+    # -- reading -------------------------------------------------------------------------
+
+    def read(
+        self,
+        stream: str = ALL_STREAM,
+        *,
+        from_order_id: int | None = None,
+        from_version: int | None = None,
+        from_time: int | None = None,
+        to_order_id: int | None = None,
+        event_types: Iterable[str] | None = None,
+        limit: int | None = None,
+    ) -> Iterator[RecordedEvent]:
+        """Stored events of a stream (or `__all__`) in order, from any kind of position, up to a bound."""
+        if from_version is not None and stream == ALL_STREAM:
+            raise ValidationError("from-version applies to a stream; use from (order-id) for __all__", "from-version")
+        types = frozenset(event_types) if event_types is not None else None
+        next_order_id = from_order_id or 1
+        version = from_version or 1
+        remaining = limit
+        stream_filter = None if stream == ALL_STREAM else stream
+        backend = self._backend
+        while remaining is None or remaining > 0:
+            page = READ_PAGE if remaining is None else min(READ_PAGE, remaining)
+            events = backend.read(
+                Query(
+                    stream=stream_filter,
+                    from_order_id=next_order_id,
+                    to_order_id=to_order_id,
+                    from_version=version,
+                    from_time=from_time,
+                    event_types=types,
+                    limit=page,
+                )
+            )
+            yield from events
+            if len(events) < page:
+                return
+            next_order_id = events[-1].order_id + 1
+            version = 1
+            if remaining is not None:
+                remaining -= len(events)
+
+    def subscribe(
+        self,
+        stream: str = ALL_STREAM,
+        stream_type: StreamType = "hot-cold",
+        *,
+        from_order_id: int | None = None,
+        from_version: int | None = None,
+        from_time: int | None = None,
+        to_order_id: int | None = None,
+        event_types: Iterable[str] | None = None,
+        limit: int | None = None,
+    ) -> Subscription:
+        """Replay a stream: `cold` (history, then end), `hot` (live only) or `hot-cold` (history, then live)."""
+        if self.closed:
+            raise StoreClosed("the store is closed")
+        if from_version is not None and stream == ALL_STREAM:
+            raise ValidationError("from-version applies to a stream; use from (order-id) for __all__", "from-version")
+        return Subscription(
+            self,
+            stream,
+            stream_type,
+            from_order_id=from_order_id,
+            from_version=from_version,
+            from_time=from_time,
+            to_order_id=to_order_id,
+            event_types=frozenset(event_types) if event_types is not None else None,
+            limit=limit,
+            buffer=self.subscription_buffer,
+        )
+
+    def streams(self) -> list[StreamInfo]:
+        """Every stream holding events, with its event count, in name order."""
+        return list(self._backend.streams())
+
+    def stream_version(self, stream: str) -> int:
+        """The stream's current version (its number of events); 0 when it does not exist."""
+        return self._backend.stream_versions([stream]).get(stream, 0)
+
+    def last_order_id(self) -> int:
+        """The order-id of the newest durable event (0 when empty)."""
+        if self._committer is not None:
+            return self._broadcaster.head
+        return self._backend.last_order_id()
+
+    def get_event(self, event_id: str) -> RecordedEvent | None:
+        return self._backend.events_by_id([event_id]).get(event_id)
+
+    def get_by_order_id(self, order_id: int) -> RecordedEvent | None:
+        events = self._backend.read(Query(from_order_id=order_id, to_order_id=order_id, limit=1))
+        return events[0] if events else None
+
+    # -- checkpoints ---------------------------------------------------------------------
+
+    def read_checkpoint(self, key: str) -> Any:
+        raw = self._backend.read_checkpoint(key)
+        return None if raw is None else orjson.loads(raw)
+
+    def write_checkpoint(self, key: str, value: Any) -> None:
+        self._backend.write_checkpoint(key, None if value is None else orjson.dumps(value))
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        committer = self._committer
+        return {
+            "backend": self._backend.describe(),
+            "last-order-id": self.last_order_id(),
+            "commits": committer.commits if committer else 0,
+            "committed-events": committer.committed_events if committer else 0,
+        }
+
+    def close(self) -> None:
+        """Finish every append already handed in, then release the backend. Safe to call twice."""
+        with self._lifecycle:
+            if self.closed:
+                return
+            self.closed = True
+            if self._committer is not None:
+                self._committer.requests.put(_STOP)
+                self._committer.join()
+                # Requests that raced with the stop get a clear answer instead of waiting forever.
+                while True:
+                    try:
+                        item = self._committer.requests.get_nowait()
+                    except queue.Empty:
+                        break
+                    if isinstance(item, _AppendRequest):
+                        item.fail(StoreClosed("the store was closed before this append"))
+                    elif isinstance(item, _Action):
+                        item.error = StoreClosed("the store was closed")
+                        item.done.set()
+            self._broadcaster.close()
+            self._backend.close()
+
+    def __enter__(self) -> EventStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
