@@ -1,0 +1,395 @@
+"""The backend contract suite: every backend must pass all of it, unchanged.
+
+A backend's test module subclasses `BackendContract` and provides one fixture, `store_config`:
+the configuration (a dict of Photon keys) of a fresh, empty store for one test. Opening it
+twice must reach the same store (that is how close-and-reopen is tested). Set
+`persistent = False` for a backend whose data lives only as long as its object (memory).
+
+A third-party backend runs the same suite:
+
+    from tests.contract import BackendContract
+
+    class TestMyBackend(BackendContract):
+        @pytest.fixture
+        def store_config(self, my_server):
+            return {"db.backend": "mine", "mine.url": my_server.url}
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from photon.backend import Query, backend_class
+from photon.errors import IntegrityError, NotFound, StoreLocked, ValidationError, VersionConflict
+from photon.events import RecordedEvent
+from photon.store import EventStore
+from photon.subscriptions import CaughtUp
+
+
+def event(stream: str = "orders", event_type: str = "Created", **payload: Any) -> dict[str, Any]:
+    return {"stream-name": stream, "event-type": event_type, "payload": payload or {"n": 1}}
+
+
+def gapless(events: list[RecordedEvent]) -> bool:
+    return [e.order_id for e in events] == list(range(1, len(events) + 1))
+
+
+class BackendContract:
+    persistent = True
+    #: Scale of the volume tests; a slow remote backend may lower them, never below the issue's figures.
+    many_events = 100_000
+    many_streams = 10_000
+
+    @pytest.fixture
+    def store_config(self) -> dict[str, Any]:  # pragma: no cover - provided by subclasses
+        raise NotImplementedError
+
+    @pytest.fixture
+    def store(self, store_config: dict[str, Any]) -> Iterator[EventStore]:
+        with EventStore.open(store_config) as store:
+            yield store
+
+    def reopen(self, store: EventStore, store_config: dict[str, Any]) -> EventStore:
+        store.close()
+        return EventStore.open(store_config)
+
+    # -- ordering ----------------------------------------------------------------------------
+
+    def test_order_ids_and_versions_start_at_one_and_have_no_gaps(self, store: EventStore) -> None:
+        for index in range(30):
+            store.append(event(f"s{index % 3}", n=index))
+        everything = list(store.read())
+        assert gapless(everything)
+        for name in ("s0", "s1", "s2"):
+            versions = [e.stream_version for e in store.read(name)]
+            assert versions == list(range(1, 11))
+        assert [e.payload["n"] for e in everything] == list(range(30))
+
+    def test_stored_event_carries_every_field(self, store: EventStore) -> None:
+        sent = {
+            "stream-name": "users",
+            "event-type": "Registered",
+            "payload": {"name": "Ada", "tags": ["a", "b"], "nested": {"x": 1.5}},
+            "service-id": "signup",
+            "schema": "2",
+            "caused-by": "abc",
+            "caused-by-relation": "triggered",
+            "event-time": 1_700_000_000_000,
+            "id": "7d1a4c1e-0000-4000-8000-000000000001",
+        }
+        (stored,) = store.append(sent)
+        fetched = store.get_event(sent["id"])
+        assert fetched == stored
+        as_dict = fetched.to_dict()
+        for key, value in sent.items():
+            assert as_dict[key] == value
+        assert as_dict["order-id"] == 1 and as_dict["stream-version"] == 1
+        assert store.get_by_order_id(1) == stored
+
+    def test_event_time_defaults_to_now(self, store: EventStore) -> None:
+        import time
+
+        before = int(time.time() * 1000)
+        (stored,) = store.append(event())
+        assert before - 5 <= stored.event_time <= int(time.time() * 1000) + 5
+
+    # -- atomic batches -------------------------------------------------------------------
+
+    def test_batch_is_stored_whole_and_in_order(self, store: EventStore) -> None:
+        stored = store.append([event("a", n=i) for i in range(50)] + [event("b", n=99)])
+        assert [e.order_id for e in stored] == list(range(1, 52))
+        assert [e.stream_version for e in stored[:50]] == list(range(1, 51))
+        assert stored[50].stream_version == 1
+
+    def test_invalid_event_in_batch_stores_nothing(self, store: EventStore) -> None:
+        store.append(event("a"))
+        bad = [event("a"), event("a"), {"stream-name": "a", "event-type": "X"}]
+        with pytest.raises(ValidationError, match="event 2: missing required field 'payload'"):
+            store.append(bad)
+        assert [e.order_id for e in store.read()] == [1]
+        assert store.stream_version("a") == 1
+
+    def test_backend_refuses_duplicates_atomically(self, store: EventStore) -> None:
+        (first,) = store.append(event("a"))
+        backend = store.backend
+        # A row repeating an order-id, an id or a (stream, version) must fail the whole write.
+        fresh = first._replace(order_id=2, stream_version=2, event_id="fresh")
+        for bad in (
+            first._replace(event_id="other", stream_version=2),
+            first._replace(order_id=3, stream_version=3),
+            first._replace(order_id=3, event_id="other-2"),
+        ):
+            with pytest.raises(IntegrityError):
+                backend.append([fresh, bad])
+        assert [e.event_id for e in backend.read(Query(limit=100))] == [first.event_id]
+
+    # -- idempotency --------------------------------------------------------------------------
+
+    def test_resent_id_is_not_stored_twice(self, store: EventStore) -> None:
+        sent = dict(event("a"), id="same-id")
+        (first,) = store.append(sent)
+        (again,) = store.append(sent)
+        assert again == first
+        assert [e.order_id for e in store.read()] == [1]
+
+    def test_retried_batch_returns_what_is_stored(self, store: EventStore) -> None:
+        batch = [dict(event("a", n=i), id=f"id-{i}") for i in range(5)]
+        first = store.append(batch, expected_version="no-stream")
+        assert store.append(batch, expected_version="no-stream") == first
+        assert store.stream_version("a") == 5
+
+    def test_partly_stored_batch_stores_only_the_new_events(self, store: EventStore) -> None:
+        store.append(dict(event("a", n=0), id="id-0"))
+        stored = store.append([dict(event("a", n=0), id="id-0"), dict(event("a", n=1), id="id-1")])
+        assert [e.order_id for e in stored] == [1, 2]
+        assert [e.event_id for e in store.read()] == ["id-0", "id-1"]
+
+    def test_duplicate_id_inside_one_batch_is_refused(self, store: EventStore) -> None:
+        with pytest.raises(ValidationError, match="appears twice"):
+            store.append([dict(event(), id="x"), dict(event(), id="x")])
+        assert store.last_order_id() == 0
+
+    # -- versions ---------------------------------------------------------------------------
+
+    def test_expected_version_is_checked(self, store: EventStore) -> None:
+        store.append(event("a"), expected_version="no-stream")
+        store.append(event("a"), expected_version=1)
+        with pytest.raises(VersionConflict) as conflict:
+            store.append([event("a"), event("a")], expected_version=1)
+        assert conflict.value.current == 2
+        with pytest.raises(VersionConflict):
+            store.append(event("a"), expected_version="no-stream")
+        store.append(event("a"), expected_version="any")
+        assert store.stream_version("a") == 3
+        assert gapless(list(store.read()))
+
+    def test_expected_version_with_several_streams_is_refused(self, store: EventStore) -> None:
+        with pytest.raises(ValidationError, match="one stream"):
+            store.append([event("a"), event("b")], expected_version=0)
+
+    def test_concurrent_writers_with_expected_version_never_both_win(self, store: EventStore) -> None:
+        wins: list[int] = []
+        conflicts: list[int] = []
+
+        def writer(index: int) -> None:
+            try:
+                store.append(event("contested", n=index), expected_version=0)
+                wins.append(index)
+            except VersionConflict:
+                conflicts.append(index)
+
+        threads = [threading.Thread(target=writer, args=(i,)) for i in range(16)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(wins) == 1 and len(conflicts) == 15
+        assert store.stream_version("contested") == 1
+
+    # -- reads ------------------------------------------------------------------------------
+
+    @pytest.fixture
+    def sample(self, store: EventStore) -> EventStore:
+        for index in range(40):
+            store.append(
+                dict(
+                    event(f"s{index % 4}", "Even" if index % 2 == 0 else "Odd", n=index),
+                    **{"event-time": 1_000_000 + index * 10},
+                )
+            )
+        return store
+
+    def test_read_all_from_order_id_to_bound_with_limit(self, sample: EventStore) -> None:
+        assert [e.order_id for e in sample.read(from_order_id=35)] == [35, 36, 37, 38, 39, 40]
+        assert [e.order_id for e in sample.read(from_order_id=5, to_order_id=8)] == [5, 6, 7, 8]
+        assert [e.order_id for e in sample.read(from_order_id=5, limit=3)] == [5, 6, 7]
+        assert list(sample.read(from_order_id=41)) == []
+
+    def test_read_stream_from_version_and_order_id(self, sample: EventStore) -> None:
+        assert [e.stream_version for e in sample.read("s1", from_version=8)] == [8, 9, 10]
+        assert [e.order_id for e in sample.read("s1", from_order_id=30)] == [30, 34, 38]
+        assert [e.order_id for e in sample.read("s1", to_order_id=10)] == [2, 6, 10]
+        assert list(sample.read("nothing-here")) == []
+
+    def test_read_by_event_time_and_type(self, sample: EventStore) -> None:
+        assert [e.order_id for e in sample.read(from_time=1_000_000 + 35 * 10)] == [36, 37, 38, 39, 40]
+        odd = list(sample.read(event_types=["Odd"], limit=3))
+        assert [e.order_id for e in odd] == [2, 4, 6]
+        assert [e.order_id for e in sample.read("s0", event_types=["Even"], from_version=9)] == [33, 37]
+        assert list(sample.read(event_types=["Nope"])) == []
+        assert list(sample.read(event_types=[])) == []
+
+    def test_reads_page_through_large_results(self, store: EventStore) -> None:
+        store.append([event("big", n=i) for i in range(12_000)])
+        assert [e.order_id for e in store.read(from_order_id=2)] == list(range(2, 12_001))
+        assert len(list(store.read("big", from_version=100, limit=11_000))) == 11_000
+
+    def test_streams_and_counts(self, sample: EventStore) -> None:
+        assert [(s.stream_name, s.total_events) for s in sample.streams()] == [
+            ("s0", 10),
+            ("s1", 10),
+            ("s2", 10),
+            ("s3", 10),
+        ]
+        assert sample.last_order_id() == 40
+        assert sample.get_event("no-such-id") is None
+        assert sample.get_by_order_id(41) is None
+
+    # -- internal streams, deletion, checkpoints -------------------------------------------
+
+    def test_internal_streams_are_written_only_by_the_core(self, store: EventStore) -> None:
+        for name in ("__config__", "__all__", "__mine__"):
+            with pytest.raises(ValidationError, match="internal"):
+                store.append(event(name))
+        config = store.append_internal("__config__", "projection-registered", {"projection-name": "p"})
+        assert config.stream_name == "__config__" and config.order_id == 1
+        assert [e.event_type for e in store.read("__config__")] == ["projection-registered"]
+
+    def test_deleting_a_stream_never_frees_its_order_ids(self, store: EventStore, store_config: dict[str, Any]) -> None:
+        store.append([event("keep", n=1), event("gone", n=2), event("gone", n=3)])
+        assert store.delete_stream("gone") == 2
+        with pytest.raises(NotFound):
+            store.delete_stream("gone")
+        assert [e.stream_name for e in store.read()] == ["keep", "__config__"]
+        (again,) = store.append(event("gone", n=4))
+        assert again.stream_version == 1 and again.order_id == 5
+        if self.persistent:
+            store = self.reopen(store, store_config)
+            try:
+                (after,) = store.append(event("gone", n=5))
+                assert after.order_id == 6 and after.stream_version == 2
+            finally:
+                store.close()
+
+    def test_checkpoints(self, store: EventStore) -> None:
+        assert store.read_checkpoint("projection:x") is None
+        store.write_checkpoint("projection:x", {"state": [1, 2], "last": 7})
+        store.write_checkpoint("projection:x", {"state": [1, 2, 3], "last": 9})
+        assert store.read_checkpoint("projection:x") == {"state": [1, 2, 3], "last": 9}
+        store.write_checkpoint("projection:x", None)
+        assert store.read_checkpoint("projection:x") is None
+
+    # -- volume and concurrency -------------------------------------------------------------
+
+    @pytest.mark.slow
+    def test_many_streams(self, store: EventStore) -> None:
+        names = [f"stream-{i:05d}" for i in range(self.many_streams)]
+        for start in range(0, len(names), 2000):
+            store.append([event(name) for name in names[start : start + 2000]])
+        listed = store.streams()
+        assert len(listed) == self.many_streams
+        assert all(s.total_events == 1 for s in listed)
+        assert store.stream_version(names[-1]) == 1
+        (more,) = store.append(event(names[1234]))
+        assert more.stream_version == 2
+
+    @pytest.mark.slow
+    def test_many_events(self, store: EventStore) -> None:
+        rng = random.Random(7)
+        total = self.many_events
+        for start in range(0, total, 5000):
+            store.append([event(f"s{rng.randrange(100)}", n=start + i) for i in range(5000)])
+        seen = 0
+        for seen, stored in enumerate(store.read(), start=1):
+            assert stored.order_id == seen
+        assert seen == total
+        assert sum(s.total_events for s in store.streams()) == total
+        assert [e.order_id for e in store.read(from_order_id=total - 2)] == [total - 2, total - 1, total]
+
+    def test_concurrent_appenders_get_distinct_gapless_positions(self, store: EventStore) -> None:
+        results: dict[int, list[RecordedEvent]] = {}
+
+        def appender(index: int) -> None:
+            mine = []
+            for n in range(50):
+                mine.extend(store.append(event(f"t{index}", n=n)))
+            results[index] = mine
+
+        threads = [threading.Thread(target=appender, args=(i,)) for i in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        everything = list(store.read())
+        assert gapless(everything) and len(everything) == 400
+        for index, mine in results.items():
+            assert [e.stream_version for e in mine] == list(range(1, 51))
+            assert [e.payload["n"] for e in store.read(f"t{index}")] == list(range(50))
+
+    # -- durability and the single writer ------------------------------------------------------
+
+    def test_close_and_reopen_keeps_everything(self, store: EventStore, store_config: dict[str, Any]) -> None:
+        if not self.persistent:
+            pytest.skip("this backend keeps nothing after close")
+        before = store.append([event("a", n=i) for i in range(10)] + [dict(event("b"), id="known")])
+        store.write_checkpoint("k", {"v": 1})
+        store = self.reopen(store, store_config)
+        try:
+            assert list(store.read()) == before
+            assert store.read_checkpoint("k") == {"v": 1}
+            (next_one,) = store.append(event("a"))
+            assert next_one.order_id == 12 and next_one.stream_version == 11
+            (known,) = store.append(dict(event("b"), id="known"))
+            assert known == before[-1]
+        finally:
+            store.close()
+
+    def test_second_writer_is_refused(self, store: EventStore, store_config: dict[str, Any]) -> None:
+        if not self.persistent:
+            pytest.skip("each in-process store is its own")
+        with pytest.raises(StoreLocked, match="one process writes a store"):
+            EventStore.open(store_config)
+        with EventStore.open(store_config, read_only=True) as reader:
+            assert reader.last_order_id() == store.last_order_id()
+
+    def test_writer_lock_is_released_on_close(self, store: EventStore, store_config: dict[str, Any]) -> None:
+        if not self.persistent:
+            pytest.skip("each in-process store is its own")
+        store.close()
+        with EventStore.open(store_config) as again:
+            again.append(event())
+
+    # -- replay ----------------------------------------------------------------------------------
+
+    def test_cold_replay_ends_and_hot_cold_hands_over_exactly(self, store: EventStore) -> None:
+        store.append([event("r", n=i) for i in range(10)])
+        cold = list(store.subscribe("r", "cold"))
+        assert [e.payload["n"] for e in cold if isinstance(e, RecordedEvent)] == list(range(10))
+        assert not any(isinstance(e, CaughtUp) for e in cold)
+
+        stop = threading.Event()
+
+        def writer() -> None:
+            n = 10
+            while not stop.is_set() and n < 400:
+                store.append(event("r", n=n))
+                n += 1
+
+        thread = threading.Thread(target=writer)
+        subscription = store.subscribe("r", "hot-cold", from_version=3)
+        thread.start()
+        seen: list[int] = []
+        caught_up = 0
+        try:
+            while len(seen) < 390:
+                item = subscription.get(timeout=10)
+                assert item is not None, "no event arrived"
+                if isinstance(item, CaughtUp):
+                    caught_up += 1
+                else:
+                    seen.append(item.payload["n"])
+        finally:
+            stop.set()
+            thread.join()
+            subscription.close()
+        assert seen == list(range(2, 392))
+        assert caught_up == 1
+
+    def test_backend_class_is_registered(self, store_config: dict[str, Any]) -> None:
+        cls = backend_class(store_config["db.backend"])
+        assert store_config["db.backend"] in (cls.name, *cls.aliases)
