@@ -189,8 +189,11 @@ class Subscription:
         else:
             self._register()
             if stream_type == "hot":
+                # Live only: nothing to replay, so the subscriber is caught up at once.
                 self._next_order_id = self._hand_over + 1
                 self._history_done = True
+                self._caught_up_sent = True
+                self._pending.append(CaughtUp(self._hand_over))
         if to_order_id is not None:
             self._hand_over = min(self._hand_over, to_order_id)
 
