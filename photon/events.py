@@ -203,9 +203,8 @@ def validate_event(
 
     event_id = fields.get(ID)
     client_id = event_id is not None
-    if client_id:
-        if type(event_id) is not str or not event_id or len(event_id) > MAX_ID_LENGTH:
-            raise ValidationError(f"field 'id' must be a string of 1 to {MAX_ID_LENGTH} characters", ID)
+    if client_id and (type(event_id) is not str or not event_id or len(event_id) > MAX_ID_LENGTH):
+        raise ValidationError(f"field 'id' must be a string of 1 to {MAX_ID_LENGTH} characters", ID)
     event_time = fields.get(EVENT_TIME)
     has_time = event_time is not None
     if has_time and (type(event_time) is not int or event_time < 0):

@@ -36,7 +36,7 @@ def test_sigkill_loses_nothing_acknowledged(backend: str, tmp_path: Path) -> Non
             text=True,
         )
         lines: list[str] = []
-        reader = threading.Thread(target=lambda: lines.extend(child.stdout or []), daemon=True)
+        reader = threading.Thread(target=lines.extend, args=(child.stdout or [],), daemon=True)
         reader.start()
         # Let it get going (opening the store takes a moment), then kill it at a random point.
         deadline = time.monotonic() + 20
