@@ -272,7 +272,7 @@ class EventStore:
         if not isinstance(config, Config):
             cli = dict(config or {})
             cli.update({name.replace("_", "."): str(value) for name, value in settings.items()})
-            config = load_config(cli, environ={})
+            config = load_config(cli, environ={}, properties=False)
         elif settings:
             config = config.with_overrides(**settings)
         backend = backend_class(config["db.backend"])(config)
