@@ -49,11 +49,12 @@ class _AppendRequest:
     """One caller's append, waiting for the committer. A bare lock is the cheapest hand-off:
     the caller blocks acquiring it a second time until the committer releases it."""
 
-    __slots__ = ("_lock", "error", "events", "expected", "finished", "result")
+    __slots__ = ("_lock", "client_ids", "error", "events", "expected", "finished", "result")
 
     def __init__(self, events: list[PendingEvent], expected: int | str) -> None:
         self.events = events
         self.expected = expected
+        self.client_ids = any(e.client_id for e in events)
         self._lock = threading.Lock()
         self._lock.acquire()
         self.finished = False
@@ -162,13 +163,17 @@ class _Committer(threading.Thread):
         accepted: list[_AppendRequest] = []
         order_id = self.last_order_id
         for request in group:
-            known = [stored.get(e.event_id) or in_group.get(e.event_id) for e in request.events]
-            if all(known):
-                # A retry of something already stored: answer with what is stored.
-                request.result = [k for k in known if k is not None]
-                request.done()
-                continue
-            fresh = [e for e, k in zip(request.events, known, strict=True) if k is None]
+            if request.client_ids:
+                known = [stored.get(e.event_id) or in_group.get(e.event_id) for e in request.events]
+                if all(known):
+                    # A retry of something already stored: answer with what is stored.
+                    request.result = [k for k in known if k is not None]
+                    request.done()
+                    continue
+                fresh = [e for e, k in zip(request.events, known, strict=True) if k is None]
+            else:
+                # Ids the store generated are new by construction: nothing to look up.
+                known, fresh = [], request.events
             if request.expected != "any":
                 stream = fresh[0].stream_name
                 current = tentative.get(stream, versions[stream])
@@ -176,34 +181,34 @@ class _Committer(threading.Thread):
                 if current != expected:
                     request.fail(VersionConflict(stream, request.expected, current))
                     continue
-            result: list[RecordedEvent] = []
-            fresh_iter = iter(fresh)
-            for k in known:
-                if k is not None:
-                    result.append(k)
-                    continue
-                event = next(fresh_iter)
+            assigned: list[RecordedEvent] = []
+            for event in fresh:  # runs once per stored event: kept tight on purpose
                 order_id += 1
                 stream = event.stream_name
                 version = tentative.get(stream, versions[stream]) + 1
                 tentative[stream] = version
-                # Inlined PendingEvent.record(): this loop runs once per stored event.
-                record = _new_record(
-                    RecordedEvent,
-                    (
-                        order_id,
-                        stream,
-                        version,
-                        event.event_id,
-                        event.event_type,
-                        event.event_time,
-                        b'{"order-id":%d,"stream-version":%d,' % (order_id, version) + event.body,
-                    ),
+                assigned.append(
+                    _new_record(
+                        RecordedEvent,
+                        (
+                            order_id,
+                            stream,
+                            version,
+                            event.event_id,
+                            event.event_type,
+                            event.event_time,
+                            b'{"order-id":%d,"stream-version":%d,' % (order_id, version) + event.body,
+                        ),
+                    )
                 )
-                in_group[event.event_id] = record
-                records.append(record)
-                result.append(record)
-            request.result = result
+            records.extend(assigned)
+            if request.client_ids:
+                for record in assigned:
+                    in_group[record.event_id] = record
+                new_ones = iter(assigned)
+                request.result = [k if k is not None else next(new_ones) for k in known]
+            else:
+                request.result = assigned
             accepted.append(request)
 
         if records:
