@@ -62,7 +62,7 @@ class FileBackend(MemoryBackend):
                     if out.tell() != committed_end:
                         out.truncate(committed_end)  # drop a batch cut short by a crash
                         os.fsync(out.fileno())
-                self._out = open(self.path, "ab")
+                self._out = open(self.path, "ab")  # noqa: SIM115 - held open until close()
             if self._checkpoint_path.exists():
                 self._checkpoints = {
                     k: v.encode("latin-1") for k, v in orjson.loads(self._checkpoint_path.read_bytes()).items()

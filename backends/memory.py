@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from bisect import bisect_left
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from photon.backend import Backend, Query, StoreState, StreamInfo
 from photon.errors import IntegrityError
@@ -14,7 +14,7 @@ from photon.events import RecordedEvent
 
 class MemoryBackend(Backend):
     name = "memory"
-    aliases = ("dummy",)
+    aliases: ClassVar[tuple[str, ...]] = ("dummy",)
     description = "in process, lost at exit (tests, throwaway runs)"
 
     def __init__(self, config: Mapping[str, Any]) -> None:

@@ -16,11 +16,12 @@ driver's cursor directly, which saves SQLAlchemy's per-row result processing.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 from photon.backend import Backend, Query, StoreState, StreamInfo
 from photon.config import Setting, one_of
@@ -72,7 +73,7 @@ class SQLBackend(Backend):
 
     name = "sql"
     description = "any SQLAlchemy database URL (sql.url), e.g. PostgreSQL"
-    settings = (
+    settings: ClassVar[tuple[Setting, ...]] = (
         Setting("sql.url", None, "sql backend: SQLAlchemy database URL, e.g. postgresql+psycopg://user@host/db."),
     )
 
@@ -137,10 +138,8 @@ class SQLBackend(Backend):
 
     def close(self) -> None:
         if self._writer is not None:
-            try:
+            with contextlib.suppress(Exception):
                 self._writer.close()
-            except Exception:
-                pass
             self._writer = None
         if self._engine is not None:
             self._engine.dispose()
@@ -177,9 +176,13 @@ class SQLBackend(Backend):
         table = self._streams_table
         dialect = self._engine.dialect.name
         if dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            insert: Any = sqlite_insert
         elif dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
+            from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+            insert = postgresql_insert
         else:
             raise BackendError(f"the SQL backend does not support the {dialect} dialect yet")
 
@@ -235,10 +238,8 @@ class SQLBackend(Backend):
             cursor.executemany(upsert.sql, list(versions.items()))
             connection.commit()
         except Exception as exc:
-            try:
+            with contextlib.suppress(Exception):
                 connection.rollback()
-            except Exception:
-                pass
             raise self.translate(exc) from exc
         finally:
             cursor.close()
@@ -340,7 +341,7 @@ class SQLBackend(Backend):
     def delete_stream(self, stream: str) -> int:
         import sqlalchemy as sa
 
-        events, streams, checkpoints = self._events, self._streams_table, self._checkpoints
+        events, streams, _checkpoints = self._events, self._streams_table, self._checkpoints
         high_water = self.last_order_id()
         try:
             with self._engine.begin() as conn:

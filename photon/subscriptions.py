@@ -189,8 +189,11 @@ class Subscription:
         else:
             self._register()
             if stream_type == "hot":
+                # Live only: nothing to replay, so the subscriber is caught up at once.
                 self._next_order_id = self._hand_over + 1
                 self._history_done = True
+                self._caught_up_sent = True
+                self._pending.append(CaughtUp(self._hand_over))
         if to_order_id is not None:
             self._hand_over = min(self._hand_over, to_order_id)
 
@@ -231,7 +234,7 @@ class Subscription:
             return self._read_history()
         if not listener.queue:
             return []
-        items: list[Item] = []
+        live: list[Item] = []
         queue = listener.queue
         while queue:
             event = queue.popleft()
@@ -239,13 +242,13 @@ class Subscription:
                 continue  # guard; the hand-over already excludes these
             if self.from_time is not None and event.event_time < self.from_time:
                 continue
-            items.append(event)
+            live.append(event)
             self._next_order_id = event.order_id + 1
-            if self._reached_end(event, items):
+            if self._reached_end(event):
                 break
-        return items
+        return live
 
-    def _reached_end(self, event: RecordedEvent, items: list[Item]) -> bool:
+    def _reached_end(self, event: RecordedEvent) -> bool:
         if self.remaining is not None:
             self.remaining -= 1
             if self.remaining <= 0:
@@ -351,7 +354,10 @@ class Subscription:
         """The next items as a list (efficient for streaming); [] on time-out, None at the end."""
         loop = asyncio.get_running_loop()
         ready = asyncio.Event()
-        waker = lambda: loop.call_soon_threadsafe(ready.set)  # noqa: E731
+
+        def waker() -> None:
+            loop.call_soon_threadsafe(ready.set)
+
         registered: Listener | None = None
         try:
             while True:
