@@ -537,3 +537,107 @@ def test_projection_source_given_at_construction(broker: RabbitServer, tmp_path:
             loop.run(service.stop())
             loop.close()
             raw.close()
+
+
+# -- broker restarts (a broker of their own, stopped and started on the same data dir) ----------
+
+
+@pytest.fixture(scope="module")
+def private_broker() -> Iterator[RabbitServer]:
+    server = RabbitServer()
+    if not server.restartable:
+        pytest.skip(f"{server.env_var} points at an external broker; not restarting it")
+    server = start_broker()
+    yield server
+    server.close()
+
+
+@pytest.mark.slow
+def test_broker_restart_loses_no_acknowledged_emit_and_live_publishing_resumes(
+    private_broker: RabbitServer, photon_factory: Callable[..., Photon]
+) -> None:
+    photon = photon_factory(private_broker.url).start()
+    raw = Raw(private_broker.url)
+    audit = raw.bind(photon.names.events, "#", name=f"{photon.name}.audit", durable=True)
+    raw.close()
+
+    acknowledged: list[dict[str, Any]] = []
+    failures: list[BaseException] = []
+    stop = threading.Event()
+
+    def emitter(number: int) -> None:
+        with photon.client(retries=40, timeout=30) as client:
+            sequence = 0
+            while not stop.is_set():
+                try:
+                    [stored] = client.emit({**event(f"s{number}", n=sequence), "id": f"{number}-{sequence}"})
+                except BaseException as exc:
+                    failures.append(exc)
+                    return
+                acknowledged.append(stored)
+                sequence += 1
+
+    threads = [threading.Thread(target=emitter, args=(n,)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    try:
+        wait_until(lambda: len(acknowledged) >= 60, what="emits before the restart")
+        private_broker.stop()
+        photon.store.append([event("offline", n=i) for i in range(5)])  # stored while the broker is down
+        before = len(acknowledged)
+        private_broker.start()
+        wait_until(lambda: len(acknowledged) >= before + 60, timeout=60, what="emits after the restart")
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(60)
+    assert failures == []
+    assert photon.service.stats()["connects"] >= 2
+
+    # Every acknowledged emit is stored, exactly once, where its reply said.
+    stored = {e.event_id: e for e in photon.store.read()}
+    assert len(stored) == photon.store.last_order_id()
+    for reply in acknowledged:
+        assert stored[reply["id"]].order_id == reply["order-id"]
+    for number in range(3):
+        versions = [e.stream_version for e in photon.store.read(f"s{number}")]
+        assert versions == list(range(1, len(versions) + 1))
+        ids = [e.event_id for e in photon.store.read(f"s{number}")]
+        assert ids == [f"{number}-{i}" for i in range(len(ids))]
+
+    # Live publishing resumed from its checkpoint: the durable consumer has every order-id
+    # (some possibly twice: at-least-once), including the events stored while the broker was down.
+    last = photon.store.last_order_id()
+    wait_until(lambda: photon.service.published == last, timeout=30, what="live publishing to catch up")
+    raw = Raw(private_broker.url)
+    try:
+        got = raw.drain(audit, last, timeout=30)
+        seen = {orjson.loads(body)["order-id"] for _, _, body in got}
+        while len(seen) < last:
+            more = raw.drain(audit, 1, timeout=2)
+            if not more:
+                break
+            seen.add(orjson.loads(more[0][2])["order-id"])
+        assert seen == set(range(1, last + 1))
+        raw.channel.queue_delete(audit)
+    finally:
+        raw.close()
+
+
+@pytest.mark.slow
+def test_muon_wait_connects_once_the_broker_comes_up(
+    private_broker: RabbitServer, photon_factory: Callable[..., Photon], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, "photon.amqp")
+    private_broker.stop()
+    photon = photon_factory(private_broker.url, **{"muon.wait": "120"})
+    started = threading.Thread(target=photon.start)
+    started.start()
+    time.sleep(1.0)
+    assert started.is_alive()  # still waiting for the broker
+    private_broker.start()
+    started.join(120)
+    assert photon.service.connected
+    with photon.client() as client:
+        assert client.emit(event())[0]["order-id"] == 1
+    assert any("not reachable yet" in record.getMessage() for record in caplog.records)
