@@ -43,21 +43,35 @@ from .subscriptions import Broadcaster, StreamType, Subscription
 log = logging.getLogger("photon.store")
 
 READ_PAGE = 5000
+_new_record = tuple.__new__
 
 
 class _AppendRequest:
-    __slots__ = ("done", "error", "events", "expected", "result")
+    """One caller's append, waiting for the committer. A bare lock is the cheapest hand-off:
+    the caller blocks acquiring it a second time until the committer releases it."""
+
+    __slots__ = ("_lock", "error", "events", "expected", "finished", "result")
 
     def __init__(self, events: list[PendingEvent], expected: int | str) -> None:
         self.events = events
         self.expected = expected
-        self.done = threading.Event()
+        self._lock = threading.Lock()
+        self._lock.acquire()
+        self.finished = False
         self.result: list[RecordedEvent] = []
         self.error: BaseException | None = None
 
+    def wait(self) -> None:
+        self._lock.acquire()
+
+    def done(self) -> None:
+        if not self.finished:
+            self.finished = True
+            self._lock.release()
+
     def fail(self, error: BaseException) -> None:
         self.error = error
-        self.done.set()
+        self.done()
 
 
 class _Action:
@@ -121,7 +135,7 @@ class _Committer(threading.Thread):
             except BaseException as exc:  # never leave a caller waiting
                 log.exception("commit failed")
                 for request in group:
-                    if not request.done.is_set():
+                    if not request.finished:
                         request.fail(exc)
 
     def _run_action(self, action: _Action) -> None:
@@ -153,7 +167,7 @@ class _Committer(threading.Thread):
             if all(known):
                 # A retry of something already stored: answer with what is stored.
                 request.result = [k for k in known if k is not None]
-                request.done.set()
+                request.done()
                 continue
             fresh = [e for e, k in zip(request.events, known, strict=True) if k is None]
             if request.expected != "any":
@@ -171,9 +185,22 @@ class _Committer(threading.Thread):
                     continue
                 event = next(fresh_iter)
                 order_id += 1
-                version = tentative.get(event.stream_name, versions[event.stream_name]) + 1
-                tentative[event.stream_name] = version
-                record = event.record(order_id, version)
+                stream = event.stream_name
+                version = tentative.get(stream, versions[stream]) + 1
+                tentative[stream] = version
+                # Inlined PendingEvent.record(): this loop runs once per stored event.
+                record = _new_record(
+                    RecordedEvent,
+                    (
+                        order_id,
+                        stream,
+                        version,
+                        event.event_id,
+                        event.event_type,
+                        event.event_time,
+                        b'{"order-id":%d,"stream-version":%d,' % (order_id, version) + event.body,
+                    ),
+                )
                 in_group[event.event_id] = record
                 records.append(record)
                 result.append(record)
@@ -203,7 +230,7 @@ class _Committer(threading.Thread):
             self.commits += 1
             self.committed_events += len(records)
         for request in accepted:
-            request.done.set()
+            request.done()
         if records:
             self.broadcaster.publish(records)
 
@@ -320,7 +347,7 @@ class EventStore:
             raise StoreClosed("the store is closed")
         request = _AppendRequest(pending, expected)
         committer.requests.put(request)
-        request.done.wait()
+        request.wait()
         if request.error is not None:
             raise request.error
         return request.result
