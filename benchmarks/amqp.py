@@ -3,9 +3,9 @@
     python -m benchmarks.amqp [--emits 4000] [--emitters 8] [--live 50000] [--url amqp://...]
 
 a. in-process: `--emitters` threads appending single events straight into the store;
-b. AMQP emit: the same, each thread with its own `AmqpClient`, one command at a time
-   (each waits for its reply, which comes once the event is durable in the store);
-c. AMQP emit, pipelined: each thread keeps 32 commands in flight (`emit_many`);
+b. AMQP emit: `--emitters` client processes, each with its own `AmqpClient`, one command at
+   a time (each waits for its reply, which comes once the event is durable in the store);
+c. AMQP emit, pipelined: each client process keeps 32 commands in flight (`emit_many`);
 d. live publishing: `--live` events appended in batches of 1000, timed until the broker has
    confirmed every one of them on the events exchange (persistent, publisher confirms).
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import os
 import shutil
 import sys
@@ -61,6 +62,38 @@ def threaded(threads: int, per_thread: int, work: Callable[[int, int], None]) ->
     for thread in pool:
         thread.join()
     return threads * per_thread / (time.perf_counter() - start)
+
+
+def emitter(barrier: Any, index: int, count: int, url: str, service: str, window: int) -> None:
+    """One client process: `count` events, `window` commands in flight (1 = wait for each reply)."""
+    events = [event(f"amqp-{window}-{index}", n) for n in range(count)]
+    with AmqpClient(url, service=service) as client:
+        client.emit(event("warm-up", index))
+        barrier.wait()
+        if window == 1:
+            for item in events:
+                client.emit(item)
+        else:
+            client.emit_many(events, window=window)
+
+
+def in_processes(processes: int, per_process: int, url: str, service: str, window: int) -> float:
+    """Events per second of `processes` client processes (clients run apart from the server,
+    as they would in production, so they do not share its interpreter lock)."""
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(processes + 1)
+    pool = [
+        context.Process(target=emitter, args=(barrier, i, per_process, url, service, window)) for i in range(processes)
+    ]
+    for process in pool:
+        process.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for process in pool:
+        process.join()
+        if process.exitcode != 0:
+            raise RuntimeError(f"an emitter process failed (exit code {process.exitcode})")
+    return processes * per_process / (time.perf_counter() - start)
 
 
 class Photon:
@@ -121,30 +154,21 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 for n in range(count):
                     store.append(event(f"local-{index}", n))
 
-            def emit(index: int, count: int) -> None:
-                with AmqpClient(url, service=photon.name) as client:
-                    for n in range(count):
-                        client.emit(event(f"amqp-{index}", n))
-
-            def emit_pipelined(index: int, count: int) -> None:
-                with AmqpClient(url, service=photon.name) as client:
-                    client.emit_many([event(f"pipe-{index}", n) for n in range(count)], window=PIPELINE)
-
             wait_published(photon)
             local = threaded(args.emitters, per_thread, append)
             results.append({"workload": f"a. in-process append, {args.emitters} threads", "events/s": local})
             wait_published(photon)
             results.append(
                 {
-                    "workload": f"b. AMQP emit, {args.emitters} clients",
-                    "events/s": threaded(args.emitters, per_thread, emit),
+                    "workload": f"b. AMQP emit, {args.emitters} client processes",
+                    "events/s": in_processes(args.emitters, per_thread, url, photon.name, 1),
                 }
             )
             wait_published(photon)
             results.append(
                 {
-                    "workload": f"c. AMQP emit, {args.emitters} clients x {PIPELINE} in flight",
-                    "events/s": threaded(args.emitters, per_thread, emit_pipelined),
+                    "workload": f"c. AMQP emit, {args.emitters} client processes x {PIPELINE} in flight",
+                    "events/s": in_processes(args.emitters, per_thread, url, photon.name, PIPELINE),
                 }
             )
             wait_published(photon)
