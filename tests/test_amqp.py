@@ -154,8 +154,9 @@ class Raw:
 
     def request(self, body: bytes, reply_to: str, kind: str | None = "emit", **props: Any) -> str:
         correlation_id = str(uuid.uuid4())
+        queue = props.pop("queue", None) or self._commands
         properties = pika.BasicProperties(type=kind, reply_to=reply_to, correlation_id=correlation_id, **props)
-        self.channel.basic_publish("", props.pop("queue", None) or self._commands, body, properties)
+        self.channel.basic_publish("", queue, body, properties)
         return correlation_id
 
     _commands = ""
@@ -484,6 +485,19 @@ def test_an_idle_replay_notices_its_queue_is_gone(photon: Photon, raw: Raw) -> N
     wait_until(lambda: photon.service.stats()["replays"] == 1, what="replay running")
     raw.channel.queue_delete(replies)
     wait_until(lambda: photon.service.stats()["replays"] == 0, timeout=30, what="idle replay ended")
+
+
+def test_stopping_the_service_ends_running_replays(photon: Photon, raw: Raw) -> None:
+    replies = raw.queue()
+    body = orjson.dumps({"stream-type": "hot-cold"})
+    for _ in range(3):
+        raw.request(body, replies, "replay")
+    wait_until(lambda: photon.service.stats()["replays"] == 3, what="replays running")
+    began = time.monotonic()
+    photon.stop()
+    assert time.monotonic() - began < 10
+    assert photon.service.stats()["replays"] == 0
+    assert [props.type for _, props, _ in raw.drain(replies, 3)] == ["caught-up"] * 3
 
 
 def test_a_replay_request_needs_a_reply_queue(photon: Photon, raw: Raw) -> None:

@@ -49,7 +49,7 @@ class ReplayWorker(threading.Thread):
         self.correlation_id = correlation_id
         self.on_done = on_done
         self.reason: str | None = None
-        self._stop = threading.Event()
+        self._cancelled = threading.Event()
         self.sent = 0
 
     @property
@@ -59,7 +59,7 @@ class ReplayWorker(threading.Thread):
     def cancel(self, reason: str) -> None:
         if self.reason is None:
             self.reason = reason
-        self._stop.set()
+        self._cancelled.set()
 
     def run(self) -> None:
         try:
@@ -82,7 +82,7 @@ class ReplayWorker(threading.Thread):
             return
         idle_since = time.monotonic()
         with subscription:
-            while not self._stop.is_set():
+            while not self._cancelled.is_set():
                 messages: list[tuple[str, bytes]] = []
                 ended = False
                 timeout: float | None = 0.5
@@ -129,4 +129,4 @@ class ReplayWorker(threading.Thread):
         if not done.is_set() or not self.link.is_current(self.generation):
             self.cancel("connection lost")
             return False
-        return not self._stop.is_set()
+        return not self._cancelled.is_set()
