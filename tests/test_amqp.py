@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -655,3 +658,83 @@ def test_muon_wait_connects_once_the_broker_comes_up(
     with photon.client() as client:
         assert client.emit(event())[0]["order-id"] == 1
     assert any("not reachable yet" in record.getMessage() for record in caplog.records)
+
+
+SERVER_SCRIPT = """
+import asyncio, sys
+from photon.amqp import AmqpService
+from photon.config import load_config
+from photon.store import EventStore
+
+keys = {"sqlite.path": sys.argv[1], "muon.url": sys.argv[2], "microservice.name": sys.argv[3]}
+config = load_config(keys, environ={})
+store = EventStore.open(config)
+service = AmqpService(store, config)
+
+async def main() -> None:
+    await service.start()
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.slow
+def test_photon_killed_mid_emits_loses_no_acknowledged_emit(broker: RabbitServer, tmp_path: Path) -> None:
+    name = f"t{uuid.uuid4().hex[:10]}"
+    path = tmp_path / "crash.db"
+
+    def launch() -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(
+            [sys.executable, "-c", SERVER_SCRIPT, str(path), broker.url, name], stdout=subprocess.PIPE
+        )
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == b"ready"
+        return process
+
+    process = launch()
+    acknowledged: list[dict[str, Any]] = []
+    failures: list[BaseException] = []
+    stop = threading.Event()
+
+    def emitter(number: int) -> None:
+        with AmqpClient(broker.url, service=name, retries=40, timeout=5) as client:
+            sequence = 0
+            while not stop.is_set():
+                try:
+                    [stored] = client.emit({**event(f"s{number}", n=sequence), "id": f"{number}-{sequence}"})
+                except TimeoutError:
+                    continue  # no reply (the server was killed): send the same event again
+                except BaseException as exc:
+                    failures.append(exc)
+                    return
+                acknowledged.append(stored)
+                sequence += 1
+
+    threads = [threading.Thread(target=emitter, args=(n,)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    try:
+        wait_until(lambda: len(acknowledged) >= 60, what="emits before the kill")
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+        before = len(acknowledged)
+        process = launch()  # the broker redelivers what the killed one had not acknowledged
+        wait_until(lambda: len(acknowledged) >= before + 60, timeout=60, what="emits after the restart")
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(60)
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+    assert failures == []
+    config = load_config({"sqlite.path": str(path)}, environ={})
+    with EventStore.open(config, read_only=True) as store:
+        stored = {e.event_id: e for e in store.read()}
+        assert len(stored) == store.last_order_id()
+        for reply in acknowledged:
+            assert stored[reply["id"]].order_id == reply["order-id"]
+        for number in range(3):
+            ids = [e.event_id for e in store.read(f"s{number}")]
+            assert ids == [f"{number}-{i}" for i in range(len(ids))]
