@@ -231,8 +231,12 @@ def load_config(
     environ: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     settings: dict[str, Setting] | None = None,
+    properties: bool = True,
 ) -> Config:
-    """Build the effective configuration from the command line, environment, properties file and defaults."""
+    """Build the effective configuration from the command line, environment, properties file and defaults.
+
+    `properties=False` skips `photon.properties` (for stores opened from code with explicit settings).
+    """
     settings = settings if settings is not None else all_settings()
     aliases = {alias: s.key for s in settings.values() for alias in s.aliases}
     environ = os.environ if environ is None else environ
@@ -252,12 +256,12 @@ def load_config(
         raw[key] = setting.default_text()
         sources[key] = "default"
 
-    properties = cwd / PROPERTIES_FILE
-    if properties.is_file():
-        for key, value in read_properties(properties).items():
-            name = canonical(key, str(properties))
+    properties_file = cwd / PROPERTIES_FILE
+    if properties and properties_file.is_file():
+        for key, value in read_properties(properties_file).items():
+            name = canonical(key, str(properties_file))
             raw[name] = value
-            sources[name] = str(properties)
+            sources[name] = str(properties_file)
 
     env_names = {s.env_var: s.key for s in settings.values()}
     env_names.update({Setting(alias, None, "").env_var: key for alias, key in aliases.items()})

@@ -42,7 +42,6 @@ from .subscriptions import Broadcaster, StreamType, Subscription
 
 log = logging.getLogger("photon.store")
 
-READ_PAGE = 5000
 _new_record = tuple.__new__
 
 
@@ -273,7 +272,7 @@ class EventStore:
         if not isinstance(config, Config):
             cli = dict(config or {})
             cli.update({name.replace("_", "."): str(value) for name, value in settings.items()})
-            config = load_config(cli, environ={})
+            config = load_config(cli, environ={}, properties=False)
         elif settings:
             config = config.with_overrides(**settings)
         backend = backend_class(config["db.backend"])(config)
@@ -407,8 +406,9 @@ class EventStore:
         remaining = limit
         stream_filter = None if stream == ALL_STREAM else stream
         backend = self._backend
+        page_size = backend.read_page_size
         while remaining is None or remaining > 0:
-            page = READ_PAGE if remaining is None else min(READ_PAGE, remaining)
+            page = page_size if remaining is None else min(page_size, remaining)
             events = backend.read(
                 Query(
                     stream=stream_filter,
@@ -455,6 +455,7 @@ class EventStore:
             to_order_id=to_order_id,
             event_types=frozenset(event_types) if event_types is not None else None,
             limit=limit,
+            page_size=self._backend.read_page_size,
             buffer=self.subscription_buffer,
         )
 

@@ -173,3 +173,13 @@ def test_bad_replay_options(store: EventStore) -> None:
         store.subscribe("a", "warm")  # type: ignore[arg-type]
     with pytest.raises(ValidationError, match="from-version applies to a stream"):
         store.subscribe("__all__", "cold", from_version=3)
+
+
+@pytest.mark.parametrize("count", [0, 1000, 2000])
+def test_cold_replay_ending_on_a_page_boundary_ends(store: EventStore, count: int) -> None:
+    if count:
+        store.append([ev("a", i) for i in range(count)])
+    subscription = store.subscribe("__all__", "cold")
+    subscription.page_size = 500
+    events = [i for i in subscription if isinstance(i, RecordedEvent)]
+    assert len(events) == count
