@@ -46,6 +46,13 @@ def parse_positive(text: str) -> int:
     return value
 
 
+def parse_non_negative(text: str) -> int:
+    value = parse_int(text)
+    if value < 0:
+        raise ValueError(f"expected a number of at least 0, got {value}")
+    return value
+
+
 def parse_bool(text: str) -> bool:
     lowered = text.strip().lower()
     if lowered in ("true", "yes", "on", "1"):
@@ -110,6 +117,12 @@ CORE_SETTINGS: tuple[Setting, ...] = (
     Setting("projections.port", "8375", "TCP port streaming projection updates, one JSON line each.", parse_port),
     Setting("events.port", "8376", "TCP port taking newline-delimited JSON events (bulk ingest).", parse_port),
     Setting("muon.url", None, "AMQP URL of a RabbitMQ broker (amqp://user:pass@host:port/vhost); unset = no AMQP."),
+    Setting(
+        "muon.wait",
+        "0",
+        "Seconds to keep retrying an unreachable AMQP broker at start (0 = fail at once).",
+        parse_non_negative,
+    ),
     Setting(
         "parallel.projections",
         lambda: str(os.cpu_count() or 1),
