@@ -10,6 +10,8 @@ running server is that moment's store, and its size is known up front.
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO
 
@@ -45,13 +47,39 @@ def backup_chunks(
 def write_chunks(
     chunks: Iterable[tuple[bytes, int]], out: IO[bytes], on_progress: Callable[[int], object] | None = None
 ) -> int:
-    """Write every chunk to `out`; returns the number of events written."""
+    """Write every chunk to `out`; returns the number of events written.
+
+    Writing (and gzip compression, which lets go of the interpreter) runs in its own thread while
+    the next page is read, so reading and writing overlap. At most a few chunks wait in between.
+    """
+    waiting: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
+    failure: list[BaseException] = []
+
+    def drain() -> None:
+        try:
+            while (data := waiting.get()) is not None:
+                out.write(data)
+        except BaseException as exc:
+            failure.append(exc)
+            while waiting.get() is not None:  # keep taking, so the reader never blocks
+                pass
+
+    writer = threading.Thread(target=drain, name="photon-backup-writer", daemon=True)
+    writer.start()
     count = 0
-    for data, events in chunks:
-        out.write(data)
-        count += events
-        if on_progress is not None:
-            on_progress(events)
+    try:
+        for data, events in chunks:
+            if failure:
+                break
+            waiting.put(data)
+            count += events
+            if on_progress is not None:
+                on_progress(events)
+    finally:
+        waiting.put(None)
+        writer.join()
+    if failure:
+        raise failure[0]
     return count
 
 

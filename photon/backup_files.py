@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import IO, cast
 
 GZIP_MAGIC = b"\x1f\x8b"
-#: zlib level for .gz backups: level 6 is gzip's default balance; higher levels cost much more time.
-GZIP_LEVEL = 6
+#: zlib level for .gz backups: the fastest; event JSON still compresses about 6:1
+#: (level 6 saves about a tenth more, in about twice the time).
+GZIP_LEVEL = 1
 STDIO = "-"
 
 
