@@ -20,6 +20,10 @@ class BackupFailed(PhotonError):
     """A backup or restore stopped; the message says what happened to the file or the store."""
 
 
+def _events(count: int) -> str:
+    return "1 event" if count == 1 else f"{count} events"
+
+
 def _rate(events: int, seconds: float) -> str:
     return f"{events / seconds:,.0f} events/s" if seconds > 0 else "-"
 
@@ -79,7 +83,7 @@ def backup(file: str, from_order_id: int, url: str | None, **params: Any) -> Non
     seconds = time.perf_counter() - started
     target = "standard output" if file == STDIO else file
     click.echo(
-        f"backed up {count} events from {source} to {target} in {seconds:.1f}s ({_rate(count, seconds)})", err=True
+        f"backed up {_events(count)} from {source} to {target} in {seconds:.1f}s ({_rate(count, seconds)})", err=True
     )
 
 
@@ -143,7 +147,7 @@ def restore(file: str, batch_size: int, **params: Any) -> None:
         click.echo(f"restored 0 events from {name}: the backup holds no events", err=True)
         return
     click.echo(
-        f"restored {written} events (order-ids {summary.first_order_id}..{summary.last_order_id}) from {name} "
+        f"restored {_events(written)} (order-ids {summary.first_order_id}..{summary.last_order_id}) from {name} "
         f"in {seconds:.1f}s ({_rate(written, seconds)})",
         err=True,
     )
