@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -14,6 +15,7 @@ from .backup_files import STDIO, atomic_output, reading, spooled_stdin
 from .cli import CONTEXT, cli, config_from, config_options
 from .errors import PhotonError
 from .progress import progress_bar
+from .restore import BackupFormatError
 
 
 class BackupFailed(PhotonError):
@@ -75,8 +77,11 @@ def backup(file: str, from_order_id: int, url: str | None, **params: Any) -> Non
             total = events_to_back_up(store, from_order_id)
             source = store.backend.describe()
         bar = stack.enter_context(progress_bar("backup", total))
-        out = stack.enter_context(atomic_output(file))
-        count = write_chunks(chunks, out, bar.update)
+        try:
+            out = stack.enter_context(atomic_output(file))
+            count = write_chunks(chunks, out, bar.update)
+        except OSError as exc:
+            raise BackupFailed(f"cannot write the backup {file!r}: {exc}") from exc
         if bar.total is not None and bar.n != bar.total:
             bar.total = bar.n  # deleted streams leave order-ids unused: end the bar at 100%
             bar.refresh()
@@ -88,8 +93,18 @@ def backup(file: str, from_order_id: int, url: str | None, **params: Any) -> Non
 
 
 def _lines(stream: IO[bytes]) -> Iterator[bytes]:
-    # Iterating a binary file splits on b"\n" in C: the fastest way to get lines.
-    return iter(stream)
+    """The file's lines; a file that cannot be read on (a cut or damaged gzip) is a bad line."""
+    lines = iter(stream)  # iterating a binary file splits on b"\n" in C: the fastest way
+    number = 0
+    while True:
+        try:
+            line = next(lines)
+        except StopIteration:
+            return
+        except (EOFError, OSError, zlib.error) as exc:
+            raise BackupFormatError(number + 1, f"cannot read the file on ({exc})") from None
+        number += 1
+        yield line
 
 
 @click.command(context_settings=CONTEXT)
@@ -117,7 +132,10 @@ def restore(file: str, batch_size: int, **params: Any) -> None:
     started = time.perf_counter()
     with ExitStack() as stack:
         if file == STDIO:
-            source = stack.enter_context(spooled_stdin())
+            try:
+                source = stack.enter_context(spooled_stdin())
+            except (EOFError, OSError, zlib.error) as exc:
+                raise BackupFailed(f"cannot read standard input ({exc}); nothing was restored") from exc
         else:
             if not Path(file).is_file():
                 raise BackupFailed(f"no backup file {file!r}")

@@ -157,6 +157,29 @@ def test_truncated_backup_is_refused_with_its_line_number(
     assert read_all(target) == []
 
 
+def test_cut_gzip_file_is_refused(source: dict[str, Any], tmp_path: Path) -> None:
+    photon("backup", "b.jsonl.gz", *options(source), cwd=tmp_path)
+    data = (tmp_path / "b.jsonl.gz").read_bytes()
+    (tmp_path / "cut.gz").write_bytes(data[: len(data) // 2])
+    target = TARGET_CONFIGS["sqlite"](tmp_path)
+    result = photon("restore", "cut.gz", *options(target), cwd=tmp_path, check=False)
+    assert result.returncode == 2
+    message = result.stderr.decode()
+    assert "cannot read the file on (Compressed file ended before the end-of-stream marker" in message
+    assert "nothing was restored, the store is as it was" in message
+    assert read_all(target) == []
+    result = photon("restore", "-", *options(target), cwd=tmp_path, stdin=data[: len(data) // 2], check=False)
+    assert result.returncode == 2
+    assert "cannot read standard input (Compressed file ended" in result.stderr.decode()
+    assert read_all(target) == []
+
+
+def test_backup_into_a_missing_folder_fails_cleanly(source: dict[str, Any], tmp_path: Path) -> None:
+    result = photon("backup", "no/such/folder/b.jsonl", *options(source), cwd=tmp_path, check=False)
+    assert result.returncode == 2
+    assert "cannot write the backup 'no/such/folder/b.jsonl'" in result.stderr.decode()
+
+
 def test_corrupt_line_from_standard_input(source: dict[str, Any], tmp_path: Path) -> None:
     lines = photon("backup", "-", *options(source), cwd=tmp_path).stdout.splitlines(keepends=True)
     lines[41] = b'{"stream-name": "x"}\n'
