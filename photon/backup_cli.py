@@ -125,7 +125,7 @@ def restore(file: str, batch_size: int, **params: Any) -> None:
     store's last. The whole file is checked before anything is written: a bad line stops the restore
     with its line number and the store stays as it was.
     """
-    from .restore import BackupSummary, check_backup, import_events, parse_lines
+    from .restore import BackupSummary, bulk_load, check_backup, import_events, parse_lines
     from .store import EventStore
 
     config = config_from(params)
@@ -152,7 +152,8 @@ def restore(file: str, batch_size: int, **params: Any) -> None:
         with progress_bar("restore", summary.events) as bar:
             try:
                 records = (record for _number, record in parse_lines(_lines(source)))
-                written = import_events(store, records, batch_size=batch_size, on_batch=bar.update)
+                with bulk_load(store):
+                    written = import_events(store, records, batch_size=batch_size, on_batch=bar.update)
             except PhotonError as exc:
                 now = store.last_order_id()
                 state = (

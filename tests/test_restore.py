@@ -300,3 +300,22 @@ def test_live_subscribers_see_restored_events(source: EventStore) -> None:
         subscription.close()
         assert seen[0] == CaughtUp(0)
         assert seen[1:] == events
+
+
+def test_bulk_restore_into_an_empty_sql_store_that_finds_a_duplicate_leaves_it_empty(
+    source: EventStore, tmp_path: Path
+) -> None:
+    events = everything(source)
+    clash = dict(events[9].to_dict(), **{"order-id": events[-1].order_id + 1, "stream-name": "other"})
+    clash["stream-version"] = 1
+    lines = [e.data for e in events] + [orjson.dumps(clash)]
+    with EventStore.open(db_backend="sqlite", sqlite_path=str(tmp_path / "t.db")) as target:
+        with pytest.raises(IntegrityError, match="repeat an id or a stream version"):
+            restore(target, lambda: iter(lines), batch_size=10)
+        assert everything(target) == [] and target.last_order_id() == 0 and target.streams() == []
+        # Emptied and indexed again: a clean restore goes through, and duplicates are refused again.
+        restore(target, lines_of(backup_bytes(source)))
+        assert everything(target) == events
+        twin = events[9]._replace(order_id=events[-1].order_id + 5, stream_name="other", stream_version=1)
+        with pytest.raises(IntegrityError):
+            target.backend.append([twin])
