@@ -287,6 +287,25 @@ class EventStore:
         event = {"stream-name": stream, "event-type": event_type, "payload": payload, "service-id": "photon"}
         return self._submit(*self._prepare([event], "any", internal=True))[0]
 
+    def validate(self, event: Any) -> PendingEvent:
+        """Check one client event against this store's limits (raises `ValidationError`).
+
+        For front ends that take many independent events (TCP ingest): validate each on its
+        own, answer the bad ones, and hand the good ones to `append_validated` together.
+        """
+        if self.read_only:
+            raise ReadOnlyStore("this store was opened read-only")
+        return validate_event(event, max_bytes=self.max_event_bytes)
+
+    def append_validated(self, pending: Sequence[PendingEvent]) -> list[RecordedEvent]:
+        """Append events already checked by `validate`, atomically (no expected version).
+
+        The events' ids must be distinct (the caller splits batches at a repeated id).
+        """
+        if not pending:
+            raise ValidationError("no events to append")
+        return self._submit(list(pending), "any")
+
     def _prepare(
         self, batch: list[Any], expected_version: Any, *, internal: bool
     ) -> tuple[list[PendingEvent], int | str]:
