@@ -14,6 +14,7 @@ here. Another transport (AMQP, ...) implements the same few methods and is passe
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -111,11 +112,13 @@ class HttpTransport:
         user: str = "admin",
         password: str = "p4010n",
         *,
-        verify: bool | str = True,
+        verify: bool | str | ssl.SSLContext = True,
         timeout: float = 30.0,
     ) -> None:
         self.url = url.rstrip("/")
         self._auth = (user, password)
+        if isinstance(verify, str):  # a CA file, such as a self-signed server certificate
+            verify = ssl.create_default_context(cafile=verify)
         self._http = httpx.Client(base_url=self.url, verify=verify, timeout=timeout)
         self._token: str | None = None
 

@@ -25,3 +25,24 @@ def bind(host: str, port: int) -> socket.socket:
 def url_host(sock: socket.socket) -> str:
     host: str = sock.getsockname()[0]
     return f"[{host}]" if ":" in host else host
+
+
+def check_keystore(path: str, password: str | None) -> None:
+    """Load the TLS keystore once so a bad file or password fails start-up with a message naming the key.
+
+    (Left to the TLS library, an encrypted key without a password would be asked for on the terminal.)
+    """
+    import ssl
+
+    from .errors import ConfigError
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(path, password=lambda: password or "")
+    except FileNotFoundError:
+        raise ConfigError(f"rest.keystore {path!r}: no such file") from None
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(
+            f"rest.keystore {path!r} cannot be loaded with rest.keypass (a PEM file with the certificate "
+            f"and its private key is expected): {exc}"
+        ) from None

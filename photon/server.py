@@ -24,7 +24,7 @@ from starlette.routing import BaseRoute
 
 from . import aio
 from .config import Config
-from .net import bind, url_host
+from .net import bind, check_keystore, url_host
 from .store import EventStore
 from .tcp import TcpIngestService
 
@@ -78,6 +78,8 @@ class HttpService:
         config = self.config
         self.app = create_app(self.store, config, extra_routes=self.extra_routes)
         keystore = config["rest.keystore"]
+        if keystore:
+            check_keystore(keystore, config["rest.keypass"])
         sock = bind(config["rest.host"], config["rest.port"])
         self.port = sock.getsockname()[1]
         uv_config = uvicorn.Config(

@@ -132,17 +132,18 @@ class _Connection:
     async def _commit_loop(self) -> None:
         metrics = metrics_for(self.store)
         while True:
-            await self.more.wait()
-            self.more.clear()
+            if not self.items:
+                if self.reading_done:
+                    return
+                await self.more.wait()
+                self.more.clear()
+                continue
             items, self.items = self.items, []
             self.queued_events = 0
             self.room.set()
-            if items:
-                out = await self._commit(items, metrics)
-                self.writer.write(b"".join(out))
-                await self.writer.drain()
-            elif self.reading_done:
-                return
+            out = await self._commit(items, metrics)
+            self.writer.write(b"".join(out))
+            await self.writer.drain()
 
     async def _commit(self, items: list[PendingEvent | bytes], metrics: Any) -> list[bytes]:
         """Append the valid events (batches split at a repeated id) and answer every item in order."""

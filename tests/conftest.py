@@ -48,7 +48,12 @@ class LiveServer:
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         self.server = PhotonServer(config)
-        self.call(self.server.start())
+        try:
+            self.call(self.server.start())
+        except BaseException:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(10)
+            raise
         http: HttpService = self.server.service(HttpService)
         tcp: TcpIngestService = self.server.service(TcpIngestService)
         self.url = http.url

@@ -156,3 +156,18 @@ def test_shutdown_finishes_in_flight_appends(tmp_path: Path, sig: int) -> None:
         stored = {e.order_id for e in store.read()}
         assert set(acknowledged) <= stored
         assert sorted(stored) == list(range(1, len(stored) + 1))  # no gaps
+
+
+def test_properties_example_lists_every_key(tmp_path: Path) -> None:
+    import re
+
+    from photon.config import all_settings, read_properties
+
+    text = (Path(__file__).parent.parent / "photon.properties.example").read_text()
+    entries = [m.group(1) for m in re.finditer(r"^#([a-z0-9.-]+=.*)$", text, re.MULTILINE)]
+    listed = {entry.split("=", 1)[0] for entry in entries}
+    missing = set(all_settings()) - listed
+    assert not missing, f"photon.properties.example lacks {sorted(missing)}"
+    # Uncommented, the entries form a valid properties file of known keys.
+    (tmp_path / "photon.properties").write_text("\n".join(entries))
+    assert set(read_properties(tmp_path / "photon.properties")) == listed <= set(all_settings())
