@@ -14,6 +14,7 @@ the same name starts right after the last acknowledged event.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -22,7 +23,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from .. import aio
-from ..errors import NotFound, StoreClosed
+from ..errors import NotFound, StoreClosed, ValidationError
 from ..events import ALL_STREAM, RecordedEvent
 from ..metrics import metrics_for
 from ..store import EventStore
@@ -36,6 +37,8 @@ SSE = "text/event-stream"
 IDLE_SECONDS = 1.0
 SSE_KEEPALIVE_IDLES = 15
 CONSUMER_PREFIX = "consumer:"
+READ_AHEAD = 2
+HISTORY_PAGE = 10_000
 MAX_CONSUMER_NAME = 200
 
 STREAM_TYPE = Param("stream-type", "string", "cold, hot or hot-cold (default).", choices=STREAM_TYPES)
@@ -94,17 +97,32 @@ def stream_response(
     encode = _sse if sse else _ndjson
     metrics = metrics_for(subscription.store)
 
+    async def produce(queue: asyncio.Queue[list[Item] | BaseException | None]) -> None:
+        # Reads ahead: the next page comes from the store while this one is being sent.
+        try:
+            while True:
+                batch = await subscription.next_batch(timeout=IDLE_SECONDS)
+                await queue.put(batch)
+                if batch is None:
+                    return
+        except StoreClosed:
+            await queue.put(None)
+        except BaseException as exc:
+            await queue.put(exc)
+            raise
+
     async def body() -> AsyncIterator[bytes]:
         metrics.replays.inc()
+        queue: asyncio.Queue[list[Item] | BaseException | None] = asyncio.Queue(READ_AHEAD)
+        producer = asyncio.create_task(produce(queue))
         idles = 0
         try:
             while True:
-                try:
-                    batch = await subscription.next_batch(timeout=IDLE_SECONDS)
-                except StoreClosed:
-                    return
+                batch = await queue.get()
                 if batch is None:
                     return
+                if isinstance(batch, BaseException):
+                    raise batch
                 if not batch:
                     if getattr(request.app.state, "closing", False) or await request.is_disconnected():
                         return
@@ -115,6 +133,9 @@ def stream_response(
                 metrics.replayed.inc(len(batch))
                 yield encode(batch)
         finally:
+            producer.cancel()
+            with contextlib.suppress(BaseException):
+                await producer
             metrics.replays.dec()
             subscription.close()
             if on_close is not None:
@@ -122,6 +143,24 @@ def stream_response(
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return StreamingResponse(body(), media_type=SSE if sse else NDJSON, headers=headers)
+
+
+def subscribe(store: EventStore, stream: str, stream_type: StreamType, **options: Any) -> Subscription:
+    """`store.subscribe`, with bigger history pages: a replay sends them whole."""
+    if store.closed:
+        raise StoreClosed("the store is closed")
+    if options.get("from_version") is not None and stream == ALL_STREAM:
+        raise ValidationError("from-version applies to a stream; use from (order-id) for __all__", "from-version")
+    types = options.pop("event_types", None)
+    return Subscription(
+        store,
+        stream,
+        stream_type,
+        event_types=frozenset(types) if types is not None else None,
+        page_size=HISTORY_PAGE,
+        buffer=store.subscription_buffer,
+        **options,
+    )
 
 
 def _last_event_id(request: Request) -> int | None:
@@ -155,7 +194,8 @@ async def replay(request: Request, query: dict[str, Any]) -> Response:
         and await aio.run_blocking(store, store.stream_version, stream) == 0
     ):
         raise NotFound(f"stream {stream!r} does not exist")
-    subscription = store.subscribe(
+    subscription = subscribe(
+        store,
         stream,
         stream_type,
         from_order_id=start,
@@ -222,7 +262,8 @@ async def subscription(request: Request, query: dict[str, Any]) -> Response:
                 409,
             )
     stream_type: StreamType = query["stream-type"] or "hot-cold"
-    subscription = store.subscribe(
+    subscription = subscribe(
+        store,
         position["stream"],
         stream_type,
         from_order_id=position["order-id"] + 1,
