@@ -48,13 +48,10 @@ async def append(
     events: Mapping[str, Any] | Sequence[Mapping[str, Any]],
     expected_version: int | str | None = "any",
 ) -> list[RecordedEvent]:
-    """`store.append` without blocking the event loop."""
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(
-        append_pool(store), lambda: store.append(events, expected_version=expected_version)
-    )
+    """`store.append` without blocking the event loop (no thread is held while the commit runs)."""
+    return await store.append_async(events, expected_version=expected_version)
 
 
 async def append_validated(store: EventStore, pending: Sequence[PendingEvent]) -> list[RecordedEvent]:
     """`store.append_validated` without blocking the event loop."""
-    return await asyncio.get_running_loop().run_in_executor(append_pool(store), store.append_validated, pending)
+    return await store.append_validated_async(pending)

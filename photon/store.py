@@ -9,6 +9,8 @@ into one durable commit is what gives both durability and throughput.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -43,6 +45,8 @@ from .subscriptions import Broadcaster, StreamType, Subscription
 log = logging.getLogger("photon.store")
 
 READ_PAGE = 5000
+INLINE_VALIDATION = 64
+"""Async appends of up to this many events are validated on the event loop."""
 
 
 class _AppendRequest:
@@ -58,6 +62,33 @@ class _AppendRequest:
     def fail(self, error: BaseException) -> None:
         self.error = error
         self.done.set()
+
+
+class _LoopDone:
+    """Stands in for a request's `threading.Event` when an asyncio caller waits for it.
+
+    The committer calls `set()` from its thread; the waiting coroutine's future is resolved on
+    its own loop, so an async front end needs no thread per pending append.
+    """
+
+    __slots__ = ("_flag", "future", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]) -> None:
+        self.loop = loop
+        self.future = future
+        self._flag = False
+
+    def set(self) -> None:
+        self._flag = True
+        with contextlib.suppress(RuntimeError):  # the caller's loop is already closed
+            self.loop.call_soon_threadsafe(self._resolve)
+
+    def _resolve(self) -> None:
+        if not self.future.done():
+            self.future.set_result(None)
+
+    def is_set(self) -> bool:
+        return self._flag
 
 
 class _Action:
@@ -279,6 +310,44 @@ class EventStore:
         """
         batch = [events] if isinstance(events, Mapping) else list(events)
         return self._submit(*self._prepare(batch, expected_version, internal=False))
+
+    async def append_async(
+        self,
+        events: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+        *,
+        expected_version: int | str | None = "any",
+    ) -> list[RecordedEvent]:
+        """`append` for asyncio callers: the same semantics, without blocking the event loop.
+
+        Small batches are validated on the loop; large ones in a worker thread.
+        """
+        batch = [events] if isinstance(events, Mapping) else list(events)
+        if len(batch) > INLINE_VALIDATION:
+            prepared = await asyncio.to_thread(self._prepare, batch, expected_version, internal=False)
+        else:
+            prepared = self._prepare(batch, expected_version, internal=False)
+        return await self._submit_async(*prepared)
+
+    async def append_validated_async(self, pending: Sequence[PendingEvent]) -> list[RecordedEvent]:
+        """`append_validated` for asyncio callers."""
+        if not pending:
+            raise ValidationError("no events to append")
+        return await self._submit_async(list(pending), "any")
+
+    async def _submit_async(self, pending: list[PendingEvent], expected: int | str) -> list[RecordedEvent]:
+        committer = self._committer
+        if committer is None or self.closed:
+            raise StoreClosed("the store is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        request = _AppendRequest(pending, expected)
+        request.done = _LoopDone(loop, future)  # type: ignore[assignment]
+        committer.requests.put(request)
+        # Once handed in, the append completes even if the caller is cancelled.
+        await asyncio.shield(future)
+        if request.error is not None:
+            raise request.error
+        return request.result
 
     def append_internal(self, stream: str, event_type: str, payload: Mapping[str, Any]) -> RecordedEvent:
         """Write an event to an internal (`__`) stream such as `__config__`: for the core only."""

@@ -42,7 +42,7 @@ def test_post_and_delete_need_a_token(live: LiveServer) -> None:
     posted = httpx.post(live.url + "/api/event", json={"stream-name": "s", "event-type": "t", "payload": {}})
     assert posted.status_code == 401
     assert httpx.delete(live.url + "/api/stream/s").status_code == 401
-    assert live.store.last_order_id() == 0
+    assert live.store.backend.last_order_id() == 0
 
 
 def test_three_ways_to_send_the_token(live: LiveServer) -> None:

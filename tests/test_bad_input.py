@@ -81,7 +81,7 @@ def test_bad_events_are_refused_and_nothing_stored(
     small: LiveServer, body: bytes, status: int, fragments: list[str]
 ) -> None:
     expect(post(small, body), status, *fragments)
-    assert small.store.last_order_id() == 0
+    assert small.store.backend.last_order_id() == 0
 
 
 def test_expected_version_given_twice_or_malformed(small: LiveServer) -> None:
@@ -89,7 +89,7 @@ def test_expected_version_given_twice_or_malformed(small: LiveServer) -> None:
     expect(post(small, wrapped, {"expected-version": "0"}), 400, "both in the body and as a query parameter")
     single = b'{"stream-name": "s", "event-type": "t", "payload": {}}'
     expect(post(small, single, {"expected-version": "soon"}), 400, "expected-version")
-    assert small.store.last_order_id() == 0
+    assert small.store.backend.last_order_id() == 0
 
 
 def test_version_conflict_stores_nothing(small: LiveServer) -> None:
@@ -98,14 +98,14 @@ def test_version_conflict_stores_nothing(small: LiveServer) -> None:
         answer = api.post("/api/event", json=[event(), event()], params={"expected-version": "0"})
     body = expect(answer, 409, "version conflict")
     assert body["current-version"] == 1
-    assert small.store.last_order_id() == 1
+    assert small.store.backend.last_order_id() == 1
 
 
 def test_unknown_routes_and_methods(live: LiveServer, api: httpx.Client) -> None:
     expect(api.get("/api/nothing"), 404, "no such route: GET /api/nothing")
     expect(httpx.get(live.url + "/elsewhere"), 404, "/elsewhere")
     expect(api.put("/api/event", json=event()), 405, "method PUT not allowed")
-    assert live.store.last_order_id() == 0
+    assert live.store.backend.last_order_id() == 0
 
 
 @pytest.mark.parametrize(
@@ -126,4 +126,4 @@ def test_unknown_and_bad_query_parameters(api: httpx.Client, path: str, params: 
 def test_unknown_parameter_on_post_stores_nothing(small: LiveServer) -> None:
     single = b'{"stream-name": "s", "event-type": "t", "payload": {}}'
     expect(post(small, single, {"expected_version": "0"}), 400, "did you mean 'expected-version'")
-    assert small.store.last_order_id() == 0
+    assert small.store.backend.last_order_id() == 0

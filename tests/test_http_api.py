@@ -48,7 +48,7 @@ def test_version_conflict_is_409_with_current_version(live: LiveServer, api: htt
     body = answer.json()
     assert body["current-version"] == 2 and body["expected-version"] == 1 and body["stream-name"] == "orders"
     assert "version conflict" in body["error"]
-    assert live.store.last_order_id() == 2
+    assert live.store.backend.last_order_id() == 2
 
 
 def test_idempotent_append_by_id(api: httpx.Client) -> None:

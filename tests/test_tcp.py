@@ -53,7 +53,7 @@ def test_a_bad_line_gets_its_own_error_and_spares_its_neighbours(live: LiveServe
     assert "internal" in acks[3]["error"]
     assert "too large" in acks[4]["error"]
     assert acks[5] == {"order-id": 2, "stream-version": 2}
-    assert live.store.last_order_id() == 2
+    assert live.store.backend.last_order_id() == 2
 
 
 def test_repeated_ids_are_stored_once(live: LiveServer) -> None:
@@ -81,4 +81,4 @@ def test_a_bad_token_is_refused_and_nothing_stored(live: LiveServer) -> None:
     with socket.create_connection(("127.0.0.1", live.tcp_port), timeout=10) as sock:
         sock.sendall(orjson.dumps(event()) + b"\n")  # an event where the token line belongs
         assert read_lines(sock, 1) == [{"error": "Not authorized"}]
-    assert live.store.last_order_id() == 0
+    assert live.store.backend.last_order_id() == 0
