@@ -1,6 +1,6 @@
 """Server benchmarks, side by side in one run, against a `photon serve` child process.
 
-    python -m benchmarks.server [--seconds 5] [--tcp-events 300000] [--dir /tmp/photon-bench-server]
+    python -m benchmarks.server [--seconds 5] [--tcp-events 200000] [--repeat 3] [--dir DIR]
 
 The server runs the default embedded SQLite store with durability on (``sqlite.synchronous=FULL``,
 the default: an append is acknowledged after its group commit is on disk). The load comes
@@ -113,6 +113,12 @@ class Server:
         assert status == 200, body
         return str(orjson.loads(body)["token"])
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the server process has used so far."""
+        with open(f"/proc/{self.proc.pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(60)
@@ -202,8 +208,8 @@ async def cold_replay(server: Server, token: str) -> tuple[float, int]:
     return lines / elapsed, lines
 
 
-async def latency(server: Server, token: str, seconds: float) -> tuple[float, float, float, int]:
-    """p50, p99, max in ms from send to the subscriber's receipt, at LATENCY_RATE events/s."""
+async def latency(server: Server, token: str, seconds: float) -> dict[str, Any]:
+    """Milliseconds from send (and from the emitter's ack) to the subscriber's receipt, at LATENCY_RATE/s."""
     sub = await Conn.open(server.host, server.port)
     sub.writer.write(
         f"GET /api/replay/latency-0?stream-type=hot HTTP/1.1\r\nHost: b\r\n"
@@ -212,6 +218,7 @@ async def latency(server: Server, token: str, seconds: float) -> tuple[float, fl
     await sub.reader.readuntil(b"\r\n\r\n")
     await asyncio.sleep(0.3)
     sent: dict[int, int] = {}
+    acked: dict[int, int] = {}
     received: dict[int, int] = {}
     total = int(seconds * LATENCY_RATE)
 
@@ -238,6 +245,7 @@ async def latency(server: Server, token: str, seconds: float) -> tuple[float, fl
             body = orjson.dumps({"stream-name": "latency-0", "event-type": "t", "payload": {"i": i}})
             sent[i] = time.perf_counter_ns()
             await conn.send(post("/api/event", body, token))
+            acked[i] = time.perf_counter_ns()
             free.put_nowait(conn)
 
         for i in range(total):
@@ -250,32 +258,76 @@ async def latency(server: Server, token: str, seconds: float) -> tuple[float, fl
     await asyncio.wait_for(asyncio.gather(subscriber(), emitter()), seconds * 4 + 30)
     sub.close()
     samples = sorted((received[i] - sent[i]) / 1e6 for i in received)
-    p99 = samples[min(len(samples) - 1, int(len(samples) * 0.99))]
-    return statistics.median(samples), p99, samples[-1], len(samples)
+    after_ack = sorted((received[i] - acked[i]) / 1e6 for i in received)
+    return {
+        "p50": statistics.median(samples),
+        "p99": percentile(samples, 0.99),
+        "max": samples[-1],
+        "ack_p50": statistics.median(after_ack),
+        "ack_p99": percentile(after_ack, 0.99),
+        "samples": len(samples),
+    }
 
 
-async def measure(folder: Path, seconds: float, tcp_events: int) -> list[dict[str, Any]]:
+def percentile(ordered: list[float], fraction: float) -> float:
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
+
+
+async def measure(folder: Path, seconds: float, tcp_events: int, repeat: int) -> list[dict[str, Any]]:
+    """Each phase `repeat` times, in turn, against one server; the median of each is reported."""
     server = Server(folder)
+    runs: dict[str, list[Any]] = {"single": [], "batched": [], "tcp": [], "replay": [], "latency": []}
+    cpu_per_event: dict[str, list[float]] = {name: [] for name in runs}
     try:
         token = await server.token()
-        single = await http_emits(server, token, seconds, CLIENTS, 1)
-        batched = await http_emits(server, token, seconds, BATCH_CLIENTS, BATCH)
-        tcp = await tcp_ingest(server, token, tcp_events)
-        replay, replayed = await cold_replay(server, token)
-        p50, p99, worst, samples = await latency(server, token, seconds)
+        for _ in range(repeat):
+            for name, phase in (
+                ("single", lambda: http_emits(server, token, seconds, CLIENTS, 1)),
+                ("batched", lambda: http_emits(server, token, seconds, BATCH_CLIENTS, BATCH)),
+                ("tcp", lambda: tcp_ingest(server, token, tcp_events)),
+                ("replay", lambda: cold_replay(server, token)),
+                ("latency", lambda: latency(server, token, seconds)),
+            ):
+                cpu_start, wall = server.cpu_seconds(), time.perf_counter()
+                result = await phase()
+                used, wall = server.cpu_seconds() - cpu_start, time.perf_counter() - wall
+                runs[name].append(result)
+                rate = result[0] if isinstance(result, tuple) else result
+                if isinstance(rate, float):
+                    cpu_per_event[name].append(used / (rate * wall) * 1e6)
     finally:
         server.stop()
+    single = statistics.median(runs["single"])
+    batched = statistics.median(runs["batched"])
+    tcp = statistics.median(runs["tcp"])
+    replay = statistics.median(rate for rate, _ in runs["replay"])
+    replayed = max(count for _, count in runs["replay"])
+    lat = sorted(runs["latency"], key=lambda r: r["p99"])[len(runs["latency"]) // 2]
+
+    def spread(values: list[float]) -> str:
+        return f"runs: {', '.join(f'{v:,.0f}' for v in values)}"
+
+    def cpu(name: str) -> str:
+        return f"{statistics.median(cpu_per_event[name]):.0f} µs" if cpu_per_event[name] else "-"
+
     return [
         {"name": f"HTTP single-event emits, {CLIENTS} clients", "value": single, "unit": "events/s",
-         "target": 4000.0, "higher": True, "reference": f"EventStoreDB HTTP ~{ESDB_HTTP:.0f}/s: x{single / ESDB_HTTP:.2f}"},  # noqa: E501
+         "target": 4000.0, "higher": True, "cpu": cpu("single"),
+         "reference": f"EventStoreDB HTTP ~{ESDB_HTTP:,.0f}/s: x{single / ESDB_HTTP:.2f}; {spread(runs['single'])}"},
         {"name": f"HTTP batched emits, {BATCH}/request, {BATCH_CLIENTS} clients", "value": batched,
-         "unit": "events/s", "target": None, "higher": True, "reference": f"x{batched / single:.1f} single-event"},
+         "unit": "events/s", "target": None, "higher": True, "cpu": cpu("batched"),
+         "reference": f"x{batched / single:.1f} single-event; {spread(runs['batched'])}"},
         {"name": "TCP ingest, 1 connection", "value": tcp, "unit": "events/s", "target": 100_000.0, "higher": True,
-         "reference": f"x{tcp / single:.1f} single-event HTTP"},
-        {"name": f"cold replay of __all__ over HTTP NDJSON ({replayed} events)", "value": replay,
-         "unit": "events/s", "target": 200_000.0, "higher": True, "reference": ""},
-        {"name": f"send-to-subscriber latency p99 at {LATENCY_RATE}/s ({samples} events)", "value": p99,
-         "unit": "ms", "target": 5.0, "higher": False, "reference": f"p50 {p50:.2f} ms, max {worst:.2f} ms"},
+         "cpu": cpu("tcp"),
+         "reference": f"x{tcp / single:.1f} single-event HTTP; {spread(runs['tcp'])}"},
+        {"name": f"cold replay of __all__ over HTTP NDJSON (up to {replayed:,} events)", "value": replay,
+         "unit": "events/s", "target": 200_000.0, "higher": True, "cpu": cpu("replay"),
+         "reference": spread([rate for rate, _ in runs["replay"]])},
+        {"name": f"send-to-subscriber latency p99 at {LATENCY_RATE}/s", "value": lat["p99"],
+         "unit": "ms", "target": 5.0, "higher": False, "cpu": "-",
+         "reference": f"p50 {lat['p50']:.2f} ms, max {lat['max']:.1f} ms; after the emitter's own ack: "
+         f"p50 {lat['ack_p50']:.2f} ms, p99 {lat['ack_p99']:.2f} ms; p99 of runs: "
+         + ", ".join(f"{r['p99']:.1f}" for r in runs["latency"])},
     ]  # fmt: skip
 
 
@@ -286,15 +338,18 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     try:
         import uvloop
 
-        return uvloop.run(measure(folder, args.seconds, args.tcp_events))
+        return uvloop.run(measure(folder, args.seconds, args.tcp_events, args.repeat))
     except ImportError:
-        return asyncio.run(measure(folder, args.seconds, args.tcp_events))
+        return asyncio.run(measure(folder, args.seconds, args.tcp_events, args.repeat))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    rows = ["| benchmark | measured | target | ratio to target | side by side |", "|---|---:|---:|---:|---|"]
+    rows = [
+        "| benchmark | measured (median) | target | ratio to target | server CPU per event | side by side |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
     for r in results:
         value, target = r["value"], r["target"]
         fmt = "{:,.0f}" if r["unit"] == "events/s" else "{:.2f}"
@@ -305,17 +360,24 @@ def table(results: list[dict[str, Any]]) -> str:
             goal = ("≥ " if r["higher"] else "≤ ") + fmt.format(target) + " " + r["unit"]
             ratio = f"{value / target:.2f}" if r["higher"] else f"{target / value:.2f}"
             ratio += " ✓" if (value >= target if r["higher"] else value <= target) else " ✗"
-        rows.append(f"| {r['name']} | {measured} | {goal} | {ratio} | {r['reference']} |")
+        rows.append(f"| {r['name']} | {measured} | {goal} | {ratio} | {r['cpu']} | {r['reference']} |")
     return "\n".join(rows)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="duration of each timed phase")
-    parser.add_argument("--tcp-events", type=int, default=300_000)
+    parser.add_argument("--tcp-events", type=int, default=200_000)
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each phase; the median is reported")
     parser.add_argument("--dir", default=None, help="working folder (emptied; default: a temporary one)")
     args = parser.parse_args()
-    print(table(run(args)))
+    before = os.getloadavg()[0]
+    results = run(args)
+    print(table(results))
+    print(
+        f"\nload average of the machine: {before:.1f} at start, {os.getloadavg()[0]:.1f} at end "
+        f"({os.cpu_count()} cores)"
+    )
 
 
 if __name__ == "__main__":
