@@ -50,6 +50,9 @@ class _Uvicorn(uvicorn.Server):
     def capture_signals(self) -> Iterator[None]:
         yield
 
+    def install_signal_handlers(self) -> None:  # the name in uvicorn releases before capture_signals
+        pass
+
 
 def _http_impl() -> str:
     try:
