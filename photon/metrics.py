@@ -30,6 +30,9 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        # Children bound once: `labels()` costs a lookup per call on the hot paths.
+        self.http = _Transport(self, "http")
+        self.tcp = _Transport(self, "tcp")
         self.replays = Gauge("photon_replay_connections", "Open replay and subscription streams.", registry=r)
         self.replayed = Counter("photon_events_replayed", "Events sent to replay and subscription streams.", registry=r)
         self.tcp_connections = Gauge("photon_tcp_connections", "Open TCP ingest connections.", registry=r)
@@ -39,6 +42,16 @@ class Metrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _Transport:
+    """The metrics of one front end, with their labels bound."""
+
+    def __init__(self, metrics: Metrics, transport: str) -> None:
+        self.stored = metrics.appends.labels(transport, "stored")
+        self.rejected = metrics.appends.labels(transport, "rejected")
+        self.events = metrics.events.labels(transport)
+        self.seconds = metrics.append_seconds.labels(transport)
 
 
 _metrics: weakref.WeakKeyDictionary[EventStore, Metrics] = weakref.WeakKeyDictionary()

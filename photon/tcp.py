@@ -157,14 +157,14 @@ class _Connection:
             try:
                 stored = await aio.append_validated(self.store, batch)
             except PhotonError as exc:
-                metrics.appends.labels("tcp", "rejected").inc()
+                metrics.tcp.rejected.inc()
                 line = _error_line(str(exc))
                 for slot in slots:
                     out[slot] = line
             else:
-                metrics.appends.labels("tcp", "stored").inc()
-                metrics.events.labels("tcp").inc(len(stored))
-                metrics.append_seconds.labels("tcp").observe(asyncio.get_running_loop().time() - started)
+                metrics.tcp.stored.inc()
+                metrics.tcp.events.inc(len(stored))
+                metrics.tcp.seconds.observe(asyncio.get_running_loop().time() - started)
                 for slot, event in zip(slots, stored, strict=True):
                     out[slot] = _ack_line(event)
             batch.clear()

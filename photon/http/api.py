@@ -113,11 +113,11 @@ async def post_event(request: Request, query: dict[str, Any]) -> Response:
         version = parse_expected_version(expected)
         stored = await aio.append(store, events, version)
     except (PhotonError, RequestError):
-        metrics.appends.labels("http", "rejected").inc()
+        metrics.http.rejected.inc()
         raise
-    metrics.appends.labels("http", "stored").inc()
-    metrics.events.labels("http").inc(len(stored))
-    metrics.append_seconds.labels("http").observe(time.perf_counter() - started)
+    metrics.http.stored.inc()
+    metrics.http.events.inc(len(stored))
+    metrics.http.seconds.observe(time.perf_counter() - started)
     if type(events) is list:
         return Response(b"[" + b",".join([e.data for e in stored]) + b"]", media_type=JSON)
     return Response(stored[0].data, media_type=JSON)
