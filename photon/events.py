@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from collections.abc import Mapping
 from typing import Any, Final, NamedTuple
 
@@ -111,8 +110,15 @@ def now_millis() -> int:
     return time.time_ns() // 1_000_000
 
 
+# Variant bits of an RFC 4122 UUID: the 17th hex digit is one of 8, 9, a, b.
+_VARIANT_DIGIT: Final = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
+
+
 def new_event_id() -> str:
-    return str(uuid.UUID(bytes=os.urandom(16), version=4))
+    """A random (version 4) UUID string, formatted directly: a third of the cost of `uuid.UUID`
+    on the ingest hot path, where it was the largest per-event cost."""
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT_DIGIT[h[16]]}{h[17:20]}-{h[20:]}"
 
 
 def _name(event: Mapping[str, Any], field: str) -> str:
@@ -161,7 +167,7 @@ def validate_event(
 
     Raises `ValidationError` naming the field at fault. The caller's mapping is not changed.
     """
-    if not isinstance(event, Mapping):
+    if type(event) is not dict and not isinstance(event, Mapping):  # the exact check first: ABC checks are slow
         raise ValidationError(f"an event must be a JSON object, got {_json_type(event)}")
     unknown = event.keys() - CLIENT_FIELDS
     if unknown:
@@ -188,7 +194,7 @@ def validate_event(
     payload = event.get(PAYLOAD)
     if payload is None:
         raise ValidationError("missing required field 'payload'", PAYLOAD)
-    if not isinstance(payload, Mapping):
+    if type(payload) is not dict and not isinstance(payload, Mapping):
         raise ValidationError(f"field 'payload' must be a JSON object, got {_json_type(payload)}", PAYLOAD)
     _optional_string(event, SERVICE_ID)
     _optional_string(event, CAUSED_BY)

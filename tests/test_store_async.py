@@ -66,3 +66,15 @@ def test_closed_store_refuses(store: EventStore) -> None:
     store.close()
     with pytest.raises(StoreClosed):
         asyncio.run(store.append_async(event(1)))
+
+
+def test_generated_ids_are_version_4_uuids() -> None:
+    import uuid
+
+    from photon.events import new_event_id
+
+    ids = {new_event_id() for _ in range(5000)}
+    assert len(ids) == 5000
+    for value in list(ids)[:500]:
+        parsed = uuid.UUID(value)
+        assert str(parsed) == value and parsed.version == 4 and parsed.variant == uuid.RFC_4122
