@@ -1,9 +1,8 @@
-"""Calling the (blocking, thread-safe) store from asyncio front ends.
+"""Calling the store from asyncio front ends.
 
-An append blocks its caller until the group commit that holds it is durable. The front ends
-run appends in a pool of their own, larger than asyncio's default, because the point of group
-commit is that many appends wait together: 32 concurrent clients need 32 waiting threads for
-their appends to share commits.
+Appends use the store's own async path (`EventStore.append_async`): the caller's coroutine waits
+for the group commit without holding a thread. Reads and other blocking calls run in a pool of
+the store's own, so that slow reads do not queue behind unrelated work in asyncio's default pool.
 """
 
 from __future__ import annotations
@@ -19,16 +18,16 @@ from .store import EventStore
 
 T = TypeVar("T")
 
-APPEND_THREADS = 128
+BLOCKING_THREADS = 32
 
 _pools: weakref.WeakKeyDictionary[EventStore, ThreadPoolExecutor] = weakref.WeakKeyDictionary()
 
 
-def append_pool(store: EventStore) -> ThreadPoolExecutor:
-    """The store's shared pool of append threads (one per store, made on first use)."""
+def blocking_pool(store: EventStore) -> ThreadPoolExecutor:
+    """The store's shared pool for blocking calls (one per store, made on first use)."""
     pool = _pools.get(store)
     if pool is None:
-        pool = ThreadPoolExecutor(APPEND_THREADS, thread_name_prefix="photon-append")
+        pool = ThreadPoolExecutor(BLOCKING_THREADS, thread_name_prefix="photon-blocking")
         _pools[store] = pool
     return pool
 
@@ -40,7 +39,7 @@ def shutdown_pool(store: EventStore) -> None:
 
 
 async def run_blocking(store: EventStore, call: Callable[..., T], *args: Any) -> T:
-    return await asyncio.get_running_loop().run_in_executor(append_pool(store), call, *args)
+    return await asyncio.get_running_loop().run_in_executor(blocking_pool(store), call, *args)
 
 
 async def append(

@@ -40,6 +40,7 @@ MAX_QUEUED = 50_000
 """Validated events waiting for a commit before the reader stops reading (back-pressure)."""
 TOKEN_TIMEOUT = 30.0
 STOP_SECONDS = 5.0
+CLOSE_GRACE_SECONDS = 1.0
 NOT_AUTHORIZED = b'{"error":"Not authorized"}\n'
 
 
@@ -65,18 +66,38 @@ class _Connection:
         self.room = asyncio.Event()
         self.room.set()
         self.reading_done = False
+        self.read_task: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
         if not await self._authorize():
             return
         committer = asyncio.create_task(self._commit_loop())
+        self.read_task = asyncio.create_task(self._read_loop())
         try:
-            await self._read_loop()
+            await asyncio.wait([self.read_task])  # ends at the client's EOF, or when the server stops
         finally:
+            self.read_task.cancel()
             self.reading_done = True
             self.more.set()
             with contextlib.suppress(ConnectionError):
                 await committer
+        if self.service.closing:
+            await self._close_gracefully()
+
+    def stop_reading(self) -> None:
+        if self.read_task is not None:
+            self.read_task.cancel()
+
+    async def _close_gracefully(self) -> None:
+        """Signal the end of the answers (FIN), then drop what the client still sends for a moment:
+        closing with unread input would reset the connection and could lose answers in flight."""
+        with contextlib.suppress(OSError, RuntimeError):
+            if self.writer.can_write_eof():
+                self.writer.write_eof()
+            deadline = asyncio.get_running_loop().time() + CLOSE_GRACE_SECONDS
+            while (left := deadline - asyncio.get_running_loop().time()) > 0:
+                if not await asyncio.wait_for(self.reader.read(READ_SIZE), left):
+                    break
 
     async def _authorize(self) -> bool:
         try:
@@ -199,7 +220,7 @@ class TcpIngestService:
         self.closing = False
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
-        self._readers: set[asyncio.StreamReader] = set()
+        self._open: set[_Connection] = set()
 
     async def start(self) -> None:
         sock = bind(self.config["rest.host"], self.config["events.port"])
@@ -212,19 +233,20 @@ class TcpIngestService:
         task = asyncio.current_task()
         assert task is not None
         self._connections.add(task)
-        self._readers.add(reader)
+        connection = _Connection(self, reader, writer)
+        self._open.add(connection)
         gauge = metrics_for(self.store).tcp_connections
         gauge.inc()
         try:
-            await _Connection(self, reader, writer).run()
-        except ConnectionError:
+            await connection.run()
+        except (ConnectionError, TimeoutError):
             pass
         except Exception:
             log.exception("TCP ingest connection failed")
         finally:
             gauge.dec()
             self._connections.discard(task)
-            self._readers.discard(reader)
+            self._open.discard(connection)
             writer.close()
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
@@ -234,8 +256,8 @@ class TcpIngestService:
         self.closing = True
         if self._server is not None:
             self._server.close()
-        for reader in list(self._readers):
-            reader.feed_eof()  # readers blocked on an idle socket stop; acks still go out
+        for connection in list(self._open):
+            connection.stop_reading()  # what was read is still stored and answered
         if self._connections:
             _, pending = await asyncio.wait(list(self._connections), timeout=STOP_SECONDS)
             for task in pending:

@@ -82,3 +82,49 @@ def test_a_bad_token_is_refused_and_nothing_stored(live: LiveServer) -> None:
         sock.sendall(orjson.dumps(event()) + b"\n")  # an event where the token line belongs
         assert read_lines(sock, 1) == [{"error": "Not authorized"}]
     assert live.store.backend.last_order_id() == 0
+
+
+def test_stop_answers_what_was_read_and_stores_every_acknowledged_event(tmp_path: Any) -> None:
+    import threading
+
+    from conftest import make_config
+
+    from photon.store import EventStore
+
+    config = make_config(tmp_path)
+    live = LiveServer(config)
+    sock = connect(live)
+    block = b"".join(orjson.dumps(event(n=i)) + b"\n" for i in range(1000))
+    sent = [0]
+
+    def send() -> None:
+        try:
+            for _ in range(500):  # far more than can be stored before the stop
+                sock.sendall(block)
+                sent[0] += 1000
+        except OSError:
+            pass  # the server stopped reading and closed
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    chunks: list[bytes] = []
+
+    def receive() -> None:
+        while chunk := sock.recv(1 << 16):
+            chunks.append(chunk)
+
+    receiver = threading.Thread(target=receive, daemon=True)
+    receiver.start()
+    while sum(chunk.count(b"\n") for chunk in chunks) < 100:  # ingest is under way
+        threading.Event().wait(0.01)
+    live.stop()  # meanwhile lines keep arriving
+    receiver.join(10)
+    sock.close()
+    received = b"".join(chunks)
+    acks = [orjson.loads(line) for line in received.splitlines()]
+    assert all("order-id" in a for a in acks)
+    assert [a["order-id"] for a in acks] == list(range(1, len(acks) + 1))
+    sender.join(10)
+    assert 100 <= len(acks) < sent[0]
+    with EventStore.open(config, read_only=True) as store:
+        assert store.last_order_id() == len(acks)  # every line read was stored and answered
