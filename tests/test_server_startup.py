@@ -171,3 +171,30 @@ def test_properties_example_lists_every_key(tmp_path: Path) -> None:
     # Uncommented, the entries form a valid properties file of known keys.
     (tmp_path / "photon.properties").write_text("\n".join(entries))
     assert set(read_properties(tmp_path / "photon.properties")) == listed <= set(all_settings())
+
+
+def test_sigterm_with_open_live_streams_and_tcp_connections(tmp_path: Path) -> None:
+    import socket
+    import time
+
+    import orjson
+
+    server = ServerProcess(
+        tmp_path,
+        ["-rest.host", "127.0.0.1", "-rest.port", "0", "-events.port", "0", "-sqlite.path", str(tmp_path / "p.db")],
+    )
+    token = server.token()
+    headers = {"Authorization": f"Token {token}"}
+    with (
+        httpx.Client(base_url=server.url, headers=headers, timeout=30) as client,
+        client.stream("GET", "/api/replay/__all__") as stream,
+    ):
+        ingest = socket.create_connection(("127.0.0.1", server.tcp_port))
+        ingest.sendall(orjson.dumps({"token": token}) + b"\n")
+        started = time.monotonic()
+        code = server.terminate()
+        assert code == 0, server.output()
+        assert time.monotonic() - started < 10
+        assert list(stream.iter_lines()) == ['{"caught-up":0}']  # the stream ended cleanly
+        assert ingest.recv(100) == b""
+        ingest.close()
