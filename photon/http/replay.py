@@ -86,12 +86,7 @@ def wants_sse(request: Request) -> bool:
     return SSE in request.headers.get("accept", "")
 
 
-def stream_response(
-    request: Request,
-    subscription: Subscription,
-    *,
-    on_close: Any = None,
-) -> StreamingResponse:
+def stream_response(request: Request, subscription: Subscription) -> StreamingResponse:
     """Send a subscription's items as NDJSON or server-sent events until it ends or the client leaves."""
     sse = wants_sse(request)
     encode = _sse if sse else _ndjson
@@ -138,8 +133,6 @@ def stream_response(
                 await producer
             metrics.replays.dec()
             subscription.close()
-            if on_close is not None:
-                on_close()
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return StreamingResponse(body(), media_type=SSE if sse else NDJSON, headers=headers)
