@@ -167,7 +167,10 @@ def test_properties_example_lists_every_key(tmp_path: Path) -> None:
     entries = [m.group(1) for m in re.finditer(r"^#([a-z0-9.-]+=.*)$", text, re.MULTILINE)]
     listed = {entry.split("=", 1)[0] for entry in entries}
     missing = set(all_settings()) - listed
-    assert not missing, f"photon.properties.example lacks {sorted(missing)}"
+    assert not missing, (
+        f"photon.properties.example lacks {sorted(missing)}: "
+        "regenerate it with `python -m photon.properties_example > photon.properties.example`"
+    )
     # Uncommented, the entries form a valid properties file of known keys.
     (tmp_path / "photon.properties").write_text("\n".join(entries))
     assert set(read_properties(tmp_path / "photon.properties")) == listed <= set(all_settings())
