@@ -14,10 +14,10 @@ from typing import Any
 import click
 
 from .backend import available_backends
-from .config import Config, Setting, all_settings, load_config
+from .config import Config, Setting, all_settings, closest_key, load_config
 from .errors import PhotonError
 
-DEFAULT_COMMAND = "info"
+DEFAULT_COMMAND = "serve"
 
 
 def _param_name(key: str) -> str:
@@ -55,8 +55,48 @@ def config_from(params: dict[str, Any]) -> Config:
     return load_config(cli)
 
 
+class PhotonCommand(click.Command):
+    """A command that refuses an unknown ``-dotted.key`` naming the closest valid one.
+
+    Without this, click reads ``-sqlite.pth`` as the short option ``-s`` and says "No such
+    option: -s", which names nothing the user typed.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        takes_value: dict[str, bool] = {}
+        for param in self.get_params(ctx):
+            if isinstance(param, click.Option):
+                for opt in (*param.opts, *param.secondary_opts):
+                    takes_value[opt] = not param.is_flag and not param.count
+        index = 0
+        while index < len(args):
+            arg = args[index]
+            if arg == "--":
+                break
+            if arg in takes_value:
+                index += 2 if takes_value[arg] else 1
+                continue
+            if arg.startswith("-") and not arg.startswith("--") and len(arg) > 2 and not _is_number(arg):
+                known = [opt.lstrip("-") for opt in takes_value if not opt.startswith("--")]
+                hint = closest_key(arg[1:], known)
+                suggestion = f"; did you mean -{hint}?" if hint else ""
+                raise click.UsageError(f"unknown option {arg}{suggestion}", ctx)
+            index += 1
+        return super().parse_args(ctx, args)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 class PhotonGroup(click.Group):
     """A group whose default command runs when no command is named (datasette-style)."""
+
+    command_class = PhotonCommand
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help", "--version")):
@@ -101,6 +141,24 @@ def backends() -> None:
             click.echo(f"    -{setting.key}: {_help(setting)}")
 
 
+@cli.command(context_settings=CONTEXT)
+@config_options
+def serve(**params: Any) -> None:
+    """Run the server (HTTP API, TCP ingest) on the configured store until SIGTERM or SIGINT."""
+    import logging
+
+    config = config_from(params)
+    logging.basicConfig(
+        level=config["log.level"], format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    from .server import run
+
+    try:
+        run(config)
+    except OSError as exc:
+        raise click.ClickException(f"cannot start the server: {exc}") from None
+
+
 def main() -> None:
     try:
         cli.main(prog_name="photon", standalone_mode=True)
@@ -110,4 +168,4 @@ def main() -> None:
 
 
 # Commands defined in their own modules; importing one registers its commands on `cli`.
-from . import backup_cli  # noqa: E402, F401
+from . import backup_cli, cli_client  # noqa: E402, F401  (backup, restore; emit, replay, streams)

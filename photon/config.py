@@ -134,6 +134,12 @@ CORE_SETTINGS: tuple[Setting, ...] = (
     Setting(
         "payload.max.bytes", "1048576", "Largest accepted event, in bytes of JSON (payload included).", parse_positive
     ),
+    Setting(
+        "rest.body.max.bytes",
+        "67108864",
+        "Largest accepted HTTP request body (one event or a batch), in bytes.",
+        parse_positive,
+    ),
     Setting("commit.batch.max", "5000", "Most events written in one group-commit transaction.", parse_positive),
     Setting(
         "subscription.buffer",

@@ -70,3 +70,7 @@ class ConfigError(PhotonError):
 
 class UnknownBackend(ConfigError):
     """`db.backend` names no installed backend plugin."""
+
+
+class NotAuthorized(PhotonError):
+    """The credentials or the token were refused (HTTP 401)."""

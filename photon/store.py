@@ -9,10 +9,14 @@ into one durable commit is what gives both durability and throughput.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import queue
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import orjson
@@ -43,18 +47,24 @@ from .subscriptions import Broadcaster, StreamType, Subscription
 log = logging.getLogger("photon.store")
 
 _new_record = tuple.__new__
+INLINE_VALIDATION = 64
+"""Async appends of up to this many events are validated on the event loop."""
 
 
 class _AppendRequest:
     """One caller's append, waiting for the committer. A bare lock is the cheapest hand-off:
     the caller blocks acquiring it a second time until the committer releases it."""
 
-    __slots__ = ("_lock", "client_ids", "error", "events", "expected", "finished", "result")
+    __slots__ = ("_lock", "client_ids", "error", "events", "expected", "finished", "on_done", "result")
 
-    def __init__(self, events: list[PendingEvent], expected: int | str) -> None:
+    def __init__(
+        self, events: list[PendingEvent], expected: int | str, on_done: Callable[[], None] | None = None
+    ) -> None:
         self.events = events
         self.expected = expected
         self.client_ids = any(e.client_id for e in events)
+        self.on_done = on_done
+        """Called instead of releasing the lock (asyncio callers are woken through their loop)."""
         self._lock = threading.Lock()
         self._lock.acquire()
         self.finished = False
@@ -67,11 +77,42 @@ class _AppendRequest:
     def done(self) -> None:
         if not self.finished:
             self.finished = True
-            self._lock.release()
+            if self.on_done is not None:
+                self.on_done()
+            else:
+                self._lock.release()
 
     def fail(self, error: BaseException) -> None:
         self.error = error
         self.done()
+
+
+class _LoopWaker:
+    """Resolves asyncio futures of one event loop from the committer thread, one wake-up per batch.
+
+    A group commit finishes many appends at once; waking the loop once for all of them (instead
+    of once each) saves a system call and a thread switch per append.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._lock = threading.Lock()
+        self._ready: list[asyncio.Future[None]] = []
+
+    def resolve(self, future: asyncio.Future[None]) -> None:
+        with self._lock:
+            self._ready.append(future)
+            if len(self._ready) > 1:
+                return  # a wake-up is already on its way
+        with contextlib.suppress(RuntimeError):  # the loop is already closed
+            self.loop.call_soon_threadsafe(self._flush)
+
+    def _flush(self) -> None:
+        with self._lock:
+            ready, self._ready = self._ready, []
+        for future in ready:
+            if not future.done():
+                future.set_result(None)
 
 
 class _Action:
@@ -233,10 +274,12 @@ class _Committer(threading.Thread):
             versions.update(tentative)
             self.commits += 1
             self.committed_events += len(records)
+        if records:
+            # Published before the acknowledgements, so that a caller who has its answer
+            # already sees its events counted in last_order_id() and in new subscriptions.
+            self.broadcaster.publish(records)
         for request in accepted:
             request.done()
-        if records:
-            self.broadcaster.publish(records)
 
 
 class EventStore:
@@ -259,6 +302,7 @@ class EventStore:
         self._broadcaster = Broadcaster(state.last_order_id)
         self._committer: _Committer | None = None
         self._lifecycle = threading.Lock()
+        self._wakers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopWaker] = weakref.WeakKeyDictionary()
         self.closed = False
         if not read_only:
             self._committer = _Committer(backend, self._broadcaster, state.last_order_id, max_batch)
@@ -311,12 +355,71 @@ class EventStore:
         batch = [events] if isinstance(events, Mapping) else list(events)
         return self._submit(*self._prepare(batch, expected_version, internal=False))
 
+    async def append_async(
+        self,
+        events: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+        *,
+        expected_version: int | str | None = "any",
+    ) -> list[RecordedEvent]:
+        """`append` for asyncio callers: the same semantics, without blocking the event loop.
+
+        Small batches are validated on the loop; large ones in a worker thread.
+        """
+        batch = [events] if isinstance(events, Mapping) else list(events)
+        if len(batch) > INLINE_VALIDATION:
+            prepared = await asyncio.to_thread(self._prepare, batch, expected_version, internal=False)
+        else:
+            prepared = self._prepare(batch, expected_version, internal=False)
+        return await self._submit_async(*prepared)
+
+    async def append_validated_async(self, pending: Sequence[PendingEvent]) -> list[RecordedEvent]:
+        """`append_validated` for asyncio callers."""
+        if not pending:
+            raise ValidationError("no events to append")
+        return await self._submit_async(list(pending), "any")
+
+    async def _submit_async(self, pending: list[PendingEvent], expected: int | str) -> list[RecordedEvent]:
+        committer = self._committer
+        if committer is None or self.closed:
+            raise StoreClosed("the store is closed")
+        loop = asyncio.get_running_loop()
+        waker = self._wakers.get(loop)
+        if waker is None:
+            waker = self._wakers[loop] = _LoopWaker(loop)
+        future: asyncio.Future[None] = loop.create_future()
+        request = _AppendRequest(pending, expected, on_done=partial(waker.resolve, future))
+        committer.requests.put(request)
+        # Once handed in, the append completes even if the caller is cancelled.
+        await asyncio.shield(future)
+        if request.error is not None:
+            raise request.error
+        return request.result
+
     def append_internal(self, stream: str, event_type: str, payload: Mapping[str, Any]) -> RecordedEvent:
         """Write an event to an internal (`__`) stream such as `__config__`: for the core only."""
         if not is_internal(stream) or stream == ALL_STREAM:
             raise ValidationError(f"{stream!r} is not a writable internal stream", "stream-name")
         event = {"stream-name": stream, "event-type": event_type, "payload": payload, "service-id": "photon"}
         return self._submit(*self._prepare([event], "any", internal=True))[0]
+
+    def validate(self, event: Any) -> PendingEvent:
+        """Check one client event against this store's limits (raises `ValidationError`).
+
+        For front ends that take many independent events (TCP ingest): validate each on its
+        own, answer the bad ones, and hand the good ones to `append_validated` together.
+        """
+        if self.read_only:
+            raise ReadOnlyStore("this store was opened read-only")
+        return validate_event(event, max_bytes=self.max_event_bytes)
+
+    def append_validated(self, pending: Sequence[PendingEvent]) -> list[RecordedEvent]:
+        """Append events already checked by `validate`, atomically (no expected version).
+
+        The events' ids must be distinct (the caller splits batches at a repeated id).
+        """
+        if not pending:
+            raise ValidationError("no events to append")
+        return self._submit(list(pending), "any")
 
     def _prepare(
         self, batch: list[Any], expected_version: Any, *, internal: bool

@@ -367,18 +367,21 @@ class Subscription:
         registered: Listener | None = None
         try:
             while True:
-                try:
-                    if self._pending:
-                        items = self.poll()
-                    elif self.in_history:
-                        items = await asyncio.to_thread(self.poll)
-                    else:
-                        ready.clear()
-                        if self._listener is not None and registered is not self._listener:
-                            self._listener.add_waker(waker)
-                            registered = self._listener
-                        items = self.poll()
-                except StopIteration:
+                if self._pending:
+                    items = self._poll_or_end()
+                elif self.in_history:
+                    items = await asyncio.to_thread(self._poll_or_end)
+                else:
+                    # Clear, make sure this loop is woken by the current listener, then look:
+                    # an event pushed after this point sets `ready` again.
+                    ready.clear()
+                    if self._listener is not None and registered is not self._listener:
+                        if registered is not None and waker in registered._wake:
+                            registered._wake.remove(waker)
+                        self._listener.add_waker(waker)
+                        registered = self._listener
+                    items = self._poll_or_end()
+                if items is None:
                     return None
                 if items:
                     for item in reversed(items):
@@ -388,6 +391,8 @@ class Subscription:
                     return items
                 if self.store.closed:
                     raise StoreClosed("the store was closed")
+                if self.in_history or registered is not self._listener:
+                    continue  # the replay just moved on (to live, or to a new listener): look again
                 try:
                     await asyncio.wait_for(ready.wait(), timeout)
                 except TimeoutError:
@@ -395,6 +400,13 @@ class Subscription:
         finally:
             if registered is not None and waker in registered._wake:
                 registered._wake.remove(waker)
+
+    def _poll_or_end(self) -> list[Item] | None:
+        """`poll`, with the end of the replay as None (StopIteration cannot cross a thread's future)."""
+        try:
+            return self.poll()
+        except StopIteration:
+            return None
 
     # -- life cycle ------------------------------------------------------------------------
 

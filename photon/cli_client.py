@@ -1,0 +1,200 @@
+"""Client commands: ``photon emit``, ``photon replay STREAM``, ``photon streams``.
+
+They talk to a running server (``-url``, default ``http://rest.host:rest.port`` of the same
+configuration; credentials from ``admin.user``/``admin.pass``), or, when ``-db.backend`` is
+given on the command line, open that store directly (the server must not be running on it).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from typing import IO, Any
+
+import click
+import orjson
+
+from .cli import CONTEXT, cli, config_from, config_options
+from .client import PhotonClient
+from .config import Config
+from .errors import ValidationError
+from .subscriptions import STREAM_TYPES, CaughtUp
+
+EMIT_CHUNK = 1000
+
+
+def _url_option(command: Any) -> Any:
+    return click.option(
+        "-url",
+        "url",
+        default=None,
+        metavar="URL",
+        help="Server to talk to (default: http://<rest.host>:<rest.port>, https when rest.keystore is set).",
+    )(command)
+
+
+def _direct(config: Config) -> bool:
+    return config.sources.get("db.backend") == "command line"
+
+
+def _client(config: Config, url: str | None) -> PhotonClient:
+    keystore = config["rest.keystore"]
+    if url is None:
+        scheme = "https" if keystore else "http"
+        url = f"{scheme}://{config['rest.host']}:{config['rest.port']}"
+    # A self-signed server certificate is its own authority: trust the configured keystore's.
+    verify: bool | str = keystore if keystore and url.startswith("https") else True
+    return PhotonClient(url, config["admin.user"], config["admin.pass"], verify=verify)
+
+
+def _out(data: bytes) -> None:
+    sys.stdout.buffer.write(data + b"\n")
+
+
+def _chunks(stream: IO[bytes]) -> Iterator[tuple[int, list[Any]]]:
+    chunk: list[Any] = []
+    first = 1
+    for number, line in enumerate(stream, start=1):
+        if not line.strip():
+            continue
+        try:
+            chunk.append(orjson.loads(line))
+        except orjson.JSONDecodeError as exc:
+            raise ValidationError(f"line {number}: malformed JSON: {exc}") from None
+        if len(chunk) >= EMIT_CHUNK:
+            yield first, chunk
+            chunk, first = [], number + 1
+    if chunk:
+        yield first, chunk
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("event", required=False)
+@click.option(
+    "-expected-version",
+    "expected_version",
+    default=None,
+    metavar="N|any|no-stream",
+    help="Optimistic concurrency for an event given as argument.",
+)
+@_url_option
+@config_options
+def emit(event: str | None, expected_version: str | None, url: str | None, **params: Any) -> None:
+    """Store EVENT (JSON object or list), or NDJSON events from stdin; print what was stored.
+
+    Stdin is sent in atomic batches of 1000 lines; on an error, earlier batches stay stored.
+    """
+    config = config_from(params)
+    if event is not None and event != "-":
+        try:
+            doc = orjson.loads(event)
+        except orjson.JSONDecodeError as exc:
+            raise ValidationError(f"EVENT is not valid JSON: {exc}") from None
+        batches: Iterator[tuple[int, Any]] = iter([(1, doc)])
+    else:
+        if expected_version is not None:
+            raise click.UsageError("-expected-version applies to an EVENT argument, not to stdin")
+        batches = _chunks(sys.stdin.buffer)
+    if _direct(config):
+        from .store import EventStore
+
+        with EventStore.open(config) as store:
+            for _, batch in batches:
+                for stored in store.append(batch, expected_version=expected_version):
+                    _out(stored.data)
+        return
+    with _client(config, url) as client:
+        for _, batch in batches:
+            answer = client.emit(batch, expected_version=expected_version)
+            for stored in answer if isinstance(answer, list) else [answer]:
+                _out(orjson.dumps(stored))
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("stream", default="__all__")
+@click.option(
+    "-stream-type",
+    "stream_type",
+    type=click.Choice(STREAM_TYPES),
+    default="cold",
+    show_default=True,
+    help="cold: history then exit; hot: live only; hot-cold: history then live.",
+)
+@click.option("-from", "from_", type=int, default=None, metavar="ORDER-ID", help="First order-id (inclusive).")
+@click.option("-from-version", "from_version", type=int, default=None, metavar="N", help="First stream-version.")
+@click.option("-from-time", "from_time", type=int, default=None, metavar="MS", help="First event-time (epoch ms).")
+@click.option("-to", "to", type=int, default=None, metavar="ORDER-ID", help="Last order-id (inclusive).")
+@click.option("-event-types", "event_types", default=None, metavar="A,B", help="Only these event types.")
+@click.option("-limit", "limit", type=int, default=None, metavar="N", help="Stop after N events.")
+@_url_option
+@config_options
+def replay(
+    stream: str,
+    stream_type: str,
+    from_: int | None,
+    from_version: int | None,
+    from_time: int | None,
+    to: int | None,
+    event_types: str | None,
+    limit: int | None,
+    url: str | None,
+    **params: Any,
+) -> None:
+    """Print STREAM's events (default __all__) as NDJSON; the caught-up point is reported on stderr."""
+    config = config_from(params)
+    types = [t.strip() for t in event_types.split(",") if t.strip()] if event_types else None
+    if _direct(config):
+        if stream_type != "cold":
+            raise click.UsageError("live replay (hot, hot-cold) needs a running server: use -url, not -db.backend")
+        from .store import EventStore
+
+        with EventStore.open(config, read_only=True) as store:
+            for event in store.read(
+                stream,
+                from_order_id=from_,
+                from_version=from_version,
+                from_time=from_time,
+                to_order_id=to,
+                event_types=types,
+                limit=limit,
+            ):
+                _out(event.data)
+        return
+    with _client(config, url) as client:
+        items = client.replay(
+            stream,
+            stream_type=stream_type,
+            from_=from_,
+            from_version=from_version,
+            from_time=from_time,
+            to=to,
+            event_types=types,
+            limit=limit,
+        )
+        try:
+            for item in items:
+                if isinstance(item, CaughtUp):
+                    click.echo(f"caught up at order-id {item.order_id}; live events follow", err=True)
+                else:
+                    _out(orjson.dumps(item))
+                    sys.stdout.flush()
+        except KeyboardInterrupt:
+            pass
+
+
+@cli.command(context_settings=CONTEXT)
+@_url_option
+@config_options
+def streams(url: str | None, **params: Any) -> None:
+    """List the streams and their number of events (tab-separated)."""
+    config = config_from(params)
+    if _direct(config):
+        from .store import EventStore
+
+        with EventStore.open(config, read_only=True) as store:
+            found = [(s.stream_name, s.total_events) for s in store.streams()]
+    else:
+        with _client(config, url) as client:
+            found = [(s["stream-name"], s["total-events"]) for s in client.streams()]
+    for name, total in found:
+        click.echo(f"{name}\t{total}")

@@ -1,0 +1,72 @@
+"""The ASGI application: Photon's routes, auth, JSON errors, metrics and the OpenAPI description.
+
+Other parts add route groups with ``create_app(store, config, extra_routes=[...])``; routes
+under ``/api`` are protected by the token check automatically, others use `require_admin`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from ..metrics import metrics_for
+from ..store import EventStore
+from ..tokens import TokenSigner
+from .api import api_routes
+from .auth import TokenAuthMiddleware, auth_token
+from .errors import EXCEPTION_HANDLERS
+from .params import RouteDoc
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics (text exposition format; no token needed)."""
+    body = metrics_for(request.app.state.store).exposition()
+    return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+metrics.route_doc = RouteDoc(auth=False, answer="Prometheus text format")  # type: ignore[attr-defined]
+auth_token.route_doc = RouteDoc(  # type: ignore[attr-defined]
+    auth=False,
+    answer='{"token": "<token>", "expires-in": <seconds>}',
+    errors={401: "wrong or missing HTTP Basic credentials"},
+)
+
+
+def core_routes() -> list[BaseRoute]:
+    from .openapi import openapi_routes
+    from .replay import replay_routes
+
+    return [
+        *api_routes(),
+        *replay_routes(),
+        Route("/auth/token", auth_token, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        *openapi_routes(),
+    ]
+
+
+def create_app(
+    store: EventStore,
+    config: Mapping[str, Any],
+    *,
+    extra_routes: Iterable[BaseRoute] = (),
+    signer: TokenSigner | None = None,
+) -> Starlette:
+    """The HTTP API of `store`. `extra_routes` are added after Photon's own."""
+    signer = signer or TokenSigner.from_config(config)
+    app = Starlette(
+        routes=[*core_routes(), *extra_routes],
+        middleware=[Middleware(TokenAuthMiddleware, signer=signer)],
+        exception_handlers=EXCEPTION_HANDLERS,
+    )
+    app.state.store = store
+    app.state.config = config
+    app.state.tokens = signer
+    metrics_for(store)
+    return app

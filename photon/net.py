@@ -1,0 +1,48 @@
+"""Listening sockets for the front ends."""
+
+from __future__ import annotations
+
+import socket
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port (port 0 picks a free port), IPv4 preferred."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    infos.sort(key=lambda info: info[0] != socket.AF_INET)
+    family, _, _, _, address = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
+
+
+def url_host(sock: socket.socket) -> str:
+    host: str = sock.getsockname()[0]
+    return f"[{host}]" if ":" in host else host
+
+
+def check_keystore(path: str, password: str | None) -> None:
+    """Load the TLS keystore once so a bad file or password fails start-up with a message naming the key.
+
+    (Left to the TLS library, an encrypted key without a password would be asked for on the terminal.)
+    """
+    import ssl
+
+    from .errors import ConfigError
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(path, password=lambda: password or "")
+    except FileNotFoundError:
+        raise ConfigError(f"rest.keystore {path!r}: no such file") from None
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(
+            f"rest.keystore {path!r} cannot be loaded with rest.keypass (a PEM file with the certificate "
+            f"and its private key is expected): {exc}"
+        ) from None

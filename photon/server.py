@@ -1,0 +1,214 @@
+"""The Photon server: one store, and the services that front it (HTTP API, TCP ingest, ...).
+
+A service is any object with ``async start()`` and ``async stop()``, built as
+``Factory(store, config)``. The server builds every factory in `SERVICES`, starts them in
+order and stops them in reverse order, then closes the store (which drains the group
+committer, so appends already handed in are finished and acknowledged). A service may also
+offer ``http_routes() -> list[BaseRoute]``: those routes are added to the HTTP API.
+
+To plug in another part (projection engine, AMQP transport), add its factory to `SERVICES`
+before `HttpService`, so the HTTP API opens last and closes first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import uvicorn
+from starlette.routing import BaseRoute
+
+from . import aio
+from .config import Config
+from .net import bind, check_keystore, url_host
+from .store import EventStore
+from .tcp import TcpIngestService
+
+log = logging.getLogger("photon.server")
+
+GRACEFUL_SECONDS = 5.0
+
+
+@runtime_checkable
+class Service(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+ServiceFactory = Callable[[EventStore, Config], Service]
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn without its own signal handling: the Photon server owns the process's signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    def install_signal_handlers(self) -> None:  # the name in uvicorn releases before capture_signals
+        pass
+
+
+def _http_impl() -> str:
+    try:
+        import httptools  # noqa: F401
+    except ImportError:
+        return "h11"
+    return "httptools"
+
+
+class HttpService:
+    """The HTTP API served by uvicorn (TLS when rest.keystore is set)."""
+
+    def __init__(self, store: EventStore, config: Config) -> None:
+        self.store = store
+        self.config = config
+        self.extra_routes: list[BaseRoute] = []
+        self.port = 0
+        self.url = ""
+        self._server: _Uvicorn | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.app: Any = None
+
+    async def start(self) -> None:
+        from .http import create_app
+
+        config = self.config
+        self.app = create_app(self.store, config, extra_routes=self.extra_routes)
+        keystore = config["rest.keystore"]
+        if keystore:
+            check_keystore(keystore, config["rest.keypass"])
+        sock = bind(config["rest.host"], config["rest.port"])
+        self.port = sock.getsockname()[1]
+        uv_config = uvicorn.Config(
+            self.app,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            http=_http_impl(),
+            ws="none",
+            timeout_graceful_shutdown=int(GRACEFUL_SECONDS),
+            ssl_certfile=keystore,
+            ssl_keyfile_password=config["rest.keypass"],
+            server_header=False,
+        )
+        self._server = _Uvicorn(uv_config)
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
+        while not self._server.started:
+            if self._task.done():
+                sock.close()
+                self._task.result()  # raises what went wrong (a bad key password, ...)
+                raise RuntimeError("the HTTP server stopped during start-up")
+            await asyncio.sleep(0.01)
+        scheme = "https" if keystore else "http"
+        self.url = f"{scheme}://{url_host(sock)}:{self.port}"
+        log.info("HTTP API listening on %s", self.url)
+
+    async def stop(self) -> None:
+        if self._server is None or self._task is None:
+            return
+        self.app.state.closing = True  # open replay streams end at their next idle tick
+        self._server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        log.info("HTTP API stopped")
+
+
+#: The services every server runs, in start order (HTTP last: it opens last, closes first).
+SERVICES: list[ServiceFactory] = [TcpIngestService, HttpService]
+
+
+class PhotonServer:
+    """Open the store, start the services; `stop()` (or SIGTERM/SIGINT under `run`) ends it all cleanly."""
+
+    def __init__(self, config: Config, services: Sequence[ServiceFactory] | None = None) -> None:
+        self.config = config
+        self.factories = list(SERVICES if services is None else services)
+        self.store: EventStore | None = None
+        self.services: list[Service] = []
+        self._started: list[Service] = []
+        self._stop_requested = asyncio.Event()
+
+    def service(self, cls: type[Any]) -> Any:
+        """The running service of a class (for tests and embedding)."""
+        for service in self.services:
+            if isinstance(service, cls):
+                return service
+        raise LookupError(f"no {cls.__name__} in this server")
+
+    async def start(self) -> None:
+        config = self.config
+        lines = "\n".join(
+            f"  {key} = {value}   ({config.sources.get(key, 'default')})" for key, value in config.redacted().items()
+        )
+        log.info("effective configuration:\n%s", lines)
+        self.store = await asyncio.to_thread(EventStore.open, config)
+        log.info("store open: %s, last order-id %d", self.store.backend.describe(), self.store.last_order_id())
+        try:
+            self.services = [factory(self.store, config) for factory in self.factories]
+            routes = [
+                route for service in self.services if hasattr(service, "http_routes") for route in service.http_routes()
+            ]
+            for service in self.services:
+                if isinstance(service, HttpService):
+                    service.extra_routes.extend(routes)
+            for service in self.services:
+                await service.start()
+                self._started.append(service)
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        """Stop the services (last started first), then close the store, finishing appends in flight."""
+        while self._started:
+            service = self._started.pop()
+            try:
+                await service.stop()
+            except Exception:
+                log.exception("stopping %s failed", type(service).__name__)
+        if self.store is not None:
+            store, self.store = self.store, None
+            await asyncio.to_thread(store.close)
+            await asyncio.to_thread(aio.shutdown_pool, store)
+            log.info("store closed")
+
+    def request_stop(self) -> None:
+        self._stop_requested.set()
+
+    async def serve(self) -> None:
+        """Start, run until `request_stop()` (SIGTERM/SIGINT), then stop."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self._on_signal, sig)
+        try:
+            await self.start()
+            log.info("photon ready")
+            await self._stop_requested.wait()
+        finally:
+            await self.stop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(sig)
+        log.info("photon stopped")
+
+    def _on_signal(self, sig: int) -> None:
+        log.info("%s received: shutting down", signal.Signals(sig).name)
+        self.request_stop()
+
+
+def run(config: Config) -> None:
+    """Serve until SIGTERM/SIGINT (uvloop when installed)."""
+    server = PhotonServer(config)
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(server.serve())
+    else:
+        uvloop.run(server.serve())

@@ -1,0 +1,266 @@
+"""TCP ingest on `events.port`: newline-delimited JSON events in, one acknowledgement line out per event.
+
+Protocol:
+
+1. The client's first line is ``{"token": "<token from GET /auth/token>"}``. A bad token is
+   answered with ``{"error":"Not authorized"}`` and the connection is closed; a good one gets
+   no answer, so that acknowledgements line up one to one with events.
+2. Then one event (a JSON object, as for ``POST /api/event``) per line. Blank lines are skipped.
+3. For each event, in order, one line: ``{"order-id":n,"stream-version":v}`` once it is durable,
+   or ``{"error":"..."}``. A bad line gets its own error and does not affect its neighbours.
+
+Throughput comes from batching: while one batch is being committed, the lines that arrive are
+parsed and validated; the next commit takes all of them in one store append.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import orjson
+
+from . import aio
+from .config import Config
+from .errors import PhotonError
+from .events import PendingEvent, RecordedEvent
+from .metrics import metrics_for
+from .net import bind, url_host
+from .store import EventStore
+from .tokens import TokenSigner
+
+log = logging.getLogger("photon.tcp")
+
+READ_SIZE = 1 << 18
+MAX_LINE = 64 << 20
+MAX_BATCH = 10_000
+MAX_QUEUED = 50_000
+"""Validated events waiting for a commit before the reader stops reading (back-pressure)."""
+TOKEN_TIMEOUT = 30.0
+STOP_SECONDS = 5.0
+CLOSE_GRACE_SECONDS = 1.0
+NOT_AUTHORIZED = b'{"error":"Not authorized"}\n'
+
+
+def _error_line(message: str) -> bytes:
+    return orjson.dumps({"error": message}) + b"\n"
+
+
+def _ack_line(event: RecordedEvent) -> bytes:
+    return b'{"order-id":%d,"stream-version":%d}\n' % (event.order_id, event.stream_version)
+
+
+class _Connection:
+    """One client: a reader that validates lines, a committer that appends and answers in order."""
+
+    def __init__(self, service: TcpIngestService, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.service = service
+        self.store = service.store
+        self.reader = reader
+        self.writer = writer
+        self.items: list[PendingEvent | bytes] = []  # an event to append, or the error line of a bad one
+        self.queued_events = 0
+        self.more = asyncio.Event()
+        self.room = asyncio.Event()
+        self.room.set()
+        self.reading_done = False
+        self.read_task: asyncio.Task[None] | None = None
+
+    async def run(self) -> None:
+        if not await self._authorize():
+            return
+        committer = asyncio.create_task(self._commit_loop())
+        self.read_task = asyncio.create_task(self._read_loop())
+        try:
+            await asyncio.wait([self.read_task])  # ends at the client's EOF, or when the server stops
+        finally:
+            self.read_task.cancel()
+            self.reading_done = True
+            self.more.set()
+            with contextlib.suppress(ConnectionError):
+                await committer
+        if self.service.closing:
+            await self._close_gracefully()
+
+    def stop_reading(self) -> None:
+        if self.read_task is not None:
+            self.read_task.cancel()
+
+    async def _close_gracefully(self) -> None:
+        """Signal the end of the answers (FIN), then drop what the client still sends for a moment:
+        closing with unread input would reset the connection and could lose answers in flight."""
+        with contextlib.suppress(OSError, RuntimeError):
+            if self.writer.can_write_eof():
+                self.writer.write_eof()
+            deadline = asyncio.get_running_loop().time() + CLOSE_GRACE_SECONDS
+            while (left := deadline - asyncio.get_running_loop().time()) > 0:
+                if not await asyncio.wait_for(self.reader.read(READ_SIZE), left):
+                    break
+
+    async def _authorize(self) -> bool:
+        try:
+            line = await asyncio.wait_for(self.reader.readline(), TOKEN_TIMEOUT)
+            token = orjson.loads(line).get("token") if line.strip() else None
+        except (TimeoutError, ValueError, AttributeError, orjson.JSONDecodeError):
+            token = None
+        if not isinstance(token, str) or not self.service.signer.verify(token):
+            self.writer.write(NOT_AUTHORIZED)
+            with contextlib.suppress(ConnectionError):
+                await self.writer.drain()
+            return False
+        return True
+
+    def _take_lines(self, lines: list[bytes]) -> None:
+        validate = self.store.validate
+        items = self.items
+        for line in lines:
+            if not line.strip():
+                continue
+            try:
+                items.append(validate(orjson.loads(line)))
+                self.queued_events += 1
+            except orjson.JSONDecodeError as exc:
+                items.append(_error_line(f"malformed JSON: {exc}"))
+            except PhotonError as exc:
+                items.append(_error_line(str(exc)))
+        self.more.set()
+
+    async def _read_loop(self) -> None:
+        buffer = b""
+        reader = self.reader
+        while not self.service.closing:
+            await self.room.wait()
+            chunk = await reader.read(READ_SIZE)
+            if not chunk:
+                break
+            buffer += chunk
+            if b"\n" not in chunk:
+                if len(buffer) > MAX_LINE:
+                    self.items.append(_error_line(f"line longer than {MAX_LINE} bytes; closing"))
+                    self.more.set()
+                    return
+                continue
+            lines = buffer.split(b"\n")
+            buffer = lines.pop()
+            self._take_lines(lines)
+            if self.queued_events >= MAX_QUEUED:
+                self.room.clear()
+        if buffer.strip() and not self.service.closing:
+            self._take_lines([buffer])
+
+    async def _commit_loop(self) -> None:
+        metrics = metrics_for(self.store)
+        while True:
+            if not self.items:
+                if self.reading_done:
+                    return
+                await self.more.wait()
+                self.more.clear()
+                continue
+            items, self.items = self.items, []
+            self.queued_events = 0
+            self.room.set()
+            out = await self._commit(items, metrics)
+            self.writer.write(b"".join(out))
+            await self.writer.drain()
+
+    async def _commit(self, items: list[PendingEvent | bytes], metrics: Any) -> list[bytes]:
+        """Append the valid events (batches split at a repeated id) and answer every item in order."""
+        out: list[bytes] = []
+        batch: list[PendingEvent] = []
+        ids: set[str] = set()
+        slots: list[int] = []  # where each batch's answers go in `out`
+
+        async def flush() -> None:
+            started = asyncio.get_running_loop().time()
+            try:
+                stored = await aio.append_validated(self.store, batch)
+            except PhotonError as exc:
+                metrics.tcp.rejected.inc()
+                line = _error_line(str(exc))
+                for slot in slots:
+                    out[slot] = line
+            else:
+                metrics.tcp.stored.inc()
+                metrics.tcp.events.inc(len(stored))
+                metrics.tcp.seconds.observe(asyncio.get_running_loop().time() - started)
+                for slot, event in zip(slots, stored, strict=True):
+                    out[slot] = _ack_line(event)
+            batch.clear()
+            ids.clear()
+            slots.clear()
+
+        for item in items:
+            if type(item) is bytes:
+                out.append(item)
+                continue
+            assert isinstance(item, PendingEvent)
+            if item.event_id in ids or len(batch) >= MAX_BATCH:
+                await flush()
+            batch.append(item)
+            ids.add(item.event_id)
+            slots.append(len(out))
+            out.append(b"")
+        if batch:
+            await flush()
+        return out
+
+
+class TcpIngestService:
+    """Listens on `events.port` (on `rest.host`) for bulk ingest."""
+
+    def __init__(self, store: EventStore, config: Config) -> None:
+        self.store = store
+        self.config = config
+        self.signer = TokenSigner.from_config(config)
+        self.port = 0
+        self.address = ""
+        self.closing = False
+        self._server: asyncio.Server | None = None
+        self._connections: set[asyncio.Task[None]] = set()
+        self._open: set[_Connection] = set()
+
+    async def start(self) -> None:
+        sock = bind(self.config["rest.host"], self.config["events.port"])
+        self.port = sock.getsockname()[1]
+        self.address = f"{url_host(sock)}:{self.port}"
+        self._server = await asyncio.start_server(self._handle, sock=sock, limit=MAX_LINE)
+        log.info("TCP ingest listening on %s", self.address)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        connection = _Connection(self, reader, writer)
+        self._open.add(connection)
+        gauge = metrics_for(self.store).tcp_connections
+        gauge.inc()
+        try:
+            await connection.run()
+        except (ConnectionError, TimeoutError):
+            pass
+        except Exception:
+            log.exception("TCP ingest connection failed")
+        finally:
+            gauge.dec()
+            self._connections.discard(task)
+            self._open.discard(connection)
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+    async def stop(self) -> None:
+        """Stop accepting; each connection answers what it has read, then closes."""
+        self.closing = True
+        if self._server is not None:
+            self._server.close()
+        for connection in list(self._open):
+            connection.stop_reading()  # what was read is still stored and answered
+        if self._connections:
+            _, pending = await asyncio.wait(list(self._connections), timeout=STOP_SECONDS)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        log.info("TCP ingest stopped")

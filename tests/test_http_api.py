@@ -1,0 +1,123 @@
+"""The core /api routes over a real socket: shapes as Photon's, plus expected-version and paging."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import orjson
+
+from .conftest import LiveServer, event
+
+
+def test_ping_needs_no_token(live: LiveServer) -> None:
+    answer = httpx.get(live.url + "/api/ping")
+    assert answer.status_code == 200
+    assert answer.json() == {"auth": "ok"}
+
+
+def test_post_one_event_returns_the_stored_event(api: httpx.Client) -> None:
+    answer = api.post("/api/event", json=event(total=5))
+    assert answer.status_code == 200
+    stored = answer.json()
+    assert stored["order-id"] == 1 and stored["stream-version"] == 1
+    assert stored["stream-name"] == "orders" and stored["payload"] == {"total": 5}
+    assert isinstance(stored["id"], str) and isinstance(stored["event-time"], int)
+
+
+def test_post_a_list_stores_atomically_in_order(api: httpx.Client) -> None:
+    answer = api.post("/api/event", json=[event(n=1), event(n=2), event("other", n=3)])
+    assert answer.status_code == 200
+    stored = answer.json()
+    assert [e["order-id"] for e in stored] == [1, 2, 3]
+    assert [e["stream-version"] for e in stored] == [1, 2, 1]
+
+
+def test_expected_version_in_body_wrapper_and_query(api: httpx.Client) -> None:
+    first = api.post("/api/event", json={"events": [event()], "expected-version": "no-stream"})
+    assert first.status_code == 200 and first.json()[0]["stream-version"] == 1
+    second = api.post("/api/event", params={"expected-version": "1"}, json=event())
+    assert second.status_code == 200 and second.json()["stream-version"] == 2
+    wrapped_single = api.post("/api/event", json={"events": event(), "expected-version": 2})
+    assert wrapped_single.status_code == 200 and wrapped_single.json()["stream-version"] == 3
+
+
+def test_version_conflict_is_409_with_current_version(live: LiveServer, api: httpx.Client) -> None:
+    api.post("/api/event", json=[event(), event()])
+    answer = api.post("/api/event", json={"events": [event()], "expected-version": 1})
+    assert answer.status_code == 409
+    body = answer.json()
+    assert body["current-version"] == 2 and body["expected-version"] == 1 and body["stream-name"] == "orders"
+    assert "version conflict" in body["error"]
+    assert live.store.backend.last_order_id() == 2
+
+
+def test_idempotent_append_by_id(api: httpx.Client) -> None:
+    sent = {**event(), "id": "a-fixed-id"}
+    first = api.post("/api/event", json=sent).json()
+    again = api.post("/api/event", json=sent).json()
+    assert first == again
+    assert api.get("/api/streams").json() == {"streams": [{"stream-name": "orders", "total-events": 1}]}
+
+
+def test_streams_lists_counts(api: httpx.Client) -> None:
+    api.post("/api/event", json=[event("a"), event("a"), event("b")])
+    streams = api.get("/api/streams").json()["streams"]
+    assert {"stream-name": "a", "total-events": 2} in streams
+    assert {"stream-name": "b", "total-events": 1} in streams
+
+
+def test_stream_contents_pages(api: httpx.Client) -> None:
+    api.post("/api/event", json=[event("s", n=i) for i in range(7)] + [event("t")])
+    page = api.get("/api/stream-contents/s", params={"limit": 3}).json()
+    assert [e["payload"]["n"] for e in page["results"]] == [0, 1, 2]
+    assert page["next"] == 4
+    rest: list[Any] = []
+    following = page["next"]
+    while following is not None:
+        page = api.get("/api/stream-contents/s", params={"limit": 3, "from": following}).json()
+        rest.extend(page["results"])
+        following = page["next"]
+    assert [e["payload"]["n"] for e in rest] == [3, 4, 5, 6]
+    by_version = api.get("/api/stream-contents/s", params={"from-version": 6}).json()["results"]
+    assert [e["stream-version"] for e in by_version] == [6, 7]
+    default = api.get("/api/stream-contents/__all__").json()
+    assert len(default["results"]) == 8 and default["next"] is None
+
+
+def test_stream_contents_of_a_missing_stream_is_404(api: httpx.Client) -> None:
+    answer = api.get("/api/stream-contents/nothing-here")
+    assert answer.status_code == 404
+    assert "nothing-here" in answer.json()["error"]
+
+
+def test_event_by_order_id(api: httpx.Client) -> None:
+    api.post("/api/event", json=[event("a", n=1), event("b", n=2)])
+    assert api.get("/api/event/b/2").json()["payload"] == {"n": 2}
+    assert api.get("/api/event/__all__/1").json()["payload"] == {"n": 1}
+    wrong_stream = api.get("/api/event/a/2")
+    assert wrong_stream.status_code == 404 and "order-id 2" in wrong_stream.json()["error"]
+    assert api.get("/api/event/a/99").status_code == 404
+    bad = api.get("/api/event/a/x1")
+    assert bad.status_code == 400 and "order-id" in bad.json()["error"]
+
+
+def test_delete_stream_is_recorded_in_config(live: LiveServer, api: httpx.Client) -> None:
+    api.post("/api/event", json=[event("gone"), event("gone"), event("kept")])
+    answer = api.delete("/api/stream/gone")
+    assert answer.status_code == 200
+    assert answer.json() == {"correct": True, "deleted-events": 2}
+    names = [s["stream-name"] for s in api.get("/api/streams").json()["streams"]]
+    assert "gone" not in names and "kept" in names
+    config_events = [e.to_dict() for e in live.store.read("__config__")]
+    assert config_events[-1]["event-type"] == "stream-deleted"
+    assert config_events[-1]["payload"] == {"stream-name": "gone", "deleted-events": 2}
+    assert api.delete("/api/stream/gone").status_code == 404
+    internal = api.delete("/api/stream/__config__")
+    assert internal.status_code == 400 and "internal" in internal.json()["error"]
+
+
+def test_responses_are_the_stored_bytes(live: LiveServer, api: httpx.Client) -> None:
+    stored = api.post("/api/event", json=event(x=[1, 2])).content
+    assert stored == live.store.get_by_order_id(1).data  # type: ignore[union-attr]
+    assert orjson.loads(stored)["payload"] == {"x": [1, 2]}

@@ -1,0 +1,51 @@
+"""/metrics (Prometheus) and the OpenAPI description."""
+
+from __future__ import annotations
+
+import socket
+
+import httpx
+import orjson
+
+from .conftest import LiveServer, event
+
+
+def test_metrics_count_appends_and_events(live: LiveServer, api: httpx.Client) -> None:
+    api.post("/api/event", json=[event(), event(), event()])
+    api.post("/api/event", json=event())
+    api.post("/api/event", json={"bad": 1})
+    with socket.create_connection(("127.0.0.1", live.tcp_port)) as sock:
+        sock.sendall(orjson.dumps({"token": live.token()}) + b"\n" + orjson.dumps(event()) + b"\n")
+        sock.recv(100)
+    text = httpx.get(live.url + "/metrics").text  # no token needed
+    assert 'photon_events_appended_total{transport="http"} 4.0' in text
+    assert 'photon_events_appended_total{transport="tcp"} 1.0' in text
+    assert 'photon_appends_total{outcome="stored",transport="http"} 2.0' in text
+    assert 'photon_appends_total{outcome="rejected",transport="http"} 1.0' in text
+    assert 'photon_append_seconds_count{transport="http"} 2.0' in text
+    assert "photon_last_order_id 5.0" in text
+
+
+def test_openapi_describes_every_route(live: LiveServer) -> None:
+    spec = httpx.get(live.url + "/openapi.json").json()
+    assert spec["openapi"].startswith("3.")
+    paths = spec["paths"]
+    for path, method in [
+        ("/api/ping", "get"),
+        ("/api/streams", "get"),
+        ("/api/event", "post"),
+        ("/api/stream-contents/{stream}", "get"),
+        ("/api/event/{stream}/{order_id}", "get"),
+        ("/api/stream/{stream}", "delete"),
+        ("/api/replay/{stream}", "get"),
+        ("/api/subscription/{name}", "get"),
+        ("/api/subscription/{name}/ack", "post"),
+        ("/auth/token", "get"),
+        ("/metrics", "get"),
+    ]:
+        assert method in paths[path], path
+    replay = paths["/api/replay/{stream}"]["get"]
+    names = {p["name"] for p in replay["parameters"]}
+    assert {"stream", "stream-type", "from", "from-version", "from-time", "to", "event-types", "limit"} <= names
+    assert "401" in replay["responses"] and "401" not in paths["/api/ping"]["get"]["responses"]
+    assert httpx.get(live.url + "/api-docs").json() == spec

@@ -1,0 +1,81 @@
+"""EventStore.append_async / append_validated_async: the async front ends' way in."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from photon.errors import StoreClosed, ValidationError, VersionConflict
+from photon.store import EventStore
+
+
+def event(n: int, stream: str = "s") -> dict[str, object]:
+    return {"stream-name": stream, "event-type": "t", "payload": {"n": n}}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> EventStore:
+    return EventStore.open({"db.backend": "sqlite", "sqlite.path": str(tmp_path / "a.db")})
+
+
+def test_concurrent_async_appends_share_commits(store: EventStore) -> None:
+    async def main() -> list[int]:
+        results = await asyncio.gather(*(store.append_async(event(i)) for i in range(200)))
+        return sorted(r[0].order_id for r in results)
+
+    assert asyncio.run(main()) == list(range(1, 201))
+    assert store._committer is not None and store._committer.commits < 200
+    store.close()
+
+
+def test_async_errors_are_the_sync_ones(store: EventStore) -> None:
+    async def main() -> None:
+        await store.append_async([event(1), event(2)])
+        with pytest.raises(VersionConflict):
+            await store.append_async(event(3), expected_version=1)
+        with pytest.raises(ValidationError, match="event 1:"):
+            await store.append_async([event(4), {"stream-name": "s"}])
+        big = [event(i) for i in range(100)]  # validated off the loop
+        assert len(await store.append_async(big)) == 100
+        pending = [store.validate(event(5))]
+        assert (await store.append_validated_async(pending))[0].stream_version == 103
+
+    asyncio.run(main())
+    assert store.stream_version("s") == 103
+    store.close()
+
+
+def test_a_cancelled_caller_does_not_cancel_its_append(store: EventStore) -> None:
+    async def main() -> None:
+        task = asyncio.create_task(store.append_async(event(1)))
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    store.close()  # drains the committer
+    reopened = EventStore.open({"db.backend": "sqlite", "sqlite.path": store.backend.config["sqlite.path"]})
+    assert reopened.stream_version("s") == 1
+    reopened.close()
+
+
+def test_closed_store_refuses(store: EventStore) -> None:
+    store.close()
+    with pytest.raises(StoreClosed):
+        asyncio.run(store.append_async(event(1)))
+
+
+def test_generated_ids_are_time_ordered_version_7_uuids() -> None:
+    import uuid
+
+    from photon.events import new_event_id
+
+    ids = [new_event_id() for _ in range(5000)]
+    assert len(set(ids)) == 5000
+    assert ids == sorted(ids)  # creation order, so the unique id index grows at its end
+    for value in ids[:500]:
+        parsed = uuid.UUID(value)
+        assert str(parsed) == value and parsed.version == 7 and parsed.variant == uuid.RFC_4122

@@ -1,0 +1,131 @@
+"""TCP ingest: a token line, then NDJSON events in and one acknowledgement line per event out."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import orjson
+
+from .conftest import LiveServer, event
+
+
+def connect(live: LiveServer, token: str | None = None) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", live.tcp_port), timeout=10)
+    sock.sendall(orjson.dumps({"token": token or live.token()}) + b"\n")
+    return sock
+
+
+def read_lines(sock: socket.socket, count: int) -> list[dict[str, Any]]:
+    data = b""
+    while data.count(b"\n") < count:
+        chunk = sock.recv(1 << 16)
+        if not chunk:
+            break
+        data += chunk
+    return [orjson.loads(line) for line in data.splitlines()]
+
+
+def test_acks_in_order_with_order_ids(live: LiveServer) -> None:
+    with connect(live) as sock:
+        sock.sendall(b"".join(orjson.dumps(event(n=i)) + b"\n" for i in range(500)))
+        acks = read_lines(sock, 500)
+    assert [a["order-id"] for a in acks] == list(range(1, 501))
+    assert [a["stream-version"] for a in acks] == list(range(1, 501))
+    assert [e.to_dict()["payload"]["n"] for e in live.store.read("orders")] == list(range(500))
+
+
+def test_a_bad_line_gets_its_own_error_and_spares_its_neighbours(live: LiveServer) -> None:
+    lines = [
+        orjson.dumps(event(n=1)),
+        b"{not json",
+        orjson.dumps({"stream-name": "s", "payload": {}}),
+        orjson.dumps(event("__all__")),
+        b"",
+        orjson.dumps({**event(), "payload": {"big": "x" * 2_000_000}}),
+        orjson.dumps(event(n=2)),
+    ]
+    with connect(live) as sock:
+        sock.sendall(b"\n".join(lines) + b"\n")
+        acks = read_lines(sock, 6)
+    assert acks[0] == {"order-id": 1, "stream-version": 1}
+    assert "malformed JSON" in acks[1]["error"]
+    assert "event-type" in acks[2]["error"]
+    assert "internal" in acks[3]["error"]
+    assert "too large" in acks[4]["error"]
+    assert acks[5] == {"order-id": 2, "stream-version": 2}
+    assert live.store.backend.last_order_id() == 2
+
+
+def test_repeated_ids_are_stored_once(live: LiveServer) -> None:
+    same = orjson.dumps({**event(), "id": "dup-1"})
+    with connect(live) as sock:
+        sock.sendall(same + b"\n" + same + b"\n" + orjson.dumps(event()) + b"\n")
+        acks = read_lines(sock, 3)
+    assert acks[0] == acks[1] == {"order-id": 1, "stream-version": 1}
+    assert acks[2]["order-id"] == 2
+    assert live.store.stream_version("orders") == 2
+
+
+def test_a_last_line_without_newline_is_taken(live: LiveServer) -> None:
+    with connect(live) as sock:
+        sock.sendall(orjson.dumps(event()))
+        sock.shutdown(socket.SHUT_WR)
+        assert read_lines(sock, 1) == [{"order-id": 1, "stream-version": 1}]
+
+
+def test_a_bad_token_is_refused_and_nothing_stored(live: LiveServer) -> None:
+    with connect(live, token="forged") as sock:
+        sock.sendall(orjson.dumps(event()) + b"\n")
+        assert read_lines(sock, 1) == [{"error": "Not authorized"}]
+        assert sock.recv(100) == b""  # closed
+    with socket.create_connection(("127.0.0.1", live.tcp_port), timeout=10) as sock:
+        sock.sendall(orjson.dumps(event()) + b"\n")  # an event where the token line belongs
+        assert read_lines(sock, 1) == [{"error": "Not authorized"}]
+    assert live.store.backend.last_order_id() == 0
+
+
+def test_stop_answers_what_was_read_and_stores_every_acknowledged_event(tmp_path: Any) -> None:
+    import threading
+
+    from photon.store import EventStore
+
+    from .conftest import make_config
+
+    config = make_config(tmp_path)
+    live = LiveServer(config)
+    sock = connect(live)
+    block = b"".join(orjson.dumps(event(n=i)) + b"\n" for i in range(1000))
+    sent = [0]
+
+    def send() -> None:
+        try:
+            for _ in range(500):  # far more than can be stored before the stop
+                sock.sendall(block)
+                sent[0] += 1000
+        except OSError:
+            pass  # the server stopped reading and closed
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    chunks: list[bytes] = []
+
+    def receive() -> None:
+        while chunk := sock.recv(1 << 16):
+            chunks.append(chunk)
+
+    receiver = threading.Thread(target=receive, daemon=True)
+    receiver.start()
+    while sum(chunk.count(b"\n") for chunk in chunks) < 100:  # ingest is under way
+        threading.Event().wait(0.01)
+    live.stop()  # meanwhile lines keep arriving
+    receiver.join(10)
+    sock.close()
+    received = b"".join(chunks)
+    acks = [orjson.loads(line) for line in received.splitlines()]
+    assert all("order-id" in a for a in acks)
+    assert [a["order-id"] for a in acks] == list(range(1, len(acks) + 1))
+    sender.join(10)
+    assert 100 <= len(acks) < sent[0]
+    with EventStore.open(config, read_only=True) as store:
+        assert store.last_order_id() == len(acks)  # every line read was stored and answered

@@ -1,0 +1,78 @@
+"""HTTPS when rest.keystore (a PEM with certificate and key) and rest.keypass are set."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import ssl
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from photon.client import PhotonClient
+from photon.errors import ConfigError
+
+from .conftest import LiveServer, make_config
+
+
+def self_signed(tmp_path: Path, password: str | None) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    encryption = serialization.BestAvailableEncryption(password.encode()) if password else serialization.NoEncryption()
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+    keystore = tmp_path / "keystore.pem"
+    keystore.write_bytes(cert_pem + key_pem)
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(cert_pem)
+    return keystore, ca
+
+
+def test_https_with_keystore_and_keypass(tmp_path: Path) -> None:
+    keystore, ca = self_signed(tmp_path, "kp4ss")
+    server = LiveServer(make_config(tmp_path, **{"rest.keystore": str(keystore), "rest.keypass": "kp4ss"}))
+    try:
+        assert server.url.startswith("https://127.0.0.1:")
+        assert httpx.get(server.url + "/api/ping", verify=ssl.create_default_context(cafile=str(ca))).json() == {
+            "auth": "ok"
+        }
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(server.url.replace("https://", "http://") + "/api/ping")
+        with PhotonClient(server.url, verify=str(ca)) as client:
+            client.emit({"stream-name": "s", "event-type": "t", "payload": {}})
+            assert client.streams() == [{"stream-name": "s", "total-events": 1}]
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("keypass", ["wrong", None])
+def test_a_wrong_or_missing_keypass_fails_start_up_naming_the_key(tmp_path: Path, keypass: str | None) -> None:
+    keystore, _ = self_signed(tmp_path, "right")
+    settings = {"rest.keystore": str(keystore)}
+    if keypass:
+        settings["rest.keypass"] = keypass
+    with pytest.raises(ConfigError, match=r"rest\.keystore"):
+        LiveServer(make_config(tmp_path, **settings))
+
+
+def test_a_missing_keystore_file_fails_start_up(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such file"):
+        LiveServer(make_config(tmp_path, **{"rest.keystore": str(tmp_path / "none.pem"), "rest.keypass": "x"}))
