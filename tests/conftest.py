@@ -1,0 +1,68 @@
+"""Session-wide fixtures: the real database servers the backend tests run against.
+
+Each server fixture starts its server once per test session (through `tests/servers.py`), or
+uses an external one named by its ``PHOTON_TEST_*_URL`` variable. A server that cannot be had
+fails the tests that need it; only ``PHOTON_SKIP_SERVERS`` (set to 1, or to a comma-separated
+list such as ``cassandra,mongo``) turns that into a skip.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+
+def _skipped(kind: str) -> bool:
+    value = os.environ.get("PHOTON_SKIP_SERVERS", "").strip().lower()
+    if not value:
+        return False
+    return value in ("1", "true", "yes", "all") or kind in {v.strip() for v in value.split(",")}
+
+
+def _server(kind: str, class_name: str, **options: Any) -> Iterator[Any]:
+    if _skipped(kind):
+        pytest.skip(f"PHOTON_SKIP_SERVERS={os.environ['PHOTON_SKIP_SERVERS']} skips the {kind} server tests")
+    from tests import servers
+
+    server = getattr(servers, class_name)(**options)
+    try:
+        server.start()
+    except Exception:
+        server.close()
+        raise
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def restartable(server: Any) -> None:
+    """Skip a test that stops the server when the server is an external one."""
+    if not server.restartable:
+        pytest.skip(f"{server.env_var} names an external server; the fault tests do not stop it")
+
+
+# Every server is set up so that what it acknowledged survives SIGKILL: the fault tests kill them.
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Any]:
+    yield from _server("postgres", "PostgresServer")
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[Any]:
+    yield from _server("redis", "RedisServer", appendonly=True)
+
+
+@pytest.fixture(scope="session")
+def mongo_server() -> Iterator[Any]:
+    yield from _server("mongo", "MongoServer", on_disk=True, sync_on_commit=True)
+
+
+@pytest.fixture(scope="session")
+def cassandra_server() -> Iterator[Any]:
+    yield from _server("cassandra", "CassandraServer", commitlog_sync="batch")
