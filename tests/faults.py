@@ -112,3 +112,41 @@ def _wait(condition: Callable[[], bool], until: float, what: str) -> None:
         if time.monotonic() > until:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.02)
+
+
+def writer_killed_while_holding_the_lock(store_config: dict[str, Any]) -> None:
+    """Start a writer in another process, SIGKILL it while it holds the writer lock, and return.
+
+    The caller then checks that the lock is still refused at once (a lease) and free later.
+    """
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    program = (
+        "import json, sys, time\n"
+        "from photon.store import EventStore\n"
+        "store = EventStore.open(json.loads(sys.argv[1]))\n"
+        "store.append({'stream-name': 'killed', 'event-type': 'Opened', 'payload': {}})\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", program, json.dumps(store_config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        line = child.stdout.readline()
+        if line.strip() != "ready":
+            child.kill()
+            _out, err = child.communicate(timeout=30)
+            raise AssertionError(f"the writer process did not start: {err[-2000:]}")
+    finally:
+        if child.poll() is None:
+            os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=30)
