@@ -358,8 +358,10 @@ class SQLBackend(Backend):
     def read(self, query: Query) -> list[RecordedEvent]:
         if query.event_types is not None and not query.event_types:
             return []
-        rows = self._execute(self._read_sql(query), self.read_params(query))
-        return list(map(_make_event, rows))
+        return self._read_rows(self._read_sql(query), self.read_params(query))
+
+    def _read_rows(self, statement: _Statement, values: dict[str, Any]) -> list[RecordedEvent]:
+        return list(map(_make_event, self._execute(statement, values)))
 
     def _core(self, statement: Any, params: Any = None) -> list[Any]:
         """Run a SQLAlchemy Core statement (the paths that are not hot)."""
@@ -512,6 +514,7 @@ class SQLiteBackend(SQLBackend):
 
     name = "sqlite"
     aliases = ("h2",)
+    read_page_size = 512
     description = "embedded SQLite file (sqlite.path); the default"
     settings = (
         Setting("sqlite.path", "photon.db", "sqlite backend: the database file.", aliases=("h2.path",)),
@@ -562,12 +565,12 @@ class SQLiteBackend(SQLBackend):
     def begin_write(self, cursor: Any) -> None:
         cursor.execute("BEGIN IMMEDIATE")
 
-    def _execute(self, statement: _Statement, values: dict[str, Any]) -> list[Any]:
+    def _read_rows(self, statement: _Statement, values: dict[str, Any]) -> list[RecordedEvent]:
+        # Rows go straight from the cursor into events: no intermediate list of rows.
         params = statement.bind(values)
         connection = self._engine.raw_connection()
         try:
-            rows: list[Any] = connection.driver_connection.execute(statement.sql, params).fetchall()
-            return rows
+            return list(map(_make_event, connection.driver_connection.execute(statement.sql, params)))
         except Exception as exc:
             raise self.translate(exc) from exc
         finally:

@@ -46,6 +46,13 @@ def parse_positive(text: str) -> int:
     return value
 
 
+def parse_non_negative(text: str) -> int:
+    value = parse_int(text)
+    if value < 0:
+        raise ValueError(f"expected a number of at least 0, got {value}")
+    return value
+
+
 def parse_bool(text: str) -> bool:
     lowered = text.strip().lower()
     if lowered in ("true", "yes", "on", "1"):
@@ -110,6 +117,12 @@ CORE_SETTINGS: tuple[Setting, ...] = (
     Setting("projections.port", "8375", "TCP port streaming projection updates, one JSON line each.", parse_port),
     Setting("events.port", "8376", "TCP port taking newline-delimited JSON events (bulk ingest).", parse_port),
     Setting("muon.url", None, "AMQP URL of a RabbitMQ broker (amqp://user:pass@host:port/vhost); unset = no AMQP."),
+    Setting(
+        "muon.wait",
+        "0",
+        "Seconds to keep retrying an unreachable AMQP broker at start (0 = fail at once).",
+        parse_non_negative,
+    ),
     Setting(
         "parallel.projections",
         lambda: str(os.cpu_count() or 1),
@@ -218,8 +231,12 @@ def load_config(
     environ: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     settings: dict[str, Setting] | None = None,
+    properties: bool = True,
 ) -> Config:
-    """Build the effective configuration from the command line, environment, properties file and defaults."""
+    """Build the effective configuration from the command line, environment, properties file and defaults.
+
+    `properties=False` skips `photon.properties` (for stores opened from code with explicit settings).
+    """
     settings = settings if settings is not None else all_settings()
     aliases = {alias: s.key for s in settings.values() for alias in s.aliases}
     environ = os.environ if environ is None else environ
@@ -239,12 +256,12 @@ def load_config(
         raw[key] = setting.default_text()
         sources[key] = "default"
 
-    properties = cwd / PROPERTIES_FILE
-    if properties.is_file():
-        for key, value in read_properties(properties).items():
-            name = canonical(key, str(properties))
+    properties_file = cwd / PROPERTIES_FILE
+    if properties and properties_file.is_file():
+        for key, value in read_properties(properties_file).items():
+            name = canonical(key, str(properties_file))
             raw[name] = value
-            sources[name] = str(properties)
+            sources[name] = str(properties_file)
 
     env_names = {s.env_var: s.key for s in settings.values()}
     env_names.update({Setting(alias, None, "").env_var: key for alias, key in aliases.items()})

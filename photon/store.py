@@ -42,22 +42,36 @@ from .subscriptions import Broadcaster, StreamType, Subscription
 
 log = logging.getLogger("photon.store")
 
-READ_PAGE = 5000
+_new_record = tuple.__new__
 
 
 class _AppendRequest:
-    __slots__ = ("done", "error", "events", "expected", "result")
+    """One caller's append, waiting for the committer. A bare lock is the cheapest hand-off:
+    the caller blocks acquiring it a second time until the committer releases it."""
+
+    __slots__ = ("_lock", "client_ids", "error", "events", "expected", "finished", "result")
 
     def __init__(self, events: list[PendingEvent], expected: int | str) -> None:
         self.events = events
         self.expected = expected
-        self.done = threading.Event()
+        self.client_ids = any(e.client_id for e in events)
+        self._lock = threading.Lock()
+        self._lock.acquire()
+        self.finished = False
         self.result: list[RecordedEvent] = []
         self.error: BaseException | None = None
 
+    def wait(self) -> None:
+        self._lock.acquire()
+
+    def done(self) -> None:
+        if not self.finished:
+            self.finished = True
+            self._lock.release()
+
     def fail(self, error: BaseException) -> None:
         self.error = error
-        self.done.set()
+        self.done()
 
 
 class _Action:
@@ -121,7 +135,7 @@ class _Committer(threading.Thread):
             except BaseException as exc:  # never leave a caller waiting
                 log.exception("commit failed")
                 for request in group:
-                    if not request.done.is_set():
+                    if not request.finished:
                         request.fail(exc)
 
     def _run_action(self, action: _Action) -> None:
@@ -149,13 +163,17 @@ class _Committer(threading.Thread):
         accepted: list[_AppendRequest] = []
         order_id = self.last_order_id
         for request in group:
-            known = [stored.get(e.event_id) or in_group.get(e.event_id) for e in request.events]
-            if all(known):
-                # A retry of something already stored: answer with what is stored.
-                request.result = [k for k in known if k is not None]
-                request.done.set()
-                continue
-            fresh = [e for e, k in zip(request.events, known, strict=True) if k is None]
+            if request.client_ids:
+                known = [stored.get(e.event_id) or in_group.get(e.event_id) for e in request.events]
+                if all(known):
+                    # A retry of something already stored: answer with what is stored.
+                    request.result = [k for k in known if k is not None]
+                    request.done()
+                    continue
+                fresh = [e for e, k in zip(request.events, known, strict=True) if k is None]
+            else:
+                # Ids the store generated are new by construction: nothing to look up.
+                known, fresh = [], request.events
             if request.expected != "any":
                 stream = fresh[0].stream_name
                 current = tentative.get(stream, versions[stream])
@@ -163,21 +181,34 @@ class _Committer(threading.Thread):
                 if current != expected:
                     request.fail(VersionConflict(stream, request.expected, current))
                     continue
-            result: list[RecordedEvent] = []
-            fresh_iter = iter(fresh)
-            for k in known:
-                if k is not None:
-                    result.append(k)
-                    continue
-                event = next(fresh_iter)
+            assigned: list[RecordedEvent] = []
+            for event in fresh:  # runs once per stored event: kept tight on purpose
                 order_id += 1
-                version = tentative.get(event.stream_name, versions[event.stream_name]) + 1
-                tentative[event.stream_name] = version
-                record = event.record(order_id, version)
-                in_group[event.event_id] = record
-                records.append(record)
-                result.append(record)
-            request.result = result
+                stream = event.stream_name
+                version = tentative.get(stream, versions[stream]) + 1
+                tentative[stream] = version
+                assigned.append(
+                    _new_record(
+                        RecordedEvent,
+                        (
+                            order_id,
+                            stream,
+                            version,
+                            event.event_id,
+                            event.event_type,
+                            event.event_time,
+                            b'{"order-id":%d,"stream-version":%d,' % (order_id, version) + event.body,
+                        ),
+                    )
+                )
+            records.extend(assigned)
+            if request.client_ids:
+                for record in assigned:
+                    in_group[record.event_id] = record
+                new_ones = iter(assigned)
+                request.result = [k if k is not None else next(new_ones) for k in known]
+            else:
+                request.result = assigned
             accepted.append(request)
 
         if records:
@@ -203,7 +234,7 @@ class _Committer(threading.Thread):
             self.commits += 1
             self.committed_events += len(records)
         for request in accepted:
-            request.done.set()
+            request.done()
         if records:
             self.broadcaster.publish(records)
 
@@ -246,7 +277,7 @@ class EventStore:
         if not isinstance(config, Config):
             cli = dict(config or {})
             cli.update({name.replace("_", "."): str(value) for name, value in settings.items()})
-            config = load_config(cli, environ={})
+            config = load_config(cli, environ={}, properties=False)
         elif settings:
             config = config.with_overrides(**settings)
         backend = backend_class(config["db.backend"])(config)
@@ -320,7 +351,7 @@ class EventStore:
             raise StoreClosed("the store is closed")
         request = _AppendRequest(pending, expected)
         committer.requests.put(request)
-        request.done.wait()
+        request.wait()
         if request.error is not None:
             raise request.error
         return request.result
@@ -380,8 +411,9 @@ class EventStore:
         remaining = limit
         stream_filter = None if stream == ALL_STREAM else stream
         backend = self._backend
+        page_size = backend.read_page_size
         while remaining is None or remaining > 0:
-            page = READ_PAGE if remaining is None else min(READ_PAGE, remaining)
+            page = page_size if remaining is None else min(page_size, remaining)
             events = backend.read(
                 Query(
                     stream=stream_filter,
@@ -428,6 +460,7 @@ class EventStore:
             to_order_id=to_order_id,
             event_types=frozenset(event_types) if event_types is not None else None,
             limit=limit,
+            page_size=self._backend.read_page_size,
             buffer=self.subscription_buffer,
         )
 

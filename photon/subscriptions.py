@@ -189,8 +189,11 @@ class Subscription:
         else:
             self._register()
             if stream_type == "hot":
+                # Live only: nothing to replay, so the subscriber is caught up at once.
                 self._next_order_id = self._hand_over + 1
                 self._history_done = True
+                self._caught_up_sent = True
+                self._pending.append(CaughtUp(self._hand_over))
         if to_order_id is not None:
             self._hand_over = min(self._hand_over, to_order_id)
 
@@ -221,14 +224,20 @@ class Subscription:
         if self._finished:
             raise StopIteration
         if not self._history_done:
-            return self._read_history()
+            items = self._read_history()
+            if items:
+                return items
+            if self._finished:
+                raise StopIteration
+            # History ended on an empty page: go straight on to the live queue, whose events
+            # may already have signalled (a wake-up consumed before this poll).
         listener = self._listener
         if listener is None or listener.closed:
             raise StoreClosed("the store was closed")
         if listener.overflowed:
             # Fell behind: catch up from the store, then hand over again.
             self._register()
-            return self._read_history()
+            return self.poll()
         if not listener.queue:
             return []
         live: list[Item] = []

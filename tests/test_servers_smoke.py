@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from servers import (
+from .servers import (
     CassandraServer,
     MongoServer,
     PostgresServer,

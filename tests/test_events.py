@@ -1,0 +1,107 @@
+"""Event validation: every bad input gets an error naming the field, and nothing is stored."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from photon.errors import InternalStreamError, ValidationError
+from photon.events import parse_expected_version, validate_event
+from photon.store import EventStore
+
+
+def good(**changes: Any) -> dict[str, Any]:
+    event: dict[str, Any] = {"stream-name": "orders", "event-type": "Created", "payload": {"n": 1}}
+    event.update(changes)
+    return {k: v for k, v in event.items() if v is not ...}
+
+
+BAD_EVENTS = [
+    ("not an object", ["a list"], None, "must be a JSON object"),
+    ("missing stream-name", good(**{"stream-name": ...}), "stream-name", "missing required field 'stream-name'"),
+    ("stream-name not a string", good(**{"stream-name": 5}), "stream-name", "must be a string, got number"),
+    ("empty stream-name", good(**{"stream-name": ""}), "stream-name", "1 to 256 characters"),
+    ("long stream-name", good(**{"stream-name": "x" * 257}), "stream-name", "1 to 256 characters"),
+    ("control character", good(**{"stream-name": "a\nb"}), "stream-name", "control characters"),
+    ("wildcard", good(**{"stream-name": "a*"}), "stream-name", "reserved for wildcards"),
+    ("missing event-type", good(**{"event-type": ...}), "event-type", "missing required field 'event-type'"),
+    ("event-type not a string", good(**{"event-type": ["x"]}), "event-type", "got array"),
+    ("missing payload", good(payload=...), "payload", "missing required field 'payload'"),
+    ("payload not an object", good(payload=[1, 2]), "payload", "must be a JSON object, got array"),
+    ("payload a string", good(payload="{}"), "payload", "got string"),
+    ("service-id not a string", good(**{"service-id": 3}), "service-id", "must be a string"),
+    ("caused-by not a string", good(**{"caused-by": {}}), "caused-by", "must be a string"),
+    ("schema a list", good(schema=[1]), "schema", "string or an integer"),
+    ("id empty", good(id=""), "id", "1 to 128 characters"),
+    ("id a number", good(id=12), "id", "1 to 128 characters"),
+    ("event-time negative", good(**{"event-time": -1}), "event-time", "non-negative integer"),
+    ("event-time a string", good(**{"event-time": "2020"}), "event-time", "non-negative integer"),
+    ("event-time a bool", good(**{"event-time": True}), "event-time", "non-negative integer"),
+    ("order-id sent", good(**{"order-id": 4}), "order-id", "assigned by the store"),
+    ("stream-version sent", good(**{"stream-version": 4}), "stream-version", "assigned by the store"),
+    ("unknown field", good(colour="red"), "colour", "unknown field 'colour'"),
+    ("non-JSON payload value", good(payload={"x": object()}), "payload", "not valid JSON data"),
+]
+
+
+@pytest.mark.parametrize(("case", "event", "field", "message"), BAD_EVENTS, ids=[c[0] for c in BAD_EVENTS])
+def test_bad_event_is_refused_naming_the_field(case: str, event: Any, field: str | None, message: str) -> None:
+    with pytest.raises(ValidationError, match=message) as error:
+        validate_event(event)
+    assert error.value.field == field
+
+
+@pytest.fixture
+def store() -> Iterator[EventStore]:
+    with EventStore.open(db_backend="memory") as store:
+        yield store
+
+
+@pytest.mark.parametrize(("case", "event", "field", "message"), BAD_EVENTS, ids=[c[0] for c in BAD_EVENTS])
+def test_bad_event_stores_nothing(store: EventStore, case: str, event: Any, field: str | None, message: str) -> None:
+    with pytest.raises(ValidationError):
+        store.append([good(), event])
+    assert store.last_order_id() == 0
+    assert store.streams() == []
+
+
+def test_internal_stream_names_are_refused() -> None:
+    for name in ("__all__", "__config__", "__anything"):
+        with pytest.raises(InternalStreamError, match="written only by Photon"):
+            validate_event(good(**{"stream-name": name}))
+
+
+def test_oversize_event_is_refused(store: EventStore) -> None:
+    with EventStore.open(db_backend="memory", payload_max_bytes=1000) as small:
+        with pytest.raises(ValidationError, match=r"over the limit of 1000 bytes \(payload.max.bytes\)"):
+            small.append(good(payload={"blob": "x" * 1000}))
+        small.append(good(payload={"blob": "x" * 800}))
+        assert small.last_order_id() == 1
+
+
+def test_empty_batch_is_refused(store: EventStore) -> None:
+    with pytest.raises(ValidationError, match="no events"):
+        store.append([])
+
+
+def test_valid_event_keeps_optional_fields_and_gets_id_and_time() -> None:
+    pending = validate_event(good(schema=2, **{"service-id": "svc", "caused-by-relation": "r"}), now=1234)
+    assert pending.event_time == 1234 and len(pending.event_id) == 36 and not pending.client_id
+    record = pending.record(7, 3).to_dict()
+    assert record["order-id"] == 7 and record["stream-version"] == 3 and record["schema"] == 2
+    assert record["service-id"] == "svc" and record["event-time"] == 1234
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(None, "any"), ("any", "any"), ("no-stream", "no-stream"), (0, 0), (5, 5), ("7", 7)]
+)
+def test_expected_version_forms(value: Any, expected: Any) -> None:
+    assert parse_expected_version(value) == expected
+
+
+@pytest.mark.parametrize("value", [-1, "soon", 1.5, True, [1]])
+def test_bad_expected_version(value: Any) -> None:
+    with pytest.raises(ValidationError, match="expected-version must be"):
+        parse_expected_version(value)

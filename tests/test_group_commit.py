@@ -1,0 +1,102 @@
+"""Group commit: appends from many threads share backend transactions, and each is acknowledged
+only once its transaction is durable."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from photon.errors import BackendError
+from photon.events import RecordedEvent
+from photon.store import EventStore
+
+
+def test_many_threads_share_commits(tmp_path: Path) -> None:
+    with EventStore.open(db_backend="sqlite", sqlite_path=str(tmp_path / "s.db")) as store:
+        barrier = threading.Barrier(64)
+
+        def append(index: int) -> None:
+            barrier.wait()
+            for n in range(20):
+                store.append({"stream-name": f"t{index}", "event-type": "E", "payload": {"n": n}})
+
+        threads = [threading.Thread(target=append, args=(i,)) for i in range(64)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        stats = store.stats()
+        assert stats["committed-events"] == 64 * 20 == store.last_order_id()
+        # Without grouping there would be one commit per event.
+        assert stats["commits"] < 64 * 20 / 2
+
+
+def test_sqlite_runs_in_wal_with_full_sync_by_default(tmp_path: Path) -> None:
+    with EventStore.open(db_backend="sqlite", sqlite_path=str(tmp_path / "s.db")) as store:
+        connection = store.backend._engine.raw_connection()  # type: ignore[attr-defined]
+        try:
+            cursor = connection.driver_connection
+            assert cursor.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            assert cursor.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        finally:
+            connection.close()
+    with EventStore.open(db_backend="sqlite", sqlite_path=str(tmp_path / "s.db"), sqlite_synchronous="NORMAL") as store:
+        connection = store.backend._engine.raw_connection()  # type: ignore[attr-defined]
+        try:
+            assert connection.driver_connection.execute("PRAGMA synchronous").fetchone()[0] == 1
+        finally:
+            connection.close()
+
+
+def test_failed_commit_acknowledges_nothing_and_the_store_goes_on() -> None:
+    store = EventStore.open(db_backend="memory")
+    backend = store.backend
+    original = backend.append
+    failing = threading.Event()
+
+    def flaky(events: Sequence[RecordedEvent]) -> None:
+        if failing.is_set():
+            raise BackendError("disk on fire")
+        original(events)
+
+    backend.append = flaky  # type: ignore[method-assign]
+    try:
+        store.append({"stream-name": "a", "event-type": "E", "payload": {}})
+        failing.set()
+        with pytest.raises(BackendError, match="disk on fire"):
+            store.append([{"stream-name": "a", "event-type": "E", "payload": {}}] * 3)
+        failing.clear()
+        (after,) = store.append({"stream-name": "a", "event-type": "E", "payload": {}})
+        assert after.order_id == 2 and after.stream_version == 2
+        assert [e.order_id for e in store.read()] == [1, 2]
+    finally:
+        store.close()
+
+
+def test_close_finishes_appends_in_flight(tmp_path: Path) -> None:
+    store = EventStore.open(db_backend="sqlite", sqlite_path=str(tmp_path / "s.db"))
+    acknowledged: list[int] = []
+    errors: list[BaseException] = []
+
+    def append() -> None:
+        try:
+            for _ in range(200):
+                acknowledged.extend(
+                    e.order_id for e in store.append({"stream-name": "a", "event-type": "E", "payload": {}})
+                )
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=append) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    store.close()
+    for thread in threads:
+        thread.join()
+    with EventStore.open(db_backend="sqlite", sqlite_path=str(tmp_path / "s.db")) as reopened:
+        stored = {e.order_id for e in reopened.read()}
+    assert set(acknowledged) <= stored
+    assert all("closed" in str(e) for e in errors)
