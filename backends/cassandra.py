@@ -156,6 +156,7 @@ def _parse_keyspace(text: str) -> str:
 
 class CassandraBackend(Backend):
     name = "cassandra"
+    read_page_size = 5000  # a round trip per page: fewer, larger pages
     description = "Cassandra / ScyllaDB keyspace (cassandra.ip, cassandra.keyspace); head row moved by LWT"
     settings = (
         Setting("cassandra.ip", "127.0.0.1", "cassandra backend: contact points, comma-separated."),

@@ -54,6 +54,7 @@ _TRANSIENT_RETRIES = 4
 class MongoBackend(Backend):
     name = "mongo"
     aliases = ("mongodb",)
+    read_page_size = 5000  # a round trip per page: fewer, larger pages
     description = "MongoDB (mongodb.host, mongodb.database); one transaction per append"
     settings = (
         Setting(

@@ -161,6 +161,7 @@ return 0
 
 class RedisBackend(Backend):
     name = "redis"
+    read_page_size = 5000  # a round trip per page: fewer, larger pages
     description = "Redis server (redis.url); one Lua script per append"
     settings = (
         Setting(
