@@ -76,6 +76,7 @@ HEAD = "store"
 _IN = 200  # keys per IN query
 _CONCURRENCY = 48
 _BATCH_BYTES = 40_000  # current Cassandra fails batches over 50 kB by default
+_INDEX_ROWS = 100
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS events_all (
@@ -376,8 +377,6 @@ class CassandraBackend(Backend):
     # -- appending ------------------------------------------------------------------------------
 
     def append(self, events: Sequence[RecordedEvent]) -> None:
-        from cassandra.query import BatchStatement, BatchType
-
         if not events:
             return
         if self._token is None:
@@ -387,34 +386,24 @@ class CassandraBackend(Backend):
             self._head = head
             self._check(events, head)
             ps = self._ps
-            work: list[tuple[Any, Sequence[Any]]] = []
-            # events_all rows of one bucket go in single-partition batches (cheap and bounded).
-            batch: Any = None
-            size = 0
-            bucket = -1
+            # Few requests, each bounded in size: events_all rows of one partition together, the
+            # small index rows in batches of up to _INDEX_ROWS (one round trip each).
+            batches = _Batches()
             for event in events:
-                if batch is None or event.order_id // BUCKET != bucket or size > _BATCH_BYTES:
-                    if batch is not None:
-                        work.append((batch, ()))
-                    batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-                    size, bucket = 0, event.order_id // BUCKET
-                batch.add(ps["insert_all"], (bucket, *event))
-                size += len(event.data) + 200
-            work.append((batch, ()))
+                batches.add(("all", event.order_id // BUCKET), ps["insert_all"], (event.order_id // BUCKET, *event))
             last: dict[str, RecordedEvent] = {}
             for event in events:
-                work.append(
-                    (
-                        ps["insert_index"],
-                        (event.stream_name, (event.stream_version - 1) // BUCKET, event.stream_version, event.order_id),
-                    )
+                bucket = (event.stream_version - 1) // BUCKET
+                batches.add(
+                    "index", ps["insert_index"], (event.stream_name, bucket, event.stream_version, event.order_id)
                 )
-                work.append(
-                    (ps["insert_id"], (event.event_id, event.order_id, event.stream_name, event.stream_version))
+                batches.add(
+                    "ids", ps["insert_id"], (event.event_id, event.order_id, event.stream_name, event.stream_version)
                 )
                 last[event.stream_name] = event
             for name, event in last.items():
-                work.append((ps["set_stream"], (name, event.stream_version, event.order_id)))
+                batches.add("streams", ps["set_stream"], (name, event.stream_version, event.order_id))
+            work = batches.statements()
             self._concurrent(work)
             new_head = events[-1].order_id
             moved = self._run("move_head", (new_head, HEAD, head, self._token))[0]
@@ -660,6 +649,32 @@ class CassandraBackend(Backend):
             self._run("delete_checkpoint", (key,))
         else:
             self._run("set_checkpoint", (key, value))
+
+
+class _Batches:
+    """Unlogged batches by group, each closed before it passes _BATCH_BYTES or _INDEX_ROWS rows.
+
+    Unlogged: atomicity comes from the head's lightweight transaction, not from the batches.
+    """
+
+    def __init__(self) -> None:
+        self._open: dict[Any, tuple[Any, int]] = {}
+        self._done: list[Any] = []
+
+    def add(self, group: Any, statement: Any, params: Sequence[Any]) -> None:
+        from cassandra.query import BatchStatement, BatchType
+
+        batch, size = self._open.get(group, (None, 0))
+        weight = 64 + sum(len(p) for p in params if isinstance(p, (bytes, str)))
+        if batch is None or size + weight > _BATCH_BYTES or len(batch) >= _INDEX_ROWS:
+            if batch is not None:
+                self._done.append(batch)
+            batch, size = BatchStatement(batch_type=BatchType.UNLOGGED), 0
+        batch.add(statement, params)
+        self._open[group] = (batch, size + weight)
+
+    def statements(self) -> list[tuple[Any, Sequence[Any]]]:
+        return [(batch, ()) for batch in [*self._done, *(b for b, _ in self._open.values())]]
 
 
 def _event(row: Any) -> RecordedEvent:
