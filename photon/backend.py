@@ -139,6 +139,20 @@ class Backend(abc.ABC):
     def write_checkpoint(self, key: str, value: bytes | None) -> None:
         """Durably set (or with None, remove) a key/value entry. Any thread may call it."""
 
+    def begin_bulk_load(self) -> None:  # noqa: B027 - optional, a no-op unless overridden
+        """Optional: the core is about to load many positioned events into this EMPTY store (a restore).
+
+        A backend may drop what slows such a load (secondary indexes) until `end_bulk_load`.
+        The default does nothing.
+        """
+
+    def end_bulk_load(self, ok: bool) -> None:  # noqa: B027 - optional, a no-op unless overridden
+        """Optional: the bulk load is over. Rebuild what `begin_bulk_load` dropped.
+
+        With `ok` False, or when the rebuild finds a duplicate (raise `IntegrityError` then),
+        leave the store empty, as it was before the load.
+        """
+
     def describe(self) -> str:
         """Where the data lives, for logs (no secrets)."""
         return self.name

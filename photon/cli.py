@@ -107,3 +107,7 @@ def main() -> None:
     except PhotonError as exc:
         click.echo(f"photon: error: {exc}", err=True)
         sys.exit(2)
+
+
+# Commands defined in their own modules; importing one registers its commands on `cli`.
+from . import backup_cli  # noqa: E402, F401

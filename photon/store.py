@@ -375,6 +375,16 @@ class EventStore:
         self.append_internal(CONFIG_STREAM, "stream-deleted", {"stream-name": stream, "deleted-events": removed})
         return removed
 
+    def import_events(self, records: Iterable[RecordedEvent], *, batch_size: int = 20_000) -> int:
+        """Store events that already carry their positions (a restore): see `photon.restore`.
+
+        Order-ids must increase past the store's last, stream-versions must continue each
+        stream; each batch is checked and written atomically in the writer thread.
+        """
+        from .restore import import_events  # here: restore.py builds on this module
+
+        return import_events(self, records, batch_size=batch_size)
+
     def _in_writer(self, run: Any) -> Any:
         """Run `run(committer)` in the writer thread, between two commits."""
         committer = self._committer

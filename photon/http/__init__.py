@@ -1,0 +1,1 @@
+"""Photon's HTTP API (starlette)."""

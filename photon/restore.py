@@ -1,0 +1,424 @@
+"""Restore: load a backup (JSON lines of stored events) into a store, keeping every position.
+
+A backup is what a cold replay of `__all__` prints: one stored event per line, exactly the
+event's stored JSON (`RecordedEvent.data`), with its `id`, `order-id`, `stream-version` and
+`event-time`. Restoring writes those events as they are, so consumers' positions (order-ids),
+idempotency (ids) and projections (the `__config__` events, which are in `__all__`) stay valid.
+
+What is checked, for every event, against the store and the lines before it:
+
+- order-ids strictly increase, and the first is after the store's last order-id. Holes are
+  allowed: a deleted stream's order-ids are never reused, so a backup of a store that deleted
+  a stream skips them.
+- stream-versions continue each stream (1, 2, 3... for a new stream; the store's version + 1
+  for an incremental backup), except that a `__config__` `stream-deleted` event ends its
+  stream: the stream's next event is version 1 again, and when the store holds that stream
+  (an incremental restore), the stream is deleted there too at that point, as in the source.
+
+Lines that are not events at all (a JSON object with neither `stream-name` nor `event-type`,
+such as a replay's caught-up marker) and blank lines are skipped.
+
+Writes go through the store's single writer thread in large batches, between the commits of
+any concurrent appends, so the committer's positions stay right and subscribers see the
+restored events like any others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from .errors import PhotonError, ValidationError
+from .events import ALL_STREAM, CONFIG_STREAM, RecordedEvent
+
+if TYPE_CHECKING:
+    from .store import EventStore, _Committer
+
+STREAM_DELETED = "stream-deleted"
+# Builds a RecordedEvent from a tuple without NamedTuple's keyword handling (the hot path).
+_record = partial(tuple.__new__, RecordedEvent)
+BATCH_SIZE = 20_000
+
+
+class BackupFormatError(ValidationError):
+    """A backup line is not a stored event, or breaks the order of the lines before it."""
+
+    def __init__(self, line: int | None, message: str, field: str | None = None) -> None:
+        super().__init__(f"line {line}: {message}" if line is not None else message, field)
+        self.line = line
+
+
+class RestoreConflict(PhotonError):
+    """The backup does not follow what the store already holds (a restore into a non-empty store)."""
+
+    def __init__(self, line: int | None, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+def _type_name(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def parse_line(line: bytes, number: int | None = None) -> RecordedEvent | None:
+    """One backup line as a stored event; None for a blank or marker line.
+
+    The event keeps the line's own bytes as its stored JSON, so nothing is encoded again.
+    """
+    text = line.strip()
+    if not text:
+        return None
+    try:
+        item = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise BackupFormatError(number, f"not valid JSON ({exc})") from None
+    if type(item) is not dict:
+        raise BackupFormatError(number, f"expected a JSON object (a stored event), got {_type_name(item)}")
+    if "stream-name" not in item and "event-type" not in item:
+        return None  # a marker (e.g. a replay's caught-up line), not an event
+    try:
+        order_id = item["order-id"]
+        stream = item["stream-name"]
+        version = item["stream-version"]
+        event_id = item["id"]
+        event_type = item["event-type"]
+        event_time = item["event-time"]
+        payload = item["payload"]
+    except KeyError as exc:
+        raise BackupFormatError(number, f"missing field {exc.args[0]!r} (not a stored event)", exc.args[0]) from None
+    # One test for the common case; the field-by-field checks below only run to name a fault.
+    if not (
+        type(order_id) is int
+        and order_id > 0
+        and type(version) is int
+        and version > 0
+        and type(stream) is str
+        and stream
+        and stream != ALL_STREAM
+        and type(event_id) is str
+        and event_id
+        and type(event_type) is str
+        and event_type
+        and type(event_time) is int
+        and event_time >= 0
+        and type(payload) is dict
+    ):
+        _explain(number, order_id, stream, version, event_id, event_type, event_time, payload)
+    if stream == CONFIG_STREAM and event_type == STREAM_DELETED:
+        deleted = payload.get("stream-name")
+        if type(deleted) is not str or not deleted:
+            raise BackupFormatError(number, "a stream-deleted event must name its stream in payload.stream-name")
+    return _record((order_id, stream, version, event_id, event_type, event_time, text))
+
+
+def _explain(
+    number: int | None,
+    order_id: Any,
+    stream: Any,
+    version: Any,
+    event_id: Any,
+    event_type: Any,
+    event_time: Any,
+    payload: Any,
+) -> None:
+    """Raise the error naming the first field of a stored event that has a wrong value."""
+    if type(order_id) is not int or order_id < 1:
+        raise BackupFormatError(number, f"field 'order-id' must be a positive integer, got {order_id!r}", "order-id")
+    if type(version) is not int or version < 1:
+        raise BackupFormatError(
+            number, f"field 'stream-version' must be a positive integer, got {version!r}", "stream-version"
+        )
+    if type(stream) is not str or not stream or stream == ALL_STREAM:
+        raise BackupFormatError(number, f"field 'stream-name' must name a stream, got {stream!r}", "stream-name")
+    if type(event_id) is not str or not event_id:
+        raise BackupFormatError(number, f"field 'id' must be a non-empty string, got {event_id!r}", "id")
+    if type(event_type) is not str or not event_type:
+        raise BackupFormatError(
+            number, f"field 'event-type' must be a non-empty string, got {event_type!r}", "event-type"
+        )
+    if type(event_time) is not int or event_time < 0:
+        raise BackupFormatError(
+            number, f"field 'event-time' must be a non-negative integer, got {event_time!r}", "event-time"
+        )
+    raise BackupFormatError(number, f"field 'payload' must be a JSON object, got {_type_name(payload)}", "payload")
+
+
+def parse_lines(lines: Iterable[bytes]) -> Iterator[tuple[int, RecordedEvent]]:
+    """The events of a backup with their line numbers (markers and blank lines skipped)."""
+    for number, line in enumerate(lines, start=1):
+        record = parse_line(line, number)
+        if record is not None:
+            yield number, record
+
+
+def deleted_stream(record: RecordedEvent) -> str | None:
+    """The stream a `__config__` stream-deleted event ends, else None."""
+    if record.stream_name != CONFIG_STREAM or record.event_type != STREAM_DELETED:
+        return None
+    name = orjson.loads(record.data)["payload"].get("stream-name")
+    return name if isinstance(name, str) else None
+
+
+class Continuity:
+    """The ordering rule of a restore: order-ids increase, stream-versions continue each stream.
+
+    `versions` holds the known current version of each stream and is updated as events are
+    accepted; `lookup` is asked for streams it does not hold yet (missing ones are at 0).
+    """
+
+    def __init__(
+        self,
+        last_order_id: int,
+        versions: dict[str, int],
+        lookup: Callable[[Collection[str]], dict[str, int]] | None = None,
+    ) -> None:
+        self.store_last_order_id = last_order_id
+        self.last_order_id = last_order_id
+        self.versions = versions
+        self.lookup = lookup
+        self.accepted = 0
+
+    def prefetch(self, records: Iterable[RecordedEvent]) -> None:
+        """Fetch the versions of a batch's streams in one look-up."""
+        versions = self.versions
+        wanted = {r.stream_name for r in records} - versions.keys()
+        if wanted and self.lookup is not None:
+            found = self.lookup(wanted)
+            for name in wanted:
+                versions[name] = found.get(name, 0)
+
+    def _current(self, stream: str) -> int:
+        current = self.versions.get(stream)
+        if current is None:
+            current = self.lookup([stream]).get(stream, 0) if self.lookup is not None else 0
+            self.versions[stream] = current
+        return current
+
+    def check(self, record: RecordedEvent, line: int | None = None) -> str | None:
+        """Accept `record` or raise; returns a stream that must be deleted in the store before it.
+
+        That is the stream a stream-deleted event ends, when the store holds events of it.
+        """
+        if record.order_id <= self.last_order_id:
+            if self.accepted == 0 and self.store_last_order_id > 0:
+                raise RestoreConflict(
+                    line,
+                    f"the store is not empty: it holds events up to order-id {self.store_last_order_id}; "
+                    "restore into an empty store, or restore an incremental backup whose first order-id "
+                    f"is after {self.store_last_order_id} (this one starts at order-id {record.order_id}"
+                    + (f", line {line})" if line is not None else ")"),
+                )
+            raise BackupFormatError(
+                line, f"order-id {record.order_id} does not follow order-id {self.last_order_id}", "order-id"
+            )
+        stream = record.stream_name
+        current = self._current(stream)
+        if record.stream_version != current + 1:
+            raise BackupFormatError(
+                line,
+                f"stream {stream!r}: stream-version {record.stream_version} does not follow version {current}",
+                "stream-version",
+            )
+        self.versions[stream] = record.stream_version
+        self.last_order_id = record.order_id
+        self.accepted += 1
+        ended = deleted_stream(record)
+        if ended is None:
+            return None
+        had_events = self._current(ended) > 0
+        self.versions[ended] = 0
+        return ended if had_events else None
+
+
+@dataclass
+class BackupSummary:
+    """What a checked backup holds."""
+
+    events: int = 0
+    skipped: int = 0
+    """Blank and marker lines."""
+    lines: int = 0
+    first_order_id: int | None = None
+    last_order_id: int | None = None
+
+
+def check_backup(
+    lines: Iterable[bytes],
+    store: EventStore,
+    *,
+    on_event: Callable[[int], object] | None = None,
+) -> BackupSummary:
+    """Read a whole backup and check every line against the store, writing nothing.
+
+    Memory grows with the number of streams, not of events. Raises `BackupFormatError` (or
+    `RestoreConflict`) naming the first bad line.
+    """
+    versions = {info.stream_name: info.total_events for info in store.streams()}
+    continuity = Continuity(store.last_order_id(), versions)
+    summary = BackupSummary()
+    tick = 0
+    for number, line in enumerate(lines, start=1):
+        summary.lines = number
+        record = parse_line(line, number)
+        if record is None:
+            summary.skipped += 1
+            continue
+        continuity.check(record, number)
+        if summary.first_order_id is None:
+            summary.first_order_id = record.order_id
+        summary.events += 1
+        tick += 1
+        if on_event is not None and tick >= 10_000:
+            on_event(tick)
+            tick = 0
+    if on_event is not None and tick:
+        on_event(tick)
+    summary.last_order_id = continuity.last_order_id if summary.events else None
+    return summary
+
+
+def _write_batch(batch: list[RecordedEvent], first: bool, committer: _Committer) -> None:
+    """Runs in the writer thread: check `batch` against the committed state and store it."""
+    backend = committer.backend
+    continuity = Continuity(committer.last_order_id, committer.versions, backend.stream_versions)
+    if not first:
+        continuity.accepted = 1  # an order problem past the first batch is the file's, not the store's
+
+    def flush(chunk: list[RecordedEvent]) -> None:
+        if not chunk:
+            return
+        backend.append(chunk)
+        committer.last_order_id = chunk[-1].order_id
+        committer.commits += 1
+        committer.committed_events += len(chunk)
+        committer.broadcaster.publish(chunk)
+
+    try:
+        continuity.prefetch(batch)
+        start = 0
+        for index, record in enumerate(batch):
+            ended = continuity.check(record)
+            if ended is not None:
+                # As in the source: the stream's events go, then the deletion is recorded.
+                flush(batch[start:index])
+                start = index
+                backend.delete_stream(ended)
+        flush(batch[start:])
+    except BaseException:
+        # The cached versions may hold positions that were never stored: ask the backend again.
+        committer.versions.clear()
+        committer.last_order_id = backend.last_order_id()
+        raise
+
+
+def import_events(
+    store: EventStore,
+    records: Iterable[RecordedEvent],
+    *,
+    batch_size: int = BATCH_SIZE,
+    on_batch: Callable[[int], object] | None = None,
+) -> int:
+    """Store events that already carry their positions, in batches through the writer thread.
+
+    Each batch is checked (see `Continuity`) and written atomically; on an error the store holds
+    exactly the batches before the one that failed. Returns the number of events stored.
+
+    While the writer stores one batch, the next is gathered (parsed) here: the database driver
+    lets go of the interpreter while it writes, so the two overlap. At most one batch waits.
+    """
+    count = 0
+    written = 0
+    batch: list[RecordedEvent] = []
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="photon-restore") as handing:
+        pending: Future[Any] | None = None
+
+        def finish() -> None:
+            nonlocal pending, written
+            if pending is not None:
+                done, pending = pending, None
+                size = done.result()
+                written += size
+                if on_batch is not None:
+                    on_batch(size)
+
+        def submit(chunk: list[RecordedEvent], first: bool) -> int:
+            store._in_writer(partial(_write_batch, chunk, first))
+            return len(chunk)
+
+        try:
+            for record in records:
+                batch.append(record)
+                if len(batch) >= batch_size:
+                    finish()
+                    pending = handing.submit(submit, batch, count == 0)
+                    count += len(batch)
+                    batch = []
+            finish()
+            if batch:
+                pending = handing.submit(submit, batch, count == 0)
+                finish()
+        finally:
+            if pending is not None:
+                pending.exception()  # wait: never leave a batch being written behind
+    return written
+
+
+@contextmanager
+def bulk_load(store: EventStore) -> Iterator[None]:
+    """Let the backend load faster when the store is empty; on failure it is left empty again."""
+    if store.last_order_id() != 0 or store.streams():
+        yield
+        return
+
+    def begin(committer: _Committer) -> None:
+        committer.backend.begin_bulk_load()
+
+    def end(ok: bool, committer: _Committer) -> None:
+        try:
+            committer.backend.end_bulk_load(ok)
+        finally:
+            committer.versions.clear()
+            committer.last_order_id = committer.backend.last_order_id()
+            # A failed load was emptied again: readers must not be told of events now gone.
+            committer.broadcaster.head = committer.last_order_id
+
+    store._in_writer(begin)
+    try:
+        yield
+    except BaseException:
+        store._in_writer(partial(end, False))
+        raise
+    store._in_writer(partial(end, True))
+
+
+def restore(
+    store: EventStore,
+    open_lines: Callable[[], Iterable[bytes]],
+    *,
+    batch_size: int = BATCH_SIZE,
+    on_checked: Callable[[int], object] | None = None,
+    on_written: Callable[[int], object] | None = None,
+    on_checked_all: Callable[[BackupSummary], None] | None = None,
+) -> BackupSummary:
+    """Check a whole backup, then write it: a bad backup leaves the store as it was.
+
+    `open_lines` is called twice (once per pass) and must give the same lines each time.
+    """
+    summary = check_backup(open_lines(), store, on_event=on_checked)
+    if on_checked_all is not None:
+        on_checked_all(summary)
+    if summary.events:
+        records = (record for _number, record in parse_lines(open_lines()))
+        with bulk_load(store):
+            written = import_events(store, records, batch_size=batch_size, on_batch=on_written)
+        if written != summary.events:
+            raise BackupFormatError(
+                None, f"the backup changed while it was restored: checked {summary.events} events, wrote {written}"
+            )
+    return summary

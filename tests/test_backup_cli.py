@@ -1,0 +1,297 @@
+"""`photon backup` and `photon restore`, run as the installed command."""
+
+from __future__ import annotations
+
+import fcntl
+import gzip
+import os
+import pty
+import signal
+import struct
+import subprocess
+import sys
+import termios
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from photon.backup_files import atomic_output
+from photon.store import EventStore
+
+from .backup_support import TARGET_CONFIGS, backup_bytes, build_source, everything
+
+PHOTON = str(Path(sys.executable).with_name("photon"))
+
+
+def options(config: dict[str, Any]) -> list[str]:
+    return [item for key, value in config.items() for item in (f"-{key}", str(value))]
+
+
+def env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("PHOTON_")}
+
+
+def photon(*args: str, cwd: Path, stdin: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+    result = subprocess.run(
+        [PHOTON, *args], cwd=cwd, input=stdin, capture_output=True, env=env(), timeout=120, check=False
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"photon {' '.join(args)} failed ({result.returncode}): {result.stderr.decode()}")
+    return result
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> dict[str, Any]:
+    config = {"db.backend": "sqlite", "sqlite.path": str(tmp_path / "source.db")}
+    with EventStore.open(config) as store:
+        build_source(store)
+    return config
+
+
+def read_all(config: dict[str, Any]) -> list[Any]:
+    with EventStore.open(config, read_only=True) as store:
+        return everything(store)
+
+
+@pytest.mark.parametrize("target", ["sqlite", "file", "sql"])
+@pytest.mark.parametrize("name", ["backup.jsonl", "backup.jsonl.gz"])
+def test_backup_then_restore_into_another_backend(
+    source: dict[str, Any], target: str, name: str, tmp_path: Path
+) -> None:
+    done = photon("backup", name, *options(source), cwd=tmp_path)
+    original = read_all(source)
+    assert f"backed up {len(original)} events" in done.stderr.decode()
+    raw = (tmp_path / name).read_bytes()
+    if name.endswith(".gz"):
+        assert raw[:2] == b"\x1f\x8b"
+        raw = gzip.decompress(raw)
+    assert raw == b"".join(e.data + b"\n" for e in original)  # the stored JSON, line by line
+    assert not list(tmp_path.glob("*.partial"))
+
+    config = TARGET_CONFIGS[target](tmp_path)
+    restored = photon("restore", name, *options(config), cwd=tmp_path)
+    assert f"restored {len(original)} events (order-ids 1..{original[-1].order_id})" in restored.stderr.decode()
+    assert read_all(config) == original
+
+
+def test_backup_to_standard_output_piped_into_restore(source: dict[str, Any], tmp_path: Path) -> None:
+    target = TARGET_CONFIGS["file"](tmp_path)
+    command = f"{PHOTON} backup - {' '.join(options(source))} | {PHOTON} restore - {' '.join(options(target))}"
+    result = subprocess.run(command, shell=True, cwd=tmp_path, capture_output=True, env=env(), timeout=120)
+    assert result.returncode == 0, result.stderr.decode()
+    assert read_all(target) == read_all(source)
+
+
+def test_gzip_on_standard_input_is_recognised(source: dict[str, Any], tmp_path: Path) -> None:
+    photon("backup", "plain.jsonl", *options(source), cwd=tmp_path)
+    packed = gzip.compress((tmp_path / "plain.jsonl").read_bytes())
+    target = TARGET_CONFIGS["sqlite"](tmp_path)
+    photon("restore", "-", *options(target), cwd=tmp_path, stdin=packed)
+    assert read_all(target) == read_all(source)
+
+
+def test_replay_output_restores_through_a_pipe(source: dict[str, Any], tmp_path: Path) -> None:
+    """`photon replay __all__ -stream-type cold > backup` then `cat backup | photon restore -`."""
+    if b"replay" not in photon("--help", cwd=tmp_path).stdout:
+        pytest.skip("this build has no `photon replay` command")
+    replay = photon("replay", "__all__", "-stream-type", "cold", *options(source), cwd=tmp_path)
+    (tmp_path / "backup").write_bytes(replay.stdout)
+    target = TARGET_CONFIGS["sqlite"](tmp_path)
+    result = subprocess.run(
+        f"cat backup | {PHOTON} restore - {' '.join(options(target))}",
+        shell=True,
+        cwd=tmp_path,
+        capture_output=True,
+        env=env(),
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    assert read_all(target) == read_all(source)
+
+
+def test_incremental_backup_with_from(source: dict[str, Any], tmp_path: Path) -> None:
+    photon("backup", "full.jsonl", *options(source), cwd=tmp_path)
+    with EventStore.open(source) as store:
+        mark = store.last_order_id()
+        store.append([{"stream-name": "orders-001", "event-type": "Later", "payload": {}}] * 3)
+        store.delete_stream("orders-005")
+    photon("backup", "more.jsonl.gz", "-from", str(mark + 1), *options(source), cwd=tmp_path)
+    lines = gzip.decompress((tmp_path / "more.jsonl.gz").read_bytes()).splitlines()
+    assert len(lines) == 4  # three events and the stream-deleted record
+
+    target = TARGET_CONFIGS["sqlite"](tmp_path)
+    photon("restore", "full.jsonl", *options(target), cwd=tmp_path)
+    photon("restore", "more.jsonl.gz", *options(target), cwd=tmp_path)
+    assert read_all(target) == read_all(source)
+
+
+def test_restore_into_a_non_empty_store_is_refused(source: dict[str, Any], tmp_path: Path) -> None:
+    photon("backup", "b.jsonl", *options(source), cwd=tmp_path)
+    target = TARGET_CONFIGS["sqlite"](tmp_path)
+    with EventStore.open(target) as store:
+        store.append({"stream-name": "mine", "event-type": "x", "payload": {}})
+        before = everything(store)
+    result = photon("restore", "b.jsonl", *options(target), cwd=tmp_path, check=False)
+    assert result.returncode == 2
+    message = result.stderr.decode()
+    assert "the store is not empty: it holds events up to order-id 1" in message
+    assert "nothing was restored, the store is as it was" in message
+    assert read_all(target) == before
+
+
+@pytest.mark.parametrize("gzipped", [False, True])
+def test_truncated_backup_is_refused_with_its_line_number(
+    source: dict[str, Any], tmp_path: Path, gzipped: bool
+) -> None:
+    photon("backup", "b.jsonl", *options(source), cwd=tmp_path)
+    data = (tmp_path / "b.jsonl").read_bytes()
+    count = data.count(b"\n")
+    cut = data[: len(data) - 30]  # the last line loses its end
+    (tmp_path / "cut").write_bytes(gzip.compress(cut) if gzipped else cut)
+    target = TARGET_CONFIGS["file"](tmp_path)
+    result = photon("restore", "cut", *options(target), cwd=tmp_path, check=False)
+    assert result.returncode == 2
+    assert f"line {count}: not valid JSON" in result.stderr.decode()
+    assert read_all(target) == []
+
+
+def test_cut_gzip_file_is_refused(source: dict[str, Any], tmp_path: Path) -> None:
+    photon("backup", "b.jsonl.gz", *options(source), cwd=tmp_path)
+    data = (tmp_path / "b.jsonl.gz").read_bytes()
+    (tmp_path / "cut.gz").write_bytes(data[: len(data) // 2])
+    target = TARGET_CONFIGS["sqlite"](tmp_path)
+    result = photon("restore", "cut.gz", *options(target), cwd=tmp_path, check=False)
+    assert result.returncode == 2
+    message = result.stderr.decode()
+    assert "cannot read the file on (Compressed file ended before the end-of-stream marker" in message
+    assert "nothing was restored, the store is as it was" in message
+    assert read_all(target) == []
+    result = photon("restore", "-", *options(target), cwd=tmp_path, stdin=data[: len(data) // 2], check=False)
+    assert result.returncode == 2
+    assert "cannot read standard input (Compressed file ended" in result.stderr.decode()
+    assert read_all(target) == []
+
+
+def test_backup_into_a_missing_folder_fails_cleanly(source: dict[str, Any], tmp_path: Path) -> None:
+    result = photon("backup", "no/such/folder/b.jsonl", *options(source), cwd=tmp_path, check=False)
+    assert result.returncode == 2
+    assert "cannot write the backup 'no/such/folder/b.jsonl'" in result.stderr.decode()
+
+
+def test_corrupt_line_from_standard_input(source: dict[str, Any], tmp_path: Path) -> None:
+    lines = photon("backup", "-", *options(source), cwd=tmp_path).stdout.splitlines(keepends=True)
+    lines[41] = b'{"stream-name": "x"}\n'
+    target = TARGET_CONFIGS["sqlite"](tmp_path)
+    result = photon("restore", "-", *options(target), cwd=tmp_path, stdin=b"".join(lines), check=False)
+    assert result.returncode == 2
+    assert "line 42: missing field 'order-id'" in result.stderr.decode()
+    assert read_all(target) == []
+
+
+def test_missing_backup_file(tmp_path: Path) -> None:
+    result = photon(
+        "restore", "nothing-here.jsonl", *options(TARGET_CONFIGS["sqlite"](tmp_path)), cwd=tmp_path, check=False
+    )
+    assert result.returncode == 2
+    assert "no backup file 'nothing-here.jsonl'" in result.stderr.decode()
+
+
+def test_backup_runs_next_to_a_writer(source: dict[str, Any], tmp_path: Path) -> None:
+    with EventStore.open(source) as store:  # holds the writer lock, like a running server
+        store.append({"stream-name": "live", "event-type": "x", "payload": {}})
+        expected = backup_bytes(store)
+        photon("backup", "b.jsonl", *options(source), cwd=tmp_path)
+        store.append({"stream-name": "live", "event-type": "x", "payload": {}})
+    assert (tmp_path / "b.jsonl").read_bytes() == expected
+
+
+def run_on_a_terminal(args: list[str], cwd: Path) -> str:
+    """Run photon with standard error on a pseudo-terminal; returns what it showed there."""
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))  # 40 rows, 120 columns
+    process = subprocess.Popen([PHOTON, *args], cwd=cwd, stderr=follower, stdout=subprocess.DEVNULL, env=env())
+    os.close(follower)
+    shown = b""
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:  # the terminal closes when the process ends
+            break
+        if not data:
+            break
+        shown += data
+    process.wait(timeout=60)
+    os.close(leader)
+    assert process.returncode == 0, shown.decode(errors="replace")
+    return shown.decode(errors="replace")
+
+
+def test_progress_bar_on_a_terminal_and_quiet_otherwise(source: dict[str, Any], tmp_path: Path) -> None:
+    count = len(read_all(source))
+    shown = run_on_a_terminal(["backup", "b.jsonl", *options(source)], tmp_path)
+    assert "backup: 100%" in shown
+    assert f"{count / 1000:.2f}k/{count / 1000:.2f}k" in shown  # the total ends at the events written
+    assert "events/s" in shown
+
+    target = TARGET_CONFIGS["sqlite"](tmp_path)
+    shown = run_on_a_terminal(["restore", "b.jsonl", *options(target)], tmp_path)
+    assert "restore: 100%" in shown
+
+    quiet = photon("backup", "c.jsonl", *options(source), cwd=tmp_path).stderr.decode()
+    assert "%" not in quiet and "\r" not in quiet
+    assert quiet.count("\n") == 1  # only the closing summary
+
+
+def test_atomic_output_leaves_nothing_when_writing_fails(tmp_path: Path) -> None:
+    target = tmp_path / "b.jsonl.gz"
+    target.write_bytes(b"the previous backup")
+    with pytest.raises(RuntimeError), atomic_output(target) as out:
+        out.write(b"half of it\n")
+        raise RuntimeError("disk full")
+    assert target.read_bytes() == b"the previous backup"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.jsonl.gz"]
+
+
+@pytest.mark.slow
+def test_killed_backup_leaves_no_file(tmp_path: Path) -> None:
+    config = {"db.backend": "sqlite", "sqlite.path": str(tmp_path / "big.db"), "sqlite.synchronous": "OFF"}
+    with EventStore.open(config) as store:
+        for start in range(0, 300_000, 5000):
+            store.append(
+                [
+                    {"stream-name": f"s{n % 100}", "event-type": "x", "payload": {"n": n, "pad": "x" * 200}}
+                    for n in range(start, start + 5000)
+                ]
+            )
+    process = subprocess.Popen(
+        [PHOTON, "backup", "big.jsonl.gz", *options(config)], cwd=tmp_path, env=env(), stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        partial = list(tmp_path.glob(".big.jsonl.gz.*.partial"))
+        if partial and partial[0].stat().st_size > 0:
+            break
+        time.sleep(0.005)
+    else:
+        raise AssertionError("the backup never started writing")
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL
+    assert not (tmp_path / "big.jsonl.gz").exists()
+
+
+@pytest.mark.skipif("PHOTON_TEST_SERVER_URL" not in os.environ, reason="set PHOTON_TEST_SERVER_URL to a running server")
+def test_backup_from_a_running_server(tmp_path: Path) -> None:
+    url = os.environ["PHOTON_TEST_SERVER_URL"]
+    auth = [
+        "-admin.user",
+        os.environ.get("PHOTON_TEST_SERVER_USER", "admin"),
+        "-admin.pass",
+        os.environ.get("PHOTON_TEST_SERVER_PASS", "p4010n"),
+    ]
+    photon("backup", "remote.jsonl", "-url", url, *auth, cwd=tmp_path)
+    target = TARGET_CONFIGS["sqlite"](tmp_path)
+    photon("restore", "remote.jsonl", *options(target), cwd=tmp_path)
+    assert len(read_all(target)) == (tmp_path / "remote.jsonl").read_bytes().count(b"\n")

@@ -1,0 +1,321 @@
+"""Restore through the core API: positions kept, continuity checked, bad backups refused whole."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from photon.errors import IntegrityError
+from photon.events import RecordedEvent
+from photon.restore import BackupFormatError, RestoreConflict, check_backup, parse_line, restore
+from photon.store import EventStore
+from photon.subscriptions import CaughtUp
+
+from .backup_support import TARGET_CONFIGS, backup_bytes, build_source, everything, registered_backends
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Iterator[EventStore]:
+    store = EventStore.open({"db.backend": "sqlite", "sqlite.path": str(tmp_path / "source.db")})
+    build_source(store)
+    yield store
+    store.close()
+
+
+def lines_of(data: bytes) -> Any:
+    return lambda: iter(data.splitlines(keepends=True))
+
+
+def open_target(name: str, tmp_path: Path) -> EventStore:
+    if name not in TARGET_CONFIGS:
+        pytest.skip(f"no test configuration for backend {name!r}: add one to TARGET_CONFIGS")
+    return EventStore.open(TARGET_CONFIGS[name](tmp_path))
+
+
+@pytest.mark.parametrize("backend", registered_backends())
+def test_round_trip_into_every_backend(backend: str, source: EventStore, tmp_path: Path) -> None:
+    data = backup_bytes(source)
+    target = open_target(backend, tmp_path)
+    try:
+        summary = restore(target, lines_of(data), batch_size=500)
+        original = everything(source)
+        assert summary.events == len(original)
+        assert everything(target) == original  # ids, order-ids, versions, times, bytes
+        assert target.streams() == source.streams()
+        assert target.last_order_id() == source.last_order_id()
+        assert [e.payload for e in target.read("__config__")] == [e.payload for e in source.read("__config__")]
+        assert target.get_event("client-chosen-id-1") == source.get_event("client-chosen-id-1")
+
+        # The restored store goes on where the source would.
+        (resent,) = target.append(
+            {"stream-name": "audit", "event-type": "Seen", "payload": {}, "id": "client-chosen-id-1"}
+        )
+        assert resent == source.get_event("client-chosen-id-1")
+        new = target.append(
+            [
+                {"stream-name": "orders-000", "event-type": "Next", "payload": {}},
+                {"stream-name": "orders-003", "event-type": "Back", "payload": {}},
+                {"stream-name": "orders-007", "event-type": "More", "payload": {}},
+            ]
+        )
+        last = source.last_order_id()
+        assert [(e.order_id, e.stream_version) for e in new] == [(last + 1, 31), (last + 2, 1), (last + 3, 4)]
+        assert target.append({"stream-name": "x", "event-type": "y", "payload": {}}, expected_version="no-stream")
+    finally:
+        target.close()
+
+
+def test_restored_store_survives_reopening(source: EventStore, tmp_path: Path) -> None:
+    config = TARGET_CONFIGS["file"](tmp_path)
+    with EventStore.open(config) as target:
+        restore(target, lines_of(backup_bytes(source)))
+    with EventStore.open(config) as reopened:
+        assert everything(reopened) == everything(source)
+        (after,) = reopened.append({"stream-name": "tail", "event-type": "Again", "payload": {}})
+        assert (after.order_id, after.stream_version) == (source.last_order_id() + 1, 2)
+
+
+def test_holes_left_by_deleted_streams_keep_the_next_order_id_above_them(tmp_path: Path) -> None:
+    with EventStore.open(db_backend="memory") as source:
+        source.append([{"stream-name": "gone", "event-type": "x", "payload": {}}] * 5)
+        source.delete_stream("gone")  # order-ids 1..5 are gone; the stream-deleted event is 6
+        target = EventStore.open(TARGET_CONFIGS["sqlite"](tmp_path))
+        with target:
+            restore(target, lines_of(backup_bytes(source)))
+            assert [e.order_id for e in everything(target)] == [6]
+            (again,) = target.append({"stream-name": "gone", "event-type": "x", "payload": {}})
+            assert (again.order_id, again.stream_version) == (7, 1)
+
+
+def test_incremental_restore_continues_and_replays_deletions(source: EventStore, tmp_path: Path) -> None:
+    first = backup_bytes(source)
+    mark = source.last_order_id()
+    source.append([{"stream-name": "orders-001", "event-type": "Later", "payload": {}}] * 2)
+    source.delete_stream("orders-002")  # exists in the restored store: must go there too
+    source.append({"stream-name": "orders-002", "event-type": "Fresh", "payload": {}})
+    source.append({"stream-name": "brand-new", "event-type": "One", "payload": {}})
+    increment = backup_bytes(source, from_order_id=mark + 1)
+
+    with EventStore.open(TARGET_CONFIGS["sqlite"](tmp_path)) as target:
+        restore(target, lines_of(first))
+        summary = restore(target, lines_of(increment), batch_size=2)
+        assert summary.first_order_id == mark + 1
+        assert everything(target) == everything(source)
+        assert target.streams() == source.streams()
+        assert target.stream_version("orders-002") == 1
+
+
+def test_restore_into_a_non_empty_store_is_refused(source: EventStore) -> None:
+    with EventStore.open(db_backend="memory") as target:
+        target.append({"stream-name": "mine", "event-type": "x", "payload": {}})
+        before = everything(target)
+        with pytest.raises(
+            RestoreConflict,
+            match=r"the store is not empty: it holds events up to order-id 1;.*"
+            r"starts at order-id 1, line 2",
+        ):
+            restore(target, lines_of(b"\n" + backup_bytes(source)))
+        assert everything(target) == before
+
+
+def test_incremental_backup_that_overlaps_the_store_is_refused(source: EventStore) -> None:
+    with EventStore.open(db_backend="memory") as target:
+        restore(target, lines_of(backup_bytes(source)))
+        before = everything(target)
+        overlap = backup_bytes(source, from_order_id=source.last_order_id())
+        with pytest.raises(RestoreConflict, match="not empty"):
+            restore(target, lines_of(overlap))
+        assert everything(target) == before
+
+
+def test_incremental_backup_whose_versions_do_not_follow_the_store_is_refused(source: EventStore) -> None:
+    with EventStore.open(db_backend="memory") as target:
+        restore(target, lines_of(backup_bytes(source)))
+        before = everything(target)
+        line = orjson.dumps(
+            {
+                "order-id": 10_000,
+                "stream-version": 5,
+                "stream-name": "orders-000",
+                "event-type": "x",
+                "payload": {},
+                "id": "late",
+                "event-time": 1,
+            }
+        )
+        with pytest.raises(
+            BackupFormatError,
+            match=r"line 1: stream 'orders-000': stream-version 5 does not "
+            r"follow version 30",
+        ):
+            restore(target, lines_of(line))
+        assert everything(target) == before
+
+
+def corrupt(data: bytes, how: str) -> tuple[bytes, int, str]:
+    """A damaged copy of a backup, the line number at fault and the message expected."""
+    lines = data.splitlines(keepends=True)
+    middle = len(lines) // 2
+    event = orjson.loads(lines[middle])
+    if how == "truncated":
+        return b"".join(lines[:-1]) + lines[-1][:40], len(lines), "not valid JSON"
+    if how == "garbage":
+        lines[middle] = b"\x00\xff garbage\n"
+        return b"".join(lines), middle + 1, "not valid JSON"
+    if how == "not-an-object":
+        lines[middle] = b"[1, 2]\n"
+        return b"".join(lines), middle + 1, "expected a JSON object"
+    if how == "missing-field":
+        del event["order-id"]
+        message = "missing field 'order-id'"
+    elif how == "bad-type":
+        event["event-time"] = "yesterday"
+        message = "field 'event-time' must be a non-negative integer"
+    elif how == "bad-payload":
+        event["payload"] = [1]
+        message = "field 'payload' must be a JSON object"
+    elif how == "order-backwards":
+        event["order-id"] = 1
+        message = "order-id 1 does not follow"
+    elif how == "version-gap":
+        event["stream-version"] += 1
+        message = "does not follow version"
+    elif how == "all-stream":
+        event["stream-name"] = "__all__"
+        message = "field 'stream-name' must name a stream"
+    else:
+        raise AssertionError(how)
+    lines[middle] = orjson.dumps(event) + b"\n"
+    return b"".join(lines), middle + 1, message
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        "truncated",
+        "garbage",
+        "not-an-object",
+        "missing-field",
+        "bad-type",
+        "bad-payload",
+        "order-backwards",
+        "version-gap",
+        "all-stream",
+    ],
+)
+def test_a_bad_line_stops_the_restore_and_the_store_stays_as_it_was(
+    how: str, source: EventStore, tmp_path: Path
+) -> None:
+    data, line, message = corrupt(backup_bytes(source), how)
+    with EventStore.open(TARGET_CONFIGS["sqlite"](tmp_path)) as target:
+        with pytest.raises(BackupFormatError) as raised:
+            restore(target, lines_of(data), batch_size=100)
+        assert raised.value.line == line
+        assert str(raised.value).startswith(f"line {line}: ")
+        assert message in str(raised.value)
+        assert everything(target) == []
+        assert target.last_order_id() == 0
+        assert target.streams() == []
+
+
+def test_marker_and_blank_lines_are_skipped(source: EventStore) -> None:
+    data = backup_bytes(source)
+    lines = data.splitlines(keepends=True)
+    marked = b"\n" + b"".join(lines[:10]) + b'{"caught-up": 10}\n' + b"\r\n" + b"".join(lines[10:])
+    with EventStore.open(db_backend="memory") as target:
+        summary = restore(target, lines_of(marked))
+        assert summary.skipped == 3
+        assert summary.lines == len(lines) + 3
+        assert everything(target) == everything(source)
+
+
+def test_parse_line_keeps_the_line_bytes_as_the_stored_json() -> None:
+    line = (
+        b'{"order-id":3,"stream-version":1,"stream-name":"s","event-type":"t",'
+        b'"payload":{"a":1},"id":"i","event-time":5}\r\n'
+    )
+    record = parse_line(line, 1)
+    assert record == RecordedEvent(3, "s", 1, "i", "t", 5, line.rstrip())
+    assert parse_line(b'{"caught-up":3}\n') is None
+    with pytest.raises(BackupFormatError, match="a stream-deleted event must name its stream"):
+        parse_line(
+            b'{"order-id":3,"stream-version":1,"stream-name":"__config__","event-type":"stream-deleted",'
+            b'"payload":{},"id":"i","event-time":5}',
+            7,
+        )
+
+
+def test_check_backup_writes_nothing(source: EventStore) -> None:
+    with EventStore.open(db_backend="memory") as target:
+        summary = check_backup(backup_bytes(source).splitlines(), target)
+        assert summary.events == len(everything(source))
+        assert summary.last_order_id == source.last_order_id()
+        assert target.last_order_id() == 0
+
+
+def test_import_events_checks_order_in_the_writer(source: EventStore) -> None:
+    events = everything(source)
+    with EventStore.open(db_backend="memory") as target:
+        with pytest.raises(BackupFormatError, match="does not follow order-id"):
+            target.import_events([events[0], events[2], events[1]], batch_size=2)
+        # The first batch (two events in order) was stored whole; the failing one not at all.
+        assert everything(target) == [events[0], events[2]]
+        assert target.import_events(events[3:6]) == 3
+        (appended,) = target.append({"stream-name": "after", "event-type": "x", "payload": {}})
+        assert appended.order_id == events[5].order_id + 1
+
+
+def test_a_duplicate_id_found_only_by_the_backend_leaves_the_batches_before(source: EventStore) -> None:
+    events = everything(source)
+    clash = events[9]._replace(order_id=events[-1].order_id + 1, stream_name="other", stream_version=1)
+    with EventStore.open(db_backend="memory") as target:
+        with pytest.raises(IntegrityError, match="already stored"):
+            target.import_events([*events, clash], batch_size=10)
+        stored = everything(target)
+        assert stored == events[: len(stored)] and len(stored) % 10 == 0 and len(stored) >= len(events) - 10
+        assert target.last_order_id() == stored[-1].order_id
+
+
+def test_live_subscribers_see_restored_events(source: EventStore) -> None:
+    events = everything(source)
+    with EventStore.open(db_backend="memory") as target:
+        subscription = target.subscribe("__all__", "hot-cold")
+        seen: list[Any] = []
+
+        def follow() -> None:
+            for item in subscription:
+                seen.append(item)
+                if isinstance(item, RecordedEvent) and item.order_id == events[-1].order_id:
+                    return
+
+        reader = threading.Thread(target=follow)
+        reader.start()
+        restore(target, lines_of(backup_bytes(source)), batch_size=64)
+        reader.join(timeout=10)
+        subscription.close()
+        assert seen[0] == CaughtUp(0)
+        assert seen[1:] == events
+
+
+def test_bulk_restore_into_an_empty_sql_store_that_finds_a_duplicate_leaves_it_empty(
+    source: EventStore, tmp_path: Path
+) -> None:
+    events = everything(source)
+    clash = dict(events[9].to_dict(), **{"order-id": events[-1].order_id + 1, "stream-name": "other"})
+    clash["stream-version"] = 1
+    lines = [e.data for e in events] + [orjson.dumps(clash)]
+    with EventStore.open(db_backend="sqlite", sqlite_path=str(tmp_path / "t.db")) as target:
+        with pytest.raises(IntegrityError, match="repeat an id or a stream version"):
+            restore(target, lambda: iter(lines), batch_size=10)
+        assert everything(target) == [] and target.last_order_id() == 0 and target.streams() == []
+        # Emptied and indexed again: a clean restore goes through, and duplicates are refused again.
+        restore(target, lines_of(backup_bytes(source)))
+        assert everything(target) == events
+        twin = events[9]._replace(order_id=events[-1].order_id + 5, stream_name="other", stream_version=1)
+        with pytest.raises(IntegrityError):
+            target.backend.append([twin])
