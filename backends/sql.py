@@ -17,6 +17,8 @@ driver's cursor directly, which saves SQLAlchemy's per-row result processing.
 from __future__ import annotations
 
 import contextlib
+import os
+import socket
 import threading
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from functools import partial
@@ -25,12 +27,14 @@ from typing import Any, ClassVar, NamedTuple
 
 from photon.backend import Backend, Query, StoreState, StreamInfo
 from photon.config import Setting, one_of
-from photon.errors import BackendError, BackendUnavailable, IntegrityError
+from photon.errors import BackendError, BackendUnavailable, IntegrityError, StoreLocked
 from photon.events import RecordedEvent
 
 from ._locks import FileLock
 
 HIGH_WATER_KEY = "photon:high-water"
+#: The PostgreSQL advisory lock a writer holds (one store per database; the number spells "PHOT").
+POSTGRES_LOCK_KEY = 0x50484F54
 _CHUNK = 500
 _make_event = partial(tuple.__new__, RecordedEvent)
 
@@ -82,6 +86,7 @@ class SQLBackend(Backend):
         super().__init__(config)
         self._engine: Any = None
         self._writer: Any = None  # the writer's own DBAPI connection (a pool proxy)
+        self._is_writer = False
         self._statements: dict[Any, _Statement] = {}
         self._statement_lock = threading.Lock()
 
@@ -94,9 +99,67 @@ class SQLBackend(Backend):
         return str(url)
 
     def engine_options(self) -> dict[str, Any]:
+        from sqlalchemy.engine import make_url
+
         # Positional placeholders, so the insert takes RecordedEvent tuples as they are.
         paramstyle = "qmark" if self.url().startswith("sqlite") else "format"
-        return {"pool_size": 8, "max_overflow": 32, "pool_pre_ping": True, "paramstyle": paramstyle}
+        options: dict[str, Any] = {"pool_size": 8, "max_overflow": 32, "pool_pre_ping": True, "paramstyle": paramstyle}
+        if make_url(self.url()).get_backend_name() == "postgresql":
+            options["connect_args"] = _postgres_connect_args(make_url(self.url()).get_driver_name())
+        return options
+
+    def _writer_connection(self) -> Any:
+        """The writer's connection, holding the writer lock; reconnects after the server came back."""
+        if self._writer is None:
+            if not self._is_writer:
+                raise BackendError("the store was opened read-only")
+            connection = self._engine.raw_connection()
+            try:
+                self.lock_writer_connection(connection)
+            except BaseException:
+                connection.invalidate()
+                raise
+            self._writer = connection
+        return self._writer
+
+    def lock_writer_connection(self, connection: Any) -> None:
+        """Take the writer lock on the writer's own connection, where the dialect has such a lock.
+
+        PostgreSQL: a session-level advisory lock. The server drops it when the session ends, so a
+        writer that dies (or loses its connection) frees the store; a writer that reconnects takes
+        it again, and fails with `StoreLocked` if another process took it meanwhile.
+        """
+        if self._engine.dialect.name != "postgresql":
+            return
+        cursor = connection.cursor()
+        try:
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", (POSTGRES_LOCK_KEY,))
+            (taken,) = cursor.fetchone()
+            holder = None
+            if not taken:
+                cursor.execute(
+                    "SELECT a.pid, a.application_name, host(a.client_addr) FROM pg_locks l "
+                    "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted "
+                    "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+                    "AND l.objid = %s",
+                    (POSTGRES_LOCK_KEY & 0xFFFFFFFF,),
+                )
+                holder = cursor.fetchone()
+            connection.commit()
+        except Exception as exc:
+            raise self.translate(exc) from exc
+        finally:
+            cursor.close()
+        if not taken:
+            who = (
+                f"server process {holder[0]} ({holder[1] or 'no name'} from {holder[2] or 'local'})"
+                if holder
+                else ("another session")
+            )
+            raise StoreLocked(
+                f"the store is already open for writing by {who} (advisory lock {POSTGRES_LOCK_KEY} on "
+                f"{self.describe()}); one process writes a store"
+            )
 
     def on_connect(self, dbapi_connection: Any) -> None:
         """Per-connection settings (PRAGMAs for SQLite)."""
@@ -123,12 +186,13 @@ class SQLBackend(Backend):
             self._engine = sa.create_engine(self.url(), **self.engine_options())
             sa.event.listen(self._engine, "connect", lambda conn, _record: self.on_connect(conn))
             sa.event.listen(self._engine, "begin", self.on_begin)
+            self._is_writer = writer
             if writer:
                 self.take_writer_lock()
             with self._engine.begin() as conn:
                 self._metadata.create_all(conn)
             if writer:
-                self._writer = self._engine.raw_connection()
+                self._writer_connection()
             return StoreState(self.last_order_id())
         except sa.exc.SQLAlchemyError as exc:
             self.close()
@@ -138,6 +202,7 @@ class SQLBackend(Backend):
             raise
 
     def close(self) -> None:
+        self._is_writer = False
         if self._writer is not None:
             with contextlib.suppress(Exception):
                 self._writer.close()
@@ -225,13 +290,11 @@ class SQLBackend(Backend):
     def append(self, events: Sequence[RecordedEvent]) -> None:
         if not events:
             return
-        if self._writer is None:
-            raise BackendError("the store was opened read-only")
         versions: dict[str, int] = {}
         for event in events:
             versions[event.stream_name] = event.stream_version
         insert, upsert = self._insert_sql(), self._upsert_streams_sql()
-        connection = self._writer
+        connection = self._writer_connection()
         cursor = connection.cursor()
         try:
             self.begin_write(cursor)
@@ -239,11 +302,25 @@ class SQLBackend(Backend):
             cursor.executemany(upsert.sql, list(versions.items()))
             connection.commit()
         except Exception as exc:
-            with contextlib.suppress(Exception):
+            error = self.translate(exc)
+            try:
                 connection.rollback()
-            raise self.translate(exc) from exc
+            except Exception:
+                error = error if isinstance(error, BackendUnavailable) else BackendUnavailable(f"{self.name}: {exc}")
+            if isinstance(error, BackendUnavailable):
+                # The session (and with it the writer lock) is gone: drop it; the next append
+                # reconnects and takes the lock again.
+                self._drop_writer()
+            raise error from exc
         finally:
-            cursor.close()
+            with contextlib.suppress(Exception):
+                cursor.close()
+
+    def _drop_writer(self) -> None:
+        if self._writer is not None:
+            with contextlib.suppress(Exception):
+                self._writer.invalidate()
+            self._writer = None
 
     def begin_write(self, cursor: Any) -> None:
         """Start the write transaction (SQLite takes the write lock at once)."""
@@ -428,7 +505,7 @@ class SQLBackend(Backend):
         if dbapi is not None:
             if isinstance(exc, dbapi.IntegrityError):
                 return IntegrityError(f"{self.name}: {exc}")
-            if isinstance(exc, dbapi.OperationalError):
+            if isinstance(exc, (dbapi.OperationalError, dbapi.InterfaceError)):
                 return BackendUnavailable(f"{self.name}: {exc}")
             if isinstance(exc, dbapi.Error):
                 return BackendError(f"{self.name}: {exc}")
@@ -445,6 +522,21 @@ class _Statement(NamedTuple):
     def bind(self, values: dict[str, Any]) -> tuple[Any, ...]:
         defaults = self.defaults
         return tuple(values[n] if n in values else defaults[n] for n in self.names)
+
+
+def _postgres_connect_args(driver: str) -> dict[str, Any]:
+    """libpq options: fail fast when the server is unreachable, notice a dead peer, name the session."""
+    args: dict[str, Any] = {
+        "connect_timeout": 10,
+        "keepalives": 1,
+        "keepalives_idle": 10,
+        "keepalives_interval": 3,
+        "keepalives_count": 3,
+    }
+    if driver in ("psycopg", "psycopg2"):
+        # Shown by the advisory-lock holder query when a second writer is refused.
+        args["application_name"] = f"photon pid {os.getpid()} on {socket.gethostname()}"[:63]
+    return args
 
 
 def _translate(exc: Any) -> BackendError:

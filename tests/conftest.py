@@ -1,86 +1,78 @@
-"""Fixtures: a Photon server in this process (real sockets) and the installed `photon` command."""
+"""Session-wide fixtures: the real database servers the backend tests run against.
+
+Each server fixture starts its server once per test session (through `tests/servers.py`), or
+uses an external one named by its ``PHOTON_TEST_*_URL`` variable. A server that cannot be had
+fails the tests that need it; only ``PHOTON_SKIP_SERVERS`` (set to 1, or to a comma-separated
+list such as ``cassandra,mongo``) turns that into a skip.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import os
-import re
-import shutil
-import signal
-import subprocess
-import sys
-import threading
-import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from photon.config import Config, load_config
-from photon.server import HttpService, PhotonServer
-from photon.store import EventStore
-from photon.tcp import TcpIngestService
-
-PHOTON = shutil.which("photon", path=str(Path(sys.executable).parent)) or "photon"
+from .live import LiveServer, ServerProcess, make_config
 
 
-def make_config(tmp_path: Path, **overrides: str) -> Config:
-    settings = {
-        "rest.host": "127.0.0.1",
-        "rest.port": "0",
-        "events.port": "0",
-        "db.backend": "sqlite",
-        "sqlite.path": str(tmp_path / "photon.db"),
-        "admin.secret": "test-secret",
-    }
-    settings.update({k.replace("_", "."): v for k, v in overrides.items()})
-    return load_config(settings, environ={}, cwd=tmp_path)
+def _skipped(kind: str) -> bool:
+    value = os.environ.get("PHOTON_SKIP_SERVERS", "").strip().lower()
+    if not value:
+        return False
+    return value in ("1", "true", "yes", "all") or kind in {v.strip() for v in value.split(",")}
 
 
-class LiveServer:
-    """A PhotonServer running on its own event loop thread, reachable over real sockets."""
+def _server(kind: str, class_name: str, **options: Any) -> Iterator[Any]:
+    if _skipped(kind):
+        pytest.skip(f"PHOTON_SKIP_SERVERS={os.environ['PHOTON_SKIP_SERVERS']} skips the {kind} server tests")
+    from tests import servers
 
-    def __init__(self, config: Config) -> None:
-        self.config = config
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.server = PhotonServer(config)
-        try:
-            self.call(self.server.start())
-        except BaseException:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(10)
-            raise
-        http: HttpService = self.server.service(HttpService)
-        tcp: TcpIngestService = self.server.service(TcpIngestService)
-        self.url = http.url
-        self.tcp_port = tcp.port
-        self.app = http.app
+    server = getattr(servers, class_name)(**options)
+    try:
+        server.start()
+    except Exception:
+        server.close()
+        raise
+    try:
+        yield server
+    finally:
+        server.close()
 
-    @property
-    def store(self) -> EventStore:
-        assert self.server.store is not None
-        return self.server.store
 
-    def call(self, coro: Any, timeout: float = 30) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+def restartable(server: Any) -> None:
+    """Skip a test that stops the server when the server is an external one."""
+    if not server.restartable:
+        pytest.skip(f"{server.env_var} names an external server; the fault tests do not stop it")
 
-    def token(self) -> str:
-        response = httpx.get(self.url + "/auth/token", auth=("admin", str(self.config["admin.pass"])))
-        response.raise_for_status()
-        return str(response.json()["token"])
 
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, headers={"Authorization": f"Token {self.token()}"}, timeout=30)
+# Every server is set up so that what it acknowledged survives SIGKILL: the fault tests kill them.
 
-    def stop(self) -> None:
-        self.call(self.server.stop())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Any]:
+    yield from _server("postgres", "PostgresServer")
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[Any]:
+    yield from _server("redis", "RedisServer", appendonly=True)
+
+
+@pytest.fixture(scope="session")
+def mongo_server() -> Iterator[Any]:
+    yield from _server("mongo", "MongoServer", on_disk=True, sync_on_commit=True)
+
+
+@pytest.fixture(scope="session")
+def cassandra_server() -> Iterator[Any]:
+    yield from _server("cassandra", "CassandraServer", commitlog_sync="batch")
+
+
+# -- a Photon server for the API tests (see tests/live.py) --------------------------------
 
 
 @pytest.fixture
@@ -96,50 +88,6 @@ def live(tmp_path: Path) -> Iterator[LiveServer]:
 def api(live: LiveServer) -> Iterator[httpx.Client]:
     with live.client() as client:
         yield client
-
-
-def event(stream: str = "orders", event_type: str = "placed", **payload: Any) -> dict[str, Any]:
-    return {"stream-name": stream, "event-type": event_type, "payload": payload or {"n": 1}}
-
-
-class ServerProcess:
-    """The installed `photon` command serving in a child process."""
-
-    def __init__(self, cwd: Path, args: list[str], env: Mapping[str, str] | None = None) -> None:
-        self.cwd = cwd
-        self.log_path = cwd / "server.log"
-        self.log = open(self.log_path, "wb")  # noqa: SIM115
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith("PHOTON_")}
-        full_env.update(env or {})
-        self.proc = subprocess.Popen([PHOTON, *args], cwd=cwd, stdout=self.log, stderr=subprocess.STDOUT, env=full_env)
-        deadline = time.monotonic() + 30
-        while True:
-            text = self.output()
-            if "photon ready" in text:
-                break
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"photon did not start (exit {self.proc.poll()}):\n{text}")
-            time.sleep(0.05)
-        match = re.search(r"HTTP API listening on (\S+)", text)
-        tcp = re.search(r"TCP ingest listening on \S+:(\d+)", text)
-        assert match and tcp, text
-        self.url = match.group(1)
-        self.tcp_port = int(tcp.group(1))
-
-    def output(self) -> str:
-        if not self.log.closed:
-            self.log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def token(self, user: str = "admin", password: str = "p4010n") -> str:
-        return str(httpx.get(self.url + "/auth/token", auth=(user, password)).json()["token"])
-
-    def terminate(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        code = self.proc.wait(timeout)
-        self.log.close()
-        return code
 
 
 @pytest.fixture

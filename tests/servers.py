@@ -644,6 +644,8 @@ _CASSANDRA_JAVA_OPENS = [
     "jdk.internal.misc",
     "java.nio.channels",
     "java.security",
+    # Preparing a statement measures it by reflection down to its strings' charsets.
+    "java.nio.charset",
 ]
 _CASSANDRA_JAVA_EXPORTS = ["jdk.internal.misc", "jdk.internal.ref", "sun.nio.ch"]
 

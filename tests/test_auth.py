@@ -10,7 +10,7 @@ import pytest
 
 from photon.tokens import TokenSigner
 
-from .conftest import LiveServer, make_config
+from .live import LiveServer, make_config
 
 
 def test_token_with_photon_default_credentials(live: LiveServer) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import LiveServer, event, make_config
+from .live import LiveServer, event, make_config
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import orjson
 
-from .conftest import PHOTON, ServerProcess
+from .live import PHOTON, ServerProcess
 
 
 def photon(args: list[str], cwd: Path, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:

@@ -8,7 +8,7 @@ from photon.client import PhotonClient
 from photon.errors import NotAuthorized, NotFound, ValidationError, VersionConflict
 from photon.subscriptions import CaughtUp
 
-from .conftest import LiveServer, event
+from .live import LiveServer, event
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from photon.http import Param, accepts, json_response, require_admin
 from photon.server import SERVICES, HttpService, PhotonServer
 from photon.store import EventStore
 
-from .conftest import make_config
+from .live import make_config
 
 CALLS: list[str] = []
 

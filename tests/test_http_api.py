@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import orjson
 
-from .conftest import LiveServer, event
+from .live import LiveServer, event
 
 
 def test_ping_needs_no_token(live: LiveServer) -> None:

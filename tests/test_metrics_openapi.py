@@ -7,7 +7,7 @@ import socket
 import httpx
 import orjson
 
-from .conftest import LiveServer, event
+from .live import LiveServer, event
 
 
 def test_metrics_count_appends_and_events(live: LiveServer, api: httpx.Client) -> None:

@@ -10,7 +10,7 @@ import httpx
 import orjson
 import pytest
 
-from .conftest import LiveServer, event
+from .live import LiveServer, event
 
 
 def lines(response: httpx.Response) -> Iterator[dict[str, Any]]:
@@ -149,7 +149,7 @@ def test_durable_subscription_resumes_after_the_last_ack(live: LiveServer, api: 
 
 
 def test_durable_subscription_survives_a_restart(tmp_path: Any) -> None:
-    from .conftest import make_config
+    from .live import make_config
 
     config = make_config(tmp_path)
     server = LiveServer(config)

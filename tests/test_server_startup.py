@@ -12,7 +12,7 @@ import pytest
 
 from photon.store import EventStore
 
-from .conftest import PHOTON, ServerProcess
+from .live import PHOTON, ServerProcess
 
 
 def run_photon(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

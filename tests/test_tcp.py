@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from .conftest import LiveServer, event
+from .live import LiveServer, event
 
 
 def connect(live: LiveServer, token: str | None = None) -> socket.socket:
@@ -90,7 +90,7 @@ def test_stop_answers_what_was_read_and_stores_every_acknowledged_event(tmp_path
 
     from photon.store import EventStore
 
-    from .conftest import make_config
+    from .live import make_config
 
     config = make_config(tmp_path)
     live = LiveServer(config)

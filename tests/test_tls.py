@@ -17,7 +17,7 @@ from cryptography.x509.oid import NameOID
 from photon.client import PhotonClient
 from photon.errors import ConfigError
 
-from .conftest import LiveServer, make_config
+from .live import LiveServer, make_config
 
 
 def self_signed(tmp_path: Path, password: str | None) -> tuple[Path, Path]:

@@ -1,0 +1,716 @@
+"""`cassandra`: the store in a Cassandra keyspace (CQL 3, native protocol v3 and up).
+
+Keys: `cassandra.ip` (contact points, comma-separated), `cassandra.port`, `cassandra.keyspace`,
+`cassandra.replication` (the keyspace's replication map, used when the keyspace is created),
+`cassandra.consistency`, `cassandra.protocol.version`, `cassandra.lease.ms`.
+
+The CQL is the subset Cassandra 2.1 shares with current Cassandra and ScyllaDB (no JSON, no
+``date``/``smallint``, no ``toTimestamp``, no ``PER PARTITION LIMIT``, no ``GROUP BY``).
+
+Layout (B = 10,000):
+
+- ``events_all``: PRIMARY KEY ((bucket), order_id), bucket = order_id // B: `__all__`, every
+  event with all its fields (``data`` = the whole event JSON). No partition holds more than B events.
+- ``stream_index``: PRIMARY KEY ((stream, bucket), version) -> order_id, bucket = (version-1) // B.
+- ``event_ids``: event_id -> (order_id, stream, version).
+- ``streams``: stream -> (version, order_id) of its last event.
+- ``head``: one row ``'store'``: ``last_order_id`` (the commit point) and ``writer`` (the token
+  of the writer allowed to move it). Written only with lightweight transactions.
+- ``writer_lease``: one row with a TTL: who holds the writer lease.
+- ``checkpoints``: key -> value.
+
+Atomicity. Cassandra has no multi-partition transaction; a logged batch is only "eventually all
+or nothing", and batches are size-limited. The store's commit point is the ``head`` row instead:
+
+1. the writer writes every row of a batch (events_all, stream_index, event_ids, streams), in
+   parallel, then
+2. moves the head with one lightweight transaction,
+   ``UPDATE head SET last_order_id = new IF last_order_id = old AND writer = my-token``.
+
+An append is acknowledged only after step 2 applied. Readers read the head first and never
+return an event above it, so they see all of a batch or none of it. Rows written by a batch
+whose head update never applied (a crash, a time-out, a writer that lost its lease) are inert:
+the next batch reuses those order-ids and overwrites ``events_all`` (last write wins, so writers'
+clocks must be synchronised, as Cassandra requires anyway); and every other table is only an
+index that readers check against ``events_all``: a ``stream_index``, ``event_ids`` or ``streams``
+row counts only if the ``events_all`` row it points to (at or below the head) names the same
+stream, version and id. The lightweight transaction also fences writers: a writer whose lease
+was taken over fails the condition and gets `StoreLocked`.
+
+Durability: an append is acknowledged after the rows were written and the head moved at
+`cassandra.consistency` (LOCAL_QUORUM by default). A node keeps a write once its commit log is
+synced: with ``commitlog_sync: batch`` before it answers (the tests run so), with the default
+``periodic`` within ``commitlog_sync_period_in_ms`` (10 s), so a crash of every replica at once
+can lose the last seconds of acknowledged appends.
+
+Single writer: ``writer_lease`` row taken with ``INSERT ... IF NOT EXISTS USING TTL`` and renewed
+by a thread; the new holder then writes its token into ``head.writer`` with a lightweight
+transaction. A dead holder's lease expires with its TTL.
+
+Deleting a stream removes its rows table by table (idempotent, not atomic): a reader may see
+part of a deletion in progress, never a wrong event.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import socket
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from photon.backend import Backend, Query, StoreState, StreamInfo
+from photon.config import Setting, parse_port, parse_positive
+from photon.errors import BackendError, BackendUnavailable, IntegrityError, StoreLocked
+from photon.events import RecordedEvent
+
+log = logging.getLogger("photon.backends.cassandra")
+
+BUCKET = 10_000
+HEAD = "store"
+_IN = 200  # keys per IN query
+_CONCURRENCY = 48
+_BATCH_BYTES = 40_000  # current Cassandra fails batches over 50 kB by default
+_INDEX_ROWS = 100
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS events_all (
+        bucket bigint, order_id bigint, stream text, version bigint, event_id text,
+        event_type text, event_time bigint, data blob,
+        PRIMARY KEY ((bucket), order_id)) WITH CLUSTERING ORDER BY (order_id ASC)""",
+    """CREATE TABLE IF NOT EXISTS stream_index (
+        stream text, bucket bigint, version bigint, order_id bigint,
+        PRIMARY KEY ((stream, bucket), version)) WITH CLUSTERING ORDER BY (version ASC)""",
+    """CREATE TABLE IF NOT EXISTS event_ids (
+        event_id text PRIMARY KEY, order_id bigint, stream text, version bigint)""",
+    "CREATE TABLE IF NOT EXISTS streams (stream text PRIMARY KEY, version bigint, order_id bigint)",
+    "CREATE TABLE IF NOT EXISTS head (id text PRIMARY KEY, last_order_id bigint, writer text)",
+    "CREATE TABLE IF NOT EXISTS writer_lease (id text PRIMARY KEY, holder text, owner text)",
+    "CREATE TABLE IF NOT EXISTS checkpoints (key text PRIMARY KEY, value blob)",
+)
+
+_STATEMENTS = {
+    "insert_all": "INSERT INTO events_all (bucket, order_id, stream, version, event_id, event_type, event_time, data) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    "insert_index": "INSERT INTO stream_index (stream, bucket, version, order_id) VALUES (?, ?, ?, ?)",
+    "insert_id": "INSERT INTO event_ids (event_id, order_id, stream, version) VALUES (?, ?, ?, ?)",
+    "set_stream": "INSERT INTO streams (stream, version, order_id) VALUES (?, ?, ?)",
+    "head": "SELECT last_order_id, writer FROM head WHERE id = ?",
+    "create_head": "INSERT INTO head (id, last_order_id, writer) VALUES (?, 0, ?) IF NOT EXISTS",
+    "move_head": "UPDATE head SET last_order_id = ? WHERE id = ? IF last_order_id = ? AND writer = ?",
+    "claim_head": "UPDATE head SET writer = ? WHERE id = ? IF writer = ?",
+    "take_lease": "INSERT INTO writer_lease (id, holder, owner) VALUES (?, ?, ?) IF NOT EXISTS USING TTL ?",
+    "renew_lease": "UPDATE writer_lease USING TTL ? SET holder = ?, owner = ? WHERE id = ? IF owner = ?",
+    "lease": "SELECT holder, owner FROM writer_lease WHERE id = ?",
+    "release_lease": "DELETE FROM writer_lease WHERE id = ? IF owner = ?",
+    "all_range": "SELECT order_id, stream, version, event_id, event_type, event_time, data FROM events_all "
+    "WHERE bucket = ? AND order_id >= ? AND order_id <= ? LIMIT ?",
+    "all_in": "SELECT order_id, stream, version, event_id, event_type, event_time, data FROM events_all "
+    "WHERE bucket = ? AND order_id IN ?",
+    "index_range": "SELECT version, order_id FROM stream_index WHERE stream = ? AND bucket = ? AND version >= ? "
+    "LIMIT ?",
+    "index_down": "SELECT version, order_id FROM stream_index WHERE stream = ? AND bucket = ? AND version <= ? "
+    "ORDER BY version DESC LIMIT ?",
+    "index_at": "SELECT order_id FROM stream_index WHERE stream = ? AND bucket = ? AND version = ?",
+    "ids_in": "SELECT event_id, order_id, stream, version FROM event_ids WHERE event_id IN ?",
+    "streams_in": "SELECT stream, version, order_id FROM streams WHERE stream IN ?",
+    "all_streams": "SELECT stream, version, order_id FROM streams",
+    "delete_all": "DELETE FROM events_all WHERE bucket = ? AND order_id = ?",
+    "delete_id": "DELETE FROM event_ids WHERE event_id = ?",
+    "delete_index": "DELETE FROM stream_index WHERE stream = ? AND bucket = ?",
+    "delete_stream": "DELETE FROM streams WHERE stream = ?",
+    "checkpoint": "SELECT value FROM checkpoints WHERE key = ?",
+    "set_checkpoint": "INSERT INTO checkpoints (key, value) VALUES (?, ?)",
+    "delete_checkpoint": "DELETE FROM checkpoints WHERE key = ?",
+}
+
+
+def _parse_replication(text: str) -> str:
+    """Check the replication map is a CQL map literal naming a class (it goes into CREATE KEYSPACE)."""
+    value = text.strip()
+    if not (value.startswith("{") and value.endswith("}") and "'class'" in value) or ";" in value:
+        raise ValueError(
+            f"expected a CQL map such as {{'class': 'SimpleStrategy', 'replication_factor': 1}}, got {text!r}"
+        )
+    return value
+
+
+def _parse_consistency(text: str) -> str:
+    names = ("ONE", "TWO", "THREE", "QUORUM", "LOCAL_QUORUM", "EACH_QUORUM", "ALL", "LOCAL_ONE")
+    value = text.strip().upper()
+    if value not in names:
+        raise ValueError(f"expected one of {', '.join(names)}, got {text!r}")
+    return value
+
+
+def _parse_keyspace(text: str) -> str:
+    value = text.strip()
+    if not value or len(value) > 48 or not value.replace("_", "a").isalnum() or not value[0].isalpha():
+        raise ValueError(f"expected a keyspace name (letters, digits, _; at most 48), got {text!r}")
+    return value
+
+
+class CassandraBackend(Backend):
+    name = "cassandra"
+    read_page_size = 5000  # a round trip per page: fewer, larger pages
+    description = "Cassandra / ScyllaDB keyspace (cassandra.ip, cassandra.keyspace); head row moved by LWT"
+    settings = (
+        Setting("cassandra.ip", "127.0.0.1", "cassandra backend: contact points, comma-separated."),
+        Setting("cassandra.port", "9042", "cassandra backend: CQL native port.", parse_port),
+        Setting(
+            "cassandra.keyspace", "photon", "cassandra backend: the keyspace (created if missing).", _parse_keyspace
+        ),
+        Setting(
+            "cassandra.replication",
+            "{'class': 'SimpleStrategy', 'replication_factor': 1}",
+            "cassandra backend: replication of the keyspace when it is created, as a CQL map.",
+            _parse_replication,
+        ),
+        Setting(
+            "cassandra.consistency",
+            "LOCAL_QUORUM",
+            "cassandra backend: consistency of reads and writes (serial phase: LOCAL_SERIAL).",
+            _parse_consistency,
+        ),
+        Setting(
+            "cassandra.protocol.version",
+            "3",
+            "cassandra backend: native protocol version (3 works from Cassandra 2.1 to 5).",
+            parse_positive,
+        ),
+        Setting(
+            "cassandra.lease.ms",
+            "10000",
+            "cassandra backend: the writer lease (a TTL, whole seconds); a dead writer frees the store after it.",
+            parse_positive,
+        ),
+        Setting("cassandra.username", None, "cassandra backend: user name (password authentication)."),
+        Setting("cassandra.password", None, "cassandra backend: password.", secret=True),
+    )
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        super().__init__(config)
+        self.hosts = [h.strip() for h in str(config.get("cassandra.ip") or "127.0.0.1").split(",") if h.strip()]
+        self.port = int(config.get("cassandra.port") or 9042)
+        self.keyspace = _parse_keyspace(str(config.get("cassandra.keyspace") or "photon"))
+        self.replication = _parse_replication(
+            str(config.get("cassandra.replication") or "{'class': 'SimpleStrategy', 'replication_factor': 1}")
+        )
+        self.consistency = _parse_consistency(str(config.get("cassandra.consistency") or "LOCAL_QUORUM"))
+        self.protocol_version = int(config.get("cassandra.protocol.version") or 3)
+        self.lease_s = max(1, math.ceil(int(config.get("cassandra.lease.ms") or 10000) / 1000))
+        self.username = config.get("cassandra.username")
+        self.password = config.get("cassandra.password")
+        self._cluster: Any = None
+        self._session: Any = None
+        self._ps: dict[str, Any] = {}
+        self._token: str | None = None
+        self._holder = ""
+        self._renewer: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._head: int | None = None  # the writer's view of the head, None when unsure
+        self._versions: dict[str, int] = {}  # the writer's verified stream versions
+        self._next_version: OrderedDict[tuple[str, int], int] = OrderedDict()  # page hand-off cache
+
+    def describe(self) -> str:
+        return f"cassandra {','.join(self.hosts)}:{self.port}/{self.keyspace}"
+
+    # -- connection, schema, lease -------------------------------------------------------
+
+    def open(self, *, writer: bool) -> StoreState:
+        from cassandra import ConsistencyLevel
+        from cassandra.auth import PlainTextAuthProvider
+        from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+        from cassandra.policies import ConstantReconnectionPolicy, RoundRobinPolicy
+
+        try:
+            profile = ExecutionProfile(
+                load_balancing_policy=RoundRobinPolicy(),
+                consistency_level=getattr(ConsistencyLevel, self.consistency),
+                serial_consistency_level=ConsistencyLevel.LOCAL_SERIAL,
+                request_timeout=20,
+            )
+            self._cluster = Cluster(
+                self.hosts,
+                port=self.port,
+                protocol_version=self.protocol_version,
+                execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+                reconnection_policy=ConstantReconnectionPolicy(1.0),
+                connect_timeout=10,
+                auth_provider=(PlainTextAuthProvider(self.username, self.password or "") if self.username else None),
+            )
+            self._session = self._cluster.connect()
+            self._session.execute(
+                f"CREATE KEYSPACE IF NOT EXISTS {self.keyspace} WITH replication = {self.replication}"
+            )
+            self._session.set_keyspace(self.keyspace)
+            for statement in _SCHEMA:
+                self._session.execute(statement)
+            self._ps = {name: self._session.prepare(cql) for name, cql in _STATEMENTS.items()}
+            if writer:
+                self._take_lease()
+            return StoreState(self.last_order_id())
+        except BaseException as exc:
+            self.close()
+            raise _translate(exc) from exc
+
+    def _take_lease(self) -> None:
+        token = uuid.uuid4().hex
+        holder = f"pid {os.getpid()} on {socket.gethostname()}"
+        taken = self._session.execute(self._ps["take_lease"], ("writer", holder, token, self.lease_s)).one()
+        if not taken[0]:
+            current = self._session.execute(self._ps["lease"], ("writer",)).one()
+            who = current.holder if current else "another process"
+            raise StoreLocked(
+                f"the store is already open for writing by {who} (lease in {self.keyspace}.writer_lease, "
+                f"{self.lease_s} s TTL, on {self.describe()}); one process writes a store"
+            )
+        self._token, self._holder = token, holder
+        # Make the head name this writer: from now on only its appends can move it.
+        self._session.execute(self._ps["create_head"], (HEAD, token))
+        while True:
+            row = self._session.execute(self._ps["head"], (HEAD,)).one()
+            if row.writer == token:
+                break
+            self._session.execute(self._ps["claim_head"], (token, HEAD, row.writer))
+        self._stop.clear()
+        self._renewer = threading.Thread(target=self._renew_loop, name="photon-cassandra-lease", daemon=True)
+        self._renewer.start()
+
+    def _renew_loop(self) -> None:
+        interval = self.lease_s / 3
+        while not self._stop.wait(interval):
+            try:
+                row = self._session.execute(
+                    self._ps["renew_lease"], (self.lease_s, self._holder, self._token, "writer", self._token)
+                ).one()
+                if not row[0]:
+                    # The lease lapsed (the server was away): take it again if it is free. The
+                    # head's writer token is what really fences appends.
+                    again = self._session.execute(
+                        self._ps["take_lease"], ("writer", self._holder, self._token, self.lease_s)
+                    ).one()
+                    if not again[0]:
+                        log.error("the writer lease in %s.writer_lease is held by another process", self.keyspace)
+            except Exception as exc:  # the server is away: appends report it; keep trying
+                log.warning("cannot renew the writer lease: %s", exc)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._renewer is not None:
+            self._renewer.join(timeout=10)
+            self._renewer = None
+        if self._session is not None and self._token is not None:
+            with contextlib.suppress(Exception):
+                self._session.execute(self._ps["release_lease"], ("writer", self._token))
+        if self._cluster is not None:
+            with contextlib.suppress(Exception):
+                self._cluster.shutdown()
+        self._cluster = self._session = None
+        self._token = None
+
+    # -- low-level helpers ------------------------------------------------------------------
+
+    def _run(self, name: str, params: Sequence[Any], **kwargs: Any) -> list[Any]:
+        if self._session is None:
+            raise BackendError("the cassandra store is closed")
+        try:
+            return list(self._session.execute(self._ps[name], params, **kwargs))
+        except BaseException as exc:
+            raise _translate(exc) from exc
+
+    def _concurrent(self, items: Iterable[tuple[Any, Sequence[Any]]]) -> list[list[Any]]:
+        """Run (statement, params) pairs in parallel; every result, or the first error translated."""
+        from cassandra.concurrent import execute_concurrent
+
+        if self._session is None:
+            raise BackendError("the cassandra store is closed")
+        try:
+            results = execute_concurrent(
+                self._session, list(items), concurrency=_CONCURRENCY, raise_on_first_error=True
+            )
+            return [list(rows) for _ok, rows in results]
+        except BaseException as exc:
+            raise _translate(exc) from exc
+
+    def _read_head(self, serial: bool = False) -> int:
+        from cassandra import ConsistencyLevel
+        from cassandra.query import BoundStatement
+
+        statement: BoundStatement = self._ps["head"].bind((HEAD,))
+        if serial:
+            # SERIAL sees (and finishes) any lightweight transaction in flight: the exact head.
+            statement.consistency_level = ConsistencyLevel.LOCAL_SERIAL
+        rows = self._run_bound(statement)
+        return int(rows[0].last_order_id) if rows else 0
+
+    def _run_bound(self, statement: Any) -> list[Any]:
+        if self._session is None:
+            raise BackendError("the cassandra store is closed")
+        try:
+            return list(self._session.execute(statement))
+        except BaseException as exc:
+            raise _translate(exc) from exc
+
+    def _events_at(self, orders: Iterable[int], head: int) -> dict[int, RecordedEvent]:
+        """The events stored at these order-ids (those at or below `head`), by order-id."""
+        buckets: dict[int, list[int]] = {}
+        for order in sorted(set(orders)):
+            if 0 < order <= head:
+                buckets.setdefault(order // BUCKET, []).append(order)
+        work = [
+            (self._ps["all_in"], (bucket, chunk[i : i + _IN]))
+            for bucket, chunk in buckets.items()
+            for i in range(0, len(chunk), _IN)
+        ]
+        found: dict[int, RecordedEvent] = {}
+        for rows in self._concurrent(work):
+            for row in rows:
+                found[row.order_id] = _event(row)
+        return found
+
+    # -- appending ------------------------------------------------------------------------------
+
+    def append(self, events: Sequence[RecordedEvent]) -> None:
+        if not events:
+            return
+        if self._token is None:
+            raise BackendError("the store was opened read-only")
+        try:
+            head = self._head if self._head is not None else self._read_head(serial=True)
+            self._head = head
+            self._check(events, head)
+            ps = self._ps
+            # Few requests, each bounded in size: events_all rows of one partition together, the
+            # small index rows in batches of up to _INDEX_ROWS (one round trip each).
+            batches = _Batches()
+            for event in events:
+                batches.add(("all", event.order_id // BUCKET), ps["insert_all"], (event.order_id // BUCKET, *event))
+            last: dict[str, RecordedEvent] = {}
+            for event in events:
+                bucket = (event.stream_version - 1) // BUCKET
+                batches.add(
+                    "index", ps["insert_index"], (event.stream_name, bucket, event.stream_version, event.order_id)
+                )
+                batches.add(
+                    "ids", ps["insert_id"], (event.event_id, event.order_id, event.stream_name, event.stream_version)
+                )
+                last[event.stream_name] = event
+            for name, event in last.items():
+                batches.add("streams", ps["set_stream"], (name, event.stream_version, event.order_id))
+            work = batches.statements()
+            self._concurrent(work)
+            new_head = events[-1].order_id
+            moved = self._run("move_head", (new_head, HEAD, head, self._token))[0]
+        except BaseException as exc:
+            self._forget()
+            raise _translate(exc) from exc
+        if not moved[0]:
+            self._forget()
+            if getattr(moved, "writer", self._token) != self._token:
+                raise StoreLocked(
+                    "cassandra: another writer took the store over (its lease expired); one process writes a store"
+                )
+            raise IntegrityError(f"cassandra: the head moved to {moved.last_order_id}, not from {head}")
+        self._head = new_head
+        for name, event in last.items():
+            self._versions[name] = event.stream_version
+
+    def _forget(self) -> None:
+        """After a failure nothing cached can be trusted: read it again from the cluster."""
+        self._head = None
+        self._versions.clear()
+
+    def _check(self, events: Sequence[RecordedEvent], head: int) -> None:
+        """Refuse repeated order-ids, versions and ids before anything is written."""
+        previous = head
+        seen: set[str] = set()
+        for event in events:
+            if event.order_id <= previous:
+                raise IntegrityError(f"cassandra: order-id {event.order_id} is not after {previous}")
+            previous = event.order_id
+            if event.event_id in seen:
+                raise IntegrityError(f"cassandra: event id {event.event_id!r} appears twice")
+            seen.add(event.event_id)
+        unknown = {e.stream_name for e in events} - self._versions.keys()
+        if unknown:
+            found = self._verified_versions(unknown, head)
+            for name in unknown:
+                self._versions[name] = found.get(name, 0)
+        versions: dict[str, int] = {}
+        for event in events:
+            current = versions.get(event.stream_name, self._versions[event.stream_name])
+            if event.stream_version != current + 1:
+                raise IntegrityError(
+                    f"cassandra: stream {event.stream_name!r} version {event.stream_version} does not follow {current}"
+                )
+            versions[event.stream_name] = event.stream_version
+        stored = self._events_by_id(list(seen), head)
+        if stored:
+            raise IntegrityError(f"cassandra: event id {next(iter(stored))!r} is already stored")
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    def read(self, query: Query) -> list[RecordedEvent]:
+        if query.event_types is not None and not query.event_types:
+            return []
+        head = self._read_head()
+        upper = head if query.to_order_id is None else min(head, query.to_order_id)
+        found = self._read_all(query, upper) if query.stream is None else self._read_stream(query, upper, head)
+        return found
+
+    def _keep(self, query: Query, event: RecordedEvent) -> bool:
+        if query.event_types is not None and event.event_type not in query.event_types:
+            return False
+        return query.from_time is None or event.event_time >= query.from_time
+
+    def _read_all(self, query: Query, upper: int) -> list[RecordedEvent]:
+        found: list[RecordedEvent] = []
+        start = max(query.from_order_id, 1)
+        while start <= upper and len(found) < query.limit:
+            bucket = start // BUCKET
+            end = min(upper, (bucket + 1) * BUCKET - 1)
+            want = query.limit - len(found)
+            rows = self._run("all_range", (bucket, start, end, want))
+            for row in rows:
+                event = _event(row)
+                if self._keep(query, event):
+                    found.append(event)
+            start = rows[-1].order_id + 1 if len(rows) == want else end + 1
+        return found[: query.limit]
+
+    def _read_stream(self, query: Query, upper: int, head: int) -> list[RecordedEvent]:
+        stream = query.stream
+        assert stream is not None
+        version = self._first_version(stream, max(query.from_version, 1), query.from_order_id, head)
+        found: list[RecordedEvent] = []
+        while version is not None and len(found) < query.limit:
+            want = min(max(query.limit - len(found), 100), 5000)
+            bucket = (version - 1) // BUCKET
+            rows = self._run("index_range", (stream, bucket, version, want))
+            if not rows:
+                # The next bucket holds the next version, or the stream ends here.
+                if version == bucket * BUCKET + 1:
+                    break
+                version = (bucket + 1) * BUCKET + 1
+                continue
+            events = self._events_at((r.order_id for r in rows), upper)
+            ended = False
+            for row in rows:
+                event = events.get(row.order_id)
+                if event is None or event.stream_name != stream or event.stream_version != row.version:
+                    ended = True  # past the head (or a row left by a batch that never committed)
+                    break
+                if self._keep(query, event):
+                    found.append(event)
+                    if len(found) >= query.limit:
+                        break
+            if ended or len(found) >= query.limit:
+                break
+            version = rows[-1].version + 1
+        if found:
+            last = found[-1]
+            self._next_version[(stream, last.order_id + 1)] = last.stream_version + 1
+            while len(self._next_version) > 1024:
+                self._next_version.popitem(last=False)
+        return found[: query.limit]
+
+    def _first_version(self, stream: str, from_version: int, from_order_id: int, head: int) -> int | None:
+        """The first version at or after `from_version` whose order-id is at least `from_order_id`."""
+        if from_order_id <= 1:
+            return from_version
+        cached = self._next_version.get((stream, from_order_id))
+        if cached is not None:
+            return max(cached, from_version)
+        # Versions and order-ids rise together in a stream: binary search over the versions.
+        current = self._verified_versions([stream], head).get(stream, 0)
+        low, high = from_version, current
+        if low > high:
+            return None
+        while low < high:
+            middle = (low + high) // 2
+            rows = self._run("index_at", (stream, (middle - 1) // BUCKET, middle))
+            if rows and rows[0].order_id >= from_order_id:
+                high = middle
+            else:
+                low = middle + 1
+        rows = self._run("index_at", (stream, (low - 1) // BUCKET, low))
+        return low if rows and rows[0].order_id >= from_order_id else None
+
+    def last_order_id(self) -> int:
+        if self._token is not None and self._head is None:
+            self._head = self._read_head(serial=True)
+            return self._head
+        return self._read_head(serial=self._token is not None)
+
+    def _verified_versions(self, streams: Iterable[str], head: int) -> dict[str, int]:
+        names = sorted(set(streams))
+        hints: list[Any] = []
+        for rows in self._concurrent(
+            (self._ps["streams_in"], (names[i : i + _IN],)) for i in range(0, len(names), _IN)
+        ):
+            hints.extend(rows)
+        stored = self._events_at((h.order_id for h in hints), head)
+        found: dict[str, int] = {}
+        for hint in hints:
+            event = stored.get(hint.order_id)
+            if event is not None and event.stream_name == hint.stream and event.stream_version == hint.version:
+                found[hint.stream] = int(hint.version)
+            else:
+                version = self._walk_down(hint.stream, int(hint.version), head)
+                if version:
+                    found[hint.stream] = version
+        return found
+
+    def _walk_down(self, stream: str, version: int, head: int) -> int:
+        """The highest version of `stream` at or below `version` whose event is really stored."""
+        while version > 0:
+            bucket = (version - 1) // BUCKET
+            rows = self._run("index_down", (stream, bucket, version, 500))
+            stored = self._events_at((r.order_id for r in rows), head)
+            for row in rows:
+                event = stored.get(row.order_id)
+                if event is not None and event.stream_name == stream and event.stream_version == row.version:
+                    return int(row.version)
+            version = rows[-1].version - 1 if len(rows) == 500 else bucket * BUCKET
+        return 0
+
+    def stream_versions(self, streams: Collection[str]) -> dict[str, int]:
+        return self._verified_versions(streams, self._read_head())
+
+    def streams(self) -> Iterator[StreamInfo]:
+        head = self._read_head()
+        hints = self._run("all_streams", ())
+        stored = self._events_at((h.order_id for h in hints), head)
+        found: list[StreamInfo] = []
+        for hint in hints:
+            event = stored.get(hint.order_id)
+            if event is not None and event.stream_name == hint.stream and event.stream_version == hint.version:
+                version = int(hint.version)
+            else:
+                version = self._walk_down(hint.stream, int(hint.version), head)
+            if version > 0:
+                found.append(StreamInfo(hint.stream, version))
+        return iter(sorted(found))
+
+    def events_by_id(self, event_ids: Collection[str]) -> dict[str, RecordedEvent]:
+        return self._events_by_id(list(event_ids), self._read_head())
+
+    def _events_by_id(self, ids: list[str], head: int) -> dict[str, RecordedEvent]:
+        refs: list[Any] = []
+        for rows in self._concurrent((self._ps["ids_in"], (ids[i : i + _IN],)) for i in range(0, len(ids), _IN)):
+            refs.extend(rows)
+        stored = self._events_at((r.order_id for r in refs), head)
+        found: dict[str, RecordedEvent] = {}
+        for ref in refs:
+            event = stored.get(ref.order_id)
+            if event is not None and event.event_id == ref.event_id:
+                found[ref.event_id] = event
+        return found
+
+    # -- deletion and checkpoints --------------------------------------------------------------
+
+    def delete_stream(self, stream: str) -> int:
+        head = self._read_head(serial=True)
+        version = self._verified_versions([stream], head).get(stream, 0)
+        hint = self._run("streams_in", ([stream],))
+        top = max([version, *(int(h.version) for h in hint)])
+        events: list[RecordedEvent] = []
+        next_version = 1
+        while next_version <= version:
+            page = self._read_stream(Query(stream=stream, from_version=next_version, limit=5000), head, head)
+            if not page:
+                break
+            events.extend(page)
+            next_version = page[-1].stream_version + 1
+        work: list[tuple[Any, Sequence[Any]]] = []
+        for event in events:
+            work.append((self._ps["delete_all"], (event.order_id // BUCKET, event.order_id)))
+            work.append((self._ps["delete_id"], (event.event_id,)))
+        self._concurrent(work)
+        # The index last: until it goes, a half-done deletion can be found and finished.
+        self._concurrent((self._ps["delete_index"], (stream, b)) for b in range(0, (max(top, 1) - 1) // BUCKET + 1))
+        self._run("delete_stream", (stream,))
+        self._versions[stream] = 0
+        self._next_version.clear()
+        return len(events)
+
+    def read_checkpoint(self, key: str) -> bytes | None:
+        rows = self._run("checkpoint", (key,))
+        return bytes(rows[0].value) if rows else None
+
+    def write_checkpoint(self, key: str, value: bytes | None) -> None:
+        if value is None:
+            self._run("delete_checkpoint", (key,))
+        else:
+            self._run("set_checkpoint", (key, value))
+
+
+class _Batches:
+    """Unlogged batches by group, each closed before it passes _BATCH_BYTES or _INDEX_ROWS rows.
+
+    Unlogged: atomicity comes from the head's lightweight transaction, not from the batches.
+    """
+
+    def __init__(self) -> None:
+        self._open: dict[Any, tuple[Any, int]] = {}
+        self._done: list[Any] = []
+
+    def add(self, group: Any, statement: Any, params: Sequence[Any]) -> None:
+        from cassandra.query import BatchStatement, BatchType
+
+        batch, size = self._open.get(group, (None, 0))
+        weight = 64 + sum(len(p) for p in params if isinstance(p, (bytes, str)))
+        if batch is None or size + weight > _BATCH_BYTES or len(batch) >= _INDEX_ROWS:
+            if batch is not None:
+                self._done.append(batch)
+            batch, size = BatchStatement(batch_type=BatchType.UNLOGGED), 0
+        batch.add(statement, params)
+        self._open[group] = (batch, size + weight)
+
+    def statements(self) -> list[tuple[Any, Sequence[Any]]]:
+        return [(batch, ()) for batch in [*self._done, *(b for b, _ in self._open.values())]]
+
+
+def _event(row: Any) -> RecordedEvent:
+    return RecordedEvent(
+        int(row.order_id),
+        row.stream,
+        int(row.version),
+        row.event_id,
+        row.event_type,
+        int(row.event_time),
+        bytes(row.data),
+    )
+
+
+def _translate(exc: BaseException) -> BaseException:
+    """A driver exception as one of Photon's (others pass through unchanged)."""
+    import cassandra
+    from cassandra import cluster
+
+    if isinstance(exc, BackendError):
+        return exc
+    unavailable = (
+        cluster.NoHostAvailable,
+        cassandra.OperationTimedOut,
+        cassandra.Unavailable,
+        cassandra.Timeout,
+        cassandra.CoordinationFailure,
+        ConnectionError,
+        OSError,
+    )
+    if isinstance(exc, unavailable):
+        return BackendUnavailable(f"cassandra: cannot complete the request: {exc}")
+    if isinstance(exc, cassandra.DriverException | cassandra.RequestExecutionException):
+        return BackendError(f"cassandra: {exc}")
+    from cassandra.protocol import ErrorMessage
+
+    if isinstance(exc, ErrorMessage):
+        return BackendError(f"cassandra: {exc}")
+    return exc

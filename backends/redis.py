@@ -1,0 +1,466 @@
+"""`redis`: the store on a Redis server (`redis.url`), every append one atomic Lua script.
+
+Layout, every key under one hash tag ``{P}`` (P = `redis.prefix`, default ``photon``), so a
+Redis Cluster keeps a whole store in one slot and the scripts may touch all of its keys:
+
+- ``{P}:events`` HASH: order-id -> record (a JSON header ``[order-id, stream, version, id, type,
+  time]``, a newline, then the whole event JSON as the core gave it).
+- ``{P}:all`` ZSET: `__all__`, members and scores are the order-ids.
+- ``{P}:s:<stream>`` ZSET: one per stream, members and scores are its events' order-ids. A
+  stream's versions run 1..n in order-id order, so version v is the member of rank v-1.
+- ``{P}:ids`` HASH: event id -> order-id (idempotency and look-up by id).
+- ``{P}:versions`` HASH: stream -> current version (also the stream list).
+- ``{P}:meta`` HASH: ``last`` = the highest order-id ever stored (deletions never lower it).
+- ``{P}:checkpoints`` HASH: key -> value.
+- ``{P}:writer`` STRING: the writer lease (``SET NX PX``), renewed by a thread.
+
+Atomicity: an append is one script. It checks everything first (the caller still holds the
+writer lease; order-ids strictly increasing and above ``last``; no id already stored or repeated;
+each stream's versions following on), and only then writes, so it stores all of a batch or
+nothing, and no other client sees a state between. Reads are scripts too (a page of order-ids
+and their records in one step).
+
+Durability is the server's: an append is acknowledged after Redis replied, and Redis replies
+after the AOF was written and fsynced only with ``appendonly yes`` and ``appendfsync always``
+(the tests run so). With ``everysec`` up to a second of acknowledged appends can be lost on a
+crash; without AOF, everything since the last snapshot. `redis.wait.replicas` adds ``WAIT``:
+an append is acknowledged only once that many replicas have it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from typing import Any
+
+import orjson
+
+from photon.backend import Backend, Query, StoreState, StreamInfo
+from photon.config import Setting, parse_int, parse_positive
+from photon.errors import BackendError, BackendUnavailable, IntegrityError, StoreLocked
+from photon.events import RecordedEvent
+
+log = logging.getLogger("photon.backends.redis")
+
+_PAGE = 1000  # ids per HMGET inside a script (Lua's unpack has a stack limit)
+
+# KEYS: events, all, ids, versions, meta, writer, then each batch stream's key.
+# ARGV: lease token, lease ms, number of streams, the streams' names (in KEYS order),
+#       then 5 values per event: order-id, stream index (1-based), version, id, record.
+_APPEND = """
+local token, lease = ARGV[1], ARGV[2]
+local holder = redis.call('GET', KEYS[6])
+if holder ~= token then
+  if holder then return redis.error_reply('PHOTON-LOCKED ' .. holder) end
+  -- The lease lapsed (the renewer could not reach the server) and nobody took it: take it back.
+  redis.call('SET', KEYS[6], token, 'PX', lease)
+end
+local nstreams = tonumber(ARGV[3])
+local first = 4 + nstreams
+local last = tonumber(redis.call('HGET', KEYS[5], 'last') or '0')
+local versions, seen = {}, {}
+for i = first, #ARGV, 5 do
+  local order, s, version, id = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), ARGV[i + 3]
+  if order <= last then
+    return redis.error_reply('PHOTON-INTEGRITY order-id ' .. ARGV[i] .. ' is not after ' .. last)
+  end
+  last = order
+  if seen[id] or redis.call('HEXISTS', KEYS[3], id) == 1 then
+    return redis.error_reply('PHOTON-INTEGRITY event id ' .. id .. ' is already stored')
+  end
+  seen[id] = true
+  local stream = ARGV[3 + s]
+  local current = versions[s]
+  if current == nil then current = tonumber(redis.call('HGET', KEYS[4], stream) or '0') end
+  if version ~= current + 1 then
+    return redis.error_reply('PHOTON-INTEGRITY stream ' .. stream .. ' version ' .. version ..
+      ' does not follow ' .. current)
+  end
+  versions[s] = version
+end
+for i = first, #ARGV, 5 do
+  local order = ARGV[i]
+  redis.call('HSET', KEYS[1], order, ARGV[i + 4])
+  redis.call('ZADD', KEYS[2], order, order)
+  redis.call('ZADD', KEYS[6 + tonumber(ARGV[i + 1])], order, order)
+  redis.call('HSET', KEYS[3], ARGV[i + 3], order)
+end
+for s, version in pairs(versions) do
+  redis.call('HSET', KEYS[4], ARGV[3 + s], version)
+end
+redis.call('HSET', KEYS[5], 'last', last)
+return last
+"""
+
+# KEYS: index zset (all or a stream), events. ARGV: from order-id, to order-id, from version, limit.
+_READ = """
+local from = tonumber(ARGV[1])
+local version = tonumber(ARGV[3])
+if version > 1 then
+  local at = redis.call('ZRANGE', KEYS[1], version - 1, version - 1, 'WITHSCORES')
+  if #at == 0 then return {} end
+  if tonumber(at[2]) > from then from = tonumber(at[2]) end
+end
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], from, ARGV[2], 'LIMIT', 0, tonumber(ARGV[4]))
+local out = {}
+for i = 1, #ids, PAGE do
+  local records = redis.call('HMGET', KEYS[2], unpack(ids, i, math.min(i + PAGE - 1, #ids)))
+  for _, record in ipairs(records) do out[#out + 1] = record end
+end
+return out
+""".replace("PAGE", str(_PAGE))
+
+# KEYS: ids, events. ARGV: event ids.
+_BY_ID = """
+local orders = redis.call('HMGET', KEYS[1], unpack(ARGV))
+local out = {}
+for i, order in ipairs(orders) do
+  if order then out[#out + 1] = redis.call('HGET', KEYS[2], order) end
+end
+return out
+"""
+
+# KEYS: events, all, ids, versions, writer, the stream's key. ARGV: lease token, stream.
+_DELETE = """
+local holder = redis.call('GET', KEYS[5])
+if holder and holder ~= ARGV[1] then return redis.error_reply('PHOTON-LOCKED ' .. holder) end
+local orders = redis.call('ZRANGE', KEYS[6], 0, -1)
+for _, order in ipairs(orders) do
+  local record = redis.call('HGET', KEYS[1], order)
+  if record then
+    local header = cjson.decode(string.sub(record, 1, string.find(record, '\\n', 1, true) - 1))
+    redis.call('HDEL', KEYS[3], header[4])
+  end
+  redis.call('HDEL', KEYS[1], order)
+  redis.call('ZREM', KEYS[2], order)
+end
+redis.call('DEL', KEYS[6])
+redis.call('HDEL', KEYS[4], ARGV[2])
+return #orders
+"""
+
+# KEYS: writer. ARGV: token, lease ms. 1 = renewed, 0 = someone else holds it (or nobody).
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+return 0
+"""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class RedisBackend(Backend):
+    name = "redis"
+    read_page_size = 5000  # a round trip per page: fewer, larger pages
+    description = "Redis server (redis.url); one Lua script per append"
+    settings = (
+        Setting(
+            "redis.url", "redis://localhost:6379/0", "redis backend: server URL (redis:// or rediss://).", secret=True
+        ),
+        Setting(
+            "redis.prefix",
+            "photon",
+            "redis backend: key prefix; the store's keys are {prefix}:... (one hash slot), so several "
+            "stores can share a server.",
+        ),
+        Setting(
+            "redis.lease.ms",
+            "10000",
+            "redis backend: the writer lease; a writer that dies frees the store after this long.",
+            parse_positive,
+        ),
+        Setting(
+            "redis.wait.replicas",
+            "0",
+            "redis backend: acknowledge an append only once this many replicas have it (WAIT); 0 = do not wait.",
+            parse_int,
+        ),
+        Setting("redis.wait.ms", "1000", "redis backend: how long WAIT waits for the replicas.", parse_positive),
+        Setting("redis.timeout.ms", "10000", "redis backend: socket time-out of every command.", parse_positive),
+    )
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        super().__init__(config)
+        self.url = str(config.get("redis.url") or "redis://localhost:6379/0")
+        prefix = str(config.get("redis.prefix") or "photon")
+        if any(c in prefix for c in "{}"):
+            raise BackendError(f"redis.prefix must not contain braces (got {prefix!r})")
+        self.prefix = prefix
+        self.lease_ms = int(config.get("redis.lease.ms") or 10000)
+        self.wait_replicas = int(config.get("redis.wait.replicas") or 0)
+        self.wait_ms = int(config.get("redis.wait.ms") or 1000)
+        self.timeout = int(config.get("redis.timeout.ms") or 10000) / 1000
+        tag = "{" + prefix + "}"
+        self.k_events = f"{tag}:events"
+        self.k_all = f"{tag}:all"
+        self.k_ids = f"{tag}:ids"
+        self.k_versions = f"{tag}:versions"
+        self.k_meta = f"{tag}:meta"
+        self.k_checkpoints = f"{tag}:checkpoints"
+        self.k_writer = f"{tag}:writer"
+        self.k_stream = f"{tag}:s:"
+        self._client: Any = None
+        self._scripts: dict[str, Any] = {}
+        self._token: str | None = None
+        self._renewer: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def describe(self) -> str:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.url)
+        return f"redis {parts.hostname}:{parts.port or 6379}{parts.path or '/0'} prefix {self.prefix}"
+
+    # -- connection and the writer lease -----------------------------------------------
+
+    def open(self, *, writer: bool) -> StoreState:
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        try:
+            # No automatic retries: a retried append whose first try did reach the server would
+            # be refused as a duplicate; the core decides what to do after a failure instead.
+            self._client = redis.Redis.from_url(
+                self.url,
+                socket_timeout=self.timeout,
+                socket_connect_timeout=min(self.timeout, 5.0),
+                retry=Retry(NoBackoff(), 0),
+                health_check_interval=30,
+            )
+            for name, source in (
+                ("append", _APPEND),
+                ("read", _READ),
+                ("by_id", _BY_ID),
+                ("delete", _DELETE),
+                ("renew", _RENEW),
+                ("release", _RELEASE),
+            ):
+                self._scripts[name] = self._client.register_script(source)
+            self._client.ping()
+            if writer:
+                self._take_lease()
+                self._warn_if_not_durable()
+            return StoreState(self.last_order_id())
+        except BaseException as exc:
+            self.close()
+            raise _translate(exc) from exc
+
+    def _take_lease(self) -> None:
+        token = f"pid {os.getpid()} on {socket.gethostname()} ({uuid.uuid4().hex[:8]})"
+        if not self._client.set(self.k_writer, token, nx=True, px=self.lease_ms):
+            holder = self._client.get(self.k_writer)
+            who = holder.decode(errors="replace") if holder else "another process"
+            raise StoreLocked(
+                f"the store is already open for writing by {who} (lease {self.k_writer} on {self.describe()}); "
+                "one process writes a store"
+            )
+        self._token = token
+        self._stop.clear()
+        self._renewer = threading.Thread(target=self._renew_loop, name="photon-redis-lease", daemon=True)
+        self._renewer.start()
+
+    def _renew_loop(self) -> None:
+        interval = self.lease_ms / 3000
+        while not self._stop.wait(interval):
+            try:
+                if not self._scripts["renew"](keys=[self.k_writer], args=[self._token, self.lease_ms]):
+                    # Appends check the lease themselves and will fail loudly; say why here too.
+                    log.error("the writer lease %s is held by another process", self.k_writer)
+            except Exception as exc:  # the server is away: appends report it; keep trying
+                log.warning("cannot renew the writer lease: %s", exc)
+
+    def _warn_if_not_durable(self) -> None:
+        try:
+            settings = self._client.config_get("append*")
+        except Exception:  # CONFIG is often disabled on managed servers
+            return
+        if settings.get("appendonly") != "yes" or settings.get("appendfsync") != "always":
+            log.warning(
+                "redis at %s runs with appendonly=%s appendfsync=%s: acknowledged appends can be lost "
+                "in a crash (use appendonly yes, appendfsync always)",
+                self.describe(),
+                settings.get("appendonly"),
+                settings.get("appendfsync"),
+            )
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._renewer is not None:
+            self._renewer.join(timeout=5)
+            self._renewer = None
+        if self._client is not None:
+            if self._token is not None:
+                with contextlib.suppress(Exception):
+                    self._scripts["release"](keys=[self.k_writer], args=[self._token])
+            with contextlib.suppress(Exception):
+                self._client.close()
+            self._client = None
+        self._token = None
+
+    # -- records ------------------------------------------------------------------------
+
+    def _stream_key(self, stream: str) -> str:
+        return self.k_stream + stream
+
+    def append(self, events: Sequence[RecordedEvent]) -> None:
+        if not events:
+            return
+        if self._token is None:
+            raise BackendError("the store was opened read-only")
+        streams: dict[str, int] = {}
+        for event in events:
+            if event.stream_name not in streams:
+                streams[event.stream_name] = len(streams) + 1
+        args: list[Any] = [self._token, self.lease_ms, len(streams), *streams]
+        for event in events:
+            args += (event.order_id, streams[event.stream_name], event.stream_version, event.event_id, _record(event))
+        keys = [self.k_events, self.k_all, self.k_ids, self.k_versions, self.k_meta, self.k_writer]
+        keys += [self._stream_key(name) for name in streams]
+        try:
+            self._scripts["append"](keys=keys, args=args)
+            if self.wait_replicas > 0:
+                reached = self._client.wait(self.wait_replicas, self.wait_ms)
+                if reached < self.wait_replicas:
+                    raise BackendUnavailable(
+                        f"redis: the append reached {reached} of {self.wait_replicas} replicas within "
+                        f"{self.wait_ms} ms (redis.wait.replicas); not acknowledged"
+                    )
+        except BaseException as exc:
+            raise _translate(exc) from exc
+
+    def read(self, query: Query) -> list[RecordedEvent]:
+        if query.event_types is not None and not query.event_types:
+            return []
+        index = self.k_all if query.stream is None else self._stream_key(query.stream)
+        upper = "+inf" if query.to_order_id is None else query.to_order_id
+        version = query.from_version if query.stream is not None else 1
+        filtered = query.event_types is not None or query.from_time is not None
+        found: list[RecordedEvent] = []
+        start = query.from_order_id
+        while True:
+            want = query.limit - len(found)
+            batch = max(want, _PAGE) if filtered else want
+            records = self._run("read", [index, self.k_events], [start, upper, version, batch])
+            for raw in records:
+                if raw is None:  # cannot happen while the script keeps the keys in step
+                    raise BackendError(f"redis: {index} names an order-id missing from {self.k_events}")
+                event = _parse(raw)
+                if query.event_types is not None and event.event_type not in query.event_types:
+                    continue
+                if query.from_time is not None and event.event_time < query.from_time:
+                    continue
+                found.append(event)
+                if len(found) >= query.limit:
+                    return found
+            if len(records) < batch or not records:
+                return found
+            start = _parse(records[-1]).order_id + 1
+            version = 1
+
+    def last_order_id(self) -> int:
+        return int(self._call(self._client.hget, self.k_meta, "last") or 0)
+
+    def stream_versions(self, streams: Collection[str]) -> dict[str, int]:
+        names = list(streams)
+        found: dict[str, int] = {}
+        for start in range(0, len(names), _PAGE):
+            chunk = names[start : start + _PAGE]
+            values = self._call(self._client.hmget, self.k_versions, chunk)
+            found.update({name: int(v) for name, v in zip(chunk, values, strict=True) if v is not None})
+        return found
+
+    def streams(self) -> Iterator[StreamInfo]:
+        found: list[StreamInfo] = []
+        cursor = 0
+        while True:
+            cursor, page = self._call(self._client.hscan, self.k_versions, cursor, count=1000)
+            found.extend(StreamInfo(name.decode(), int(v)) for name, v in page.items() if int(v) > 0)
+            if cursor == 0:
+                return iter(sorted(found))
+
+    def events_by_id(self, event_ids: Collection[str]) -> dict[str, RecordedEvent]:
+        ids = list(event_ids)
+        found: dict[str, RecordedEvent] = {}
+        for start in range(0, len(ids), _PAGE):
+            for raw in self._run("by_id", [self.k_ids, self.k_events], ids[start : start + _PAGE]):
+                event = _parse(raw)
+                found[event.event_id] = event
+        return found
+
+    def delete_stream(self, stream: str) -> int:
+        keys = [self.k_events, self.k_all, self.k_ids, self.k_versions, self.k_writer, self._stream_key(stream)]
+        return int(self._run("delete", keys, [self._token or "", stream]))
+
+    def read_checkpoint(self, key: str) -> bytes | None:
+        value = self._call(self._client.hget, self.k_checkpoints, key)
+        return None if value is None else bytes(value)
+
+    def write_checkpoint(self, key: str, value: bytes | None) -> None:
+        if value is None:
+            self._call(self._client.hdel, self.k_checkpoints, key)
+        else:
+            self._call(self._client.hset, self.k_checkpoints, key, value)
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _run(self, script: str, keys: list[str], args: list[Any]) -> Any:
+        return self._call(self._scripts[script], keys=keys, args=args)
+
+    def _call(self, function: Any, *args: Any, **kwargs: Any) -> Any:
+        if self._client is None:
+            raise BackendError("the redis store is closed")
+        try:
+            return function(*args, **kwargs)
+        except BaseException as exc:
+            raise _translate(exc) from exc
+
+
+def _record(event: RecordedEvent) -> bytes:
+    header = orjson.dumps(
+        [event.order_id, event.stream_name, event.stream_version, event.event_id, event.event_type, event.event_time]
+    )
+    return header + b"\n" + event.data
+
+
+def _parse(raw: bytes) -> RecordedEvent:
+    header, _, data = raw.partition(b"\n")
+    order_id, stream, version, event_id, event_type, event_time = orjson.loads(header)
+    return RecordedEvent(order_id, stream, version, event_id, event_type, event_time, data)
+
+
+def _translate(exc: BaseException) -> BaseException:
+    """A redis-py exception as one of Photon's (others pass through unchanged)."""
+    import redis.exceptions as rx
+
+    if isinstance(exc, (BackendError, StoreLocked)):
+        return exc
+    if isinstance(exc, rx.ResponseError):
+        message = str(exc)
+        if message.startswith("PHOTON-INTEGRITY "):
+            return IntegrityError("redis: " + message.removeprefix("PHOTON-INTEGRITY "))
+        if message.startswith("PHOTON-LOCKED "):
+            return StoreLocked(
+                f"redis: the writer lease was taken by {message.removeprefix('PHOTON-LOCKED ')}; "
+                "one process writes a store"
+            )
+        if isinstance(exc, (rx.BusyLoadingError, rx.ReadOnlyError)) or message.startswith(
+            ("LOADING", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN")
+        ):
+            return BackendUnavailable(f"redis: {message}")
+        return BackendError(f"redis: {message}")
+    if isinstance(exc, (rx.ConnectionError, rx.TimeoutError, OSError)):
+        return BackendUnavailable(f"redis: cannot reach the server: {exc}")
+    if isinstance(exc, rx.RedisError):
+        return BackendError(f"redis: {exc}")
+    return exc

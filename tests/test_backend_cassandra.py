@@ -1,0 +1,135 @@
+"""The contract suite, the writer lease and the server-fault test on a real Cassandra server.
+
+One Cassandra node serves the whole session (it takes seconds to start); every test gets a
+keyspace of its own.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from photon.backend import Query
+from photon.errors import StoreLocked
+from photon.store import EventStore
+
+from .contract import BackendContract, event
+from .faults import run_server_fault, writer_killed_while_holding_the_lock
+from .live import restartable
+
+pytestmark = pytest.mark.cassandra
+
+
+def _session(server: Any) -> Any:
+    from cassandra.cluster import Cluster
+
+    cluster = Cluster([server.host], port=server.port, protocol_version=3)
+    return cluster, cluster.connect()
+
+
+@pytest.fixture
+def cassandra_config(cassandra_server: Any) -> Iterator[dict[str, Any]]:
+    """A store of its own on the shared node: a fresh keyspace, dropped afterwards."""
+    keyspace = f"t_{uuid.uuid4().hex[:12]}"
+    yield {
+        "db.backend": "cassandra",
+        "cassandra.ip": cassandra_server.host,
+        "cassandra.port": str(cassandra_server.port),
+        "cassandra.keyspace": keyspace,
+        "cassandra.replication": "{'class': 'SimpleStrategy', 'replication_factor': 1}",
+    }
+    cluster, session = _session(cassandra_server)
+    try:
+        session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60)
+    finally:
+        cluster.shutdown()
+
+
+class TestCassandra(BackendContract):
+    @pytest.fixture
+    def store_config(self, cassandra_config: dict[str, Any]) -> dict[str, Any]:
+        return cassandra_config
+
+
+def test_rows_of_a_batch_whose_head_never_moved_stay_invisible(cassandra_config: dict[str, Any]) -> None:
+    """A batch written but never committed (the head did not move) is not read, and its
+    order-ids, versions and ids are given again afterwards."""
+    with EventStore.open(cassandra_config) as store:
+        (first,) = store.append(dict(event("a"), id="one"))
+        backend: Any = store.backend
+        ghost = [
+            first._replace(order_id=2, stream_version=2, event_id="ghost-a"),
+            first._replace(order_id=3, stream_name="b", stream_version=1, event_id="ghost-b"),
+        ]
+        # Write the rows the way an append does, but stop before the head moves.
+        ps = backend._ps
+        work: list[tuple[Any, Any]] = []
+        for e in ghost:
+            work.append((ps["insert_all"], (e.order_id // 10_000, *e)))
+            work.append((ps["insert_index"], (e.stream_name, 0, e.stream_version, e.order_id)))
+            work.append((ps["insert_id"], (e.event_id, e.order_id, e.stream_name, e.stream_version)))
+            work.append((ps["set_stream"], (e.stream_name, e.stream_version, e.order_id)))
+        backend._concurrent(work)
+        assert [e.event_id for e in store.read()] == ["one"]
+        assert list(store.read("b")) == []
+        assert store.stream_version("a") == 1 and store.stream_version("b") == 0
+        assert store.get_event("ghost-a") is None
+        assert [(s.stream_name, s.total_events) for s in store.streams()] == [("a", 1)]
+        # The next append reuses order-id 2 for another stream: the ghost of "a" v2 stays out.
+        (second,) = store.append(dict(event("c"), id="ghost-a"))
+        assert second.order_id == 2 and second.stream_version == 1
+        assert [e.event_id for e in store.read("a")] == ["one"]
+        (third,) = store.append(event("a"))
+        assert third.order_id == 3 and third.stream_version == 2
+        assert [e.order_id for e in store.read("a")] == [1, 3]
+
+
+def test_writer_lease_of_a_killed_writer_expires(cassandra_config: dict[str, Any]) -> None:
+    config = dict(cassandra_config, **{"cassandra.lease.ms": "2000"})
+    writer_killed_while_holding_the_lock(config)
+    with pytest.raises(StoreLocked, match=r"by pid \d+ on .*one process writes a store"):
+        EventStore.open(config)
+    time.sleep(2.5)
+    with EventStore.open(config) as store:
+        (stored,) = store.append(event("killed"))
+        assert stored.order_id == 2 and stored.stream_version == 2
+
+
+def test_a_writer_whose_lease_was_taken_over_cannot_append(cassandra_config: dict[str, Any]) -> None:
+    with EventStore.open(cassandra_config) as store:
+        store.append(event())
+        backend: Any = store.backend
+        # Another process takes the head over (what a new writer does once the lease expired).
+        backend._session.execute(backend._ps["claim_head"], ("theirs", "store", backend._token))
+        with pytest.raises(StoreLocked, match="another writer took the store over"):
+            store.append(event())
+        assert [e.order_id for e in store.backend.read(Query())] == [1]
+
+
+def test_bad_settings_are_refused() -> None:
+    from photon.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"cassandra\.replication"):
+        EventStore.open({"db.backend": "cassandra", "cassandra.replication": "{'replication_factor': 1}; DROP"})
+    with pytest.raises(ConfigError, match=r"cassandra\.keyspace"):
+        EventStore.open({"db.backend": "cassandra", "cassandra.keyspace": "bad-name"})
+
+
+def test_unreachable_server_is_a_clear_error() -> None:
+    from photon.errors import BackendUnavailable
+
+    from .servers import free_port
+
+    with pytest.raises(BackendUnavailable, match="cassandra: cannot complete the request"):
+        EventStore.open({"db.backend": "cassandra", "cassandra.port": str(free_port())})
+
+
+@pytest.mark.slow
+def test_server_killed_during_appends(cassandra_config: dict[str, Any], cassandra_server: Any) -> None:
+    restartable(cassandra_server)
+    report = run_server_fault(cassandra_config, cassandra_server.kill, cassandra_server.start, deadline=240)
+    assert report.errors

@@ -1,0 +1,106 @@
+"""The contract suite, the writer lease and the server-fault test on a MongoDB-wire server.
+
+By default the server is secantusdb (see tests/servers.py); ``PHOTON_TEST_MONGO_URL`` runs the
+same tests against a real MongoDB replica set.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from photon.backend import Query
+from photon.errors import StoreLocked
+from photon.store import EventStore
+
+from .contract import BackendContract, event
+from .faults import run_server_fault, writer_killed_while_holding_the_lock
+from .live import restartable
+
+pytestmark = pytest.mark.mongo
+
+
+@pytest.fixture
+def mongo_config(mongo_server: Any) -> Iterator[dict[str, Any]]:
+    """A store of its own on the shared server: a fresh database.
+
+    Dropped afterwards on an external server only: secantusdb takes seconds per thousand
+    documents to drop a collection, and its whole data dir goes at the end of the session anyway.
+    """
+    import pymongo
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    yield {"db.backend": "mongo", "mongodb.host": mongo_server.url, "mongodb.database": name}
+    if not mongo_server.external:
+        return
+    client: Any = pymongo.MongoClient(mongo_server.url, serverSelectionTimeoutMS=5000)
+    try:
+        client.drop_database(name)
+    finally:
+        client.close()
+
+
+class TestMongo(BackendContract):
+    @pytest.fixture
+    def store_config(self, mongo_config: dict[str, Any]) -> dict[str, Any]:
+        return mongo_config
+
+
+def test_alias_and_indexes(mongo_config: dict[str, Any], mongo_server: Any) -> None:
+    import pymongo
+
+    config = dict(mongo_config, **{"db.backend": "mongodb"})
+    with EventStore.open(config) as store:
+        store.append(event())
+    client: Any = pymongo.MongoClient(mongo_server.url)
+    indexes = client[config["mongodb.database"]].events.index_information()
+    client.close()
+    assert indexes["stream_version"]["unique"] and indexes["event_id"]["unique"]
+    assert indexes["stream_version"]["key"] == [("s", 1), ("v", 1)]
+
+
+def test_writer_lease_of_a_killed_writer_expires(mongo_config: dict[str, Any]) -> None:
+    config = dict(mongo_config, **{"mongodb.lease.ms": "2000"})
+    writer_killed_while_holding_the_lock(config)
+    with pytest.raises(StoreLocked, match=r"by pid \d+ on .*one process writes a store"):
+        EventStore.open(config)
+    time.sleep(2.2)
+    with EventStore.open(config) as store:
+        (stored,) = store.append(event("killed"))
+        assert stored.order_id == 2 and stored.stream_version == 2
+
+
+def test_a_writer_whose_lease_was_taken_over_cannot_append(mongo_config: dict[str, Any], mongo_server: Any) -> None:
+    import pymongo
+
+    with EventStore.open(mongo_config) as store:
+        store.append(event())
+        client: Any = pymongo.MongoClient(mongo_server.url)
+        meta = client[mongo_config["mongodb.database"]].meta
+        meta.update_one({"_id": "writer"}, {"$set": {"token": "theirs", "holder": "pid 1 on elsewhere"}})
+        with pytest.raises(StoreLocked, match="pid 1 on elsewhere"):
+            store.append(event())
+        assert [e.order_id for e in store.backend.read(Query())] == [1]
+        client.close()
+
+
+def test_unreachable_server_is_a_clear_error() -> None:
+    from photon.errors import BackendUnavailable
+
+    from .servers import free_port
+
+    with pytest.raises(BackendUnavailable, match="mongo: cannot reach the server"):
+        EventStore.open(
+            {"db.backend": "mongo", "mongodb.host": f"127.0.0.1:{free_port()}", "mongodb.timeout.ms": "500"}
+        )
+
+
+@pytest.mark.slow
+def test_server_killed_during_appends(mongo_config: dict[str, Any], mongo_server: Any) -> None:
+    restartable(mongo_server)
+    report = run_server_fault(mongo_config, mongo_server.kill, mongo_server.start)
+    assert report.errors

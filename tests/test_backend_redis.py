@@ -1,0 +1,101 @@
+"""The contract suite, the writer lease and the server-fault test on a real Redis server."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+from photon.backend import Query
+from photon.errors import StoreLocked
+from photon.store import EventStore
+
+from .contract import BackendContract, event
+from .faults import run_server_fault, writer_killed_while_holding_the_lock
+from .live import restartable
+
+pytestmark = pytest.mark.redis
+
+
+def fresh_config(redis_server: Any, **extra: str) -> dict[str, Any]:
+    """A store of its own on the shared server: a fresh key prefix."""
+    return {
+        "db.backend": "redis",
+        "redis.url": redis_server.url,
+        "redis.prefix": f"t-{uuid.uuid4().hex[:12]}",
+        **extra,
+    }
+
+
+class TestRedis(BackendContract):
+    @pytest.fixture
+    def store_config(self, redis_server: Any) -> dict[str, Any]:
+        return fresh_config(redis_server)
+
+
+def test_keys_live_under_one_hash_tag(redis_server: Any) -> None:
+    import redis
+
+    config = fresh_config(redis_server)
+    with EventStore.open(config) as store:
+        store.append([event("a"), event("b")])
+        store.write_checkpoint("k", 1)
+    client = redis.Redis.from_url(redis_server.url)
+    keys = sorted(k.decode() for k in client.scan_iter(match="{" + config["redis.prefix"] + "}:*"))
+    tag = "{" + config["redis.prefix"] + "}"
+    assert keys == sorted(
+        f"{tag}:{name}" for name in ("all", "events", "ids", "versions", "meta", "checkpoints", "s:a", "s:b")
+    )
+    client.close()
+
+
+def test_writer_lease_of_a_killed_writer_expires(redis_server: Any) -> None:
+    config = fresh_config(redis_server, **{"redis.lease.ms": "1500"})
+    writer_killed_while_holding_the_lock(config)
+    with pytest.raises(StoreLocked, match=r"one process writes a store") as refused:
+        EventStore.open(config)
+    assert "pid" in str(refused.value)
+    time.sleep(1.6)
+    with EventStore.open(config) as store:
+        (stored,) = store.append(event("killed"))
+        assert stored.order_id == 2 and stored.stream_version == 2
+
+
+def test_a_writer_whose_lease_was_taken_over_cannot_append(redis_server: Any) -> None:
+    import redis
+
+    config = fresh_config(redis_server)
+    with EventStore.open(config) as store:
+        store.append(event())
+        client = redis.Redis.from_url(redis_server.url)
+        client.set("{" + config["redis.prefix"] + "}:writer", "pid 1 on elsewhere")
+        with pytest.raises(StoreLocked, match="pid 1 on elsewhere"):
+            store.append(event())
+        assert [e.order_id for e in store.backend.read(Query())] == [1]
+        client.delete("{" + config["redis.prefix"] + "}:writer")
+        client.close()
+
+
+def test_bad_prefix_is_refused() -> None:
+    from photon.errors import BackendError
+
+    with pytest.raises(BackendError, match=r"redis\.prefix must not contain braces"):
+        EventStore.open({"db.backend": "redis", "redis.prefix": "a{b}"})
+
+
+def test_unreachable_server_is_a_clear_error() -> None:
+    from photon.errors import BackendUnavailable
+
+    from .servers import free_port
+
+    with pytest.raises(BackendUnavailable, match="redis: cannot reach the server"):
+        EventStore.open({"db.backend": "redis", "redis.url": f"redis://127.0.0.1:{free_port()}/0"})
+
+
+@pytest.mark.slow
+def test_server_killed_during_appends(redis_server: Any) -> None:
+    restartable(redis_server)
+    report = run_server_fault(fresh_config(redis_server), redis_server.kill, redis_server.start)
+    assert report.errors

@@ -1,0 +1,79 @@
+"""A backup (with deleted streams, so gaps in its order-ids) restores into every server backend."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from photon.restore import restore
+from photon.store import EventStore
+
+from .backup_support import backup_bytes, build_source, everything
+
+
+@pytest.fixture(scope="module")
+def backup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EventStore, bytes]]:
+    path: Path = tmp_path_factory.mktemp("source") / "source.db"
+    with EventStore.open({"db.backend": "sqlite", "sqlite.path": str(path)}) as source:
+        build_source(source)
+        yield source, backup_bytes(source)
+
+
+def _postgres(request: pytest.FixtureRequest) -> dict[str, Any]:
+    import psycopg
+
+    server = request.getfixturevalue("postgres_server")
+    name = f"photon_r_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server.dsn, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    return {"db.backend": "postgres", "postgres.url": server.dsn.rsplit("/", 1)[0] + "/" + name}
+
+
+def _redis(request: pytest.FixtureRequest) -> dict[str, Any]:
+    server = request.getfixturevalue("redis_server")
+    return {"db.backend": "redis", "redis.url": server.url, "redis.prefix": f"r-{uuid.uuid4().hex[:12]}"}
+
+
+def _mongo(request: pytest.FixtureRequest) -> dict[str, Any]:
+    server = request.getfixturevalue("mongo_server")
+    return {"db.backend": "mongo", "mongodb.host": server.url, "mongodb.database": f"r_{uuid.uuid4().hex[:12]}"}
+
+
+def _cassandra(request: pytest.FixtureRequest) -> dict[str, Any]:
+    server = request.getfixturevalue("cassandra_server")
+    return {
+        "db.backend": "cassandra",
+        "cassandra.ip": server.host,
+        "cassandra.port": str(server.port),
+        "cassandra.keyspace": f"r_{uuid.uuid4().hex[:12]}",
+    }
+
+
+@pytest.mark.parametrize(
+    "make_config",
+    [
+        pytest.param(_postgres, marks=pytest.mark.postgres, id="postgres"),
+        pytest.param(_redis, marks=pytest.mark.redis, id="redis"),
+        pytest.param(_mongo, marks=pytest.mark.mongo, id="mongo"),
+        pytest.param(_cassandra, marks=pytest.mark.cassandra, id="cassandra"),
+    ],
+)
+def test_backup_restores_into_server_backend(
+    make_config: Any, request: pytest.FixtureRequest, backup: tuple[EventStore, bytes]
+) -> None:
+    source, data = backup
+    config = make_config(request)
+    with EventStore.open(config) as target:
+        summary = restore(target, lambda: iter(data.splitlines(keepends=True)), batch_size=500)
+        assert summary.events == len(everything(source))
+        assert everything(target) == everything(source)  # ids, order-ids, versions, times, bytes
+        assert target.streams() == source.streams()
+        assert target.last_order_id() == source.last_order_id()
+        (next_one,) = target.append({"stream-name": "orders-003", "event-type": "Back", "payload": {}})
+        assert next_one.order_id == source.last_order_id() + 1 and next_one.stream_version == 1
+    with EventStore.open(config, read_only=True) as reopened:
+        assert everything(reopened)[: len(everything(source))] == everything(source)
