@@ -148,12 +148,12 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         return rows
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--streams", type=int, default=1000)
     parser.add_argument("--dir", default=None, help="where to put the stores (default: the system temp folder)")
-    rows = run(parser.parse_args())
+    rows = run(parser.parse_args(argv))
     replay = rows[0]["rate"]
     print(f"\n{'step':44} {'events':>9} {'seconds':>8} {'events/s':>10} {'vs cold replay':>15}")
     for row in rows:

@@ -364,13 +364,13 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="duration of each timed phase")
     parser.add_argument("--tcp-events", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=3, help="runs of each phase; the median is reported")
     parser.add_argument("--dir", default=None, help="working folder (emptied; default: a temporary one)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     before = os.getloadavg()[0]
     results = run(args)
     print(table(results))

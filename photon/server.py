@@ -40,7 +40,8 @@ class Service(Protocol):
     async def stop(self) -> None: ...
 
 
-ServiceFactory = Callable[[EventStore, Config], Service]
+ServiceFactory = Callable[[EventStore, Config], Service | None]
+"""Builds a service, or returns None when its configuration leaves it off (AMQP without muon.url)."""
 
 
 class _Uvicorn(uvicorn.Server):
@@ -119,8 +120,33 @@ class HttpService:
         log.info("HTTP API stopped")
 
 
+class TransferRoutes:
+    """Stream download and upload (`GET /export/stream/{name}`, `POST /api/new-stream`), admin only."""
+
+    def __init__(self, store: EventStore, config: Config) -> None:
+        self.store = store
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    def http_routes(self) -> list[BaseRoute]:
+        from .http.auth import require_admin
+        from .http.transfer_routes import transfer_routes
+
+        return list(transfer_routes(self.store, require_admin))
+
+
+def _amqp(store: EventStore, config: Config) -> Service | None:
+    from .amqp.service import amqp_service  # pika is imported only when muon.url is set
+
+    return amqp_service(store, config)
+
+
 #: The services every server runs, in start order (HTTP last: it opens last, closes first).
-SERVICES: list[ServiceFactory] = [TcpIngestService, HttpService]
+SERVICES: list[ServiceFactory] = [_amqp, TcpIngestService, TransferRoutes, HttpService]
 
 
 class PhotonServer:
@@ -150,7 +176,8 @@ class PhotonServer:
         self.store = await asyncio.to_thread(EventStore.open, config)
         log.info("store open: %s, last order-id %d", self.store.backend.describe(), self.store.last_order_id())
         try:
-            self.services = [factory(self.store, config) for factory in self.factories]
+            built = (factory(self.store, config) for factory in self.factories)
+            self.services = [service for service in built if service is not None]
             routes = [
                 route for service in self.services if hasattr(service, "http_routes") for route in service.http_routes()
             ]

@@ -17,9 +17,9 @@ from photon.backend import Query
 from photon.errors import StoreLocked
 from photon.store import EventStore
 
+from .conftest import restartable
 from .contract import BackendContract, event
 from .faults import run_server_fault, writer_killed_while_holding_the_lock
-from .live import restartable
 
 pytestmark = pytest.mark.cassandra
 

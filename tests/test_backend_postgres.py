@@ -11,9 +11,9 @@ import pytest
 from photon.errors import BackendUnavailable, StoreLocked
 from photon.store import EventStore
 
+from .conftest import restartable
 from .contract import BackendContract, event
 from .faults import run_server_fault
-from .live import restartable
 
 pytestmark = pytest.mark.postgres
 
