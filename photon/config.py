@@ -46,6 +46,16 @@ def parse_positive(text: str) -> int:
     return value
 
 
+def parse_positive_float(text: str) -> float:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise ValueError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise ValueError(f"expected a number above 0, got {text!r}")
+    return value
+
+
 def parse_bool(text: str) -> bool:
     lowered = text.strip().lower()
     if lowered in ("true", "yes", "on", "1"):
@@ -117,6 +127,25 @@ CORE_SETTINGS: tuple[Setting, ...] = (
         parse_positive,
     ),
     Setting("projections.path", "projections", "Folder of .hy and .py projection files, watched while running."),
+    Setting("projections.watch", "true", "Watch projections.path for added, changed and deleted files.", parse_bool),
+    Setting(
+        "projections.timeout",
+        "10",
+        "Seconds one reduction call may take before its projection is failed and its worker replaced.",
+        parse_positive_float,
+    ),
+    Setting(
+        "projections.checkpoint.events",
+        "10000",
+        "Checkpoint a projection after this many events (and at projections.checkpoint.seconds).",
+        parse_positive,
+    ),
+    Setting(
+        "projections.checkpoint.seconds",
+        "5",
+        "Checkpoint a projection that moved at least this often, in seconds.",
+        parse_positive_float,
+    ),
     Setting("db.backend", "sqlite", "Storage backend plugin (see `photon backends`)."),
     Setting(
         "payload.max.bytes", "1048576", "Largest accepted event, in bytes of JSON (payload included).", parse_positive
