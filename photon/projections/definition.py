@@ -119,8 +119,7 @@ def spec_from_template(template: Any) -> ProjectionSpec:
             f"unknown field {unknown[0]!r} in the projection template; known fields: {', '.join(sorted(known))}",
             unknown[0],
         )
-    name = template.get("projection-name")
-    check_name(name)
+    name = check_name(template.get("projection-name"))
     language = template.get("language", "python")
     if language not in LANGUAGES:
         raise DefinitionError(f"'language' must be one of {', '.join(LANGUAGES)}, got {language!r}", "language")

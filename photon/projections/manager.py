@@ -19,6 +19,7 @@ that is the projection's `current-value`, what is checkpointed and what update f
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import logging
 import time
@@ -44,6 +45,7 @@ from .definition import (
     spec_from_template,
 )
 from .pool import WorkerHandle
+from .tcp import ProjectionUpdatesServer
 
 log = logging.getLogger("photon.projections")
 
@@ -150,6 +152,7 @@ class ProjectionManager:
         self._worker_store_config = self._store_config()
         self.replaced_workers = 0
         self._deaths: list[float] = []
+        self.updates_server: ProjectionUpdatesServer | None = None
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -176,6 +179,10 @@ class ProjectionManager:
         self._tasks.append(asyncio.create_task(self._feed(), name="projections-feed"))
         self._tasks.append(asyncio.create_task(self._watchdog(), name="projections-watchdog"))
         self._tasks.append(asyncio.create_task(self._checkpointer(), name="projections-checkpoints"))
+        port = self.config.get("projections.port")
+        if port is not None:
+            self.updates_server = ProjectionUpdatesServer(self, str(self.config.get("rest.host") or "127.0.0.1"), port)
+            await self.updates_server.start()
         if self.folder is not None and self.folder.is_dir():
             await self.sync_folder()
             if self.watch:
@@ -189,6 +196,8 @@ class ProjectionManager:
         self.stopping = True
         if self._watch_stop is not None:
             self._watch_stop.set()
+        if self.updates_server is not None:
+            await self.updates_server.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -409,11 +418,7 @@ class ProjectionManager:
                     w.lagging = True
                     return
                 await self._wait_drained(w)
-            datas = [
-                e.data
-                for e in chunk
-                if e.order_id > sent_to and (streams is None or e.stream_name in streams)
-            ]
+            datas = [e.data for e in chunk if e.order_id > sent_to and (streams is None or e.stream_name in streams)]
             self._send_tracked(w, ("fold", None, datas, end))
             w.sent_to = end
 
@@ -624,11 +629,11 @@ class ProjectionManager:
                 raise NotFound(f"projection {name!r} does not exist")
             await self._unregister(name)
 
-    def list(self) -> list[dict[str, Any]]:
+    def list(self) -> builtins.list[dict[str, Any]]:
         """Every projection's descriptor without its current value, by name."""
         return [self.projections[name].descriptor(with_value=False) for name in sorted(self.projections)]
 
-    def names(self) -> list[str]:
+    def names(self) -> builtins.list[str]:
         return sorted(self.projections)
 
     def _get(self, name: str) -> Projection:
@@ -682,6 +687,10 @@ class ProjectionManager:
                 yield item
         finally:
             followers.discard(queue)
+
+    def current_messages(self) -> builtins.list[bytes]:
+        """One update message per projection with its current state (what a new follower gets first)."""
+        return [_update_message(self.projections[name]) for name in sorted(self.projections)]
 
     def _publish(self, projection: Projection) -> None:
         if not projection.followers and not self._all_followers:

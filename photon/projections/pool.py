@@ -9,6 +9,7 @@ manager runs threads (the store's writer, the HTTP server), which plain ``fork``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import queue
@@ -30,8 +31,9 @@ def context() -> Any:
         methods = multiprocessing.get_all_start_methods()
         _context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
         if "forkserver" in methods:
-            # Workers started later (replacements) then fork from a process that has these loaded.
-            _context.set_forkserver_preload(["photon.projections.worker", "hy", "orjson"])
+            # Workers then fork from a process that has these loaded. Not Hy: importing it patches
+            # runpy, and a child re-runs the parent's main script (e.g. bin/photon) through runpy.
+            _context.set_forkserver_preload(["photon.projections.worker", "orjson"])
     return _context
 
 
@@ -86,7 +88,8 @@ class WorkerHandle:
 
     @property
     def pid(self) -> int | None:
-        return self.process.pid
+        pid: int | None = self.process.pid
+        return pid
 
     def send(self, message: Any) -> None:
         if self.alive:
@@ -113,10 +116,8 @@ class WorkerHandle:
             except RuntimeError:  # the loop is closed
                 return
         self.process.join()
-        try:
+        with contextlib.suppress(RuntimeError):  # the loop is closed
             self.loop.call_soon_threadsafe(self._on_exit, self)
-        except RuntimeError:
-            pass
 
     def kill(self) -> None:
         """Stop the process at once (a stuck reduction cannot be interrupted any other way)."""

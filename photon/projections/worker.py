@@ -202,7 +202,9 @@ class Worker:
                 conn.send(("stopped", self.reports()))
                 return
 
-    def add(self, slot: int, payload: Mapping[str, Any], state: Any, position: int, last: int, processed: int) -> str | None:
+    def add(
+        self, slot: int, payload: Mapping[str, Any], state: Any, position: int, last: int, processed: int
+    ) -> str | None:
         try:
             definition = load(ProjectionSpec.from_payload(payload))
         except Exception as exc:
