@@ -1,0 +1,210 @@
+"""Projection benchmarks: fold throughput (Python vs Hy), 1 vs 2 workers, restart from checkpoints.
+
+    python -m benchmarks.projections [--events 1000000] [--dir /tmp/photon-bench]
+
+The store is SQLite; the set-up appends in batches of 5000 with ``sqlite.synchronous=OFF``
+(the set-up is not what is measured). Every figure is a median of ``--repeat`` runs.
+Workers read the store themselves (SQLite allows other processes to read), so these are the
+figures of a projection catching up from the store, which is also the upper bound of live folding.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from photon.config import load_config
+from photon.projections import ProjectionManager
+from photon.store import EventStore
+
+PY_SUM = "def reduction(state, event):\n    return state + event['payload'].get('n', 0)\n"
+HY_SUM = '(defn reduction [state event] (+ state (.get (get event "payload") "n" 0)))'
+BATCH = 5000
+
+
+def config(folder: Path, workers: int) -> Any:
+    return load_config(
+        {
+            "db.backend": "sqlite",
+            "sqlite.path": str(folder / "bench.db"),
+            "sqlite.synchronous": "OFF",
+            "parallel.projections": str(workers),
+            "projections.path": str(folder / "no-projections"),
+            "projections.port": "0",
+            "rest.host": "127.0.0.1",
+            "projections.checkpoint.events": "1000000000",
+            "projections.checkpoint.seconds": "3600",
+        },
+        environ={},
+        cwd=folder,
+    )
+
+
+def fill(folder: Path, count: int) -> float:
+    started = time.perf_counter()
+    store = EventStore.open(config(folder, 1))
+    streams = [f"stream-{i}" for i in range(10)]
+    written = store.last_order_id()
+    while written < count:
+        size = min(BATCH, count - written)
+        store.append(
+            [
+                {"stream-name": streams[i % 10], "event-type": "counted", "payload": {"n": i % 7, "tag": "x"}}
+                for i in range(written, written + size)
+            ]
+        )
+        written += size
+    store.close()
+    return time.perf_counter() - started
+
+
+def template(name: str, language: str) -> dict[str, Any]:
+    return {
+        "projection-name": name,
+        "language": language,
+        "initial-value": 0,
+        "reduction": HY_SUM if language == "hy" else PY_SUM,
+    }
+
+
+async def wait_caught_up(manager: ProjectionManager, head: int) -> None:
+    while any(p.status == "running" and p.position < head for p in manager.projections.values()):
+        await asyncio.sleep(0.005)
+    failed = [p.name for p in manager.projections.values() if p.status == "failed"]
+    if failed:
+        raise RuntimeError(f"projections failed: {[(p.name, p.last_error) for p in manager.projections.values() if p.status == 'failed']}")
+
+
+async def fold_time(folder: Path, workers: int, templates: list[dict[str, Any]]) -> float:
+    """Seconds from registering the projections to all of them having folded the whole store."""
+    store = EventStore.open(config(folder, workers))
+    manager = ProjectionManager(store, config(folder, workers))
+    await manager.start()
+    await wait_caught_up(manager, store.last_order_id())  # the built-in __streams__ first
+    try:
+        started = time.perf_counter()
+        for item in templates:
+            await manager.create(item)
+        await wait_caught_up(manager, store.last_order_id())
+        return time.perf_counter() - started
+    finally:
+        for item in templates:
+            await manager.delete(item["projection-name"])
+        await manager.stop()
+        store.close()
+
+
+async def restart_times(folder: Path, workers: int, count: int) -> tuple[float, float]:
+    """(full refold of `count` projections, restart resuming from their checkpoints), in seconds."""
+    templates = [template(f"p{i}", "python" if i % 2 else "hy") for i in range(count)]
+    cfg = config(folder, workers)
+    store = EventStore.open(cfg)
+    head = store.last_order_id()
+    manager = ProjectionManager(store, cfg)
+    started = time.perf_counter()
+    await manager.start()
+    for item in templates:
+        await manager.create(item)
+    await wait_caught_up(manager, store.last_order_id())
+    refold = time.perf_counter() - started
+    await manager.stop()  # writes the checkpoints
+
+    started = time.perf_counter()
+    manager = ProjectionManager(store, cfg)
+    await manager.start()
+    await wait_caught_up(manager, store.last_order_id())
+    restart = time.perf_counter() - started
+    resumed = [p.resumed_from for p in manager.projections.values()]
+    await manager.stop()
+    for item in templates:
+        store.append_internal("__config__", "projection-deleted", {"projection-name": item["projection-name"]})
+    store.close()
+    if min(resumed) < head:
+        raise RuntimeError("a projection did not resume from its checkpoint")
+    return refold, restart
+
+
+def loop_throughput(folder: Path, language: str, limit: int) -> float:
+    """Events/s of the worker's fold loop alone (decode + reduction), the store read left out."""
+    from photon.projections.definition import load, spec_from_template
+    from photon.projections.worker import Running, decode, fold
+
+    store = EventStore.open(config(folder, 1), read_only=True)
+    datas = [event.data for event in store.read(limit=limit)]
+    store.close()
+    definition = load(spec_from_template(template("loop", language)))
+    running = Running(1, definition, 0, 0, 0, 0)
+    progress = [0, 0]
+    started = time.perf_counter()
+    for start in range(0, len(datas), BATCH):
+        fold(running, decode(datas[start : start + BATCH]), progress)
+    return len(datas) / (time.perf_counter() - started)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    folder = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="photon-bench-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    rows: list[dict[str, Any]] = []
+    setup = fill(folder, args.events)
+    store = EventStore.open(config(folder, 1), read_only=True)
+    events = store.last_order_id()
+    store.close()
+    rows.append({"figure": f"set-up: {events:,} events appended (batches of {BATCH}, synchronous=OFF)", "value": f"{setup:.1f} s"})
+
+    limit = min(events, 500_000)
+    loop_py = median([loop_throughput(folder, "python", limit) for _ in range(args.repeat)])
+    loop_hy = median([loop_throughput(folder, "hy", limit) for _ in range(args.repeat)])
+    rows.append({"figure": "worker fold loop only (decode + reduce), Python", "value": f"{loop_py:,.0f} events/s"})
+    rows.append({"figure": "worker fold loop only (decode + reduce), Hy", "value": f"{loop_hy:,.0f} events/s"})
+
+    py = median([asyncio.run(fold_time(folder, 1, [template("py", "python")])) for _ in range(args.repeat)])
+    hy = median([asyncio.run(fold_time(folder, 1, [template("hy", "hy")])) for _ in range(args.repeat)])
+    rows.append({"figure": "fold throughput, 1 worker, Python sum", "value": f"{events / py:,.0f} events/s"})
+    rows.append({"figure": "fold throughput, 1 worker, Hy sum", "value": f"{events / hy:,.0f} events/s"})
+    rows.append({"figure": "Hy / Python throughput", "value": f"{py / hy:.2f}"})
+
+    several = [template(f"s{i}", "python" if i % 2 else "hy") for i in range(4)]
+    one = median([asyncio.run(fold_time(folder, 1, several)) for _ in range(args.repeat)])
+    two = median([asyncio.run(fold_time(folder, 2, several)) for _ in range(args.repeat)])
+    rows.append({"figure": "4 projections, 1 worker (full fold)", "value": f"{one:.2f} s ({4 * events / one:,.0f} folds/s)"})
+    rows.append({"figure": "4 projections, 2 workers (full fold)", "value": f"{two:.2f} s ({4 * events / two:,.0f} folds/s)"})
+    rows.append({"figure": "speed-up 2 workers / 1 worker", "value": f"{one / two:.2f}x"})
+
+    results = [asyncio.run(restart_times(folder, args.workers, 10)) for _ in range(args.repeat)]
+    refold = median([r[0] for r in results])
+    restart = median([r[1] for r in results])
+    rows.append({"figure": f"10 projections, {args.workers} workers: full refold at start", "value": f"{refold:.2f} s"})
+    rows.append({"figure": f"10 projections, {args.workers} workers: restart from checkpoints", "value": f"{restart:.2f} s"})
+    rows.append({"figure": "refold / checkpoint restart", "value": f"{refold / restart:.1f}x"})
+    if not args.dir:
+        shutil.rmtree(folder, ignore_errors=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=1_000_000, help="events in the store (default 1,000,000)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per figure; the median is shown (default 3)")
+    parser.add_argument("--workers", type=int, default=2, help="workers for the restart figures (default 2)")
+    parser.add_argument("--dir", help="keep the store in this folder (reused when it already holds events)")
+    args = parser.parse_args()
+    rows = run(args)
+    width = max(len(row["figure"]) for row in rows)
+    print(f"{'figure':<{width}}  value")
+    print(f"{'-' * width}  {'-' * 30}")
+    for row in rows:
+        print(f"{row['figure']:<{width}}  {row['value']}")
+
+
+if __name__ == "__main__":
+    main()
