@@ -76,9 +76,9 @@ def template(name: str, language: str) -> dict[str, Any]:
 async def wait_caught_up(manager: ProjectionManager, head: int) -> None:
     while any(p.status == "running" and p.position < head for p in manager.projections.values()):
         await asyncio.sleep(0.005)
-    failed = [p.name for p in manager.projections.values() if p.status == "failed"]
-    if failed:
-        raise RuntimeError(f"projections failed: {[(p.name, p.last_error) for p in manager.projections.values() if p.status == 'failed']}")
+    if any(p.status == "failed" for p in manager.projections.values()):
+        errors = [(p.name, p.last_error) for p in manager.projections.values() if p.status == "failed"]
+        raise RuntimeError(f"projections failed: {errors}")
 
 
 async def fold_time(folder: Path, workers: int, templates: list[dict[str, Any]]) -> float:
@@ -159,7 +159,12 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     store = EventStore.open(config(folder, 1), read_only=True)
     events = store.last_order_id()
     store.close()
-    rows.append({"figure": f"set-up: {events:,} events appended (batches of {BATCH}, synchronous=OFF)", "value": f"{setup:.1f} s"})
+    rows.append(
+        {
+            "figure": f"set-up: {events:,} events appended (batches of {BATCH}, synchronous=OFF)",
+            "value": f"{setup:.1f} s",
+        }
+    )
 
     limit = min(events, 500_000)
     loop_py = median([loop_throughput(folder, "python", limit) for _ in range(args.repeat)])
@@ -176,15 +181,21 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     several = [template(f"s{i}", "python" if i % 2 else "hy") for i in range(4)]
     one = median([asyncio.run(fold_time(folder, 1, several)) for _ in range(args.repeat)])
     two = median([asyncio.run(fold_time(folder, 2, several)) for _ in range(args.repeat)])
-    rows.append({"figure": "4 projections, 1 worker (full fold)", "value": f"{one:.2f} s ({4 * events / one:,.0f} folds/s)"})
-    rows.append({"figure": "4 projections, 2 workers (full fold)", "value": f"{two:.2f} s ({4 * events / two:,.0f} folds/s)"})
+    rows.append(
+        {"figure": "4 projections, 1 worker (full fold)", "value": f"{one:.2f} s ({4 * events / one:,.0f} folds/s)"}
+    )
+    rows.append(
+        {"figure": "4 projections, 2 workers (full fold)", "value": f"{two:.2f} s ({4 * events / two:,.0f} folds/s)"}
+    )
     rows.append({"figure": "speed-up 2 workers / 1 worker", "value": f"{one / two:.2f}x"})
 
     results = [asyncio.run(restart_times(folder, args.workers, 10)) for _ in range(args.repeat)]
     refold = median([r[0] for r in results])
     restart = median([r[1] for r in results])
     rows.append({"figure": f"10 projections, {args.workers} workers: full refold at start", "value": f"{refold:.2f} s"})
-    rows.append({"figure": f"10 projections, {args.workers} workers: restart from checkpoints", "value": f"{restart:.2f} s"})
+    rows.append(
+        {"figure": f"10 projections, {args.workers} workers: restart from checkpoints", "value": f"{restart:.2f} s"}
+    )
     rows.append({"figure": "refold / checkpoint restart", "value": f"{refold / restart:.1f}x"})
     if not args.dir:
         shutil.rmtree(folder, ignore_errors=True)

@@ -83,7 +83,7 @@ def test_template_fields_win_over_the_source() -> None:
         ("x = 1\n", "python", "defines no reduction"),
         ("(setv x 1)", "hy", "defines no reduction"),
         ("initial_value = {1, 2}\ndef reduction(s, e):\n    return s\n", "python", "'initial-value' must be JSON"),
-        ('(setv initial-value {:a 1})\n(defn reduction [s e] s)', "hy", "'initial-value' must be JSON"),
+        ("(setv initial-value {:a 1})\n(defn reduction [s e] s)", "hy", "'initial-value' must be JSON"),
         ("reduction = 5\n", "python", "must be a function"),
         ("event_types = 'x'\ndef reduction(s, e):\n    return s\n", "python", "'event-types' must be a list"),
         ("raise RuntimeError('boom at load')\n", "python", "boom at load"),

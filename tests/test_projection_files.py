@@ -27,7 +27,7 @@ def test_folder_at_start_up_registers_once_and_shows_bad_files_as_failed(tmp_pat
     folder = tmp_path / "projections"
     folder.mkdir()
     (folder / "counter.py").write_text(COUNTER.format(step=1))
-    (folder / "broken.hy").write_text('(defn reduction [state event] (+ state 1)')
+    (folder / "broken.hy").write_text("(defn reduction [state event] (+ state 1)")
     (folder / "no_reduction.py").write_text("initial_value = 0\n")
     (folder / "bad_initial.py").write_text("initial_value = object()\ndef reduction(s, e):\n    return s\n")
     (folder / "README.md").write_text("not a projection")
@@ -43,9 +43,14 @@ def test_folder_at_start_up_registers_once_and_shows_bad_files_as_failed(tmp_pat
     seen = asyncio.run(run())
     assert seen["counter"]["status"] == "running" and seen["counter"]["origin"] == "file"
     assert seen["value"] >= 5
-    assert seen["broken"]["status"] == "failed" and "syntax error in broken.hy" in seen["broken"]["last-error"]
-    assert seen["no_reduction"]["status"] == "failed" and "defines no reduction" in seen["no_reduction"]["last-error"]
-    assert seen["bad_initial"]["status"] == "failed" and "'initial-value' must be JSON" in seen["bad_initial"]["last-error"]
+    assert seen["broken"]["status"] == "failed"
+    assert "syntax error in broken.hy" in seen["broken"]["last-error"]
+    assert seen["no_reduction"]["status"] == "failed"
+    assert "defines no reduction" in seen["no_reduction"]["last-error"]
+    assert (
+        seen["bad_initial"]["status"] == "failed"
+        and "'initial-value' must be JSON" in seen["bad_initial"]["last-error"]
+    )
     registrations = config_events(store)
     assert sorted(registrations) == sorted(
         ("projection-registered", name) for name in ("bad_initial", "broken", "counter", "no_reduction")
@@ -87,14 +92,18 @@ def test_watching_the_folder_while_running(tmp_path: Path) -> None:
 
             (folder / "counter.py").write_text(COUNTER.format(step=10))
             await wait_for(
-                lambda: manager.projections.get("counter") is not None
-                and manager.projections["counter"].spec.source.endswith("+ 10\n"),
+                lambda: (
+                    manager.projections.get("counter") is not None
+                    and manager.projections["counter"].spec.source.endswith("+ 10\n")
+                ),
                 what="the change to apply",
             )
             await caught_up(manager, ["counter"])
             assert manager.value("counter") % 10 == 0 and manager.value("counter") > first
 
-            (folder / "hy_counter.hy").write_text('(setv projection-name "hy-counter" initial-value 0)\n(defn reduction [s e] (+ s 1))\n')
+            (folder / "hy_counter.hy").write_text(
+                '(setv projection-name "hy-counter" initial-value 0)\n(defn reduction [s e] (+ s 1))\n'
+            )
             await wait_for(lambda: "hy-counter" in manager.projections, what="the Hy file")
             (folder / "broken.py").write_text("def reduction(:\n")
             await wait_for(lambda: "broken" in manager.projections, what="the broken file")

@@ -31,7 +31,9 @@ TYPES_HY = {
     "projection-name": "types-hy",
     "language": "hy",
     "initial-value": {},
-    "reduction": '(fn [state event] (setv t (get event "event-type")) (setv (get state t) (+ (.get state t 0) 1)) state)',
+    "reduction": (
+        '(fn [state event] (setv t (get event "event-type")) (setv (get state t) (+ (.get state t 0) 1)) state)'
+    ),
 }
 ONLY_B_TICKS = {
     "projection-name": "b-ticks",
@@ -152,7 +154,9 @@ def test_a_reduction_past_the_time_limit_is_failed_and_the_others_resume(tmp_pat
             descriptor = manager.get("slow")
             assert "time limit" in descriptor["last-error"]
             assert descriptor["failed-at"] == stuck.order_id
-            await wait_for(lambda: manager.workers[0].pid != first_pid and manager.workers[0].alive, what="a new worker")
+            await wait_for(
+                lambda: manager.workers[0].pid != first_pid and manager.workers[0].alive, what="a new worker"
+            )
             assert manager.replaced_workers == 1
             store.append(events("a", 30, start=1000))
             await caught_up(manager, ["sum-a", "__streams__"])

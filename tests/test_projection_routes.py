@@ -64,7 +64,12 @@ def test_projection_routes(tmp_path: Path) -> None:
                     answer = await client.post("/api/projection", json=template)
                     assert answer.status_code == 200, answer.text
                     assert answer.json()["correct"] is True
-                    hy = {"projection-name": "n", "language": "hy", "reduction": "(fn [s e] (+ s 1))", "initial-value": 0}
+                    hy = {
+                        "projection-name": "n",
+                        "language": "hy",
+                        "reduction": "(fn [s e] (+ s 1))",
+                        "initial-value": 0,
+                    }
                     assert (await client.post("/api/projection", json=hy)).status_code == 200
                     await caught_up(manager)
 
