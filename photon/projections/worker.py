@@ -28,6 +28,7 @@ import os
 import signal
 import time
 import traceback
+from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -170,6 +171,7 @@ class Worker:
         self.conn = conn
         self.progress = progress
         self.projections: dict[int, Running] = {}
+        self.pending: deque[tuple[Any, ...]] = deque()
         self.store: Any = None
         if store_config is not None:
             from ..store import EventStore
@@ -183,17 +185,19 @@ class Worker:
         conn = self.conn
         conn.send(("ready", self.store is not None))
         while True:
-            try:
-                message = conn.recv()
-            except (EOFError, OSError):
-                return
+            if self.pending:
+                message = self.pending.popleft()
+            else:
+                try:
+                    message = conn.recv()
+                except (EOFError, OSError):
+                    return
             kind = message[0]
             if kind == "fold":
                 _, seq, datas, end_order_id = message
                 conn.send(("folded", seq, *self.fold_batch(decode(datas), end_order_id)))
             elif kind == "catchup":
-                _, seq, to_order_id = message
-                conn.send(("folded", seq, *self.catch_up(to_order_id)))
+                self.catch_up_merged(message)
             elif kind == "add":
                 conn.send(("added", message[1], self.add(*message[1:])))
             elif kind == "remove":
@@ -201,6 +205,30 @@ class Worker:
             elif kind == "stop":
                 conn.send(("stopped", self.reports()))
                 return
+
+    def catch_up_merged(self, message: tuple[Any, ...]) -> None:
+        """Catch up, taking in the additions and catch-ups queued right behind this one first.
+
+        Projections registered together (at start-up, from `__config__`) then share one read of
+        the store instead of one each. Only consecutive additions and catch-ups are merged, so
+        every message still takes effect in the order it was sent.
+        """
+        conn = self.conn
+        seqs = [message[1]]
+        to_order_id = message[2]
+        while not self.pending and conn.poll(0):
+            follower = conn.recv()
+            if follower[0] == "add":
+                conn.send(("added", follower[1], self.add(*follower[1:])))
+            elif follower[0] == "catchup":
+                seqs.append(follower[1])
+                to_order_id = max(to_order_id, follower[2])
+            else:
+                self.pending.append(follower)  # handled after the catch-up, in order
+        reports, failures = self.catch_up(to_order_id)
+        for seq in seqs[:-1]:
+            conn.send(("folded", seq, [], []))
+        conn.send(("folded", seqs[-1], reports, failures))
 
     def add(
         self, slot: int, payload: Mapping[str, Any], state: Any, position: int, last: int, processed: int
