@@ -26,6 +26,12 @@ from photon.store import EventStore
 
 PY_SUM = "def reduction(state, event):\n    return state + event['payload'].get('n', 0)\n"
 HY_SUM = '(defn reduction [state event] (+ state (.get (get event "payload") "n" 0)))'
+# A reduction with real work in it (about 10 µs a call): where more workers pay off.
+HEAVY_PY = (
+    "def reduction(state, event):\n"
+    "    digits = str(event['order-id']) * 4\n"
+    "    return state + sum(int(c) for c in digits) % 7\n"
+)
 BATCH = 5000
 
 
@@ -222,6 +228,19 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         {"figure": "4 projections, 2 workers (full fold)", "value": f"{two:.2f} s ({4 * events / two:,.0f} folds/s)"}
     )
     rows.append({"figure": "speed-up 2 workers / 1 worker", "value": f"{one / two:.2f}x"})
+
+    heavy = [
+        {"projection-name": f"h{i}", "stream-name": "stream-0", "initial-value": 0, "reduction": HEAVY_PY}
+        for i in range(4)
+    ]
+    scaling = [
+        (asyncio.run(fold_time(folder, 1, heavy)), asyncio.run(fold_time(folder, 2, heavy))) for _ in range(args.repeat)
+    ]
+    one = median([pair[0] for pair in scaling])
+    two = median([pair[1] for pair in scaling])
+    rows.append({"figure": "4 heavy projections on stream-0 (1/10 of the events), 1 worker", "value": f"{one:.2f} s"})
+    rows.append({"figure": "4 heavy projections on stream-0 (1/10 of the events), 2 workers", "value": f"{two:.2f} s"})
+    rows.append({"figure": "speed-up 2 workers / 1 worker (heavy)", "value": f"{one / two:.2f}x"})
 
     refold, restart = restart_times(folder, args.workers, 10, args.repeat)
     rows.append(

@@ -316,3 +316,32 @@ def test_updates_are_followed_in_process_and_over_tcp(tmp_path: Path) -> None:
 
     asyncio.run(scenario())
     store.close()
+
+
+def test_a_worker_behind_the_live_feed_reads_what_it_missed_from_the_store(tmp_path: Path) -> None:
+    config = make_config(tmp_path, "sqlite", parallel_projections=1)
+    store = EventStore.open(config)
+    slow = {
+        "projection-name": "slow-sum",
+        "initial-value": 0,
+        "reduction": (
+            "import time\n"
+            "def reduction(state, event):\n"
+            "    time.sleep(0.002)\n"
+            "    return state + event['payload'].get('n', 0)\n"
+        ),
+    }
+
+    async def scenario() -> None:
+        async with running(store, config) as manager:
+            await manager.create(slow)
+            await caught_up(manager)
+            for i in range(30):  # one live batch each, faster than the reduction folds them
+                await asyncio.to_thread(store.append, events("a", 20, start=i * 20))
+            await caught_up(manager, timeout=60)
+            assert manager.resyncs >= 1
+            assert manager.value("slow-sum") == direct_fold(store, spec_from_template(slow).to_payload())
+            assert manager.get("slow-sum")["processed"] == store.last_order_id()  # every event, once
+
+    asyncio.run(scenario())
+    store.close()

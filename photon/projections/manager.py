@@ -119,7 +119,7 @@ class Projection:
         }
         if with_value:
             out["reduction"] = self.spec.source
-            out["current-value"] = orjson.Fragment(self.state_json)
+            out["current-value"] = orjson.loads(self.state_json)
         return out
 
 
@@ -151,6 +151,8 @@ class ProjectionManager:
         self._watch_stop: asyncio.Event | None = None
         self._worker_store_config = self._store_config()
         self.replaced_workers = 0
+        self.resyncs = 0
+        """How often a worker that fell behind the live feed caught up from the store instead."""
         self._deaths: list[float] = []
         self.updates_server: ProjectionUpdatesServer | None = None
 
@@ -378,6 +380,7 @@ class ProjectionManager:
             if not w.lagging or not w.alive:
                 return
             w.lagging = False
+            self.resyncs += 1
             w.sent_to = self.feed_position
             self._send_tracked(w, ("catchup", None, self.feed_position))
 
@@ -643,7 +646,7 @@ class ProjectionManager:
         return projection
 
     def get(self, name: str) -> dict[str, Any]:
-        """The full descriptor (`current-value` included, as an `orjson.Fragment`)."""
+        """The full descriptor, `current-value` and `reduction` (the source) included."""
         return self._get(name).descriptor()
 
     def value(self, name: str) -> Any:

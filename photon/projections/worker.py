@@ -114,6 +114,9 @@ def fold(running: Running, events: Decoded, progress: Any) -> Failure | None:
     count = 0
     last = running.last_event
     order_id = 0
+    # The pair (slot, order-id) must change from one call to the next, or the watchdog would
+    # take a projection whose filter skips every event of several batches for a stuck one.
+    progress[1] = events[0][0] if events else 0
     progress[0] = running.slot
     started = time.perf_counter_ns()
     try:
