@@ -169,7 +169,13 @@ class ProjectionManager:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self.workers = [self._new_worker(index) for index in range(self.workers_wanted)]
-        await asyncio.gather(*(self._wait_ready(w) for w in self.workers))
+        try:
+            await asyncio.gather(*(self._wait_ready(w) for w in self.workers))
+        except BaseException:
+            self.stopping = True
+            for w in self.workers:
+                w.kill()
+            raise
         self.feed_position = self.store.last_order_id()
         for w in self.workers:
             w.sent_to = self.feed_position
