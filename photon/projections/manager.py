@@ -180,9 +180,10 @@ class ProjectionManager:
         for w in self.workers:
             w.sent_to = self.feed_position
         registered = await asyncio.to_thread(self._read_config)
-        self._install(_builtin_streams_spec(), resume=True)
-        for spec in registered.values():
-            self._install(spec, resume=True)
+        starting = [self._install(_builtin_streams_spec(), resume=True, schedule=False)]
+        starting += [self._install(spec, resume=True, schedule=False) for spec in registered.values()]
+        for w in self.workers:
+            await self._assign(w, [p for p in starting if p.worker is w])
         self.started = True
         self._tasks.append(asyncio.create_task(self._feed(), name="projections-feed"))
         self._tasks.append(asyncio.create_task(self._watchdog(), name="projections-watchdog"))
@@ -328,35 +329,40 @@ class ProjectionManager:
         except RuntimeError as exc:
             log.error("%s", exc)
             return  # its own exit starts the next replacement, which takes these projections
-        for projection in moving:
-            if projection.status == "running" and projection.worker is new:
-                await self._assign(projection, new)
+        await self._assign(new, [p for p in moving if p.status == "running" and p.worker is new])
 
-    async def _assign(self, projection: Projection, w: WorkerHandle) -> None:
-        """Start a projection on its worker and bring it up to what that worker has been sent."""
-        state = orjson.loads(projection.state_json)
+    async def _assign(self, w: WorkerHandle, projections: builtins.list[Projection]) -> None:
+        """Start projections on their worker and bring them up to what that worker has been sent.
+
+        All under the worker's lock, so no live batch slips in between. A worker that reads the
+        store gets one catch-up for all of them (one read of the store); otherwise each
+        projection's history follows its addition, before the next projection is added.
+        """
         async with w.lock:
             target = w.sent_to
-            projection.catch_up_target = target
-            w.send(
-                (
-                    "add",
-                    projection.slot,
-                    projection.spec.to_payload(),
-                    state,
-                    projection.position,
-                    projection.last_event,
-                    projection.processed,
+            behind = False
+            for projection in projections:
+                projection.catch_up_target = target
+                w.send(
+                    (
+                        "add",
+                        projection.slot,
+                        projection.spec.to_payload(),
+                        orjson.loads(projection.state_json),
+                        projection.position,
+                        projection.last_event,
+                        projection.processed,
+                    )
                 )
-            )
-            if projection.position >= target:
-                if projection.catch_up_ms is None:
-                    projection.catch_up_ms = 0.0
-                return
-            if w.reads_store:
+                if projection.position >= target:
+                    if projection.catch_up_ms is None:
+                        projection.catch_up_ms = 0.0
+                    continue
+                behind = True
+                if not w.reads_store:
+                    await self._send_history(w, projection, target)
+            if behind and w.reads_store:
                 self._send_tracked(w, ("catchup", None, target))
-            else:
-                await self._send_history(w, projection, target)
 
     async def _send_history(self, w: WorkerHandle, projection: Projection, target: int) -> None:
         """Read a projection's history here and send it in batches (for in-process backends)."""
@@ -558,7 +564,7 @@ class ProjectionManager:
                 log.warning("ignoring an unreadable projection registration at order-id %d", event.order_id)
         return specs
 
-    def _install(self, spec: ProjectionSpec, *, resume: bool) -> Projection:
+    def _install(self, spec: ProjectionSpec, *, resume: bool, schedule: bool = True) -> Projection:
         """Create the manager's record of a projection and start it on a worker."""
         self._next_slot += 1
         projection = Projection(spec=spec, slot=self._next_slot)
@@ -580,7 +586,8 @@ class ProjectionManager:
         w = self._pick_worker()
         projection.worker = w
         w.slots.add(projection.slot)
-        self._loop.create_task(self._assign(projection, w))
+        if schedule:
+            self._loop.create_task(self._assign(w, [projection]))
         return projection
 
     def _uninstall(self, name: str) -> Projection | None:
