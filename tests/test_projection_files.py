@@ -11,7 +11,7 @@ import pytest
 from projection_helpers import caught_up, make_config, running, wait_for
 
 from photon.events import CONFIG_STREAM
-from photon.projections.definition import load, spec_from_file
+from photon.projections.definition import DefinitionError, load, spec_from_file
 from photon.store import EventStore
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "projections"
@@ -178,4 +178,28 @@ def test_the_examples_run_in_the_pool(tmp_path: Path) -> None:
     assert values["events-per-type"]["order-placed"] == 13
     assert len(values["last-orders"]) == 10
     assert values["__streams__"]["accounts"]["total-events"] == 4
+    store.close()
+
+
+def test_a_definition_that_never_finishes_loading_fails_alone(tmp_path: Path) -> None:
+    folder = tmp_path / "projections"
+    folder.mkdir()
+    (folder / "forever.py").write_text("while True:\n    pass\n")
+    (folder / "counter.py").write_text(COUNTER.format(step=1))
+    config = make_config(tmp_path, "memory", projections_timeout=0.5, projections_watch="false")
+    store = EventStore.open(config)
+    store.append([{"stream-name": "s", "event-type": "t", "payload": {}}] * 3)
+
+    async def scenario() -> None:
+        async with running(store, config) as manager:
+            await caught_up(manager)
+            assert manager.get("forever")["status"] == "failed"
+            assert "time limit" in manager.get("forever")["last-error"]
+            assert manager.value("counter") == store.last_order_id()
+            template = {"projection-name": "hang", "reduction": "import time\ntime.sleep(60)\n"}
+            with pytest.raises(DefinitionError, match="time limit"):
+                await manager.create(template)
+            assert "hang" not in manager.names()
+
+    asyncio.run(scenario())
     store.close()

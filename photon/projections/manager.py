@@ -24,7 +24,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -35,12 +35,11 @@ from ..errors import NotFound, StoreClosed, ValidationError
 from ..events import ALL_STREAM, CONFIG_STREAM, RecordedEvent
 from ..store import EventStore
 from . import worker as worker_module
+from .checking import Checked, Checker, check_here
 from .definition import (
     EXTENSIONS,
     DefinitionError,
     ProjectionSpec,
-    declared_name,
-    load,
     spec_from_file,
     spec_from_template,
 )
@@ -155,6 +154,7 @@ class ProjectionManager:
         """How often a worker that fell behind the live feed caught up from the store instead."""
         self._deaths: list[float] = []
         self.updates_server: ProjectionUpdatesServer | None = None
+        self.checker = Checker(self.timeout)
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -180,8 +180,10 @@ class ProjectionManager:
         for w in self.workers:
             w.sent_to = self.feed_position
         registered = await asyncio.to_thread(self._read_config)
-        starting = [self._install(_builtin_streams_spec(), resume=True, schedule=False)]
-        starting += [self._install(spec, resume=True, schedule=False) for spec in registered.values()]
+        builtin = _builtin_streams_spec()
+        starting = [self._install(builtin, check_here(builtin), resume=True, schedule=False)]
+        for spec in registered.values():
+            starting.append(self._install(spec, await self.checker.check(spec), resume=True, schedule=False))
         for w in self.workers:
             await self._assign(w, [p for p in starting if p.worker is w])
         self.started = True
@@ -221,6 +223,7 @@ class ProjectionManager:
         if waits:
             await asyncio.wait(waits, timeout=10)
         await asyncio.gather(*(asyncio.to_thread(w.close, 2.0) for w in self.workers))
+        await asyncio.to_thread(self.checker.close)
         if not self.store.closed:
             await asyncio.to_thread(self._write_checkpoints, list(self.projections.values()), True)
         for projection in self.projections.values():
@@ -484,11 +487,11 @@ class ProjectionManager:
                     continue
                 projection = self.by_slot.get(slot)
                 if projection is not None:
+                    where = f"on the event with order-id {order_id}" if order_id else "while loading"
                     self._fail(
                         projection,
-                        f"the reduction ran past the time limit of {self.timeout:g} s (projections.timeout) "
-                        f"on the event with order-id {order_id}",
-                        order_id,
+                        f"the reduction ran past the time limit of {self.timeout:g} s (projections.timeout) {where}",
+                        order_id or None,
                         None,
                     )
                 w.kill()
@@ -564,22 +567,20 @@ class ProjectionManager:
                 log.warning("ignoring an unreadable projection registration at order-id %d", event.order_id)
         return specs
 
-    def _install(self, spec: ProjectionSpec, *, resume: bool, schedule: bool = True) -> Projection:
+    def _install(self, spec: ProjectionSpec, checked: Checked, *, resume: bool, schedule: bool = True) -> Projection:
         """Create the manager's record of a projection and start it on a worker."""
         self._next_slot += 1
         projection = Projection(spec=spec, slot=self._next_slot)
         self.projections[spec.name] = projection
         self.by_slot[projection.slot] = projection
-        try:
-            definition = load(spec)
-        except DefinitionError as exc:
+        if checked.error is not None:
             projection.status = "failed"
-            projection.last_error = str(exc)
+            projection.last_error = checked.error
             return projection
-        projection.stream_name = definition.stream_name
-        projection.event_types = definition.event_types
-        projection.initial_value = definition.initial_value
-        projection.state_json = orjson.dumps(definition.initial_value)
+        projection.stream_name = checked.stream_name
+        projection.event_types = checked.event_types
+        projection.initial_value = checked.initial_value
+        projection.state_json = orjson.dumps(checked.initial_value)
         if resume:
             self._read_checkpoint(projection)
         assert self._loop is not None
@@ -606,7 +607,7 @@ class ProjectionManager:
             _offer(queue, None)
         return projection
 
-    async def _register(self, spec: ProjectionSpec) -> Projection:
+    async def _register(self, spec: ProjectionSpec, checked: Checked) -> Projection:
         """Record a (re)registration in `__config__`, then (re)start the projection from the start."""
         await asyncio.to_thread(self.store.append_internal, CONFIG_STREAM, REGISTERED, spec.to_payload())
         followers = set()
@@ -615,7 +616,7 @@ class ProjectionManager:
             followers = old.followers
             old.followers = set()
         await asyncio.to_thread(self.store.write_checkpoint, checkpoint_key(spec.name), None)
-        projection = self._install(spec, resume=False)
+        projection = self._install(spec, checked, resume=False)
         projection.followers = followers
         return projection
 
@@ -631,9 +632,11 @@ class ProjectionManager:
         spec = spec_from_template(template)
         if spec.name == STREAMS_PROJECTION:
             raise DefinitionError(f"{STREAMS_PROJECTION!r} is built in and cannot be replaced", "projection-name")
-        load(spec)  # refuse what would only fail: nothing is recorded
+        checked = await self.checker.check(spec)
+        if checked.error is not None:
+            raise DefinitionError(checked.error)  # refuse what would only fail: nothing is recorded
         async with self._changes:
-            projection = await self._register(spec)
+            projection = await self._register(spec, checked)
         return projection.descriptor(with_value=False)
 
     async def delete(self, name: str) -> None:
@@ -719,7 +722,7 @@ class ProjectionManager:
 
     # -- the folder ----------------------------------------------------------------------------
 
-    def _file_specs(self, path: Path) -> ProjectionSpec | None:
+    def _file_spec(self, path: Path) -> ProjectionSpec | None:
         if path.suffix not in EXTENSIONS or path.name.startswith((".", "_")) or not path.is_file():
             return None
         try:
@@ -727,25 +730,31 @@ class ProjectionManager:
         except (OSError, UnicodeDecodeError, DefinitionError) as exc:
             log.warning("cannot read projection file %s: %s", path, exc)
             return None
-        return ProjectionSpec(declared_name(spec), spec.language, spec.source, "file", path.name)
+        return ProjectionSpec(spec.name, spec.language, spec.source, "file", path.name)
 
     async def sync_file(self, path: Path) -> None:
         """Bring one file's projection in line with the file: register, re-register or delete."""
         async with self._changes:
-            spec = self._file_specs(path) if path.exists() else None
+            spec = self._file_spec(path) if path.exists() else None
+            checked: Checked | None = None
+            if spec is not None:
+                registered = [
+                    p.spec for p in self.projections.values() if p.spec.origin == "file" and p.spec.path == path.name
+                ]
+                if registered and all(r.source == spec.source and r.language == spec.language for r in registered):
+                    return  # unchanged: keep its state and checkpoint
+                checked = await self.checker.check(spec)
+                spec = replace(spec, name=checked.name)
             for projection in list(self.projections.values()):
                 same_file = projection.spec.origin == "file" and projection.spec.path == path.name
                 if same_file and (spec is None or projection.name != spec.name):
                     await self._unregister(projection.name)
-            if spec is None:
+            if spec is None or checked is None:
                 return
-            current = self.projections.get(spec.name)
-            if current is not None and current.spec.to_payload() == spec.to_payload():
-                return  # unchanged: keep its state and checkpoint
             if spec.name == STREAMS_PROJECTION:
                 log.warning("%s: %r is built in; the file is ignored", path, STREAMS_PROJECTION)
                 return
-            await self._register(spec)
+            await self._register(spec, checked)
 
     async def sync_folder(self) -> None:
         """Register new and changed files, remove the projections of files that are gone."""

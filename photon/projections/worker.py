@@ -236,10 +236,15 @@ class Worker:
     def add(
         self, slot: int, payload: Mapping[str, Any], state: Any, position: int, last: int, processed: int
     ) -> str | None:
+        # Loading runs the definition's code: the watchdog sees it as the projection at order-id 0.
+        self.progress[1] = 0
+        self.progress[0] = slot
         try:
             definition = load(ProjectionSpec.from_payload(payload))
         except Exception as exc:
             return f"{type(exc).__name__}: {exc}"
+        finally:
+            self.progress[0] = IDLE
         self.projections[slot] = Running(slot, definition, state, position, last, processed)
         return None
 
