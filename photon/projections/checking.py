@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from concurrent.futures import ProcessPoolExecutor
+import signal
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,40 +64,67 @@ def check_here(spec: ProjectionSpec) -> Checked:
     return to_checked(check_payload(spec.to_payload()))
 
 
+def _serve(conn: Any) -> None:
+    """The helper process: check each definition sent; ends when the manager's end closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    while True:
+        try:
+            payload = conn.recv()
+        except (EOFError, OSError):
+            return
+        conn.send(check_payload(payload))
+
+
 class Checker:
-    """A helper process that loads definitions, replaced when one runs past the time limit."""
+    """A helper process that loads definitions, replaced when one runs past the time limit.
+
+    A plain process on a pipe rather than a process pool: its only link to the manager is the
+    pipe, so it ends by itself if the manager is killed.
+    """
 
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
-        self._executor: ProcessPoolExecutor | None = None
+        self._process: Any = None
+        self._conn: Any = None
+        self._lock = asyncio.Lock()
+
+    def _start(self) -> None:
+        ctx = context()
+        self._conn, child = ctx.Pipe(duplex=True)
+        self._process = ctx.Process(target=_serve, args=(child,), name="photon-projection-check", daemon=True)
+        self._process.start()
+        child.close()
+
+    def _roundtrip(self, payload: dict[str, Any]) -> tuple[str, dict[str, Any] | None, str | None]:
+        self._conn.send(payload)
+        result: tuple[str, dict[str, Any] | None, str | None] = self._conn.recv()
+        return result
 
     async def check(self, spec: ProjectionSpec) -> Checked:
-        if self._executor is None:
-            self._executor = ProcessPoolExecutor(max_workers=1, mp_context=context())
-        future = self._executor.submit(check_payload, spec.to_payload())
-        try:
-            return to_checked(await asyncio.wait_for(asyncio.wrap_future(future), self.timeout))
-        except TimeoutError:
-            self._kill()
-            return Checked(
-                spec.name,
-                error=f"loading the definition ran past the time limit of {self.timeout:g} s (projections.timeout)",
-            )
-        except Exception as exc:  # the helper died (e.g. the code exited the process)
-            self._kill()
-            return Checked(spec.name, error=f"loading the definition failed: {type(exc).__name__}: {exc}")
-
-    def _kill(self) -> None:
-        executor, self._executor = self._executor, None
-        if executor is None:
-            return
-        processes = list(getattr(executor, "_processes", {}).values())
-        for process in processes:
-            with contextlib.suppress(Exception):
-                process.kill()
-        executor.shutdown(wait=False, cancel_futures=True)
+        async with self._lock:
+            if self._process is None or not self._process.is_alive():
+                self._start()
+            try:
+                result = await asyncio.wait_for(asyncio.to_thread(self._roundtrip, spec.to_payload()), self.timeout)
+                return to_checked(result)
+            except TimeoutError:
+                self.close()
+                return Checked(
+                    spec.name,
+                    error=f"loading the definition ran past the time limit of {self.timeout:g} s (projections.timeout)",
+                )
+            except (EOFError, OSError) as exc:  # the code ended the helper process
+                self.close()
+                return Checked(spec.name, error=f"loading the definition ended its process: {type(exc).__name__}")
 
     def close(self) -> None:
-        executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=True, cancel_futures=True)
+        """Stop the helper (killed: it may be stuck in a definition's code)."""
+        process, self._process = self._process, None
+        if process is not None:
+            if process.is_alive():
+                process.kill()
+            process.join(5)
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
