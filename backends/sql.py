@@ -79,7 +79,12 @@ class SQLBackend(Backend):
     name = "sql"
     description = "any SQLAlchemy database URL (sql.url), e.g. PostgreSQL"
     settings: ClassVar[tuple[Setting, ...]] = (
-        Setting("sql.url", None, "sql backend: SQLAlchemy database URL, e.g. postgresql+psycopg://user@host/db."),
+        Setting(
+            "sql.url",
+            None,
+            "sql backend: SQLAlchemy database URL, e.g. postgresql+psycopg://user@host/db.",
+            secret=True,
+        ),
     )
 
     def __init__(self, config: Mapping[str, Any]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import logging
 import os
+import re
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -50,6 +51,16 @@ def parse_non_negative(text: str) -> int:
     value = parse_int(text)
     if value < 0:
         raise ValueError(f"expected a number of at least 0, got {value}")
+    return value
+
+
+def parse_positive_float(text: str) -> float:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise ValueError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise ValueError(f"expected a number above 0, got {text!r}")
     return value
 
 
@@ -116,7 +127,12 @@ CORE_SETTINGS: tuple[Setting, ...] = (
     Setting("admin.token.ttl", "3600", "Seconds an API token stays valid.", parse_positive),
     Setting("projections.port", "8375", "TCP port streaming projection updates, one JSON line each.", parse_port),
     Setting("events.port", "8376", "TCP port taking newline-delimited JSON events (bulk ingest).", parse_port),
-    Setting("muon.url", None, "AMQP URL of a RabbitMQ broker (amqp://user:pass@host:port/vhost); unset = no AMQP."),
+    Setting(
+        "muon.url",
+        None,
+        "AMQP URL of a RabbitMQ broker (amqp://user:pass@host:port/vhost); unset = no AMQP.",
+        secret=True,
+    ),
     Setting(
         "muon.wait",
         "0",
@@ -130,6 +146,25 @@ CORE_SETTINGS: tuple[Setting, ...] = (
         parse_positive,
     ),
     Setting("projections.path", "projections", "Folder of .hy and .py projection files, watched while running."),
+    Setting("projections.watch", "true", "Watch projections.path for added, changed and deleted files.", parse_bool),
+    Setting(
+        "projections.timeout",
+        "10",
+        "Seconds one reduction call may take before its projection is failed and its worker replaced.",
+        parse_positive_float,
+    ),
+    Setting(
+        "projections.checkpoint.events",
+        "10000",
+        "Checkpoint a projection after this many events (and at projections.checkpoint.seconds).",
+        parse_positive,
+    ),
+    Setting(
+        "projections.checkpoint.seconds",
+        "5",
+        "Checkpoint a projection that moved at least this often, in seconds.",
+        parse_positive_float,
+    ),
     Setting("db.backend", "sqlite", "Storage backend plugin (see `photon backends`)."),
     Setting(
         "payload.max.bytes", "1048576", "Largest accepted event, in bytes of JSON (payload included).", parse_positive
@@ -224,11 +259,18 @@ class Config(Mapping[str, Any]):
         return Config(values, dict(self.sources), self.settings)
 
     def redacted(self) -> dict[str, Any]:
-        """The configuration for logging: secrets hidden."""
+        """The configuration for logging: secrets hidden (a secret URL keeps all but its password)."""
         return {
-            key: ("****" if self.settings[key].secret and value is not None else value)
+            key: (_hide(value) if self.settings[key].secret and value is not None else value)
             for key, value in sorted(self._values.items())
         }
+
+
+def _hide(value: Any) -> str:
+    text = str(value)
+    if "://" in text:
+        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1****@", text)
+    return "****"
 
 
 def load_config(

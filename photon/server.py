@@ -6,8 +6,8 @@ order and stops them in reverse order, then closes the store (which drains the g
 committer, so appends already handed in are finished and acknowledged). A service may also
 offer ``http_routes() -> list[BaseRoute]``: those routes are added to the HTTP API.
 
-To plug in another part (projection engine, AMQP transport), add its factory to `SERVICES`
-before `HttpService`, so the HTTP API opens last and closes first.
+The built-in services: the projection engine, the AMQP transport (only with `muon.url`), TCP
+ingest, stream transfer routes, and the HTTP API, which opens last and closes first.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
+import orjson
 import uvicorn
 from starlette.routing import BaseRoute
 
@@ -139,6 +140,32 @@ class TransferRoutes:
         return list(transfer_routes(self.store, require_admin))
 
 
+class Projections:
+    """The projection engine, with its routes on the HTTP API (`/api/projection...`)."""
+
+    def __init__(self, store: EventStore, config: Config) -> None:
+        from .projections.manager import ProjectionManager
+
+        self.manager = ProjectionManager(store, config)
+
+    async def start(self) -> None:
+        await self.manager.start()
+
+    async def stop(self) -> None:
+        await self.manager.stop()
+
+    def http_routes(self) -> list[BaseRoute]:
+        from .http.auth import require_admin
+        from .http.projection_routes import projection_routes
+
+        return list(projection_routes(self.manager, require_admin))
+
+    async def updates(self) -> AsyncIterator[dict[str, Any]]:
+        """Every projection's updates, as the AMQP transport publishes them."""
+        async for line in self.manager.follow_raw(None):
+            yield orjson.loads(line)
+
+
 def _amqp(store: EventStore, config: Config) -> Service | None:
     from .amqp.service import amqp_service  # pika is imported only when muon.url is set
 
@@ -146,7 +173,16 @@ def _amqp(store: EventStore, config: Config) -> Service | None:
 
 
 #: The services every server runs, in start order (HTTP last: it opens last, closes first).
-SERVICES: list[ServiceFactory] = [_amqp, TcpIngestService, TransferRoutes, HttpService]
+SERVICES: list[ServiceFactory] = [Projections, _amqp, TcpIngestService, TransferRoutes, HttpService]
+
+
+def _connect(services: Sequence[Service]) -> None:
+    """Let services that feed each other meet: projection updates go out over AMQP too."""
+    projections = next((s for s in services if isinstance(s, Projections)), None)
+    for service in services:
+        add_source = getattr(service, "add_projection_source", None)
+        if projections is not None and add_source is not None:
+            add_source(projections.updates())
 
 
 class PhotonServer:
@@ -178,6 +214,7 @@ class PhotonServer:
         try:
             built = (factory(self.store, config) for factory in self.factories)
             self.services = [service for service in built if service is not None]
+            _connect(self.services)
             routes = [
                 route for service in self.services if hasattr(service, "http_routes") for route in service.http_routes()
             ]

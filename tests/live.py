@@ -33,6 +33,10 @@ def make_config(tmp_path: Path, **overrides: str) -> Config:
         "db.backend": "sqlite",
         "sqlite.path": str(tmp_path / "photon.db"),
         "admin.secret": "test-secret",
+        # One projection worker and an empty folder keep each test server light.
+        "parallel.projections": "1",
+        "projections.path": str(tmp_path / "projections"),
+        "projections.port": "0",
     }
     settings.update({k.replace("_", "."): v for k, v in overrides.items()})
     return load_config(settings, environ={}, cwd=tmp_path)
@@ -94,6 +98,8 @@ class ServerProcess:
         self.log_path = cwd / "server.log"
         self.log = open(self.log_path, "wb")  # noqa: SIM115
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("PHOTON_")}
+        # A spare port for projection updates and one projection worker: test servers stay light.
+        full_env.update({"PHOTON_PROJECTIONS_PORT": "0", "PHOTON_PARALLEL_PROJECTIONS": "1"})
         full_env.update(env or {})
         self.proc = subprocess.Popen([PHOTON, *args], cwd=cwd, stdout=self.log, stderr=subprocess.STDOUT, env=full_env)
         deadline = time.monotonic() + 30

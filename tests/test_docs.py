@@ -14,7 +14,8 @@ README = (ROOT / "README.md").read_text()
 
 
 def test_every_configuration_key_is_in_the_readme() -> None:
-    missing = [key for key in all_settings() if f"`{key}`" not in README]
+    table = README.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    missing = [key for key in all_settings() if f"| `{key}` |" not in table]
     assert not missing, f"keys missing from the README's configuration table: {missing}"
 
 
@@ -28,3 +29,24 @@ def test_quickstart_prints_what_the_readme_shows(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout == shown.group(1)
+
+
+def test_every_http_route_is_in_the_readme(tmp_path: Path) -> None:
+    from photon.config import load_config
+    from photon.http import create_app
+    from photon.server import Projections, TransferRoutes
+    from photon.store import EventStore
+
+    config = load_config({"db.backend": "memory", "projections.path": str(tmp_path)}, environ={})
+    with EventStore.open(config) as store:
+        extra = [*Projections(store, config).http_routes(), *TransferRoutes(store, config).http_routes()]
+        app = create_app(store, config, extra_routes=extra)
+        paths = {getattr(route, "path", "") for route in app.routes}
+    assert {"/api/ping", "/api/projections", "/export/stream/{name}"} <= paths and len(paths) > 20
+
+    def shape(path: str) -> str:
+        return re.sub(r"\{[^}]*\}", "{}", path)
+
+    documented = {shape(p) for p in re.findall(r"`(/[^` ]*)`", README)}
+    missing = sorted(p for p in paths if p and shape(p) not in documented)
+    assert not missing, f"routes missing from the README's HTTP API table: {missing}"

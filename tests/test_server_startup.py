@@ -19,6 +19,8 @@ def run_photon(args: list[str], cwd: Path, env: dict[str, str] | None = None) ->
     import os
 
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("PHOTON_")}
+    # A spare port for projection updates and one projection worker: test servers stay light.
+    full_env.update({"PHOTON_PROJECTIONS_PORT": "0", "PHOTON_PARALLEL_PROJECTIONS": "1"})
     full_env.update(env or {})
     return subprocess.run([PHOTON, *args], cwd=cwd, capture_output=True, text=True, env=full_env, timeout=60)
 

@@ -1,0 +1,295 @@
+"""Projection benchmarks: fold throughput (Python vs Hy), 1 vs 2 workers, restart from checkpoints.
+
+    python -m benchmarks.projections [--events 1000000] [--dir /tmp/photon-bench]
+
+The store is SQLite; the set-up appends in batches of 5000 with ``sqlite.synchronous=OFF``
+(the set-up is not what is measured). Every figure is a median of ``--repeat`` runs.
+Workers read the store themselves (SQLite allows other processes to read), so these are the
+figures of a projection catching up from the store, which is also the upper bound of live folding.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from photon.config import load_config
+from photon.projections import ProjectionManager
+from photon.projections.manager import checkpoint_key
+from photon.store import EventStore
+
+PY_SUM = "def reduction(state, event):\n    return state + event['payload'].get('n', 0)\n"
+HY_SUM = '(defn reduction [state event] (+ state (.get (get event "payload") "n" 0)))'
+# A reduction with real work in it (about 15 µs a call): where more workers pay off.
+HEAVY_PY = (
+    "def reduction(state, event):\n"
+    "    digits = str(event['order-id']) * 12\n"
+    "    return state + sum(int(c) for c in digits) % 7\n"
+)
+BATCH = 5000
+
+
+def config(folder: Path, workers: int) -> Any:
+    return load_config(
+        {
+            "db.backend": "sqlite",
+            "sqlite.path": str(folder / "bench.db"),
+            "sqlite.synchronous": "OFF",
+            "parallel.projections": str(workers),
+            "projections.path": str(folder / "no-projections"),
+            "projections.port": "0",
+            "rest.host": "127.0.0.1",
+            "projections.checkpoint.events": "1000000000",
+            "projections.checkpoint.seconds": "3600",
+        },
+        environ={},
+        cwd=folder,
+    )
+
+
+def fill(folder: Path, count: int) -> float:
+    started = time.perf_counter()
+    store = EventStore.open(config(folder, 1))
+    streams = [f"stream-{i}" for i in range(10)]
+    written = store.last_order_id()
+    while written < count:
+        size = min(BATCH, count - written)
+        store.append(
+            [
+                {"stream-name": streams[i % 10], "event-type": "counted", "payload": {"n": i % 7, "tag": "x"}}
+                for i in range(written, written + size)
+            ]
+        )
+        written += size
+    store.close()
+    return time.perf_counter() - started
+
+
+def template(name: str, language: str) -> dict[str, Any]:
+    return {
+        "projection-name": name,
+        "language": language,
+        "initial-value": 0,
+        "reduction": HY_SUM if language == "hy" else PY_SUM,
+    }
+
+
+async def wait_caught_up(manager: ProjectionManager, head: int) -> None:
+    while any(p.status == "running" and p.position < head for p in manager.projections.values()):
+        await asyncio.sleep(0.005)
+    if any(p.status == "failed" for p in manager.projections.values()):
+        errors = [(p.name, p.last_error) for p in manager.projections.values() if p.status == "failed"]
+        raise RuntimeError(f"projections failed: {errors}")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU time (user + system) the processes have used so far, from /proc (Linux)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+async def fold_time(folder: Path, workers: int, templates: list[dict[str, Any]]) -> tuple[float, float]:
+    """(wall seconds, worker CPU seconds) from registering the projections to their having folded the store."""
+    store = EventStore.open(config(folder, workers))
+    manager = ProjectionManager(store, config(folder, workers))
+    await manager.start()
+    await wait_caught_up(manager, store.last_order_id())  # the built-in __streams__ first
+    try:
+        pids = [w.pid for w in manager.workers if w.pid is not None]
+        cpu = cpu_seconds(pids)
+        started = time.perf_counter()
+        for item in templates:
+            await manager.create(item)
+        await wait_caught_up(manager, store.last_order_id())
+        return time.perf_counter() - started, cpu_seconds(pids) - cpu
+    finally:
+        for item in templates:
+            await manager.delete(item["projection-name"])
+        await manager.stop()
+        store.close()
+
+
+async def start_until_caught_up(store: EventStore, cfg: Any) -> tuple[float, list[int]]:
+    """Seconds from creating a manager to every projection having folded the store; resume points."""
+    started = time.perf_counter()
+    manager = ProjectionManager(store, cfg)
+    await manager.start()
+    await wait_caught_up(manager, store.last_order_id())
+    elapsed = time.perf_counter() - started
+    resumed = [p.resumed_from for p in manager.projections.values()]
+    await manager.stop()  # writes the checkpoints
+    return elapsed, resumed
+
+
+async def register(store: EventStore, cfg: Any, templates: list[dict[str, Any]]) -> None:
+    manager = ProjectionManager(store, cfg)
+    await manager.start()
+    for item in templates:
+        await manager.create(item)
+    await wait_caught_up(manager, store.last_order_id())
+    await manager.stop()
+
+
+def startup_times(
+    folder: Path, templates: list[dict[str, Any]], worker_counts: list[int], repeat: int
+) -> dict[str, float]:
+    """Median start-up times of a server holding `templates`, until every projection has folded the store.
+
+    Keys: ``refold-<n>`` (no checkpoints, `n` workers: the projections are registered together,
+    as at any start, and fold from the start) and ``resume-<n>`` (from the checkpoints the
+    previous start left).
+    """
+    cfg = config(folder, max(worker_counts))
+    store = EventStore.open(cfg)
+    head = store.last_order_id()
+    asyncio.run(register(store, cfg, templates))
+    # The built-in __streams__ keeps its checkpoint: only the projections compared are refolded.
+    names = [item["projection-name"] for item in templates]
+    times: dict[str, list[float]] = {}
+    for _ in range(repeat):
+        for workers in worker_counts:
+            for name in names:
+                store.write_checkpoint(checkpoint_key(name), None)
+            elapsed, resumed = asyncio.run(start_until_caught_up(store, config(folder, workers)))
+            assert sorted(resumed)[len(names) - 1] == 0  # every compared projection folded from the start
+            times.setdefault(f"refold-{workers}", []).append(elapsed)
+            elapsed, resumed = asyncio.run(start_until_caught_up(store, config(folder, workers)))
+            if min(resumed) < head:
+                raise RuntimeError("a projection did not resume from its checkpoint")
+            times.setdefault(f"resume-{workers}", []).append(elapsed)
+    for item in templates:
+        store.append_internal("__config__", "projection-deleted", {"projection-name": item["projection-name"]})
+    store.close()
+    return {key: median(values) for key, values in times.items()}
+
+
+def loop_throughput(folder: Path, language: str, limit: int) -> float:
+    """Events/s of the worker's fold loop alone (decode + reduction), the store read left out."""
+    from photon.projections.definition import load, spec_from_template
+    from photon.projections.worker import Running, decode, fold
+
+    store = EventStore.open(config(folder, 1), read_only=True)
+    datas = [event.data for event in store.read(limit=limit)]
+    store.close()
+    definition = load(spec_from_template(template("loop", language)))
+    running = Running(1, definition, 0, 0, 0, 0)
+    progress = [0, 0]
+    started = time.process_time()  # CPU time: the machine may be busy with other work
+    for start in range(0, len(datas), BATCH):
+        fold(running, decode(datas[start : start + BATCH]), progress)
+    return len(datas) / (time.process_time() - started)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    folder = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="photon-bench-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    rows: list[dict[str, Any]] = []
+    setup = fill(folder, args.events)
+    store = EventStore.open(config(folder, 1), read_only=True)
+    events = store.last_order_id()
+    store.close()
+    rows.append(
+        {
+            "figure": f"set-up: {events:,} events appended (batches of {BATCH}, synchronous=OFF)",
+            "value": f"{setup:.1f} s",
+        }
+    )
+
+    # Runs alternate between the variants compared, so load from elsewhere hits both alike.
+    limit = min(events, 500_000)
+    loops = [
+        (loop_throughput(folder, "python", limit), loop_throughput(folder, "hy", limit)) for _ in range(args.repeat)
+    ]
+    loop_py = median([pair[0] for pair in loops])
+    loop_hy = median([pair[1] for pair in loops])
+    rows.append({"figure": "worker fold loop only (decode + reduce), Python", "value": f"{loop_py:,.0f} events/s"})
+    rows.append({"figure": "worker fold loop only (decode + reduce), Hy", "value": f"{loop_hy:,.0f} events/s"})
+
+    folds = [
+        (
+            asyncio.run(fold_time(folder, 1, [template("py", "python")])),
+            asyncio.run(fold_time(folder, 1, [template("hy", "hy")])),
+        )
+        for _ in range(args.repeat)
+    ]
+    py = median([pair[0][0] for pair in folds])
+    hy = median([pair[1][0] for pair in folds])
+    py_cpu = median([pair[0][1] for pair in folds])
+    hy_cpu = median([pair[1][1] for pair in folds])
+    rows.append({"figure": "fold throughput, 1 worker, Python sum (wall)", "value": f"{events / py:,.0f} events/s"})
+    rows.append({"figure": "fold throughput, 1 worker, Hy sum (wall)", "value": f"{events / hy:,.0f} events/s"})
+    rows.append(
+        {"figure": "fold throughput, Python sum, per worker CPU-second", "value": f"{events / py_cpu:,.0f} events/s"}
+    )
+    rows.append(
+        {"figure": "fold throughput, Hy sum, per worker CPU-second", "value": f"{events / hy_cpu:,.0f} events/s"}
+    )
+    rows.append({"figure": "Hy / Python throughput (pool, CPU)", "value": f"{py_cpu / hy_cpu:.2f}"})
+    rows.append({"figure": "Hy / Python throughput (fold loop, CPU)", "value": f"{loop_hy / loop_py:.2f}"})
+
+    # Scaling: projections registered together (as at every start) and folded from the start.
+    for label, items in (
+        ("4 simple projections on __all__", [template(f"s{i}", "python" if i % 2 else "hy") for i in range(4)]),
+        (
+            "4 heavy projections on stream-0",
+            [
+                {"projection-name": f"h{i}", "stream-name": "stream-0", "initial-value": 0, "reduction": HEAVY_PY}
+                for i in range(4)
+            ],
+        ),
+    ):
+        times = startup_times(folder, items, [1, 2], args.repeat)
+        one, two = times["refold-1"], times["refold-2"]
+        rows.append({"figure": f"{label}, start-up refold, 1 worker", "value": f"{one:.2f} s"})
+        rows.append({"figure": f"{label}, start-up refold, 2 workers", "value": f"{two:.2f} s"})
+        rows.append({"figure": f"{label}: speed-up 2 workers / 1", "value": f"{one / two:.2f}x"})
+
+    ten = [template(f"p{i}", "python" if i % 2 else "hy") for i in range(10)]
+    times = startup_times(folder, ten, [args.workers], args.repeat)
+    refold, restart = times[f"refold-{args.workers}"], times[f"resume-{args.workers}"]
+    rows.append(
+        {"figure": f"start-up, 10 projections, {args.workers} workers, no checkpoints", "value": f"{refold:.2f} s"}
+    )
+    rows.append(
+        {"figure": f"start-up, 10 projections, {args.workers} workers, from checkpoints", "value": f"{restart:.2f} s"}
+    )
+    rows.append({"figure": "no checkpoints / from checkpoints", "value": f"{refold / restart:.1f}x"})
+    if not args.dir:
+        shutil.rmtree(folder, ignore_errors=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=1_000_000, help="events in the store (default 1,000,000)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per figure; the median is shown (default 3)")
+    parser.add_argument("--workers", type=int, default=2, help="workers for the restart figures (default 2)")
+    parser.add_argument("--dir", help="keep the store in this folder (reused when it already holds events)")
+    args = parser.parse_args()
+    rows = run(args)
+    width = max(len(row["figure"]) for row in rows)
+    print(f"{'figure':<{width}}  value")
+    print(f"{'-' * width}  {'-' * 30}")
+    for row in rows:
+        print(f"{row['figure']:<{width}}  {row['value']}")
+
+
+if __name__ == "__main__":
+    main()

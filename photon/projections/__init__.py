@@ -1,0 +1,18 @@
+"""Reduce projections in Hy or Python, folded in a pool of worker processes, with checkpoints.
+
+`ProjectionManager(store, config)` is the service; `definition` reads projection sources.
+"""
+
+from .definition import Definition, DefinitionError, ProjectionSpec, load, spec_from_file, spec_from_template
+from .manager import STREAMS_PROJECTION, ProjectionManager
+
+__all__ = [
+    "STREAMS_PROJECTION",
+    "Definition",
+    "DefinitionError",
+    "ProjectionManager",
+    "ProjectionSpec",
+    "load",
+    "spec_from_file",
+    "spec_from_template",
+]

@@ -1,0 +1,139 @@
+"""Worker processes seen from the manager: start, talk, watch, kill.
+
+Each worker has one duplex pipe. Sending can block when the worker is busy (a pipe holds only
+a little), so a sender thread owns the sending end; a receiver thread hands every reply to the
+event loop. Workers come from the ``forkserver`` context (``spawn`` where there is none): the
+manager runs threads (the store's writer, the HTTP server), which plain ``fork`` must not copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import queue
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from . import worker as worker_module
+
+log = logging.getLogger("photon.projections")
+
+_context: Any = None
+
+
+def context() -> Any:
+    global _context
+    if _context is None:
+        methods = multiprocessing.get_all_start_methods()
+        _context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+        if "forkserver" in methods:
+            # Workers then fork from a process that has these loaded. Not Hy: importing it patches
+            # runpy, and a child re-runs the parent's main script (e.g. bin/photon) through runpy.
+            _context.set_forkserver_preload(["photon.projections.worker", "orjson"])
+    return _context
+
+
+class WorkerHandle:
+    """One worker process and its pipe."""
+
+    def __init__(
+        self,
+        index: int,
+        store_config: Mapping[str, Any] | None,
+        on_message: Callable[[WorkerHandle, Any], None],
+        on_exit: Callable[[WorkerHandle], None],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        ctx = context()
+        self.index = index
+        self.loop = loop
+        self.progress = ctx.RawArray("q", 2)
+        self.progress[0] = worker_module.IDLE
+        self.conn, child = ctx.Pipe(duplex=True)
+        self.process = ctx.Process(
+            target=worker_module.main,
+            args=(child, self.progress, store_config),
+            name=f"photon-projections-{index}",
+            daemon=True,
+        )
+        self.process.start()
+        child.close()
+        self.alive = True
+        self.reads_store = False
+        self.ready = asyncio.Event()
+        self.slots: set[int] = set()
+        self.in_flight = 0
+        self.lagging = False
+        self.drained = asyncio.Event()
+        self.drained.set()
+        self.seq = 0
+        self.lock = asyncio.Lock()
+        self.sent_to = 0
+        """The last order-id covered by the batches sent to this worker."""
+        self.replaced = False
+        # Watchdog: the (slot, order-id) seen and since when.
+        self.seen: tuple[int, int] = (worker_module.IDLE, 0)
+        self.seen_since = time.monotonic()
+        self._on_message = on_message
+        self._on_exit = on_exit
+        self._outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._sender = threading.Thread(target=self._send_loop, name=f"{self.process.name}-send", daemon=True)
+        self._receiver = threading.Thread(target=self._receive_loop, name=f"{self.process.name}-recv", daemon=True)
+        self._sender.start()
+        self._receiver.start()
+
+    @property
+    def pid(self) -> int | None:
+        pid: int | None = self.process.pid
+        return pid
+
+    def send(self, message: Any) -> None:
+        if self.alive:
+            self._outbox.put(message)
+
+    def _send_loop(self) -> None:
+        while True:
+            message = self._outbox.get()
+            if message is None:
+                return
+            try:
+                self.conn.send(message)
+            except (OSError, EOFError, ValueError):
+                return
+
+    def _receive_loop(self) -> None:
+        while True:
+            try:
+                message = self.conn.recv()
+            except (EOFError, OSError, ValueError):
+                break
+            try:
+                self.loop.call_soon_threadsafe(self._on_message, self, message)
+            except RuntimeError:  # the loop is closed
+                return
+        self.process.join()
+        with contextlib.suppress(RuntimeError):  # the loop is closed
+            self.loop.call_soon_threadsafe(self._on_exit, self)
+
+    def kill(self) -> None:
+        """Stop the process at once (a stuck reduction cannot be interrupted any other way)."""
+        self.alive = False
+        self._outbox.put(None)
+        if self.process.is_alive():
+            self.process.kill()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Ask the worker to stop (sent after everything queued); kill it if it does not."""
+        self.send(("stop",))
+        self._outbox.put(None)
+        self._sender.join(timeout)
+        self.process.join(timeout)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(1)
+        self.alive = False
+        self.conn.close()

@@ -1,0 +1,328 @@
+"""The projection worker process: holds some projections and folds batches of events into them.
+
+Messages from the manager (pickled tuples on one pipe):
+
+- ``("add", slot, spec_payload, state, position, last_event, processed)``: take a projection,
+  resuming from `state` after order-id `position`.
+- ``("remove", slot)``: drop a projection.
+- ``("fold", seq, datas, end_order_id)``: a batch of events (each the stored JSON bytes) for every
+  projection here; `end_order_id` is the last order-id the batch covers (events of other
+  streams may have been left out), so positions advance past them.
+- ``("catchup", seq, to_order_id)``: read the store directly (read-only) up to `to_order_id` for
+  every projection behind it. Only sent when the worker opened the store itself.
+- ``("stop",)``: report the final states and exit.
+
+Replies: ``("ready", can_read_store)``, ``("added", slot, error)``, ``("folded", seq, reports,
+failures)`` (also sent part-way through a long catch-up with seq None), ``("stopped", reports)``.
+
+Each event is decoded once per batch and handed to every projection that wants it; folding
+runs projection by projection over the decoded batch, so the inner loop stays tight.
+
+The worker publishes what it is folding in a shared array (`progress`: slot, order-id), so the
+manager can tell a reduction stuck on one event and kill the worker.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import traceback
+from collections import deque
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+
+from .definition import Definition, ProjectionSpec, load
+
+#: A report on one projection: slot, position, last-event, processed, state JSON (None if
+#: unchanged since the last report), nanoseconds spent folding, events folded (since the last report).
+Report = tuple[int, int, int, int, bytes | None, int, int]
+#: A failure: slot, order-id of the event (0 when none), error text, state JSON at the failure.
+Failure = tuple[int, int, str, bytes | None]
+
+IDLE = -1
+CATCHUP_PAGE = 5000
+CATCHUP_REPORT_EVERY = 100_000
+
+
+class Running:
+    """One projection inside a worker."""
+
+    __slots__ = (
+        "changed",
+        "definition",
+        "failed",
+        "fold_ns",
+        "folded",
+        "last_event",
+        "position",
+        "processed",
+        "reduction",
+        "slot",
+        "state",
+        "stream",
+        "types",
+    )
+
+    def __init__(self, slot: int, definition: Definition, state: Any, position: int, last_event: int, processed: int):
+        self.slot = slot
+        self.definition = definition
+        self.reduction = definition.reduction
+        self.stream = None if definition.stream_name == "__all__" else definition.stream_name
+        self.types = definition.event_types
+        self.state = state
+        self.position = position
+        self.last_event = last_event
+        self.processed = processed
+        self.failed = False
+        self.changed = True
+        self.fold_ns = 0
+        self.folded = 0
+
+    def report(self) -> Report:
+        state = orjson.dumps(self.state) if self.changed else None
+        report = (self.slot, self.position, self.last_event, self.processed, state, self.fold_ns, self.folded)
+        self.changed = False
+        self.fold_ns = 0
+        self.folded = 0
+        return report
+
+
+Decoded = list[tuple[int, str, str, dict[str, Any]]]
+
+
+def decode(datas: Sequence[bytes]) -> Decoded:
+    """Decode stored events once: (order-id, stream-name, event-type, event dict)."""
+    loads = orjson.loads
+    out: Decoded = []
+    append = out.append
+    for data in datas:
+        event = loads(data)
+        append((event["order-id"], event["stream-name"], event["event-type"], event))
+    return out
+
+
+def fold(running: Running, events: Decoded, progress: Any) -> Failure | None:
+    """Fold decoded events into one projection; returns a failure if its reduction raised."""
+    reduction = running.reduction
+    state = running.state
+    position = running.position
+    stream = running.stream
+    types = running.types
+    count = 0
+    last = running.last_event
+    order_id = 0
+    # The pair (slot, order-id) must change from one call to the next, or the watchdog would
+    # take a projection whose filter skips every event of several batches for a stuck one.
+    progress[1] = events[0][0] if events else 0
+    progress[0] = running.slot
+    started = time.perf_counter_ns()
+    try:
+        for order_id, stream_name, event_type, event in events:
+            if order_id <= position:
+                continue
+            if stream is not None and stream_name != stream:
+                continue
+            if types is not None and event_type not in types:
+                continue
+            progress[1] = order_id
+            state = reduction(state, event)
+            count += 1
+            last = order_id
+    except Exception as exc:
+        running.failed = True
+        error = f"{type(exc).__name__}: {exc}"
+        tb = traceback.extract_tb(exc.__traceback__)
+        user_frames = [frame for frame in tb if not frame.filename.endswith("worker.py")]
+        if user_frames:
+            frame = user_frames[-1]
+            error += f" (at {os.path.basename(frame.filename)}, line {frame.lineno})"
+        return _account(running, state, count, last, started, failure=(order_id, error))
+    finally:
+        progress[0] = IDLE
+    _account(running, state, count, last, started, failure=None)
+    return None
+
+
+def _account(
+    running: Running, state: Any, count: int, last: int, started: int, failure: tuple[int, str] | None
+) -> Failure | None:
+    running.fold_ns += time.perf_counter_ns() - started
+    running.folded += count
+    running.processed += count
+    if count:
+        running.state = state
+        running.last_event = last
+        running.changed = True
+        if failure is None:
+            running.position = last
+    if failure is None:
+        return None
+    order_id, error = failure
+    running.position = order_id - 1
+    try:
+        snapshot: bytes | None = orjson.dumps(state)
+    except TypeError:
+        snapshot = None
+    return (running.slot, order_id, error, snapshot)
+
+
+class Worker:
+    def __init__(self, conn: Any, progress: Any, store_config: Mapping[str, Any] | None) -> None:
+        self.conn = conn
+        self.progress = progress
+        self.projections: dict[int, Running] = {}
+        self.pending: deque[tuple[Any, ...]] = deque()
+        self.store: Any = None
+        if store_config is not None:
+            from ..store import EventStore
+
+            try:
+                self.store = EventStore.open(dict(store_config), read_only=True)
+            except Exception:
+                self.store = None
+
+    def run(self) -> None:
+        conn = self.conn
+        conn.send(("ready", self.store is not None))
+        while True:
+            if self.pending:
+                message = self.pending.popleft()
+            else:
+                try:
+                    message = conn.recv()
+                except (EOFError, OSError):
+                    return
+            kind = message[0]
+            if kind == "fold":
+                _, seq, datas, end_order_id = message
+                conn.send(("folded", seq, *self.fold_batch(decode(datas), end_order_id)))
+            elif kind == "catchup":
+                self.catch_up_merged(message)
+            elif kind == "add":
+                conn.send(("added", message[1], self.add(*message[1:])))
+            elif kind == "remove":
+                self.projections.pop(message[1], None)
+            elif kind == "stop":
+                conn.send(("stopped", self.reports()))
+                return
+
+    def catch_up_merged(self, message: tuple[Any, ...]) -> None:
+        """Catch up, taking in the additions and catch-ups queued right behind this one first.
+
+        Projections registered together (at start-up, from `__config__`) then share one read of
+        the store instead of one each. Only consecutive additions and catch-ups are merged, so
+        every message still takes effect in the order it was sent.
+        """
+        conn = self.conn
+        seqs = [message[1]]
+        to_order_id = message[2]
+        while not self.pending and conn.poll(0):
+            follower = conn.recv()
+            if follower[0] == "add":
+                conn.send(("added", follower[1], self.add(*follower[1:])))
+            elif follower[0] == "catchup":
+                seqs.append(follower[1])
+                to_order_id = max(to_order_id, follower[2])
+            else:
+                self.pending.append(follower)  # handled after the catch-up, in order
+        reports, failures = self.catch_up(to_order_id)
+        for seq in seqs[:-1]:
+            conn.send(("folded", seq, [], []))
+        conn.send(("folded", seqs[-1], reports, failures))
+
+    def add(
+        self, slot: int, payload: Mapping[str, Any], state: Any, position: int, last: int, processed: int
+    ) -> str | None:
+        # Loading runs the definition's code: the watchdog sees it as the projection at order-id 0.
+        self.progress[1] = 0
+        self.progress[0] = slot
+        try:
+            definition = load(ProjectionSpec.from_payload(payload))
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
+        finally:
+            self.progress[0] = IDLE
+        self.projections[slot] = Running(slot, definition, state, position, last, processed)
+        return None
+
+    def live(self) -> list[Running]:
+        return [r for r in self.projections.values() if not r.failed]
+
+    def fold_batch(self, events: Decoded, end_order_id: int) -> tuple[list[Report], list[Failure]]:
+        failures: list[Failure] = []
+        for running in self.live():
+            failure = fold(running, events, self.progress)
+            if failure is not None:
+                failures.append(failure)
+            elif running.position < end_order_id:
+                running.position = end_order_id
+        return self.reports(), failures
+
+    def catch_up(self, to_order_id: int) -> tuple[list[Report], list[Failure]]:
+        """Read history straight from the store for the projections behind `to_order_id`."""
+        behind = [r for r in self.live() if r.position < to_order_id]
+        failures: list[Failure] = []
+        if not behind:
+            return self.reports(), failures
+        streams = {r.definition.stream_name for r in behind}
+        stream = streams.pop() if len(streams) == 1 else "__all__"
+        types = behind[0].types if len(behind) == 1 else None
+        start = min(r.position for r in behind) + 1
+        page: list[bytes] = []
+        since_report = 0
+        for event in self.store.read(stream, from_order_id=start, to_order_id=to_order_id, event_types=types):
+            page.append(event.data)
+            if len(page) >= CATCHUP_PAGE:
+                failures.extend(self._fold_some(behind, decode(page)))
+                since_report += len(page)
+                page = []
+                if since_report >= CATCHUP_REPORT_EVERY:
+                    since_report = 0
+                    self.conn.send(("folded", None, self.reports(), failures))
+                    failures = []
+        if page:
+            failures.extend(self._fold_some(behind, decode(page)))
+        for running in behind:
+            if not running.failed and running.position < to_order_id:
+                running.position = to_order_id
+        return self.reports(), failures
+
+    def _fold_some(self, runnings: list[Running], events: Decoded) -> list[Failure]:
+        failures = []
+        for running in runnings:
+            if not running.failed:
+                failure = fold(running, events, self.progress)
+                if failure is not None:
+                    failures.append(failure)
+        return failures
+
+    def reports(self) -> list[Report]:
+        out: list[Report] = []
+        for running in self.projections.values():
+            if running.failed:
+                continue
+            try:
+                out.append(running.report())
+            except TypeError as exc:
+                # The reduction returned something that is not JSON: fail it where it happened.
+                running.failed = True
+                self.conn.send(
+                    (
+                        "folded",
+                        None,
+                        [],
+                        [(running.slot, running.last_event, f"the state is not JSON data: {exc}", None)],
+                    )
+                )
+        return out
+
+
+def main(conn: Any, progress: Any, store_config: Mapping[str, Any] | None) -> None:
+    """Entry point of a worker process."""
+    # The manager stops workers with a message; Ctrl-C in a terminal must not kill them first.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    progress[0] = IDLE
+    Worker(conn, progress, store_config).run()

@@ -1,0 +1,122 @@
+"""Reading projection definitions: Python and Hy sources, templates, and loud errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from photon.projections.definition import (
+    DefinitionError,
+    ProjectionSpec,
+    declared_name,
+    load,
+    spec_from_file,
+    spec_from_template,
+)
+
+EVENT = {"stream-name": "s", "event-type": "t", "payload": {"n": 2}, "order-id": 1}
+
+
+def spec(source: str, language: str = "python", **fields: object) -> ProjectionSpec:
+    return ProjectionSpec("p", language, source, fields=fields)
+
+
+def test_python_module_fields() -> None:
+    definition = load(
+        spec(
+            "projection_name = 'x'\nstream_name = 'orders'\ninitial_value = {'total': 0}\n"
+            "event_types = ['placed']\n"
+            "def reduction(state, event):\n    state['total'] += event['payload']['n']\n    return state\n"
+        )
+    )
+    assert definition.stream_name == "orders"
+    assert definition.event_types == frozenset({"placed"})
+    assert definition.initial_value == {"total": 0}
+    assert definition.reduction({"total": 1}, EVENT) == {"total": 3}
+
+
+def test_python_lambda_expression_and_defaults() -> None:
+    definition = load(spec("lambda state, event: state + event['payload']['n']", **{"initial-value": 10}))
+    assert definition.stream_name == "__all__"
+    assert definition.event_types is None
+    assert definition.reduction(definition.initial_value, EVENT) == 12
+
+
+def test_hy_top_level_forms() -> None:
+    source = """
+(setv projection-name "hy-sum" stream-name "s" initial-value 0 event-types ["t"])
+(defn reduction [state event] (+ state (get event "payload" "n")))
+"""
+    definition = load(spec(source, "hy"))
+    assert definition.stream_name == "s"
+    assert definition.event_types == frozenset({"t"})
+    assert definition.reduction(1, EVENT) == 3
+    assert declared_name(spec(source, "hy")) == "hy-sum"
+
+
+def test_hy_single_map_form() -> None:
+    source = '{:projection-name "m" :initial-value [] :reduction (fn [s e] (+ s [(get e "event-type")]))}'
+    definition = load(spec(source, "hy"))
+    assert definition.initial_value == []
+    assert definition.reduction([], EVENT) == ["t"]
+    assert declared_name(spec(source, "hy")) == "m"
+
+
+def test_hy_fn_expression_from_a_template() -> None:
+    template = {"projection-name": "c", "language": "hy", "reduction": "(fn [s e] (+ s 1))", "initial-value": 0}
+    definition = load(spec_from_template(template))
+    assert definition.reduction(0, EVENT) == 1
+
+
+def test_template_fields_win_over_the_source() -> None:
+    source = "stream_name = 'a'\ninitial_value = 1\ndef reduction(s, e):\n    return s\n"
+    definition = load(spec(source, **{"stream-name": "b", "initial-value": 5}))
+    assert (definition.stream_name, definition.initial_value) == ("b", 5)
+
+
+@pytest.mark.parametrize(
+    ("source", "language", "message"),
+    [
+        ("def reduction(s, e)\n    return s\n", "python", "syntax error"),
+        ("(defn reduction [s e] (+ s 1)", "hy", "syntax error"),
+        ("x = 1\n", "python", "defines no reduction"),
+        ("(setv x 1)", "hy", "defines no reduction"),
+        ("initial_value = {1, 2}\ndef reduction(s, e):\n    return s\n", "python", "'initial-value' must be JSON"),
+        ("(setv initial-value {:a 1})\n(defn reduction [s e] s)", "hy", "'initial-value' must be JSON"),
+        ("reduction = 5\n", "python", "must be a function"),
+        ("event_types = 'x'\ndef reduction(s, e):\n    return s\n", "python", "'event-types' must be a list"),
+        ("raise RuntimeError('boom at load')\n", "python", "boom at load"),
+    ],
+)
+def test_bad_sources_are_refused_with_the_reason(source: str, language: str, message: str) -> None:
+    with pytest.raises(DefinitionError, match=message):
+        load(spec(source, language))
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ({"language": "python", "reduction": "lambda s, e: s"}, "projection-name"),
+        ({"projection-name": "x", "language": "clojure", "reduction": "(fn [s e] s)"}, "language"),
+        ({"projection-name": "x", "language": "python"}, "reduction"),
+        ({"projection-name": "x", "reduction": "lambda s, e: s", "colour": "red"}, "unknown field 'colour'"),
+        ({"projection-name": "a/b", "reduction": "lambda s, e: s"}, "without '/'"),
+        ([1, 2], "JSON object"),
+    ],
+)
+def test_bad_templates(template: object, message: str) -> None:
+    with pytest.raises(DefinitionError, match=message):
+        spec_from_template(template)
+
+
+def test_file_spec_and_digest(tmp_path: Path) -> None:
+    path = tmp_path / "counter.py"
+    path.write_text("def reduction(s, e):\n    return s + 1\ninitial_value = 0\n")
+    first = spec_from_file(path)
+    assert (first.name, first.language, first.origin) == ("counter", "python", "file")
+    assert ProjectionSpec.from_payload(first.to_payload()) == first
+    path.write_text("def reduction(s, e):\n    return s + 2\ninitial_value = 0\n")
+    assert spec_from_file(path).digest != first.digest
+    with pytest.raises(DefinitionError, match=r"\.hy or \.py"):
+        spec_from_file(tmp_path / "notes.txt")
