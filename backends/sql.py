@@ -437,7 +437,7 @@ class SQLBackend(Backend):
             raise _translate(exc) from exc
         return int(removed or 0)
 
-    def begin_bulk_load(self) -> None:
+    def begin_bulk_load(self) -> bool:
         # Loading rows into a table without its unique indexes, then building each index in one
         # sorted pass, is about twice as fast as maintaining them row by row.
         import sqlalchemy as sa
@@ -448,6 +448,7 @@ class SQLBackend(Backend):
                     index.drop(conn)
         except sa.exc.SQLAlchemyError as exc:
             raise _translate(exc) from exc
+        return True
 
     def end_bulk_load(self, ok: bool) -> None:
         import sqlalchemy as sa

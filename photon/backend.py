@@ -139,12 +139,14 @@ class Backend(abc.ABC):
     def write_checkpoint(self, key: str, value: bytes | None) -> None:
         """Durably set (or with None, remove) a key/value entry. Any thread may call it."""
 
-    def begin_bulk_load(self) -> None:  # noqa: B027 - optional, a no-op unless overridden
+    def begin_bulk_load(self) -> bool:
         """Optional: the core is about to load many positioned events into this EMPTY store (a restore).
 
         A backend may drop what slows such a load (secondary indexes) until `end_bulk_load`.
-        The default does nothing.
+        Return True if `end_bulk_load(False)` will leave the store empty again (then a restore
+        needs no separate checking pass); the default does nothing and returns False.
         """
+        return False
 
     def end_bulk_load(self, ok: bool) -> None:  # noqa: B027 - optional, a no-op unless overridden
         """Optional: the bulk load is over. Rebuild what `begin_bulk_load` dropped.

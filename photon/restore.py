@@ -370,14 +370,18 @@ def import_events(
 
 
 @contextmanager
-def bulk_load(store: EventStore) -> Iterator[None]:
-    """Let the backend load faster when the store is empty; on failure it is left empty again."""
+def bulk_load(store: EventStore) -> Iterator[bool]:
+    """Let the backend load faster when the store is empty.
+
+    Yields True when a failure inside will leave the store empty again (the backend can undo a
+    bulk load), False otherwise (a store that holds events, or a backend without bulk loading).
+    """
     if store.last_order_id() != 0 or store.streams():
-        yield
+        yield False
         return
 
-    def begin(committer: _Committer) -> None:
-        committer.backend.begin_bulk_load()
+    def begin(committer: _Committer) -> bool:
+        return bool(committer.backend.begin_bulk_load())
 
     def end(ok: bool, committer: _Committer) -> None:
         try:
@@ -388,13 +392,45 @@ def bulk_load(store: EventStore) -> Iterator[None]:
             # A failed load was emptied again: readers must not be told of events now gone.
             committer.broadcaster.head = committer.last_order_id
 
-    store._in_writer(begin)
+    undoable: bool = store._in_writer(begin)
     try:
-        yield
+        yield undoable
     except BaseException:
         store._in_writer(partial(end, False))
         raise
     store._in_writer(partial(end, True))
+
+
+def checked_records(
+    lines: Iterable[bytes],
+    store: EventStore,
+    summary: BackupSummary,
+    *,
+    on_event: Callable[[int], object] | None = None,
+) -> Iterator[RecordedEvent]:
+    """The backup's events, each checked as `check_backup` checks it (line numbers in errors),
+    counted into `summary` as they go: one pass that reads, checks and feeds the writer."""
+    versions = {info.stream_name: info.total_events for info in store.streams()}
+    continuity = Continuity(store.last_order_id(), versions)
+    tick = 0
+    for number, line in enumerate(lines, start=1):
+        summary.lines = number
+        record = parse_line(line, number)
+        if record is None:
+            summary.skipped += 1
+            continue
+        continuity.check(record, number)
+        if summary.first_order_id is None:
+            summary.first_order_id = record.order_id
+        summary.events += 1
+        summary.last_order_id = record.order_id
+        tick += 1
+        if on_event is not None and tick >= 10_000:
+            on_event(tick)
+            tick = 0
+        yield record
+    if on_event is not None and tick:
+        on_event(tick)
 
 
 def restore(
@@ -406,17 +442,26 @@ def restore(
     on_written: Callable[[int], object] | None = None,
     on_checked_all: Callable[[BackupSummary], None] | None = None,
 ) -> BackupSummary:
-    """Check a whole backup, then write it: a bad backup leaves the store as it was.
+    """Check a whole backup and write it: a bad backup leaves the store as it was.
 
-    `open_lines` is called twice (once per pass) and must give the same lines each time.
+    Into an empty store whose backend can undo a bulk load, one pass reads, checks and writes
+    (a bad line undoes what was written). Otherwise a first pass checks every line and writes
+    nothing, and a second writes: `open_lines` is then called twice and must give the same lines.
     """
+    with bulk_load(store) as undoable:
+        if undoable:
+            summary = BackupSummary()
+            records = checked_records(open_lines(), store, summary, on_event=on_checked)
+            import_events(store, records, batch_size=batch_size, on_batch=on_written)
+            if on_checked_all is not None:
+                on_checked_all(summary)
+            return summary
     summary = check_backup(open_lines(), store, on_event=on_checked)
     if on_checked_all is not None:
         on_checked_all(summary)
     if summary.events:
         records = (record for _number, record in parse_lines(open_lines()))
-        with bulk_load(store):
-            written = import_events(store, records, batch_size=batch_size, on_batch=on_written)
+        written = import_events(store, records, batch_size=batch_size, on_batch=on_written)
         if written != summary.events:
             raise BackupFormatError(
                 None, f"the backup changed while it was restored: checked {summary.events} events, wrote {written}"
