@@ -282,3 +282,45 @@ class AmqpClient:
                 channel.close()
         except pika.exceptions.AMQPError:
             log.debug("ending a replay on a broken connection", exc_info=True)
+
+
+class AmqpTransport:
+    """`photon.client.PhotonClient` over AMQP: emit and replay through the server's command queue.
+
+        client = PhotonClient(transport=AmqpTransport("amqp://guest:guest@localhost:5672/%2F"))
+
+    Durable named subscriptions and the stream list are HTTP features: those calls say so.
+    """
+
+    def __init__(self, url: str, service: str = "photon", **options: Any) -> None:
+        self.client = AmqpClient(url, service=service, **options)
+
+    def emit(self, events: Event | Sequence[Event], expected_version: Any) -> Any:
+        expected = None if expected_version in (None, "any") else expected_version
+        stored = self.client.emit(events, expected_version=expected)
+        return stored[0] if isinstance(events, Mapping) else stored
+
+    def replay(self, stream: str, params: dict[str, Any]) -> Iterator[ReplayItem]:
+        types = params.get("event-types")
+        return self.client.replay(
+            stream,
+            str(params.get("stream-type") or "hot-cold"),
+            from_order_id=params.get("from"),
+            from_version=params.get("from-version"),
+            from_time=params.get("from-time"),
+            to_order_id=params.get("to"),
+            event_types=[types] if isinstance(types, str) else types,
+            limit=params.get("limit"),
+        )
+
+    def subscribe(self, name: str, params: dict[str, Any]) -> Iterator[ReplayItem]:
+        raise NotImplementedError("durable named subscriptions are served over HTTP; use the HTTP transport")
+
+    def ack(self, name: str, order_id: int) -> dict[str, Any]:
+        raise NotImplementedError("durable named subscriptions are served over HTTP; use the HTTP transport")
+
+    def streams(self) -> list[dict[str, Any]]:
+        raise NotImplementedError("the stream list is served over HTTP; use the HTTP transport")
+
+    def close(self) -> None:
+        self.client.close()
