@@ -15,12 +15,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from photon.backup_files import atomic_output
 from photon.store import EventStore
 
 from .backup_support import TARGET_CONFIGS, backup_bytes, build_source, everything
+from .live import ServerProcess
 
 PHOTON = str(Path(sys.executable).with_name("photon"))
 
@@ -282,16 +284,20 @@ def test_killed_backup_leaves_no_file(tmp_path: Path) -> None:
     assert not (tmp_path / "big.jsonl.gz").exists()
 
 
-@pytest.mark.skipif("PHOTON_TEST_SERVER_URL" not in os.environ, reason="set PHOTON_TEST_SERVER_URL to a running server")
-def test_backup_from_a_running_server(tmp_path: Path) -> None:
-    url = os.environ["PHOTON_TEST_SERVER_URL"]
-    auth = [
-        "-admin.user",
-        os.environ.get("PHOTON_TEST_SERVER_USER", "admin"),
-        "-admin.pass",
-        os.environ.get("PHOTON_TEST_SERVER_PASS", "p4010n"),
-    ]
-    photon("backup", "remote.jsonl", "-url", url, *auth, cwd=tmp_path)
+def test_backup_from_a_running_server_and_refusals(server_process: ServerProcess, tmp_path: Path) -> None:
+    """`photon backup -url` replays __all__ from a live `photon` process; restoring it clones the store."""
+    url = server_process.url
+    events = b"".join(
+        orjson.dumps({"stream-name": f"s{n % 3}", "event-type": "e", "payload": {"n": n}}) + b"\n" for n in range(50)
+    )
+    photon("emit", "-url", url, cwd=tmp_path, stdin=events)
+    photon("backup", "remote.jsonl", "-url", url, cwd=tmp_path)
+    lines = (tmp_path / "remote.jsonl").read_bytes().splitlines()
+    assert [orjson.loads(line)["order-id"] for line in lines][-50:] == list(range(len(lines) - 49, len(lines) + 1))
+    photon("backup", "tail.jsonl", "-url", url, "-from", str(len(lines) - 4), cwd=tmp_path)
+    assert len((tmp_path / "tail.jsonl").read_bytes().splitlines()) == 5
     target = TARGET_CONFIGS["sqlite"](tmp_path)
     photon("restore", "remote.jsonl", *options(target), cwd=tmp_path)
-    assert len(read_all(target)) == (tmp_path / "remote.jsonl").read_bytes().count(b"\n")
+    assert [e.data for e in read_all(target)] == lines
+    wrong = photon("backup", "x.jsonl", "-url", url, "-admin.pass", "nope", cwd=tmp_path, check=False)
+    assert wrong.returncode != 0 and b"not authorized" in wrong.stderr and not (tmp_path / "x.jsonl").exists()
