@@ -259,27 +259,9 @@ def check_backup(
     Memory grows with the number of streams, not of events. Raises `BackupFormatError` (or
     `RestoreConflict`) naming the first bad line.
     """
-    versions = {info.stream_name: info.total_events for info in store.streams()}
-    continuity = Continuity(store.last_order_id(), versions)
     summary = BackupSummary()
-    tick = 0
-    for number, line in enumerate(lines, start=1):
-        summary.lines = number
-        record = parse_line(line, number)
-        if record is None:
-            summary.skipped += 1
-            continue
-        continuity.check(record, number)
-        if summary.first_order_id is None:
-            summary.first_order_id = record.order_id
-        summary.events += 1
-        tick += 1
-        if on_event is not None and tick >= 10_000:
-            on_event(tick)
-            tick = 0
-    if on_event is not None and tick:
-        on_event(tick)
-    summary.last_order_id = continuity.last_order_id if summary.events else None
+    for _record in checked_records(lines, store, summary, on_event=on_event):
+        pass
     return summary
 
 
