@@ -66,11 +66,12 @@ def test_a_token_signed_with_another_secret_is_refused(live: LiveServer) -> None
 
 
 def test_tokens_expire(tmp_path: Path) -> None:
-    server = LiveServer(make_config(tmp_path, **{"admin.token.ttl": "1"}))
+    # Token times are whole seconds: a 2 s lifetime leaves at least 1 s for the first call.
+    server = LiveServer(make_config(tmp_path, **{"admin.token.ttl": "2"}))
     try:
         token = server.token()
         assert httpx.get(server.url + "/api/streams", params={"access_token": token}).status_code == 200
-        time.sleep(1.1)
+        time.sleep(2.1)
         assert httpx.get(server.url + "/api/streams", params={"access_token": token}).status_code == 401
     finally:
         server.stop()
