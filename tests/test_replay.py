@@ -110,9 +110,16 @@ def test_cold_replay_of_a_missing_stream_is_404(api: httpx.Client) -> None:
 
 def test_closed_connections_release_their_subscription(live: LiveServer, api: httpx.Client) -> None:
     others = set(live.store._broadcaster._all)  # the projection engine's own feed
-    with live.client() as reader, reader.stream("GET", "/api/replay/__all__", params={"stream-type": "hot"}):
-        time.sleep(0.2)
-        assert "photon_replay_connections 1.0" in api.get("/metrics").text
+    with (
+        live.client() as reader,
+        reader.stream("GET", "/api/replay/__all__", params={"stream-type": "hot"}) as response,
+    ):
+        # The hot replay's first line, the caught-up marker, means its subscription is in place.
+        assert orjson.loads(next(response.iter_lines())) == {"caught-up": 0}
+        deadline = time.monotonic() + 5
+        while "photon_replay_connections 1.0" not in api.get("/metrics").text:
+            assert time.monotonic() < deadline, "the replay stream was never counted"
+            time.sleep(0.05)
         assert len(live.store._broadcaster._all - others) == 1
     deadline = time.monotonic() + 5
     while "photon_replay_connections 0.0" not in api.get("/metrics").text:
