@@ -115,7 +115,8 @@ def test_closed_connections_release_their_subscription(live: LiveServer, api: ht
         reader.stream("GET", "/api/replay/__all__", params={"stream-type": "hot"}) as response,
     ):
         # The hot replay's first line, the caught-up marker, means its subscription is in place.
-        assert orjson.loads(next(response.iter_lines())) == {"caught-up": 0}
+        stream = response.iter_lines()  # keep it: a collected line iterator closes the response
+        assert orjson.loads(next(stream)) == {"caught-up": 0}
         deadline = time.monotonic() + 5
         while "photon_replay_connections 1.0" not in api.get("/metrics").text:
             assert time.monotonic() < deadline, "the replay stream was never counted"
