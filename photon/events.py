@@ -218,17 +218,17 @@ def validate_event(
     if has_time and (type(event_time) is not int or event_time < 0):
         raise ValidationError("field 'event-time' must be a non-negative integer (epoch milliseconds)", EVENT_TIME)
 
+    if not (client_id and has_time):
+        # Fill in what the client left out on a shallow copy: the caller's mapping stays as it was.
+        fields = dict(fields)
+        if not client_id:
+            event_id = fields[ID] = new_event_id()
+        if not has_time:
+            event_time = fields[EVENT_TIME] = now_millis() if now is None else now
     try:
         encoded = orjson.dumps(fields)
     except TypeError as exc:
         raise ValidationError(f"field 'payload' is not valid JSON data: {exc}", PAYLOAD) from None
-    # Add what the client left out by extending the JSON text (cheaper than copying the dict).
-    if not client_id:
-        event_id = new_event_id()
-        encoded = encoded[:-1] + b',"id":"' + event_id.encode() + b'"}'
-    if not has_time:
-        event_time = now_millis() if now is None else now
-        encoded = encoded[:-1] + b',"event-time":%d}' % event_time
     if len(encoded) > max_bytes:
         raise ValidationError(
             f"event too large: {len(encoded)} bytes, over the limit of {max_bytes} bytes (payload.max.bytes)",

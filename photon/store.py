@@ -39,6 +39,7 @@ from .events import (
     PendingEvent,
     RecordedEvent,
     is_internal,
+    now_millis,
     parse_expected_version,
     validate_event,
 )
@@ -429,10 +430,11 @@ class EventStore:
         if not batch:
             raise ValidationError("no events to append")
         max_bytes = self.max_event_bytes
+        now = now_millis()  # one clock reading for the whole batch
         pending: list[PendingEvent] = []
         for index, event in enumerate(batch):
             try:
-                pending.append(validate_event(event, max_bytes=max_bytes, allow_internal=internal))
+                pending.append(validate_event(event, max_bytes=max_bytes, allow_internal=internal, now=now))
             except ValidationError as exc:
                 if len(batch) > 1:
                     raise type(exc)(f"event {index}: {exc}", exc.field) from None
@@ -441,8 +443,11 @@ class EventStore:
         if expected != "any" and len({e.stream_name for e in pending}) > 1:
             raise ValidationError("expected-version needs every event of the batch in one stream", "expected-version")
         if len(pending) > 1:
+            # Only ids the client chose can repeat: the store's own are unique by construction.
             seen: set[str] = set()
             for index, event in enumerate(pending):
+                if not event.client_id:
+                    continue
                 if event.event_id in seen:
                     raise ValidationError(f"event {index}: id {event.event_id!r} appears twice in the batch", "id")
                 seen.add(event.event_id)
