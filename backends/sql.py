@@ -17,6 +17,7 @@ driver's cursor directly, which saves SQLAlchemy's per-row result processing.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 import threading
@@ -33,6 +34,9 @@ from photon.events import RecordedEvent
 from ._locks import FileLock
 
 HIGH_WATER_KEY = "photon:high-water"
+CHECKPOINT_EVERY_SECONDS = 0.5
+CHECKPOINT_LOG_BYTES = 4 << 20
+log = logging.getLogger("photon.backends.sql")
 #: The PostgreSQL advisory lock a writer holds (one store per database; the number spells "PHOT").
 POSTGRES_LOCK_KEY = 0x50484F54
 _CHUNK = 500
@@ -595,7 +599,50 @@ class SQLiteBackend(SQLBackend):
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={self.synchronous}")
         cursor.execute("PRAGMA busy_timeout=10000")
+        # Checkpoints run in the background (see _checkpoint_loop), not inside commits.
+        cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
+
+    def open(self, *, writer: bool) -> StoreState:
+        state = super().open(writer=writer)
+        if writer:
+            self._stop_checkpoints = threading.Event()
+            self._checkpointer: threading.Thread | None = threading.Thread(
+                target=self._checkpoint_loop, name="photon-sqlite-checkpoints", daemon=True
+            )
+            self._checkpointer.start()
+        return state
+
+    def _checkpoint_loop(self) -> None:
+        """Copy the write-ahead log into the database file from a thread of its own.
+
+        SQLite would otherwise do it inside whichever commit crosses the threshold, stalling that
+        commit. PASSIVE checkpoints never block the writer or readers, and durability does not
+        depend on them: a commit is durable once it is in the log.
+        """
+        import sqlite3
+
+        log_file = self.path.with_name(self.path.name + "-wal")
+        connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            connection.execute(f"PRAGMA synchronous={self.synchronous}")
+            connection.execute("PRAGMA busy_timeout=10000")
+            while not self._stop_checkpoints.wait(CHECKPOINT_EVERY_SECONDS):
+                try:
+                    if log_file.exists() and log_file.stat().st_size >= CHECKPOINT_LOG_BYTES:
+                        connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except (sqlite3.Error, OSError) as exc:
+                    log.warning("background checkpoint of %s failed: %s", self.path, exc)
+        finally:
+            connection.close()
+
+    def close(self) -> None:
+        checkpointer = getattr(self, "_checkpointer", None)
+        if checkpointer is not None:
+            self._stop_checkpoints.set()
+            checkpointer.join(timeout=30)
+            self._checkpointer = None
+        super().close()  # the last connection to close checkpoints the rest and removes the log
 
     def on_begin(self, connection: Any) -> None:
         # With the driver in autocommit mode, SQLAlchemy's transactions need their own BEGIN.

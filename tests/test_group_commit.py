@@ -100,3 +100,25 @@ def test_close_finishes_appends_in_flight(tmp_path: Path) -> None:
         stored = {e.order_id for e in reopened.read()}
     assert set(acknowledged) <= stored
     assert all("closed" in str(e) for e in errors)
+
+
+def test_sqlite_checkpoints_the_log_in_the_background(tmp_path: Path) -> None:
+    """Commits never checkpoint (that would stall them); a background thread copies the log into
+    the database file, so the database grows while the store runs, not only at close."""
+    import time
+
+    db = tmp_path / "s.db"
+    with EventStore.open(db_backend="sqlite", sqlite_path=str(db)) as store:
+        connection = store.backend._engine.raw_connection()  # type: ignore[attr-defined]
+        try:
+            assert connection.driver_connection.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        finally:
+            connection.close()
+        blob = "x" * 2000
+        for _ in range(10):
+            store.append([{"stream-name": "big", "event-type": "E", "payload": {"blob": blob}}] * 1000)
+        deadline = time.monotonic() + 10
+        while db.stat().st_size < 15_000_000:
+            assert time.monotonic() < deadline, "the log was never checkpointed into the database file"
+            time.sleep(0.1)
+        assert store.last_order_id() == 10_000
