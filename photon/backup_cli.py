@@ -165,8 +165,8 @@ def restore(file: str, batch_size: int, **params: Any) -> None:
             source.seek(0)
             with progress_bar("restore", summary.events) as bar:
                 try:
-                    records = (record for _number, record in parse_lines(_lines(source)))
-                    written = import_events(store, records, batch_size=batch_size, on_batch=bar.update)
+                    parsed = (record for _number, record in parse_lines(_lines(source)))
+                    written = import_events(store, parsed, batch_size=batch_size, on_batch=bar.update)
                 except PhotonError as exc:
                     now = store.last_order_id()
                     state = (

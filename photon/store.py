@@ -149,6 +149,10 @@ class _Committer(threading.Thread):
         self.versions: dict[str, int] = {}
         self.commits = 0
         self.committed_events = 0
+        self.generation = 0
+        """Counts the writes (commits and actions); it moves only after a write is done, so a
+        reader who sees the same value before and after taking a snapshot of the store knows
+        that nothing was written in between (see `photon.restore`)."""
 
     def run(self) -> None:
         held: _AppendRequest | _Action | _Stop | None = None
@@ -179,6 +183,8 @@ class _Committer(threading.Thread):
                 for request in group:
                     if not request.finished:
                         request.fail(exc)
+            finally:
+                self.generation += 1
 
     def _run_action(self, action: _Action) -> None:
         try:
@@ -186,6 +192,7 @@ class _Committer(threading.Thread):
         except BaseException as exc:
             action.error = exc
         finally:
+            self.generation += 1
             action.done.set()
 
     def _commit(self, group: list[_AppendRequest]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,16 @@ import pytest
 
 from photon.errors import IntegrityError
 from photon.events import RecordedEvent
-from photon.restore import BackupFormatError, RestoreConflict, check_backup, parse_line, restore
+from photon.restore import (
+    BackupFormatError,
+    BackupSummary,
+    RestoreConflict,
+    check_backup,
+    checked_records,
+    import_events,
+    parse_line,
+    restore,
+)
 from photon.store import EventStore
 from photon.subscriptions import CaughtUp
 
@@ -325,3 +335,61 @@ def test_bulk_restore_into_an_empty_sql_store_that_finds_a_duplicate_leaves_it_e
         twin = events[9]._replace(order_id=events[-1].order_id + 5, stream_name="other", stream_version=1)
         with pytest.raises(IntegrityError):
             target.backend.append([twin])
+
+
+def test_a_write_between_the_check_and_the_writer_makes_the_writer_check_again(source: EventStore) -> None:
+    # The backup's events are checked against a snapshot of the store; an append that lands
+    # after the snapshot must not slip through: the writer sees the store moved and checks too.
+    events = everything(source)
+    with EventStore.open(db_backend="memory") as target:
+        target.import_events(events[:5])
+        later = [
+            e for e in events[5:] if e.stream_version > 1 and e.stream_name in {f.stream_name for f in events[:5]}
+        ][:1]
+        assert later and not later[0].stream_name.startswith("__"), "the source needs a stream that goes on"
+        stream = later[0].stream_name
+
+        def lines() -> Iterator[bytes]:
+            # Runs after the snapshot was taken, before the writer sees the batch.
+            target.append({"stream-name": stream, "event-type": "sneaked-in", "payload": {}})
+            yield later[0].data
+
+        records = checked_records(lines(), target, BackupSummary())
+        with pytest.raises(BackupFormatError, match="does not follow"):
+            import_events(target, records)
+        assert [e.event_type for e in target.read(stream)][-1] == "sneaked-in"
+        assert [e for e in target.read() if e.event_id == later[0].event_id] == []
+
+
+def test_a_bulk_load_cut_short_gets_its_indexes_back_when_the_store_opens(tmp_path: Path) -> None:
+    path = tmp_path / "cut.db"
+    store = EventStore.open(db_backend="sqlite", sqlite_path=str(path))
+    assert store.backend.begin_bulk_load()
+    store.close()  # as if the restore was killed: end_bulk_load never ran
+
+    def indexes() -> set[str]:
+        with sqlite3.connect(path) as connection:
+            return {row[1] for row in connection.execute("PRAGMA index_list(photon_events)")}
+
+    assert "photon_events_event_id" not in indexes()
+    with EventStore.open(db_backend="sqlite", sqlite_path=str(path)) as reopened:
+        assert {"photon_events_event_id", "photon_events_stream_version"} <= indexes()
+        reopened.append({"stream-name": "s", "event-type": "t", "payload": {}, "id": "once"})
+        (first,) = reopened.read("s")
+        twin = first._replace(order_id=first.order_id + 1, stream_version=2)
+        with pytest.raises(IntegrityError):
+            reopened.backend.append([twin])
+
+
+def test_a_bulk_load_into_sqlite_syncs_once_at_the_end(tmp_path: Path) -> None:
+    with EventStore.open(db_backend="sqlite", sqlite_path=str(tmp_path / "s.db")) as store:
+        writer = store.backend._writer_connection().driver_connection
+
+        def level() -> int:
+            return int(writer.execute("PRAGMA synchronous").fetchone()[0])
+
+        assert level() == 2  # FULL
+        store.backend.begin_bulk_load()
+        assert level() == 0  # OFF while loading: nothing is acknowledged before the end
+        store.backend.end_bulk_load(True)
+        assert level() == 2
