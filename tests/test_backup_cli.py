@@ -301,3 +301,51 @@ def test_backup_from_a_running_server_and_refusals(server_process: ServerProcess
     assert [e.data for e in read_all(target)] == lines
     wrong = photon("backup", "x.jsonl", "-url", url, "-admin.pass", "nope", cwd=tmp_path, check=False)
     assert wrong.returncode != 0 and b"not authorized" in wrong.stderr and not (tmp_path / "x.jsonl").exists()
+
+
+def test_a_restore_killed_midway_leaves_a_prefix_and_the_store_gets_its_indexes_back(tmp_path: Path) -> None:
+    # A backup big enough to be killed while it loads: 300,000 events over 100 streams.
+    backup = tmp_path / "big.jsonl"
+    count = 300_000
+    with backup.open("wb") as out:
+        for n in range(1, count + 1):
+            out.write(
+                orjson.dumps(
+                    {
+                        "order-id": n,
+                        "stream-version": (n - 1) // 100 + 1,
+                        "stream-name": f"s-{(n - 1) % 100}",
+                        "event-type": "t",
+                        "payload": {"n": n},
+                        "id": f"id-{n}",
+                        "event-time": n,
+                    }
+                )
+                + b"\n"
+            )
+    target = tmp_path / "target.db"
+    child = subprocess.Popen(
+        [PHOTON, "restore", str(backup), "-sqlite.path", str(target), "-batch", "5000"],
+        env=env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    log = target.with_name("target.db-wal")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and child.poll() is None:
+        if log.exists() and log.stat().st_size > 4_000_000:  # some batches are in
+            break
+        time.sleep(0.005)
+    assert child.poll() is None, f"the restore ended before it could be killed: {child.stderr.read()!r}"
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=10)
+
+    with EventStore.open({"db.backend": "sqlite", "sqlite.path": str(target)}) as store:
+        stored = list(store.read())
+        assert 0 < len(stored) < count
+        assert [e.order_id for e in stored] == list(range(1, len(stored) + 1))  # a prefix, no holes
+        assert len(stored) % 5000 == 0  # whole batches only
+        # The indexes are back: a repeated id is refused again.
+        twin = stored[0]._replace(order_id=len(stored) + 1, stream_name="other", stream_version=1)
+        with pytest.raises(Exception, match="(?i)unique|already"):
+            store.backend.append([twin])
