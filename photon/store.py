@@ -39,6 +39,8 @@ from .events import (
     PendingEvent,
     RecordedEvent,
     is_internal,
+    new_event_id,
+    new_event_ids,
     now_millis,
     parse_expected_version,
     validate_event,
@@ -231,22 +233,22 @@ class _Committer(threading.Thread):
                     request.fail(VersionConflict(stream, request.expected, current))
                     continue
             assigned: list[RecordedEvent] = []
-            for event in fresh:  # runs once per stored event: kept tight on purpose
+            append = assigned.append
+            for stream, event_id, event_type, event_time, body, _client in fresh:  # once per event: kept tight
                 order_id += 1
-                stream = event.stream_name
-                version = tentative.get(stream, versions[stream]) + 1
+                version = (tentative.get(stream) or versions[stream]) + 1
                 tentative[stream] = version
-                assigned.append(
+                append(
                     _new_record(
                         RecordedEvent,
                         (
                             order_id,
                             stream,
                             version,
-                            event.event_id,
-                            event.event_type,
-                            event.event_time,
-                            b'{"order-id":%d,"stream-version":%d,' % (order_id, version) + event.body,
+                            event_id,
+                            event_type,
+                            event_time,
+                            b'{"order-id":%d,"stream-version":%d,' % (order_id, version) + body,
                         ),
                     )
                 )
@@ -438,10 +440,14 @@ class EventStore:
             raise ValidationError("no events to append")
         max_bytes = self.max_event_bytes
         now = now_millis()  # one clock reading for the whole batch
+        # Ids for the events that come without one, made together (those left over go unused).
+        new_id = iter(new_event_ids(len(batch))).__next__ if len(batch) > 1 else new_event_id
         pending: list[PendingEvent] = []
         for index, event in enumerate(batch):
             try:
-                pending.append(validate_event(event, max_bytes=max_bytes, allow_internal=internal, now=now))
+                pending.append(
+                    validate_event(event, max_bytes=max_bytes, allow_internal=internal, now=now, new_id=new_id)
+                )
             except ValidationError as exc:
                 if len(batch) > 1:
                     raise type(exc)(f"event {index}: {exc}", exc.field) from None

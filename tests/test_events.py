@@ -105,3 +105,23 @@ def test_expected_version_forms(value: Any, expected: Any) -> None:
 def test_bad_expected_version(value: Any) -> None:
     with pytest.raises(ValidationError, match="expected-version must be"):
         parse_expected_version(value)
+
+
+def test_generated_ids_are_time_ordered_uuid7_and_distinct() -> None:
+    import uuid
+
+    from photon.events import new_event_id, new_event_ids
+
+    ids = [new_event_id(), *new_event_ids(5000), new_event_id(), *new_event_ids(1)]
+    assert len(set(ids)) == len(ids)
+    assert ids == sorted(ids)  # generated in order, so they sort in order (the id index grows at its end)
+    for event_id in ids[:3] + ids[-3:]:
+        parsed = uuid.UUID(event_id)
+        assert parsed.version == 7 and parsed.variant == uuid.RFC_4122 and str(parsed) == event_id
+
+
+def test_a_batch_gives_each_event_without_an_id_its_own(store: EventStore) -> None:
+    stored = store.append([good(), good(id="mine"), good(), good()])
+    ids = [e.event_id for e in stored]
+    assert ids[1] == "mine" and len(set(ids)) == 4
+    assert [store.get_event(i) for i in ids] == stored
