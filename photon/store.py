@@ -412,15 +412,17 @@ class EventStore:
         event = {"stream-name": stream, "event-type": event_type, "payload": payload, "service-id": "photon"}
         return self._submit(*self._prepare([event], "any", internal=True))[0]
 
-    def validate(self, event: Any) -> PendingEvent:
+    def validate(self, event: Any, *, now: int | None = None, new_id: Callable[[], str] = new_event_id) -> PendingEvent:
         """Check one client event against this store's limits (raises `ValidationError`).
 
         For front ends that take many independent events (TCP ingest): validate each on its
         own, answer the bad ones, and hand the good ones to `append_validated` together.
+        Such a front end may read the clock once for many events (`now`, epoch milliseconds)
+        and make their ids together (`new_id`, e.g. over `new_event_ids`).
         """
         if self.read_only:
             raise ReadOnlyStore("this store was opened read-only")
-        return validate_event(event, max_bytes=self.max_event_bytes)
+        return validate_event(event, max_bytes=self.max_event_bytes, now=now, new_id=new_id)
 
     def append_validated(self, pending: Sequence[PendingEvent]) -> list[RecordedEvent]:
         """Append events already checked by `validate`, atomically (no expected version).

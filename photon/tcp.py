@@ -18,14 +18,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
 from . import aio
 from .config import Config
 from .errors import PhotonError
-from .events import PendingEvent, RecordedEvent
+from .events import PendingEvent, new_event_ids, now_millis
 from .metrics import metrics_for
 from .net import bind, url_host
 from .store import EventStore
@@ -48,8 +48,8 @@ def _error_line(message: str) -> bytes:
     return orjson.dumps({"error": message}) + b"\n"
 
 
-def _ack_line(event: RecordedEvent) -> bytes:
-    return b'{"order-id":%d,"stream-version":%d}\n' % (event.order_id, event.stream_version)
+_ACK = b'{"order-id":%d,"stream-version":%d}\n'
+"""One acknowledgement line: `_ACK % (order_id, stream_version)`."""
 
 
 class _Connection:
@@ -115,11 +115,14 @@ class _Connection:
     def _take_lines(self, lines: list[bytes]) -> None:
         validate = self.store.validate
         items = self.items
+        # One clock reading and one run of ids for the lines of a read (a few thousand at most).
+        now = now_millis()
+        new_id = iter(new_event_ids(len(lines))).__next__
         for line in lines:
-            if not line.strip():
+            if not line or line.isspace():
                 continue
             try:
-                items.append(validate(orjson.loads(line)))
+                items.append(validate(orjson.loads(line), now=now, new_id=new_id))
                 self.queued_events += 1
             except orjson.JSONDecodeError as exc:
                 items.append(_error_line(f"malformed JSON: {exc}"))
@@ -187,7 +190,7 @@ class _Connection:
                 metrics.tcp.events.inc(len(stored))
                 metrics.tcp.seconds.observe(asyncio.get_running_loop().time() - started)
                 for slot, event in zip(slots, stored, strict=True):
-                    out[slot] = _ack_line(event)
+                    out[slot] = _ACK % (event.order_id, event.stream_version)
             batch.clear()
             ids.clear()
             slots.clear()
@@ -196,11 +199,12 @@ class _Connection:
             if type(item) is bytes:
                 out.append(item)
                 continue
-            assert isinstance(item, PendingEvent)
-            if item.event_id in ids or len(batch) >= MAX_BATCH:
+            event = cast(PendingEvent, item)
+            if len(batch) >= MAX_BATCH or (event.client_id and event.event_id in ids):
                 await flush()
-            batch.append(item)
-            ids.add(item.event_id)
+            batch.append(event)
+            if event.client_id:  # only ids a client chose can repeat
+                ids.add(event.event_id)
             slots.append(len(out))
             out.append(b"")
         if batch:
