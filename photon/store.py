@@ -58,14 +58,16 @@ class _AppendRequest:
     """One caller's append, waiting for the committer. A bare lock is the cheapest hand-off:
     the caller blocks acquiring it a second time until the committer releases it."""
 
-    __slots__ = ("_lock", "client_ids", "error", "events", "expected", "finished", "on_done", "result")
+    __slots__ = ("_lock", "client_ids", "error", "events", "expected", "finished", "on_done", "result", "streams")
 
     def __init__(
         self, events: list[PendingEvent], expected: int | str, on_done: Callable[[], None] | None = None
     ) -> None:
         self.events = events
         self.expected = expected
-        self.client_ids = any(e.client_id for e in events)
+        # Worked out here, in the caller's thread, to keep the single writer's share small.
+        self.client_ids = [e.event_id for e in events if e.client_id]
+        self.streams = {e.stream_name for e in events}
         self.on_done = on_done
         """Called instead of releasing the lock (asyncio callers are woken through their loop)."""
         self._lock = threading.Lock()
@@ -200,12 +202,12 @@ class _Committer(threading.Thread):
     def _commit(self, group: list[_AppendRequest]) -> None:
         backend = self.backend
         versions = self.versions
-        wanted = {e.stream_name for r in group for e in r.events} - versions.keys()
+        wanted = set().union(*(r.streams for r in group)) - versions.keys()
         if wanted:
             found = backend.stream_versions(wanted)
             for name in wanted:
                 versions[name] = found.get(name, 0)
-        client_ids = [e.event_id for r in group for e in r.events if e.client_id]
+        client_ids = [event_id for r in group for event_id in r.client_ids]
         stored = backend.events_by_id(client_ids) if client_ids else {}
 
         tentative: dict[str, int] = {}  # versions inside this group, not yet durable
