@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from functools import partial
 from typing import Any, cast
 
 import orjson
@@ -25,7 +26,7 @@ import orjson
 from . import aio
 from .config import Config
 from .errors import PhotonError
-from .events import PendingEvent, new_event_ids, now_millis
+from .events import PendingEvent, new_event_ids, now_millis, validate_event
 from .metrics import metrics_for
 from .net import bind, url_host
 from .store import EventStore
@@ -62,6 +63,8 @@ class _Connection:
         self.writer = writer
         self.items: list[PendingEvent | bytes] = []  # an event to append, or the error line of a bad one
         self.queued_events = 0
+        self.plain = True
+        """Whether `items` holds only valid events with store-made ids (the common case)."""
         self.more = asyncio.Event()
         self.room = asyncio.Event()
         self.room.set()
@@ -113,21 +116,37 @@ class _Connection:
         return True
 
     def _take_lines(self, lines: list[bytes]) -> None:
-        validate = self.store.validate
+        store = self.store
         items = self.items
-        # One clock reading and one run of ids for the lines of a read (a few thousand at most).
-        now = now_millis()
-        new_id = iter(new_event_ids(len(lines))).__next__
-        for line in lines:
-            if not line or line.isspace():
-                continue
-            try:
-                items.append(validate(orjson.loads(line), now=now, new_id=new_id))
-                self.queued_events += 1
-            except orjson.JSONDecodeError as exc:
-                items.append(_error_line(f"malformed JSON: {exc}"))
-            except PhotonError as exc:
-                items.append(_error_line(str(exc)))
+        queued = len(items)
+        if store.read_only:
+            refusal = _error_line("this store was opened read-only")
+            items.extend(refusal for line in lines if line and not line.isspace())
+            self.plain = False
+        else:
+            # One clock reading and one run of ids for the lines of a read (a few thousand at most).
+            validate = partial(
+                validate_event,
+                max_bytes=store.max_event_bytes,
+                now=now_millis(),
+                new_id=iter(new_event_ids(len(lines))).__next__,
+            )
+            for line in lines:
+                if not line or line.isspace():
+                    continue
+                try:
+                    event = validate(orjson.loads(line))
+                except orjson.JSONDecodeError as exc:
+                    items.append(_error_line(f"malformed JSON: {exc}"))
+                    self.plain = False
+                except PhotonError as exc:
+                    items.append(_error_line(str(exc)))
+                    self.plain = False
+                else:
+                    items.append(event)
+                    if event.client_id:
+                        self.plain = False
+        self.queued_events += len(items) - queued
         self.more.set()
 
     async def _read_loop(self) -> None:
@@ -142,6 +161,7 @@ class _Connection:
             if b"\n" not in chunk:
                 if len(buffer) > MAX_LINE:
                     self.items.append(_error_line(f"line longer than {MAX_LINE} bytes; closing"))
+                    self.plain = False
                     self.more.set()
                     return
                 continue
@@ -163,11 +183,30 @@ class _Connection:
                 self.more.clear()
                 continue
             items, self.items = self.items, []
+            plain, self.plain = self.plain, True
             self.queued_events = 0
             self.room.set()
-            out = await self._commit(items, metrics)
+            out = await (self._commit_plain if plain else self._commit)(items, metrics)
             self.writer.write(b"".join(out))
             await self.writer.drain()
+
+    async def _commit_plain(self, items: list[PendingEvent | bytes], metrics: Any) -> list[bytes]:
+        """`_commit` for items that are all valid events with store-made ids: nothing to split."""
+        out: list[bytes] = []
+        for start in range(0, len(items), MAX_BATCH):
+            batch = cast(list[PendingEvent], items[start : start + MAX_BATCH])
+            started = asyncio.get_running_loop().time()
+            try:
+                stored = await aio.append_validated(self.store, batch)
+            except PhotonError as exc:
+                metrics.tcp.rejected.inc()
+                out.extend([_error_line(str(exc))] * len(batch))
+                continue
+            metrics.tcp.stored.inc()
+            metrics.tcp.events.inc(len(stored))
+            metrics.tcp.seconds.observe(asyncio.get_running_loop().time() - started)
+            out.extend([_ACK % (event.order_id, event.stream_version) for event in stored])
+        return out
 
     async def _commit(self, items: list[PendingEvent | bytes], metrics: Any) -> list[bytes]:
         """Append the valid events (batches split at a repeated id) and answer every item in order."""

@@ -129,3 +129,37 @@ def test_stop_answers_what_was_read_and_stores_every_acknowledged_event(tmp_path
     assert 100 <= len(acks) < sent[0]
     with EventStore.open(config, read_only=True) as store:
         assert store.last_order_id() == len(acks)  # every line read was stored and answered
+
+
+def test_a_line_over_the_limit_is_answered_and_ends_the_connection(live: LiveServer) -> None:
+    from photon.tcp import MAX_LINE
+
+    with connect(live) as sock:
+        sock.sendall(orjson.dumps(event(n=1)) + b"\n" + orjson.dumps(event(n=2)) + b"\n")
+        first = read_lines(sock, 2)
+        sock.sendall(b'{"stream-name":"orders","payload":{"x":"' + b"x" * (MAX_LINE + 10))
+        rest = b""
+        while True:  # the server answers, then closes
+            chunk = sock.recv(1 << 16)
+            if not chunk:
+                break
+            rest += chunk
+    assert [a["order-id"] for a in first] == [1, 2]
+    (answer,) = [orjson.loads(line) for line in rest.splitlines()]
+    assert "longer than" in answer["error"]
+    assert live.store.backend.last_order_id() == 2
+
+
+def test_a_read_with_good_events_and_a_bad_line_answers_each_in_order(live: LiveServer) -> None:
+    # Events with store-made ids go through the common path; a bad line or a client id in the
+    # same read takes the general one. Both answer every line, in order.
+    lines = [orjson.dumps(event(n=i)) for i in range(300)]
+    lines[150] = b"{oops"
+    lines[200] = orjson.dumps({**event(n=200), "id": "chosen"})
+    with connect(live) as sock:
+        sock.sendall(b"\n".join(lines) + b"\n")
+        acks = read_lines(sock, 300)
+    assert len(acks) == 300
+    assert "malformed JSON" in acks[150]["error"]
+    assert [a["order-id"] for a in acks if "error" not in a] == list(range(1, 300))
+    assert live.store.get_event("chosen").order_id == acks[200]["order-id"]
