@@ -188,6 +188,18 @@ def _json_type(value: Any) -> str:
 
 _OPTIONAL_STRINGS: Final = (SERVICE_ID, CAUSED_BY, CAUSED_BY_RELATION)
 
+# Client stream names and event types that passed the checks. Internal stream names are never
+# kept, so a kept name needs no allow_internal test. Bounded: cleared when full.
+_good_streams: set[str] = set()
+_good_types: set[str] = set()
+_GOOD_NAMES_MAX: Final = 10_000
+
+
+def _remember(names: set[str], name: str) -> None:
+    if len(names) >= _GOOD_NAMES_MAX:
+        names.clear()
+    names.add(name)
+
 
 def validate_event(
     event: Any,
@@ -209,19 +221,26 @@ def validate_event(
     if not CLIENT_FIELDS.issuperset(event):
         _unknown_fields(event)
     # The names are checked inline; _name runs only to raise the error naming the fault.
+    # Names already found good (the same few recur in every batch) skip the checks.
     stream_name = event.get(STREAM_NAME)
-    if type(stream_name) is not str or not 0 < len(stream_name) <= MAX_NAME_LENGTH or not stream_name.isprintable():
-        _name(event, STREAM_NAME)
-    if not allow_internal and stream_name.startswith(INTERNAL_PREFIX):
-        raise InternalStreamError(
-            f"stream {stream_name!r} is internal: names starting with '__' are written only by Photon",
-            STREAM_NAME,
-        )
-    if "*" in stream_name:
-        raise ValidationError("field 'stream-name' must not contain '*' (reserved for wildcards)", STREAM_NAME)
+    if type(stream_name) is not str or stream_name not in _good_streams:
+        if type(stream_name) is not str or not 0 < len(stream_name) <= MAX_NAME_LENGTH or not stream_name.isprintable():
+            _name(event, STREAM_NAME)
+        internal = stream_name.startswith(INTERNAL_PREFIX)
+        if internal and not allow_internal:
+            raise InternalStreamError(
+                f"stream {stream_name!r} is internal: names starting with '__' are written only by Photon",
+                STREAM_NAME,
+            )
+        if "*" in stream_name:
+            raise ValidationError("field 'stream-name' must not contain '*' (reserved for wildcards)", STREAM_NAME)
+        if not internal:
+            _remember(_good_streams, stream_name)
     event_type = event.get(EVENT_TYPE)
-    if type(event_type) is not str or not 0 < len(event_type) <= MAX_NAME_LENGTH or not event_type.isprintable():
-        _name(event, EVENT_TYPE)
+    if type(event_type) is not str or event_type not in _good_types:
+        if type(event_type) is not str or not 0 < len(event_type) <= MAX_NAME_LENGTH or not event_type.isprintable():
+            _name(event, EVENT_TYPE)
+        _remember(_good_types, event_type)
     payload = event.get(PAYLOAD)
     if type(payload) is not dict:
         if payload is None:

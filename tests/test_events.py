@@ -125,3 +125,18 @@ def test_a_batch_gives_each_event_without_an_id_its_own(store: EventStore) -> No
     ids = [e.event_id for e in stored]
     assert ids[1] == "mine" and len(set(ids)) == 4
     assert [store.get_event(i) for i in ids] == stored
+
+
+def test_a_name_the_core_wrote_is_still_refused_to_clients(store: EventStore) -> None:
+    # Good names are remembered to skip their checks; internal ones must never be.
+    store.append_internal("__config__", "noted", {})
+    validate_event(good(**{"stream-name": "__config__"}), allow_internal=True)
+    with pytest.raises(InternalStreamError):
+        validate_event(good(**{"stream-name": "__config__"}))
+    with pytest.raises(InternalStreamError):
+        store.append(good(**{"stream-name": "__config__"}))
+    store.append(good(**{"stream-name": "orders"}))  # remembered now
+    with pytest.raises(ValidationError, match="wildcards"):
+        validate_event(good(**{"stream-name": "orders*"}))
+    with pytest.raises(ValidationError, match="must be a string"):
+        validate_event(good(**{"stream-name": ["orders"]}))
