@@ -36,6 +36,10 @@ from ._locks import FileLock
 HIGH_WATER_KEY = "photon:high-water"
 CHECKPOINT_EVERY_SECONDS = 0.5
 CHECKPOINT_LOG_BYTES = 4 << 20
+LOG_RESTART_BYTES = 32 << 20
+"""A log holding more than this is started again from its beginning (see _checkpoint_loop)."""
+LOG_SIZE_LIMIT = 64 << 20
+"""PRAGMA journal_size_limit: the log file is cut back to this size when it starts again."""
 log = logging.getLogger("photon.backends.sql")
 #: The PostgreSQL advisory lock a writer holds (one store per database; the number spells "PHOT").
 POSTGRES_LOCK_KEY = 0x50484F54
@@ -587,6 +591,7 @@ class SQLiteBackend(SQLBackend):
         self.path = Path(config.get("sqlite.path") or "photon.db")
         self.synchronous = config.get("sqlite.synchronous") or "FULL"
         self._lock_file = FileLock(self.path.with_name(self.path.name + ".lock"))
+        self._restart_log = False
 
     def url(self) -> str:
         return f"sqlite:///{self.path}"
@@ -606,6 +611,7 @@ class SQLiteBackend(SQLBackend):
         cursor.execute("PRAGMA busy_timeout=10000")
         # Checkpoints run in the background (see _checkpoint_loop), not inside commits.
         cursor.execute("PRAGMA wal_autocheckpoint=0")
+        cursor.execute(f"PRAGMA journal_size_limit={LOG_SIZE_LIMIT}")
         cursor.close()
 
     def open(self, *, writer: bool) -> StoreState:
@@ -624,6 +630,11 @@ class SQLiteBackend(SQLBackend):
         SQLite would otherwise do it inside whichever commit crosses the threshold, stalling that
         commit. PASSIVE checkpoints never block the writer or readers, and durability does not
         depend on them: a commit is durable once it is in the log.
+
+        The log starts again from its beginning only when a write begins after a checkpoint that
+        copied all of it. Under a steady stream of writes this thread never quite catches up, so
+        the log would grow without end; when it is large, the writer is asked to copy the few
+        frames left itself, between two commits (see `_after_commit`).
         """
         import sqlite3
 
@@ -632,14 +643,24 @@ class SQLiteBackend(SQLBackend):
         try:
             connection.execute(f"PRAGMA synchronous={self.synchronous}")
             connection.execute("PRAGMA busy_timeout=10000")
+            page_size = int(connection.execute("PRAGMA page_size").fetchone()[0])
             while not self._stop_checkpoints.wait(CHECKPOINT_EVERY_SECONDS):
                 try:
                     if log_file.exists() and log_file.stat().st_size >= CHECKPOINT_LOG_BYTES:
-                        connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                        _busy, frames, _copied = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                        if frames * page_size >= LOG_RESTART_BYTES:
+                            self._restart_log = True
                 except (sqlite3.Error, OSError) as exc:
                     log.warning("background checkpoint of %s failed: %s", self.path, exc)
         finally:
             connection.close()
+
+    def _after_commit(self, connection: Any) -> None:
+        """In the writer, between two commits: finish a checkpoint the background asked for, so
+        that the next write starts the log again (the background copied most of it already)."""
+        if self._restart_log:
+            self._restart_log = False
+            connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def begin_bulk_load(self) -> bool:
         undoable = super().begin_bulk_load()
@@ -710,3 +731,8 @@ class SQLiteBackend(SQLBackend):
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             raise self.translate(exc) from exc
+        if self._restart_log:
+            try:
+                self._after_commit(connection)
+            except Exception as exc:  # the append is durable already; the log waits for the next try
+                log.warning("checkpoint of %s in the writer failed: %s", self.path, exc)

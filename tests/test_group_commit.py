@@ -122,3 +122,29 @@ def test_sqlite_checkpoints_the_log_in_the_background(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, "the log was never checkpointed into the database file"
             time.sleep(0.1)
         assert store.last_order_id() == 10_000
+
+
+def test_sqlite_log_stays_bounded_under_a_steady_stream_of_appends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The background checkpoint alone never catches up with a writer that never pauses, and the
+    log only starts again after a complete one: the writer finishes it when the log is large."""
+    import time
+
+    import photon_backends.sql as sql
+
+    # The real thresholds, scaled down so that a few seconds of appends cross them many times.
+    monkeypatch.setattr(sql, "CHECKPOINT_EVERY_SECONDS", 0.02)
+    monkeypatch.setattr(sql, "CHECKPOINT_LOG_BYTES", 64 << 10)
+    monkeypatch.setattr(sql, "LOG_RESTART_BYTES", 512 << 10)
+    monkeypatch.setattr(sql, "LOG_SIZE_LIMIT", 1 << 20)
+    log = tmp_path / "s.db-wal"
+    largest = 0
+    event = {"stream-name": "steady", "event-type": "E", "payload": {"blob": "x" * 1000}}
+    with EventStore.open(db_backend="sqlite", sqlite_path=str(tmp_path / "s.db")) as store:
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            store.append([event] * 200)
+            largest = max(largest, log.stat().st_size)
+        written = store.last_order_id() * 1000
+    assert written > 20 * largest, f"wrote {written} bytes, yet the log reached {largest} bytes"
