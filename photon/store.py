@@ -43,6 +43,7 @@ from .events import (
     new_event_ids,
     now_millis,
     parse_expected_version,
+    prepare_event,
     validate_event,
 )
 from .subscriptions import Broadcaster, StreamType, Subscription
@@ -449,9 +450,7 @@ class EventStore:
         pending: list[PendingEvent] = []
         for index, event in enumerate(batch):
             try:
-                pending.append(
-                    validate_event(event, max_bytes=max_bytes, allow_internal=internal, now=now, new_id=new_id)
-                )
+                pending.append(prepare_event(event, max_bytes, internal, now, new_id))
             except ValidationError as exc:
                 if len(batch) > 1:
                     raise type(exc)(f"event {index}: {exc}", exc.field) from None

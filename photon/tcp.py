@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from functools import partial
 from typing import Any, cast
 
 import orjson
@@ -26,7 +25,7 @@ import orjson
 from . import aio
 from .config import Config
 from .errors import PhotonError
-from .events import PendingEvent, new_event_ids, now_millis, validate_event
+from .events import PendingEvent, new_event_ids, now_millis, prepare_event
 from .metrics import metrics_for
 from .net import bind, url_host
 from .store import EventStore
@@ -125,17 +124,13 @@ class _Connection:
             self.plain = False
         else:
             # One clock reading and one run of ids for the lines of a read (a few thousand at most).
-            validate = partial(
-                validate_event,
-                max_bytes=store.max_event_bytes,
-                now=now_millis(),
-                new_id=iter(new_event_ids(len(lines))).__next__,
-            )
+            max_bytes, now, new_id = store.max_event_bytes, now_millis(), iter(new_event_ids(len(lines))).__next__
+            loads = orjson.loads
             for line in lines:
                 if not line or line.isspace():
                     continue
                 try:
-                    event = validate(orjson.loads(line))
+                    event = prepare_event(loads(line), max_bytes, False, now, new_id)
                 except orjson.JSONDecodeError as exc:
                     items.append(_error_line(f"malformed JSON: {exc}"))
                     self.plain = False
