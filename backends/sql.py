@@ -23,6 +23,7 @@ import socket
 import threading
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from functools import partial
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
@@ -308,9 +309,7 @@ class SQLBackend(Backend):
     def append(self, events: Sequence[RecordedEvent]) -> None:
         if not events:
             return
-        versions: dict[str, int] = {}
-        for event in events:
-            versions[event.stream_name] = event.stream_version
+        versions = _last_versions(events)
         insert, upsert = self._insert_sql(), self._upsert_streams_sql()
         connection = self._writer_connection()
         cursor = connection.cursor()
@@ -543,6 +542,14 @@ class _Statement(NamedTuple):
         return tuple(values[n] if n in values else defaults[n] for n in self.names)
 
 
+def _last_versions(events: Sequence[RecordedEvent]) -> dict[str, int]:
+    """Each stream's last version among `events` (later events overwrite earlier ones)."""
+    return dict(map(_STREAM_AND_VERSION, events))
+
+
+_STREAM_AND_VERSION = itemgetter(1, 2)  # RecordedEvent.stream_name, .stream_version
+
+
 def _postgres_connect_args(driver: str) -> dict[str, Any]:
     """libpq options: fail fast when the server is unreachable, notice a dead peer, name the session."""
     args: dict[str, Any] = {
@@ -717,9 +724,7 @@ class SQLiteBackend(SQLBackend):
             return
         if self._writer is None:
             raise BackendError("the store was opened read-only")
-        versions: dict[str, int] = {}
-        for event in events:
-            versions[event.stream_name] = event.stream_version
+        versions = _last_versions(events)
         insert, upsert = self._insert_sql(), self._upsert_streams_sql()
         connection = self._writer.driver_connection
         try:

@@ -200,7 +200,7 @@ class _Connection:
             metrics.tcp.stored.inc()
             metrics.tcp.events.inc(len(stored))
             metrics.tcp.seconds.observe(asyncio.get_running_loop().time() - started)
-            out.extend([_ACK % (event.order_id, event.stream_version) for event in stored])
+            out.extend([_ACK % (event[0], event[2]) for event in stored])  # order-id, stream-version
         return out
 
     async def _commit(self, items: list[PendingEvent | bytes], metrics: Any) -> list[bytes]:
