@@ -224,11 +224,13 @@ def prepare_event(
     allow_internal: bool,
     now: int | None,
     new_id: Callable[[], str],
+    owned: bool = False,
     /,
 ) -> PendingEvent:
     """`validate_event` with every argument given in order: the form for loops over many events
     (keyword arguments cost a little on every call). The common case (a plain dict) avoids ABC
-    checks."""
+    checks. With `owned` the caller gives up `event` (a dict it parsed itself): the id and time
+    are filled in on it instead of on a copy."""
     if type(event) is not dict:
         if not isinstance(event, Mapping):
             raise ValidationError(f"an event must be a JSON object, got {_json_type(event)}")
@@ -283,7 +285,8 @@ def prepare_event(
 
     if not (client_id and has_time):
         # Fill in what the client left out on a shallow copy: the caller's mapping stays as it was.
-        fields = dict(fields)
+        if not owned:
+            fields = dict(fields)
         if not client_id:
             event_id = fields[ID] = new_id()
         if not has_time:

@@ -130,7 +130,7 @@ class _Connection:
                 if not line or line.isspace():
                     continue
                 try:
-                    event = prepare_event(loads(line), max_bytes, False, now, new_id)
+                    event = prepare_event(loads(line), max_bytes, False, now, new_id, True)
                 except orjson.JSONDecodeError as exc:
                     items.append(_error_line(f"malformed JSON: {exc}"))
                     self.plain = False

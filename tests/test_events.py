@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
 import pytest
 
 from photon.errors import InternalStreamError, ValidationError
@@ -140,3 +141,16 @@ def test_a_name_the_core_wrote_is_still_refused_to_clients(store: EventStore) ->
         validate_event(good(**{"stream-name": "orders*"}))
     with pytest.raises(ValidationError, match="must be a string"):
         validate_event(good(**{"stream-name": ["orders"]}))
+
+
+def test_the_callers_event_is_left_as_it_was_unless_given_up() -> None:
+    from photon.events import new_event_id, prepare_event
+
+    event = good()
+    before = dict(event)
+    pending = validate_event(event, now=5)
+    assert event == before  # id and event-time were filled in on a copy
+    assert orjson.loads(b"{" + pending.body)["event-time"] == 5
+    given_up = good()
+    owned = prepare_event(given_up, 1 << 20, False, 5, new_event_id, True)
+    assert given_up["id"] == owned.event_id and given_up["event-time"] == 5
