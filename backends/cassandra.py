@@ -58,7 +58,6 @@ import logging
 import math
 import os
 import socket
-import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
@@ -68,6 +67,8 @@ from photon.backend import Backend, Query, StoreState, StreamInfo
 from photon.config import Setting, parse_port, parse_positive
 from photon.errors import BackendError, BackendUnavailable, IntegrityError, StoreLocked
 from photon.events import RecordedEvent
+
+from ._lease import LeaseRenewer
 
 log = logging.getLogger("photon.backends.cassandra")
 
@@ -211,8 +212,7 @@ class CassandraBackend(Backend):
         self._ps: dict[str, Any] = {}
         self._token: str | None = None
         self._holder = ""
-        self._renewer: threading.Thread | None = None
-        self._stop = threading.Event()
+        self._lease: LeaseRenewer | None = None
         self._head: int | None = None  # the writer's view of the head, None when unsure
         self._versions: dict[str, int] = {}  # the writer's verified stream versions
         self._next_version: OrderedDict[tuple[str, int], int] = OrderedDict()  # page hand-off cache
@@ -278,33 +278,26 @@ class CassandraBackend(Backend):
             if row.writer == token:
                 break
             self._session.execute(self._ps["claim_head"], (token, HEAD, row.writer))
-        self._stop.clear()
-        self._renewer = threading.Thread(target=self._renew_loop, name="photon-cassandra-lease", daemon=True)
-        self._renewer.start()
+        self._lease = LeaseRenewer(
+            "photon-cassandra-lease", self.lease_s, self._renew_lease, f"in {self.keyspace}.writer_lease"
+        )
+        self._lease.start()
 
-    def _renew_loop(self) -> None:
-        interval = self.lease_s / 3
-        while not self._stop.wait(interval):
-            try:
-                row = self._session.execute(
-                    self._ps["renew_lease"], (self.lease_s, self._holder, self._token, "writer", self._token)
-                ).one()
-                if not row[0]:
-                    # The lease lapsed (the server was away): take it again if it is free. The
-                    # head's writer token is what really fences appends.
-                    again = self._session.execute(
-                        self._ps["take_lease"], ("writer", self._holder, self._token, self.lease_s)
-                    ).one()
-                    if not again[0]:
-                        log.error("the writer lease in %s.writer_lease is held by another process", self.keyspace)
-            except Exception as exc:  # the server is away: appends report it; keep trying
-                log.warning("cannot renew the writer lease: %s", exc)
+    def _renew_lease(self) -> bool:
+        row = self._session.execute(
+            self._ps["renew_lease"], (self.lease_s, self._holder, self._token, "writer", self._token)
+        ).one()
+        if row[0]:
+            return True
+        # The lease lapsed (the server was away): take it again if it is free. The head's
+        # writer token is what really fences appends.
+        again = self._session.execute(self._ps["take_lease"], ("writer", self._holder, self._token, self.lease_s)).one()
+        return bool(again[0])
 
     def close(self) -> None:
-        self._stop.set()
-        if self._renewer is not None:
-            self._renewer.join(timeout=10)
-            self._renewer = None
+        if self._lease is not None:
+            self._lease.stop()
+            self._lease = None
         if self._session is not None and self._token is not None:
             with contextlib.suppress(Exception):
                 self._session.execute(self._ps["release_lease"], ("writer", self._token))

@@ -32,7 +32,6 @@ import datetime
 import logging
 import os
 import socket
-import threading
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any
@@ -41,6 +40,8 @@ from photon.backend import Backend, Query, StoreState, StreamInfo
 from photon.config import Setting, parse_positive
 from photon.errors import BackendError, BackendUnavailable, IntegrityError, StoreLocked
 from photon.events import RecordedEvent
+
+from ._lease import LeaseRenewer
 
 log = logging.getLogger("photon.backends.mongo")
 
@@ -87,8 +88,7 @@ class MongoBackend(Backend):
         self._client: Any = None
         self._db: Any = None
         self._token: str | None = None
-        self._renewer: threading.Thread | None = None
-        self._stop = threading.Event()
+        self._lease: LeaseRenewer | None = None
 
     def uri(self) -> str:
         host = self.host.strip()
@@ -171,28 +171,20 @@ class MongoBackend(Backend):
                     "one process writes a store"
                 ) from None
         self._token = token
-        self._stop.clear()
-        self._renewer = threading.Thread(target=self._renew_loop, name="photon-mongo-lease", daemon=True)
-        self._renewer.start()
+        self._lease = LeaseRenewer(
+            "photon-mongo-lease", self.lease_ms / 1000, self._renew_lease, f"in {self.database_name}.meta"
+        )
+        self._lease.start()
 
-    def _renew_loop(self) -> None:
-        interval = self.lease_ms / 3000
-        while not self._stop.wait(interval):
-            try:
-                expires = self._server_now() + datetime.timedelta(milliseconds=self.lease_ms)
-                renewed = self._db.meta.update_one(
-                    {"_id": WRITER, "token": self._token}, {"$set": {"expires": expires}}
-                )
-                if renewed.matched_count != 1:
-                    log.error("the writer lease in %s.meta is held by another process", self.database_name)
-            except Exception as exc:  # the server is away: appends report it; keep trying
-                log.warning("cannot renew the writer lease: %s", exc)
+    def _renew_lease(self) -> bool:
+        expires = self._server_now() + datetime.timedelta(milliseconds=self.lease_ms)
+        renewed = self._db.meta.update_one({"_id": WRITER, "token": self._token}, {"$set": {"expires": expires}})
+        return bool(renewed.matched_count == 1)
 
     def close(self) -> None:
-        self._stop.set()
-        if self._renewer is not None:
-            self._renewer.join(timeout=10)
-            self._renewer = None
+        if self._lease is not None:
+            self._lease.stop()
+            self._lease = None
         if self._client is not None:
             if self._token is not None:
                 with contextlib.suppress(Exception):

@@ -33,7 +33,6 @@ import contextlib
 import logging
 import os
 import socket
-import threading
 import uuid
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
@@ -44,6 +43,8 @@ from photon.backend import Backend, Query, StoreState, StreamInfo
 from photon.config import Setting, parse_int, parse_positive
 from photon.errors import BackendError, BackendUnavailable, IntegrityError, StoreLocked
 from photon.events import RecordedEvent
+
+from ._lease import LeaseRenewer
 
 log = logging.getLogger("photon.backends.redis")
 
@@ -212,8 +213,7 @@ class RedisBackend(Backend):
         self._client: Any = None
         self._scripts: dict[str, Any] = {}
         self._token: str | None = None
-        self._renewer: threading.Thread | None = None
-        self._stop = threading.Event()
+        self._lease: LeaseRenewer | None = None
 
     def describe(self) -> str:
         from urllib.parse import urlsplit
@@ -266,19 +266,11 @@ class RedisBackend(Backend):
                 "one process writes a store"
             )
         self._token = token
-        self._stop.clear()
-        self._renewer = threading.Thread(target=self._renew_loop, name="photon-redis-lease", daemon=True)
-        self._renewer.start()
+        self._lease = LeaseRenewer("photon-redis-lease", self.lease_ms / 1000, self._renew_lease, self.k_writer)
+        self._lease.start()
 
-    def _renew_loop(self) -> None:
-        interval = self.lease_ms / 3000
-        while not self._stop.wait(interval):
-            try:
-                if not self._scripts["renew"](keys=[self.k_writer], args=[self._token, self.lease_ms]):
-                    # Appends check the lease themselves and will fail loudly; say why here too.
-                    log.error("the writer lease %s is held by another process", self.k_writer)
-            except Exception as exc:  # the server is away: appends report it; keep trying
-                log.warning("cannot renew the writer lease: %s", exc)
+    def _renew_lease(self) -> bool:
+        return bool(self._scripts["renew"](keys=[self.k_writer], args=[self._token, self.lease_ms]))
 
     def _warn_if_not_durable(self) -> None:
         try:
@@ -295,10 +287,9 @@ class RedisBackend(Backend):
             )
 
     def close(self) -> None:
-        self._stop.set()
-        if self._renewer is not None:
-            self._renewer.join(timeout=5)
-            self._renewer = None
+        if self._lease is not None:
+            self._lease.stop()
+            self._lease = None
         if self._client is not None:
             if self._token is not None:
                 with contextlib.suppress(Exception):

@@ -1,0 +1,43 @@
+"""Keeping a writer's lease alive, for stores on a server (Redis, MongoDB, Cassandra).
+
+Such a store has no lock that dies with its process, so the writer holds a lease that expires
+unless renewed. A daemon thread renews it three times per lease period; if renewing fails
+(the server is away) it says so and tries again, and if the lease turns out to be another
+process's it says that loudly. Appends check the lease (or the fencing token) themselves, so
+this thread only keeps it alive and reports.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+log = logging.getLogger("photon.backends")
+
+
+class LeaseRenewer:
+    def __init__(self, name: str, period_seconds: float, renew: Callable[[], bool], where: str) -> None:
+        """`renew()` renews once: True when done, False when another process holds the lease
+        (at `where`, for the message); it raises when the server cannot be reached."""
+        self.interval = period_seconds / 3
+        self.renew = renew
+        self.where = where
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 10) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=timeout)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                if not self.renew():
+                    log.error("the writer lease %s is held by another process", self.where)
+            except Exception as exc:  # the server is away: appends report it; keep trying
+                log.warning("cannot renew the writer lease %s: %s", self.where, exc)
