@@ -26,6 +26,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,9 @@ IN_PROCESS_BACKENDS = frozenset({"memory", "file"})
 
 def checkpoint_key(name: str) -> str:
     return CHECKPOINT_PREFIX + name
+
+
+_DATA = attrgetter("data")  # RecordedEvent.data
 
 
 @dataclass
@@ -411,7 +415,7 @@ class ProjectionManager:
                     return
                 if batch is None:
                     return
-                events = [item for item in batch if isinstance(item, RecordedEvent)]
+                events = [item for item in batch if type(item) is RecordedEvent]  # without the markers
                 for start in range(0, len(events), BATCH):
                     chunk = events[start : start + BATCH]
                     self.feed_position = chunk[-1].order_id
@@ -436,7 +440,12 @@ class ProjectionManager:
                     w.lagging = True
                     return
                 await self._wait_drained(w)
-            datas = [e.data for e in chunk if e.order_id > sent_to and (streams is None or e.stream_name in streams)]
+            if streams is None and chunk[0].order_id > sent_to:
+                datas = list(map(_DATA, chunk))  # all of it (the usual case for `__all__` readers)
+            else:
+                datas = [
+                    e.data for e in chunk if e.order_id > sent_to and (streams is None or e.stream_name in streams)
+                ]
             self._send_tracked(w, ("fold", None, datas, end))
             w.sent_to = end
 
