@@ -103,6 +103,12 @@ def _query(params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _quote(part: str) -> str:
+    from urllib.parse import quote
+
+    return quote(part, safe="")
+
+
 class HttpTransport:
     """The HTTP API: a token from /auth/token (renewed when refused), then /api routes."""
 
@@ -274,6 +280,35 @@ class PhotonClient:
 
     def streams(self) -> list[dict[str, Any]]:
         return self.transport.streams()
+
+    # -- projections (served over HTTP) --------------------------------------------------------
+
+    def _http(self) -> HttpTransport:
+        if not isinstance(self.transport, HttpTransport):
+            raise PhotonError("projections are served over HTTP: use a client with the HTTP transport")
+        return self.transport
+
+    def projections(self) -> list[dict[str, Any]]:
+        """Every projection's descriptor (name, stream, status, position...), without its value."""
+        result: list[dict[str, Any]] = self._http().request("GET", "/api/projections").json()
+        return result
+
+    def projection_value(self, name: str, key: str | None = None) -> Any:
+        """A projection's current value, or one key (an index for an array) of it."""
+        if key is not None:
+            return self._http().request("GET", f"/api/projection/{_quote(name)}/{_quote(key)}").json()
+        return self._http().request("GET", f"/api/projection/{_quote(name)}").json()["current-value"]
+
+    def add_projection(self, name: str, reduction: str, language: str = "python", **fields: Any) -> dict[str, Any]:
+        """Register (or replace) projection `name` from its code (a whole module or one function);
+        `fields` are other template fields (``stream_name="orders"``, ``initial_value={}``)."""
+        template = {"projection-name": name, "language": language, "reduction": reduction}
+        template.update({key.replace("_", "-"): value for key, value in fields.items()})
+        result: dict[str, Any] = self._http().request("POST", "/api/projection", content=orjson.dumps(template)).json()
+        return result["projection"]  # type: ignore[no-any-return]
+
+    def remove_projection(self, name: str) -> None:
+        self._http().request("DELETE", f"/api/projection/{_quote(name)}")
 
     def close(self) -> None:
         self.transport.close()

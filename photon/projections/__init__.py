@@ -4,7 +4,8 @@
 """
 
 from .definition import Definition, DefinitionError, ProjectionSpec, load, spec_from_file, spec_from_template
-from .manager import STREAMS_PROJECTION, ProjectionManager
+from .manager import ProjectionManager
+from .offline import STREAMS_PROJECTION
 
 __all__ = [
     "STREAMS_PROJECTION",

@@ -25,7 +25,6 @@ import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field, replace
-from importlib import resources
 from operator import attrgetter
 from pathlib import Path
 from typing import Any
@@ -44,24 +43,24 @@ from .definition import (
     spec_from_file,
     spec_from_template,
 )
+from .offline import (
+    DELETED,
+    REGISTERED,
+    STREAMS_PROJECTION,
+    builtin_streams_spec,
+    checkpoint_key,
+    registered,
+)
 from .pool import WorkerHandle
 from .tcp import ProjectionUpdatesServer
 
 log = logging.getLogger("photon.projections")
 
-REGISTERED = "projection-registered"
-DELETED = "projection-deleted"
-STREAMS_PROJECTION = "__streams__"
-CHECKPOINT_PREFIX = "projection:"
 BATCH = 5000
 MAX_IN_FLIGHT = 4
 UPDATE_QUEUE = 256
 #: Backends that keep the data inside the writing process: workers cannot read them themselves.
 IN_PROCESS_BACKENDS = frozenset({"memory", "file"})
-
-
-def checkpoint_key(name: str) -> str:
-    return CHECKPOINT_PREFIX + name
 
 
 _DATA = attrgetter("data")  # RecordedEvent.data
@@ -184,7 +183,7 @@ class ProjectionManager:
         for w in self.workers:
             w.sent_to = self.feed_position
         registered = await asyncio.to_thread(self._read_config)
-        builtin = _builtin_streams_spec()
+        builtin = builtin_streams_spec()
         starting = [self._install(builtin, check_here(builtin), resume=True, schedule=False)]
         for spec in registered.values():
             starting.append(self._install(spec, await self.checker.check(spec), resume=True, schedule=False))
@@ -563,18 +562,7 @@ class ProjectionManager:
 
     def _read_config(self) -> dict[str, ProjectionSpec]:
         """The projections `__config__` holds now (last registration wins; deletions remove)."""
-        specs: dict[str, ProjectionSpec] = {}
-        for event in self.store.read(CONFIG_STREAM, event_types=(REGISTERED, DELETED)):
-            payload = event.payload
-            name = payload.get("projection-name")
-            if event.event_type == DELETED:
-                specs.pop(name, None)
-                continue
-            try:
-                specs[name] = ProjectionSpec.from_payload(payload)
-            except ValidationError:
-                log.warning("ignoring an unreadable projection registration at order-id %d", event.order_id)
-        return specs
+        return registered(self.store)
 
     def _install(self, spec: ProjectionSpec, checked: Checked, *, resume: bool, schedule: bool = True) -> Projection:
         """Create the manager's record of a projection and start it on a worker."""
@@ -815,8 +803,3 @@ def _update_message(projection: Projection) -> bytes:
 
 def _read_page(store: EventStore, stream: str, start: int, end: int, limit: int) -> list[RecordedEvent]:
     return list(store.read(stream, from_order_id=start, to_order_id=end, limit=limit))
-
-
-def _builtin_streams_spec() -> ProjectionSpec:
-    source = resources.files("photon.projections").joinpath("builtin_streams.py").read_text(encoding="utf-8")
-    return ProjectionSpec(STREAMS_PROJECTION, "python", source, "builtin")
