@@ -73,7 +73,7 @@ def show(name: str, key: str | None, url: str | None, **params: Any) -> None:
     """Print projection NAME's current value as JSON (only KEY of it when given)."""
     config = config_from(params)
     if _direct(config):
-        from .projections.offline import fold
+        from .projections.offline import fold, key_of
         from .projections.offline import projections as registered_projections
         from .store import EventStore
 
@@ -84,21 +84,11 @@ def show(name: str, key: str | None, url: str | None, **params: Any) -> None:
             folded = fold(store, spec)
         if folded.error is not None:
             raise PhotonError(f"projection {name!r} fails: {folded.error}")
-        value = _key_of(name, folded.value, key) if key is not None else folded.value
+        value = key_of(name, folded.value, key) if key is not None else folded.value
     else:
         with _client(config, url) as client:
             value = client.projection_value(name, key)
     click.echo(orjson.dumps(value).decode())
-
-
-def _key_of(name: str, value: Any, key: str) -> Any:
-    """As the server answers GET /api/projection/{name}/{key}."""
-    if isinstance(value, dict):
-        if key in value:
-            return value[key]
-    elif isinstance(value, list) and key.lstrip("-").isdigit() and -len(value) <= int(key) < len(value):
-        return value[int(key)]
-    raise NotFound(f"projection {name!r} has no key {key!r}")
 
 
 @projections.command("add")

@@ -49,6 +49,7 @@ from .offline import (
     STREAMS_PROJECTION,
     builtin_streams_spec,
     checkpoint_key,
+    key_of,
     registered,
 )
 from .pool import WorkerHandle
@@ -668,13 +669,7 @@ class ProjectionManager:
 
     def get_key(self, name: str, key: str) -> Any:
         """One key of the current value (an index for an array); `NotFound` when it has none."""
-        value = self.value(name)
-        if isinstance(value, dict):
-            if key in value:
-                return value[key]
-        elif isinstance(value, list) and key.lstrip("-").isdigit() and -len(value) <= int(key) < len(value):
-            return value[int(key)]
-        raise NotFound(f"projection {name!r} has no key {key!r}")
+        return key_of(name, self.value(name), key)
 
     async def subscribe_updates(self, name: str) -> AsyncIterator[Any]:
         """The projection's new states as they come (the current one first); ends when it is removed."""

@@ -102,6 +102,16 @@ def fold(store: EventStore, spec: ProjectionSpec) -> Folded:
     return Folded(spec.name, definition.stream_name, state, position, resumed_from)
 
 
+def key_of(name: str, value: Any, key: str) -> Any:
+    """One key of projection `name`'s value (an index for an array); `NotFound` when it has none."""
+    if isinstance(value, dict):
+        if key in value:
+            return value[key]
+    elif isinstance(value, list) and key.lstrip("-").isdigit() and -len(value) <= int(key) < len(value):
+        return value[int(key)]
+    raise NotFound(f"projection {name!r} has no key {key!r}")
+
+
 def register(store: EventStore, spec: ProjectionSpec) -> None:
     """Record `spec` in `__config__` (replacing one of the same name), once it loads."""
     if spec.name == STREAMS_PROJECTION:
