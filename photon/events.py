@@ -127,26 +127,17 @@ _id_head: tuple[int, int, str] = (-1, -1, "")
 
 
 def new_event_id() -> str:
-    global _id_head
-    counter = next(_id_counter) & _COUNTER_BITS  # itertools.count is atomic under the GIL
-    millis = time.time_ns() // 1_000_000
-    high = counter >> 48
-    cached_millis, cached_high, head = _id_head
-    if millis != cached_millis or high != cached_high:
-        rand_a, rand_b_top = high >> 14, high & 0x3FFF
-        head = "%08x-%04x-%04x-%04x-" % (millis >> 16, millis & 0xFFFF, 0x7000 | rand_a, 0x8000 | rand_b_top)
-        _id_head = (millis, high, head)
-    return head + "%012x" % (counter & _LOW_48)
+    return new_event_ids(1)[0]
 
 
 def new_event_ids(count: int) -> list[str]:
-    """`count` new ids, as `new_event_id` would give them, with one clock reading for all."""
+    """`count` new ids, with one clock reading for all."""
     global _id_head
     millis = time.time_ns() // 1_000_000
     cached_millis, cached_high, head = _id_head
     ids = []
     for _ in range(count):
-        counter = next(_id_counter) & _COUNTER_BITS
+        counter = next(_id_counter) & _COUNTER_BITS  # itertools.count is atomic under the GIL
         high = counter >> 48
         if millis != cached_millis or high != cached_high:
             rand_a, rand_b_top = high >> 14, high & 0x3FFF

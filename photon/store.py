@@ -446,7 +446,7 @@ class EventStore:
         max_bytes = self.max_event_bytes
         now = now_millis()  # one clock reading for the whole batch
         # Ids for the events that come without one, made together (those left over go unused).
-        new_id = iter(new_event_ids(len(batch))).__next__ if len(batch) > 1 else new_event_id
+        new_id = iter(new_event_ids(len(batch))).__next__
         pending: list[PendingEvent] = []
         for index, event in enumerate(batch):
             try:
