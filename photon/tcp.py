@@ -185,22 +185,24 @@ class _Connection:
             self.writer.write(b"".join(out))
             await self.writer.drain()
 
+    async def _append(self, batch: list[PendingEvent], metrics: Any) -> list[bytes]:
+        """Append `batch` atomically; one answer per event: its acknowledgement, or the error."""
+        started = asyncio.get_running_loop().time()
+        try:
+            stored = await aio.append_validated(self.store, batch)
+        except PhotonError as exc:
+            metrics.tcp.rejected.inc()
+            return [_error_line(str(exc))] * len(batch)
+        metrics.tcp.stored.inc()
+        metrics.tcp.events.inc(len(stored))
+        metrics.tcp.seconds.observe(asyncio.get_running_loop().time() - started)
+        return [_ACK % (event[0], event[2]) for event in stored]  # order-id, stream-version
+
     async def _commit_plain(self, items: list[PendingEvent | bytes], metrics: Any) -> list[bytes]:
         """`_commit` for items that are all valid events with store-made ids: nothing to split."""
         out: list[bytes] = []
         for start in range(0, len(items), MAX_BATCH):
-            batch = cast(list[PendingEvent], items[start : start + MAX_BATCH])
-            started = asyncio.get_running_loop().time()
-            try:
-                stored = await aio.append_validated(self.store, batch)
-            except PhotonError as exc:
-                metrics.tcp.rejected.inc()
-                out.extend([_error_line(str(exc))] * len(batch))
-                continue
-            metrics.tcp.stored.inc()
-            metrics.tcp.events.inc(len(stored))
-            metrics.tcp.seconds.observe(asyncio.get_running_loop().time() - started)
-            out.extend([_ACK % (event[0], event[2]) for event in stored])  # order-id, stream-version
+            out.extend(await self._append(cast(list[PendingEvent], items[start : start + MAX_BATCH]), metrics))
         return out
 
     async def _commit(self, items: list[PendingEvent | bytes], metrics: Any) -> list[bytes]:
@@ -211,20 +213,8 @@ class _Connection:
         slots: list[int] = []  # where each batch's answers go in `out`
 
         async def flush() -> None:
-            started = asyncio.get_running_loop().time()
-            try:
-                stored = await aio.append_validated(self.store, batch)
-            except PhotonError as exc:
-                metrics.tcp.rejected.inc()
-                line = _error_line(str(exc))
-                for slot in slots:
-                    out[slot] = line
-            else:
-                metrics.tcp.stored.inc()
-                metrics.tcp.events.inc(len(stored))
-                metrics.tcp.seconds.observe(asyncio.get_running_loop().time() - started)
-                for slot, event in zip(slots, stored, strict=True):
-                    out[slot] = _ACK % (event.order_id, event.stream_version)
+            for slot, answer in zip(slots, await self._append(batch, metrics), strict=True):
+                out[slot] = answer
             batch.clear()
             ids.clear()
             slots.clear()
