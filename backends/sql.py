@@ -641,7 +641,7 @@ class SQLiteBackend(SQLBackend):
         The log starts again from its beginning only when a write begins after a checkpoint that
         copied all of it. Under a steady stream of writes this thread never quite catches up, so
         the log would grow without end; when it is large, the writer is asked to copy the few
-        frames left itself, between two commits (see `_after_commit`).
+        frames left itself, between two commits (see `_finish_checkpoint`).
         """
         import sqlite3
 
@@ -662,12 +662,14 @@ class SQLiteBackend(SQLBackend):
         finally:
             connection.close()
 
-    def _after_commit(self, connection: Any) -> None:
-        """In the writer, between two commits: finish a checkpoint the background asked for, so
+    def _finish_checkpoint(self, connection: Any) -> None:
+        """In the writer, between two commits: finish the checkpoint the background asked for, so
         that the next write starts the log again (the background copied most of it already)."""
-        if self._restart_log:
-            self._restart_log = False
+        self._restart_log = False
+        try:
             connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except Exception as exc:  # the append is durable already; the log waits for the next try
+            log.warning("checkpoint of %s in the writer failed: %s", self.path, exc)
 
     def begin_bulk_load(self) -> bool:
         undoable = super().begin_bulk_load()
@@ -737,7 +739,4 @@ class SQLiteBackend(SQLBackend):
                 connection.execute("ROLLBACK")
             raise self.translate(exc) from exc
         if self._restart_log:
-            try:
-                self._after_commit(connection)
-            except Exception as exc:  # the append is durable already; the log waits for the next try
-                log.warning("checkpoint of %s in the writer failed: %s", self.path, exc)
+            self._finish_checkpoint(connection)
