@@ -9,6 +9,7 @@ recorded in ``__config__`` for the next server start.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +103,7 @@ def add(file: Path, name: str | None, url: str | None, **params: Any) -> None:
 
     config = config_from(params)
     spec = spec_from_file(file)
-    spec = spec_from_file(file, name or declared_name(spec))
+    spec = replace(spec, name=name or declared_name(spec))
     if _direct(config):
         from .projections.offline import register
         from .store import EventStore

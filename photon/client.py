@@ -304,8 +304,10 @@ class PhotonClient:
         `fields` are other template fields (``stream_name="orders"``, ``initial_value={}``)."""
         template = {"projection-name": name, "language": language, "reduction": reduction}
         template.update({key.replace("_", "-"): value for key, value in fields.items()})
-        result: dict[str, Any] = self._http().request("POST", "/api/projection", content=orjson.dumps(template)).json()
-        return result["projection"]  # type: ignore[no-any-return]
+        descriptor: dict[str, Any] = (
+            self._http().request("POST", "/api/projection", content=orjson.dumps(template)).json()["projection"]
+        )
+        return descriptor
 
     def remove_projection(self, name: str) -> None:
         self._http().request("DELETE", f"/api/projection/{_quote(name)}")
