@@ -10,10 +10,17 @@ this thread only keeps it alive and reports.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 from collections.abc import Callable
 
 log = logging.getLogger("photon.backends")
+
+
+def lease_holder() -> str:
+    """Who holds a lease, for the message another process gets when it is refused."""
+    return f"pid {os.getpid()} on {socket.gethostname()}"
 
 
 class LeaseRenewer:

@@ -56,8 +56,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
-import socket
 import uuid
 from collections import OrderedDict
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
@@ -68,7 +66,7 @@ from photon.config import Setting, parse_port, parse_positive
 from photon.errors import BackendError, BackendUnavailable, IntegrityError, StoreLocked
 from photon.events import RecordedEvent
 
-from ._lease import LeaseRenewer
+from ._lease import LeaseRenewer, lease_holder
 
 log = logging.getLogger("photon.backends.cassandra")
 
@@ -261,7 +259,7 @@ class CassandraBackend(Backend):
 
     def _take_lease(self) -> None:
         token = uuid.uuid4().hex
-        holder = f"pid {os.getpid()} on {socket.gethostname()}"
+        holder = lease_holder()
         taken = self._session.execute(self._ps["take_lease"], ("writer", holder, token, self.lease_s)).one()
         if not taken[0]:
             current = self._session.execute(self._ps["lease"], ("writer",)).one()

@@ -31,7 +31,6 @@ import contextlib
 import datetime
 import logging
 import os
-import socket
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any
@@ -41,7 +40,7 @@ from photon.config import Setting, parse_positive
 from photon.errors import BackendError, BackendUnavailable, IntegrityError, StoreLocked
 from photon.events import RecordedEvent
 
-from ._lease import LeaseRenewer
+from ._lease import LeaseRenewer, lease_holder
 
 log = logging.getLogger("photon.backends.mongo")
 
@@ -156,7 +155,7 @@ class MongoBackend(Backend):
         from pymongo.errors import DuplicateKeyError
 
         token = uuid.uuid4().hex
-        holder = f"pid {os.getpid()} on {socket.gethostname()}"
+        holder = lease_holder()
         now = self._server_now()
         lease = {"token": token, "holder": holder, "expires": now + datetime.timedelta(milliseconds=self.lease_ms)}
         try:

@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import socket
 import uuid
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
@@ -44,7 +42,7 @@ from photon.config import Setting, parse_int, parse_positive
 from photon.errors import BackendError, BackendUnavailable, IntegrityError, StoreLocked
 from photon.events import RecordedEvent
 
-from ._lease import LeaseRenewer
+from ._lease import LeaseRenewer, lease_holder
 
 log = logging.getLogger("photon.backends.redis")
 
@@ -257,7 +255,7 @@ class RedisBackend(Backend):
             raise _translate(exc) from exc
 
     def _take_lease(self) -> None:
-        token = f"pid {os.getpid()} on {socket.gethostname()} ({uuid.uuid4().hex[:8]})"
+        token = f"{lease_holder()} ({uuid.uuid4().hex[:8]})"
         if not self._client.set(self.k_writer, token, nx=True, px=self.lease_ms):
             holder = self._client.get(self.k_writer)
             who = holder.decode(errors="replace") if holder else "another process"
