@@ -23,6 +23,7 @@ import socket
 import threading
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from functools import partial
+from itertools import chain
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
@@ -41,6 +42,9 @@ LOG_RESTART_BYTES = 32 << 20
 """A log holding more than this is started again from its beginning (see _checkpoint_loop)."""
 LOG_SIZE_LIMIT = 64 << 20
 """PRAGMA journal_size_limit: the log file is cut back to this size when it starts again."""
+BULK_ROWS = 4096
+"""Rows per INSERT statement in a bulk load: 7 parameters a row stays under SQLite's limit of
+32766 parameters a statement."""
 log = logging.getLogger("photon.backends.sql")
 #: The PostgreSQL advisory lock a writer holds (one store per database; the number spells "PHOT").
 POSTGRES_LOCK_KEY = 0x50484F54
@@ -599,6 +603,8 @@ class SQLiteBackend(SQLBackend):
         self.synchronous = config.get("sqlite.synchronous") or "FULL"
         self._lock_file = FileLock(self.path.with_name(self.path.name + ".lock"))
         self._restart_log = False
+        self._bulk = False
+        self._multi_row: dict[int, str] = {}
 
     def url(self) -> str:
         return f"sqlite:///{self.path}"
@@ -671,8 +677,26 @@ class SQLiteBackend(SQLBackend):
         except Exception as exc:  # the append is durable already; the log waits for the next try
             log.warning("checkpoint of %s in the writer failed: %s", self.path, exc)
 
+    def _insert_rows(self, connection: Any, insert: str, events: Sequence[RecordedEvent]) -> None:
+        """Insert many rows with few statements: each one inserts up to BULK_ROWS rows.
+
+        Against a table without indexes (a bulk load) this costs a third less than
+        `executemany`, which steps SQLite once per row. With the indexes in place it was
+        measured slower, so ordinary appends keep `executemany`."""
+        start, total = 0, len(events)
+        while start < total:
+            count = min(BULK_ROWS, total - start)
+            count = 1 << (count.bit_length() - 1)  # powers of two: a few statements, all cached
+            sql = self._multi_row.get(count)
+            if sql is None:
+                head, _, row = insert.partition(" VALUES ")
+                sql = self._multi_row[count] = f"{head} VALUES {', '.join([row] * count)}"
+            connection.execute(sql, list(chain.from_iterable(events[start : start + count])))
+            start += count
+
     def begin_bulk_load(self) -> bool:
         undoable = super().begin_bulk_load()
+        self._bulk = True
         # Each batch of a restore need not reach the disk on its own: nothing is acknowledged
         # until the load is over, and end_bulk_load's synced commit (the index rebuild) makes
         # the whole log durable at once. A crash in between leaves a prefix of the batches, as
@@ -681,6 +705,7 @@ class SQLiteBackend(SQLBackend):
         return undoable
 
     def end_bulk_load(self, ok: bool) -> None:
+        self._bulk = False
         self._set_synchronous(self.synchronous)
         super().end_bulk_load(ok)
 
@@ -731,7 +756,10 @@ class SQLiteBackend(SQLBackend):
         connection = self._writer.driver_connection
         try:
             connection.execute("BEGIN IMMEDIATE")
-            connection.executemany(insert.sql, events)  # RecordedEvent tuples are in column order
+            if self._bulk:
+                self._insert_rows(connection, insert.sql, events)
+            else:
+                connection.executemany(insert.sql, events)  # RecordedEvent tuples are in column order
             connection.executemany(upsert.sql, versions.items())
             connection.execute("COMMIT")
         except Exception as exc:

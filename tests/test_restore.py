@@ -17,6 +17,7 @@ from photon.restore import (
     BackupFormatError,
     BackupSummary,
     RestoreConflict,
+    bulk_load,
     check_backup,
     checked_records,
     import_events,
@@ -393,3 +394,34 @@ def test_a_bulk_load_into_sqlite_syncs_once_at_the_end(tmp_path: Path) -> None:
         assert level() == 0  # OFF while loading: nothing is acknowledged before the end
         store.backend.end_bulk_load(True)
         assert level() == 2
+
+
+def test_a_bulk_load_into_sqlite_stores_every_row_of_large_and_odd_sized_batches(tmp_path: Path) -> None:
+    # A bulk load inserts many rows per statement (powers of two up to BULK_ROWS); batches of
+    # sizes that are not powers of two, and larger than one statement, must land whole and in order.
+    from photon_backends.sql import BULK_ROWS
+
+    sizes = [1, 3, BULK_ROWS + 1, 2 * BULK_ROWS + 777]
+    records: list[RecordedEvent] = []
+    for stream, size in enumerate(sizes):
+        for version in range(1, size + 1):
+            order_id = len(records) + 1
+            body = {"n": order_id}
+            data = orjson.dumps(
+                {"order-id": order_id, "stream-version": version, "stream-name": f"s{stream}", "payload": body}
+            )
+            records.append(RecordedEvent(order_id, f"s{stream}", version, f"id-{order_id}", "t", order_id, data))
+    with EventStore.open(db_backend="sqlite", sqlite_path=str(tmp_path / "m.db")) as store:
+        with bulk_load(store) as undoable:
+            assert undoable
+            start = 0
+            for size in sizes:
+                store.import_events(records[start : start + size], batch_size=size)
+                start += size
+        assert list(store.read()) == records
+        assert {info.stream_name: info.total_events for info in store.streams()} == {
+            f"s{index}": size for index, size in enumerate(sizes)
+        }
+        # After the load, appends go row by row again, indexes and all.
+        store.append({"stream-name": "s0", "event-type": "t", "payload": {}})
+        assert [e.stream_version for e in store.read("s0")] == [1, 2]
