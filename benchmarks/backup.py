@@ -21,7 +21,7 @@ from typing import Any
 
 from photon.backup import backup_chunks, write_chunks
 from photon.backup_files import atomic_output, reading
-from photon.restore import parse_lines, restore
+from photon.restore import parse_lines, restore_file
 from photon.store import EventStore
 
 
@@ -68,13 +68,8 @@ def restore_from(source: Path, target: Path, backend: str = "sqlite") -> int:
     config = (
         {"db.backend": backend, f"{backend}.path": str(target)} if backend != "memory" else {"db.backend": "memory"}
     )
-    with EventStore.open(config) as store, reading(source) as stream:
-
-        def lines() -> Any:
-            stream.seek(0)
-            return iter(stream)
-
-        return restore(store, lines).events
+    with EventStore.open(config) as store:
+        return restore_file(store, source).events
 
 
 def backend_append_only(source: Path, target: Path) -> int:

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from contextlib import ExitStack
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import click
 
-from .backup_files import STDIO, atomic_output, reading, spooled_stdin
+from .backup_files import STDIO, atomic_output, backup_lines, reading, spooled_stdin
 from .cli import CONTEXT, cli, config_from, config_options
 from .errors import PhotonError
 from .progress import interactive, progress_bar
-from .restore import BackupFormatError
 
 
 class BackupFailed(PhotonError):
@@ -92,21 +91,6 @@ def backup(file: str, from_order_id: int, url: str | None, **params: Any) -> Non
     )
 
 
-def _lines(stream: IO[bytes]) -> Iterator[bytes]:
-    """The file's lines; a file that cannot be read on (a cut or damaged gzip) is a bad line."""
-    lines = iter(stream)  # iterating a binary file splits on b"\n" in C: the fastest way
-    number = 0
-    while True:
-        try:
-            line = next(lines)
-        except StopIteration:
-            return
-        except (EOFError, OSError, zlib.error) as exc:
-            raise BackupFormatError(number + 1, f"cannot read the file on ({exc})") from None
-        number += 1
-        yield line
-
-
 @click.command(context_settings=CONTEXT)
 @click.argument("file", metavar="FILE")
 @click.option(
@@ -122,10 +106,10 @@ def restore(file: str, batch_size: int, **params: Any) -> None:
     """Load a backup (FILE, - for standard input; gzip found by its magic bytes) into the configured store.
 
     The store must be empty, unless FILE is an incremental backup whose first order-id follows the
-    store's last. The whole file is checked before anything is written: a bad line stops the restore
+    store's last. Every line is checked before the restore succeeds: a bad line stops the restore
     with its line number and the store stays as it was.
     """
-    from .restore import BackupSummary, bulk_load, check_backup, checked_records, import_events, parse_lines
+    from .restore import BackupSummary, bulk_load, check_backup, import_events, load_verified, parse_lines
     from .store import EventStore
 
     config = config_from(params)
@@ -136,22 +120,23 @@ def restore(file: str, batch_size: int, **params: Any) -> None:
                 source = stack.enter_context(spooled_stdin())
             except (EOFError, OSError, zlib.error) as exc:
                 raise BackupFailed(f"cannot read standard input ({exc}); nothing was restored") from exc
+            path = source.name
         else:
             if not Path(file).is_file():
                 raise BackupFailed(f"no backup file {file!r}")
             source = stack.enter_context(reading(file))
+            path = file
         store = stack.enter_context(EventStore.open(config))
         before = store.last_order_id()
         undoable = stack.enter_context(bulk_load(store))
         written = 0
         if undoable:
-            # An empty store whose backend undoes a failed bulk load: read, check and write in
-            # one pass; a bad line empties the store again.
+            # An empty store whose backend undoes a failed bulk load: one pass loads the file
+            # while a second process checks it; a bad line empties the store again.
             summary = BackupSummary()
             with progress_bar("restore", _count_lines(source) if interactive() else None) as bar:
                 try:
-                    records = checked_records(_lines(source), store, summary)
-                    written = import_events(store, records, batch_size=batch_size, on_batch=bar.update)
+                    written = load_verified(store, path, summary, batch_size=batch_size, on_batch=bar.update)
                 except PhotonError as exc:
                     raise BackupFailed(f"{exc}; nothing was restored, the store is as it was") from exc
                 bar.total = written  # lines counted blank and marker lines too
@@ -159,13 +144,13 @@ def restore(file: str, batch_size: int, **params: Any) -> None:
         else:
             with progress_bar("check") as bar:
                 try:
-                    summary = check_backup(_lines(source), store, on_event=bar.update)
+                    summary = check_backup(backup_lines(source), store, on_event=bar.update)
                 except PhotonError as exc:
                     raise BackupFailed(f"{exc}; nothing was restored, the store is as it was") from exc
             source.seek(0)
             with progress_bar("restore", summary.events) as bar:
                 try:
-                    parsed = (record for _number, record in parse_lines(_lines(source)))
+                    parsed = (record for _number, record in parse_lines(backup_lines(source)))
                     written = import_events(store, parsed, batch_size=batch_size, on_batch=bar.update)
                 except PhotonError as exc:
                     now = store.last_order_id()

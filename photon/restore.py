@@ -25,15 +25,18 @@ restored events like any others.
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Callable, Collection, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import partial
 from operator import itemgetter
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from .backup_files import backup_lines, reading
 from .errors import PhotonError, ValidationError
 from .events import ALL_STREAM, CONFIG_STREAM, RecordedEvent
 
@@ -52,6 +55,7 @@ class BackupFormatError(ValidationError):
     def __init__(self, line: int | None, message: str, field: str | None = None) -> None:
         super().__init__(f"line {line}: {message}" if line is not None else message, field)
         self.line = line
+        self.reason = message
 
 
 class RestoreConflict(PhotonError):
@@ -347,7 +351,7 @@ def import_events(
     written = 0
     checked = _Checked(None)
     iterator = iter(records)  # a CheckedRecords takes its snapshot (and generation) here
-    if isinstance(records, CheckedRecords):
+    if isinstance(records, _Snapshot):
         checked.generation = records.generation
     batch: list[RecordedEvent] = []
     for record in iterator:
@@ -405,7 +409,18 @@ def bulk_load(store: EventStore) -> Iterator[bool]:
     store._in_writer(partial(end, True))
 
 
-class CheckedRecords:
+class _Snapshot:
+    """Events checked (here or elsewhere) against the store as it was at one write generation."""
+
+    generation: int | None = None
+    """The store's write generation the check started from (None before it starts)."""
+
+    def _take_generation(self, store: EventStore | None) -> None:
+        committer = store._committer if store is not None else None
+        self.generation = committer.generation if committer is not None else None
+
+
+class CheckedRecords(_Snapshot):
     """The backup's events, each checked as `check_backup` checks it (line numbers in errors),
     counted into `summary` as they go: one pass that reads, checks and feeds the writer.
 
@@ -418,23 +433,23 @@ class CheckedRecords:
     def __init__(
         self,
         lines: Iterable[bytes],
-        store: EventStore,
+        store: EventStore | None,
         summary: BackupSummary,
         *,
         on_event: Callable[[int], object] | None = None,
     ) -> None:
+        """With `store` None the check is against an empty store."""
         self.lines = lines
         self.store = store
         self.summary = summary
         self.on_event = on_event
-        self.generation: int | None = None
-        """The store's write generation the check started from (None before it starts)."""
 
     def __iter__(self) -> Iterator[RecordedEvent]:
         store = self.store
-        committer = store._committer
+        if store is None:
+            return self._check(Continuity(0, {}))
         # Read before the snapshot: a write that lands while it is taken moves the generation.
-        self.generation = committer.generation if committer is not None else None
+        self._take_generation(store)
         versions = {info.stream_name: info.total_events for info in store.streams()}
         return self._check(Continuity(store.last_order_id(), versions))
 
@@ -472,6 +487,152 @@ class CheckedRecords:
             summary.lines, summary.events, summary.skipped = number, events, skipped
             if first is not None:
                 summary.first_order_id, summary.last_order_id = first, last
+
+
+class UncheckedRecords(_Snapshot):
+    """A backup's events, read without the checks (a `_Checker` makes them at the same time).
+
+    Only what the store's columns need is taken from each line; a line that does not even give
+    that stops the read (the checker names the first bad line). Every `POLL_LINES` lines it asks
+    the checker whether it found a bad line already, so a load of a bad file stops early.
+    """
+
+    def __init__(self, lines: Iterable[bytes], store: EventStore, checker: _Checker) -> None:
+        self.lines = lines
+        self.store = store
+        self.checker = checker
+
+    def __iter__(self) -> Iterator[RecordedEvent]:
+        self._take_generation(self.store)  # the store is empty: the checker's snapshot
+        return self._read()
+
+    def _read(self) -> Iterator[RecordedEvent]:
+        loads, fields, record, poll = orjson.loads, _fields, _record, self.checker.poll
+        for number, line in enumerate(self.lines, start=1):
+            try:
+                order_id, stream, version, event_id, event_type, event_time, _payload = fields(loads(line))
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                if parse_line(line, number) is None:  # blank or marker: skipped; else it raises
+                    continue
+                raise BackupFormatError(number, "not a stored event") from None  # not reached
+            yield record((order_id, stream, version, event_id, event_type, event_time, line.strip()))
+            if not number % POLL_LINES:
+                poll()
+
+
+POLL_LINES = 20_000
+
+
+class _Checker:
+    """A second process that checks a backup file as `check_backup` does, against an empty store,
+    while this one loads the file (see `load_verified`)."""
+
+    def __init__(self, path: str | Path) -> None:
+        # spawn, not fork: this process runs threads (the writer, the checkpoints).
+        context = multiprocessing.get_context("spawn")
+        self._conn, child_end = context.Pipe(duplex=False)
+        self._process = context.Process(
+            target=_check_file, args=(str(path), child_end), name="photon-restore-check", daemon=True
+        )
+        self._process.start()
+        child_end.close()
+        self._verdict: tuple[Any, ...] | None = None
+
+    def poll(self) -> None:
+        """Raise the checker's error if it found one already."""
+        if self._verdict is None and self._conn.poll():
+            self._receive()
+        if self._verdict is not None:
+            self._raise_if_bad()
+
+    def result(self) -> BackupSummary:
+        """Wait for the checker: what the backup holds, or its error naming the first bad line."""
+        if self._verdict is None:
+            self._receive()
+        self._raise_if_bad()
+        _ok, events, skipped, lines, first, last = self._verdict  # type: ignore[misc]
+        return BackupSummary(events, skipped, lines, first, last)
+
+    def _receive(self) -> None:
+        try:
+            self._verdict = self._conn.recv()
+        except (EOFError, OSError):
+            self._process.join(timeout=10)
+            self._verdict = (
+                "failed",
+                f"the backup check stopped without an answer (exit code {self._process.exitcode})",
+            )
+
+    def _raise_if_bad(self) -> None:
+        verdict = self._verdict
+        assert verdict is not None
+        if verdict[0] == "bad":
+            raise BackupFormatError(verdict[1], verdict[2], verdict[3])
+        if verdict[0] == "failed":
+            raise PhotonError(verdict[1])
+
+    def close(self) -> None:
+        if self._process.is_alive():
+            self._process.kill()
+        self._process.join(timeout=10)
+        self._conn.close()
+
+
+def _check_file(path: str, answer: Any) -> None:
+    """The checker process: check the whole file, send one verdict."""
+    summary = BackupSummary()
+    verdict: tuple[Any, ...]
+    try:
+        with reading(path) as stream:
+            for _record in CheckedRecords(backup_lines(stream), None, summary):
+                pass
+        verdict = ("ok", summary.events, summary.skipped, summary.lines, summary.first_order_id, summary.last_order_id)
+    except BackupFormatError as exc:
+        verdict = ("bad", exc.line, exc.reason, exc.field)
+    except Exception as exc:
+        verdict = ("failed", f"cannot check the backup {path}: {exc}")
+    with suppress(OSError):  # the loader is gone
+        answer.send(verdict)
+    answer.close()
+
+
+def load_verified(
+    store: EventStore,
+    path: str | Path,
+    summary: BackupSummary,
+    *,
+    batch_size: int = BATCH_SIZE,
+    on_batch: Callable[[int], object] | None = None,
+) -> int:
+    """Load a backup file into an empty store, checking it in a second process at the same time.
+
+    For use inside `bulk_load(store)` when it yields True: a bad line makes the load fail, and the
+    bulk load then leaves the store empty again. Reading and checking each line costs about as
+    much as storing it; split over two processes, the two run side by side instead of one after
+    the other. The checker reads the same file as `check_backup` would; this process takes from
+    each line only what it stores. Fills `summary`; returns the number of events stored.
+    """
+    checker = _Checker(path)
+    try:
+        try:
+            with reading(path) as stream:
+                records = UncheckedRecords(backup_lines(stream), store, checker)
+                written = import_events(store, records, batch_size=batch_size, on_batch=on_batch)
+        except Exception:
+            # A line the load could not take, or a value the database refused: when the file is
+            # at fault, the checker's error names the first bad line.
+            checker.result()
+            raise
+        checked = checker.result()
+    finally:
+        checker.close()
+    if checked.events != written:
+        raise BackupFormatError(
+            None, f"the backup changed while it was restored: checked {checked.events} events, stored {written}"
+        )
+    summary.events, summary.skipped, summary.lines = checked.events, checked.skipped, checked.lines
+    summary.first_order_id, summary.last_order_id = checked.first_order_id, checked.last_order_id
+    return written
 
 
 def checked_records(
@@ -519,3 +680,25 @@ def restore(
                 None, f"the backup changed while it was restored: checked {summary.events} events, wrote {written}"
             )
     return summary
+
+
+def restore_file(
+    store: EventStore,
+    path: str | Path,
+    *,
+    batch_size: int = BATCH_SIZE,
+    on_written: Callable[[int], object] | None = None,
+) -> BackupSummary:
+    """Restore a backup file (plain or gzip): as `restore`, but into an empty store whose backend
+    can undo a bulk load, the file is checked in a second process while this one loads it."""
+    with bulk_load(store) as undoable:
+        if undoable:
+            summary = BackupSummary()
+            load_verified(store, path, summary, batch_size=batch_size, on_batch=on_written)
+            return summary
+    return restore(store, partial(_file_lines, path), batch_size=batch_size, on_written=on_written)
+
+
+def _file_lines(path: str | Path) -> Iterator[bytes]:
+    with reading(path) as stream:
+        yield from backup_lines(stream)

@@ -11,18 +11,20 @@ from typing import Any
 import orjson
 import pytest
 
-from photon.errors import IntegrityError
+from photon.errors import IntegrityError, PhotonError
 from photon.events import RecordedEvent
 from photon.restore import (
     BackupFormatError,
     BackupSummary,
     RestoreConflict,
+    _Checker,
     bulk_load,
     check_backup,
     checked_records,
     import_events,
     parse_line,
     restore,
+    restore_file,
 )
 from photon.store import EventStore
 from photon.subscriptions import CaughtUp
@@ -425,3 +427,99 @@ def test_a_bulk_load_into_sqlite_stores_every_row_of_large_and_odd_sized_batches
         # After the load, appends go row by row again, indexes and all.
         store.append({"stream-name": "s0", "event-type": "t", "payload": {}})
         assert [e.stream_version for e in store.read("s0")] == [1, 2]
+
+
+# -- a file restored while a second process checks it ------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "memory"])
+def test_restore_file_round_trip(backend: str, source: EventStore, tmp_path: Path) -> None:
+    # sqlite: loaded while a checker process reads the same file; memory (no undoable bulk
+    # load): checked first, then written.
+    path = tmp_path / "backup.jsonl"
+    path.write_bytes(backup_bytes(source))
+    with EventStore.open(TARGET_CONFIGS[backend](tmp_path)) as target:
+        summary = restore_file(target, path, batch_size=100)
+        original = everything(source)
+        assert everything(target) == original
+        assert target.streams() == source.streams()
+        assert (summary.events, summary.first_order_id, summary.last_order_id) == (
+            len(original),
+            original[0].order_id,
+            original[-1].order_id,
+        )
+
+
+def bad_backup(source: EventStore, tmp_path: Path, *, line: int, replace: bytes) -> Path:
+    lines = backup_bytes(source).splitlines(keepends=True)
+    lines[line - 1] = replace
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(b"".join(lines))
+    return path
+
+
+def test_a_line_the_load_takes_but_the_checker_refuses_empties_the_store(source: EventStore, tmp_path: Path) -> None:
+    # The loading process takes this line as it is (it does not check stream-versions): the
+    # checker's verdict must undo the load, and name the line.
+    events = everything(source)
+    skipped = events[600]._replace(stream_version=events[600].stream_version + 1)
+    data = orjson.loads(skipped.data)
+    data["stream-version"] = skipped.stream_version
+    path = bad_backup(source, tmp_path, line=601, replace=orjson.dumps(data) + b"\n")
+    with EventStore.open(TARGET_CONFIGS["sqlite"](tmp_path)) as target:
+        with pytest.raises(BackupFormatError, match="line 601: .*does not follow") as failure:
+            restore_file(target, path, batch_size=100)
+        assert failure.value.line == 601
+        assert everything(target) == [] and target.last_order_id() == 0 and target.streams() == []
+
+
+def test_the_error_names_the_first_bad_line_even_when_the_load_stops_on_a_later_one(
+    source: EventStore, tmp_path: Path
+) -> None:
+    # Line 5 has a wrong type the load does not look at; line 9 is not JSON, which stops the
+    # load. The error must still be about line 5: the checker's.
+    lines = backup_bytes(source).splitlines(keepends=True)
+    data = orjson.loads(lines[4])
+    data["payload"] = [1, 2]
+    lines[4] = orjson.dumps(data) + b"\n"
+    lines[8] = b'{"order-id": 9, "stream-name": \n'
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(b"".join(lines))
+    with EventStore.open(TARGET_CONFIGS["sqlite"](tmp_path)) as target:
+        with pytest.raises(BackupFormatError, match="line 5: field 'payload' must be a JSON object"):
+            restore_file(target, path)
+        assert everything(target) == []
+
+
+def test_a_value_the_database_refuses_is_reported_as_the_checker_names_it(source: EventStore, tmp_path: Path) -> None:
+    # An order-id that is an object cannot even be stored: the database's refusal must give way
+    # to the checker's message naming the line and the field.
+    lines = backup_bytes(source).splitlines(keepends=True)
+    data = orjson.loads(lines[2])
+    data["order-id"] = {"n": 3}
+    path = bad_backup(source, tmp_path, line=3, replace=orjson.dumps(data) + b"\n")
+    with EventStore.open(TARGET_CONFIGS["sqlite"](tmp_path)) as target:
+        with pytest.raises(BackupFormatError, match="line 3: field 'order-id' must be a positive integer"):
+            restore_file(target, path)
+        assert everything(target) == []
+
+
+def test_a_checker_that_dies_fails_the_restore(source: EventStore, tmp_path: Path) -> None:
+    path = tmp_path / "backup.jsonl"
+    path.write_bytes(backup_bytes(source))
+    checker = _Checker(path)
+    try:
+        checker._process.kill()
+        with pytest.raises(PhotonError, match="stopped without an answer"):
+            checker.result()
+    finally:
+        checker.close()
+
+
+def test_a_checker_that_cannot_read_the_file_says_so(tmp_path: Path) -> None:
+    checker = _Checker(tmp_path)  # a folder, not a file
+    try:
+        with pytest.raises(PhotonError, match="cannot check the backup"):
+            checker.result()
+    finally:
+        checker.close()
