@@ -523,3 +523,60 @@ def test_a_checker_that_cannot_read_the_file_says_so(tmp_path: Path) -> None:
             checker.result()
     finally:
         checker.close()
+
+
+def journal_mode(path: Path) -> str:
+    with sqlite3.connect(path) as connection:
+        return str(connection.execute("PRAGMA journal_mode").fetchone()[0])
+
+
+def test_a_bulk_load_into_sqlite_writes_without_the_log_and_goes_back_to_it(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    with EventStore.open(db_backend="sqlite", sqlite_path=str(path)) as store:
+        writer = store.backend._writer_connection().driver_connection
+        assert writer.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        with bulk_load(store) as undoable:
+            assert undoable
+            assert writer.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+            assert store.backend._checkpointer is None  # nothing to checkpoint without a log
+            store.streams()  # a connection opened meanwhile must not switch the file back
+            assert writer.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+            store.import_events([record(1, "s", 1)])
+        assert writer.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store.backend._checkpointer is not None and store.backend._checkpointer.is_alive()
+        assert [e.order_id for e in store.read()] == [1]
+    assert journal_mode(path) == "wal"
+
+
+def test_a_bulk_load_keeps_the_log_while_another_process_has_the_file_open(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    with EventStore.open(db_backend="sqlite", sqlite_path=str(path)) as store:
+        other = sqlite3.connect(path)  # as another process reading the store would
+        try:
+            other.execute("SELECT count(*) FROM photon_events").fetchall()
+            with bulk_load(store):
+                writer = store.backend._writer_connection().driver_connection
+                assert writer.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+                store.import_events([record(1, "s", 1), record(2, "s", 2)])
+            assert other.execute("SELECT count(*) FROM photon_events").fetchone()[0] == 2
+        finally:
+            other.close()
+        assert [e.stream_version for e in store.read("s")] == [1, 2]
+
+
+def test_a_failed_bulk_load_goes_back_to_the_log_too(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    with EventStore.open(db_backend="sqlite", sqlite_path=str(path)) as store:
+        with pytest.raises(IntegrityError), bulk_load(store):
+            store.import_events([record(1, "s", 1), record(2, "s", 2, event_id="id-1")])
+        writer = store.backend._writer_connection().driver_connection
+        assert writer.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert list(store.read()) == []
+
+
+def record(order_id: int, stream: str, version: int, *, event_id: str | None = None) -> RecordedEvent:
+    event_id = event_id or f"id-{order_id}"
+    data = orjson.dumps(
+        {"order-id": order_id, "stream-version": version, "stream-name": stream, "id": event_id, "payload": {}}
+    )
+    return RecordedEvent(order_id, stream, version, event_id, "t", 0, data)
