@@ -25,9 +25,11 @@ restored events like any others.
 
 from __future__ import annotations
 
-import multiprocessing
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Collection, Iterable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from operator import itemgetter
@@ -525,22 +527,27 @@ POLL_LINES = 20_000
 
 class _Checker:
     """A second process that checks a backup file as `check_backup` does, against an empty store,
-    while this one loads the file (see `load_verified`)."""
+    while this one loads the file (see `load_verified`).
+
+    It runs `python -m photon._restore_check FILE`, which prints one verdict: a new interpreter,
+    not a fork of this one (which runs threads) nor multiprocessing's spawn (which imports the
+    caller's main module again)."""
 
     def __init__(self, path: str | Path) -> None:
-        # spawn, not fork: this process runs threads (the writer, the checkpoints).
-        context = multiprocessing.get_context("spawn")
-        self._conn, child_end = context.Pipe(duplex=False)
-        self._process = context.Process(
-            target=_check_file, args=(str(path), child_end), name="photon-restore-check", daemon=True
+        package_root = str(Path(__file__).resolve().parent.parent)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "photon._restore_check", str(path)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            env=env,
         )
-        self._process.start()
-        child_end.close()
-        self._verdict: tuple[Any, ...] | None = None
+        self._verdict: list[Any] | None = None
 
     def poll(self) -> None:
         """Raise the checker's error if it found one already."""
-        if self._verdict is None and self._conn.poll():
+        if self._verdict is None and self._process.poll() is not None:
             self._receive()
         if self._verdict is not None:
             self._raise_if_bad()
@@ -554,14 +561,16 @@ class _Checker:
         return BackupSummary(events, skipped, lines, first, last)
 
     def _receive(self) -> None:
+        assert self._process.stdout is not None
+        answer = self._process.stdout.read()
+        code = self._process.wait()
         try:
-            self._verdict = self._conn.recv()
-        except (EOFError, OSError):
-            self._process.join(timeout=10)
-            self._verdict = (
-                "failed",
-                f"the backup check stopped without an answer (exit code {self._process.exitcode})",
-            )
+            verdict = orjson.loads(answer)
+            if type(verdict) is not list or verdict[0] not in ("ok", "bad", "failed"):
+                raise ValueError(answer)
+        except (orjson.JSONDecodeError, ValueError, IndexError):
+            verdict = ["failed", f"the backup check stopped without an answer (exit code {code})"]
+        self._verdict = verdict
 
     def _raise_if_bad(self) -> None:
         verdict = self._verdict
@@ -572,28 +581,27 @@ class _Checker:
             raise PhotonError(verdict[1])
 
     def close(self) -> None:
-        if self._process.is_alive():
+        if self._process.poll() is None:
             self._process.kill()
-        self._process.join(timeout=10)
-        self._conn.close()
+        self._process.wait()
+        if self._process.stdout is not None:
+            self._process.stdout.close()
 
 
-def _check_file(path: str, answer: Any) -> None:
-    """The checker process: check the whole file, send one verdict."""
+def check_file(path: str | Path) -> list[Any]:
+    """Check a whole backup file against an empty store: the verdict `_Checker` reads, as a JSON
+    array: ["ok", events, skipped, lines, first order-id, last order-id], ["bad", line, reason,
+    field] or ["failed", message]."""
     summary = BackupSummary()
-    verdict: tuple[Any, ...]
     try:
         with reading(path) as stream:
             for _record in CheckedRecords(backup_lines(stream), None, summary):
                 pass
-        verdict = ("ok", summary.events, summary.skipped, summary.lines, summary.first_order_id, summary.last_order_id)
     except BackupFormatError as exc:
-        verdict = ("bad", exc.line, exc.reason, exc.field)
+        return ["bad", exc.line, exc.reason, exc.field]
     except Exception as exc:
-        verdict = ("failed", f"cannot check the backup {path}: {exc}")
-    with suppress(OSError):  # the loader is gone
-        answer.send(verdict)
-    answer.close()
+        return ["failed", f"cannot check the backup {path}: {exc}"]
+    return ["ok", summary.events, summary.skipped, summary.lines, summary.first_order_id, summary.last_order_id]
 
 
 def load_verified(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -509,7 +511,7 @@ def test_a_checker_that_dies_fails_the_restore(source: EventStore, tmp_path: Pat
     path.write_bytes(backup_bytes(source))
     checker = _Checker(path)
     try:
-        checker._process.kill()
+        checker._process.kill()  # killed before it could answer
         with pytest.raises(PhotonError, match="stopped without an answer"):
             checker.result()
     finally:
@@ -580,3 +582,20 @@ def record(order_id: int, stream: str, version: int, *, event_id: str | None = N
         {"order-id": order_id, "stream-version": version, "stream-name": stream, "id": event_id, "payload": {}}
     )
     return RecordedEvent(order_id, stream, version, event_id, "t", 0, data)
+
+
+def test_restore_file_works_from_a_plain_script(source: EventStore, tmp_path: Path) -> None:
+    # The checker is a new interpreter: a caller's script without a `__main__` guard is not run
+    # a second time (as multiprocessing's spawn would).
+    path = tmp_path / "backup.jsonl"
+    path.write_bytes(backup_bytes(source))
+    script = tmp_path / "plain.py"
+    script.write_text(
+        "from photon.restore import restore_file\n"
+        "from photon.store import EventStore\n"
+        f"with EventStore.open(db_backend='sqlite', sqlite_path={str(tmp_path / 'p.db')!r}) as store:\n"
+        f"    print(restore_file(store, {str(path)!r}).events)\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr.decode()
+    assert int(done.stdout) == len(everything(source))
