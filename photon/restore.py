@@ -36,6 +36,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import orjson
 
 from .backup_files import backup_lines, reading
@@ -494,9 +495,10 @@ class CheckedRecords(_Snapshot):
 class UncheckedRecords(_Snapshot):
     """A backup's events, read without the checks (a `_Checker` makes them at the same time).
 
-    Only what the store's columns need is taken from each line; a line that does not even give
-    that stops the read (the checker names the first bad line). Every `POLL_LINES` lines it asks
-    the checker whether it found a bad line already, so a load of a bad file stops early.
+    Only what the store's columns need is taken from each line (`_Columns`: the payload is not
+    even decoded); a line that does not give that stops the read, and the checker names the
+    first bad line. Every `POLL_LINES` lines it asks the checker whether it found a bad line
+    already, so a load of a bad file stops early.
     """
 
     def __init__(self, lines: Iterable[bytes], store: EventStore, checker: _Checker) -> None:
@@ -509,17 +511,48 @@ class UncheckedRecords(_Snapshot):
         return self._read()
 
     def _read(self) -> Iterator[RecordedEvent]:
-        loads, fields, record, poll = orjson.loads, _fields, _record, self.checker.poll
+        decode, record, poll = _decode_columns, _record, self.checker.poll
         for number, line in enumerate(self.lines, start=1):
             try:
-                order_id, stream, version, event_id, event_type, event_time, _payload = fields(loads(line))
-            except (orjson.JSONDecodeError, KeyError, TypeError):
-                if parse_line(line, number) is None:  # blank or marker: skipped; else it raises
-                    continue
-                raise BackupFormatError(number, "not a stored event") from None  # not reached
-            yield record((order_id, stream, version, event_id, event_type, event_time, line.strip()))
+                c = decode(line)
+            except msgspec.DecodeError:
+                # Not the usual shape (a blank or marker line, another type): as the check reads it.
+                parsed = _any_columns(line, number)
+                if parsed is not None:
+                    yield parsed
+            else:
+                row = (c.order_id, c.stream_name, c.stream_version, c.id, c.event_type, c.event_time, line.strip())
+                yield record(row)
             if not number % POLL_LINES:
                 poll()
+
+
+class _Columns(msgspec.Struct, gc=False):
+    """The fields of a backup line that a row of the store needs, as `msgspec` decodes them:
+    typed, other fields skipped unread. For valid JSON it reads the same values as `orjson`
+    (which the check uses), duplicate keys included: the last one counts."""
+
+    order_id: int = msgspec.field(name="order-id")
+    stream_name: str = msgspec.field(name="stream-name")
+    stream_version: int = msgspec.field(name="stream-version")
+    id: str
+    event_type: str = msgspec.field(name="event-type")
+    event_time: int = msgspec.field(name="event-time")
+
+
+_decode_columns = msgspec.json.Decoder(_Columns).decode
+
+
+def _any_columns(line: bytes, number: int) -> RecordedEvent | None:
+    """A line `_Columns` does not fit, taken as it is: None for a blank or marker line; a line
+    that is not an event at all raises (the checker's error names the first bad line)."""
+    try:
+        order_id, stream, version, event_id, event_type, event_time, _payload = _fields(orjson.loads(line))
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        if parse_line(line, number) is None:  # blank or marker: skipped; else it raises
+            return None
+        raise BackupFormatError(number, "not a stored event") from None  # not reached
+    return _record((order_id, stream, version, event_id, event_type, event_time, line.strip()))
 
 
 POLL_LINES = 20_000
