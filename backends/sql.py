@@ -714,8 +714,9 @@ class SQLiteBackend(SQLBackend):
         self._leave_wal()
         # Each batch of a restore need not reach the disk on its own: nothing is acknowledged
         # until the load is over, and end_bulk_load's synced commit (the index rebuild) makes
-        # the whole log durable at once. A crash in between leaves a prefix of the batches, as
-        # SQLite's log is checked frame by frame on recovery; open() rebuilds the indexes.
+        # the whole file durable at once. A killed process leaves a prefix of the batches (the
+        # operating system still writes what SQLite handed it, and the next open rolls back the
+        # batch in progress); open() rebuilds the indexes. A power cut may leave less.
         self._set_synchronous("OFF")
         return undoable
 
