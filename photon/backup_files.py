@@ -105,17 +105,13 @@ def backup_lines(stream: IO[bytes]) -> Iterator[bytes]:
     bad line, named by its number."""
     from .restore import BackupFormatError  # here: restore.py builds on this module
 
-    lines = iter(stream)  # iterating a binary file splits on b"\n" in C: the fastest way
     number = 0
-    while True:
-        try:
-            line = next(lines)
-        except StopIteration:
-            return
-        except (EOFError, OSError, zlib.error) as exc:
-            raise BackupFormatError(number + 1, f"cannot read the file on ({exc})") from None
-        number += 1
-        yield line
+    try:
+        # Iterating a binary file splits on b"\n" in C: the fastest way.
+        for number, line in enumerate(stream, start=1):  # noqa: B007 - number names a read error
+            yield line
+    except (EOFError, OSError, zlib.error) as exc:
+        raise BackupFormatError(number + 1, f"cannot read the file on ({exc})") from None
 
 
 @contextlib.contextmanager
