@@ -25,6 +25,7 @@ restored events like any others.
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -265,9 +266,24 @@ def check_backup(
     `RestoreConflict`) naming the first bad line.
     """
     summary = BackupSummary()
-    for _record in checked_records(lines, store, summary, on_event=on_event):
-        pass
+    with cycle_collection_paused():
+        for _record in checked_records(lines, store, summary, on_event=on_event):
+            pass
     return summary
+
+
+@contextmanager
+def cycle_collection_paused() -> Iterator[None]:
+    """Pause Python's cycle collector while a backup is read: it makes millions of small objects
+    and no reference cycles, and each collection would scan the batch held so far again
+    (measured: 15% of a restore's time). Process-wide; enabled again after, if it was before."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class _Checked:
@@ -353,17 +369,18 @@ def import_events(
     """
     written = 0
     checked = _Checked(None)
-    iterator = iter(records)  # a CheckedRecords takes its snapshot (and generation) here
-    if isinstance(records, _Snapshot):
-        checked.generation = records.generation
-    batch: list[RecordedEvent] = []
-    for record in iterator:
-        batch.append(record)
-        if len(batch) >= batch_size:
+    with cycle_collection_paused():
+        iterator = iter(records)  # a CheckedRecords takes its snapshot (and generation) here
+        if isinstance(records, _Snapshot):
+            checked.generation = records.generation
+        batch: list[RecordedEvent] = []
+        for record in iterator:
+            batch.append(record)
+            if len(batch) >= batch_size:
+                written += _submit(store, batch, written == 0, checked, on_batch)
+                batch = []
+        if batch:
             written += _submit(store, batch, written == 0, checked, on_batch)
-            batch = []
-    if batch:
-        written += _submit(store, batch, written == 0, checked, on_batch)
     return written
 
 
@@ -627,7 +644,7 @@ def check_file(path: str | Path) -> list[Any]:
     field] or ["failed", message]."""
     summary = BackupSummary()
     try:
-        with reading(path) as stream:
+        with reading(path) as stream, cycle_collection_paused():
             for _record in CheckedRecords(backup_lines(stream), None, summary):
                 pass
     except BackupFormatError as exc:

@@ -603,3 +603,33 @@ def test_restore_file_works_from_a_plain_script(source: EventStore, tmp_path: Pa
     done = subprocess.run([sys.executable, str(script)], capture_output=True, timeout=120, cwd=tmp_path)
     assert done.returncode == 0, done.stderr.decode()
     assert int(done.stdout) == len(everything(source))
+
+
+def test_the_cycle_collector_is_paused_only_while_a_backup_is_read(source: EventStore, tmp_path: Path) -> None:
+    import gc
+
+    from photon.restore import cycle_collection_paused
+
+    seen: list[bool] = []
+
+    def lines() -> Iterator[bytes]:
+        for line in backup_bytes(source).splitlines(keepends=True):
+            seen.append(gc.isenabled())
+            yield line
+
+    assert gc.isenabled()
+    with EventStore.open(db_backend="memory") as target:
+        restore(target, lines)
+    assert seen and not any(seen)
+    assert gc.isenabled()
+    # After a failure too; and a collector that was off stays off.
+    with pytest.raises(RuntimeError), cycle_collection_paused():
+        raise RuntimeError("boom")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with cycle_collection_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
