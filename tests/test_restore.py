@@ -633,3 +633,38 @@ def test_the_cycle_collector_is_paused_only_while_a_backup_is_read(source: Event
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def index_names(store: EventStore) -> set[str]:
+    writer = store.backend._writer_connection().driver_connection
+    return {row[1] for row in writer.execute("PRAGMA index_list(photon_events)")}
+
+
+def test_a_bulk_load_keeps_the_id_index_when_the_first_batch_has_ascending_ids(tmp_path: Path) -> None:
+    with EventStore.open(db_backend="sqlite", sqlite_path=str(tmp_path / "k.db")) as store:
+        with bulk_load(store):
+            assert "photon_events_event_id" not in index_names(store)
+            store.import_events([record(n, "s", n, event_id=f"id-{n:03d}") for n in range(1, 11)])
+            # Built after the first batch, and kept as the load goes on.
+            assert index_names(store) == {"photon_events_event_id"}
+            store.import_events([record(n, "s", n, event_id=f"id-{n:03d}") for n in range(11, 21)])
+        assert {"photon_events_event_id", "photon_events_stream_version"} <= index_names(store)
+        assert [e.event_id for e in store.read()] == [f"id-{n:03d}" for n in range(1, 21)]
+
+    # A repeated id is then refused by its batch, with the same words as at the end, and the
+    # failed load leaves the store empty.
+    with EventStore.open(db_backend="sqlite", sqlite_path=str(tmp_path / "k2.db")) as store:
+        with pytest.raises(IntegrityError, match="repeat an id or a stream version"), bulk_load(store):
+            store.import_events([record(n, "s", n, event_id=f"id-{n:03d}") for n in range(1, 11)])
+            store.import_events([record(11, "t", 1, event_id="id-005")])
+        assert list(store.read()) == [] and store.last_order_id() == 0
+
+
+def test_a_bulk_load_builds_the_id_index_at_the_end_when_the_ids_come_in_no_order(tmp_path: Path) -> None:
+    with EventStore.open(db_backend="sqlite", sqlite_path=str(tmp_path / "u.db")) as store:
+        ids = ["m", "c", "x", "a"]
+        with bulk_load(store):
+            store.import_events([record(n, "s", n, event_id=ids[n - 1]) for n in range(1, 5)])
+            assert "photon_events_event_id" not in index_names(store)
+        assert {"photon_events_event_id", "photon_events_stream_version"} <= index_names(store)
+        assert [e.event_id for e in store.read()] == ids
