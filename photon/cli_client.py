@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 import orjson
 
 from .cli import CONTEXT, cli, config_from, config_options
-from .client import PhotonClient
 from .config import Config
 from .errors import ValidationError
 from .subscriptions import STREAM_TYPES, CaughtUp
+
+if TYPE_CHECKING:
+    from .client import PhotonClient
 
 EMIT_CHUNK = 1000
 
@@ -44,6 +46,8 @@ def _client(config: Config, url: str | None) -> PhotonClient:
         url = f"{scheme}://{config['rest.host']}:{config['rest.port']}"
     # A self-signed server certificate is its own authority: trust the configured keystore's.
     verify: bool | str = keystore if keystore and url.startswith("https") else True
+    from .client import PhotonClient  # here: commands on a store need no HTTP client
+
     return PhotonClient(url, config["admin.user"], config["admin.pass"], verify=verify)
 
 
