@@ -21,7 +21,7 @@ from typing import Any
 
 from photon.backup import backup_chunks, write_chunks
 from photon.backup_files import atomic_output, reading
-from photon.restore import parse_lines, restore_file
+from photon.restore import cycle_collection_paused, parse_lines, restore_file
 from photon.store import EventStore
 
 
@@ -77,7 +77,7 @@ def backend_append_only(source: Path, target: Path) -> int:
     or checks: the floor of any restore."""
     with reading(source) as stream:
         records = [record for _number, record in parse_lines(stream)]
-    with EventStore.open({"db.backend": "sqlite", "sqlite.path": str(target)}) as store:
+    with EventStore.open({"db.backend": "sqlite", "sqlite.path": str(target)}) as store, cycle_collection_paused():
         started = time.perf_counter()
         store.backend.begin_bulk_load()  # as a restore into an empty store does
         for start in range(0, len(records), 20_000):
