@@ -21,6 +21,10 @@ such as a replay's caught-up marker) and blank lines are skipped.
 Writes go through the store's single writer thread in large batches, between the commits of
 any concurrent appends, so the committer's positions stay right and subscribers see the
 restored events like any others.
+
+A file restored into an empty store whose backend can undo a bulk load (`restore_file`,
+`photon restore`) is checked in a second process while this one loads it (`load_verified`):
+the load succeeds only if the check does, and a failed check empties the store again.
 """
 
 from __future__ import annotations
