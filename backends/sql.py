@@ -774,11 +774,16 @@ class SQLiteBackend(SQLBackend):
     def _back_to_wal(self) -> None:
         if not self._outside_wal:
             return
+        import sqlite3
+
         writer = self._writer_connection().driver_connection
-        mode = writer.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        self._outside_wal = False  # from here, a new connection switches the file back itself
+        try:
+            mode = writer.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        except sqlite3.OperationalError as exc:
+            mode = f"its rollback journal ({exc})"
         if str(mode).lower() != "wal":
-            log.warning("%s stays in %s journal mode until it is opened again", self.path, mode)
-        self._outside_wal = False
+            log.warning("%s stays in %s until a connection can switch it back to the log", self.path, mode)
         self._start_checkpoints()
 
     def _set_synchronous(self, level: str) -> None:
