@@ -15,7 +15,7 @@ import click
 
 from .backend import available_backends
 from .config import Config, Setting, all_settings, closest_key, load_config
-from .errors import PhotonError
+from .errors import PhotonError, ServerUnreachable
 
 DEFAULT_COMMAND = "serve"
 
@@ -163,7 +163,10 @@ def main() -> None:
     try:
         cli.main(prog_name="photon", standalone_mode=True)
     except PhotonError as exc:
-        click.echo(f"photon: error: {exc}", err=True)
+        hint = ""
+        if isinstance(exc, ServerUnreachable):
+            hint = " (is it running? `photon` starts one; -db.backend works on a store directly)"
+        click.echo(f"photon: error: {exc}{hint}", err=True)
         sys.exit(2)
 
 

@@ -16,12 +16,21 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 import httpx
 import orjson
 
-from .errors import NotAuthorized, NotFound, PhotonError, StoreClosed, ValidationError, VersionConflict
+from .errors import (
+    NotAuthorized,
+    NotFound,
+    PhotonError,
+    ServerUnreachable,
+    StoreClosed,
+    ValidationError,
+    VersionConflict,
+)
 from .subscriptions import CaughtUp
 
 Event = dict[str, Any]
@@ -130,22 +139,39 @@ class HttpTransport:
 
     def token(self, renew: bool = False) -> str:
         if self._token is None or renew:
-            response = self._http.get("/auth/token", auth=self._auth)
+            with self._reaching():
+                response = self._http.get("/auth/token", auth=self._auth)
             _raise_for(response)
             self._token = str(response.json()["token"])
         return self._token
+
+    @contextmanager
+    def _reaching(self) -> Iterator[None]:
+        """A failure to reach the server (refused, unknown host, timeout, cut off) as a PhotonError."""
+        try:
+            yield
+        except httpx.TransportError as exc:
+            raise ServerUnreachable(f"cannot reach the Photon server at {self.url}: {exc}") from exc
 
     def _headers(self, renew: bool = False) -> dict[str, str]:
         return {"Authorization": f"Token {self.token(renew)}"}
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        response = self._http.request(method, path, headers=self._headers(), **kwargs)
+        headers = self._headers()
+        with self._reaching():
+            response = self._http.request(method, path, headers=headers, **kwargs)
         if response.status_code == 401:  # expired: renew once
-            response = self._http.request(method, path, headers=self._headers(renew=True), **kwargs)
+            headers = self._headers(renew=True)
+            with self._reaching():
+                response = self._http.request(method, path, headers=headers, **kwargs)
         _raise_for(response)
         return response
 
     def _stream(self, path: str, params: dict[str, Any]) -> Iterator[ReplayItem]:
+        with self._reaching():
+            yield from self._stream_items(path, params)
+
+    def _stream_items(self, path: str, params: dict[str, Any]) -> Iterator[ReplayItem]:
         for attempt in (0, 1):
             with self._http.stream(
                 "GET",

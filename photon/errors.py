@@ -74,3 +74,7 @@ class UnknownBackend(ConfigError):
 
 class NotAuthorized(PhotonError):
     """The credentials or the token were refused (HTTP 401)."""
+
+
+class ServerUnreachable(PhotonError):
+    """The Photon server could not be reached (refused, unknown host, timed out, cut off)."""

@@ -104,3 +104,20 @@ def test_hot_cold_replay_reports_caught_up_on_stderr(server_process: ServerProce
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_commands_say_clearly_when_no_server_answers(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{closed_port()}"
+    for args in (["streams", "-url", url], ["replay", "cart", "-url", url], ["emit", "-url", url, "{}"]):
+        result = photon(args, tmp_path)
+        assert result.returncode == 2, (args, result.stderr)
+        assert f"cannot reach the Photon server at {url}" in result.stderr.decode(), args
+        assert b"Traceback" not in result.stderr

@@ -68,3 +68,21 @@ def test_errors_map_to_photon_errors(live: LiveServer) -> None:
     client = PhotonClient(live.url)
     with pytest.raises(NotFound):
         list(client.replay("missing", stream_type="cold"))
+
+
+def test_a_server_that_does_not_answer_is_a_photon_error() -> None:
+    import socket
+
+    from photon.errors import PhotonError, ServerUnreachable
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    client = PhotonClient(f"http://127.0.0.1:{port}")
+    try:
+        with pytest.raises(ServerUnreachable, match="cannot reach the Photon server"):
+            client.streams()
+        with pytest.raises(PhotonError):
+            list(client.replay("cart", stream_type="cold"))
+    finally:
+        client.close()
