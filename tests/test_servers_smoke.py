@@ -222,3 +222,32 @@ def test_external_server_from_environment(monkeypatch: pytest.MonkeyPatch) -> No
             server.kill()
         assert not server.running
     assert os.environ["PHOTON_TEST_AMQP_URL"] == RabbitServer().url
+
+
+def test_a_start_that_stalls_is_launched_once_more() -> None:
+    from .servers import Server
+
+    class Stalling(Server):
+        """Its first launch never answers; its second does."""
+
+        name = "stalling"
+        env_var = "PHOTON_TEST_STALLING_UNUSED"
+        start_timeout = 20.0
+        relaunch_after = 0.5
+        launches = 0
+
+        def _launch(self) -> None:
+            self.launches += 1
+            self._spawn(["sleep", "60"])
+
+        def _ready(self) -> bool:
+            return self.launches >= 2
+
+    server = Stalling()
+    try:
+        with pytest.warns(UserWarning, match="stalling not ready after 0s; launched once more"):
+            server.start()
+        assert server.launches == 2 and server.running
+        assert len([p for p in server._procs if p.poll() is None]) == 1  # the stalled one is gone
+    finally:
+        server.close()
