@@ -30,6 +30,7 @@ the load succeeds only if the check does, and a failed check empties the store a
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import subprocess
 import sys
@@ -51,6 +52,7 @@ from .events import ALL_STREAM, CONFIG_STREAM, RecordedEvent
 if TYPE_CHECKING:
     from .store import EventStore, _Committer
 
+log = logging.getLogger("photon.restore")
 STREAM_DELETED = "stream-deleted"
 # Builds a RecordedEvent from a tuple without NamedTuple's keyword handling (the hot path).
 _record = partial(tuple.__new__, RecordedEvent)
@@ -674,7 +676,14 @@ def load_verified(
     the other. The checker reads the same file as `check_backup` would; this process takes from
     each line only what it stores. Fills `summary`; returns the number of events stored.
     """
-    checker = _Checker(path)
+    try:
+        checker = _Checker(path)
+    except OSError as exc:  # no interpreter to start (an embedded Python): check while loading
+        log.warning("cannot start the backup check in a second process (%s); checking as it loads", exc)
+        with reading(path) as stream:
+            return import_events(
+                store, CheckedRecords(backup_lines(stream), store, summary), batch_size=batch_size, on_batch=on_batch
+            )
     try:
         try:
             with reading(path) as stream:

@@ -668,3 +668,19 @@ def test_a_bulk_load_builds_the_id_index_at_the_end_when_the_ids_come_in_no_orde
             assert "photon_events_event_id" not in index_names(store)
         assert {"photon_events_event_id", "photon_events_stream_version"} <= index_names(store)
         assert [e.event_id for e in store.read()] == ids
+
+
+def test_restore_file_checks_as_it_loads_when_no_second_process_can_start(
+    source: EventStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-python-here"))
+    good = tmp_path / "backup.jsonl"
+    good.write_bytes(backup_bytes(source))
+    with EventStore.open(TARGET_CONFIGS["sqlite"](tmp_path)) as target:
+        assert restore_file(target, good).events == len(everything(source))
+        assert everything(target) == everything(source)
+    bad = bad_backup(source, tmp_path, line=4, replace=b"{not json\n")
+    with EventStore.open({"db.backend": "sqlite", "sqlite.path": str(tmp_path / "other.db")}) as target:
+        with pytest.raises(BackupFormatError, match="line 4: not valid JSON"):
+            restore_file(target, bad)
+        assert everything(target) == []
