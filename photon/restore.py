@@ -539,8 +539,10 @@ class UncheckedRecords(_Snapshot):
             try:
                 c = decode(line)
             except msgspec.DecodeError:
-                # Not the usual shape (a blank or marker line, another type): as the check reads it.
-                parsed = _any_columns(line, number)
+                # Not the usual shape (a blank or marker line, a value of another type): read and
+                # checked in full; a line that is not an event raises (and the checker's error
+                # then names the file's first bad line).
+                parsed = parse_line(line, number)
                 if parsed is not None:
                     yield parsed
             else:
@@ -564,18 +566,6 @@ class _Columns(msgspec.Struct, gc=False):
 
 
 _decode_columns = msgspec.json.Decoder(_Columns).decode
-
-
-def _any_columns(line: bytes, number: int) -> RecordedEvent | None:
-    """A line `_Columns` does not fit, taken as it is: None for a blank or marker line; a line
-    that is not an event at all raises (the checker's error names the first bad line)."""
-    try:
-        order_id, stream, version, event_id, event_type, event_time, _payload = _fields(orjson.loads(line))
-    except (orjson.JSONDecodeError, KeyError, TypeError):
-        if parse_line(line, number) is None:  # blank or marker: skipped; else it raises
-            return None
-        raise BackupFormatError(number, "not a stored event") from None  # not reached
-    return _record((order_id, stream, version, event_id, event_type, event_time, line.strip()))
 
 
 POLL_LINES = 20_000

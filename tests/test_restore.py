@@ -497,9 +497,9 @@ def test_the_error_names_the_first_bad_line_even_when_the_load_stops_on_a_later_
         assert everything(target) == []
 
 
-def test_a_value_the_database_refuses_is_reported_as_the_checker_names_it(source: EventStore, tmp_path: Path) -> None:
-    # An order-id that is an object cannot even be stored: the database's refusal must give way
-    # to the checker's message naming the line and the field.
+def test_a_column_of_the_wrong_type_is_reported_as_the_checker_names_it(source: EventStore, tmp_path: Path) -> None:
+    # An order-id that is an object cannot even be stored: the load stops on that line, and the
+    # error is the checker's, naming the line and the field.
     lines = backup_bytes(source).splitlines(keepends=True)
     data = orjson.loads(lines[2])
     data["order-id"] = {"n": 3}
