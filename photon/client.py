@@ -157,13 +157,10 @@ class HttpTransport:
         return {"Authorization": f"Token {self.token(renew)}"}
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        headers = self._headers()
         with self._reaching():
-            response = self._http.request(method, path, headers=headers, **kwargs)
-        if response.status_code == 401:  # expired: renew once
-            headers = self._headers(renew=True)
-            with self._reaching():
-                response = self._http.request(method, path, headers=headers, **kwargs)
+            response = self._http.request(method, path, headers=self._headers(), **kwargs)
+            if response.status_code == 401:  # expired: renew once
+                response = self._http.request(method, path, headers=self._headers(renew=True), **kwargs)
         _raise_for(response)
         return response
 
