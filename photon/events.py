@@ -15,6 +15,9 @@ import itertools
 import os
 import time
 from collections.abc import Callable, Mapping
+from functools import partial
+from itertools import chain, repeat
+from operator import itemgetter
 from typing import Any, Final, NamedTuple
 
 import orjson
@@ -292,6 +295,115 @@ def prepare_event(
             PAYLOAD,
         )
     return _new_pending(PendingEvent, (stream_name, event_id, event_type, event_time, encoded[1:], client_id))
+
+
+# -- a whole batch at once --------------------------------------------------------------------
+
+dumps = orjson.dumps
+_get_stream_names = itemgetter(STREAM_NAME)
+_get_event_types = itemgetter(EVENT_TYPE)
+_get_payloads = itemgetter(PAYLOAD)
+_pending_from = partial(tuple.__new__, PendingEvent)
+_DICT: Final = frozenset({dict})
+_STR: Final = frozenset({str})
+_INT: Final = frozenset({int})
+_NONE: Final = type(None)
+_OPTIONAL_STRING_TYPES: Final = frozenset({str, _NONE})
+_SCHEMA_TYPES: Final = frozenset({str, int, _NONE})
+
+
+def prepare_batch(batch: list[Any], max_bytes: int, now: int) -> list[PendingEvent] | None:
+    """`prepare_event` for every event of a client batch, checked field by field across the
+    batch rather than event by event.
+
+    Each check runs over all the events in one pass in C (`map`, set operations), which costs
+    a fraction of the same checks done one event at a time in Python. It covers the usual
+    batch: plain dicts, known fields of the right types, names seen before (or new ones that
+    pass), and ids and event-times either all given or all left to the store. Anything else
+    returns None, and the caller prepares event by event: that path accepts and refuses
+    exactly the same events, and its error names the event and the field at fault.
+    """
+    count = len(batch)
+    if not count:
+        return None
+    try:
+        if set(map(type, batch)) != _DICT or not CLIENT_FIELDS.issuperset(chain.from_iterable(batch)):
+            return None
+        streams = list(map(_get_stream_names, batch))
+        event_types = list(map(_get_event_types, batch))
+        if set(map(type, streams)) != _STR or set(map(type, event_types)) != _STR:
+            return None
+        if not _good_streams.issuperset(streams) and not all(
+            map(_good_stream_name, set(streams).difference(_good_streams))
+        ):
+            return None
+        if not _good_types.issuperset(event_types) and not all(
+            map(_good_event_type, set(event_types).difference(_good_types))
+        ):
+            return None
+        if set(map(type, map(_get_payloads, batch))) != _DICT:
+            return None
+        for field in _OPTIONAL_STRINGS:
+            if not _OPTIONAL_STRING_TYPES.issuperset(map(type, map(dict.get, batch, repeat(field)))):
+                return None
+        if not _SCHEMA_TYPES.issuperset(map(type, map(dict.get, batch, repeat(SCHEMA)))):
+            return None
+
+        ids: list[Any] = list(map(dict.get, batch, repeat(ID)))
+        client_ids = ids.count(None) != count
+        if client_ids and (
+            set(map(type, ids)) != _STR or not 0 < min(map(len, ids)) <= max(map(len, ids)) <= MAX_ID_LENGTH
+        ):
+            return None
+        times: list[Any] = list(map(dict.get, batch, repeat(EVENT_TIME)))
+        given_times = times.count(None) != count
+        if given_times and (set(map(type, times)) != _INT or min(times) < 0):
+            return None
+
+        # What the client left out is filled in on copies; the caller's dicts stay as they were.
+        # The keys go where prepare_event puts them (at the end), so the stored JSON is the same.
+        # Each copy is encoded and dropped at once: a list of a batch's copies would set off the
+        # cyclic garbage collector, which then walks every object the caller holds.
+        if not client_ids:
+            ids = new_event_ids(count)
+            if given_times:
+                bodies = [dumps({**event, ID: event_id})[1:] for event, event_id in zip(batch, ids, strict=True)]
+            else:
+                bodies = [
+                    dumps({**event, ID: event_id, EVENT_TIME: now})[1:]
+                    for event, event_id in zip(batch, ids, strict=True)
+                ]
+        elif not given_times:
+            bodies = [dumps({**event, EVENT_TIME: now})[1:] for event in batch]
+        else:
+            bodies = [dumps(event)[1:] for event in batch]
+        if not given_times:
+            times = [now] * count
+    except (KeyError, TypeError, ValueError):  # a field missing, a payload orjson cannot encode
+        return None
+    if max(map(len, bodies)) >= max_bytes:  # body is the JSON less its first byte
+        return None
+    return list(map(_pending_from, zip(streams, ids, event_types, times, bodies, repeat(client_ids))))
+
+
+def _good_stream_name(name: str) -> bool:
+    """A stream name a client may write to (remembered when it is)."""
+    if (
+        0 < len(name) <= MAX_NAME_LENGTH
+        and name.isprintable()
+        and not name.startswith(INTERNAL_PREFIX)
+        and "*" not in name
+    ):
+        _remember(_good_streams, name)
+        return True
+    return False
+
+
+def _good_event_type(name: str) -> bool:
+    if 0 < len(name) <= MAX_NAME_LENGTH and name.isprintable():
+        _remember(_good_types, name)
+        return True
+    return False
 
 
 def _unknown_fields(event: Mapping[str, Any]) -> None:

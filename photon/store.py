@@ -43,6 +43,7 @@ from .events import (
     new_event_ids,
     now_millis,
     parse_expected_version,
+    prepare_batch,
     prepare_event,
     validate_event,
 )
@@ -52,6 +53,8 @@ log = logging.getLogger("photon.store")
 
 _new_record = tuple.__new__
 INLINE_VALIDATION = 64
+BATCH_VALIDATION = 16
+"""Batches of at least this many events are first checked field by field (`prepare_batch`)."""
 """Async appends of up to this many events are validated on the event loop."""
 
 
@@ -445,16 +448,20 @@ class EventStore:
             raise ValidationError("no events to append")
         max_bytes = self.max_event_bytes
         now = now_millis()  # one clock reading for the whole batch
-        # Ids for the events that come without one, made together (those left over go unused).
-        new_id = iter(new_event_ids(len(batch))).__next__
-        pending: list[PendingEvent] = []
-        for index, event in enumerate(batch):
-            try:
-                pending.append(prepare_event(event, max_bytes, internal, now, new_id))
-            except ValidationError as exc:
-                if len(batch) > 1:
-                    raise type(exc)(f"event {index}: {exc}", exc.field) from None
-                raise
+        fast = prepare_batch(batch, max_bytes, now) if len(batch) >= BATCH_VALIDATION and not internal else None
+        if fast is not None:
+            pending = fast
+        else:
+            # Ids for the events that come without one, made together (those left over go unused).
+            new_id = iter(new_event_ids(len(batch))).__next__
+            pending = []
+            for index, event in enumerate(batch):
+                try:
+                    pending.append(prepare_event(event, max_bytes, internal, now, new_id))
+                except ValidationError as exc:
+                    if len(batch) > 1:
+                        raise type(exc)(f"event {index}: {exc}", exc.field) from None
+                    raise
         expected = parse_expected_version(expected_version)
         if expected != "any" and len({e.stream_name for e in pending}) > 1:
             raise ValidationError("expected-version needs every event of the batch in one stream", "expected-version")
