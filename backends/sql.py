@@ -3,9 +3,12 @@
 Layout (table names prefixed `photon_` so a store can share a database):
 
 - ``photon_events``: one row per event: ``order_id`` (primary key), ``stream_name``,
-  ``stream_version`` (unique with the stream name), ``event_id`` (unique), ``event_type``,
-  ``event_time``, ``data`` (the whole event as JSON). `__all__` is this table in order-id order.
-- ``photon_streams``: each stream's current version, updated in the same transaction.
+  ``stream_version``, ``event_id`` (unique), ``event_type``, ``event_time``, ``data`` (the whole
+  event as JSON) and ``stream_id``; ``(stream_id, stream_version)`` is unique and is how a
+  stream's events are found. `__all__` is this table in order-id order.
+- ``photon_streams``: each stream's number (``stream_id``) and current version, updated in the
+  same transaction as its events. The events' stream index holds these small numbers rather than
+  the names: measured, a tenth less time per appended event than indexing the names.
 - ``photon_checkpoints``: key/value entries (projection checkpoints, consumer positions,
   and ``photon:high-water``, the highest order-id ever given, so deletions never free one).
 
@@ -37,19 +40,22 @@ from ._locks import FileLock
 
 HIGH_WATER_KEY = "photon:high-water"
 ID_INDEX = "photon_events_event_id"
+STREAM_INDEX = "photon_events_stream_version"
 CHECKPOINT_EVERY_SECONDS = 0.5
 CHECKPOINT_LOG_BYTES = 4 << 20
 LOG_RESTART_BYTES = 32 << 20
 """A log holding more than this is started again from its beginning (see _checkpoint_loop)."""
 LOG_SIZE_LIMIT = 64 << 20
 """PRAGMA journal_size_limit: the log file is cut back to this size when it starts again."""
-BULK_ROWS = 4096
-"""Rows per INSERT statement in a bulk load: 7 parameters a row stays under SQLite's limit of
+BULK_ROWS = 2048
+"""Rows per INSERT statement in a bulk load: 8 parameters a row stays under SQLite's limit of
 32766 parameters a statement."""
 log = logging.getLogger("photon.backends.sql")
 #: The PostgreSQL advisory lock a writer holds (one store per database; the number spells "PHOT").
 POSTGRES_LOCK_KEY = 0x50484F54
 _CHUNK = 500
+STREAM_IDS_KEPT = 100_000
+"""The writer remembers this many stream numbers; past it, it starts again (and looks them up)."""
 _make_event = partial(tuple.__new__, RecordedEvent)
 
 
@@ -68,16 +74,20 @@ def _tables() -> Any:
         sa.Column("event_type", sa.String(256), nullable=False),
         sa.Column("event_time", sa.BigInteger, nullable=False),
         sa.Column("data", sa.LargeBinary, nullable=False),
+        # Last, so that the columns before it are a RecordedEvent's fields in order.
+        sa.Column("stream_id", big, nullable=False),
     )
     # Unique indexes rather than table constraints, so a restore can drop and rebuild them.
-    sa.Index("photon_events_stream_version", events.c.stream_name, events.c.stream_version, unique=True)
+    sa.Index(STREAM_INDEX, events.c.stream_id, events.c.stream_version, unique=True)
     sa.Index(ID_INDEX, events.c.event_id, unique=True)
     streams = sa.Table(
         "photon_streams",
         metadata,
         sa.Column("stream_name", sa.String(256), primary_key=True),
         sa.Column("version", sa.BigInteger, nullable=False),
+        sa.Column("stream_id", big, nullable=False),
     )
+    sa.Index("photon_streams_stream_id", streams.c.stream_id, unique=True)
     checkpoints = sa.Table(
         "photon_checkpoints",
         metadata,
@@ -108,6 +118,9 @@ class SQLBackend(Backend):
         self._is_writer = False
         self._statements: dict[Any, _Statement] = {}
         self._statement_lock = threading.Lock()
+        # The writer's record of stream numbers (photon_streams.stream_id), by name.
+        self._stream_ids: dict[str, int] = {}
+        self._last_stream_id: int | None = None
 
     # -- engine and connections -------------------------------------------------------
 
@@ -209,11 +222,12 @@ class SQLBackend(Backend):
             if writer:
                 self.take_writer_lock()
             with self._engine.begin() as conn:
+                self._update_layout(conn, writer=writer)
                 self._metadata.create_all(conn)
                 if writer:
                     # A bulk load (restore) that was killed before it rebuilt the indexes it
                     # dropped leaves a table without them: build them again before any append.
-                    for index in self._events.indexes:
+                    for index in (*self._events.indexes, *self._streams_table.indexes):
                         index.create(conn, checkfirst=True)
             if writer:
                 self._writer_connection()
@@ -224,6 +238,41 @@ class SQLBackend(Backend):
         except BaseException:
             self.close()
             raise
+
+    def _update_layout(self, conn: Any, *, writer: bool) -> None:
+        """Bring tables made by an earlier Photon to the current layout, in the open's transaction.
+
+        Stores made before streams had numbers get them: each stream a number, each event its
+        stream's number, and the stream index rebuilt over the numbers.
+        """
+        import sqlalchemy as sa
+
+        inspector = sa.inspect(conn)
+        if not inspector.has_table("photon_events"):
+            return
+        if "stream_id" in {column["name"] for column in inspector.get_columns("photon_events")}:
+            return
+        if not writer:
+            raise BackendError(
+                f"{self.describe()} was written by an earlier Photon: open it for writing once "
+                "(e.g. `photon serve`) to bring its tables up to date"
+            )
+        log.warning("%s: numbering streams (tables written by an earlier Photon)", self.describe())
+        names = [row[0] for row in conn.execute(sa.text("SELECT stream_name FROM photon_streams ORDER BY stream_name"))]
+        conn.execute(sa.text("ALTER TABLE photon_streams ADD COLUMN stream_id BIGINT NOT NULL DEFAULT 0"))
+        if names:
+            conn.execute(
+                sa.text("UPDATE photon_streams SET stream_id = :i WHERE stream_name = :n"),
+                [{"i": number, "n": name} for number, name in enumerate(names, start=1)],
+            )
+        conn.execute(sa.text("ALTER TABLE photon_events ADD COLUMN stream_id BIGINT NOT NULL DEFAULT 0"))
+        conn.execute(
+            sa.text(
+                "UPDATE photon_events SET stream_id = (SELECT s.stream_id FROM photon_streams s "
+                "WHERE s.stream_name = photon_events.stream_name)"
+            )
+        )
+        conn.execute(sa.text(f"DROP INDEX IF EXISTS {STREAM_INDEX}"))  # over the names; rebuilt by open()
 
     def close(self) -> None:
         self._is_writer = False
@@ -256,7 +305,7 @@ class SQLBackend(Backend):
             "insert",
             lambda: sa.insert(events).values({c.name: sa.bindparam(c.name) for c in events.columns}),
         )
-        if statement.names != RecordedEvent._fields:
+        if statement.names != (*RecordedEvent._fields, "stream_id"):
             raise BackendError(f"unexpected insert parameter order {statement.names}")
         return statement
 
@@ -277,12 +326,55 @@ class SQLBackend(Backend):
             raise BackendError(f"the SQL backend does not support the {dialect} dialect yet")
 
         def build() -> Any:
-            statement = insert(table).values(stream_name=sa.bindparam("n"), version=sa.bindparam("v"))
+            statement = insert(table).values(
+                stream_name=sa.bindparam("n"), version=sa.bindparam("v"), stream_id=sa.bindparam("i")
+            )
             return statement.on_conflict_do_update(
                 index_elements=[table.c.stream_name], set_={"version": statement.excluded.version}
             )
 
-        return self._sql("upsert-streams", build)
+        statement = self._sql("upsert-streams", build)
+        if statement.names != ("n", "v", "i"):
+            raise BackendError(f"unexpected upsert parameter order {statement.names}")
+        return statement
+
+    def _event_columns(self) -> list[Any]:
+        """The columns of a RecordedEvent, in its order."""
+        return [self._events.c[name] for name in RecordedEvent._fields]
+
+    def _numbered(self, events: Sequence[RecordedEvent]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        """The rows to insert for `events` (each with its stream's number last), and the rows
+        that set each stream's version (name, version, number). Numbers new streams."""
+        versions = _last_versions(events)
+        ids = self._stream_ids
+        if not ids.keys() >= versions.keys():
+            self._number_streams([name for name in versions if name not in ids])
+        # RecordedEvent.stream_name; concatenation measured faster than (*event, number)
+        rows = [event + (ids[event[1]],) for event in events]  # noqa: RUF005
+        return rows, [(name, version, ids[name]) for name, version in versions.items()]
+
+    def _number_streams(self, names: list[str]) -> None:
+        """Find the numbers of streams the writer has not met yet; give new streams the next ones."""
+        import sqlalchemy as sa
+
+        table, ids = self._streams_table, self._stream_ids
+        if len(ids) > STREAM_IDS_KEPT:
+            ids.clear()
+        for start in range(0, len(names), _CHUNK):
+            chunk = names[start : start + _CHUNK]
+            rows = self._core(sa.select(table.c.stream_name, table.c.stream_id).where(table.c.stream_name.in_(chunk)))
+            ids.update({name: number for name, number in rows})
+        if self._last_stream_id is None:
+            self._last_stream_id = self._core(sa.select(sa.func.max(table.c.stream_id)))[0][0] or 0
+        for name in names:
+            if name not in ids:
+                self._last_stream_id += 1
+                ids[name] = self._last_stream_id
+
+    def _forget_stream_numbers(self) -> None:
+        """After a failed write: numbers given to new streams may not have been stored."""
+        self._stream_ids.clear()
+        self._last_stream_id = None
 
     def _read_sql(self, query: Query) -> _Statement:
         import sqlalchemy as sa
@@ -294,8 +386,10 @@ class SQLBackend(Backend):
         def build() -> Any:
             conditions = [events.c.order_id >= sa.bindparam("from_order_id")]
             if query.stream is not None:
+                streams = self._streams_table
+                number = sa.select(streams.c.stream_id).where(streams.c.stream_name == sa.bindparam("stream"))
                 conditions += [
-                    events.c.stream_name == sa.bindparam("stream"),
+                    events.c.stream_id == number.scalar_subquery(),
                     events.c.stream_version >= sa.bindparam("from_version"),
                 ]
             if query.to_order_id is not None:
@@ -305,7 +399,7 @@ class SQLBackend(Backend):
             if types:
                 conditions.append(events.c.event_type.in_([sa.bindparam(f"t{i}") for i in range(types)]))
             order = events.c.stream_version if query.stream is not None else events.c.order_id
-            return sa.select(*events.columns).where(*conditions).order_by(order).limit(sa.bindparam("limit"))
+            return sa.select(*self._event_columns()).where(*conditions).order_by(order).limit(sa.bindparam("limit"))
 
         return self._sql(key, build)
 
@@ -314,16 +408,17 @@ class SQLBackend(Backend):
     def append(self, events: Sequence[RecordedEvent]) -> None:
         if not events:
             return
-        versions = _last_versions(events)
         insert, upsert = self._insert_sql(), self._upsert_streams_sql()
         connection = self._writer_connection()
+        rows, versions = self._numbered(events)
         cursor = connection.cursor()
         try:
             self.begin_write(cursor)
-            cursor.executemany(insert.sql, events)  # RecordedEvent tuples are in column order
-            cursor.executemany(upsert.sql, list(versions.items()))
+            cursor.executemany(insert.sql, rows)
+            cursor.executemany(upsert.sql, versions)
             connection.commit()
         except Exception as exc:
+            self._forget_stream_numbers()
             error = self.translate(exc)
             try:
                 connection.rollback()
@@ -434,7 +529,7 @@ class SQLBackend(Backend):
         found: dict[str, RecordedEvent] = {}
         for start in range(0, len(ids), _CHUNK):
             chunk = ids[start : start + _CHUNK]
-            rows = self._core(sa.select(*events.columns).where(events.c.event_id.in_(chunk)))
+            rows = self._core(sa.select(*self._event_columns()).where(events.c.event_id.in_(chunk)))
             for row in rows:
                 event = _make_event(tuple(row))
                 found[event.event_id] = event
@@ -445,9 +540,11 @@ class SQLBackend(Backend):
 
         events, streams, _checkpoints = self._events, self._streams_table, self._checkpoints
         high_water = self.last_order_id()
+        number = sa.select(streams.c.stream_id).where(streams.c.stream_name == stream).scalar_subquery()
+        self._stream_ids.pop(stream, None)
         try:
             with self._engine.begin() as conn:
-                removed = conn.execute(sa.delete(events).where(events.c.stream_name == stream)).rowcount
+                removed = conn.execute(sa.delete(events).where(events.c.stream_id == number)).rowcount
                 conn.execute(sa.delete(streams).where(streams.c.stream_name == stream))
                 self._put(conn, HIGH_WATER_KEY, str(high_water).encode())
         except sa.exc.SQLAlchemyError as exc:
@@ -487,6 +584,7 @@ class SQLBackend(Backend):
     def _empty_and_index(self) -> None:
         import sqlalchemy as sa
 
+        self._forget_stream_numbers()
         with self._engine.begin() as conn:
             conn.execute(sa.delete(self._events))
             conn.execute(sa.delete(self._streams_table))
@@ -693,7 +791,7 @@ class SQLiteBackend(SQLBackend):
         except Exception as exc:  # the append is durable already; the log waits for the next try
             log.warning("checkpoint of %s in the writer failed: %s", self.path, exc)
 
-    def _insert_rows(self, connection: Any, insert: str, events: Sequence[RecordedEvent]) -> None:
+    def _insert_rows(self, connection: Any, insert: str, events: Sequence[tuple[Any, ...]]) -> None:
         """Insert many rows with few statements: each one inserts up to BULK_ROWS rows.
 
         Against a table without indexes (a bulk load) this costs a third less than
@@ -824,20 +922,21 @@ class SQLiteBackend(SQLBackend):
             return
         if self._writer is None:
             raise BackendError("the store was opened read-only")
-        versions = _last_versions(events)
         insert, upsert = self._insert_sql(), self._upsert_streams_sql()
         connection = self._writer.driver_connection
+        rows, versions = self._numbered(events)
         try:
             connection.execute("BEGIN IMMEDIATE")
             if self._bulk:
-                self._insert_rows(connection, insert.sql, events)
+                self._insert_rows(connection, insert.sql, rows)
                 if self._first_bulk_batch:
                     self._keep_id_index(connection, events)
             else:
-                connection.executemany(insert.sql, events)  # RecordedEvent tuples are in column order
-            connection.executemany(upsert.sql, versions.items())
+                connection.executemany(insert.sql, rows)
+            connection.executemany(upsert.sql, versions)
             connection.execute("COMMIT")
         except Exception as exc:
+            self._forget_stream_numbers()
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             error = self.translate(exc)

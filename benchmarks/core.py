@@ -85,16 +85,18 @@ def photon_batched(path: Path, events: list[dict[str, Any]]) -> float:
 def raw_rows(events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     """The rows Photon would store for these events, built outside the timed part."""
     versions: dict[str, int] = {}
+    numbers: dict[str, int] = {}  # each stream's number, as photon_streams gives them
     rows = []
     now = int(time.time() * 1000)
     for order_id, event in enumerate(events, start=1):
         stream = event["stream-name"]
         versions[stream] = versions.get(stream, 0) + 1
+        number = numbers.setdefault(stream, len(numbers) + 1)
         event_id = new_event_id()  # the same ids Photon generates
         data = orjson.dumps(
             {"order-id": order_id, "stream-version": versions[stream], **event, "id": event_id, "event-time": now}
         )
-        rows.append((order_id, stream, versions[stream], event_id, event["event-type"], now, data))
+        rows.append((order_id, stream, versions[stream], event_id, event["event-type"], now, data, number))
     return rows
 
 
@@ -112,8 +114,9 @@ def raw_schema(path: Path) -> None:
 
 
 INSERT = (
-    "INSERT INTO photon_events (order_id, stream_name, stream_version, event_id, event_type, event_time, data) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO photon_events "
+    "(order_id, stream_name, stream_version, event_id, event_type, event_time, data, stream_id) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 

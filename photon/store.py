@@ -53,9 +53,9 @@ log = logging.getLogger("photon.store")
 
 _new_record = tuple.__new__
 INLINE_VALIDATION = 64
+"""Async appends of up to this many events are validated on the event loop."""
 BATCH_VALIDATION = 16
 """Batches of at least this many events are first checked field by field (`prepare_batch`)."""
-"""Async appends of up to this many events are validated on the event loop."""
 
 
 class _AppendRequest:

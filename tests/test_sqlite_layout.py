@@ -1,0 +1,128 @@
+"""The SQL layout: streams are numbered, events are found by their stream's number, and tables
+written by an earlier Photon are brought up to date when a writer opens them."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from photon.errors import BackendError
+from photon.store import EventStore
+
+# The layout before streams had numbers, as earlier versions created it.
+EARLIER_LAYOUT = [
+    "CREATE TABLE photon_events (order_id INTEGER NOT NULL, stream_name VARCHAR(256) NOT NULL, "
+    "stream_version BIGINT NOT NULL, event_id VARCHAR(128) NOT NULL, event_type VARCHAR(256) NOT NULL, "
+    "event_time BIGINT NOT NULL, data BLOB NOT NULL, PRIMARY KEY (order_id))",
+    "CREATE UNIQUE INDEX photon_events_event_id ON photon_events (event_id)",
+    "CREATE UNIQUE INDEX photon_events_stream_version ON photon_events (stream_name, stream_version)",
+    "CREATE TABLE photon_streams (stream_name VARCHAR(256) NOT NULL, version BIGINT NOT NULL, "
+    "PRIMARY KEY (stream_name))",
+    'CREATE TABLE photon_checkpoints ("key" VARCHAR(512) NOT NULL, value BLOB NOT NULL, PRIMARY KEY ("key"))',
+]
+
+
+def earlier_store(path: Path) -> None:
+    connection = sqlite3.connect(path)
+    for statement in EARLIER_LAYOUT:
+        connection.execute(statement)
+    rows = [(1, "b", 1), (2, "a", 1), (3, "b", 2), (4, "a", 2), (5, "b", 3)]
+    for order_id, stream, version in rows:
+        data = (
+            f'{{"order-id":{order_id},"stream-version":{version},"stream-name":"{stream}",'
+            f'"event-type":"T","payload":{{"n":{order_id}}},"id":"e{order_id}","event-time":7}}'
+        )
+        connection.execute(
+            "INSERT INTO photon_events VALUES (?, ?, ?, ?, 'T', 7, ?)",
+            (order_id, stream, version, f"e{order_id}", data.encode()),
+        )
+    connection.executemany("INSERT INTO photon_streams VALUES (?, ?)", [("a", 2), ("b", 3)])
+    connection.commit()
+    connection.close()
+
+
+def open_sqlite(path: Path, **settings: str) -> EventStore:
+    return EventStore.open(db_backend="sqlite", sqlite_path=str(path), **settings)
+
+
+def stream_index_columns(path: Path) -> list[str]:
+    connection = sqlite3.connect(path)
+    try:
+        return [row[2] for row in connection.execute("PRAGMA index_info(photon_events_stream_version)")]
+    finally:
+        connection.close()
+
+
+def numbers(path: Path) -> dict[str, int]:
+    connection = sqlite3.connect(path)
+    try:
+        return dict(connection.execute("SELECT stream_name, stream_id FROM photon_streams"))
+    finally:
+        connection.close()
+
+
+def test_an_earlier_layout_is_brought_up_to_date_by_a_writer(tmp_path: Path) -> None:
+    path = tmp_path / "earlier.db"
+    earlier_store(path)
+    with pytest.raises(BackendError, match="earlier Photon: open it for writing once"):
+        EventStore.open(db_backend="sqlite", sqlite_path=str(path), read_only=True)
+
+    with open_sqlite(path) as store:
+        assert [e.order_id for e in store.read("a")] == [2, 4]
+        assert [e.order_id for e in store.read("b", from_version=2)] == [3, 5]
+        stored = store.append({"stream-name": "a", "event-type": "T", "payload": {}})
+        assert (stored[0].order_id, stored[0].stream_version) == (6, 3)
+        store.append({"stream-name": "c", "event-type": "T", "payload": {}})
+        assert [e.stream_version for e in store.read("c")] == [1]
+        assert store.get_event("e3") is not None and store.get_event("e3").stream_name == "b"  # type: ignore[union-attr]
+    assert stream_index_columns(path) == ["stream_id", "stream_version"]
+    assert sorted(numbers(path).values()) == [1, 2, 3]
+
+    with open_sqlite(path, read_only="true") as reader:  # up to date now: readers open it too
+        assert [e.stream_version for e in reader.read("a")] == [1, 2, 3]
+
+
+def test_each_stream_keeps_one_number_across_reopens_and_a_deleted_one_starts_again(tmp_path: Path) -> None:
+    path = tmp_path / "numbers.db"
+    with open_sqlite(path) as store:
+        store.append([{"stream-name": s, "event-type": "T", "payload": {}} for s in ["x", "y", "x", "z"]])
+        first = numbers(path)
+        store.delete_stream("y")
+        store.append({"stream-name": "y", "event-type": "T", "payload": {"again": True}})
+    with open_sqlite(path) as store:
+        store.append([{"stream-name": s, "event-type": "T", "payload": {}} for s in ["w", "y", "x"]])
+        assert [e.stream_version for e in store.read("x")] == [1, 2, 3]
+        assert [(e.stream_version, e.payload) for e in store.read("y")] == [(1, {"again": True}), (2, {})]
+        assert [e.stream_version for e in store.read("w")] == [1]
+    after = numbers(path)
+    assert after["x"] == first["x"] and after["z"] == first["z"]
+    assert len(set(after.values())) == len(after) == 5  # with __config__, where the deletion is noted
+
+
+def test_a_failed_write_leaves_the_numbers_right(tmp_path: Path) -> None:
+    path = tmp_path / "failed.db"
+    with open_sqlite(path) as store:
+        store.append({"stream-name": "kept", "event-type": "T", "payload": {}})
+        guard = sqlite3.connect(path)
+        guard.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON photon_events WHEN NEW.stream_name = 'boom' "
+            "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+        )
+        guard.commit()
+        with pytest.raises(BackendError, match="refused by the test"):
+            store.append([{"stream-name": s, "event-type": "T", "payload": {}} for s in ["fresh", "boom"]])
+        assert store.stream_version("fresh") == 0 and [s.stream_name for s in store.streams()] == ["kept"]
+        guard.execute("DROP TRIGGER refuse")
+        guard.commit()
+        guard.close()
+        store.append([{"stream-name": s, "event-type": "T", "payload": {}} for s in ["boom", "fresh", "other"]])
+        assert {s.stream_name: s.total_events for s in store.streams()} == {
+            "kept": 1,
+            "boom": 1,
+            "fresh": 1,
+            "other": 1,
+        }
+        assert [e.stream_name for e in store.read("fresh")] == ["fresh"]
+    assert len(set(numbers(path).values())) == 4
