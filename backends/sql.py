@@ -27,7 +27,7 @@ import threading
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from functools import partial
 from itertools import chain, pairwise
-from operator import itemgetter
+from operator import add, itemgetter
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
@@ -41,6 +41,8 @@ from ._locks import FileLock
 HIGH_WATER_KEY = "photon:high-water"
 ID_INDEX = "photon_events_event_id"
 STREAM_INDEX = "photon_events_stream_version"
+PAGE_SIZE = 8192
+"""SQLite page size of a new store's file."""
 CHECKPOINT_EVERY_SECONDS = 0.5
 CHECKPOINT_LOG_BYTES = 4 << 20
 LOG_RESTART_BYTES = 32 << 20
@@ -342,15 +344,16 @@ class SQLBackend(Backend):
         """The columns of a RecordedEvent, in its order."""
         return [self._events.c[name] for name in RecordedEvent._fields]
 
-    def _numbered(self, events: Sequence[RecordedEvent]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-        """The rows to insert for `events` (each with its stream's number last), and the rows
-        that set each stream's version (name, version, number). Numbers new streams."""
+    def _numbered(self, events: Sequence[RecordedEvent]) -> tuple[Iterator[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        """The rows to insert for `events` (each with its stream's number last), made one by one
+        as the insert takes them, and the rows that set each stream's version (name, version,
+        number). Numbers new streams first."""
         versions = _last_versions(events)
         ids = self._stream_ids
         if not ids.keys() >= versions.keys():
             self._number_streams([name for name in versions if name not in ids])
-        # RecordedEvent.stream_name; concatenation measured faster than (*event, number)
-        rows = [event + (ids[event[1]],) for event in events]  # noqa: RUF005
+        # event + (number,), in C: zip() of one iterable gives the 1-tuples.
+        rows = map(add, events, zip(map(ids.__getitem__, map(_STREAM_NAME, events))))
         return rows, [(name, version, ids[name]) for name, version in versions.items()]
 
     def _number_streams(self, names: list[str]) -> None:
@@ -651,6 +654,7 @@ def _last_versions(events: Sequence[RecordedEvent]) -> dict[str, int]:
 
 
 _STREAM_AND_VERSION = itemgetter(1, 2)  # RecordedEvent.stream_name, .stream_version
+_STREAM_NAME = itemgetter(1)
 
 
 def _postgres_connect_args(driver: str) -> dict[str, Any]:
@@ -722,6 +726,9 @@ class SQLiteBackend(SQLBackend):
     def on_connect(self, dbapi_connection: Any) -> None:
         dbapi_connection.isolation_level = None  # explicit BEGIN/COMMIT, no implicit transactions
         cursor = dbapi_connection.cursor()
+        # Takes effect only in a new, empty file (the first connection to a new store). Measured:
+        # appends about 4% faster than with 4 KiB pages (fewer pages to log per commit).
+        cursor.execute(f"PRAGMA page_size={PAGE_SIZE}")
         if not self._outside_wal:  # a connection opened during a bulk load must not switch back
             cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={self.synchronous}")
@@ -928,7 +935,7 @@ class SQLiteBackend(SQLBackend):
         try:
             connection.execute("BEGIN IMMEDIATE")
             if self._bulk:
-                self._insert_rows(connection, insert.sql, rows)
+                self._insert_rows(connection, insert.sql, list(rows))
                 if self._first_bulk_batch:
                     self._keep_id_index(connection, events)
             else:

@@ -11,8 +11,8 @@ indexes on. Readers that only pass events on (HTTP replay, backup, TCP) never de
 
 from __future__ import annotations
 
-import itertools
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping
 from functools import partial
@@ -122,8 +122,10 @@ def now_millis() -> int:
 # Generated ids are UUIDv7 (RFC 9562): a millisecond timestamp, then a 74-bit counter that starts
 # at a random value and only goes up. They sort by creation time, so the unique index on ids grows
 # at its end instead of at random places, which keeps appends fast on every backend. Only the last
-# 48 bits of the counter change from one id to the next, so the rest of the text is cached.
-_id_counter = itertools.count(int.from_bytes(os.urandom(10), "big") >> 6)
+# 48 bits of the counter change from one id to the next, so the rest of the text is made once per
+# run of ids and the last 12 hex digits are formatted together.
+_id_lock = threading.Lock()
+_id_next = int.from_bytes(os.urandom(10), "big") >> 6
 _COUNTER_BITS = (1 << 74) - 1
 _LOW_48 = (1 << 48) - 1
 _id_head: tuple[int, int, str] = (-1, -1, "")
@@ -134,20 +136,24 @@ def new_event_id() -> str:
 
 
 def new_event_ids(count: int) -> list[str]:
-    """`count` new ids, with one clock reading for all."""
-    global _id_head
+    """`count` new ids, in ascending order, with one clock reading for all."""
+    global _id_head, _id_next
     millis = time.time_ns() // 1_000_000
-    cached_millis, cached_high, head = _id_head
-    ids = []
-    for _ in range(count):
-        counter = next(_id_counter) & _COUNTER_BITS  # itertools.count is atomic under the GIL
-        high = counter >> 48
+    with _id_lock:
+        counter = _id_next
+        _id_next = end = counter + count
+    ids: list[str] = []
+    while counter < end:
+        value = counter & _COUNTER_BITS
+        high, low = value >> 48, value & _LOW_48
+        run = min(end - counter, _LOW_48 + 1 - low)  # ids before the low 48 bits start again at 0
+        cached_millis, cached_high, head = _id_head
         if millis != cached_millis or high != cached_high:
             rand_a, rand_b_top = high >> 14, high & 0x3FFF
             head = "%08x-%04x-%04x-%04x-" % (millis >> 16, millis & 0xFFFF, 0x7000 | rand_a, 0x8000 | rand_b_top)
-            cached_millis, cached_high = millis, high
             _id_head = (millis, high, head)
-        ids.append(head + "%012x" % (counter & _LOW_48))
+        ids += map((head + "%012x").__mod__, range(low, low + run))
+        counter += run
     return ids
 
 

@@ -17,6 +17,8 @@ import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import partial
+from itertools import compress
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -52,6 +54,16 @@ from .subscriptions import Broadcaster, StreamType, Subscription
 log = logging.getLogger("photon.store")
 
 _new_record = tuple.__new__
+_STREAM_NAME = itemgetter(0)  # PendingEvent.stream_name
+_EVENT_ID = itemgetter(1)
+_CLIENT_ID = itemgetter(5)
+
+
+def client_ids(events: list[PendingEvent]) -> list[str]:
+    """The ids of `events` that their clients chose."""
+    return list(compress(map(_EVENT_ID, events), map(_CLIENT_ID, events)))
+
+
 INLINE_VALIDATION = 64
 """Async appends of up to this many events are validated on the event loop."""
 BATCH_VALIDATION = 16
@@ -70,8 +82,8 @@ class _AppendRequest:
         self.events = events
         self.expected = expected
         # Worked out here, in the caller's thread, to keep the single writer's share small.
-        self.client_ids = [e.event_id for e in events if e.client_id]
-        self.streams = {e.stream_name for e in events}
+        self.client_ids = client_ids(events)
+        self.streams = set(map(_STREAM_NAME, events))
         self.on_done = on_done
         """Called instead of releasing the lock (asyncio callers are woken through their loop)."""
         self._lock = threading.Lock()
@@ -465,7 +477,8 @@ class EventStore:
         expected = parse_expected_version(expected_version)
         if expected != "any" and len({e.stream_name for e in pending}) > 1:
             raise ValidationError("expected-version needs every event of the batch in one stream", "expected-version")
-        if len(pending) > 1:
+        chosen = client_ids(pending)
+        if len(chosen) > 1 and len(set(chosen)) < len(chosen):
             # Only ids the client chose can repeat: the store's own are unique by construction.
             seen: set[str] = set()
             for index, event in enumerate(pending):

@@ -121,6 +121,22 @@ def test_generated_ids_are_time_ordered_uuid7_and_distinct() -> None:
         assert parsed.version == 7 and parsed.variant == uuid.RFC_4122 and str(parsed) == event_id
 
 
+def test_generated_ids_stay_ordered_where_the_last_48_bits_start_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    import uuid
+
+    from photon import events
+
+    boundary = (0x2AB << 48) + (1 << 48)
+    monkeypatch.setattr(events, "_id_next", boundary - 3)
+    ids = events.new_event_ids(6)
+    assert [i[-12:] for i in ids] == ["fffffffffffd", "fffffffffffe", "ffffffffffff", *(f"{n:012x}" for n in range(3))]
+    assert ids == sorted(ids) and len(set(ids)) == 6
+    assert all(uuid.UUID(i).version == 7 for i in ids)
+    monkeypatch.setattr(events, "_id_next", (1 << 74) - 2)  # the whole counter starts again too
+    wrapped = events.new_event_ids(4)
+    assert len(set(wrapped)) == 4 and wrapped[2].endswith("-000000000000")
+
+
 def test_a_batch_gives_each_event_without_an_id_its_own(store: EventStore) -> None:
     stored = store.append([good(), good(id="mine"), good(), good()])
     ids = [e.event_id for e in stored]
