@@ -378,7 +378,7 @@ def test_a_bulk_load_cut_short_gets_its_indexes_back_when_the_store_opens(tmp_pa
 
     assert "photon_events_event_id" not in indexes()
     with EventStore.open(db_backend="sqlite", sqlite_path=str(path)) as reopened:
-        assert {"photon_events_event_id", "photon_events_stream_version"} <= indexes()
+        assert {"photon_events_event_id", "photon_events_stream_block"} <= indexes()
         reopened.append({"stream-name": "s", "event-type": "t", "payload": {}, "id": "once"})
         (first,) = reopened.read("s")
         twin = first._replace(order_id=first.order_id + 1, stream_version=2)
@@ -648,7 +648,7 @@ def test_a_bulk_load_keeps_the_id_index_when_the_first_batch_has_ascending_ids(t
             # Built after the first batch, and kept as the load goes on.
             assert index_names(store) == {"photon_events_event_id"}
             store.import_events([record(n, "s", n, event_id=f"id-{n:03d}") for n in range(11, 21)])
-        assert {"photon_events_event_id", "photon_events_stream_version"} <= index_names(store)
+        assert {"photon_events_event_id", "photon_events_stream_block"} <= index_names(store)
         assert [e.event_id for e in store.read()] == [f"id-{n:03d}" for n in range(1, 21)]
 
     # A repeated id is then refused by its batch, with the same words as at the end, and the
@@ -666,7 +666,7 @@ def test_a_bulk_load_builds_the_id_index_at_the_end_when_the_ids_come_in_no_orde
         with bulk_load(store):
             store.import_events([record(n, "s", n, event_id=ids[n - 1]) for n in range(1, 5)])
             assert "photon_events_event_id" not in index_names(store)
-        assert {"photon_events_event_id", "photon_events_stream_version"} <= index_names(store)
+        assert {"photon_events_event_id", "photon_events_stream_block"} <= index_names(store)
         assert [e.event_id for e in store.read()] == ids
 
 
