@@ -355,7 +355,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=100_000, help="events for workloads a and c")
     parser.add_argument("--thread-events", type=int, default=6400, help="events for workload b (64 threads)")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per figure (the median is shown)")
+    parser.add_argument("--repeat", type=int, default=5, help="runs per figure (the median is shown)")
     args = parser.parse_args(argv)
     print(f"photon core benchmark: {args.events} events, {args.repeat} runs each, {os.cpu_count()} cores")
     print_table(run(args.events, args.repeat, args.thread_events))
