@@ -237,27 +237,15 @@ def prepare_event(
         event = dict(event)
     if not CLIENT_FIELDS.issuperset(event):
         _unknown_fields(event)
-    # The names are checked inline; _name runs only to raise the error naming the fault.
-    # Names already found good (the same few recur in every batch) skip the checks.
+    # Names already found good (the same few recur in every batch) skip the checks; the others
+    # go through the checks prepare_batch uses too, and only a name they refuse is looked at
+    # again, to raise the error naming the fault.
     stream_name = event.get(STREAM_NAME)
-    if type(stream_name) is not str or stream_name not in _good_streams:
-        if type(stream_name) is not str or not 0 < len(stream_name) <= MAX_NAME_LENGTH or not stream_name.isprintable():
-            _name(event, STREAM_NAME)
-        internal = stream_name.startswith(INTERNAL_PREFIX)
-        if internal and not allow_internal:
-            raise InternalStreamError(
-                f"stream {stream_name!r} is internal: names starting with '__' are written only by Photon",
-                STREAM_NAME,
-            )
-        if "*" in stream_name:
-            raise ValidationError("field 'stream-name' must not contain '*' (reserved for wildcards)", STREAM_NAME)
-        if not internal:
-            _remember(_good_streams, stream_name)
+    if type(stream_name) is not str or (stream_name not in _good_streams and not _good_stream_name(stream_name)):
+        _unusual_stream_name(event, allow_internal)
     event_type = event.get(EVENT_TYPE)
-    if type(event_type) is not str or event_type not in _good_types:
-        if type(event_type) is not str or not 0 < len(event_type) <= MAX_NAME_LENGTH or not event_type.isprintable():
-            _name(event, EVENT_TYPE)
-        _remember(_good_types, event_type)
+    if type(event_type) is not str or (event_type not in _good_types and not _good_event_type(event_type)):
+        _name(event, EVENT_TYPE)
     payload = event.get(PAYLOAD)
     if type(payload) is not dict:
         if payload is None:
@@ -305,7 +293,7 @@ def prepare_event(
 
 # -- a whole batch at once --------------------------------------------------------------------
 
-dumps = orjson.dumps
+_dumps = orjson.dumps
 _get_stream_names = itemgetter(STREAM_NAME)
 _get_event_types = itemgetter(EVENT_TYPE)
 _get_payloads = itemgetter(PAYLOAD)
@@ -373,19 +361,19 @@ def prepare_batch(batch: list[Any], max_bytes: int, now: int) -> list[PendingEve
         if not client_ids:
             ids = new_event_ids(count)
             if given_times:
-                bodies = [dumps({**event, ID: event_id})[1:] for event, event_id in zip(batch, ids, strict=True)]
+                bodies = [_dumps({**event, ID: event_id})[1:] for event, event_id in zip(batch, ids, strict=True)]
             else:
                 # The usual case, without the copies: the two fields go after the encoded event's
                 # last one (the bytes are the same; store-made ids need no escaping).
                 tail = b'","event-time":%d}' % now
                 bodies = [
-                    b'%b,"id":"%b%b' % (dumps(event)[1:-1], event_id.encode(), tail)
+                    b'%b,"id":"%b%b' % (_dumps(event)[1:-1], event_id.encode(), tail)
                     for event, event_id in zip(batch, ids, strict=True)
                 ]
         elif not given_times:
-            bodies = [dumps({**event, EVENT_TIME: now})[1:] for event in batch]
+            bodies = [_dumps({**event, EVENT_TIME: now})[1:] for event in batch]
         else:
-            bodies = [dumps(event)[1:] for event in batch]
+            bodies = [_dumps(event)[1:] for event in batch]
         if not given_times:
             times = [now] * count
     except (KeyError, TypeError, ValueError):  # a field missing, a payload orjson cannot encode
@@ -406,6 +394,18 @@ def _good_stream_name(name: str) -> bool:
         _remember(_good_streams, name)
         return True
     return False
+
+
+def _unusual_stream_name(event: Mapping[str, Any], allow_internal: bool) -> None:
+    """A stream name `_good_stream_name` refused: raise the error naming the fault, or return
+    for an internal name that the core itself writes (never remembered as good)."""
+    name = _name(event, STREAM_NAME)
+    if name.startswith(INTERNAL_PREFIX) and not allow_internal:
+        raise InternalStreamError(
+            f"stream {name!r} is internal: names starting with '__' are written only by Photon", STREAM_NAME
+        )
+    if "*" in name:
+        raise ValidationError("field 'stream-name' must not contain '*' (reserved for wildcards)", STREAM_NAME)
 
 
 def _good_event_type(name: str) -> bool:

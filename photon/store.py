@@ -59,7 +59,7 @@ _EVENT_ID = itemgetter(1)
 _CLIENT_ID = itemgetter(5)
 
 
-def client_ids(events: list[PendingEvent]) -> list[str]:
+def _client_ids(events: list[PendingEvent]) -> list[str]:
     """The ids of `events` that their clients chose."""
     return list(compress(map(_EVENT_ID, events), map(_CLIENT_ID, events)))
 
@@ -82,7 +82,7 @@ class _AppendRequest:
         self.events = events
         self.expected = expected
         # Worked out here, in the caller's thread, to keep the single writer's share small.
-        self.client_ids = client_ids(events)
+        self.client_ids = _client_ids(events)
         self.streams = set(map(_STREAM_NAME, events))
         self.on_done = on_done
         """Called instead of releasing the lock (asyncio callers are woken through their loop)."""
@@ -477,7 +477,7 @@ class EventStore:
         expected = parse_expected_version(expected_version)
         if expected != "any" and len({e.stream_name for e in pending}) > 1:
             raise ValidationError("expected-version needs every event of the batch in one stream", "expected-version")
-        chosen = client_ids(pending)
+        chosen = _client_ids(pending)
         if len(chosen) > 1 and len(set(chosen)) < len(chosen):
             # Only ids the client chose can repeat: the store's own are unique by construction.
             seen: set[str] = set()
