@@ -47,10 +47,13 @@ from .errors import (
 )
 from .events import (
     ALL_STREAM,
+    CATEGORY_SEPARATOR,
     CONFIG_STREAM,
     DEFAULT_MAX_EVENT_BYTES,
+    MAX_NAME_LENGTH,
     PendingEvent,
     RecordedEvent,
+    category_of,
     is_internal,
     new_event_id,
     new_event_ids,
@@ -79,6 +82,14 @@ INLINE_VALIDATION = 64
 """Async appends of up to this many events are validated on the event loop."""
 BATCH_VALIDATION = 16
 """Batches of at least this many events are first checked field by field (`prepare_batch`)."""
+
+
+_BACKWARD_SPAN_PAGES = 8
+"""A newest-first read widens a window that comes back short up to this many backend pages."""
+_CATEGORY_ROUND = 256
+"""Stream names read per round when listing categories."""
+_HIGHEST_TAIL = chr(0x10FFFF) * MAX_NAME_LENGTH
+"""Sorts after every name tail a stream may have: seeking past `category-` + this skips the category."""
 
 
 class _AppendRequest:
@@ -837,6 +848,68 @@ class EventStore:
             if remaining is not None:
                 remaining -= len(events)
 
+    def read_backward(
+        self,
+        stream: str = ALL_STREAM,
+        *,
+        from_order_id: int | None = None,
+        from_version: int | None = None,
+        event_types: Iterable[str] | None = None,
+        limit: int | None = None,
+    ) -> Iterator[RecordedEvent]:
+        """Stored events of a stream (or `__all__`) newest first, from the newest or from a position (inclusive).
+
+        Backends read forwards only; this reads windows of positions whose bounds are known
+        (order-ids for `__all__`, versions for a stream, whose versions run 1..current with no
+        gap) and hands each window out reversed. A window that comes back short (deleted
+        streams leave holes in `__all__`; a type filter skips events) doubles the next one.
+        """
+        if from_version is not None and stream == ALL_STREAM:
+            raise ValidationError("from-version applies to a stream; use from (order-id) for __all__", "from-version")
+        types = frozenset(event_types) if event_types is not None else None
+        backend = self._backend
+        widest = backend.read_page_size * _BACKWARD_SPAN_PAGES
+        span = min(limit or backend.read_page_size, backend.read_page_size)
+        remaining = limit
+        if stream == ALL_STREAM:
+            top = self.last_order_id() if from_order_id is None else from_order_id
+            while top >= 1 and (remaining is None or remaining > 0):
+                low = max(1, top - span + 1)
+                window = backend.read(Query(from_order_id=low, to_order_id=top, event_types=types, limit=top - low + 1))
+                found = len(window)
+                window.reverse()
+                if remaining is not None:
+                    del window[remaining:]
+                    remaining -= len(window)
+                yield from window
+                top = low - 1
+                if found < span:
+                    span = min(span * 2, widest)
+            return
+        top_version = self.stream_version(stream)
+        if from_version is not None:
+            top_version = min(top_version, from_version)
+        if from_order_id is not None:
+            # The stream's first event past the order-id bounds the versions to read.
+            after = backend.read(Query(stream=stream, from_order_id=from_order_id + 1, limit=1))
+            if after:
+                top_version = min(top_version, after[0].stream_version - 1)
+        while top_version >= 1 and (remaining is None or remaining > 0):
+            low = max(1, top_version - span + 1)
+            window = backend.read(Query(stream=stream, from_version=low, limit=top_version - low + 1))
+            window = [e for e in window if e.stream_version <= top_version]
+            if types is not None:
+                window = [e for e in window if e.event_type in types]
+            found = len(window)
+            window.reverse()
+            if remaining is not None:
+                del window[remaining:]
+                remaining -= len(window)
+            yield from window
+            top_version = low - 1
+            if found < span:
+                span = min(span * 2, widest)
+
     def subscribe(
         self,
         stream: str = ALL_STREAM,
@@ -871,6 +944,41 @@ class EventStore:
     def streams(self) -> list[StreamInfo]:
         """Every stream holding events, with its event count, in name order."""
         return list(self._backend.streams())
+
+    def stream_page(self, *, prefix: str = "", after: str | None = None, limit: int = 100) -> list[StreamInfo]:
+        """One page of the stream list: streams named `prefix...` after the name `after`, in name order."""
+        if limit < 1:
+            raise ValidationError(f"limit must be at least 1, got {limit}", "limit")
+        return self._backend.stream_page(prefix, after, limit)
+
+    def categories(self, *, after: str | None = None, limit: int = 100) -> tuple[list[str], str | None]:
+        """One page of categories (see `category_of`), in the order of their first stream's name.
+
+        Returns the categories and the cursor for the next page (the last category, to pass as
+        `after`; None at the end). Each round reads a page of stream names, then seeks past the
+        rest of the last category seen, so a category of many streams costs one round, not one
+        per stream.
+        """
+        if limit < 1:
+            raise ValidationError(f"limit must be at least 1, got {limit}", "limit")
+        found: list[str] = []
+        seen: set[str] = set() if after is None else {after}
+        cursor = after
+        while True:
+            page = self._backend.stream_page("", cursor, _CATEGORY_ROUND)
+            if not page:
+                return found, None
+            for info in page:
+                category = category_of(info.stream_name)
+                if category not in seen:
+                    if len(found) == limit:
+                        return found, found[-1]
+                    seen.add(category)
+                    found.append(category)
+            last = page[-1].stream_name
+            cursor = last
+            if CATEGORY_SEPARATOR in last:
+                cursor = category_of(last) + CATEGORY_SEPARATOR + _HIGHEST_TAIL
 
     def stream_version(self, stream: str) -> int:
         """The stream's current version (its number of events); 0 when it does not exist."""
