@@ -40,6 +40,8 @@ TAGS: Final = "tags"
 
 ALL_STREAM: Final = "__all__"
 CONFIG_STREAM: Final = "__config__"
+METADATA_STREAM: Final = "__metadata__"
+"""Stream metadata (retention, deletion, user keys) as events: see `photon.stream_metadata`."""
 INTERNAL_PREFIX: Final = "__"
 CATEGORY_SEPARATOR: Final = "-"
 """A stream's category is its name up to the first separator (`account-123` is in `account`)."""

@@ -185,7 +185,7 @@ async def read_matching(request: Request, query: dict[str, Any]) -> Response:
 
 
 async def _require_stream(store: EventStore, stream: str) -> None:
-    if stream != ALL_STREAM and await aio.run_blocking(store, store.stream_version, stream) == 0:
+    if stream != ALL_STREAM and not await aio.run_blocking(store, store.stream_exists, stream):
         raise NotFound(f"stream {stream!r} does not exist")
 
 

@@ -184,7 +184,7 @@ async def replay(request: Request, query: dict[str, Any]) -> Response:
     if (
         stream_type == "cold"
         and stream != ALL_STREAM
-        and await aio.run_blocking(store, store.stream_version, stream) == 0
+        and not await aio.run_blocking(store, store.stream_exists, stream)
     ):
         raise NotFound(f"stream {stream!r} does not exist")
     subscription = subscribe(
