@@ -171,4 +171,4 @@ def main() -> None:
 
 
 # Commands defined in their own modules; importing one registers its commands on `cli`.
-from . import backup_cli, cli_client, cli_projections  # noqa: E402, F401  (backup, restore; emit, replay, streams; projections)
+from . import backup_cli, cli_client, cli_lifetime, cli_projections  # noqa: E402, F401  (backup, restore; emit, replay, streams; metadata, delete, scavenge, redact; projections)
