@@ -44,6 +44,9 @@ def gapless(events: list[RecordedEvent]) -> bool:
 
 class BackendContract(AppendContract, LifetimeContract):
     persistent = True
+    #: A scavenge keeps each stream's newest event (hidden from reads) on a backend that proves a
+    #: stream's version by its newest event (Cassandra).
+    scavenge_keeps_newest = False
     #: Scale of the volume tests; a slow remote backend may lower them, never below the issue's figures.
     many_events = 100_000
     many_streams = 10_000
@@ -259,7 +262,8 @@ class BackendContract(AppendContract, LifetimeContract):
         with pytest.raises(NotFound):
             store.delete_stream("gone")
         store.scavenge()
-        assert [e.stream_name for e in store.read()] == ["keep", "__metadata__", "__config__", "__config__"]
+        kept = ["gone"] if self.scavenge_keeps_newest else []
+        assert [e.stream_name for e in store.read()] == ["keep", *kept, "__metadata__", "__config__", "__config__"]
         (again,) = store.append(event("gone", n=4))
         # A soft delete: the numbering goes on (as KurrentDB's), and no order-id comes back.
         assert again.stream_version == 3 and again.order_id == 7
