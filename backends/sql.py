@@ -1156,7 +1156,8 @@ class SQLiteBackend(SQLBackend):
         incremental = connection.execute("PRAGMA auto_vacuum").fetchone()[0] == 2
         if free and incremental:
             connection.execute("PRAGMA secure_delete=ON")
-            connection.execute(f"PRAGMA incremental_vacuum({RECLAIM_PAGES})").fetchall()
+            # executescript steps the pragma to its end (execute() stops after the first page).
+            connection.executescript(f"PRAGMA incremental_vacuum({RECLAIM_PAGES});")
             if free > RECLAIM_PAGES:
                 return True
         connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
