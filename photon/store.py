@@ -59,6 +59,24 @@ _EVENT_ID = itemgetter(1)
 _CLIENT_ID = itemgetter(5)
 
 
+Expected = int | str | dict[str, int | str]
+"""What an append expects: one version (or `any`, `no-stream`) for its one stream, or one per stream."""
+
+
+def _per_stream(expected_version: Any, expected_versions: Any) -> dict[str, Any]:
+    """The per-stream expectations of a multi-stream append, checked for shape (values by `_prepare`)."""
+    if expected_version not in (None, "any"):
+        raise ValidationError("give either expected-version or expected-versions, not both", "expected-versions")
+    if not isinstance(expected_versions, Mapping) or not all(type(k) is str for k in expected_versions):
+        raise ValidationError(
+            "expected-versions must be an object of stream names to versions, 'any' or 'no-stream'", "expected-versions"
+        )
+    for stream in expected_versions:
+        if is_internal(stream):
+            raise ValidationError(f"expected-versions names the internal stream {stream!r}", "expected-versions")
+    return dict(expected_versions)
+
+
 def _client_ids(events: list[PendingEvent]) -> list[str]:
     """The ids of `events` that their clients chose."""
     return list(compress(map(_EVENT_ID, events), map(_CLIENT_ID, events)))
@@ -77,13 +95,15 @@ class _AppendRequest:
     __slots__ = ("_lock", "client_ids", "error", "events", "expected", "finished", "on_done", "result", "streams")
 
     def __init__(
-        self, events: list[PendingEvent], expected: int | str, on_done: Callable[[], None] | None = None
+        self, events: list[PendingEvent], expected: Expected, on_done: Callable[[], None] | None = None
     ) -> None:
         self.events = events
         self.expected = expected
         # Worked out here, in the caller's thread, to keep the single writer's share small.
         self.client_ids = _client_ids(events)
         self.streams = set(map(_STREAM_NAME, events))
+        if isinstance(expected, dict):
+            self.streams.update(expected)  # a stream expected to be empty may get no event here
         self.on_done = on_done
         """Called instead of releasing the lock (asyncio callers are woken through their loop)."""
         self._lock = threading.Lock()
@@ -106,6 +126,24 @@ class _AppendRequest:
     def fail(self, error: BaseException) -> None:
         self.error = error
         self.done()
+
+
+def _version_conflict(
+    request: _AppendRequest, fresh: list[PendingEvent], tentative: dict[str, int], versions: dict[str, int]
+) -> VersionConflict | None:
+    """The first stream of `request` whose version is not the one expected, if any.
+
+    `request.expected` is one expectation for the batch's one stream, or one per stream
+    (a multi-stream append); streams it does not name may be at any version.
+    """
+    wanted = request.expected if isinstance(request.expected, dict) else {fresh[0].stream_name: request.expected}
+    for stream, expected in wanted.items():
+        if expected == "any":
+            continue
+        current = tentative.get(stream, versions[stream])
+        if current != (0 if expected == "no-stream" else expected):
+            return VersionConflict(stream, expected, current)
+    return None
 
 
 class _LoopWaker:
@@ -244,11 +282,9 @@ class _Committer(threading.Thread):
                 # Ids the store generated are new by construction: nothing to look up.
                 known, fresh = [], request.events
             if request.expected != "any":
-                stream = fresh[0].stream_name
-                current = tentative.get(stream, versions[stream])
-                expected = 0 if request.expected == "no-stream" else request.expected
-                if current != expected:
-                    request.fail(VersionConflict(stream, request.expected, current))
+                conflict = _version_conflict(request, fresh, tentative, versions)
+                if conflict is not None:
+                    request.fail(conflict)
                     continue
             assigned: list[RecordedEvent] = []
             append = assigned.append
@@ -372,32 +408,39 @@ class EventStore:
         events: Mapping[str, Any] | Sequence[Mapping[str, Any]],
         *,
         expected_version: int | str | None = "any",
+        expected_versions: Mapping[str, int | str] | None = None,
     ) -> list[RecordedEvent]:
         """Append one event or a batch atomically; returns the stored events, in order.
 
         `expected_version` (a number, ``"any"`` or ``"no-stream"``) applies to the batch's one
-        stream. An event whose `id` is already stored is not stored again: the stored one is
-        returned in its place. Raises `ValidationError`, `VersionConflict` or `BackendError`;
-        in every case nothing of the batch is stored.
+        stream. A batch over several streams gives `expected_versions` instead, one per stream
+        (streams left out may be at any version; a stream named there need not get an event, its
+        version is then only checked). An event whose `id` is already stored is not stored again:
+        the stored one is returned in its place. Raises `ValidationError`, `VersionConflict`
+        (naming the first stream that differs) or `BackendError`; in every case nothing of the
+        batch is stored.
         """
         batch = [events] if isinstance(events, Mapping) else list(events)
-        return self._submit(*self._prepare(batch, expected_version, internal=False))
+        expected = expected_version if expected_versions is None else _per_stream(expected_version, expected_versions)
+        return self._submit(*self._prepare(batch, expected, internal=False))
 
     async def append_async(
         self,
         events: Mapping[str, Any] | Sequence[Mapping[str, Any]],
         *,
         expected_version: int | str | None = "any",
+        expected_versions: Mapping[str, int | str] | None = None,
     ) -> list[RecordedEvent]:
         """`append` for asyncio callers: the same semantics, without blocking the event loop.
 
         Small batches are validated on the loop; large ones in a worker thread.
         """
         batch = [events] if isinstance(events, Mapping) else list(events)
+        expected = expected_version if expected_versions is None else _per_stream(expected_version, expected_versions)
         if len(batch) > INLINE_VALIDATION:
-            prepared = await asyncio.to_thread(self._prepare, batch, expected_version, internal=False)
+            prepared = await asyncio.to_thread(self._prepare, batch, expected, internal=False)
         else:
-            prepared = self._prepare(batch, expected_version, internal=False)
+            prepared = self._prepare(batch, expected, internal=False)
         return await self._submit_async(*prepared)
 
     async def append_validated_async(self, pending: Sequence[PendingEvent]) -> list[RecordedEvent]:
@@ -406,7 +449,7 @@ class EventStore:
             raise ValidationError("no events to append")
         return await self._submit_async(list(pending), "any")
 
-    async def _submit_async(self, pending: list[PendingEvent], expected: int | str) -> list[RecordedEvent]:
+    async def _submit_async(self, pending: list[PendingEvent], expected: Expected) -> list[RecordedEvent]:
         committer = self._committer
         if committer is None or self.closed:
             raise StoreClosed("the store is closed")
@@ -453,7 +496,7 @@ class EventStore:
 
     def _prepare(
         self, batch: list[Any], expected_version: Any, *, internal: bool
-    ) -> tuple[list[PendingEvent], int | str]:
+    ) -> tuple[list[PendingEvent], Expected]:
         if self.read_only:
             raise ReadOnlyStore("this store was opened read-only")
         if not batch:
@@ -474,9 +517,17 @@ class EventStore:
                     if len(batch) > 1:
                         raise type(exc)(f"event {index}: {exc}", exc.field) from None
                     raise
-        expected = parse_expected_version(expected_version)
-        if expected != "any" and len({e.stream_name for e in pending}) > 1:
-            raise ValidationError("expected-version needs every event of the batch in one stream", "expected-version")
+        expected: Expected
+        if isinstance(expected_version, dict):
+            expected = {stream: parse_expected_version(v) for stream, v in expected_version.items()}
+        else:
+            expected = parse_expected_version(expected_version)
+        if not isinstance(expected, dict) and expected != "any" and len({e.stream_name for e in pending}) > 1:
+            raise ValidationError(
+                "expected-version needs every event of the batch in one stream "
+                "(give expected-versions, one per stream)",
+                "expected-version",
+            )
         chosen = _client_ids(pending)
         if len(chosen) > 1 and len(set(chosen)) < len(chosen):
             # Only ids the client chose can repeat: the store's own are unique by construction.
@@ -489,7 +540,7 @@ class EventStore:
                 seen.add(event.event_id)
         return pending, expected
 
-    def _submit(self, pending: list[PendingEvent], expected: int | str) -> list[RecordedEvent]:
+    def _submit(self, pending: list[PendingEvent], expected: Expected) -> list[RecordedEvent]:
         committer = self._committer
         if committer is None or self.closed:
             raise StoreClosed("the store is closed")

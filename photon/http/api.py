@@ -75,11 +75,12 @@ async def streams(request: Request, query: dict[str, Any]) -> Response:
 
 @accepts(
     EXPECTED_VERSION,
-    body='an event object, a list of events, or {"events": [...], "expected-version": ...}',
+    body='an event object, a list of events, or {"events": [...], "expected-version": ...} '
+    'or, over several streams, {"events": [...], "expected-versions": {"stream": version, ...}}',
     answer="the stored event (an object) or the stored events (a list), with order-id and stream-version",
     errors={
         400: "malformed JSON, a missing or mistyped field, an internal stream name",
-        409: "expected-version does not match (answer has current-version)",
+        409: "expected-version (or one of expected-versions) does not match (answer has current-version)",
         413: "an event over payload.max.bytes or a body over rest.body.max.bytes",
     },
 )
@@ -91,12 +92,21 @@ async def post_event(request: Request, query: dict[str, Any]) -> Response:
     try:
         doc = parse_json(await read_body(request, request.app.state.config["rest.body.max.bytes"]))
         expected = query["expected-version"]
+        per_stream = None
         if type(doc) is dict and "events" in doc and "stream-name" not in doc:
-            extra = sorted(doc.keys() - {"events", "expected-version"})
+            extra = sorted(doc.keys() - {"events", "expected-version", "expected-versions"})
             if extra:
                 raise RequestError(
-                    f"unknown field {extra[0]!r} in the body wrapper; it has the fields events and expected-version"
+                    f"unknown field {extra[0]!r} in the body wrapper; "
+                    "it has the fields events, expected-version and expected-versions"
                 )
+            if "expected-versions" in doc:
+                per_stream = doc["expected-versions"]
+                if type(per_stream) is not dict:
+                    raise RequestError(
+                        "field 'expected-versions' must be an object of stream names to versions",
+                        field="expected-versions",
+                    )
             if "expected-version" in doc:
                 if expected is not None:
                     raise RequestError("expected-version given both in the body and as a query parameter")
@@ -111,7 +121,7 @@ async def post_event(request: Request, query: dict[str, Any]) -> Response:
                 'the body must be an event object, a list of events or {"events": [...], "expected-version": ...}'
             )
         version = parse_expected_version(expected)
-        stored = await aio.append(store, events, version)
+        stored = await aio.append(store, events, version, per_stream)
     except (PhotonError, RequestError):
         metrics.http.rejected.inc()
         raise
