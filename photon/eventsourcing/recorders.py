@@ -282,7 +282,7 @@ class PhotonApplicationRecorder(PhotonRecorder, ApplicationRecorder):
             page = self.access.read_all(first, last, (), NOTIFICATION_PAGE)
             for event in reversed(page):
                 if event.stream_name.startswith(prefix):
-                    return event.order_id
+                    return int(event.order_id)
             last = first - 1
         return None
 
