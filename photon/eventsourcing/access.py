@@ -27,25 +27,23 @@ from ..subscriptions import CaughtUp
 
 
 class Event(NamedTuple):
-    """What a recorder needs of a stored Photon event."""
+    """What a recorder needs of a stored Photon event: its positions, names, and the whole
+    event as the JSON Photon stores (the payload is read from it only when needed)."""
 
     order_id: int
     stream_name: str
     stream_version: int
     event_type: str
-    payload: dict[str, Any]
+    data: bytes
 
 
 def _from_recorded(event: RecordedEvent) -> Event:
-    return Event(
-        event.order_id, event.stream_name, event.stream_version, event.event_type, orjson.loads(event.data)["payload"]
-    )
+    return Event(event.order_id, event.stream_name, event.stream_version, event.event_type, event.data)
 
 
-def _from_dict(event: dict[str, Any]) -> Event:
-    return Event(
-        event["order-id"], event["stream-name"], event["stream-version"], event["event-type"], event["payload"]
-    )
+def _from_line(line: bytes) -> Event:
+    event = orjson.loads(line)
+    return Event(event["order-id"], event["stream-name"], event["stream-version"], event["event-type"], line)
 
 
 class LiveEvents(abc.ABC):
@@ -217,15 +215,12 @@ class _RemoteLive(LiveEvents):
                 if response.status_code >= 400:
                     response.read()
                     _raise_for(response)
-                for line in response.iter_lines():
+                for text in response.iter_lines():
                     if self._stopped.is_set():
                         return
-                    if not line:
+                    if not text or text.startswith('{"caught-up"'):
                         continue
-                    item = orjson.loads(line)
-                    if "caught-up" in item and len(item) == 1:
-                        continue
-                    self._queue.put(_from_dict(item))
+                    self._queue.put(_from_line(text.encode()))
         except BaseException as exc:
             if not self._stopped.is_set():
                 self._queue.put(exc)
@@ -273,13 +268,9 @@ class RemoteAccess(PhotonAccess):
     def _cold(self, stream: str, params: dict[str, Any]) -> list[Event]:
         params["stream-type"] = "cold"
         response = self.transport.request("GET", f"/api/replay/{_quote(stream)}", params=params)
-        events = []
-        for line in response.content.splitlines():
-            if line:
-                item = orjson.loads(line)
-                if "caught-up" not in item:
-                    events.append(_from_dict(item))
-        return events
+        return [
+            _from_line(line) for line in response.content.splitlines() if line and not line.startswith(b'{"caught-up"')
+        ]
 
     def read_stream(self, stream: str, from_version: int, limit: int | None) -> list[Event]:
         params: dict[str, Any] = {"from-version": from_version}

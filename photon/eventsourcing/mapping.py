@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from typing import Any, Literal
 from uuid import UUID
 
@@ -27,6 +28,7 @@ from eventsourcing.persistence import Notification, StoredEvent
 
 from .access import Event
 
+PAYLOAD = "payload"
 ORIGINATOR_VERSION = "originator-version"
 STATE = "state"
 STATE_BASE64 = "state-base64"
@@ -67,33 +69,98 @@ def encode_payload(stored: StoredEvent) -> dict[str, Any]:
     return {ORIGINATOR_VERSION: stored.originator_version, STATE_BASE64: base64.b64encode(state).decode("ascii")}
 
 
-def decode_state(payload: dict[str, Any]) -> bytes:
-    if STATE in payload:
-        return orjson.dumps(payload[STATE])
-    return base64.b64decode(payload[STATE_BASE64])
+def payload(data: bytes) -> dict[str, Any]:
+    """The payload of a stored Photon event (its whole JSON)."""
+    value: dict[str, Any] = orjson.loads(data)[PAYLOAD]
+    return value
 
 
-def originator_id(name: str, prefix_length: int, id_type: IdType) -> UUID | str:
-    text = name[prefix_length:]
-    return UUID(text) if id_type == "uuid" else text
+def decode_state(value: dict[str, Any]) -> bytes:
+    if STATE in value:
+        return orjson.dumps(value[STATE])
+    return base64.b64decode(value[STATE_BASE64])
 
 
-def to_stored_event(event: Event, prefix_length: int, id_type: IdType) -> StoredEvent:
-    payload = event.payload
-    return StoredEvent(
-        originator_id=originator_id(event.stream_name, prefix_length, id_type),
-        originator_version=payload[ORIGINATOR_VERSION],
-        topic=event.event_type,
-        state=decode_state(payload),
+# Reading the state straight out of the stored JSON, without decoding and encoding it again.
+# Photon writes an event as {"order-id":..,"stream-version":.., <the client's fields in the order
+# given>, "id":.., "event-time":..}; the recorders give stream-name, event-type, payload, in that
+# order, and the payload as {"originator-version": v, "state": ...}. The slice is taken only when
+# the payload's start and everything after it match that layout exactly; anything else (an event
+# written another way, a later layout) is decoded in full instead.
+_PAYLOAD_START = b',"payload":{"originator-version":'
+_TAIL = re.compile(rb'\},"id":"[^"\\]*","event-time":\d+\}')
+
+
+def version_and_state(data: bytes) -> tuple[int, bytes]:
+    start = data.find(_PAYLOAD_START)
+    if start > 0:
+        start += len(_PAYLOAD_START)
+        comma = data.find(b",", start)
+        end = data.rfind(b'},"id":"')
+        if comma > 0 and end > comma and _TAIL.fullmatch(data, end) and data[start:comma].isdigit():
+            rest = data[comma + 1 : end]
+            if rest.startswith(b'"state":{'):
+                return int(data[start:comma]), rest[8:]
+            if rest.startswith(b'"state-base64":"') and rest.endswith(b'"'):
+                return int(data[start:comma]), base64.b64decode(rest[16:-1])
+    value = payload(data)
+    return value[ORIGINATOR_VERSION], decode_state(value)
+
+
+def originator_version(data: bytes) -> int:
+    return version_and_state(data)[0]
+
+
+class OriginatorIds:
+    """Originator ids from stream names, remembering the last few (an aggregate's events come together)."""
+
+    def __init__(self, prefix_length: int, id_type: IdType) -> None:
+        self.prefix_length = prefix_length
+        self.parse = UUID if id_type == "uuid" else str
+        self._known: dict[str, UUID | str] = {}
+
+    def __call__(self, stream_name: str) -> UUID | str:
+        found = self._known.get(stream_name)
+        if found is None:
+            if len(self._known) > 1000:
+                self._known.clear()
+            found = self._known[stream_name] = self.parse(stream_name[self.prefix_length :])
+        return found
+
+
+_new = object.__new__
+_set = object.__setattr__
+
+
+def to_stored_event(event: Event, ids: OriginatorIds) -> StoredEvent:
+    version, state = version_and_state(event.data)
+    stored = _new(StoredEvent)
+    # A frozen dataclass: filled the way the library's mapper fills its frozen events (no __init__).
+    _set(
+        stored,
+        "__dict__",
+        {
+            "originator_id": ids(event.stream_name),
+            "originator_version": version,
+            "topic": event.event_type,
+            "state": state,
+        },
     )
+    return stored
 
 
-def to_notification(event: Event, prefix_length: int, id_type: IdType) -> Notification:
-    payload = event.payload
-    return Notification(
-        id=event.order_id,
-        originator_id=originator_id(event.stream_name, prefix_length, id_type),
-        originator_version=payload[ORIGINATOR_VERSION],
-        topic=event.event_type,
-        state=decode_state(payload),
+def to_notification(event: Event, ids: OriginatorIds) -> Notification:
+    version, state = version_and_state(event.data)
+    notification = _new(Notification)
+    _set(
+        notification,
+        "__dict__",
+        {
+            "originator_id": ids(event.stream_name),
+            "originator_version": version,
+            "topic": event.event_type,
+            "state": state,
+            "id": event.order_id,
+        },
     )
+    return notification

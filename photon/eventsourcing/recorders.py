@@ -40,7 +40,10 @@ from .mapping import (
     ORIGINATOR_VERSION,
     TRACKING_TYPE,
     IdType,
+    OriginatorIds,
     encode_payload,
+    originator_version,
+    payload,
     to_notification,
     to_stored_event,
     tracking_stream,
@@ -101,7 +104,7 @@ class PhotonRecorder:
                 self._heads.pop(stream, None)
             return
         event = events[0]
-        position = event.payload[key]
+        position = int(payload(event.data)[key])
         first_offset = position - 1 if event.stream_version == 1 and key == ORIGINATOR_VERSION else None
         with self._heads_lock:
             self._heads[stream] = _Head(event.stream_version, position, first_offset)
@@ -200,31 +203,30 @@ class PhotonRecorder:
         if dense and not desc and limit is not None:
             read_limit = limit
         found = self.access.read_stream(stream, from_version, read_limit)
-        if from_version > 1 and gt is not None and found and found[0].payload[ORIGINATOR_VERSION] != gt + 1:
+        versions = [originator_version(e.data) for e in found]
+        if from_version > 1 and gt is not None and versions and versions[0] != gt + 1:
             # The stream is not as dense as the cache said: read it all.
-            from_version, found = 1, self.access.read_stream(stream, 1, None)
-        self._learn(stream, found, from_version, complete=read_limit is None)
-        prefix_length = len(self.prefix)
-        id_type = self.originator_id_type
+            found = self.access.read_stream(stream, 1, None)
+            versions = [originator_version(e.data) for e in found]
+        self._learn(stream, found, versions, complete=read_limit is None)
         selected = [
             e
-            for e in found
-            if (gt is None or e.payload[ORIGINATOR_VERSION] > gt)
-            and (lte is None or e.payload[ORIGINATOR_VERSION] <= lte)
+            for e, version in zip(found, versions, strict=True)
+            if (gt is None or version > gt) and (lte is None or version <= lte)
         ]
         if desc:
             selected.reverse()
         if limit is not None:
             selected = selected[:limit]
-        return [to_stored_event(e, prefix_length, id_type) for e in selected]
+        ids = OriginatorIds(len(self.prefix), self.originator_id_type)
+        return [to_stored_event(e, ids) for e in selected]
 
-    def _learn(self, stream: str, found: list[Event], from_version: int, *, complete: bool) -> None:
+    def _learn(self, stream: str, found: list[Event], versions: list[int], *, complete: bool) -> None:
         if not found:
             return
-        first_offset = found[0].payload[ORIGINATOR_VERSION] - 1 if found[0].stream_version == 1 else None
+        first_offset = versions[0] - 1 if found[0].stream_version == 1 else None
         if complete:
-            last = found[-1]
-            self._set_head(stream, _Head(last.stream_version, last.payload[ORIGINATOR_VERSION], first_offset))
+            self._set_head(stream, _Head(found[-1].stream_version, versions[-1], first_offset))
         elif first_offset is not None:
             head = self._head(stream)
             if head is not None and head.first_offset is None:
@@ -259,12 +261,12 @@ class PhotonApplicationRecorder(PhotonRecorder, ApplicationRecorder):
         results: list[Notification] = []
         if limit <= 0:
             return results
-        prefix, prefix_length, id_type = self.prefix, len(self.prefix), self.originator_id_type
+        prefix, ids = self.prefix, OriginatorIds(len(self.prefix), self.originator_id_type)
         while stop is None or first <= stop:
             page = self.access.read_all(first, stop, topics, max(limit - len(results), NOTIFICATION_PAGE))
             for event in page:
                 if event.stream_name.startswith(prefix):
-                    results.append(to_notification(event, prefix_length, id_type))
+                    results.append(to_notification(event, ids))
                     if len(results) == limit:
                         return results
             if len(page) < NOTIFICATION_PAGE and len(page) < limit:
@@ -299,6 +301,7 @@ class PhotonSubscription(Subscription[PhotonApplicationRecorder]):
     def __init__(self, recorder: PhotonApplicationRecorder, gt: int | None = None, topics: Sequence[str] = ()) -> None:
         super().__init__(recorder=recorder, gt=gt, topics=topics)
         self._live: LiveEvents = recorder.access.live((gt or 0) + 1, topics)
+        self._ids = OriginatorIds(len(recorder.prefix), recorder.originator_id_type)
 
     def stop(self) -> None:
         super().stop()
@@ -313,7 +316,7 @@ class PhotonSubscription(Subscription[PhotonApplicationRecorder]):
                 continue
             if event.stream_name.startswith(prefix):
                 self._last_notification_id = event.order_id
-                return to_notification(event, len(prefix), recorder.originator_id_type)
+                return to_notification(event, self._ids)
         raise StopIteration
 
 
@@ -334,7 +337,7 @@ class PhotonTrackingRecorder(PhotonRecorder, TrackingRecorder):
                 return self.max_tracking_id(application_name)
             return None
         last = found[-1]
-        position = int(last.payload[NOTIFICATION_ID])
+        position = int(payload(last.data)[NOTIFICATION_ID])
         self._set_head(stream, _Head(last.stream_version, position, None))
         return position
 
