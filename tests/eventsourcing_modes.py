@@ -41,6 +41,30 @@ class EmbeddedSQLite(PhotonMode):
             yield
 
 
+class SharedSQLite(PhotonMode):
+    """An embedded SQLite store that already holds a `__config__` event and another application's
+    events: the application's notification ids are order-ids with gaps (the library's
+    EXPECT_CONTIGUOUS_NOTIFICATION_IDS = False case)."""
+
+    EXPECT_CONTIGUOUS_NOTIFICATION_IDS = False
+
+    @pytest.fixture(autouse=True)
+    def _photon_store(self) -> Iterator[None]:
+        from eventsourcing.persistence import StoredEvent
+
+        from photon.store import EventStore
+
+        with tempfile.TemporaryDirectory() as folder:
+            path = str(Path(folder) / "photon.db")
+            with EventStore.open(db_backend="sqlite", sqlite_path=path) as store:
+                store.append_internal("__config__", "projection-registered", {"projection-name": "other"})
+            self.photon_env = {"PHOTON_DB_BACKEND": "sqlite", "PHOTON_SQLITE_PATH": path}
+            other = PhotonFactory(Environment("Other", self.photon_env))
+            other.application_recorder().insert_events([StoredEvent(uuid.uuid4(), 1, "other:Event", b"{}")])
+            other.close()
+            yield
+
+
 class EmbeddedPostgres(PhotonMode):
     pytestmark = pytest.mark.postgres
 

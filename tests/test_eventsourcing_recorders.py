@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from eventsourcing.persistence import (
     AggregateRecorder,
     ApplicationRecorder,
@@ -32,7 +33,7 @@ from photon.eventsourcing import (
     PhotonTrackingRecorder,
 )
 
-from .eventsourcing_modes import EmbeddedPostgres, EmbeddedSQLite, PhotonMode, RemoteServer
+from .eventsourcing_modes import EmbeddedPostgres, EmbeddedSQLite, PhotonMode, RemoteServer, SharedSQLite
 
 
 class _Recorders(PhotonMode):
@@ -130,3 +131,20 @@ for _case, _name in [
         _class.__module__ = __name__
         globals()[_class_name] = _class
 del _case, _name, _class_name, _class
+
+
+class TestApplicationRecorderSharedStore(SharedSQLite, _Application):
+    """The application recorder's cases in a store that holds other events first."""
+
+    __test__ = True
+
+    @pytest.mark.skip(
+        reason="the library's test_insert_select expects a fresh recorder's first notification ids to be 1, 2, 3; "
+        "here other events hold the first order-ids (the EXPECT_CONTIGUOUS_NOTIFICATION_IDS = False case)"
+    )
+    def test_insert_select(self) -> None:
+        pass
+
+
+class TestNonInterleavingNotificationIDsSharedStore(SharedSQLite, _NonInterleaving):
+    __test__ = True

@@ -128,7 +128,8 @@ _stores_lock = threading.Lock()
 
 
 def _store_key(config: Config) -> tuple[tuple[str, str], ...]:
-    return tuple(sorted((key, str(value)) for key, value in config.items()))
+    # What was set, not the defaults: some defaults are made afresh each time (admin.secret).
+    return tuple(sorted((key, str(config[key])) for key, source in config.sources.items() if source != "default"))
 
 
 class EmbeddedAccess(PhotonAccess):
