@@ -46,10 +46,9 @@ async def append(
     store: EventStore,
     events: Mapping[str, Any] | Sequence[Mapping[str, Any]],
     expected_version: int | str | None = "any",
-    expected_versions: Mapping[str, int | str] | None = None,
 ) -> list[RecordedEvent]:
     """`store.append` without blocking the event loop (no thread is held while the commit runs)."""
-    return await store.append_async(events, expected_version=expected_version, expected_versions=expected_versions)
+    return await store.append_async(events, expected_version=expected_version)
 
 
 async def append_validated(store: EventStore, pending: Sequence[PendingEvent]) -> list[RecordedEvent]:
