@@ -40,6 +40,8 @@ ID: Final = "id"
 ALL_STREAM: Final = "__all__"
 CONFIG_STREAM: Final = "__config__"
 INTERNAL_PREFIX: Final = "__"
+CATEGORY_SEPARATOR: Final = "-"
+"""A stream's category is its name up to the first separator (`account-123` is in `account`)."""
 
 #: Fields a client may send.
 CLIENT_FIELDS: Final = frozenset(
@@ -113,6 +115,11 @@ _new_pending = tuple.__new__
 
 def is_internal(stream_name: str) -> bool:
     return stream_name.startswith(INTERNAL_PREFIX)
+
+
+def category_of(stream_name: str) -> str:
+    """The stream's category: its name before the first `-` (the whole name when it has none)."""
+    return stream_name.partition(CATEGORY_SEPARATOR)[0]
 
 
 def now_millis() -> int:

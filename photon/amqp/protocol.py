@@ -178,6 +178,11 @@ def parse_replay(body: bytes) -> ReplayRequest:
     value = parse_body(body) if body.strip() else {}
     if not isinstance(value, dict):
         raise ValidationError("a replay request must be a JSON object")
+    return replay_request(value)
+
+
+def replay_request(value: Mapping[str, Any]) -> ReplayRequest:
+    """The replay options by their names (Photon's own AMQP protocol and Muon's replay args)."""
     known = {"stream-name", "stream-type", "event-types", *_REPLAY_OPTIONS}
     unknown = sorted(set(value) - known)
     if unknown:
