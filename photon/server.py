@@ -24,6 +24,7 @@ import uvicorn
 from starlette.routing import BaseRoute
 
 from . import aio
+from .backend import backend_class
 from .config import Config
 from .net import bind, check_keystore, url_host
 from .store import EventStore
@@ -85,7 +86,7 @@ class HttpService:
         keystore = config["rest.keystore"]
         if keystore:
             check_keystore(keystore, config["rest.keypass"])
-        sock = bind(config["rest.host"], config["rest.port"])
+        sock = bind(config["rest.host"], config["rest.port"], "rest.port")
         self.port = sock.getsockname()[1]
         uv_config = uvicorn.Config(
             self.app,
@@ -205,6 +206,7 @@ class PhotonServer:
 
     async def start(self) -> None:
         config = self.config
+        backend_class(config["db.backend"])  # an unknown backend or a missing driver, before 50 lines of settings
         lines = "\n".join(
             f"  {key} = {value}   ({config.sources.get(key, 'default')})" for key, value in config.redacted().items()
         )
