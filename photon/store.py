@@ -27,10 +27,12 @@ from .backend import Backend, Query, StreamInfo, backend_class
 from .config import Config, load_config
 from .errors import (
     BackendError,
+    BackendUnavailable,
     NotFound,
     PhotonError,
     ReadOnlyStore,
     StoreClosed,
+    StoreLost,
     ValidationError,
     VersionConflict,
 )
@@ -169,6 +171,11 @@ class _Committer(threading.Thread):
         self.versions: dict[str, int] = {}
         self.commits = 0
         self.committed_events = 0
+        self.unsettled = False
+        """A commit failed in a way that may hide a success: before writing again, the writer
+        must learn what the store holds (see `_settle`)."""
+        self.halted: StoreLost | None = None
+        """Set when the store turned out to have lost acknowledged events: the writer stops."""
         self.generation = 0
         """Counts the writes (commits and actions); it moves only after a write is done, so a
         reader who sees the same value before and after taking a snapshot of the store knows
@@ -197,7 +204,8 @@ class _Committer(threading.Thread):
                 group.append(item)
                 size += len(item.events)
             try:
-                self._commit(group)
+                if self._ready_to_write(group):
+                    self._commit(group)
             except BaseException as exc:  # never leave a caller waiting
                 log.exception("commit failed")
                 for request in group:
@@ -206,8 +214,68 @@ class _Committer(threading.Thread):
             finally:
                 self.generation += 1
 
+    def _ready_to_write(self, group: list[_AppendRequest]) -> bool:
+        """False (with every request of `group` failed) when the writer must not write now."""
+        error: BackendError | None = self.halted
+        if error is None and self.unsettled:
+            try:
+                self._settle()
+            except StoreLost as exc:
+                error = exc
+            except BaseException as exc:
+                error = BackendUnavailable(
+                    "the outcome of an earlier commit is not known yet and the store cannot be "
+                    f"asked ({exc}); nothing was written, try again"
+                )
+        if error is None:
+            return True
+        for request in group:
+            request.fail(error)
+        return False
+
+    def _settle(self) -> list[RecordedEvent]:
+        """After a commit whose outcome is unknown: find out what the store holds, publish what
+        subscribers were not given yet (in order), and number on after it. Returns those events.
+
+        Raises (and stays `unsettled`) when the store cannot be asked; raises `StoreLost` (and
+        halts the writer) when the store holds less than was acknowledged.
+        """
+        backend = self.backend
+        stored = backend.last_order_id()
+        if stored < self.last_order_id:
+            self.halted = StoreLost(
+                f"the store ({backend.describe()}) ends at order-id {stored}, but this writer had "
+                f"acknowledged events up to {self.last_order_id}: it lost acknowledged events (a server "
+                "restarted without its data, e.g. Redis without an append-only file?). The writer "
+                "stopped: restore the store from a backup, then restart Photon"
+            )
+            log.critical("%s", self.halted)
+            raise self.halted
+        found: list[RecordedEvent] = []
+        published = self.broadcaster.head
+        while published < stored:
+            page = backend.read(Query(from_order_id=published + 1, to_order_id=stored, limit=backend.read_page_size))
+            if not page:
+                break
+            # Published page by page, so that a long catch-up never holds the whole range.
+            self.broadcaster.publish(page)
+            found.extend(page)
+            published = page[-1].order_id
+        self.versions.clear()  # the cache may miss what the unknown commit stored
+        self.last_order_id = stored
+        self.unsettled = False
+        if found:
+            log.warning(
+                "a commit whose outcome was unknown was stored: published order-ids %d..%d to subscribers",
+                found[0].order_id,
+                found[-1].order_id,
+            )
+        return found
+
     def _run_action(self, action: _Action) -> None:
         try:
+            if self.halted is not None:
+                raise self.halted
             action.result = action.run(self)
         except BaseException as exc:
             action.error = exc
@@ -284,19 +352,15 @@ class _Committer(threading.Thread):
             try:
                 backend.append(records)
             except BaseException as exc:
-                # Nothing of this group is acknowledged. The backend may or may not hold it
-                # (a lost connection can hide a success), so forget the cached positions and
-                # ask the backend again before the next group.
-                self.versions.clear()
-                try:
-                    self.last_order_id = backend.last_order_id()
-                except BaseException:
-                    log.exception("cannot read the last order-id after a failed commit")
-                error = exc if isinstance(exc, PhotonError) else BackendError(f"append failed: {exc}")
+                error = self._after_failed_append(records, exc)
+                if error is None:  # stored after all
+                    self.commits += 1
+                    self.committed_events += len(records)
+                    for request in accepted:
+                        request.done()
+                    return
                 for request in accepted:
                     request.fail(error)
-                if self.last_order_id >= records[0].order_id:
-                    log.warning("a failed commit was stored after all; acknowledging nothing of it")
                 return
             self.last_order_id = order_id
             versions.update(tentative)
@@ -308,6 +372,38 @@ class _Committer(threading.Thread):
             self.broadcaster.publish(records)
         for request in accepted:
             request.done()
+
+    def _after_failed_append(self, records: list[RecordedEvent], error: BaseException) -> PhotonError | None:
+        """After `backend.append(records)` raised: None when the store holds them after all
+        (they are published then), else the error to give their callers.
+
+        A lost connection can hide a success, so the store is asked at once; what it holds
+        beyond what subscribers were given is published (`_settle`). When it cannot be asked,
+        the writer stays unsettled and asks again before its next write.
+        """
+        self.unsettled = True
+        self.versions.clear()
+        if isinstance(error, StoreLost):
+            self.halted = error
+            log.critical("%s", error)
+            return error
+        failed = error if isinstance(error, PhotonError) else BackendError(f"append failed: {error}")
+        before = self.last_order_id
+        try:
+            found = self._settle()
+        except StoreLost as exc:
+            return exc
+        except BaseException as exc:
+            log.warning("a commit failed (%s) and the store cannot be asked what it holds yet: %s", error, exc)
+            return failed
+        ids = {event.order_id: event.event_id for event in found}
+        if all(ids.get(record.order_id) == record.event_id for record in records):
+            log.warning("a commit that reported an error (%s) was stored: acknowledged", error)
+            return None
+        if self.last_order_id != before and not isinstance(error, BackendUnavailable):
+            # An earlier commit whose outcome was unknown landed late and took these positions.
+            return BackendUnavailable(f"the store moved on while this commit was written ({error}); try again")
+        return failed
 
 
 class EventStore:
