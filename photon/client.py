@@ -27,6 +27,7 @@ from typing import Any, Protocol
 import httpx
 import orjson
 
+from .append_request import AppendCondition
 from .backend import StreamInfo
 from .client_wire import (
     DEFAULT_URL,
@@ -34,6 +35,7 @@ from .client_wire import (
     ConsumerPosition,
     Page,
     ReplayItem,
+    as_event,
     as_item,
     emit_answer,
     emit_body,
@@ -70,7 +72,13 @@ __all__ = [
 class Transport(Protocol):
     """What a client needs from a way of reaching the server."""
 
-    def emit(self, events: Mapping[str, Any] | Sequence[Mapping[str, Any]], expected_version: Any) -> Any:
+    def emit(
+        self,
+        events: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+        expected_version: Any,
+        expected_versions: Mapping[str, Any] | None = None,
+        condition: Any = None,
+    ) -> Any:
         """Store one event (answer: the stored event) or a list (answer: the stored events)."""
 
     def replay(self, stream: str, params: dict[str, Any]) -> Iterator[Any]:
@@ -155,8 +163,14 @@ class HttpTransport:
                 yield from items(response.iter_bytes())
                 return
 
-    def emit(self, events: Mapping[str, Any] | Sequence[Mapping[str, Any]], expected_version: Any) -> Any:
-        content = emit_body(events, expected_version)
+    def emit(
+        self,
+        events: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+        expected_version: Any,
+        expected_versions: Mapping[str, Any] | None = None,
+        condition: Any = None,
+    ) -> Any:
+        content = emit_body(events, expected_version, expected_versions, condition)
         # Safe to send again: every event carries its id (`with_ids`), so a request that reached the
         # server before the connection failed is answered with the events it stored, not stored twice.
         for attempt in range(self.retries + 1):
@@ -167,6 +181,12 @@ class HttpTransport:
                     raise
                 time.sleep(RETRY_PAUSE * 2**attempt)
         raise AssertionError("not reached")
+
+    def read_matching(self, body: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = orjson.loads(
+            self.request("POST", "/api/read-matching", content=orjson.dumps(body)).content
+        )
+        return result
 
     def replay(self, stream: str, params: dict[str, Any]) -> Iterator[ReplayItem]:
         return self._stream(f"/api/replay/{_quote(stream)}", params)
@@ -239,13 +259,38 @@ class PhotonClient:
         events: Mapping[str, Any] | Sequence[Mapping[str, Any]],
         *,
         expected_version: int | str | None = None,
+        expected_versions: Mapping[str, int | str] | None = None,
+        condition: AppendCondition | Mapping[str, Any] | None = None,
     ) -> Any:
         """Store one event (returns the stored `RecordedEvent`) or a list atomically (returns the stored list).
 
-        Events without an `id` get one here, before sending, so a re-send after a lost answer
-        (the transport re-sends by itself on a dropped connection) stores them once.
+        `expected_versions` and `condition` are those of `EventStore.append` (a batch over several
+        streams; a conditional append, refused with `AppendConditionFailed`). Events without an `id`
+        get one here, before sending, so a re-send after a lost answer (the transport re-sends by
+        itself on a dropped connection) stores them once.
         """
-        return stored_events(self.transport.emit(with_ids(events), expected_version))
+        events = with_ids(events)
+        if expected_versions is None and condition is None:
+            return stored_events(self.transport.emit(events, expected_version))
+        return stored_events(self.transport.emit(events, expected_version, expected_versions, condition))
+
+    def read_matching(
+        self, query: Sequence[Mapping[str, Any]] = (), *, after: int = 0, limit: int | None = None
+    ) -> Iterator[RecordedEvent]:
+        """Events of client streams matching a query after a position (see `EventStore.read_matching`)."""
+        read = getattr(self.transport, "read_matching", None)
+        if read is None:
+            raise NotImplementedError("reads by query are served over HTTP; use the HTTP transport")
+        remaining = limit
+        while remaining is None or remaining > 0:
+            page = 1000 if remaining is None else min(1000, remaining)
+            answer = read({"query": [dict(item) for item in query], "after": after, "limit": page})
+            yield from (as_event(e) for e in answer["results"])
+            if answer["next"] is None:
+                return
+            after = answer["next"]
+            if remaining is not None:
+                remaining -= len(answer["results"])
 
     def replay(
         self,

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import orjson
 
+from .append_request import AppendCondition
 from .backend import StreamInfo
 from .client_wire import (
     DEFAULT_URL,
@@ -95,12 +96,14 @@ class AsyncPhotonClient:
         events: Mapping[str, Any] | Sequence[Mapping[str, Any]],
         *,
         expected_version: int | str | None = None,
+        expected_versions: Mapping[str, int | str] | None = None,
+        condition: AppendCondition | Mapping[str, Any] | None = None,
     ) -> Any:
         """Store one event (returns the stored `RecordedEvent`) or a list atomically (returns the list).
 
         Events get their ids before the first attempt, so the re-sends after a lost answer store them once.
         """
-        content = emit_body(with_ids(events), expected_version)
+        content = emit_body(with_ids(events), expected_version, expected_versions, condition)
         for attempt in range(self.retries + 1):
             try:
                 return emit_answer((await self.request("POST", "/api/event", content=content)).content)
@@ -109,6 +112,25 @@ class AsyncPhotonClient:
                     raise
                 await asyncio.sleep(RETRY_PAUSE * 2**attempt)
         raise AssertionError("not reached")
+
+    async def read_matching(
+        self, query: Sequence[Mapping[str, Any]] = (), *, after: int = 0, limit: int | None = None
+    ) -> AsyncIterator[RecordedEvent]:
+        """Events of client streams matching a query after a position (see `EventStore.read_matching`)."""
+        remaining = limit
+        while remaining is None or remaining > 0:
+            page = 1000 if remaining is None else min(1000, remaining)
+            body = {"query": [dict(item) for item in query], "after": after, "limit": page}
+            answer = orjson.loads(
+                (await self.request("POST", "/api/read-matching", content=orjson.dumps(body))).content
+            )
+            for event in answer["results"]:
+                yield RecordedEvent.from_dict(event)
+            if answer["next"] is None:
+                return
+            after = answer["next"]
+            if remaining is not None:
+                remaining -= len(answer["results"])
 
     async def _stream(self, path: str, params: dict[str, Any]) -> AsyncIterator[ReplayItem]:
         try:

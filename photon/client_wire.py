@@ -10,8 +10,17 @@ from urllib.parse import quote
 import httpx
 import orjson
 
+from . import append_request
 from .backend import StreamInfo
-from .errors import NotAuthorized, NotFound, PhotonError, StoreClosed, ValidationError, VersionConflict
+from .errors import (
+    AppendConditionFailed,
+    NotAuthorized,
+    NotFound,
+    PhotonError,
+    StoreClosed,
+    ValidationError,
+    VersionConflict,
+)
 from .events import ID, RecordedEvent, new_event_id
 from .subscriptions import CaughtUp
 
@@ -58,11 +67,15 @@ def with_ids(events: Any) -> Any:
     return events
 
 
-def emit_body(events: Mapping[str, Any] | Sequence[Mapping[str, Any]], expected_version: Any) -> bytes:
+def emit_body(
+    events: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+    expected_version: Any,
+    expected_versions: Mapping[str, Any] | None = None,
+    condition: Any = None,
+) -> bytes:
+    """An emit request's body as JSON (`append_request.emit_body` decides its shape)."""
     body: Any = events if isinstance(events, Mapping) else list(events)
-    if expected_version is not None:
-        body = {"events": body, "expected-version": expected_version}
-    return orjson.dumps(body)
+    return orjson.dumps(append_request.emit_body(body, expected_version, expected_versions, condition))
 
 
 def as_event(item: Any) -> RecordedEvent:
@@ -151,6 +164,8 @@ def raise_for(response: httpx.Response) -> None:
     status = response.status_code
     if status == 401:
         raise NotAuthorized(message)
+    if status == 409 and body.get("condition-failed"):
+        raise AppendConditionFailed.from_fields(body, message)
     if status == 409 and "current-version" in body:
         raise VersionConflict(body["stream-name"], body["expected-version"], body["current-version"])
     if status == 404:
