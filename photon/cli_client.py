@@ -201,7 +201,7 @@ def read_matching(query: str, after: int, limit: int | None, url: str | None, **
         return
     with _client(config, url) as client:
         for found in client.read_matching(items, after=after, limit=limit):
-            _out(orjson.dumps(found))
+            _out(found.data)
 
 
 @cli.command(context_settings=CONTEXT)
