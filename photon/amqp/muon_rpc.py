@@ -14,7 +14,7 @@ body is ``{"error": ..., "kind": ..., "field": ...}`` as in Photon's own AMQP pr
 | ``projection`` | ``{"projection-name", "query-key"}`` | one key of its value |
 | ``projection`` | ``{"projection-name", "action": "delete"}`` | ``{"correct": true}`` |
 | ``projections`` | a projection template | ``{"correct": true, "projection": descriptor}`` |
-| ``events`` | an event, a list, or ``{"events", "expected-version"}`` | the stored events |
+| ``events`` | an event, a list, or the emit wrapper (``{"events", "expected-version"}``...) | the stored events |
 | ``stream/delete`` | ``{"stream-name"}`` | ``{"correct": true, "deleted-events": n}`` |
 | ``rest-url`` | anything | the HTTP API's URL, e.g. ``"http://localhost:3000"`` |
 """
@@ -28,9 +28,10 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
+from ..append_request import parse_emit
 from ..errors import NotFound, PhotonError, ValidationError
 from . import muon_wire as wire
-from .protocol import error_body, parse_emit
+from .protocol import error_body
 
 if TYPE_CHECKING:
     from ..projections.manager import ProjectionManager
@@ -95,8 +96,8 @@ async def create_projection(context: MuonContext, body: Any) -> Any:
 
 
 async def post_events(context: MuonContext, body: Any) -> Any:
-    request = parse_emit(orjson.dumps(body), None, None)
-    stored = await context.store.append_async(request.events, expected_version=request.expected_version)
+    request = parse_emit(body)
+    stored = await context.store.append_request_async(request.events, request.options)
     events = [orjson.Fragment(event.data) for event in stored]
     return events[0] if isinstance(body, dict) and "events" not in body else events
 
