@@ -17,6 +17,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from functools import partial
 from typing import Any, Protocol, runtime_checkable
 
 import orjson
@@ -178,8 +179,10 @@ SERVICES: list[ServiceFactory] = [Projections, _amqp, TcpIngestService, Transfer
 
 
 def _connect(services: Sequence[Service]) -> None:
-    """Let services that feed each other meet: projection updates go out over AMQP too."""
+    """Let services that feed each other meet: projection updates go out over AMQP too, and
+    Muon's rpc endpoints answer from the projection engine and name the HTTP API's URL."""
     projections = next((s for s in services if isinstance(s, Projections)), None)
+    http = next((s for s in services if isinstance(s, HttpService)), None)
     for service in services:
         add_source = getattr(service, "add_projection_source", None)
         if projections is not None and add_source is not None:
@@ -187,6 +190,9 @@ def _connect(services: Sequence[Service]) -> None:
         attach = getattr(service, "attach_projections", None)
         if projections is not None and attach is not None:
             attach(projections.manager)
+        attach_url = getattr(service, "attach_rest_url", None)
+        if http is not None and attach_url is not None:
+            attach_url(partial(getattr, http, "url"))
 
 
 class PhotonServer:
