@@ -9,6 +9,7 @@ no serious or critical violation on any main page; the main actions work from th
 from __future__ import annotations
 
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,6 +69,16 @@ def signed_in(browser: Chrome, server: ServerProcess) -> Iterator[Chrome]:
     assert not errors, f"browser console errors: {errors}"
 
 
+def drain_refusals(driver: Chrome) -> None:
+    """Clear the browser's log of the API's 4xx answers a test provoked on purpose; anything else fails.
+
+    Chromium logs every answer of 400 and above as a network error, even one the page handles."""
+    unexpected = [
+        e for e in console_errors(driver) if e.get("source") != "network" or "status of 4" not in e.get("message", "")
+    ]
+    assert not unexpected, f"browser console errors: {unexpected}"
+
+
 def sign_in(driver: Chrome, password: str = "p4010n") -> None:
     user = find(driver, "#user")
     user.clear()
@@ -92,7 +103,8 @@ def go(driver: Chrome, server: ServerProcess, route: str) -> None:
 
 
 def text(driver: Chrome, css: str) -> str:
-    return find(driver, css).text
+    """The text of an element (read again if a live page replaced the element meanwhile)."""
+    return wait_for(lambda: driver.find_element(By.CSS_SELECTOR, css).text or " ", what=css)
 
 
 def shot(driver: Chrome, name: str) -> None:
@@ -108,7 +120,7 @@ def test_sign_in_refuses_a_wrong_password_then_keeps_the_token(browser: Chrome, 
     sign_in(browser, "wrong")
     assert "Wrong user name or password" in text(browser, ".alert.error")
     shot(browser, "sign-in")
-    console_errors(browser)  # the refused /auth/token answer (401) is logged by the browser itself
+    drain_refusals(browser)
     sign_in(browser)
     find(browser, "nav a[aria-current=page][data-section=streams]")
     browser.refresh()  # the token is kept for the session
@@ -201,3 +213,166 @@ def test_an_event_shows_its_json_metadata_and_causation(
     find(driver, "#caused-by").click()
     wait_for(lambda: driver.find_element(By.TAG_NAME, "h1").text == "checked-out", what="the causing event")
     assert f"order-id {cause['order-id']}" in text(driver, ".page-head .sub")
+
+
+def test_live_tail_shows_events_emitted_over_http_meanwhile(
+    signed_in: Chrome, server: ServerProcess, http: httpx.Client
+) -> None:
+    driver = signed_in
+    emit(http, [{"stream-name": "sensor-1", "event-type": "reading", "payload": {"v": -1}}])
+    go(driver, server, "/tail/__all__")
+    wait_for(lambda: text(driver, "#tail-state") == "live", what="the tail to go live")
+    before = len(driver.find_elements(By.CSS_SELECTOR, "#tail-rows tr"))
+    assert before >= 1  # the newest page is shown first
+    stored: list[dict[str, Any]] = []
+
+    def writer() -> None:
+        for i in range(20):
+            stored.extend(emit(http, [{"stream-name": "sensor-1", "event-type": "reading", "payload": {"v": i}}]))
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    thread.join()
+    newest = str(stored[-1]["order-id"])
+    wait_for(lambda: driver.find_element(By.CSS_SELECTOR, "#tail-rows tr td").text == newest, what="the last event")
+    shown = [r.find_element(By.TAG_NAME, "td").text for r in driver.find_elements(By.CSS_SELECTOR, "#tail-rows tr")]
+    assert shown[:20] == [str(e["order-id"]) for e in reversed(stored)]  # each one, newest first, none twice
+    assert text(driver, "#tail-count") == "20"
+    shot(driver, "tail")
+    # A single stream's tail.
+    go(driver, server, "/tail/sensor-1")
+    wait_for(lambda: text(driver, "#tail-state") == "live", what="the stream's tail")
+    [last] = emit(http, [{"stream-name": "sensor-1", "event-type": "reading", "payload": {"v": 99}}])
+    emit(http, [{"stream-name": "elsewhere", "event-type": "x", "payload": {}}])
+    wait_for(lambda: driver.find_element(By.CSS_SELECTOR, "#tail-rows tr td").text == str(last["order-id"]))
+    time.sleep(0.3)
+    assert "elsewhere" not in text(driver, "#tail-table")
+
+
+def test_emit_form_stores_an_event_and_shows_the_servers_messages(
+    signed_in: Chrome, server: ServerProcess, http: httpx.Client
+) -> None:
+    driver = signed_in
+    go(driver, server, "/emit?stream=wallet-1")
+    find(driver, "#emit-submit")
+    driver.find_element(By.XPATH, "//label[text()='Event type']/following-sibling::input").send_keys("funded")
+    payload = find(driver, "#payload")
+    payload.clear()
+    payload.send_keys('{"amount": 5,\n "currency": "EUR"}')
+    shot(driver, "emit")
+    find(driver, "#emit-submit").click()
+    link = find(driver, "#emitted-link")
+    assert "wallet-1 version 1" in link.text
+    stored = http.get("/api/stream-contents/wallet-1").json()["results"]
+    assert [e["payload"] for e in stored] == [{"amount": 5, "currency": "EUR"}]
+    # Expected version 0 (must not exist) is refused by the server: its message is shown, nothing stored.
+    expected = driver.find_element(By.XPATH, "//label[text()='Expected version']/following-sibling::input")
+    expected.clear()
+    expected.send_keys("0")
+    find(driver, "#emit-submit").click()
+    assert "version conflict" in text(driver, "#emit-error")
+    # A field the server refuses: an internal stream name.
+    name = driver.find_element(By.XPATH, "//label[text()='Stream']/following-sibling::input")
+    name.clear()
+    name.send_keys("__secret")
+    expected.clear()
+    find(driver, "#emit-submit").click()
+    assert "internal" in text(driver, "#emit-error")
+    assert driver.switch_to.active_element == name  # the field the server named has the focus
+    # A payload that is not JSON is marked at its line before anything is sent.
+    payload.clear()
+    payload.send_keys('{"a": 1,\n "b": }')
+    find(driver, "#emit-submit").click()
+    assert "not valid JSON" in text(driver, "#emit-error, .alert.error")
+    assert find(driver, ".editor .gutter .bad").text == "2"
+    assert len(http.get("/api/stream-contents/wallet-1").json()["results"]) == 1
+    drain_refusals(driver)
+
+
+def test_a_projection_created_in_the_editor_shows_its_value_live(
+    signed_in: Chrome, server: ServerProcess, http: httpx.Client
+) -> None:
+    driver = signed_in
+    go(driver, server, "/projection-edit")
+    driver.find_element(By.XPATH, "//label[text()='Name']/following-sibling::input").send_keys("trade-totals")
+    stream = driver.find_element(By.XPATH, "//label[text()='Stream']/following-sibling::input")
+    stream.clear()
+    stream.send_keys("trades")
+    initial = find(driver, "#initial-value")
+    initial.clear()
+    initial.send_keys("{}")
+    code = find(driver, "#reduction")
+    code.clear()
+    code.send_keys(
+        "def reduction(state, event):\n"
+        'sym = event["payload"]["sym"]\n'
+        'state[sym] = state.get(sym, 0) + event["payload"]["qty"]\n'
+        "return state\n"
+    )
+    # send_keys types no indentation of its own: indent the body with the editor's Tab.
+    driver.execute_script(
+        "const t = document.getElementById('reduction');"
+        "t.value = t.value.replace(/\\n(?=\\S)/g, '\\n    ').replace(/^    def/, 'def');"
+        "t.dispatchEvent(new Event('input'));"
+    )
+    assert find(driver, ".editor pre .t-kw").text in ("def", "return")  # highlighted as Python
+    shot(driver, "projection-editor")
+    find(driver, "#save-projection").click()
+    wait_for(lambda: "/projection/trade-totals" in driver.current_url, what="the saved projection")
+    emit(http, [{"stream-name": "trades", "event-type": "filled", "payload": {"sym": "ACME", "qty": 3}}])
+    wait_for(lambda: '"ACME": 3' in text(driver, "#projection-value"), what="the value")
+    emit(http, [{"stream-name": "trades", "event-type": "filled", "payload": {"sym": "ACME", "qty": 4}}])
+    wait_for(lambda: '"ACME": 7' in text(driver, "#projection-value"), what="the value to update live")
+    driver.find_element(By.LINK_TEXT, "ACME").click()
+    wait_for(lambda: text(driver, "pre[aria-label='Value of key ACME']") == "7", what="the value by key")
+    shot(driver, "projection")
+    go(driver, server, "/projections")
+    row = find(driver, "#projections-table tr[data-name='trade-totals']")
+    assert "running" in row.text
+    shot(driver, "projections")
+
+
+def test_a_bad_projection_shows_the_servers_error_at_its_line(signed_in: Chrome, server: ServerProcess) -> None:
+    driver = signed_in
+    go(driver, server, "/projection-edit")
+    driver.find_element(By.XPATH, "//label[text()='Name']/following-sibling::input").send_keys("broken")
+    driver.execute_script(
+        "const t = document.getElementById('reduction');"
+        "t.value = 'def reduction(state, event):\\n    return state +\\n';"
+        "t.dispatchEvent(new Event('input'));"
+    )
+    find(driver, "#save-projection").click()
+    error = text(driver, "#projection-save-error")
+    assert "syntax" in error.lower() and "line 2" in error
+    assert find(driver, ".editor .gutter .bad").text == "2"
+    shot(driver, "projection-error")
+    drain_refusals(driver)
+
+
+def test_a_failed_projection_shows_its_error_and_the_failing_event(
+    signed_in: Chrome, server: ServerProcess, http: httpx.Client
+) -> None:
+    driver = signed_in
+    response = http.post(
+        "/api/projection",
+        json={
+            "projection-name": "fragile",
+            "stream-name": "parcels",
+            "language": "hy",
+            "initial-value": 0,
+            "reduction": '(fn [state event] (+ state (get (get event "payload") "weight")))',
+        },
+    )
+    assert response.status_code == 200, response.text
+    emit(http, [{"stream-name": "parcels", "event-type": "weighed", "payload": {"weight": 2}}])
+    [bad] = emit(http, [{"stream-name": "parcels", "event-type": "weighed", "payload": {"kg": 2}}])
+    go(driver, server, "/projections")
+    row = find(driver, "#projections-table tr[data-name='fragile']")
+    wait_for(lambda: "failed" in driver.find_element(By.CSS_SELECTOR, "tr[data-name='fragile']").text, what="the status failed", timeout=30)
+    go(driver, server, "/projection/fragile")
+    assert "weight" in text(driver, "#projection-error")
+    find(driver, "#failing-event").click()
+    wait_for(lambda: f"order-id {bad['order-id']}" in text(driver, ".page-head .sub"), what="the failing event")
+    assert '"kg": 2' in text(driver, "pre.json")
+    del row
