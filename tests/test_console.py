@@ -17,11 +17,11 @@ from typing import Any
 
 import httpx
 import pytest
-from selenium.webdriver import Chrome
+from selenium.webdriver import ActionChains, Chrome
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from tests.browser import console_errors, find, start_browser, wait_for
+from tests.browser import axe_source, axe_violations, console_errors, find, start_browser, wait_for
 from tests.live import ServerProcess
 
 SHOTS = Path(__file__).parent.parent / "docs" / "console"
@@ -369,10 +369,189 @@ def test_a_failed_projection_shows_its_error_and_the_failing_event(
     [bad] = emit(http, [{"stream-name": "parcels", "event-type": "weighed", "payload": {"kg": 2}}])
     go(driver, server, "/projections")
     row = find(driver, "#projections-table tr[data-name='fragile']")
-    wait_for(lambda: "failed" in driver.find_element(By.CSS_SELECTOR, "tr[data-name='fragile']").text, what="the status failed", timeout=30)
+    wait_for(
+        lambda: "failed" in driver.find_element(By.CSS_SELECTOR, "tr[data-name='fragile']").text,
+        what="the status failed",
+        timeout=30,
+    )
     go(driver, server, "/projection/fragile")
     assert "weight" in text(driver, "#projection-error")
     find(driver, "#failing-event").click()
     wait_for(lambda: f"order-id {bad['order-id']}" in text(driver, ".page-head .sub"), what="the failing event")
     assert '"kg": 2' in text(driver, "pre.json")
     del row
+
+
+def test_consumers_page_shows_a_durable_consumers_position_and_resets_it(
+    signed_in: Chrome, server: ServerProcess, http: httpx.Client
+) -> None:
+    driver = signed_in
+    stored = emit(http, [{"stream-name": "mail", "event-type": "queued", "payload": {"n": i}} for i in range(3)])
+    replay = http.get("/api/subscription/mailer", params={"stream": "mail", "stream-type": "cold"})
+    assert replay.status_code == 200
+    ack = http.post("/api/subscription/mailer/ack", json={"order-id": stored[1]["order-id"]})
+    assert ack.status_code == 200, ack.text
+    go(driver, server, "/consumers")
+    name = driver.find_element(By.XPATH, "//label[text()='Consumer name']/following-sibling::input")
+    name.send_keys("mailer", Keys.ENTER)
+    wait_for(lambda: str(stored[1]["order-id"]) in text(driver, ".cards"), what="the consumer's position")
+    assert "mail" in text(driver, ".cards")
+    shot(driver, "consumers")
+    reset = driver.find_element(By.XPATH, "//button[starts-with(text(), 'Reset')]")
+    reset.click()
+    driver.find_element(By.XPATH, "//button[text()='Click again to reset']").click()
+    find(driver, "#consumer-reset")
+    assert http.get("/api/subscription/mailer/position").status_code == 404
+
+
+def test_server_page_shows_health_settings_without_secrets_and_rates(
+    signed_in: Chrome, server: ServerProcess, http: httpx.Client
+) -> None:
+    driver = signed_in
+    go(driver, server, "/server")
+    assert text(driver, "#health") == "OK"
+    settings = text(driver, "#settings-table")
+    assert "admin.pass ****" in settings and "p4010n" not in settings
+    emit(http, [{"stream-name": "meter", "event-type": "tick", "payload": {}}] * 1)
+    wait_for(lambda: text(driver, "#rate-in") != "…", what="a rate")
+    shot(driver, "server")
+
+
+def test_backup_page_downloads_the_store_and_a_stream_and_uploads_a_stream(
+    signed_in: Chrome, server: ServerProcess, http: httpx.Client, tmp_path: Path
+) -> None:
+    driver = signed_in
+    emit(http, [{"stream-name": "archive", "event-type": "kept", "payload": {"n": i}} for i in range(4)])
+    driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(tmp_path)})
+    go(driver, server, "/backup")
+    find(driver, "#download-all").click()
+    backup = wait_for(lambda: [p for p in tmp_path.glob("photon-backup-*.jsonl")], what="the backup file")[0]
+    wait_for(lambda: backup.stat().st_size > 0 and '"archive"' in backup.read_text(), what="the backup's contents")
+    field = driver.find_element(By.XPATH, "//label[text()='Stream']/following-sibling::input")
+    field.send_keys("archive", Keys.ENTER)
+    one = wait_for(lambda: (tmp_path / "archive.ndjson").exists() and tmp_path / "archive.ndjson", what="download")
+    wait_for(lambda: len(one.read_text().splitlines()) == 4, what="the stream's four events")
+    driver.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(one))
+    rename = driver.find_element(By.XPATH, "//label[text()='New name (optional)']/following-sibling::input")
+    rename.send_keys("archive-copy", Keys.ENTER)
+    wait_for(lambda: "Stored 4 events as archive-copy" in text(driver, "#upload-result"), what="the upload")
+    copied = http.get("/api/stream-contents/archive-copy").json()["results"]
+    assert [e["payload"]["n"] for e in copied] == [0, 1, 2, 3]
+    shot(driver, "backup")
+
+
+MAIN_PAGES = [
+    "/streams",
+    "/streams?view=categories",
+    "/stream/ledger",
+    "/event/__all__/1",
+    "/tail/__all__",
+    "/emit",
+    "/projections",
+    "/projection/trade-totals",
+    "/projection-edit",
+    "/consumers",
+    "/server",
+    "/backup",
+]
+
+
+def test_axe_finds_no_serious_or_critical_violation_on_any_main_page(
+    signed_in: Chrome, server: ServerProcess, http: httpx.Client
+) -> None:
+    driver = signed_in
+    source = axe_source()
+    emit(http, [{"stream-name": "ledger", "event-type": "credit", "payload": {"n": 1}}])
+    found: dict[str, list[str]] = {}
+    for route in MAIN_PAGES:
+        go(driver, server, route)
+        find(driver, "main h1")
+        time.sleep(0.3)
+        violations = axe_violations(driver, source)
+        if violations:
+            found[route] = [f"{v['id']} ({v['impact']}): {v['description']} {v['nodes'][:1]}" for v in violations]
+    # Dark theme too: the same pages with the system's dark preference.
+    driver.execute_cdp_cmd(
+        "Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "dark"}]}
+    )
+    try:
+        for route in ("/streams", "/stream/ledger", "/projection/trade-totals", "/server"):
+            go(driver, server, route)
+            find(driver, "main h1")
+            time.sleep(0.3)
+            violations = axe_violations(driver, source)
+            if violations:
+                found["dark " + route] = [f"{v['id']} ({v['impact']}): {v['nodes'][:1]}" for v in violations]
+        shot(driver, "streams-dark")
+    finally:
+        driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+    assert not found, found
+
+
+def tab_to(driver: Chrome, matches: str, limit: int = 60) -> None:
+    """Press Tab until the focused element matches the CSS selector `matches`."""
+    for _ in range(limit):
+        if driver.execute_script("return document.activeElement.matches(arguments[0])", matches):
+            return
+        ActionChains(driver).send_keys(Keys.TAB).perform()
+    raise AssertionError(f"Tab never reached {matches}")
+
+
+def test_main_actions_work_from_the_keyboard(browser: Chrome, server: ServerProcess, http: httpx.Client) -> None:
+    driver = browser
+    emit(http, [{"stream-name": "ledger", "event-type": "credit", "payload": {"n": 0}}])
+    driver.get(server.url + "/")
+    driver.execute_script("sessionStorage.clear()")
+    go(driver, server, "/streams")
+    # Sign in: the password field has the focus; type and press Enter.
+    find(driver, "#password")
+    ActionChains(driver).send_keys("p4010n", Keys.ENTER).perform()
+    find(driver, "#streams-table")
+    keys = ActionChains(driver)
+    # "/" focuses the filter; Tab reaches the first stream; Enter opens it.
+    keys.send_keys("/", "ledg").perform()
+    wait_for(lambda: len(driver.find_elements(By.CSS_SELECTOR, "#streams-table tbody tr")) == 1, what="filter")
+    tab_to(driver, "#streams-table a")
+    ActionChains(driver).send_keys(Keys.ENTER).perform()
+    wait_for(lambda: "#/stream/ledger" in driver.current_url, what="the stream page")
+    # The main navigation, from a fresh page: Tab to "Emit", Enter.
+    go(driver, server, "/stream/ledger")
+    find(driver, "table.events")
+    tab_to(driver, "nav a[data-section=emit]")
+    ActionChains(driver).send_keys(Keys.ENTER).perform()
+    find(driver, "#emit-submit")
+    # Emit with the keyboard alone: the fields in order, the payload editor, then submit.
+    tab_to(driver, "input")
+    ActionChains(driver).send_keys("keyboard-1", Keys.TAB, "typed", Keys.TAB, Keys.TAB).perform()
+    assert driver.execute_script("return document.activeElement.id") == "payload"
+    ActionChains(driver).key_down(Keys.CONTROL).send_keys("a").key_up(Keys.CONTROL).send_keys('{"k": 1}').perform()
+    ActionChains(driver).send_keys(Keys.ESCAPE, Keys.TAB).perform()  # Escape, then Tab leaves the editor
+    tab_to(driver, "#emit-submit")
+    ActionChains(driver).send_keys(Keys.ENTER).perform()
+    find(driver, "#emitted-link")
+    assert http.get("/api/stream-contents/keyboard-1").json()["results"][0]["payload"] == {"k": 1}
+    # Projections: Tab to "New projection", Enter; the form saves with Enter from a field.
+    go(driver, server, "/projections")
+    tab_to(driver, "#new-projection")
+    ActionChains(driver).send_keys(Keys.ENTER).perform()
+    find(driver, "#save-projection")
+    tab_to(driver, "input")
+    ActionChains(driver).send_keys("typed-count", Keys.ENTER).perform()
+    wait_for(lambda: "#/projection/typed-count" in driver.current_url, what="the new projection")
+    assert not [e for e in console_errors(driver)]
+
+
+def test_narrow_screen_keeps_the_pages_within_the_width(signed_in: Chrome, server: ServerProcess) -> None:
+    driver = signed_in
+    driver.set_window_size(390, 844)
+    try:
+        for route in ("/streams", "/stream/ledger", "/emit", "/projections", "/server"):
+            go(driver, server, route)
+            find(driver, "main h1")
+            width = driver.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
+            assert width[0] <= width[1], (route, width)
+        go(driver, server, "/stream/ledger")
+        find(driver, "table.events")
+        shot(driver, "stream-narrow")
+    finally:
+        driver.set_window_size(1280, 860)
