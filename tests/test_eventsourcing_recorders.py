@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from eventsourcing.dcb.tests import DCBRecorderTestCase
 from eventsourcing.persistence import (
     AggregateRecorder,
     ApplicationRecorder,
@@ -84,6 +85,15 @@ class _NonInterleaving(_Recorders, NonInterleavingNotificationIDsBaseCase):
         return recorder
 
 
+class _DCB(_Recorders, DCBRecorderTestCase):
+    # The library's DCB test case is run by its own modules through these two methods.
+    def test_append_read(self) -> None:
+        self._test_append_read(self.factory.dcb_recorder())
+
+    def test_append_subscribe(self) -> None:
+        self._test_append_subscribe(self.factory.dcb_recorder())
+
+
 class _TrackingSubclass(PhotonTrackingRecorder):
     pass
 
@@ -125,6 +135,7 @@ for _case, _name in [
     (_Tracking, "TrackingRecorder"),
     (_Process, "ProcessRecorder"),
     (_NonInterleaving, "NonInterleavingNotificationIDs"),
+    (_DCB, "DCBRecorder"),
     (_Factory, "InfrastructureFactory"),
 ]:
     for _class_name, _class in _modes(_case, _name).items():

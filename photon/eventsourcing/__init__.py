@@ -5,6 +5,7 @@ Select it the library's usual way, ``PERSISTENCE_MODULE=photon.eventsourcing``; 
 library's stored events become Photon events.
 """
 
+from .dcb import PhotonDCBRecorder, PhotonDCBSubscription
 from .factory import PhotonFactory
 from .recorders import (
     PhotonAggregateRecorder,
@@ -20,6 +21,8 @@ __all__ = [
     "Factory",
     "PhotonAggregateRecorder",
     "PhotonApplicationRecorder",
+    "PhotonDCBRecorder",
+    "PhotonDCBSubscription",
     "PhotonFactory",
     "PhotonProcessRecorder",
     "PhotonSubscription",

@@ -62,11 +62,23 @@ class PhotonAccess(abc.ABC):
     """The operations the recorders use; see the module docstring."""
 
     @abc.abstractmethod
-    def append(self, events: Sequence[Mapping[str, Any]], expected_versions: Mapping[str, int | str]) -> list[int]:
-        """Store `events` atomically, each named stream at its expected version; their order-ids.
+    def append(
+        self,
+        events: Sequence[Mapping[str, Any]],
+        expected_versions: Mapping[str, int | str],
+        condition: Mapping[str, Any] | None = None,
+    ) -> list[int]:
+        """Store `events` atomically, each named stream at its expected version and only if no
+        event matches `condition` (Photon's JSON form); their order-ids.
 
-        Raises `photon.errors.VersionConflict` (naming the stream) when a version differs.
+        Raises `photon.errors.VersionConflict` (naming the stream) when a version differs,
+        `photon.errors.AppendConditionFailed` when the condition fails.
         """
+
+    @abc.abstractmethod
+    def read_matching(self, query: list[dict[str, Any]], after: int, limit: int) -> tuple[list[Event], int]:
+        """Up to `limit` events of client streams matching `query` after order-id `after`, and
+        the store's last order-id when the read began (no event past it is returned)."""
 
     @abc.abstractmethod
     def read_stream(self, stream: str, from_version: int, limit: int | None) -> list[Event]:
@@ -145,8 +157,19 @@ class EmbeddedAccess(PhotonAccess):
         self.store = shared.store
         self._closed = False
 
-    def append(self, events: Sequence[Mapping[str, Any]], expected_versions: Mapping[str, int | str]) -> list[int]:
-        return [e.order_id for e in self.store.append(events, expected_versions=expected_versions)]
+    def append(
+        self,
+        events: Sequence[Mapping[str, Any]],
+        expected_versions: Mapping[str, int | str],
+        condition: Mapping[str, Any] | None = None,
+    ) -> list[int]:
+        stored = self.store.append(events, expected_versions=expected_versions or None, condition=condition)
+        return [e.order_id for e in stored]
+
+    def read_matching(self, query: list[dict[str, Any]], after: int, limit: int) -> tuple[list[Event], int]:
+        head = self.store.last_order_id()
+        found = self.store.read_matching(query, after=after, limit=limit)
+        return [_from_recorded(e) for e in found if e.order_id <= head], head
 
     def read_stream(self, stream: str, from_version: int, limit: int | None) -> list[Event]:
         return list(map(_from_recorded, self.store.read(stream, from_version=from_version, limit=limit)))
@@ -251,6 +274,10 @@ class _RemoteLive(LiveEvents):
                 response.close()
 
 
+MATCHING_PAGE = 1000
+"""Events per /api/read-matching request (the route's largest page)."""
+
+
 class RemoteAccess(PhotonAccess):
     """A running Photon server, through its HTTP API (a token from the admin credentials)."""
 
@@ -261,10 +288,38 @@ class RemoteAccess(PhotonAccess):
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Token {self.transport.token()}"}
 
-    def append(self, events: Sequence[Mapping[str, Any]], expected_versions: Mapping[str, int | str]) -> list[int]:
-        body = orjson.dumps({"events": list(events), "expected-versions": dict(expected_versions)})
-        stored = orjson.loads(self.transport.request("POST", "/api/event", content=body).content)
+    def append(
+        self,
+        events: Sequence[Mapping[str, Any]],
+        expected_versions: Mapping[str, int | str],
+        condition: Mapping[str, Any] | None = None,
+    ) -> list[int]:
+        request: dict[str, Any] = {"events": list(events)}
+        if expected_versions:
+            request["expected-versions"] = dict(expected_versions)
+        if condition is not None:
+            request["condition"] = dict(condition)
+        stored = orjson.loads(self.transport.request("POST", "/api/event", content=orjson.dumps(request)).content)
         return [e["order-id"] for e in stored]
+
+    def read_matching(self, query: list[dict[str, Any]], after: int, limit: int) -> tuple[list[Event], int]:
+        events: list[Event] = []
+        head: int | None = None
+        position = after
+        while len(events) < limit:
+            body = {"query": query, "after": position, "limit": min(limit - len(events), MATCHING_PAGE)}
+            answer = orjson.loads(
+                self.transport.request("POST", "/api/read-matching", content=orjson.dumps(body)).content
+            )
+            if head is None:
+                head = int(answer["head"])  # taken by the server before it read
+            for item in answer["results"]:
+                if item["order-id"] <= head:
+                    events.append(_from_line(orjson.dumps(item)))
+            if answer["next"] is None:
+                break
+            position = int(answer["next"])
+        return events, head if head is not None else 0
 
     def _cold(self, stream: str, params: dict[str, Any]) -> list[Event]:
         params["stream-type"] = "cold"

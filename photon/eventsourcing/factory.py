@@ -18,11 +18,13 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+from eventsourcing.dcb.persistence import DCBInfrastructureFactory
 from eventsourcing.persistence import InfrastructureFactory, ProcessRecorder
 from eventsourcing.utils import Environment, EnvType, resolve_topic
 
 from ..config import Setting, all_settings, load_config
 from .access import EmbeddedAccess, PhotonAccess, RemoteAccess
+from .dcb import PhotonDCBRecorder
 from .mapping import IdType, check_category
 from .recorders import (
     PhotonAggregateRecorder,
@@ -34,8 +36,9 @@ from .recorders import (
 DEFAULT_CATEGORY = "eventsourcing"
 
 
-class PhotonFactory(InfrastructureFactory[PhotonTrackingRecorder]):
-    """Recorders over an embedded Photon store or a Photon server (see the module docstring)."""
+class PhotonFactory(InfrastructureFactory[PhotonTrackingRecorder], DCBInfrastructureFactory[PhotonTrackingRecorder]):
+    """Recorders over an embedded Photon store or a Photon server (see the module docstring);
+    also the factory of DCB applications."""
 
     PHOTON_URL = "PHOTON_URL"
     PHOTON_ADMIN_USER = "PHOTON_ADMIN_USER"
@@ -98,6 +101,9 @@ class PhotonFactory(InfrastructureFactory[PhotonTrackingRecorder]):
         topic = self.env.get(self.PROCESS_RECORDER_TOPIC)
         cls: type[PhotonProcessRecorder] = resolve_topic(topic) if topic else PhotonProcessRecorder
         return cls(**self._recorder_args(self.category))
+
+    def dcb_recorder(self) -> PhotonDCBRecorder:
+        return PhotonDCBRecorder(self.access, self.category)
 
     def close(self) -> None:
         self.access.close()
