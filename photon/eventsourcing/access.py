@@ -18,7 +18,8 @@ from typing import Any
 import httpx
 import orjson
 
-from ..client import HttpTransport, _raise_for
+from ..client import HttpTransport
+from ..client_wire import raise_for as _raise_for
 from ..config import Config
 from ..errors import PhotonError, ServerUnreachable
 from ..events import ALL_STREAM, RecordedEvent
