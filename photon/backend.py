@@ -139,6 +139,12 @@ class Backend(abc.ABC):
     def write_checkpoint(self, key: str, value: bytes | None) -> None:
         """Durably set (or with None, remove) a key/value entry. Any thread may call it."""
 
+    def checkpoints(self, prefix: str) -> dict[str, bytes]:
+        """Every key/value entry whose key starts with `prefix` (backups carry consumers' and groups'
+        positions this way). The default raises: a third-party backend without it still works,
+        but its backups carry no positions."""
+        raise NotImplementedError(f"the {self.name} backend cannot list its checkpoints")
+
     def begin_bulk_load(self) -> bool:
         """Optional: the core is about to load many positioned events into this EMPTY store (a restore).
 

@@ -39,12 +39,14 @@ auth_token.route_doc = RouteDoc(  # type: ignore[attr-defined]
 
 
 def core_routes() -> list[BaseRoute]:
+    from .group_routes import group_routes
     from .openapi import openapi_routes
     from .replay import replay_routes
 
     return [
         *api_routes(),
         *replay_routes(),
+        *group_routes(),
         Route("/auth/token", auth_token, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         *openapi_routes(),
