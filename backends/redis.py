@@ -10,7 +10,9 @@ Redis Cluster keeps a whole store in one slot and the scripts may touch all of i
   stream's versions run 1..n in order-id order, so version v is the member of rank v-1.
 - ``{P}:ids`` HASH: event id -> order-id (idempotency and look-up by id).
 - ``{P}:versions`` HASH: stream -> current version (also the stream list).
-- ``{P}:meta`` HASH: ``last`` = the highest order-id ever stored (deletions never lower it).
+- ``{P}:meta`` HASH: ``last`` = the highest order-id ever stored (deletions never lower it);
+  ``store`` = an id the store got when its writer first opened it. Every append checks it: a
+  server that restarted empty (no append-only file) has lost it, and the append is refused.
 - ``{P}:checkpoints`` HASH: key -> value.
 - ``{P}:writer`` STRING: the writer lease (``SET NX PX``), renewed by a thread.
 
@@ -39,7 +41,7 @@ import orjson
 
 from photon.backend import Backend, Query, StoreState, StreamInfo
 from photon.config import Setting, parse_int, parse_positive
-from photon.errors import BackendError, BackendUnavailable, IntegrityError, StoreLocked
+from photon.errors import BackendError, BackendUnavailable, IntegrityError, StoreLocked, StoreLost
 from photon.events import RecordedEvent
 
 from ._lease import LeaseRenewer, lease_holder
@@ -49,18 +51,22 @@ log = logging.getLogger("photon.backends.redis")
 _PAGE = 1000  # ids per HMGET inside a script (Lua's unpack has a stack limit)
 
 # KEYS: events, all, ids, versions, meta, writer, then each batch stream's key.
-# ARGV: lease token, lease ms, number of streams, the streams' names (in KEYS order),
+# ARGV: lease token, lease ms, store id, number of streams, the streams' names (in KEYS order),
 #       then 5 values per event: order-id, stream index (1-based), version, id, record.
 _APPEND = """
 local token, lease = ARGV[1], ARGV[2]
+local store = redis.call('HGET', KEYS[5], 'store')
+if store ~= ARGV[3] then
+  return redis.error_reply('PHOTON-LOST ' .. tostring(store))
+end
 local holder = redis.call('GET', KEYS[6])
 if holder ~= token then
   if holder then return redis.error_reply('PHOTON-LOCKED ' .. holder) end
   -- The lease lapsed (the renewer could not reach the server) and nobody took it: take it back.
   redis.call('SET', KEYS[6], token, 'PX', lease)
 end
-local nstreams = tonumber(ARGV[3])
-local first = 4 + nstreams
+local nstreams = tonumber(ARGV[4])
+local first = 5 + nstreams
 local last = tonumber(redis.call('HGET', KEYS[5], 'last') or '0')
 local versions, seen = {}, {}
 for i = first, #ARGV, 5 do
@@ -73,7 +79,7 @@ for i = first, #ARGV, 5 do
     return redis.error_reply('PHOTON-INTEGRITY event id ' .. id .. ' is already stored')
   end
   seen[id] = true
-  local stream = ARGV[3 + s]
+  local stream = ARGV[4 + s]
   local current = versions[s]
   if current == nil then current = tonumber(redis.call('HGET', KEYS[4], stream) or '0') end
   if version ~= current + 1 then
@@ -90,7 +96,7 @@ for i = first, #ARGV, 5 do
   redis.call('HSET', KEYS[3], ARGV[i + 3], order)
 end
 for s, version in pairs(versions) do
-  redis.call('HSET', KEYS[4], ARGV[3 + s], version)
+  redis.call('HSET', KEYS[4], ARGV[4 + s], version)
 end
 redis.call('HSET', KEYS[5], 'last', last)
 return last
@@ -211,6 +217,9 @@ class RedisBackend(Backend):
         self._client: Any = None
         self._scripts: dict[str, Any] = {}
         self._token: str | None = None
+        self._store_id = ""
+        """The id this store was given when it was created (``store`` in the meta hash): every
+        append checks it, so a server that came back without its data is noticed at once."""
         self._lease: LeaseRenewer | None = None
 
     def describe(self) -> str:
@@ -249,6 +258,8 @@ class RedisBackend(Backend):
             if writer:
                 self._take_lease()
                 self._warn_if_not_durable()
+                self._client.hsetnx(self.k_meta, "store", uuid.uuid4().hex)
+                self._store_id = self._client.hget(self.k_meta, "store").decode()
             return StoreState(self.last_order_id())
         except BaseException as exc:
             self.close()
@@ -311,7 +322,7 @@ class RedisBackend(Backend):
         for event in events:
             if event.stream_name not in streams:
                 streams[event.stream_name] = len(streams) + 1
-        args: list[Any] = [self._token, self.lease_ms, len(streams), *streams]
+        args: list[Any] = [self._token, self.lease_ms, self._store_id, len(streams), *streams]
         for event in events:
             args += (event.order_id, streams[event.stream_name], event.stream_version, event.event_id, _record(event))
         keys = [self.k_events, self.k_all, self.k_ids, self.k_versions, self.k_meta, self.k_writer]
@@ -441,12 +452,18 @@ def _translate(exc: BaseException) -> BaseException:
     """A redis-py exception as one of Photon's (others pass through unchanged)."""
     import redis.exceptions as rx
 
-    if isinstance(exc, (BackendError, StoreLocked)):
+    if isinstance(exc, (BackendError, StoreLocked, StoreLost)):
         return exc
     if isinstance(exc, rx.ResponseError):
         message = str(exc)
         if message.startswith("PHOTON-INTEGRITY "):
             return IntegrityError("redis: " + message.removeprefix("PHOTON-INTEGRITY "))
+        if message.startswith("PHOTON-LOST "):
+            return StoreLost(
+                "redis: the store's keys are gone (the server came back without its data: was it "
+                "running without an append-only file?); the writer stops rather than number on over "
+                "a store that lost its events. Restore it from a backup, then restart Photon"
+            )
         if message.startswith("PHOTON-LOCKED "):
             return StoreLocked(
                 f"redis: the writer lease was taken by {message.removeprefix('PHOTON-LOCKED ')}; "

@@ -587,6 +587,26 @@ class SQLBackend(Backend):
         )
         return (StreamInfo(name, version) for name, version in rows)
 
+    def stream_page(self, prefix: str, after: str | None, limit: int) -> list[StreamInfo]:
+        import sqlalchemy as sa
+
+        table = self._streams_table
+        name = table.c.stream_name
+        statement = sa.select(name, table.c.version).where(table.c.version > 0)
+        if after is not None:
+            statement = statement.where(name > after)
+        if prefix:
+            # An exact test (LIKE is case-insensitive on SQLite and needs escaping), plus, where
+            # names compare as code points (SQLite's BINARY collation), a range the primary key
+            # seeks to, so a page of a prefix reads only that page's rows.
+            statement = statement.where(sa.func.substr(name, 1, len(prefix)) == prefix)
+            if self._engine.dialect.name == "sqlite":
+                statement = statement.where(name >= prefix)
+                if ord(prefix[-1]) < 0x10FFFF:
+                    statement = statement.where(name < prefix[:-1] + chr(ord(prefix[-1]) + 1))
+        rows = self._core(statement.order_by(name).limit(limit))
+        return [StreamInfo(n, v) for n, v in rows]
+
     def events_by_id(self, event_ids: Collection[str]) -> dict[str, RecordedEvent]:
         import sqlalchemy as sa
 

@@ -195,7 +195,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     return results
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--emits", type=int, default=4000, help="events emitted in workloads a, b and c")
     parser.add_argument("--emitters", type=int, default=8, help="concurrent emitters (threads, one client each)")
@@ -207,6 +207,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'workload':<{width}}  {'events/s':>10}  {'vs in-process':>13}")
     for row in rows:
         print(f"{row['workload']:<{width}}  {row['events/s']:>10,.0f}  {row['vs in-process']:>12.2f}x")
+    return rows
 
 
 if __name__ == "__main__":

@@ -164,7 +164,7 @@ def table(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=20_000, help="events appended in batches, then read")
     parser.add_argument("--single", type=int, default=6_400, help="events appended one per call, from all threads")
@@ -180,6 +180,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.threads} threads; ratios to sqlite"
     )
     print(table(results, args))
+    return results
 
 
 if __name__ == "__main__":

@@ -146,7 +146,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         return rows
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--streams", type=int, default=1000)
@@ -159,6 +159,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{row['step']:44} {row['events']:>9} {row['seconds']:>8.2f} {row['rate']:>10,.0f} "
             f"{row['rate'] / replay:>14.2f}x"
         )
+    return rows
 
 
 if __name__ == "__main__":

@@ -351,14 +351,16 @@ def print_table(table: list[dict[str, Any]]) -> None:
         )
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=100_000, help="events for workloads a and c")
     parser.add_argument("--thread-events", type=int, default=6400, help="events for workload b (64 threads)")
     parser.add_argument("--repeat", type=int, default=5, help="runs per figure (the median is shown)")
     args = parser.parse_args(argv)
     print(f"photon core benchmark: {args.events} events, {args.repeat} runs each, {os.cpu_count()} cores")
-    print_table(run(args.events, args.repeat, args.thread_events))
+    results = run(args.events, args.repeat, args.thread_events)
+    print_table(results)
+    return results
 
 
 if __name__ == "__main__":

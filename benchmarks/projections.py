@@ -276,19 +276,20 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     return rows
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000, help="events in the store (default 1,000,000)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure; the median is shown (default 3)")
     parser.add_argument("--workers", type=int, default=2, help="workers for the restart figures (default 2)")
     parser.add_argument("--dir", help="keep the store in this folder (reused when it already holds events)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     rows = run(args)
     width = max(len(row["figure"]) for row in rows)
     print(f"{'figure':<{width}}  value")
     print(f"{'-' * width}  {'-' * 30}")
     for row in rows:
         print(f"{row['figure']:<{width}}  {row['value']}")
+    return rows
 
 
 if __name__ == "__main__":

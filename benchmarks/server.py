@@ -364,7 +364,7 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="duration of each timed phase")
     parser.add_argument("--tcp-events", type=int, default=200_000)
@@ -378,6 +378,7 @@ def main(argv: list[str] | None = None) -> None:
         f"\nload average of the machine: {before:.1f} at start, {os.getloadavg()[0]:.1f} at end "
         f"({os.cpu_count()} cores)"
     )
+    return results
 
 
 if __name__ == "__main__":

@@ -120,6 +120,22 @@ class Backend(abc.ABC):
     def streams(self) -> Iterator[StreamInfo]:
         """Every stream that holds events, with its event count, in name order."""
 
+    def stream_page(self, prefix: str, after: str | None, limit: int) -> list[StreamInfo]:
+        """At most `limit` streams whose names start with `prefix` and sort after `after`, in name order.
+
+        What a paged stream list reads. This default walks `streams()`; a backend with an index
+        on the stream names overrides it with a seek (the SQL backends do).
+        """
+        found: list[StreamInfo] = []
+        for info in self.streams():
+            name = info.stream_name
+            if (after is not None and name <= after) or not name.startswith(prefix):
+                continue
+            found.append(info)
+            if len(found) >= limit:
+                break
+        return found
+
     @abc.abstractmethod
     def events_by_id(self, event_ids: Collection[str]) -> dict[str, RecordedEvent]:
         """The stored events among `event_ids`, keyed by id."""

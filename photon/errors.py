@@ -64,6 +64,13 @@ class StoreLocked(BackendError):
     """Another process holds the store's writer lock (one writer per store)."""
 
 
+class StoreLost(BackendError):
+    """The store no longer holds events it acknowledged (a server that came back without its data).
+
+    The writer stops: numbering on would hand out order-ids again over a store that lost events.
+    """
+
+
 class IntegrityError(BackendError):
     """The backend refused a write that would break an invariant (duplicate order-id, version or id)."""
 

@@ -46,11 +46,7 @@ CATEGORY_STREAM_PREFIX: Final = "__category__:"
 PARKED_STREAM_PREFIX: Final = "__parked__:"
 """`__parked__:<group>` holds the events a consumer group parked (one event per parking)."""
 CATEGORY_SEPARATOR: Final = "-"
-
-
-def category_of(stream_name: str) -> str:
-    """A stream's category: the part of its name before the first `-` (`account-123` -> `account`)."""
-    return stream_name.partition(CATEGORY_SEPARATOR)[0]
+"""A stream's category is its name up to the first separator (`account-123` is in `account`)."""
 
 
 def category_stream(category: str) -> str:
@@ -140,6 +136,11 @@ _new_pending = tuple.__new__
 
 def is_internal(stream_name: str) -> bool:
     return stream_name.startswith(INTERNAL_PREFIX)
+
+
+def category_of(stream_name: str) -> str:
+    """The stream's category: its name before the first `-` (the whole name when it has none)."""
+    return stream_name.partition(CATEGORY_SEPARATOR)[0]
 
 
 def now_millis() -> int:

@@ -196,6 +196,9 @@ def _connect(services: Sequence[Service]) -> None:
         add_source = getattr(service, "add_projection_source", None)
         if projections is not None and add_source is not None:
             add_source(projections.updates())
+        attach = getattr(service, "attach_projections", None)
+        if projections is not None and attach is not None:
+            attach(projections.manager)
 
 
 class PhotonServer:

@@ -27,19 +27,24 @@ from .backend import Backend, Query, StreamInfo, backend_class
 from .config import Config, load_config
 from .errors import (
     BackendError,
+    BackendUnavailable,
     NotFound,
     PhotonError,
     ReadOnlyStore,
     StoreClosed,
+    StoreLost,
     ValidationError,
     VersionConflict,
 )
 from .events import (
     ALL_STREAM,
+    CATEGORY_SEPARATOR,
     CONFIG_STREAM,
     DEFAULT_MAX_EVENT_BYTES,
+    MAX_NAME_LENGTH,
     PendingEvent,
     RecordedEvent,
+    category_of,
     is_internal,
     new_event_id,
     new_event_ids,
@@ -71,6 +76,14 @@ INLINE_VALIDATION = 64
 """Async appends of up to this many events are validated on the event loop."""
 BATCH_VALIDATION = 16
 """Batches of at least this many events are first checked field by field (`prepare_batch`)."""
+
+
+_BACKWARD_SPAN_PAGES = 8
+"""A newest-first read widens a window that comes back short up to this many backend pages."""
+_CATEGORY_ROUND = 256
+"""Stream names read per round when listing categories."""
+_HIGHEST_TAIL = chr(0x10FFFF) * MAX_NAME_LENGTH
+"""Sorts after every name tail a stream may have: seeking past `category-` + this skips the category."""
 
 
 class _AppendRequest:
@@ -172,6 +185,11 @@ class _Committer(threading.Thread):
         self.versions: dict[str, int] = {}
         self.commits = 0
         self.committed_events = 0
+        self.unsettled = False
+        """A commit failed in a way that may hide a success: before writing again, the writer
+        must learn what the store holds (see `_settle`)."""
+        self.halted: StoreLost | None = None
+        """Set when the store turned out to have lost acknowledged events: the writer stops."""
         self.generation = 0
         """Counts the writes (commits and actions); it moves only after a write is done, so a
         reader who sees the same value before and after taking a snapshot of the store knows
@@ -200,7 +218,8 @@ class _Committer(threading.Thread):
                 group.append(item)
                 size += len(item.events)
             try:
-                self._commit(group)
+                if self._ready_to_write(group):
+                    self._commit(group)
             except BaseException as exc:  # never leave a caller waiting
                 log.exception("commit failed")
                 for request in group:
@@ -209,8 +228,68 @@ class _Committer(threading.Thread):
             finally:
                 self.generation += 1
 
+    def _ready_to_write(self, group: list[_AppendRequest]) -> bool:
+        """False (with every request of `group` failed) when the writer must not write now."""
+        error: BackendError | None = self.halted
+        if error is None and self.unsettled:
+            try:
+                self._settle()
+            except StoreLost as exc:
+                error = exc
+            except BaseException as exc:
+                error = BackendUnavailable(
+                    "the outcome of an earlier commit is not known yet and the store cannot be "
+                    f"asked ({exc}); nothing was written, try again"
+                )
+        if error is None:
+            return True
+        for request in group:
+            request.fail(error)
+        return False
+
+    def _settle(self) -> list[RecordedEvent]:
+        """After a commit whose outcome is unknown: find out what the store holds, publish what
+        subscribers were not given yet (in order), and number on after it. Returns those events.
+
+        Raises (and stays `unsettled`) when the store cannot be asked; raises `StoreLost` (and
+        halts the writer) when the store holds less than was acknowledged.
+        """
+        backend = self.backend
+        stored = backend.last_order_id()
+        if stored < self.last_order_id:
+            self.halted = StoreLost(
+                f"the store ({backend.describe()}) ends at order-id {stored}, but this writer had "
+                f"acknowledged events up to {self.last_order_id}: it lost acknowledged events (a server "
+                "restarted without its data, e.g. Redis without an append-only file?). The writer "
+                "stopped: restore the store from a backup, then restart Photon"
+            )
+            log.critical("%s", self.halted)
+            raise self.halted
+        found: list[RecordedEvent] = []
+        published = self.broadcaster.head
+        while published < stored:
+            page = backend.read(Query(from_order_id=published + 1, to_order_id=stored, limit=backend.read_page_size))
+            if not page:
+                break
+            # Published page by page, so that a long catch-up never holds the whole range.
+            self.broadcaster.publish(page)
+            found.extend(page)
+            published = page[-1].order_id
+        self.versions.clear()  # the cache may miss what the unknown commit stored
+        self.last_order_id = stored
+        self.unsettled = False
+        if found:
+            log.warning(
+                "a commit whose outcome was unknown was stored: published order-ids %d..%d to subscribers",
+                found[0].order_id,
+                found[-1].order_id,
+            )
+        return found
+
     def _run_action(self, action: _Action) -> None:
         try:
+            if self.halted is not None:
+                raise self.halted
             action.result = action.run(self)
         except BaseException as exc:
             action.error = exc
@@ -287,19 +366,15 @@ class _Committer(threading.Thread):
             try:
                 backend.append(records)
             except BaseException as exc:
-                # Nothing of this group is acknowledged. The backend may or may not hold it
-                # (a lost connection can hide a success), so forget the cached positions and
-                # ask the backend again before the next group.
-                self.versions.clear()
-                try:
-                    self.last_order_id = backend.last_order_id()
-                except BaseException:
-                    log.exception("cannot read the last order-id after a failed commit")
-                error = exc if isinstance(exc, PhotonError) else BackendError(f"append failed: {exc}")
+                error = self._after_failed_append(records, exc)
+                if error is None:  # stored after all
+                    self.commits += 1
+                    self.committed_events += len(records)
+                    for request in accepted:
+                        request.done()
+                    return
                 for request in accepted:
                     request.fail(error)
-                if self.last_order_id >= records[0].order_id:
-                    log.warning("a failed commit was stored after all; acknowledging nothing of it")
                 return
             self.last_order_id = order_id
             versions.update(tentative)
@@ -311,6 +386,38 @@ class _Committer(threading.Thread):
             self.broadcaster.publish(records)
         for request in accepted:
             request.done()
+
+    def _after_failed_append(self, records: list[RecordedEvent], error: BaseException) -> PhotonError | None:
+        """After `backend.append(records)` raised: None when the store holds them after all
+        (they are published then), else the error to give their callers.
+
+        A lost connection can hide a success, so the store is asked at once; what it holds
+        beyond what subscribers were given is published (`_settle`). When it cannot be asked,
+        the writer stays unsettled and asks again before its next write.
+        """
+        self.unsettled = True
+        self.versions.clear()
+        if isinstance(error, StoreLost):
+            self.halted = error
+            log.critical("%s", error)
+            return error
+        failed = error if isinstance(error, PhotonError) else BackendError(f"append failed: {error}")
+        before = self.last_order_id
+        try:
+            found = self._settle()
+        except StoreLost as exc:
+            return exc
+        except BaseException as exc:
+            log.warning("a commit failed (%s) and the store cannot be asked what it holds yet: %s", error, exc)
+            return failed
+        ids = {event.order_id: event.event_id for event in found}
+        if all(ids.get(record.order_id) == record.event_id for record in records):
+            log.warning("a commit that reported an error (%s) was stored: acknowledged", error)
+            return None
+        if self.last_order_id != before and not isinstance(error, BackendUnavailable):
+            # An earlier commit whose outcome was unknown landed late and took these positions.
+            return BackendUnavailable(f"the store moved on while this commit was written ({error}); try again")
+        return failed
 
 
 class EventStore:
@@ -612,6 +719,68 @@ class EventStore:
             if remaining is not None:
                 remaining -= len(events)
 
+    def read_backward(
+        self,
+        stream: str = ALL_STREAM,
+        *,
+        from_order_id: int | None = None,
+        from_version: int | None = None,
+        event_types: Iterable[str] | None = None,
+        limit: int | None = None,
+    ) -> Iterator[RecordedEvent]:
+        """Stored events of a stream (or `__all__`) newest first, from the newest or from a position (inclusive).
+
+        Backends read forwards only; this reads windows of positions whose bounds are known
+        (order-ids for `__all__`, versions for a stream, whose versions run 1..current with no
+        gap) and hands each window out reversed. A window that comes back short (deleted
+        streams leave holes in `__all__`; a type filter skips events) doubles the next one.
+        """
+        if from_version is not None and stream == ALL_STREAM:
+            raise ValidationError("from-version applies to a stream; use from (order-id) for __all__", "from-version")
+        types = frozenset(event_types) if event_types is not None else None
+        backend = self._backend
+        widest = backend.read_page_size * _BACKWARD_SPAN_PAGES
+        span = min(limit or backend.read_page_size, backend.read_page_size)
+        remaining = limit
+        if stream == ALL_STREAM:
+            top = self.last_order_id() if from_order_id is None else from_order_id
+            while top >= 1 and (remaining is None or remaining > 0):
+                low = max(1, top - span + 1)
+                window = backend.read(Query(from_order_id=low, to_order_id=top, event_types=types, limit=top - low + 1))
+                found = len(window)
+                window.reverse()
+                if remaining is not None:
+                    del window[remaining:]
+                    remaining -= len(window)
+                yield from window
+                top = low - 1
+                if found < span:
+                    span = min(span * 2, widest)
+            return
+        top_version = self.stream_version(stream)
+        if from_version is not None:
+            top_version = min(top_version, from_version)
+        if from_order_id is not None:
+            # The stream's first event past the order-id bounds the versions to read.
+            after = backend.read(Query(stream=stream, from_order_id=from_order_id + 1, limit=1))
+            if after:
+                top_version = min(top_version, after[0].stream_version - 1)
+        while top_version >= 1 and (remaining is None or remaining > 0):
+            low = max(1, top_version - span + 1)
+            window = backend.read(Query(stream=stream, from_version=low, limit=top_version - low + 1))
+            window = [e for e in window if e.stream_version <= top_version]
+            if types is not None:
+                window = [e for e in window if e.event_type in types]
+            found = len(window)
+            window.reverse()
+            if remaining is not None:
+                del window[remaining:]
+                remaining -= len(window)
+            yield from window
+            top_version = low - 1
+            if found < span:
+                span = min(span * 2, widest)
+
     def subscribe(
         self,
         stream: str = ALL_STREAM,
@@ -646,6 +815,41 @@ class EventStore:
     def streams(self) -> list[StreamInfo]:
         """Every stream holding events, with its event count, in name order."""
         return list(self._backend.streams())
+
+    def stream_page(self, *, prefix: str = "", after: str | None = None, limit: int = 100) -> list[StreamInfo]:
+        """One page of the stream list: streams named `prefix...` after the name `after`, in name order."""
+        if limit < 1:
+            raise ValidationError(f"limit must be at least 1, got {limit}", "limit")
+        return self._backend.stream_page(prefix, after, limit)
+
+    def categories(self, *, after: str | None = None, limit: int = 100) -> tuple[list[str], str | None]:
+        """One page of categories (see `category_of`), in the order of their first stream's name.
+
+        Returns the categories and the cursor for the next page (the last category, to pass as
+        `after`; None at the end). Each round reads a page of stream names, then seeks past the
+        rest of the last category seen, so a category of many streams costs one round, not one
+        per stream.
+        """
+        if limit < 1:
+            raise ValidationError(f"limit must be at least 1, got {limit}", "limit")
+        found: list[str] = []
+        seen: set[str] = set() if after is None else {after}
+        cursor = after
+        while True:
+            page = self._backend.stream_page("", cursor, _CATEGORY_ROUND)
+            if not page:
+                return found, None
+            for info in page:
+                category = category_of(info.stream_name)
+                if category not in seen:
+                    if len(found) == limit:
+                        return found, found[-1]
+                    seen.add(category)
+                    found.append(category)
+            last = page[-1].stream_name
+            cursor = last
+            if CATEGORY_SEPARATOR in last:
+                cursor = category_of(last) + CATEGORY_SEPARATOR + _HIGHEST_TAIL
 
     def stream_version(self, stream: str) -> int:
         """The stream's current version (its number of events); 0 when it does not exist."""

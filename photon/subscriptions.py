@@ -14,17 +14,24 @@ hand-over as at the start.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from .backend import Query
-from .errors import StoreClosed, ValidationError
+from .errors import BackendUnavailable, StoreClosed, ValidationError
 from .events import ALL_STREAM, RecordedEvent
 
 if TYPE_CHECKING:
     from .store import EventStore
+
+log = logging.getLogger("photon.subscriptions")
+
+HISTORY_RETRY_SECONDS = 60.0
+"""How long an asynchronous replay waits for an unreachable store before it gives up."""
 
 StreamType = Literal["cold", "hot", "hot-cold"]
 STREAM_TYPES: tuple[str, ...] = ("cold", "hot", "hot-cold")
@@ -370,7 +377,7 @@ class Subscription:
                 if self._pending:
                     items = self._poll_or_end()
                 elif self.in_history:
-                    items = await asyncio.to_thread(self._poll_or_end)
+                    items = await self._read_history_async()
                 else:
                     # Clear, make sure this loop is woken by the current listener, then look:
                     # an event pushed after this point sets `ready` again.
@@ -400,6 +407,20 @@ class Subscription:
         finally:
             if registered is not None and waker in registered._wake:
                 registered._wake.remove(waker)
+
+    async def _read_history_async(self) -> list[Item] | None:
+        """`_poll_or_end` in a worker thread. A store that cannot be reached for a moment (its
+        server restarting) is asked again for up to `HISTORY_RETRY_SECONDS`: the replay keeps
+        its place, so a live follower that fell back to the store does not end over a blip."""
+        deadline = time.monotonic() + HISTORY_RETRY_SECONDS
+        while True:
+            try:
+                return await asyncio.to_thread(self._poll_or_end)
+            except BackendUnavailable as exc:
+                if time.monotonic() >= deadline or self.store.closed:
+                    raise
+                log.warning("replay of %s: cannot read the store (%s); trying again", self.stream, exc)
+                await asyncio.sleep(0.5)
 
     def _poll_or_end(self) -> list[Item] | None:
         """`poll`, with the end of the replay as None (StopIteration cannot cross a thread's future)."""

@@ -14,8 +14,12 @@ from photon.store import EventStore
 from .conftest import restartable
 from .contract import BackendContract, event
 from .faults import run_server_fault
+from .kill_trials import run_kill_trials
 
 pytestmark = pytest.mark.postgres
+
+KILLS = 6
+"""Server kills mid-commit in CI; ``python -m benchmarks.reliability`` runs many more."""
 
 
 def _admin(server: Any) -> Any:
@@ -89,6 +93,17 @@ def test_server_killed_during_appends(database: str, postgres_server: Any) -> No
     config = {"db.backend": "postgres", "postgres.url": database}
     report = run_server_fault(config, postgres_server.kill, postgres_server.start)
     assert report.errors
+
+
+@pytest.mark.slow
+def test_server_killed_mid_commit_readers_end_equal_to_a_cold_read(
+    database: str, postgres_server: Any, tmp_path: Any
+) -> None:
+    restartable(postgres_server)
+    settings = {"db.backend": "postgres", "postgres.url": database}
+    report = run_kill_trials(postgres_server, settings, kills=KILLS, work_dir=tmp_path)
+    assert report.kills == KILLS and report.aimed == KILLS // 2
+    assert report.statuses[200] > 0
 
 
 def test_tables_of_an_earlier_layout_are_brought_up_to_date(database: str) -> None:

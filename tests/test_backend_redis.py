@@ -15,8 +15,12 @@ from photon.store import EventStore
 from .conftest import restartable
 from .contract import BackendContract, event
 from .faults import run_server_fault, writer_killed_while_holding_the_lock
+from .kill_trials import run_kill_trials
 
 pytestmark = pytest.mark.redis
+
+KILLS = 6
+"""Server kills mid-commit in CI; ``python -m benchmarks.reliability`` runs many more."""
 
 
 def fresh_config(redis_server: Any, **extra: str) -> dict[str, Any]:
@@ -99,3 +103,38 @@ def test_server_killed_during_appends(redis_server: Any) -> None:
     restartable(redis_server)
     report = run_server_fault(fresh_config(redis_server), redis_server.kill, redis_server.start)
     assert report.errors
+
+
+@pytest.mark.slow
+def test_server_killed_mid_commit_readers_end_equal_to_a_cold_read(redis_server: Any, tmp_path: Any) -> None:
+    restartable(redis_server)
+    report = run_kill_trials(redis_server, _server_settings(redis_server), kills=KILLS, work_dir=tmp_path)
+    assert report.kills == KILLS
+    assert report.statuses[200] > 0
+
+
+def _server_settings(redis_server: Any) -> dict[str, str]:
+    config = fresh_config(redis_server)
+    return {key: str(value) for key, value in config.items()}
+
+
+def test_a_server_that_came_back_empty_stops_the_writer(tmp_path: Any) -> None:
+    """Without an append-only file a restarted Redis is empty: the writer refuses to number on."""
+    from photon.errors import StoreLost
+
+    from .servers import RedisServer
+
+    with RedisServer(appendonly=False) as server:
+        config = fresh_config(server)
+        with EventStore.open(config) as store:
+            store.append([event("a"), event("a"), event("b")])
+            server.kill()
+            server.start()
+            with pytest.raises(StoreLost, match=r"the store's keys are gone .*append-only file"):
+                store.append(event("a"))
+            # The writer stays stopped, for every kind of write.
+            with pytest.raises(StoreLost):
+                store.append(event("c"))
+            with pytest.raises(StoreLost):
+                store.delete_stream("a")
+            assert store.backend.last_order_id() == 0

@@ -26,6 +26,7 @@ from pika.spec import Basic, BasicProperties
 
 from ..events import RecordedEvent
 from .protocol import CONTENT_TYPE, EVENT, Names, redact, routing_key
+from .router import Route, route
 
 log = logging.getLogger("photon.amqp")
 
@@ -75,6 +76,14 @@ class LinkHandler(Protocol):
 
     def on_return(self, routing_key: str, properties: BasicProperties) -> None: ...
 
+    def on_muon_channel(self, generation: int, channel: Channel, done: Callable[[], None]) -> None:
+        """Set up Muon's queues on the connection's Muon channel, then call `done`."""
+        ...
+
+    def on_muon(self, generation: int, route: Route, queue: str, properties: BasicProperties, body: bytes) -> None: ...
+
+    def on_consumer_cancelled(self, generation: int, queue: str) -> None: ...
+
 
 class Link(threading.Thread):
     def __init__(self, url: str, names: Names, handler: LinkHandler, *, confirmed: int, prefetch: int = 256) -> None:
@@ -94,7 +103,9 @@ class Link(threading.Thread):
         self._commands: Channel | None = None
         self._live: Channel | None = None
         self._out: Channel | None = None
+        self._muon: Channel | None = None
         self._consumer_tag: str | None = None
+        self._consumers: dict[str, str] = {}  # consumer tag -> queue, for the router
         # Live publishing with confirms: (delivery tag, order-id) in publish order.
         self.confirmed = confirmed
         """Order-id up to which every live event is confirmed by the broker."""
@@ -205,7 +216,8 @@ class Link(threading.Thread):
     def _on_closed(self, connection: SelectConnection, reason: BaseException) -> None:
         if not self._stopping.is_set():
             log.warning("AMQP connection closed: %s", reason)
-        self._commands = self._live = self._out = None
+        self._commands = self._live = self._out = self._muon = None
+        self._consumers.clear()
         connection.ioloop.stop()
 
     def _watch(self, channel: Channel) -> None:
@@ -234,6 +246,13 @@ class Link(threading.Thread):
         self._out = channel
         self._watch(channel)
         channel.add_on_return_callback(self._on_return)
+        assert self._connection is not None
+        self._connection.channel(on_open_callback=self._on_muon_open)
+
+    def _on_muon_open(self, channel: Channel) -> None:
+        self._muon = channel
+        self._watch(channel)
+        channel.add_on_cancel_callback(self._on_cancelled)
         assert self._live is not None
         self._pending.clear()
         self._acked.clear()
@@ -245,18 +264,76 @@ class Link(threading.Thread):
         self._commands.basic_qos(prefetch_count=self.prefetch, callback=self._on_qos)
 
     def _on_qos(self, _frame: Any) -> None:
-        assert self._commands is not None
+        assert self._commands is not None and self._muon is not None
+        queue = self.names.commands
         self._consumer_tag = self._commands.basic_consume(
-            self.names.commands, self._on_message, callback=self._on_consuming
+            queue, lambda _c, m, p, b: self._dispatch(queue, m, p, b), callback=self._on_photon_consuming
         )
 
-    def _on_consuming(self, _frame: Any) -> None:
+    def _on_photon_consuming(self, _frame: Any) -> None:
+        assert self._muon is not None
+        self._consumers[self._consumer_tag or ""] = self.names.commands
+        self.handler.on_muon_channel(self.generation + 1, self._muon, self._on_consuming)
+
+    def _on_consuming(self) -> None:
         self.connects += 1
         log.info("AMQP connected to %s (command queue %s)", redact(self.url), self.names.commands)
         self._set_ready(True)
 
-    def _on_message(self, _channel: Channel, method: Basic.Deliver, properties: BasicProperties, body: bytes) -> None:
-        self.handler.on_command(self.generation, method.delivery_tag, properties, body)
+    def _dispatch(self, queue: str, method: Basic.Deliver, properties: BasicProperties, body: bytes) -> None:
+        kind = route(queue, self.names)
+        if kind is Route.PHOTON:
+            self.handler.on_command(self.generation, method.delivery_tag, properties, body)
+        else:
+            self.handler.on_muon(self.generation, kind, queue, properties, body)
+
+    def consume_muon(self, queue: str, on_consuming: Callable[[], None] | None = None) -> None:
+        """Consume a Muon queue (without acknowledgements: Muon's queues are transient)."""
+        channel = self._muon
+        if channel is None or not channel.is_open:
+            return
+
+        def consuming(frame: Any) -> None:
+            self._consumers[frame.method.consumer_tag] = queue
+            if on_consuming is not None:
+                on_consuming()
+
+        channel.basic_consume(
+            queue, lambda _c, m, p, b: self._dispatch(queue, m, p, b), auto_ack=True, callback=consuming
+        )
+
+    def stop_consuming_queue(self, queue: str) -> None:
+        channel = self._muon
+        for tag, name in list(self._consumers.items()):
+            if name == queue:
+                del self._consumers[tag]
+                if channel is not None and channel.is_open:
+                    channel.basic_cancel(tag)
+
+    def _on_cancelled(self, frame: Any) -> None:
+        # The broker cancels a consumer whose queue was deleted (a Muon client closing its channel).
+        queue = self._consumers.pop(frame.method.consumer_tag, None)
+        if queue is not None:
+            self.handler.on_consumer_cancelled(self.generation, queue)
+
+    def publish_muon(
+        self, generation: int, exchange: str, key: str, bodies: Sequence[bytes], headers: dict[str, Any]
+    ) -> None:
+        """Publish Muon messages (in the link's thread); dropped when the connection changed."""
+        if not self.is_current(generation) or self._muon is None:
+            return
+        channel = self._muon
+        properties = BasicProperties(headers=headers, content_type=CONTENT_TYPE)
+        for body in bodies:
+            channel.basic_publish(exchange, key, body, properties)
+
+    @property
+    def connection(self) -> SelectConnection | None:
+        return self._connection
+
+    @property
+    def muon_channel(self) -> Channel | None:
+        return self._muon
 
     def _on_return(self, _channel: Channel, method: Basic.Return, properties: BasicProperties, _body: bytes) -> None:
         self.handler.on_return(method.routing_key, properties)

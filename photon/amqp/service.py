@@ -12,7 +12,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -36,11 +36,16 @@ from .protocol import (
 )
 
 if TYPE_CHECKING:
+    from pika.channel import Channel
     from pika.spec import BasicProperties
 
+    from ..projections.manager import ProjectionManager
     from .link import Link
     from .live import LivePublisher
+    from .muon_context import MuonContext
+    from .muon_transport import MuonServer
     from .replay import ReplayWorker
+    from .router import Route
 
 log = logging.getLogger("photon.amqp")
 
@@ -69,6 +74,7 @@ class AmqpService:
         projection_updates: AsyncIterator[ProjectionUpdate] | None = None,
     ) -> None:
         self.store = store
+        self.config = config
         self.url: str | None = config.get("muon.url") or None
         self.wait: int = int(config.get("muon.wait") or 0)
         self.names = Names(str(config.get("microservice.name") or "photon"))
@@ -88,6 +94,9 @@ class AmqpService:
         self._in_flight_lock = threading.Condition()
         self._accepting = False
         self.emitted = 0
+        self._muon: MuonServer | None = None
+        self._muon_context: MuonContext | None = None
+        self._projections: ProjectionManager | None = None
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -99,6 +108,12 @@ class AmqpService:
         if not self.enabled:
             log.debug("muon.url is not set: AMQP is off")
             return
+        from .muon_context import MuonContext
+        from .muon_transport import MuonServer
+
+        assert self.url is not None
+        self._muon_context = MuonContext(self.store, self.config, asyncio.get_running_loop(), self._projections)
+        self._muon = MuonServer(self.names.service, self.url, self._muon_context.session)
         await asyncio.to_thread(self._start_threads)
         for source in self._projection_sources:
             self._tasks.append(asyncio.create_task(self._forward_projections(source)))
@@ -179,6 +194,9 @@ class AmqpService:
             replay.join(5)
         if self._live is not None:
             self._live.stop()
+        if self._muon is not None:
+            muon = self._muon
+            link.call(lambda: muon.detach("Photon stopping"))
         link.stop()
         self._link = None
         self._live = None
@@ -202,7 +220,14 @@ class AmqpService:
             "emitted": self.emitted,
             "live-confirmed-order-id": self.published,
             "replays": len(self._replays),
+            "muon": self._muon.stats() if self._muon is not None else {},
         }
+
+    def attach_projections(self, manager: ProjectionManager) -> None:
+        """The projection engine Muon's rpc endpoints and projection streams answer from."""
+        self._projections = manager
+        if self._muon_context is not None:
+            self._muon_context.projections = manager
 
     # -- projection updates -------------------------------------------------------------------
 
@@ -242,7 +267,30 @@ class AmqpService:
     def on_ready(self, generation: int) -> None:
         pass
 
+    def on_muon_channel(self, generation: int, channel: Channel, done: Callable[[], None]) -> None:
+        assert self._muon is not None and self._link is not None
+        self._muon.attach(self._link, generation, channel, done)
+
+    def on_muon(self, generation: int, route: Route, queue: str, properties: BasicProperties, body: bytes) -> None:
+        from .router import Route
+
+        muon = self._muon
+        if muon is None:
+            return
+        if route is Route.MUON_TRANSPORT:
+            muon.on_transport(queue, body)
+        elif route is Route.MUON_HANDSHAKE:
+            muon.on_handshake(properties, body)
+        elif route is Route.MUON_DISCOVERY:
+            muon.on_discovery(body)
+
+    def on_consumer_cancelled(self, generation: int, queue: str) -> None:
+        if self._muon is not None:
+            self._muon.on_queue_gone(queue)
+
     def on_lost(self, generation: int) -> None:
+        if self._muon is not None:
+            self._muon.detach("connection lost")
         with self._replays_lock:
             replays = [r for r in self._replays.values() if r.generation == generation]
         for replay in replays:

@@ -20,6 +20,7 @@ from .params import Param, accepts
 
 MAX_PAGE = 1000
 DEFAULT_PAGE = 50  # Photon's page size
+DEFAULT_STREAM_PAGE = 100
 
 EXPECTED_VERSION = Param(
     "expected-version",
@@ -66,11 +67,48 @@ async def ping(request: Request, query: dict[str, Any]) -> Response:
     return Response(b'{"auth":"ok"}', media_type=JSON)
 
 
-@accepts(answer='{"streams": [{"stream-name": str, "total-events": int}]}')
+@accepts(
+    Param("prefix", "string", "Only streams whose names start with this."),
+    Param("after", "string", "Only streams whose names sort after this one (the previous page's next)."),
+    Param("limit", "integer", f"Most streams in the page (at most {MAX_PAGE}).", minimum=1, maximum=MAX_PAGE),
+    answer='{"streams": [{"stream-name": str, "total-events": int}], "next": <name to pass as after, or null>}',
+)
 async def streams(request: Request, query: dict[str, Any]) -> Response:
-    """Every stream holding events, with its number of events."""
-    found = await aio.run_blocking(_store(request), _store(request).streams)
-    return json_response({"streams": [{"stream-name": s.stream_name, "total-events": s.total_events} for s in found]})
+    """The streams holding events, with their number of events, in name order.
+
+    Without parameters, every stream (Photon's answer, without `next`); with `prefix`, `after` or
+    `limit`, one page of them (`limit` defaults to 100 then).
+    """
+    store = _store(request)
+    if query["prefix"] is None and query["after"] is None and query["limit"] is None:
+        found = await aio.run_blocking(store, store.streams)
+        return json_response(
+            {"streams": [{"stream-name": s.stream_name, "total-events": s.total_events} for s in found]}
+        )
+    limit = query["limit"] or DEFAULT_STREAM_PAGE
+    found = await aio.run_blocking(
+        store, lambda: store.stream_page(prefix=query["prefix"] or "", after=query["after"], limit=limit + 1)
+    )
+    following = found[limit - 1].stream_name if len(found) > limit else None
+    del found[limit:]
+    listed = [{"stream-name": s.stream_name, "total-events": s.total_events} for s in found]
+    return json_response({"streams": listed, "next": following})
+
+
+@accepts(
+    Param("after", "string", "Only categories after this one (the previous page's next)."),
+    Param(
+        "limit", "integer", f"Most categories in the page (default {DEFAULT_STREAM_PAGE}).", minimum=1, maximum=MAX_PAGE
+    ),
+    answer='{"categories": [str], "next": <category to pass as after, or null>}',
+)
+async def categories(request: Request, query: dict[str, Any]) -> Response:
+    """Stream categories (a stream name up to its first '-'), one page, in the order of their first stream."""
+    store = _store(request)
+    found, following = await aio.run_blocking(
+        store, lambda: store.categories(after=query["after"], limit=query["limit"] or DEFAULT_STREAM_PAGE)
+    )
+    return json_response({"categories": found, "next": following})
 
 
 @accepts(
@@ -129,22 +167,41 @@ async def _require_stream(store: EventStore, stream: str) -> None:
 
 
 @accepts(
-    Param("from", "integer", "First order-id (inclusive).", minimum=1),
-    Param("from-version", "integer", "First stream-version (inclusive; not for __all__).", minimum=1),
+    Param("from", "integer", "First order-id (inclusive; with direction=backward, the newest).", minimum=1),
+    Param(
+        "from-version",
+        "integer",
+        "First stream-version (inclusive; with direction=backward, the newest; not for __all__).",
+        minimum=1,
+    ),
     Param("limit", "integer", f"Most events in the page (default {DEFAULT_PAGE}).", minimum=1, maximum=MAX_PAGE),
+    Param(
+        "direction",
+        "string",
+        "forward (oldest first, the default) or backward (newest first, from the newest event or from/from-version)",
+        choices=("forward", "backward"),
+    ),
+    Param("event-types", "list", "Only events of these types (comma-separated)."),
     answer='{"results": [events], "next": <order-id to pass as from for the next page, or null>}',
     errors={404: "no such stream"},
 )
 async def stream_contents(request: Request, query: dict[str, Any]) -> Response:
-    """One page of a stream's events (or __all__'s), in order."""
+    """One page of a stream's events (or __all__'s), oldest or newest first."""
     store = _store(request)
     stream = request.path_params["stream"]
     await _require_stream(store, stream)
     limit = query["limit"] or DEFAULT_PAGE
+    read = store.read_backward if query["direction"] == "backward" else store.read
 
     def page() -> list[Any]:
         return list(
-            store.read(stream, from_order_id=query["from"], from_version=query["from-version"], limit=limit + 1)
+            read(
+                stream,
+                from_order_id=query["from"],
+                from_version=query["from-version"],
+                event_types=query["event-types"],
+                limit=limit + 1,
+            )
         )
 
     events = await aio.run_blocking(store, page)
@@ -167,6 +224,17 @@ async def event_by_order_id(request: Request, query: dict[str, Any]) -> Response
     return Response(event.data, media_type=JSON)
 
 
+@accepts(answer="the event", errors={404: "no stored event has that id"})
+async def event_by_id(request: Request, query: dict[str, Any]) -> Response:
+    """The stored event with an id (what a caused-by names)."""
+    store = _store(request)
+    event_id = request.path_params["event_id"]
+    event = await aio.run_blocking(store, store.get_event, event_id)
+    if event is None:
+        raise NotFound(f"no event with id {event_id!r}")
+    return Response(event.data, media_type=JSON)
+
+
 @accepts(
     answer='{"correct": true, "deleted-events": n}',
     errors={400: "an internal stream", 404: "no such stream"},
@@ -182,8 +250,10 @@ def api_routes() -> list[BaseRoute]:
     return [
         Route("/api/ping", ping, methods=["GET"]),
         Route("/api/streams", streams, methods=["GET"]),
+        Route("/api/categories", categories, methods=["GET"]),
         Route("/api/event", post_event, methods=["POST"]),
         Route("/api/stream-contents/{stream}", stream_contents, methods=["GET"]),
         Route("/api/event/{stream}/{order_id}", event_by_order_id, methods=["GET"]),
+        Route("/api/event-id/{event_id}", event_by_id, methods=["GET"]),
         Route("/api/stream/{stream}", delete_stream, methods=["DELETE"]),
     ]
