@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, ClassVar, NamedTuple
 
+from .append_request import QueryItem, query_matches
 from .config import Setting
 from .errors import UnknownBackend
 from .events import RecordedEvent
@@ -160,6 +161,27 @@ class Backend(abc.ABC):
         positions this way). The default raises: a third-party backend without it still works,
         but its backups carry no positions."""
         raise NotImplementedError(f"the {self.name} backend cannot list its checkpoints")
+
+    def read_matching(self, query: tuple[QueryItem, ...], after: int, limit: int) -> list[RecordedEvent]:
+        """Events of client streams matching `query` with an order-id above `after`, in order, at most `limit`.
+
+        What conditional (DCB) appends check and what reads by tags use; see
+        `photon.append_request` for what matches. This default scans `__all__`; a backend with
+        a tags index overrides it, so that the cost follows the matching events, not the store.
+        """
+        found: list[RecordedEvent] = []
+        types: frozenset[str] | None = None
+        if query and all(item.types for item in query):
+            types = frozenset().union(*(item.types for item in query))
+        position = after + 1
+        page = max(self.read_page_size, limit)
+        while len(found) < limit:
+            events = self.read(Query(from_order_id=position, event_types=types, limit=page))
+            found.extend(e for e in events if query_matches(query, e))
+            if len(events) < page:
+                break
+            position = events[-1].order_id + 1
+        return found[:limit]
 
     def begin_bulk_load(self) -> bool:
         """Optional: the core is about to load many positioned events into this EMPTY store (a restore).

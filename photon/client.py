@@ -22,7 +22,9 @@ from typing import Any, Protocol
 import httpx
 import orjson
 
+from .append_request import AppendCondition, emit_body
 from .errors import (
+    AppendConditionFailed,
     NotAuthorized,
     NotFound,
     PhotonError,
@@ -42,7 +44,13 @@ DEFAULT_URL = "http://localhost:3000"
 class Transport(Protocol):
     """What a client needs from a way of reaching the server."""
 
-    def emit(self, events: Mapping[str, Any] | Sequence[Mapping[str, Any]], expected_version: Any) -> Any:
+    def emit(
+        self,
+        events: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+        expected_version: Any,
+        expected_versions: Mapping[str, Any] | None = None,
+        condition: Any = None,
+    ) -> Any:
         """Store one event (answer: the stored event) or a list (answer: the stored events)."""
 
     def replay(self, stream: str, params: dict[str, Any]) -> Iterator[ReplayItem]:
@@ -69,6 +77,8 @@ def _raise_for(response: httpx.Response) -> None:
     status = response.status_code
     if status == 401:
         raise NotAuthorized(message)
+    if status == 409 and body.get("condition-failed"):
+        raise AppendConditionFailed.from_fields(body, message)
     if status == 409 and "current-version" in body:
         raise VersionConflict(body["stream-name"], body["expected-version"], body["current-version"])
     if status == 404:
@@ -185,12 +195,22 @@ class HttpTransport:
                 yield from _items(_lines(response.iter_bytes()))
                 return
 
-    def emit(self, events: Mapping[str, Any] | Sequence[Mapping[str, Any]], expected_version: Any) -> Any:
+    def emit(
+        self,
+        events: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+        expected_version: Any,
+        expected_versions: Mapping[str, Any] | None = None,
+        condition: Any = None,
+    ) -> Any:
         body: Any = events if isinstance(events, Mapping) else list(events)
-        if expected_version is not None:
-            body = {"events": body, "expected-version": expected_version}
-        content = orjson.dumps(body)
+        content = orjson.dumps(emit_body(body, expected_version, expected_versions, condition))
         return orjson.loads(self.request("POST", "/api/event", content=content).content)
+
+    def read_matching(self, body: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = orjson.loads(
+            self.request("POST", "/api/read-matching", content=orjson.dumps(body)).content
+        )
+        return result
 
     def replay(self, stream: str, params: dict[str, Any]) -> Iterator[ReplayItem]:
         return self._stream(f"/api/replay/{stream}", params)
@@ -260,9 +280,34 @@ class PhotonClient:
         events: Mapping[str, Any] | Sequence[Mapping[str, Any]],
         *,
         expected_version: int | str | None = None,
+        expected_versions: Mapping[str, int | str] | None = None,
+        condition: AppendCondition | Mapping[str, Any] | None = None,
     ) -> Any:
-        """Store one event (returns the stored event) or a list atomically (returns the stored list)."""
-        return self.transport.emit(events, expected_version)
+        """Store one event (returns the stored event) or a list atomically (returns the stored list).
+
+        `expected_versions` and `condition` are those of `EventStore.append` (a batch over several
+        streams; a conditional append, refused with `AppendConditionFailed`)."""
+        if expected_versions is None and condition is None:
+            return self.transport.emit(events, expected_version)
+        return self.transport.emit(events, expected_version, expected_versions, condition)
+
+    def read_matching(
+        self, query: Sequence[Mapping[str, Any]] = (), *, after: int = 0, limit: int | None = None
+    ) -> Iterator[Event]:
+        """Events of client streams matching a query after a position (see `EventStore.read_matching`)."""
+        read = getattr(self.transport, "read_matching", None)
+        if read is None:
+            raise NotImplementedError("reads by query are served over HTTP; use the HTTP transport")
+        remaining = limit
+        while remaining is None or remaining > 0:
+            page = 1000 if remaining is None else min(1000, remaining)
+            answer = read({"query": [dict(item) for item in query], "after": after, "limit": page})
+            yield from answer["results"]
+            if answer["next"] is None:
+                return
+            after = answer["next"]
+            if remaining is not None:
+                remaining -= len(answer["results"])
 
     def replay(
         self,

@@ -23,9 +23,18 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from .append_request import (
+    AppendCondition,
+    AppendOptions,
+    QueryItem,
+    append_options,
+    parse_query,
+    query_matches,
+)
 from .backend import Backend, Query, StreamInfo, backend_class
 from .config import Config, load_config
 from .errors import (
+    AppendConditionFailed,
     BackendError,
     BackendUnavailable,
     NotFound,
@@ -90,16 +99,38 @@ class _AppendRequest:
     """One caller's append, waiting for the committer. A bare lock is the cheapest hand-off:
     the caller blocks acquiring it a second time until the committer releases it."""
 
-    __slots__ = ("_lock", "client_ids", "error", "events", "expected", "finished", "on_done", "result", "streams")
+    __slots__ = (
+        "_lock",
+        "checks",
+        "client_ids",
+        "condition",
+        "error",
+        "events",
+        "expected",
+        "finished",
+        "on_done",
+        "result",
+        "streams",
+    )
 
     def __init__(
-        self, events: list[PendingEvent], expected: int | str, on_done: Callable[[], None] | None = None
+        self,
+        events: list[PendingEvent],
+        expected: int | str,
+        on_done: Callable[[], None] | None = None,
+        checks: Mapping[str, int | str] | None = None,
+        condition: AppendCondition | None = None,
     ) -> None:
         self.events = events
         self.expected = expected
+        self.checks = checks
+        """Expected versions of several streams (None: only `expected`, for the batch's one stream)."""
+        self.condition = condition
         # Worked out here, in the caller's thread, to keep the single writer's share small.
         self.client_ids = _client_ids(events)
         self.streams = set(map(_STREAM_NAME, events))
+        if checks:
+            self.streams.update(checks)
         self.on_done = on_done
         """Called instead of releasing the lock (asyncio callers are woken through their loop)."""
         self._lock = threading.Lock()
@@ -169,6 +200,7 @@ class _Stop:
 
 
 _STOP = _Stop()
+_NO_OPTIONS = AppendOptions()
 
 
 class _Committer(threading.Thread):
@@ -297,6 +329,35 @@ class _Committer(threading.Thread):
             self.generation += 1
             action.done.set()
 
+    def _check(
+        self,
+        request: _AppendRequest,
+        versions: Mapping[str, int],
+        tentative: Mapping[str, int],
+        records: Sequence[RecordedEvent],
+    ) -> PhotonError | None:
+        """Why `request` may not be stored (a version conflict, a failed condition), or None.
+
+        Runs in the writer, so no append can slip in between the check and the write; `records`
+        are the events accepted earlier in this group, not yet durable, which count too.
+        """
+        for stream, wanted in (request.checks or {}).items():
+            if wanted != "any":
+                current = tentative.get(stream, versions[stream])
+                if current != (0 if wanted == "no-stream" else wanted):
+                    return VersionConflict(stream, wanted, current)
+        condition = request.condition
+        if condition is not None:
+            found = self.backend.read_matching(condition.query, condition.after, 1)
+            if not found:
+                found = [e for e in records if e.order_id > condition.after and query_matches(condition.query, e)][:1]
+            if found:
+                first = found[0]
+                return AppendConditionFailed(
+                    condition.after, first.order_id, first.stream_name, first.event_type, first.event_id
+                )
+        return None
+
     def _commit(self, group: list[_AppendRequest]) -> None:
         backend = self.backend
         versions = self.versions
@@ -331,6 +392,11 @@ class _Committer(threading.Thread):
                 expected = 0 if request.expected == "no-stream" else request.expected
                 if current != expected:
                     request.fail(VersionConflict(stream, request.expected, current))
+                    continue
+            if request.checks is not None or request.condition is not None:
+                refusal = self._check(request, versions, tentative, records)
+                if refusal is not None:
+                    request.fail(refusal)
                     continue
             assigned: list[RecordedEvent] = []
             append = assigned.append
@@ -420,6 +486,12 @@ class _Committer(threading.Thread):
         return failed
 
 
+def _query_items(query: Sequence[QueryItem] | Sequence[Mapping[str, Any]]) -> tuple[QueryItem, ...]:
+    if all(isinstance(item, QueryItem) for item in query):
+        return tuple(query)  # type: ignore[arg-type]
+    return parse_query([dict(item) if isinstance(item, Mapping) else item for item in query])
+
+
 class EventStore:
     """An open event store. Thread-safe: append, read and subscribe from any thread."""
 
@@ -483,33 +555,68 @@ class EventStore:
         events: Mapping[str, Any] | Sequence[Mapping[str, Any]],
         *,
         expected_version: int | str | None = "any",
+        expected_versions: Mapping[str, int | str] | None = None,
+        condition: AppendCondition | Mapping[str, Any] | None = None,
     ) -> list[RecordedEvent]:
         """Append one event or a batch atomically; returns the stored events, in order.
 
         `expected_version` (a number, ``"any"`` or ``"no-stream"``) applies to the batch's one
-        stream. An event whose `id` is already stored is not stored again: the stored one is
-        returned in its place. Raises `ValidationError`, `VersionConflict` or `BackendError`;
+        stream. `expected_versions` maps stream names to such versions: a batch may then span
+        several streams, and is stored only if every named stream is at its version (a named
+        stream need not be written to). `condition` (an `AppendCondition`, or its JSON form
+        ``{"query": [{"event-types": [...], "tags": [...]}], "after": P}``) stores the batch only
+        if no event matching the query has been stored after order-id P, and raises
+        `AppendConditionFailed` naming the first such event otherwise. All checks and the write
+        are one step of the single writer: nothing can be stored between them.
+
+        An event whose `id` is already stored is not stored again: the stored one is returned in
+        its place (a batch whose events are all stored already is answered without checks).
+        Raises `ValidationError`, `VersionConflict`, `AppendConditionFailed` or `BackendError`;
         in every case nothing of the batch is stored.
         """
         batch = [events] if isinstance(events, Mapping) else list(events)
-        return self._submit(*self._prepare(batch, expected_version, internal=False))
+        options = self._options(expected_version, expected_versions, condition)
+        return self._submit(*self._prepare(batch, options, internal=False))
 
     async def append_async(
         self,
         events: Mapping[str, Any] | Sequence[Mapping[str, Any]],
         *,
         expected_version: int | str | None = "any",
+        expected_versions: Mapping[str, int | str] | None = None,
+        condition: AppendCondition | Mapping[str, Any] | None = None,
     ) -> list[RecordedEvent]:
         """`append` for asyncio callers: the same semantics, without blocking the event loop.
 
         Small batches are validated on the loop; large ones in a worker thread.
         """
         batch = [events] if isinstance(events, Mapping) else list(events)
+        options = self._options(expected_version, expected_versions, condition)
         if len(batch) > INLINE_VALIDATION:
-            prepared = await asyncio.to_thread(self._prepare, batch, expected_version, internal=False)
+            prepared = await asyncio.to_thread(self._prepare, batch, options, internal=False)
         else:
-            prepared = self._prepare(batch, expected_version, internal=False)
+            prepared = self._prepare(batch, options, internal=False)
         return await self._submit_async(*prepared)
+
+    def append_request(self, events: Any, options: AppendOptions) -> list[RecordedEvent]:
+        """`append` with options already read from an emit request (`photon.append_request`)."""
+        batch = [events] if isinstance(events, Mapping) else list(events)
+        return self._submit(*self._prepare(batch, options, internal=False))
+
+    async def append_request_async(self, events: Any, options: AppendOptions) -> list[RecordedEvent]:
+        """`append_request` for asyncio callers."""
+        batch = [events] if isinstance(events, Mapping) else list(events)
+        if len(batch) > INLINE_VALIDATION:
+            prepared = await asyncio.to_thread(self._prepare, batch, options, internal=False)
+        else:
+            prepared = self._prepare(batch, options, internal=False)
+        return await self._submit_async(*prepared)
+
+    @staticmethod
+    def _options(expected_version: Any, expected_versions: Any, condition: Any) -> AppendOptions:
+        if expected_versions is None and condition is None:
+            return AppendOptions(parse_expected_version(expected_version))
+        return append_options(expected_version, expected_versions, condition)
 
     async def append_validated_async(self, pending: Sequence[PendingEvent]) -> list[RecordedEvent]:
         """`append_validated` for asyncio callers."""
@@ -517,7 +624,13 @@ class EventStore:
             raise ValidationError("no events to append")
         return await self._submit_async(list(pending), "any")
 
-    async def _submit_async(self, pending: list[PendingEvent], expected: int | str) -> list[RecordedEvent]:
+    async def _submit_async(
+        self,
+        pending: list[PendingEvent],
+        expected: int | str,
+        checks: Mapping[str, int | str] | None = None,
+        condition: AppendCondition | None = None,
+    ) -> list[RecordedEvent]:
         committer = self._committer
         if committer is None or self.closed:
             raise StoreClosed("the store is closed")
@@ -526,7 +639,7 @@ class EventStore:
         if waker is None:
             waker = self._wakers[loop] = _LoopWaker(loop)
         future: asyncio.Future[None] = loop.create_future()
-        request = _AppendRequest(pending, expected, on_done=partial(waker.resolve, future))
+        request = _AppendRequest(pending, expected, partial(waker.resolve, future), checks, condition)
         committer.requests.put(request)
         # Once handed in, the append completes even if the caller is cancelled.
         await asyncio.shield(future)
@@ -539,7 +652,7 @@ class EventStore:
         if not is_internal(stream) or stream == ALL_STREAM:
             raise ValidationError(f"{stream!r} is not a writable internal stream", "stream-name")
         event = {"stream-name": stream, "event-type": event_type, "payload": payload, "service-id": "photon"}
-        return self._submit(*self._prepare([event], "any", internal=True))[0]
+        return self._submit(*self._prepare([event], _NO_OPTIONS, internal=True))[0]
 
     def append_internal_events(self, events: Sequence[Mapping[str, Any]]) -> list[RecordedEvent]:
         """Write several events to internal streams atomically (parked events): for the core only."""
@@ -584,8 +697,8 @@ class EventStore:
         return self._submit(list(pending), "any")
 
     def _prepare(
-        self, batch: list[Any], expected_version: Any, *, internal: bool
-    ) -> tuple[list[PendingEvent], int | str]:
+        self, batch: list[Any], options: AppendOptions, *, internal: bool
+    ) -> tuple[list[PendingEvent], int | str, Mapping[str, int | str] | None, AppendCondition | None]:
         if self.read_only:
             raise ReadOnlyStore("this store was opened read-only")
         if not batch:
@@ -606,9 +719,15 @@ class EventStore:
                     if len(batch) > 1:
                         raise type(exc)(f"event {index}: {exc}", exc.field) from None
                     raise
-        expected = parse_expected_version(expected_version)
+        expected = options.expected_version
         if expected != "any" and len({e.stream_name for e in pending}) > 1:
-            raise ValidationError("expected-version needs every event of the batch in one stream", "expected-version")
+            raise ValidationError(
+                "expected-version needs every event of the batch in one stream (use expected-versions for several)",
+                "expected-version",
+            )
+        checks = options.expected_versions
+        if checks is not None and expected != "any":
+            raise ValidationError("give expected-version or expected-versions, not both", "expected-versions")
         chosen = _client_ids(pending)
         if len(chosen) > 1 and len(set(chosen)) < len(chosen):
             # Only ids the client chose can repeat: the store's own are unique by construction.
@@ -619,13 +738,19 @@ class EventStore:
                 if event.event_id in seen:
                     raise ValidationError(f"event {index}: id {event.event_id!r} appears twice in the batch", "id")
                 seen.add(event.event_id)
-        return pending, expected
+        return pending, expected, checks, options.condition
 
-    def _submit(self, pending: list[PendingEvent], expected: int | str) -> list[RecordedEvent]:
+    def _submit(
+        self,
+        pending: list[PendingEvent],
+        expected: int | str,
+        checks: Mapping[str, int | str] | None = None,
+        condition: AppendCondition | None = None,
+    ) -> list[RecordedEvent]:
         committer = self._committer
         if committer is None or self.closed:
             raise StoreClosed("the store is closed")
-        request = _AppendRequest(pending, expected)
+        request = _AppendRequest(pending, expected, None, checks, condition)
         committer.requests.put(request)
         request.wait()
         if request.error is not None:
@@ -716,6 +841,35 @@ class EventStore:
                 return
             next_order_id = events[-1].order_id + 1
             version = 1
+            if remaining is not None:
+                remaining -= len(events)
+
+    def read_matching(
+        self,
+        query: Sequence[QueryItem] | Sequence[Mapping[str, Any]] = (),
+        *,
+        after: int = 0,
+        limit: int | None = None,
+    ) -> Iterator[RecordedEvent]:
+        """Events of client streams matching a query (as a condition's), with order-id above `after`, in order.
+
+        `query` is a list of `QueryItem`s or of their JSON form ``{"event-types": [...], "tags": [...]}``;
+        an empty query matches every client event. What a conditional append checks is exactly
+        what this returns.
+        """
+        items = _query_items(query)
+        if type(after) is not int or after < 0:
+            raise ValidationError(f"after must be an order-id (0 or more), got {after!r}", "after")
+        remaining = limit
+        page_size = self._backend.read_page_size
+        position = after
+        while remaining is None or remaining > 0:
+            page = page_size if remaining is None else min(page_size, remaining)
+            events = self._backend.read_matching(items, position, page)
+            yield from events
+            if len(events) < page:
+                return
+            position = events[-1].order_id
             if remaining is not None:
                 remaining -= len(events)
 

@@ -50,4 +50,8 @@ class MuonContext:
             from .muon_event import EventSession
 
             return EventSession(self, outlet)
+        if protocol == "reactive-stream":
+            from .muon_stream import StreamSession
+
+            return StreamSession(self, outlet)
         return None

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, PhotonError, ValidationError, VersionConflict
+from ..errors import AppendConditionFailed, ConfigError, PhotonError, ValidationError, VersionConflict
 from ..store import EventStore
 from .protocol import (
     CANCEL,
@@ -347,10 +347,10 @@ class AmqpService:
             ack = True
             try:
                 request = parse_emit(body, properties.headers, properties.message_id)
-                stored = self.store.append(request.events, expected_version=request.expected_version)
+                stored = self.store.append_request(request.events, request.options)
                 reply_type, reply = EMITTED, join_events([event.data for event in stored])
                 self.emitted += len(stored)
-            except VersionConflict as exc:
+            except (VersionConflict, AppendConditionFailed) as exc:
                 # A well-formed command answered with a refusal: nothing to dead-letter.
                 reply_type, reply = ERROR, error_body(exc)
             except PhotonError as exc:

@@ -11,8 +11,9 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from .. import aio
+from ..append_request import parse_after, parse_emit, parse_query
 from ..errors import NotFound, PhotonError
-from ..events import ALL_STREAM, parse_expected_version
+from ..events import ALL_STREAM
 from ..metrics import metrics_for
 from ..store import EventStore
 from .errors import JSON, RequestError, json_response
@@ -26,7 +27,8 @@ EXPECTED_VERSION = Param(
     "expected-version",
     "string",
     "Optimistic concurrency for the batch's one stream: a version number (0 = must not exist), "
-    "'any' (default) or 'no-stream'. May also be given in the body wrapper.",
+    "'any' (default) or 'no-stream'. May also be given in the body wrapper (which also takes "
+    "expected-versions for several streams, and a condition).",
 )
 
 
@@ -113,11 +115,14 @@ async def categories(request: Request, query: dict[str, Any]) -> Response:
 
 @accepts(
     EXPECTED_VERSION,
-    body='an event object, a list of events, or {"events": [...], "expected-version": ...}',
+    body='an event object, a list of events, or {"events": [...], "expected-version": ...} with, instead of '
+    'expected-version, "expected-versions": {stream: version, ...} (a batch over several streams) and/or '
+    '"condition": {"query": [{"event-types": [...], "tags": [...]}], "after": order-id}',
     answer="the stored event (an object) or the stored events (a list), with order-id and stream-version",
     errors={
         400: "malformed JSON, a missing or mistyped field, an internal stream name",
-        409: "expected-version does not match (answer has current-version)",
+        409: "an expected version does not match (answer has stream-name and current-version), or the "
+        "condition failed (answer has the first matching event's order-id, stream-name, event-type and id)",
         413: "an event over payload.max.bytes or a body over rest.body.max.bytes",
     },
 )
@@ -128,28 +133,9 @@ async def post_event(request: Request, query: dict[str, Any]) -> Response:
     metrics = metrics_for(store)
     try:
         doc = parse_json(await read_body(request, request.app.state.config["rest.body.max.bytes"]))
-        expected = query["expected-version"]
-        if type(doc) is dict and "events" in doc and "stream-name" not in doc:
-            extra = sorted(doc.keys() - {"events", "expected-version"})
-            if extra:
-                raise RequestError(
-                    f"unknown field {extra[0]!r} in the body wrapper; it has the fields events and expected-version"
-                )
-            if "expected-version" in doc:
-                if expected is not None:
-                    raise RequestError("expected-version given both in the body and as a query parameter")
-                expected = doc["expected-version"]
-            events = doc["events"]
-            if type(events) is not list and type(events) is not dict:
-                raise RequestError("field 'events' must be a list of events or one event", field="events")
-        elif type(doc) is dict or type(doc) is list:
-            events = doc
-        else:
-            raise RequestError(
-                'the body must be an event object, a list of events or {"events": [...], "expected-version": ...}'
-            )
-        version = parse_expected_version(expected)
-        stored = await aio.append(store, events, version)
+        emit = parse_emit(doc, expected_version=query["expected-version"])
+        events = emit.events
+        stored = await store.append_request_async(events, emit.options)
     except (PhotonError, RequestError):
         metrics.http.rejected.inc()
         raise
@@ -159,6 +145,43 @@ async def post_event(request: Request, query: dict[str, Any]) -> Response:
     if type(events) is list:
         return Response(b"[" + b",".join([e.data for e in stored]) + b"]", media_type=JSON)
     return Response(stored[0].data, media_type=JSON)
+
+
+@accepts(
+    body='{"query": [{"event-types": [...], "tags": [...]}], "after": order-id, "limit": n} (all optional)',
+    answer='{"results": [events], "next": <after for the next page, or null>, "head": <last order-id>}',
+    errors={400: "a malformed query"},
+)
+async def read_matching(request: Request, query: dict[str, Any]) -> Response:
+    """Events of client streams matching a query, after a position: what a conditional append checks."""
+    store = _store(request)
+    body = await read_body(request, request.app.state.config["rest.body.max.bytes"])
+    doc = parse_json(body) if body.strip() else {}
+    if type(doc) is not dict:
+        raise RequestError('the body must be an object {"query": [...], "after": ..., "limit": ...}')
+    unknown = sorted(doc.keys() - {"query", "after", "limit"})
+    if unknown:
+        raise RequestError(f"unknown field {unknown[0]!r}; the body has the fields query, after and limit")
+    items = parse_query(doc.get("query", []))
+    after = parse_after(doc.get("after"))
+    limit = doc.get("limit", DEFAULT_PAGE)
+    if type(limit) is not int or not 1 <= limit <= MAX_PAGE:
+        raise RequestError(f"field 'limit' must be a whole number from 1 to {MAX_PAGE}", field="limit")
+    head = store.last_order_id()
+
+    def page() -> list[Any]:
+        return list(store.read_matching(items, after=after, limit=limit))
+
+    events = await aio.run_blocking(store, page)
+    following = events[-1].order_id if len(events) == limit else None
+    return Response(
+        b'{"results":['
+        + b",".join([e.data for e in events])
+        + b'],"next":'
+        + orjson.dumps(following)
+        + b',"head":%d}' % head,
+        media_type=JSON,
+    )
 
 
 async def _require_stream(store: EventStore, stream: str) -> None:
@@ -252,6 +275,7 @@ def api_routes() -> list[BaseRoute]:
         Route("/api/streams", streams, methods=["GET"]),
         Route("/api/categories", categories, methods=["GET"]),
         Route("/api/event", post_event, methods=["POST"]),
+        Route("/api/read-matching", read_matching, methods=["POST"]),
         Route("/api/stream-contents/{stream}", stream_contents, methods=["GET"]),
         Route("/api/event/{stream}/{order_id}", event_by_order_id, methods=["GET"]),
         Route("/api/event-id/{event_id}", event_by_id, methods=["GET"]),

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..errors import (
+    AppendConditionFailed,
     BackendUnavailable,
     Conflict,
     NotFound,
@@ -61,6 +62,12 @@ def photon_error_response(exc: PhotonError) -> Response:
             409,
             str(exc),
             {"stream-name": exc.stream, "expected-version": exc.expected, "current-version": exc.current},
+        )
+    if isinstance(exc, AppendConditionFailed):
+        return error_response(
+            409,
+            str(exc),
+            {"condition-failed": True, **exc.fields()},
         )
     if isinstance(exc, ValidationError):
         status = 413 if is_too_large(exc) else 400
