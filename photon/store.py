@@ -661,7 +661,7 @@ class EventStore:
             if not isinstance(stream, str) or not is_internal(stream) or stream == ALL_STREAM:
                 raise ValidationError(f"{stream!r} is not a writable internal stream", "stream-name")
         batch = [{"service-id": "photon", **event} for event in events]
-        return self._submit(*self._prepare(batch, "any", internal=True))
+        return self._submit(*self._prepare(batch, _NO_OPTIONS, internal=True))
 
     @property
     def groups(self) -> GroupManager:

@@ -65,12 +65,14 @@ class Delivery(NamedTuple):
 
 
 class _Entry:
-    __slots__ = ("attempts", "deadline", "event", "member", "parked_id", "state")
+    __slots__ = ("attempts", "deadline", "event", "last_member", "member", "parked_id", "state")
 
     def __init__(self, event: RecordedEvent, attempts: int = 0, parked_id: int = 0) -> None:
         self.event = event
         self.attempts = attempts
         self.member: Member | None = None
+        self.last_member = ""
+        """The member it was last given to: a redelivery goes to another one when one has room."""
         self.deadline = 0.0
         self.parked_id = parked_id
         """For an event handed back from the parked stream: its order-id there."""
@@ -350,14 +352,28 @@ class Group:
             if entry.state == "ready":
                 return entry
         buckets = self._buckets
-        owned = member.buckets if len(buckets) > 1 else [0]
-        for index in owned:
-            queue = buckets[index]
-            while queue:
-                entry = queue.popleft()
-                if entry.state == "ready":
-                    return entry
+        if len(buckets) > 1:
+            for index in member.buckets:
+                queue = buckets[index]
+                while queue:
+                    entry = queue.popleft()
+                    if entry.state == "ready":
+                        return entry
+            return None
+        queue = buckets[0]
+        while queue:
+            entry = queue.popleft()
+            if entry.state != "ready":
+                continue
+            if entry.last_member == member.id and self._another_has_room(member):
+                queue.appendleft(entry)  # the next member in the round takes it
+                return None
+            return entry
         return None
+
+    def _another_has_room(self, member: Member) -> bool:
+        limit = self.spec.max_in_flight
+        return any(m is not member and not m.closed and len(m.in_flight) < limit for m in self.members.values())
 
     def _dispatch(self) -> list[Member]:
         """Hand ready events to members with room, one each in turn; returns the members given some."""
@@ -385,6 +401,7 @@ class Group:
                     continue
                 entry.state = "in-flight"
                 entry.member = member
+                entry.last_member = member.id
                 entry.attempts += 1
                 entry.deadline = now + timeout
                 order_id = entry.event.order_id
