@@ -108,6 +108,43 @@ class RecordedEvent(NamedTuple):
         """The event's tags (what conditional appends query); empty when it has none."""
         return event_tags(self.data)
 
+    @property
+    def service_id(self) -> str | None:
+        return self.to_dict().get(SERVICE_ID)
+
+    @property
+    def schema(self) -> str | int | None:
+        return self.to_dict().get(SCHEMA)
+
+    @property
+    def caused_by(self) -> str | None:
+        return self.to_dict().get(CAUSED_BY)
+
+    @property
+    def caused_by_relation(self) -> str | None:
+        return self.to_dict().get(CAUSED_BY_RELATION)
+
+    @classmethod
+    def from_json(cls, data: bytes) -> RecordedEvent:
+        """A stored event from its JSON (as a server sends it: a replay line, an emit answer); `data` is kept."""
+        return cls.from_dict(orjson.loads(data), data)
+
+    @classmethod
+    def from_dict(cls, event: Mapping[str, Any], data: bytes | None = None) -> RecordedEvent:
+        """A stored event from its fields (Photon's names, positions included)."""
+        try:
+            return cls(
+                event[ORDER_ID],
+                event[STREAM_NAME],
+                event[STREAM_VERSION],
+                event[ID],
+                event[EVENT_TYPE],
+                event[EVENT_TIME],
+                orjson.dumps(event) if data is None else data,
+            )
+        except KeyError as exc:
+            raise ValidationError(f"not a stored event: it has no {exc.args[0]!r}", exc.args[0]) from None
+
 
 def event_tags(data: bytes) -> tuple[str, ...]:
     """The `tags` of an event stored as JSON `data`, without decoding events that have none."""
