@@ -214,3 +214,22 @@ def test_a_server_that_cannot_be_reached_is_named() -> None:
 
     with pytest.raises(ServerUnreachable, match="127.0.0.1:9"):
         factory({"PHOTON_URL": "http://127.0.0.1:9"})
+
+
+def test_refused_input_is_the_librarys_error_and_nothing_is_stored(env: dict[str, str]) -> None:
+    from eventsourcing.persistence import DataError, ProgrammingError
+
+    made = factory(env)
+    try:
+        recorder = made.application_recorder()
+        small, large = uuid4(), uuid4()
+        with pytest.raises(DataError, match="payload.max.bytes|over"):
+            recorder.insert_events([StoredEvent(small, 1, "t", b"{}"), StoredEvent(large, 1, "t", b"x" * 1_100_000)])
+        assert recorder.select_events(small) == [] and recorder.max_notification_id() is None
+        with pytest.raises(DataError, match="event-type"):
+            recorder.insert_events([StoredEvent(small, 1, "", b"{}")])
+        with pytest.raises(ProgrammingError, match="at least one event"):
+            made.dcb_recorder().append([])
+        assert recorder.select_notifications(None, 10) == []
+    finally:
+        made.close()

@@ -34,7 +34,7 @@ from eventsourcing.persistence import (
 )
 
 from ..errors import VersionConflict
-from .access import Event, LiveEvents, PhotonAccess
+from .access import Event, LibraryErrors, LiveEvents, PhotonAccess
 from .mapping import (
     NOTIFICATION_ID,
     ORIGINATOR_VERSION,
@@ -72,7 +72,7 @@ class PhotonRecorder:
     """What every recorder shares: the access to Photon, the category, the stream heads."""
 
     def __init__(self, access: PhotonAccess, category: str, originator_id_type: IdType = "uuid") -> None:
-        self.access = access
+        self.access = LibraryErrors(access)
         self.category = category
         self.prefix = category + "-"
         self.originator_id_type: IdType = originator_id_type
