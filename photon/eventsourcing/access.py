@@ -92,6 +92,10 @@ class PhotonAccess(abc.ABC):
         """A stream's events from `from_version` on, at most `limit` of them."""
 
     @abc.abstractmethod
+    def stream_version(self, stream: str) -> int:
+        """The stream's current version (0 when it has no events)."""
+
+    @abc.abstractmethod
     def read_all(
         self, from_order_id: int, to_order_id: int | None, event_types: Sequence[str], limit: int
     ) -> list[Event]:
@@ -180,6 +184,9 @@ class EmbeddedAccess(PhotonAccess):
 
     def read_stream(self, stream: str, from_version: int, limit: int | None) -> list[Event]:
         return list(self.store.read(stream, from_version=from_version, limit=limit))
+
+    def stream_version(self, stream: str) -> int:
+        return self.store.stream_version(stream)
 
     def read_all(
         self, from_order_id: int, to_order_id: int | None, event_types: Sequence[str], limit: int
@@ -346,6 +353,28 @@ class RemoteAccess(PhotonAccess):
                 return []
             raise
 
+    def stream_version(self, stream: str) -> int:
+        # The API has no call for one stream's version: find the last event in a few reads of one
+        # event each (doubling, then halving), so a long stream is never read whole.
+        def last_from(version: int) -> int:
+            found = self.read_stream(stream, version, 1)
+            return found[0].stream_version if found else 0
+
+        low = last_from(1)
+        if low == 0:
+            return 0
+        high = 2 * low
+        while (at := last_from(high)) > 0:
+            low, high = at, 2 * at
+        while high - low > 1:
+            middle = (low + high) // 2
+            at = last_from(middle)
+            if at > 0:
+                low = at
+            else:
+                high = middle
+        return low
+
     def read_all(
         self, from_order_id: int, to_order_id: int | None, event_types: Sequence[str], limit: int
     ) -> list[Event]:
@@ -436,6 +465,12 @@ class LibraryErrors(PhotonAccess):
     ) -> list[Event]:
         try:
             return self.inner.read_all(from_order_id, to_order_id, event_types, limit)
+        except PhotonError as exc:
+            raise library_error(exc) from exc
+
+    def stream_version(self, stream: str) -> int:
+        try:
+            return self.inner.stream_version(stream)
         except PhotonError as exc:
             raise library_error(exc) from exc
 
