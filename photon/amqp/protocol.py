@@ -14,6 +14,7 @@ from typing import Any, Final
 
 import orjson
 
+from .. import json_input
 from ..errors import (
     BackendUnavailable,
     InternalStreamError,
@@ -23,7 +24,7 @@ from ..errors import (
     ValidationError,
     VersionConflict,
 )
-from ..events import ALL_STREAM, ID
+from ..events import ALL_STREAM, ID, expected_version_field
 from ..subscriptions import STREAM_TYPES
 
 # Message types (the AMQP `type` property).
@@ -139,7 +140,7 @@ _REPLAY_OPTIONS: Final = {
 
 def parse_body(body: bytes) -> Any:
     try:
-        return orjson.loads(body)
+        return json_input.loads(body)
     except orjson.JSONDecodeError as exc:
         raise ValidationError(f"the message body is not valid JSON: {exc}") from None
 
@@ -156,7 +157,7 @@ def parse_emit(body: bytes, headers: Mapping[str, Any] | None, message_id: str |
         unknown = sorted(set(value) - {"events", "expected-version"})
         if unknown:
             raise ValidationError(f"unknown field {unknown[0]!r} in an emit command", unknown[0])
-        expected = value.get("expected-version", expected)
+        expected = expected_version_field(value, expected)
         value = value["events"]
         if not isinstance(value, list):
             raise ValidationError("field 'events' must be a list of events", "events")

@@ -10,9 +10,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from .. import aio
+from .. import aio, json_input
 from ..errors import NotFound, PhotonError
-from ..events import ALL_STREAM, parse_expected_version
+from ..events import ALL_STREAM, expected_version_field, parse_expected_version
 from ..metrics import metrics_for
 from ..store import EventStore
 from .errors import JSON, RequestError, json_response
@@ -55,7 +55,7 @@ def parse_json(body: bytes) -> Any:
     if not body.strip():
         raise RequestError("empty request body: expected JSON")
     try:
-        return orjson.loads(body)
+        return json_input.loads(body)
     except orjson.JSONDecodeError as exc:
         raise RequestError(f"malformed JSON: {exc}") from None
 
@@ -100,7 +100,7 @@ async def post_event(request: Request, query: dict[str, Any]) -> Response:
             if "expected-version" in doc:
                 if expected is not None:
                     raise RequestError("expected-version given both in the body and as a query parameter")
-                expected = doc["expected-version"]
+                expected = expected_version_field(doc)
             events = doc["events"]
             if type(events) is not list and type(events) is not dict:
                 raise RequestError("field 'events' must be a list of events or one event", field="events")

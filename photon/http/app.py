@@ -21,6 +21,7 @@ from ..tokens import TokenSigner
 from .api import api_routes
 from .auth import TokenAuthMiddleware, auth_token
 from .errors import EXCEPTION_HANDLERS
+from .login_throttle import LoginThrottle
 from .params import RouteDoc
 
 
@@ -68,5 +69,6 @@ def create_app(
     app.state.store = store
     app.state.config = config
     app.state.tokens = signer
+    app.state.login_throttle = LoginThrottle()
     metrics_for(store)
     return app

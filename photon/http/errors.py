@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from ..errors import (
     BackendUnavailable,
+    EventIdConflict,
     NotFound,
     PhotonError,
     ReadOnlyStore,
@@ -60,6 +61,10 @@ def photon_error_response(exc: PhotonError) -> Response:
             409,
             str(exc),
             {"stream-name": exc.stream, "expected-version": exc.expected, "current-version": exc.current},
+        )
+    if isinstance(exc, EventIdConflict):
+        return error_response(
+            409, str(exc), {"id": exc.event_id, "stream-name": exc.stream, "stored-in": exc.stored_stream}
         )
     if isinstance(exc, ValidationError):
         status = 413 if is_too_large(exc) else 400
