@@ -158,6 +158,8 @@ class CassandraBackend(Backend):
     name = "cassandra"
     read_page_size = 5000  # a round trip per page: fewer, larger pages
     description = "Cassandra / ScyllaDB keyspace (cassandra.ip, cassandra.keyspace); head row moved by LWT"
+    driver = "cassandra"
+    extra = "cassandra"
     settings = (
         Setting("cassandra.ip", "127.0.0.1", "cassandra backend: contact points, comma-separated."),
         Setting("cassandra.port", "9042", "cassandra backend: CQL native port.", parse_port),

@@ -16,6 +16,7 @@ class MemoryBackend(Backend):
     name = "memory"
     aliases: ClassVar[tuple[str, ...]] = ("dummy",)
     description = "in process, lost at exit (tests, throwaway runs)"
+    persistent = False
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         super().__init__(config)

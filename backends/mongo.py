@@ -56,6 +56,8 @@ class MongoBackend(Backend):
     aliases = ("mongodb",)
     read_page_size = 5000  # a round trip per page: fewer, larger pages
     description = "MongoDB (mongodb.host, mongodb.database); one transaction per append"
+    driver = "pymongo"
+    extra = "mongo"
     settings = (
         Setting(
             "mongodb.host",

@@ -168,6 +168,8 @@ class RedisBackend(Backend):
     name = "redis"
     read_page_size = 5000  # a round trip per page: fewer, larger pages
     description = "Redis server (redis.url); one Lua script per append"
+    driver = "redis"
+    extra = "redis"
     settings = (
         Setting(
             "redis.url", "redis://localhost:6379/0", "redis backend: server URL (redis:// or rediss://).", secret=True

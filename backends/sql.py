@@ -32,14 +32,16 @@ from operator import add, itemgetter
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
+from photon.append_request import QueryItem
 from photon.backend import Backend, Query, StoreState, StreamInfo
 from photon.config import Setting, one_of
 from photon.errors import BackendError, BackendUnavailable, IntegrityError, StoreLocked
-from photon.events import RecordedEvent
+from photon.events import RecordedEvent, event_tags
 
 from ._locks import FileLock
 
 HIGH_WATER_KEY = "photon:high-water"
+TAGS_TABLE = "photon_event_tags"
 ID_INDEX = "photon_events_event_id"
 STREAM_INDEX = "photon_events_stream_block"
 EARLIER_STREAM_INDEX = "photon_events_stream_version"
@@ -103,6 +105,16 @@ def _tables() -> Any:
         sa.Column("stream_id", big, nullable=False),
     )
     sa.Index("photon_streams_stream_id", streams.c.stream_id, unique=True)
+    # The tags index: one row per (tag, event). Its primary key is the index, so a tag's events
+    # after a position are one range of it (what a conditional append asks). SQLite keeps it
+    # without a rowid: the key is the row.
+    sa.Table(
+        TAGS_TABLE,
+        metadata,
+        sa.Column("tag", sa.String(256), primary_key=True),
+        sa.Column("order_id", sa.BigInteger, primary_key=True, autoincrement=False),
+        sqlite_with_rowid=False,
+    )
     checkpoints = sa.Table(
         "photon_checkpoints",
         metadata,
@@ -377,6 +389,62 @@ class SQLBackend(Backend):
             raise BackendError(f"unexpected upsert parameter order {statement.names}")
         return statement
 
+    def _insert_tags_sql(self) -> str:
+        import sqlalchemy as sa
+
+        table = self._metadata.tables[TAGS_TABLE]
+        statement = self._sql(
+            "insert-tags", lambda: sa.insert(table).values(tag=sa.bindparam("tag"), order_id=sa.bindparam("order_id"))
+        )
+        if statement.names != ("tag", "order_id"):
+            raise BackendError(f"unexpected tags insert parameter order {statement.names}")
+        return statement.sql
+
+    def read_matching(self, query: tuple[QueryItem, ...], after: int, limit: int) -> list[RecordedEvent]:
+        """Through the tags index: each item with tags is a range of it per tag (intersected), so the
+        cost follows the events that carry the tags, not the size of the store. Rows of the tags
+        index whose event was deleted find no event and drop out."""
+        import sqlalchemy as sa
+
+        params: dict[str, Any] = {"after": after, "limit": limit}
+        selects: list[str] = []
+
+        def names(prefix: str, values: frozenset[str]) -> str:
+            for index, value in enumerate(sorted(values)):
+                params[f"{prefix}{index}"] = value
+            return ", ".join(f":{prefix}{index}" for index in range(len(values)))
+
+        for number, item in enumerate(query or (QueryItem(),)):
+            where = []
+            if item.types:
+                where.append(f"e.event_type IN ({names(f'q{number}t', item.types)})")
+            if item.tags:
+                tags = sorted(item.tags)
+                joins = []
+                for index, tag in enumerate(tags):
+                    params[f"q{number}g{index}"] = tag
+                    if index:
+                        joins.append(
+                            f"JOIN {TAGS_TABLE} g{index} ON g{index}.order_id = g0.order_id AND "
+                            f"g{index}.tag = :q{number}g{index}"
+                        )
+                join = " ".join(joins)
+                selects.append(
+                    f"SELECT g0.order_id FROM {TAGS_TABLE} g0 {join} JOIN photon_events e ON e.order_id = g0.order_id "
+                    f"WHERE g0.tag = :q{number}g0 AND g0.order_id > :after" + "".join(f" AND {w}" for w in where)
+                )
+            else:
+                selects.append(
+                    "SELECT e.order_id FROM photon_events e WHERE e.order_id > :after"
+                    + "".join(f" AND {w}" for w in where)
+                )
+        columns = ", ".join(f"m.{name}" for name in RecordedEvent._fields)
+        sql = (
+            f"SELECT {columns} FROM photon_events m WHERE m.order_id IN ({' UNION '.join(selects)}) "
+            "AND substr(m.stream_name, 1, 2) <> '__' ORDER BY m.order_id LIMIT :limit"
+        )
+        return [_make_event(tuple(row)) for row in self._core(sa.text(sql), params)]
+
     def _event_columns(self) -> list[Any]:
         """The columns of a RecordedEvent, in its order."""
         return [self._events.c[name] for name in RecordedEvent._fields]
@@ -455,6 +523,9 @@ class SQLBackend(Backend):
             self.begin_write(cursor)
             cursor.executemany(insert.sql, rows)
             cursor.executemany(upsert.sql, versions)
+            tags = _tag_rows(events)
+            if tags:
+                cursor.executemany(self._insert_tags_sql(), tags)
             connection.commit()
         except Exception as exc:
             self._forget_stream_numbers()
@@ -587,6 +658,26 @@ class SQLBackend(Backend):
         )
         return (StreamInfo(name, version) for name, version in rows)
 
+    def stream_page(self, prefix: str, after: str | None, limit: int) -> list[StreamInfo]:
+        import sqlalchemy as sa
+
+        table = self._streams_table
+        name = table.c.stream_name
+        statement = sa.select(name, table.c.version).where(table.c.version > 0)
+        if after is not None:
+            statement = statement.where(name > after)
+        if prefix:
+            # An exact test (LIKE is case-insensitive on SQLite and needs escaping), plus, where
+            # names compare as code points (SQLite's BINARY collation), a range the primary key
+            # seeks to, so a page of a prefix reads only that page's rows.
+            statement = statement.where(sa.func.substr(name, 1, len(prefix)) == prefix)
+            if self._engine.dialect.name == "sqlite":
+                statement = statement.where(name >= prefix)
+                if ord(prefix[-1]) < 0x10FFFF:
+                    statement = statement.where(name < prefix[:-1] + chr(ord(prefix[-1]) + 1))
+        rows = self._core(statement.order_by(name).limit(limit))
+        return [StreamInfo(n, v) for n, v in rows]
+
     def events_by_id(self, event_ids: Collection[str]) -> dict[str, RecordedEvent]:
         import sqlalchemy as sa
 
@@ -665,6 +756,7 @@ class SQLBackend(Backend):
         with self._engine.begin() as conn:
             conn.execute(sa.delete(self._events))
             conn.execute(sa.delete(self._streams_table))
+            conn.execute(sa.delete(self._metadata.tables[TAGS_TABLE]))
             conn.execute(sa.delete(self._checkpoints).where(self._checkpoints.c.key == HIGH_WATER_KEY))
             _create_indexes(conn, self._events.indexes)
 
@@ -728,6 +820,11 @@ def _last_versions(events: Sequence[RecordedEvent]) -> dict[str, int]:
 
 _STREAM_AND_VERSION = itemgetter(1, 2)  # RecordedEvent.stream_name, .stream_version
 _STREAM_NAME = itemgetter(1)
+
+
+def _tag_rows(events: Sequence[RecordedEvent]) -> list[tuple[str, int]]:
+    """The rows of the tags index for `events` (most events have no tags: nothing to decode)."""
+    return [(tag, event.order_id) for event in events if b'"tags"' in event.data for tag in set(event_tags(event.data))]
 
 
 def _postgres_connect_args(driver: str) -> dict[str, Any]:
@@ -1014,6 +1111,9 @@ class SQLiteBackend(SQLBackend):
             else:
                 connection.executemany(insert.sql, rows)
             connection.executemany(upsert.sql, versions)
+            tags = _tag_rows(events)
+            if tags:
+                connection.executemany(self._insert_tags_sql(), tags)
             connection.execute("COMMIT")
         except Exception as exc:
             self._forget_stream_numbers()

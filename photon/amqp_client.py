@@ -40,6 +40,7 @@ from .amqp.protocol import (
     redact,
     replay_body,
 )
+from .append_request import AppendCondition, emit_body
 from .errors import PhotonError
 from .events import ALL_STREAM, ID
 from .subscriptions import CaughtUp
@@ -123,11 +124,20 @@ class AmqpClient:
 
     # -- emit ---------------------------------------------------------------------------------
 
-    def emit(self, events: Event | Sequence[Event], expected_version: int | str | None = None) -> list[dict[str, Any]]:
+    def emit(
+        self,
+        events: Event | Sequence[Event],
+        expected_version: int | str | None = None,
+        *,
+        expected_versions: Mapping[str, int | str] | None = None,
+        condition: AppendCondition | Mapping[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
         """Store one event or a list (atomically); returns the stored events with their
         `order-id` and `stream-version`. Raises the core's errors (`ValidationError`,
-        `VersionConflict`, ...) when Photon refuses, `TimeoutError` without a reply."""
-        return self.emit_many([events], expected_version=expected_version)[0]
+        `VersionConflict`, `AppendConditionFailed`, ...) when Photon refuses, `TimeoutError`
+        without a reply. `expected_versions` and `condition` are those of `EventStore.append`."""
+        body = self._prepare(events, expected_version, expected_versions, condition)
+        return self._send_all([body])[0]
 
     def emit_many(
         self,
@@ -147,13 +157,16 @@ class AmqpClient:
         return results
 
     @staticmethod
-    def _prepare(events: Event | Sequence[Event], expected_version: int | str | None) -> bytes:
+    def _prepare(
+        events: Event | Sequence[Event],
+        expected_version: int | str | None,
+        expected_versions: Mapping[str, int | str] | None = None,
+        condition: AppendCondition | Mapping[str, Any] | None = None,
+    ) -> bytes:
         batch = [events] if isinstance(events, Mapping) else list(events)
         # Ids given here make a re-sent command idempotent.
         batch = [dict(event) if event.get(ID) else {**event, ID: str(uuid.uuid4())} for event in batch]
-        if expected_version is None:
-            return orjson.dumps(batch)
-        return orjson.dumps({"events": batch, "expected-version": expected_version})
+        return orjson.dumps(emit_body(batch, expected_version, expected_versions, condition))
 
     def _send_all(self, bodies: list[bytes]) -> list[list[dict[str, Any]]]:
         attempt = 0
@@ -295,9 +308,15 @@ class AmqpTransport:
     def __init__(self, url: str, service: str = "photon", **options: Any) -> None:
         self.client = AmqpClient(url, service=service, **options)
 
-    def emit(self, events: Event | Sequence[Event], expected_version: Any) -> Any:
+    def emit(
+        self,
+        events: Event | Sequence[Event],
+        expected_version: Any,
+        expected_versions: Mapping[str, Any] | None = None,
+        condition: Any = None,
+    ) -> Any:
         expected = None if expected_version in (None, "any") else expected_version
-        stored = self.client.emit(events, expected_version=expected)
+        stored = self.client.emit(events, expected, expected_versions=expected_versions, condition=condition)
         return stored[0] if isinstance(events, Mapping) else stored
 
     def replay(self, stream: str, params: dict[str, Any]) -> Iterator[ReplayItem]:

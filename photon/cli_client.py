@@ -1,4 +1,4 @@
-"""Client commands: ``photon emit``, ``photon replay STREAM``, ``photon streams``.
+"""Client commands: ``photon emit``, ``photon replay STREAM``, ``photon streams``, ``photon read-matching``.
 
 They talk to a running server (``-url``, default ``http://rest.host:rest.port`` of the same
 configuration; credentials from ``admin.user``/``admin.pass``), or, when ``-db.backend`` is
@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import IO, TYPE_CHECKING, Any
 
 import click
 import orjson
 
+from .append_request import AppendOptions, append_options, parse_emit, parse_query
 from .cli import CONTEXT, cli, config_from, config_options
 from .config import Config
 from .errors import ValidationError
@@ -21,6 +23,7 @@ from .subscriptions import STREAM_TYPES, CaughtUp
 
 if TYPE_CHECKING:
     from .client import PhotonClient
+    from .store import EventStore
 
 EMIT_CHUNK = 1000
 
@@ -49,6 +52,16 @@ def _client(config: Config, url: str | None) -> PhotonClient:
     from .client import PhotonClient  # here: commands on a store need no HTTP client
 
     return PhotonClient(url, config["admin.user"], config["admin.pass"], verify=verify)
+
+
+def warn_if_transient(store: EventStore) -> None:
+    """A command that writes into a store that ends with the command says so (the memory backend)."""
+    if not store.backend.persistent:
+        click.echo(
+            f"photon: warning: the {store.backend.name} backend keeps events only in this process: what this "
+            "command stores is gone when it exits (use a persistent -db.backend, or -url to a running server)",
+            err=True,
+        )
 
 
 def _out(data: bytes) -> None:
@@ -81,37 +94,114 @@ def _chunks(stream: IO[bytes]) -> Iterator[tuple[int, list[Any]]]:
     metavar="N|any|no-stream",
     help="Optimistic concurrency for an event given as argument.",
 )
+@click.option(
+    "-expected-versions",
+    "expected_versions",
+    default=None,
+    metavar="JSON",
+    help='Expected versions of several streams, e.g. \'{"a": 3, "b": "no-stream"}\' (EVENT argument only).',
+)
+@click.option(
+    "-condition",
+    "condition",
+    default=None,
+    metavar="JSON",
+    help='Store only if no event matches: \'{"query": [{"event-types": [..], "tags": [..]}], "after": N}\'.',
+)
 @_url_option
 @config_options
-def emit(event: str | None, expected_version: str | None, url: str | None, **params: Any) -> None:
-    """Store EVENT (JSON object or list), or NDJSON events from stdin; print what was stored.
+def emit(
+    event: str | None,
+    expected_version: str | None,
+    expected_versions: str | None,
+    condition: str | None,
+    url: str | None,
+    **params: Any,
+) -> None:
+    """Store EVENT (JSON object, list, or the emit wrapper {"events": [...], ...}), or NDJSON events
+    from stdin; print what was stored.
 
     Stdin is sent in atomic batches of 1000 lines; on an error, earlier batches stay stored.
     """
     config = config_from(params)
+    options: AppendOptions | None = None
     if event is not None and event != "-":
         try:
             doc = orjson.loads(event)
         except orjson.JSONDecodeError as exc:
             raise ValidationError(f"EVENT is not valid JSON: {exc}") from None
-        batches: Iterator[tuple[int, Any]] = iter([(1, doc)])
+        request = parse_emit(doc, expected_version=expected_version)
+        options = request.options
+        extra = append_options(
+            "any", _json_option(expected_versions, "-expected-versions"), _json_option(condition, "-condition")
+        )
+        options = replace(
+            options,
+            expected_versions=extra.expected_versions or options.expected_versions,
+            condition=extra.condition or options.condition,
+        )
+        if options.expected_versions is not None and options.expected_version != "any":
+            raise ValidationError("give expected-version or expected-versions, not both", "expected-versions")
+        batches: Iterator[tuple[int, Any]] = iter([(1, request.events)])
     else:
-        if expected_version is not None:
-            raise click.UsageError("-expected-version applies to an EVENT argument, not to stdin")
+        if expected_version is not None or expected_versions is not None or condition is not None:
+            raise click.UsageError("-expected-version(s) and -condition apply to an EVENT argument, not to stdin")
         batches = _chunks(sys.stdin.buffer)
     if _direct(config):
         from .store import EventStore
 
         with EventStore.open(config) as store:
+            warn_if_transient(store)
             for _, batch in batches:
-                for stored in store.append(batch, expected_version=expected_version):
+                for stored in store.append_request(batch, options or AppendOptions()):
                     _out(stored.data)
         return
     with _client(config, url) as client:
         for _, batch in batches:
-            answer = client.emit(batch, expected_version=expected_version)
+            if options is None:
+                answer = client.emit(batch)
+            else:
+                answer = client.emit(
+                    batch,
+                    expected_version=options.expected_version,
+                    expected_versions=options.expected_versions,
+                    condition=options.condition,
+                )
             for stored in answer if isinstance(answer, list) else [answer]:
-                _out(orjson.dumps(stored))
+                _out(stored.data)
+
+
+def _json_option(text: str | None, flag: str) -> Any:
+    if text is None:
+        return None
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise ValidationError(f"{flag} is not valid JSON: {exc}") from None
+
+
+@cli.command("read-matching", context_settings=CONTEXT)
+@click.argument("query", default="[]")
+@click.option("-after", "after", type=int, default=0, metavar="ORDER-ID", help="Only events after this order-id.")
+@click.option("-limit", "limit", type=int, default=None, metavar="N", help="Stop after N events.")
+@_url_option
+@config_options
+def read_matching(query: str, after: int, limit: int | None, url: str | None, **params: Any) -> None:
+    """Print the events of client streams matching QUERY (a JSON list of {"event-types": [..], "tags": [..]};
+    default: every event) as NDJSON: what a conditional append with that query checks."""
+    config = config_from(params)
+    items = _json_option(query, "QUERY")
+    parse_query(items)  # refused here, before any connection, when malformed
+    if _direct(config):
+        from .store import EventStore
+
+        with EventStore.open(config, read_only=True) as store:
+            for event in store.read_matching(items, after=after, limit=limit):
+                _out(event.data)
+        return
+    with _client(config, url) as client:
+        for found in client.read_matching(items, after=after, limit=limit):
+            _out(found.data)
 
 
 @cli.command(context_settings=CONTEXT)
@@ -180,7 +270,7 @@ def replay(
                 if isinstance(item, CaughtUp):
                     click.echo(f"caught up at order-id {item.order_id}; live events follow", err=True)
                 else:
-                    _out(orjson.dumps(item))
+                    _out(item.data)
                     sys.stdout.flush()
         except KeyboardInterrupt:
             pass
@@ -199,6 +289,6 @@ def streams(url: str | None, **params: Any) -> None:
             found = [(s.stream_name, s.total_events) for s in store.streams()]
     else:
         with _client(config, url) as client:
-            found = [(s["stream-name"], s["total-events"]) for s in client.streams()]
+            found = [(s.stream_name, s.total_events) for s in client.streams()]
     for name, total in found:
         click.echo(f"{name}\t{total}")

@@ -6,6 +6,9 @@ AMQP, CLI) map one small set of errors to status codes and messages.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 
 class PhotonError(Exception):
     """Base class of every error Photon raises on purpose."""
@@ -47,6 +50,47 @@ class EventIdConflict(PhotonError):
         self.event_id = event_id
         self.stream = stream
         self.stored_stream = stored_stream
+
+
+class AppendConditionFailed(PhotonError):
+    """An append's condition failed: an event matching its query was stored after its position.
+
+    Names the first such event; nothing of the append was stored.
+    """
+
+    def __init__(self, after: int, order_id: int, stream: str, event_type: str, event_id: str) -> None:
+        super().__init__(
+            f"append condition failed: event {event_id!r} ({event_type!r} in stream {stream!r}, order-id "
+            f"{order_id}) matches the condition's query and was stored after position {after}"
+        )
+        self.after = after
+        self.order_id = order_id
+        self.stream = stream
+        self.event_type = event_type
+        self.event_id = event_id
+
+    def fields(self) -> dict[str, Any]:
+        """What an error answer carries besides the message (HTTP body, AMQP reply)."""
+        return {
+            "after": self.after,
+            "order-id": self.order_id,
+            "stream-name": self.stream,
+            "event-type": self.event_type,
+            "id": self.event_id,
+        }
+
+    @classmethod
+    def from_fields(cls, body: Mapping[str, Any], message: str) -> AppendConditionFailed:
+        """The error again from an answer's `fields` (the clients' side)."""
+        error = cls(
+            int(body.get("after", 0)),
+            int(body.get("order-id", 0)),
+            str(body.get("stream-name", "")),
+            str(body.get("event-type", "")),
+            str(body.get("id", "")),
+        )
+        error.args = (message,)
+        return error
 
 
 class NotFound(PhotonError, LookupError):
@@ -92,9 +136,17 @@ class UnknownBackend(ConfigError):
     """`db.backend` names no installed backend plugin."""
 
 
+class MissingDriver(ConfigError):
+    """`db.backend` names a backend whose driver is not installed; the message names the pip extra."""
+
+
 class NotAuthorized(PhotonError):
     """The credentials or the token were refused (HTTP 401)."""
 
 
 class ServerUnreachable(PhotonError):
     """The Photon server could not be reached (refused, unknown host, timed out, cut off)."""
+
+
+class CannotListen(PhotonError):
+    """A port cannot be listened on (in use, not allowed, unknown host); the message names its key."""

@@ -36,20 +36,25 @@ EVENT_TIME: Final = "event-time"
 ORDER_ID: Final = "order-id"
 STREAM_VERSION: Final = "stream-version"
 ID: Final = "id"
+TAGS: Final = "tags"
 
 ALL_STREAM: Final = "__all__"
 CONFIG_STREAM: Final = "__config__"
 INTERNAL_PREFIX: Final = "__"
+CATEGORY_SEPARATOR: Final = "-"
+"""A stream's category is its name up to the first separator (`account-123` is in `account`)."""
 
 #: Fields a client may send.
 CLIENT_FIELDS: Final = frozenset(
-    {STREAM_NAME, EVENT_TYPE, PAYLOAD, SERVICE_ID, SCHEMA, CAUSED_BY, CAUSED_BY_RELATION, EVENT_TIME, ID}
+    {STREAM_NAME, EVENT_TYPE, PAYLOAD, SERVICE_ID, SCHEMA, CAUSED_BY, CAUSED_BY_RELATION, EVENT_TIME, ID, TAGS}
 )
 #: Fields only the store sets.
 SERVER_FIELDS: Final = frozenset({ORDER_ID, STREAM_VERSION})
 
 MAX_NAME_LENGTH: Final = 256
 MAX_ID_LENGTH: Final = 128
+MAX_TAGS: Final = 1000
+"""The most tags one event may carry (each is 1 to MAX_NAME_LENGTH printable characters)."""
 DEFAULT_MAX_EVENT_BYTES: Final = 1024 * 1024
 
 
@@ -76,6 +81,56 @@ class RecordedEvent(NamedTuple):
     @property
     def payload(self) -> Any:
         return self.to_dict()[PAYLOAD]
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        """The event's tags (what conditional appends query); empty when it has none."""
+        return event_tags(self.data)
+
+    @property
+    def service_id(self) -> str | None:
+        return self.to_dict().get(SERVICE_ID)
+
+    @property
+    def schema(self) -> str | int | None:
+        return self.to_dict().get(SCHEMA)
+
+    @property
+    def caused_by(self) -> str | None:
+        return self.to_dict().get(CAUSED_BY)
+
+    @property
+    def caused_by_relation(self) -> str | None:
+        return self.to_dict().get(CAUSED_BY_RELATION)
+
+    @classmethod
+    def from_json(cls, data: bytes) -> RecordedEvent:
+        """A stored event from its JSON (as a server sends it: a replay line, an emit answer); `data` is kept."""
+        return cls.from_dict(orjson.loads(data), data)
+
+    @classmethod
+    def from_dict(cls, event: Mapping[str, Any], data: bytes | None = None) -> RecordedEvent:
+        """A stored event from its fields (Photon's names, positions included)."""
+        try:
+            return cls(
+                event[ORDER_ID],
+                event[STREAM_NAME],
+                event[STREAM_VERSION],
+                event[ID],
+                event[EVENT_TYPE],
+                event[EVENT_TIME],
+                orjson.dumps(event) if data is None else data,
+            )
+        except KeyError as exc:
+            raise ValidationError(f"not a stored event: it has no {exc.args[0]!r}", exc.args[0]) from None
+
+
+def event_tags(data: bytes) -> tuple[str, ...]:
+    """The `tags` of an event stored as JSON `data`, without decoding events that have none."""
+    if b'"tags"' not in data:  # the usual case: no tags anywhere in the event
+        return ()
+    tags = orjson.loads(data).get(TAGS)
+    return tuple(tags) if tags else ()
 
 
 class PendingEvent(NamedTuple):
@@ -113,6 +168,11 @@ _new_pending = tuple.__new__
 
 def is_internal(stream_name: str) -> bool:
     return stream_name.startswith(INTERNAL_PREFIX)
+
+
+def category_of(stream_name: str) -> str:
+    """The stream's category: its name before the first `-` (the whole name when it has none)."""
+    return stream_name.partition(CATEGORY_SEPARATOR)[0]
 
 
 def now_millis() -> int:
@@ -261,6 +321,9 @@ def prepare_event(
         schema = fields.get(SCHEMA)
         if schema is not None and type(schema) is not str and type(schema) is not int:
             raise ValidationError(f"field 'schema' must be a string or an integer, got {_json_type(schema)}", SCHEMA)
+        tags = fields.get(TAGS)
+        if tags is not None:
+            check_tags(tags, TAGS)
 
     event_id = fields.get(ID)
     client_id = event_id is not None
@@ -304,6 +367,7 @@ _INT: Final = frozenset({int})
 _NONE: Final = type(None)
 _OPTIONAL_STRING_TYPES: Final = frozenset({str, _NONE})
 _SCHEMA_TYPES: Final = frozenset({str, int, _NONE})
+_NO_TAGS: Final = frozenset({_NONE})
 
 
 def prepare_batch(batch: list[Any], max_bytes: int, now: int) -> list[PendingEvent] | None:
@@ -342,6 +406,8 @@ def prepare_batch(batch: list[Any], max_bytes: int, now: int) -> list[PendingEve
                 return None
         if not _SCHEMA_TYPES.issuperset(map(type, map(dict.get, batch, repeat(SCHEMA)))):
             return None
+        if not _NO_TAGS.issuperset(map(type, map(dict.get, batch, repeat(TAGS)))):
+            return None  # events with tags are checked one by one
 
         ids: list[Any] = list(map(dict.get, batch, repeat(ID)))
         client_ids = ids.count(None) != count
@@ -381,6 +447,22 @@ def prepare_batch(batch: list[Any], max_bytes: int, now: int) -> list[PendingEve
     if max(map(len, bodies)) >= max_bytes:  # body is the JSON less its first byte
         return None
     return list(map(_pending_from, zip(streams, ids, event_types, times, bodies, repeat(client_ids))))
+
+
+def check_tags(tags: Any, field: str) -> list[str]:
+    """A list of tags as an event or a query carries them; `ValidationError` naming `field` otherwise."""
+    if type(tags) is not list:
+        raise ValidationError(f"field {field!r} must be a list of strings, got {_json_type(tags)}", field)
+    if len(tags) > MAX_TAGS:
+        raise ValidationError(f"field {field!r} has {len(tags)} tags, over the limit of {MAX_TAGS}", field)
+    for tag in tags:
+        if type(tag) is not str:
+            raise ValidationError(f"field {field!r} must hold only strings, got {_json_type(tag)}", field)
+        if not 0 < len(tag) <= MAX_NAME_LENGTH or not tag.isprintable():
+            raise ValidationError(
+                f"field {field!r}: each tag must be 1 to {MAX_NAME_LENGTH} printable characters, got {tag!r}", field
+            )
+    return tags
 
 
 def _good_stream_name(name: str) -> bool:

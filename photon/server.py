@@ -17,6 +17,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from functools import partial
 from typing import Any, Protocol, runtime_checkable
 
 import orjson
@@ -24,6 +25,7 @@ import uvicorn
 from starlette.routing import BaseRoute
 
 from . import aio
+from .backend import backend_class
 from .config import Config
 from .net import bind, check_keystore, is_loopback, url_host
 from .store import EventStore
@@ -88,7 +90,7 @@ class HttpService:
         keystore = config["rest.keystore"]
         if keystore:
             check_keystore(keystore, config["rest.keypass"])
-        sock = bind(config["rest.host"], config["rest.port"])
+        sock = bind(config["rest.host"], config["rest.port"], "rest.port")
         self.port = sock.getsockname()[1]
         uv_config = uvicorn.Config(
             self.app,
@@ -180,8 +182,10 @@ SERVICES: list[ServiceFactory] = [Projections, _amqp, TcpIngestService, Transfer
 
 
 def _connect(services: Sequence[Service]) -> None:
-    """Let services that feed each other meet: projection updates go out over AMQP too."""
+    """Let services that feed each other meet: projection updates go out over AMQP too, and
+    Muon's rpc endpoints answer from the projection engine and name the HTTP API's URL."""
     projections = next((s for s in services if isinstance(s, Projections)), None)
+    http = next((s for s in services if isinstance(s, HttpService)), None)
     for service in services:
         add_source = getattr(service, "add_projection_source", None)
         if projections is not None and add_source is not None:
@@ -189,6 +193,9 @@ def _connect(services: Sequence[Service]) -> None:
         attach = getattr(service, "attach_projections", None)
         if projections is not None and attach is not None:
             attach(projections.manager)
+        attach_url = getattr(service, "attach_rest_url", None)
+        if http is not None and attach_url is not None:
+            attach_url(partial(getattr, http, "url"))
 
 
 def warn_about_default_password(config: Config) -> bool:
@@ -230,6 +237,7 @@ class PhotonServer:
 
     async def start(self) -> None:
         config = self.config
+        backend_class(config["db.backend"])  # an unknown backend or a missing driver, before 50 lines of settings
         lines = "\n".join(
             f"  {key} = {value}   ({config.sources.get(key, 'default')})" for key, value in config.redacted().items()
         )

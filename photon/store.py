@@ -23,9 +23,18 @@ from typing import Any
 
 import orjson
 
+from .append_request import (
+    AppendCondition,
+    AppendOptions,
+    QueryItem,
+    append_options,
+    parse_query,
+    query_matches,
+)
 from .backend import Backend, Query, StreamInfo, backend_class
 from .config import Config, load_config
 from .errors import (
+    AppendConditionFailed,
     BackendError,
     BackendUnavailable,
     EventIdConflict,
@@ -39,10 +48,13 @@ from .errors import (
 )
 from .events import (
     ALL_STREAM,
+    CATEGORY_SEPARATOR,
     CONFIG_STREAM,
     DEFAULT_MAX_EVENT_BYTES,
+    MAX_NAME_LENGTH,
     PendingEvent,
     RecordedEvent,
+    category_of,
     is_internal,
     new_event_id,
     new_event_ids,
@@ -73,20 +85,50 @@ BATCH_VALIDATION = 16
 """Batches of at least this many events are first checked field by field (`prepare_batch`)."""
 
 
+_BACKWARD_SPAN_PAGES = 8
+"""A newest-first read widens a window that comes back short up to this many backend pages."""
+_CATEGORY_ROUND = 256
+"""Stream names read per round when listing categories."""
+_HIGHEST_TAIL = chr(0x10FFFF) * MAX_NAME_LENGTH
+"""Sorts after every name tail a stream may have: seeking past `category-` + this skips the category."""
+
+
 class _AppendRequest:
     """One caller's append, waiting for the committer. A bare lock is the cheapest hand-off:
     the caller blocks acquiring it a second time until the committer releases it."""
 
-    __slots__ = ("_lock", "client_ids", "error", "events", "expected", "finished", "on_done", "result", "streams")
+    __slots__ = (
+        "_lock",
+        "checks",
+        "client_ids",
+        "condition",
+        "error",
+        "events",
+        "expected",
+        "finished",
+        "on_done",
+        "result",
+        "streams",
+    )
 
     def __init__(
-        self, events: list[PendingEvent], expected: int | str, on_done: Callable[[], None] | None = None
+        self,
+        events: list[PendingEvent],
+        expected: int | str,
+        on_done: Callable[[], None] | None = None,
+        checks: Mapping[str, int | str] | None = None,
+        condition: AppendCondition | None = None,
     ) -> None:
         self.events = events
         self.expected = expected
+        self.checks = checks
+        """Expected versions of several streams (None: only `expected`, for the batch's one stream)."""
+        self.condition = condition
         # Worked out here, in the caller's thread, to keep the single writer's share small.
         self.client_ids = _client_ids(events)
         self.streams = set(map(_STREAM_NAME, events))
+        if checks:
+            self.streams.update(checks)
         self.on_done = on_done
         """Called instead of releasing the lock (asyncio callers are woken through their loop)."""
         self._lock = threading.Lock()
@@ -156,6 +198,7 @@ class _Stop:
 
 
 _STOP = _Stop()
+_NO_OPTIONS = AppendOptions()
 
 
 class _Committer(threading.Thread):
@@ -284,6 +327,35 @@ class _Committer(threading.Thread):
             self.generation += 1
             action.done.set()
 
+    def _check(
+        self,
+        request: _AppendRequest,
+        versions: Mapping[str, int],
+        tentative: Mapping[str, int],
+        records: Sequence[RecordedEvent],
+    ) -> PhotonError | None:
+        """Why `request` may not be stored (a version conflict, a failed condition), or None.
+
+        Runs in the writer, so no append can slip in between the check and the write; `records`
+        are the events accepted earlier in this group, not yet durable, which count too.
+        """
+        for stream, wanted in (request.checks or {}).items():
+            if wanted != "any":
+                current = tentative.get(stream, versions[stream])
+                if current != (0 if wanted == "no-stream" else wanted):
+                    return VersionConflict(stream, wanted, current)
+        condition = request.condition
+        if condition is not None:
+            found = self.backend.read_matching(condition.query, condition.after, 1)
+            if not found:
+                found = [e for e in records if e.order_id > condition.after and query_matches(condition.query, e)][:1]
+            if found:
+                first = found[0]
+                return AppendConditionFailed(
+                    condition.after, first.order_id, first.stream_name, first.event_type, first.event_id
+                )
+        return None
+
     def _commit(self, group: list[_AppendRequest]) -> None:
         backend = self.backend
         versions = self.versions
@@ -331,6 +403,11 @@ class _Committer(threading.Thread):
                 expected = 0 if request.expected == "no-stream" else request.expected
                 if current != expected:
                     request.fail(VersionConflict(stream, request.expected, current))
+                    continue
+            if request.checks is not None or request.condition is not None:
+                refusal = self._check(request, versions, tentative, records)
+                if refusal is not None:
+                    request.fail(refusal)
                     continue
             assigned: list[RecordedEvent] = []
             append = assigned.append
@@ -420,6 +497,12 @@ class _Committer(threading.Thread):
         return failed
 
 
+def _query_items(query: Sequence[QueryItem] | Sequence[Mapping[str, Any]]) -> tuple[QueryItem, ...]:
+    if all(isinstance(item, QueryItem) for item in query):
+        return tuple(query)  # type: ignore[arg-type]
+    return parse_query([dict(item) if isinstance(item, Mapping) else item for item in query])
+
+
 class EventStore:
     """An open event store. Thread-safe: append, read and subscribe from any thread."""
 
@@ -482,33 +565,68 @@ class EventStore:
         events: Mapping[str, Any] | Sequence[Mapping[str, Any]],
         *,
         expected_version: int | str | None = "any",
+        expected_versions: Mapping[str, int | str] | None = None,
+        condition: AppendCondition | Mapping[str, Any] | None = None,
     ) -> list[RecordedEvent]:
         """Append one event or a batch atomically; returns the stored events, in order.
 
         `expected_version` (a number, ``"any"`` or ``"no-stream"``) applies to the batch's one
-        stream. An event whose `id` is already stored is not stored again: the stored one is
-        returned in its place. Raises `ValidationError`, `VersionConflict` or `BackendError`;
+        stream. `expected_versions` maps stream names to such versions: a batch may then span
+        several streams, and is stored only if every named stream is at its version (a named
+        stream need not be written to). `condition` (an `AppendCondition`, or its JSON form
+        ``{"query": [{"event-types": [...], "tags": [...]}], "after": P}``) stores the batch only
+        if no event matching the query has been stored after order-id P, and raises
+        `AppendConditionFailed` naming the first such event otherwise. All checks and the write
+        are one step of the single writer: nothing can be stored between them.
+
+        An event whose `id` is already stored is not stored again: the stored one is returned in
+        its place (a batch whose events are all stored already is answered without checks).
+        Raises `ValidationError`, `VersionConflict`, `AppendConditionFailed` or `BackendError`;
         in every case nothing of the batch is stored.
         """
         batch = [events] if isinstance(events, Mapping) else list(events)
-        return self._submit(*self._prepare(batch, expected_version, internal=False))
+        options = self._options(expected_version, expected_versions, condition)
+        return self._submit(*self._prepare(batch, options, internal=False))
 
     async def append_async(
         self,
         events: Mapping[str, Any] | Sequence[Mapping[str, Any]],
         *,
         expected_version: int | str | None = "any",
+        expected_versions: Mapping[str, int | str] | None = None,
+        condition: AppendCondition | Mapping[str, Any] | None = None,
     ) -> list[RecordedEvent]:
         """`append` for asyncio callers: the same semantics, without blocking the event loop.
 
         Small batches are validated on the loop; large ones in a worker thread.
         """
         batch = [events] if isinstance(events, Mapping) else list(events)
+        options = self._options(expected_version, expected_versions, condition)
         if len(batch) > INLINE_VALIDATION:
-            prepared = await asyncio.to_thread(self._prepare, batch, expected_version, internal=False)
+            prepared = await asyncio.to_thread(self._prepare, batch, options, internal=False)
         else:
-            prepared = self._prepare(batch, expected_version, internal=False)
+            prepared = self._prepare(batch, options, internal=False)
         return await self._submit_async(*prepared)
+
+    def append_request(self, events: Any, options: AppendOptions) -> list[RecordedEvent]:
+        """`append` with options already read from an emit request (`photon.append_request`)."""
+        batch = [events] if isinstance(events, Mapping) else list(events)
+        return self._submit(*self._prepare(batch, options, internal=False))
+
+    async def append_request_async(self, events: Any, options: AppendOptions) -> list[RecordedEvent]:
+        """`append_request` for asyncio callers."""
+        batch = [events] if isinstance(events, Mapping) else list(events)
+        if len(batch) > INLINE_VALIDATION:
+            prepared = await asyncio.to_thread(self._prepare, batch, options, internal=False)
+        else:
+            prepared = self._prepare(batch, options, internal=False)
+        return await self._submit_async(*prepared)
+
+    @staticmethod
+    def _options(expected_version: Any, expected_versions: Any, condition: Any) -> AppendOptions:
+        if expected_versions is None and condition is None:
+            return AppendOptions(parse_expected_version(expected_version))
+        return append_options(expected_version, expected_versions, condition)
 
     async def append_validated_async(self, pending: Sequence[PendingEvent]) -> list[RecordedEvent]:
         """`append_validated` for asyncio callers."""
@@ -516,7 +634,13 @@ class EventStore:
             raise ValidationError("no events to append")
         return await self._submit_async(list(pending), "any")
 
-    async def _submit_async(self, pending: list[PendingEvent], expected: int | str) -> list[RecordedEvent]:
+    async def _submit_async(
+        self,
+        pending: list[PendingEvent],
+        expected: int | str,
+        checks: Mapping[str, int | str] | None = None,
+        condition: AppendCondition | None = None,
+    ) -> list[RecordedEvent]:
         committer = self._committer
         if committer is None or self.closed:
             raise StoreClosed("the store is closed")
@@ -525,7 +649,7 @@ class EventStore:
         if waker is None:
             waker = self._wakers[loop] = _LoopWaker(loop)
         future: asyncio.Future[None] = loop.create_future()
-        request = _AppendRequest(pending, expected, on_done=partial(waker.resolve, future))
+        request = _AppendRequest(pending, expected, partial(waker.resolve, future), checks, condition)
         committer.requests.put(request)
         # Once handed in, the append completes even if the caller is cancelled.
         await asyncio.shield(future)
@@ -538,7 +662,7 @@ class EventStore:
         if not is_internal(stream) or stream == ALL_STREAM:
             raise ValidationError(f"{stream!r} is not a writable internal stream", "stream-name")
         event = {"stream-name": stream, "event-type": event_type, "payload": payload, "service-id": "photon"}
-        return self._submit(*self._prepare([event], "any", internal=True))[0]
+        return self._submit(*self._prepare([event], _NO_OPTIONS, internal=True))[0]
 
     def validate(self, event: Any, *, now: int | None = None, new_id: Callable[[], str] = new_event_id) -> PendingEvent:
         """Check one client event against this store's limits (raises `ValidationError`).
@@ -562,8 +686,8 @@ class EventStore:
         return self._submit(list(pending), "any")
 
     def _prepare(
-        self, batch: list[Any], expected_version: Any, *, internal: bool
-    ) -> tuple[list[PendingEvent], int | str]:
+        self, batch: list[Any], options: AppendOptions, *, internal: bool
+    ) -> tuple[list[PendingEvent], int | str, Mapping[str, int | str] | None, AppendCondition | None]:
         if self.read_only:
             raise ReadOnlyStore("this store was opened read-only")
         if not batch:
@@ -584,9 +708,15 @@ class EventStore:
                     if len(batch) > 1:
                         raise type(exc)(f"event {index}: {exc}", exc.field) from None
                     raise
-        expected = parse_expected_version(expected_version)
+        expected = options.expected_version
         if expected != "any" and len({e.stream_name for e in pending}) > 1:
-            raise ValidationError("expected-version needs every event of the batch in one stream", "expected-version")
+            raise ValidationError(
+                "expected-version needs every event of the batch in one stream (use expected-versions for several)",
+                "expected-version",
+            )
+        checks = options.expected_versions
+        if checks is not None and expected != "any":
+            raise ValidationError("give expected-version or expected-versions, not both", "expected-versions")
         chosen = _client_ids(pending)
         if len(chosen) > 1 and len(set(chosen)) < len(chosen):
             # Only ids the client chose can repeat: the store's own are unique by construction.
@@ -597,13 +727,19 @@ class EventStore:
                 if event.event_id in seen:
                     raise ValidationError(f"event {index}: id {event.event_id!r} appears twice in the batch", "id")
                 seen.add(event.event_id)
-        return pending, expected
+        return pending, expected, checks, options.condition
 
-    def _submit(self, pending: list[PendingEvent], expected: int | str) -> list[RecordedEvent]:
+    def _submit(
+        self,
+        pending: list[PendingEvent],
+        expected: int | str,
+        checks: Mapping[str, int | str] | None = None,
+        condition: AppendCondition | None = None,
+    ) -> list[RecordedEvent]:
         committer = self._committer
         if committer is None or self.closed:
             raise StoreClosed("the store is closed")
-        request = _AppendRequest(pending, expected)
+        request = _AppendRequest(pending, expected, None, checks, condition)
         committer.requests.put(request)
         request.wait()
         if request.error is not None:
@@ -697,6 +833,97 @@ class EventStore:
             if remaining is not None:
                 remaining -= len(events)
 
+    def read_matching(
+        self,
+        query: Sequence[QueryItem] | Sequence[Mapping[str, Any]] = (),
+        *,
+        after: int = 0,
+        limit: int | None = None,
+    ) -> Iterator[RecordedEvent]:
+        """Events of client streams matching a query (as a condition's), with order-id above `after`, in order.
+
+        `query` is a list of `QueryItem`s or of their JSON form ``{"event-types": [...], "tags": [...]}``;
+        an empty query matches every client event. What a conditional append checks is exactly
+        what this returns.
+        """
+        items = _query_items(query)
+        if type(after) is not int or after < 0:
+            raise ValidationError(f"after must be an order-id (0 or more), got {after!r}", "after")
+        remaining = limit
+        page_size = self._backend.read_page_size
+        position = after
+        while remaining is None or remaining > 0:
+            page = page_size if remaining is None else min(page_size, remaining)
+            events = self._backend.read_matching(items, position, page)
+            yield from events
+            if len(events) < page:
+                return
+            position = events[-1].order_id
+            if remaining is not None:
+                remaining -= len(events)
+
+    def read_backward(
+        self,
+        stream: str = ALL_STREAM,
+        *,
+        from_order_id: int | None = None,
+        from_version: int | None = None,
+        event_types: Iterable[str] | None = None,
+        limit: int | None = None,
+    ) -> Iterator[RecordedEvent]:
+        """Stored events of a stream (or `__all__`) newest first, from the newest or from a position (inclusive).
+
+        Backends read forwards only; this reads windows of positions whose bounds are known
+        (order-ids for `__all__`, versions for a stream, whose versions run 1..current with no
+        gap) and hands each window out reversed. A window that comes back short (deleted
+        streams leave holes in `__all__`; a type filter skips events) doubles the next one.
+        """
+        if from_version is not None and stream == ALL_STREAM:
+            raise ValidationError("from-version applies to a stream; use from (order-id) for __all__", "from-version")
+        types = frozenset(event_types) if event_types is not None else None
+        backend = self._backend
+        widest = backend.read_page_size * _BACKWARD_SPAN_PAGES
+        span = min(limit or backend.read_page_size, backend.read_page_size)
+        remaining = limit
+        if stream == ALL_STREAM:
+            top = self.last_order_id() if from_order_id is None else from_order_id
+            while top >= 1 and (remaining is None or remaining > 0):
+                low = max(1, top - span + 1)
+                window = backend.read(Query(from_order_id=low, to_order_id=top, event_types=types, limit=top - low + 1))
+                found = len(window)
+                window.reverse()
+                if remaining is not None:
+                    del window[remaining:]
+                    remaining -= len(window)
+                yield from window
+                top = low - 1
+                if found < span:
+                    span = min(span * 2, widest)
+            return
+        top_version = self.stream_version(stream)
+        if from_version is not None:
+            top_version = min(top_version, from_version)
+        if from_order_id is not None:
+            # The stream's first event past the order-id bounds the versions to read.
+            after = backend.read(Query(stream=stream, from_order_id=from_order_id + 1, limit=1))
+            if after:
+                top_version = min(top_version, after[0].stream_version - 1)
+        while top_version >= 1 and (remaining is None or remaining > 0):
+            low = max(1, top_version - span + 1)
+            window = backend.read(Query(stream=stream, from_version=low, limit=top_version - low + 1))
+            window = [e for e in window if e.stream_version <= top_version]
+            if types is not None:
+                window = [e for e in window if e.event_type in types]
+            found = len(window)
+            window.reverse()
+            if remaining is not None:
+                del window[remaining:]
+                remaining -= len(window)
+            yield from window
+            top_version = low - 1
+            if found < span:
+                span = min(span * 2, widest)
+
     def subscribe(
         self,
         stream: str = ALL_STREAM,
@@ -731,6 +958,41 @@ class EventStore:
     def streams(self) -> list[StreamInfo]:
         """Every stream holding events, with its event count, in name order."""
         return list(self._backend.streams())
+
+    def stream_page(self, *, prefix: str = "", after: str | None = None, limit: int = 100) -> list[StreamInfo]:
+        """One page of the stream list: streams named `prefix...` after the name `after`, in name order."""
+        if limit < 1:
+            raise ValidationError(f"limit must be at least 1, got {limit}", "limit")
+        return self._backend.stream_page(prefix, after, limit)
+
+    def categories(self, *, after: str | None = None, limit: int = 100) -> tuple[list[str], str | None]:
+        """One page of categories (see `category_of`), in the order of their first stream's name.
+
+        Returns the categories and the cursor for the next page (the last category, to pass as
+        `after`; None at the end). Each round reads a page of stream names, then seeks past the
+        rest of the last category seen, so a category of many streams costs one round, not one
+        per stream.
+        """
+        if limit < 1:
+            raise ValidationError(f"limit must be at least 1, got {limit}", "limit")
+        found: list[str] = []
+        seen: set[str] = set() if after is None else {after}
+        cursor = after
+        while True:
+            page = self._backend.stream_page("", cursor, _CATEGORY_ROUND)
+            if not page:
+                return found, None
+            for info in page:
+                category = category_of(info.stream_name)
+                if category not in seen:
+                    if len(found) == limit:
+                        return found, found[-1]
+                    seen.add(category)
+                    found.append(category)
+            last = page[-1].stream_name
+            cursor = last
+            if CATEGORY_SEPARATOR in last:
+                cursor = category_of(last) + CATEGORY_SEPARATOR + _HIGHEST_TAIL
 
     def stream_version(self, stream: str) -> int:
         """The stream's current version (its number of events); 0 when it does not exist."""

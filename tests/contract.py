@@ -30,6 +30,8 @@ from photon.events import RecordedEvent
 from photon.store import EventStore
 from photon.subscriptions import CaughtUp
 
+from .contract_appends import AppendContract
+
 
 def event(stream: str = "orders", event_type: str = "Created", **payload: Any) -> dict[str, Any]:
     return {"stream-name": stream, "event-type": event_type, "payload": payload or {"n": 1}}
@@ -39,7 +41,7 @@ def gapless(events: list[RecordedEvent]) -> bool:
     return [e.order_id for e in events] == list(range(1, len(events) + 1))
 
 
-class BackendContract:
+class BackendContract(AppendContract):
     persistent = True
     #: Scale of the volume tests; a slow remote backend may lower them, never below the issue's figures.
     many_events = 100_000

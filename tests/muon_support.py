@@ -102,3 +102,79 @@ def run(url: str, command: str, args: dict[str, Any], *, timeout: float = 60) ->
 
 def events_of(results: list[dict[str, Any]], key: str = "event") -> list[dict[str, Any]]:
     return [r[key] for r in results if key in r]
+
+
+class WireClient:
+    """A bare Muon transport client in Python (pika), for what the node client cannot show:
+    the exact credit a replay is granted, and a client that stops reading."""
+
+    def __init__(self, url: str, service: str = "photon") -> None:
+        import uuid
+
+        import pika
+
+        from photon.amqp import muon_wire as wire
+
+        self.wire = wire
+        self.connection = pika.BlockingConnection(pika.URLParameters(url))
+        self.channel = self.connection.channel()
+        handshake = uuid.uuid4()
+        self.listen, self.reply = f"wire.listen.{handshake}", f"wire.reply.{handshake}"
+        for queue in (self.listen, self.reply):
+            self.channel.queue_declare(queue, durable=False, auto_delete=True)
+        self.channel_id = str(uuid.uuid4())
+        headers = {
+            "handshake": "initiated",
+            "protocol": "shared-channel",
+            "server_listen_q": self.listen,
+            "server_reply_q": self.reply,
+        }
+        self.channel.basic_publish("", f"service.{service}", b"{}", pika.BasicProperties(headers=headers))
+        _method, properties, _body = self._get(10)
+        assert properties.headers == {"handshake": "accepted"}
+
+    def _get(self, timeout: float) -> tuple[Any, Any, bytes]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            method, properties, body = self.channel.basic_get(self.reply, auto_ack=True)
+            if method is not None:
+                return method, properties, body
+            self.connection.sleep(0.01)
+        raise TimeoutError("no message from Photon")
+
+    def send(self, protocol: str, step: str, content: Any) -> None:
+        import zlib
+
+        import pika
+
+        inner = self.wire.message(content, protocol=protocol, step=step, origin="wire-client", target="photon")
+        framed = orjson.dumps({"channelId": self.channel_id, "message": inner})
+        outer = self.wire.message(
+            None,
+            protocol="shared-channel",
+            step="message",
+            origin="wire-client",
+            target="photon",
+            encoded=list(zlib.compress(framed)),
+        )
+        outer["content_type"] = self.wire.JSON_DEFLATE
+        properties = pika.BasicProperties(headers={"content_type": "application/json"})
+        self.channel.basic_publish("", self.listen, orjson.dumps(outer), properties)
+
+    def receive(self, timeout: float = 10) -> dict[str, Any] | None:
+        """The next protocol message (keep-alives skipped), or None after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                _method, _properties, body = self._get(max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                return None
+            outer = orjson.loads(body)
+            if outer["step"] == "keep-alive":
+                continue
+            inner: dict[str, Any] = self.wire.open_frame(outer).inner
+            return inner
+
+    def close(self) -> None:
+        if self.connection.is_open:
+            self.connection.close()

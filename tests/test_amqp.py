@@ -22,7 +22,14 @@ import pytest
 from photon.amqp import AmqpService, BrokerUnavailable, Names, amqp_service
 from photon.amqp_client import AmqpClient
 from photon.config import load_config
-from photon.errors import ConfigError, InternalStreamError, PhotonError, ValidationError, VersionConflict
+from photon.errors import (
+    AppendConditionFailed,
+    ConfigError,
+    InternalStreamError,
+    PhotonError,
+    ValidationError,
+    VersionConflict,
+)
 from photon.store import EventStore
 from photon.subscriptions import CaughtUp
 
@@ -263,6 +270,23 @@ def test_emit_with_expected_version(photon: Photon) -> None:
         assert caught.value.current == 2
     assert photon.store.stream_version("orders") == 2
     assert message_count(photon.url, photon.names.dead_letter_queue) == 0  # a refusal is not dead-lettered
+
+
+def test_emit_over_several_streams_and_with_a_condition(photon: Photon) -> None:
+    with photon.client() as client:
+        client.emit([event("a", tag="x"), {**event("b"), "tags": ["k:1"]}])
+        moved = client.emit([event("a"), event("b")], expected_versions={"a": 1, "b": 1})
+        assert [e["stream-version"] for e in moved] == [2, 2]
+        with pytest.raises(VersionConflict):
+            client.emit(event("a"), expected_versions={"a": 1})
+        with pytest.raises(AppendConditionFailed) as caught:
+            client.emit(event("c"), condition={"query": [{"tags": ["k:1"]}], "after": 0})
+        assert (caught.value.order_id, caught.value.stream) == (2, "b")
+        client.emit(event("c"), condition={"query": [{"tags": ["k:1"]}], "after": 2})
+        with pytest.raises(ValidationError, match="list of query items"):
+            client.emit(event("c"), condition={"query": "k:1"})
+    assert photon.store.last_order_id() == 5
+    assert message_count(photon.url, photon.names.dead_letter_queue) == 1  # only the malformed command
 
 
 def test_emit_resent_with_the_same_ids_is_stored_once(photon: Photon) -> None:

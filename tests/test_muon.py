@@ -4,13 +4,20 @@ Photon and a real RabbitMQ broker."""
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
 
+from photon.amqp import AmqpService
+from photon.server import Projections
+
 from .live import LiveServer, make_config
-from .muon_support import events_of, node_modules, run
+from .muon_support import NodeClient, WireClient, events_of, node_modules, run
 from .servers import RabbitServer, ServerError
 
 pytestmark = pytest.mark.rabbitmq
@@ -86,3 +93,254 @@ def test_many_emits_in_flight_each_get_their_own_answer(photon: LiveServer, brok
     assert sorted(a["orderId"] for a in answers) == [e.order_id for e in stored]
     assert sorted(e.to_dict()["payload"]["n"] for e in stored) == list(range(200))
     assert events_of(results) == []
+
+
+# -- reactive-stream: muon.replay and muon.subscribe -------------------------------------------
+
+
+def fill(photon: LiveServer, stream: str, count: int) -> list[int]:
+    stored = photon.store.append(
+        [{"stream-name": stream, "event-type": "tick", "payload": {"n": n}} for n in range(count)]
+    )
+    return [e.order_id for e in stored]
+
+
+def order_ids(results: list[dict[str, Any]]) -> list[int]:
+    return [e["order-id"] for e in events_of(results)]
+
+
+def test_cold_replay_delivers_the_stream_in_order_and_completes(photon: LiveServer, broker: RabbitServer) -> None:
+    ids = fill(photon, "muon-cold", 120)
+    results = run(broker.url, "replay", {"stream": "muon-cold", "args": {"stream-type": "cold"}})
+    assert order_ids(results) == ids
+    assert events_of(results)[0]["payload"] == {"n": 0} and events_of(results)[0]["stream-version"] == 1
+    assert results[-1] == {"complete": 120, "ms": results[-1]["ms"]}
+
+
+def test_replay_options_have_their_usual_names(photon: LiveServer, broker: RabbitServer) -> None:
+    ids = fill(photon, "muon-from", 30)
+    # `from` as the Clojure Photon took it (text), `to` and `limit` as everywhere in Photon.
+    results = run(broker.url, "replay", {"stream": "muon-from", "args": {"stream-type": "cold", "from": str(ids[10])}})
+    assert order_ids(results) == ids[10:]
+    results = run(
+        broker.url, "replay", {"stream": "muon-from", "args": {"stream-type": "cold", "from": ids[3], "to": ids[7]}}
+    )
+    assert order_ids(results) == ids[3:8]
+    results = run(broker.url, "replay", {"stream": "muon-from", "args": {"stream-type": "cold", "limit": 4}})
+    assert order_ids(results) == ids[:4] and "complete" in results[-1]
+
+
+def test_a_bad_replay_request_errors_naming_the_problem(photon: LiveServer, broker: RabbitServer) -> None:
+    fill(photon, "muon-bad-args", 1)
+    results = run(broker.url, "replay", {"stream": "muon-bad-args", "args": {"stream-type": "lukewarm"}})
+    assert "stream-type" in results[-1]["error"]["error"]
+    results = run(broker.url, "replay", {"stream": "muon-bad-args", "args": {"form": 3}})
+    assert "'form'" in results[-1]["error"]["error"]
+    results = run(broker.url, "subscribe", {"url": "stream://photon/no-such-endpoint"})
+    assert results[-1] == {"error": "Stream does not exist"}
+
+
+def emit_in_background(photon: LiveServer, stream: str, count: int, pause: float = 0.002) -> threading.Thread:
+    def emit() -> None:
+        for n in range(count):
+            photon.store.append({"stream-name": stream, "event-type": "live", "payload": {"n": n}})
+            time.sleep(pause)
+
+    thread = threading.Thread(target=emit, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_hot_cold_hands_over_to_live_exactly_while_others_emit(photon: LiveServer, broker: RabbitServer) -> None:
+    history = fill(photon, "muon-hc", 300)
+    client = NodeClient(broker.url, "replay", {"stream": "muon-hc", "args": {"stream-type": "hot-cold"}, "count": 800})
+    try:
+        client.wait_for(lambda results: len(events_of(results)) >= 50)  # in the history
+        writers = [emit_in_background(photon, "muon-hc", 200) for _ in range(2)]
+        node_writer = run(broker.url, "emitloop", {"stream": "muon-hc", "count": 100, "inflight": 8, "quiet": True})
+        assert node_writer[-1]["done"] == 100
+        for writer in writers:
+            writer.join(60)
+        results = client.finish()
+    finally:
+        client.kill()
+    stored = [e.order_id for e in photon.store.read("muon-hc")]
+    assert len(stored) == 800 and stored[:300] == history
+    assert order_ids(results) == stored  # none missed, none twice, in order
+    assert "counted" in results[-1]
+
+
+def test_hot_delivers_only_new_events(photon: LiveServer, broker: RabbitServer) -> None:
+    fill(photon, "muon-hot", 50)
+    client = NodeClient(broker.url, "replay", {"stream": "muon-hot", "args": {"stream-type": "hot"}, "count": 30})
+    try:
+        client.wait_for(lambda results: any("subscribing" in r for r in results))
+        writer = emit_in_background(photon, "muon-hot", 400, pause=0.01)
+        results = client.finish()
+        writer.join(60)
+    finally:
+        client.kill()
+    got = events_of(results)
+    assert len(got) >= 30 and all(e["event-type"] == "live" for e in got)
+    stored = [e.order_id for e in photon.store.read("muon-hot")]
+    start = stored.index(got[0]["order-id"])
+    assert [e["order-id"] for e in got] == stored[start : start + len(got)]  # consecutive, nothing skipped
+
+
+def test_cancel_stops_the_replay(photon: LiveServer, broker: RabbitServer) -> None:
+    fill(photon, "muon-cancel", 100)
+    client = NodeClient(
+        broker.url,
+        "replay",
+        {"stream": "muon-cancel", "args": {"stream-type": "hot-cold"}, "cancelAfter": 15, "linger": 3},
+    )
+    try:
+        client.wait_for(lambda results: any("cancelled" in r for r in results))
+        fill(photon, "muon-cancel", 50)  # live events after the cancel reach nobody
+        results = client.finish()
+    finally:
+        client.kill()
+    # What was granted before the cancel may still be in flight (the client asks 10 at a time).
+    assert 15 <= results[-1]["after"] <= 20
+    assert order_ids(results) == [e.order_id for e in photon.store.read("muon-cancel")][: results[-1]["after"]]
+    service = photon.server.service(AmqpService)
+    assert service.stats()["muon"]["channels"] <= 1  # the replay's session is gone
+
+
+def test_projection_stream_follows_the_projection(photon: LiveServer, broker: RabbitServer) -> None:
+    template = {
+        "projection-name": "muon-count",
+        "stream-name": "muon-proj",
+        "language": "python",
+        "reduction": "def reduction(state, event):\n    return state + event['payload']['n']\n",
+        "initial-value": 0,
+    }
+    with photon.client() as http:
+        assert http.post("/api/projection", json=template).status_code == 200
+    client = NodeClient(broker.url, "subscribe", {"url": "stream://photon/projection/muon-count", "count": 3})
+    try:
+        client.wait_for(lambda results: len(events_of(results, "data")) >= 1)
+        photon.store.append({"stream-name": "muon-proj", "event-type": "add", "payload": {"n": 5}})
+        client.wait_for(lambda results: len(events_of(results, "data")) >= 2)
+        photon.store.append({"stream-name": "muon-proj", "event-type": "add", "payload": {"n": 7}})
+        results = client.finish()
+    finally:
+        client.kill()
+    updates = events_of(results, "data")
+    assert [u["current-value"] for u in updates] == [0, 5, 12]
+    assert all(u["projection-name"] == "muon-count" for u in updates)
+    assert updates[-1]["processed"] == 2
+
+
+def test_a_replay_sends_no_more_than_the_credit_granted(photon: LiveServer, broker: RabbitServer) -> None:
+    ids = fill(photon, "muon-credit", 40)
+    client = WireClient(broker.url)
+    try:
+        args = {"stream-name": "muon-credit", "stream-type": "cold"}
+        client.send("reactive-stream", "SubscriptionRequested", {"streamName": "/stream", "args": args})
+        assert client.receive()["step"] == "SubAck"  # type: ignore[index]
+        client.send("reactive-stream", "DataRequested", {"request": 5})
+        got = [client.receive() for _ in range(5)]
+        assert [orjson.loads(bytes(m["payload"]))["order-id"] for m in got if m] == ids[:5]
+        assert client.receive(timeout=1.5) is None  # nothing beyond the credit
+        client.send("reactive-stream", "DataRequested", {"request": 100})
+        rest = []
+        while (message := client.receive()) is not None and message["step"] == "Data":
+            rest.append(orjson.loads(bytes(message["payload"]))["order-id"])
+        assert rest == ids[5:]
+        assert message is not None and message["step"] == "Completed" and message["channel_op"] == "closed"
+    finally:
+        client.close()
+
+
+# -- rpc: the Clojure Photon's request endpoints ------------------------------------------------
+
+
+def requests(broker: RabbitServer, *calls: tuple[str, Any]) -> list[dict[str, Any]]:
+    """Answers to rpc requests made one after the other by one node client."""
+    results = run(
+        broker.url,
+        "requests",
+        {
+            "calls": [
+                {"url": f"rpc://photon/{endpoint}", "body": {} if body is None else body} for endpoint, body in calls
+            ]
+        },
+    )
+    return [r["response"] for r in results if "response" in r]
+
+
+def test_rpc_stream_names_events_and_stream_delete(photon: LiveServer, broker: RabbitServer) -> None:
+    event = {"stream-name": "muon-rpc", "event-type": "made", "payload": {"k": 1}}
+    posted, many, conflict, bad, names, deleted, internal = requests(
+        broker,
+        ("events", event),
+        ("events", [{**event, "event-type": "more"}] * 2),
+        ("events", {"events": [event], "expected-version": 1}),
+        ("events", {"stream-name": "muon-rpc", "event-type": "x"}),
+        ("stream-names", None),
+        ("stream/delete", {"stream-name": "muon-rpc"}),
+        ("stream/delete", {"stream-name": "__config__"}),
+    )
+    assert posted["status"] == 200
+    assert posted["body"]["stream-name"] == "muon-rpc" and posted["body"]["stream-version"] == 1
+    assert posted["body"]["payload"] == {"k": 1}
+    assert [e["stream-version"] for e in many["body"]] == [2, 3]
+    assert conflict["status"] == 409 and conflict["body"]["current-version"] == 3
+    assert bad["status"] == 400 and bad["body"]["field"] == "payload"
+    assert names["status"] == 200
+    assert {"stream-name": "muon-rpc", "total-events": 3} in names["body"]["streams"]
+    assert deleted == {"status": 200, "body": {"correct": True, "deleted-events": 3}}
+    assert list(photon.store.read("muon-rpc")) == []
+    assert internal["status"] == 400 and "internal" in internal["body"]["error"]
+
+
+def test_rpc_projection_endpoints(photon: LiveServer, broker: RabbitServer) -> None:
+    template = {
+        "projection-name": "muon-rpc-sum",
+        "stream-name": "muon-rpc-proj",
+        "language": "python",
+        "reduction": "def reduction(state, event):\n    p = event['payload']\n    return {**state, p['k']: p['v']}\n",
+        "initial-value": {},
+    }
+    photon.store.append({"stream-name": "muon-rpc-proj", "event-type": "set", "payload": {"k": "a", "v": 1}})
+    created, bad_template, keys = requests(
+        broker,
+        ("projections", template),
+        ("projections", {**template, "projection-name": "muon-bad", "language": "cobol"}),
+        ("projection-keys", None),
+    )
+    assert created["status"] == 200 and created["body"]["correct"] is True
+    assert bad_template["status"] == 400 and "muon-bad" not in keys["body"]["projection-keys"]
+    assert "muon-rpc-sum" in keys["body"]["projection-keys"]
+
+    manager = photon.server.service(Projections).manager
+    deadline = time.monotonic() + 30
+    while manager.get("muon-rpc-sum")["processed"] < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    name = {"projection-name": "muon-rpc-sum"}
+    descriptor, value, missing_key, unknown_action, gone, after, keys = requests(
+        broker,
+        ("projection", name),
+        ("projection", {**name, "query-key": "a"}),
+        ("projection", {**name, "query-key": "zz"}),
+        ("projection", {**name, "action": "explode"}),
+        ("projection", {**name, "action": "delete"}),
+        ("projection", name),
+        ("projection-keys", None),
+    )
+    assert descriptor["status"] == 200 and descriptor["body"]["current-value"] == {"a": 1}
+    assert descriptor["body"]["stream-name"] == "muon-rpc-proj"
+    assert value == {"status": 200, "body": 1}
+    assert missing_key["status"] == 404
+    assert unknown_action["status"] == 400 and unknown_action["body"]["field"] == "action"
+    assert gone == {"status": 200, "body": {"correct": True}}
+    assert after["status"] == 404
+    assert "muon-rpc-sum" not in keys["body"]["projection-keys"]
+
+
+def test_rpc_rest_url_and_unknown_endpoints(photon: LiveServer, broker: RabbitServer) -> None:
+    url, unknown = requests(broker, ("rest-url", None), ("no-such-thing", None))
+    assert url == {"status": 200, "body": photon.url}
+    assert unknown["status"] == 404 and "stream-names" in unknown["body"]["error"]

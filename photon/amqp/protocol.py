@@ -15,7 +15,10 @@ from typing import Any, Final
 import orjson
 
 from .. import json_input
+from ..append_request import AppendOptions
+from ..append_request import parse_emit as read_emit
 from ..errors import (
+    AppendConditionFailed,
     BackendUnavailable,
     InternalStreamError,
     NotFound,
@@ -24,7 +27,7 @@ from ..errors import (
     ValidationError,
     VersionConflict,
 )
-from ..events import ALL_STREAM, ID, expected_version_field
+from ..events import ALL_STREAM, ID
 from ..subscriptions import STREAM_TYPES
 
 # Message types (the AMQP `type` property).
@@ -118,7 +121,7 @@ def dumps(value: Any) -> bytes:
 @dataclass(frozen=True)
 class EmitRequest:
     events: list[Any]
-    expected_version: Any
+    options: AppendOptions
 
 
 @dataclass(frozen=True)
@@ -146,24 +149,23 @@ def parse_body(body: bytes) -> Any:
 
 
 def parse_emit(body: bytes, headers: Mapping[str, Any] | None, message_id: str | None) -> EmitRequest:
-    """An emit command: one event, a list of events, or ``{"events": [...], "expected-version": v}``.
+    """An emit command: one event, a list of events, or the emit wrapper of the HTTP API
+    (``{"events": [...], "expected-version": v}``, or with ``expected-versions`` and ``condition``:
+    see `photon.append_request`).
 
     `expected-version` may also come as a message header. With a `message_id` and no event
     ids, ids are derived from the message id so a redelivered command is not stored twice.
     """
-    value = parse_body(body)
     expected = (headers or {}).get("expected-version")
-    if isinstance(value, dict) and "events" in value and "stream-name" not in value:
-        unknown = sorted(set(value) - {"events", "expected-version"})
-        if unknown:
-            raise ValidationError(f"unknown field {unknown[0]!r} in an emit command", unknown[0])
-        expected = expected_version_field(value, expected)
-        value = value["events"]
-        if not isinstance(value, list):
-            raise ValidationError("field 'events' must be a list of events", "events")
-    events = value if isinstance(value, list) else [value]
     if isinstance(expected, bytes):
         expected = expected.decode(errors="replace")
+    value = parse_body(body)
+    wrapped = isinstance(value, dict) and "events" in value and "stream-name" not in value
+    if wrapped and not isinstance(value["events"], list):  # over AMQP the wrapper always holds a list
+        raise ValidationError("field 'events' must be a list of events", "events")
+    request = read_emit(value, expected_version=expected)
+    value = request.events
+    events = value if isinstance(value, list) else [value]
     if message_id:
         events = [
             ({**event, ID: str(uuid.uuid5(MESSAGE_ID_NAMESPACE, f"{message_id}/{index}"))})
@@ -171,7 +173,7 @@ def parse_emit(body: bytes, headers: Mapping[str, Any] | None, message_id: str |
             else event
             for index, event in enumerate(events)
         ]
-    return EmitRequest(events, expected)
+    return EmitRequest(events, request.options)
 
 
 def parse_replay(body: bytes) -> ReplayRequest:
@@ -179,6 +181,11 @@ def parse_replay(body: bytes) -> ReplayRequest:
     value = parse_body(body) if body.strip() else {}
     if not isinstance(value, dict):
         raise ValidationError("a replay request must be a JSON object")
+    return replay_request(value)
+
+
+def replay_request(value: Mapping[str, Any]) -> ReplayRequest:
+    """The replay options by their names (Photon's own AMQP protocol and Muon's replay args)."""
     known = {"stream-name", "stream-type", "event-types", *_REPLAY_OPTIONS}
     unknown = sorted(set(value) - known)
     if unknown:
@@ -224,6 +231,7 @@ def replay_body(stream: str, stream_type: str, options: Mapping[str, Any]) -> by
 
 _KINDS: Final[tuple[tuple[type[BaseException], str], ...]] = (
     (VersionConflict, "version-conflict"),
+    (AppendConditionFailed, "condition-failed"),
     (InternalStreamError, "internal-stream"),
     (ValidationError, "validation"),
     (NotFound, "not-found"),
@@ -243,6 +251,8 @@ def error_body(error: BaseException) -> bytes:
     if isinstance(error, VersionConflict):
         body["stream-name"] = error.stream
         body["current-version"] = error.current
+    if isinstance(error, AppendConditionFailed):
+        body.update(error.fields())
     return dumps(body)
 
 
@@ -254,6 +264,8 @@ def error_from_body(body: Mapping[str, Any]) -> PhotonError:
         error = VersionConflict(str(body.get("stream-name", "")), "?", int(body.get("current-version", 0)))
         error.args = (message,)
         return error
+    if kind == "condition-failed":
+        return AppendConditionFailed.from_fields(body, message)
     if kind == "internal-stream":
         return InternalStreamError(message, body.get("field"))
     if kind == "validation":

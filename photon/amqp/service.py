@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, PhotonError, ValidationError, VersionConflict
+from ..errors import AppendConditionFailed, ConfigError, PhotonError, ValidationError, VersionConflict
 from ..store import EventStore
 from .protocol import (
     CANCEL,
@@ -97,6 +97,7 @@ class AmqpService:
         self._muon: MuonServer | None = None
         self._muon_context: MuonContext | None = None
         self._projections: ProjectionManager | None = None
+        self._rest_url: Callable[[], str] | None = None
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -112,7 +113,9 @@ class AmqpService:
         from .muon_transport import MuonServer
 
         assert self.url is not None
-        self._muon_context = MuonContext(self.store, self.config, asyncio.get_running_loop(), self._projections)
+        self._muon_context = MuonContext(
+            self.store, self.config, asyncio.get_running_loop(), self._projections, self._rest_url
+        )
         self._muon = MuonServer(self.names.service, self.url, self._muon_context.session)
         await asyncio.to_thread(self._start_threads)
         for source in self._projection_sources:
@@ -222,6 +225,12 @@ class AmqpService:
             "replays": len(self._replays),
             "muon": self._muon.stats() if self._muon is not None else {},
         }
+
+    def attach_rest_url(self, url: Callable[[], str]) -> None:
+        """Where the HTTP API listens (Muon's rpc endpoint `rest-url` answers it)."""
+        self._rest_url = url
+        if self._muon_context is not None:
+            self._muon_context.rest_url = url
 
     def attach_projections(self, manager: ProjectionManager) -> None:
         """The projection engine Muon's rpc endpoints and projection streams answer from."""
@@ -347,10 +356,10 @@ class AmqpService:
             ack = True
             try:
                 request = parse_emit(body, properties.headers, properties.message_id)
-                stored = self.store.append(request.events, expected_version=request.expected_version)
+                stored = self.store.append_request(request.events, request.options)
                 reply_type, reply = EMITTED, join_events([event.data for event in stored])
                 self.emitted += len(stored)
-            except VersionConflict as exc:
+            except (VersionConflict, AppendConditionFailed) as exc:
                 # A well-formed command answered with a refusal: nothing to dead-letter.
                 reply_type, reply = ERROR, error_body(exc)
             except PhotonError as exc:

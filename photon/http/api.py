@@ -11,8 +11,9 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from .. import aio, json_input
+from ..append_request import parse_after, parse_emit, parse_query
 from ..errors import NotFound, PhotonError
-from ..events import ALL_STREAM, expected_version_field, parse_expected_version
+from ..events import ALL_STREAM
 from ..metrics import metrics_for
 from ..store import EventStore
 from .errors import JSON, RequestError, json_response
@@ -20,12 +21,14 @@ from .params import Param, accepts
 
 MAX_PAGE = 1000
 DEFAULT_PAGE = 50  # Photon's page size
+DEFAULT_STREAM_PAGE = 100
 
 EXPECTED_VERSION = Param(
     "expected-version",
     "string",
     "Optimistic concurrency for the batch's one stream: a version number (0 = must not exist), "
-    "'any' (default) or 'no-stream'. May also be given in the body wrapper.",
+    "'any' (default) or 'no-stream'. May also be given in the body wrapper (which also takes "
+    "expected-versions for several streams, and a condition).",
 )
 
 
@@ -66,20 +69,60 @@ async def ping(request: Request, query: dict[str, Any]) -> Response:
     return Response(b'{"auth":"ok"}', media_type=JSON)
 
 
-@accepts(answer='{"streams": [{"stream-name": str, "total-events": int}]}')
+@accepts(
+    Param("prefix", "string", "Only streams whose names start with this."),
+    Param("after", "string", "Only streams whose names sort after this one (the previous page's next)."),
+    Param("limit", "integer", f"Most streams in the page (at most {MAX_PAGE}).", minimum=1, maximum=MAX_PAGE),
+    answer='{"streams": [{"stream-name": str, "total-events": int}], "next": <name to pass as after, or null>}',
+)
 async def streams(request: Request, query: dict[str, Any]) -> Response:
-    """Every stream holding events, with its number of events."""
-    found = await aio.run_blocking(_store(request), _store(request).streams)
-    return json_response({"streams": [{"stream-name": s.stream_name, "total-events": s.total_events} for s in found]})
+    """The streams holding events, with their number of events, in name order.
+
+    Without parameters, every stream (Photon's answer, without `next`); with `prefix`, `after` or
+    `limit`, one page of them (`limit` defaults to 100 then).
+    """
+    store = _store(request)
+    if query["prefix"] is None and query["after"] is None and query["limit"] is None:
+        found = await aio.run_blocking(store, store.streams)
+        return json_response(
+            {"streams": [{"stream-name": s.stream_name, "total-events": s.total_events} for s in found]}
+        )
+    limit = query["limit"] or DEFAULT_STREAM_PAGE
+    found = await aio.run_blocking(
+        store, lambda: store.stream_page(prefix=query["prefix"] or "", after=query["after"], limit=limit + 1)
+    )
+    following = found[limit - 1].stream_name if len(found) > limit else None
+    del found[limit:]
+    listed = [{"stream-name": s.stream_name, "total-events": s.total_events} for s in found]
+    return json_response({"streams": listed, "next": following})
+
+
+@accepts(
+    Param("after", "string", "Only categories after this one (the previous page's next)."),
+    Param(
+        "limit", "integer", f"Most categories in the page (default {DEFAULT_STREAM_PAGE}).", minimum=1, maximum=MAX_PAGE
+    ),
+    answer='{"categories": [str], "next": <category to pass as after, or null>}',
+)
+async def categories(request: Request, query: dict[str, Any]) -> Response:
+    """Stream categories (a stream name up to its first '-'), one page, in the order of their first stream."""
+    store = _store(request)
+    found, following = await aio.run_blocking(
+        store, lambda: store.categories(after=query["after"], limit=query["limit"] or DEFAULT_STREAM_PAGE)
+    )
+    return json_response({"categories": found, "next": following})
 
 
 @accepts(
     EXPECTED_VERSION,
-    body='an event object, a list of events, or {"events": [...], "expected-version": ...}',
+    body='an event object, a list of events, or {"events": [...], "expected-version": ...} with, instead of '
+    'expected-version, "expected-versions": {stream: version, ...} (a batch over several streams) and/or '
+    '"condition": {"query": [{"event-types": [...], "tags": [...]}], "after": order-id}',
     answer="the stored event (an object) or the stored events (a list), with order-id and stream-version",
     errors={
         400: "malformed JSON, a missing or mistyped field, an internal stream name",
-        409: "expected-version does not match (answer has current-version)",
+        409: "an expected version does not match (answer has stream-name and current-version), or the "
+        "condition failed (answer has the first matching event's order-id, stream-name, event-type and id)",
         413: "an event over payload.max.bytes or a body over rest.body.max.bytes",
     },
 )
@@ -90,28 +133,9 @@ async def post_event(request: Request, query: dict[str, Any]) -> Response:
     metrics = metrics_for(store)
     try:
         doc = parse_json(await read_body(request, request.app.state.config["rest.body.max.bytes"]))
-        expected = query["expected-version"]
-        if type(doc) is dict and "events" in doc and "stream-name" not in doc:
-            extra = sorted(doc.keys() - {"events", "expected-version"})
-            if extra:
-                raise RequestError(
-                    f"unknown field {extra[0]!r} in the body wrapper; it has the fields events and expected-version"
-                )
-            if "expected-version" in doc:
-                if expected is not None:
-                    raise RequestError("expected-version given both in the body and as a query parameter")
-                expected = expected_version_field(doc)
-            events = doc["events"]
-            if type(events) is not list and type(events) is not dict:
-                raise RequestError("field 'events' must be a list of events or one event", field="events")
-        elif type(doc) is dict or type(doc) is list:
-            events = doc
-        else:
-            raise RequestError(
-                'the body must be an event object, a list of events or {"events": [...], "expected-version": ...}'
-            )
-        version = parse_expected_version(expected)
-        stored = await aio.append(store, events, version)
+        emit = parse_emit(doc, expected_version=query["expected-version"])
+        events = emit.events
+        stored = await store.append_request_async(events, emit.options)
     except (PhotonError, RequestError):
         metrics.http.rejected.inc()
         raise
@@ -123,28 +147,84 @@ async def post_event(request: Request, query: dict[str, Any]) -> Response:
     return Response(stored[0].data, media_type=JSON)
 
 
+@accepts(
+    body='{"query": [{"event-types": [...], "tags": [...]}], "after": order-id, "limit": n} (all optional)',
+    answer='{"results": [events], "next": <after for the next page, or null>, "head": <last order-id>}',
+    errors={400: "a malformed query"},
+)
+async def read_matching(request: Request, query: dict[str, Any]) -> Response:
+    """Events of client streams matching a query, after a position: what a conditional append checks."""
+    store = _store(request)
+    body = await read_body(request, request.app.state.config["rest.body.max.bytes"])
+    doc = parse_json(body) if body.strip() else {}
+    if type(doc) is not dict:
+        raise RequestError('the body must be an object {"query": [...], "after": ..., "limit": ...}')
+    unknown = sorted(doc.keys() - {"query", "after", "limit"})
+    if unknown:
+        raise RequestError(f"unknown field {unknown[0]!r}; the body has the fields query, after and limit")
+    items = parse_query(doc.get("query", []))
+    after = parse_after(doc.get("after"))
+    limit = doc.get("limit", DEFAULT_PAGE)
+    if type(limit) is not int or not 1 <= limit <= MAX_PAGE:
+        raise RequestError(f"field 'limit' must be a whole number from 1 to {MAX_PAGE}", field="limit")
+    head = store.last_order_id()
+
+    def page() -> list[Any]:
+        return list(store.read_matching(items, after=after, limit=limit))
+
+    events = await aio.run_blocking(store, page)
+    following = events[-1].order_id if len(events) == limit else None
+    return Response(
+        b'{"results":['
+        + b",".join([e.data for e in events])
+        + b'],"next":'
+        + orjson.dumps(following)
+        + b',"head":%d}' % head,
+        media_type=JSON,
+    )
+
+
 async def _require_stream(store: EventStore, stream: str) -> None:
     if stream != ALL_STREAM and await aio.run_blocking(store, store.stream_version, stream) == 0:
         raise NotFound(f"stream {stream!r} does not exist")
 
 
 @accepts(
-    Param("from", "integer", "First order-id (inclusive).", minimum=1),
-    Param("from-version", "integer", "First stream-version (inclusive; not for __all__).", minimum=1),
+    Param("from", "integer", "First order-id (inclusive; with direction=backward, the newest).", minimum=1),
+    Param(
+        "from-version",
+        "integer",
+        "First stream-version (inclusive; with direction=backward, the newest; not for __all__).",
+        minimum=1,
+    ),
     Param("limit", "integer", f"Most events in the page (default {DEFAULT_PAGE}).", minimum=1, maximum=MAX_PAGE),
+    Param(
+        "direction",
+        "string",
+        "forward (oldest first, the default) or backward (newest first, from the newest event or from/from-version)",
+        choices=("forward", "backward"),
+    ),
+    Param("event-types", "list", "Only events of these types (comma-separated)."),
     answer='{"results": [events], "next": <order-id to pass as from for the next page, or null>}',
     errors={404: "no such stream"},
 )
 async def stream_contents(request: Request, query: dict[str, Any]) -> Response:
-    """One page of a stream's events (or __all__'s), in order."""
+    """One page of a stream's events (or __all__'s), oldest or newest first."""
     store = _store(request)
     stream = request.path_params["stream"]
     await _require_stream(store, stream)
     limit = query["limit"] or DEFAULT_PAGE
+    read = store.read_backward if query["direction"] == "backward" else store.read
 
     def page() -> list[Any]:
         return list(
-            store.read(stream, from_order_id=query["from"], from_version=query["from-version"], limit=limit + 1)
+            read(
+                stream,
+                from_order_id=query["from"],
+                from_version=query["from-version"],
+                event_types=query["event-types"],
+                limit=limit + 1,
+            )
         )
 
     events = await aio.run_blocking(store, page)
@@ -167,6 +247,17 @@ async def event_by_order_id(request: Request, query: dict[str, Any]) -> Response
     return Response(event.data, media_type=JSON)
 
 
+@accepts(answer="the event", errors={404: "no stored event has that id"})
+async def event_by_id(request: Request, query: dict[str, Any]) -> Response:
+    """The stored event with an id (what a caused-by names)."""
+    store = _store(request)
+    event_id = request.path_params["event_id"]
+    event = await aio.run_blocking(store, store.get_event, event_id)
+    if event is None:
+        raise NotFound(f"no event with id {event_id!r}")
+    return Response(event.data, media_type=JSON)
+
+
 @accepts(
     answer='{"correct": true, "deleted-events": n}',
     errors={400: "an internal stream", 404: "no such stream"},
@@ -179,11 +270,16 @@ async def delete_stream(request: Request, query: dict[str, Any]) -> Response:
 
 
 def api_routes() -> list[BaseRoute]:
+    # Stream names may hold "/" (and any other printable character): sent percent-encoded, they
+    # arrive decoded, so the stream is the whole rest of the path (`:path`), not one segment.
     return [
         Route("/api/ping", ping, methods=["GET"]),
         Route("/api/streams", streams, methods=["GET"]),
+        Route("/api/categories", categories, methods=["GET"]),
         Route("/api/event", post_event, methods=["POST"]),
-        Route("/api/stream-contents/{stream}", stream_contents, methods=["GET"]),
-        Route("/api/event/{stream}/{order_id}", event_by_order_id, methods=["GET"]),
-        Route("/api/stream/{stream}", delete_stream, methods=["DELETE"]),
+        Route("/api/read-matching", read_matching, methods=["POST"]),
+        Route("/api/stream-contents/{stream:path}", stream_contents, methods=["GET"]),
+        Route("/api/event/{stream:path}/{order_id}", event_by_order_id, methods=["GET"]),
+        Route("/api/event-id/{event_id}", event_by_id, methods=["GET"]),
+        Route("/api/stream/{stream:path}", delete_stream, methods=["DELETE"]),
     ]

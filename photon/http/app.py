@@ -6,6 +6,7 @@ under ``/api`` are protected by the token check automatically, others use `requi
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -20,6 +21,7 @@ from ..store import EventStore
 from ..tokens import TokenSigner
 from .api import api_routes
 from .auth import TokenAuthMiddleware, auth_token
+from .console import console_routes
 from .errors import EXCEPTION_HANDLERS
 from .login_throttle import LoginThrottle
 from .params import RouteDoc
@@ -42,6 +44,7 @@ auth_token.route_doc = RouteDoc(  # type: ignore[attr-defined]
 def core_routes() -> list[BaseRoute]:
     from .openapi import openapi_routes
     from .replay import replay_routes
+    from .server_info import server_info
 
     return [
         *api_routes(),
@@ -49,6 +52,8 @@ def core_routes() -> list[BaseRoute]:
         Route("/auth/token", auth_token, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         *openapi_routes(),
+        Route("/api/server", server_info, methods=["GET"]),
+        *console_routes(),
     ]
 
 
@@ -70,5 +75,6 @@ def create_app(
     app.state.config = config
     app.state.tokens = signer
     app.state.login_throttle = LoginThrottle()
+    app.state.started_at = time.time()
     metrics_for(store)
     return app

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..errors import (
+    AppendConditionFailed,
     BackendUnavailable,
     EventIdConflict,
     NotFound,
@@ -65,6 +66,12 @@ def photon_error_response(exc: PhotonError) -> Response:
     if isinstance(exc, EventIdConflict):
         return error_response(
             409, str(exc), {"id": exc.event_id, "stream-name": exc.stream, "stored-in": exc.stored_stream}
+        )
+    if isinstance(exc, AppendConditionFailed):
+        return error_response(
+            409,
+            str(exc),
+            {"condition-failed": True, **exc.fields()},
         )
     if isinstance(exc, ValidationError):
         status = 413 if is_too_large(exc) else 400

@@ -25,6 +25,8 @@ from ..tokens import TokenSigner
 if TYPE_CHECKING:
     from .manager import ProjectionManager
 
+from ..net import bind
+
 log = logging.getLogger("photon.projections")
 
 NOT_AUTHORIZED = b'{"error":"Not authorized"}\n'
@@ -51,7 +53,9 @@ class ProjectionUpdatesServer:
         self._clients: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, self.host, self.port, ssl=self.tls)
+        self._server = await asyncio.start_server(
+            self._serve, sock=bind(self.host, self.port, "projections.port"), ssl=self.tls
+        )
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("projection updates on tcp://%s:%d%s", self.host, self.port, " (TLS)" if self.tls else "")
 

@@ -1,0 +1,101 @@
+// The public API, and nothing else: a token from /auth/token, kept for this browser session.
+const TOKEN_KEY = "photon.token";
+
+export class ApiError extends Error {
+  constructor(message, status, body) {
+    super(message);
+    this.status = status;
+    this.body = body || {};
+  }
+}
+
+export function token() {
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+export function signOut() {
+  sessionStorage.removeItem(TOKEN_KEY);
+  window.dispatchEvent(new CustomEvent("photon:signed-out"));
+}
+
+function basic(user, password) {
+  const bytes = new TextEncoder().encode(`${user}:${password}`);
+  let text = "";
+  for (const b of bytes) text += String.fromCharCode(b);
+  return "Basic " + btoa(text);
+}
+
+export async function signIn(user, password) {
+  // credentials "omit": the 401 of a wrong password must not open the browser's own login prompt.
+  const response = await fetch("/auth/token", { headers: { Authorization: basic(user, password) }, credentials: "omit" });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw new ApiError(response.status === 401 ? "Wrong user name or password." : body.error || response.statusText, response.status, body);
+  sessionStorage.setItem(TOKEN_KEY, body.token);
+}
+
+export function query(params) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params || {})) {
+    if (v !== undefined && v !== null && v !== "") q.set(k, String(v));
+  }
+  const text = q.toString();
+  return text ? "?" + text : "";
+}
+
+export function path(...parts) {
+  return parts.map((p) => encodeURIComponent(p)).join("/");
+}
+
+function headers(extra) {
+  return { Authorization: "Token " + token(), ...(extra || {}) };
+}
+
+async function check(response) {
+  if (response.ok) return response;
+  const body = await response.json().catch(() => ({}));
+  if (response.status === 401) {
+    signOut();
+    throw new ApiError("Your session has ended: sign in again.", 401, body);
+  }
+  throw new ApiError(body.error || `${response.status} ${response.statusText}`, response.status, body);
+}
+
+// A JSON request. `body` is sent as JSON unless it is a FormData, Blob or string.
+export async function api(url, { method = "GET", body, signal } = {}) {
+  const init = { method, headers: headers(), signal };
+  if (body !== undefined) {
+    if (body instanceof FormData || body instanceof Blob || typeof body === "string") init.body = body;
+    else {
+      init.body = JSON.stringify(body);
+      init.headers["Content-Type"] = "application/json";
+    }
+  }
+  const response = await check(await fetch(url, init));
+  const text = await response.text();
+  return text ? JSON.parse(text) : null;
+}
+
+export async function download(url, signal) {
+  const response = await check(await fetch(url, { headers: headers(), signal }));
+  return response.blob();
+}
+
+// Reads a streaming answer (NDJSON or server-sent events) and hands each complete line to
+// `onLines` as one array per network chunk, so the caller can batch its work.
+export async function streamLines(url, onLines, { signal, accept } = {}) {
+  const response = await check(await fetch(url, { headers: headers(accept ? { Accept: accept } : {}), signal }));
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let rest = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    const text = rest + value;
+    const cut = text.lastIndexOf("\n");
+    if (cut < 0) {
+      rest = text;
+      continue;
+    }
+    rest = text.slice(cut + 1);
+    onLines(text.slice(0, cut).split("\n"));
+  }
+}

@@ -1,0 +1,153 @@
+"""The paged stream list, categories and newest-first reads: in the core (every built-in embedded
+backend) and over HTTP on a real socket."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from photon.errors import ValidationError
+from photon.events import category_of
+from photon.store import EventStore
+
+
+@pytest.fixture(params=["memory", "sqlite", "file"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventStore]:
+    options: dict[str, Any] = {"db_backend": request.param}
+    if request.param == "sqlite":
+        options["sqlite_path"] = str(tmp_path / "s.db")
+    if request.param == "file":
+        options["file_path"] = str(tmp_path / "s.jsonl")
+    with EventStore.open(**options) as opened:
+        yield opened
+
+
+def events(stream: str, count: int, kinds: tuple[str, ...] = ("a",)) -> list[dict[str, Any]]:
+    return [{"stream-name": stream, "event-type": kinds[i % len(kinds)], "payload": {"i": i}} for i in range(count)]
+
+
+def test_category_is_the_name_up_to_the_first_dash() -> None:
+    assert category_of("account-12-x") == "account"
+    assert category_of("orders") == "orders"
+
+
+def test_stream_page_filters_by_prefix_and_pages_after_a_name(store: EventStore) -> None:
+    store.append([e for name in ("b-2", "a-1", "b-1", "b-10", "ba", "c") for e in events(name, 2)])
+    page = store.stream_page(prefix="b-", limit=2)
+    assert [(s.stream_name, s.total_events) for s in page] == [("b-1", 2), ("b-10", 2)]
+    assert [s.stream_name for s in store.stream_page(prefix="b-", after="b-10", limit=2)] == ["b-2"]
+    assert [s.stream_name for s in store.stream_page(after="b-2")] == ["ba", "c"]
+    assert store.stream_page(prefix="zz") == []
+    # Exact, case-sensitive prefixes (SQL LIKE would match "B-" too and treat "_" as a wildcard).
+    store.append(events("B-1", 1) + events("b_x", 1))
+    assert [s.stream_name for s in store.stream_page(prefix="b_")] == ["b_x"]
+    assert [s.stream_name for s in store.stream_page(prefix="B")] == ["B-1"]
+    with pytest.raises(ValidationError, match="limit"):
+        store.stream_page(limit=0)
+
+
+def test_a_deleted_stream_leaves_the_list(store: EventStore) -> None:
+    store.append(events("x-1", 1) + events("x-2", 1))
+    store.delete_stream("x-1")
+    assert [s.stream_name for s in store.stream_page(prefix="x-")] == ["x-2"]
+
+
+def test_categories_page_in_order_of_their_first_stream(store: EventStore) -> None:
+    names = [f"account-{i}" for i in range(300)] + ["orders-1", "orders-2", "solo", "zeta-9"]
+    store.append([e for name in names for e in events(name, 1)])
+    found, following = store.categories(limit=2)
+    assert found == ["account", "orders"] and following == "orders"
+    found, following = store.categories(after=following, limit=2)
+    assert found == ["solo", "zeta"] and following is None
+
+
+def test_read_backward_of_a_stream_pages_newest_first(store: EventStore) -> None:
+    stored = store.append(events("s", 30, ("a", "b", "c")))
+    store.append(events("other", 5))
+    assert [e.stream_version for e in store.read_backward("s", limit=4)] == [30, 29, 28, 27]
+    assert [e.stream_version for e in store.read_backward("s", from_version=3)] == [3, 2, 1]
+    assert [e.stream_version for e in store.read_backward("s", from_version=12, event_types=["b"])] == [11, 8, 5, 2]
+    # From an order-id: the events at or below it.
+    assert [e.order_id for e in store.read_backward("s", from_order_id=stored[9].order_id, limit=2)] == [
+        stored[9].order_id,
+        stored[8].order_id,
+    ]
+    assert len(list(store.read_backward("s"))) == 30
+    assert list(store.read_backward("missing")) == []
+    with pytest.raises(ValidationError, match="from-version"):
+        list(store.read_backward("__all__", from_version=2))
+
+
+def test_read_backward_of_all_crosses_the_holes_of_deleted_streams(store: EventStore) -> None:
+    first = store.append(events("keep", 3))
+    store.append(events("gone", 3000))
+    last = store.append(events("keep", 2))
+    store.delete_stream("gone")
+    newest = list(store.read_backward(limit=4))
+    assert newest[0].event_type == "stream-deleted"  # recorded in __config__
+    assert [e.order_id for e in newest[1:]] == [last[1].order_id, last[0].order_id, first[2].order_id]
+    assert [e.order_id for e in store.read_backward(from_order_id=2)] == [2, 1]
+
+
+def test_http_stream_list_is_paged_and_filtered(api: httpx.Client) -> None:
+    api.post("/api/event", json=[e for i in range(5) for e in events(f"acc-{i}", 1)] + events("orders-1", 1))
+    everything = api.get("/api/streams").json()
+    assert [s["stream-name"] for s in everything["streams"]][:2] == ["acc-0", "acc-1"]
+    page = api.get("/api/streams", params={"prefix": "acc-", "limit": 2}).json()
+    assert page == {
+        "streams": [{"stream-name": "acc-0", "total-events": 1}, {"stream-name": "acc-1", "total-events": 1}],
+        "next": "acc-1",
+    }
+    page = api.get("/api/streams", params={"prefix": "acc-", "limit": 2, "after": page["next"]}).json()
+    assert [s["stream-name"] for s in page["streams"]] == ["acc-2", "acc-3"]
+    page = api.get("/api/streams", params={"prefix": "acc-", "after": "acc-3"}).json()
+    assert [s["stream-name"] for s in page["streams"]] == ["acc-4"] and page["next"] is None
+    bad = api.get("/api/streams", params={"limit": "0"})
+    assert bad.status_code == 400 and "limit" in bad.json()["error"]
+    assert api.get("/api/categories").json() == {"categories": ["acc", "orders"], "next": None}
+    assert api.get("/api/categories", params={"limit": 1}).json() == {"categories": ["acc"], "next": "acc"}
+
+
+def test_http_stream_contents_reads_newest_first(api: httpx.Client) -> None:
+    api.post("/api/event", json=events("ledger", 7, ("credit", "debit")))
+    page = api.get("/api/stream-contents/ledger", params={"direction": "backward", "limit": 3}).json()
+    assert [e["stream-version"] for e in page["results"]] == [7, 6, 5]
+    follow = api.get("/api/stream-contents/ledger", params={"direction": "backward", "from": page["next"]}).json()
+    assert [e["stream-version"] for e in follow["results"]] == [4, 3, 2, 1] and follow["next"] is None
+    typed = api.get(
+        "/api/stream-contents/ledger",
+        params={"direction": "backward", "from-version": 5, "event-types": "debit"},
+    ).json()
+    assert [e["stream-version"] for e in typed["results"]] == [4, 2]
+    forward = api.get("/api/stream-contents/ledger", params={"event-types": "debit", "limit": 2}).json()
+    assert [e["stream-version"] for e in forward["results"]] == [2, 4]
+    everything = api.get("/api/stream-contents/__all__", params={"direction": "backward", "limit": 1}).json()
+    assert everything["results"][0]["stream-version"] == 7
+    bad = api.get("/api/stream-contents/ledger", params={"direction": "sideways"})
+    assert bad.status_code == 400 and "direction" in bad.json()["error"]
+
+
+def test_http_event_by_id_and_server_info(api: httpx.Client) -> None:
+    [stored] = api.post("/api/event", json=events("s", 1)).json()
+    assert api.get(f"/api/event-id/{stored['id']}").json() == stored
+    missing = api.get("/api/event-id/nope")
+    assert missing.status_code == 404 and "nope" in missing.json()["error"]
+    info = api.get("/api/server").json()
+    assert info["last-order-id"] >= stored["order-id"] and info["events-appended"] >= 1
+    assert info["settings"]["admin.pass"] == "****" and info["settings"]["admin.secret"] == "****"
+    assert info["db-backend"] == "sqlite" and info["version"]
+    assert httpx.get(str(api.base_url) + "/api/server").status_code == 401
+
+
+def test_console_page_and_files_are_served_without_a_token(api: httpx.Client) -> None:
+    base = str(api.base_url)
+    page = httpx.get(base + "/")
+    assert page.status_code == 200 and "/console/js/app.js" in page.text
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    script = httpx.get(base + "/console/js/app.js")
+    assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+    assert httpx.get(base + "/console/js/missing.js").status_code == 404
