@@ -56,6 +56,8 @@ class MongoBackend(Backend):
     aliases = ("mongodb",)
     read_page_size = 5000  # a round trip per page: fewer, larger pages
     description = "MongoDB (mongodb.host, mongodb.database); one transaction per append"
+    driver = "pymongo"
+    extra = "mongo"
     settings = (
         Setting(
             "mongodb.host",
@@ -376,6 +378,14 @@ class MongoBackend(Backend):
     def read_checkpoint(self, key: str) -> bytes | None:
         doc = self._call(lambda: self._db.checkpoints.find_one({"_id": key}))
         return None if doc is None else bytes(doc["value"])
+
+    def checkpoints(self, prefix: str) -> dict[str, bytes]:
+        selector = {"_id": {"$gte": prefix, "$lt": prefix + "\U0010ffff"}}
+        return {
+            doc["_id"]: bytes(doc["value"])
+            for doc in self._find("checkpoints", selector)
+            if doc["_id"].startswith(prefix)
+        }
 
     def write_checkpoint(self, key: str, value: bytes | None) -> None:
         if value is None:

@@ -14,6 +14,7 @@ import click
 
 from .backup_files import STDIO, atomic_output, backup_lines, reading, spooled_stdin
 from .cli import CONTEXT, cli, config_from, config_options
+from .cli_client import warn_if_transient
 from .errors import PhotonError
 from .progress import interactive, progress_bar
 
@@ -48,8 +49,11 @@ def _rate(events: int, seconds: float) -> str:
     help="Back up a running server (e.g. http://localhost:3000) instead of opening the store; "
     "signs in with admin.user and admin.pass.",
 )
+@click.option(
+    "-force", "force", is_flag=True, help="Replace FILE if it exists (without it, an existing FILE is refused)."
+)
 @config_options
-def backup(file: str, from_order_id: int, url: str | None, **params: Any) -> None:
+def backup(file: str, from_order_id: int, url: str | None, force: bool, **params: Any) -> None:
     """Replay __all__ cold into FILE as JSON lines (gzip when FILE ends in .gz; - for standard output).
 
     Reads the store read-only (next to a running server on SQLite) or, with -url, a running server.
@@ -58,6 +62,8 @@ def backup(file: str, from_order_id: int, url: str | None, **params: Any) -> Non
     from .backup import backup_chunks, events_to_back_up, write_chunks
 
     config = config_from(params)
+    if file != STDIO and not force and Path(file).exists():
+        raise BackupFailed(f"{file!r} already exists; add -force to replace it")
     started = time.perf_counter()
     with ExitStack() as stack:
         if url is not None:
@@ -131,6 +137,7 @@ def restore(file: str, batch_size: int, **params: Any) -> None:
             source = stack.enter_context(reading(file))
             path = file
         store = stack.enter_context(EventStore.open(config))
+        warn_if_transient(store)
         before = store.last_order_id()
         if is_clojure_backup(first_event(source)):
             # The Clojure Photon's `muon replay __all__` output: made into a Photon backup first.

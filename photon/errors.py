@@ -84,6 +84,10 @@ class NotFound(PhotonError, LookupError):
     """The stream, event or projection asked for does not exist."""
 
 
+class Conflict(PhotonError):
+    """The request conflicts with what exists (a consumer group of that name already exists, ...)."""
+
+
 class StoreClosed(PhotonError):
     """The store was closed (or is shutting down) and takes no more work."""
 
@@ -123,9 +127,17 @@ class UnknownBackend(ConfigError):
     """`db.backend` names no installed backend plugin."""
 
 
+class MissingDriver(ConfigError):
+    """`db.backend` names a backend whose driver is not installed; the message names the pip extra."""
+
+
 class NotAuthorized(PhotonError):
     """The credentials or the token were refused (HTTP 401)."""
 
 
 class ServerUnreachable(PhotonError):
     """The Photon server could not be reached (refused, unknown host, timed out, cut off)."""
+
+
+class CannotListen(PhotonError):
+    """A port cannot be listened on (in use, not allowed, unknown host); the message names its key."""

@@ -39,11 +39,32 @@ STREAM_VERSION: Final = "stream-version"
 ID: Final = "id"
 TAGS: Final = "tags"
 
+# Every internal stream name is declared here, and only here (the README lists them).
 ALL_STREAM: Final = "__all__"
 CONFIG_STREAM: Final = "__config__"
 INTERNAL_PREFIX: Final = "__"
+CATEGORY_STREAM_PREFIX: Final = "__category__:"
+"""`__category__:account` reads every stream of the category `account` (`account`, `account-1`, ...)."""
+PARKED_STREAM_PREFIX: Final = "__parked__:"
+"""`__parked__:<group>` holds the events a consumer group parked (one event per parking)."""
 CATEGORY_SEPARATOR: Final = "-"
 """A stream's category is its name up to the first separator (`account-123` is in `account`)."""
+
+
+def category_stream(category: str) -> str:
+    """The internal name under which a category is read like a stream."""
+    return CATEGORY_STREAM_PREFIX + category
+
+
+def stream_category(stream: str) -> str | None:
+    """The category a `__category__:` name reads, or None for any other name."""
+    return stream[len(CATEGORY_STREAM_PREFIX) :] if stream.startswith(CATEGORY_STREAM_PREFIX) else None
+
+
+def parked_stream(group: str) -> str:
+    """The internal stream that holds a consumer group's parked events."""
+    return PARKED_STREAM_PREFIX + group
+
 
 #: Fields a client may send.
 CLIENT_FIELDS: Final = frozenset(
@@ -89,6 +110,43 @@ class RecordedEvent(NamedTuple):
     def tags(self) -> tuple[str, ...]:
         """The event's tags (what conditional appends query); empty when it has none."""
         return event_tags(self.data)
+
+    @property
+    def service_id(self) -> str | None:
+        return self.to_dict().get(SERVICE_ID)
+
+    @property
+    def schema(self) -> str | int | None:
+        return self.to_dict().get(SCHEMA)
+
+    @property
+    def caused_by(self) -> str | None:
+        return self.to_dict().get(CAUSED_BY)
+
+    @property
+    def caused_by_relation(self) -> str | None:
+        return self.to_dict().get(CAUSED_BY_RELATION)
+
+    @classmethod
+    def from_json(cls, data: bytes) -> RecordedEvent:
+        """A stored event from its JSON (as a server sends it: a replay line, an emit answer); `data` is kept."""
+        return cls.from_dict(orjson.loads(data), data)
+
+    @classmethod
+    def from_dict(cls, event: Mapping[str, Any], data: bytes | None = None) -> RecordedEvent:
+        """A stored event from its fields (Photon's names, positions included)."""
+        try:
+            return cls(
+                event[ORDER_ID],
+                event[STREAM_NAME],
+                event[STREAM_VERSION],
+                event[ID],
+                event[EVENT_TYPE],
+                event[EVENT_TIME],
+                orjson.dumps(event) if data is None else data,
+            )
+        except KeyError as exc:
+            raise ValidationError(f"not a stored event: it has no {exc.args[0]!r}", exc.args[0]) from None
 
 
 def event_tags(data: bytes) -> tuple[str, ...]:

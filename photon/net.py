@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import socket
 
+from .errors import CannotListen
 
-def bind(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on host:port (port 0 picks a free port), IPv4 preferred."""
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+
+def bind(host: str, port: int, key: str) -> socket.socket:
+    """A listening TCP socket on host:port (port 0 picks a free port), IPv4 preferred.
+
+    `key` is the configuration key of the port, named in the error when it cannot be had (three
+    ports are opened at start; "address already in use" alone does not say which).
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        raise CannotListen(f"cannot listen on {host}:{port} ({key}, rest.host): {exc}") from None
     infos.sort(key=lambda info: info[0] != socket.AF_INET)
     family, _, _, _, address = infos[0]
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -15,9 +24,9 @@ def bind(host: str, port: int) -> socket.socket:
     try:
         sock.bind(address)
         sock.listen(2048)
-    except OSError:
+    except OSError as exc:
         sock.close()
-        raise
+        raise CannotListen(f"cannot listen on {host}:{port} ({key}): {exc.strerror or exc}") from None
     sock.setblocking(False)
     return sock
 

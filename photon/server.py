@@ -25,6 +25,7 @@ import uvicorn
 from starlette.routing import BaseRoute
 
 from . import aio
+from .backend import backend_class
 from .config import Config
 from .net import bind, check_keystore, url_host
 from .store import EventStore
@@ -86,7 +87,7 @@ class HttpService:
         keystore = config["rest.keystore"]
         if keystore:
             check_keystore(keystore, config["rest.keypass"])
-        sock = bind(config["rest.host"], config["rest.port"])
+        sock = bind(config["rest.host"], config["rest.port"], "rest.port")
         self.port = sock.getsockname()[1]
         uv_config = uvicorn.Config(
             self.app,
@@ -167,6 +168,19 @@ class Projections:
             yield orjson.loads(line)
 
 
+class ConsumerGroups:
+    """Consumer groups resume at start-up (their routes are part of the HTTP API's own)."""
+
+    def __init__(self, store: EventStore, config: Config) -> None:
+        self.store = store
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.store.groups.start)
+
+    async def stop(self) -> None:
+        await asyncio.to_thread(self.store.groups.stop)
+
+
 def _amqp(store: EventStore, config: Config) -> Service | None:
     from .amqp.service import amqp_service  # pika is imported only when muon.url is set
 
@@ -174,7 +188,7 @@ def _amqp(store: EventStore, config: Config) -> Service | None:
 
 
 #: The services every server runs, in start order (HTTP last: it opens last, closes first).
-SERVICES: list[ServiceFactory] = [Projections, _amqp, TcpIngestService, TransferRoutes, HttpService]
+SERVICES: list[ServiceFactory] = [ConsumerGroups, Projections, _amqp, TcpIngestService, TransferRoutes, HttpService]
 
 
 def _connect(services: Sequence[Service]) -> None:
@@ -214,6 +228,7 @@ class PhotonServer:
 
     async def start(self) -> None:
         config = self.config
+        backend_class(config["db.backend"])  # an unknown backend or a missing driver, before 50 lines of settings
         lines = "\n".join(
             f"  {key} = {value}   ({config.sources.get(key, 'default')})" for key, value in config.redacted().items()
         )

@@ -251,7 +251,7 @@ class TcpIngestService:
         self._open: set[_Connection] = set()
 
     async def start(self) -> None:
-        sock = bind(self.config["rest.host"], self.config["events.port"])
+        sock = bind(self.config["rest.host"], self.config["events.port"], "events.port")
         self.port = sock.getsockname()[1]
         self.address = f"{url_host(sock)}:{self.port}"
         self._server = await asyncio.start_server(self._handle, sock=sock, limit=MAX_LINE)

@@ -58,7 +58,7 @@ def test_https_with_keystore_and_keypass(tmp_path: Path) -> None:
             httpx.get(server.url.replace("https://", "http://") + "/api/ping")
         with PhotonClient(server.url, verify=str(ca)) as client:
             client.emit({"stream-name": "s", "event-type": "t", "payload": {}})
-            assert client.streams() == [{"stream-name": "s", "total-events": 1}]
+            assert [(s.stream_name, s.total_events) for s in client.streams()] == [("s", 1)]
     finally:
         server.stop()
 

@@ -270,14 +270,16 @@ async def delete_stream(request: Request, query: dict[str, Any]) -> Response:
 
 
 def api_routes() -> list[BaseRoute]:
+    # Stream names may hold "/" (and any other printable character): sent percent-encoded, they
+    # arrive decoded, so the stream is the whole rest of the path (`:path`), not one segment.
     return [
         Route("/api/ping", ping, methods=["GET"]),
         Route("/api/streams", streams, methods=["GET"]),
         Route("/api/categories", categories, methods=["GET"]),
         Route("/api/event", post_event, methods=["POST"]),
         Route("/api/read-matching", read_matching, methods=["POST"]),
-        Route("/api/stream-contents/{stream}", stream_contents, methods=["GET"]),
-        Route("/api/event/{stream}/{order_id}", event_by_order_id, methods=["GET"]),
+        Route("/api/stream-contents/{stream:path}", stream_contents, methods=["GET"]),
+        Route("/api/event/{stream:path}/{order_id}", event_by_order_id, methods=["GET"]),
         Route("/api/event-id/{event_id}", event_by_id, methods=["GET"]),
-        Route("/api/stream/{stream}", delete_stream, methods=["DELETE"]),
+        Route("/api/stream/{stream:path}", delete_stream, methods=["DELETE"]),
     ]

@@ -320,7 +320,7 @@ async def delete_consumer(request: Request, query: dict[str, Any]) -> Response:
 
 def replay_routes() -> list[BaseRoute]:
     return [
-        Route("/api/replay/{stream}", replay, methods=["GET"]),
+        Route("/api/replay/{stream:path}", replay, methods=["GET"]),
         Route("/api/subscription/{name}", subscription, methods=["GET"]),
         Route("/api/subscription/{name}", delete_consumer, methods=["DELETE"]),
         Route("/api/subscription/{name}/ack", ack, methods=["POST"]),

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .manager import ProjectionManager
 
+from ..net import bind
+
 log = logging.getLogger("photon.projections")
 
 
@@ -31,7 +33,7 @@ class ProjectionUpdatesServer:
         self._clients: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, self.host, self.port)
+        self._server = await asyncio.start_server(self._serve, sock=bind(self.host, self.port, "projections.port"))
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("projection updates on tcp://%s:%d", self.host, self.port)
 
