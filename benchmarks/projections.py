@@ -197,6 +197,55 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+def live_feed(root: Path, workers: int | None, templates: list[dict[str, Any]], count: int) -> dict[str, float]:
+    """Events appended (batches of 1,000) while the projections run live, from an empty store.
+
+    Returns wall seconds from the first append until every projection has folded the last event,
+    the CPU seconds of this process (appends + the manager that feeds the workers) and of the
+    workers. With ``workers=None`` no manager runs: the appends alone, to subtract.
+    """
+    folder = root / f"live-{time.monotonic_ns()}"
+    folder.mkdir()
+    cfg = config(folder, workers or 1)
+    store = EventStore.open(cfg)
+    batches = [
+        [
+            {"stream-name": f"stream-{i % 10}", "event-type": "counted", "payload": {"n": i % 7}}
+            for i in range(k, k + 1000)
+        ]
+        for k in range(0, count, 1000)
+    ]
+
+    async def scenario() -> dict[str, float]:
+        manager = None
+        if workers is not None:
+            manager = ProjectionManager(store, cfg)
+            await manager.start()
+            for item in templates:
+                await manager.create(item)
+            await wait_caught_up(manager, store.last_order_id())
+        pids = [w.pid for w in manager.workers if w.pid is not None] if manager else []
+        cpu, wcpu, started = time.process_time(), cpu_seconds(pids), time.perf_counter()
+        for batch in batches:
+            await asyncio.to_thread(store.append, batch)
+        if manager is not None:
+            await wait_caught_up(manager, store.last_order_id())
+        out = {
+            "wall": time.perf_counter() - started,
+            "cpu": time.process_time() - cpu,
+            "worker_cpu": cpu_seconds(pids) - wcpu,
+        }
+        if manager is not None:
+            await manager.stop()
+        return out
+
+    try:
+        return asyncio.run(scenario())
+    finally:
+        store.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     folder = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="photon-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -260,6 +309,40 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         rows.append({"figure": f"{label}, start-up refold, 1 worker", "value": f"{one:.2f} s"})
         rows.append({"figure": f"{label}, start-up refold, 2 workers", "value": f"{two:.2f} s"})
         rows.append({"figure": f"{label}: speed-up 2 workers / 1", "value": f"{one / two:.2f}x"})
+
+    # Live: the same projections fed by the manager while events are appended; the manager's CPU
+    # per event is this process's CPU less that of the same appends with no projections running.
+    # The heavy ones read __all__ here, so that folding, not appending, takes the time.
+    for label, items, live_count in (
+        (
+            "4 simple projections on __all__",
+            [template(f"s{i}", "python" if i % 2 else "hy") for i in range(4)],
+            min(args.events, 200_000),
+        ),
+        (
+            "4 heavy projections on __all__",
+            [{"projection-name": f"h{i}", "initial-value": 0, "reduction": HEAVY_PY} for i in range(4)],
+            min(args.events, 40_000),
+        ),
+    ):
+        runs: dict[str, list[dict[str, float]]] = {"none": [], "1": [], "2": []}
+        for _ in range(args.repeat):
+            runs["none"].append(live_feed(folder, None, items, live_count))
+            runs["1"].append(live_feed(folder, 1, items, live_count))
+            runs["2"].append(live_feed(folder, 2, items, live_count))
+        base_cpu = median([r["cpu"] for r in runs["none"]])
+        for workers in ("1", "2"):
+            wall = median([r["wall"] for r in runs[workers]])
+            feed_us = (median([r["cpu"] for r in runs[workers]]) - base_cpu) / live_count * 1e6
+            rows.append(
+                {
+                    "figure": f"live, {label}, {workers} worker(s): {live_count:,} events appended and folded",
+                    "value": f"{live_count / wall:,.0f} events/s; feeding process {feed_us:.2f} µs CPU/event",
+                }
+            )
+        one = median([r["wall"] for r in runs["1"]])
+        two = median([r["wall"] for r in runs["2"]])
+        rows.append({"figure": f"live, {label}: speed-up 2 workers / 1", "value": f"{one / two:.2f}x"})
 
     ten = [template(f"p{i}", "python" if i % 2 else "hy") for i in range(10)]
     times = startup_times(folder, ten, [args.workers], args.repeat)

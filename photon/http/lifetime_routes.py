@@ -85,8 +85,8 @@ async def redact(request: Request, query: dict[str, Any]) -> Response:
 
 def lifetime_routes() -> list[BaseRoute]:
     return [
-        Route("/api/stream-metadata/{stream}", get_metadata, methods=["GET"]),
-        Route("/api/stream-metadata/{stream}", put_metadata, methods=["PUT"]),
+        Route("/api/stream-metadata/{stream:path}", get_metadata, methods=["GET"]),
+        Route("/api/stream-metadata/{stream:path}", put_metadata, methods=["PUT"]),
         Route("/api/admin/scavenge", scavenge, methods=["POST"]),
         Route("/api/redact", redact, methods=["POST"]),
     ]

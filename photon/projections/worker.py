@@ -9,7 +9,8 @@ Messages from the manager (pickled tuples on one pipe):
   projection here; `end_order_id` is the last order-id the batch covers (events of other
   streams may have been left out), so positions advance past them.
 - ``("catchup", seq, to_order_id)``: read the store directly (read-only) up to `to_order_id` for
-  every projection behind it. Only sent when the worker opened the store itself.
+  every projection behind it. Only sent when the worker opened the store itself: for history, and
+  on SQLite and PostgreSQL also for every live batch (the manager then ships no events at all).
 - ``("stop",)``: report the final states and exit.
 
 Replies: ``("ready", can_read_store)``, ``("added", slot, error)``, ``("folded", seq, reports,
@@ -24,6 +25,7 @@ manager can tell a reduction stuck on one event and kill the worker.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import time
@@ -45,6 +47,11 @@ Failure = tuple[int, int, str, bytes | None]
 IDLE = -1
 CATCHUP_PAGE = 5000
 CATCHUP_REPORT_EVERY = 100_000
+#: The cyclic collector's first threshold in a worker. A batch makes three containers per event
+#: (the event dict, its payload, the tuple around them) that reference counting frees; at
+#: Python's default of 700 the collector runs every few hundred events and walks the batch each
+#: time, which cost more than decoding and folding together (1.4 µs of 2.4 µs an event).
+GC_THRESHOLD = 50_000
 
 
 class Running:
@@ -246,6 +253,7 @@ class Worker:
         finally:
             self.progress[0] = IDLE
         self.projections[slot] = Running(slot, definition, state, position, last, processed)
+        gc.freeze()  # what the definition loaded lives as long as the worker: no collection walks it
         return None
 
     def live(self) -> list[Running]:
@@ -325,4 +333,7 @@ def main(conn: Any, progress: Any, store_config: Mapping[str, Any] | None) -> No
     # The manager stops workers with a message; Ctrl-C in a terminal must not kill them first.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     progress[0] = IDLE
-    Worker(conn, progress, store_config).run()
+    gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
+    worker = Worker(conn, progress, store_config)
+    gc.freeze()  # modules and the store's connection stay for the worker's life
+    worker.run()

@@ -1,0 +1,87 @@
+"""The live feed of the projection pool: on SQLite the workers read new events themselves (the
+manager ships none), in exact order, with a failing projection isolated; in-process backends
+still get the events shipped."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from photon.projections.pool import WorkerHandle
+from photon.store import EventStore
+
+from .projection_helpers import caught_up, events, make_config, running
+
+ORDER = {
+    "projection-name": "order",
+    "initial-value": [],
+    "reduction": "def reduction(state, event):\n    return state + [event['order-id']]\n",
+}
+SUM_B = {
+    "projection-name": "sum-b",
+    "stream-name": "b",
+    "initial-value": 0,
+    "reduction": "def reduction(state, event):\n    return state + event['payload']['n']\n",
+}
+BREAKS = {
+    "projection-name": "breaks",
+    "initial-value": 0,
+    "reduction": (
+        "def reduction(state, event):\n"
+        "    if event['payload'].get('n') == 77 and event['stream-name'] == 'a':\n"
+        "        raise ValueError('seventy-seven')\n"
+        "    return state + 1\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "memory"])
+def test_live_events_in_exact_order_with_a_failure_isolated(
+    tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[str] = []
+    original = WorkerHandle.send
+
+    def recording(self: WorkerHandle, message: Any) -> None:
+        sent.append(message[0])
+        original(self, message)
+
+    monkeypatch.setattr(WorkerHandle, "send", recording)
+    config = make_config(tmp_path, backend, parallel_projections=2)
+    store = EventStore.open(config)
+    store.append(events("a", 50))
+
+    async def scenario() -> dict[str, Any]:
+        async with running(store, config) as manager:
+            for template in (ORDER, SUM_B, BREAKS):
+                await manager.create(template)
+            await caught_up(manager)
+            assert manager.workers_read_live is (backend == "sqlite")
+            sent.clear()
+            for round_ in range(20):  # live: many small commits and a few big ones, both streams
+                store.append(events("a", 1 if round_ % 3 else 40, start=50 + round_ * 40))
+                store.append(events("b", 5, start=round_ * 5))
+                if round_ % 4 == 0:
+                    await asyncio.sleep(0.01)
+            await caught_up(manager)
+            order = manager.value("order")
+            all_ids = [e.order_id for e in store.read()]
+            # Exactly the order-ids of __all__ after the registration of "order", in order, once each.
+            first = order[0]
+            assert order == [i for i in all_ids if i >= first]
+            assert manager.value("sum-b") == sum(range(100))
+            breaks = manager.get("breaks")
+            assert breaks["status"] == "failed" and "seventy-seven" in breaks["last-error"]
+            assert manager.get("order")["status"] == "running" and manager.get("sum-b")["status"] == "running"
+            return {"position": manager.projections["order"].position, "head": store.last_order_id()}
+
+    result = asyncio.run(scenario())
+    assert result["position"] == result["head"]
+    if backend == "sqlite":
+        assert "catchup" in sent and "fold" not in sent  # the workers read the events themselves
+    else:
+        assert "fold" in sent and "catchup" not in sent  # nothing to read from another process
+    store.close()
