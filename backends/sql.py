@@ -25,6 +25,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from functools import partial
 from itertools import chain, pairwise
@@ -51,6 +52,8 @@ BLOCK_BITS = 6
 BLOCKS_PER_READ = 9
 """Blocks one statement of a stream read asks for: a page of 512 events spans at most 9."""
 PAGE_SIZE = 8192
+RECLAIM_TRIES = 100
+"""Times reclaim_step tries its closing checkpoint again when readers hold the log."""
 RECLAIM_PAGES = 2048
 """Free pages one reclaim step gives back (16 MiB at 8 KiB pages: about a commit's time)."""
 """SQLite page size of a new store's file."""
@@ -952,6 +955,7 @@ class SQLiteBackend(SQLBackend):
         self._bulk = False
         self._reclaim_pending = False
         """Removals or replacements happened that reclaim_step has not finished with."""
+        self._reclaim_tries = 0
         self._first_bulk_batch = False
         self._multi_row: dict[int, str] = {}
         self._checkpointer: threading.Thread | None = None
@@ -1170,8 +1174,14 @@ class SQLiteBackend(SQLBackend):
             connection.executescript(f"PRAGMA incremental_vacuum({RECLAIM_PAGES});")
             if free > RECLAIM_PAGES:
                 return True
-        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        busy = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        if busy and self._reclaim_tries < RECLAIM_TRIES:
+            # A reader (or the background checkpoint) held the log: try again after the next commit.
+            self._reclaim_tries += 1
+            time.sleep(0.01)
+            return True
         self._reclaim_pending = False
+        self._reclaim_tries = 0
         return False
 
     def _set_synchronous(self, level: str) -> None:
