@@ -126,6 +126,7 @@ _STATEMENTS = {
     "checkpoint": "SELECT value FROM checkpoints WHERE key = ?",
     "set_checkpoint": "INSERT INTO checkpoints (key, value) VALUES (?, ?)",
     "delete_checkpoint": "DELETE FROM checkpoints WHERE key = ?",
+    "all_checkpoints": "SELECT key, value FROM checkpoints",
 }
 
 
@@ -158,6 +159,8 @@ class CassandraBackend(Backend):
     name = "cassandra"
     read_page_size = 5000  # a round trip per page: fewer, larger pages
     description = "Cassandra / ScyllaDB keyspace (cassandra.ip, cassandra.keyspace); head row moved by LWT"
+    driver = "cassandra"
+    extra = "cassandra"
     settings = (
         Setting("cassandra.ip", "127.0.0.1", "cassandra backend: contact points, comma-separated."),
         Setting("cassandra.port", "9042", "cassandra backend: CQL native port.", parse_port),
@@ -292,6 +295,9 @@ class CassandraBackend(Backend):
         # writer token is what really fences appends.
         again = self._session.execute(self._ps["take_lease"], ("writer", self._holder, self._token, self.lease_s)).one()
         return bool(again[0])
+
+    def writer_problem(self) -> str | None:
+        return self._lease.problem if self._lease is not None else None
 
     def close(self) -> None:
         if self._lease is not None:
@@ -645,6 +651,10 @@ class CassandraBackend(Backend):
     def read_checkpoint(self, key: str) -> bytes | None:
         rows = self._run("checkpoint", (key,))
         return bytes(rows[0].value) if rows else None
+
+    def checkpoints(self, prefix: str) -> dict[str, bytes]:
+        # The table is small (one row per projection, consumer and group): a full read is fine.
+        return {row.key: bytes(row.value) for row in self._run("all_checkpoints", ()) if row.key.startswith(prefix)}
 
     def write_checkpoint(self, key: str, value: bytes | None) -> None:
         if value is None:

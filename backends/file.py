@@ -31,6 +31,7 @@ class FileBackend(MemoryBackend):
     name = "file"
     aliases = ()
     description = "JSON lines in one file (file.path), indexes in memory"
+    persistent = True
     settings = (
         Setting("file.path", "photon.jsonl", "File backend: path of the JSON-lines event file."),
         Setting(

@@ -16,6 +16,7 @@ class MemoryBackend(Backend):
     name = "memory"
     aliases: ClassVar[tuple[str, ...]] = ("dummy",)
     description = "in process, lost at exit (tests, throwaway runs)"
+    persistent = False
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         super().__init__(config)
@@ -109,6 +110,10 @@ class MemoryBackend(Backend):
 
     def read_checkpoint(self, key: str) -> bytes | None:
         return self._checkpoints.get(key)
+
+    def checkpoints(self, prefix: str) -> dict[str, bytes]:
+        with self._lock:
+            return {k: v for k, v in self._checkpoints.items() if k.startswith(prefix)}
 
     def write_checkpoint(self, key: str, value: bytes | None) -> None:
         with self._lock:

@@ -56,6 +56,8 @@ class MongoBackend(Backend):
     aliases = ("mongodb",)
     read_page_size = 5000  # a round trip per page: fewer, larger pages
     description = "MongoDB (mongodb.host, mongodb.database); one transaction per append"
+    driver = "pymongo"
+    extra = "mongo"
     settings = (
         Setting(
             "mongodb.host",
@@ -179,6 +181,9 @@ class MongoBackend(Backend):
         expires = self._server_now() + datetime.timedelta(milliseconds=self.lease_ms)
         renewed = self._db.meta.update_one({"_id": WRITER, "token": self._token}, {"$set": {"expires": expires}})
         return bool(renewed.matched_count == 1)
+
+    def writer_problem(self) -> str | None:
+        return self._lease.problem if self._lease is not None else None
 
     def close(self) -> None:
         if self._lease is not None:
@@ -376,6 +381,14 @@ class MongoBackend(Backend):
     def read_checkpoint(self, key: str) -> bytes | None:
         doc = self._call(lambda: self._db.checkpoints.find_one({"_id": key}))
         return None if doc is None else bytes(doc["value"])
+
+    def checkpoints(self, prefix: str) -> dict[str, bytes]:
+        selector = {"_id": {"$gte": prefix, "$lt": prefix + "\U0010ffff"}}
+        return {
+            doc["_id"]: bytes(doc["value"])
+            for doc in self._find("checkpoints", selector)
+            if doc["_id"].startswith(prefix)
+        }
 
     def write_checkpoint(self, key: str, value: bytes | None) -> None:
         if value is None:

@@ -18,6 +18,8 @@ class PostgresBackend(SQLBackend):
     name = "postgres"
     aliases = ("postgresql",)
     description = "PostgreSQL server (postgres.url) through psycopg 3"
+    driver = "psycopg"
+    extra = "postgres"
     settings = (
         Setting(
             "postgres.url",

@@ -168,6 +168,8 @@ class RedisBackend(Backend):
     name = "redis"
     read_page_size = 5000  # a round trip per page: fewer, larger pages
     description = "Redis server (redis.url); one Lua script per append"
+    driver = "redis"
+    extra = "redis"
     settings = (
         Setting(
             "redis.url", "redis://localhost:6379/0", "redis backend: server URL (redis:// or rediss://).", secret=True
@@ -295,6 +297,9 @@ class RedisBackend(Backend):
                 settings.get("appendfsync"),
             )
 
+    def writer_problem(self) -> str | None:
+        return self._lease.problem if self._lease is not None else None
+
     def close(self) -> None:
         if self._lease is not None:
             self._lease.stop()
@@ -405,6 +410,15 @@ class RedisBackend(Backend):
     def read_checkpoint(self, key: str) -> bytes | None:
         value = self._call(self._client.hget, self.k_checkpoints, key)
         return None if value is None else bytes(value)
+
+    def checkpoints(self, prefix: str) -> dict[str, bytes]:
+        found = self._call(self._client.hgetall, self.k_checkpoints)
+        result = {}
+        for key, value in found.items():
+            name = key.decode() if isinstance(key, bytes) else str(key)
+            if name.startswith(prefix):
+                result[name] = bytes(value)
+        return result
 
     def write_checkpoint(self, key: str, value: bytes | None) -> None:
         if value is None:

@@ -17,6 +17,7 @@ thread; every read method may be called from any thread at the same time as a wr
 from __future__ import annotations
 
 import abc
+import importlib.util
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -24,7 +25,7 @@ from typing import Any, ClassVar, NamedTuple
 
 from .append_request import QueryItem, query_matches
 from .config import Setting
-from .errors import UnknownBackend
+from .errors import MissingDriver, UnknownBackend
 from .events import RecordedEvent
 
 ENTRY_POINT_GROUP = "photon.backends"
@@ -77,6 +78,12 @@ class Backend(abc.ABC):
     #: Events per `read` page when the core pages through a long read. Embedded stores are
     #: fastest with small pages (they stay in the CPU cache); remote ones want fewer round trips.
     read_page_size: ClassVar[int] = 1000
+    #: The driver module this backend imports when it opens (None: nothing beyond Photon's own
+    #: dependencies), and the pip extra of photon-eventstore that installs it.
+    driver: ClassVar[str | None] = None
+    extra: ClassVar[str | None] = None
+    #: False for a backend whose events are gone when the process exits (the memory backend).
+    persistent: ClassVar[bool] = True
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         """Keep the configuration; connect nothing yet (that is `open`'s job)."""
@@ -156,6 +163,12 @@ class Backend(abc.ABC):
     def write_checkpoint(self, key: str, value: bytes | None) -> None:
         """Durably set (or with None, remove) a key/value entry. Any thread may call it."""
 
+    def checkpoints(self, prefix: str) -> dict[str, bytes]:
+        """Every key/value entry whose key starts with `prefix` (backups carry consumers' and groups'
+        positions this way). The default raises: a third-party backend without it still works,
+        but its backups carry no positions."""
+        raise NotImplementedError(f"the {self.name} backend cannot list its checkpoints")
+
     def read_matching(self, query: tuple[QueryItem, ...], after: int, limit: int) -> list[RecordedEvent]:
         """Events of client streams matching `query` with an order-id above `after`, in order, at most `limit`.
 
@@ -193,6 +206,14 @@ class Backend(abc.ABC):
         leave the store empty, as it was before the load.
         """
 
+    def writer_problem(self) -> str | None:
+        """Why this writer may no longer hold the store's writer lock (a lease it failed to renew), or None.
+
+        Backends whose lock is a file lock or a database session have nothing to add: the lock
+        lasts as long as the process or the connection, and a lost connection fails the appends.
+        """
+        return None
+
     def describe(self) -> str:
         """Where the data lives, for logs (no secrets)."""
         return self.name
@@ -219,13 +240,39 @@ def backend_names() -> list[str]:
     return sorted(names)
 
 
+def missing_driver(cls: type[Backend]) -> str | None:
+    """Why `cls` cannot open here (its driver is not installed, and the extra that installs it), or None."""
+    if cls.driver is None:
+        return None
+    try:
+        if importlib.util.find_spec(cls.driver) is not None:
+            return None
+    except ModuleNotFoundError:  # a parent package is missing, or an import hook refuses the name
+        pass
+    extra = cls.extra or cls.name
+    return (
+        f"the {cls.name} backend needs the {cls.driver!r} driver, which is not installed: "
+        f"pip install 'photon-eventstore[{extra}]'"
+    )
+
+
 def backend_class(name: str) -> type[Backend]:
-    """The backend class for `name` or one of its aliases; `UnknownBackend` lists what is available."""
+    """The backend class for `name` or one of its aliases; `UnknownBackend` names the closest and lists the rest.
+
+    A backend whose driver is not installed is refused here too, naming the extra that installs it.
+    """
+    from .config import closest_key
+
     classes = available_backends()
     for cls in classes.values():
         if name == cls.name or name in cls.aliases:
+            problem = missing_driver(cls)
+            if problem is not None:
+                raise MissingDriver(problem)
             return cls
     described = ", ".join(
         cls.name + (f" (alias {', '.join(cls.aliases)})" if cls.aliases else "") for cls in classes.values()
     )
-    raise UnknownBackend(f"unknown db.backend {name!r}; available backends: {described}")
+    hint = closest_key(name, backend_names())
+    suggestion = f"; did you mean {hint!r}?" if hint else ""
+    raise UnknownBackend(f"unknown db.backend {name!r}{suggestion} (available backends: {described})")

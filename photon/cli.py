@@ -13,11 +13,15 @@ from typing import Any
 
 import click
 
-from .backend import available_backends
+from .backend import available_backends, missing_driver
 from .config import Config, Setting, all_settings, closest_key, load_config
 from .errors import PhotonError, ServerUnreachable
 
 DEFAULT_COMMAND = "serve"
+
+
+class ServerFailed(PhotonError):
+    """The server could not start or stopped on an operating-system error."""
 
 
 def _param_name(key: str) -> str:
@@ -99,9 +103,24 @@ class PhotonGroup(click.Group):
     command_class = PhotonCommand
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and not args[0].startswith("-") and args[0] not in self.commands:
+            # The default command takes no arguments, so a first word that is not an option is a
+            # command name, mistyped: say so, rather than hand it to `serve` as an argument.
+            raise click.UsageError(self._unknown_command(args[0]), ctx)
         if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help", "--version")):
             args = [DEFAULT_COMMAND, *args]
         return super().parse_args(ctx, args)
+
+    def _unknown_command(self, word: str) -> str:
+        names = sorted(self.commands)
+        if word == "help":
+            return (
+                f"no command 'help': `photon -h` lists the commands ({', '.join(names)}), "
+                "`photon COMMAND -h` explains one"
+            )
+        hint = closest_key(word, names)
+        suggestion = f"; did you mean {hint!r}?" if hint else ""
+        return f"no such command {word!r}{suggestion} (commands: {', '.join(names)})"
 
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 120}
@@ -133,10 +152,11 @@ def info(**params: Any) -> None:
 
 @cli.command(context_settings=CONTEXT)
 def backends() -> None:
-    """List the installed storage backends and their configuration keys."""
+    """List the storage backends, whether each can be used here, and their configuration keys."""
     for name, cls in available_backends().items():
         aliases = f" (alias {', '.join(cls.aliases)})" if cls.aliases else ""
-        click.echo(f"{name}{aliases}: {cls.description}")
+        state = "installed" if missing_driver(cls) is None else f"needs: pip install 'photon-eventstore[{cls.extra}]'"
+        click.echo(f"{name}{aliases} [{state}]: {cls.description}")
         for setting in cls.settings:
             click.echo(f"    -{setting.key}: {_help(setting)}")
 
@@ -145,18 +165,16 @@ def backends() -> None:
 @config_options
 def serve(**params: Any) -> None:
     """Run the server (HTTP API, TCP ingest) on the configured store until SIGTERM or SIGINT."""
-    import logging
+    from .logs import configure_logging
 
     config = config_from(params)
-    logging.basicConfig(
-        level=config["log.level"], format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    configure_logging(config)
     from .server import run
 
     try:
         run(config)
-    except OSError as exc:
-        raise click.ClickException(f"cannot start the server: {exc}") from None
+    except OSError as exc:  # reported as every other command's errors are: `photon: error: ...`, exit 2
+        raise ServerFailed(f"cannot start the server: {exc}") from None
 
 
 def main() -> None:

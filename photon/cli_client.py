@@ -23,6 +23,7 @@ from .subscriptions import STREAM_TYPES, CaughtUp
 
 if TYPE_CHECKING:
     from .client import PhotonClient
+    from .store import EventStore
 
 EMIT_CHUNK = 1000
 
@@ -51,6 +52,16 @@ def _client(config: Config, url: str | None) -> PhotonClient:
     from .client import PhotonClient  # here: commands on a store need no HTTP client
 
     return PhotonClient(url, config["admin.user"], config["admin.pass"], verify=verify)
+
+
+def warn_if_transient(store: EventStore) -> None:
+    """A command that writes into a store that ends with the command says so (the memory backend)."""
+    if not store.backend.persistent:
+        click.echo(
+            f"photon: warning: the {store.backend.name} backend keeps events only in this process: what this "
+            "command stores is gone when it exits (use a persistent -db.backend, or -url to a running server)",
+            err=True,
+        )
 
 
 def _out(data: bytes) -> None:
@@ -140,6 +151,7 @@ def emit(
         from .store import EventStore
 
         with EventStore.open(config) as store:
+            warn_if_transient(store)
             for _, batch in batches:
                 for stored in store.append_request(batch, options or AppendOptions()):
                     _out(stored.data)
@@ -156,7 +168,7 @@ def emit(
                     condition=options.condition,
                 )
             for stored in answer if isinstance(answer, list) else [answer]:
-                _out(orjson.dumps(stored))
+                _out(stored.data)
 
 
 def _json_option(text: str | None, flag: str) -> Any:
@@ -189,7 +201,7 @@ def read_matching(query: str, after: int, limit: int | None, url: str | None, **
         return
     with _client(config, url) as client:
         for found in client.read_matching(items, after=after, limit=limit):
-            _out(orjson.dumps(found))
+            _out(found.data)
 
 
 @cli.command(context_settings=CONTEXT)
@@ -258,7 +270,7 @@ def replay(
                 if isinstance(item, CaughtUp):
                     click.echo(f"caught up at order-id {item.order_id}; live events follow", err=True)
                 else:
-                    _out(orjson.dumps(item))
+                    _out(item.data)
                     sys.stdout.flush()
         except KeyboardInterrupt:
             pass
@@ -277,6 +289,6 @@ def streams(url: str | None, **params: Any) -> None:
             found = [(s.stream_name, s.total_events) for s in store.streams()]
     else:
         with _client(config, url) as client:
-            found = [(s["stream-name"], s["total-events"]) for s in client.streams()]
+            found = [(s.stream_name, s.total_events) for s in client.streams()]
     for name, total in found:
         click.echo(f"{name}\t{total}")

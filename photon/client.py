@@ -1,11 +1,15 @@
-"""The Python client: emit, replay (cold, hot, hot-cold) and durable subscriptions over HTTP.
+"""The Python clients: emit, read, replay (cold, hot, hot-cold), durable subscriptions and projections over HTTP.
 
     from photon.client import PhotonClient
 
     with PhotonClient("http://localhost:3000", "admin", "p4010n") as photon:
         stored = photon.emit({"stream-name": "orders", "event-type": "placed", "payload": {"id": 7}})
-        for item in photon.replay("orders", stream_type="cold"):
-            print(item["order-id"], item["payload"])
+        for event in photon.replay("orders", stream_type="cold"):
+            print(event.order_id, event.payload)
+
+Events come back as `photon.events.RecordedEvent`, the same type the embedded store returns
+(`order_id`, `stream_name`, `stream_version`, `event_id`, `event_type`, `event_time`, `payload`,
+`to_dict()` for Photon's field names). `AsyncPhotonClient` offers the same calls for asyncio.
 
 `PhotonClient` speaks to the server through a `Transport`; `HttpTransport` is the one shipped
 here. Another transport (AMQP, ...) implements the same few methods and is passed as
@@ -15,6 +19,7 @@ here. Another transport (AMQP, ...) implements the same few methods and is passe
 from __future__ import annotations
 
 import ssl
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
@@ -22,23 +27,46 @@ from typing import Any, Protocol
 import httpx
 import orjson
 
-from .append_request import AppendCondition, emit_body
-from .errors import (
-    AppendConditionFailed,
-    NotAuthorized,
-    NotFound,
-    PhotonError,
-    ServerUnreachable,
-    StoreClosed,
-    ValidationError,
-    VersionConflict,
+from .append_request import AppendCondition
+from .backend import StreamInfo
+from .client_wire import (
+    DEFAULT_URL,
+    RETRY_PAUSE,
+    ConsumerPosition,
+    Page,
+    ReplayItem,
+    as_event,
+    as_item,
+    emit_answer,
+    emit_body,
+    items,
+    page_answer,
+    position_answer,
+    projection_template,
+    query,
+    raise_for,
+    replay_params,
+    stored_events,
+    streams_answer,
+    with_ids,
 )
+from .client_wire import quote_segment as _quote
+from .errors import PhotonError, ServerUnreachable, ValidationError
+from .events import RecordedEvent
 from .subscriptions import CaughtUp
 
-Event = dict[str, Any]
-ReplayItem = Event | CaughtUp
-
-DEFAULT_URL = "http://localhost:3000"
+__all__ = [
+    "DEFAULT_URL",
+    "AsyncPhotonClient",
+    "ConsumerPosition",
+    "DurableSubscription",
+    "HttpTransport",
+    "Page",
+    "PhotonClient",
+    "RecordedEvent",
+    "ReplayItem",
+    "Transport",
+]
 
 
 class Transport(Protocol):
@@ -53,79 +81,17 @@ class Transport(Protocol):
     ) -> Any:
         """Store one event (answer: the stored event) or a list (answer: the stored events)."""
 
-    def replay(self, stream: str, params: dict[str, Any]) -> Iterator[ReplayItem]:
-        """Replay items: event dicts, and `CaughtUp` between history and live."""
+    def replay(self, stream: str, params: dict[str, Any]) -> Iterator[Any]:
+        """Replay items: stored events (`RecordedEvent` or dicts), and `CaughtUp` between history and live."""
 
-    def subscribe(self, name: str, params: dict[str, Any]) -> Iterator[ReplayItem]:
+    def subscribe(self, name: str, params: dict[str, Any]) -> Iterator[Any]:
         """A durable consumer's items, starting after its last acknowledged event."""
 
     def ack(self, name: str, order_id: int) -> dict[str, Any]: ...
 
-    def streams(self) -> list[dict[str, Any]]: ...
+    def streams(self) -> list[Any]: ...
 
     def close(self) -> None: ...
-
-
-def _raise_for(response: httpx.Response) -> None:
-    if response.status_code < 400:
-        return
-    try:
-        body = response.json()
-        message = body.get("error", response.text) if isinstance(body, dict) else response.text
-    except ValueError:
-        body, message = {}, response.text
-    status = response.status_code
-    if status == 401:
-        raise NotAuthorized(message)
-    if status == 409 and body.get("condition-failed"):
-        raise AppendConditionFailed.from_fields(body, message)
-    if status == 409 and "current-version" in body:
-        raise VersionConflict(body["stream-name"], body["expected-version"], body["current-version"])
-    if status == 404:
-        raise NotFound(message)
-    if status in (400, 413):
-        raise ValidationError(message, body.get("field"))
-    if status == 503:
-        raise StoreClosed(message)
-    raise PhotonError(f"HTTP {status}: {message}")
-
-
-def _lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    rest = b""
-    for chunk in chunks:
-        if rest:
-            chunk = rest + chunk
-        lines = chunk.split(b"\n")
-        rest = lines.pop()
-        yield from lines
-    if rest:
-        yield rest
-
-
-def _items(lines: Iterator[bytes]) -> Iterator[ReplayItem]:
-    for line in lines:
-        if not line:
-            continue
-        item = orjson.loads(line)
-        if "caught-up" in item and len(item) == 1:
-            yield CaughtUp(item["caught-up"])
-        else:
-            yield item
-
-
-def _query(params: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in params.items():
-        if value is None:
-            continue
-        out[key] = ",".join(value) if isinstance(value, (list, tuple, set, frozenset)) else value
-    return out
-
-
-def _quote(part: str) -> str:
-    from urllib.parse import quote
-
-    return quote(part, safe="")
 
 
 class HttpTransport:
@@ -139,8 +105,10 @@ class HttpTransport:
         *,
         verify: bool | str | ssl.SSLContext = True,
         timeout: float = 30.0,
+        retries: int = 2,
     ) -> None:
         self.url = url.rstrip("/")
+        self.retries = retries
         self._auth = (user, password)
         if isinstance(verify, str):  # a CA file, such as a self-signed server certificate
             verify = ssl.create_default_context(cafile=verify)
@@ -151,7 +119,7 @@ class HttpTransport:
         if self._token is None or renew:
             with self._reaching():
                 response = self._http.get("/auth/token", auth=self._auth)
-            _raise_for(response)
+            raise_for(response)
             self._token = str(response.json()["token"])
         return self._token
 
@@ -171,7 +139,7 @@ class HttpTransport:
             response = self._http.request(method, path, headers=self._headers(), **kwargs)
             if response.status_code == 401:  # expired: renew once
                 response = self._http.request(method, path, headers=self._headers(renew=True), **kwargs)
-        _raise_for(response)
+        raise_for(response)
         return response
 
     def _stream(self, path: str, params: dict[str, Any]) -> Iterator[ReplayItem]:
@@ -183,7 +151,7 @@ class HttpTransport:
             with self._http.stream(
                 "GET",
                 path,
-                params=_query(params),
+                params=query(params),
                 headers=self._headers(renew=attempt == 1),
                 timeout=httpx.Timeout(self._http.timeout.connect, read=None),
             ) as response:
@@ -191,8 +159,8 @@ class HttpTransport:
                     continue
                 if response.status_code >= 400:
                     response.read()
-                    _raise_for(response)
-                yield from _items(_lines(response.iter_bytes()))
+                    raise_for(response)
+                yield from items(response.iter_bytes())
                 return
 
     def emit(
@@ -202,9 +170,17 @@ class HttpTransport:
         expected_versions: Mapping[str, Any] | None = None,
         condition: Any = None,
     ) -> Any:
-        body: Any = events if isinstance(events, Mapping) else list(events)
-        content = orjson.dumps(emit_body(body, expected_version, expected_versions, condition))
-        return orjson.loads(self.request("POST", "/api/event", content=content).content)
+        content = emit_body(events, expected_version, expected_versions, condition)
+        # Safe to send again: every event carries its id (`with_ids`), so a request that reached the
+        # server before the connection failed is answered with the events it stored, not stored twice.
+        for attempt in range(self.retries + 1):
+            try:
+                return emit_answer(self.request("POST", "/api/event", content=content).content)
+            except ServerUnreachable:
+                if attempt == self.retries:
+                    raise
+                time.sleep(RETRY_PAUSE * 2**attempt)
+        raise AssertionError("not reached")
 
     def read_matching(self, body: dict[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = orjson.loads(
@@ -213,20 +189,19 @@ class HttpTransport:
         return result
 
     def replay(self, stream: str, params: dict[str, Any]) -> Iterator[ReplayItem]:
-        return self._stream(f"/api/replay/{stream}", params)
+        return self._stream(f"/api/replay/{_quote(stream)}", params)
 
     def subscribe(self, name: str, params: dict[str, Any]) -> Iterator[ReplayItem]:
-        return self._stream(f"/api/subscription/{name}", params)
+        return self._stream(f"/api/subscription/{_quote(name)}", params)
 
     def ack(self, name: str, order_id: int) -> dict[str, Any]:
         result: dict[str, Any] = self.request(
-            "POST", f"/api/subscription/{name}/ack", json={"order-id": order_id}
+            "POST", f"/api/subscription/{_quote(name)}/ack", json={"order-id": order_id}
         ).json()
         return result
 
-    def streams(self) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self.request("GET", "/api/streams").json()["streams"]
-        return result
+    def streams(self) -> list[StreamInfo]:
+        return streams_answer(self.request("GET", "/api/streams").content)
 
     def close(self) -> None:
         self._http.close()
@@ -242,9 +217,10 @@ class DurableSubscription:
         self.last_order_id: int | None = None
 
     def __iter__(self) -> Iterator[ReplayItem]:
-        for item in self._items:
+        for raw in self._items:
+            item = as_item(raw)
             if not isinstance(item, CaughtUp):
-                self.last_order_id = item["order-id"]
+                self.last_order_id = item.order_id
             yield item
 
     def ack(self, order_id: int | None = None) -> dict[str, Any]:
@@ -272,8 +248,11 @@ class PhotonClient:
         transport: Transport | None = None,
         verify: bool | str = True,
         timeout: float = 30.0,
+        retries: int = 2,
     ) -> None:
-        self.transport: Transport = transport or HttpTransport(url, user, password, verify=verify, timeout=timeout)
+        self.transport: Transport = transport or HttpTransport(
+            url, user, password, verify=verify, timeout=timeout, retries=retries
+        )
 
     def emit(
         self,
@@ -283,17 +262,21 @@ class PhotonClient:
         expected_versions: Mapping[str, int | str] | None = None,
         condition: AppendCondition | Mapping[str, Any] | None = None,
     ) -> Any:
-        """Store one event (returns the stored event) or a list atomically (returns the stored list).
+        """Store one event (returns the stored `RecordedEvent`) or a list atomically (returns the stored list).
 
         `expected_versions` and `condition` are those of `EventStore.append` (a batch over several
-        streams; a conditional append, refused with `AppendConditionFailed`)."""
+        streams; a conditional append, refused with `AppendConditionFailed`). Events without an `id`
+        get one here, before sending, so a re-send after a lost answer (the transport re-sends by
+        itself on a dropped connection) stores them once.
+        """
+        events = with_ids(events)
         if expected_versions is None and condition is None:
-            return self.transport.emit(events, expected_version)
-        return self.transport.emit(events, expected_version, expected_versions, condition)
+            return stored_events(self.transport.emit(events, expected_version))
+        return stored_events(self.transport.emit(events, expected_version, expected_versions, condition))
 
     def read_matching(
         self, query: Sequence[Mapping[str, Any]] = (), *, after: int = 0, limit: int | None = None
-    ) -> Iterator[Event]:
+    ) -> Iterator[RecordedEvent]:
         """Events of client streams matching a query after a position (see `EventStore.read_matching`)."""
         read = getattr(self.transport, "read_matching", None)
         if read is None:
@@ -302,7 +285,7 @@ class PhotonClient:
         while remaining is None or remaining > 0:
             page = 1000 if remaining is None else min(1000, remaining)
             answer = read({"query": [dict(item) for item in query], "after": after, "limit": page})
-            yield from answer["results"]
+            yield from (as_event(e) for e in answer["results"])
             if answer["next"] is None:
                 return
             after = answer["next"]
@@ -321,17 +304,9 @@ class PhotonClient:
         event_types: Sequence[str] | None = None,
         limit: int | None = None,
     ) -> Iterator[ReplayItem]:
-        """Events as dicts in order; with hot-cold, one `CaughtUp(order_id)` between history and live."""
-        params = {
-            "stream-type": stream_type,
-            "from": from_,
-            "from-version": from_version,
-            "from-time": from_time,
-            "to": to,
-            "event-types": event_types,
-            "limit": limit,
-        }
-        return self.transport.replay(stream, params)
+        """`RecordedEvent`s in order; with hot-cold, one `CaughtUp(order_id)` between history and live."""
+        params = replay_params(stream_type, from_, from_version, from_time, to, event_types, limit)
+        return _Typed(self.transport.replay(stream, params))
 
     def subscribe(
         self,
@@ -346,15 +321,48 @@ class PhotonClient:
         params = {"stream": stream, "stream-type": stream_type, "event-types": event_types, "limit": limit}
         return DurableSubscription(self.transport, name, params)
 
-    def streams(self) -> list[dict[str, Any]]:
-        return self.transport.streams()
+    def streams(self) -> list[StreamInfo]:
+        return [
+            s if isinstance(s, StreamInfo) else StreamInfo(s["stream-name"], s["total-events"])
+            for s in self.transport.streams()
+        ]
 
-    # -- projections (served over HTTP) --------------------------------------------------------
+    # -- served over HTTP only ------------------------------------------------------------------
 
     def _http(self) -> HttpTransport:
         if not isinstance(self.transport, HttpTransport):
-            raise PhotonError("projections are served over HTTP: use a client with the HTTP transport")
+            raise PhotonError("this call is served over HTTP: use a client with the HTTP transport")
         return self.transport
+
+    def read(
+        self,
+        stream: str = "__all__",
+        *,
+        from_: int | None = None,
+        from_version: int | None = None,
+        limit: int | None = None,
+    ) -> Page:
+        """One page of a stream's stored events (`Page.next` is the `from_` of the next page, None at the end)."""
+        params = query({"from": from_, "from-version": from_version, "limit": limit})
+        return page_answer(self._http().request("GET", f"/api/stream-contents/{_quote(stream)}", params=params).content)
+
+    def event(self, stream: str, order_id: int) -> RecordedEvent:
+        """The event at `order_id` in `stream` (any stream for `__all__`); `NotFound` otherwise."""
+        return RecordedEvent.from_json(self._http().request("GET", f"/api/event/{_quote(stream)}/{order_id}").content)
+
+    def delete_stream(self, stream: str) -> int:
+        """Delete a stream's events; returns how many were deleted."""
+        answer = orjson.loads(self._http().request("DELETE", f"/api/stream/{_quote(stream)}").content)
+        return int(answer.get("deleted-events", 0))
+
+    def position(self, consumer: str) -> ConsumerPosition:
+        """A durable consumer's stream and last acknowledged order-id."""
+        path = f"/api/subscription/{_quote(consumer)}/position"
+        return position_answer(consumer, self._http().request("GET", path).content)
+
+    def forget_consumer(self, consumer: str) -> None:
+        """Delete a durable consumer and its position."""
+        self._http().request("DELETE", f"/api/subscription/{_quote(consumer)}")
 
     def projections(self) -> list[dict[str, Any]]:
         """Every projection's descriptor (name, stream, status, position...), without its value."""
@@ -370,10 +378,9 @@ class PhotonClient:
     def add_projection(self, name: str, reduction: str, language: str = "python", **fields: Any) -> dict[str, Any]:
         """Register (or replace) projection `name` from its code (a whole module or one function);
         `fields` are other template fields (``stream_name="orders"``, ``initial_value={}``)."""
-        template = {"projection-name": name, "language": language, "reduction": reduction}
-        template.update({key.replace("_", "-"): value for key, value in fields.items()})
+        content = projection_template(name, reduction, language, fields)
         descriptor: dict[str, Any] = (
-            self._http().request("POST", "/api/projection", content=orjson.dumps(template)).json()["projection"]
+            self._http().request("POST", "/api/projection", content=content).json()["projection"]
         )
         return descriptor
 
@@ -388,3 +395,21 @@ class PhotonClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _Typed(Iterator[ReplayItem]):
+    """A transport's replay items as `RecordedEvent`s; closing it closes the transport's stream."""
+
+    def __init__(self, raw: Iterator[Any]) -> None:
+        self._raw = raw
+
+    def __next__(self) -> ReplayItem:
+        return as_item(next(self._raw))
+
+    def close(self) -> None:
+        close = getattr(self._raw, "close", None)
+        if close is not None:
+            close()
+
+
+from .client_async import AsyncPhotonClient  # noqa: E402  (the same calls for asyncio)

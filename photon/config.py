@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import javaproperties
+
 from .errors import ConfigError
 
 log = logging.getLogger("photon.config")
@@ -116,6 +118,13 @@ CORE_SETTINGS: tuple[Setting, ...] = (
     Setting("rest.port", "3000", "Port of the HTTP API.", parse_port),
     Setting("rest.keystore", None, "PEM file with the TLS certificate and key; when set, HTTP is served over TLS."),
     Setting("rest.keypass", None, "Password of the key in rest.keystore.", secret=True),
+    Setting(
+        "tcp.plaintext",
+        "false",
+        "With rest.keystore set, events.port and projections.port speak TLS too; true keeps them plaintext "
+        "(e.g. behind a proxy that ends TLS).",
+        parse_bool,
+    ),
     Setting("admin.user", "admin", "User name for GET /auth/token (HTTP Basic)."),
     Setting("admin.pass", "p4010n", "Password for GET /auth/token (HTTP Basic).", secret=True),
     Setting(
@@ -183,6 +192,14 @@ CORE_SETTINGS: tuple[Setting, ...] = (
         parse_positive,
     ),
     Setting("log.level", "INFO", "Log level.", one_of("DEBUG", "INFO", "WARNING", "ERROR")),
+    Setting(
+        "log.format",
+        "text",
+        "Log lines as text (for people) or json (one JSON object a line: time, level, logger, message, the "
+        "request's fields).",
+        one_of("text", "json"),
+    ),
+    Setting("log.access", "false", "Log every HTTP request (uvicorn's access log), in log.format.", parse_bool),
 )
 
 
@@ -198,29 +215,19 @@ def all_settings() -> dict[str, Setting]:
 
 
 def read_properties(path: Path) -> dict[str, str]:
-    """Read a Java-style .properties file: `key=value` or `key: value`, `#`/`!` comments."""
-    values: dict[str, str] = {}
-    pending = ""
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        line = pending + raw.strip()
-        pending = ""
-        if not line or line[0] in "#!":
-            continue
-        if line.endswith("\\"):
-            pending = line[:-1]
-            continue
-        for index, char in enumerate(line):
-            if char in "=:" or char.isspace():
-                key, value = line[:index].strip(), line[index + 1 :].strip()
-                if char.isspace() and value[:1] in ("=", ":"):
-                    value = value[1:].strip()
-                break
-        else:
-            key, value = line, ""
-        if not key:
-            raise ConfigError(f"{path}:{number}: a line without a key")
-        values[key] = value
-    return values
+    """Read a Java .properties file by Java's rules (`javaproperties`): `key=value`, `key: value` or
+    `key value`, `#`/`!` comments, `\\` line continuations, and escapes (`\\=`, `\\:`, `\\uXXXX`, a
+    doubled backslash for one, as in a Windows path written for Java).
+
+    The file is read as UTF-8 (Java 9's default for properties files); `\\uXXXX` escapes work either way.
+    """
+    try:
+        with path.open(encoding="utf-8") as handle:
+            return dict(javaproperties.load(handle))
+    except javaproperties.InvalidUEscapeError as exc:
+        raise ConfigError(f"{path}: bad escape {exc.escape!r} (a \\u escape needs four hex digits)") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
 def closest_key(key: str, known: Iterable[str]) -> str | None:

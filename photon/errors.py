@@ -39,6 +39,19 @@ class VersionConflict(PhotonError):
         self.current = current
 
 
+class EventIdConflict(PhotonError):
+    """An event `id` given by the client is already stored for an event of another stream."""
+
+    def __init__(self, event_id: str, stream: str, stored_stream: str, order_id: int) -> None:
+        super().__init__(
+            f"event id {event_id!r} is already stored in stream {stored_stream!r} (order-id {order_id}), "
+            f"not in {stream!r}: an id names one event; give this event another id"
+        )
+        self.event_id = event_id
+        self.stream = stream
+        self.stored_stream = stored_stream
+
+
 class AppendConditionFailed(PhotonError):
     """An append's condition failed: an event matching its query was stored after its position.
 
@@ -84,6 +97,10 @@ class NotFound(PhotonError, LookupError):
     """The stream, event or projection asked for does not exist."""
 
 
+class Conflict(PhotonError):
+    """The request conflicts with what exists (a consumer group of that name already exists, ...)."""
+
+
 class StoreClosed(PhotonError):
     """The store was closed (or is shutting down) and takes no more work."""
 
@@ -123,9 +140,17 @@ class UnknownBackend(ConfigError):
     """`db.backend` names no installed backend plugin."""
 
 
+class MissingDriver(ConfigError):
+    """`db.backend` names a backend whose driver is not installed; the message names the pip extra."""
+
+
 class NotAuthorized(PhotonError):
     """The credentials or the token were refused (HTTP 401)."""
 
 
 class ServerUnreachable(PhotonError):
     """The Photon server could not be reached (refused, unknown host, timed out, cut off)."""
+
+
+class CannotListen(PhotonError):
+    """A port cannot be listened on (in use, not allowed, unknown host); the message names its key."""

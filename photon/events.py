@@ -23,6 +23,7 @@ from typing import Any, Final, NamedTuple
 import orjson
 
 from .errors import InternalStreamError, ValidationError
+from .original_shape import ORIGINAL_FIELDS, has_original_fields, to_photon
 
 # Field names, exactly as Photon and the Muon event client spell them.
 STREAM_NAME: Final = "stream-name"
@@ -38,16 +39,39 @@ STREAM_VERSION: Final = "stream-version"
 ID: Final = "id"
 TAGS: Final = "tags"
 
+# Every internal stream name is declared here, and only here (the README lists them).
 ALL_STREAM: Final = "__all__"
 CONFIG_STREAM: Final = "__config__"
 INTERNAL_PREFIX: Final = "__"
+CATEGORY_STREAM_PREFIX: Final = "__category__:"
+"""`__category__:account` reads every stream of the category `account` (`account`, `account-1`, ...)."""
+PARKED_STREAM_PREFIX: Final = "__parked__:"
+"""`__parked__:<group>` holds the events a consumer group parked (one event per parking)."""
 CATEGORY_SEPARATOR: Final = "-"
 """A stream's category is its name up to the first separator (`account-123` is in `account`)."""
+
+
+def category_stream(category: str) -> str:
+    """The internal name under which a category is read like a stream."""
+    return CATEGORY_STREAM_PREFIX + category
+
+
+def stream_category(stream: str) -> str | None:
+    """The category a `__category__:` name reads, or None for any other name."""
+    return stream[len(CATEGORY_STREAM_PREFIX) :] if stream.startswith(CATEGORY_STREAM_PREFIX) else None
+
+
+def parked_stream(group: str) -> str:
+    """The internal stream that holds a consumer group's parked events."""
+    return PARKED_STREAM_PREFIX + group
+
 
 #: Fields a client may send.
 CLIENT_FIELDS: Final = frozenset(
     {STREAM_NAME, EVENT_TYPE, PAYLOAD, SERVICE_ID, SCHEMA, CAUSED_BY, CAUSED_BY_RELATION, EVENT_TIME, ID, TAGS}
 )
+#: Fields a client may send: Photon's, and those of the original Photon's event shape.
+ACCEPTED_FIELDS: Final = CLIENT_FIELDS | ORIGINAL_FIELDS
 #: Fields only the store sets.
 SERVER_FIELDS: Final = frozenset({ORDER_ID, STREAM_VERSION})
 
@@ -86,6 +110,43 @@ class RecordedEvent(NamedTuple):
     def tags(self) -> tuple[str, ...]:
         """The event's tags (what conditional appends query); empty when it has none."""
         return event_tags(self.data)
+
+    @property
+    def service_id(self) -> str | None:
+        return self.to_dict().get(SERVICE_ID)
+
+    @property
+    def schema(self) -> str | int | None:
+        return self.to_dict().get(SCHEMA)
+
+    @property
+    def caused_by(self) -> str | None:
+        return self.to_dict().get(CAUSED_BY)
+
+    @property
+    def caused_by_relation(self) -> str | None:
+        return self.to_dict().get(CAUSED_BY_RELATION)
+
+    @classmethod
+    def from_json(cls, data: bytes) -> RecordedEvent:
+        """A stored event from its JSON (as a server sends it: a replay line, an emit answer); `data` is kept."""
+        return cls.from_dict(orjson.loads(data), data)
+
+    @classmethod
+    def from_dict(cls, event: Mapping[str, Any], data: bytes | None = None) -> RecordedEvent:
+        """A stored event from its fields (Photon's names, positions included)."""
+        try:
+            return cls(
+                event[ORDER_ID],
+                event[STREAM_NAME],
+                event[STREAM_VERSION],
+                event[ID],
+                event[EVENT_TYPE],
+                event[EVENT_TIME],
+                orjson.dumps(event) if data is None else data,
+            )
+        except KeyError as exc:
+            raise ValidationError(f"not a stored event: it has no {exc.args[0]!r}", exc.args[0]) from None
 
 
 def event_tags(data: bytes) -> tuple[str, ...]:
@@ -259,7 +320,11 @@ def prepare_event(
             raise ValidationError(f"an event must be a JSON object, got {_json_type(event)}")
         event = dict(event)
     if not CLIENT_FIELDS.issuperset(event):
-        _unknown_fields(event)
+        if not (has_original_fields(event) and ACCEPTED_FIELDS.issuperset(event)):
+            _unknown_fields(event)
+        # The Clojure Photon's own shape: its fields stay, and give Photon's theirs.
+        event = to_photon(event)
+        owned = True
     # Names already found good (the same few recur in every batch) skip the checks; the others
     # go through the checks prepare_batch uses too, and only a name they refuse is looked at
     # again, to raise the error naming the fault.
@@ -461,7 +526,7 @@ def _good_event_type(name: str) -> bool:
 
 
 def _unknown_fields(event: Mapping[str, Any]) -> None:
-    unknown = event.keys() - CLIENT_FIELDS
+    unknown = event.keys() - ACCEPTED_FIELDS
     server_set = sorted(unknown & SERVER_FIELDS)
     if server_set:
         raise ValidationError(
@@ -469,7 +534,28 @@ def _unknown_fields(event: Mapping[str, Any]) -> None:
             server_set[0],
         )
     name = sorted(map(str, unknown))[0]
-    raise ValidationError(f"unknown field {name!r}; an event has the fields {', '.join(sorted(CLIENT_FIELDS))}", name)
+    raise ValidationError(
+        f"unknown field {name!r}; an event has the fields {', '.join(sorted(CLIENT_FIELDS))} "
+        f"(and those of the original Photon's shape: {', '.join(sorted(ORIGINAL_FIELDS))})",
+        name,
+    )
+
+
+def expected_version_field(wrapper: Mapping[str, Any], default: Any = None) -> Any:
+    """A body wrapper's `expected-version` as given (`default` when the field is left out).
+
+    An explicit null is refused: it is not clear whether the sender meant `any` or forgot a
+    number, and guessing `any` would silently drop the concurrency check it asked for.
+    """
+    if "expected-version" not in wrapper:
+        return default
+    value = wrapper["expected-version"]
+    if value is None:
+        raise ValidationError(
+            "expected-version is null: give a stream version (0 or more), 'any' or 'no-stream', or leave it out",
+            "expected-version",
+        )
+    return value
 
 
 def parse_expected_version(value: Any) -> int | str:

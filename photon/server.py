@@ -17,6 +17,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from functools import partial
 from typing import Any, Protocol, runtime_checkable
 
 import orjson
@@ -24,8 +25,9 @@ import uvicorn
 from starlette.routing import BaseRoute
 
 from . import aio
+from .backend import backend_class
 from .config import Config
-from .net import bind, check_keystore, url_host
+from .net import bind, check_keystore, is_loopback, url_host
 from .store import EventStore
 from .tcp import TcpIngestService
 
@@ -56,12 +58,15 @@ class _Uvicorn(uvicorn.Server):
         pass
 
 
-def _http_impl() -> str:
+def _http_impl() -> Any:
+    """httptools when installed (faster), with HTTP/1.0 streaming framed right; else h11."""
     try:
         import httptools  # noqa: F401
     except ImportError:
         return "h11"
-    return "httptools"
+    from .http.http10 import Http10AwareProtocol
+
+    return Http10AwareProtocol
 
 
 class HttpService:
@@ -71,6 +76,8 @@ class HttpService:
         self.store = store
         self.config = config
         self.extra_routes: list[BaseRoute] = []
+        self.readiness: list[Callable[[], str | None]] = []
+        """The other services' `not_ready` checks, asked by GET /health/ready."""
         self.port = 0
         self.url = ""
         self._server: _Uvicorn | None = None
@@ -82,15 +89,16 @@ class HttpService:
 
         config = self.config
         self.app = create_app(self.store, config, extra_routes=self.extra_routes)
+        self.app.state.readiness = self.readiness
         keystore = config["rest.keystore"]
         if keystore:
             check_keystore(keystore, config["rest.keypass"])
-        sock = bind(config["rest.host"], config["rest.port"])
+        sock = bind(config["rest.host"], config["rest.port"], "rest.port")
         self.port = sock.getsockname()[1]
         uv_config = uvicorn.Config(
             self.app,
             log_config=None,
-            access_log=False,
+            access_log=bool(config.get("log.access")),
             lifespan="off",
             http=_http_impl(),
             ws="none",
@@ -147,9 +155,16 @@ class Projections:
         from .projections.manager import ProjectionManager
 
         self.manager = ProjectionManager(store, config)
+        self._collecting = False
 
     async def start(self) -> None:
+        from .metrics import ProjectionCollector, metrics_for
+
         await self.manager.start()
+        metrics = metrics_for(self.manager.store)
+        if not self._collecting:
+            metrics.add_collector(ProjectionCollector(self.manager.store, lambda: self.manager.projections.values()))
+            self._collecting = True
 
     async def stop(self) -> None:
         await self.manager.stop()
@@ -160,10 +175,26 @@ class Projections:
 
         return list(projection_routes(self.manager, require_admin))
 
+    def not_ready(self) -> str | None:
+        return None if self.manager.started else "the projections are still loading"
+
     async def updates(self) -> AsyncIterator[dict[str, Any]]:
         """Every projection's updates, as the AMQP transport publishes them."""
         async for line in self.manager.follow_raw(None):
             yield orjson.loads(line)
+
+
+class ConsumerGroups:
+    """Consumer groups resume at start-up (their routes are part of the HTTP API's own)."""
+
+    def __init__(self, store: EventStore, config: Config) -> None:
+        self.store = store
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.store.groups.start)
+
+    async def stop(self) -> None:
+        await asyncio.to_thread(self.store.groups.stop)
 
 
 def _amqp(store: EventStore, config: Config) -> Service | None:
@@ -173,12 +204,14 @@ def _amqp(store: EventStore, config: Config) -> Service | None:
 
 
 #: The services every server runs, in start order (HTTP last: it opens last, closes first).
-SERVICES: list[ServiceFactory] = [Projections, _amqp, TcpIngestService, TransferRoutes, HttpService]
+SERVICES: list[ServiceFactory] = [ConsumerGroups, Projections, _amqp, TcpIngestService, TransferRoutes, HttpService]
 
 
 def _connect(services: Sequence[Service]) -> None:
-    """Let services that feed each other meet: projection updates go out over AMQP too."""
+    """Let services that feed each other meet: projection updates go out over AMQP too, and
+    Muon's rpc endpoints answer from the projection engine and name the HTTP API's URL."""
     projections = next((s for s in services if isinstance(s, Projections)), None)
+    http = next((s for s in services if isinstance(s, HttpService)), None)
     for service in services:
         add_source = getattr(service, "add_projection_source", None)
         if projections is not None and add_source is not None:
@@ -186,6 +219,28 @@ def _connect(services: Sequence[Service]) -> None:
         attach = getattr(service, "attach_projections", None)
         if projections is not None and attach is not None:
             attach(projections.manager)
+        attach_url = getattr(service, "attach_rest_url", None)
+        if http is not None and attach_url is not None:
+            attach_url(partial(getattr, http, "url"))
+
+
+def warn_about_default_password(config: Config) -> bool:
+    """Warn loudly when the admin password is the published default and the server is reachable
+    from other machines: a token runs code (`POST /api/projection`). Returns whether it warned."""
+    default = config.settings["admin.pass"].default
+    host = str(config["rest.host"])
+    if config["admin.pass"] != default or is_loopback(host):
+        return False
+    log.warning(
+        "\n%s\nSECURITY: admin.pass is the default password (%r) and the server listens on %s, beyond this "
+        "machine. Anyone who can reach it can get a token, and a token runs code on this server "
+        "(POST /api/projection). Set admin.pass (and admin.secret), or listen on 127.0.0.1.\n%s",
+        "!" * 78,
+        default,
+        host,
+        "!" * 78,
+    )
+    return True
 
 
 class PhotonServer:
@@ -208,10 +263,12 @@ class PhotonServer:
 
     async def start(self) -> None:
         config = self.config
+        backend_class(config["db.backend"])  # an unknown backend or a missing driver, before 50 lines of settings
         lines = "\n".join(
             f"  {key} = {value}   ({config.sources.get(key, 'default')})" for key, value in config.redacted().items()
         )
         log.info("effective configuration:\n%s", lines)
+        warn_about_default_password(config)
         self.store = await asyncio.to_thread(EventStore.open, config)
         log.info("store open: %s, last order-id %d", self.store.backend.describe(), self.store.last_order_id())
         try:
@@ -221,9 +278,11 @@ class PhotonServer:
             routes = [
                 route for service in self.services if hasattr(service, "http_routes") for route in service.http_routes()
             ]
+            checks = [service.not_ready for service in self.services if hasattr(service, "not_ready")]
             for service in self.services:
                 if isinstance(service, HttpService):
                     service.extra_routes.extend(routes)
+                    service.readiness.extend(checks)
             for service in self.services:
                 await service.start()
                 self._started.append(service)

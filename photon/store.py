@@ -14,12 +14,13 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import partial
 from itertools import compress
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -37,6 +38,7 @@ from .errors import (
     AppendConditionFailed,
     BackendError,
     BackendUnavailable,
+    EventIdConflict,
     NotFound,
     PhotonError,
     ReadOnlyStore,
@@ -64,6 +66,9 @@ from .events import (
     validate_event,
 )
 from .subscriptions import Broadcaster, StreamType, Subscription
+
+if TYPE_CHECKING:
+    from .groups import GroupManager
 
 log = logging.getLogger("photon.store")
 
@@ -374,6 +379,19 @@ class _Committer(threading.Thread):
         for request in group:
             if request.client_ids:
                 known = [stored.get(e.event_id) or in_group.get(e.event_id) for e in request.events]
+                clash = next(
+                    (
+                        (e, k)
+                        for e, k in zip(request.events, known, strict=True)
+                        if k is not None and k.stream_name != e.stream_name
+                    ),
+                    None,
+                )
+                if clash is not None:
+                    # A retry is answered with what is stored; an id of another stream's event is not a retry.
+                    event, other = clash
+                    request.fail(EventIdConflict(event.event_id, event.stream_name, other.stream_name, other.order_id))
+                    continue
                 if all(known):
                     # A retry of something already stored: answer with what is stored.
                     request.result = [k for k in known if k is not None]
@@ -511,6 +529,7 @@ class EventStore:
         self._lifecycle = threading.Lock()
         self._wakers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopWaker] = weakref.WeakKeyDictionary()
         self.closed = False
+        self._groups: GroupManager | None = None
         if not read_only:
             self._committer = _Committer(backend, self._broadcaster, state.last_order_id, max_batch)
             self._committer.start()
@@ -649,6 +668,27 @@ class EventStore:
             raise ValidationError(f"{stream!r} is not a writable internal stream", "stream-name")
         event = {"stream-name": stream, "event-type": event_type, "payload": payload, "service-id": "photon"}
         return self._submit(*self._prepare([event], _NO_OPTIONS, internal=True))[0]
+
+    def append_internal_events(self, events: Sequence[Mapping[str, Any]]) -> list[RecordedEvent]:
+        """Write several events to internal streams atomically (parked events): for the core only."""
+        for event in events:
+            stream = event.get("stream-name")
+            if not isinstance(stream, str) or not is_internal(stream) or stream == ALL_STREAM:
+                raise ValidationError(f"{stream!r} is not a writable internal stream", "stream-name")
+        batch = [{"service-id": "photon", **event} for event in events]
+        return self._submit(*self._prepare(batch, _NO_OPTIONS, internal=True))
+
+    @property
+    def groups(self) -> GroupManager:
+        """The store's consumer groups (started on first use; only in the writing process)."""
+        with self._lifecycle:
+            if self._groups is None:
+                if self.closed:
+                    raise StoreClosed("the store is closed")
+                from .groups import GroupManager
+
+                self._groups = GroupManager(self)
+            return self._groups
 
     def validate(self, event: Any, *, now: int | None = None, new_id: Callable[[], str] = new_event_id) -> PendingEvent:
         """Check one client event against this store's limits (raises `ValidationError`).
@@ -1008,6 +1048,51 @@ class EventStore:
 
     # -- life cycle ------------------------------------------------------------------------
 
+    def observe_backend(self, on_append: Callable[[float, int], None], on_read: Callable[[float], None]) -> None:
+        """Have every backend append (seconds, events: one group-commit transaction) and read
+        (seconds: one page) reported, for metrics. Wraps this store's backend object once."""
+        backend = self._backend
+        append, read = backend.append, backend.read
+
+        def timed_append(events: Sequence[RecordedEvent]) -> None:
+            started = time.perf_counter()
+            try:
+                append(events)
+            finally:
+                on_append(time.perf_counter() - started, len(events))
+
+        def timed_read(query: Query) -> list[RecordedEvent]:
+            started = time.perf_counter()
+            try:
+                return read(query)
+            finally:
+                on_read(time.perf_counter() - started)
+
+        backend.append = timed_append  # type: ignore[method-assign]
+        backend.read = timed_read  # type: ignore[method-assign]
+
+    def subscriber_stats(self) -> tuple[int, int]:
+        """Live subscribers, and the events waiting in their buffers."""
+        return self._broadcaster.stats()
+
+    def not_ready(self) -> str | None:
+        """Why this store cannot take appends now (closed, the writer stopped, the backend does not
+        answer, the writer lock is in doubt), or None when it can. Asks the backend once (a read)."""
+        committer = self._committer
+        if self.closed:
+            return "the store is closed"
+        if committer is None:
+            return "the store is open read-only"
+        if committer.halted is not None:
+            return f"the writer stopped: {committer.halted}"
+        if not committer.is_alive():
+            return "the writer thread is not running"
+        try:
+            self._backend.last_order_id()
+        except Exception as exc:  # a driver error the backend did not translate counts too
+            return f"the backend does not answer: {exc}"
+        return self._backend.writer_problem()
+
     def stats(self) -> dict[str, Any]:
         committer = self._committer
         return {
@@ -1022,6 +1107,9 @@ class EventStore:
         with self._lifecycle:
             if self.closed:
                 return
+            if self._groups is not None:
+                # Groups write their last acks while the store can still take writes.
+                self._groups.stop()
             self.closed = True
             if self._committer is not None:
                 self._committer.requests.put(_STOP)

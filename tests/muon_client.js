@@ -8,6 +8,7 @@
 //   replay    {"stream", "args", "count", "cancelAfter"}   -> {"event"} ..., {"complete"} | {"error"}
 //   subscribe {"url", "args", "count"}                     -> {"data"} ..., {"complete"} | {"error"}
 //   request   {"url", "body"}                              -> {"response"}
+//   requests  {"calls": [{"url", "body"}, ...]}            -> {"i", "response"} per call, in order
 //   emitloop  {"stream", "count", "inflight", "tag"}       -> emits count events, {"i","result"} each
 // The process exits when its command is done; "count" ends a replay/subscription after that many items.
 global.GLOBAL = global;
@@ -112,6 +113,17 @@ if (command === "emit") {
     out({ response: { status: response.status, body: response.body } });
     finish(0);
   });
+} else if (command === "requests") {
+  // Several requests one after the other, each answered before the next is made.
+  const calls = args.calls;
+  const next = (i) => {
+    if (i === calls.length) return finish(0);
+    muon.request(calls[i].url, calls[i].body === undefined ? {} : calls[i].body, (response) => {
+      out({ i, response: { status: response.status, body: response.body } });
+      next(i + 1);
+    });
+  };
+  next(0);
 } else {
   out({ error: "unknown command " + command });
   finish(2);

@@ -87,16 +87,16 @@ def test_client_multi_stream_and_conditional_appends(live: LiveServer) -> None:
     with PhotonClient(live.url, "admin", "p4010n") as client:
         client.emit([ev("a", "X", "k:1"), ev("b", "Y", "k:2")])
         stored = client.emit([ev("a"), ev("b")], expected_versions={"a": 1, "b": 1})
-        assert [e["stream-version"] for e in stored] == [2, 2]
+        assert [e.stream_version for e in stored] == [2, 2]
         with pytest.raises(VersionConflict):
             client.emit(ev("a"), expected_versions={"a": 1})
         with pytest.raises(AppendConditionFailed) as caught:
             client.emit(ev("c", "Z", "k:1"), condition=AppendCondition((QueryItem(tags=frozenset({"k:1"})),)))
         assert caught.value.order_id == 1 and caught.value.stream == "a"
         client.emit(ev("c", "Z", "k:1"), condition={"query": [{"tags": ["k:1"]}], "after": 1})
-        assert [e["order-id"] for e in client.read_matching([{"tags": ["k:1"]}])] == [1, 5]
-        assert [e["order-id"] for e in client.read_matching([{"tags": ["k:1"]}], after=1)] == [5]
-        assert [e["order-id"] for e in client.read_matching(limit=2)] == [1, 2]
+        assert [e.order_id for e in client.read_matching([{"tags": ["k:1"]}])] == [1, 5]
+        assert [e.order_id for e in client.read_matching([{"tags": ["k:1"]}], after=1)] == [5]
+        assert [e.order_id for e in client.read_matching(limit=2)] == [1, 2]
         with pytest.raises(ValidationError, match="expected-versions"):
             client.emit(ev("a"), expected_versions={"a": -3})
 

@@ -27,7 +27,7 @@ def test_info_shows_the_store(tmp_path: Path) -> None:
 def test_backends_lists_builtins_and_their_keys(tmp_path: Path) -> None:
     result = run("backends", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    for text in ("sqlite (alias h2)", "memory (alias dummy)", "file:", "-sqlite.path", "-file.path"):
+    for text in ("sqlite (alias h2)", "memory (alias dummy)", "file [installed]:", "-sqlite.path", "-file.path"):
         assert text in result.stdout
 
 

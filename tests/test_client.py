@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from photon.client import PhotonClient
+from photon.backend import StreamInfo
+from photon.client import AsyncPhotonClient, ConsumerPosition, PhotonClient
 from photon.errors import NotAuthorized, NotFound, ValidationError, VersionConflict
+from photon.events import RecordedEvent
 from photon.subscriptions import CaughtUp
 
 from .live import LiveServer, event
@@ -18,34 +22,36 @@ def client(live: LiveServer) -> PhotonClient:
 
 def test_emit_one_and_many(client: PhotonClient) -> None:
     one = client.emit(event(n=1))
-    assert one["order-id"] == 1
+    assert isinstance(one, RecordedEvent)
+    assert (one.order_id, one.stream_name, one.stream_version, one.event_type) == (1, "orders", 1, "placed")
+    assert one.payload == {"n": 1} and one.to_dict()["order-id"] == 1
     many = client.emit([event(n=2), event(n=3)], expected_version=1)
-    assert [e["stream-version"] for e in many] == [2, 3]
+    assert [e.stream_version for e in many] == [2, 3]
     with pytest.raises(VersionConflict) as conflict:
         client.emit(event(), expected_version=1)
     assert conflict.value.current == 3
     with pytest.raises(ValidationError, match="event-type"):
         client.emit({"stream-name": "s", "payload": {}})
-    assert client.streams() == [{"stream-name": "orders", "total-events": 3}]
+    assert client.streams() == [StreamInfo("orders", 3)]
 
 
 def test_replay_cold_hot_cold_and_hot(client: PhotonClient) -> None:
     client.emit([event(n=1), event(n=2)])
-    assert [e["payload"]["n"] for e in client.replay("orders", stream_type="cold")] == [1, 2]
-    assert [e["order-id"] for e in client.replay(stream_type="cold", from_=2)] == [2]
+    assert [e.payload["n"] for e in client.replay("orders", stream_type="cold")] == [1, 2]  # type: ignore[union-attr]
+    assert [e.order_id for e in client.replay(stream_type="cold", from_=2)] == [2]
 
     items = client.replay("orders", stream_type="hot-cold")
-    assert [next(items)["order-id"], next(items)["order-id"]] == [1, 2]  # type: ignore[index]
+    assert [next(items).order_id, next(items).order_id] == [1, 2]
     assert next(items) == CaughtUp(2)
     client.emit(event(n=3))
-    assert next(items)["payload"] == {"n": 3}  # type: ignore[index]
+    assert next(items).payload == {"n": 3}  # type: ignore[union-attr]
     items.close()  # type: ignore[attr-defined]
 
     hot = client.replay("orders", stream_type="hot", limit=1)
     # A hot replay starts with the caught-up marker: from here on, every new event arrives.
     assert next(hot) == CaughtUp(3)
     client.emit(event(n=4))
-    assert [e["payload"]["n"] for e in hot] == [4]  # type: ignore[index]
+    assert [e.payload["n"] for e in hot] == [4]  # type: ignore[union-attr]
 
 
 def test_durable_subscription_with_ack(client: PhotonClient) -> None:
@@ -53,13 +59,13 @@ def test_durable_subscription_with_ack(client: PhotonClient) -> None:
     sub = client.subscribe("worker", "orders", stream_type="cold")
     seen = []
     for item in sub:
-        seen.append(item["payload"]["n"])  # type: ignore[index]
+        seen.append(item.payload["n"])  # type: ignore[union-attr]
         if len(seen) == 2:
             sub.ack()
             break
     sub.close()
     again = client.subscribe("worker", stream_type="cold")
-    assert [e["payload"]["n"] for e in again] == [3, 4]  # type: ignore[index]
+    assert [e.payload["n"] for e in again] == [3, 4]  # type: ignore[union-attr]
 
 
 def test_errors_map_to_photon_errors(live: LiveServer) -> None:
@@ -86,3 +92,92 @@ def test_a_server_that_does_not_answer_is_a_photon_error() -> None:
             list(client.replay("cart", stream_type="cold"))
     finally:
         client.close()
+
+
+def test_the_client_returns_what_the_embedded_store_returns(client: PhotonClient, live: LiveServer) -> None:
+    stored = client.emit([event(n=1), event(n=2)])
+    assert [type(e) for e in stored] == [RecordedEvent, RecordedEvent]
+    assert list(client.replay("orders", stream_type="cold")) == list(live.store.read("orders"))
+
+
+def test_paged_read_one_event_delete_and_consumer_positions(client: PhotonClient) -> None:
+    client.emit([event(n=i) for i in range(5)])
+    first = client.read("orders", limit=2)
+    assert [e.payload["n"] for e in first.events] == [0, 1] and first.next == 3
+    rest = client.read("orders", from_=first.next, limit=10)
+    assert [e.order_id for e in rest.events] == [3, 4, 5] and rest.next is None
+    assert [e.stream_version for e in client.read("orders", from_version=4).events] == [4, 5]
+    assert client.event("orders", 2).payload == {"n": 1}
+    with pytest.raises(NotFound):
+        client.event("orders", 99)
+
+    sub = client.subscribe("billing", "orders", stream_type="cold", limit=2)
+    assert [e.order_id for e in sub] == [1, 2]  # type: ignore[union-attr]
+    sub.ack()
+    assert client.position("billing") == ConsumerPosition("billing", "orders", 2)
+    client.forget_consumer("billing")
+    with pytest.raises(NotFound):
+        client.position("billing")
+
+    assert client.delete_stream("orders") == 5
+    with pytest.raises(NotFound):
+        client.read("orders")
+
+
+def test_async_client_has_the_same_calls(live: LiveServer) -> None:
+    async def scenario() -> None:
+        async with AsyncPhotonClient(live.url) as photon:
+            one = await photon.emit(event(n=1))
+            assert isinstance(one, RecordedEvent) and one.order_id == 1
+            many = await photon.emit([event(n=2), event(n=3)], expected_version=1)
+            assert [e.stream_version for e in many] == [2, 3]
+            with pytest.raises(VersionConflict):
+                await photon.emit(event(), expected_version=1)
+            assert await photon.streams() == [StreamInfo("orders", 3)]
+
+            page = await photon.read("orders", limit=2)
+            assert [e.order_id for e in page.events] == [1, 2] and page.next == 3
+            assert (await photon.event("orders", 3)).payload == {"n": 3}
+
+            cold = [e async for e in photon.replay("orders", stream_type="cold")]
+            assert cold == list(live.store.read("orders"))
+
+            live_items = photon.replay("orders", stream_type="hot-cold", from_=3)
+            assert (await anext(live_items)).order_id == 3  # type: ignore[union-attr]
+            assert await anext(live_items) == CaughtUp(3)
+            await photon.emit(event(n=4))
+            assert (await anext(live_items)).payload == {"n": 4}  # type: ignore[union-attr]
+            await live_items.aclose()  # type: ignore[attr-defined]
+
+            sub = photon.subscribe("worker", "orders", stream_type="cold")
+            seen = []
+            async for item in sub:
+                seen.append(item.order_id)  # type: ignore[union-attr]
+                if len(seen) == 2:
+                    await sub.ack()
+                    break
+            await sub.close()
+            assert await photon.position("worker") == ConsumerPosition("worker", "orders", 2)
+            again = [e.order_id async for e in photon.subscribe("worker", stream_type="cold")]  # type: ignore[union-attr]
+            assert again == [3, 4]
+            await photon.forget_consumer("worker")
+
+            await photon.add_projection(
+                "count", "lambda state, event: state + 1", stream_name="orders", initial_value=0
+            )
+            for _ in range(100):
+                if await photon.projection_value("count") == 4:
+                    break
+                await asyncio.sleep(0.05)
+            assert await photon.projection_value("count") == 4
+            assert "count" in [p["projection-name"] for p in await photon.projections()]
+            await photon.remove_projection("count")
+
+            assert await photon.delete_stream("orders") == 4
+            with pytest.raises(NotFound):
+                await photon.read("orders")
+        async with AsyncPhotonClient(live.url, "admin", "wrong") as refused:
+            with pytest.raises(NotAuthorized):
+                await refused.streams()
+
+    asyncio.run(scenario())

@@ -75,7 +75,7 @@ def test_photon_aliases(tmp_path: Path) -> None:
 
 
 def test_unknown_backend_lists_the_available_ones() -> None:
-    with pytest.raises(UnknownBackend, match="unknown db.backend 'riak'; available backends: .*sqlite") as error:
+    with pytest.raises(UnknownBackend, match=r"unknown db.backend 'riak' \(available backends: .*sqlite") as error:
         EventStore.open(db_backend="riak")
     for name in ("memory", "file", "sqlite"):
         assert name in str(error.value)
@@ -86,6 +86,46 @@ def test_properties_reader_handles_continuations_and_separators(tmp_path: Path) 
     path = tmp_path / "p.properties"
     path.write_text("! bang comment\na.b = one \\\n  two\nc:d\ne\n")
     assert read_properties(path) == {"a.b": "one two", "c": "d", "e": ""}
+
+
+def test_unknown_backend_names_the_closest() -> None:
+    with pytest.raises(UnknownBackend, match="unknown db.backend 'sqlit'; did you mean 'sqlite'"):
+        backend_class("sqlit")
+
+
+def test_properties_follow_java_escapes(tmp_path: Path) -> None:
+    path = tmp_path / "photon.properties"
+    # Java reads `p\=q\u00e9` as `p=qé`, a doubled backslash as one, and `key value` as key=value.
+    path.write_text(
+        "admin.pass=p\\=q\\u00e9\n"
+        "sqlite.path = C:\\\\data\\\\photon.db\n"
+        "admin.user   ada\n"
+        "microservice.name=caf\u00e9\n",
+        encoding="utf-8",
+    )
+    config = load_config({}, environ={}, cwd=tmp_path)
+    assert config["admin.pass"] == "p=q\u00e9"
+    assert config["sqlite.path"] == "C:\\data\\photon.db"
+    assert config["admin.user"] == "ada"
+    assert config["microservice.name"] == "caf\u00e9"
+
+
+def test_properties_with_a_bad_escape_name_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "photon.properties"
+    path.write_text("admin.pass=\\u12\n")
+    with pytest.raises(ConfigError, match=r"photon.properties: bad escape"):
+        load_config({}, environ={}, cwd=tmp_path)
+
+
+def test_example_properties_file_reads_back_as_the_defaults(tmp_path: Path) -> None:
+    example = Path(__file__).parent.parent / "photon.properties.example"
+    entries = [line[1:] for line in example.read_text().splitlines() if line.startswith("#") and "=" in line]
+    settings = [line for line in entries if not line.startswith(" ") and not line.endswith("=")]
+    (tmp_path / "photon.properties").write_text("\n".join(settings))
+    config = load_config({}, environ={}, cwd=tmp_path)
+    for key, setting in all_settings().items():
+        if not callable(setting.default) and setting.default is not None:
+            assert config[key] == setting.parse(setting.default), key
 
 
 def test_example_properties_file_lists_every_key() -> None:

@@ -9,6 +9,7 @@ no serious or critical violation on any main page; the main actions work from th
 from __future__ import annotations
 
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,11 +17,11 @@ from typing import Any
 
 import httpx
 import pytest
-from selenium.webdriver import Chrome
+from selenium.webdriver import ActionChains, Chrome
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from tests.browser import console_errors, find, start_browser, wait_for
+from tests.browser import axe_source, axe_violations, console_errors, find, start_browser, wait_for
 from tests.live import ServerProcess
 
 SHOTS = Path(__file__).parent.parent / "docs" / "console"
@@ -68,6 +69,16 @@ def signed_in(browser: Chrome, server: ServerProcess) -> Iterator[Chrome]:
     assert not errors, f"browser console errors: {errors}"
 
 
+def drain_refusals(driver: Chrome) -> None:
+    """Clear the browser's log of the API's 4xx answers a test provoked on purpose; anything else fails.
+
+    Chromium logs every answer of 400 and above as a network error, even one the page handles."""
+    unexpected = [
+        e for e in console_errors(driver) if e.get("source") != "network" or "status of 4" not in e.get("message", "")
+    ]
+    assert not unexpected, f"browser console errors: {unexpected}"
+
+
 def sign_in(driver: Chrome, password: str = "p4010n") -> None:
     user = find(driver, "#user")
     user.clear()
@@ -92,7 +103,8 @@ def go(driver: Chrome, server: ServerProcess, route: str) -> None:
 
 
 def text(driver: Chrome, css: str) -> str:
-    return find(driver, css).text
+    """The text of an element (read again if a live page replaced the element meanwhile)."""
+    return wait_for(lambda: driver.find_element(By.CSS_SELECTOR, css).text or " ", what=css)
 
 
 def shot(driver: Chrome, name: str) -> None:
@@ -108,7 +120,7 @@ def test_sign_in_refuses_a_wrong_password_then_keeps_the_token(browser: Chrome, 
     sign_in(browser, "wrong")
     assert "Wrong user name or password" in text(browser, ".alert.error")
     shot(browser, "sign-in")
-    console_errors(browser)  # the refused /auth/token answer (401) is logged by the browser itself
+    drain_refusals(browser)
     sign_in(browser)
     find(browser, "nav a[aria-current=page][data-section=streams]")
     browser.refresh()  # the token is kept for the session
@@ -201,3 +213,345 @@ def test_an_event_shows_its_json_metadata_and_causation(
     find(driver, "#caused-by").click()
     wait_for(lambda: driver.find_element(By.TAG_NAME, "h1").text == "checked-out", what="the causing event")
     assert f"order-id {cause['order-id']}" in text(driver, ".page-head .sub")
+
+
+def test_live_tail_shows_events_emitted_over_http_meanwhile(
+    signed_in: Chrome, server: ServerProcess, http: httpx.Client
+) -> None:
+    driver = signed_in
+    emit(http, [{"stream-name": "sensor-1", "event-type": "reading", "payload": {"v": -1}}])
+    go(driver, server, "/tail/__all__")
+    wait_for(lambda: text(driver, "#tail-state") == "live", what="the tail to go live")
+    before = len(driver.find_elements(By.CSS_SELECTOR, "#tail-rows tr"))
+    assert before >= 1  # the newest page is shown first
+    stored: list[dict[str, Any]] = []
+
+    def writer() -> None:
+        for i in range(20):
+            stored.extend(emit(http, [{"stream-name": "sensor-1", "event-type": "reading", "payload": {"v": i}}]))
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    thread.join()
+    newest = str(stored[-1]["order-id"])
+    wait_for(lambda: driver.find_element(By.CSS_SELECTOR, "#tail-rows tr td").text == newest, what="the last event")
+    shown = [r.find_element(By.TAG_NAME, "td").text for r in driver.find_elements(By.CSS_SELECTOR, "#tail-rows tr")]
+    assert shown[:20] == [str(e["order-id"]) for e in reversed(stored)]  # each one, newest first, none twice
+    assert text(driver, "#tail-count") == "20"
+    shot(driver, "tail")
+    # A single stream's tail.
+    go(driver, server, "/tail/sensor-1")
+    wait_for(lambda: text(driver, "#tail-state") == "live", what="the stream's tail")
+    [last] = emit(http, [{"stream-name": "sensor-1", "event-type": "reading", "payload": {"v": 99}}])
+    emit(http, [{"stream-name": "elsewhere", "event-type": "x", "payload": {}}])
+    wait_for(lambda: driver.find_element(By.CSS_SELECTOR, "#tail-rows tr td").text == str(last["order-id"]))
+    time.sleep(0.3)
+    assert "elsewhere" not in text(driver, "#tail-table")
+
+
+def test_emit_form_stores_an_event_and_shows_the_servers_messages(
+    signed_in: Chrome, server: ServerProcess, http: httpx.Client
+) -> None:
+    driver = signed_in
+    go(driver, server, "/emit?stream=wallet-1")
+    find(driver, "#emit-submit")
+    driver.find_element(By.XPATH, "//label[text()='Event type']/following-sibling::input").send_keys("funded")
+    payload = find(driver, "#payload")
+    payload.clear()
+    payload.send_keys('{"amount": 5,\n "currency": "EUR"}')
+    shot(driver, "emit")
+    find(driver, "#emit-submit").click()
+    link = find(driver, "#emitted-link")
+    assert "wallet-1 version 1" in link.text
+    stored = http.get("/api/stream-contents/wallet-1").json()["results"]
+    assert [e["payload"] for e in stored] == [{"amount": 5, "currency": "EUR"}]
+    # Expected version 0 (must not exist) is refused by the server: its message is shown, nothing stored.
+    expected = driver.find_element(By.XPATH, "//label[text()='Expected version']/following-sibling::input")
+    expected.clear()
+    expected.send_keys("0")
+    find(driver, "#emit-submit").click()
+    assert "version conflict" in text(driver, "#emit-error")
+    # A field the server refuses: an internal stream name.
+    name = driver.find_element(By.XPATH, "//label[text()='Stream']/following-sibling::input")
+    name.clear()
+    name.send_keys("__secret")
+    expected.clear()
+    find(driver, "#emit-submit").click()
+    assert "internal" in text(driver, "#emit-error")
+    assert driver.switch_to.active_element == name  # the field the server named has the focus
+    # A payload that is not JSON is marked at its line before anything is sent.
+    payload.clear()
+    payload.send_keys('{"a": 1,\n "b": }')
+    find(driver, "#emit-submit").click()
+    assert "not valid JSON" in text(driver, "#emit-error, .alert.error")
+    assert find(driver, ".editor .gutter .bad").text == "2"
+    assert len(http.get("/api/stream-contents/wallet-1").json()["results"]) == 1
+    drain_refusals(driver)
+
+
+def test_a_projection_created_in_the_editor_shows_its_value_live(
+    signed_in: Chrome, server: ServerProcess, http: httpx.Client
+) -> None:
+    driver = signed_in
+    go(driver, server, "/projection-edit")
+    driver.find_element(By.XPATH, "//label[text()='Name']/following-sibling::input").send_keys("trade-totals")
+    stream = driver.find_element(By.XPATH, "//label[text()='Stream']/following-sibling::input")
+    stream.clear()
+    stream.send_keys("trades")
+    initial = find(driver, "#initial-value")
+    initial.clear()
+    initial.send_keys("{}")
+    code = find(driver, "#reduction")
+    code.clear()
+    code.send_keys(
+        "def reduction(state, event):\n"
+        'sym = event["payload"]["sym"]\n'
+        'state[sym] = state.get(sym, 0) + event["payload"]["qty"]\n'
+        "return state\n"
+    )
+    # send_keys types no indentation of its own: indent the body with the editor's Tab.
+    driver.execute_script(
+        "const t = document.getElementById('reduction');"
+        "t.value = t.value.replace(/\\n(?=\\S)/g, '\\n    ').replace(/^    def/, 'def');"
+        "t.dispatchEvent(new Event('input'));"
+    )
+    assert find(driver, ".editor pre .t-kw").text in ("def", "return")  # highlighted as Python
+    shot(driver, "projection-editor")
+    find(driver, "#save-projection").click()
+    wait_for(lambda: "/projection/trade-totals" in driver.current_url, what="the saved projection")
+    emit(http, [{"stream-name": "trades", "event-type": "filled", "payload": {"sym": "ACME", "qty": 3}}])
+    wait_for(lambda: '"ACME": 3' in text(driver, "#projection-value"), what="the value")
+    emit(http, [{"stream-name": "trades", "event-type": "filled", "payload": {"sym": "ACME", "qty": 4}}])
+    wait_for(lambda: '"ACME": 7' in text(driver, "#projection-value"), what="the value to update live")
+    driver.find_element(By.LINK_TEXT, "ACME").click()
+    wait_for(lambda: text(driver, "pre[aria-label='Value of key ACME']") == "7", what="the value by key")
+    shot(driver, "projection")
+    go(driver, server, "/projections")
+    row = find(driver, "#projections-table tr[data-name='trade-totals']")
+    assert "running" in row.text
+    shot(driver, "projections")
+
+
+def test_a_bad_projection_shows_the_servers_error_at_its_line(signed_in: Chrome, server: ServerProcess) -> None:
+    driver = signed_in
+    go(driver, server, "/projection-edit")
+    driver.find_element(By.XPATH, "//label[text()='Name']/following-sibling::input").send_keys("broken")
+    driver.execute_script(
+        "const t = document.getElementById('reduction');"
+        "t.value = 'def reduction(state, event):\\n    return state +\\n';"
+        "t.dispatchEvent(new Event('input'));"
+    )
+    find(driver, "#save-projection").click()
+    error = text(driver, "#projection-save-error")
+    assert "syntax" in error.lower() and "line 2" in error
+    assert find(driver, ".editor .gutter .bad").text == "2"
+    shot(driver, "projection-error")
+    drain_refusals(driver)
+
+
+def test_a_failed_projection_shows_its_error_and_the_failing_event(
+    signed_in: Chrome, server: ServerProcess, http: httpx.Client
+) -> None:
+    driver = signed_in
+    response = http.post(
+        "/api/projection",
+        json={
+            "projection-name": "fragile",
+            "stream-name": "parcels",
+            "language": "hy",
+            "initial-value": 0,
+            "reduction": '(fn [state event] (+ state (get (get event "payload") "weight")))',
+        },
+    )
+    assert response.status_code == 200, response.text
+    emit(http, [{"stream-name": "parcels", "event-type": "weighed", "payload": {"weight": 2}}])
+    [bad] = emit(http, [{"stream-name": "parcels", "event-type": "weighed", "payload": {"kg": 2}}])
+    go(driver, server, "/projections")
+    row = find(driver, "#projections-table tr[data-name='fragile']")
+    wait_for(
+        lambda: "failed" in driver.find_element(By.CSS_SELECTOR, "tr[data-name='fragile']").text,
+        what="the status failed",
+        timeout=30,
+    )
+    go(driver, server, "/projection/fragile")
+    assert "weight" in text(driver, "#projection-error")
+    find(driver, "#failing-event").click()
+    wait_for(lambda: f"order-id {bad['order-id']}" in text(driver, ".page-head .sub"), what="the failing event")
+    assert '"kg": 2' in text(driver, "pre.json")
+    del row
+
+
+def test_consumers_page_shows_a_durable_consumers_position_and_resets_it(
+    signed_in: Chrome, server: ServerProcess, http: httpx.Client
+) -> None:
+    driver = signed_in
+    stored = emit(http, [{"stream-name": "mail", "event-type": "queued", "payload": {"n": i}} for i in range(3)])
+    replay = http.get("/api/subscription/mailer", params={"stream": "mail", "stream-type": "cold"})
+    assert replay.status_code == 200
+    ack = http.post("/api/subscription/mailer/ack", json={"order-id": stored[1]["order-id"]})
+    assert ack.status_code == 200, ack.text
+    go(driver, server, "/consumers")
+    name = driver.find_element(By.XPATH, "//label[text()='Consumer name']/following-sibling::input")
+    name.send_keys("mailer", Keys.ENTER)
+    wait_for(lambda: str(stored[1]["order-id"]) in text(driver, ".cards"), what="the consumer's position")
+    assert "mail" in text(driver, ".cards")
+    shot(driver, "consumers")
+    reset = driver.find_element(By.XPATH, "//button[starts-with(text(), 'Reset')]")
+    reset.click()
+    driver.find_element(By.XPATH, "//button[text()='Click again to reset']").click()
+    find(driver, "#consumer-reset")
+    assert http.get("/api/subscription/mailer/position").status_code == 404
+
+
+def test_server_page_shows_health_settings_without_secrets_and_rates(
+    signed_in: Chrome, server: ServerProcess, http: httpx.Client
+) -> None:
+    driver = signed_in
+    go(driver, server, "/server")
+    assert text(driver, "#health") == "OK"
+    settings = text(driver, "#settings-table")
+    assert "admin.pass ****" in settings and "p4010n" not in settings
+    emit(http, [{"stream-name": "meter", "event-type": "tick", "payload": {}}] * 1)
+    wait_for(lambda: text(driver, "#rate-in") != "…", what="a rate")
+    shot(driver, "server")
+
+
+def test_backup_page_downloads_the_store_and_a_stream_and_uploads_a_stream(
+    signed_in: Chrome, server: ServerProcess, http: httpx.Client, tmp_path: Path
+) -> None:
+    driver = signed_in
+    emit(http, [{"stream-name": "archive", "event-type": "kept", "payload": {"n": i}} for i in range(4)])
+    driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(tmp_path)})
+    go(driver, server, "/backup")
+    find(driver, "#download-all").click()
+    backup = wait_for(lambda: [p for p in tmp_path.glob("photon-backup-*.jsonl")], what="the backup file")[0]
+    wait_for(lambda: backup.stat().st_size > 0 and '"archive"' in backup.read_text(), what="the backup's contents")
+    field = driver.find_element(By.XPATH, "//label[text()='Stream']/following-sibling::input")
+    field.send_keys("archive", Keys.ENTER)
+    one = wait_for(lambda: (tmp_path / "archive.ndjson").exists() and tmp_path / "archive.ndjson", what="download")
+    wait_for(lambda: len(one.read_text().splitlines()) == 4, what="the stream's four events")
+    driver.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(one))
+    rename = driver.find_element(By.XPATH, "//label[text()='New name (optional)']/following-sibling::input")
+    rename.send_keys("archive-copy", Keys.ENTER)
+    wait_for(lambda: "Stored 4 events as archive-copy" in text(driver, "#upload-result"), what="the upload")
+    copied = http.get("/api/stream-contents/archive-copy").json()["results"]
+    assert [e["payload"]["n"] for e in copied] == [0, 1, 2, 3]
+    shot(driver, "backup")
+
+
+MAIN_PAGES = [
+    "/streams",
+    "/streams?view=categories",
+    "/stream/ledger",
+    "/event/__all__/1",
+    "/tail/__all__",
+    "/emit",
+    "/projections",
+    "/projection/trade-totals",
+    "/projection-edit",
+    "/consumers",
+    "/server",
+    "/backup",
+]
+
+
+def test_axe_finds_no_serious_or_critical_violation_on_any_main_page(
+    signed_in: Chrome, server: ServerProcess, http: httpx.Client
+) -> None:
+    driver = signed_in
+    source = axe_source()
+    emit(http, [{"stream-name": "ledger", "event-type": "credit", "payload": {"n": 1}}])
+    found: dict[str, list[str]] = {}
+    for route in MAIN_PAGES:
+        go(driver, server, route)
+        find(driver, "main h1")
+        time.sleep(0.3)
+        violations = axe_violations(driver, source)
+        if violations:
+            found[route] = [f"{v['id']} ({v['impact']}): {v['description']} {v['nodes'][:1]}" for v in violations]
+    # Dark theme too: the same pages with the system's dark preference.
+    driver.execute_cdp_cmd(
+        "Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "dark"}]}
+    )
+    try:
+        for route in ("/streams", "/stream/ledger", "/projection/trade-totals", "/server"):
+            go(driver, server, route)
+            find(driver, "main h1")
+            time.sleep(0.3)
+            violations = axe_violations(driver, source)
+            if violations:
+                found["dark " + route] = [f"{v['id']} ({v['impact']}): {v['nodes'][:1]}" for v in violations]
+        shot(driver, "streams-dark")
+    finally:
+        driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+    assert not found, found
+
+
+def tab_to(driver: Chrome, matches: str, limit: int = 60) -> None:
+    """Press Tab until the focused element matches the CSS selector `matches`."""
+    for _ in range(limit):
+        if driver.execute_script("return document.activeElement.matches(arguments[0])", matches):
+            return
+        ActionChains(driver).send_keys(Keys.TAB).perform()
+    raise AssertionError(f"Tab never reached {matches}")
+
+
+def test_main_actions_work_from_the_keyboard(browser: Chrome, server: ServerProcess, http: httpx.Client) -> None:
+    driver = browser
+    emit(http, [{"stream-name": "ledger", "event-type": "credit", "payload": {"n": 0}}])
+    driver.get(server.url + "/")
+    driver.execute_script("sessionStorage.clear()")
+    go(driver, server, "/streams")
+    # Sign in: the password field has the focus; type and press Enter.
+    find(driver, "#password")
+    ActionChains(driver).send_keys("p4010n", Keys.ENTER).perform()
+    find(driver, "#streams-table")
+    keys = ActionChains(driver)
+    # "/" focuses the filter; Tab reaches the first stream; Enter opens it.
+    keys.send_keys("/", "ledg").perform()
+    wait_for(lambda: len(driver.find_elements(By.CSS_SELECTOR, "#streams-table tbody tr")) == 1, what="filter")
+    tab_to(driver, "#streams-table a")
+    ActionChains(driver).send_keys(Keys.ENTER).perform()
+    wait_for(lambda: "#/stream/ledger" in driver.current_url, what="the stream page")
+    # The main navigation, from a fresh page: Tab to "Emit", Enter.
+    go(driver, server, "/stream/ledger")
+    find(driver, "table.events")
+    tab_to(driver, "nav a[data-section=emit]")
+    ActionChains(driver).send_keys(Keys.ENTER).perform()
+    find(driver, "#emit-submit")
+    # Emit with the keyboard alone: the fields in order, the payload editor, then submit.
+    tab_to(driver, "input")
+    ActionChains(driver).send_keys("keyboard-1", Keys.TAB, "typed", Keys.TAB, Keys.TAB).perform()
+    assert driver.execute_script("return document.activeElement.id") == "payload"
+    ActionChains(driver).key_down(Keys.CONTROL).send_keys("a").key_up(Keys.CONTROL).send_keys('{"k": 1}').perform()
+    ActionChains(driver).send_keys(Keys.ESCAPE, Keys.TAB).perform()  # Escape, then Tab leaves the editor
+    tab_to(driver, "#emit-submit")
+    ActionChains(driver).send_keys(Keys.ENTER).perform()
+    find(driver, "#emitted-link")
+    assert http.get("/api/stream-contents/keyboard-1").json()["results"][0]["payload"] == {"k": 1}
+    # Projections: Tab to "New projection", Enter; the form saves with Enter from a field.
+    go(driver, server, "/projections")
+    tab_to(driver, "#new-projection")
+    ActionChains(driver).send_keys(Keys.ENTER).perform()
+    find(driver, "#save-projection")
+    tab_to(driver, "input")
+    ActionChains(driver).send_keys("typed-count", Keys.ENTER).perform()
+    wait_for(lambda: "#/projection/typed-count" in driver.current_url, what="the new projection")
+    assert not [e for e in console_errors(driver)]
+
+
+def test_narrow_screen_keeps_the_pages_within_the_width(signed_in: Chrome, server: ServerProcess) -> None:
+    driver = signed_in
+    driver.set_window_size(390, 844)
+    try:
+        for route in ("/streams", "/stream/ledger", "/emit", "/projections", "/server"):
+            go(driver, server, route)
+            find(driver, "main h1")
+            width = driver.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
+            assert width[0] <= width[1], (route, width)
+        go(driver, server, "/stream/ledger")
+        find(driver, "table.events")
+        shot(driver, "stream-narrow")
+    finally:
+        driver.set_window_size(1280, 860)

@@ -14,6 +14,7 @@ import orjson
 import pytest
 
 from photon.amqp import AmqpService
+from photon.server import Projections
 
 from .live import LiveServer, make_config
 from .muon_support import NodeClient, WireClient, events_of, node_modules, run
@@ -250,3 +251,128 @@ def test_a_replay_sends_no_more_than_the_credit_granted(photon: LiveServer, brok
         assert message is not None and message["step"] == "Completed" and message["channel_op"] == "closed"
     finally:
         client.close()
+
+
+# -- rpc: the Clojure Photon's request endpoints ------------------------------------------------
+
+
+def requests(broker: RabbitServer, *calls: tuple[str, Any]) -> list[dict[str, Any]]:
+    """Answers to rpc requests made one after the other by one node client."""
+    results = run(
+        broker.url,
+        "requests",
+        {
+            "calls": [
+                {"url": f"rpc://photon/{endpoint}", "body": {} if body is None else body} for endpoint, body in calls
+            ]
+        },
+    )
+    return [r["response"] for r in results if "response" in r]
+
+
+def test_rpc_stream_names_events_and_stream_delete(photon: LiveServer, broker: RabbitServer) -> None:
+    event = {"stream-name": "muon-rpc", "event-type": "made", "payload": {"k": 1}}
+    posted, many, conflict, bad, names, deleted, internal = requests(
+        broker,
+        ("events", event),
+        ("events", [{**event, "event-type": "more"}] * 2),
+        ("events", {"events": [event], "expected-version": 1}),
+        ("events", {"stream-name": "muon-rpc", "event-type": "x"}),
+        ("stream-names", None),
+        ("stream/delete", {"stream-name": "muon-rpc"}),
+        ("stream/delete", {"stream-name": "__config__"}),
+    )
+    assert posted["status"] == 200
+    assert posted["body"]["stream-name"] == "muon-rpc" and posted["body"]["stream-version"] == 1
+    assert posted["body"]["payload"] == {"k": 1}
+    assert [e["stream-version"] for e in many["body"]] == [2, 3]
+    assert conflict["status"] == 409 and conflict["body"]["current-version"] == 3
+    assert bad["status"] == 400 and bad["body"]["field"] == "payload"
+    assert names["status"] == 200
+    assert {"stream-name": "muon-rpc", "total-events": 3} in names["body"]["streams"]
+    assert deleted == {"status": 200, "body": {"correct": True, "deleted-events": 3}}
+    assert list(photon.store.read("muon-rpc")) == []
+    assert internal["status"] == 400 and "internal" in internal["body"]["error"]
+
+
+def test_rpc_projection_endpoints(photon: LiveServer, broker: RabbitServer) -> None:
+    template = {
+        "projection-name": "muon-rpc-sum",
+        "stream-name": "muon-rpc-proj",
+        "language": "python",
+        "reduction": "def reduction(state, event):\n    p = event['payload']\n    return {**state, p['k']: p['v']}\n",
+        "initial-value": {},
+    }
+    photon.store.append({"stream-name": "muon-rpc-proj", "event-type": "set", "payload": {"k": "a", "v": 1}})
+    created, bad_template, keys = requests(
+        broker,
+        ("projections", template),
+        ("projections", {**template, "projection-name": "muon-bad", "language": "cobol"}),
+        ("projection-keys", None),
+    )
+    assert created["status"] == 200 and created["body"]["correct"] is True
+    assert bad_template["status"] == 400 and "muon-bad" not in keys["body"]["projection-keys"]
+    assert "muon-rpc-sum" in keys["body"]["projection-keys"]
+
+    manager = photon.server.service(Projections).manager
+    deadline = time.monotonic() + 30
+    while manager.get("muon-rpc-sum")["processed"] < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    name = {"projection-name": "muon-rpc-sum"}
+    descriptor, value, missing_key, unknown_action, gone, after, keys = requests(
+        broker,
+        ("projection", name),
+        ("projection", {**name, "query-key": "a"}),
+        ("projection", {**name, "query-key": "zz"}),
+        ("projection", {**name, "action": "explode"}),
+        ("projection", {**name, "action": "delete"}),
+        ("projection", name),
+        ("projection-keys", None),
+    )
+    assert descriptor["status"] == 200 and descriptor["body"]["current-value"] == {"a": 1}
+    assert descriptor["body"]["stream-name"] == "muon-rpc-proj"
+    assert value == {"status": 200, "body": 1}
+    assert missing_key["status"] == 404
+    assert unknown_action["status"] == 400 and unknown_action["body"]["field"] == "action"
+    assert gone == {"status": 200, "body": {"correct": True}}
+    assert after["status"] == 404
+    assert "muon-rpc-sum" not in keys["body"]["projection-keys"]
+
+
+def test_rpc_rest_url_and_unknown_endpoints(photon: LiveServer, broker: RabbitServer) -> None:
+    url, unknown = requests(broker, ("rest-url", None), ("no-such-thing", None))
+    assert url == {"status": 200, "body": photon.url}
+    assert unknown["status"] == 404 and "stream-names" in unknown["body"]["error"]
+
+
+def test_the_original_photon_event_shape_is_accepted(photon: LiveServer, broker: RabbitServer) -> None:
+    cause = {
+        "stream-name": "muon-original",
+        "event-type": "OrderPlaced",
+        "service-id": "shop",
+        "local-id": "6f1c0b7e-1111-4222-8333-944455556666",
+        "server-timestamp": 1_469_002_000_000,
+        "encoding": "application/json",
+        "schema": "http://schemas.example.com/order-placed-2.json",
+        "payload": {"sku": "A-1"},
+    }
+    effect = {
+        "stream-name": "muon-original",
+        "event-type": "OrderPaid",
+        "service-id": "billing",
+        "local-id": "6f1c0b7e-1111-4222-8333-944455557777",
+        "provenance": {"service-id": "shop", "local-id": cause["local-id"], "relationship-type": "caused-by"},
+        "payload": {"amount": 12},
+    }
+    results = run(broker.url, "emit", {"events": [cause, effect, cause, {**cause, "encoding": "text/csv"}]})
+    first, second, resent, bad = (r["result"] for r in results if "result" in r)
+    assert first["status"] == second["status"] == "PERSISTED"
+    assert resent == first  # the same local-id: stored once, answered with the stored event
+    assert bad["status"] == "FAILED" and "encoding" in bad["cause"]
+    stored = [e.to_dict() for e in photon.store.read("muon-original")]
+    assert len(stored) == 2
+    assert stored[0]["id"] == cause["local-id"] and stored[0]["event-time"] == cause["server-timestamp"]
+    assert stored[0]["schema"] == cause["schema"] and stored[0]["encoding"] == "application/json"
+    assert stored[1]["caused-by"] == cause["local-id"] and stored[1]["caused-by-relation"] == "caused-by"
+    assert stored[1]["provenance"] == effect["provenance"]

@@ -60,7 +60,7 @@ def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
         port = taken.getsockname()[1]
         result = run_photon(["-rest.host", "127.0.0.1", "-rest.port", "0", "-events.port", str(port)], tmp_path)
     assert result.returncode != 0
-    assert "cannot start the server" in result.stderr
+    assert f"photon: error: cannot listen on 127.0.0.1:{port} (events.port)" in result.stderr
 
 
 def test_precedence_cli_over_env_over_properties_over_defaults(tmp_path: Path) -> None:

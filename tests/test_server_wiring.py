@@ -72,16 +72,16 @@ def test_python_client_over_the_amqp_transport(amqp_server: LiveServer) -> None:
     transport = AmqpTransport(str(amqp_server.config["muon.url"]), service=name, timeout=30)
     with PhotonClient(transport=transport) as client:
         one = client.emit({"stream-name": "a", "event-type": "t", "payload": {"n": 1}})
-        assert one["order-id"] == 1 and one["payload"] == {"n": 1}
+        assert one.order_id == 1 and one.payload == {"n": 1}
         more = client.emit([{"stream-name": "a", "event-type": "t", "payload": {"n": n}} for n in (2, 3)])
-        assert [e["stream-version"] for e in more] == [2, 3]
+        assert [e.stream_version for e in more] == [2, 3]
         cold = list(client.replay("a", stream_type="cold", from_=2))
-        assert [e["payload"]["n"] for e in cold] == [2, 3]  # type: ignore[index]
+        assert [e.payload["n"] for e in cold] == [2, 3]  # type: ignore[union-attr]
         live = client.replay("a", stream_type="hot-cold")
         items = [next(live) for _ in range(4)]
         assert items[-1] == CaughtUp(3)
         client.emit({"stream-name": "a", "event-type": "t", "payload": {"n": 4}})
-        assert next(live)["payload"] == {"n": 4}  # type: ignore[index]
+        assert next(live).payload == {"n": 4}  # type: ignore[union-attr]
         live.close()  # type: ignore[attr-defined]
         with pytest.raises(NotImplementedError, match="over HTTP"):
             client.streams()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,8 @@ class MuonContext:
     config: Mapping[str, Any]
     loop: asyncio.AbstractEventLoop
     projections: ProjectionManager | None = None
+    rest_url: Callable[[], str] | None = None
+    """The HTTP API's URL once it listens (the rpc endpoint `rest-url` answers it)."""
     tasks: set[concurrent.futures.Future[Any]] = field(default_factory=set)
 
     def run(self, coroutine: Coroutine[Any, Any, Any]) -> None:
@@ -54,4 +56,8 @@ class MuonContext:
             from .muon_stream import StreamSession
 
             return StreamSession(self, outlet)
+        if protocol == "rpc":
+            from .muon_rpc import RpcSession
+
+            return RpcSession(self, outlet)
         return None

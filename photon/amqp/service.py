@@ -97,6 +97,7 @@ class AmqpService:
         self._muon: MuonServer | None = None
         self._muon_context: MuonContext | None = None
         self._projections: ProjectionManager | None = None
+        self._rest_url: Callable[[], str] | None = None
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -112,7 +113,9 @@ class AmqpService:
         from .muon_transport import MuonServer
 
         assert self.url is not None
-        self._muon_context = MuonContext(self.store, self.config, asyncio.get_running_loop(), self._projections)
+        self._muon_context = MuonContext(
+            self.store, self.config, asyncio.get_running_loop(), self._projections, self._rest_url
+        )
         self._muon = MuonServer(self.names.service, self.url, self._muon_context.session)
         await asyncio.to_thread(self._start_threads)
         for source in self._projection_sources:
@@ -222,6 +225,12 @@ class AmqpService:
             "replays": len(self._replays),
             "muon": self._muon.stats() if self._muon is not None else {},
         }
+
+    def attach_rest_url(self, url: Callable[[], str]) -> None:
+        """Where the HTTP API listens (Muon's rpc endpoint `rest-url` answers it)."""
+        self._rest_url = url
+        if self._muon_context is not None:
+            self._muon_context.rest_url = url
 
     def attach_projections(self, manager: ProjectionManager) -> None:
         """The projection engine Muon's rpc endpoints and projection streams answer from."""

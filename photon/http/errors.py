@@ -17,6 +17,8 @@ from starlette.responses import Response
 from ..errors import (
     AppendConditionFailed,
     BackendUnavailable,
+    Conflict,
+    EventIdConflict,
     NotFound,
     PhotonError,
     ReadOnlyStore,
@@ -62,6 +64,10 @@ def photon_error_response(exc: PhotonError) -> Response:
             str(exc),
             {"stream-name": exc.stream, "expected-version": exc.expected, "current-version": exc.current},
         )
+    if isinstance(exc, EventIdConflict):
+        return error_response(
+            409, str(exc), {"id": exc.event_id, "stream-name": exc.stream, "stored-in": exc.stored_stream}
+        )
     if isinstance(exc, AppendConditionFailed):
         return error_response(
             409,
@@ -73,6 +79,8 @@ def photon_error_response(exc: PhotonError) -> Response:
         return error_response(status, str(exc), {"field": exc.field} if exc.field else None)
     if isinstance(exc, NotFound):
         return error_response(404, str(exc))
+    if isinstance(exc, Conflict):
+        return error_response(409, str(exc))
     if isinstance(exc, ReadOnlyStore):
         return error_response(403, str(exc))
     if isinstance(exc, (StoreClosed, BackendUnavailable, StoreLocked)):

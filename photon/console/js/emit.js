@@ -34,7 +34,7 @@ export async function emitPage(main, _params, q) {
     try {
       body = JSON.parse(payload.value);
     } catch (error) {
-      const line = lineOf(payload.value, error.message);
+      const line = lineOf(payload.value);
       payload.markLine(line);
       result.append(errorBox(`The payload is not valid JSON${line ? ` (line ${line})` : ""}: ${error.message}`));
       payload.textarea.focus();
@@ -64,11 +64,74 @@ export async function emitPage(main, _params, q) {
   }
 }
 
-// The line a JSON.parse message points at ("... at position 12" or "line 3 column 5").
-function lineOf(text, message) {
-  const line = /line (\d+)/.exec(message);
-  if (line) return Number(line[1]);
-  const position = /position (\d+)/.exec(message);
-  if (position) return text.slice(0, Number(position[1])).split("\n").length;
-  return 0;
+// The line of the first JSON error. Browsers' JSON.parse messages do not always give a position,
+// so the text is scanned by a small JSON reader that stops where the syntax breaks.
+function lineOf(text) {
+  let i = 0;
+  const fail = () => {
+    throw i;
+  };
+  const space = () => {
+    while (i < text.length && " \t\n\r".includes(text[i])) i++;
+  };
+  const literal = (word) => (text.startsWith(word, i) ? (i += word.length) : fail());
+  function string() {
+    i++;
+    while (i < text.length && text[i] !== '"') {
+      if (text[i] === "\n") fail();
+      i += text[i] === "\\" ? 2 : 1;
+    }
+    if (i >= text.length) fail();
+    i++;
+  }
+  function value() {
+    space();
+    const c = text[i];
+    if (c === "{") {
+      i++;
+      space();
+      if (text[i] === "}") return void i++;
+      for (;;) {
+        space();
+        if (text[i] !== '"') fail();
+        string();
+        space();
+        if (text[i] !== ":") fail();
+        i++;
+        value();
+        space();
+        if (text[i] === ",") i++;
+        else if (text[i] === "}") return void i++;
+        else fail();
+      }
+    } else if (c === "[") {
+      i++;
+      space();
+      if (text[i] === "]") return void i++;
+      for (;;) {
+        value();
+        space();
+        if (text[i] === ",") i++;
+        else if (text[i] === "]") return void i++;
+        else fail();
+      }
+    } else if (c === '"') string();
+    else if (c === "t") literal("true");
+    else if (c === "f") literal("false");
+    else if (c === "n") literal("null");
+    else {
+      const m = /^-?\d+(\.\d+)?([eE][+-]?\d+)?/.exec(text.slice(i));
+      if (!m) fail();
+      i += m[0].length;
+    }
+  }
+  try {
+    value();
+    space();
+    if (i < text.length) fail();
+    return 0;
+  } catch (at) {
+    if (typeof at !== "number") throw at;
+    return text.slice(0, Math.min(at, text.length)).split("\n").length;
+  }
 }

@@ -36,7 +36,7 @@ export async function consumersPage(main) {
       const names = [name, ...recentConsumers().filter((n) => n !== name)].slice(0, 12);
       localStorage.setItem(RECENT_KEY, JSON.stringify(names));
       showRecent();
-      const acked = position["order-id"] ?? position["last-acked"] ?? position.position ?? null;
+      const acked = position.acked ?? position["order-id"] ?? null;
       const resetButton = h("button", { type: "button", class: "danger" }, "Reset (forget the position)");
       resetButton.addEventListener("click", async () => {
         if (resetButton.dataset.armed !== "1") {
@@ -44,9 +44,13 @@ export async function consumersPage(main) {
           resetButton.textContent = "Click again to reset";
           return;
         }
-        await api(`/api/subscription/${path(name)}`, { method: "DELETE" });
-        toast(`Consumer ${name} reset.`);
-        show(name);
+        try {
+          await api(`/api/subscription/${path(name)}`, { method: "DELETE" });
+          body.replaceChildren(h("div", { class: "alert ok", role: "status", id: "consumer-reset" },
+            `Consumer ${name} was reset: its next connection starts from the beginning of its stream.`));
+        } catch (error) {
+          body.append(errorBox(error));
+        }
       });
       body.append(
         h("div", { class: "cards" },

@@ -1,0 +1,30 @@
+"""Photon as a persistence module of the `eventsourcing` library.
+
+Select it the library's usual way, ``PERSISTENCE_MODULE=photon.eventsourcing``; see
+`photon.eventsourcing.factory` for its settings and `photon.eventsourcing.mapping` for how the
+library's stored events become Photon events.
+"""
+
+from .dcb import PhotonDCBRecorder, PhotonDCBSubscription
+from .factory import PhotonFactory
+from .recorders import (
+    PhotonAggregateRecorder,
+    PhotonApplicationRecorder,
+    PhotonProcessRecorder,
+    PhotonSubscription,
+    PhotonTrackingRecorder,
+)
+
+Factory = PhotonFactory
+
+__all__ = [
+    "Factory",
+    "PhotonAggregateRecorder",
+    "PhotonApplicationRecorder",
+    "PhotonDCBRecorder",
+    "PhotonDCBSubscription",
+    "PhotonFactory",
+    "PhotonProcessRecorder",
+    "PhotonSubscription",
+    "PhotonTrackingRecorder",
+]

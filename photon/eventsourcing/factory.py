@@ -1,0 +1,110 @@
+"""The infrastructure factory: which Photon to use, read from the environment the library's way.
+
+- ``PHOTON_URL`` set: a running Photon server at that URL, with the credentials
+  ``PHOTON_ADMIN_USER`` / ``PHOTON_ADMIN_PASS`` (the server's own keys, defaults as the server's)
+  and ``PHOTON_TLS_CA`` (a CA file, for a server with a self-signed certificate).
+- Otherwise an embedded store, configured by Photon's own variables exactly as the server reads
+  them (``PHOTON_DB_BACKEND``, ``PHOTON_SQLITE_PATH``, ``PHOTON_POSTGRES_URL``, ...: every key of
+  Photon's settings registry); the applications of a process that name the same store share it.
+- ``PHOTON_CATEGORY``: the category of the application's streams (default: the application's
+  name, or ``eventsourcing`` when it has none); ``ORIGINATOR_ID_TYPE``: ``uuid`` (default) or
+  ``text``, as for the library's own modules.
+
+Like every library setting, each may be prefixed with the application's name in capitals
+(``BANKACCOUNTS_PHOTON_SQLITE_PATH``) to give one application of a process its own value.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from eventsourcing.dcb.persistence import DCBInfrastructureFactory
+from eventsourcing.persistence import InfrastructureFactory, ProcessRecorder
+from eventsourcing.utils import Environment, EnvType, resolve_topic
+
+from ..config import Setting, all_settings, load_config
+from .access import EmbeddedAccess, PhotonAccess, RemoteAccess
+from .dcb import PhotonDCBRecorder
+from .mapping import IdType, check_category
+from .recorders import (
+    PhotonAggregateRecorder,
+    PhotonApplicationRecorder,
+    PhotonProcessRecorder,
+    PhotonTrackingRecorder,
+)
+
+DEFAULT_CATEGORY = "eventsourcing"
+
+
+class PhotonFactory(InfrastructureFactory[PhotonTrackingRecorder], DCBInfrastructureFactory[PhotonTrackingRecorder]):
+    """Recorders over an embedded Photon store or a Photon server (see the module docstring);
+    also the factory of DCB applications."""
+
+    PHOTON_URL = "PHOTON_URL"
+    PHOTON_ADMIN_USER = "PHOTON_ADMIN_USER"
+    PHOTON_ADMIN_PASS = "PHOTON_ADMIN_PASS"
+    PHOTON_TLS_CA = "PHOTON_TLS_CA"
+    PHOTON_CATEGORY = "PHOTON_CATEGORY"
+    ORIGINATOR_ID_TYPE = "ORIGINATOR_ID_TYPE"
+
+    def __init__(self, env: Environment | EnvType | None) -> None:
+        super().__init__(env)
+        self.category = check_category(self.env.get(self.PHOTON_CATEGORY) or self.env.name or DEFAULT_CATEGORY)
+        id_type = (self.env.get(self.ORIGINATOR_ID_TYPE) or "uuid").lower()
+        if id_type not in ("uuid", "text"):
+            raise ValueError(f"Invalid {self.ORIGINATOR_ID_TYPE} {id_type!r}: it must be 'uuid' or 'text'")
+        self.originator_id_type = cast(IdType, id_type)
+        url = self.env.get(self.PHOTON_URL)
+        self.access: PhotonAccess
+        if url:
+            self.access = RemoteAccess(
+                url,
+                self.env.get(self.PHOTON_ADMIN_USER) or "admin",
+                self.env.get(self.PHOTON_ADMIN_PASS) or "p4010n",
+                verify=self.env.get(self.PHOTON_TLS_CA) or True,
+            )
+        else:
+            self.access = EmbeddedAccess(load_config(environ=self._photon_environ(), properties=False))
+
+    def _photon_environ(self) -> dict[str, str]:
+        """Photon's settings found in the environment, under the names the server reads."""
+        found: dict[str, str] = {}
+        for setting in all_settings().values():
+            for name in (setting.key, *setting.aliases):
+                value = self.env.get(Setting(name, None, "").env_var)
+                if value is not None and setting.env_var not in found:
+                    found[setting.env_var] = value
+        return found
+
+    def _recorder_args(self, category: str) -> dict[str, Any]:
+        return {"access": self.access, "category": category, "originator_id_type": self.originator_id_type}
+
+    def aggregate_recorder(self, purpose: str = "events") -> PhotonAggregateRecorder:
+        category = self.category if purpose == "events" else check_category(f"{self.category}.{purpose}")
+        return PhotonAggregateRecorder(**self._recorder_args(category))
+
+    def application_recorder(self) -> PhotonApplicationRecorder:
+        topic = self.env.get(self.APPLICATION_RECORDER_TOPIC)
+        cls: type[PhotonApplicationRecorder] = resolve_topic(topic) if topic else PhotonApplicationRecorder
+        return cls(**self._recorder_args(self.category))
+
+    def tracking_recorder(
+        self, tracking_recorder_class: type[PhotonTrackingRecorder] | None = None
+    ) -> PhotonTrackingRecorder:
+        if tracking_recorder_class is None:
+            topic = self.env.get(self.TRACKING_RECORDER_TOPIC)
+            tracking_recorder_class = resolve_topic(topic) if topic else PhotonTrackingRecorder
+        assert tracking_recorder_class is not None
+        return tracking_recorder_class(**self._recorder_args(self.category))
+
+    def process_recorder(self) -> ProcessRecorder:
+        topic = self.env.get(self.PROCESS_RECORDER_TOPIC)
+        cls: type[PhotonProcessRecorder] = resolve_topic(topic) if topic else PhotonProcessRecorder
+        return cls(**self._recorder_args(self.category))
+
+    def dcb_recorder(self) -> PhotonDCBRecorder:
+        return PhotonDCBRecorder(self.access, self.category)
+
+    def close(self) -> None:
+        self.access.close()
+        super().close()

@@ -1,0 +1,265 @@
+"""photon.eventsourcing beyond the library's own test cases: exact bytes, the mapping onto Photon
+events, atomic inserts over several aggregates, notification ids in a shared store, settings."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import orjson
+import pytest
+from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.utils import Environment
+
+from photon.errors import ConfigError, UnknownBackend
+from photon.eventsourcing import PhotonFactory
+from photon.eventsourcing.mapping import version_and_state
+from photon.store import EventStore
+
+from .live import LiveServer, make_config
+
+STATES = [
+    b'{"amount":{"_type_":"decimal_str","_data_":"10.00"},"owner":"Ada"}',  # the JSON transcoder's own
+    b'{"a": 1}',  # JSON Photon would write back without the space
+    b'{"x":1e+16}',  # a float Photon would write as 1e16
+    b'{"id":"},\\"id\\":\\"","event-time":1}',  # looks like the end of a Photon event
+    b"{}",
+    b"",
+    b"\x00\xff\xfe not utf-8",
+    zlib.compress(b'{"amount":"1.00"}'),
+    b"[1,2,3]",
+]
+
+
+@pytest.fixture(params=["embedded", "remote"])
+def env(request: Any, tmp_path: Path) -> Iterator[dict[str, str]]:
+    if request.param == "embedded":
+        yield {"PHOTON_DB_BACKEND": "sqlite", "PHOTON_SQLITE_PATH": str(tmp_path / "photon.db")}
+        return
+    server = LiveServer(make_config(tmp_path))
+    try:
+        yield {"PHOTON_URL": server.url}
+    finally:
+        server.stop()
+
+
+def factory(env: dict[str, str], name: str = "Bank", **more: str) -> PhotonFactory:
+    return PhotonFactory(Environment(name, {**env, **more}))
+
+
+def test_stored_bytes_come_back_exactly(env: dict[str, str]) -> None:
+    made = factory(env)
+    try:
+        recorder = made.process_recorder()
+        events = [StoredEvent(uuid4(), 1, "m:Ev", state) for state in STATES]
+        ids = recorder.insert_events(events)
+        assert ids is not None and len(ids) == len(STATES)
+        for event in events:
+            assert recorder.select_events(event.originator_id) == [event]
+        notifications = recorder.select_notifications(start=None, limit=100)
+        assert [n.state for n in notifications] == STATES
+        assert [n.id for n in notifications] == list(ids)
+        with recorder.subscribe(gt=None) as subscription:
+            received = [next(subscription).state for _ in STATES]
+        assert received == STATES
+    finally:
+        made.close()
+
+
+def test_encrypted_and_compressed_state_through_the_librarys_mapper(env: dict[str, str]) -> None:
+    from eventsourcing.cipher import AESCipher
+    from eventsourcing.domain import Aggregate
+
+    made = factory(
+        env,
+        COMPRESSOR_TOPIC="eventsourcing.compressor:ZlibCompressor",
+        CIPHER_TOPIC="eventsourcing.cipher:AESCipher",
+        CIPHER_KEY=AESCipher.create_key(16),
+    )
+    try:
+        from eventsourcing.persistence import DatetimeAsISO, UUIDAsHex
+
+        transcoder = made.transcoder()
+        transcoder.register(UUIDAsHex())  # type: ignore[attr-defined]
+        transcoder.register(DatetimeAsISO())  # type: ignore[attr-defined]
+        store = made.event_store(mapper=made.mapper(transcoder))
+        aggregate = Aggregate()
+        aggregate.trigger_event(Aggregate.Event)
+        recordings = store.put(aggregate.collect_events())
+        assert len(recordings) == 2
+        stored = made.application_recorder().select_events(aggregate.id)
+        assert [s.state for s in stored] == [r.notification.state for r in recordings]
+        assert [e.originator_version for e in store.get(aggregate.id)] == [1, 2]
+    finally:
+        made.close()
+
+
+def test_events_are_ordinary_photon_events(tmp_path: Path) -> None:
+    env = {"PHOTON_DB_BACKEND": "sqlite", "PHOTON_SQLITE_PATH": str(tmp_path / "photon.db")}
+    made = factory(env, name="BankAccounts")
+    account = uuid4()
+    try:
+        made.application_recorder().insert_events(
+            [
+                StoredEvent(account, 1, "bank:Account.Opened", b'{"owner":"Ada"}'),
+                StoredEvent(account, 2, "bank:Account.Deposited", b"\x01binary"),
+            ]
+        )
+        made.aggregate_recorder("snapshots").insert_events([StoredEvent(account, 2, "bank:Snapshot", b'{"s":1}')])
+        from eventsourcing.persistence import Tracking
+
+        made.process_recorder().insert_events([], tracking=Tracking("Upstream", 7))
+    finally:
+        made.close()
+    with EventStore.open(db_backend="sqlite", sqlite_path=str(tmp_path / "photon.db"), read_only=True) as store:
+        events = [e.to_dict() for e in store.read()]
+    assert [(e["stream-name"], e["stream-version"], e["event-type"]) for e in events] == [
+        (f"BankAccounts-{account}", 1, "bank:Account.Opened"),
+        (f"BankAccounts-{account}", 2, "bank:Account.Deposited"),
+        (f"BankAccounts.snapshots-{account}", 1, "bank:Snapshot"),
+        ("BankAccounts.tracking-Upstream", 1, "eventsourcing:Tracking"),
+    ]
+    assert events[0]["payload"] == {"originator-version": 1, "state": {"owner": "Ada"}}
+    assert events[1]["payload"] == {"originator-version": 2, "state-base64": "AWJpbmFyeQ=="}
+    assert events[3]["payload"] == {"notification-id": 7}
+    assert version_and_state(orjson.dumps(events[1])) == (2, b"\x01binary")
+
+
+def test_an_insert_over_several_aggregates_is_all_or_nothing(env: dict[str, str]) -> None:
+    first, second = factory(env), factory(env)
+    try:
+        one, other = first.application_recorder(), second.application_recorder()
+        a, b = uuid4(), uuid4()
+        one.insert_events([StoredEvent(a, 1, "t", b"{}"), StoredEvent(b, 1, "t", b"{}")])
+        # The other writer knows nothing of b's first event: its insert must fail as a whole.
+        with pytest.raises(IntegrityError):
+            other.insert_events([StoredEvent(a, 2, "t", b"{}"), StoredEvent(b, 1, "t", b'{"again":1}')])
+        assert [e.originator_version for e in one.select_events(a)] == [1]
+        # A writer whose picture of a stream is stale learns its head and goes on.
+        one.insert_events([StoredEvent(b, 2, "t", b"{}")])
+        other.insert_events([StoredEvent(a, 2, "t", b"{}"), StoredEvent(b, 3, "t", b"{}")])
+        assert [e.originator_version for e in one.select_events(b)] == [1, 2, 3]
+        # The same version from two writers: the second is refused.
+        with pytest.raises(IntegrityError):
+            one.insert_events([StoredEvent(a, 2, "t", b"{}")])
+    finally:
+        first.close()
+        second.close()
+
+
+def test_notification_ids_are_order_ids_in_a_shared_store(tmp_path: Path) -> None:
+    env = {"PHOTON_DB_BACKEND": "sqlite", "PHOTON_SQLITE_PATH": str(tmp_path / "photon.db")}
+    bank, shop = factory(env, name="Bank"), factory(env, name="Shop")
+    try:
+        store = bank.access.store  # type: ignore[attr-defined]
+        store.append_internal("__config__", "projection-registered", {"projection-name": "x"})
+        banking, shopping = bank.application_recorder(), shop.application_recorder()
+        assert banking.max_notification_id() is None
+        shopping.insert_events([StoredEvent(uuid4(), 1, "shop:Ordered", b"{}")])
+        ids = banking.insert_events([StoredEvent(uuid4(), 1, "bank:Opened", b"{}")])
+        shopping.insert_events([StoredEvent(uuid4(), 1, "shop:Ordered", b"{}")])
+        assert ids == [3]
+        assert [n.id for n in banking.select_notifications(None, 10)] == [3]
+        assert [n.id for n in shopping.select_notifications(None, 10)] == [2, 4]
+        assert [n.id for n in shopping.select_notifications(3, 10)] == [4]
+        assert banking.max_notification_id() == 3
+        assert shopping.max_notification_id() == 4
+    finally:
+        bank.close()
+        shop.close()
+
+
+def test_text_originator_ids(tmp_path: Path) -> None:
+    env = {"PHOTON_DB_BACKEND": "memory", "ORIGINATOR_ID_TYPE": "text"}
+    made = factory(env)
+    try:
+        recorder = made.application_recorder()
+        recorder.insert_events([StoredEvent("account-7", 1, "t", b"{}")])
+        assert recorder.select_events("account-7")[0].originator_id == "account-7"
+        assert recorder.select_notifications(None, 1)[0].originator_id == "account-7"
+    finally:
+        made.close()
+
+
+def test_settings_are_read_as_the_server_reads_them(tmp_path: Path) -> None:
+    path = tmp_path / "bank.db"
+    # The application's own prefix comes first, as for every library setting.
+    made = factory({"BANK_PHOTON_SQLITE_PATH": str(path), "PHOTON_SQLITE_PATH": str(tmp_path / "other.db")})
+    try:
+        made.application_recorder().insert_events([StoredEvent(uuid4(), 1, "t", b"{}")])
+    finally:
+        made.close()
+    assert path.exists() and not (tmp_path / "other.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("settings", "error", "message"),
+    [
+        ({"PHOTON_DB_BACKEND": "nosuch"}, UnknownBackend, "available backends"),
+        ({"PHOTON_DB_BACKEND": "memory", "PHOTON_COMMIT_BATCH_MAX": "many"}, ConfigError, "commit.batch.max"),
+        ({"PHOTON_DB_BACKEND": "memory", "PHOTON_CATEGORY": "bank-accounts"}, ValueError, "without '-'"),
+        ({"PHOTON_DB_BACKEND": "memory", "ORIGINATOR_ID_TYPE": "int"}, ValueError, "ORIGINATOR_ID_TYPE"),
+    ],
+)
+def test_bad_settings_are_refused_naming_them(settings: dict[str, str], error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=message):
+        factory(settings)
+
+
+def test_a_server_that_cannot_be_reached_is_named() -> None:
+    from photon.errors import ServerUnreachable
+
+    with pytest.raises(ServerUnreachable, match="127.0.0.1:9"):
+        factory({"PHOTON_URL": "http://127.0.0.1:9"})
+
+
+def test_refused_input_is_the_librarys_error_and_nothing_is_stored(env: dict[str, str]) -> None:
+    from eventsourcing.persistence import DataError, ProgrammingError
+
+    made = factory(env)
+    try:
+        recorder = made.application_recorder()
+        small, large = uuid4(), uuid4()
+        with pytest.raises(DataError, match="payload.max.bytes|over"):
+            recorder.insert_events([StoredEvent(small, 1, "t", b"{}"), StoredEvent(large, 1, "t", b"x" * 1_100_000)])
+        assert recorder.select_events(small) == [] and recorder.max_notification_id() is None
+        with pytest.raises(DataError, match="event-type"):
+            recorder.insert_events([StoredEvent(small, 1, "", b"{}")])
+        with pytest.raises(ProgrammingError, match="at least one event"):
+            made.dcb_recorder().append([])
+        assert recorder.select_notifications(None, 10) == []
+    finally:
+        made.close()
+
+
+def test_sparse_snapshots_and_long_tracking_streams_are_read_from_their_end(env: dict[str, str]) -> None:
+    from eventsourcing.persistence import Tracking
+
+    writer, reader = factory(env), factory(env)
+    try:
+        snapshots = writer.aggregate_recorder("snapshots")
+        aggregate = uuid4()
+        for version in range(5, 255, 5):
+            snapshots.insert_events([StoredEvent(aggregate, version, "m:Snapshot", b'{"v":%d}' % version)])
+        fresh = reader.aggregate_recorder("snapshots")  # knows nothing of the stream yet
+        assert [s.originator_version for s in fresh.select_events(aggregate, desc=True, limit=1)] == [250]
+        assert [s.originator_version for s in fresh.select_events(aggregate, desc=True, limit=1, lte=123)] == [120]
+        assert [s.originator_version for s in fresh.select_events(aggregate, desc=True, gt=240, limit=5)] == [250, 245]
+        assert fresh.select_events(aggregate, desc=True, lte=4, limit=1) == []
+        assert fresh.select_events(aggregate, lte=12)[-1].state == b'{"v":10}'
+
+        process = writer.process_recorder()
+        for position in range(1, 101):
+            process.insert_events([], tracking=Tracking("Upstream", position * 2))
+        assert reader.process_recorder().max_tracking_id("Upstream") == 200
+        for count in (0, 1, 2, 3, 7, 64, 65, 100):
+            stream = f"probe{count}"
+            if count:
+                reader.access.append([{"stream-name": stream, "event-type": "t", "payload": {}}] * count, {})
+            assert reader.access.stream_version(stream) == count
+    finally:
+        writer.close()
+        reader.close()
