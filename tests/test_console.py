@@ -240,7 +240,9 @@ def test_live_tail_shows_events_emitted_over_http_meanwhile(
     assert shown[:20] == [str(e["order-id"]) for e in reversed(stored)]  # each one, newest first, none twice
     assert text(driver, "#tail-count") == "20"
     shot(driver, "tail")
-    # A single stream's tail.
+    # A stream's tail, and one of a stream not written yet (it starts empty, without an error).
+    go(driver, server, "/tail/not-yet")
+    wait_for(lambda: text(driver, "#tail-state") == "live", what="an empty stream's tail")
     go(driver, server, "/tail/sensor-1")
     wait_for(lambda: text(driver, "#tail-state") == "live", what="the stream's tail")
     [last] = emit(http, [{"stream-name": "sensor-1", "event-type": "reading", "payload": {"v": 99}}])
@@ -541,8 +543,11 @@ def test_main_actions_work_from_the_keyboard(browser: Chrome, server: ServerProc
     assert not [e for e in console_errors(driver)]
 
 
-def test_narrow_screen_keeps_the_pages_within_the_width(signed_in: Chrome, server: ServerProcess) -> None:
+def test_narrow_screen_keeps_the_pages_within_the_width(
+    signed_in: Chrome, server: ServerProcess, http: httpx.Client
+) -> None:
     driver = signed_in
+    emit(http, [{"stream-name": "ledger", "event-type": "credit", "payload": {"n": 0}}])
     driver.set_window_size(390, 844)
     try:
         for route in ("/streams", "/stream/ledger", "/emit", "/projections", "/server"):
