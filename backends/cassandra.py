@@ -126,6 +126,7 @@ _STATEMENTS = {
     "checkpoint": "SELECT value FROM checkpoints WHERE key = ?",
     "set_checkpoint": "INSERT INTO checkpoints (key, value) VALUES (?, ?)",
     "delete_checkpoint": "DELETE FROM checkpoints WHERE key = ?",
+    "all_checkpoints": "SELECT key, value FROM checkpoints",
 }
 
 
@@ -636,6 +637,10 @@ class CassandraBackend(Backend):
     def read_checkpoint(self, key: str) -> bytes | None:
         rows = self._run("checkpoint", (key,))
         return bytes(rows[0].value) if rows else None
+
+    def checkpoints(self, prefix: str) -> dict[str, bytes]:
+        # The table is small (one row per projection, consumer and group): a full read is fine.
+        return {row.key: bytes(row.value) for row in self._run("all_checkpoints", ()) if row.key.startswith(prefix)}
 
     def write_checkpoint(self, key: str, value: bytes | None) -> None:
         if value is None:

@@ -111,6 +111,10 @@ class MemoryBackend(Backend):
     def read_checkpoint(self, key: str) -> bytes | None:
         return self._checkpoints.get(key)
 
+    def checkpoints(self, prefix: str) -> dict[str, bytes]:
+        with self._lock:
+            return {k: v for k, v in self._checkpoints.items() if k.startswith(prefix)}
+
     def write_checkpoint(self, key: str, value: bytes | None) -> None:
         with self._lock:
             if value is None:

@@ -379,6 +379,14 @@ class MongoBackend(Backend):
         doc = self._call(lambda: self._db.checkpoints.find_one({"_id": key}))
         return None if doc is None else bytes(doc["value"])
 
+    def checkpoints(self, prefix: str) -> dict[str, bytes]:
+        selector = {"_id": {"$gte": prefix, "$lt": prefix + "\U0010ffff"}}
+        return {
+            doc["_id"]: bytes(doc["value"])
+            for doc in self._find("checkpoints", selector)
+            if doc["_id"].startswith(prefix)
+        }
+
     def write_checkpoint(self, key: str, value: bytes | None) -> None:
         if value is None:
             self._call(lambda: self._db.checkpoints.delete_one({"_id": key}))

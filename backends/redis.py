@@ -408,6 +408,15 @@ class RedisBackend(Backend):
         value = self._call(self._client.hget, self.k_checkpoints, key)
         return None if value is None else bytes(value)
 
+    def checkpoints(self, prefix: str) -> dict[str, bytes]:
+        found = self._call(self._client.hgetall, self.k_checkpoints)
+        result = {}
+        for key, value in found.items():
+            name = key.decode() if isinstance(key, bytes) else str(key)
+            if name.startswith(prefix):
+                result[name] = bytes(value)
+        return result
+
     def write_checkpoint(self, key: str, value: bytes | None) -> None:
         if value is None:
             self._call(self._client.hdel, self.k_checkpoints, key)

@@ -775,6 +775,16 @@ class SQLBackend(Backend):
         rows = self._core(sa.select(table.c.value).where(table.c.key == key))
         return bytes(rows[0][0]) if rows else None
 
+    def checkpoints(self, prefix: str) -> dict[str, bytes]:
+        import sqlalchemy as sa
+
+        table = self._checkpoints
+        # A range rather than LIKE: no escaping of % and _ in the prefix, and the key's index serves it.
+        rows = self._core(
+            sa.select(table.c.key, table.c.value).where(table.c.key >= prefix, table.c.key < prefix + "\U0010ffff")
+        )
+        return {str(key): bytes(value) for key, value in rows if str(key).startswith(prefix)}
+
     def write_checkpoint(self, key: str, value: bytes | None) -> None:
         import sqlalchemy as sa
 

@@ -163,6 +163,12 @@ class Backend(abc.ABC):
     def write_checkpoint(self, key: str, value: bytes | None) -> None:
         """Durably set (or with None, remove) a key/value entry. Any thread may call it."""
 
+    def checkpoints(self, prefix: str) -> dict[str, bytes]:
+        """Every key/value entry whose key starts with `prefix` (backups carry consumers' and groups'
+        positions this way). The default raises: a third-party backend without it still works,
+        but its backups carry no positions."""
+        raise NotImplementedError(f"the {self.name} backend cannot list its checkpoints")
+
     def read_matching(self, query: tuple[QueryItem, ...], after: int, limit: int) -> list[RecordedEvent]:
         """Events of client streams matching `query` with an order-id above `after`, in order, at most `limit`.
 

@@ -84,6 +84,10 @@ class NotFound(PhotonError, LookupError):
     """The stream, event or projection asked for does not exist."""
 
 
+class Conflict(PhotonError):
+    """The request conflicts with what exists (a consumer group of that name already exists, ...)."""
+
+
 class StoreClosed(PhotonError):
     """The store was closed (or is shutting down) and takes no more work."""
 

@@ -38,11 +38,32 @@ STREAM_VERSION: Final = "stream-version"
 ID: Final = "id"
 TAGS: Final = "tags"
 
+# Every internal stream name is declared here, and only here (the README lists them).
 ALL_STREAM: Final = "__all__"
 CONFIG_STREAM: Final = "__config__"
 INTERNAL_PREFIX: Final = "__"
+CATEGORY_STREAM_PREFIX: Final = "__category__:"
+"""`__category__:account` reads every stream of the category `account` (`account`, `account-1`, ...)."""
+PARKED_STREAM_PREFIX: Final = "__parked__:"
+"""`__parked__:<group>` holds the events a consumer group parked (one event per parking)."""
 CATEGORY_SEPARATOR: Final = "-"
 """A stream's category is its name up to the first separator (`account-123` is in `account`)."""
+
+
+def category_stream(category: str) -> str:
+    """The internal name under which a category is read like a stream."""
+    return CATEGORY_STREAM_PREFIX + category
+
+
+def stream_category(stream: str) -> str | None:
+    """The category a `__category__:` name reads, or None for any other name."""
+    return stream[len(CATEGORY_STREAM_PREFIX) :] if stream.startswith(CATEGORY_STREAM_PREFIX) else None
+
+
+def parked_stream(group: str) -> str:
+    """The internal stream that holds a consumer group's parked events."""
+    return PARKED_STREAM_PREFIX + group
+
 
 #: Fields a client may send.
 CLIENT_FIELDS: Final = frozenset(

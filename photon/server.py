@@ -168,6 +168,19 @@ class Projections:
             yield orjson.loads(line)
 
 
+class ConsumerGroups:
+    """Consumer groups resume at start-up (their routes are part of the HTTP API's own)."""
+
+    def __init__(self, store: EventStore, config: Config) -> None:
+        self.store = store
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.store.groups.start)
+
+    async def stop(self) -> None:
+        await asyncio.to_thread(self.store.groups.stop)
+
+
 def _amqp(store: EventStore, config: Config) -> Service | None:
     from .amqp.service import amqp_service  # pika is imported only when muon.url is set
 
@@ -175,7 +188,7 @@ def _amqp(store: EventStore, config: Config) -> Service | None:
 
 
 #: The services every server runs, in start order (HTTP last: it opens last, closes first).
-SERVICES: list[ServiceFactory] = [Projections, _amqp, TcpIngestService, TransferRoutes, HttpService]
+SERVICES: list[ServiceFactory] = [ConsumerGroups, Projections, _amqp, TcpIngestService, TransferRoutes, HttpService]
 
 
 def _connect(services: Sequence[Service]) -> None:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import partial
 from itertools import compress
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -64,6 +64,9 @@ from .events import (
     validate_event,
 )
 from .subscriptions import Broadcaster, StreamType, Subscription
+
+if TYPE_CHECKING:
+    from .groups import GroupManager
 
 log = logging.getLogger("photon.store")
 
@@ -511,6 +514,7 @@ class EventStore:
         self._lifecycle = threading.Lock()
         self._wakers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopWaker] = weakref.WeakKeyDictionary()
         self.closed = False
+        self._groups: GroupManager | None = None
         if not read_only:
             self._committer = _Committer(backend, self._broadcaster, state.last_order_id, max_batch)
             self._committer.start()
@@ -649,6 +653,27 @@ class EventStore:
             raise ValidationError(f"{stream!r} is not a writable internal stream", "stream-name")
         event = {"stream-name": stream, "event-type": event_type, "payload": payload, "service-id": "photon"}
         return self._submit(*self._prepare([event], _NO_OPTIONS, internal=True))[0]
+
+    def append_internal_events(self, events: Sequence[Mapping[str, Any]]) -> list[RecordedEvent]:
+        """Write several events to internal streams atomically (parked events): for the core only."""
+        for event in events:
+            stream = event.get("stream-name")
+            if not isinstance(stream, str) or not is_internal(stream) or stream == ALL_STREAM:
+                raise ValidationError(f"{stream!r} is not a writable internal stream", "stream-name")
+        batch = [{"service-id": "photon", **event} for event in events]
+        return self._submit(*self._prepare(batch, _NO_OPTIONS, internal=True))
+
+    @property
+    def groups(self) -> GroupManager:
+        """The store's consumer groups (started on first use; only in the writing process)."""
+        with self._lifecycle:
+            if self._groups is None:
+                if self.closed:
+                    raise StoreClosed("the store is closed")
+                from .groups import GroupManager
+
+                self._groups = GroupManager(self)
+            return self._groups
 
     def validate(self, event: Any, *, now: int | None = None, new_id: Callable[[], str] = new_event_id) -> PendingEvent:
         """Check one client event against this store's limits (raises `ValidationError`).
@@ -1022,6 +1047,9 @@ class EventStore:
         with self._lifecycle:
             if self.closed:
                 return
+            if self._groups is not None:
+                # Groups write their last acks while the store can still take writes.
+                self._groups.stop()
             self.closed = True
             if self._committer is not None:
                 self._committer.requests.put(_STOP)

@@ -276,6 +276,54 @@ class BackendContract(AppendContract):
         store.write_checkpoint("projection:x", None)
         assert store.read_checkpoint("projection:x") is None
 
+    def test_checkpoints_listed_by_prefix(self, store: EventStore) -> None:
+        backend = store.backend
+        backend.write_checkpoint("group:a", b"1")
+        backend.write_checkpoint("group:b_%", b"2")
+        backend.write_checkpoint("groupie", b"3")
+        backend.write_checkpoint("consumer:a", b"4")
+        assert backend.checkpoints("group:") == {"group:a": b"1", "group:b_%": b"2"}
+        assert backend.checkpoints("group:b_") == {"group:b_%": b"2"}
+        backend.write_checkpoint("group:a", None)
+        assert backend.checkpoints("group:") == {"group:b_%": b"2"}
+        assert backend.checkpoints("nothing:") == {}
+
+    # -- consumer groups ----------------------------------------------------------------------
+
+    def test_group_state_round_trips_at_its_largest(self, store: EventStore) -> None:
+        # The most a group writes at once: a window's worth of acks above its checkpoint.
+        from photon.groups.engine import WINDOW
+
+        state = {"checkpoint": 10**12, "done": list(range(10**12, 10**12 + 2 * WINDOW, 2)), "attempts": {"5": 3}}
+        store.write_checkpoint("group:big", state)
+        assert store.read_checkpoint("group:big") == state
+
+    def test_consumer_group_resumes_where_it_was_after_reopen(
+        self, store: EventStore, store_config: dict[str, Any]
+    ) -> None:
+        store.groups.create({"group-name": "g", "max-in-flight": 50, "stream": "__category__:acct"})
+        store.append([event(f"acct-{i % 3}", n=i) for i in range(30)] + [event("other")])
+        member = store.groups.join("g", "m")
+        delivered = []
+        while batch := member.take(1.0):
+            delivered.extend(d.event.order_id for d in batch)
+        assert len(delivered) == 30
+        acked = delivered[::2]
+        member.ack(acked)
+        if not self.persistent:
+            return
+        store = self.reopen(store, store_config)
+        try:
+            member = store.groups.join("g", "m")
+            again = []
+            while batch := member.take(1.0):
+                again.extend(d.event.order_id for d in batch)
+            assert sorted(again) == sorted(set(delivered) - set(acked))
+            member.ack(again)
+            assert store.groups.describe("g")["checkpoint"] >= max(delivered)
+        finally:
+            store.close()
+
     # -- volume and concurrency -------------------------------------------------------------
 
     @pytest.mark.slow

@@ -13,37 +13,35 @@ import abc
 import contextlib
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import httpx
 import orjson
 
-from ..client import HttpTransport, _raise_for
+from ..client import HttpTransport
+from ..client_wire import raise_for as _raise_for
 from ..config import Config
 from ..errors import PhotonError, ServerUnreachable
 from ..events import ALL_STREAM, RecordedEvent
 from ..store import EventStore
 from ..subscriptions import CaughtUp
 
-
-class Event(NamedTuple):
-    """What a recorder needs of a stored Photon event: its positions, names, and the whole
-    event as the JSON Photon stores (the payload is read from it only when needed)."""
-
-    order_id: int
-    stream_name: str
-    stream_version: int
-    event_type: str
-    data: bytes
-
-
-def _from_recorded(event: RecordedEvent) -> Event:
-    return Event(event.order_id, event.stream_name, event.stream_version, event.event_type, event.data)
+Event = RecordedEvent
+"""What a recorder reads: a stored Photon event (its positions, names, and its whole JSON; the
+payload is read from the JSON only when needed). A server's events are turned into the same."""
 
 
 def _from_line(line: bytes) -> Event:
     event = orjson.loads(line)
-    return Event(event["order-id"], event["stream-name"], event["stream-version"], event["event-type"], line)
+    return RecordedEvent(
+        event["order-id"],
+        event["stream-name"],
+        event["stream-version"],
+        event["id"],
+        event["event-type"],
+        event["event-time"],
+        line,
+    )
 
 
 class LiveEvents(abc.ABC):
@@ -120,7 +118,7 @@ class _EmbeddedLive(LiveEvents):
                     return None
                 if isinstance(item, CaughtUp):
                     continue
-                return _from_recorded(item)
+                return item
 
     def stop(self) -> None:
         self._subscription.close()
@@ -169,10 +167,10 @@ class EmbeddedAccess(PhotonAccess):
     def read_matching(self, query: list[dict[str, Any]], after: int, limit: int) -> tuple[list[Event], int]:
         head = self.store.last_order_id()
         found = self.store.read_matching(query, after=after, limit=limit)
-        return [_from_recorded(e) for e in found if e.order_id <= head], head
+        return [e for e in found if e.order_id <= head], head
 
     def read_stream(self, stream: str, from_version: int, limit: int | None) -> list[Event]:
-        return list(map(_from_recorded, self.store.read(stream, from_version=from_version, limit=limit)))
+        return list(self.store.read(stream, from_version=from_version, limit=limit))
 
     def read_all(
         self, from_order_id: int, to_order_id: int | None, event_types: Sequence[str], limit: int
@@ -184,7 +182,7 @@ class EmbeddedAccess(PhotonAccess):
             event_types=event_types or None,
             limit=limit,
         )
-        return list(map(_from_recorded, events))
+        return list(events)
 
     def last_order_id(self) -> int:
         return self.store.last_order_id()

@@ -262,16 +262,15 @@ class PhotonApplicationRecorder(PhotonRecorder, ApplicationRecorder):
         if limit <= 0:
             return results
         prefix, ids = self.prefix, OriginatorIds(len(self.prefix), self.originator_id_type)
+        append = results.append
         while stop is None or first <= stop:
             page = self.access.read_all(first, stop, topics, max(limit - len(results), NOTIFICATION_PAGE))
             for event in page:
                 if event.stream_name.startswith(prefix):
-                    results.append(to_notification(event, ids))
+                    append(to_notification(event, ids))
                     if len(results) == limit:
                         return results
-            if len(page) < NOTIFICATION_PAGE and len(page) < limit:
-                break
-            if not page:
+            if not page or (len(page) < NOTIFICATION_PAGE and len(page) < limit):
                 break
             first = page[-1].order_id + 1
         return results

@@ -41,6 +41,7 @@ auth_token.route_doc = RouteDoc(  # type: ignore[attr-defined]
 
 
 def core_routes() -> list[BaseRoute]:
+    from .group_routes import group_routes
     from .openapi import openapi_routes
     from .replay import replay_routes
     from .server_info import server_info
@@ -48,6 +49,7 @@ def core_routes() -> list[BaseRoute]:
     return [
         *api_routes(),
         *replay_routes(),
+        *group_routes(),
         Route("/auth/token", auth_token, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         *openapi_routes(),

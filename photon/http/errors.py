@@ -17,6 +17,7 @@ from starlette.responses import Response
 from ..errors import (
     AppendConditionFailed,
     BackendUnavailable,
+    Conflict,
     NotFound,
     PhotonError,
     ReadOnlyStore,
@@ -73,6 +74,8 @@ def photon_error_response(exc: PhotonError) -> Response:
         return error_response(status, str(exc), {"field": exc.field} if exc.field else None)
     if isinstance(exc, NotFound):
         return error_response(404, str(exc))
+    if isinstance(exc, Conflict):
+        return error_response(409, str(exc))
     if isinstance(exc, ReadOnlyStore):
         return error_response(403, str(exc))
     if isinstance(exc, (StoreClosed, BackendUnavailable, StoreLocked)):
