@@ -398,7 +398,6 @@ def test_consumers_page_shows_a_durable_consumers_position_and_resets_it(
     name.send_keys("mailer", Keys.ENTER)
     wait_for(lambda: str(stored[1]["order-id"]) in text(driver, ".cards"), what="the consumer's position")
     assert "mail" in text(driver, ".cards")
-    shot(driver, "consumers")
     reset = driver.find_element(By.XPATH, "//button[starts-with(text(), 'Reset')]")
     reset.click()
     driver.find_element(By.XPATH, "//button[text()='Click again to reset']").click()
@@ -560,3 +559,26 @@ def test_narrow_screen_keeps_the_pages_within_the_width(
         shot(driver, "stream-narrow")
     finally:
         driver.set_window_size(1280, 860)
+
+
+def test_consumer_groups_show_their_position_and_take_the_admin_actions(
+    signed_in: Chrome, server: ServerProcess, http: httpx.Client
+) -> None:
+    driver = signed_in
+    emit(http, [{"stream-name": "invoice-1", "event-type": "issued", "payload": {"n": i}} for i in range(3)])
+    created = http.post("/api/groups", json={"group-name": "billing", "stream": "invoice-1"})
+    assert created.status_code == 201, created.text
+    go(driver, server, "/consumers")
+    row = "#groups-table tr[data-name='billing']"
+    assert "invoice-1" in text(driver, row)
+    shot(driver, "consumers")
+    driver.find_element(By.CSS_SELECTOR, f"{row} button[aria-label^='Replay']").click()
+    wait_for(lambda: "parked events handed back" in text(driver, "#group-message"), what="replay parked")
+    reset = driver.find_element(By.CSS_SELECTOR, f"{row} button[aria-label^='Reset']")
+    reset.click()
+    driver.find_element(By.XPATH, "//button[text()='Click again to reset']").click()
+    wait_for(lambda: "starts over from order-id 1" in text(driver, "#group-message"), what="reset")
+    driver.find_element(By.CSS_SELECTOR, f"{row} button[aria-label^='Delete']").click()
+    driver.find_element(By.XPATH, "//button[text()='Click again to delete']").click()
+    wait_for(lambda: "Deleted the group billing" in text(driver, "#group-message"), what="delete")
+    assert http.get("/api/group/billing").status_code == 404
