@@ -530,6 +530,23 @@ def _unknown_fields(event: Mapping[str, Any]) -> None:
     raise ValidationError(f"unknown field {name!r}; an event has the fields {', '.join(sorted(CLIENT_FIELDS))}", name)
 
 
+def expected_version_field(wrapper: Mapping[str, Any], default: Any = None) -> Any:
+    """A body wrapper's `expected-version` as given (`default` when the field is left out).
+
+    An explicit null is refused: it is not clear whether the sender meant `any` or forgot a
+    number, and guessing `any` would silently drop the concurrency check it asked for.
+    """
+    if "expected-version" not in wrapper:
+        return default
+    value = wrapper["expected-version"]
+    if value is None:
+        raise ValidationError(
+            "expected-version is null: give a stream version (0 or more), 'any' or 'no-stream', or leave it out",
+            "expected-version",
+        )
+    return value
+
+
 def parse_expected_version(value: Any) -> int | str:
     """`expected-version`: a stream version (0 = the stream must not exist), `any` or `no-stream`."""
     if value is None or value == "any":

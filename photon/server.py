@@ -27,7 +27,7 @@ from starlette.routing import BaseRoute
 from . import aio
 from .backend import backend_class
 from .config import Config
-from .net import bind, check_keystore, url_host
+from .net import bind, check_keystore, is_loopback, url_host
 from .store import EventStore
 from .tcp import TcpIngestService
 
@@ -58,12 +58,15 @@ class _Uvicorn(uvicorn.Server):
         pass
 
 
-def _http_impl() -> str:
+def _http_impl() -> Any:
+    """httptools when installed (faster), with HTTP/1.0 streaming framed right; else h11."""
     try:
         import httptools  # noqa: F401
     except ImportError:
         return "h11"
-    return "httptools"
+    from .http.http10 import Http10AwareProtocol
+
+    return Http10AwareProtocol
 
 
 class HttpService:
@@ -208,6 +211,25 @@ def _connect(services: Sequence[Service]) -> None:
             attach_url(partial(getattr, http, "url"))
 
 
+def warn_about_default_password(config: Config) -> bool:
+    """Warn loudly when the admin password is the published default and the server is reachable
+    from other machines: a token runs code (`POST /api/projection`). Returns whether it warned."""
+    default = config.settings["admin.pass"].default
+    host = str(config["rest.host"])
+    if config["admin.pass"] != default or is_loopback(host):
+        return False
+    log.warning(
+        "\n%s\nSECURITY: admin.pass is the default password (%r) and the server listens on %s, beyond this "
+        "machine. Anyone who can reach it can get a token, and a token runs code on this server "
+        "(POST /api/projection). Set admin.pass (and admin.secret), or listen on 127.0.0.1.\n%s",
+        "!" * 78,
+        default,
+        host,
+        "!" * 78,
+    )
+    return True
+
+
 class PhotonServer:
     """Open the store, start the services; `stop()` (or SIGTERM/SIGINT under `run`) ends it all cleanly."""
 
@@ -233,6 +255,7 @@ class PhotonServer:
             f"  {key} = {value}   ({config.sources.get(key, 'default')})" for key, value in config.redacted().items()
         )
         log.info("effective configuration:\n%s", lines)
+        warn_about_default_password(config)
         self.store = await asyncio.to_thread(EventStore.open, config)
         log.info("store open: %s, last order-id %d", self.store.backend.describe(), self.store.last_order_id())
         try:

@@ -37,6 +37,7 @@ from .errors import (
     AppendConditionFailed,
     BackendError,
     BackendUnavailable,
+    EventIdConflict,
     NotFound,
     PhotonError,
     ReadOnlyStore,
@@ -377,6 +378,19 @@ class _Committer(threading.Thread):
         for request in group:
             if request.client_ids:
                 known = [stored.get(e.event_id) or in_group.get(e.event_id) for e in request.events]
+                clash = next(
+                    (
+                        (e, k)
+                        for e, k in zip(request.events, known, strict=True)
+                        if k is not None and k.stream_name != e.stream_name
+                    ),
+                    None,
+                )
+                if clash is not None:
+                    # A retry is answered with what is stored; an id of another stream's event is not a retry.
+                    event, other = clash
+                    request.fail(EventIdConflict(event.event_id, event.stream_name, other.stream_name, other.order_id))
+                    continue
                 if all(known):
                     # A retry of something already stored: answer with what is stored.
                     request.result = [k for k in known if k is not None]

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from .. import aio
+from .. import aio, json_input
 from ..append_request import parse_after, parse_emit, parse_query
 from ..errors import NotFound, PhotonError
 from ..events import ALL_STREAM
@@ -58,7 +58,7 @@ def parse_json(body: bytes) -> Any:
     if not body.strip():
         raise RequestError("empty request body: expected JSON")
     try:
-        return orjson.loads(body)
+        return json_input.loads(body)
     except orjson.JSONDecodeError as exc:
         raise RequestError(f"malformed JSON: {exc}") from None
 

@@ -23,6 +23,7 @@ from .api import api_routes
 from .auth import TokenAuthMiddleware, auth_token
 from .console import console_routes
 from .errors import EXCEPTION_HANDLERS
+from .login_throttle import LoginThrottle
 from .params import RouteDoc
 
 
@@ -75,6 +76,7 @@ def create_app(
     app.state.store = store
     app.state.config = config
     app.state.tokens = signer
+    app.state.login_throttle = LoginThrottle()
     app.state.started_at = time.time()
     metrics_for(store)
     return app

@@ -37,7 +37,9 @@ import orjson
 
 from ..errors import NotFound, StoreClosed, ValidationError
 from ..events import ALL_STREAM, CONFIG_STREAM, RecordedEvent
+from ..net import tcp_tls
 from ..store import EventStore
+from ..tokens import TokenSigner
 from . import worker as worker_module
 from .checking import Checked, Checker, check_here
 from .definition import (
@@ -207,7 +209,13 @@ class ProjectionManager:
         self._tasks.append(asyncio.create_task(self._checkpointer(), name="projections-checkpoints"))
         port = self.config.get("projections.port")
         if port is not None:
-            self.updates_server = ProjectionUpdatesServer(self, str(self.config.get("rest.host") or "127.0.0.1"), port)
+            self.updates_server = ProjectionUpdatesServer(
+                self,
+                TokenSigner.from_config(self.config),
+                str(self.config.get("rest.host") or "127.0.0.1"),
+                port,
+                tcp_tls(self.config),
+            )
             await self.updates_server.start()
         if self.folder is not None and self.folder.is_dir():
             await self.sync_folder()
