@@ -46,6 +46,7 @@ from .definition import (
     EXTENSIONS,
     DefinitionError,
     ProjectionSpec,
+    cannot_run,
     spec_from_file,
     spec_from_template,
 )
@@ -597,8 +598,11 @@ class ProjectionManager:
         self.projections[spec.name] = projection
         self.by_slot[projection.slot] = projection
         if checked.error is not None:
-            projection.status = "failed"
+            # A projection that cannot run here at all (the Clojure Photon's) is stopped, not failed.
+            projection.status = "stopped" if cannot_run(spec) is not None else "failed"
             projection.last_error = checked.error
+            projection.stream_name = str(spec.fields.get("stream-name") or ALL_STREAM)
+            projection.initial_value = spec.fields.get("initial-value")
             return projection
         projection.stream_name = checked.stream_name
         projection.event_types = checked.event_types
