@@ -295,6 +295,9 @@ class CassandraBackend(Backend):
         again = self._session.execute(self._ps["take_lease"], ("writer", self._holder, self._token, self.lease_s)).one()
         return bool(again[0])
 
+    def writer_problem(self) -> str | None:
+        return self._lease.problem if self._lease is not None else None
+
     def close(self) -> None:
         if self._lease is not None:
             self._lease.stop()

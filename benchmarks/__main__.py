@@ -1,6 +1,6 @@
 """Every benchmark, one after the other: ``python -m benchmarks [--json] [NAME ...]``.
 
-Names: core, server, store_peers, server_peers, backup, projections, backends, amqp (default: all
+Names: core, server, store_peers, server_peers, backup, projections, backends, amqp, es_recorders (default: all
 that are installed). Each prints its own table of figures, targets and side-by-side ratios; run one
 alone with ``python -m benchmarks.NAME --help`` to see its options. store_peers and server_peers
 compare Photon with NATS JetStream, Message DB, the eventsourcing library, Redis Streams, raw
@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-ORDER = ["core", "server", "store_peers", "server_peers", "backup", "projections", "backends", "amqp"]
+ORDER = ["core", "server", "store_peers", "server_peers", "backup", "projections", "backends", "amqp", "es_recorders"]
 
 
 def as_json(name: str, row: Any) -> dict[str, Any]:

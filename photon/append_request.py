@@ -21,7 +21,14 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from .errors import ValidationError
-from .events import RecordedEvent, check_tags, event_tags, is_internal, parse_expected_version
+from .events import (
+    RecordedEvent,
+    check_tags,
+    event_tags,
+    expected_version_field,
+    is_internal,
+    parse_expected_version,
+)
 
 EVENTS: Final = "events"
 EXPECTED_VERSION: Final = "expected-version"
@@ -137,6 +144,12 @@ def parse_expected_versions(value: Any) -> dict[str, int | str] | None:
         )
     versions: dict[str, int | str] = {}
     for stream, version in value.items():
+        if version is None:
+            raise ValidationError(
+                f"expected-versions: stream {stream!r} has null; give a version number (0 or more), 'any' or "
+                "'no-stream', or leave the stream out",
+                EXPECTED_VERSIONS,
+            )
         if not stream or is_internal(stream):
             raise ValidationError(f"expected-versions: {stream!r} is not a client stream name", EXPECTED_VERSIONS)
         try:
@@ -182,7 +195,7 @@ def parse_emit(doc: Any, *, expected_version: Any = None) -> EmitRequest:
                     "expected-version given both in the body and as a query parameter (or message header)",
                     EXPECTED_VERSION,
                 )
-            expected_version = doc[EXPECTED_VERSION]
+            expected_version = expected_version_field(doc)
         events = doc[EVENTS]
         if type(events) is not list and type(events) is not dict:
             raise ValidationError("field 'events' must be a list of events or one event", EVENTS)

@@ -214,6 +214,14 @@ class Backend(abc.ABC):
         leave the store empty, as it was before the load.
         """
 
+    def writer_problem(self) -> str | None:
+        """Why this writer may no longer hold the store's writer lock (a lease it failed to renew), or None.
+
+        Backends whose lock is a file lock or a database session have nothing to add: the lock
+        lasts as long as the process or the connection, and a lost connection fails the appends.
+        """
+        return None
+
     def describe(self) -> str:
         """Where the data lives, for logs (no secrets)."""
         return self.name

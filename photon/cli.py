@@ -173,12 +173,10 @@ def backends() -> None:
 @config_options
 def serve(**params: Any) -> None:
     """Run the server (HTTP API, TCP ingest) on the configured store until SIGTERM or SIGINT."""
-    import logging
+    from .logs import configure_logging
 
     config = config_from(params)
-    logging.basicConfig(
-        level=config["log.level"], format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    configure_logging(config)
     from .server import run
 
     try:

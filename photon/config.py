@@ -118,6 +118,13 @@ CORE_SETTINGS: tuple[Setting, ...] = (
     Setting("rest.port", "3000", "Port of the HTTP API.", parse_port),
     Setting("rest.keystore", None, "PEM file with the TLS certificate and key; when set, HTTP is served over TLS."),
     Setting("rest.keypass", None, "Password of the key in rest.keystore.", secret=True),
+    Setting(
+        "tcp.plaintext",
+        "false",
+        "With rest.keystore set, events.port and projections.port speak TLS too; true keeps them plaintext "
+        "(e.g. behind a proxy that ends TLS).",
+        parse_bool,
+    ),
     Setting("admin.user", "admin", "User name for GET /auth/token (HTTP Basic)."),
     Setting("admin.pass", "p4010n", "Password for GET /auth/token (HTTP Basic).", secret=True),
     Setting(
@@ -185,6 +192,14 @@ CORE_SETTINGS: tuple[Setting, ...] = (
         parse_positive,
     ),
     Setting("log.level", "INFO", "Log level.", one_of("DEBUG", "INFO", "WARNING", "ERROR")),
+    Setting(
+        "log.format",
+        "text",
+        "Log lines as text (for people) or json (one JSON object a line: time, level, logger, message, the "
+        "request's fields).",
+        one_of("text", "json"),
+    ),
+    Setting("log.access", "false", "Log every HTTP request (uvicorn's access log), in log.format.", parse_bool),
 )
 
 

@@ -39,6 +39,19 @@ class VersionConflict(PhotonError):
         self.current = current
 
 
+class EventIdConflict(PhotonError):
+    """An event `id` given by the client is already stored for an event of another stream."""
+
+    def __init__(self, event_id: str, stream: str, stored_stream: str, order_id: int) -> None:
+        super().__init__(
+            f"event id {event_id!r} is already stored in stream {stored_stream!r} (order-id {order_id}), "
+            f"not in {stream!r}: an id names one event; give this event another id"
+        )
+        self.event_id = event_id
+        self.stream = stream
+        self.stored_stream = stored_stream
+
+
 class AppendConditionFailed(PhotonError):
     """An append's condition failed: an event matching its query was stored after its position.
 

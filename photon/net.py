@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import socket
+import ssl
+from collections.abc import Mapping
+from typing import Any
 
 from .errors import CannotListen
 
@@ -41,11 +45,14 @@ def check_keystore(path: str, password: str | None) -> None:
 
     (Left to the TLS library, an encrypted key without a password would be asked for on the terminal.)
     """
-    import ssl
+    _server_context(path, password)
 
+
+def _server_context(path: str, password: str | None) -> ssl.SSLContext:
     from .errors import ConfigError
 
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
         context.load_cert_chain(path, password=lambda: password or "")
     except FileNotFoundError:
@@ -55,3 +62,27 @@ def check_keystore(path: str, password: str | None) -> None:
             f"rest.keystore {path!r} cannot be loaded with rest.keypass (a PEM file with the certificate "
             f"and its private key is expected): {exc}"
         ) from None
+    return context
+
+
+def tcp_tls(config: Mapping[str, Any]) -> ssl.SSLContext | None:
+    """The TLS context of the TCP ports (`events.port`, `projections.port`); None for plaintext.
+
+    With `rest.keystore` set they speak TLS with the same certificate as HTTPS, so that a token
+    never crosses the network in the clear; `tcp.plaintext` keeps them plaintext on purpose
+    (e.g. behind a proxy that ends TLS).
+    """
+    keystore = config.get("rest.keystore")
+    if not keystore or config.get("tcp.plaintext"):
+        return None
+    return _server_context(str(keystore), config.get("rest.keypass"))
+
+
+def is_loopback(host: str) -> bool:
+    """Whether listening on `host` reaches only this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to anything

@@ -27,7 +27,7 @@ from starlette.routing import BaseRoute
 from . import aio
 from .backend import backend_class
 from .config import Config
-from .net import bind, check_keystore, url_host
+from .net import bind, check_keystore, is_loopback, url_host
 from .store import EventStore
 from .tcp import TcpIngestService
 
@@ -58,12 +58,15 @@ class _Uvicorn(uvicorn.Server):
         pass
 
 
-def _http_impl() -> str:
+def _http_impl() -> Any:
+    """httptools when installed (faster), with HTTP/1.0 streaming framed right; else h11."""
     try:
         import httptools  # noqa: F401
     except ImportError:
         return "h11"
-    return "httptools"
+    from .http.http10 import Http10AwareProtocol
+
+    return Http10AwareProtocol
 
 
 class HttpService:
@@ -73,6 +76,8 @@ class HttpService:
         self.store = store
         self.config = config
         self.extra_routes: list[BaseRoute] = []
+        self.readiness: list[Callable[[], str | None]] = []
+        """The other services' `not_ready` checks, asked by GET /health/ready."""
         self.port = 0
         self.url = ""
         self._server: _Uvicorn | None = None
@@ -84,6 +89,7 @@ class HttpService:
 
         config = self.config
         self.app = create_app(self.store, config, extra_routes=self.extra_routes)
+        self.app.state.readiness = self.readiness
         keystore = config["rest.keystore"]
         if keystore:
             check_keystore(keystore, config["rest.keypass"])
@@ -92,7 +98,7 @@ class HttpService:
         uv_config = uvicorn.Config(
             self.app,
             log_config=None,
-            access_log=False,
+            access_log=bool(config.get("log.access")),
             lifespan="off",
             http=_http_impl(),
             ws="none",
@@ -149,9 +155,16 @@ class Projections:
         from .projections.manager import ProjectionManager
 
         self.manager = ProjectionManager(store, config)
+        self._collecting = False
 
     async def start(self) -> None:
+        from .metrics import ProjectionCollector, metrics_for
+
         await self.manager.start()
+        metrics = metrics_for(self.manager.store)
+        if not self._collecting:
+            metrics.add_collector(ProjectionCollector(self.manager.store, lambda: self.manager.projections.values()))
+            self._collecting = True
 
     async def stop(self) -> None:
         await self.manager.stop()
@@ -161,6 +174,9 @@ class Projections:
         from .http.projection_routes import projection_routes
 
         return list(projection_routes(self.manager, require_admin))
+
+    def not_ready(self) -> str | None:
+        return None if self.manager.started else "the projections are still loading"
 
     async def updates(self) -> AsyncIterator[dict[str, Any]]:
         """Every projection's updates, as the AMQP transport publishes them."""
@@ -208,6 +224,25 @@ def _connect(services: Sequence[Service]) -> None:
             attach_url(partial(getattr, http, "url"))
 
 
+def warn_about_default_password(config: Config) -> bool:
+    """Warn loudly when the admin password is the published default and the server is reachable
+    from other machines: a token runs code (`POST /api/projection`). Returns whether it warned."""
+    default = config.settings["admin.pass"].default
+    host = str(config["rest.host"])
+    if config["admin.pass"] != default or is_loopback(host):
+        return False
+    log.warning(
+        "\n%s\nSECURITY: admin.pass is the default password (%r) and the server listens on %s, beyond this "
+        "machine. Anyone who can reach it can get a token, and a token runs code on this server "
+        "(POST /api/projection). Set admin.pass (and admin.secret), or listen on 127.0.0.1.\n%s",
+        "!" * 78,
+        default,
+        host,
+        "!" * 78,
+    )
+    return True
+
+
 class PhotonServer:
     """Open the store, start the services; `stop()` (or SIGTERM/SIGINT under `run`) ends it all cleanly."""
 
@@ -233,6 +268,7 @@ class PhotonServer:
             f"  {key} = {value}   ({config.sources.get(key, 'default')})" for key, value in config.redacted().items()
         )
         log.info("effective configuration:\n%s", lines)
+        warn_about_default_password(config)
         self.store = await asyncio.to_thread(EventStore.open, config)
         log.info("store open: %s, last order-id %d", self.store.backend.describe(), self.store.last_order_id())
         try:
@@ -242,9 +278,11 @@ class PhotonServer:
             routes = [
                 route for service in self.services if hasattr(service, "http_routes") for route in service.http_routes()
             ]
+            checks = [service.not_ready for service in self.services if hasattr(service, "not_ready")]
             for service in self.services:
                 if isinstance(service, HttpService):
                     service.extra_routes.extend(routes)
+                    service.readiness.extend(checks)
             for service in self.services:
                 await service.start()
                 self._started.append(service)

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import partial
@@ -37,6 +38,7 @@ from .errors import (
     AppendConditionFailed,
     BackendError,
     BackendUnavailable,
+    EventIdConflict,
     NotFound,
     PhotonError,
     ReadOnlyStore,
@@ -380,6 +382,19 @@ class _Committer(threading.Thread):
         for request in group:
             if request.client_ids:
                 known = [stored.get(e.event_id) or in_group.get(e.event_id) for e in request.events]
+                clash = next(
+                    (
+                        (e, k)
+                        for e, k in zip(request.events, known, strict=True)
+                        if k is not None and k.stream_name != e.stream_name
+                    ),
+                    None,
+                )
+                if clash is not None:
+                    # A retry is answered with what is stored; an id of another stream's event is not a retry.
+                    event, other = clash
+                    request.fail(EventIdConflict(event.event_id, event.stream_name, other.stream_name, other.order_id))
+                    continue
                 if all(known):
                     # A retry of something already stored: answer with what is stored.
                     request.result = [k for k in known if k is not None]
@@ -1037,6 +1052,51 @@ class EventStore:
         self._backend.write_checkpoint(key, None if value is None else orjson.dumps(value))
 
     # -- life cycle ------------------------------------------------------------------------
+
+    def observe_backend(self, on_append: Callable[[float, int], None], on_read: Callable[[float], None]) -> None:
+        """Have every backend append (seconds, events: one group-commit transaction) and read
+        (seconds: one page) reported, for metrics. Wraps this store's backend object once."""
+        backend = self._backend
+        append, read = backend.append, backend.read
+
+        def timed_append(events: Sequence[RecordedEvent]) -> None:
+            started = time.perf_counter()
+            try:
+                append(events)
+            finally:
+                on_append(time.perf_counter() - started, len(events))
+
+        def timed_read(query: Query) -> list[RecordedEvent]:
+            started = time.perf_counter()
+            try:
+                return read(query)
+            finally:
+                on_read(time.perf_counter() - started)
+
+        backend.append = timed_append  # type: ignore[method-assign]
+        backend.read = timed_read  # type: ignore[method-assign]
+
+    def subscriber_stats(self) -> tuple[int, int]:
+        """Live subscribers, and the events waiting in their buffers."""
+        return self._broadcaster.stats()
+
+    def not_ready(self) -> str | None:
+        """Why this store cannot take appends now (closed, the writer stopped, the backend does not
+        answer, the writer lock is in doubt), or None when it can. Asks the backend once (a read)."""
+        committer = self._committer
+        if self.closed:
+            return "the store is closed"
+        if committer is None:
+            return "the store is open read-only"
+        if committer.halted is not None:
+            return f"the writer stopped: {committer.halted}"
+        if not committer.is_alive():
+            return "the writer thread is not running"
+        try:
+            self._backend.last_order_id()
+        except Exception as exc:  # a driver error the backend did not translate counts too
+            return f"the backend does not answer: {exc}"
+        return self._backend.writer_problem()
 
     def stats(self) -> dict[str, Any]:
         committer = self._committer

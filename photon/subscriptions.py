@@ -142,6 +142,12 @@ class Broadcaster:
             for listener in dropped:
                 self._discard(listener)
 
+    def stats(self) -> tuple[int, int]:
+        """The number of listeners, and the events queued in their buffers."""
+        with self._lock:
+            listeners = [*self._all, *(listener for group in self._by_stream.values() for listener in group)]
+        return len(listeners), sum(len(listener.queue) for listener in listeners)
+
     def close(self) -> None:
         """Wake every listener so that blocked subscribers notice the store closing."""
         with self._lock:

@@ -22,12 +22,12 @@ from typing import Any, cast
 
 import orjson
 
-from . import aio
+from . import aio, json_input
 from .config import Config
 from .errors import PhotonError
 from .events import PendingEvent, new_event_ids, now_millis, prepare_event
 from .metrics import metrics_for
-from .net import bind, url_host
+from .net import bind, tcp_tls, url_host
 from .store import EventStore
 from .tokens import TokenSigner
 
@@ -125,7 +125,7 @@ class _Connection:
         else:
             # One clock reading and one run of ids for the lines of a read (a few thousand at most).
             max_bytes, now, new_id = store.max_event_bytes, now_millis(), iter(new_event_ids(len(lines))).__next__
-            loads = orjson.loads
+            loads = json_input.loads
             for line in lines:
                 if not line or line.isspace():
                     continue
@@ -192,6 +192,7 @@ class _Connection:
             stored = await aio.append_validated(self.store, batch)
         except PhotonError as exc:
             metrics.tcp.rejected.inc()
+            metrics.refuse("tcp", exc)
             return [_error_line(str(exc))] * len(batch)
         metrics.tcp.stored.inc()
         metrics.tcp.events.inc(len(stored))
@@ -254,8 +255,9 @@ class TcpIngestService:
         sock = bind(self.config["rest.host"], self.config["events.port"], "events.port")
         self.port = sock.getsockname()[1]
         self.address = f"{url_host(sock)}:{self.port}"
-        self._server = await asyncio.start_server(self._handle, sock=sock, limit=MAX_LINE)
-        log.info("TCP ingest listening on %s", self.address)
+        tls = tcp_tls(self.config)
+        self._server = await asyncio.start_server(self._handle, sock=sock, limit=MAX_LINE, ssl=tls)
+        log.info("TCP ingest listening on %s%s", self.address, " (TLS)" if tls else "")
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()

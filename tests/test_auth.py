@@ -84,3 +84,75 @@ def test_signer_round_trip_and_tamper() -> None:
     head, claims, signature = token.split(".")
     assert not signer.verify(f"{head}.{claims}x.{signature}")
     assert not TokenSigner("k", 60).verify(signer.issue(now=time.time() - 120))
+
+
+def test_repeated_failed_logins_from_one_address_are_slowed_down(live: LiveServer) -> None:
+    from photon.http import login_throttle
+
+    url = live.url + "/auth/token"
+    for _ in range(login_throttle.FREE_FAILURES + 1):
+        assert httpx.get(url, auth=("admin", "guess")).status_code == 401
+    # Shut out for a moment: even the right password is not checked now.
+    shut = httpx.get(url, auth=("admin", "p4010n"))
+    assert shut.status_code == 429, shut.text
+    assert shut.headers["Retry-After"] == "1"
+    assert "too many failed logins from 127.0.0.1" in shut.json()["error"]
+    time.sleep(1.05)
+    assert httpx.get(url, auth=("admin", "p4010n")).status_code == 200
+    # A success forgets the failures.
+    assert httpx.get(url, auth=("admin", "guess")).status_code == 401
+    assert httpx.get(url, auth=("admin", "p4010n")).status_code == 200
+
+
+def test_login_throttle_waits_double_up_to_a_cap_and_are_forgotten() -> None:
+    from photon.http import login_throttle
+    from photon.http.login_throttle import LoginThrottle
+
+    now = [1000.0]
+    throttle = LoginThrottle(clock=lambda: now[0])
+    waits = []
+    for _ in range(login_throttle.FREE_FAILURES + 8):
+        throttle.failed("10.0.0.1")
+        waits.append(throttle.retry_after("10.0.0.1"))
+    assert waits[: login_throttle.FREE_FAILURES] == [0] * login_throttle.FREE_FAILURES
+    assert waits[login_throttle.FREE_FAILURES :] == [1, 2, 4, 8, 16, 32, 60, 60]
+    assert throttle.retry_after("10.0.0.2") == 0  # per address
+    now[0] += login_throttle.FORGET_AFTER + 1
+    assert throttle.retry_after("10.0.0.1") == 0
+    throttle.failed("10.0.0.1")
+    assert throttle.retry_after("10.0.0.1") == 0  # counting starts again
+    for index in range(login_throttle.MAX_ADDRESSES + 10):
+        throttle.failed(f"addr-{index}")
+    assert len(throttle._records) == login_throttle.MAX_ADDRESSES
+
+
+@pytest.mark.parametrize(
+    ("host", "password", "warned"),
+    [("0.0.0.0", None, True), ("192.0.2.7", None, True), ("127.0.0.1", None, False), ("0.0.0.0", "s3cret", False)],
+)
+def test_a_default_password_beyond_loopback_is_warned_about_loudly(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, host: str, password: str | None, warned: bool
+) -> None:
+    from photon.server import warn_about_default_password
+
+    settings = {"rest.host": host} | ({"admin.pass": password} if password else {})
+    with caplog.at_level("WARNING", logger="photon.server"):
+        assert warn_about_default_password(make_config(tmp_path, **settings)) is warned
+    assert ("SECURITY: admin.pass is the default password" in caplog.text) is warned
+    if warned:
+        assert "a token runs code on this server" in caplog.text
+
+
+def test_the_photon_command_warns_at_start_about_a_default_password_on_every_interface(tmp_path: Path) -> None:
+    from .live import ServerProcess
+
+    proc = ServerProcess(
+        tmp_path,
+        ["-rest.host", "0.0.0.0", "-rest.port", "0", "-events.port", "0", "-sqlite.path", str(tmp_path / "p.db")],
+    )
+    try:
+        assert "SECURITY: admin.pass is the default password ('p4010n') and the server listens on 0.0.0.0" in (
+            proc.output()
+        )
+    finally:
+        proc.terminate()

@@ -52,6 +52,18 @@ CASES = [
         ["event 1:", "event-type"],
     ),
     (b'{"events": [], "expected": 1}', 400, ["unknown field 'expected'"]),
+    (
+        b'{"events": [{"stream-name": "s", "event-type": "t", "payload": {}}], "expected-version": null}',
+        400,
+        ["expected-version is null", "leave it out"],
+    ),
+    (b'{"stream-name": "s", "event-type": "t", "event-type": "u", "payload": {}}', 400, ["duplicate key 'event-type'"]),
+    (
+        b'[{"stream-name": "s", "event-type": "t", "payload": {}}, '
+        b'{"stream-name": "s", "event-type": "t", "payload": {"amount": 1, "to": "x:", "amount" : 2}}]',
+        400,
+        ["duplicate key 'amount'"],
+    ),
     (b'{"events": 5}', 400, ["'events' must be a list"]),
     (
         b'{"events": [{"stream-name": "s", "event-type": "t", "payload": {}}], "expected-version": -1}',
@@ -128,3 +140,35 @@ def test_unknown_parameter_on_post_stores_nothing(small: LiveServer) -> None:
     single = b'{"stream-name": "s", "event-type": "t", "payload": {}}'
     expect(post(small, single, {"expected_version": "0"}), 400, "did you mean 'expected-version'")
     assert small.store.backend.last_order_id() == 0
+
+
+def test_an_id_already_stored_in_another_stream_is_a_conflict(small: LiveServer) -> None:
+    with small.client() as api:
+        first = api.post("/api/event", json={**event("orders"), "id": "e-1"})
+        assert first.status_code == 200, first.text
+        # The same event sent again is a retry: answered with what is stored.
+        again = api.post("/api/event", json={**event("orders"), "id": "e-1"})
+        assert again.status_code == 200 and again.json() == first.json()
+        clash = api.post("/api/event", json=[event("invoices"), {**event("invoices"), "id": "e-1"}])
+    body = expect(clash, 409, "event id 'e-1' is already stored in stream 'orders'", "not in 'invoices'")
+    assert body["stored-in"] == "orders" and body["id"] == "e-1"
+    assert small.store.last_order_id() == 1
+
+
+def test_duplicate_keys_are_refused_on_tcp_too(small: LiveServer) -> None:
+    import socket
+
+    token = small.token()
+    with socket.create_connection(("127.0.0.1", small.tcp_port), timeout=10) as sock:
+        sock.sendall(
+            b'{"token":"%s"}\n' % token.encode()
+            + b'{"stream-name":"s","event-type":"t","payload":{"a":1,"a":2}}\n'
+            + b'{"stream-name":"s","event-type":"t","payload":{"a":1}}\n'
+        )
+        answers = b""
+        while answers.count(b"\n") < 2:
+            answers += sock.recv(4096)
+    first, second = answers.splitlines()
+    assert b"duplicate key 'a'" in first
+    assert second == b'{"order-id":1,"stream-version":1}'
+    assert small.store.last_order_id() == 1

@@ -344,3 +344,35 @@ def test_rpc_rest_url_and_unknown_endpoints(photon: LiveServer, broker: RabbitSe
     url, unknown = requests(broker, ("rest-url", None), ("no-such-thing", None))
     assert url == {"status": 200, "body": photon.url}
     assert unknown["status"] == 404 and "stream-names" in unknown["body"]["error"]
+
+
+def test_the_original_photon_event_shape_is_accepted(photon: LiveServer, broker: RabbitServer) -> None:
+    cause = {
+        "stream-name": "muon-original",
+        "event-type": "OrderPlaced",
+        "service-id": "shop",
+        "local-id": "6f1c0b7e-1111-4222-8333-944455556666",
+        "server-timestamp": 1_469_002_000_000,
+        "encoding": "application/json",
+        "schema": "http://schemas.example.com/order-placed-2.json",
+        "payload": {"sku": "A-1"},
+    }
+    effect = {
+        "stream-name": "muon-original",
+        "event-type": "OrderPaid",
+        "service-id": "billing",
+        "local-id": "6f1c0b7e-1111-4222-8333-944455557777",
+        "provenance": {"service-id": "shop", "local-id": cause["local-id"], "relationship-type": "caused-by"},
+        "payload": {"amount": 12},
+    }
+    results = run(broker.url, "emit", {"events": [cause, effect, cause, {**cause, "encoding": "text/csv"}]})
+    first, second, resent, bad = (r["result"] for r in results if "result" in r)
+    assert first["status"] == second["status"] == "PERSISTED"
+    assert resent == first  # the same local-id: stored once, answered with the stored event
+    assert bad["status"] == "FAILED" and "encoding" in bad["cause"]
+    stored = [e.to_dict() for e in photon.store.read("muon-original")]
+    assert len(stored) == 2
+    assert stored[0]["id"] == cause["local-id"] and stored[0]["event-time"] == cause["server-timestamp"]
+    assert stored[0]["schema"] == cause["schema"] and stored[0]["encoding"] == "application/json"
+    assert stored[1]["caused-by"] == cause["local-id"] and stored[1]["caused-by-relation"] == "caused-by"
+    assert stored[1]["provenance"] == effect["provenance"]

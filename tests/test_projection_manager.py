@@ -292,8 +292,20 @@ def test_updates_are_followed_in_process_and_over_tcp(tmp_path: Path) -> None:
             await manager.create(SUM_PY)
             await caught_up(manager)
             assert manager.updates_server is not None
-            reader, writer = await asyncio.open_connection("127.0.0.1", manager.updates_server.port)
             import orjson
+
+            from photon.tokens import TokenSigner
+
+            port = manager.updates_server.port
+            # No token, or a bad one: refused, and nothing of any projection is sent.
+            for first_line in (b"\n", b'{"token":"forged"}\n', b"hello\n"):
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(first_line)
+                assert await asyncio.wait_for(reader.read(), 10) == b'{"error":"Not authorized"}\n'
+                writer.close()
+
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(orjson.dumps({"token": TokenSigner.from_config(config).issue()}) + b"\n")
 
             snapshot = {}
             for _ in range(len(manager.projections)):

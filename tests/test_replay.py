@@ -194,3 +194,40 @@ def test_durable_subscription_errors(api: httpx.Client) -> None:
     assert api.get("/api/subscription/nobody/position").status_code == 404
     assert api.delete("/api/subscription/c1").json() == {"correct": True}
     assert api.get("/api/subscription/c1/position").status_code == 404
+
+
+def _raw_get(live: LiveServer, target: str, version: str, token: str, until: bytes | None = None) -> bytes:
+    """A request over a bare socket; the answer up to `until` (or up to the connection's end)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    address = urlsplit(live.url)
+    with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+        sock.sendall(f"GET {target} {version}\r\nHost: x\r\nAuthorization: Token {token}\r\n\r\n".encode())
+        answer = b""
+        while until is None or until not in answer:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    return answer
+
+
+@pytest.mark.parametrize("stream_type", ["cold", "hot-cold"])
+def test_streams_to_an_http_1_0_client_are_not_chunked(live: LiveServer, api: httpx.Client, stream_type: str) -> None:
+    api.post("/api/event", json=[event("s"), event("s")]).raise_for_status()
+    token = live.token()
+    until = None if stream_type == "cold" else b'{"caught-up":2}\n'
+    answer = _raw_get(live, f"/api/replay/s?stream-type={stream_type}", "HTTP/1.0", token, until)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head
+    headers = head.lower()
+    assert b"transfer-encoding" not in headers and b"content-length" not in headers
+    assert b"connection: close" in headers
+    lines = body.splitlines()
+    assert [orjson.loads(line)["order-id"] for line in lines[:2]] == [1, 2]
+    if stream_type == "cold":
+        assert len(lines) == 2  # the body ended with the connection
+    # HTTP/1.1 clients still get chunks.
+    answer = _raw_get(live, "/api/replay/s?stream-type=cold", "HTTP/1.1", token, b"0\r\n\r\n")
+    assert b"transfer-encoding: chunked" in answer.partition(b"\r\n\r\n")[0].lower()

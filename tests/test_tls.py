@@ -76,3 +76,66 @@ def test_a_wrong_or_missing_keypass_fails_start_up_naming_the_key(tmp_path: Path
 def test_a_missing_keystore_file_fails_start_up(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such file"):
         LiveServer(make_config(tmp_path, **{"rest.keystore": str(tmp_path / "none.pem"), "rest.keypass": "x"}))
+
+
+def _tcp_ports(server: LiveServer) -> dict[str, int]:
+    from photon.server import Projections
+
+    updates = server.server.service(Projections).manager.updates_server
+    assert updates is not None
+    return {"events.port": server.tcp_port, "projections.port": updates.port}
+
+
+def _exchange(port: int, line: bytes, context: ssl.SSLContext | None) -> bytes:
+    """Connect (over TLS with `context`), send `line`, and return the first line answered."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        sock = context.wrap_socket(raw, server_hostname="127.0.0.1") if context else raw
+        sock.sendall(line)
+        answer = b""
+        while not answer.endswith(b"\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+        return answer
+
+
+def test_with_a_keystore_both_tcp_ports_speak_tls(tmp_path: Path) -> None:
+    keystore, ca = self_signed(tmp_path, None)
+    server = LiveServer(make_config(tmp_path, **{"rest.keystore": str(keystore)}))
+    try:
+        context = ssl.create_default_context(cafile=str(ca))
+        token = httpx.get(server.url + "/auth/token", auth=("admin", "p4010n"), verify=context).json()["token"]
+        ports = _tcp_ports(server)
+        event = b'{"stream-name":"s","event-type":"t","payload":{}}\n'
+        assert _exchange(ports["events.port"], b'{"token":"%s"}\n' % token.encode() + event, context) == (
+            b'{"order-id":1,"stream-version":1}\n'
+        )
+        first = _exchange(ports["projections.port"], b'{"token":"%s"}\n' % token.encode(), context)
+        assert b'"projection-name":"__streams__"' in first
+        # A plaintext client gets nothing it can read: no token crosses the network in the clear.
+        for port in ports.values():
+            with pytest.raises((ConnectionError, OSError)):
+                answer = _exchange(port, b'{"token":"%s"}\n' % token.encode() + event, None)
+                if not answer:
+                    raise ConnectionResetError("closed")
+    finally:
+        server.stop()
+
+
+def test_tcp_plaintext_keeps_the_tcp_ports_plaintext_on_purpose(tmp_path: Path) -> None:
+    keystore, ca = self_signed(tmp_path, None)
+    server = LiveServer(make_config(tmp_path, **{"rest.keystore": str(keystore), "tcp.plaintext": "true"}))
+    try:
+        context = ssl.create_default_context(cafile=str(ca))
+        token = httpx.get(server.url + "/auth/token", auth=("admin", "p4010n"), verify=context).json()["token"]
+        answer = _exchange(
+            server.tcp_port,
+            b'{"token":"%s"}\n{"stream-name":"s","event-type":"t","payload":{}}\n' % token.encode(),
+            None,
+        )
+        assert answer == b'{"order-id":1,"stream-version":1}\n'
+    finally:
+        server.stop()

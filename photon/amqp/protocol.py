@@ -14,6 +14,7 @@ from typing import Any, Final
 
 import orjson
 
+from .. import json_input
 from ..append_request import AppendOptions
 from ..append_request import parse_emit as read_emit
 from ..errors import (
@@ -142,7 +143,7 @@ _REPLAY_OPTIONS: Final = {
 
 def parse_body(body: bytes) -> Any:
     try:
-        return orjson.loads(body)
+        return json_input.loads(body)
     except orjson.JSONDecodeError as exc:
         raise ValidationError(f"the message body is not valid JSON: {exc}") from None
 

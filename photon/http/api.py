@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -10,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from .. import aio
+from .. import aio, json_input
 from ..append_request import parse_after, parse_emit, parse_query
 from ..errors import NotFound, PhotonError
 from ..events import ALL_STREAM
@@ -18,6 +19,8 @@ from ..metrics import metrics_for
 from ..store import EventStore
 from .errors import JSON, RequestError, json_response
 from .params import Param, accepts
+
+log = logging.getLogger("photon.http")
 
 MAX_PAGE = 1000
 DEFAULT_PAGE = 50  # Photon's page size
@@ -58,7 +61,7 @@ def parse_json(body: bytes) -> Any:
     if not body.strip():
         raise RequestError("empty request body: expected JSON")
     try:
-        return orjson.loads(body)
+        return json_input.loads(body)
     except orjson.JSONDecodeError as exc:
         raise RequestError(f"malformed JSON: {exc}") from None
 
@@ -136,8 +139,10 @@ async def post_event(request: Request, query: dict[str, Any]) -> Response:
         emit = parse_emit(doc, expected_version=query["expected-version"])
         events = emit.events
         stored = await store.append_request_async(events, emit.options)
-    except (PhotonError, RequestError):
+    except (PhotonError, RequestError) as exc:
         metrics.http.rejected.inc()
+        metrics.refuse("http", exc)
+        log.debug("append refused: %s", exc)
         raise
     metrics.http.stored.inc()
     metrics.http.events.inc(len(stored))

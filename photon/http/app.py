@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from ..logs import RequestFieldsMiddleware
 from ..metrics import metrics_for
 from ..store import EventStore
 from ..tokens import TokenSigner
@@ -23,6 +24,7 @@ from .api import api_routes
 from .auth import TokenAuthMiddleware, auth_token
 from .console import console_routes
 from .errors import EXCEPTION_HANDLERS
+from .login_throttle import LoginThrottle
 from .params import RouteDoc
 
 
@@ -42,6 +44,7 @@ auth_token.route_doc = RouteDoc(  # type: ignore[attr-defined]
 
 def core_routes() -> list[BaseRoute]:
     from .group_routes import group_routes
+    from .health import health_routes
     from .openapi import openapi_routes
     from .replay import replay_routes
     from .server_info import server_info
@@ -52,6 +55,7 @@ def core_routes() -> list[BaseRoute]:
         *group_routes(),
         Route("/auth/token", auth_token, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        *health_routes(),
         *openapi_routes(),
         Route("/api/server", server_info, methods=["GET"]),
         *console_routes(),
@@ -67,14 +71,18 @@ def create_app(
 ) -> Starlette:
     """The HTTP API of `store`. `extra_routes` are added after Photon's own."""
     signer = signer or TokenSigner.from_config(config)
+    middleware = [Middleware(TokenAuthMiddleware, signer=signer)]
+    if config.get("log.format") == "json":  # the request's fields on the log lines written while serving it
+        middleware.insert(0, Middleware(RequestFieldsMiddleware))
     app = Starlette(
         routes=[*core_routes(), *extra_routes],
-        middleware=[Middleware(TokenAuthMiddleware, signer=signer)],
+        middleware=middleware,
         exception_handlers=EXCEPTION_HANDLERS,
     )
     app.state.store = store
     app.state.config = config
     app.state.tokens = signer
+    app.state.login_throttle = LoginThrottle()
     app.state.started_at = time.time()
     metrics_for(store)
     return app

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl
@@ -20,6 +21,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..tokens import TokenSigner
 from .errors import RequestError, error_response, json_response
+from .login_throttle import LoginThrottle
+
+log = logging.getLogger("photon.http")
 
 NOT_AUTHORIZED = "Not authorized"
 PUBLIC_API_PATHS = frozenset({"/api/ping"})
@@ -99,7 +103,20 @@ async def auth_token(request: Request) -> Response:
         raise RequestError(f"unknown query parameter {name!r} (accepted: none)", parameter=name)
     config: Mapping[str, Any] = request.app.state.config
     signer: TokenSigner = request.app.state.tokens
+    throttle: LoginThrottle = request.app.state.login_throttle
+    address = request.client.host if request.client else "?"
+    wait = throttle.retry_after(address)
+    if wait:
+        return error_response(
+            429,
+            f"too many failed logins from {address}; try again in {wait} s",
+            {"retry-after": wait},
+            {"Retry-After": str(wait)},
+        )
     credentials = basic_credentials(request)
     if credentials is None or not signer.check_credentials(*credentials, str(config["admin.pass"])):
+        throttle.failed(address)
+        log.warning("failed login on /auth/token from %s", address)
         return error_response(401, NOT_AUTHORIZED, None, {"WWW-Authenticate": 'Basic realm="photon"'})
+    throttle.succeeded(address)
     return json_response({"token": signer.issue(), "expires-in": signer.ttl})

@@ -18,6 +18,7 @@ from ..errors import (
     AppendConditionFailed,
     BackendUnavailable,
     Conflict,
+    EventIdConflict,
     NotFound,
     PhotonError,
     ReadOnlyStore,
@@ -62,6 +63,10 @@ def photon_error_response(exc: PhotonError) -> Response:
             409,
             str(exc),
             {"stream-name": exc.stream, "expected-version": exc.expected, "current-version": exc.current},
+        )
+    if isinstance(exc, EventIdConflict):
+        return error_response(
+            409, str(exc), {"id": exc.event_id, "stream-name": exc.stream, "stored-in": exc.stored_stream}
         )
     if isinstance(exc, AppendConditionFailed):
         return error_response(

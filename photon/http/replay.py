@@ -272,6 +272,7 @@ async def subscription(request: Request, query: dict[str, Any]) -> Response:
                 "(delete the consumer to start over)",
                 409,
             )
+    metrics_for(store).consumers.seen(name, position["order-id"])
     stream_type: StreamType = query["stream-type"] or "hot-cold"
     subscription = subscribe(
         store,
@@ -310,6 +311,7 @@ async def ack(request: Request, query: dict[str, Any]) -> Response:
         if order_id > position["order-id"]:
             position = {**position, "order-id": order_id}
             await aio.run_blocking(store, store.write_checkpoint, CONSUMER_PREFIX + name, position)
+    metrics_for(store).consumers.seen(name, position["order-id"])
     return json_response({"consumer": name, "stream": position["stream"], "acked": position["order-id"]})
 
 
@@ -333,6 +335,7 @@ async def delete_consumer(request: Request, query: dict[str, Any]) -> Response:
         if await aio.run_blocking(store, _position, store, name) is None:
             raise NotFound(f"no consumer named {name!r}")
         await aio.run_blocking(store, store.write_checkpoint, CONSUMER_PREFIX + name, None)
+    metrics_for(store).consumers.forget(name)
     return json_response({"correct": True})
 
 

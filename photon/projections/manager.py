@@ -37,13 +37,16 @@ import orjson
 
 from ..errors import NotFound, StoreClosed, ValidationError
 from ..events import ALL_STREAM, CONFIG_STREAM, RecordedEvent, stream_category
+from ..net import tcp_tls
 from ..store import EventStore
+from ..tokens import TokenSigner
 from . import worker as worker_module
 from .checking import Checked, Checker, check_here
 from .definition import (
     EXTENSIONS,
     DefinitionError,
     ProjectionSpec,
+    cannot_run,
     spec_from_file,
     spec_from_template,
 )
@@ -207,7 +210,13 @@ class ProjectionManager:
         self._tasks.append(asyncio.create_task(self._checkpointer(), name="projections-checkpoints"))
         port = self.config.get("projections.port")
         if port is not None:
-            self.updates_server = ProjectionUpdatesServer(self, str(self.config.get("rest.host") or "127.0.0.1"), port)
+            self.updates_server = ProjectionUpdatesServer(
+                self,
+                TokenSigner.from_config(self.config),
+                str(self.config.get("rest.host") or "127.0.0.1"),
+                port,
+                tcp_tls(self.config),
+            )
             await self.updates_server.start()
         if self.folder is not None and self.folder.is_dir():
             await self.sync_folder()
@@ -589,8 +598,11 @@ class ProjectionManager:
         self.projections[spec.name] = projection
         self.by_slot[projection.slot] = projection
         if checked.error is not None:
-            projection.status = "failed"
+            # A projection that cannot run here at all (the Clojure Photon's) is stopped, not failed.
+            projection.status = "stopped" if cannot_run(spec) is not None else "failed"
             projection.last_error = checked.error
+            projection.stream_name = str(spec.fields.get("stream-name") or ALL_STREAM)
+            projection.initial_value = spec.fields.get("initial-value")
             return projection
         projection.stream_name = checked.stream_name
         projection.event_types = checked.event_types

@@ -1,0 +1,47 @@
+"""Client JSON with a repeated key is refused; everything else parses as orjson parses it."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from photon import json_input
+from photon.errors import ValidationError
+
+GOOD = [
+    b'{"a": 1, "b": {"a": 2}}',
+    b'{"a": "x\\":1, \\"a\\": 2", "b": ["a:", {"a": 1}], "c": "\\\\"}',
+    b'[{"k": 1}, {"k": 2}]',
+    b'{"": 1, " ": 2, "\\u0041": 3, "A ": 4}',
+    b"42",
+    b'"a:b"',
+    b'{"nested": [[{"x": {"x": {"x": null}}}]]}',
+]
+
+
+@pytest.mark.parametrize("text", GOOD)
+def test_json_without_repeated_keys_parses_as_orjson_does(text: bytes) -> None:
+    assert json_input.loads(text) == orjson.loads(text)
+    assert json_input.loads(text.decode()) == orjson.loads(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        (b'{"a": 1, "a": 2}', "a"),
+        (b'{"a": 1, "b": {"c": 1, "c" : 1}}', "c"),
+        (b'[{"x": 1}, {"y": 1, "y": 1}]', "y"),
+        (b'{"a": "\\"b\\":", "b": 1, "b": 2}', "b"),
+        # Escapes spell the same key differently: still one key.
+        (b'{"A": 1, "\\u0041": 2}', "A"),
+    ],
+)
+def test_a_repeated_key_is_refused_by_name(text: bytes, key: str) -> None:
+    with pytest.raises(ValidationError, match=f"duplicate key {key!r}") as refused:
+        json_input.loads(text)
+    assert refused.value.field == key
+
+
+def test_malformed_json_raises_as_orjson_does() -> None:
+    with pytest.raises(orjson.JSONDecodeError):
+        json_input.loads(b'{"a": ')
