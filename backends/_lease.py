@@ -32,6 +32,8 @@ class LeaseRenewer:
         self.where = where
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.problem: str | None = None
+        """Why the last renewal failed (for the server's readiness), None once it succeeds again."""
 
     def start(self) -> None:
         self._thread.start()
@@ -44,7 +46,11 @@ class LeaseRenewer:
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                if not self.renew():
-                    log.error("the writer lease %s is held by another process", self.where)
+                if self.renew():
+                    self.problem = None
+                else:
+                    self.problem = f"the writer lease {self.where} is held by another process"
+                    log.error("%s", self.problem)
             except Exception as exc:  # the server is away: appends report it; keep trying
-                log.warning("cannot renew the writer lease %s: %s", self.where, exc)
+                self.problem = f"cannot renew the writer lease {self.where}: {exc}"
+                log.warning("%s", self.problem)

@@ -182,6 +182,9 @@ class MongoBackend(Backend):
         renewed = self._db.meta.update_one({"_id": WRITER, "token": self._token}, {"$set": {"expires": expires}})
         return bool(renewed.matched_count == 1)
 
+    def writer_problem(self) -> str | None:
+        return self._lease.problem if self._lease is not None else None
+
     def close(self) -> None:
         if self._lease is not None:
             self._lease.stop()

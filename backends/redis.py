@@ -297,6 +297,9 @@ class RedisBackend(Backend):
                 settings.get("appendfsync"),
             )
 
+    def writer_problem(self) -> str | None:
+        return self._lease.problem if self._lease is not None else None
+
     def close(self) -> None:
         if self._lease is not None:
             self._lease.stop()

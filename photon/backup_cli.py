@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
 import zlib
 from collections.abc import Iterable
@@ -113,12 +114,15 @@ def restore(file: str, batch_size: int, **params: Any) -> None:
 
     The store must be empty, unless FILE is an incremental backup whose first order-id follows the
     store's last. Every line is checked before the restore succeeds: a bad line stops the restore
-    with its line number and the store stays as it was.
+    with its line number and the store stays as it was. A backup of the Clojure Photon (`muon replay
+    __all__ > FILE`) is recognised and converted: see docs/muon.md.
     """
+    from .clojure_backup import ORIGINAL_ORDER_ID, Conversion, convert, first_event, is_clojure_backup
     from .restore import BackupSummary, bulk_load, check_backup, import_events, load_verified, parse_lines
     from .store import EventStore
 
     config = config_from(params)
+    conversion = Conversion()
     started = time.perf_counter()
     with ExitStack() as stack:
         if file == STDIO:
@@ -135,6 +139,28 @@ def restore(file: str, batch_size: int, **params: Any) -> None:
         store = stack.enter_context(EventStore.open(config))
         warn_if_transient(store)
         before = store.last_order_id()
+        if is_clojure_backup(first_event(source)):
+            # The Clojure Photon's `muon replay __all__` output: made into a Photon backup first.
+            converted = stack.enter_context(tempfile.NamedTemporaryFile(prefix="photon-restore-", suffix=".jsonl"))
+            try:
+                for line in convert(backup_lines(source), first_order_id=before + 1, conversion=conversion):
+                    converted.write(line)
+            except PhotonError as exc:
+                raise BackupFailed(f"{exc}; nothing was restored, the store is as it was") from exc
+            converted.flush()
+            source = stack.enter_context(reading(converted.name))
+            path = converted.name
+            click.echo(
+                f"{name_of(file)} is a backup of the Clojure Photon: {conversion.events} events get order-ids "
+                f"{conversion.first_order_id}..{conversion.last_order_id} in file order (each keeps its old one as "
+                f"{ORIGINAL_ORDER_ID}), stream-versions are derived"
+                + (
+                    f"; its projections {', '.join(conversion.projections)} come back stopped (Clojure/JavaScript)"
+                    if conversion.projections
+                    else ""
+                ),
+                err=True,
+            )
         undoable = stack.enter_context(bulk_load(store))
         written = 0
         if undoable:
@@ -168,7 +194,7 @@ def restore(file: str, batch_size: int, **params: Any) -> None:
                     )
                     raise BackupFailed(f"restore stopped: {exc}; {state}") from exc
     seconds = time.perf_counter() - started
-    name = "standard input" if file == STDIO else file
+    name = name_of(file)
     if written == 0:
         click.echo(f"restored 0 events from {name}: the backup holds no events", err=True)
         return
@@ -177,6 +203,10 @@ def restore(file: str, batch_size: int, **params: Any) -> None:
         f"in {seconds:.1f}s ({_rate(written, seconds)})",
         err=True,
     )
+
+
+def name_of(file: str) -> str:
+    return "standard input" if file == STDIO else file
 
 
 def _count_lines(source: Any) -> int:

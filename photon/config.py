@@ -211,6 +211,14 @@ CORE_SETTINGS: tuple[Setting, ...] = (
         parse_positive,
     ),
     Setting("log.level", "INFO", "Log level.", one_of("DEBUG", "INFO", "WARNING", "ERROR")),
+    Setting(
+        "log.format",
+        "text",
+        "Log lines as text (for people) or json (one JSON object a line: time, level, logger, message, the "
+        "request's fields).",
+        one_of("text", "json"),
+    ),
+    Setting("log.access", "false", "Log every HTTP request (uvicorn's access log), in log.format.", parse_bool),
 )
 
 

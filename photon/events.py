@@ -23,6 +23,7 @@ from typing import Any, Final, NamedTuple
 import orjson
 
 from .errors import InternalStreamError, ValidationError
+from .original_shape import ORIGINAL_FIELDS, has_original_fields, to_photon
 
 # Field names, exactly as Photon and the Muon event client spell them.
 STREAM_NAME: Final = "stream-name"
@@ -69,6 +70,8 @@ def parked_stream(group: str) -> str:
 CLIENT_FIELDS: Final = frozenset(
     {STREAM_NAME, EVENT_TYPE, PAYLOAD, SERVICE_ID, SCHEMA, CAUSED_BY, CAUSED_BY_RELATION, EVENT_TIME, ID, TAGS}
 )
+#: Fields a client may send: Photon's, and those of the original Photon's event shape.
+ACCEPTED_FIELDS: Final = CLIENT_FIELDS | ORIGINAL_FIELDS
 #: Fields only the store sets.
 SERVER_FIELDS: Final = frozenset({ORDER_ID, STREAM_VERSION})
 
@@ -317,7 +320,11 @@ def prepare_event(
             raise ValidationError(f"an event must be a JSON object, got {_json_type(event)}")
         event = dict(event)
     if not CLIENT_FIELDS.issuperset(event):
-        _unknown_fields(event)
+        if not (has_original_fields(event) and ACCEPTED_FIELDS.issuperset(event)):
+            _unknown_fields(event)
+        # The Clojure Photon's own shape: its fields stay, and give Photon's theirs.
+        event = to_photon(event)
+        owned = True
     # Names already found good (the same few recur in every batch) skip the checks; the others
     # go through the checks prepare_batch uses too, and only a name they refuse is looked at
     # again, to raise the error naming the fault.
@@ -519,7 +526,7 @@ def _good_event_type(name: str) -> bool:
 
 
 def _unknown_fields(event: Mapping[str, Any]) -> None:
-    unknown = event.keys() - CLIENT_FIELDS
+    unknown = event.keys() - ACCEPTED_FIELDS
     server_set = sorted(unknown & SERVER_FIELDS)
     if server_set:
         raise ValidationError(
@@ -527,7 +534,11 @@ def _unknown_fields(event: Mapping[str, Any]) -> None:
             server_set[0],
         )
     name = sorted(map(str, unknown))[0]
-    raise ValidationError(f"unknown field {name!r}; an event has the fields {', '.join(sorted(CLIENT_FIELDS))}", name)
+    raise ValidationError(
+        f"unknown field {name!r}; an event has the fields {', '.join(sorted(CLIENT_FIELDS))} "
+        f"(and those of the original Photon's shape: {', '.join(sorted(ORIGINAL_FIELDS))})",
+        name,
+    )
 
 
 def expected_version_field(wrapper: Mapping[str, Any], default: Any = None) -> Any:

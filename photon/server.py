@@ -76,6 +76,8 @@ class HttpService:
         self.store = store
         self.config = config
         self.extra_routes: list[BaseRoute] = []
+        self.readiness: list[Callable[[], str | None]] = []
+        """The other services' `not_ready` checks, asked by GET /health/ready."""
         self.port = 0
         self.url = ""
         self._server: _Uvicorn | None = None
@@ -87,6 +89,7 @@ class HttpService:
 
         config = self.config
         self.app = create_app(self.store, config, extra_routes=self.extra_routes)
+        self.app.state.readiness = self.readiness
         keystore = config["rest.keystore"]
         if keystore:
             check_keystore(keystore, config["rest.keypass"])
@@ -95,7 +98,7 @@ class HttpService:
         uv_config = uvicorn.Config(
             self.app,
             log_config=None,
-            access_log=False,
+            access_log=bool(config.get("log.access")),
             lifespan="off",
             http=_http_impl(),
             ws="none",
@@ -152,9 +155,16 @@ class Projections:
         from .projections.manager import ProjectionManager
 
         self.manager = ProjectionManager(store, config)
+        self._collecting = False
 
     async def start(self) -> None:
+        from .metrics import ProjectionCollector, metrics_for
+
         await self.manager.start()
+        metrics = metrics_for(self.manager.store)
+        if not self._collecting:
+            metrics.add_collector(ProjectionCollector(self.manager.store, lambda: self.manager.projections.values()))
+            self._collecting = True
 
     async def stop(self) -> None:
         await self.manager.stop()
@@ -164,6 +174,9 @@ class Projections:
         from .http.projection_routes import projection_routes
 
         return list(projection_routes(self.manager, require_admin))
+
+    def not_ready(self) -> str | None:
+        return None if self.manager.started else "the projections are still loading"
 
     async def updates(self) -> AsyncIterator[dict[str, Any]]:
         """Every projection's updates, as the AMQP transport publishes them."""
@@ -265,9 +278,11 @@ class PhotonServer:
             routes = [
                 route for service in self.services if hasattr(service, "http_routes") for route in service.http_routes()
             ]
+            checks = [service.not_ready for service in self.services if hasattr(service, "not_ready")]
             for service in self.services:
                 if isinstance(service, HttpService):
                     service.extra_routes.extend(routes)
+                    service.readiness.extend(checks)
             for service in self.services:
                 await service.start()
                 self._started.append(service)

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import partial
@@ -62,8 +63,11 @@ from .events import (
     parse_expected_version,
     prepare_batch,
     prepare_event,
+    stream_category,
     validate_event,
 )
+from .filtered_reads import plan_read, read_page
+from .filters import EventFilter
 from .paging import PageSizer
 from .subscriptions import DEFAULT_BUFFER_BYTES, DEFAULT_PAGE_BYTES, Broadcaster, StreamType, Subscription
 
@@ -835,35 +839,34 @@ class EventStore:
         to_order_id: int | None = None,
         event_types: Iterable[str] | None = None,
         limit: int | None = None,
+        event_filter: EventFilter | None = None,
     ) -> Iterator[RecordedEvent]:
-        """Stored events of a stream (or `__all__`) in order, from any kind of position, up to a bound."""
-        if from_version is not None and stream == ALL_STREAM:
+        """Stored events of a stream, `__all__` or a category (`__category__:<name>`) in order,
+        from any kind of position, up to a bound; `event_filter` narrows `__all__` or a category."""
+        if from_version is not None and (stream == ALL_STREAM or stream_category(stream) is not None):
             raise ValidationError("from-version applies to a stream; use from (order-id) for __all__", "from-version")
         types = frozenset(event_types) if event_types is not None else None
+        backend = self._backend
+        plan = plan_read(backend, stream, types, event_filter)
         next_order_id = from_order_id or 1
         version = from_version or 1
         remaining = limit
-        stream_filter = None if stream == ALL_STREAM else stream
-        backend = self._backend
         pages = PageSizer(backend.read_page_size, self.page_bytes)
         while remaining is None or remaining > 0:
             page = pages.next() if remaining is None else min(pages.next(), remaining)
-            events = backend.read(
-                Query(
-                    stream=stream_filter,
-                    from_order_id=next_order_id,
-                    to_order_id=to_order_id,
-                    from_version=version,
-                    from_time=from_time,
-                    event_types=types,
-                    limit=page,
-                )
+            events, next_order_id, exhausted = read_page(
+                backend,
+                plan,
+                from_order_id=next_order_id,
+                to_order_id=to_order_id,
+                from_version=version,
+                from_time=from_time,
+                limit=page,
             )
             pages.saw(events)
             yield from events
-            if len(events) < page:
+            if exhausted:
                 return
-            next_order_id = events[-1].order_id + 1
             version = 1
             if remaining is not None:
                 remaining -= len(events)
@@ -970,11 +973,13 @@ class EventStore:
         to_order_id: int | None = None,
         event_types: Iterable[str] | None = None,
         limit: int | None = None,
+        event_filter: EventFilter | None = None,
     ) -> Subscription:
-        """Replay a stream: `cold` (history, then end), `hot` (live only) or `hot-cold` (history, then live)."""
+        """Replay a stream, `__all__` or a category: `cold` (history, then end), `hot` (live only) or
+        `hot-cold` (history, then live); `event_filter` narrows `__all__` or a category."""
         if self.closed:
             raise StoreClosed("the store is closed")
-        if from_version is not None and stream == ALL_STREAM:
+        if from_version is not None and (stream == ALL_STREAM or stream_category(stream) is not None):
             raise ValidationError("from-version applies to a stream; use from (order-id) for __all__", "from-version")
         return Subscription(
             self,
@@ -990,6 +995,7 @@ class EventStore:
             buffer=self.subscription_buffer,
             buffer_bytes=self.subscription_buffer_bytes,
             page_bytes=self.page_bytes,
+            event_filter=event_filter,
         )
 
     def streams(self) -> list[StreamInfo]:
@@ -1058,6 +1064,51 @@ class EventStore:
         self._backend.write_checkpoint(key, None if value is None else orjson.dumps(value))
 
     # -- life cycle ------------------------------------------------------------------------
+
+    def observe_backend(self, on_append: Callable[[float, int], None], on_read: Callable[[float], None]) -> None:
+        """Have every backend append (seconds, events: one group-commit transaction) and read
+        (seconds: one page) reported, for metrics. Wraps this store's backend object once."""
+        backend = self._backend
+        append, read = backend.append, backend.read
+
+        def timed_append(events: Sequence[RecordedEvent]) -> None:
+            started = time.perf_counter()
+            try:
+                append(events)
+            finally:
+                on_append(time.perf_counter() - started, len(events))
+
+        def timed_read(query: Query) -> list[RecordedEvent]:
+            started = time.perf_counter()
+            try:
+                return read(query)
+            finally:
+                on_read(time.perf_counter() - started)
+
+        backend.append = timed_append  # type: ignore[method-assign]
+        backend.read = timed_read  # type: ignore[method-assign]
+
+    def subscriber_stats(self) -> tuple[int, int]:
+        """Live subscribers, and the events waiting in their buffers."""
+        return self._broadcaster.stats()
+
+    def not_ready(self) -> str | None:
+        """Why this store cannot take appends now (closed, the writer stopped, the backend does not
+        answer, the writer lock is in doubt), or None when it can. Asks the backend once (a read)."""
+        committer = self._committer
+        if self.closed:
+            return "the store is closed"
+        if committer is None:
+            return "the store is open read-only"
+        if committer.halted is not None:
+            return f"the writer stopped: {committer.halted}"
+        if not committer.is_alive():
+            return "the writer thread is not running"
+        try:
+            self._backend.last_order_id()
+        except Exception as exc:  # a driver error the backend did not translate counts too
+            return f"the backend does not answer: {exc}"
+        return self._backend.writer_problem()
 
     def stats(self) -> dict[str, Any]:
         committer = self._committer

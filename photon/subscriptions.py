@@ -24,9 +24,10 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from . import memory
-from .backend import Query
 from .errors import BackendUnavailable, StoreClosed, ValidationError
-from .events import ALL_STREAM, RecordedEvent
+from .events import RecordedEvent
+from .filtered_reads import plan_read, read_page
+from .filters import EventFilter
 from .paging import PageSizer
 
 if TYPE_CHECKING:
@@ -67,6 +68,7 @@ class Listener:
 
     __slots__ = (
         "_wake",
+        "check",
         "closed",
         "event_types",
         "limit",
@@ -78,10 +80,16 @@ class Listener:
     )
 
     def __init__(
-        self, stream: str | None, event_types: frozenset[str] | None, limit: int, limit_bytes: int = 1 << 62
+        self,
+        stream: str | None,
+        event_types: frozenset[str] | None,
+        limit: int,
+        check: Callable[[RecordedEvent], bool] | None = None,
+        limit_bytes: int = 1 << 62,
     ) -> None:
         self.stream = stream
         self.event_types = event_types
+        self.check = check
         self.limit = limit
         self.limit_bytes = limit_bytes
         self.queued_bytes = 0
@@ -97,7 +105,15 @@ class Listener:
     def push(self, events: Sequence[RecordedEvent]) -> bool:
         """Queue the events this listener wants; False when it overflowed and must be dropped."""
         types = self.event_types
-        wanted = events if types is None else [e for e in events if e.event_type in types]
+        check = self.check
+        if check is not None:
+            wanted: Sequence[RecordedEvent] = [
+                e for e in events if (types is None or e.event_type in types) and check(e)
+            ]
+        elif types is None:
+            wanted = events
+        else:
+            wanted = [e for e in events if e.event_type in types]
         self.queue.extend(wanted)
         self.queued_bytes += sum(len(e.data) for e in wanted)
         if len(self.queue) > self.limit or self.queued_bytes > self.limit_bytes:
@@ -162,6 +178,12 @@ class Broadcaster:
             for listener in dropped:
                 self._discard(listener)
 
+    def stats(self) -> tuple[int, int]:
+        """The number of listeners, and the events queued in their buffers."""
+        with self._lock:
+            listeners = [*self._all, *(listener for group in self._by_stream.values() for listener in group)]
+        return len(listeners), sum(len(listener.queue) for listener in listeners)
+
     def close(self) -> None:
         """Wake every listener so that blocked subscribers notice the store closing."""
         with self._lock:
@@ -198,6 +220,7 @@ class Subscription:
         buffer_bytes: int = DEFAULT_BUFFER_BYTES,
         page_bytes: int = DEFAULT_PAGE_BYTES,
         tell_fell_behind: bool = False,
+        event_filter: EventFilter | None = None,
     ) -> None:
         if stream_type not in STREAM_TYPES:
             raise ValidationError(
@@ -206,8 +229,9 @@ class Subscription:
         self.store = store
         self.stream = stream
         self.stream_type = stream_type
-        self._stream_filter = None if stream == ALL_STREAM else stream
-        self.event_types = event_types
+        self._plan = plan_read(store._backend, stream, event_types, event_filter)
+        self._stream_filter = self._plan.stream
+        self.event_types = self._plan.event_types
         self.from_time = from_time
         self.to_order_id = to_order_id
         self.remaining = limit
@@ -246,7 +270,7 @@ class Subscription:
     # -- the state machine ---------------------------------------------------------------
 
     def _register(self) -> None:
-        listener = Listener(self._stream_filter, self.event_types, self.buffer, self.buffer_bytes)
+        listener = Listener(self._stream_filter, self.event_types, self.buffer, self._plan.check, self.buffer_bytes)
         listener.add_waker(self._signal.set)
         self._listener = listener
         self._hand_over = self.store._broadcaster.register(listener)
@@ -328,30 +352,28 @@ class Subscription:
         bound = self._hand_over
         page = self._pages.next() if self.remaining is None else min(self._pages.next(), self.remaining)
         events: list[RecordedEvent] = []
+        exhausted = True
         if self._next_order_id <= bound and page > 0:
-            events = self.store._backend.read(
-                Query(
-                    stream=self._stream_filter,
-                    from_order_id=self._next_order_id,
-                    to_order_id=bound,
-                    from_version=self._from_version,
-                    from_time=self.from_time,
-                    event_types=self.event_types,
-                    limit=page,
-                )
+            events, self._next_order_id, exhausted = read_page(
+                self.store._backend,
+                self._plan,
+                from_order_id=self._next_order_id,
+                to_order_id=bound,
+                from_version=self._from_version,
+                from_time=self.from_time,
+                limit=page,
             )
-        items: list[Item] = list(events)
+            self._from_version = 1  # only the first page needs the version bound
         self._pages.saw(events)
         if events:
             self._held_bytes = True
-            self._next_order_id = events[-1].order_id + 1
-            self._from_version = 1  # only the first page needs the version bound
-            if self.remaining is not None:
-                self.remaining -= len(events)
-                if self.remaining <= 0:
-                    self._finish()
-                    return items
-        if len(events) < page:
+        items: list[Item] = list(events)
+        if events and self.remaining is not None:
+            self.remaining -= len(events)
+            if self.remaining <= 0:
+                self._finish()
+                return items
+        if exhausted:
             # History is delivered up to the hand-over point.
             self._next_order_id = max(self._next_order_id, bound + 1)
             self._history_done = True

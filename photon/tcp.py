@@ -192,6 +192,7 @@ class _Connection:
             stored = await aio.append_validated(self.store, batch)
         except PhotonError as exc:
             metrics.tcp.rejected.inc()
+            metrics.refuse("tcp", exc)
             return [_error_line(str(exc))] * len(batch)
         metrics.tcp.stored.inc()
         metrics.tcp.events.inc(len(stored))

@@ -110,8 +110,9 @@ class ServerProcess:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"photon did not start (exit {self.proc.poll()}):\n{text}")
             time.sleep(0.05)
-        match = re.search(r"HTTP API listening on (\S+)", text)
-        tcp = re.search(r"TCP ingest listening on \S+:(\d+)", text)
+        # [^\s"]: the log may be JSON lines (log.format=json), where a message ends in a quote
+        match = re.search(r'HTTP API listening on ([^\s"]+)', text)
+        tcp = re.search(r'TCP ingest listening on [^\s"]+:(\d+)', text)
         assert match and tcp, text
         self.url = match.group(1)
         self.tcp_port = int(tcp.group(1))

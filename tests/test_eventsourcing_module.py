@@ -214,3 +214,52 @@ def test_a_server_that_cannot_be_reached_is_named() -> None:
 
     with pytest.raises(ServerUnreachable, match="127.0.0.1:9"):
         factory({"PHOTON_URL": "http://127.0.0.1:9"})
+
+
+def test_refused_input_is_the_librarys_error_and_nothing_is_stored(env: dict[str, str]) -> None:
+    from eventsourcing.persistence import DataError, ProgrammingError
+
+    made = factory(env)
+    try:
+        recorder = made.application_recorder()
+        small, large = uuid4(), uuid4()
+        with pytest.raises(DataError, match="payload.max.bytes|over"):
+            recorder.insert_events([StoredEvent(small, 1, "t", b"{}"), StoredEvent(large, 1, "t", b"x" * 1_100_000)])
+        assert recorder.select_events(small) == [] and recorder.max_notification_id() is None
+        with pytest.raises(DataError, match="event-type"):
+            recorder.insert_events([StoredEvent(small, 1, "", b"{}")])
+        with pytest.raises(ProgrammingError, match="at least one event"):
+            made.dcb_recorder().append([])
+        assert recorder.select_notifications(None, 10) == []
+    finally:
+        made.close()
+
+
+def test_sparse_snapshots_and_long_tracking_streams_are_read_from_their_end(env: dict[str, str]) -> None:
+    from eventsourcing.persistence import Tracking
+
+    writer, reader = factory(env), factory(env)
+    try:
+        snapshots = writer.aggregate_recorder("snapshots")
+        aggregate = uuid4()
+        for version in range(5, 255, 5):
+            snapshots.insert_events([StoredEvent(aggregate, version, "m:Snapshot", b'{"v":%d}' % version)])
+        fresh = reader.aggregate_recorder("snapshots")  # knows nothing of the stream yet
+        assert [s.originator_version for s in fresh.select_events(aggregate, desc=True, limit=1)] == [250]
+        assert [s.originator_version for s in fresh.select_events(aggregate, desc=True, limit=1, lte=123)] == [120]
+        assert [s.originator_version for s in fresh.select_events(aggregate, desc=True, gt=240, limit=5)] == [250, 245]
+        assert fresh.select_events(aggregate, desc=True, lte=4, limit=1) == []
+        assert fresh.select_events(aggregate, lte=12)[-1].state == b'{"v":10}'
+
+        process = writer.process_recorder()
+        for position in range(1, 101):
+            process.insert_events([], tracking=Tracking("Upstream", position * 2))
+        assert reader.process_recorder().max_tracking_id("Upstream") == 200
+        for count in (0, 1, 2, 3, 7, 64, 65, 100):
+            stream = f"probe{count}"
+            if count:
+                reader.access.append([{"stream-name": stream, "event-type": "t", "payload": {}}] * count, {})
+            assert reader.access.stream_version(stream) == count
+    finally:
+        writer.close()
+        reader.close()

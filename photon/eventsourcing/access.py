@@ -21,7 +21,16 @@ import orjson
 from ..client import HttpTransport
 from ..client_wire import raise_for as _raise_for
 from ..config import Config
-from ..errors import PhotonError, ServerUnreachable
+from ..errors import (
+    AppendConditionFailed,
+    NotAuthorized,
+    NotFound,
+    PhotonError,
+    ReadOnlyStore,
+    ServerUnreachable,
+    ValidationError,
+    VersionConflict,
+)
 from ..events import ALL_STREAM, RecordedEvent
 from ..store import EventStore
 
@@ -80,6 +89,10 @@ class PhotonAccess(abc.ABC):
     @abc.abstractmethod
     def read_stream(self, stream: str, from_version: int, limit: int | None) -> list[Event]:
         """A stream's events from `from_version` on, at most `limit` of them."""
+
+    @abc.abstractmethod
+    def stream_version(self, stream: str) -> int:
+        """The stream's current version (0 when it has no events)."""
 
     @abc.abstractmethod
     def read_all(
@@ -170,6 +183,9 @@ class EmbeddedAccess(PhotonAccess):
 
     def read_stream(self, stream: str, from_version: int, limit: int | None) -> list[Event]:
         return list(self.store.read(stream, from_version=from_version, limit=limit))
+
+    def stream_version(self, stream: str) -> int:
+        return self.store.stream_version(stream)
 
     def read_all(
         self, from_order_id: int, to_order_id: int | None, event_types: Sequence[str], limit: int
@@ -336,6 +352,28 @@ class RemoteAccess(PhotonAccess):
                 return []
             raise
 
+    def stream_version(self, stream: str) -> int:
+        # The API has no call for one stream's version: find the last event in a few reads of one
+        # event each (doubling, then halving), so a long stream is never read whole.
+        def last_from(version: int) -> int:
+            found = self.read_stream(stream, version, 1)
+            return found[0].stream_version if found else 0
+
+        low = last_from(1)
+        if low == 0:
+            return 0
+        high = 2 * low
+        while (at := last_from(high)) > 0:
+            low, high = at, 2 * at
+        while high - low > 1:
+            middle = (low + high) // 2
+            at = last_from(middle)
+            if at > 0:
+                low = at
+            else:
+                high = middle
+        return low
+
     def read_all(
         self, from_order_id: int, to_order_id: int | None, event_types: Sequence[str], limit: int
     ) -> list[Event]:
@@ -372,3 +410,80 @@ def _quote(part: str) -> str:
     from urllib.parse import quote
 
     return quote(part, safe="")
+
+
+# -- errors as the library names them ------------------------------------------------------------
+
+
+def library_error(exc: PhotonError) -> Exception:
+    """The `eventsourcing` exception a caller of a recorder expects for a Photon error."""
+    from eventsourcing import persistence
+
+    if isinstance(exc, (ValidationError, NotFound)):
+        return persistence.DataError(str(exc))
+    if isinstance(exc, (ReadOnlyStore, NotAuthorized)):
+        return persistence.InterfaceError(str(exc))
+    return persistence.OperationalError(str(exc))
+
+
+class LibraryErrors(PhotonAccess):
+    """An access whose errors are the library's (`DataError` for refused input, `OperationalError`
+    for a server or store that cannot do its part), except the two the recorders decide on
+    themselves: `VersionConflict` and `AppendConditionFailed`."""
+
+    def __init__(self, access: PhotonAccess) -> None:
+        self.inner: PhotonAccess = access.inner if isinstance(access, LibraryErrors) else access
+
+    def append(
+        self,
+        events: Sequence[Mapping[str, Any]],
+        expected_versions: Mapping[str, int | str],
+        condition: Mapping[str, Any] | None = None,
+    ) -> list[int]:
+        try:
+            return self.inner.append(events, expected_versions, condition)
+        except (VersionConflict, AppendConditionFailed):
+            raise
+        except PhotonError as exc:
+            raise library_error(exc) from exc
+
+    def read_matching(self, query: list[dict[str, Any]], after: int, limit: int) -> tuple[list[Event], int]:
+        try:
+            return self.inner.read_matching(query, after, limit)
+        except PhotonError as exc:
+            raise library_error(exc) from exc
+
+    def read_stream(self, stream: str, from_version: int, limit: int | None) -> list[Event]:
+        try:
+            return self.inner.read_stream(stream, from_version, limit)
+        except PhotonError as exc:
+            raise library_error(exc) from exc
+
+    def read_all(
+        self, from_order_id: int, to_order_id: int | None, event_types: Sequence[str], limit: int
+    ) -> list[Event]:
+        try:
+            return self.inner.read_all(from_order_id, to_order_id, event_types, limit)
+        except PhotonError as exc:
+            raise library_error(exc) from exc
+
+    def stream_version(self, stream: str) -> int:
+        try:
+            return self.inner.stream_version(stream)
+        except PhotonError as exc:
+            raise library_error(exc) from exc
+
+    def last_order_id(self) -> int:
+        try:
+            return self.inner.last_order_id()
+        except PhotonError as exc:
+            raise library_error(exc) from exc
+
+    def live(self, from_order_id: int, event_types: Sequence[str]) -> LiveEvents:
+        try:
+            return self.inner.live(from_order_id, event_types)
+        except PhotonError as exc:
+            raise library_error(exc) from exc
+
+    def close(self) -> None:
+        self.inner.close()

@@ -27,7 +27,7 @@ from eventsourcing.dcb.api import (
 from eventsourcing.persistence import IntegrityError, ProgrammingError
 
 from ..errors import AppendConditionFailed
-from .access import Event, LiveEvents, PhotonAccess
+from .access import Event, LibraryErrors, LiveEvents, PhotonAccess
 
 DATA = "data"
 DATA_BASE64 = "data-base64"
@@ -79,7 +79,7 @@ class PhotonDCBRecorder(DCBRecorder):
     """DCB events in the stream ``<category>`` of a Photon store (see the module docstring)."""
 
     def __init__(self, access: PhotonAccess, category: str) -> None:
-        self.access = access
+        self.access = LibraryErrors(access)
         self.stream = category
 
     def read(

@@ -34,7 +34,7 @@ from eventsourcing.persistence import (
 )
 
 from ..errors import VersionConflict
-from .access import Event, LiveEvents, PhotonAccess
+from .access import Event, LibraryErrors, LiveEvents, PhotonAccess
 from .mapping import (
     NOTIFICATION_ID,
     ORIGINATOR_VERSION,
@@ -72,7 +72,7 @@ class PhotonRecorder:
     """What every recorder shares: the access to Photon, the category, the stream heads."""
 
     def __init__(self, access: PhotonAccess, category: str, originator_id_type: IdType = "uuid") -> None:
-        self.access = access
+        self.access = LibraryErrors(access)
         self.category = category
         self.prefix = category + "-"
         self.originator_id_type: IdType = originator_id_type
@@ -202,6 +202,8 @@ class PhotonRecorder:
         read_limit = None
         if dense and not desc and limit is not None:
             read_limit = limit
+        if desc and limit is not None and not dense:
+            return self._select_last(stream, gt, lte, limit)
         found = self.access.read_stream(stream, from_version, read_limit)
         versions = [originator_version(e.data) for e in found]
         if from_version > 1 and gt is not None and versions and versions[0] != gt + 1:
@@ -220,6 +222,30 @@ class PhotonRecorder:
             selected = selected[:limit]
         ids = OriginatorIds(len(self.prefix), self.originator_id_type)
         return [to_stored_event(e, ids) for e in selected]
+
+    def _select_last(self, stream: str, gt: int | None, lte: int | None, limit: int) -> list[StoredEvent]:
+        """The last `limit` events in (gt, lte], newest first, read backwards a page at a time
+        (the latest snapshot of an aggregate is one short read, however many it has)."""
+        ids = OriginatorIds(len(self.prefix), self.originator_id_type)
+        selected: list[StoredEvent] = []
+        end = self.access.stream_version(stream)
+        page = max(limit, 10)
+        while end > 0 and len(selected) < limit:
+            start = max(1, end - page + 1)
+            found = self.access.read_stream(stream, start, end - start + 1)
+            for event in reversed(found):
+                if event.stream_version > end:
+                    continue
+                version = originator_version(event.data)
+                if gt is not None and version <= gt:
+                    return selected  # versions increase along the stream: nothing older qualifies
+                if lte is None or version <= lte:
+                    selected.append(to_stored_event(event, ids))
+                    if len(selected) == limit:
+                        break
+            end = start - 1
+            page *= 2
+        return selected
 
     def _learn(self, stream: str, found: list[Event], versions: list[int], *, complete: bool) -> None:
         if not found:
@@ -328,9 +354,11 @@ class PhotonTrackingRecorder(PhotonRecorder, TrackingRecorder):
     def max_tracking_id(self, application_name: str) -> int | None:
         stream = tracking_stream(self.category, application_name)
         head = self._head(stream)
-        found = self.access.read_stream(stream, head.version if head is not None else 1, None)
+        # From the version last seen, or the stream's current one: never the whole stream.
+        version = head.version if head is not None else self.access.stream_version(stream)
+        found = self.access.read_stream(stream, version, None) if version > 0 else []
         if not found:
-            if head is not None:  # the stream was emptied behind our back: ask from the start
+            if head is not None:  # the stream was emptied behind our back: ask again
                 with self._heads_lock:
                     self._heads.pop(stream, None)
                 return self.max_tracking_id(application_name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -18,6 +19,8 @@ from ..metrics import metrics_for
 from ..store import EventStore
 from .errors import JSON, RequestError, json_response
 from .params import Param, accepts
+
+log = logging.getLogger("photon.http")
 
 MAX_PAGE = 1000
 DEFAULT_PAGE = 50  # Photon's page size
@@ -136,8 +139,10 @@ async def post_event(request: Request, query: dict[str, Any]) -> Response:
         emit = parse_emit(doc, expected_version=query["expected-version"])
         events = emit.events
         stored = await store.append_request_async(events, emit.options)
-    except (PhotonError, RequestError):
+    except (PhotonError, RequestError) as exc:
         metrics.http.rejected.inc()
+        metrics.refuse("http", exc)
+        log.debug("append refused: %s", exc)
         raise
     metrics.http.stored.inc()
     metrics.http.events.inc(len(stored))

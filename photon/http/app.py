@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from ..logs import RequestFieldsMiddleware
 from ..metrics import metrics_for
 from ..store import EventStore
 from ..tokens import TokenSigner
@@ -43,6 +44,7 @@ auth_token.route_doc = RouteDoc(  # type: ignore[attr-defined]
 
 def core_routes() -> list[BaseRoute]:
     from .group_routes import group_routes
+    from .health import health_routes
     from .openapi import openapi_routes
     from .replay import replay_routes
     from .server_info import server_info
@@ -53,6 +55,7 @@ def core_routes() -> list[BaseRoute]:
         *group_routes(),
         Route("/auth/token", auth_token, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        *health_routes(),
         *openapi_routes(),
         Route("/api/server", server_info, methods=["GET"]),
         *console_routes(),
@@ -68,9 +71,12 @@ def create_app(
 ) -> Starlette:
     """The HTTP API of `store`. `extra_routes` are added after Photon's own."""
     signer = signer or TokenSigner.from_config(config)
+    middleware = [Middleware(TokenAuthMiddleware, signer=signer)]
+    if config.get("log.format") == "json":  # the request's fields on the log lines written while serving it
+        middleware.insert(0, Middleware(RequestFieldsMiddleware))
     app = Starlette(
         routes=[*core_routes(), *extra_routes],
-        middleware=[Middleware(TokenAuthMiddleware, signer=signer)],
+        middleware=middleware,
         exception_handlers=EXCEPTION_HANDLERS,
     )
     app.state.store = store

@@ -200,8 +200,30 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+FOREIGN_LANGUAGES = {"clojure": "Clojure", "javascript": "JavaScript", "js-experimental": "JavaScript"}
+"""Languages of the Clojure Photon's projections: restored from its backups, they cannot run here."""
+
+
+def cannot_run(spec: ProjectionSpec) -> str | None:
+    """Why a registered projection is kept stopped (None: it can run).
+
+    The Clojure Photon's projections (a backup's `__config__`) are written in Clojure or
+    JavaScript; Photon keeps their definition and source, and says so, rather than failing them.
+    """
+    language = FOREIGN_LANGUAGES.get(spec.language)
+    if language is None:
+        return None
+    return (
+        f"written in {language} for the Clojure Photon; Photon runs projections in {' or '.join(LANGUAGES)}: "
+        f"its source is kept here (reduction); rewrite it and register it again under the same name"
+    )
+
+
 def load(spec: ProjectionSpec) -> Definition:
     """Compile a spec and check its fields; raises `DefinitionError` with the reason."""
+    reason = cannot_run(spec)
+    if reason is not None:
+        raise DefinitionError(reason, "language")
     if spec.language not in LANGUAGES:
         raise DefinitionError(f"'language' must be one of {', '.join(LANGUAGES)}, got {spec.language!r}", "language")
     try:
