@@ -66,10 +66,14 @@ from .events import (
     parse_expected_version,
     prepare_batch,
     prepare_event,
+    stream_category,
     validate_event,
 )
+from .filtered_reads import plan_read, read_page
+from .filters import EventFilter
+from .paging import PageSizer
 from .stream_metadata import MetadataCache, StreamMetadata, metadata_event, parse_metadata
-from .subscriptions import Broadcaster, StreamType, Subscription
+from .subscriptions import DEFAULT_BUFFER_BYTES, DEFAULT_PAGE_BYTES, Broadcaster, StreamType, Subscription
 
 if TYPE_CHECKING:
     from .groups import GroupManager
@@ -552,11 +556,17 @@ class EventStore:
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         max_batch: int = 5000,
         subscription_buffer: int = 10_000,
+        subscription_buffer_bytes: int = DEFAULT_BUFFER_BYTES,
+        page_bytes: int = DEFAULT_PAGE_BYTES,
     ) -> None:
         self._backend = backend
         self.read_only = read_only
         self.max_event_bytes = max_event_bytes
         self.subscription_buffer = subscription_buffer
+        self.subscription_buffer_bytes = subscription_buffer_bytes
+        """Live event data buffered per subscriber before it falls back to the store."""
+        self.page_bytes = page_bytes
+        """Event data in one page of a history read (replays, subscriptions, `read`)."""
         state = backend.open(writer=not read_only)
         self._broadcaster = Broadcaster(state.last_order_id)
         self._committer: _Committer | None = None
@@ -598,6 +608,8 @@ class EventStore:
             max_event_bytes=config["payload.max.bytes"],
             max_batch=config["commit.batch.max"],
             subscription_buffer=config["subscription.buffer"],
+            subscription_buffer_bytes=config["subscription.buffer.bytes"],
+            page_bytes=config["replay.page.bytes"],
         )
 
     @property
@@ -969,36 +981,36 @@ class EventStore:
         to_order_id: int | None = None,
         event_types: Iterable[str] | None = None,
         limit: int | None = None,
+        event_filter: EventFilter | None = None,
     ) -> Iterator[RecordedEvent]:
-        """Stored events of a stream (or `__all__`) in order, from any kind of position, up to a bound."""
-        if from_version is not None and stream == ALL_STREAM:
+        """Stored events of a stream, `__all__` or a category (`__category__:<name>`) in order,
+        from any kind of position, up to a bound; `event_filter` narrows `__all__` or a category."""
+        if from_version is not None and (stream == ALL_STREAM or stream_category(stream) is not None):
             raise ValidationError("from-version applies to a stream; use from (order-id) for __all__", "from-version")
         if stream != ALL_STREAM:
             from_version, from_time = self.read_bounds(stream, from_version, from_time)
         types = frozenset(event_types) if event_types is not None else None
+        backend = self._backend
+        plan = plan_read(backend, stream, types, event_filter)
         next_order_id = from_order_id or 1
         version = from_version or 1
         remaining = limit
-        stream_filter = None if stream == ALL_STREAM else stream
-        backend = self._backend
-        page_size = backend.read_page_size
+        pages = PageSizer(backend.read_page_size, self.page_bytes)
         while remaining is None or remaining > 0:
-            page = page_size if remaining is None else min(page_size, remaining)
-            events = backend.read(
-                Query(
-                    stream=stream_filter,
-                    from_order_id=next_order_id,
-                    to_order_id=to_order_id,
-                    from_version=version,
-                    from_time=from_time,
-                    event_types=types,
-                    limit=page,
-                )
+            page = pages.next() if remaining is None else min(pages.next(), remaining)
+            events, next_order_id, exhausted = read_page(
+                backend,
+                plan,
+                from_order_id=next_order_id,
+                to_order_id=to_order_id,
+                from_version=version,
+                from_time=from_time,
+                limit=page,
             )
+            pages.saw(events)
             yield from events
-            if len(events) < page:
+            if exhausted:
                 return
-            next_order_id = events[-1].order_id + 1
             version = 1
             if remaining is not None:
                 remaining -= len(events)
@@ -1109,11 +1121,13 @@ class EventStore:
         to_order_id: int | None = None,
         event_types: Iterable[str] | None = None,
         limit: int | None = None,
+        event_filter: EventFilter | None = None,
     ) -> Subscription:
-        """Replay a stream: `cold` (history, then end), `hot` (live only) or `hot-cold` (history, then live)."""
+        """Replay a stream, `__all__` or a category: `cold` (history, then end), `hot` (live only) or
+        `hot-cold` (history, then live); `event_filter` narrows `__all__` or a category."""
         if self.closed:
             raise StoreClosed("the store is closed")
-        if from_version is not None and stream == ALL_STREAM:
+        if from_version is not None and (stream == ALL_STREAM or stream_category(stream) is not None):
             raise ValidationError("from-version applies to a stream; use from (order-id) for __all__", "from-version")
         if stream != ALL_STREAM:
             from_version, from_time = self.read_bounds(stream, from_version, from_time)
@@ -1129,6 +1143,9 @@ class EventStore:
             limit=limit,
             page_size=self._backend.read_page_size,
             buffer=self.subscription_buffer,
+            buffer_bytes=self.subscription_buffer_bytes,
+            page_bytes=self.page_bytes,
+            event_filter=event_filter,
         )
 
     def streams(self) -> list[StreamInfo]:

@@ -17,8 +17,15 @@ export async function consumersPage(main) {
   const nameInput = h("input", { type: "text", autocomplete: "off", "data-slash": true });
   const body = h("div", { "aria-live": "polite" });
   const recent = h("div", { class: "keys" });
+  const groups = h("div");
+  const groupMessage = h("div", { "aria-live": "polite", id: "group-message" });
   main.append(
-    pageHead("Consumers", "Durable named subscriptions: the server keeps each consumer's last acknowledged order-id."),
+    pageHead("Consumers", "Consumer groups and durable named subscriptions; groups refresh every 2 s."),
+    h("h2", { class: "flush" }, "Consumer groups"),
+    groupMessage,
+    groups,
+    h("h2", {}, "Durable subscriptions"),
+    h("p", { class: "sub" }, "A durable consumer's position, by its name: the server keeps each consumer's last acknowledged order-id."),
     h("form", { class: "toolbar", onsubmit: (e) => { e.preventDefault(); show(nameInput.value.trim()); } },
       h("div", { class: "grow" }, field("Consumer name", nameInput, "The name a consumer subscribes with (GET /api/subscription/{name}).")),
       h("button", { type: "submit", class: "primary" }, "Show")),
@@ -67,6 +74,99 @@ export async function consumersPage(main) {
     }
   }
   showRecent();
+  let timer = 0;
+  let stopped = false;
+  async function loadGroups() {
+    try {
+      const [answer, server] = await Promise.all([api("/api/groups"), api("/api/server")]);
+      // Buttons that are half-way through a two-step action survive a refresh: skip it then.
+      if (!groups.querySelector("[data-armed='1']")) groups.replaceChildren(groupTable(answer.groups, server["last-order-id"], groupAction));
+    } catch (error) {
+      groups.replaceChildren(error.status === 404 ? h("p", { class: "sub" }, "This server has no consumer groups.") : errorBox(error));
+    }
+    if (!stopped) timer = setTimeout(loadGroups, POLL_MS);
+  }
+  async function groupAction(name, action, value) {
+    groupMessage.replaceChildren();
+    try {
+      const base = `/api/group/${path(name)}`;
+      if (action === "replay") {
+        const answer = await api(base + "/replay-parked", { method: "POST", body: {} });
+        groupMessage.append(h("div", { class: "alert ok", role: "status" }, `${name}: ${number(answer.replayed)} parked events handed back.`));
+      } else if (action === "reset") {
+        await api(base + "/reset", { method: "POST", body: { from: Number(value) } });
+        groupMessage.append(h("div", { class: "alert ok", role: "status" }, `${name} starts over from order-id ${value}.`));
+      } else if (action === "delete") {
+        await api(base, { method: "DELETE" });
+        groupMessage.append(h("div", { class: "alert ok", role: "status" }, `Deleted the group ${name}.`));
+      }
+    } catch (error) {
+      groupMessage.append(errorBox(error));
+    }
+    clearTimeout(timer);
+    loadGroups();
+  }
+  await loadGroups();
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
+}
+
+function groupTable(list, head, act) {
+  if (!list.length) return h("p", { class: "sub" }, "No consumer groups. Create one with POST /api/groups.");
+  const armed = (button, label, run) => {
+    button.addEventListener("click", () => {
+      if (button.dataset.armed !== "1") {
+        button.dataset.armed = "1";
+        button.textContent = label;
+        return;
+      }
+      run();
+    });
+    return button;
+  };
+  return h(
+    "div",
+    { class: "table-wrap" },
+    h(
+      "table",
+      { id: "groups-table" },
+      h("thead", {}, h("tr", {},
+        h("th", { scope: "col" }, "Group"), h("th", { scope: "col" }, "Source"), h("th", { scope: "col" }, "Strategy"),
+        h("th", { scope: "col", class: "num" }, "Checkpoint"), h("th", { scope: "col", class: "num" }, "Behind head"),
+        h("th", { scope: "col", class: "num" }, "In flight"), h("th", { scope: "col", class: "num" }, "Members"),
+        h("th", { scope: "col", class: "num" }, "Parked"), h("th", { scope: "col" }, "Actions"))),
+      h(
+        "tbody",
+        {},
+        list.map((g) => {
+          const name = g["group-name"];
+          const from = h("input", { type: "number", min: "1", value: "1", class: "narrow", "aria-label": `Order-id to reset ${name} to` });
+          return h(
+            "tr",
+            { "data-name": name },
+            h("td", { class: "name" }, h("strong", {}, name)),
+            h("td", { class: "name" }, g.stream),
+            h("td", {}, g.strategy + (g.serial ? ", serial" : "")),
+            h("td", { class: "num" }, number(g.checkpoint)),
+            h("td", { class: "num" }, number(Math.max(0, head - g.checkpoint))),
+            h("td", { class: "num" }, number(g["in-flight"])),
+            h("td", { class: "num" }, number((g.members || []).length)),
+            h("td", { class: "num" }, h("a", { href: streamHref(g["parked-stream"]), "aria-label": `Parked events of ${name}` }, number(g.parked))),
+            h(
+              "td",
+              { class: "row-actions" },
+              h("button", { type: "button", onclick: () => act(name, "replay"), "aria-label": `Replay the parked events of ${name}` }, "Replay parked"),
+              from,
+              armed(h("button", { type: "button", "aria-label": `Reset ${name} to the order-id given` }, "Reset"), "Click again to reset", () => act(name, "reset", from.value)),
+              armed(h("button", { type: "button", class: "danger", "aria-label": `Delete ${name}` }, "Delete"), "Click again to delete", () => act(name, "delete")),
+            ),
+          );
+        }),
+      ),
+    ),
+  );
 }
 
 function card(label, value, id) {
