@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import queue
+import re
 import threading
 import time
 import weakref
@@ -63,6 +64,7 @@ from .events import (
     parse_expected_version,
     prepare_batch,
     prepare_event,
+    stream_pattern,
     validate_event,
 )
 from .subscriptions import Broadcaster, StreamType, Subscription
@@ -831,6 +833,12 @@ class EventStore:
         """Stored events of a stream (or `__all__`) in order, from any kind of position, up to a bound."""
         if from_version is not None and stream == ALL_STREAM:
             raise ValidationError("from-version applies to a stream; use from (order-id) for __all__", "from-version")
+        pattern = stream_pattern(stream)
+        if pattern is not None:
+            if from_version is not None:
+                raise ValidationError("from-version applies to one stream, not to a wildcard", "from-version")
+            yield from self._read_wildcard(pattern, from_order_id, from_time, to_order_id, event_types, limit)
+            return
         types = frozenset(event_types) if event_types is not None else None
         next_order_id = from_order_id or 1
         version = from_version or 1
@@ -949,6 +957,34 @@ class EventStore:
             top_version = low - 1
             if found < span:
                 span = min(span * 2, widest)
+
+    def _read_wildcard(
+        self,
+        pattern: re.Pattern[str],
+        from_order_id: int | None,
+        from_time: int | None,
+        to_order_id: int | None,
+        event_types: Iterable[str] | None,
+        limit: int | None,
+    ) -> Iterator[RecordedEvent]:
+        """A cold read of every stream whose name matches a `**` pattern: `__all__`, filtered."""
+        if limit is not None and limit <= 0:
+            return
+        left = limit
+        match = pattern.match
+        for event in self.read(
+            ALL_STREAM,
+            from_order_id=from_order_id,
+            from_time=from_time,
+            to_order_id=to_order_id,
+            event_types=event_types,
+        ):
+            if match(event.stream_name):
+                yield event
+                if left is not None:
+                    left -= 1
+                    if left == 0:
+                        return
 
     def subscribe(
         self,

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from .backend import Query
 from .errors import BackendUnavailable, StoreClosed, ValidationError
-from .events import ALL_STREAM, RecordedEvent
+from .events import ALL_STREAM, WILDCARD, RecordedEvent, stream_pattern
 
 if TYPE_CHECKING:
     from .store import EventStore
@@ -178,7 +178,14 @@ class Subscription:
         self.store = store
         self.stream = stream
         self.stream_type = stream_type
-        self._stream_filter = None if stream == ALL_STREAM else stream
+        self._pattern = stream_pattern(stream)
+        if self._pattern is not None and stream_type != "cold":
+            raise ValidationError(
+                f"the {WILDCARD} wildcard in {stream!r} works for cold replays only, not {stream_type}", "stream-type"
+            )
+        if self._pattern is not None and from_version is not None:
+            raise ValidationError("from-version applies to one stream, not to a wildcard", "from-version")
+        self._stream_filter = None if stream == ALL_STREAM or self._pattern is not None else stream
         self.event_types = event_types
         self.from_time = from_time
         self.to_order_id = to_order_id
@@ -279,6 +286,14 @@ class Subscription:
         return False
 
     def _read_history(self) -> list[Item]:
+        while True:
+            items = self._read_history_page()
+            # A wildcard's page may hold none of its streams: read on, rather than hand an empty
+            # page back (which means "history is over").
+            if items or self._history_done or self._finished or self._pattern is None:
+                return items
+
+    def _read_history_page(self) -> list[Item]:
         bound = self._hand_over
         page = self.page_size if self.remaining is None else min(self.page_size, self.remaining)
         events: list[RecordedEvent] = []
@@ -294,16 +309,21 @@ class Subscription:
                     limit=page,
                 )
             )
-        items: list[Item] = list(events)
+        read = len(events)  # before the wildcard filter: a short page is the end of history
         if events:
             self._next_order_id = events[-1].order_id + 1
+        if self._pattern is not None:
+            match = self._pattern.match
+            events = [e for e in events if match(e.stream_name)]
+        items: list[Item] = list(events)
+        if events:
             self._from_version = 1  # only the first page needs the version bound
             if self.remaining is not None:
                 self.remaining -= len(events)
                 if self.remaining <= 0:
                     self._finish()
                     return items
-        if len(events) < page:
+        if read < page:
             # History is delivered up to the hand-over point.
             self._next_order_id = max(self._next_order_id, bound + 1)
             self._history_done = True

@@ -24,7 +24,7 @@ from starlette.routing import BaseRoute, Route
 
 from .. import aio
 from ..errors import NotFound, StoreClosed, ValidationError
-from ..events import ALL_STREAM, RecordedEvent
+from ..events import ALL_STREAM, RecordedEvent, stream_pattern
 from ..metrics import metrics_for
 from ..store import EventStore
 from ..subscriptions import STREAM_TYPES, CaughtUp, Item, StreamType, Subscription
@@ -184,6 +184,7 @@ async def replay(request: Request, query: dict[str, Any]) -> Response:
     if (
         stream_type == "cold"
         and stream != ALL_STREAM
+        and stream_pattern(stream) is None  # a `**` wildcard may match no stream: an empty replay
         and await aio.run_blocking(store, store.stream_version, stream) == 0
     ):
         raise NotFound(f"stream {stream!r} does not exist")
