@@ -208,6 +208,11 @@ def stream_pattern(stream_name: str) -> re.Pattern[str] | None:
     return re.compile(guard + body + r"\Z", re.S)
 
 
+def is_one_stream(stream_name: str) -> bool:
+    """True for a stream's own name; False for `__all__`, a category and a `**` wildcard (reads of many streams)."""
+    return stream_name != ALL_STREAM and stream_category(stream_name) is None and WILDCARD not in stream_name
+
+
 def is_internal(stream_name: str) -> bool:
     return stream_name.startswith(INTERNAL_PREFIX)
 

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 import queue
-import re
 import threading
 import time
 import weakref
@@ -58,15 +57,17 @@ from .events import (
     RecordedEvent,
     category_of,
     is_internal,
+    is_one_stream,
     new_event_id,
     new_event_ids,
     now_millis,
     parse_expected_version,
     prepare_batch,
     prepare_event,
-    stream_pattern,
     validate_event,
 )
+from .filtered_reads import plan_read, read_page
+from .filters import EventFilter
 from .subscriptions import Broadcaster, StreamType, Subscription
 
 if TYPE_CHECKING:
@@ -829,40 +830,36 @@ class EventStore:
         to_order_id: int | None = None,
         event_types: Iterable[str] | None = None,
         limit: int | None = None,
+        event_filter: EventFilter | None = None,
     ) -> Iterator[RecordedEvent]:
-        """Stored events of a stream (or `__all__`) in order, from any kind of position, up to a bound."""
-        if from_version is not None and stream == ALL_STREAM:
-            raise ValidationError("from-version applies to a stream; use from (order-id) for __all__", "from-version")
-        pattern = stream_pattern(stream)
-        if pattern is not None:
-            if from_version is not None:
-                raise ValidationError("from-version applies to one stream, not to a wildcard", "from-version")
-            yield from self._read_wildcard(pattern, from_order_id, from_time, to_order_id, event_types, limit)
-            return
+        """Stored events of a stream, `__all__` or a category (`__category__:<name>`) in order,
+        from any kind of position, up to a bound; `event_filter` narrows `__all__` or a category."""
+        if from_version is not None and not is_one_stream(stream):
+            raise ValidationError(
+                "from-version applies to one stream; use from (order-id) for __all__, a category or a wildcard",
+                "from-version",
+            )
         types = frozenset(event_types) if event_types is not None else None
+        backend = self._backend
+        plan = plan_read(backend, stream, types, event_filter)
         next_order_id = from_order_id or 1
         version = from_version or 1
         remaining = limit
-        stream_filter = None if stream == ALL_STREAM else stream
-        backend = self._backend
         page_size = backend.read_page_size
         while remaining is None or remaining > 0:
             page = page_size if remaining is None else min(page_size, remaining)
-            events = backend.read(
-                Query(
-                    stream=stream_filter,
-                    from_order_id=next_order_id,
-                    to_order_id=to_order_id,
-                    from_version=version,
-                    from_time=from_time,
-                    event_types=types,
-                    limit=page,
-                )
+            events, next_order_id, exhausted = read_page(
+                backend,
+                plan,
+                from_order_id=next_order_id,
+                to_order_id=to_order_id,
+                from_version=version,
+                from_time=from_time,
+                limit=page,
             )
             yield from events
-            if len(events) < page:
+            if exhausted:
                 return
-            next_order_id = events[-1].order_id + 1
             version = 1
             if remaining is not None:
                 remaining -= len(events)
@@ -958,34 +955,6 @@ class EventStore:
             if found < span:
                 span = min(span * 2, widest)
 
-    def _read_wildcard(
-        self,
-        pattern: re.Pattern[str],
-        from_order_id: int | None,
-        from_time: int | None,
-        to_order_id: int | None,
-        event_types: Iterable[str] | None,
-        limit: int | None,
-    ) -> Iterator[RecordedEvent]:
-        """A cold read of every stream whose name matches a `**` pattern: `__all__`, filtered."""
-        if limit is not None and limit <= 0:
-            return
-        left = limit
-        match = pattern.match
-        for event in self.read(
-            ALL_STREAM,
-            from_order_id=from_order_id,
-            from_time=from_time,
-            to_order_id=to_order_id,
-            event_types=event_types,
-        ):
-            if match(event.stream_name):
-                yield event
-                if left is not None:
-                    left -= 1
-                    if left == 0:
-                        return
-
     def subscribe(
         self,
         stream: str = ALL_STREAM,
@@ -997,12 +966,17 @@ class EventStore:
         to_order_id: int | None = None,
         event_types: Iterable[str] | None = None,
         limit: int | None = None,
+        event_filter: EventFilter | None = None,
     ) -> Subscription:
-        """Replay a stream: `cold` (history, then end), `hot` (live only) or `hot-cold` (history, then live)."""
+        """Replay a stream, `__all__` or a category: `cold` (history, then end), `hot` (live only) or
+        `hot-cold` (history, then live); `event_filter` narrows `__all__` or a category."""
         if self.closed:
             raise StoreClosed("the store is closed")
-        if from_version is not None and stream == ALL_STREAM:
-            raise ValidationError("from-version applies to a stream; use from (order-id) for __all__", "from-version")
+        if from_version is not None and not is_one_stream(stream):
+            raise ValidationError(
+                "from-version applies to one stream; use from (order-id) for __all__, a category or a wildcard",
+                "from-version",
+            )
         return Subscription(
             self,
             stream,
@@ -1015,6 +989,7 @@ class EventStore:
             limit=limit,
             page_size=self._backend.read_page_size,
             buffer=self.subscription_buffer,
+            event_filter=event_filter,
         )
 
     def streams(self) -> list[StreamInfo]:
