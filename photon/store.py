@@ -836,7 +836,7 @@ class EventStore:
         from any kind of position, up to a bound; `event_filter` narrows `__all__` or a category."""
         if from_version is not None and not is_one_stream(stream):
             raise ValidationError(
-                "from-version applies to one stream; use from (order-id) for __all__, a category or a wildcard",
+                "from-version applies to a stream; use from (order-id) for __all__, a category or a wildcard",
                 "from-version",
             )
         types = frozenset(event_types) if event_types is not None else None
@@ -974,7 +974,7 @@ class EventStore:
             raise StoreClosed("the store is closed")
         if from_version is not None and not is_one_stream(stream):
             raise ValidationError(
-                "from-version applies to one stream; use from (order-id) for __all__, a category or a wildcard",
+                "from-version applies to a stream; use from (order-id) for __all__, a category or a wildcard",
                 "from-version",
             )
         return Subscription(

@@ -67,7 +67,7 @@ def test_wildcard_cold_replay_and_read(live: LiveServer) -> None:
         assert next(live_items).stream_name == "orders-3"  # type: ignore[union-attr]
         live_items.close()  # type: ignore[attr-defined]
     assert [e.order_id for e in live.store.read("orders-**", limit=2)] == [1, 3]
-    with pytest.raises(ValidationError, match="from-version applies to one stream"):
+    with pytest.raises(ValidationError, match="from-version applies to a stream"):
         list(live.store.read("orders-**", from_version=2))
 
 

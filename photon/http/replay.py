@@ -160,7 +160,7 @@ def subscribe(store: EventStore, stream: str, stream_type: StreamType, **options
         raise StoreClosed("the store is closed")
     if options.get("from_version") is not None and not is_one_stream(stream):
         raise ValidationError(
-            "from-version applies to one stream; use from (order-id) for __all__, a category or a wildcard",
+            "from-version applies to a stream; use from (order-id) for __all__, a category or a wildcard",
             "from-version",
         )
     types = options.pop("event_types", None)
