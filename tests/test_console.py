@@ -247,7 +247,7 @@ def test_live_tail_shows_events_emitted_over_http_meanwhile(
     wait_for(lambda: tail_ids(driver)[:1] == [newest], what="the last event")
     shown = tail_ids(driver)
     assert shown[:20] == [str(e["order-id"]) for e in reversed(stored)]  # each one, newest first, none twice
-    assert text(driver, "#tail-count") == "20"
+    wait_for(lambda: text(driver, "#tail-count") == "20", what="the count")
     shot(driver, "tail")
     # A stream's tail, and one of a stream not written yet (it starts empty, without an error).
     go(driver, server, "/tail/not-yet")
