@@ -216,6 +216,7 @@ class CassandraBackend(Backend):
         self._lease: LeaseRenewer | None = None
         self._head: int | None = None  # the writer's view of the head, None when unsure
         self._versions: dict[str, int] = {}  # the writer's verified stream versions
+        self._forgets = 0  # how often they were dropped after a failure
         self._next_version: OrderedDict[tuple[str, int], int] = OrderedDict()  # page hand-off cache
 
     def describe(self) -> str:
@@ -422,6 +423,7 @@ class CassandraBackend(Backend):
         """After a failure nothing cached can be trusted: read it again from the cluster."""
         self._head = None
         self._versions.clear()
+        self._forgets += 1
 
     def _check(self, events: Sequence[RecordedEvent], head: int) -> None:
         """Refuse repeated order-ids, versions and ids before anything is written."""
@@ -578,7 +580,16 @@ class CassandraBackend(Backend):
         return 0
 
     def stream_versions(self, streams: Collection[str]) -> dict[str, int]:
-        return self._verified_versions(streams, self._read_head())
+        if self._token is None or self._head is None:
+            return self._verified_versions(streams, self._read_head())
+        # The writer asks before it appends to streams it has not seen: verified at its own head,
+        # which only it can move, so the append's own check need not ask the cluster again.
+        forgets = self._forgets
+        found = self._verified_versions(streams, self._head)
+        if forgets == self._forgets:  # nothing failed meanwhile; never overwrite a newer version
+            for name in streams:
+                self._versions.setdefault(name, found.get(name, 0))
+        return found
 
     def streams(self) -> Iterator[StreamInfo]:
         head = self._read_head()

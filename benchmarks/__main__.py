@@ -1,7 +1,8 @@
 """Every benchmark, one after the other: ``python -m benchmarks [--json] [NAME ...]``.
 
-Names: core, server, store_peers, server_peers, backup, projections, backends, amqp, es_recorders (default: all
-that are installed). Each prints its own table of figures, targets and side-by-side ratios; run one
+Names: core, server, store_peers, server_peers, backup, projections, backends, amqp, es_recorders,
+growth (default: all that are installed). Each prints its own table of figures, targets and
+side-by-side ratios; run one
 alone with ``python -m benchmarks.NAME --help`` to see its options. store_peers and server_peers
 compare Photon with NATS JetStream, Message DB, the eventsourcing library, Redis Streams, raw
 cassandra-driver writes, raw sqlite3 and a bare route; they install and start those themselves
@@ -26,7 +27,10 @@ from typing import Any
 
 import orjson
 
-ORDER = ["core", "server", "store_peers", "server_peers", "backup", "projections", "backends", "amqp", "es_recorders"]
+ORDER = [
+    "core", "server", "store_peers", "server_peers", "backup", "projections", "backends", "amqp", "es_recorders",
+    "growth",
+]  # fmt: skip
 
 
 def as_json(name: str, row: Any) -> dict[str, Any]:

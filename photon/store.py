@@ -63,8 +63,11 @@ from .events import (
     parse_expected_version,
     prepare_batch,
     prepare_event,
+    stream_category,
     validate_event,
 )
+from .filtered_reads import plan_read, read_page
+from .filters import EventFilter
 from .subscriptions import Broadcaster, StreamType, Subscription
 
 if TYPE_CHECKING:
@@ -827,34 +830,33 @@ class EventStore:
         to_order_id: int | None = None,
         event_types: Iterable[str] | None = None,
         limit: int | None = None,
+        event_filter: EventFilter | None = None,
     ) -> Iterator[RecordedEvent]:
-        """Stored events of a stream (or `__all__`) in order, from any kind of position, up to a bound."""
-        if from_version is not None and stream == ALL_STREAM:
+        """Stored events of a stream, `__all__` or a category (`__category__:<name>`) in order,
+        from any kind of position, up to a bound; `event_filter` narrows `__all__` or a category."""
+        if from_version is not None and (stream == ALL_STREAM or stream_category(stream) is not None):
             raise ValidationError("from-version applies to a stream; use from (order-id) for __all__", "from-version")
         types = frozenset(event_types) if event_types is not None else None
+        backend = self._backend
+        plan = plan_read(backend, stream, types, event_filter)
         next_order_id = from_order_id or 1
         version = from_version or 1
         remaining = limit
-        stream_filter = None if stream == ALL_STREAM else stream
-        backend = self._backend
         page_size = backend.read_page_size
         while remaining is None or remaining > 0:
             page = page_size if remaining is None else min(page_size, remaining)
-            events = backend.read(
-                Query(
-                    stream=stream_filter,
-                    from_order_id=next_order_id,
-                    to_order_id=to_order_id,
-                    from_version=version,
-                    from_time=from_time,
-                    event_types=types,
-                    limit=page,
-                )
+            events, next_order_id, exhausted = read_page(
+                backend,
+                plan,
+                from_order_id=next_order_id,
+                to_order_id=to_order_id,
+                from_version=version,
+                from_time=from_time,
+                limit=page,
             )
             yield from events
-            if len(events) < page:
+            if exhausted:
                 return
-            next_order_id = events[-1].order_id + 1
             version = 1
             if remaining is not None:
                 remaining -= len(events)
@@ -961,11 +963,13 @@ class EventStore:
         to_order_id: int | None = None,
         event_types: Iterable[str] | None = None,
         limit: int | None = None,
+        event_filter: EventFilter | None = None,
     ) -> Subscription:
-        """Replay a stream: `cold` (history, then end), `hot` (live only) or `hot-cold` (history, then live)."""
+        """Replay a stream, `__all__` or a category: `cold` (history, then end), `hot` (live only) or
+        `hot-cold` (history, then live); `event_filter` narrows `__all__` or a category."""
         if self.closed:
             raise StoreClosed("the store is closed")
-        if from_version is not None and stream == ALL_STREAM:
+        if from_version is not None and (stream == ALL_STREAM or stream_category(stream) is not None):
             raise ValidationError("from-version applies to a stream; use from (order-id) for __all__", "from-version")
         return Subscription(
             self,
@@ -979,6 +983,7 @@ class EventStore:
             limit=limit,
             page_size=self._backend.read_page_size,
             buffer=self.subscription_buffer,
+            event_filter=event_filter,
         )
 
     def streams(self) -> list[StreamInfo]:

@@ -21,9 +21,10 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
-from .backend import Query
 from .errors import BackendUnavailable, StoreClosed, ValidationError
-from .events import ALL_STREAM, RecordedEvent
+from .events import RecordedEvent
+from .filtered_reads import plan_read, read_page
+from .filters import EventFilter
 
 if TYPE_CHECKING:
     from .store import EventStore
@@ -49,11 +50,18 @@ Item = RecordedEvent | CaughtUp
 class Listener:
     """A subscriber's bounded queue of live events, filled by the broadcaster's thread."""
 
-    __slots__ = ("_wake", "closed", "event_types", "limit", "overflowed", "queue", "stream")
+    __slots__ = ("_wake", "check", "closed", "event_types", "limit", "overflowed", "queue", "stream")
 
-    def __init__(self, stream: str | None, event_types: frozenset[str] | None, limit: int) -> None:
+    def __init__(
+        self,
+        stream: str | None,
+        event_types: frozenset[str] | None,
+        limit: int,
+        check: Callable[[RecordedEvent], bool] | None = None,
+    ) -> None:
         self.stream = stream
         self.event_types = event_types
+        self.check = check
         self.limit = limit
         self.queue: deque[RecordedEvent] = deque()
         self.overflowed = False
@@ -66,7 +74,10 @@ class Listener:
     def push(self, events: Sequence[RecordedEvent]) -> bool:
         """Queue the events this listener wants; False when it overflowed and must be dropped."""
         types = self.event_types
-        if types is None:
+        check = self.check
+        if check is not None:
+            self.queue.extend(e for e in events if (types is None or e.event_type in types) and check(e))
+        elif types is None:
             self.queue.extend(events)
         else:
             self.queue.extend(e for e in events if e.event_type in types)
@@ -170,6 +181,7 @@ class Subscription:
         limit: int | None = None,
         page_size: int = 2000,
         buffer: int = 10_000,
+        event_filter: EventFilter | None = None,
     ) -> None:
         if stream_type not in STREAM_TYPES:
             raise ValidationError(
@@ -178,8 +190,9 @@ class Subscription:
         self.store = store
         self.stream = stream
         self.stream_type = stream_type
-        self._stream_filter = None if stream == ALL_STREAM else stream
-        self.event_types = event_types
+        self._plan = plan_read(store._backend, stream, event_types, event_filter)
+        self._stream_filter = self._plan.stream
+        self.event_types = self._plan.event_types
         self.from_time = from_time
         self.to_order_id = to_order_id
         self.remaining = limit
@@ -213,7 +226,7 @@ class Subscription:
     # -- the state machine ---------------------------------------------------------------
 
     def _register(self) -> None:
-        listener = Listener(self._stream_filter, self.event_types, self.buffer)
+        listener = Listener(self._stream_filter, self.event_types, self.buffer, self._plan.check)
         listener.add_waker(self._signal.set)
         self._listener = listener
         self._hand_over = self.store._broadcaster.register(listener)
@@ -282,28 +295,25 @@ class Subscription:
         bound = self._hand_over
         page = self.page_size if self.remaining is None else min(self.page_size, self.remaining)
         events: list[RecordedEvent] = []
+        exhausted = True
         if self._next_order_id <= bound and page > 0:
-            events = self.store._backend.read(
-                Query(
-                    stream=self._stream_filter,
-                    from_order_id=self._next_order_id,
-                    to_order_id=bound,
-                    from_version=self._from_version,
-                    from_time=self.from_time,
-                    event_types=self.event_types,
-                    limit=page,
-                )
+            events, self._next_order_id, exhausted = read_page(
+                self.store._backend,
+                self._plan,
+                from_order_id=self._next_order_id,
+                to_order_id=bound,
+                from_version=self._from_version,
+                from_time=self.from_time,
+                limit=page,
             )
-        items: list[Item] = list(events)
-        if events:
-            self._next_order_id = events[-1].order_id + 1
             self._from_version = 1  # only the first page needs the version bound
-            if self.remaining is not None:
-                self.remaining -= len(events)
-                if self.remaining <= 0:
-                    self._finish()
-                    return items
-        if len(events) < page:
+        items: list[Item] = list(events)
+        if events and self.remaining is not None:
+            self.remaining -= len(events)
+            if self.remaining <= 0:
+                self._finish()
+                return items
+        if exhausted:
             # History is delivered up to the hand-over point.
             self._next_order_id = max(self._next_order_id, bound + 1)
             self._history_done = True

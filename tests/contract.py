@@ -306,6 +306,50 @@ class BackendContract(AppendContract):
         assert backend.checkpoints("group:") == {"group:b_%": b"2"}
         assert backend.checkpoints("nothing:") == {}
 
+    # -- filters and categories ----------------------------------------------------------------
+
+    def test_category_reads_and_filters_on_all(self, store: EventStore) -> None:
+        from photon.filters import EventFilter
+
+        store.append(
+            [
+                event("account-1", "Opened"),
+                event("account", "Opened"),
+                event("accounting-1", "Booked"),
+                event("account-2", "Deposited"),
+                event("orders-1", "Placed"),
+                event("account-1", "Deposited"),
+            ]
+        )
+        names = [e.stream_name for e in store.read("__category__:account")]
+        assert names == ["account-1", "account", "account-2", "account-1"]
+        assert [e.order_id for e in store.read("__category__:account", from_order_id=3, limit=2)] == [4, 6]
+        deposits = store.read("__category__:account", event_types=["Deposited"])
+        assert [e.order_id for e in deposits] == [4, 6]
+        assert list(store.read("__category__:nothing")) == []
+        by_type = store.read(event_types=["Deposited"])
+        assert [e.order_id for e in by_type] == [4, 6]
+
+        def read(**conditions: Any) -> list[int]:
+            return [e.order_id for e in store.read(event_filter=EventFilter.from_mapping(conditions))]
+
+        assert read(**{"stream-prefix": ["account"]}) == [1, 2, 3, 4, 6]
+        assert read(**{"event-type-prefix": "Dep"}) == [4, 6]
+        assert read(**{"stream-regex": "^account-\\d$"}) == [1, 4, 6]
+        assert read(**{"event-type-regex": "ed$", "category": ["orders", "accounting"]}) == [3, 5]
+        with pytest.raises(ValidationError, match="names no category"):
+            list(store.read("__category__:a-b"))
+
+    def test_category_subscription_hands_over_from_history_to_live(self, store: EventStore) -> None:
+        store.append([event("cart-1"), event("shop-1"), event("cart-2")])
+        with store.subscribe("__category__:cart", "hot-cold") as subscription:
+            history = [subscription.get(5) for _ in range(3)]
+            store.append([event("shop-2"), event("cart-1", "Paid")])
+            live = subscription.get(5)
+        assert [getattr(item, "order_id", None) for item in history] == [1, 3, 3]
+        assert isinstance(history[2], CaughtUp)
+        assert live is not None and live.stream_name == "cart-1" and live.event_type == "Paid"
+
     # -- consumer groups ----------------------------------------------------------------------
 
     def test_group_state_round_trips_at_its_largest(self, store: EventStore) -> None:

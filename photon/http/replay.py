@@ -24,7 +24,8 @@ from starlette.routing import BaseRoute, Route
 
 from .. import aio
 from ..errors import NotFound, StoreClosed, ValidationError
-from ..events import ALL_STREAM, RecordedEvent
+from ..events import ALL_STREAM, RecordedEvent, stream_category
+from ..filters import EventFilter
 from ..metrics import metrics_for
 from ..store import EventStore
 from ..subscriptions import STREAM_TYPES, CaughtUp, Item, StreamType, Subscription
@@ -45,6 +46,14 @@ STREAM_TYPE = Param("stream-type", "string", "cold, hot or hot-cold (default).",
 EVENT_TYPES = Param("event-types", "list", "Only these event types (comma-separated, or the parameter repeated).")
 LIMIT = Param("limit", "integer", "Stop after this many events.", minimum=1)
 
+FILTER_PARAMS = (
+    Param("stream-prefix", "list", "__all__ or a category: only streams whose name starts with one of these."),
+    Param("event-type-prefix", "list", "Only event types starting with one of these."),
+    Param("stream-regex", "string", "__all__ or a category: only stream names this regular expression finds."),
+    Param("event-type-regex", "string", "Only event types this regular expression finds."),
+    Param("category", "list", "__all__: only streams of these categories (a name's part before its first '-')."),
+)
+
 REPLAY_PARAMS = (
     STREAM_TYPE,
     Param("from", "integer", "First order-id (inclusive).", minimum=1),
@@ -53,7 +62,14 @@ REPLAY_PARAMS = (
     Param("to", "integer", "Last order-id (inclusive); the replay ends there.", minimum=1),
     EVENT_TYPES,
     LIMIT,
+    *FILTER_PARAMS,
 )
+
+
+def event_filter(query: dict[str, Any]) -> EventFilter | None:
+    """The filter a request's query parameters give (None when they give none)."""
+    found = EventFilter.from_mapping({p.name: query[p.name] for p in FILTER_PARAMS if query.get(p.name) is not None})
+    return None if found.empty else found
 
 
 def _marker_line(item: CaughtUp) -> bytes:
@@ -142,7 +158,7 @@ def subscribe(store: EventStore, stream: str, stream_type: StreamType, **options
     """`store.subscribe`, with bigger history pages: a replay sends them whole."""
     if store.closed:
         raise StoreClosed("the store is closed")
-    if options.get("from_version") is not None and stream == ALL_STREAM:
+    if options.get("from_version") is not None and (stream == ALL_STREAM or stream_category(stream) is not None):
         raise ValidationError("from-version applies to a stream; use from (order-id) for __all__", "from-version")
     types = options.pop("event_types", None)
     return Subscription(
@@ -184,6 +200,7 @@ async def replay(request: Request, query: dict[str, Any]) -> Response:
     if (
         stream_type == "cold"
         and stream != ALL_STREAM
+        and stream_category(stream) is None
         and await aio.run_blocking(store, store.stream_version, stream) == 0
     ):
         raise NotFound(f"stream {stream!r} does not exist")
@@ -197,6 +214,7 @@ async def replay(request: Request, query: dict[str, Any]) -> Response:
         to_order_id=query["to"],
         event_types=query["event-types"],
         limit=query["limit"],
+        event_filter=event_filter(query),
     )
     return stream_response(request, subscription)
 

@@ -36,7 +36,7 @@ from typing import Any
 import orjson
 
 from ..errors import NotFound, StoreClosed, ValidationError
-from ..events import ALL_STREAM, CONFIG_STREAM, RecordedEvent
+from ..events import ALL_STREAM, CONFIG_STREAM, RecordedEvent, stream_category
 from ..net import tcp_tls
 from ..store import EventStore
 from ..tokens import TokenSigner
@@ -61,6 +61,9 @@ from .offline import (
 )
 from .pool import WorkerHandle
 from .tcp import ProjectionUpdatesServer
+
+#: The example projections shipped with Photon (the repository's `projections` folder links here).
+EXAMPLES_FOLDER = Path(__file__).resolve().parent.parent / "examples" / "projections"
 
 log = logging.getLogger("photon.projections")
 
@@ -218,6 +221,7 @@ class ProjectionManager:
                 tcp_tls(self.config),
             )
             await self.updates_server.start()
+        self._report_folder()
         if self.folder is not None and self.folder.is_dir():
             await self.sync_folder()
             if self.watch:
@@ -482,7 +486,7 @@ class ProjectionManager:
             projection = self.by_slot.get(slot)
             if projection is None or projection.status != "running":
                 continue
-            if projection.stream_name == ALL_STREAM:
+            if projection.stream_name == ALL_STREAM or stream_category(projection.stream_name) is not None:
                 return None
             streams.add(projection.stream_name)
         return streams
@@ -776,6 +780,30 @@ class ProjectionManager:
                 log.warning("%s: %r is built in; the file is ignored", path, STREAMS_PROJECTION)
                 return
             await self._register(spec, checked)
+
+    def _report_folder(self) -> None:
+        """Say which folder projection files are read from and what it holds: a server started
+        elsewhere than the repository finds no `./projections` and would otherwise load nothing silently."""
+        if self.folder is None:
+            return
+        where = self.folder.resolve()
+        if not self.folder.is_dir():
+            log.warning(
+                "projections.path %s does not exist: no projection files loaded (Photon's examples are in %s; "
+                "-projections.path %s loads them)",
+                where,
+                EXAMPLES_FOLDER,
+                EXAMPLES_FOLDER,
+            )
+            return
+        files = sorted(p.name for p in self.folder.iterdir() if p.suffix in EXTENSIONS)
+        log.info(
+            "projections.path %s: %d projection file%s%s",
+            where,
+            len(files),
+            "" if len(files) == 1 else "s",
+            f" ({', '.join(files)})" if files else "",
+        )
 
     async def sync_folder(self) -> None:
         """Register new and changed files, remove the projections of files that are gone."""
