@@ -46,6 +46,9 @@ class Query:
     from_time: int | None = None
     """Only events whose event-time (epoch ms) is at least this."""
     event_types: frozenset[str] | None = None
+    categories: frozenset[str] | None = None
+    """Only events of streams in these categories (see `photon.events.category_of`); the core
+    sets it only for a backend that lists "category" in `indexed_reads`."""
     limit: int = 1000
     """The most events to return (the core always sets it: backends return bounded pages)."""
 
@@ -78,6 +81,11 @@ class Backend(abc.ABC):
     #: Events per `read` page when the core pages through a long read. Embedded stores are
     #: fastest with small pages (they stay in the CPU cache); remote ones want fewer round trips.
     read_page_size: ClassVar[int] = 1000
+    #: The reads this backend answers from an index, so that their cost follows what they return:
+    #: "category" (it honours `Query.categories`) and "event-type" (`Query.event_types`). The
+    #: core answers a category read on a backend without "category" by scanning `__all__`, and
+    #: `photon backends` shows which way each backend goes.
+    indexed_reads: ClassVar[frozenset[str]] = frozenset()
     #: The driver module this backend imports when it opens (None: nothing beyond Photon's own
     #: dependencies), and the pip extra of photon-eventstore that installs it.
     driver: ClassVar[str | None] = None

@@ -51,7 +51,7 @@ def stream_index(path: Path) -> str:
     connection = sqlite3.connect(path)
     try:
         rows = connection.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'photon_events'")
-        return " | ".join(sorted(row[0] for row in rows if "stream" in row[0]))
+        return " | ".join(sorted(row[0] for row in rows if "stream_version" in row[0]))
     finally:
         connection.close()
 

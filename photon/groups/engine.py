@@ -253,11 +253,12 @@ class Group:
     def _run(self) -> None:
         stream, event_filter = source_of(self.spec)
         try:
+            # The store's filtered read answers a category from the backend's index where it has one.
             subscription = self.store.subscribe(
-                stream,
+                self.spec.stream,
                 "hot-cold",
                 from_order_id=self.checkpoint + 1,
-                event_types=event_filter.event_types or None,
+                event_filter=None if self.spec.filter.empty else self.spec.filter,
             )
         except StoreClosed:
             return

@@ -36,7 +36,7 @@ from typing import Any
 import orjson
 
 from ..errors import NotFound, StoreClosed, ValidationError
-from ..events import ALL_STREAM, CONFIG_STREAM, RecordedEvent
+from ..events import ALL_STREAM, CONFIG_STREAM, RecordedEvent, stream_category
 from ..net import tcp_tls
 from ..store import EventStore
 from ..tokens import TokenSigner
@@ -473,7 +473,7 @@ class ProjectionManager:
             projection = self.by_slot.get(slot)
             if projection is None or projection.status != "running":
                 continue
-            if projection.stream_name == ALL_STREAM:
+            if projection.stream_name == ALL_STREAM or stream_category(projection.stream_name) is not None:
                 return None
             streams.add(projection.stream_name)
         return streams
