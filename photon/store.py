@@ -68,7 +68,8 @@ from .events import (
 )
 from .filtered_reads import plan_read, read_page
 from .filters import EventFilter
-from .subscriptions import Broadcaster, StreamType, Subscription
+from .paging import PageSizer
+from .subscriptions import DEFAULT_BUFFER_BYTES, DEFAULT_PAGE_BYTES, Broadcaster, StreamType, Subscription
 
 if TYPE_CHECKING:
     from .groups import GroupManager
@@ -521,11 +522,17 @@ class EventStore:
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         max_batch: int = 5000,
         subscription_buffer: int = 10_000,
+        subscription_buffer_bytes: int = DEFAULT_BUFFER_BYTES,
+        page_bytes: int = DEFAULT_PAGE_BYTES,
     ) -> None:
         self._backend = backend
         self.read_only = read_only
         self.max_event_bytes = max_event_bytes
         self.subscription_buffer = subscription_buffer
+        self.subscription_buffer_bytes = subscription_buffer_bytes
+        """Live event data buffered per subscriber before it falls back to the store."""
+        self.page_bytes = page_bytes
+        """Event data in one page of a history read (replays, subscriptions, `read`)."""
         state = backend.open(writer=not read_only)
         self._broadcaster = Broadcaster(state.last_order_id)
         self._committer: _Committer | None = None
@@ -560,6 +567,8 @@ class EventStore:
             max_event_bytes=config["payload.max.bytes"],
             max_batch=config["commit.batch.max"],
             subscription_buffer=config["subscription.buffer"],
+            subscription_buffer_bytes=config["subscription.buffer.bytes"],
+            page_bytes=config["replay.page.bytes"],
         )
 
     @property
@@ -842,9 +851,9 @@ class EventStore:
         next_order_id = from_order_id or 1
         version = from_version or 1
         remaining = limit
-        page_size = backend.read_page_size
+        pages = PageSizer(backend.read_page_size, self.page_bytes)
         while remaining is None or remaining > 0:
-            page = page_size if remaining is None else min(page_size, remaining)
+            page = pages.next() if remaining is None else min(pages.next(), remaining)
             events, next_order_id, exhausted = read_page(
                 backend,
                 plan,
@@ -854,6 +863,7 @@ class EventStore:
                 from_time=from_time,
                 limit=page,
             )
+            pages.saw(events)
             yield from events
             if exhausted:
                 return
@@ -983,6 +993,8 @@ class EventStore:
             limit=limit,
             page_size=self._backend.read_page_size,
             buffer=self.subscription_buffer,
+            buffer_bytes=self.subscription_buffer_bytes,
+            page_bytes=self.page_bytes,
             event_filter=event_filter,
         )
 
