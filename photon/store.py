@@ -57,13 +57,13 @@ from .events import (
     RecordedEvent,
     category_of,
     is_internal,
+    is_one_stream,
     new_event_id,
     new_event_ids,
     now_millis,
     parse_expected_version,
     prepare_batch,
     prepare_event,
-    stream_category,
     validate_event,
 )
 from .filtered_reads import plan_read, read_page
@@ -843,8 +843,11 @@ class EventStore:
     ) -> Iterator[RecordedEvent]:
         """Stored events of a stream, `__all__` or a category (`__category__:<name>`) in order,
         from any kind of position, up to a bound; `event_filter` narrows `__all__` or a category."""
-        if from_version is not None and (stream == ALL_STREAM or stream_category(stream) is not None):
-            raise ValidationError("from-version applies to a stream; use from (order-id) for __all__", "from-version")
+        if from_version is not None and not is_one_stream(stream):
+            raise ValidationError(
+                "from-version applies to a stream; use from (order-id) for __all__, a category or a wildcard",
+                "from-version",
+            )
         types = frozenset(event_types) if event_types is not None else None
         backend = self._backend
         plan = plan_read(backend, stream, types, event_filter)
@@ -979,8 +982,11 @@ class EventStore:
         `hot-cold` (history, then live); `event_filter` narrows `__all__` or a category."""
         if self.closed:
             raise StoreClosed("the store is closed")
-        if from_version is not None and (stream == ALL_STREAM or stream_category(stream) is not None):
-            raise ValidationError("from-version applies to a stream; use from (order-id) for __all__", "from-version")
+        if from_version is not None and not is_one_stream(stream):
+            raise ValidationError(
+                "from-version applies to a stream; use from (order-id) for __all__, a category or a wildcard",
+                "from-version",
+            )
         return Subscription(
             self,
             stream,
