@@ -480,6 +480,10 @@ class SQLBackend(Backend):
         versions = _last_versions(events)
         ids = self._stream_ids
         if not ids.keys() >= versions.keys():
+            if len(ids) > STREAM_IDS_KEPT:
+                # Bounded cache: start again, and look every stream of this batch up below (a
+                # clear between the look-up and the rows would lose the numbers of known ones).
+                ids.clear()
             self._number_streams([name for name in versions if name not in ids])
         # event + (number,), in C: zip() of one iterable gives the 1-tuples.
         rows = map(add, events, zip(map(ids.__getitem__, map(_STREAM_NAME, events))))
@@ -490,8 +494,6 @@ class SQLBackend(Backend):
         import sqlalchemy as sa
 
         table, ids = self._streams_table, self._stream_ids
-        if len(ids) > STREAM_IDS_KEPT:
-            ids.clear()
         for start in range(0, len(names), _CHUNK):
             chunk = names[start : start + _CHUNK]
             rows = self._core(sa.select(table.c.stream_name, table.c.stream_id).where(table.c.stream_name.in_(chunk)))
