@@ -218,6 +218,13 @@ CORE_SETTINGS: tuple[Setting, ...] = (
         "request's fields).",
         one_of("text", "json"),
     ),
+    Setting(
+        "otel.endpoint",
+        None,
+        "OpenTelemetry collector for traces, OTLP over HTTP (http://host:4318); unset = no tracing. Needs the "
+        "otel extra.",
+    ),
+    Setting("otel.service.name", None, "service.name of the traces (default: microservice.name)."),
     Setting("log.access", "false", "Log every HTTP request (uvicorn's access log), in log.format.", parse_bool),
 )
 

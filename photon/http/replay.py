@@ -31,7 +31,7 @@ from starlette.routing import BaseRoute, Route
 
 from .. import aio
 from ..errors import NotFound, StoreClosed, ValidationError
-from ..events import ALL_STREAM, RecordedEvent, stream_category
+from ..events import ALL_STREAM, RecordedEvent, is_one_stream
 from ..filters import EventFilter
 from ..metrics import metrics_for
 from ..store import EventStore
@@ -198,8 +198,11 @@ def subscribe(store: EventStore, stream: str, stream_type: StreamType, **options
     """`store.subscribe`, with bigger history pages: a replay sends them whole."""
     if store.closed:
         raise StoreClosed("the store is closed")
-    if options.get("from_version") is not None and (stream == ALL_STREAM or stream_category(stream) is not None):
-        raise ValidationError("from-version applies to a stream; use from (order-id) for __all__", "from-version")
+    if options.get("from_version") is not None and not is_one_stream(stream):
+        raise ValidationError(
+            "from-version applies to a stream; use from (order-id) for __all__, a category or a wildcard",
+            "from-version",
+        )
     types = options.pop("event_types", None)
     return Subscription(
         store,
@@ -242,8 +245,7 @@ async def replay(request: Request, query: dict[str, Any]) -> Response:
         start = None if last is None else last + 1
     if (
         stream_type == "cold"
-        and stream != ALL_STREAM
-        and stream_category(stream) is None
+        and is_one_stream(stream)  # a category or a `**` wildcard may match no stream: an empty replay
         and await aio.run_blocking(store, store.stream_version, stream) == 0
     ):
         raise NotFound(f"stream {stream!r} does not exist")
