@@ -414,12 +414,10 @@ def test_consumers_page_shows_a_durable_consumers_position_and_resets_it(
     ack = http.post("/api/subscription/mailer/ack", json={"order-id": stored[1]["order-id"]})
     assert ack.status_code == 200, ack.text
     go(driver, server, "/consumers")
-    name = driver.find_element(By.XPATH, "//label[text()='Consumer name']/following-sibling::input")
-    name.send_keys("mailer", Keys.ENTER)
-    wait_for(lambda: str(stored[1]["order-id"]) in text(driver, ".cards"), what="the consumer's position")
-    assert "mail" in text(driver, ".cards")
-    reset = driver.find_element(By.XPATH, "//button[starts-with(text(), 'Reset')]")
-    reset.click()
+    row = "#subscriptions-table tr[data-name='mailer']"
+    wait_for(lambda: str(stored[1]["order-id"]) in text(driver, row), what="the consumer's position")
+    assert "mail" in text(driver, row)
+    driver.find_element(By.CSS_SELECTOR, f"{row} button").click()
     driver.find_element(By.XPATH, "//button[text()='Click again to reset']").click()
     find(driver, "#consumer-reset")
     assert http.get("/api/subscription/mailer/position").status_code == 404

@@ -246,7 +246,7 @@ async def replay(request: Request, query: dict[str, Any]) -> Response:
     if (
         stream_type == "cold"
         and is_one_stream(stream)  # a category or a `**` wildcard may match no stream: an empty replay
-        and await aio.run_blocking(store, store.stream_version, stream) == 0
+        and not await aio.run_blocking(store, store.stream_exists, stream)
     ):
         raise NotFound(f"stream {stream!r} does not exist")
     subscription = subscribe(
@@ -277,6 +277,21 @@ def _consumer_name(request: Request) -> str:
 def _position(store: EventStore, name: str) -> dict[str, Any] | None:
     value = store.read_checkpoint(CONSUMER_PREFIX + name)
     return value if isinstance(value, dict) else None
+
+
+CONSUMER_NAMES = "consumers"
+"""Checkpoint key of the sorted list of durable consumers' names (what `GET /api/subscriptions` lists).
+
+Consumers created before the list existed are not in it until they are created again."""
+
+
+def _set_listed(store: EventStore, name: str, listed: bool) -> None:
+    """Add or remove a name in the consumer list (callers hold the consumers lock)."""
+    value = store.read_checkpoint(CONSUMER_NAMES)
+    names = set(value) if isinstance(value, list) else set()
+    if (name in names) != listed:
+        names.symmetric_difference_update({name})
+        store.write_checkpoint(CONSUMER_NAMES, sorted(names))
 
 
 def _consumers_lock(request: Request) -> asyncio.Lock:
@@ -311,6 +326,7 @@ async def subscription(request: Request, query: dict[str, Any]) -> Response:
             stream = stream or ALL_STREAM
             position = {"stream": stream, "order-id": 0}
             await aio.run_blocking(store, store.write_checkpoint, CONSUMER_PREFIX + name, position)
+            await aio.run_blocking(store, _set_listed, store, name, True)
         elif stream is not None and stream != position["stream"]:
             raise RequestError(
                 f"consumer {name!r} follows stream {position['stream']!r}, not {stream!r} "
@@ -380,13 +396,34 @@ async def delete_consumer(request: Request, query: dict[str, Any]) -> Response:
         if await aio.run_blocking(store, _position, store, name) is None:
             raise NotFound(f"no consumer named {name!r}")
         await aio.run_blocking(store, store.write_checkpoint, CONSUMER_PREFIX + name, None)
+        await aio.run_blocking(store, _set_listed, store, name, False)
     metrics_for(store).consumers.forget(name)
     return json_response({"correct": True})
+
+
+@accepts(answer='{"subscriptions": [{"consumer": name, "stream": stream, "acked": n, "behind": n}]}')
+async def list_consumers(request: Request, query: dict[str, Any]) -> Response:
+    """Every durable consumer with its stream, last acknowledged order-id and distance behind the newest event."""
+    store: EventStore = request.app.state.store
+
+    def listed() -> list[dict[str, Any]]:
+        value = store.read_checkpoint(CONSUMER_NAMES)
+        last = store.last_order_id()
+        found = []
+        for name in value if isinstance(value, list) else []:
+            position = _position(store, name)
+            if position is not None:
+                acked = position["order-id"]
+                found.append({"consumer": name, "stream": position["stream"], "acked": acked, "behind": last - acked})
+        return found
+
+    return json_response({"subscriptions": await aio.run_blocking(store, listed)})
 
 
 def replay_routes() -> list[BaseRoute]:
     return [
         Route("/api/replay/{stream:path}", replay, methods=["GET"]),
+        Route("/api/subscriptions", list_consumers, methods=["GET"]),
         Route("/api/subscription/{name}", subscription, methods=["GET"]),
         Route("/api/subscription/{name}", delete_consumer, methods=["DELETE"]),
         Route("/api/subscription/{name}/ack", ack, methods=["POST"]),
