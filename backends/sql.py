@@ -480,18 +480,24 @@ class SQLBackend(Backend):
         versions = _last_versions(events)
         ids = self._stream_ids
         if not ids.keys() >= versions.keys():
-            self._number_streams([name for name in versions if name not in ids])
+            self._number_streams([name for name in versions if name not in ids], list(versions))
         # event + (number,), in C: zip() of one iterable gives the 1-tuples.
         rows = map(add, events, zip(map(ids.__getitem__, map(_STREAM_NAME, events))))
         return rows, [(name, version, ids[name]) for name, version in versions.items()]
 
-    def _number_streams(self, names: list[str]) -> None:
-        """Find the numbers of streams the writer has not met yet; give new streams the next ones."""
+    def _number_streams(self, names: list[str], batch: list[str] | None = None) -> None:
+        """Find the numbers of streams the writer has not met yet; give new streams the next ones.
+
+        `batch` names every stream of the write: when the kept numbers are dropped (too many), the
+        batch's known streams must be looked up again too.
+        """
         import sqlalchemy as sa
 
         table, ids = self._streams_table, self._stream_ids
         if len(ids) > STREAM_IDS_KEPT:
             ids.clear()
+            if batch is not None:
+                names = batch
         for start in range(0, len(names), _CHUNK):
             chunk = names[start : start + _CHUNK]
             rows = self._core(sa.select(table.c.stream_name, table.c.stream_id).where(table.c.stream_name.in_(chunk)))
