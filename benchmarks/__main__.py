@@ -1,6 +1,6 @@
 """Every benchmark, one after the other: ``python -m benchmarks [--json] [NAME ...]``.
 
-Names: core, server, store_peers, server_peers, backup, projections, backends, amqp, es_recorders,
+Names: core, server, store_peers, server_peers, backup, projections, backends, amqp, muon, es_recorders,
 growth (default: all that are installed). Each prints its own table of figures, targets and
 side-by-side ratios; run one
 alone with ``python -m benchmarks.NAME --help`` to see its options. store_peers and server_peers
@@ -28,8 +28,8 @@ from typing import Any
 import orjson
 
 ORDER = [
-    "core", "server", "store_peers", "server_peers", "backup", "projections", "backends", "amqp", "es_recorders",
-    "growth",
+    "core", "server", "store_peers", "server_peers", "backup", "projections", "backends", "amqp", "muon",
+    "es_recorders", "growth",
 ]  # fmt: skip
 
 

@@ -115,6 +115,36 @@ new MutationObserver((records) => {
 """
 
 
+def _renderer_cpu(driver: Any) -> float:
+    """CPU seconds used so far by the browser's renderer processes (the pages' main threads and their
+    helpers), from /proc: unlike the durations above, this does not grow when other programs
+    take the cores."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    parents = {driver.service.process.pid}
+    total = 0.0
+    changed = True
+    seen: set[int] = set()
+    while changed:  # the driver's descendants
+        changed = False
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) in seen:
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            if int(fields[1]) in parents:
+                pid = int(entry.name)
+                seen.add(pid)
+                parents.add(pid)
+                changed = True
+                if b"--type=renderer" in cmdline:
+                    total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
 def _metrics(driver: Any) -> dict[str, float]:
     """The renderer's main-thread time so far, by kind, in seconds (Chrome DevTools' Performance metrics)."""
     answer = driver.execute_cdp_cmd("Performance.getMetrics", {})
@@ -137,6 +167,7 @@ def tail_run(
     per_tick = max(1, rate // 50)
     driver.execute_cdp_cmd("Performance.enable", {})
     before = _metrics(driver)
+    cpu_before = _renderer_cpu(driver)
 
     def emitter() -> None:
         with httpx.Client(base_url=server.url, headers={"Authorization": f"Token {token}"}, timeout=30) as client:
@@ -158,6 +189,7 @@ def tail_run(
     thread.join()
     time.sleep(1.5)
     after = _metrics(driver)
+    cpu = _renderer_cpu(driver) - cpu_before
     busy = {
         k: (after[k] - before[k]) for k in ("TaskDuration", "ScriptDuration", "LayoutDuration", "RecalcStyleDuration")
     }
@@ -177,6 +209,7 @@ def tail_run(
         "long_tasks": len(probe["long"]),
         "longest_frame_gap_ms": probe["gaps"],
         "busy": busy,
+        "renderer_cpu_s": cpu,
         "flushes": flushes["flushes"],
         "longest_flush_ms": flushes["longestMs"],
         "mean_flush_ms": flushes["totalMs"] / max(1, flushes["flushes"]),
@@ -259,6 +292,15 @@ def main() -> None:
             f"style {busy['RecalcStyleDuration'] * 1000 / span:.0f} ms/s, "
             f"layout {busy['LayoutDuration'] * 1000 / span:.0f} ms/s"
         )
+        print(
+            f"  renderer CPU                   {result['renderer_cpu_s'] * 1000 / span:.0f} ms per second "
+            f"({result['renderer_cpu_s'] * 1000 / max(1, result['sent']) * 1000:.0f} ms per 1,000 events)"
+        )
+        if args.paused:
+            print(
+                f"  renderer CPU, paused           {quiet['renderer_cpu_s'] * 1000 / span:.0f} ms per second "
+                f"({quiet['renderer_cpu_s'] * 1000 / max(1, quiet['sent']) * 1000:.0f} ms per 1,000 events)"
+            )
         print(f"load average at the end: {os.getloadavg()[0]:.1f} (2 cores)")
         print(
             f"  render flushes                 {result['flushes']}, mean {result['mean_flush_ms']:.1f} ms, "

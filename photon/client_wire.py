@@ -190,8 +190,9 @@ def split_lines(chunks: Iterable[bytes], rest: bytes = b"") -> tuple[list[bytes]
 
 
 def line_item(line: bytes) -> ReplayItem | None:
-    """One NDJSON replay line: an event, the caught-up marker, or None for a blank line."""
-    if not line.strip():
+    """One NDJSON replay line: an event, the caught-up marker, or None for a blank line (and for
+    the fell-behind notice: the replay goes on from the store, in order, with nothing to do)."""
+    if not line.strip() or line.startswith(b'{"fell-behind":'):
         return None
     if line.startswith(b'{"caught-up":'):
         return CaughtUp(orjson.loads(line)["caught-up"])

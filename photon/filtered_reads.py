@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 from .backend import Backend, Query
 from .errors import ValidationError
-from .events import ALL_STREAM, INTERNAL_PREFIX, RecordedEvent, stream_category
+from .events import ALL_STREAM, INTERNAL_PREFIX, RecordedEvent, stream_category, stream_pattern
 from .filters import EventFilter
 
 
@@ -53,7 +53,19 @@ def combined_filter(stream: str, event_types: frozenset[str] | None, event_filte
 def plan_read(
     backend: Backend, stream: str, event_types: frozenset[str] | None, event_filter: EventFilter | None
 ) -> ReadPlan:
-    """How to read `stream` (a stream, `__all__` or a category) through `event_types` and `event_filter`."""
+    """How to read `stream` (a stream, `__all__`, a category or a `**` wildcard) through `event_types` and
+    `event_filter`."""
+    pattern = stream_pattern(stream)
+    if pattern is not None:
+        # Photon's wildcard: `__all__` read through the filter, and the name matched on each event.
+        whole = plan_read(backend, ALL_STREAM, event_types, event_filter)
+        named = pattern.match
+        inner = whole.check
+
+        def matches(event: RecordedEvent) -> bool:
+            return named(event.stream_name) is not None and (inner is None or inner(event))
+
+        return replace(whole, check=matches)
     plain_stream = stream != ALL_STREAM and stream_category(stream) is None
     if event_filter is not None and not event_filter.empty and plain_stream:
         extra = set(event_filter.to_payload()) - {"event-types", "event-type-prefix", "event-type-regex"}

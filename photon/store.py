@@ -57,18 +57,19 @@ from .events import (
     RecordedEvent,
     category_of,
     is_internal,
+    is_one_stream,
     new_event_id,
     new_event_ids,
     now_millis,
     parse_expected_version,
     prepare_batch,
     prepare_event,
-    stream_category,
     validate_event,
 )
 from .filtered_reads import plan_read, read_page
 from .filters import EventFilter
-from .subscriptions import Broadcaster, StreamType, Subscription
+from .paging import PageSizer
+from .subscriptions import DEFAULT_BUFFER_BYTES, DEFAULT_PAGE_BYTES, Broadcaster, StreamType, Subscription
 
 if TYPE_CHECKING:
     from .groups import GroupManager
@@ -206,6 +207,12 @@ class _Stop:
 
 _STOP = _Stop()
 _NO_OPTIONS = AppendOptions()
+
+
+def _describe_span(span: Any, stored: list[RecordedEvent]) -> None:
+    if span is not None and stored:
+        span.set_attribute("photon.order_id.first", stored[0].order_id)
+        span.set_attribute("photon.order_id.last", stored[-1].order_id)
 
 
 class _Committer(threading.Thread):
@@ -521,17 +528,25 @@ class EventStore:
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         max_batch: int = 5000,
         subscription_buffer: int = 10_000,
+        subscription_buffer_bytes: int = DEFAULT_BUFFER_BYTES,
+        page_bytes: int = DEFAULT_PAGE_BYTES,
     ) -> None:
         self._backend = backend
         self.read_only = read_only
         self.max_event_bytes = max_event_bytes
         self.subscription_buffer = subscription_buffer
+        self.subscription_buffer_bytes = subscription_buffer_bytes
+        """Live event data buffered per subscriber before it falls back to the store."""
+        self.page_bytes = page_bytes
+        """Event data in one page of a history read (replays, subscriptions, `read`)."""
         state = backend.open(writer=not read_only)
         self._broadcaster = Broadcaster(state.last_order_id)
         self._committer: _Committer | None = None
         self._lifecycle = threading.Lock()
         self._wakers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopWaker] = weakref.WeakKeyDictionary()
         self.closed = False
+        self.tracer: Any = None
+        """An OpenTelemetry tracer for append spans (`photon.tracing`), or None."""
         self._groups: GroupManager | None = None
         if not read_only:
             self._committer = _Committer(backend, self._broadcaster, state.last_order_id, max_batch)
@@ -560,6 +575,8 @@ class EventStore:
             max_event_bytes=config["payload.max.bytes"],
             max_batch=config["commit.batch.max"],
             subscription_buffer=config["subscription.buffer"],
+            subscription_buffer_bytes=config["subscription.buffer.bytes"],
+            page_bytes=config["replay.page.bytes"],
         )
 
     @property
@@ -658,11 +675,13 @@ class EventStore:
             waker = self._wakers[loop] = _LoopWaker(loop)
         future: asyncio.Future[None] = loop.create_future()
         request = _AppendRequest(pending, expected, partial(waker.resolve, future), checks, condition)
-        committer.requests.put(request)
-        # Once handed in, the append completes even if the caller is cancelled.
-        await asyncio.shield(future)
-        if request.error is not None:
-            raise request.error
+        with self._append_span(len(pending)) as span:
+            committer.requests.put(request)
+            # Once handed in, the append completes even if the caller is cancelled.
+            await asyncio.shield(future)
+            if request.error is not None:
+                raise request.error
+            _describe_span(span, request.result)
         return request.result
 
     def append_internal(self, stream: str, event_type: str, payload: Mapping[str, Any]) -> RecordedEvent:
@@ -769,11 +788,24 @@ class EventStore:
         if committer is None or self.closed:
             raise StoreClosed("the store is closed")
         request = _AppendRequest(pending, expected, None, checks, condition)
-        committer.requests.put(request)
-        request.wait()
-        if request.error is not None:
-            raise request.error
+        with self._append_span(len(pending)) as span:
+            committer.requests.put(request)
+            request.wait()
+            if request.error is not None:
+                raise request.error
+            _describe_span(span, request.result)
         return request.result
+
+    def _append_span(self, events: int) -> contextlib.AbstractContextManager[Any]:
+        """A tracing span around one append, from hand-in to durable acknowledgement (`photon.tracing`
+        sets `tracer` when `otel.endpoint` is configured; otherwise nothing is traced)."""
+        tracer = self.tracer
+        if tracer is None:
+            return contextlib.nullcontext()
+        span: contextlib.AbstractContextManager[Any] = tracer.start_as_current_span(
+            "photon.append", attributes={"photon.events": events}
+        )
+        return span
 
     def delete_stream(self, stream: str) -> int:
         """Delete a client stream's events and record the deletion in `__config__`.
@@ -834,17 +866,20 @@ class EventStore:
     ) -> Iterator[RecordedEvent]:
         """Stored events of a stream, `__all__` or a category (`__category__:<name>`) in order,
         from any kind of position, up to a bound; `event_filter` narrows `__all__` or a category."""
-        if from_version is not None and (stream == ALL_STREAM or stream_category(stream) is not None):
-            raise ValidationError("from-version applies to a stream; use from (order-id) for __all__", "from-version")
+        if from_version is not None and not is_one_stream(stream):
+            raise ValidationError(
+                "from-version applies to a stream; use from (order-id) for __all__, a category or a wildcard",
+                "from-version",
+            )
         types = frozenset(event_types) if event_types is not None else None
         backend = self._backend
         plan = plan_read(backend, stream, types, event_filter)
         next_order_id = from_order_id or 1
         version = from_version or 1
         remaining = limit
-        page_size = backend.read_page_size
+        pages = PageSizer(backend.read_page_size, self.page_bytes)
         while remaining is None or remaining > 0:
-            page = page_size if remaining is None else min(page_size, remaining)
+            page = pages.next() if remaining is None else min(pages.next(), remaining)
             events, next_order_id, exhausted = read_page(
                 backend,
                 plan,
@@ -854,6 +889,7 @@ class EventStore:
                 from_time=from_time,
                 limit=page,
             )
+            pages.saw(events)
             yield from events
             if exhausted:
                 return
@@ -969,8 +1005,11 @@ class EventStore:
         `hot-cold` (history, then live); `event_filter` narrows `__all__` or a category."""
         if self.closed:
             raise StoreClosed("the store is closed")
-        if from_version is not None and (stream == ALL_STREAM or stream_category(stream) is not None):
-            raise ValidationError("from-version applies to a stream; use from (order-id) for __all__", "from-version")
+        if from_version is not None and not is_one_stream(stream):
+            raise ValidationError(
+                "from-version applies to a stream; use from (order-id) for __all__, a category or a wildcard",
+                "from-version",
+            )
         return Subscription(
             self,
             stream,
@@ -983,6 +1022,8 @@ class EventStore:
             limit=limit,
             page_size=self._backend.read_page_size,
             buffer=self.subscription_buffer,
+            buffer_bytes=self.subscription_buffer_bytes,
+            page_bytes=self.page_bytes,
             event_filter=event_filter,
         )
 

@@ -206,6 +206,24 @@ class BackendContract(AppendContract):
             )
         return store
 
+    def test_read_backward_newest_first(self, sample: EventStore) -> None:
+        # s1 holds the events n = 1, 5, 9, ... (versions 1..10), all of type Odd.
+        assert [e.order_id for e in sample.read_backward(limit=3)] == [40, 39, 38]
+        assert [e.order_id for e in sample.read_backward(from_order_id=3)] == [3, 2, 1]
+        assert [e.stream_version for e in sample.read_backward("s1", limit=3)] == [10, 9, 8]
+        assert [e.stream_version for e in sample.read_backward("s1", from_version=2)] == [2, 1]
+        assert [e.order_id for e in sample.read_backward("s0", from_order_id=9, limit=2)] == [9, 5]
+        assert [e.order_id for e in sample.read_backward(event_types=["Even"], limit=2)] == [39, 37]
+        assert list(sample.read_backward("s1", event_types=["Even"])) == []
+
+    def test_stream_page_by_prefix_after_a_name(self, store: EventStore) -> None:
+        store.append([event(name) for name in ("b-2", "a-1", "b-1", "b_1", "B-1", "c")])
+        assert [s.stream_name for s in store.stream_page(prefix="b-", limit=1)] == ["b-1"]
+        assert [s.stream_name for s in store.stream_page(prefix="b-", after="b-1")] == ["b-2"]
+        assert [(s.stream_name, s.total_events) for s in store.stream_page(prefix="b_")] == [("b_1", 1)]
+        assert [s.stream_name for s in store.stream_page(after="b_1")] == ["c"]
+        assert store.categories(limit=10) == (["B", "a", "b", "b_1", "c"], None)
+
     def test_read_all_from_order_id_to_bound_with_limit(self, sample: EventStore) -> None:
         assert [e.order_id for e in sample.read(from_order_id=35)] == [35, 36, 37, 38, 39, 40]
         assert [e.order_id for e in sample.read(from_order_id=5, to_order_id=8)] == [5, 6, 7, 8]

@@ -20,6 +20,7 @@ import pytest
 from selenium.webdriver import ActionChains, Chrome
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.select import Select
 
 from tests.browser import axe_source, axe_violations, console_errors, find, start_browser, wait_for
 from tests.live import ServerProcess
@@ -246,7 +247,7 @@ def test_live_tail_shows_events_emitted_over_http_meanwhile(
     wait_for(lambda: tail_ids(driver)[:1] == [newest], what="the last event")
     shown = tail_ids(driver)
     assert shown[:20] == [str(e["order-id"]) for e in reversed(stored)]  # each one, newest first, none twice
-    assert text(driver, "#tail-count") == "20"
+    wait_for(lambda: text(driver, "#tail-count") == "20", what="the count")
     shot(driver, "tail")
     # A stream's tail, and one of a stream not written yet (it starts empty, without an error).
     go(driver, server, "/tail/not-yet")
@@ -347,6 +348,17 @@ def test_a_bad_projection_shows_the_servers_error_at_its_line(signed_in: Chrome,
     driver = signed_in
     go(driver, server, "/projection-edit")
     driver.find_element(By.XPATH, "//label[text()='Name']/following-sibling::input").send_keys("broken")
+    # Hy is highlighted as Hy: a special form after "(" and a keyword.
+    language = Select(driver.find_element(By.XPATH, "//label[text()='Language']/following-sibling::select"))
+    language.select_by_value("hy")
+    driver.execute_script(
+        "const t = document.getElementById('reduction');"
+        "t.value = '(fn [state event]\\n  (.get state :count))';"
+        "t.dispatchEvent(new Event('input'));"
+    )
+    wait_for(lambda: text(driver, ".editor pre .t-kw") == "fn", what="Hy's fn highlighted")
+    assert text(driver, ".editor pre .t-key") == ":count"
+    language.select_by_value("python")
     driver.execute_script(
         "const t = document.getElementById('reduction');"
         "t.value = 'def reduction(state, event):\\n    return state +\\n';"
@@ -402,12 +414,10 @@ def test_consumers_page_shows_a_durable_consumers_position_and_resets_it(
     ack = http.post("/api/subscription/mailer/ack", json={"order-id": stored[1]["order-id"]})
     assert ack.status_code == 200, ack.text
     go(driver, server, "/consumers")
-    name = driver.find_element(By.XPATH, "//label[text()='Consumer name']/following-sibling::input")
-    name.send_keys("mailer", Keys.ENTER)
-    wait_for(lambda: str(stored[1]["order-id"]) in text(driver, ".cards"), what="the consumer's position")
-    assert "mail" in text(driver, ".cards")
-    reset = driver.find_element(By.XPATH, "//button[starts-with(text(), 'Reset')]")
-    reset.click()
+    row = "#subscriptions-table tr[data-name='mailer']"
+    wait_for(lambda: str(stored[1]["order-id"]) in text(driver, row), what="the consumer's position")
+    assert "mail" in text(driver, row)
+    driver.find_element(By.CSS_SELECTOR, f"{row} button").click()
     driver.find_element(By.XPATH, "//button[text()='Click again to reset']").click()
     find(driver, "#consumer-reset")
     assert http.get("/api/subscription/mailer/position").status_code == 404

@@ -130,6 +130,16 @@ def test_replay_options_have_their_usual_names(photon: LiveServer, broker: Rabbi
     assert order_ids(results) == ids[:4] and "complete" in results[-1]
 
 
+def test_replay_filters_of_all_have_their_usual_names(photon: LiveServer, broker: RabbitServer) -> None:
+    wanted = fill(photon, "muonfilter-a", 3) + fill(photon, "muonfilter-b", 2)
+    fill(photon, "muon-other-filter", 2)
+    args = {"stream-type": "cold", "stream-prefix": ["muonfilter-"], "from": wanted[0]}
+    results = run(broker.url, "replay", {"stream": "__all__", "args": args})
+    assert order_ids(results) == wanted
+    results = run(broker.url, "replay", {"stream": "__all__", "args": {"stream-type": "cold", "stream-regex": "("}})
+    assert "stream-regex" in results[-1]["error"]["error"]
+
+
 def test_a_bad_replay_request_errors_naming_the_problem(photon: LiveServer, broker: RabbitServer) -> None:
     fill(photon, "muon-bad-args", 1)
     results = run(broker.url, "replay", {"stream": "muon-bad-args", "args": {"stream-type": "lukewarm"}})

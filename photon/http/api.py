@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute, Route
 from .. import aio, json_input
 from ..append_request import parse_after, parse_emit, parse_query
 from ..errors import NotFound, PhotonError
-from ..events import ALL_STREAM
+from ..events import ALL_STREAM, stream_pattern
 from ..metrics import metrics_for
 from ..store import EventStore
 from .errors import JSON, RequestError, json_response
@@ -190,7 +190,9 @@ async def read_matching(request: Request, query: dict[str, Any]) -> Response:
 
 
 async def _require_stream(store: EventStore, stream: str) -> None:
-    if stream != ALL_STREAM and await aio.run_blocking(store, store.stream_version, stream) == 0:
+    if stream == ALL_STREAM or stream_pattern(stream) is not None:  # a `**` wildcard may match no stream
+        return
+    if await aio.run_blocking(store, store.stream_version, stream) == 0:
         raise NotFound(f"stream {stream!r} does not exist")
 
 

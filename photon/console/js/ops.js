@@ -1,131 +1,121 @@
 // Consumers, server and backup pages.
 import { api, path, query, download } from "./api.js";
-import { h, pageHead, field, jsonBlock, number, errorBox, toast, saveFile, streamHref } from "./ui.js";
+import { h, pageHead, field, number, errorBox, saveFile, streamHref } from "./ui.js";
 
 const POLL_MS = 2000;
-const RECENT_KEY = "photon.consumers";
-
-function recentConsumers() {
-  try {
-    return JSON.parse(localStorage.getItem(RECENT_KEY) || "[]");
-  } catch (e) {
-    return [];
-  }
-}
 
 export async function consumersPage(main) {
-  const nameInput = h("input", { type: "text", autocomplete: "off", "data-slash": true });
-  const body = h("div", { "aria-live": "polite" });
-  const recent = h("div", { class: "keys" });
   const groups = h("div");
-  const groupMessage = h("div", { "aria-live": "polite", id: "group-message" });
+  const subscriptions = h("div");
+  const message = h("div", { "aria-live": "polite", id: "group-message" });
   main.append(
-    pageHead("Consumers", "Consumer groups and durable named subscriptions; groups refresh every 2 s."),
+    pageHead("Consumers", "Consumer groups and durable subscriptions, with their positions; refreshed every 2 s."),
+    message,
     h("h2", { class: "flush" }, "Consumer groups"),
-    groupMessage,
     groups,
     h("h2", {}, "Durable subscriptions"),
-    h("p", { class: "sub" }, "A durable consumer's position, by its name: the server keeps each consumer's last acknowledged order-id."),
-    h("form", { class: "toolbar", onsubmit: (e) => { e.preventDefault(); show(nameInput.value.trim()); } },
-      h("div", { class: "grow" }, field("Consumer name", nameInput, "The name a consumer subscribes with (GET /api/subscription/{name}).")),
-      h("button", { type: "submit", class: "primary" }, "Show")),
-    recent,
-    body,
+    subscriptions,
   );
-  function showRecent() {
-    recent.replaceChildren(...recentConsumers().map((n) => h("a", { href: "#", onclick: (e) => { e.preventDefault(); nameInput.value = n; show(n); } }, n)));
-  }
-  async function show(name) {
-    if (!name) return;
-    body.replaceChildren();
-    try {
-      const [position, server] = await Promise.all([api(`/api/subscription/${path(name)}/position`), api("/api/server")]);
-      const names = [name, ...recentConsumers().filter((n) => n !== name)].slice(0, 12);
-      localStorage.setItem(RECENT_KEY, JSON.stringify(names));
-      showRecent();
-      const acked = position.acked ?? position["order-id"] ?? null;
-      const resetButton = h("button", { type: "button", class: "danger" }, "Reset (forget the position)");
-      resetButton.addEventListener("click", async () => {
-        if (resetButton.dataset.armed !== "1") {
-          resetButton.dataset.armed = "1";
-          resetButton.textContent = "Click again to reset";
-          return;
-        }
-        try {
-          await api(`/api/subscription/${path(name)}`, { method: "DELETE" });
-          body.replaceChildren(h("div", { class: "alert ok", role: "status", id: "consumer-reset" },
-            `Consumer ${name} was reset: its next connection starts from the beginning of its stream.`));
-        } catch (error) {
-          body.append(errorBox(error));
-        }
-      });
-      body.append(
-        h("div", { class: "cards" },
-          card("Consumer", name),
-          card("Stream", position.stream || position["stream-name"] || "–"),
-          card("Acknowledged up to", number(acked)),
-          card("Behind __all__ by", typeof acked === "number" ? number(Math.max(0, server["last-order-id"] - acked)) : "–")),
-        h("div", { class: "actions" }, resetButton),
-        h("h2", {}, "Position as the API gives it"),
-        jsonBlock(position, "Position"),
-      );
-    } catch (error) {
-      body.append(errorBox(error));
-    }
-  }
-  showRecent();
   let timer = 0;
   let stopped = false;
-  async function loadGroups() {
-    try {
-      const [answer, server] = await Promise.all([api("/api/groups"), api("/api/server")]);
-      // Buttons that are half-way through a two-step action survive a refresh: skip it then.
-      if (!groups.querySelector("[data-armed='1']")) groups.replaceChildren(groupTable(answer.groups, server["last-order-id"], groupAction));
-    } catch (error) {
-      groups.replaceChildren(error.status === 404 ? h("p", { class: "sub" }, "This server has no consumer groups.") : errorBox(error));
+  // Tables with a button half-way through a two-step action are not refreshed until it is done.
+  const armed = (box) => box.querySelector("[data-armed='1']");
+  async function load() {
+    const [groupAnswer, subAnswer, server] = await Promise.all([
+      api("/api/groups").catch((error) => error),
+      api("/api/subscriptions").catch((error) => error),
+      api("/api/server").catch(() => ({ "last-order-id": 0 })),
+    ]);
+    const head = server["last-order-id"];
+    if (!armed(groups)) {
+      if (groupAnswer instanceof Error) groups.replaceChildren(groupAnswer.status === 404 ? h("p", { class: "sub" }, "This server has no consumer groups.") : errorBox(groupAnswer));
+      else groups.replaceChildren(groupTable(groupAnswer.groups, head, act));
     }
-    if (!stopped) timer = setTimeout(loadGroups, POLL_MS);
+    if (!armed(subscriptions)) {
+      if (subAnswer instanceof Error) subscriptions.replaceChildren(errorBox(subAnswer));
+      else subscriptions.replaceChildren(subscriptionTable(subAnswer.subscriptions, act));
+    }
+    if (!stopped) timer = setTimeout(load, POLL_MS);
   }
-  async function groupAction(name, action, value) {
-    groupMessage.replaceChildren();
+  async function act(name, action, value) {
+    message.replaceChildren();
     try {
       const base = `/api/group/${path(name)}`;
       if (action === "replay") {
         const answer = await api(base + "/replay-parked", { method: "POST", body: {} });
-        groupMessage.append(h("div", { class: "alert ok", role: "status" }, `${name}: ${number(answer.replayed)} parked events handed back.`));
+        message.append(h("div", { class: "alert ok", role: "status" }, `${name}: ${number(answer.replayed)} parked events handed back.`));
       } else if (action === "reset") {
         await api(base + "/reset", { method: "POST", body: { from: Number(value) } });
-        groupMessage.append(h("div", { class: "alert ok", role: "status" }, `${name} starts over from order-id ${value}.`));
+        message.append(h("div", { class: "alert ok", role: "status" }, `${name} starts over from order-id ${value}.`));
       } else if (action === "delete") {
         await api(base, { method: "DELETE" });
-        groupMessage.append(h("div", { class: "alert ok", role: "status" }, `Deleted the group ${name}.`));
+        message.append(h("div", { class: "alert ok", role: "status" }, `Deleted the group ${name}.`));
+      } else if (action === "forget") {
+        await api(`/api/subscription/${path(name)}`, { method: "DELETE" });
+        message.append(h("div", { class: "alert ok", role: "status", id: "consumer-reset" },
+          `Consumer ${name} was reset: its next connection starts from the beginning of its stream.`));
       }
     } catch (error) {
-      groupMessage.append(errorBox(error));
+      message.append(errorBox(error));
     }
     clearTimeout(timer);
-    loadGroups();
+    groups.querySelectorAll("[data-armed]").forEach((b) => delete b.dataset.armed);
+    subscriptions.querySelectorAll("[data-armed]").forEach((b) => delete b.dataset.armed);
+    load();
   }
-  await loadGroups();
+  await load();
   return () => {
     stopped = true;
     clearTimeout(timer);
   };
 }
 
+function twoStep(button, label, run) {
+  button.addEventListener("click", () => {
+    if (button.dataset.armed !== "1") {
+      button.dataset.armed = "1";
+      button.textContent = label;
+      return;
+    }
+    run();
+  });
+  return button;
+}
+
+function subscriptionTable(list, act) {
+  if (!list.length) return h("p", { class: "sub" }, "No durable subscriptions. A consumer is one once it connects to GET /api/subscription/{name}.");
+  return h(
+    "div",
+    { class: "table-wrap" },
+    h(
+      "table",
+      { id: "subscriptions-table" },
+      h("thead", {}, h("tr", {},
+        h("th", { scope: "col" }, "Consumer"), h("th", { scope: "col" }, "Stream"),
+        h("th", { scope: "col", class: "num" }, "Acknowledged up to"), h("th", { scope: "col", class: "num" }, "Behind head"),
+        h("th", { scope: "col" }, "Actions"))),
+      h(
+        "tbody",
+        {},
+        list.map((c) =>
+          h(
+            "tr",
+            { "data-name": c.consumer },
+            h("td", { class: "name" }, h("strong", {}, c.consumer)),
+            h("td", { class: "name" }, h("a", { href: streamHref(c.stream) }, c.stream)),
+            h("td", { class: "num" }, number(c.acked)),
+            h("td", { class: "num" }, number(c.behind)),
+            h("td", { class: "row-actions" },
+              twoStep(h("button", { type: "button", class: "danger", "aria-label": `Reset ${c.consumer}: forget its position` }, "Reset"), "Click again to reset", () => act(c.consumer, "forget"))),
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
 function groupTable(list, head, act) {
   if (!list.length) return h("p", { class: "sub" }, "No consumer groups. Create one with POST /api/groups.");
-  const armed = (button, label, run) => {
-    button.addEventListener("click", () => {
-      if (button.dataset.armed !== "1") {
-        button.dataset.armed = "1";
-        button.textContent = label;
-        return;
-      }
-      run();
-    });
-    return button;
-  };
   return h(
     "div",
     { class: "table-wrap" },
@@ -159,8 +149,8 @@ function groupTable(list, head, act) {
               { class: "row-actions" },
               h("button", { type: "button", onclick: () => act(name, "replay"), "aria-label": `Replay the parked events of ${name}` }, "Replay parked"),
               from,
-              armed(h("button", { type: "button", "aria-label": `Reset ${name} to the order-id given` }, "Reset"), "Click again to reset", () => act(name, "reset", from.value)),
-              armed(h("button", { type: "button", class: "danger", "aria-label": `Delete ${name}` }, "Delete"), "Click again to delete", () => act(name, "delete")),
+              twoStep(h("button", { type: "button", "aria-label": `Reset ${name} to the order-id given` }, "Reset"), "Click again to reset", () => act(name, "reset", from.value)),
+              twoStep(h("button", { type: "button", class: "danger", "aria-label": `Delete ${name}` }, "Delete"), "Click again to delete", () => act(name, "delete")),
             ),
           );
         }),
