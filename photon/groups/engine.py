@@ -302,7 +302,7 @@ class Group:
         for item in items:
             if type(item) is CaughtUp:
                 self.read_position = max(self.read_position, item.order_id)
-            else:
+            elif type(item) is RecordedEvent:
                 events.append(item)
         if events:
             self.read_position = max(self.read_position, events[-1].order_id)
