@@ -21,7 +21,7 @@ import pytest
 from photon.backup_files import atomic_output
 from photon.store import EventStore
 
-from .backup_support import TARGET_CONFIGS, backup_bytes, build_source, everything
+from .backup_support import TARGET_CONFIGS, backup_bytes, build_source, delete_the_old_way, everything
 from .live import ServerProcess
 
 PHOTON = str(Path(sys.executable).with_name("photon"))
@@ -118,7 +118,7 @@ def test_incremental_backup_with_from(source: dict[str, Any], tmp_path: Path) ->
     with EventStore.open(source) as store:
         mark = store.last_order_id()
         store.append([{"stream-name": "orders-001", "event-type": "Later", "payload": {}}] * 3)
-        store.delete_stream("orders-005")
+        delete_the_old_way(store, "orders-005")
     photon("backup", "more.jsonl.gz", "-from", str(mark + 1), *options(source), cwd=tmp_path)
     lines = gzip.decompress((tmp_path / "more.jsonl.gz").read_bytes()).splitlines()
     assert len(lines) == 4  # three events and the stream-deleted record
