@@ -165,3 +165,16 @@ def test_stream_reads_across_many_blocks_match_the_memory_backend(tmp_path: Path
         sqlite.scavenge()
         assert list(sqlite.read("s1")) == [] and len(list(sqlite.read("s2"))) == 1000
         assert len(list(sqlite.read())) == 2000 + 3  # the deletion noted in __metadata__ and __config__; the scavenge
+
+
+def test_a_batch_of_known_and_new_streams_after_the_kept_numbers_are_dropped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import photon_backends.sql
+
+    monkeypatch.setattr(photon_backends.sql, "STREAM_IDS_KEPT", 10)
+    with EventStore.open({"db.backend": "sqlite", "sqlite.path": str(tmp_path / "s.db")}) as store:
+        store.append([{"stream-name": f"s{i}", "event-type": "t", "payload": {}} for i in range(20)])
+        # Known streams beside a new one, once more numbers are kept than the limit.
+        store.append([{"stream-name": name, "event-type": "t", "payload": {}} for name in ("s1", "s2", "new")])
+        assert [store.stream_version(name) for name in ("s1", "s2", "new")] == [2, 2, 1]

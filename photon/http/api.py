@@ -124,9 +124,11 @@ async def categories(request: Request, query: dict[str, Any]) -> Response:
     '"condition": {"query": [{"event-types": [...], "tags": [...]}], "after": order-id}',
     answer="the stored event (an object) or the stored events (a list), with order-id and stream-version",
     errors={
-        400: "malformed JSON, a missing or mistyped field, an internal stream name",
-        409: "an expected version does not match (answer has stream-name and current-version), or the "
-        "condition failed (answer has the first matching event's order-id, stream-name, event-type and id)",
+        400: "malformed JSON, a JSON object with a repeated key, a missing or mistyped field, an internal "
+        "stream name, a null expected-version",
+        409: "an expected version does not match (answer has stream-name and current-version), the "
+        "condition failed (answer has the first matching event's order-id, stream-name, event-type and id), "
+        "or an event id is already stored in another stream (answer has id, stream-name and stored-in)",
         413: "an event over payload.max.bytes or a body over rest.body.max.bytes",
     },
 )
