@@ -461,3 +461,27 @@ def test_a_broker_restart_loses_no_acknowledged_emit_and_clients_come_back(
         assert replay[-1]["complete"] == 400
     finally:
         server.stop()
+
+
+def test_a_client_without_credit_does_not_make_photon_buffer_without_bound(
+    photon: LiveServer, broker: RabbitServer
+) -> None:
+    ids = fill(photon, "muon-slow", 5)
+    client = WireClient(broker.url)
+    try:
+        args = {"stream-name": "muon-slow", "stream-type": "hot-cold"}
+        client.send("reactive-stream", "SubscriptionRequested", {"streamName": "/stream", "args": args})
+        assert client.receive()["step"] == "SubAck"  # type: ignore[index]
+        client.send("reactive-stream", "DataRequested", {"request": 5})
+        assert [orjson.loads(bytes(m["payload"]))["order-id"] for m in (client.receive() for _ in range(5)) if m] == ids
+        # The client reads no further; 12,000 live events arrive for its stream.
+        for _ in range(12):
+            ids += fill(photon, "muon-slow", 1000)
+        buffer = int(photon.config["subscription.buffer"])
+        assert photon.store.subscriber_stats()[1] <= buffer  # what waits for it is bounded
+        assert client.receive(timeout=1) is None  # and nothing was sent beyond the credit
+        client.send("reactive-stream", "DataRequested", {"request": 300})
+        got = [orjson.loads(bytes(m["payload"]))["order-id"] for m in (client.receive() for _ in range(300)) if m]
+        assert got == ids[5:305]  # it goes on in order, nothing skipped
+    finally:
+        client.close()
