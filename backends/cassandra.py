@@ -216,6 +216,7 @@ class CassandraBackend(Backend):
         self._lease: LeaseRenewer | None = None
         self._head: int | None = None  # the writer's view of the head, None when unsure
         self._versions: dict[str, int] = {}  # the writer's verified stream versions
+        self._forgets = 0  # how often they were dropped after a failure
         self._next_version: OrderedDict[tuple[str, int], int] = OrderedDict()  # page hand-off cache
 
     def describe(self) -> str:
@@ -422,6 +423,7 @@ class CassandraBackend(Backend):
         """After a failure nothing cached can be trusted: read it again from the cluster."""
         self._head = None
         self._versions.clear()
+        self._forgets += 1
 
     def _check(self, events: Sequence[RecordedEvent], head: int) -> None:
         """Refuse repeated order-ids, versions and ids before anything is written."""
@@ -500,6 +502,10 @@ class CassandraBackend(Backend):
             ended = False
             for row in rows:
                 event = events.get(row.order_id)
+                if event is None and 0 < row.order_id <= upper:
+                    # Every order-id up to the head holds an event (order-ids are gapless and a
+                    # failed batch's are written again), unless a scavenge removed it: skip it.
+                    continue
                 if event is None or event.stream_name != stream or event.stream_version != row.version:
                     ended = True  # past the head (or a row left by a batch that never committed)
                     break
@@ -578,7 +584,16 @@ class CassandraBackend(Backend):
         return 0
 
     def stream_versions(self, streams: Collection[str]) -> dict[str, int]:
-        return self._verified_versions(streams, self._read_head())
+        if self._token is None or self._head is None:
+            return self._verified_versions(streams, self._read_head())
+        # The writer asks before it appends to streams it has not seen: verified at its own head,
+        # which only it can move, so the append's own check need not ask the cluster again.
+        forgets = self._forgets
+        found = self._verified_versions(streams, self._head)
+        if forgets == self._forgets:  # nothing failed meanwhile; never overwrite a newer version
+            for name in streams:
+                self._versions.setdefault(name, found.get(name, 0))
+        return found
 
     def streams(self) -> Iterator[StreamInfo]:
         head = self._read_head()
@@ -636,6 +651,47 @@ class CassandraBackend(Backend):
         self._versions[stream] = 0
         self._next_version.clear()
         return len(events)
+
+    def truncate_stream(self, stream: str, before_version: int) -> int:
+        """Removes the events and their id rows; the stream's index rows stay (reads skip them), and
+        so does the stream's newest event: this backend proves a stream's version by its event."""
+        head = self._read_head(serial=True)
+        current = self._verified_versions([stream], head).get(stream, 0)
+        before = min(before_version, current)
+        if before <= 1:
+            return 0
+        rows: list[Any] = []
+        for bucket in range(0, (before - 2) // BUCKET + 1):
+            rows += [r for r in self._run("index_range", (stream, bucket, 1, BUCKET)) if r.version < before]
+        events = self._events_at((r.order_id for r in rows), head)
+        work: list[tuple[Any, Sequence[Any]]] = []
+        for event in events.values():
+            if event.stream_name == stream and event.stream_version < before:
+                work.append((self._ps["delete_all"], (event.order_id // BUCKET, event.order_id)))
+                work.append((self._ps["delete_id"], (event.event_id,)))
+        self._concurrent(work)
+        return len(work) // 2
+
+    def replace_events(self, events: Sequence[RecordedEvent]) -> None:
+        head = self._read_head(serial=True)
+        stored = self._events_at((e.order_id for e in events), head)
+        self._concurrent(
+            (
+                self._ps["insert_all"],
+                (
+                    e.order_id // BUCKET,
+                    e.order_id,
+                    e.stream_name,
+                    e.stream_version,
+                    e.event_id,
+                    e.event_type,
+                    e.event_time,
+                    e.data,
+                ),
+            )
+            for e in events
+            if e.order_id in stored
+        )
 
     def read_checkpoint(self, key: str) -> bytes | None:
         rows = self._run("checkpoint", (key,))

@@ -122,13 +122,20 @@ async def fold_time(folder: Path, workers: int, templates: list[dict[str, Any]])
         store.close()
 
 
+#: CPU seconds of the busiest process of the last start-up measured (a worker, or the manager):
+#: the time the start-up would take on idle cores, which a loaded machine's wall clock hides.
+LAST_CRITICAL_CPU: list[float] = []
+
+
 async def start_until_caught_up(store: EventStore, cfg: Any) -> tuple[float, list[int]]:
     """Seconds from creating a manager to every projection having folded the store; resume points."""
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     manager = ProjectionManager(store, cfg)
     await manager.start()
     await wait_caught_up(manager, store.last_order_id())
     elapsed = time.perf_counter() - started
+    busiest = max(cpu_seconds([w.pid]) for w in manager.workers if w.pid is not None)
+    LAST_CRITICAL_CPU[:] = [max(busiest, time.process_time() - cpu)]
     resumed = [p.resumed_from for p in manager.projections.values()]
     await manager.stop()  # writes the checkpoints
     return elapsed, resumed
@@ -166,6 +173,7 @@ def startup_times(
             elapsed, resumed = asyncio.run(start_until_caught_up(store, config(folder, workers)))
             assert sorted(resumed)[len(names) - 1] == 0  # every compared projection folded from the start
             times.setdefault(f"refold-{workers}", []).append(elapsed)
+            times.setdefault(f"refold-cpu-{workers}", []).append(LAST_CRITICAL_CPU[0])
             elapsed, resumed = asyncio.run(start_until_caught_up(store, config(folder, workers)))
             if min(resumed) < head:
                 raise RuntimeError("a projection did not resume from its checkpoint")
@@ -225,7 +233,8 @@ def live_feed(root: Path, workers: int | None, templates: list[dict[str, Any]], 
                 await manager.create(item)
             await wait_caught_up(manager, store.last_order_id())
         pids = [w.pid for w in manager.workers if w.pid is not None] if manager else []
-        cpu, wcpu, started = time.process_time(), cpu_seconds(pids), time.perf_counter()
+        cpu, started = time.process_time(), time.perf_counter()
+        each = [cpu_seconds([pid]) for pid in pids]
         for batch in batches:
             await asyncio.to_thread(store.append, batch)
         if manager is not None:
@@ -233,7 +242,7 @@ def live_feed(root: Path, workers: int | None, templates: list[dict[str, Any]], 
         out = {
             "wall": time.perf_counter() - started,
             "cpu": time.process_time() - cpu,
-            "worker_cpu": cpu_seconds(pids) - wcpu,
+            "worker_cpu": max((cpu_seconds([pid]) - was for pid, was in zip(pids, each, strict=True)), default=0.0),
         }
         if manager is not None:
             await manager.stop()
@@ -309,6 +318,13 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         rows.append({"figure": f"{label}, start-up refold, 1 worker", "value": f"{one:.2f} s"})
         rows.append({"figure": f"{label}, start-up refold, 2 workers", "value": f"{two:.2f} s"})
         rows.append({"figure": f"{label}: speed-up 2 workers / 1", "value": f"{one / two:.2f}x"})
+        one_cpu, two_cpu = times["refold-cpu-1"], times["refold-cpu-2"]
+        rows.append(
+            {
+                "figure": f"{label}: speed-up 2 workers / 1 on idle cores (busiest process's CPU)",
+                "value": f"{one_cpu / two_cpu:.2f}x ({one_cpu:.2f} s / {two_cpu:.2f} s CPU)",
+            }
+        )
 
     # Live: the same projections fed by the manager while events are appended; the manager's CPU
     # per event is this process's CPU less that of the same appends with no projections running.
@@ -334,15 +350,25 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         for workers in ("1", "2"):
             wall = median([r["wall"] for r in runs[workers]])
             feed_us = (median([r["cpu"] for r in runs[workers]]) - base_cpu) / live_count * 1e6
+            busiest = median([r["worker_cpu"] for r in runs[workers]])
             rows.append(
                 {
                     "figure": f"live, {label}, {workers} worker(s): {live_count:,} events appended and folded",
-                    "value": f"{live_count / wall:,.0f} events/s; feeding process {feed_us:.2f} µs CPU/event",
+                    "value": f"{live_count / wall:,.0f} events/s; feeding process {feed_us:.2f} µs CPU/event; "
+                    f"busiest worker {busiest / live_count * 1e6:.2f} µs CPU/event",
                 }
             )
         one = median([r["wall"] for r in runs["1"]])
         two = median([r["wall"] for r in runs["2"]])
-        rows.append({"figure": f"live, {label}: speed-up 2 workers / 1", "value": f"{one / two:.2f}x"})
+        rows.append({"figure": f"live, {label}: speed-up 2 workers / 1 (wall)", "value": f"{one / two:.2f}x"})
+        one_cpu = median([r["worker_cpu"] for r in runs["1"]])
+        two_cpu = median([r["worker_cpu"] for r in runs["2"]])
+        rows.append(
+            {
+                "figure": f"live, {label}: speed-up 2 workers / 1 (busiest worker's CPU)",
+                "value": f"{one_cpu / two_cpu:.2f}x",
+            }
+        )
 
     ten = [template(f"p{i}", "python" if i % 2 else "hy") for i in range(10)]
     times = startup_times(folder, ten, [args.workers], args.repeat)

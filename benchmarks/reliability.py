@@ -1,13 +1,19 @@
-"""Reliability figures: the database server killed mid-commit, many times, per remote backend.
+"""Reliability figures: the database server killed mid-commit, and memory under stalled readers.
 
 ``python -m benchmarks.reliability [--kills 20] [--backends redis,postgres,mongo,cassandra]``
+``python -m benchmarks.reliability --memory [--events 20000] [--size 60000]``
 
 Each backend gets its own real server (tests/servers.py) and a serving Photon (HTTP, live
 subscribers over NDJSON and SSE, the `__streams__` projection) with 4 writers posting batches.
 The server is SIGKILLed `--kills` times (every other kill right after it stored a commit, before
 its reply arrives) and started again. A trial passes when no append got a 500, every
 acknowledged event is stored, and every subscriber and the projection end exactly equal to a
-cold read (tests/kill_trials.py checks it). The figures are kept in docs/reliability.md.
+cold read (tests/kill_trials.py checks it).
+
+``--memory`` runs tests/memory_scenario.py instead: a `photon` process with four hot-cold readers
+that read nothing while `--events` events of `--size` bytes are written, then one full-speed
+cold replay, with the server's RSS sampled; then the four drain and must get every event exactly.
+The figures are kept in docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -101,7 +107,19 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kills", type=int, default=20, help="server kills per backend")
     parser.add_argument("--backends", default=",".join(BACKENDS), type=lambda text: text.split(","))
+    parser.add_argument("--memory", action="store_true", help="run the memory scenario instead of kill trials")
+    parser.add_argument("--events", type=int, default=20_000, help="--memory: events written")
+    parser.add_argument("--size", type=int, default=60_000, help="--memory: bytes per event")
     args = parser.parse_args(argv)
+    if args.memory:
+        from tests.memory_scenario import MB, run_memory_scenario
+
+        report = run_memory_scenario(events=args.events, size=args.size)
+        print(report.line(), flush=True)
+        if report.peak_rss >= 512 * MB:
+            print("FAILED: the server's peak RSS passed 512 MiB")
+            sys.exit(1)
+        return
     unknown = [name for name in args.backends if name not in SERVERS]
     if unknown:
         parser.error(f"unknown backend {unknown[0]!r}; choose from {', '.join(BACKENDS)}")

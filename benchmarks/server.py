@@ -81,14 +81,15 @@ def event(i: int, stream: str = "bench") -> dict[str, Any]:
 
 
 class Server:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, store_args: list[str] | None = None) -> None:
+        """`photon serve` on a store in `folder`, or on the one `store_args` names (``-db.backend ...``)."""
         self.log_path = folder / "server.log"
         self.log = open(self.log_path, "wb")  # noqa: SIM115
         env = {k: v for k, v in os.environ.items() if not k.startswith("PHOTON_")}
         self.proc = subprocess.Popen(
             [sys.executable, "-c", "from photon.cli import main; main()", "serve",
              "-rest.host", "127.0.0.1", "-rest.port", "0", "-events.port", "0", "-projections.port", "0",
-             "-sqlite.path", str(folder / "bench.db")],
+             *(store_args or ["-sqlite.path", str(folder / "bench.db")])],
             cwd=folder, stdout=self.log, stderr=subprocess.STDOUT, env=env,
         )  # fmt: skip
         deadline = time.monotonic() + 60

@@ -46,6 +46,9 @@ class Query:
     from_time: int | None = None
     """Only events whose event-time (epoch ms) is at least this."""
     event_types: frozenset[str] | None = None
+    categories: frozenset[str] | None = None
+    """Only events of streams in these categories (see `photon.events.category_of`); the core
+    sets it only for a backend that lists "category" in `indexed_reads`."""
     limit: int = 1000
     """The most events to return (the core always sets it: backends return bounded pages)."""
 
@@ -78,6 +81,11 @@ class Backend(abc.ABC):
     #: Events per `read` page when the core pages through a long read. Embedded stores are
     #: fastest with small pages (they stay in the CPU cache); remote ones want fewer round trips.
     read_page_size: ClassVar[int] = 1000
+    #: The reads this backend answers from an index, so that their cost follows what they return:
+    #: "category" (it honours `Query.categories`) and "event-type" (`Query.event_types`). The
+    #: core answers a category read on a backend without "category" by scanning `__all__`, and
+    #: `photon backends` shows which way each backend goes.
+    indexed_reads: ClassVar[frozenset[str]] = frozenset()
     #: The driver module this backend imports when it opens (None: nothing beyond Photon's own
     #: dependencies), and the pip extra of photon-eventstore that installs it.
     driver: ClassVar[str | None] = None
@@ -162,6 +170,32 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def write_checkpoint(self, key: str, value: bytes | None) -> None:
         """Durably set (or with None, remove) a key/value entry. Any thread may call it."""
+
+    def truncate_stream(self, stream: str, before_version: int) -> int:
+        """Remove the stream's events with a lower version than `before_version` (a scavenge); return how many.
+
+        In one atomic step. The stream keeps its current version (its next event numbers on) and
+        the store its highest order-id (order-ids are never reused); the removed events leave
+        `__all__`, the stream, the id index and the tags index. The core calls it with bounded
+        ranges, from the writer thread, between commits.
+        """
+        raise NotImplementedError(f"the {self.name} backend cannot scavenge")
+
+    def replace_events(self, events: Sequence[RecordedEvent]) -> None:
+        """Replace the stored JSON (`data`) of stored events, keeping every position (a redaction).
+
+        In one atomic step, from the writer thread. Events that are not stored are ignored.
+        """
+        raise NotImplementedError(f"the {self.name} backend cannot redact")
+
+    def reclaim_step(self) -> bool:
+        """Optional: give a bounded share of the space freed by removals back; True while more remains.
+
+        Called from the writer thread between commits, until it returns False; each call should
+        take about as long as a commit. The default has nothing to do: a server backend's own
+        compaction gives space back.
+        """
+        return False
 
     def checkpoints(self, prefix: str) -> dict[str, bytes]:
         """Every key/value entry whose key starts with `prefix` (backups carry consumers' and groups'

@@ -150,6 +150,13 @@ def info(**params: Any) -> None:
             click.echo(f"  ... and {len(streams) - 20} more")
 
 
+def _read_ways(indexed: frozenset[str]) -> str:
+    """How a backend answers category and event-type reads: from an index, or by scanning `__all__`."""
+    return ", ".join(
+        f"{kind}: {'index' if kind in indexed else 'scanning __all__'}" for kind in ("category", "event-type")
+    )
+
+
 @cli.command(context_settings=CONTEXT)
 def backends() -> None:
     """List the storage backends, whether each can be used here, and their configuration keys."""
@@ -157,6 +164,7 @@ def backends() -> None:
         aliases = f" (alias {', '.join(cls.aliases)})" if cls.aliases else ""
         state = "installed" if missing_driver(cls) is None else f"needs: pip install 'photon-eventstore[{cls.extra}]'"
         click.echo(f"{name}{aliases} [{state}]: {cls.description}")
+        click.echo(f"    reads by {_read_ways(cls.indexed_reads)}")
         for setting in cls.settings:
             click.echo(f"    -{setting.key}: {_help(setting)}")
 
@@ -189,4 +197,4 @@ def main() -> None:
 
 
 # Commands defined in their own modules; importing one registers its commands on `cli`.
-from . import backup_cli, cli_client, cli_projections  # noqa: E402, F401  (backup, restore; emit, replay, streams; projections)
+from . import backup_cli, cli_client, cli_groups, cli_lifetime, cli_projections  # noqa: E402, F401  (backup, restore; emit, replay, streams; groups; metadata, delete, scavenge, redact; projections)

@@ -29,6 +29,7 @@ import orjson
 
 from .append_request import AppendCondition
 from .backend import StreamInfo
+from .client_groups import GroupDelivery, ack_body, delivery_line, group_settings, nack_body
 from .client_wire import (
     DEFAULT_URL,
     RETRY_PAUSE,
@@ -46,6 +47,7 @@ from .client_wire import (
     query,
     raise_for,
     replay_params,
+    split_lines,
     stored_events,
     streams_answer,
     with_ids,
@@ -145,6 +147,30 @@ class HttpTransport:
     def _stream(self, path: str, params: dict[str, Any]) -> Iterator[ReplayItem]:
         with self._reaching():
             yield from self._stream_items(path, params)
+
+    def stream_lines(self, path: str, params: dict[str, Any]) -> Iterator[bytes]:
+        """The lines of a streaming answer, as they come (a consumer group member's deliveries)."""
+        with self._reaching():
+            for attempt in (0, 1):
+                with self._http.stream(
+                    "GET",
+                    path,
+                    params=query(params),
+                    headers=self._headers(renew=attempt == 1),
+                    timeout=httpx.Timeout(self._http.timeout.connect, read=None),
+                ) as response:
+                    if response.status_code == 401 and attempt == 0:
+                        continue
+                    if response.status_code >= 400:
+                        response.read()
+                        raise_for(response)
+                    rest = b""
+                    for chunk in response.iter_bytes():
+                        lines, rest = split_lines([chunk], rest)
+                        yield from lines
+                    if rest:
+                        yield rest
+                    return
 
     def _stream_items(self, path: str, params: dict[str, Any]) -> Iterator[ReplayItem]:
         for attempt in (0, 1):
@@ -274,6 +300,44 @@ class PhotonClient:
             return stored_events(self.transport.emit(events, expected_version))
         return stored_events(self.transport.emit(events, expected_version, expected_versions, condition))
 
+    def stream_metadata(self, stream: str) -> dict[str, Any]:
+        """A stream's metadata (`max-age`, `max-count`, `truncate-before`, `tombstone`, user keys)."""
+        answer: dict[str, Any] = (
+            self._http().request("GET", f"/api/stream-metadata/{_quote(stream)}").json()["metadata"]
+        )
+        return answer
+
+    def set_stream_metadata(self, stream: str, metadata: Mapping[str, Any]) -> dict[str, Any]:
+        """Replace a stream's metadata; returns it as stored."""
+        content = orjson.dumps(dict(metadata))
+        answer: dict[str, Any] = (
+            self._http().request("PUT", f"/api/stream-metadata/{_quote(stream)}", content=content).json()["metadata"]
+        )
+        return answer
+
+    def delete_stream(self, stream: str, *, hard: bool = False) -> int:
+        """Soft delete a stream (or hard: a tombstone); returns its version when deleted."""
+        params = {"hard": "true"} if hard else None
+        answer = self._http().request("DELETE", f"/api/stream/{_quote(stream)}", params=params).json()
+        return int(answer["deleted-events"])
+
+    def scavenge(self) -> dict[str, Any]:
+        """Run a scavenge on the server; returns its report."""
+        answer: dict[str, Any] = self._http().request("POST", "/api/admin/scavenge").json()
+        return answer
+
+    def redact(
+        self, *, stream: str | None = None, event_ids: Sequence[str] | None = None, reason: str | None = None
+    ) -> int:
+        """Redact a stream's events or chosen events; returns how many."""
+        body: dict[str, Any] = {"reason": reason} if reason else {}
+        if stream is not None:
+            body["stream-name"] = stream
+        if event_ids is not None:
+            body["ids"] = list(event_ids)
+        answer = self._http().request("POST", "/api/redact", content=orjson.dumps(body)).json()
+        return int(answer["redacted-events"])
+
     def read_matching(
         self, query: Sequence[Mapping[str, Any]] = (), *, after: int = 0, limit: int | None = None
     ) -> Iterator[RecordedEvent]:
@@ -331,7 +395,10 @@ class PhotonClient:
 
     def _http(self) -> HttpTransport:
         if not isinstance(self.transport, HttpTransport):
-            raise PhotonError("this call is served over HTTP: use a client with the HTTP transport")
+            raise PhotonError(
+                "projections, stream metadata, deletes, scavenging and redaction are served over HTTP: "
+                "use a client with the HTTP transport"
+            )
         return self.transport
 
     def read(
@@ -349,11 +416,6 @@ class PhotonClient:
     def event(self, stream: str, order_id: int) -> RecordedEvent:
         """The event at `order_id` in `stream` (any stream for `__all__`); `NotFound` otherwise."""
         return RecordedEvent.from_json(self._http().request("GET", f"/api/event/{_quote(stream)}/{order_id}").content)
-
-    def delete_stream(self, stream: str) -> int:
-        """Delete a stream's events; returns how many were deleted."""
-        answer = orjson.loads(self._http().request("DELETE", f"/api/stream/{_quote(stream)}").content)
-        return int(answer.get("deleted-events", 0))
 
     def position(self, consumer: str) -> ConsumerPosition:
         """A durable consumer's stream and last acknowledged order-id."""
@@ -387,10 +449,103 @@ class PhotonClient:
     def remove_projection(self, name: str) -> None:
         self._http().request("DELETE", f"/api/projection/{_quote(name)}")
 
+    # -- consumer groups (HTTP) ------------------------------------------------------------------
+
+    def create_group(self, name: str, **settings: Any) -> dict[str, Any]:
+        """Create consumer group `name`; `settings` as keywords (``stream="__category__:order"``,
+        ``strategy="pinned"``, ``max_in_flight=5``, ``ack_timeout_ms=...``, ``max_retries=...``,
+        ``serial=True``, ``start="end"``, ``filter={...}``). Returns the group's description."""
+        body = {"group-name": name, **group_settings(settings)}
+        result: dict[str, Any] = self._http().request("POST", "/api/groups", json=body).json()
+        return result
+
+    def update_group(self, name: str, **changes: Any) -> dict[str, Any]:
+        path = f"/api/group/{_quote(name)}"
+        result: dict[str, Any] = self._http().request("PUT", path, json=group_settings(changes)).json()
+        return result
+
+    def delete_group(self, name: str) -> None:
+        self._http().request("DELETE", f"/api/group/{_quote(name)}")
+
+    def groups(self) -> list[dict[str, Any]]:
+        """Every consumer group with its checkpoint, members and counters."""
+        result: list[dict[str, Any]] = self._http().request("GET", "/api/groups").json()["groups"]
+        return result
+
+    def group(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._http().request("GET", f"/api/group/{_quote(name)}").json()
+        return result
+
+    def reset_group(self, name: str, from_: int) -> dict[str, Any]:
+        """Start the group over from order-id `from_` (its members reconnect)."""
+        path = f"/api/group/{_quote(name)}/reset"
+        result: dict[str, Any] = self._http().request("POST", path, json={"from": from_}).json()
+        return result
+
+    def replay_parked(self, name: str) -> int:
+        """Hand the group's parked events back to it; returns how many."""
+        return int(self._http().request("POST", f"/api/group/{_quote(name)}/replay-parked").json()["replayed"])
+
+    def join_group(self, name: str, member: str | None = None) -> GroupMember:
+        """Join group `name` as a member: iterate over its `GroupDelivery`s, `ack`/`nack` them."""
+        return GroupMember(self._http(), name, member)
+
     def close(self) -> None:
         self.transport.close()
 
     def __enter__(self) -> PhotonClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class GroupMember:
+    """A member of a consumer group over HTTP: an iterator of `GroupDelivery`s, with `ack`/`nack`.
+
+    The deliveries come on one streaming connection; acks and nacks go on another, kept alive, so
+    no connection is opened per event. Closing the member (or losing its connection) gives its
+    unacknowledged events back to the group.
+    """
+
+    def __init__(self, transport: HttpTransport, group: str, member: str | None) -> None:
+        self.transport = transport
+        self.group = group
+        self.id = member
+        self._path = f"/api/group/{_quote(group)}"
+        self._lines = transport.stream_lines(f"{self._path}/stream", {"member": member})
+
+    def __iter__(self) -> Iterator[GroupDelivery]:
+        return self
+
+    def __next__(self) -> GroupDelivery:
+        for line in self._lines:
+            item = delivery_line(line)
+            if isinstance(item, GroupDelivery):
+                return item
+            if item is not None:
+                self.id = item
+        raise StopIteration
+
+    def ack(self, order_ids: int | Sequence[int]) -> dict[str, Any]:
+        """Acknowledge deliveries (order-ids); returns once durable: ``{"done": n, "unknown": [...]}``."""
+        ids = [order_ids] if isinstance(order_ids, int) else list(order_ids)
+        result: dict[str, Any] = self.transport.request("POST", f"{self._path}/ack", json=ack_body(ids)).json()
+        return result
+
+    def nack(self, order_ids: int | Sequence[int], action: str = "retry", reason: str = "") -> dict[str, Any]:
+        """Refuse deliveries: `retry` (delivered again, counted), `park` or `skip`."""
+        ids = [order_ids] if isinstance(order_ids, int) else list(order_ids)
+        body = nack_body(ids, action, reason)
+        result: dict[str, Any] = self.transport.request("POST", f"{self._path}/nack", json=body).json()
+        return result
+
+    def close(self) -> None:
+        close = getattr(self._lines, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> GroupMember:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -20,6 +20,7 @@ import orjson
 
 from .append_request import AppendCondition
 from .backend import StreamInfo
+from .client_groups import GroupDelivery, ack_body, delivery_line, group_settings, nack_body
 from .client_wire import (
     DEFAULT_URL,
     RETRY_PAUSE,
@@ -245,10 +246,114 @@ class AsyncPhotonClient:
     async def remove_projection(self, name: str) -> None:
         await self.request("DELETE", f"/api/projection/{_quote(name)}")
 
+    # -- consumer groups ----------------------------------------------------------------------
+
+    async def create_group(self, name: str, **settings: Any) -> dict[str, Any]:
+        """Create consumer group `name` (settings as in `PhotonClient.create_group`)."""
+        body = {"group-name": name, **group_settings(settings)}
+        result: dict[str, Any] = (await self.request("POST", "/api/groups", json=body)).json()
+        return result
+
+    async def update_group(self, name: str, **changes: Any) -> dict[str, Any]:
+        path = f"/api/group/{_quote(name)}"
+        result: dict[str, Any] = (await self.request("PUT", path, json=group_settings(changes))).json()
+        return result
+
+    async def delete_group(self, name: str) -> None:
+        await self.request("DELETE", f"/api/group/{_quote(name)}")
+
+    async def groups(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = (await self.request("GET", "/api/groups")).json()["groups"]
+        return result
+
+    async def group(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = (await self.request("GET", f"/api/group/{_quote(name)}")).json()
+        return result
+
+    async def reset_group(self, name: str, from_: int) -> dict[str, Any]:
+        path = f"/api/group/{_quote(name)}/reset"
+        result: dict[str, Any] = (await self.request("POST", path, json={"from": from_})).json()
+        return result
+
+    async def replay_parked(self, name: str) -> int:
+        answer = await self.request("POST", f"/api/group/{_quote(name)}/replay-parked")
+        return int(answer.json()["replayed"])
+
+    def join_group(self, name: str, member: str | None = None) -> AsyncGroupMember:
+        """Join group `name`: ``async for delivery in member``, then ``await member.ack(...)``."""
+        return AsyncGroupMember(self, name, member)
+
+    async def _stream_lines(self, path: str, params: dict[str, Any]) -> AsyncIterator[bytes]:
+        try:
+            for attempt in (0, 1):
+                headers = {"Authorization": f"Token {await self.token(renew=attempt == 1)}"}
+                timeout = httpx.Timeout(self._http.timeout.connect, read=None)
+                async with self._http.stream(
+                    "GET", path, params=query(params), headers=headers, timeout=timeout
+                ) as response:
+                    if response.status_code == 401 and attempt == 0:
+                        continue
+                    if response.status_code >= 400:
+                        await response.aread()
+                        raise_for(response)
+                    rest = b""
+                    async for chunk in response.aiter_bytes():
+                        lines, rest = split_lines([chunk], rest)
+                        for line in lines:
+                            yield line
+                    if rest:
+                        yield rest
+                    return
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from exc
+
     async def close(self) -> None:
         await self._http.aclose()
 
     async def __aenter__(self) -> AsyncPhotonClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+class AsyncGroupMember:
+    """A consumer group member: ``async for delivery in member`` (`GroupDelivery`), `await ack(...)`."""
+
+    def __init__(self, client: AsyncPhotonClient, group: str, member: str | None) -> None:
+        self.client = client
+        self.group = group
+        self.id = member
+        self._path = f"/api/group/{_quote(group)}"
+        self._lines = client._stream_lines(f"{self._path}/stream", {"member": member})
+
+    def __aiter__(self) -> AsyncGroupMember:
+        return self
+
+    async def __anext__(self) -> GroupDelivery:
+        async for line in self._lines:
+            item = delivery_line(line)
+            if isinstance(item, GroupDelivery):
+                return item
+            if item is not None:
+                self.id = item
+        raise StopAsyncIteration
+
+    async def ack(self, order_ids: int | Sequence[int]) -> dict[str, Any]:
+        ids = [order_ids] if isinstance(order_ids, int) else list(order_ids)
+        result: dict[str, Any] = (await self.client.request("POST", f"{self._path}/ack", json=ack_body(ids))).json()
+        return result
+
+    async def nack(self, order_ids: int | Sequence[int], action: str = "retry", reason: str = "") -> dict[str, Any]:
+        ids = [order_ids] if isinstance(order_ids, int) else list(order_ids)
+        body = nack_body(ids, action, reason)
+        result: dict[str, Any] = (await self.client.request("POST", f"{self._path}/nack", json=body)).json()
+        return result
+
+    async def close(self) -> None:
+        await self._lines.aclose()  # type: ignore[attr-defined]
+
+    async def __aenter__(self) -> AsyncGroupMember:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -18,6 +18,7 @@ from .errors import (
     NotFound,
     PhotonError,
     StoreClosed,
+    StreamDeleted,
     ValidationError,
     VersionConflict,
 )
@@ -170,6 +171,8 @@ def raise_for(response: httpx.Response) -> None:
         raise VersionConflict(body["stream-name"], body["expected-version"], body["current-version"])
     if status == 404:
         raise NotFound(message)
+    if status == 410 and "stream-name" in body:
+        raise StreamDeleted(body["stream-name"])
     if status in (400, 413):
         raise ValidationError(message, body.get("field"))
     if status == 503:
@@ -190,8 +193,9 @@ def split_lines(chunks: Iterable[bytes], rest: bytes = b"") -> tuple[list[bytes]
 
 
 def line_item(line: bytes) -> ReplayItem | None:
-    """One NDJSON replay line: an event, the caught-up marker, or None for a blank line."""
-    if not line.strip():
+    """One NDJSON replay line: an event, the caught-up marker, or None for a blank line (and for
+    the fell-behind notice: the replay goes on from the store, in order, with nothing to do)."""
+    if not line.strip() or line.startswith(b'{"fell-behind":'):
         return None
     if line.startswith(b'{"caught-up":'):
         return CaughtUp(orjson.loads(line)["caught-up"])

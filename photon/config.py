@@ -191,6 +191,25 @@ CORE_SETTINGS: tuple[Setting, ...] = (
         "Live events buffered per subscriber; a slower subscriber falls back to reading the store.",
         parse_positive,
     ),
+    Setting(
+        "subscription.buffer.bytes",
+        "8388608",
+        "Bytes of live event data buffered per subscriber; a slower subscriber is told it fell behind "
+        "and reads from the store until it has caught up again.",
+        parse_positive,
+    ),
+    Setting(
+        "replay.page.bytes",
+        "4194304",
+        "Bytes of event data in one page of history read from the store (replays, subscriptions, reads).",
+        parse_positive,
+    ),
+    Setting(
+        "replay.readahead.bytes",
+        "8388608",
+        "Bytes of event data a streaming replay reads ahead of what its client has taken.",
+        parse_positive,
+    ),
     Setting("log.level", "INFO", "Log level.", one_of("DEBUG", "INFO", "WARNING", "ERROR")),
     Setting(
         "log.format",
@@ -199,6 +218,13 @@ CORE_SETTINGS: tuple[Setting, ...] = (
         "request's fields).",
         one_of("text", "json"),
     ),
+    Setting(
+        "otel.endpoint",
+        None,
+        "OpenTelemetry collector for traces, OTLP over HTTP (http://host:4318); unset = no tracing. Needs the "
+        "otel extra.",
+    ),
+    Setting("otel.service.name", None, "service.name of the traces (default: microservice.name)."),
     Setting("log.access", "false", "Log every HTTP request (uvicorn's access log), in log.format.", parse_bool),
 )
 

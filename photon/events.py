@@ -12,6 +12,7 @@ indexes on. Readers that only pass events on (HTTP replay, backup, TCP) never de
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -42,6 +43,8 @@ TAGS: Final = "tags"
 # Every internal stream name is declared here, and only here (the README lists them).
 ALL_STREAM: Final = "__all__"
 CONFIG_STREAM: Final = "__config__"
+METADATA_STREAM: Final = "__metadata__"
+"""Stream metadata (retention, deletion, user keys) as events: see `photon.stream_metadata`."""
 INTERNAL_PREFIX: Final = "__"
 CATEGORY_STREAM_PREFIX: Final = "__category__:"
 """`__category__:account` reads every stream of the category `account` (`account`, `account-1`, ...)."""
@@ -188,6 +191,28 @@ class PendingEvent(NamedTuple):
 # NamedTuple's generated __new__ is a Python function; tuple.__new__ builds the same object
 # without that call (once per appended event).
 _new_pending = tuple.__new__
+
+
+WILDCARD: Final = "**"
+"""In a stream name given to a cold read, any run of characters (Photon's wildcard): `orders-**`."""
+
+
+def stream_pattern(stream_name: str) -> re.Pattern[str] | None:
+    """The names a cold read's stream name with `**` stands for, or None for a plain name.
+
+    Stream names never hold `*`, so a `**` is always the wildcard. Internal streams match only a
+    pattern that starts with `__` itself, so `**` is every client stream.
+    """
+    if WILDCARD not in stream_name:
+        return None
+    body = ".*".join(re.escape(part) for part in stream_name.split(WILDCARD))
+    guard = "" if stream_name.startswith(INTERNAL_PREFIX) else "(?!__)"
+    return re.compile(guard + body + r"\Z", re.S)
+
+
+def is_one_stream(stream_name: str) -> bool:
+    """True for a stream's own name; False for `__all__`, a category and a `**` wildcard (reads of many streams)."""
+    return stream_name != ALL_STREAM and stream_category(stream_name) is None and WILDCARD not in stream_name
 
 
 def is_internal(stream_name: str) -> bool:

@@ -17,7 +17,8 @@ from .errors import ValidationError
 
 # In valid JSON every `"` outside a string opens one, so scanning string by string stays in
 # step; a string followed by `:` is an object key.
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"(\s*:)?', re.S)
+_SPACED_COLON = re.compile(rb'"[ \t\r\n]+:')
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"(\s*:)?', re.S)
 
 
 def loads(data: bytes | str) -> Any:
@@ -31,8 +32,12 @@ def loads(data: bytes | str) -> Any:
     raw = data.encode() if isinstance(data, str) else data
     if raw.count(b":") <= 1:
         return value  # at most one key: nothing can repeat
-    groups = _STRING.findall(raw)
-    keys_in_text = len(groups) - groups.count(b"")
+    if raw.find(b"\\") < 0 and _SPACED_COLON.search(raw) is None:
+        # No escapes (so no string holds a quote) and no key spaced from its colon: each `":` ends a key.
+        keys_in_text = raw.count(b'":')
+    else:
+        groups = _STRING.findall(raw)
+        keys_in_text = len(groups) - groups.count(b"")
     if keys_in_text != _count_keys(value):
         _name_repeated_key(raw)
     return value
@@ -41,13 +46,16 @@ def loads(data: bytes | str) -> Any:
 def _count_keys(value: Any) -> int:
     count = 0
     stack = [value]
+    pop, push = stack.pop, stack.append
     while stack:
-        item = stack.pop()
+        item = pop()
         if type(item) is dict:
             count += len(item)
-            stack.extend(v for v in item.values() if type(v) is dict or type(v) is list)
-        elif type(item) is list:
-            stack.extend(v for v in item if type(v) is dict or type(v) is list)
+            item = item.values()
+        for child in item:
+            kind = type(child)
+            if kind is dict or kind is list:
+                push(child)
     return count
 
 

@@ -30,6 +30,7 @@ from .config import Config
 from .net import bind, check_keystore, is_loopback, url_host
 from .store import EventStore
 from .tcp import TcpIngestService
+from .tracing import Tracing, tracing_for
 
 log = logging.getLogger("photon.server")
 
@@ -77,6 +78,8 @@ class HttpService:
         self.config = config
         self.extra_routes: list[BaseRoute] = []
         self.readiness: list[Callable[[], str | None]] = []
+        self.tracing: Tracing | None = None
+        """Set by the server when `otel.endpoint` is configured: requests are traced."""
         """The other services' `not_ready` checks, asked by GET /health/ready."""
         self.port = 0
         self.url = ""
@@ -90,13 +93,14 @@ class HttpService:
         config = self.config
         self.app = create_app(self.store, config, extra_routes=self.extra_routes)
         self.app.state.readiness = self.readiness
+        served: Any = self.app if self.tracing is None else self.tracing.wrap(self.app)
         keystore = config["rest.keystore"]
         if keystore:
             check_keystore(keystore, config["rest.keypass"])
         sock = bind(config["rest.host"], config["rest.port"], "rest.port")
         self.port = sock.getsockname()[1]
         uv_config = uvicorn.Config(
-            self.app,
+            served,
             log_config=None,
             access_log=bool(config.get("log.access")),
             lifespan="off",
@@ -250,6 +254,7 @@ class PhotonServer:
         self.config = config
         self.factories = list(SERVICES if services is None else services)
         self.store: EventStore | None = None
+        self.tracing: Tracing | None = None
         self.services: list[Service] = []
         self._started: list[Service] = []
         self._stop_requested = asyncio.Event()
@@ -269,8 +274,12 @@ class PhotonServer:
         )
         log.info("effective configuration:\n%s", lines)
         warn_about_default_password(config)
+        self.tracing = tracing_for(config)  # before the store opens: a missing extra fails fast
         self.store = await asyncio.to_thread(EventStore.open, config)
         log.info("store open: %s, last order-id %d", self.store.backend.describe(), self.store.last_order_id())
+        if self.tracing is not None:
+            self.store.tracer = self.tracing.tracer
+            log.info("tracing to %s", self.tracing.endpoint)
         try:
             built = (factory(self.store, config) for factory in self.factories)
             self.services = [service for service in built if service is not None]
@@ -281,6 +290,7 @@ class PhotonServer:
             checks = [service.not_ready for service in self.services if hasattr(service, "not_ready")]
             for service in self.services:
                 if isinstance(service, HttpService):
+                    service.tracing = self.tracing
                     service.extra_routes.extend(routes)
                     service.readiness.extend(checks)
             for service in self.services:
@@ -303,6 +313,9 @@ class PhotonServer:
             await asyncio.to_thread(store.close)
             await asyncio.to_thread(aio.shutdown_pool, store)
             log.info("store closed")
+        if self.tracing is not None:
+            tracing, self.tracing = self.tracing, None
+            await asyncio.to_thread(tracing.shutdown)
 
     def request_stop(self) -> None:
         self._stop_requested.set()

@@ -5,10 +5,12 @@ answers with the last order-id it has published (H). Every event after H will re
 subscriber's queue; every event up to H is already committed, so it is read from the store
 with the bound `order-id <= H`. History and live never overlap and leave no hole.
 
-How memory stays bounded: each subscriber's queue holds at most `buffer` events. A subscriber
-that falls further behind is dropped from the broadcaster (its queue freed) and goes back to
-reading from the store from its last delivered order-id, then registers again: the same
-hand-over as at the start.
+How memory stays bounded, in bytes: each subscriber's queue of live events holds at most
+`buffer_bytes` of event data (and `buffer` events). A subscriber that falls further behind is
+dropped from the broadcaster (its queue freed), is told so (a `FellBehind` item, where the
+subscriber asked for it) and goes back to reading from the store from its last delivered
+order-id, then registers again: the same hand-over as at the start. History is read in pages
+of about `page_bytes` (see `photon.paging`).
 """
 
 from __future__ import annotations
@@ -21,9 +23,12 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
-from .backend import Query
+from . import memory
 from .errors import BackendUnavailable, StoreClosed, ValidationError
-from .events import ALL_STREAM, RecordedEvent
+from .events import RecordedEvent
+from .filtered_reads import plan_read, read_page
+from .filters import EventFilter
+from .paging import PageSizer
 
 if TYPE_CHECKING:
     from .store import EventStore
@@ -32,6 +37,11 @@ log = logging.getLogger("photon.subscriptions")
 
 HISTORY_RETRY_SECONDS = 60.0
 """How long an asynchronous replay waits for an unreachable store before it gives up."""
+
+DEFAULT_BUFFER_BYTES = 8 << 20
+"""`subscription.buffer.bytes`: live event data held for one subscriber."""
+DEFAULT_PAGE_BYTES = 4 << 20
+"""`replay.page.bytes`: event data in one page of history."""
 
 StreamType = Literal["cold", "hot", "hot-cold"]
 STREAM_TYPES: tuple[str, ...] = ("cold", "hot", "hot-cold")
@@ -43,18 +53,47 @@ class CaughtUp(NamedTuple):
     order_id: int
 
 
-Item = RecordedEvent | CaughtUp
+class FellBehind(NamedTuple):
+    """Marker: the subscriber read too slowly for its live buffer; after `order_id` (the last event
+    delivered) its events come from the store again, until it has caught up once more."""
+
+    order_id: int
+
+
+Item = RecordedEvent | CaughtUp | FellBehind
 
 
 class Listener:
     """A subscriber's bounded queue of live events, filled by the broadcaster's thread."""
 
-    __slots__ = ("_wake", "closed", "event_types", "limit", "overflowed", "queue", "stream")
+    __slots__ = (
+        "_wake",
+        "check",
+        "closed",
+        "event_types",
+        "limit",
+        "limit_bytes",
+        "overflowed",
+        "queue",
+        "queued_bytes",
+        "stream",
+    )
 
-    def __init__(self, stream: str | None, event_types: frozenset[str] | None, limit: int) -> None:
+    def __init__(
+        self,
+        stream: str | None,
+        event_types: frozenset[str] | None,
+        limit: int,
+        check: Callable[[RecordedEvent], bool] | None = None,
+        limit_bytes: int = 1 << 62,
+    ) -> None:
         self.stream = stream
         self.event_types = event_types
+        self.check = check
         self.limit = limit
+        self.limit_bytes = limit_bytes
+        self.queued_bytes = 0
+        """Bytes of event data in `queue` (kept by the broadcaster's thread and the reader's)."""
         self.queue: deque[RecordedEvent] = deque()
         self.overflowed = False
         self.closed = False
@@ -66,12 +105,20 @@ class Listener:
     def push(self, events: Sequence[RecordedEvent]) -> bool:
         """Queue the events this listener wants; False when it overflowed and must be dropped."""
         types = self.event_types
-        if types is None:
-            self.queue.extend(events)
+        check = self.check
+        if check is not None:
+            wanted: Sequence[RecordedEvent] = [
+                e for e in events if (types is None or e.event_type in types) and check(e)
+            ]
+        elif types is None:
+            wanted = events
         else:
-            self.queue.extend(e for e in events if e.event_type in types)
-        if len(self.queue) > self.limit:
+            wanted = [e for e in events if e.event_type in types]
+        self.queue.extend(wanted)
+        self.queued_bytes += sum(len(e.data) for e in wanted)
+        if len(self.queue) > self.limit or self.queued_bytes > self.limit_bytes:
             self.queue.clear()
+            self.queued_bytes = 0
             self.overflowed = True
         for wake in self._wake:
             wake()
@@ -170,6 +217,10 @@ class Subscription:
         limit: int | None = None,
         page_size: int = 2000,
         buffer: int = 10_000,
+        buffer_bytes: int = DEFAULT_BUFFER_BYTES,
+        page_bytes: int = DEFAULT_PAGE_BYTES,
+        tell_fell_behind: bool = False,
+        event_filter: EventFilter | None = None,
     ) -> None:
         if stream_type not in STREAM_TYPES:
             raise ValidationError(
@@ -178,13 +229,19 @@ class Subscription:
         self.store = store
         self.stream = stream
         self.stream_type = stream_type
-        self._stream_filter = None if stream == ALL_STREAM else stream
-        self.event_types = event_types
+        self._plan = plan_read(store._backend, stream, event_types, event_filter)
+        self._stream_filter = self._plan.stream
+        self.event_types = self._plan.event_types
         self.from_time = from_time
         self.to_order_id = to_order_id
         self.remaining = limit
         self.page_size = page_size
         self.buffer = buffer
+        self.buffer_bytes = buffer_bytes
+        self.tell_fell_behind = tell_fell_behind
+        """Whether a `FellBehind` item tells the subscriber when it falls back to the store."""
+        self._pages = PageSizer(page_size, page_bytes)
+        self._held_bytes = False  # whether this replay ever held much memory (then give it back at the end)
         self._from_version = from_version or 1
         self._next_order_id = from_order_id or 1
         self._listener: Listener | None = None
@@ -213,7 +270,7 @@ class Subscription:
     # -- the state machine ---------------------------------------------------------------
 
     def _register(self) -> None:
-        listener = Listener(self._stream_filter, self.event_types, self.buffer)
+        listener = Listener(self._stream_filter, self.event_types, self.buffer, self._plan.check, self.buffer_bytes)
         listener.add_waker(self._signal.set)
         self._listener = listener
         self._hand_over = self.store._broadcaster.register(listener)
@@ -249,14 +306,27 @@ class Subscription:
             raise StoreClosed("the store was closed")
         if listener.overflowed:
             # Fell behind: catch up from the store, then hand over again.
+            log.warning(
+                "a subscriber of %s read too slowly: its live buffer passed %d events or %d bytes "
+                "(subscription.buffer, subscription.buffer.bytes); it reads from the store again after order-id %d",
+                self.stream,
+                self.buffer,
+                self.buffer_bytes,
+                self._next_order_id - 1,
+            )
+            self._held_bytes = True
             self._register()
-            return self.poll()
+            if self.tell_fell_behind:
+                self._caught_up_sent = False  # it is told again when it has caught up
+            told: list[Item] = [FellBehind(self._next_order_id - 1)] if self.tell_fell_behind else []
+            return told + self.poll()
         if not listener.queue:
             return []
         live: list[Item] = []
         queue = listener.queue
         while queue:
             event = queue.popleft()
+            listener.queued_bytes -= len(event.data)
             if event.order_id < self._next_order_id:
                 continue  # guard; the hand-over already excludes these
             if self.from_time is not None and event.event_time < self.from_time:
@@ -280,30 +350,30 @@ class Subscription:
 
     def _read_history(self) -> list[Item]:
         bound = self._hand_over
-        page = self.page_size if self.remaining is None else min(self.page_size, self.remaining)
+        page = self._pages.next() if self.remaining is None else min(self._pages.next(), self.remaining)
         events: list[RecordedEvent] = []
+        exhausted = True
         if self._next_order_id <= bound and page > 0:
-            events = self.store._backend.read(
-                Query(
-                    stream=self._stream_filter,
-                    from_order_id=self._next_order_id,
-                    to_order_id=bound,
-                    from_version=self._from_version,
-                    from_time=self.from_time,
-                    event_types=self.event_types,
-                    limit=page,
-                )
+            events, self._next_order_id, exhausted = read_page(
+                self.store._backend,
+                self._plan,
+                from_order_id=self._next_order_id,
+                to_order_id=bound,
+                from_version=self._from_version,
+                from_time=self.from_time,
+                limit=page,
             )
-        items: list[Item] = list(events)
-        if events:
-            self._next_order_id = events[-1].order_id + 1
             self._from_version = 1  # only the first page needs the version bound
-            if self.remaining is not None:
-                self.remaining -= len(events)
-                if self.remaining <= 0:
-                    self._finish()
-                    return items
-        if len(events) < page:
+        self._pages.saw(events)
+        if events:
+            self._held_bytes = True
+        items: list[Item] = list(events)
+        if events and self.remaining is not None:
+            self.remaining -= len(events)
+            if self.remaining <= 0:
+                self._finish()
+                return items
+        if exhausted:
             # History is delivered up to the hand-over point.
             self._next_order_id = max(self._next_order_id, bound + 1)
             self._history_done = True
@@ -440,6 +510,9 @@ class Subscription:
     def close(self) -> None:
         self._finish()
         self._pending.clear()
+        if self._held_bytes:
+            self._held_bytes = False
+            memory.give_back()
 
     def __enter__(self) -> Subscription:
         return self

@@ -129,18 +129,19 @@ class WireClient:
             "server_listen_q": self.listen,
             "server_reply_q": self.reply,
         }
+        self._messages = self.channel.consume(self.reply, auto_ack=True, inactivity_timeout=0.05)
         self.channel.basic_publish("", f"service.{service}", b"{}", pika.BasicProperties(headers=headers))
         _method, properties, _body = self._get(10)
         assert properties.headers == {"handshake": "accepted"}
 
     def _get(self, timeout: float) -> tuple[Any, Any, bytes]:
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            method, properties, body = self.channel.basic_get(self.reply, auto_ack=True)
+        while True:
+            method, properties, body = next(self._messages)
             if method is not None:
                 return method, properties, body
-            self.connection.sleep(0.01)
-        raise TimeoutError("no message from Photon")
+            if time.monotonic() >= deadline:
+                raise TimeoutError("no message from Photon")
 
     def send(self, protocol: str, step: str, content: Any) -> None:
         import zlib

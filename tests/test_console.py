@@ -20,6 +20,7 @@ import pytest
 from selenium.webdriver import ActionChains, Chrome
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.select import Select
 
 from tests.browser import axe_source, axe_violations, console_errors, find, start_browser, wait_for
 from tests.live import ServerProcess
@@ -215,6 +216,14 @@ def test_an_event_shows_its_json_metadata_and_causation(
     assert f"order-id {cause['order-id']}" in text(driver, ".page-head .sub")
 
 
+def tail_ids(driver: Chrome) -> list[str]:
+    """The order-ids in the tail's rows, top first (rows out of sight are not rendered: read their text)."""
+    ids: list[str] = driver.execute_script(
+        "return [...document.querySelectorAll('#tail-rows [role=row]')].map(r => r.firstElementChild.textContent)"
+    )
+    return ids
+
+
 def test_live_tail_shows_events_emitted_over_http_meanwhile(
     signed_in: Chrome, server: ServerProcess, http: httpx.Client
 ) -> None:
@@ -222,7 +231,7 @@ def test_live_tail_shows_events_emitted_over_http_meanwhile(
     emit(http, [{"stream-name": "sensor-1", "event-type": "reading", "payload": {"v": -1}}])
     go(driver, server, "/tail/__all__")
     wait_for(lambda: text(driver, "#tail-state") == "live", what="the tail to go live")
-    before = len(driver.find_elements(By.CSS_SELECTOR, "#tail-rows tr"))
+    before = len(driver.find_elements(By.CSS_SELECTOR, "#tail-rows [role=row]"))
     assert before >= 1  # the newest page is shown first
     stored: list[dict[str, Any]] = []
 
@@ -235,17 +244,19 @@ def test_live_tail_shows_events_emitted_over_http_meanwhile(
     thread.start()
     thread.join()
     newest = str(stored[-1]["order-id"])
-    wait_for(lambda: driver.find_element(By.CSS_SELECTOR, "#tail-rows tr td").text == newest, what="the last event")
-    shown = [r.find_element(By.TAG_NAME, "td").text for r in driver.find_elements(By.CSS_SELECTOR, "#tail-rows tr")]
+    wait_for(lambda: tail_ids(driver)[:1] == [newest], what="the last event")
+    shown = tail_ids(driver)
     assert shown[:20] == [str(e["order-id"]) for e in reversed(stored)]  # each one, newest first, none twice
-    assert text(driver, "#tail-count") == "20"
+    wait_for(lambda: text(driver, "#tail-count") == "20", what="the count")
     shot(driver, "tail")
-    # A single stream's tail.
+    # A stream's tail, and one of a stream not written yet (it starts empty, without an error).
+    go(driver, server, "/tail/not-yet")
+    wait_for(lambda: text(driver, "#tail-state") == "live", what="an empty stream's tail")
     go(driver, server, "/tail/sensor-1")
     wait_for(lambda: text(driver, "#tail-state") == "live", what="the stream's tail")
     [last] = emit(http, [{"stream-name": "sensor-1", "event-type": "reading", "payload": {"v": 99}}])
     emit(http, [{"stream-name": "elsewhere", "event-type": "x", "payload": {}}])
-    wait_for(lambda: driver.find_element(By.CSS_SELECTOR, "#tail-rows tr td").text == str(last["order-id"]))
+    wait_for(lambda: tail_ids(driver)[:1] == [str(last["order-id"])], what="the stream's event")
     time.sleep(0.3)
     assert "elsewhere" not in text(driver, "#tail-table")
 
@@ -337,6 +348,17 @@ def test_a_bad_projection_shows_the_servers_error_at_its_line(signed_in: Chrome,
     driver = signed_in
     go(driver, server, "/projection-edit")
     driver.find_element(By.XPATH, "//label[text()='Name']/following-sibling::input").send_keys("broken")
+    # Hy is highlighted as Hy: a special form after "(" and a keyword.
+    language = Select(driver.find_element(By.XPATH, "//label[text()='Language']/following-sibling::select"))
+    language.select_by_value("hy")
+    driver.execute_script(
+        "const t = document.getElementById('reduction');"
+        "t.value = '(fn [state event]\\n  (.get state :count))';"
+        "t.dispatchEvent(new Event('input'));"
+    )
+    wait_for(lambda: text(driver, ".editor pre .t-kw") == "fn", what="Hy's fn highlighted")
+    assert text(driver, ".editor pre .t-key") == ":count"
+    language.select_by_value("python")
     driver.execute_script(
         "const t = document.getElementById('reduction');"
         "t.value = 'def reduction(state, event):\\n    return state +\\n';"
@@ -392,13 +414,10 @@ def test_consumers_page_shows_a_durable_consumers_position_and_resets_it(
     ack = http.post("/api/subscription/mailer/ack", json={"order-id": stored[1]["order-id"]})
     assert ack.status_code == 200, ack.text
     go(driver, server, "/consumers")
-    name = driver.find_element(By.XPATH, "//label[text()='Consumer name']/following-sibling::input")
-    name.send_keys("mailer", Keys.ENTER)
-    wait_for(lambda: str(stored[1]["order-id"]) in text(driver, ".cards"), what="the consumer's position")
-    assert "mail" in text(driver, ".cards")
-    shot(driver, "consumers")
-    reset = driver.find_element(By.XPATH, "//button[starts-with(text(), 'Reset')]")
-    reset.click()
+    row = "#subscriptions-table tr[data-name='mailer']"
+    wait_for(lambda: str(stored[1]["order-id"]) in text(driver, row), what="the consumer's position")
+    assert "mail" in text(driver, row)
+    driver.find_element(By.CSS_SELECTOR, f"{row} button").click()
     driver.find_element(By.XPATH, "//button[text()='Click again to reset']").click()
     find(driver, "#consumer-reset")
     assert http.get("/api/subscription/mailer/position").status_code == 404
@@ -448,7 +467,7 @@ MAIN_PAGES = [
     "/tail/__all__",
     "/emit",
     "/projections",
-    "/projection/trade-totals",
+    "/projection/axe-count",
     "/projection-edit",
     "/consumers",
     "/server",
@@ -462,6 +481,9 @@ def test_axe_finds_no_serious_or_critical_violation_on_any_main_page(
     driver = signed_in
     source = axe_source()
     emit(http, [{"stream-name": "ledger", "event-type": "credit", "payload": {"n": 1}}])
+    template = {"projection-name": "axe-count", "language": "python", "initial-value": {"n": 0}}
+    created = http.post("/api/projection", json={**template, "reduction": "lambda state, event: {'n': state['n'] + 1}"})
+    assert created.status_code == 200, created.text
     found: dict[str, list[str]] = {}
     for route in MAIN_PAGES:
         go(driver, server, route)
@@ -475,7 +497,7 @@ def test_axe_finds_no_serious_or_critical_violation_on_any_main_page(
         "Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "dark"}]}
     )
     try:
-        for route in ("/streams", "/stream/ledger", "/projection/trade-totals", "/server"):
+        for route in ("/streams", "/stream/ledger", "/tail/__all__", "/projection/axe-count", "/server"):
             go(driver, server, route)
             find(driver, "main h1")
             time.sleep(0.3)
@@ -541,8 +563,11 @@ def test_main_actions_work_from_the_keyboard(browser: Chrome, server: ServerProc
     assert not [e for e in console_errors(driver)]
 
 
-def test_narrow_screen_keeps_the_pages_within_the_width(signed_in: Chrome, server: ServerProcess) -> None:
+def test_narrow_screen_keeps_the_pages_within_the_width(
+    signed_in: Chrome, server: ServerProcess, http: httpx.Client
+) -> None:
     driver = signed_in
+    emit(http, [{"stream-name": "ledger", "event-type": "credit", "payload": {"n": 0}}])
     driver.set_window_size(390, 844)
     try:
         for route in ("/streams", "/stream/ledger", "/emit", "/projections", "/server"):
@@ -555,3 +580,26 @@ def test_narrow_screen_keeps_the_pages_within_the_width(signed_in: Chrome, serve
         shot(driver, "stream-narrow")
     finally:
         driver.set_window_size(1280, 860)
+
+
+def test_consumer_groups_show_their_position_and_take_the_admin_actions(
+    signed_in: Chrome, server: ServerProcess, http: httpx.Client
+) -> None:
+    driver = signed_in
+    emit(http, [{"stream-name": "invoice-1", "event-type": "issued", "payload": {"n": i}} for i in range(3)])
+    created = http.post("/api/groups", json={"group-name": "billing", "stream": "invoice-1"})
+    assert created.status_code == 201, created.text
+    go(driver, server, "/consumers")
+    row = "#groups-table tr[data-name='billing']"
+    assert "invoice-1" in text(driver, row)
+    shot(driver, "consumers")
+    driver.find_element(By.CSS_SELECTOR, f"{row} button[aria-label^='Replay']").click()
+    wait_for(lambda: "parked events handed back" in text(driver, "#group-message"), what="replay parked")
+    reset = driver.find_element(By.CSS_SELECTOR, f"{row} button[aria-label^='Reset']")
+    reset.click()
+    driver.find_element(By.XPATH, "//button[text()='Click again to reset']").click()
+    wait_for(lambda: "starts over from order-id 1" in text(driver, "#group-message"), what="reset")
+    driver.find_element(By.CSS_SELECTOR, f"{row} button[aria-label^='Delete']").click()
+    driver.find_element(By.XPATH, "//button[text()='Click again to delete']").click()
+    wait_for(lambda: "Deleted the group billing" in text(driver, "#group-message"), what="delete")
+    assert http.get("/api/group/billing").status_code == 404

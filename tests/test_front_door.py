@@ -211,3 +211,35 @@ def test_emit_into_the_memory_backend_warns(tmp_path: Path) -> None:
         tmp_path,
     )
     assert "warning" not in quiet.stderr
+
+
+# -- 8. the example projections come with the package; the log says which folder was read ------
+
+
+def test_the_log_names_the_projection_folder_and_the_shipped_examples(tmp_path: Path) -> None:
+    from photon.projections.manager import EXAMPLES_FOLDER
+
+    assert sorted(p.name for p in EXAMPLES_FOLDER.iterdir() if p.suffix in (".hy", ".py")) == [
+        "account_balances.hy",
+        "events_per_stream.hy",
+        "events_per_type.py",
+        "last_orders.py",
+    ]
+    args = ["-rest.host", "127.0.0.1", "-rest.port", "0", "-events.port", "0"]
+    elsewhere = ServerProcess(tmp_path, args)  # no ./projections here
+    try:
+        log = elsewhere.output()
+    finally:
+        elsewhere.terminate()
+    assert f"projections.path {tmp_path / 'projections'} does not exist: no projection files loaded" in log
+    assert f"-projections.path {EXAMPLES_FOLDER} loads them" in log
+    examples = tmp_path / "ex"
+    examples.mkdir()
+    served = ServerProcess(examples, [*args, "-projections.path", str(EXAMPLES_FOLDER)])
+    try:
+        assert f"projections.path {EXAMPLES_FOLDER}: 4 projection files (account_balances.hy," in served.output()
+        with PhotonClient(served.url) as client:
+            names = {p["projection-name"] for p in client.projections()}
+        assert {"account-balances", "events-per-stream"} <= names
+    finally:
+        served.terminate()

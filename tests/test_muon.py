@@ -130,6 +130,16 @@ def test_replay_options_have_their_usual_names(photon: LiveServer, broker: Rabbi
     assert order_ids(results) == ids[:4] and "complete" in results[-1]
 
 
+def test_replay_filters_of_all_have_their_usual_names(photon: LiveServer, broker: RabbitServer) -> None:
+    wanted = fill(photon, "muonfilter-a", 3) + fill(photon, "muonfilter-b", 2)
+    fill(photon, "muon-other-filter", 2)
+    args = {"stream-type": "cold", "stream-prefix": ["muonfilter-"], "from": wanted[0]}
+    results = run(broker.url, "replay", {"stream": "__all__", "args": args})
+    assert order_ids(results) == wanted
+    results = run(broker.url, "replay", {"stream": "__all__", "args": {"stream-type": "cold", "stream-regex": "("}})
+    assert "stream-regex" in results[-1]["error"]["error"]
+
+
 def test_a_bad_replay_request_errors_naming_the_problem(photon: LiveServer, broker: RabbitServer) -> None:
     fill(photon, "muon-bad-args", 1)
     results = run(broker.url, "replay", {"stream": "muon-bad-args", "args": {"stream-type": "lukewarm"}})
@@ -376,3 +386,102 @@ def test_the_original_photon_event_shape_is_accepted(photon: LiveServer, broker:
     assert stored[0]["schema"] == cause["schema"] and stored[0]["encoding"] == "application/json"
     assert stored[1]["caused-by"] == cause["local-id"] and stored[1]["caused-by-relation"] == "caused-by"
     assert stored[1]["provenance"] == effect["provenance"]
+
+
+# -- many clients, and a broker restart ------------------------------------------------------------
+
+
+def test_twenty_clients_at_once(photon: LiveServer, broker: RabbitServer) -> None:
+    results = run(broker.url, "swarm", {"clients": 20, "stream": "muon-swarm", "count": 10}, timeout=120)
+    clients = [r for r in results if "client" in r]
+    assert len(clients) == 20 and results[-1] == {"done": 20}
+    for client in clients:
+        assert client["statuses"] == ["PERSISTED"] * 10
+        stored = [e.order_id for e in photon.store.read(f"muon-swarm-{client['client']}")]
+        assert sorted(client["orderIds"]) == stored
+        assert client["replayed"] == stored  # each client's replay: its own stream, in order
+
+
+@pytest.fixture
+def restartable_broker() -> Iterator[RabbitServer]:
+    server = RabbitServer()
+    if not server.restartable:
+        pytest.skip(f"{server.env_var} points at an external broker; not restarting it")
+    try:
+        server.start()
+    except (ServerError, OSError) as exc:
+        server.close()
+        pytest.fail(f"RabbitMQ cannot start (run scripts/install-test-servers): {exc}")
+    yield server
+    server.close()
+
+
+@pytest.mark.slow
+def test_a_broker_restart_loses_no_acknowledged_emit_and_clients_come_back(
+    restartable_broker: RabbitServer, tmp_path: Path
+) -> None:
+    node_modules()
+    broker = restartable_broker
+    server = LiveServer(make_config(tmp_path, muon_url=broker.url, microservice_name="photon"))
+    try:
+        client = NodeClient(
+            broker.url,
+            "emitloop",
+            {
+                "stream": "muon-restart",
+                "count": 400,
+                "inflight": 4,
+                "tag": "r",
+                "ids": True,
+                "reconnect": True,
+                "emitTimeout": 5,
+            },
+            timeout=240,
+        )
+        try:
+            client.wait_for(lambda results: sum("result" in r for r in results) >= 60)
+            broker.stop()
+            time.sleep(2)
+            broker.start()
+            results = client.finish(300)
+        finally:
+            client.kill()
+        answers = {r["i"]: r["result"] for r in results if "result" in r}
+        assert any("reconnecting" in r for r in results)  # the client had to come back
+        assert len(answers) == 400 and all(a["status"] == "PERSISTED" for a in answers.values())
+        # Every acknowledged emit is stored once, where its answer said; nothing twice.
+        stored = {e.event_id: e for e in server.store.read("muon-restart")}
+        assert len(stored) == 400
+        for i, answer in answers.items():
+            assert stored[f"r-{i}"].order_id == answer["orderId"]
+        service = server.server.service(AmqpService)
+        assert service.stats()["connects"] >= 2
+        # And a new client finds Photon again (discovery announcements resumed) and replays.
+        replay = run(broker.url, "replay", {"stream": "muon-restart", "args": {"stream-type": "cold"}, "quiet": True})
+        assert replay[-1]["complete"] == 400
+    finally:
+        server.stop()
+
+
+def test_a_client_without_credit_does_not_make_photon_buffer_without_bound(
+    photon: LiveServer, broker: RabbitServer
+) -> None:
+    ids = fill(photon, "muon-slow", 5)
+    client = WireClient(broker.url)
+    try:
+        args = {"stream-name": "muon-slow", "stream-type": "hot-cold"}
+        client.send("reactive-stream", "SubscriptionRequested", {"streamName": "/stream", "args": args})
+        assert client.receive()["step"] == "SubAck"  # type: ignore[index]
+        client.send("reactive-stream", "DataRequested", {"request": 5})
+        assert [orjson.loads(bytes(m["payload"]))["order-id"] for m in (client.receive() for _ in range(5)) if m] == ids
+        # The client reads no further; 12,000 live events arrive for its stream.
+        for _ in range(12):
+            ids += fill(photon, "muon-slow", 1000)
+        buffer = int(photon.config["subscription.buffer"])
+        assert photon.store.subscriber_stats()[1] <= buffer  # what waits for it is bounded
+        assert client.receive(timeout=1) is None  # and nothing was sent beyond the credit
+        client.send("reactive-stream", "DataRequested", {"request": 300})
+        got = [orjson.loads(bytes(m["payload"]))["order-id"] for m in (client.receive() for _ in range(300)) if m]
+        assert got == ids[5:305]  # it goes on in order, nothing skipped
+    finally:
+        client.close()

@@ -358,3 +358,27 @@ def test_a_worker_behind_the_live_feed_reads_what_it_missed_from_the_store(tmp_p
 
     asyncio.run(scenario())
     store.close()
+
+
+def test_a_projection_folds_a_category(tmp_path: Path) -> None:
+    config = make_config(tmp_path, parallel_projections=1)
+    store = EventStore.open(config)
+    store.append(events("cart-1", 3) + events("shop-1", 4) + events("cart", 2))
+    template = {
+        "projection-name": "carts",
+        "stream-name": "__category__:cart",
+        "initial-value": {},
+        "reduction": "lambda s, e: {**s, e['stream-name']: s.get(e['stream-name'], 0) + 1}",
+    }
+
+    async def scenario() -> None:
+        async with running(store, config) as manager:
+            await manager.create(template)
+            await caught_up(manager, ["carts"])
+            assert manager.value("carts") == {"cart-1": 3, "cart": 2}
+            store.append(events("cart-2", 1) + events("shop-2", 1))  # live
+            await wait_for(lambda: manager.value("carts").get("cart-2") == 1, what="the live cart event")
+            assert manager.value("carts") == {"cart-1": 3, "cart": 2, "cart-2": 1}
+
+    asyncio.run(scenario())
+    store.close()

@@ -87,9 +87,11 @@ def test_read_backward_of_all_crosses_the_holes_of_deleted_streams(store: EventS
     store.append(events("gone", 3000))
     last = store.append(events("keep", 2))
     store.delete_stream("gone")
-    newest = list(store.read_backward(limit=4))
-    assert newest[0].event_type == "stream-deleted"  # recorded in __config__
-    assert [e.order_id for e in newest[1:]] == [last[1].order_id, last[0].order_id, first[2].order_id]
+    store.scavenge()
+    newest = list(store.read_backward(limit=6))
+    # The scavenge and the deletion are recorded in __config__ (and __metadata__).
+    assert [e.event_type for e in newest[:3]] == ["scavenged", "stream-deleted", "metadata-set"]
+    assert [e.order_id for e in newest[3:]] == [last[1].order_id, last[0].order_id, first[2].order_id]
     assert [e.order_id for e in store.read_backward(from_order_id=2)] == [2, 1]
 
 
@@ -151,3 +153,18 @@ def test_console_page_and_files_are_served_without_a_token(api: httpx.Client) ->
     script = httpx.get(base + "/console/js/app.js")
     assert script.status_code == 200 and "javascript" in script.headers["content-type"]
     assert httpx.get(base + "/console/js/missing.js").status_code == 404
+
+
+def test_http_lists_durable_consumers_with_their_positions(api: httpx.Client) -> None:
+    stored = api.post("/api/event", json=events("mail", 3)).json()
+    for name in ("sender", "archiver"):
+        assert api.get(f"/api/subscription/{name}", params={"stream": "mail", "stream-type": "cold"}).status_code == 200
+    assert api.post("/api/subscription/sender/ack", json={"order-id": stored[1]["order-id"]}).status_code == 200
+    listed = api.get("/api/subscriptions").json()["subscriptions"]
+    last = stored[-1]["order-id"]
+    assert listed == [
+        {"consumer": "archiver", "stream": "mail", "acked": 0, "behind": last},
+        {"consumer": "sender", "stream": "mail", "acked": stored[1]["order-id"], "behind": 1},
+    ]
+    assert api.delete("/api/subscription/archiver").status_code == 200
+    assert [c["consumer"] for c in api.get("/api/subscriptions").json()["subscriptions"]] == ["sender"]

@@ -33,7 +33,6 @@ from ..errors import (
 )
 from ..events import ALL_STREAM, RecordedEvent
 from ..store import EventStore
-from ..subscriptions import CaughtUp
 
 Event = RecordedEvent
 """What a recorder reads: a stored Photon event (its positions, names, and its whole JSON; the
@@ -129,8 +128,8 @@ class _EmbeddedLive(LiveEvents):
                 item = self._subscription.get(timeout)
                 if item is None:
                     return None
-                if isinstance(item, CaughtUp):
-                    continue
+                if not isinstance(item, RecordedEvent):
+                    continue  # the markers between history and live
                 return item
 
     def stop(self) -> None:

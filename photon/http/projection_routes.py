@@ -28,6 +28,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from ..errors import NotFound, ValidationError
+from ..projections import STREAMS_PROJECTION
 from ..projections.manager import ProjectionManager
 
 Guard = Callable[[Request], Any | Awaitable[Any]]
@@ -105,7 +106,16 @@ def projection_routes(manager: ProjectionManager, admin: Guard, reader: Guard | 
             events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         )
 
+    async def schema(request: Request) -> Response:
+        """The payload schemas the built-in __streams__ projection inferred for a stream, per schema version."""
+        stream = request.path_params["stream"]
+        entry = manager.value(STREAMS_PROJECTION).get(stream)
+        if not isinstance(entry, dict):
+            raise NotFound(f"no schema known for stream {stream!r} ({STREAMS_PROJECTION} has seen no event of it)")
+        return JSONResponse({"stream-name": stream, "schemas": entry.get("schemas", {})})
+
     return [
+        Route("/api/schema/{stream:path}", _guarded(reader, schema), methods=["GET"]),
         Route("/api/projection", _guarded(admin, create), methods=["POST"]),
         Route("/api/projections", _guarded(reader, list_projections), methods=["GET"]),
         Route("/api/projection-keys", _guarded(reader, keys), methods=["GET"]),

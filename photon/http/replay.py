@@ -3,8 +3,14 @@
 Each line of an NDJSON replay is one stored event, written as the store holds it (never
 decoded and re-encoded). Between history and live comes one marker line,
 ``{"caught-up":<order-id>}``: every event up to that order-id has been sent, what follows is
-live. With ``Accept: text/event-stream`` the same items go out as server-sent events: events as
-``id: <order-id>`` + ``data: <event>``, the marker as ``event: caught-up``.
+live. A client that reads too slowly for its live buffer (`subscription.buffer.bytes`) is told
+so with ``{"fell-behind":<order-id>}`` (the last event it got); its events then come from the
+store until a new ``caught-up`` line. With ``Accept: text/event-stream`` the same items go out
+as server-sent events: events as ``id: <order-id>`` + ``data: <event>``, the markers as
+``event: caught-up`` and ``event: fell-behind``.
+
+Memory per replay is bounded in bytes: history pages of about `replay.page.bytes`, at most
+`replay.readahead.bytes` read ahead of what the client has taken, and the live buffer.
 
 A durable subscription is a consumer name whose position the server keeps (checkpoint key
 ``consumer:<name>``). The consumer acknowledges what it has processed; a new connection under
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -24,10 +31,11 @@ from starlette.routing import BaseRoute, Route
 
 from .. import aio
 from ..errors import NotFound, StoreClosed, ValidationError
-from ..events import ALL_STREAM, RecordedEvent
+from ..events import ALL_STREAM, RecordedEvent, is_one_stream
+from ..filters import EventFilter
 from ..metrics import metrics_for
 from ..store import EventStore
-from ..subscriptions import STREAM_TYPES, CaughtUp, Item, StreamType, Subscription
+from ..subscriptions import STREAM_TYPES, CaughtUp, FellBehind, Item, StreamType, Subscription
 from .api import parse_json, read_body
 from .errors import RequestError, json_response
 from .params import Param, accepts
@@ -37,13 +45,21 @@ SSE = "text/event-stream"
 IDLE_SECONDS = 1.0
 SSE_KEEPALIVE_IDLES = 15
 CONSUMER_PREFIX = "consumer:"
-READ_AHEAD = 2
 HISTORY_PAGE = 10_000
+"""Most events in one history page (`replay.page.bytes` bounds its bytes)."""
 MAX_CONSUMER_NAME = 200
 
 STREAM_TYPE = Param("stream-type", "string", "cold, hot or hot-cold (default).", choices=STREAM_TYPES)
 EVENT_TYPES = Param("event-types", "list", "Only these event types (comma-separated, or the parameter repeated).")
 LIMIT = Param("limit", "integer", "Stop after this many events.", minimum=1)
+
+FILTER_PARAMS = (
+    Param("stream-prefix", "list", "__all__ or a category: only streams whose name starts with one of these."),
+    Param("event-type-prefix", "list", "Only event types starting with one of these."),
+    Param("stream-regex", "string", "__all__ or a category: only stream names this regular expression finds."),
+    Param("event-type-regex", "string", "Only event types this regular expression finds."),
+    Param("category", "list", "__all__: only streams of these categories (a name's part before its first '-')."),
+)
 
 REPLAY_PARAMS = (
     STREAM_TYPE,
@@ -53,22 +69,27 @@ REPLAY_PARAMS = (
     Param("to", "integer", "Last order-id (inclusive); the replay ends there.", minimum=1),
     EVENT_TYPES,
     LIMIT,
+    *FILTER_PARAMS,
 )
 
 
-def _marker_line(item: CaughtUp) -> bytes:
-    return b'{"caught-up":%d}' % item.order_id
+def event_filter(query: dict[str, Any]) -> EventFilter | None:
+    """The filter a request's query parameters give (None when they give none)."""
+    found = EventFilter.from_mapping({p.name: query[p.name] for p in FILTER_PARAMS if query.get(p.name) is not None})
+    return None if found.empty else found
+
+
+def _marker_line(item: CaughtUp | FellBehind) -> bytes:
+    if type(item) is CaughtUp:
+        return b'{"caught-up":%d}' % item.order_id
+    return b'{"fell-behind":%d}' % item.order_id
 
 
 def _ndjson(batch: list[Item]) -> bytes:
-    # The marker only ever closes a history page, so only the last item needs a look.
-    last = batch[-1]
-    if type(last) is CaughtUp:
-        events: list[Any] = batch[:-1]
-        lines = [e.data for e in events]
-        lines.append(_marker_line(last))
-        return b"\n".join(lines) + b"\n"
-    return b"\n".join([e.data for e in batch]) + b"\n"  # type: ignore[union-attr]
+    # Markers are rare and only ever open (fell-behind) or close (caught-up) a batch.
+    if type(batch[0]) is RecordedEvent and type(batch[-1]) is RecordedEvent:
+        return b"\n".join([e.data for e in batch]) + b"\n"  # type: ignore[union-attr]
+    return b"\n".join([e.data if type(e) is RecordedEvent else _marker_line(e) for e in batch]) + b"\n"  # type: ignore[arg-type]
 
 
 def _sse(batch: list[Item]) -> bytes:
@@ -76,6 +97,8 @@ def _sse(batch: list[Item]) -> bytes:
     for item in batch:
         if type(item) is CaughtUp:
             parts.append(b"event: caught-up\ndata: " + _marker_line(item) + b"\n\n")
+        elif type(item) is FellBehind:
+            parts.append(b"event: fell-behind\ndata: " + _marker_line(item) + b"\n\n")
         else:
             assert isinstance(item, RecordedEvent)
             parts.append(b"id: %d\ndata: " % item.order_id + item.data + b"\n\n")
@@ -92,28 +115,29 @@ def stream_response(request: Request, subscription: Subscription) -> StreamingRe
     encode = _sse if sse else _ndjson
     metrics = metrics_for(subscription.store)
 
-    async def produce(queue: asyncio.Queue[list[Item] | BaseException | None]) -> None:
+    read_ahead = ReadAhead(int(request.app.state.config["replay.readahead.bytes"]))
+
+    async def produce() -> None:
         # Reads ahead: the next page comes from the store while this one is being sent.
         try:
             while True:
                 batch = await subscription.next_batch(timeout=IDLE_SECONDS)
-                await queue.put(batch)
+                await read_ahead.put(batch)
                 if batch is None:
                     return
         except StoreClosed:
-            await queue.put(None)
+            await read_ahead.put(None)
         except BaseException as exc:
-            await queue.put(exc)
+            await read_ahead.put(exc)
             raise
 
     async def body() -> AsyncIterator[bytes]:
         metrics.replays.inc()
-        queue: asyncio.Queue[list[Item] | BaseException | None] = asyncio.Queue(READ_AHEAD)
-        producer = asyncio.create_task(produce(queue))
+        producer = asyncio.create_task(produce())
         idles = 0
         try:
             while True:
-                batch = await queue.get()
+                batch = await read_ahead.get()
                 if batch is None:
                     return
                 if isinstance(batch, BaseException):
@@ -138,12 +162,47 @@ def stream_response(request: Request, subscription: Subscription) -> StreamingRe
     return StreamingResponse(body(), media_type=SSE if sse else NDJSON, headers=headers)
 
 
+class ReadAhead:
+    """The batches a replay has read and not yet sent, bounded by their bytes of event data.
+
+    The producer may always hand over one batch (however large: a batch is bounded by the page
+    and live-buffer sizes); further ones wait until what is queued is under `limit`.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.queued_bytes = 0
+        self._items: deque[tuple[list[Item] | BaseException | None, int]] = deque()
+        self._changed = asyncio.Event()
+
+    async def put(self, item: list[Item] | BaseException | None) -> None:
+        size = sum(len(e.data) for e in item if type(e) is RecordedEvent) if isinstance(item, list) else 0
+        while self._items and self.queued_bytes + size > self.limit:
+            self._changed.clear()
+            await self._changed.wait()
+        self._items.append((item, size))
+        self.queued_bytes += size
+        self._changed.set()
+
+    async def get(self) -> list[Item] | BaseException | None:
+        while not self._items:
+            self._changed.clear()
+            await self._changed.wait()
+        item, size = self._items.popleft()
+        self.queued_bytes -= size
+        self._changed.set()
+        return item
+
+
 def subscribe(store: EventStore, stream: str, stream_type: StreamType, **options: Any) -> Subscription:
     """`store.subscribe`, with bigger history pages: a replay sends them whole."""
     if store.closed:
         raise StoreClosed("the store is closed")
-    if options.get("from_version") is not None and stream == ALL_STREAM:
-        raise ValidationError("from-version applies to a stream; use from (order-id) for __all__", "from-version")
+    if options.get("from_version") is not None and not is_one_stream(stream):
+        raise ValidationError(
+            "from-version applies to a stream; use from (order-id) for __all__, a category or a wildcard",
+            "from-version",
+        )
     types = options.pop("event_types", None)
     return Subscription(
         store,
@@ -152,6 +211,9 @@ def subscribe(store: EventStore, stream: str, stream_type: StreamType, **options
         event_types=frozenset(types) if types is not None else None,
         page_size=HISTORY_PAGE,
         buffer=store.subscription_buffer,
+        buffer_bytes=store.subscription_buffer_bytes,
+        page_bytes=store.page_bytes,
+        tell_fell_behind=True,
         **options,
     )
 
@@ -183,8 +245,8 @@ async def replay(request: Request, query: dict[str, Any]) -> Response:
         start = None if last is None else last + 1
     if (
         stream_type == "cold"
-        and stream != ALL_STREAM
-        and await aio.run_blocking(store, store.stream_version, stream) == 0
+        and is_one_stream(stream)  # a category or a `**` wildcard may match no stream: an empty replay
+        and not await aio.run_blocking(store, store.stream_exists, stream)
     ):
         raise NotFound(f"stream {stream!r} does not exist")
     subscription = subscribe(
@@ -197,6 +259,7 @@ async def replay(request: Request, query: dict[str, Any]) -> Response:
         to_order_id=query["to"],
         event_types=query["event-types"],
         limit=query["limit"],
+        event_filter=event_filter(query),
     )
     return stream_response(request, subscription)
 
@@ -214,6 +277,21 @@ def _consumer_name(request: Request) -> str:
 def _position(store: EventStore, name: str) -> dict[str, Any] | None:
     value = store.read_checkpoint(CONSUMER_PREFIX + name)
     return value if isinstance(value, dict) else None
+
+
+CONSUMER_NAMES = "consumers"
+"""Checkpoint key of the sorted list of durable consumers' names (what `GET /api/subscriptions` lists).
+
+Consumers created before the list existed are not in it until they are created again."""
+
+
+def _set_listed(store: EventStore, name: str, listed: bool) -> None:
+    """Add or remove a name in the consumer list (callers hold the consumers lock)."""
+    value = store.read_checkpoint(CONSUMER_NAMES)
+    names = set(value) if isinstance(value, list) else set()
+    if (name in names) != listed:
+        names.symmetric_difference_update({name})
+        store.write_checkpoint(CONSUMER_NAMES, sorted(names))
 
 
 def _consumers_lock(request: Request) -> asyncio.Lock:
@@ -248,6 +326,7 @@ async def subscription(request: Request, query: dict[str, Any]) -> Response:
             stream = stream or ALL_STREAM
             position = {"stream": stream, "order-id": 0}
             await aio.run_blocking(store, store.write_checkpoint, CONSUMER_PREFIX + name, position)
+            await aio.run_blocking(store, _set_listed, store, name, True)
         elif stream is not None and stream != position["stream"]:
             raise RequestError(
                 f"consumer {name!r} follows stream {position['stream']!r}, not {stream!r} "
@@ -317,13 +396,34 @@ async def delete_consumer(request: Request, query: dict[str, Any]) -> Response:
         if await aio.run_blocking(store, _position, store, name) is None:
             raise NotFound(f"no consumer named {name!r}")
         await aio.run_blocking(store, store.write_checkpoint, CONSUMER_PREFIX + name, None)
+        await aio.run_blocking(store, _set_listed, store, name, False)
     metrics_for(store).consumers.forget(name)
     return json_response({"correct": True})
+
+
+@accepts(answer='{"subscriptions": [{"consumer": name, "stream": stream, "acked": n, "behind": n}]}')
+async def list_consumers(request: Request, query: dict[str, Any]) -> Response:
+    """Every durable consumer with its stream, last acknowledged order-id and distance behind the newest event."""
+    store: EventStore = request.app.state.store
+
+    def listed() -> list[dict[str, Any]]:
+        value = store.read_checkpoint(CONSUMER_NAMES)
+        last = store.last_order_id()
+        found = []
+        for name in value if isinstance(value, list) else []:
+            position = _position(store, name)
+            if position is not None:
+                acked = position["order-id"]
+                found.append({"consumer": name, "stream": position["stream"], "acked": acked, "behind": last - acked})
+        return found
+
+    return json_response({"subscriptions": await aio.run_blocking(store, listed)})
 
 
 def replay_routes() -> list[BaseRoute]:
     return [
         Route("/api/replay/{stream:path}", replay, methods=["GET"]),
+        Route("/api/subscriptions", list_consumers, methods=["GET"]),
         Route("/api/subscription/{name}", subscription, methods=["GET"]),
         Route("/api/subscription/{name}", delete_consumer, methods=["DELETE"]),
         Route("/api/subscription/{name}/ack", ack, methods=["POST"]),

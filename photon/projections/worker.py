@@ -9,8 +9,7 @@ Messages from the manager (pickled tuples on one pipe):
   projection here; `end_order_id` is the last order-id the batch covers (events of other
   streams may have been left out), so positions advance past them.
 - ``("catchup", seq, to_order_id)``: read the store directly (read-only) up to `to_order_id` for
-  every projection behind it. Only sent when the worker opened the store itself: for history, and
-  on SQLite and PostgreSQL also for every live batch (the manager then ships no events at all).
+  every projection behind it. Only sent when the worker opened the store itself.
 - ``("stop",)``: report the final states and exit.
 
 Replies: ``("ready", can_read_store)``, ``("added", slot, error)``, ``("folded", seq, reports,
@@ -36,6 +35,7 @@ from typing import Any
 
 import orjson
 
+from ..events import category_of, stream_category
 from .definition import Definition, ProjectionSpec, load
 
 #: A report on one projection: slot, position, last-event, processed, state JSON (None if
@@ -58,6 +58,7 @@ class Running:
     """One projection inside a worker."""
 
     __slots__ = (
+        "category",
         "changed",
         "definition",
         "failed",
@@ -78,6 +79,10 @@ class Running:
         self.definition = definition
         self.reduction = definition.reduction
         self.stream = None if definition.stream_name == "__all__" else definition.stream_name
+        # A category source (`__category__:<name>`) folds every stream of the category.
+        self.category = stream_category(definition.stream_name)
+        if self.category is not None:
+            self.stream = None
         self.types = definition.event_types
         self.state = state
         self.position = position
@@ -117,6 +122,7 @@ def fold(running: Running, events: Decoded, progress: Any) -> Failure | None:
     state = running.state
     position = running.position
     stream = running.stream
+    category = running.category
     types = running.types
     count = 0
     last = running.last_event
@@ -131,6 +137,8 @@ def fold(running: Running, events: Decoded, progress: Any) -> Failure | None:
             if order_id <= position:
                 continue
             if stream is not None and stream_name != stream:
+                continue
+            if category is not None and category_of(stream_name) != category:
                 continue
             if types is not None and event_type not in types:
                 continue

@@ -1,72 +1,162 @@
 // Consumers, server and backup pages.
 import { api, path, query, download } from "./api.js";
-import { h, pageHead, field, jsonBlock, number, errorBox, toast, saveFile, streamHref } from "./ui.js";
+import { h, pageHead, field, number, errorBox, saveFile, streamHref } from "./ui.js";
 
 const POLL_MS = 2000;
-const RECENT_KEY = "photon.consumers";
-
-function recentConsumers() {
-  try {
-    return JSON.parse(localStorage.getItem(RECENT_KEY) || "[]");
-  } catch (e) {
-    return [];
-  }
-}
 
 export async function consumersPage(main) {
-  const nameInput = h("input", { type: "text", autocomplete: "off", "data-slash": true });
-  const body = h("div", { "aria-live": "polite" });
-  const recent = h("div", { class: "keys" });
+  const groups = h("div");
+  const subscriptions = h("div");
+  const message = h("div", { "aria-live": "polite", id: "group-message" });
   main.append(
-    pageHead("Consumers", "Durable named subscriptions: the server keeps each consumer's last acknowledged order-id."),
-    h("form", { class: "toolbar", onsubmit: (e) => { e.preventDefault(); show(nameInput.value.trim()); } },
-      h("div", { class: "grow" }, field("Consumer name", nameInput, "The name a consumer subscribes with (GET /api/subscription/{name}).")),
-      h("button", { type: "submit", class: "primary" }, "Show")),
-    recent,
-    body,
+    pageHead("Consumers", "Consumer groups and durable subscriptions, with their positions; refreshed every 2 s."),
+    message,
+    h("h2", { class: "flush" }, "Consumer groups"),
+    groups,
+    h("h2", {}, "Durable subscriptions"),
+    subscriptions,
   );
-  function showRecent() {
-    recent.replaceChildren(...recentConsumers().map((n) => h("a", { href: "#", onclick: (e) => { e.preventDefault(); nameInput.value = n; show(n); } }, n)));
-  }
-  async function show(name) {
-    if (!name) return;
-    body.replaceChildren();
-    try {
-      const [position, server] = await Promise.all([api(`/api/subscription/${path(name)}/position`), api("/api/server")]);
-      const names = [name, ...recentConsumers().filter((n) => n !== name)].slice(0, 12);
-      localStorage.setItem(RECENT_KEY, JSON.stringify(names));
-      showRecent();
-      const acked = position.acked ?? position["order-id"] ?? null;
-      const resetButton = h("button", { type: "button", class: "danger" }, "Reset (forget the position)");
-      resetButton.addEventListener("click", async () => {
-        if (resetButton.dataset.armed !== "1") {
-          resetButton.dataset.armed = "1";
-          resetButton.textContent = "Click again to reset";
-          return;
-        }
-        try {
-          await api(`/api/subscription/${path(name)}`, { method: "DELETE" });
-          body.replaceChildren(h("div", { class: "alert ok", role: "status", id: "consumer-reset" },
-            `Consumer ${name} was reset: its next connection starts from the beginning of its stream.`));
-        } catch (error) {
-          body.append(errorBox(error));
-        }
-      });
-      body.append(
-        h("div", { class: "cards" },
-          card("Consumer", name),
-          card("Stream", position.stream || position["stream-name"] || "–"),
-          card("Acknowledged up to", number(acked)),
-          card("Behind __all__ by", typeof acked === "number" ? number(Math.max(0, server["last-order-id"] - acked)) : "–")),
-        h("div", { class: "actions" }, resetButton),
-        h("h2", {}, "Position as the API gives it"),
-        jsonBlock(position, "Position"),
-      );
-    } catch (error) {
-      body.append(errorBox(error));
+  let timer = 0;
+  let stopped = false;
+  // Tables with a button half-way through a two-step action are not refreshed until it is done.
+  const armed = (box) => box.querySelector("[data-armed='1']");
+  async function load() {
+    const [groupAnswer, subAnswer, server] = await Promise.all([
+      api("/api/groups").catch((error) => error),
+      api("/api/subscriptions").catch((error) => error),
+      api("/api/server").catch(() => ({ "last-order-id": 0 })),
+    ]);
+    const head = server["last-order-id"];
+    if (!armed(groups)) {
+      if (groupAnswer instanceof Error) groups.replaceChildren(groupAnswer.status === 404 ? h("p", { class: "sub" }, "This server has no consumer groups.") : errorBox(groupAnswer));
+      else groups.replaceChildren(groupTable(groupAnswer.groups, head, act));
     }
+    if (!armed(subscriptions)) {
+      if (subAnswer instanceof Error) subscriptions.replaceChildren(errorBox(subAnswer));
+      else subscriptions.replaceChildren(subscriptionTable(subAnswer.subscriptions, act));
+    }
+    if (!stopped) timer = setTimeout(load, POLL_MS);
   }
-  showRecent();
+  async function act(name, action, value) {
+    message.replaceChildren();
+    try {
+      const base = `/api/group/${path(name)}`;
+      if (action === "replay") {
+        const answer = await api(base + "/replay-parked", { method: "POST", body: {} });
+        message.append(h("div", { class: "alert ok", role: "status" }, `${name}: ${number(answer.replayed)} parked events handed back.`));
+      } else if (action === "reset") {
+        await api(base + "/reset", { method: "POST", body: { from: Number(value) } });
+        message.append(h("div", { class: "alert ok", role: "status" }, `${name} starts over from order-id ${value}.`));
+      } else if (action === "delete") {
+        await api(base, { method: "DELETE" });
+        message.append(h("div", { class: "alert ok", role: "status" }, `Deleted the group ${name}.`));
+      } else if (action === "forget") {
+        await api(`/api/subscription/${path(name)}`, { method: "DELETE" });
+        message.append(h("div", { class: "alert ok", role: "status", id: "consumer-reset" },
+          `Consumer ${name} was reset: its next connection starts from the beginning of its stream.`));
+      }
+    } catch (error) {
+      message.append(errorBox(error));
+    }
+    clearTimeout(timer);
+    groups.querySelectorAll("[data-armed]").forEach((b) => delete b.dataset.armed);
+    subscriptions.querySelectorAll("[data-armed]").forEach((b) => delete b.dataset.armed);
+    load();
+  }
+  await load();
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
+}
+
+function twoStep(button, label, run) {
+  button.addEventListener("click", () => {
+    if (button.dataset.armed !== "1") {
+      button.dataset.armed = "1";
+      button.textContent = label;
+      return;
+    }
+    run();
+  });
+  return button;
+}
+
+function subscriptionTable(list, act) {
+  if (!list.length) return h("p", { class: "sub" }, "No durable subscriptions. A consumer is one once it connects to GET /api/subscription/{name}.");
+  return h(
+    "div",
+    { class: "table-wrap" },
+    h(
+      "table",
+      { id: "subscriptions-table" },
+      h("thead", {}, h("tr", {},
+        h("th", { scope: "col" }, "Consumer"), h("th", { scope: "col" }, "Stream"),
+        h("th", { scope: "col", class: "num" }, "Acknowledged up to"), h("th", { scope: "col", class: "num" }, "Behind head"),
+        h("th", { scope: "col" }, "Actions"))),
+      h(
+        "tbody",
+        {},
+        list.map((c) =>
+          h(
+            "tr",
+            { "data-name": c.consumer },
+            h("td", { class: "name" }, h("strong", {}, c.consumer)),
+            h("td", { class: "name" }, h("a", { href: streamHref(c.stream) }, c.stream)),
+            h("td", { class: "num" }, number(c.acked)),
+            h("td", { class: "num" }, number(c.behind)),
+            h("td", { class: "row-actions" },
+              twoStep(h("button", { type: "button", class: "danger", "aria-label": `Reset ${c.consumer}: forget its position` }, "Reset"), "Click again to reset", () => act(c.consumer, "forget"))),
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
+function groupTable(list, head, act) {
+  if (!list.length) return h("p", { class: "sub" }, "No consumer groups. Create one with POST /api/groups.");
+  return h(
+    "div",
+    { class: "table-wrap" },
+    h(
+      "table",
+      { id: "groups-table" },
+      h("thead", {}, h("tr", {},
+        h("th", { scope: "col" }, "Group"), h("th", { scope: "col" }, "Source"), h("th", { scope: "col" }, "Strategy"),
+        h("th", { scope: "col", class: "num" }, "Checkpoint"), h("th", { scope: "col", class: "num" }, "Behind head"),
+        h("th", { scope: "col", class: "num" }, "In flight"), h("th", { scope: "col", class: "num" }, "Members"),
+        h("th", { scope: "col", class: "num" }, "Parked"), h("th", { scope: "col" }, "Actions"))),
+      h(
+        "tbody",
+        {},
+        list.map((g) => {
+          const name = g["group-name"];
+          const from = h("input", { type: "number", min: "1", value: "1", class: "narrow", "aria-label": `Order-id to reset ${name} to` });
+          return h(
+            "tr",
+            { "data-name": name },
+            h("td", { class: "name" }, h("strong", {}, name)),
+            h("td", { class: "name" }, g.stream),
+            h("td", {}, g.strategy + (g.serial ? ", serial" : "")),
+            h("td", { class: "num" }, number(g.checkpoint)),
+            h("td", { class: "num" }, number(Math.max(0, head - g.checkpoint))),
+            h("td", { class: "num" }, number(g["in-flight"])),
+            h("td", { class: "num" }, number((g.members || []).length)),
+            h("td", { class: "num" }, h("a", { href: streamHref(g["parked-stream"]), "aria-label": `Parked events of ${name}` }, number(g.parked))),
+            h(
+              "td",
+              { class: "row-actions" },
+              h("button", { type: "button", onclick: () => act(name, "replay"), "aria-label": `Replay the parked events of ${name}` }, "Replay parked"),
+              from,
+              twoStep(h("button", { type: "button", "aria-label": `Reset ${name} to the order-id given` }, "Reset"), "Click again to reset", () => act(name, "reset", from.value)),
+              twoStep(h("button", { type: "button", class: "danger", "aria-label": `Delete ${name}` }, "Delete"), "Click again to delete", () => act(name, "delete")),
+            ),
+          );
+        }),
+      ),
+    ),
+  );
 }
 
 function card(label, value, id) {

@@ -1,0 +1,234 @@
+"""Growth: what each operation costs as the store grows, measured at several sizes in one run.
+
+    python -m benchmarks.growth [--sizes 10000,1000000,10000000] [--backends sqlite,postgres]
+
+For each backend and size a store is filled (batches of 5,000; one stream per 10 events, so
+1M streams at 10M events; a probe stream of 100 events spread evenly through the fill), then:
+
+- batched appends: 20,000 events in batches of 1,000 onto the filled store, durability on
+  (SQLite synchronous=FULL; PostgreSQL fsync at each commit);
+- a read of the 100-event probe stream (median of 20 reads, ms);
+- a read of 20,000 events of ``__all__`` from the middle of the store;
+- a hot-cold subscription's catch-up over the last 100,000 events (or all, if fewer);
+- restart: ``photon serve`` on the filled store until its HTTP API answers (projections on), and
+  its RSS then, and the most RSS seen during a full cold replay of ``__all__`` over HTTP
+  (a flat RSS means the replay streams rather than holds the store). RSS here is ``RssAnon``, the
+  process's own memory: the file pages SQLite reads through the page cache are not counted.
+
+The filling itself is not a figure. Sizes that do not fit the time at hand can be left out;
+docs/benchmarks.md says which were run. The PostgreSQL server is started here (tests/servers.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from photon.store import EventStore
+
+from . import server as photon_server
+
+FILL_BATCH = 5000
+PROBE = "probe-stream"
+
+
+def fill(store: EventStore, count: int) -> float:
+    streams = max(count // 10, 1)
+    every = max(count // 100, 1)
+    started = time.perf_counter()
+    written = store.last_order_id()
+    while written < count:
+        size = min(FILL_BATCH, count - written)
+        batch = []
+        for i in range(written, written + size):
+            name = PROBE if i % every == every - 1 and i // every < 100 else f"s-{(i * 7919) % streams}"
+            batch.append({"stream-name": name, "event-type": "filled", "payload": {"i": i, "pad": "x" * 40}})
+        store.append(batch)
+        written += size
+    return time.perf_counter() - started
+
+
+def measure_store(config: dict[str, Any], count: int) -> dict[str, float]:
+    out: dict[str, float] = {}
+    with EventStore.open(config) as store:
+        out["fill_s"] = fill(store, count)
+        head = store.last_order_id()
+        extra = [{"stream-name": f"s-{i % 977}", "event-type": "appended", "payload": {"i": i}} for i in range(20_000)]
+        started = time.perf_counter()
+        for offset in range(0, len(extra), 1000):
+            store.append(extra[offset : offset + 1000])
+        out["append_ev_s"] = len(extra) / (time.perf_counter() - started)
+        times = []
+        for _ in range(20):
+            started = time.perf_counter()
+            got = sum(1 for _ in store.read(PROBE))
+            times.append((time.perf_counter() - started) * 1000)
+        assert got == min(100, count), got
+        out["stream_read_ms"] = statistics.median(times)
+        started = time.perf_counter()
+        got = sum(1 for _ in store.read(from_order_id=head // 2, limit=20_000))
+        out["middle_read_ev_s"] = got / (time.perf_counter() - started)
+        last = store.last_order_id()
+        start = max(1, last - 100_000)
+        subscription = store.subscribe(from_order_id=start)
+        started = time.perf_counter()
+        seen = 0
+        for item in subscription:
+            if type(item).__name__ == "CaughtUp":
+                break
+            seen += 1
+        out["catch_up_ev_s"] = seen / (time.perf_counter() - started)
+        subscription.close()
+    return out
+
+
+def rss_kib(pid: int, kind: str = "RssAnon") -> int:
+    """The process's resident memory of its own (``RssAnon``: heap, not the file pages it reads)."""
+    text = Path(f"/proc/{pid}/status").read_text()
+    match = re.search(kind + r":\s+(\d+)", text)
+    return int(match.group(1)) if match else 0
+
+
+def serve_figures(folder: Path, extra_args: list[str]) -> dict[str, float]:
+    started = time.perf_counter()
+    server = photon_server.Server(folder, extra_args)
+    out: dict[str, float] = {"restart_s": time.perf_counter() - started, "rss_mib": rss_kib(server.proc.pid) / 1024}
+    peak = [out["rss_mib"]]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.05):
+            try:
+                peak.append(rss_kib(server.proc.pid) / 1024)
+            except OSError:
+                return
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+
+        async def replay() -> tuple[float, int]:
+            token = await server.token()
+            return await photon_server.cold_replay(server, token)
+
+        rate, replayed = asyncio.run(replay())
+    finally:
+        done.set()
+        sampler.join()
+        server.stop()
+    out["replay_ev_s"] = rate
+    out["replayed"] = replayed
+    out["replay_rss_peak_mib"] = max(peak)
+    return out
+
+
+@contextmanager
+def sqlite_target(root: Path) -> Iterator[Callable[[int], tuple[dict[str, Any], list[str]]]]:
+    def make(size: int) -> tuple[dict[str, Any], list[str]]:
+        folder = root / f"sqlite-{size}"
+        folder.mkdir()
+        path = str(folder / "bench.db")
+        return {"db.backend": "sqlite", "sqlite.path": path, "sqlite.synchronous": "FULL"}, ["-sqlite.path", path]
+
+    yield make
+
+
+@contextmanager
+def postgres_target(root: Path) -> Iterator[Callable[[int], tuple[dict[str, Any], list[str]]]]:
+    import psycopg
+
+    from tests.servers import PostgresServer
+
+    with PostgresServer() as server:
+
+        def make(size: int) -> tuple[dict[str, Any], list[str]]:
+            name = f"growth_{size}_{uuid.uuid4().hex[:6]}"
+            with psycopg.connect(server.dsn, autocommit=True) as admin:
+                admin.execute(f'CREATE DATABASE "{name}"')
+            dsn = server.dsn.rsplit("/", 1)[0] + "/" + name
+            return {"db.backend": "postgres", "postgres.url": dsn}, ["-db.backend", "postgres", "-postgres.url", dsn]
+
+        yield make
+
+
+TARGETS = {"sqlite": sqlite_target, "postgres": postgres_target}
+COSTS = [  # (key, what, cost is 1/value)
+    ("append_ev_s", "batched appends (ev/s)", True),
+    ("stream_read_ms", "read of a 100-event stream (ms)", False),
+    ("middle_read_ev_s", "read of __all__ from the middle (ev/s)", True),
+    ("catch_up_ev_s", "hot-cold catch-up (ev/s)", True),
+    ("restart_s", "restart of photon serve (s)", False),
+    ("rss_mib", "server RSS (RssAnon) after start (MiB)", False),
+    ("replay_rss_peak_mib", "server RSS (RssAnon) peak during a full replay (MiB)", False),
+]
+
+
+def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="photon-growth-", dir=args.dir) as root:
+        for backend in args.backends:
+            with TARGETS[backend](Path(root)) as make:
+                results: dict[int, dict[str, float]] = {}
+                for size in args.sizes:
+                    config, serve_args = make(size)
+                    load = os.getloadavg()[0]
+                    figures = measure_store(config, size)
+                    folder = Path(root) / f"serve-{backend}-{size}"
+                    folder.mkdir()
+                    figures.update(serve_figures(folder, serve_args))
+                    figures["load"] = load
+                    results[size] = figures
+                    print(f"  {backend} {size:,}: {figures}", file=sys.stderr, flush=True)
+                smallest = results[min(results)]
+                for size, figures in sorted(results.items()):
+                    for key, what, higher in COSTS:
+                        # Cost growth: how many times the cost at this size is the cost at the smallest.
+                        growth = smallest[key] / figures[key] if higher else figures[key] / smallest[key]
+                        rows.append(
+                            {
+                                "backend": backend,
+                                "events": size,
+                                "figure": what,
+                                "value": figures[key],
+                                "cost vs smallest": round(growth, 2),
+                                "target": "<= 1.5x" if key != "rss_mib" else "-",
+                                "load": figures["load"],
+                            }
+                        )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="10000,1000000,10000000", type=lambda t: [int(x) for x in t.split(",")])
+    parser.add_argument("--backends", default="sqlite,postgres", type=lambda t: t.split(","))
+    parser.add_argument("--dir", default=None, help="where the stores are made (default: the temp dir)")
+    args = parser.parse_args(argv)
+    unknown = [b for b in args.backends if b not in TARGETS]
+    if unknown:
+        parser.error(f"unknown backends {unknown}; choose from {', '.join(TARGETS)}")
+    rows = run(args)
+    print("| backend | events | figure | value | cost vs smallest size | target |")
+    print("|---|---:|---|---:|---:|---|")
+    for r in rows:
+        print(
+            f"| {r['backend']} | {r['events']:,} | {r['figure']} | {r['value']:,.2f} | {r['cost vs smallest']:.2f}x "
+            f"| {r['target']} |"
+        )
+    return rows
+
+
+if __name__ == "__main__":
+    main()

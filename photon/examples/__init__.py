@@ -1,0 +1,1 @@
+"""Examples shipped with Photon: `projections/` holds the example projection files."""

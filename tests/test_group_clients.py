@@ -1,0 +1,102 @@
+"""Consumer groups through the Python clients (blocking and async) and the `photon groups` command."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+from pathlib import Path
+
+import orjson
+import pytest
+
+from photon.client import PhotonClient
+from photon.client_async import AsyncPhotonClient
+from photon.errors import NotFound, ValidationError
+
+from .live import PHOTON, LiveServer, ServerProcess, event
+
+
+def test_blocking_client_groups(live: LiveServer) -> None:
+    with PhotonClient(live.url, "admin", str(live.config["admin.pass"])) as client:
+        described = client.create_group("billing", stream="__category__:order", max_in_flight=5, max_retries=0)
+        assert described["stream"] == "__category__:order" and described["max-in-flight"] == 5
+        with pytest.raises(ValidationError, match="strategy must be one of"):
+            client.create_group("bad", strategy="random")
+        client.emit([event("order-1", n=1), event("shop-1", n=2), event("order-2", n=3)])
+        with client.join_group("billing", "w1") as member:
+            first = next(member)
+            second = next(member)
+            assert member.id == "w1"
+            assert [first.event.stream_name, second.event.stream_name] == ["order-1", "order-2"]
+            assert first.attempt == 1 and first.event.payload == {"n": 1}
+            assert member.ack(first.event.order_id) == {"done": 1, "unknown": []}
+            assert member.nack([second.event.order_id], "park", "out of stock")["done"] == 1
+        assert [g["group-name"] for g in client.groups()] == ["billing"]
+        assert client.group("billing")["parked"] == 1
+        assert client.replay_parked("billing") == 1
+        with client.join_group("billing") as member:
+            again = next(member)
+            assert again.event.order_id == second.event.order_id
+            member.ack([again.event.order_id])
+        assert client.update_group("billing", ack_timeout_ms=1000)["ack-timeout-ms"] == 1000
+        assert client.reset_group("billing", 1)["checkpoint"] == 0
+        client.delete_group("billing")
+        with pytest.raises(NotFound):
+            client.group("billing")
+
+
+def test_async_client_groups(live: LiveServer) -> None:
+    async def scenario() -> None:
+        async with AsyncPhotonClient(live.url, "admin", str(live.config["admin.pass"])) as client:
+            await client.create_group("async", strategy="pinned")
+            await client.emit([event("a-1", n=i) for i in range(3)])
+            member = client.join_group("async", "m")
+            got = []
+            async for delivery in member:
+                got.append(delivery)
+                if len(got) == 3:
+                    break
+            assert [d.event.payload["n"] for d in got] == [0, 1, 2]
+            assert (await member.ack([d.event.order_id for d in got]))["done"] == 3
+            await member.close()
+            assert (await client.group("async"))["acked"] == 3
+            assert [g["group-name"] for g in await client.groups()] == ["async"]
+            await client.delete_group("async")
+
+    asyncio.run(scenario())
+
+
+def photon(args: list[str], cwd: Path) -> subprocess.CompletedProcess[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PHOTON_")}
+    return subprocess.run([PHOTON, *args], cwd=cwd, capture_output=True, env=env, timeout=60)
+
+
+def test_photon_groups_command(server_process: ServerProcess, tmp_path: Path) -> None:
+    url = ["-url", server_process.url]
+    created = photon(["groups", "create", "g", "-stream", "orders", "-max-retries", "2", "-serial", *url], tmp_path)
+    assert created.returncode == 0, created.stderr
+    assert orjson.loads(created.stdout)["serial"] is True
+    bad = photon(["groups", "create", "h", "-filter", "{nope", *url], tmp_path)
+    assert bad.returncode != 0 and b"-filter" in bad.stderr
+    emitted = photon(["emit", orjson.dumps(event("orders", n=7)).decode(), *url], tmp_path)
+    assert emitted.returncode == 0, emitted.stderr
+    consumed = photon(["groups", "consume", "g", "-limit", "1", *url], tmp_path)
+    assert consumed.returncode == 0, consumed.stderr
+    (line,) = consumed.stdout.splitlines()
+    delivery = orjson.loads(line)
+    assert delivery["attempt"] == 1 and delivery["event"]["payload"] == {"n": 7}
+    listed = photon(["groups", "list", *url], tmp_path)
+    name, stream, strategy, checkpoint, members, in_flight = listed.stdout.decode().strip().split("\t")
+    assert (members, in_flight) == ("0", "0")
+    assert (name, stream, strategy) == ("g", "orders", "round-robin") and int(checkpoint) >= delivery["event"][
+        "order-id"
+    ]
+    shown = photon(["groups", "show", "g", *url], tmp_path)
+    assert orjson.loads(shown.stdout)["acked"] == 1
+    assert photon(["groups", "update", "g", "-max-retries", "4", *url], tmp_path).returncode == 0
+    assert b"starts over" in photon(["groups", "reset", "g", "1", *url], tmp_path).stdout
+    assert b"0 parked events" in photon(["groups", "replay-parked", "g", *url], tmp_path).stdout
+    assert photon(["groups", "delete", "g", *url], tmp_path).returncode == 0
+    missing = photon(["groups", "show", "g", *url], tmp_path)
+    assert missing.returncode != 0 and b"no consumer group named 'g'" in missing.stderr
