@@ -12,7 +12,8 @@ development, small stores and inspection rather than large volumes.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,8 @@ class FileBackend(MemoryBackend):
         self._lock_file = FileLock(self.path.with_name(self.path.name + ".lock"))
         self._checkpoint_path = self.path.with_name(self.path.name + ".checkpoints.json")
         self._out: Any = None
+        self._dirty = False
+        """Events were removed or replaced since the file was last written whole (see reclaim_step)."""
 
     def describe(self) -> str:
         return f"file {self.path}"
@@ -80,6 +83,7 @@ class FileBackend(MemoryBackend):
         committed_end = 0
         batch: list[RecordedEvent] = []
         deletions: list[str] = []
+        changes: list[Callable[[], object]] = []
         offset = 0
         with open(self.path, "rb") as source:
             for number, line in enumerate(source, start=1):
@@ -95,10 +99,21 @@ class FileBackend(MemoryBackend):
                         self._apply(batch)
                     for stream in deletions:
                         super().delete_stream(stream)
-                    batch, deletions = [], []
+                    for change in changes:
+                        change()
+                    # The commit line holds the highest order-id ever given, which may be past
+                    # the last event left (removed by a deletion or a scavenge): never reused.
+                    if type(item["commit"]) is int:
+                        self._high_water = max(self._high_water, item["commit"])
+                    batch, deletions, changes = [], [], []
                     committed_end = offset
                 elif "delete-stream" in item and len(item) == 1:
                     deletions.append(item["delete-stream"])
+                elif "truncate-stream" in item and len(item) == 2:
+                    changes.append(partial(self._truncate, item["truncate-stream"], item["before"]))
+                elif "replace-event" in item and len(item) == 1:
+                    data = orjson.dumps(item["replace-event"])
+                    changes.append(partial(self._replace, [_record(item["replace-event"], data)]))
                 else:
                     try:
                         batch.append(_record(item, line))
@@ -133,6 +148,44 @@ class FileBackend(MemoryBackend):
             self._write([orjson.dumps({"delete-stream": stream}) + b"\n"], self._high_water)
             return super().delete_stream(stream)
 
+    def truncate_stream(self, stream: str, before_version: int) -> int:
+        with self._lock:
+            if not self._streams.get(stream) or self._streams[stream][0].stream_version >= before_version:
+                return 0
+            line = orjson.dumps({"truncate-stream": stream, "before": before_version}) + b"\n"
+            self._write([line], self._high_water)
+            self._dirty = True
+            return len(self._truncate(stream, before_version))
+
+    def replace_events(self, events: Sequence[RecordedEvent]) -> None:
+        with self._lock:
+            stored = [e for e in events if e.event_id in self._ids]
+            if stored:
+                self._write([b'{"replace-event":' + e.data + b"}\n" for e in stored], self._high_water)
+                self._replace(stored)
+                self._dirty = True
+
+    def reclaim_step(self) -> bool:
+        """Write the file again with only the events it holds (copy and swap): removed events and
+        the payloads that redactions replaced are then in no copy. The whole file in one step:
+        the file backend is for stores small enough to read as text."""
+        with self._lock:
+            if not self._dirty or self._out is None:
+                return False
+            temporary = self.path.with_name(self.path.name + ".compact")
+            with open(temporary, "wb") as out:
+                for start in range(0, len(self._all), 10_000):
+                    out.write(b"".join(e.data + b"\n" for e in self._all[start : start + 10_000]))
+                out.write(b'{"commit":%d}\n' % self._high_water)
+                out.flush()
+                os.fsync(out.fileno())
+            self._out.close()
+            os.replace(temporary, self.path)
+            _sync_directory(self.path)
+            self._out = open(self.path, "ab")  # noqa: SIM115 - held open until close()
+            self._dirty = False
+            return False
+
     def write_checkpoint(self, key: str, value: bytes | None) -> None:
         with self._lock:
             super().write_checkpoint(key, value)
@@ -161,3 +214,12 @@ def _record(item: dict[str, Any], line: bytes) -> RecordedEvent:
         item["event-time"],
         line.rstrip(b"\n"),
     )
+
+
+def _sync_directory(path: Path) -> None:
+    """Make a rename in `path`'s directory durable."""
+    descriptor = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

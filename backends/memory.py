@@ -25,6 +25,8 @@ class MemoryBackend(Backend):
         self._streams: dict[str, list[RecordedEvent]] = {}
         self._ids: dict[str, RecordedEvent] = {}
         self._checkpoints: dict[str, bytes] = {}
+        self._versions: dict[str, int] = {}
+        """Each stream's current version (kept apart: a scavenge may remove its events)."""
         self._high_water = 0
 
     def open(self, *, writer: bool) -> StoreState:
@@ -47,9 +49,8 @@ class MemoryBackend(Backend):
         for event in events:
             current = versions.get(event.stream_name)
             if current is None:
-                stream = self._streams.get(event.stream_name)
-                current = stream[-1].stream_version if stream else 0
-            if event.stream_version != current + 1:
+                current = self._versions.get(event.stream_name, 0)
+            if event.stream_version <= current:  # ahead is allowed: a restore of a scavenged store
                 raise IntegrityError(
                     f"stream {event.stream_name!r} version {event.stream_version} does not follow {current}"
                 )
@@ -60,6 +61,7 @@ class MemoryBackend(Backend):
         for event in events:
             self._streams.setdefault(event.stream_name, []).append(event)
             self._ids[event.event_id] = event
+            self._versions[event.stream_name] = event.stream_version
         self._high_water = events[-1].order_id
 
     def append(self, events: Sequence[RecordedEvent]) -> None:
@@ -87,11 +89,11 @@ class MemoryBackend(Backend):
 
     def stream_versions(self, streams: Collection[str]) -> dict[str, int]:
         with self._lock:
-            return {name: self._streams[name][-1].stream_version for name in streams if self._streams.get(name)}
+            return {name: self._versions[name] for name in streams if self._versions.get(name)}
 
     def streams(self) -> Iterator[StreamInfo]:
         with self._lock:
-            found = [StreamInfo(name, len(events)) for name, events in self._streams.items() if events]
+            found = [StreamInfo(name, version) for name, version in self._versions.items() if version]
         return iter(sorted(found))
 
     def events_by_id(self, event_ids: Collection[str]) -> dict[str, RecordedEvent]:
@@ -101,12 +103,45 @@ class MemoryBackend(Backend):
     def delete_stream(self, stream: str) -> int:
         with self._lock:
             removed = self._streams.pop(stream, [])
+            self._versions.pop(stream, None)
             if removed:
                 gone = {e.order_id for e in removed}
                 self._all = [e for e in self._all if e.order_id not in gone]
                 for event in removed:
                     self._ids.pop(event.event_id, None)
             return len(removed)
+
+    def truncate_stream(self, stream: str, before_version: int) -> int:
+        with self._lock:
+            return len(self._truncate(stream, before_version))
+
+    def _truncate(self, stream: str, before_version: int) -> list[RecordedEvent]:
+        events = self._streams.get(stream)
+        if not events:
+            return []
+        cut = bisect_left(events, before_version, key=_version)
+        removed = events[:cut]
+        if removed:
+            del events[:cut]
+            gone = {e.order_id for e in removed}
+            self._all = [e for e in self._all if e.order_id not in gone]
+            for event in removed:
+                self._ids.pop(event.event_id, None)
+        return removed
+
+    def replace_events(self, events: Sequence[RecordedEvent]) -> None:
+        with self._lock:
+            self._replace(events)
+
+    def _replace(self, events: Sequence[RecordedEvent]) -> None:
+        for event in events:
+            at = bisect_left(self._all, event.order_id, key=_order_id)
+            if at == len(self._all) or self._all[at].order_id != event.order_id:
+                continue
+            self._all[at] = event
+            stream = self._streams[event.stream_name]
+            stream[bisect_left(stream, event.stream_version, key=_version)] = event
+            self._ids[event.event_id] = event
 
     def read_checkpoint(self, key: str) -> bytes | None:
         return self._checkpoints.get(key)

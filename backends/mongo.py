@@ -378,6 +378,29 @@ class MongoBackend(Backend):
         except BaseException as exc:
             raise _translate(exc) from exc
 
+    def truncate_stream(self, stream: str, before_version: int) -> int:
+        def body(session: Any) -> int:
+            self._check_lease(session)
+            removed = self._db.events.delete_many({"s": stream, "v": {"$lt": before_version}}, session=session)
+            return int(removed.deleted_count)
+
+        try:
+            result: int = self._transaction(body)
+            return result
+        except BaseException as exc:
+            raise _translate(exc) from exc
+
+    def replace_events(self, events: Sequence[RecordedEvent]) -> None:
+        def body(session: Any) -> None:
+            self._check_lease(session)
+            for event in events:
+                self._db.events.update_one({"_id": event.order_id}, {"$set": {"d": event.data}}, session=session)
+
+        try:
+            self._transaction(body)
+        except BaseException as exc:
+            raise _translate(exc) from exc
+
     def read_checkpoint(self, key: str) -> bytes | None:
         doc = self._call(lambda: self._db.checkpoints.find_one({"_id": key}))
         return None if doc is None else bytes(doc["value"])

@@ -102,14 +102,21 @@ redis.call('HSET', KEYS[5], 'last', last)
 return last
 """
 
-# KEYS: index zset (all or a stream), events. ARGV: from order-id, to order-id, from version, limit.
+# KEYS: index zset (all or a stream), events, trimmed. ARGV: from order-id, to order-id, from version, limit,
+#       stream ('' for all).
+# A stream's members are its versions in order, less the prefix a scavenge removed (`trimmed`
+# counts it): version v is the member of rank v - 1 - trimmed.
 _READ = """
 local from = tonumber(ARGV[1])
 local version = tonumber(ARGV[3])
 if version > 1 then
-  local at = redis.call('ZRANGE', KEYS[1], version - 1, version - 1, 'WITHSCORES')
-  if #at == 0 then return {} end
-  if tonumber(at[2]) > from then from = tonumber(at[2]) end
+  local rank = version - 1
+  if ARGV[5] ~= '' then rank = rank - tonumber(redis.call('HGET', KEYS[3], ARGV[5]) or '0') end
+  if rank > 0 then
+    local at = redis.call('ZRANGE', KEYS[1], rank, rank, 'WITHSCORES')
+    if #at == 0 then return {} end
+    if tonumber(at[2]) > from then from = tonumber(at[2]) end
+  end
 end
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], from, ARGV[2], 'LIMIT', 0, tonumber(ARGV[4]))
 local out = {}
@@ -147,6 +154,39 @@ end
 redis.call('DEL', KEYS[6])
 redis.call('HDEL', KEYS[4], ARGV[2])
 return #orders
+"""
+
+# KEYS: events, all, ids, trimmed, writer, the stream's key. ARGV: lease token, stream, before version.
+_TRUNCATE = """
+local holder = redis.call('GET', KEYS[5])
+if holder and holder ~= ARGV[1] then return redis.error_reply('PHOTON-LOCKED ' .. holder) end
+local count = tonumber(ARGV[3]) - 1 - tonumber(redis.call('HGET', KEYS[4], ARGV[2]) or '0')
+if count <= 0 then return 0 end
+local orders = redis.call('ZRANGE', KEYS[6], 0, count - 1)
+for _, order in ipairs(orders) do
+  local record = redis.call('HGET', KEYS[1], order)
+  if record then
+    local header = cjson.decode(string.sub(record, 1, string.find(record, '\\n', 1, true) - 1))
+    redis.call('HDEL', KEYS[3], header[4])
+  end
+  redis.call('HDEL', KEYS[1], order)
+  redis.call('ZREM', KEYS[2], order)
+end
+if #orders > 0 then
+  redis.call('ZREMRANGEBYRANK', KEYS[6], 0, #orders - 1)
+  redis.call('HINCRBY', KEYS[4], ARGV[2], #orders)
+end
+return #orders
+"""
+
+# KEYS: events, writer. ARGV: lease token, then order-id and record pairs (only stored ones are replaced).
+_REPLACE = """
+local holder = redis.call('GET', KEYS[2])
+if holder and holder ~= ARGV[1] then return redis.error_reply('PHOTON-LOCKED ' .. holder) end
+for i = 2, #ARGV, 2 do
+  if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 1 then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+end
+return 0
 """
 
 # KEYS: writer. ARGV: token, lease ms. 1 = renewed, 0 = someone else holds it (or nobody).
@@ -215,6 +255,7 @@ class RedisBackend(Backend):
         self.k_meta = f"{tag}:meta"
         self.k_checkpoints = f"{tag}:checkpoints"
         self.k_writer = f"{tag}:writer"
+        self.k_trimmed = f"{tag}:trimmed"
         self.k_stream = f"{tag}:s:"
         self._client: Any = None
         self._scripts: dict[str, Any] = {}
@@ -252,6 +293,8 @@ class RedisBackend(Backend):
                 ("read", _READ),
                 ("by_id", _BY_ID),
                 ("delete", _DELETE),
+                ("truncate", _TRUNCATE),
+                ("replace", _REPLACE),
                 ("renew", _RENEW),
                 ("release", _RELEASE),
             ):
@@ -356,7 +399,9 @@ class RedisBackend(Backend):
         while True:
             want = query.limit - len(found)
             batch = max(want, _PAGE) if filtered else want
-            records = self._run("read", [index, self.k_events], [start, upper, version, batch])
+            records = self._run(
+                "read", [index, self.k_events, self.k_trimmed], [start, upper, version, batch, query.stream or ""]
+            )
             for raw in records:
                 if raw is None:  # cannot happen while the script keeps the keys in step
                     raise BackendError(f"redis: {index} names an order-id missing from {self.k_events}")
@@ -405,7 +450,19 @@ class RedisBackend(Backend):
 
     def delete_stream(self, stream: str) -> int:
         keys = [self.k_events, self.k_all, self.k_ids, self.k_versions, self.k_writer, self._stream_key(stream)]
-        return int(self._run("delete", keys, [self._token or "", stream]))
+        removed = int(self._run("delete", keys, [self._token or "", stream]))
+        self._call(self._client.hdel, self.k_trimmed, stream)  # a deleted stream starts again at version 1
+        return removed
+
+    def truncate_stream(self, stream: str, before_version: int) -> int:
+        keys = [self.k_events, self.k_all, self.k_ids, self.k_trimmed, self.k_writer, self._stream_key(stream)]
+        return int(self._run("truncate", keys, [self._token or "", stream, before_version]))
+
+    def replace_events(self, events: Sequence[RecordedEvent]) -> None:
+        args: list[Any] = [self._token or ""]
+        for event in events:
+            args += [event.order_id, _record(event)]
+        self._run("replace", [self.k_events, self.k_writer], args)
 
     def read_checkpoint(self, key: str) -> bytes | None:
         value = self._call(self._client.hget, self.k_checkpoints, key)

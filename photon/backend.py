@@ -171,6 +171,32 @@ class Backend(abc.ABC):
     def write_checkpoint(self, key: str, value: bytes | None) -> None:
         """Durably set (or with None, remove) a key/value entry. Any thread may call it."""
 
+    def truncate_stream(self, stream: str, before_version: int) -> int:
+        """Remove the stream's events with a lower version than `before_version` (a scavenge); return how many.
+
+        In one atomic step. The stream keeps its current version (its next event numbers on) and
+        the store its highest order-id (order-ids are never reused); the removed events leave
+        `__all__`, the stream, the id index and the tags index. The core calls it with bounded
+        ranges, from the writer thread, between commits.
+        """
+        raise NotImplementedError(f"the {self.name} backend cannot scavenge")
+
+    def replace_events(self, events: Sequence[RecordedEvent]) -> None:
+        """Replace the stored JSON (`data`) of stored events, keeping every position (a redaction).
+
+        In one atomic step, from the writer thread. Events that are not stored are ignored.
+        """
+        raise NotImplementedError(f"the {self.name} backend cannot redact")
+
+    def reclaim_step(self) -> bool:
+        """Optional: give a bounded share of the space freed by removals back; True while more remains.
+
+        Called from the writer thread between commits, until it returns False; each call should
+        take about as long as a commit. The default has nothing to do: a server backend's own
+        compaction gives space back.
+        """
+        return False
+
     def checkpoints(self, prefix: str) -> dict[str, bytes]:
         """Every key/value entry whose key starts with `prefix` (backups carry consumers' and groups'
         positions this way). The default raises: a third-party backend without it still works,

@@ -13,12 +13,51 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from typing import IO
+from typing import IO, Any
+
+import orjson
 
 from .backend import Query
 from .store import EventStore
 
 PAGE = 10_000
+POSITIONS = "photon-positions"
+"""The key of a backup's first line when it carries positions: ``{"photon-positions": {key: value}}``."""
+POSITION_PREFIXES = ("group:", "consumer:", "projection:")
+"""Consumer groups' states, durable consumers' positions and projections' checkpoints."""
+
+
+def positions_line(store: EventStore) -> bytes | None:
+    """The line that carries the store's positions (None when there are none, or the backend cannot
+    list them). Positions are taken before the events are read, so they never point past them."""
+    found: dict[str, Any] = {}
+    try:
+        for prefix in POSITION_PREFIXES:
+            for key, value in store.backend.checkpoints(prefix).items():
+                found[key] = orjson.loads(value)
+    except NotImplementedError:
+        return None
+    return orjson.dumps({POSITIONS: found}) + b"\n" if found else None
+
+
+def read_positions(source: IO[bytes]) -> dict[str, Any] | None:
+    """The positions a backup's first line carries, or None; the file is rewound after."""
+    try:
+        first = source.readline()
+        if first.startswith(b'{"' + POSITIONS.encode()):
+            value = orjson.loads(first).get(POSITIONS)
+            return value if isinstance(value, dict) else None
+        return None
+    finally:
+        source.seek(0)
+
+
+def apply_positions(store: EventStore, positions: dict[str, Any]) -> int:
+    """Store a backup's positions (after its events are restored); returns how many."""
+    for key, value in positions.items():
+        if isinstance(key, str) and key.startswith(POSITION_PREFIXES):
+            store.write_checkpoint(key, value)
+    return len(positions)
 
 
 def backup_chunks(

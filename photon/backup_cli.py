@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import tempfile
 import time
 import zlib
@@ -59,7 +60,7 @@ def backup(file: str, from_order_id: int, url: str | None, force: bool, **params
     Reads the store read-only (next to a running server on SQLite) or, with -url, a running server.
     The file appears only once it is complete.
     """
-    from .backup import backup_chunks, events_to_back_up, write_chunks
+    from .backup import backup_chunks, events_to_back_up, positions_line, write_chunks
 
     config = config_from(params)
     if file != STDIO and not force and Path(file).exists():
@@ -78,8 +79,11 @@ def backup(file: str, from_order_id: int, url: str | None, force: bool, **params
             from .store import EventStore
 
             store = stack.enter_context(EventStore.open(config, read_only=True))
+            positions = positions_line(store)  # first: positions never point past the events
             last = store.last_order_id()
             chunks = backup_chunks(store, from_order_id=from_order_id, to_order_id=last)
+            if positions is not None:
+                chunks = itertools.chain([(positions, 0)], chunks)
             total = events_to_back_up(store, from_order_id)
             source = store.backend.describe()
         bar = stack.enter_context(progress_bar("backup", total))
@@ -117,6 +121,7 @@ def restore(file: str, batch_size: int, **params: Any) -> None:
     with its line number and the store stays as it was. A backup of the Clojure Photon (`muon replay
     __all__ > FILE`) is recognised and converted: see docs/muon.md.
     """
+    from .backup import apply_positions, read_positions
     from .clojure_backup import ORIGINAL_ORDER_ID, Conversion, convert, first_event, is_clojure_backup
     from .restore import BackupSummary, bulk_load, check_backup, import_events, load_verified, parse_lines
     from .store import EventStore
@@ -139,6 +144,7 @@ def restore(file: str, batch_size: int, **params: Any) -> None:
         store = stack.enter_context(EventStore.open(config))
         warn_if_transient(store)
         before = store.last_order_id()
+        positions = read_positions(source)
         if is_clojure_backup(first_event(source)):
             # The Clojure Photon's `muon replay __all__` output: made into a Photon backup first.
             converted = stack.enter_context(tempfile.NamedTemporaryFile(prefix="photon-restore-", suffix=".jsonl"))
@@ -193,6 +199,10 @@ def restore(file: str, batch_size: int, **params: Any) -> None:
                         else f"the store now holds the events up to order-id {now}"
                     )
                     raise BackupFailed(f"restore stopped: {exc}; {state}") from exc
+        if positions:
+            # The consumers', groups' and projections' positions, once their events are in.
+            apply_positions(store, positions)
+            click.echo(f"restored {len(positions)} positions (consumers, groups, projections)", err=True)
     seconds = time.perf_counter() - started
     name = name_of(file)
     if written == 0:

@@ -197,4 +197,4 @@ def main() -> None:
 
 
 # Commands defined in their own modules; importing one registers its commands on `cli`.
-from . import backup_cli, cli_client, cli_groups, cli_projections  # noqa: E402, F401  (backup, restore; emit, replay, streams; groups; projections)
+from . import backup_cli, cli_client, cli_groups, cli_lifetime, cli_projections  # noqa: E402, F401  (backup, restore; emit, replay, streams; groups; metadata, delete, scavenge, redact; projections)

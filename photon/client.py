@@ -300,6 +300,44 @@ class PhotonClient:
             return stored_events(self.transport.emit(events, expected_version))
         return stored_events(self.transport.emit(events, expected_version, expected_versions, condition))
 
+    def stream_metadata(self, stream: str) -> dict[str, Any]:
+        """A stream's metadata (`max-age`, `max-count`, `truncate-before`, `tombstone`, user keys)."""
+        answer: dict[str, Any] = (
+            self._http().request("GET", f"/api/stream-metadata/{_quote(stream)}").json()["metadata"]
+        )
+        return answer
+
+    def set_stream_metadata(self, stream: str, metadata: Mapping[str, Any]) -> dict[str, Any]:
+        """Replace a stream's metadata; returns it as stored."""
+        content = orjson.dumps(dict(metadata))
+        answer: dict[str, Any] = (
+            self._http().request("PUT", f"/api/stream-metadata/{_quote(stream)}", content=content).json()["metadata"]
+        )
+        return answer
+
+    def delete_stream(self, stream: str, *, hard: bool = False) -> int:
+        """Soft delete a stream (or hard: a tombstone); returns its version when deleted."""
+        params = {"hard": "true"} if hard else None
+        answer = self._http().request("DELETE", f"/api/stream/{_quote(stream)}", params=params).json()
+        return int(answer["deleted-events"])
+
+    def scavenge(self) -> dict[str, Any]:
+        """Run a scavenge on the server; returns its report."""
+        answer: dict[str, Any] = self._http().request("POST", "/api/admin/scavenge").json()
+        return answer
+
+    def redact(
+        self, *, stream: str | None = None, event_ids: Sequence[str] | None = None, reason: str | None = None
+    ) -> int:
+        """Redact a stream's events or chosen events; returns how many."""
+        body: dict[str, Any] = {"reason": reason} if reason else {}
+        if stream is not None:
+            body["stream-name"] = stream
+        if event_ids is not None:
+            body["ids"] = list(event_ids)
+        answer = self._http().request("POST", "/api/redact", content=orjson.dumps(body)).json()
+        return int(answer["redacted-events"])
+
     def read_matching(
         self, query: Sequence[Mapping[str, Any]] = (), *, after: int = 0, limit: int | None = None
     ) -> Iterator[RecordedEvent]:
@@ -357,7 +395,10 @@ class PhotonClient:
 
     def _http(self) -> HttpTransport:
         if not isinstance(self.transport, HttpTransport):
-            raise PhotonError("this call is served over HTTP: use a client with the HTTP transport")
+            raise PhotonError(
+                "projections, stream metadata, deletes, scavenging and redaction are served over HTTP: "
+                "use a client with the HTTP transport"
+            )
         return self.transport
 
     def read(
@@ -375,11 +416,6 @@ class PhotonClient:
     def event(self, stream: str, order_id: int) -> RecordedEvent:
         """The event at `order_id` in `stream` (any stream for `__all__`); `NotFound` otherwise."""
         return RecordedEvent.from_json(self._http().request("GET", f"/api/event/{_quote(stream)}/{order_id}").content)
-
-    def delete_stream(self, stream: str) -> int:
-        """Delete a stream's events; returns how many were deleted."""
-        answer = orjson.loads(self._http().request("DELETE", f"/api/stream/{_quote(stream)}").content)
-        return int(answer.get("deleted-events", 0))
 
     def position(self, consumer: str) -> ConsumerPosition:
         """A durable consumer's stream and last acknowledged order-id."""

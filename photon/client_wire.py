@@ -18,6 +18,7 @@ from .errors import (
     NotFound,
     PhotonError,
     StoreClosed,
+    StreamDeleted,
     ValidationError,
     VersionConflict,
 )
@@ -170,6 +171,8 @@ def raise_for(response: httpx.Response) -> None:
         raise VersionConflict(body["stream-name"], body["expected-version"], body["current-version"])
     if status == 404:
         raise NotFound(message)
+    if status == 410 and "stream-name" in body:
+        raise StreamDeleted(body["stream-name"])
     if status in (400, 413):
         raise ValidationError(message, body.get("field"))
     if status == 503:

@@ -93,6 +93,14 @@ class AppendConditionFailed(PhotonError):
         return error
 
 
+class StreamDeleted(PhotonError):
+    """The stream was hard deleted (a tombstone): it can never be written again."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(f"stream {stream!r} was hard deleted (tombstoned) and can never be written again")
+        self.stream = stream
+
+
 class NotFound(PhotonError, LookupError):
     """The stream, event or projection asked for does not exist."""
 

@@ -43,6 +43,8 @@ TAGS: Final = "tags"
 # Every internal stream name is declared here, and only here (the README lists them).
 ALL_STREAM: Final = "__all__"
 CONFIG_STREAM: Final = "__config__"
+METADATA_STREAM: Final = "__metadata__"
+"""Stream metadata (retention, deletion, user keys) as events: see `photon.stream_metadata`."""
 INTERNAL_PREFIX: Final = "__"
 CATEGORY_STREAM_PREFIX: Final = "__category__:"
 """`__category__:account` reads every stream of the category `account` (`account`, `account-1`, ...)."""

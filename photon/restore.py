@@ -10,10 +10,13 @@ What is checked, for every event, against the store and the lines before it:
 - order-ids strictly increase, and the first is after the store's last order-id. Holes are
   allowed: a deleted stream's order-ids are never reused, so a backup of a store that deleted
   a stream skips them.
-- stream-versions continue each stream (1, 2, 3... for a new stream; the store's version + 1
-  for an incremental backup), except that a `__config__` `stream-deleted` event ends its
-  stream: the stream's next event is version 1 again, and when the store holds that stream
-  (an incremental restore), the stream is deleted there too at that point, as in the source.
+- stream-versions increase in each stream (1, 2, 3... for a new stream; past the store's version
+  for an incremental backup). They may skip: a scavenge removes a stream's expired and truncated
+  events, so a backup taken after it starts such a stream past version 1. A `__config__`
+  `stream-deleted` event written by an earlier Photon (without a `mode`) ends its stream: the
+  stream's next event is version 1 again, and when the store holds that stream (an incremental
+  restore), the stream is deleted there too at that point, as in the source. Deletions of this
+  Photon are soft or hard (`mode`), kept in `__metadata__`, and restored as they are.
 
 Lines that are not events at all (a JSON object with neither `stream-name` nor `event-type`,
 such as a replay's caught-up marker) and blank lines are skipped.
@@ -173,7 +176,12 @@ def deleted_stream(record: RecordedEvent) -> str | None:
     """The stream a `__config__` stream-deleted event ends, else None."""
     if record.stream_name != CONFIG_STREAM or record.event_type != STREAM_DELETED:
         return None
-    name = orjson.loads(record.data)["payload"].get("stream-name")
+    payload = orjson.loads(record.data)["payload"]
+    if "mode" in payload:
+        # A soft or hard delete (kept in `__metadata__`): the stream's numbering goes on, and
+        # its events stay until a scavenge. Only the deletions of earlier Photons removed them.
+        return None
+    name = payload.get("stream-name")
     return name if isinstance(name, str) else None
 
 
@@ -231,7 +239,9 @@ class Continuity:
             )
         stream = record.stream_name
         current = self._current(stream)
-        if record.stream_version != current + 1:
+        if record.stream_version <= current:
+            # Versions may jump ahead (a scavenge removes expired and truncated events, leaving
+            # gaps), but never repeat or go back.
             raise BackupFormatError(
                 line,
                 f"stream {stream!r}: stream-version {record.stream_version} does not follow version {current}",
@@ -311,6 +321,7 @@ def _write_batch(batch: list[RecordedEvent], first: bool, checked: _Checked, com
         if not chunk:
             return
         backend.append(chunk)
+        committer.metadata.apply(chunk)  # stream metadata, deletions and tombstones restored
         committer.last_order_id = chunk[-1].order_id
         committer.commits += 1
         committer.committed_events += len(chunk)
@@ -422,6 +433,7 @@ def bulk_load(store: EventStore) -> Iterator[bool]:
             committer.backend.end_bulk_load(ok)
         finally:
             committer.versions.clear()
+            committer.metadata.load(committer.backend)
             committer.last_order_id = committer.backend.last_order_id()
             # A failed load was emptied again: readers must not be told of events now gone.
             committer.broadcaster.head = committer.last_order_id

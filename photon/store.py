@@ -17,6 +17,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from functools import partial
 from itertools import compress
 from operator import itemgetter
@@ -44,6 +45,7 @@ from .errors import (
     ReadOnlyStore,
     StoreClosed,
     StoreLost,
+    StreamDeleted,
     ValidationError,
     VersionConflict,
 )
@@ -53,6 +55,7 @@ from .events import (
     CONFIG_STREAM,
     DEFAULT_MAX_EVENT_BYTES,
     MAX_NAME_LENGTH,
+    METADATA_STREAM,
     PendingEvent,
     RecordedEvent,
     category_of,
@@ -69,10 +72,12 @@ from .events import (
 from .filtered_reads import plan_read, read_page
 from .filters import EventFilter
 from .paging import PageSizer
+from .stream_metadata import MetadataCache, StreamMetadata, metadata_event, parse_metadata
 from .subscriptions import DEFAULT_BUFFER_BYTES, DEFAULT_PAGE_BYTES, Broadcaster, StreamType, Subscription
 
 if TYPE_CHECKING:
     from .groups import GroupManager
+    from .scavenge import ScavengeReport
 
 log = logging.getLogger("photon.store")
 
@@ -227,6 +232,8 @@ class _Committer(threading.Thread):
         self.requests: queue.SimpleQueue[_AppendRequest | _Action | _Stop] = queue.SimpleQueue()
         # Committed version of each stream seen so far (a cache; the backend is the truth).
         self.versions: dict[str, int] = {}
+        self.metadata = MetadataCache()
+        """Stream metadata (retention, deletion): the store's, updated here as it is committed."""
         self.commits = 0
         self.committed_events = 0
         self.unsettled = False
@@ -341,6 +348,10 @@ class _Committer(threading.Thread):
             self.generation += 1
             action.done.set()
 
+    def _first_version(self, stream: str, current: int) -> int:
+        metadata = self.metadata.get(stream)
+        return 1 if metadata is None else metadata.first_version(current)
+
     def _check(
         self,
         request: _AppendRequest,
@@ -356,7 +367,11 @@ class _Committer(threading.Thread):
         for stream, wanted in (request.checks or {}).items():
             if wanted != "any":
                 current = tentative.get(stream, versions[stream])
-                if current != (0 if wanted == "no-stream" else wanted):
+                if wanted == "no-stream":
+                    ok = current == 0 or current < self._first_version(stream, current)
+                else:
+                    ok = current == wanted
+                if not ok:
                     return VersionConflict(stream, wanted, current)
         condition = request.condition
         if condition is not None:
@@ -382,6 +397,8 @@ class _Committer(threading.Thread):
         stored = backend.events_by_id(client_ids) if client_ids else {}
 
         tentative: dict[str, int] = {}  # versions inside this group, not yet durable
+        tombstoned = self.metadata.tombstoned
+        metadata_changes: list[RecordedEvent] = []
         in_group: dict[str, RecordedEvent] = {}  # ids assigned inside this group
         records: list[RecordedEvent] = []
         accepted: list[_AppendRequest] = []
@@ -411,11 +428,17 @@ class _Committer(threading.Thread):
             else:
                 # Ids the store generated are new by construction: nothing to look up.
                 known, fresh = [], request.events
+            if tombstoned and not request.streams.isdisjoint(tombstoned):
+                request.fail(StreamDeleted(min(request.streams & tombstoned)))
+                continue
             if request.expected != "any":
                 stream = fresh[0].stream_name
                 current = tentative.get(stream, versions[stream])
-                expected = 0 if request.expected == "no-stream" else request.expected
-                if current != expected:
+                if request.expected == "no-stream":
+                    ok = current == 0 or current < self._first_version(stream, current)
+                else:
+                    ok = current == request.expected
+                if not ok:
                     request.fail(VersionConflict(stream, request.expected, current))
                     continue
             if request.checks is not None or request.condition is not None:
@@ -444,6 +467,13 @@ class _Committer(threading.Thread):
                     )
                 )
             records.extend(assigned)
+            if METADATA_STREAM in request.streams:
+                # Metadata takes effect for the requests after it in this group (a tombstone
+                # refuses them) and, once durable, for readers.
+                changes = [e for e in assigned if e.stream_name == METADATA_STREAM]
+                metadata_changes += changes
+                self.metadata.apply(changes)
+                tombstoned = self.metadata.tombstoned
             if request.client_ids:
                 for record in assigned:
                     in_group[record.event_id] = record
@@ -466,6 +496,10 @@ class _Committer(threading.Thread):
                     return
                 for request in accepted:
                     request.fail(error)
+                if metadata_changes:
+                    # Applied ahead of the write, which did not happen: read it again.
+                    with contextlib.suppress(BaseException):
+                        self.metadata.load(backend)
                 return
             self.last_order_id = order_id
             versions.update(tentative)
@@ -545,11 +579,18 @@ class EventStore:
         self._lifecycle = threading.Lock()
         self._wakers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopWaker] = weakref.WeakKeyDictionary()
         self.closed = False
+        self._metadata = MetadataCache()
+        try:
+            self._metadata.load(backend)
+        except BaseException:
+            backend.close()
+            raise
         self.tracer: Any = None
         """An OpenTelemetry tracer for append spans (`photon.tracing`), or None."""
         self._groups: GroupManager | None = None
         if not read_only:
             self._committer = _Committer(backend, self._broadcaster, state.last_order_id, max_batch)
+            self._committer.metadata = self._metadata
             self._committer.start()
 
     @classmethod
@@ -807,24 +848,102 @@ class EventStore:
         )
         return span
 
-    def delete_stream(self, stream: str) -> int:
-        """Delete a client stream's events and record the deletion in `__config__`.
+    def delete_stream(self, stream: str, *, hard: bool = False) -> int:
+        """Delete a client stream; returns how many of its events it held (its current version).
 
-        The stream's order-ids are never reused; its next event starts again at version 1.
+        Soft (the default, as KurrentDB): the stream reads as gone at once (its metadata's
+        `truncate-before` goes past its last version); writing to it again continues its version
+        numbering. Hard: also a tombstone, and the stream can never be written again. Both are
+        recorded in `__metadata__` and, as `stream-deleted`, in `__config__`, in one atomic
+        append; a scavenge removes the events. Raises `NotFound` for a stream that reads as gone
+        (`StreamDeleted` once tombstoned), unless `hard` turns a soft-deleted stream into a tombstone.
         """
         if is_internal(stream):
             raise ValidationError(f"stream {stream!r} is internal and cannot be deleted", "stream-name")
+        while True:
+            current = self.stream_version(stream)
+            metadata = self._metadata.get(stream) or StreamMetadata()
+            if metadata.tombstone:
+                raise StreamDeleted(stream)
+            visible = current > 0 and current >= metadata.first_version(current)
+            if not visible and not (hard and current > 0):
+                raise NotFound(f"stream {stream!r} does not exist")
+            deleted = replace(metadata, truncate_before=current + 1, tombstone=hard)
+            events = [
+                metadata_event(stream, deleted),
+                {
+                    "stream-name": CONFIG_STREAM,
+                    "event-type": "stream-deleted",
+                    "payload": {"stream-name": stream, "deleted-events": current, "mode": "hard" if hard else "soft"},
+                    "service-id": "photon",
+                },
+            ]
+            # The stream must still be at `current` when the deletion is written: an append in
+            # between would otherwise be hidden with the rest.
+            options = AppendOptions(expected_versions={stream: current})
+            try:
+                self._submit(*self._prepare(events, options, internal=True))
+            except VersionConflict:
+                continue
+            return current
 
-        def delete(committer: _Committer) -> int:
-            removed = committer.backend.delete_stream(stream)
-            committer.versions[stream] = 0
-            return removed
+    def stream_metadata(self, stream: str) -> StreamMetadata:
+        """The stream's metadata (empty when it has none)."""
+        return self._metadata.get(stream) or StreamMetadata()
 
-        removed: int = self._in_writer(delete)
-        if removed == 0:
-            raise NotFound(f"stream {stream!r} does not exist")
-        self.append_internal(CONFIG_STREAM, "stream-deleted", {"stream-name": stream, "deleted-events": removed})
-        return removed
+    def set_stream_metadata(self, stream: str, metadata: Mapping[str, Any] | StreamMetadata) -> StreamMetadata:
+        """Set a client stream's metadata: `max-age` (seconds), `max-count`, `truncate-before`, user keys.
+
+        Replaces the whole metadata (as KurrentDB's does); the stream need not exist. Takes
+        effect for readers at once. Raises `ValidationError` for bad values and `StreamDeleted`
+        for a tombstoned stream.
+        """
+        if is_internal(stream):
+            raise ValidationError(f"stream {stream!r} is internal: it has no metadata", "stream-name")
+        parsed = metadata if isinstance(metadata, StreamMetadata) else parse_metadata(metadata)
+        current = self._metadata.get(stream)
+        if current is not None and current.tombstone:
+            raise StreamDeleted(stream)
+        if parsed.tombstone:
+            raise ValidationError("a tombstone is set by a hard delete", "tombstone")
+        self._submit(*self._prepare([metadata_event(stream, parsed)], _NO_OPTIONS, internal=True))
+        return parsed
+
+    def read_bounds(
+        self, stream: str, from_version: int | None, from_time: int | None
+    ) -> tuple[int | None, int | None]:
+        """The version and time bounds of a read of `stream`, narrowed by its metadata (one rule
+        for reads, replays and subscriptions)."""
+        metadata = self._metadata.get(stream)
+        if metadata is None or not metadata.limits_reads:
+            return from_version, from_time
+        first = metadata.first_version(self.stream_version(stream) if metadata.max_count is not None else 0)
+        if first > 1:
+            from_version = max(from_version or 1, first)
+        earliest = metadata.first_time(now_millis())
+        if earliest is not None:
+            from_time = max(from_time or 0, earliest)
+        return from_version, from_time
+
+    def stream_exists(self, stream: str) -> bool:
+        """Whether the stream has events a reader can see (a deleted or fully truncated one has none)."""
+        current = self.stream_version(stream)
+        if current == 0:
+            return False
+        metadata = self._metadata.get(stream)
+        if metadata is None:
+            return True
+        if metadata.tombstone or current < metadata.first_version(current):
+            return False
+        if metadata.max_age is not None:
+            return any(True for _ in self.read(stream, from_version=current, limit=1))
+        return True
+
+    def _visible(self, info: StreamInfo) -> bool:
+        metadata = self._metadata.get(info.stream_name)
+        if metadata is None:
+            return True
+        return not metadata.tombstone and info.total_events >= metadata.first_version(info.total_events)
 
     def import_events(self, records: Iterable[RecordedEvent], *, batch_size: int = 20_000) -> int:
         """Store events that already carry their positions (a restore): see `photon.restore`.
@@ -835,6 +954,29 @@ class EventStore:
         from .restore import import_events  # here: restore.py builds on this module
 
         return import_events(self, records, batch_size=batch_size)
+
+    def metadata_snapshot(self) -> dict[str, StreamMetadata]:
+        """Every stream's metadata, as it is now (streams without any left out)."""
+        return dict(self._metadata.streams)
+
+    def scavenge(self, progress: Callable[[int, int], None] | None = None) -> ScavengeReport:
+        """Remove deleted, expired and truncated events online, then give the space back: see `photon.scavenge`."""
+        from .scavenge import scavenge
+
+        return scavenge(self, progress)
+
+    def redact(
+        self, *, stream: str | None = None, event_ids: Sequence[str] | None = None, reason: str | None = None
+    ) -> int:
+        """Replace the payload of a stream's events, or of the events with these ids, with a
+        redaction marker (see `photon.redaction`); returns how many were redacted."""
+        from .redaction import redact
+
+        return redact(self, stream=stream, event_ids=event_ids, reason=reason)
+
+    def in_writer(self, run: Callable[[_Committer], Any]) -> Any:
+        """Run `run(committer)` in the writer thread, between two commits (maintenance work)."""
+        return self._in_writer(run)
 
     def _in_writer(self, run: Any) -> Any:
         """Run `run(committer)` in the writer thread, between two commits."""
@@ -871,6 +1013,8 @@ class EventStore:
                 "from-version applies to a stream; use from (order-id) for __all__, a category or a wildcard",
                 "from-version",
             )
+        if is_one_stream(stream):
+            from_version, from_time = self.read_bounds(stream, from_version, from_time)
         types = frozenset(event_types) if event_types is not None else None
         backend = self._backend
         plan = plan_read(backend, stream, types, event_filter)
@@ -965,6 +1109,7 @@ class EventStore:
                     span = min(span * 2, widest)
             return
         top_version = self.stream_version(stream)
+        bottom, earliest = self.read_bounds(stream, None, None)
         if from_version is not None:
             top_version = min(top_version, from_version)
         if from_order_id is not None:
@@ -972,9 +1117,12 @@ class EventStore:
             after = backend.read(Query(stream=stream, from_order_id=from_order_id + 1, limit=1))
             if after:
                 top_version = min(top_version, after[0].stream_version - 1)
-        while top_version >= 1 and (remaining is None or remaining > 0):
-            low = max(1, top_version - span + 1)
-            window = backend.read(Query(stream=stream, from_version=low, limit=top_version - low + 1))
+        bottom = bottom or 1
+        while top_version >= bottom and (remaining is None or remaining > 0):
+            low = max(bottom, top_version - span + 1)
+            window = backend.read(
+                Query(stream=stream, from_version=low, from_time=earliest, limit=top_version - low + 1)
+            )
             window = [e for e in window if e.stream_version <= top_version]
             if types is not None:
                 window = [e for e in window if e.event_type in types]
@@ -1010,6 +1158,8 @@ class EventStore:
                 "from-version applies to a stream; use from (order-id) for __all__, a category or a wildcard",
                 "from-version",
             )
+        if is_one_stream(stream):
+            from_version, from_time = self.read_bounds(stream, from_version, from_time)
         return Subscription(
             self,
             stream,
@@ -1028,14 +1178,25 @@ class EventStore:
         )
 
     def streams(self) -> list[StreamInfo]:
-        """Every stream holding events, with its event count, in name order."""
-        return list(self._backend.streams())
+        """Every stream holding events, with its event count (its version), in name order.
+
+        Deleted streams (and streams whose events are all truncated) are left out."""
+        found = self._backend.streams()
+        return [info for info in found if self._visible(info)] if self._metadata.streams else list(found)
 
     def stream_page(self, *, prefix: str = "", after: str | None = None, limit: int = 100) -> list[StreamInfo]:
         """One page of the stream list: streams named `prefix...` after the name `after`, in name order."""
         if limit < 1:
             raise ValidationError(f"limit must be at least 1, got {limit}", "limit")
-        return self._backend.stream_page(prefix, after, limit)
+        page = self._backend.stream_page(prefix, after, limit)
+        if not self._metadata.streams:
+            return page
+        # Deleted streams are left out: fetch more until the page is full or the list ends.
+        visible = [info for info in page if self._visible(info)]
+        while len(page) == limit and len(visible) < limit:
+            page = self._backend.stream_page(prefix, page[-1].stream_name, limit)
+            visible += [info for info in page if self._visible(info)]
+        return visible[:limit]
 
     def categories(self, *, after: str | None = None, limit: int = 100) -> tuple[list[str], str | None]:
         """One page of categories (see `category_of`), in the order of their first stream's name.

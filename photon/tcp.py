@@ -134,9 +134,11 @@ class _Connection:
                 except orjson.JSONDecodeError as exc:
                     items.append(_error_line(f"malformed JSON: {exc}"))
                     self.plain = False
+                    metrics_for(store).refused.labels("tcp", "invalid").inc()
                 except PhotonError as exc:
                     items.append(_error_line(str(exc)))
                     self.plain = False
+                    metrics_for(store).refuse("tcp", exc)
                 else:
                     items.append(event)
                     if event.client_id:

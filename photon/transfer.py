@@ -29,7 +29,7 @@ def export_stream(store: EventStore, name: str) -> Iterator[bytes]:
     if name == ALL_STREAM:
         if store.last_order_id() == 0:
             raise NotFound("the store holds no events")
-    elif store.stream_version(name) == 0:
+    elif not store.stream_exists(name):
         raise NotFound(f"stream {name!r} does not exist")
     return _chunks(store, None if name == ALL_STREAM else name)
 
@@ -39,8 +39,19 @@ def _chunks(store: EventStore, stream: str | None) -> Iterator[bytes]:
     last = store.last_order_id()
     backend = store.backend
     position = 1
+    # A stream's metadata hides its expired and truncated events here as in every stream read.
+    from_version, from_time = store.read_bounds(stream, None, None) if stream is not None else (None, None)
     while position <= last:
-        events = backend.read(Query(stream=stream, from_order_id=position, to_order_id=last, limit=PAGE))
+        events = backend.read(
+            Query(
+                stream=stream,
+                from_order_id=position,
+                to_order_id=last,
+                from_version=from_version or 1,
+                from_time=from_time,
+                limit=PAGE,
+            )
+        )
         if not events:
             return
         yield b"\n".join([event.data for event in events]) + b"\n"

@@ -55,11 +55,25 @@ def build_source(store: EventStore, *, streams: int = 40, per_stream: int = 30) 
             "schema": 2,
         }
     )
-    store.delete_stream("orders-003")
-    store.delete_stream("orders-007")
+    delete_the_old_way(store, "orders-003")
+    delete_the_old_way(store, "orders-007")
     store.append([{"stream-name": "orders-007", "event-type": "Reborn", "payload": {"again": True}}] * 3)
     store.append_internal("__config__", "projection-registered", {"projection-name": "latest"})
     store.append({"stream-name": "tail", "event-type": "Last", "payload": {}})
+
+
+def delete_the_old_way(store: EventStore, stream: str) -> int:
+    """A deletion as Photon made it before soft deletes: the events go at once and the stream
+    starts again at version 1. Backups of such stores hold it, and restores still replay it."""
+
+    def delete(committer: Any) -> int:
+        removed: int = committer.backend.delete_stream(stream)
+        committer.versions[stream] = 0
+        return removed
+
+    removed: int = store.in_writer(delete)
+    store.append_internal("__config__", "stream-deleted", {"stream-name": stream, "deleted-events": removed})
+    return removed
 
 
 def backup_bytes(store: EventStore, from_order_id: int = 1) -> bytes:

@@ -242,9 +242,13 @@ class AppendContract:
             pytest.skip("the store lives only as long as its object")
         store.append([tagged("a", "X", "t1"), tagged("b", "Y", "t1", "t2"), tagged("c", "Z")])
         store.delete_stream("a")
+        # Like __all__, reads by query see a deleted stream's events until a scavenge removes them.
+        assert order_ids(store.read_matching([{"tags": ["t1"]}])) == [1, 2]
+        store.scavenge()
         reopened = self.reopen(store, store_config)  # type: ignore[attr-defined]
         try:
-            assert order_ids(reopened.read_matching([{"tags": ["t1"]}])) == [2]
+            kept = [1] if getattr(self, "scavenge_keeps_newest", False) else []
+            assert order_ids(reopened.read_matching([{"tags": ["t1"]}])) == [*kept, 2]
             with pytest.raises(AppendConditionFailed):
                 reopened.append(tagged("d", "X"), condition={"query": [{"tags": ["t2"]}]})
         finally:

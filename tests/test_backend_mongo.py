@@ -20,8 +20,12 @@ from photon.store import EventStore
 from .conftest import restartable
 from .contract import BackendContract, event
 from .faults import run_server_fault, writer_killed_while_holding_the_lock
+from .kill_trials import run_kill_trials
 
 pytestmark = pytest.mark.mongo
+
+KILLS = 6
+"""Server kills mid-commit in CI; ``python -m benchmarks.reliability`` runs 20."""
 
 
 @pytest.fixture
@@ -104,3 +108,14 @@ def test_server_killed_during_appends(mongo_config: dict[str, Any], mongo_server
     restartable(mongo_server)
     report = run_server_fault(mongo_config, mongo_server.kill, mongo_server.start)
     assert report.errors
+
+
+@pytest.mark.slow
+def test_server_killed_mid_commit_readers_end_equal_to_a_cold_read(
+    mongo_config: dict[str, Any], mongo_server: Any, tmp_path: Any
+) -> None:
+    restartable(mongo_server)
+    settings = {key: str(value) for key, value in mongo_config.items()}
+    report = run_kill_trials(mongo_server, settings, kills=KILLS, work_dir=tmp_path, deadline=300)
+    assert report.kills == KILLS and report.aimed == KILLS // 2
+    assert report.statuses[200] > 0

@@ -21,7 +21,7 @@ import pytest
 from photon.backup_files import atomic_output
 from photon.store import EventStore
 
-from .backup_support import TARGET_CONFIGS, backup_bytes, build_source, everything
+from .backup_support import TARGET_CONFIGS, backup_bytes, build_source, delete_the_old_way, everything
 from .live import ServerProcess
 
 PHOTON = str(Path(sys.executable).with_name("photon"))
@@ -118,7 +118,7 @@ def test_incremental_backup_with_from(source: dict[str, Any], tmp_path: Path) ->
     with EventStore.open(source) as store:
         mark = store.last_order_id()
         store.append([{"stream-name": "orders-001", "event-type": "Later", "payload": {}}] * 3)
-        store.delete_stream("orders-005")
+        delete_the_old_way(store, "orders-005")
     photon("backup", "more.jsonl.gz", "-from", str(mark + 1), *options(source), cwd=tmp_path)
     lines = gzip.decompress((tmp_path / "more.jsonl.gz").read_bytes()).splitlines()
     assert len(lines) == 4  # three events and the stream-deleted record
@@ -353,3 +353,30 @@ def test_a_restore_killed_midway_leaves_a_prefix_and_the_store_gets_its_indexes_
         twin = stored[0]._replace(order_id=len(stored) + 1, stream_name="other", stream_version=1)
         with pytest.raises(Exception, match="(?i)unique|already"):
             store.backend.append([twin])
+
+
+def test_backup_carries_group_and_consumer_positions(tmp_path: Path) -> None:
+    config = {"db.backend": "sqlite", "sqlite.path": str(tmp_path / "with-groups.db")}
+    with EventStore.open(config) as store:
+        store.groups.create({"group-name": "g", "max-in-flight": 100})
+        store.append([{"stream-name": "s", "event-type": "t", "payload": {"n": i}} for i in range(10)])
+        with store.groups.join("g") as member:
+            delivered = []
+            while batch := member.take(1.0):
+                delivered.extend(d.event.order_id for d in batch)
+            member.ack(delivered[:4] + delivered[6:])  # two left in flight, and acks above them
+        store.write_checkpoint("consumer:c", {"stream": "s", "order-id": 5})
+    photon("backup", "b.jsonl", *options(config), cwd=tmp_path)
+    first = orjson.loads((tmp_path / "b.jsonl").read_bytes().splitlines()[0])
+    assert set(first["photon-positions"]) == {"group:g", "consumer:c"}
+
+    target = {"db.backend": "sqlite", "sqlite.path": str(tmp_path / "restored.db")}
+    restored = photon("restore", "b.jsonl", *options(target), cwd=tmp_path)
+    assert "restored 2 positions" in restored.stderr.decode()
+    with EventStore.open(target) as store:
+        assert store.read_checkpoint("consumer:c") == {"stream": "s", "order-id": 5}
+        with store.groups.join("g") as member:
+            again = []
+            while batch := member.take(1.0):
+                again.extend(d.event.order_id for d in batch)
+        assert again == delivered[4:6]  # the restored group resumes where it was

@@ -111,13 +111,52 @@ def test_delete_stream_is_recorded_in_config(live: LiveServer, api: httpx.Client
     assert "gone" not in names and "kept" in names
     config_events = [e.to_dict() for e in live.store.read("__config__")]
     assert config_events[-1]["event-type"] == "stream-deleted"
-    assert config_events[-1]["payload"] == {"stream-name": "gone", "deleted-events": 2}
+    assert config_events[-1]["payload"] == {"stream-name": "gone", "deleted-events": 2, "mode": "soft"}
     assert api.delete("/api/stream/gone").status_code == 404
+    assert api.get("/api/stream-contents/gone").status_code == 404
     internal = api.delete("/api/stream/__config__")
     assert internal.status_code == 400 and "internal" in internal.json()["error"]
+    # Soft: writing again continues the numbering.
+    again = api.post("/api/event", json=event("gone"))
+    assert again.json()["stream-version"] == 3
+    hard = api.delete("/api/stream/gone", params={"hard": "true"})
+    assert hard.status_code == 200 and hard.json() == {"correct": True, "deleted-events": 3}
+    refused = api.post("/api/event", json=event("gone"))
+    assert refused.status_code == 410 and "can never be written again" in refused.json()["error"]
+    assert api.delete("/api/stream/gone").status_code == 410
+    assert api.delete("/api/stream/kept", params={"hard": "maybe"}).status_code == 400
 
 
 def test_responses_are_the_stored_bytes(live: LiveServer, api: httpx.Client) -> None:
     stored = api.post("/api/event", json=event(x=[1, 2])).content
     assert stored == live.store.get_by_order_id(1).data  # type: ignore[union-attr]
     assert orjson.loads(stored)["payload"] == {"x": [1, 2]}
+
+
+def test_stream_metadata_scavenge_and_redaction_routes(live: LiveServer, api: httpx.Client) -> None:
+    api.post("/api/event", json=[event("m", n=i) for i in range(5)])
+    assert api.get("/api/stream-metadata/m").json() == {"stream-name": "m", "metadata": {}}
+    put = api.put("/api/stream-metadata/m", json={"max-count": 2, "owner": "ops"})
+    assert put.status_code == 200 and put.json()["metadata"] == {"owner": "ops", "max-count": 2}
+    assert api.get("/api/stream-metadata/m").json()["metadata"]["max-count"] == 2
+    page = api.get("/api/stream-contents/m").json()["results"]
+    assert [e["stream-version"] for e in page] == [4, 5]
+    bad = api.put("/api/stream-metadata/m", json={"max-count": "two"})
+    assert bad.status_code == 400 and bad.json()["field"] == "max-count"
+    scavenged = api.post("/api/admin/scavenge")
+    assert scavenged.status_code == 200 and scavenged.json()["removed-events"] == 3
+    assert len([e for e in live.store.read() if e.stream_name == "m"]) == 2
+
+    first = page[0]["id"]
+    redacted = api.post("/api/redact", json={"ids": [first], "reason": "erasure"})
+    assert redacted.status_code == 200 and redacted.json() == {"redacted-events": 1}
+    assert api.get(f"/api/event-id/{first}").json()["payload"]["redacted"] is True
+    assert api.post("/api/redact", json={"stream-name": "m"}).json() == {"redacted-events": 2}
+    for body, status in [
+        ({}, 400),
+        ({"stream-name": "m", "ids": [first]}, 400),
+        ({"ids": ["nope"]}, 404),
+        ({"stream-name": "m", "why": 1}, 400),
+        ({"ids": "x"}, 400),
+    ]:
+        assert api.post("/api/redact", json=body).status_code == status, body

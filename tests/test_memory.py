@@ -80,3 +80,10 @@ def test_stalled_readers_and_a_cold_replay_of_large_events_stay_under_512_mb(tmp
     report = run_memory_scenario(events=3_000, size=60_000, stalled=4, work_dir=tmp_path)
     assert report.peak_rss < 512 * MB, report.line()
     assert report.fell_behind_notices >= 4, report.line()
+
+
+def test_the_clients_pass_over_the_fell_behind_notice() -> None:
+    from photon.client_wire import line_item
+
+    assert line_item(b'{"fell-behind":41}') is None
+    assert line_item(b'{"caught-up":41}') == CaughtUp(41)

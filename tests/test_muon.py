@@ -130,6 +130,16 @@ def test_replay_options_have_their_usual_names(photon: LiveServer, broker: Rabbi
     assert order_ids(results) == ids[:4] and "complete" in results[-1]
 
 
+def test_replay_filters_of_all_have_their_usual_names(photon: LiveServer, broker: RabbitServer) -> None:
+    wanted = fill(photon, "muonfilter-a", 3) + fill(photon, "muonfilter-b", 2)
+    fill(photon, "muon-other-filter", 2)
+    args = {"stream-type": "cold", "stream-prefix": ["muonfilter-"], "from": wanted[0]}
+    results = run(broker.url, "replay", {"stream": "__all__", "args": args})
+    assert order_ids(results) == wanted
+    results = run(broker.url, "replay", {"stream": "__all__", "args": {"stream-type": "cold", "stream-regex": "("}})
+    assert "stream-regex" in results[-1]["error"]["error"]
+
+
 def test_a_bad_replay_request_errors_naming_the_problem(photon: LiveServer, broker: RabbitServer) -> None:
     fill(photon, "muon-bad-args", 1)
     results = run(broker.url, "replay", {"stream": "muon-bad-args", "args": {"stream-type": "lukewarm"}})
@@ -451,3 +461,27 @@ def test_a_broker_restart_loses_no_acknowledged_emit_and_clients_come_back(
         assert replay[-1]["complete"] == 400
     finally:
         server.stop()
+
+
+def test_a_client_without_credit_does_not_make_photon_buffer_without_bound(
+    photon: LiveServer, broker: RabbitServer
+) -> None:
+    ids = fill(photon, "muon-slow", 5)
+    client = WireClient(broker.url)
+    try:
+        args = {"stream-name": "muon-slow", "stream-type": "hot-cold"}
+        client.send("reactive-stream", "SubscriptionRequested", {"streamName": "/stream", "args": args})
+        assert client.receive()["step"] == "SubAck"  # type: ignore[index]
+        client.send("reactive-stream", "DataRequested", {"request": 5})
+        assert [orjson.loads(bytes(m["payload"]))["order-id"] for m in (client.receive() for _ in range(5)) if m] == ids
+        # The client reads no further; 12,000 live events arrive for its stream.
+        for _ in range(12):
+            ids += fill(photon, "muon-slow", 1000)
+        buffer = int(photon.config["subscription.buffer"])
+        assert photon.store.subscriber_stats()[1] <= buffer  # what waits for it is bounded
+        assert client.receive(timeout=1) is None  # and nothing was sent beyond the credit
+        client.send("reactive-stream", "DataRequested", {"request": 300})
+        got = [orjson.loads(bytes(m["payload"]))["order-id"] for m in (client.receive() for _ in range(300)) if m]
+        assert got == ids[5:305]  # it goes on in order, nothing skipped
+    finally:
+        client.close()

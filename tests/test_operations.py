@@ -135,3 +135,19 @@ def test_json_logs_with_access_lines(tmp_path: Path) -> None:
     }
     refused = [r for r in records if r["message"].startswith("append refused")]
     assert refused and refused[0]["request-id"] == "req-42" and refused[0]["path"] == "/api/event"
+
+
+def test_refusals_over_tcp_are_counted_by_reason(live: LiveServer) -> None:
+    from .test_tcp import connect, read_lines
+
+    with connect(live) as sock:
+        sock.sendall(
+            b'{oops\n{"stream-name":"__all__","event-type":"t","payload":{}}\n{"stream-name":"s","payload":{}}\n'
+        )
+        answers = read_lines(sock, 3)
+    assert all("error" in a for a in answers)
+    refused = _samples(httpx.get(live.url + "/metrics").text, "photon_appends_refused_total")
+    assert refused == {
+        'photon_appends_refused_total{reason="invalid",transport="tcp"}': 2.0,
+        'photon_appends_refused_total{reason="internal-stream",transport="tcp"}': 1.0,
+    }

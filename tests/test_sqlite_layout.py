@@ -88,7 +88,7 @@ def test_an_earlier_layout_is_brought_up_to_date_by_a_writer(tmp_path: Path) -> 
         assert [e.stream_version for e in reader.read("a")] == [1, 2, 3]
 
 
-def test_each_stream_keeps_one_number_across_reopens_and_a_deleted_one_starts_again(tmp_path: Path) -> None:
+def test_each_stream_keeps_one_number_across_reopens_and_a_deleted_one_goes_on(tmp_path: Path) -> None:
     path = tmp_path / "numbers.db"
     with open_sqlite(path) as store:
         store.append([{"stream-name": s, "event-type": "T", "payload": {}} for s in ["x", "y", "x", "z"]])
@@ -98,11 +98,13 @@ def test_each_stream_keeps_one_number_across_reopens_and_a_deleted_one_starts_ag
     with open_sqlite(path) as store:
         store.append([{"stream-name": s, "event-type": "T", "payload": {}} for s in ["w", "y", "x"]])
         assert [e.stream_version for e in store.read("x")] == [1, 2, 3]
-        assert [(e.stream_version, e.payload) for e in store.read("y")] == [(1, {"again": True}), (2, {})]
+        # A soft delete: the stream goes on from its last version, under the same number.
+        assert [(e.stream_version, e.payload) for e in store.read("y")] == [(2, {"again": True}), (3, {})]
         assert [e.stream_version for e in store.read("w")] == [1]
     after = numbers(path)
     assert after["x"] == first["x"] and after["z"] == first["z"]
-    assert len(set(after.values())) == len(after) == 5  # with __config__, where the deletion is noted
+    assert after["y"] == first["y"]
+    assert len(set(after.values())) == len(after) == 6  # with __config__ and __metadata__, where the deletion is noted
 
 
 def test_a_failed_write_leaves_the_numbers_right(tmp_path: Path) -> None:
@@ -160,5 +162,19 @@ def test_stream_reads_across_many_blocks_match_the_memory_backend(tmp_path: Path
                 assert got == want, (stream, case)
         assert [e.payload["i"] for e in sqlite.read("s1", event_types=["Rare"])] == [4, 2104]  # 9 blocks apart
         assert sqlite.delete_stream("s1") == 1000
+        sqlite.scavenge()
         assert list(sqlite.read("s1")) == [] and len(list(sqlite.read("s2"))) == 1000
-        assert len(list(sqlite.read())) == 2000 + 1  # and the deletion noted in __config__
+        assert len(list(sqlite.read())) == 2000 + 3  # the deletion noted in __metadata__ and __config__; the scavenge
+
+
+def test_a_batch_of_known_and_new_streams_after_the_kept_numbers_are_dropped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import photon_backends.sql
+
+    monkeypatch.setattr(photon_backends.sql, "STREAM_IDS_KEPT", 10)
+    with EventStore.open({"db.backend": "sqlite", "sqlite.path": str(tmp_path / "s.db")}) as store:
+        store.append([{"stream-name": f"s{i}", "event-type": "t", "payload": {}} for i in range(20)])
+        # Known streams beside a new one, once more numbers are kept than the limit.
+        store.append([{"stream-name": name, "event-type": "t", "payload": {}} for name in ("s1", "s2", "new")])
+        assert [store.stream_version(name) for name in ("s1", "s2", "new")] == [2, 2, 1]

@@ -117,6 +117,7 @@ class StreamSession:
                 self.credit.grant(amount)
         elif step == CANCEL:
             self.close("cancelled")
+            self.outlet.finish()
 
     def close(self, reason: str) -> None:
         self.credit.cancel()

@@ -28,6 +28,7 @@ from ..errors import (
     VersionConflict,
 )
 from ..events import ALL_STREAM, ID
+from ..filters import FILTER_KEYS, EventFilter
 from ..subscriptions import STREAM_TYPES
 
 # Message types (the AMQP `type` property).
@@ -186,7 +187,7 @@ def parse_replay(body: bytes) -> ReplayRequest:
 
 def replay_request(value: Mapping[str, Any]) -> ReplayRequest:
     """The replay options by their names (Photon's own AMQP protocol and Muon's replay args)."""
-    known = {"stream-name", "stream-type", "event-types", *_REPLAY_OPTIONS}
+    known = {"stream-name", "stream-type", "event-types", *_REPLAY_OPTIONS, *FILTER_KEYS}
     unknown = sorted(set(value) - known)
     if unknown:
         raise ValidationError(
@@ -215,6 +216,12 @@ def replay_request(value: Mapping[str, Any]) -> ReplayRequest:
         if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
             raise ValidationError("field 'event-types' must be a list of strings", "event-types")
         options["event_types"] = types
+    # `__all__` and categories narrowed as everywhere: stream/event-type prefixes, regexes, categories.
+    found = EventFilter.from_mapping(
+        {key: value[key] for key in FILTER_KEYS if key != "event-types" and value.get(key) is not None}
+    )
+    if not found.empty:
+        options["event_filter"] = found
     return ReplayRequest(stream, stream_type, options)
 
 

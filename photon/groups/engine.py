@@ -47,6 +47,8 @@ log = logging.getLogger("photon.groups")
 WINDOW = 10_000
 """Events read from the source and not yet done, at most (acks above the checkpoint included)."""
 PINNED_BUCKETS = 64
+CHUNK = 32
+"""Events a member takes in one turn of round-robin dispatch."""
 TICK = 0.05
 """Seconds between two looks for timed-out deliveries."""
 IDLE_FLUSH_SECONDS = 1.0
@@ -300,22 +302,27 @@ class Group:
         for item in items:
             if type(item) is CaughtUp:
                 self.read_position = max(self.read_position, item.order_id)
-            else:
+            elif type(item) is RecordedEvent:
                 events.append(item)
         if events:
             self.read_position = max(self.read_position, events[-1].order_id)
             skip = self._skip
+            attempts_before = self._attempts_before
+            entries = self.entries
+            order = self._order
+            single = self._buckets[0] if len(self._buckets) == 1 else None
+            # The hot path of every group: kept to plain local operations per event.
             for event in event_filter.select(events, client_only=client_only):
-                order_id = event.order_id
+                order_id = event[0]
                 if skip and order_id in skip:
                     skip.discard(order_id)
                     continue
-                entry = _Entry(event, self._attempts_before.pop(order_id, 0))
+                entry = _Entry(event, attempts_before.pop(order_id, 0) if attempts_before else 0)
                 if entry.attempts > 1:
                     self._retried.add(order_id)
-                self.entries[order_id] = entry
-                self._order.append(order_id)
-                self._queue_of(entry).append(entry)
+                entries[order_id] = entry
+                order.append(order_id)
+                (single if single is not None else self._queue_of(entry)).append(entry)
         self._advance()
 
     def _advance(self) -> None:
@@ -389,32 +396,38 @@ class Group:
         start = self._rotation % len(members)
         ordered = members[start:] + members[:start]
         self._rotation += 1
+        # Each member in turn takes up to CHUNK events, until no member has room or nothing is ready.
+        chunk = 1 if spec.serial else CHUNK
+        counters = self.counters
         progress = True
         while progress:
             progress = False
             for member in ordered:
-                if spec.serial and self._in_flight >= 1:
-                    return list(touched.values())
-                if len(member.in_flight) >= limit:
-                    continue
-                entry = self._next_for(member)
-                if entry is None:
-                    continue
-                entry.state = "in-flight"
-                entry.member = member
-                entry.last_member = member.id
-                entry.attempts += 1
-                entry.deadline = now + timeout
-                order_id = entry.event.order_id
-                member.in_flight[order_id] = entry
-                member.inbox.append(Delivery(entry.event, entry.attempts))
-                self._in_flight += 1
-                self.counters["delivered"] += 1
-                if entry.attempts > 1:
-                    self.counters["redelivered"] += 1
-                    self._retried.add(order_id)
-                touched[member.id] = member
-                progress = True
+                in_flight = member.in_flight
+                inbox = member.inbox
+                for _ in range(chunk):
+                    if spec.serial and self._in_flight >= 1:
+                        return list(touched.values())
+                    if len(in_flight) >= limit:
+                        break
+                    entry = self._next_for(member)
+                    if entry is None:
+                        break
+                    entry.state = "in-flight"
+                    entry.member = member
+                    entry.last_member = member.id
+                    attempts = entry.attempts = entry.attempts + 1
+                    entry.deadline = now + timeout
+                    event = entry.event
+                    in_flight[event[0]] = entry
+                    inbox.append(Delivery(event, attempts))
+                    self._in_flight += 1
+                    counters["delivered"] += 1
+                    if attempts > 1:
+                        counters["redelivered"] += 1
+                        self._retried.add(event[0])
+                    touched[member.id] = member
+                    progress = True
         return list(touched.values())
 
     def _assign_buckets(self) -> None:
@@ -533,6 +546,10 @@ class Group:
         unknown: list[int] = []
         count = 0
         with self.lock:
+            if action == "ack":
+                count, unknown = self._ack_fast(ids)
+                ids = unknown
+                unknown = []
             for order_id in ids:
                 entry = self._lookup(order_id)
                 if entry is None:
@@ -561,6 +578,31 @@ class Group:
         self._park_waiting()
         self._make_durable(seq)
         return AckResult(count, unknown)
+
+    def _ack_fast(self, ids: list[int]) -> tuple[int, list[int]]:
+        """Ack the in-flight events of `ids` (the usual case) with local operations only; returns
+        how many, and the order-ids left for the general path."""
+        entries = self.entries
+        done = self.done
+        retried = self._retried
+        rest: list[int] = []
+        count = 0
+        for order_id in ids:
+            entry = entries.get(order_id)
+            if entry is None or entry.state != "in-flight" or entry.member is None:
+                rest.append(order_id)
+                continue
+            del entry.member.in_flight[order_id]
+            entry.member = None
+            entry.state = "done"
+            del entries[order_id]
+            done.add(order_id)
+            if retried:
+                retried.discard(order_id)
+            count += 1
+        self._in_flight -= count
+        self.counters["acked"] += count
+        return count, rest
 
     # -- parking ------------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from ..events import ALL_STREAM, stream_pattern
 from ..metrics import metrics_for
 from ..store import EventStore
 from .errors import JSON, RequestError, json_response
+from .lifetime_routes import lifetime_routes
 from .params import Param, accepts
 
 log = logging.getLogger("photon.http")
@@ -123,9 +124,11 @@ async def categories(request: Request, query: dict[str, Any]) -> Response:
     '"condition": {"query": [{"event-types": [...], "tags": [...]}], "after": order-id}',
     answer="the stored event (an object) or the stored events (a list), with order-id and stream-version",
     errors={
-        400: "malformed JSON, a missing or mistyped field, an internal stream name",
-        409: "an expected version does not match (answer has stream-name and current-version), or the "
-        "condition failed (answer has the first matching event's order-id, stream-name, event-type and id)",
+        400: "malformed JSON, a JSON object with a repeated key, a missing or mistyped field, an internal "
+        "stream name, a null expected-version",
+        409: "an expected version does not match (answer has stream-name and current-version), the "
+        "condition failed (answer has the first matching event's order-id, stream-name, event-type and id), "
+        "or an event id is already stored in another stream (answer has id, stream-name and stored-in)",
         413: "an event over payload.max.bytes or a body over rest.body.max.bytes",
     },
 )
@@ -192,7 +195,7 @@ async def read_matching(request: Request, query: dict[str, Any]) -> Response:
 async def _require_stream(store: EventStore, stream: str) -> None:
     if stream == ALL_STREAM or stream_pattern(stream) is not None:  # a `**` wildcard may match no stream
         return
-    if await aio.run_blocking(store, store.stream_version, stream) == 0:
+    if not await aio.run_blocking(store, store.stream_exists, stream):
         raise NotFound(f"stream {stream!r} does not exist")
 
 
@@ -266,13 +269,21 @@ async def event_by_id(request: Request, query: dict[str, Any]) -> Response:
 
 
 @accepts(
-    answer='{"correct": true, "deleted-events": n}',
-    errors={400: "an internal stream", 404: "no such stream"},
+    Param(
+        "hard",
+        "boolean",
+        "A hard delete: a tombstone, and the stream can never be written again (default: a soft delete, "
+        "after which writing to the stream continues its version numbering).",
+    ),
+    answer='{"correct": true, "deleted-events": n} (n: the stream\'s version when deleted)',
+    errors={400: "an internal stream", 404: "no such stream", 410: "the stream was hard deleted already"},
 )
 async def delete_stream(request: Request, query: dict[str, Any]) -> Response:
-    """Delete a stream's events (admin); the deletion is recorded in __config__."""
+    """Delete a stream (soft by default, hard with hard=true): it reads as gone at once, a scavenge
+    removes its events; recorded in __metadata__ and, as stream-deleted, in __config__."""
     store = _store(request)
-    removed = await aio.run_blocking(store, store.delete_stream, request.path_params["stream"])
+    hard = bool(query["hard"])
+    removed = await aio.run_blocking(store, lambda: store.delete_stream(request.path_params["stream"], hard=hard))
     return json_response({"correct": True, "deleted-events": removed})
 
 
@@ -289,4 +300,5 @@ def api_routes() -> list[BaseRoute]:
         Route("/api/event/{stream:path}/{order_id}", event_by_order_id, methods=["GET"]),
         Route("/api/event-id/{event_id}", event_by_id, methods=["GET"]),
         Route("/api/stream/{stream:path}", delete_stream, methods=["DELETE"]),
+        *lifetime_routes(),
     ]

@@ -38,7 +38,10 @@ metrics.route_doc = RouteDoc(auth=False, answer="Prometheus text format")  # typ
 auth_token.route_doc = RouteDoc(  # type: ignore[attr-defined]
     auth=False,
     answer='{"token": "<token>", "expires-in": <seconds>}',
-    errors={401: "wrong or missing HTTP Basic credentials"},
+    errors={
+        401: "wrong or missing HTTP Basic credentials",
+        429: "too many failed logins from this address; Retry-After gives the seconds to wait",
+    },
 )
 
 

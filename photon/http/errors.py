@@ -24,6 +24,7 @@ from ..errors import (
     ReadOnlyStore,
     StoreClosed,
     StoreLocked,
+    StreamDeleted,
     ValidationError,
     VersionConflict,
 )
@@ -74,6 +75,8 @@ def photon_error_response(exc: PhotonError) -> Response:
             str(exc),
             {"condition-failed": True, **exc.fields()},
         )
+    if isinstance(exc, StreamDeleted):
+        return error_response(410, str(exc), {"stream-name": exc.stream})
     if isinstance(exc, ValidationError):
         status = 413 if is_too_large(exc) else 400
         return error_response(status, str(exc), {"field": exc.field} if exc.field else None)

@@ -246,7 +246,7 @@ async def replay(request: Request, query: dict[str, Any]) -> Response:
     if (
         stream_type == "cold"
         and is_one_stream(stream)  # a category or a `**` wildcard may match no stream: an empty replay
-        and await aio.run_blocking(store, store.stream_version, stream) == 0
+        and not await aio.run_blocking(store, store.stream_exists, stream)
     ):
         raise NotFound(f"stream {stream!r} does not exist")
     subscription = subscribe(

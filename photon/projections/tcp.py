@@ -77,9 +77,10 @@ class ProjectionUpdatesServer:
         assert task is not None
         self._clients.add(task)
         try:
-            if not await self._authorize(reader, writer):
-                return
+            authorized = await self._authorize(reader, writer)
         except (ConnectionError, asyncio.CancelledError):
+            authorized = False
+        if not authorized:
             self._clients.discard(task)
             writer.close()
             return
@@ -121,8 +122,6 @@ class ProjectionUpdatesServer:
         writer.write(NOT_AUTHORIZED)
         with contextlib.suppress(ConnectionError):
             await writer.drain()
-        self._clients.discard(asyncio.current_task())
-        writer.close()
         return False
 
 

@@ -9,8 +9,7 @@ Messages from the manager (pickled tuples on one pipe):
   projection here; `end_order_id` is the last order-id the batch covers (events of other
   streams may have been left out), so positions advance past them.
 - ``("catchup", seq, to_order_id)``: read the store directly (read-only) up to `to_order_id` for
-  every projection behind it. Only sent when the worker opened the store itself: for history, and
-  on SQLite and PostgreSQL also for every live batch (the manager then ships no events at all).
+  every projection behind it. Only sent when the worker opened the store itself.
 - ``("stop",)``: report the final states and exit.
 
 Replies: ``("ready", can_read_store)``, ``("added", slot, error)``, ``("folded", seq, reports,

@@ -1,0 +1,223 @@
+"""Category and event-type reads: ``python -m benchmarks.category_reads [--sizes 1000000,10000000] [--postgres]``.
+
+For each size N, one store of N events over many streams, in which the category `target` and the
+event type `Rare` each have 2,000 events spread evenly through the store. Timed, interleaved, medians:
+
+- the read of the first 1,000 events of `__category__:target` (the SQL backends' category index);
+- the read of the first 1,000 events of type `Rare` (the event-type index);
+- the same category read by scanning `__all__` and keeping the category's events, which is how the
+  core answers a backend without a category index (and how any reader without one must do it).
+
+Targets: the read at the largest size within 1.5x of the read at the smallest; at least 20x faster
+than the scan. With ``--postgres`` the same is done on PostgreSQL, beside Message DB's
+``get_category_messages('target', 1, 1000)`` on the same server over the same rows (its SQL from
+the npm package @eventide/message-db, installed by scripts/install-bench-peers); target: Photon at
+least 1x Message DB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from photon.events import category_of
+from photon.store import EventStore
+
+TARGET_EVENTS = 2000
+READ = 1000
+BATCH = 5000
+
+
+def stream_of(i: int, every: int) -> tuple[str, str]:
+    """Event i's stream and type: every `every`-th event is in `target`, a shifted one is `Rare`."""
+    stream = f"target-{i % 50}" if i % every == 0 else f"filler{i % 97}-{i % 10_000}"
+    event_type = "Rare" if i % every == every // 2 else "Common"
+    return stream, event_type
+
+
+def fill(store: EventStore, size: int) -> None:
+    every = size // TARGET_EVENTS
+    for start in range(0, size, BATCH):
+        batch = []
+        for i in range(start, min(start + BATCH, size)):
+            stream, event_type = stream_of(i, every)
+            batch.append({"stream-name": stream, "event-type": event_type, "payload": {"n": i}})
+        store.append(batch)
+
+
+def timed(read: Callable[[], int], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        count = read()
+        times.append(time.perf_counter() - started)
+        assert count == READ, count
+    return statistics.median(times)
+
+
+def photon_reads(store: EventStore) -> dict[str, Callable[[], int]]:
+    def category() -> int:
+        return len(list(store.read("__category__:target", limit=READ)))
+
+    def event_type() -> int:
+        return len(list(store.read(event_types=["Rare"], limit=READ)))
+
+    def scan() -> int:
+        found = 0
+        for event in store.read():
+            if category_of(event.stream_name) == "target":
+                found += 1
+                if found == READ:
+                    break
+        return found
+
+    return {"category": category, "event-type": event_type, "scan": scan}
+
+
+@contextlib.contextmanager
+def postgres_dsns() -> Iterator[Callable[[], str]]:
+    import psycopg
+
+    from tests.servers import PostgresServer
+
+    with PostgresServer() as server:
+
+        def fresh_dsn() -> str:
+            name = f"bench_{uuid.uuid4().hex[:10]}"
+            with psycopg.connect(server.dsn, autocommit=True) as admin:
+                admin.execute(f'CREATE DATABASE "{name}"')
+            return server.dsn.rsplit("/", 1)[0] + "/" + name
+
+        yield fresh_dsn
+
+
+def message_db(dsn: str, size: int) -> Callable[[], int]:
+    """Message DB in the database at `dsn`, holding the same N events; its category read."""
+    import orjson
+    import psycopg
+
+    from .peer_servers import ensure_installed, install_message_db
+
+    ensure_installed()
+    install_message_db(dsn)
+    every = size // TARGET_EVENTS
+    versions: dict[str, int] = {}
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        with (
+            conn.cursor() as cursor,
+            cursor.copy(
+                "COPY message_store.messages"
+                " (global_position, position, stream_name, type, data, metadata, id) FROM STDIN"
+            ) as copy,
+        ):
+            for i in range(size):
+                stream, event_type = stream_of(i, every)
+                version = versions.get(stream, -1) + 1
+                versions[stream] = version
+                copy.write_row(
+                    (i + 1, version, stream, event_type, orjson.dumps({"n": i}).decode(), None, uuid.uuid4())
+                )
+        conn.execute("ANALYZE message_store.messages")
+    conn = psycopg.connect(dsn, autocommit=True)
+    conn.execute("SET search_path TO message_store, public")  # as Message DB's own clients connect
+
+    def read() -> int:
+        rows = conn.execute("SELECT * FROM message_store.get_category_messages('target', 1, %s)", (READ,)).fetchall()
+        return len(rows)
+
+    return read
+
+
+def run_sqlite(sizes: list[int], repeat: int) -> dict[int, dict[str, float]]:
+    results: dict[int, dict[str, list[float]]] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        stores = {}
+        for size in sizes:
+            started = time.perf_counter()
+            store = EventStore.open({"db.backend": "sqlite", "sqlite.path": str(Path(folder) / f"{size}.db")})
+            fill(store, size)
+            print(f"   sqlite store of {size:,} events built in {time.perf_counter() - started:.0f}s", flush=True)
+            stores[size] = store
+        try:
+            results = {size: {} for size in sizes}
+            for _ in range(repeat):  # interleaved: each round times every read of every store
+                for size, store in stores.items():
+                    for name, read in photon_reads(store).items():
+                        runs = 1 if name == "scan" else 3
+                        results[size].setdefault(name, []).append(timed(read, runs))
+        finally:
+            for store in stores.values():
+                store.close()
+    return {size: {name: statistics.median(times) for name, times in r.items()} for size, r in results.items()}
+
+
+def run_postgres(size: int, repeat: int) -> dict[str, float]:
+    with postgres_dsns() as fresh_dsn:
+        dsn = fresh_dsn()
+        started = time.perf_counter()
+        store = EventStore.open({"db.backend": "postgres", "postgres.url": dsn})
+        try:
+            fill(store, size)
+            print(f"   postgres store of {size:,} events built in {time.perf_counter() - started:.0f}s", flush=True)
+            mdb = message_db(fresh_dsn(), size)
+            reads = photon_reads(store)
+            times: dict[str, list[float]] = {"category": [], "event-type": [], "scan": [], "message-db": []}
+            for _ in range(repeat):
+                times["category"].append(timed(reads["category"], 3))
+                times["message-db"].append(timed(mdb, 3))
+                times["event-type"].append(timed(reads["event-type"], 3))
+                times["scan"].append(timed(reads["scan"], 1))
+        finally:
+            store.close()
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:,.1f} ms"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000000,10000000", help="store sizes, comma-separated")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--postgres", action="store_true", help="also PostgreSQL (largest size) beside Message DB")
+    parser.add_argument("--postgres-size", type=int, default=1_000_000)
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    print(f"== category and event-type reads of {READ:,} events; load average {os.getloadavg()[0]:.2f}")
+    results = run_sqlite(sizes, args.repeat)
+    print(f"{'sqlite store':<16}{'category':>12}{'event-type':>12}{'scan __all__':>14}{'index vs scan':>15}")
+    for size in sizes:
+        r = results[size]
+        print(
+            f"{size:<16,}{ms(r['category']):>12}{ms(r['event-type']):>12}{ms(r['scan']):>14}"
+            f"{r['scan'] / r['category']:>14.0f}x"
+        )
+    small, large = results[sizes[0]], results[sizes[-1]]
+    print(
+        f"largest / smallest: category {large['category'] / small['category']:.2f}x, "
+        f"event-type {large['event-type'] / small['event-type']:.2f}x (target <= 1.5x); "
+        f"index vs scan >= 20x"
+    )
+    if args.postgres:
+        r = run_postgres(args.postgres_size, args.repeat)
+        print(f"postgres, {args.postgres_size:,} events:")
+        print(f"   Photon __category__:target      {ms(r['category'])}")
+        print(f"   Message DB get_category_messages {ms(r['message-db'])}")
+        print(f"   Photon event type Rare          {ms(r['event-type'])}")
+        print(f"   Photon scanning __all__         {ms(r['scan'])}")
+        print(
+            f"   Photon vs Message DB: {r['message-db'] / r['category']:.2f}x (target >= 1x); "
+            f"index vs scan {r['scan'] / r['category']:.0f}x"
+        )
+
+
+if __name__ == "__main__":
+    main()
