@@ -13,6 +13,7 @@ import ctypes
 import ctypes.util
 import logging
 import threading
+import time
 from typing import Any
 
 log = logging.getLogger("photon.memory")
@@ -21,6 +22,7 @@ MIN_INTERVAL = 1.0
 
 _lock = threading.Lock()
 _pending = False
+_requests = 0
 _trim: Any = None
 
 
@@ -38,11 +40,13 @@ def _load() -> Any:
 
 
 def give_back() -> None:
-    """Soon return freed heap memory to the system (coalesced: at most one trim a second)."""
-    global _pending
+    """Soon return freed heap memory to the system (coalesced: at most one trim a second, and
+    always one after the last request)."""
+    global _pending, _requests
     if not _load():
         return
     with _lock:
+        _requests += 1
         if _pending:
             return
         _pending = True
@@ -53,9 +57,15 @@ def give_back() -> None:
 
 def _run() -> None:
     global _pending
-    with _lock:
-        _pending = False
-    try:
-        _trim(0)
-    except Exception:  # never let housekeeping hurt the server
-        log.debug("malloc_trim failed", exc_info=True)
+    while True:
+        with _lock:
+            seen = _requests
+        try:
+            _trim(0)
+        except Exception:  # never let housekeeping hurt the server
+            log.debug("malloc_trim failed", exc_info=True)
+        with _lock:
+            if _requests == seen:
+                _pending = False
+                return
+        time.sleep(MIN_INTERVAL)  # more was freed meanwhile: trim once more

@@ -125,15 +125,22 @@ class _StalledReader:
 
 
 def run_memory_scenario(
-    *, events: int = 20_000, size: int = 60_000, stalled: int = 4, work_dir: Path | None = None
+    *,
+    events: int = 20_000,
+    size: int = 60_000,
+    stalled: int = 4,
+    work_dir: Path | None = None,
+    settings: dict[str, str] | None = None,
 ) -> MemoryReport:
+    """Run the scenario; `settings` are extra server keys (e.g. other bounds)."""
     report = MemoryReport(events, size, stalled)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
         path = Path(tmp)
         server = ServerProcess(
             path,
-            ["-rest.host", "127.0.0.1", "-rest.port", "0", "-events.port", "0", "-sqlite.path", str(path / "m.db")],
+            ["-rest.host", "127.0.0.1", "-rest.port", "0", "-events.port", "0", "-sqlite.path", str(path / "m.db")]
+            + [arg for key, value in (settings or {}).items() for arg in (f"-{key}", value)],
         )
         pid = server.proc.pid
         stop = threading.Event()
