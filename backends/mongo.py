@@ -35,10 +35,11 @@ import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any
 
+from photon.append_request import QueryItem
 from photon.backend import Backend, Query, StoreState, StreamInfo
 from photon.config import Setting, parse_positive
 from photon.errors import BackendError, BackendUnavailable, IntegrityError, StoreLocked
-from photon.events import RecordedEvent
+from photon.events import RecordedEvent, event_tags
 
 from ._lease import LeaseRenewer, lease_holder
 
@@ -143,6 +144,8 @@ class MongoBackend(Backend):
         events.create_index([("s", pymongo.ASCENDING), ("v", pymongo.ASCENDING)], unique=True, name="stream_version")
         events.create_index("i", unique=True, name="event_id")
         events.create_index([("s", pymongo.ASCENDING), ("_id", pymongo.ASCENDING)], name="stream_order")
+        # The tags index: only events with tags have the field `g` (a sparse, multikey index).
+        events.create_index([("g", pymongo.ASCENDING), ("_id", pymongo.ASCENDING)], name="tags", sparse=True)
         # Created up front, never upserted under contention (an upsert race is where some
         # MongoDB-compatible servers misbehave), so appends only ever update it.
         with contextlib.suppress(DuplicateKeyError):
@@ -279,6 +282,10 @@ class MongoBackend(Backend):
                     "d": event.data,
                 }
             )
+            if b'"tags"' in event.data:
+                tags = event_tags(event.data)
+                if tags:
+                    docs[-1]["g"] = sorted(set(tags))
         # A stream's version moves only from the one just before the batch; for a new (or
         # deleted) stream the upsert's insert collides with any existing document instead.
         stream_updates = [
@@ -305,6 +312,27 @@ class MongoBackend(Backend):
             self._transaction(body)
         except BaseException as exc:
             raise _translate(exc) from exc
+
+    def read_matching(self, query: tuple[QueryItem, ...], after: int, limit: int) -> list[RecordedEvent]:
+        """Through the tags index: an item with tags is an `$all` over it; items are an `$or`."""
+        import pymongo
+        from bson.int64 import Int64
+
+        branches: list[dict[str, Any]] = []
+        for item in query or (QueryItem(),):
+            branch: dict[str, Any] = {}
+            if item.tags:
+                branch["g"] = {"$all": sorted(item.tags)}
+            if item.types:
+                branch["t"] = {"$in": sorted(item.types)}
+            branches.append(branch)
+        selector: dict[str, Any] = {"_id": {"$gt": Int64(after)}, "s": {"$not": {"$regex": "^__"}}}
+        if len(branches) == 1:
+            selector.update(branches[0])
+        else:
+            selector["$or"] = branches
+        found = self._call(lambda: list(self._db.events.find(selector).sort("_id", pymongo.ASCENDING).limit(limit)))
+        return [_event(doc) for doc in found]
 
     def read(self, query: Query) -> list[RecordedEvent]:
         if query.event_types is not None and not query.event_types:

@@ -443,35 +443,42 @@ class SQLBackend(Backend):
                 params[f"{prefix}{index}"] = value
             return ", ".join(f":{prefix}{index}" for index in range(len(values)))
 
+        columns = ", ".join(f"e.{name}" for name in RecordedEvent._fields)
+        # Each item is its own ordered, limited select driven by its first tag's range of the
+        # tags index (or by the events' primary key when it has no tags); the union of those
+        # few rows is then ordered and limited again. (A single `order_id IN (...)` filter over
+        # the events table lets the planner walk the whole table in order instead.)
         for number, item in enumerate(query or (QueryItem(),)):
-            where = []
+            where = ["substr(e.stream_name, 1, 2) <> '__'"]
             if item.types:
                 where.append(f"e.event_type IN ({names(f'q{number}t', item.types)})")
             if item.tags:
                 tags = sorted(item.tags)
-                joins = []
                 for index, tag in enumerate(tags):
                     params[f"q{number}g{index}"] = tag
                     if index:
-                        joins.append(
-                            f"JOIN {TAGS_TABLE} g{index} ON g{index}.order_id = g0.order_id AND "
-                            f"g{index}.tag = :q{number}g{index}"
+                        where.append(
+                            f"EXISTS (SELECT 1 FROM {TAGS_TABLE} g{index} WHERE g{index}.tag = :q{number}g{index} "
+                            f"AND g{index}.order_id = g0.order_id)"
                         )
-                join = " ".join(joins)
                 selects.append(
-                    f"SELECT g0.order_id FROM {TAGS_TABLE} g0 {join} JOIN photon_events e ON e.order_id = g0.order_id "
-                    f"WHERE g0.tag = :q{number}g0 AND g0.order_id > :after" + "".join(f" AND {w}" for w in where)
+                    f"SELECT * FROM (SELECT {columns} FROM {TAGS_TABLE} g0 JOIN photon_events e "
+                    f"ON e.order_id = g0.order_id WHERE g0.tag = :q{number}g0 AND g0.order_id > :after AND "
+                    + " AND ".join(where)
+                    + " ORDER BY g0.order_id LIMIT :limit) AS i"
+                    + str(number)
                 )
             else:
                 selects.append(
-                    "SELECT e.order_id FROM photon_events e WHERE e.order_id > :after"
-                    + "".join(f" AND {w}" for w in where)
+                    f"SELECT * FROM (SELECT {columns} FROM photon_events e WHERE e.order_id > :after AND "
+                    + " AND ".join(where)
+                    + " ORDER BY e.order_id LIMIT :limit) AS i"
+                    + str(number)
                 )
-        columns = ", ".join(f"m.{name}" for name in RecordedEvent._fields)
-        sql = (
-            f"SELECT {columns} FROM photon_events m WHERE m.order_id IN ({' UNION '.join(selects)}) "
-            "AND substr(m.stream_name, 1, 2) <> '__' ORDER BY m.order_id LIMIT :limit"
-        )
+        if len(selects) == 1:
+            sql = selects[0]
+        else:
+            sql = f"SELECT * FROM ({' UNION '.join(selects)}) AS u ORDER BY order_id LIMIT :limit"
         return [_make_event(tuple(row)) for row in self._core(sa.text(sql), params)]
 
     def _event_columns(self) -> list[Any]:

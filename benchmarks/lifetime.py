@@ -42,7 +42,7 @@ def _median(values: list[float]) -> float:
 
 def multi_stream(store: EventStore, count: int, checked: bool) -> float:
     names = [f"acc-{checked}-{i}" for i in range(5)]
-    versions = dict.fromkeys(names, 0)
+    versions = {name: store.stream_version(name) for name in names}
     start = time.perf_counter()
     for n in range(count):
         batch = [{"stream-name": s, "event-type": "Moved", "payload": {"n": n}} for s in names]
