@@ -115,13 +115,13 @@ new MutationObserver((records) => {
 """
 
 
-def _renderer_cpu(driver: Any) -> float:
-    """CPU seconds used so far by the browser's renderer processes (the pages' main threads and their
-    helpers), from /proc: unlike the durations above, this does not grow when other programs
-    take the cores."""
+def _renderer_cpu(driver: Any) -> dict[int, float]:
+    """CPU seconds used so far by each of the browser's renderer processes (the pages' main threads
+    and their helpers), from /proc: unlike the durations above, this does not grow when other
+    programs take the cores. Compare two readings with `_cpu_spent`."""
     ticks = os.sysconf("SC_CLK_TCK")
     parents = {driver.service.process.pid}
-    total = 0.0
+    total: dict[int, float] = {}
     changed = True
     seen: set[int] = set()
     while changed:  # the driver's descendants
@@ -141,8 +141,13 @@ def _renderer_cpu(driver: Any) -> float:
                 parents.add(pid)
                 changed = True
                 if b"--type=renderer" in cmdline:
-                    total += (int(fields[11]) + int(fields[12])) / ticks
+                    total[pid] = (int(fields[11]) + int(fields[12])) / ticks
     return total
+
+
+def _cpu_spent(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds between two readings, over the renderers alive at both (a page left may end one)."""
+    return sum(after[pid] - before[pid] for pid in after.keys() & before.keys())
 
 
 def _metrics(driver: Any) -> dict[str, float]:
@@ -189,7 +194,7 @@ def tail_run(
     thread.join()
     time.sleep(1.5)
     after = _metrics(driver)
-    cpu = _renderer_cpu(driver) - cpu_before
+    cpu = _cpu_spent(cpu_before, _renderer_cpu(driver))
     busy = {
         k: (after[k] - before[k]) for k in ("TaskDuration", "ScriptDuration", "LayoutDuration", "RecalcStyleDuration")
     }

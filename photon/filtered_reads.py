@@ -29,6 +29,8 @@ class ReadPlan:
     """Given to the backend when it has a category index."""
     check: Callable[[RecordedEvent], bool] | None
     """Applied by the core to every event read (None: the backend's answer is exact)."""
+    stored_exact: bool = False
+    """The backend's answer needs no check (live events still do)."""
 
 
 def combined_filter(stream: str, event_types: frozenset[str] | None, event_filter: EventFilter | None) -> EventFilter:
@@ -82,13 +84,15 @@ def plan_read(
     categories = frozenset(combined.categories) if "category" in backend.indexed_reads and combined.categories else None
     # Filters beyond event types read client streams only (internal streams are Photon's own).
     client_only = stream == ALL_STREAM
+    # The backend's category index answers a category read exactly: only live events need the check.
+    exact = categories is not None and not client_only and replace(only_types, categories=()).empty
 
     def check(event: RecordedEvent) -> bool:
         if client_only and event.stream_name.startswith(INTERNAL_PREFIX):
             return False
         return combined.matches(event)
 
-    return ReadPlan(None, types, categories, check)
+    return ReadPlan(None, types, categories, check, exact)
 
 
 def read_page(
@@ -121,7 +125,7 @@ def read_page(
         if raw:
             position = raw[-1].order_id + 1
             version = 1
-        check = plan.check
+        check = None if plan.stored_exact else plan.check
         events = raw if check is None else [e for e in raw if check(e)]
         if events or exhausted:
             return events, position, exhausted

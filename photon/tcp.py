@@ -147,26 +147,38 @@ class _Connection:
         self.more.set()
 
     async def _read_loop(self) -> None:
-        buffer = b""
+        # The start of a line not ended yet, kept as chunks: joining them only once the line ends
+        # keeps a long line linear (adding each chunk to one bytes object copied it again and again).
+        pending: list[bytes] = []
+        pending_size = 0
         reader = self.reader
         while not self.service.closing:
             await self.room.wait()
             chunk = await reader.read(READ_SIZE)
             if not chunk:
                 break
-            buffer += chunk
             if b"\n" not in chunk:
-                if len(buffer) > MAX_LINE:
+                pending.append(chunk)
+                pending_size += len(chunk)
+                if pending_size > MAX_LINE:
                     self.items.append(_error_line(f"line longer than {MAX_LINE} bytes; closing"))
                     self.plain = False
                     self.more.set()
                     return
                 continue
-            lines = buffer.split(b"\n")
-            buffer = lines.pop()
+            if pending:
+                pending.append(chunk)
+                chunk = b"".join(pending)
+                pending.clear()
+            lines = chunk.split(b"\n")
+            rest = lines.pop()
+            pending_size = len(rest)
+            if rest:
+                pending.append(rest)
             self._take_lines(lines)
             if self.queued_events >= MAX_QUEUED:
                 self.room.clear()
+        buffer = b"".join(pending)
         if buffer.strip() and not self.service.closing:
             self._take_lines([buffer])
 

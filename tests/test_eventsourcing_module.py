@@ -263,3 +263,44 @@ def test_sparse_snapshots_and_long_tracking_streams_are_read_from_their_end(env:
     finally:
         writer.close()
         reader.close()
+
+
+def test_a_photon_backup_restores_what_the_library_wrote(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    from eventsourcing.persistence import Tracking
+
+    photon = shutil.which("photon", path=str(Path(sys.executable).parent)) or "photon"
+    source = {"PHOTON_DB_BACKEND": "sqlite", "PHOTON_SQLITE_PATH": str(tmp_path / "source.db")}
+    target = {"PHOTON_DB_BACKEND": "sqlite", "PHOTON_SQLITE_PATH": str(tmp_path / "target.db")}
+    account = uuid4()
+    made = factory(source)
+    try:
+        made.process_recorder().insert_events(
+            [StoredEvent(account, 1, "bank:Opened", b'{"owner":"Ada"}'), StoredEvent(account, 2, "bank:X", b"\x00")],
+            tracking=Tracking("Upstream", 5),
+        )
+        made.aggregate_recorder("snapshots").insert_events([StoredEvent(account, 2, "bank:Snapshot", b"{}")])
+    finally:
+        made.close()
+    for command in (["backup", "b.jsonl"], ["restore", "b.jsonl"]):
+        path = source if command[0] == "backup" else target
+        argv = [photon, *command, "-db.backend", "sqlite", "-sqlite.path", path["PHOTON_SQLITE_PATH"]]
+        result = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+    before, after = factory(source), factory(target)
+    try:
+        for made in (before, after):
+            assert made.process_recorder().max_tracking_id("Upstream") == 5
+        assert after.application_recorder().select_notifications(
+            None, 10
+        ) == before.application_recorder().select_notifications(None, 10)
+        assert [s.state for s in after.application_recorder().select_events(account)] == [b'{"owner":"Ada"}', b"\x00"]
+        assert (
+            after.aggregate_recorder("snapshots").select_events(account, desc=True, limit=1)[0].topic == "bank:Snapshot"
+        )
+    finally:
+        before.close()
+        after.close()

@@ -58,6 +58,10 @@ NOTIFICATION_PAGE = 1000
 """`__all__` events read per request while collecting an application's notifications."""
 
 
+def _number(expected: int | str) -> int:
+    return 0 if expected == "no-stream" else int(expected)
+
+
 class _Head(NamedTuple):
     """What a recorder last knew of a stream: its Photon version and the position it holds
     there (an originator version, or a tracked notification id), and, when known, the
@@ -152,19 +156,16 @@ class PhotonRecorder:
                 key = NOTIFICATION_ID if conflict.stream == tracked else ORIGINATOR_VERSION
                 self._read_head(conflict.stream, conflict.current, key)
                 continue
+            # The core checked each expected version, so each stream is now exactly that far on.
             for stream, group in groups.items():
-                head = self._head(stream)
+                before = expected[stream]
+                first_offset = group[0].originator_version - 1 if before == "no-stream" else None
                 self._set_head(
                     stream,
-                    _Head(
-                        (head.version if head is not None else 0) + len(group),
-                        group[-1].originator_version,
-                        None if head is not None else group[0].originator_version - 1,
-                    ),
+                    _Head(_number(before) + len(group), group[-1].originator_version, first_offset),
                 )
             if tracked is not None and tracking is not None:
-                head = self._head(tracked)
-                self._set_head(tracked, _Head((head.version if head else 0) + 1, tracking.notification_id, None))
+                self._set_head(tracked, _Head(_number(expected[tracked]) + 1, tracking.notification_id, None))
             return order_ids[: len(stored_events)]
         raise OperationalError(f"gave up appending after {MAX_ATTEMPTS} version conflicts in a row")
 

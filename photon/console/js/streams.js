@@ -118,7 +118,7 @@ async function categoryList(body, after) {
               "tr",
               {},
               h("td", { class: "name" }, h("strong", {}, c)),
-              h("td", {}, h("a", { href: "#/streams" + query({ prefix: c + "-" }) }, `${c}-…`), " · ", h("a", { href: streamHref(c) }, "the stream ", c)),
+              h("td", {}, h("a", { href: "#/streams" + query({ prefix: c + "-" }) }, `${c}-…`), " · ", h("a", { href: "#/streams" + query({ prefix: c }) }, `every name starting “${c}”`)),
             ),
           ),
         ),

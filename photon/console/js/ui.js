@@ -4,6 +4,11 @@
 export function h(tag, attrs, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs || {})) {
+    // ARIA states are strings: aria-pressed={false} must read "false", not be left out.
+    if (key.startsWith("aria-") && typeof value === "boolean") {
+      node.setAttribute(key, String(value));
+      continue;
+    }
     if (value === undefined || value === null || value === false) continue;
     if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
     else if (key === "class") node.className = value;
