@@ -288,8 +288,11 @@ class MongoBackend(Backend):
                     docs[-1]["g"] = sorted(set(tags))
         # A stream's version moves only from the one just before the batch; for a new (or
         # deleted) stream the upsert's insert collides with any existing document instead.
+        # A stream may start past version 1 only when it is new (a restore of a stream whose first
+        # events a scavenge removed): the upsert inserts it then, and collides with an existing one
+        # that is not at the version just before.
         stream_updates = [
-            pymongo.UpdateOne({"_id": name, "v": Int64(v - 1)}, {"$set": {"v": Int64(last[name])}}, upsert=v == 1)
+            pymongo.UpdateOne({"_id": name, "v": Int64(v - 1)}, {"$set": {"v": Int64(last[name])}}, upsert=True)
             for name, v in first.items()
         ]
 

@@ -50,7 +50,7 @@ log = logging.getLogger("photon.backends.redis")
 
 _PAGE = 1000  # ids per HMGET inside a script (Lua's unpack has a stack limit)
 
-# KEYS: events, all, ids, versions, meta, writer, then each batch stream's key.
+# KEYS: events, all, ids, versions, meta, writer, then each batch stream's key, then trimmed.
 # ARGV: lease token, lease ms, store id, number of streams, the streams' names (in KEYS order),
 #       then 5 values per event: order-id, stream index (1-based), version, id, record.
 _APPEND = """
@@ -68,7 +68,7 @@ end
 local nstreams = tonumber(ARGV[4])
 local first = 5 + nstreams
 local last = tonumber(redis.call('HGET', KEYS[5], 'last') or '0')
-local versions, seen = {}, {}
+local versions, seen, skipped = {}, {}, {}
 for i = first, #ARGV, 5 do
   local order, s, version, id = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), ARGV[i + 3]
   if order <= last then
@@ -83,8 +83,13 @@ for i = first, #ARGV, 5 do
   local current = versions[s]
   if current == nil then current = tonumber(redis.call('HGET', KEYS[4], stream) or '0') end
   if version ~= current + 1 then
-    return redis.error_reply('PHOTON-INTEGRITY stream ' .. stream .. ' version ' .. version ..
-      ' does not follow ' .. current)
+    -- Only a stream with no events yet may start past its next version: a restore of a stream
+    -- whose first events a scavenge removed. `trimmed` then counts the versions before it.
+    if version <= current or redis.call('ZCARD', KEYS[6 + s]) > 0 or versions[s] ~= nil then
+      return redis.error_reply('PHOTON-INTEGRITY stream ' .. stream .. ' version ' .. version ..
+        ' does not follow ' .. current)
+    end
+    skipped[s] = version - 1 - current
   end
   versions[s] = version
 end
@@ -97,6 +102,9 @@ for i = first, #ARGV, 5 do
 end
 for s, version in pairs(versions) do
   redis.call('HSET', KEYS[4], ARGV[4 + s], version)
+end
+for s, count in pairs(skipped) do
+  redis.call('HINCRBY', KEYS[7 + nstreams], ARGV[4 + s], count)
 end
 redis.call('HSET', KEYS[5], 'last', last)
 return last
@@ -375,6 +383,7 @@ class RedisBackend(Backend):
             args += (event.order_id, streams[event.stream_name], event.stream_version, event.event_id, _record(event))
         keys = [self.k_events, self.k_all, self.k_ids, self.k_versions, self.k_meta, self.k_writer]
         keys += [self._stream_key(name) for name in streams]
+        keys.append(self.k_trimmed)
         try:
             self._scripts["append"](keys=keys, args=args)
             if self.wait_replicas > 0:

@@ -28,12 +28,15 @@ from .amqp.protocol import (
     CANCEL,
     CAUGHT_UP,
     CONTENT_TYPE,
+    DELETE_STREAM,
+    DONE,
     EMIT,
     EMITTED,
     END,
     ERROR,
     EVENT,
     REPLAY,
+    STREAM_METADATA,
     BrokerUnavailable,
     Names,
     error_from_body,
@@ -206,6 +209,36 @@ class AmqpClient:
         if error is not None:
             raise error
         return results
+
+    # -- stream metadata and deletes --------------------------------------------------------
+
+    def stream_metadata(self, stream: str, metadata: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """A stream's metadata; with `metadata`, set it first (it replaces the whole metadata)."""
+        body: dict[str, Any] = {"stream-name": stream}
+        if metadata is not None:
+            body["metadata"] = dict(metadata)
+        answer: dict[str, Any] = self._request(STREAM_METADATA, body)["metadata"]
+        return answer
+
+    def delete_stream(self, stream: str, *, hard: bool = False) -> int:
+        """Soft delete a stream (hard: a tombstone); returns its version when deleted."""
+        return int(self._request(DELETE_STREAM, {"stream-name": stream, "hard": hard})["deleted-events"])
+
+    def _request(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+        channel = self._connect()
+        correlation_id = str(uuid.uuid4())
+        properties = BasicProperties(
+            type=kind, reply_to=self._reply_queue, correlation_id=correlation_id, content_type=CONTENT_TYPE
+        )
+        channel.basic_publish("", self.names.commands, orjson.dumps(body), properties, mandatory=True)
+        reply_kind, reply = self._wait_for([correlation_id])[correlation_id]
+        if reply_kind == _UNROUTABLE:
+            raise PhotonError(f"no Photon service listens on queue {self.names.commands!r}")
+        value = orjson.loads(reply)
+        if reply_kind != DONE:
+            raise error_from_body(value if reply_kind == ERROR else {"error": f"unexpected reply {reply_kind!r}"})
+        result: dict[str, Any] = value
+        return result
 
     def _wait_for(self, ids: list[str]) -> dict[str, tuple[str, bytes]]:
         connection = self._connection

@@ -860,6 +860,8 @@ class EventStore:
         """
         if is_internal(stream):
             raise ValidationError(f"stream {stream!r} is internal and cannot be deleted", "stream-name")
+        if self._committer is not None and self._committer.halted is not None:
+            raise self._committer.halted  # the store lost events: nothing is written, nor looked up
         while True:
             current = self.stream_version(stream)
             metadata = self._metadata.get(stream) or StreamMetadata()

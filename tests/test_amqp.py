@@ -762,3 +762,23 @@ def test_photon_killed_mid_emits_loses_no_acknowledged_emit(broker: RabbitServer
         for number in range(3):
             ids = [e.event_id for e in store.read(f"s{number}")]
             assert ids == [f"{number}-{i}" for i in range(len(ids))]
+
+
+def test_stream_metadata_and_deletes_over_amqp(photon: Photon) -> None:
+    from photon.errors import NotFound, StreamDeleted
+
+    with photon.client() as client:
+        client.emit([event("m", n=i) for i in range(5)])
+        assert client.stream_metadata("m") == {}
+        assert client.stream_metadata("m", {"max-count": 2, "owner": "ops"}) == {"owner": "ops", "max-count": 2}
+        assert [e.stream_version for e in photon.store.read("m")] == [4, 5]
+        with pytest.raises(ValidationError, match="max-count"):
+            client.stream_metadata("m", {"max-count": 0})
+        assert client.delete_stream("m") == 5
+        with pytest.raises(NotFound):
+            client.delete_stream("m")
+        assert client.emit(event("m"))[0]["stream-version"] == 6  # soft: the numbering goes on
+        assert client.delete_stream("m", hard=True) == 6
+        with pytest.raises(StreamDeleted):
+            client.emit(event("m"))
+        assert client.stream_metadata("m")["tombstone"] is True

@@ -24,6 +24,7 @@ from ..errors import (
     NotFound,
     PhotonError,
     StoreClosed,
+    StreamDeleted,
     ValidationError,
     VersionConflict,
 )
@@ -42,7 +43,14 @@ END: Final = "end"
 ERROR: Final = "error"
 PROJECTION: Final = "projection"
 
-REQUEST_TYPES: Final = (EMIT, REPLAY, CANCEL)
+STREAM_METADATA: Final = "stream-metadata"
+"""Body ``{"stream-name": s}`` reads a stream's metadata; with ``"metadata": {...}`` sets it."""
+DELETE_STREAM: Final = "delete-stream"
+"""Body ``{"stream-name": s, "hard": false}``: a soft (or hard) delete."""
+DONE: Final = "done"
+"""The reply to a stream-metadata or delete-stream request (a JSON object)."""
+
+REQUEST_TYPES: Final = (EMIT, REPLAY, CANCEL, STREAM_METADATA, DELETE_STREAM)
 CONTENT_TYPE: Final = "application/json"
 
 #: Ids given to events of a command that carries a `message_id` but no event ids, so that a
@@ -239,6 +247,7 @@ def replay_body(stream: str, stream_type: str, options: Mapping[str, Any]) -> by
 _KINDS: Final[tuple[tuple[type[BaseException], str], ...]] = (
     (VersionConflict, "version-conflict"),
     (AppendConditionFailed, "condition-failed"),
+    (StreamDeleted, "stream-deleted"),
     (InternalStreamError, "internal-stream"),
     (ValidationError, "validation"),
     (NotFound, "not-found"),
@@ -260,6 +269,8 @@ def error_body(error: BaseException) -> bytes:
         body["current-version"] = error.current
     if isinstance(error, AppendConditionFailed):
         body.update(error.fields())
+    if isinstance(error, StreamDeleted):
+        body["stream-name"] = error.stream
     return dumps(body)
 
 
@@ -271,6 +282,8 @@ def error_from_body(body: Mapping[str, Any]) -> PhotonError:
         error = VersionConflict(str(body.get("stream-name", "")), "?", int(body.get("current-version", 0)))
         error.args = (message,)
         return error
+    if kind == "stream-deleted":
+        return StreamDeleted(str(body.get("stream-name", "")))
     if kind == "condition-failed":
         return AppendConditionFailed.from_fields(body, message)
     if kind == "internal-stream":
@@ -282,6 +295,20 @@ def error_from_body(body: Mapping[str, Any]) -> PhotonError:
     if kind == "unavailable":
         return BackendUnavailable(message)
     return PhotonError(message)
+
+
+def parse_stream_request(body: bytes, kind: str) -> dict[str, Any]:
+    """A stream-metadata or delete-stream request: a JSON object naming its stream."""
+    value = parse_body(body)
+    allowed = {"stream-name", "metadata"} if kind == STREAM_METADATA else {"stream-name", "hard"}
+    if not isinstance(value, dict) or type(value.get("stream-name")) is not str:
+        raise ValidationError(f"a {kind} request is a JSON object with a stream-name", "stream-name")
+    unknown = sorted(set(value) - allowed)
+    if unknown:
+        raise ValidationError(f"unknown field {unknown[0]!r} in a {kind} request", unknown[0])
+    if kind == DELETE_STREAM and type(value.get("hard", False)) is not bool:
+        raise ValidationError("field 'hard' must be true or false", "hard")
+    return value
 
 
 def join_events(datas: Sequence[bytes]) -> bytes:

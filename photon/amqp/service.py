@@ -16,15 +16,26 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from ..errors import AppendConditionFailed, ConfigError, PhotonError, ValidationError, VersionConflict
+from ..errors import (
+    AppendConditionFailed,
+    ConfigError,
+    NotFound,
+    PhotonError,
+    StreamDeleted,
+    ValidationError,
+    VersionConflict,
+)
 from ..store import EventStore
 from .protocol import (
     CANCEL,
+    DELETE_STREAM,
+    DONE,
     EMIT,
     EMITTED,
     ERROR,
     REPLAY,
     REQUEST_TYPES,
+    STREAM_METADATA,
     BrokerUnavailable,
     Names,
     dumps,
@@ -32,6 +43,7 @@ from .protocol import (
     join_events,
     parse_emit,
     parse_replay,
+    parse_stream_request,
     redact,
 )
 
@@ -335,8 +347,43 @@ class AmqpService:
                 replay.cancel("cancelled")
             link.finish_command(generation, delivery_tag, None, None, "", b"", ack=True)
             return
+        if kind in (STREAM_METADATA, DELETE_STREAM):
+            with contextlib.suppress(RuntimeError):  # shutting down: the broker redelivers later
+                pool.submit(self._stream_request, kind, generation, delivery_tag, properties, body)
+            return
         error = ValidationError(f"unknown message type {kind!r}; expected one of {', '.join(REQUEST_TYPES)}", "type")
         self._reply_and_reject(generation, delivery_tag, properties, error)
+
+    def _stream_request(
+        self, kind: str, generation: int, delivery_tag: int, properties: BasicProperties, body: bytes
+    ) -> None:
+        """Stream metadata (read or set) and deletes, in the worker pool; the answer as HTTP gives it."""
+        link = self._link
+        if link is None:
+            return
+        ack = True
+        try:
+            request = parse_stream_request(body, kind)
+            stream = request["stream-name"]
+            if kind == DELETE_STREAM:
+                removed = self.store.delete_stream(stream, hard=request.get("hard", False))
+                answer: dict[str, Any] = {"correct": True, "deleted-events": removed}
+            else:
+                metadata = (
+                    self.store.set_stream_metadata(stream, request["metadata"])
+                    if "metadata" in request
+                    else self.store.stream_metadata(stream)
+                )
+                answer = {"stream-name": stream, "metadata": metadata.to_json()}
+            reply_type, reply = DONE, dumps(answer)
+        except (NotFound, StreamDeleted) as exc:  # well-formed, refused: nothing to dead-letter
+            reply_type, reply = ERROR, error_body(exc)
+        except Exception as exc:
+            reply_type, reply, ack = ERROR, error_body(exc), False
+        reply_to, correlation_id = properties.reply_to, properties.correlation_id
+        link.call(
+            lambda: link.finish_command(generation, delivery_tag, reply_to, correlation_id, reply_type, reply, ack=ack)
+        )
 
     def _reply_and_reject(
         self, generation: int, delivery_tag: int, properties: BasicProperties, error: BaseException
