@@ -38,6 +38,10 @@ AXE_PATH = SERVERS_HOME / "npm" / "node_modules" / "axe-core" / "axe.min.js"
 
 T = TypeVar("T")
 
+# How long a wait may last: generous, for a loaded 2-core machine running the whole suite, but
+# bounded, so a page that never gets there fails the test with what it waited for.
+WAIT = 30.0
+
 
 def chromium_paths() -> tuple[str, str]:
     browser = shutil.which("chromium")
@@ -61,7 +65,7 @@ def start_browser(width: int = 1280, height: int = 860) -> tuple[webdriver.Chrom
     return webdriver.Chrome(service=Service(driver), options=options), profile
 
 
-def wait_for(check: Callable[[], T | None], timeout: float = 10, what: str = "the page") -> T:
+def wait_for(check: Callable[[], T | None], timeout: float = WAIT, what: str = "the page") -> T:
     """Poll `check` until it returns something truthy; fail naming `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     last: Exception | None = None
@@ -76,8 +80,33 @@ def wait_for(check: Callable[[], T | None], timeout: float = 10, what: str = "th
     raise AssertionError(f"timed out after {timeout}s waiting for {what}" + (f" (last error: {last})" if last else ""))
 
 
-def find(driver: webdriver.Chrome, css: str, timeout: float = 10) -> WebElement:
+def find(driver: webdriver.Chrome, css: str, timeout: float = WAIT) -> WebElement:
     return wait_for(lambda: driver.find_element(By.CSS_SELECTOR, css), timeout, css)
+
+
+def click(driver: webdriver.Chrome, by: str, value: str, timeout: float = WAIT) -> None:
+    """Click an element, found again at each try: a live page may replace it between finding and clicking."""
+
+    def attempt() -> bool:
+        driver.find_element(by, value).click()
+        return True
+
+    wait_for(attempt, timeout, f"{value} to click")
+
+
+def settled(driver: webdriver.Chrome) -> None:
+    """Wait until the router has the page's first contents (`main` no longer aria-busy) and two
+    frames have been drawn since, so what is checked or photographed is what a user sees."""
+    wait_for(
+        lambda: driver.execute_script(
+            "const m = document.querySelector('main'); return m && !m.hasAttribute('aria-busy')"
+        ),
+        what="the page's contents",
+    )
+    driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "requestAnimationFrame(() => requestAnimationFrame(() => done(true)));"
+    )
 
 
 def console_errors(driver: webdriver.Chrome) -> list[dict[str, Any]]:

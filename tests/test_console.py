@@ -2,16 +2,22 @@
 
 Sign-in, the streams pages, the live tail while events are emitted over HTTP, the emit form,
 projections (a good one's value, a bad one's error), consumers, server and backup pages; a
-screenshot of each main page (docs/console/*.png); no browser console errors; axe-core finds
-no serious or critical violation on any main page; the main actions work from the keyboard.
+screenshot of each main page (into a temporary folder, or docs/console/*.png when
+PHOTON_CONSOLE_SCREENSHOTS=1); no browser console errors; axe-core finds no serious or critical
+violation on any main page; the main actions work from the keyboard.
+
+The tests wait on conditions, never on fixed pauses, with the generous bounded timeout of
+tests/browser.py; an element of a page that re-renders itself (a live value, a list refreshed
+every 2 s) is found again at each try rather than kept.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +28,24 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.select import Select
 
-from tests.browser import axe_source, axe_violations, console_errors, find, start_browser, wait_for
+from tests.browser import (
+    axe_source,
+    axe_violations,
+    click,
+    console_errors,
+    find,
+    settled,
+    start_browser,
+    wait_for,
+)
 from tests.live import ServerProcess
 
-SHOTS = Path(__file__).parent.parent / "docs" / "console"
+# The committed screenshots of the documentation; written only when PHOTON_CONSOLE_SCREENSHOTS=1,
+# so that a test run leaves the work tree as it was.
+DOCS_SHOTS = Path(__file__).parent.parent / "docs" / "console"
+SHOTS_VARIABLE = "PHOTON_CONSOLE_SCREENSHOTS"
+
+Shot = Callable[[Chrome, str], None]
 
 
 @pytest.fixture(scope="module")
@@ -108,13 +128,23 @@ def text(driver: Chrome, css: str) -> str:
     return wait_for(lambda: driver.find_element(By.CSS_SELECTOR, css).text or " ", what=css)
 
 
-def shot(driver: Chrome, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    time.sleep(0.2)  # let the last frame paint
-    driver.save_screenshot(str(SHOTS / f"{name}.png"))
+@pytest.fixture(scope="module")
+def shot(tmp_path_factory: pytest.TempPathFactory) -> Shot:
+    """Save a screenshot of the page as it is drawn: into docs/console/ when PHOTON_CONSOLE_SCREENSHOTS=1
+    (to refresh the documentation's pictures), otherwise into this run's temporary folder."""
+    folder = DOCS_SHOTS if os.environ.get(SHOTS_VARIABLE, "") not in ("", "0") else tmp_path_factory.mktemp("shots")
+
+    def save(driver: Chrome, name: str) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        settled(driver)
+        assert driver.save_screenshot(str(folder / f"{name}.png")), name
+
+    return save
 
 
-def test_sign_in_refuses_a_wrong_password_then_keeps_the_token(browser: Chrome, server: ServerProcess) -> None:
+def test_sign_in_refuses_a_wrong_password_then_keeps_the_token(
+    browser: Chrome, server: ServerProcess, shot: Shot
+) -> None:
     browser.get(server.url + "/")
     browser.execute_script("sessionStorage.clear()")
     browser.get(server.url + "/#/streams")
@@ -131,7 +161,7 @@ def test_sign_in_refuses_a_wrong_password_then_keeps_the_token(browser: Chrome, 
 
 
 def test_streams_list_filters_pages_and_groups_by_category(
-    signed_in: Chrome, server: ServerProcess, http: httpx.Client
+    signed_in: Chrome, server: ServerProcess, http: httpx.Client, shot: Shot
 ) -> None:
     driver = signed_in
     emit(http, [{"stream-name": f"account-{i:03d}", "event-type": "opened", "payload": {"i": i}} for i in range(130)])
@@ -147,12 +177,12 @@ def test_streams_list_filters_pages_and_groups_by_category(
     shot(driver, "streams")
     go(driver, server, "/streams?view=categories")
     wait_for(lambda: "account" in text(driver, "#categories-table") and "orders" in text(driver, "#categories-table"))
-    driver.find_element(By.LINK_TEXT, "account-…").click()
+    click(driver, By.LINK_TEXT, "account-…")
     wait_for(lambda: len(driver.find_elements(By.CSS_SELECTOR, "#streams-table tbody tr")) == 100, what="category")
 
 
 def test_a_stream_pages_newest_or_oldest_first_jumps_and_filters(
-    signed_in: Chrome, server: ServerProcess, http: httpx.Client
+    signed_in: Chrome, server: ServerProcess, http: httpx.Client, shot: Shot
 ) -> None:
     driver = signed_in
     stored = emit(
@@ -189,7 +219,7 @@ def test_a_stream_pages_newest_or_oldest_first_jumps_and_filters(
 
 
 def test_an_event_shows_its_json_metadata_and_causation(
-    signed_in: Chrome, server: ServerProcess, http: httpx.Client
+    signed_in: Chrome, server: ServerProcess, http: httpx.Client, shot: Shot
 ) -> None:
     driver = signed_in
     [cause] = emit(http, [{"stream-name": "carts", "event-type": "checked-out", "payload": {"cart": 7}}])
@@ -225,7 +255,7 @@ def tail_ids(driver: Chrome) -> list[str]:
 
 
 def test_live_tail_shows_events_emitted_over_http_meanwhile(
-    signed_in: Chrome, server: ServerProcess, http: httpx.Client
+    signed_in: Chrome, server: ServerProcess, http: httpx.Client, shot: Shot
 ) -> None:
     driver = signed_in
     emit(http, [{"stream-name": "sensor-1", "event-type": "reading", "payload": {"v": -1}}])
@@ -254,15 +284,15 @@ def test_live_tail_shows_events_emitted_over_http_meanwhile(
     wait_for(lambda: text(driver, "#tail-state") == "live", what="an empty stream's tail")
     go(driver, server, "/tail/sensor-1")
     wait_for(lambda: text(driver, "#tail-state") == "live", what="the stream's tail")
-    [last] = emit(http, [{"stream-name": "sensor-1", "event-type": "reading", "payload": {"v": 99}}])
+    # Another stream's event first: stored before the stream's own, it would reach the page before it.
     emit(http, [{"stream-name": "elsewhere", "event-type": "x", "payload": {}}])
+    [last] = emit(http, [{"stream-name": "sensor-1", "event-type": "reading", "payload": {"v": 99}}])
     wait_for(lambda: tail_ids(driver)[:1] == [str(last["order-id"])], what="the stream's event")
-    time.sleep(0.3)
     assert "elsewhere" not in text(driver, "#tail-table")
 
 
 def test_emit_form_stores_an_event_and_shows_the_servers_messages(
-    signed_in: Chrome, server: ServerProcess, http: httpx.Client
+    signed_in: Chrome, server: ServerProcess, http: httpx.Client, shot: Shot
 ) -> None:
     driver = signed_in
     go(driver, server, "/emit?stream=wallet-1")
@@ -302,7 +332,7 @@ def test_emit_form_stores_an_event_and_shows_the_servers_messages(
 
 
 def test_a_projection_created_in_the_editor_shows_its_value_live(
-    signed_in: Chrome, server: ServerProcess, http: httpx.Client
+    signed_in: Chrome, server: ServerProcess, http: httpx.Client, shot: Shot
 ) -> None:
     driver = signed_in
     go(driver, server, "/projection-edit")
@@ -327,7 +357,8 @@ def test_a_projection_created_in_the_editor_shows_its_value_live(
         "t.value = t.value.replace(/\\n(?=\\S)/g, '\\n    ').replace(/^    def/, 'def');"
         "t.dispatchEvent(new Event('input'));"
     )
-    assert find(driver, ".editor pre .t-kw").text in ("def", "return")  # highlighted as Python
+    # Highlighted as Python (the highlight is redrawn in the next frame: read it again at each try).
+    wait_for(lambda: text(driver, ".editor pre .t-kw") in ("def", "return"), what="Python highlighted")
     shot(driver, "projection-editor")
     find(driver, "#save-projection").click()
     wait_for(lambda: "/projection/trade-totals" in driver.current_url, what="the saved projection")
@@ -335,16 +366,18 @@ def test_a_projection_created_in_the_editor_shows_its_value_live(
     wait_for(lambda: '"ACME": 3' in text(driver, "#projection-value"), what="the value")
     emit(http, [{"stream-name": "trades", "event-type": "filled", "payload": {"sym": "ACME", "qty": 4}}])
     wait_for(lambda: '"ACME": 7' in text(driver, "#projection-value"), what="the value to update live")
-    driver.find_element(By.LINK_TEXT, "ACME").click()
+    click(driver, By.LINK_TEXT, "ACME")  # the keys are drawn again with each new value
     wait_for(lambda: text(driver, "pre[aria-label='Value of key ACME']") == "7", what="the value by key")
     shot(driver, "projection")
     go(driver, server, "/projections")
-    row = find(driver, "#projections-table tr[data-name='trade-totals']")
-    assert "running" in row.text
+    row = "#projections-table tr[data-name='trade-totals']"  # the list is drawn again every 2 s
+    wait_for(lambda: "running" in text(driver, row), what="trade-totals running in the list")
     shot(driver, "projections")
 
 
-def test_a_bad_projection_shows_the_servers_error_at_its_line(signed_in: Chrome, server: ServerProcess) -> None:
+def test_a_bad_projection_shows_the_servers_error_at_its_line(
+    signed_in: Chrome, server: ServerProcess, shot: Shot
+) -> None:
     driver = signed_in
     go(driver, server, "/projection-edit")
     driver.find_element(By.XPATH, "//label[text()='Name']/following-sibling::input").send_keys("broken")
@@ -390,7 +423,6 @@ def test_a_failed_projection_shows_its_error_and_the_failing_event(
     emit(http, [{"stream-name": "parcels", "event-type": "weighed", "payload": {"weight": 2}}])
     [bad] = emit(http, [{"stream-name": "parcels", "event-type": "weighed", "payload": {"kg": 2}}])
     go(driver, server, "/projections")
-    row = find(driver, "#projections-table tr[data-name='fragile']")
     wait_for(
         lambda: "failed" in driver.find_element(By.CSS_SELECTOR, "tr[data-name='fragile']").text,
         what="the status failed",
@@ -398,10 +430,20 @@ def test_a_failed_projection_shows_its_error_and_the_failing_event(
     )
     go(driver, server, "/projection/fragile")
     assert "weight" in text(driver, "#projection-error")
-    find(driver, "#failing-event").click()
+    click(driver, By.CSS_SELECTOR, "#failing-event")  # drawn again with each update of a failed projection
     wait_for(lambda: f"order-id {bad['order-id']}" in text(driver, ".page-head .sub"), what="the failing event")
     assert '"kg": 2' in text(driver, "pre.json")
-    del row
+
+
+def test_a_page_of_something_that_does_not_exist_says_so_under_a_heading(
+    signed_in: Chrome, server: ServerProcess
+) -> None:
+    driver = signed_in
+    go(driver, server, "/projection/no-such-projection")
+    assert text(driver, "main h1") == "Not found"
+    assert "no-such-projection" in text(driver, "main .alert.error")
+    settled(driver)  # and the page is no longer marked busy
+    drain_refusals(driver)  # the 404 was asked for
 
 
 def test_consumers_page_shows_a_durable_consumers_position_and_resets_it(
@@ -417,14 +459,14 @@ def test_consumers_page_shows_a_durable_consumers_position_and_resets_it(
     row = "#subscriptions-table tr[data-name='mailer']"
     wait_for(lambda: str(stored[1]["order-id"]) in text(driver, row), what="the consumer's position")
     assert "mail" in text(driver, row)
-    driver.find_element(By.CSS_SELECTOR, f"{row} button").click()
-    driver.find_element(By.XPATH, "//button[text()='Click again to reset']").click()
+    click(driver, By.CSS_SELECTOR, f"{row} button")  # the tables are drawn again every 2 s until armed
+    click(driver, By.XPATH, "//button[text()='Click again to reset']")
     find(driver, "#consumer-reset")
     assert http.get("/api/subscription/mailer/position").status_code == 404
 
 
 def test_server_page_shows_health_settings_without_secrets_and_rates(
-    signed_in: Chrome, server: ServerProcess, http: httpx.Client
+    signed_in: Chrome, server: ServerProcess, http: httpx.Client, shot: Shot
 ) -> None:
     driver = signed_in
     go(driver, server, "/server")
@@ -437,7 +479,7 @@ def test_server_page_shows_health_settings_without_secrets_and_rates(
 
 
 def test_backup_page_downloads_the_store_and_a_stream_and_uploads_a_stream(
-    signed_in: Chrome, server: ServerProcess, http: httpx.Client, tmp_path: Path
+    signed_in: Chrome, server: ServerProcess, http: httpx.Client, tmp_path: Path, shot: Shot
 ) -> None:
     driver = signed_in
     emit(http, [{"stream-name": "archive", "event-type": "kept", "payload": {"n": i}} for i in range(4)])
@@ -475,8 +517,18 @@ MAIN_PAGES = [
 ]
 
 
+def open_settled(driver: Chrome, server: ServerProcess, route: str) -> None:
+    """Open a page and wait until it is drawn with its contents (a tail: until it is live)."""
+    go(driver, server, route)
+    find(driver, "main h1")
+    settled(driver)
+    if route.startswith("/tail/"):
+        wait_for(lambda: text(driver, "#tail-state") == "live", what=f"{route} live")
+    assert not driver.find_elements(By.CSS_SELECTOR, "main .alert.error"), (route, text(driver, "main .alert.error"))
+
+
 def test_axe_finds_no_serious_or_critical_violation_on_any_main_page(
-    signed_in: Chrome, server: ServerProcess, http: httpx.Client
+    signed_in: Chrome, server: ServerProcess, http: httpx.Client, shot: Shot
 ) -> None:
     driver = signed_in
     source = axe_source()
@@ -486,9 +538,7 @@ def test_axe_finds_no_serious_or_critical_violation_on_any_main_page(
     assert created.status_code == 200, created.text
     found: dict[str, list[str]] = {}
     for route in MAIN_PAGES:
-        go(driver, server, route)
-        find(driver, "main h1")
-        time.sleep(0.3)
+        open_settled(driver, server, route)
         violations = axe_violations(driver, source)
         if violations:
             found[route] = [f"{v['id']} ({v['impact']}): {v['description']} {v['nodes'][:1]}" for v in violations]
@@ -498,9 +548,7 @@ def test_axe_finds_no_serious_or_critical_violation_on_any_main_page(
     )
     try:
         for route in ("/streams", "/stream/ledger", "/tail/__all__", "/projection/axe-count", "/server"):
-            go(driver, server, route)
-            find(driver, "main h1")
-            time.sleep(0.3)
+            open_settled(driver, server, route)
             if route == "/streams":
                 shot(driver, "streams-dark")
             violations = axe_violations(driver, source)
@@ -565,7 +613,7 @@ def test_main_actions_work_from_the_keyboard(browser: Chrome, server: ServerProc
 
 
 def test_narrow_screen_keeps_the_pages_within_the_width(
-    signed_in: Chrome, server: ServerProcess, http: httpx.Client
+    signed_in: Chrome, server: ServerProcess, http: httpx.Client, shot: Shot
 ) -> None:
     driver = signed_in
     emit(http, [{"stream-name": "ledger", "event-type": "credit", "payload": {"n": 0}}])
@@ -584,7 +632,7 @@ def test_narrow_screen_keeps_the_pages_within_the_width(
 
 
 def test_consumer_groups_show_their_position_and_take_the_admin_actions(
-    signed_in: Chrome, server: ServerProcess, http: httpx.Client
+    signed_in: Chrome, server: ServerProcess, http: httpx.Client, shot: Shot
 ) -> None:
     driver = signed_in
     emit(http, [{"stream-name": "invoice-1", "event-type": "issued", "payload": {"n": i}} for i in range(3)])
@@ -594,13 +642,12 @@ def test_consumer_groups_show_their_position_and_take_the_admin_actions(
     row = "#groups-table tr[data-name='billing']"
     assert "invoice-1" in text(driver, row)
     shot(driver, "consumers")
-    driver.find_element(By.CSS_SELECTOR, f"{row} button[aria-label^='Replay']").click()
+    click(driver, By.CSS_SELECTOR, f"{row} button[aria-label^='Replay']")  # the table is drawn again every 2 s
     wait_for(lambda: "parked events handed back" in text(driver, "#group-message"), what="replay parked")
-    reset = driver.find_element(By.CSS_SELECTOR, f"{row} button[aria-label^='Reset']")
-    reset.click()
-    driver.find_element(By.XPATH, "//button[text()='Click again to reset']").click()
+    click(driver, By.CSS_SELECTOR, f"{row} button[aria-label^='Reset']")
+    click(driver, By.XPATH, "//button[text()='Click again to reset']")
     wait_for(lambda: "starts over from order-id 1" in text(driver, "#group-message"), what="reset")
-    driver.find_element(By.CSS_SELECTOR, f"{row} button[aria-label^='Delete']").click()
-    driver.find_element(By.XPATH, "//button[text()='Click again to delete']").click()
+    click(driver, By.CSS_SELECTOR, f"{row} button[aria-label^='Delete']")
+    click(driver, By.XPATH, "//button[text()='Click again to delete']")
     wait_for(lambda: "Deleted the group billing" in text(driver, "#group-message"), what="delete")
     assert http.get("/api/group/billing").status_code == 404

@@ -1,5 +1,5 @@
 // The console's shell: sign-in, the top bar, and a hash router that mounts one page at a time.
-// A page is `render(main, params, query)`; it may return a function that ends its work
+// A page is `render(page, params, query)` (page: its own element in <main>); it may return a function that ends its work
 // (open streams, timers) when the page is left.
 import { signIn, signOut, token } from "./api.js";
 import { h, errorBox } from "./ui.js";
@@ -44,9 +44,14 @@ async function route() {
     }
     leave = null;
   }
-  main.replaceChildren();
+  // Each page renders into its own element: a page still loading when the next one is opened
+  // (a quick click, the back button) then adds nothing to the new page, and its work is ended
+  // as soon as it returns.
+  const page = h("div", { class: "page" });
+  main.replaceChildren(page);
+  main.removeAttribute("aria-busy");
   if (!token()) {
-    showSignIn();
+    showSignIn(page);
     return;
   }
   top.hidden = false;
@@ -57,21 +62,33 @@ async function route() {
     else link.removeAttribute("aria-current");
   }
   if (!found) {
-    main.append(h("h1", {}, "Not found"), h("p", {}, "No console page at ", h("code", {}, path), ". ", h("a", { href: "#/streams" }, "Streams")));
+    page.append(h("h1", {}, "Not found"), h("p", {}, "No console page at ", h("code", {}, path), ". ", h("a", { href: "#/streams" }, "Streams")));
     return;
   }
   const [pattern, render, section] = found;
   const params = pattern.exec(path).slice(1).map(decodeURIComponent);
   document.title = `${section[0].toUpperCase()}${section.slice(1)} · Photon`;
+  // aria-busy until the page has its first contents (assistive technology waits for them).
+  main.setAttribute("aria-busy", "true");
   try {
-    const cleanup = await render(main, params, query);
-    if (typeof cleanup === "function") leave = cleanup;
+    const cleanup = await render(page, params, query);
+    if (typeof cleanup === "function") {
+      if (page.isConnected) leave = cleanup;
+      else cleanup();
+    }
   } catch (error) {
-    if (error.status !== 401) main.append(errorBox(error));
+    if (error.status !== 401 && page.isConnected) {
+      // A page whose first request failed (a projection or event that does not exist) still
+      // has a heading saying so, above the server's message.
+      if (!page.querySelector("h1")) page.prepend(h("h1", {}, error.status === 404 ? "Not found" : "This page could not be loaded"));
+      page.append(errorBox(error));
+    }
+  } finally {
+    if (page.isConnected) main.removeAttribute("aria-busy");
   }
 }
 
-function showSignIn() {
+function showSignIn(page) {
   top.hidden = true;
   document.title = "Sign in · Photon";
   const user = h("input", { id: "user", name: "username", autocomplete: "username", required: true, value: "admin" });
@@ -97,7 +114,7 @@ function showSignIn() {
     message,
     h("button", { type: "submit", class: "primary", id: "sign-in" }, "Sign in"),
   );
-  main.append(
+  page.append(
     h(
       "div",
       { class: "signin panel pad" },
