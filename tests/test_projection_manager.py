@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from photon.errors import BackendUnavailable
 from photon.events import CONFIG_STREAM
 from photon.projections.definition import spec_from_template
 from photon.projections.manager import checkpoint_key
@@ -233,6 +234,70 @@ def test_restart_resumes_from_checkpoints_and_equals_a_full_refold(tmp_path: Pat
             assert manager.value("sum-a") == expected(store)["sum-a"]
 
     asyncio.run(third_run())
+    store.close()
+
+
+def test_a_checkpoint_records_the_position_it_wrote_not_one_reached_meanwhile(tmp_path: Path) -> None:
+    # A periodic checkpoint is taken at one position and written in a thread; the projection moves
+    # on before the write ends. The manager must remember the position written, or it takes the
+    # newer one as checkpointed and the final checkpoint at stop is never written.
+    config = make_config(tmp_path, "sqlite", projections_checkpoint_seconds=3600, projections_checkpoint_events=10**9)
+    store = EventStore.open(config)
+    fill(store, rounds=1)
+
+    async def scenario() -> None:
+        async with running(store, config) as manager:
+            await manager.create(SUM_PY)
+            await caught_up(manager)
+            projection = manager.projections["sum-a"]
+            taken = manager._snapshots([projection])
+            written_at = projection.position
+            store.append(events("a", 3, start=50_000))  # folded while the write is under way
+            await caught_up(manager)
+            assert projection.position > written_at
+            await asyncio.to_thread(manager._write_checkpoints, taken)
+            assert projection.checkpointed_position == written_at
+            assert store.read_checkpoint(checkpoint_key("sum-a"))["order-id"] == written_at
+            newer = manager._snapshots([projection])
+            await asyncio.to_thread(manager._write_checkpoints, newer)
+            await asyncio.to_thread(manager._write_checkpoints, taken)  # an older write ending late
+            assert store.read_checkpoint(checkpoint_key("sum-a"))["order-id"] == projection.position
+            store.append(events("a", 2, start=60_000))  # left for the final checkpoint at stop
+            await caught_up(manager)
+
+    asyncio.run(scenario())
+    saved = store.read_checkpoint(checkpoint_key("sum-a"))
+    assert saved["order-id"] == store.last_order_id()
+    assert saved["state"] == expected(store)["sum-a"]
+    store.close()
+
+
+def test_history_that_cannot_be_read_restarts_the_worker_instead_of_folding_past_a_gap(tmp_path: Path) -> None:
+    # The in-process backends have the manager read a new projection's history; when the store
+    # cannot be read then (its server restarting), live events must not be folded after the gap.
+    config = make_config(tmp_path, "memory", parallel_projections=1)
+    store = EventStore.open(config)
+    fill(store, rounds=1)
+    read = store.read
+    failures = []
+
+    def read_failing_once(*args: object, **kwargs: object) -> object:
+        if not failures:
+            failures.append(1)
+            raise BackendUnavailable("the server is restarting")
+        return read(*args, **kwargs)  # type: ignore[arg-type]
+
+    async def scenario() -> None:
+        async with running(store, config) as manager:
+            store.read = read_failing_once  # type: ignore[method-assign]
+            await manager.create(SUM_PY)
+            await wait_for(lambda: failures, what="the history read to fail")
+            store.append(events("a", 5, start=90_000))  # live, after the gap
+            await wait_for(lambda: manager.replaced_workers >= 1, what="the worker to be replaced")
+            await caught_up(manager)
+            assert manager.value("sum-a") == expected(store)["sum-a"]
+
+    asyncio.run(scenario())
     store.close()
 
 

@@ -26,6 +26,7 @@ import asyncio
 import builtins
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -136,6 +137,15 @@ class Projection:
         return out
 
 
+@dataclass(frozen=True)
+class _Snapshot:
+    """A projection's checkpoint as taken on the event loop: its position and the value to store."""
+
+    projection: Projection
+    position: int
+    value: dict[str, Any]
+
+
 class ProjectionManager:
     """Runs every projection of a store. A service: ``ProjectionManager(store, config)``, ``await start()``."""
 
@@ -169,6 +179,7 @@ class ProjectionManager:
         self._deaths: list[float] = []
         self.updates_server: ProjectionUpdatesServer | None = None
         self.checker = Checker(self.timeout)
+        self._checkpoint_writes = threading.Lock()
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -246,7 +257,7 @@ class ProjectionManager:
         await asyncio.gather(*(asyncio.to_thread(w.close, 2.0) for w in self.workers))
         await asyncio.to_thread(self.checker.close)
         if not self.store.closed:
-            await asyncio.to_thread(self._write_checkpoints, list(self.projections.values()), True)
+            await asyncio.to_thread(self._write_checkpoints, self._snapshots(list(self.projections.values())))
         for projection in self.projections.values():
             if projection.status == "running":
                 projection.status = "stopped"
@@ -364,29 +375,45 @@ class ProjectionManager:
         """
         async with w.lock:
             target = w.sent_to
-            behind = False
-            for projection in projections:
-                projection.catch_up_target = target
-                w.send(
-                    (
-                        "add",
-                        projection.slot,
-                        projection.spec.to_payload(),
-                        orjson.loads(projection.state_json),
-                        projection.position,
-                        projection.last_event,
-                        projection.processed,
-                    )
+            try:
+                await self._start_on(w, projections, target)
+            except Exception as exc:
+                # The history did not reach the worker (the store could not be read): the live
+                # batches that follow would be folded after a gap. The worker goes, and its
+                # replacement starts every projection again from its last reported position.
+                log.warning(
+                    "projection worker %d: could not bring its projections up to order-id %d (%s); restarting it",
+                    w.index,
+                    target,
+                    exc,
                 )
-                if projection.position >= target:
-                    if projection.catch_up_ms is None:
-                        projection.catch_up_ms = 0.0
-                    continue
-                behind = True
-                if not w.reads_store:
-                    await self._send_history(w, projection, target)
-            if behind and w.reads_store:
-                self._send_tracked(w, ("catchup", None, target))
+                w.kill()
+                self._on_exit(w)
+
+    async def _start_on(self, w: WorkerHandle, projections: builtins.list[Projection], target: int) -> None:
+        behind = False
+        for projection in projections:
+            projection.catch_up_target = target
+            w.send(
+                (
+                    "add",
+                    projection.slot,
+                    projection.spec.to_payload(),
+                    orjson.loads(projection.state_json),
+                    projection.position,
+                    projection.last_event,
+                    projection.processed,
+                )
+            )
+            if projection.position >= target:
+                if projection.catch_up_ms is None:
+                    projection.catch_up_ms = 0.0
+                continue
+            behind = True
+            if not w.reads_store:
+                await self._send_history(w, projection, target)
+        if behind and w.reads_store:
+            self._send_tracked(w, ("catchup", None, target))
 
     async def _send_history(self, w: WorkerHandle, projection: Projection, target: int) -> None:
         """Read a projection's history here and send it in batches (for in-process backends)."""
@@ -539,27 +566,49 @@ class ProjectionManager:
                 )
             ]
             if due:
-                await asyncio.to_thread(self._write_checkpoints, due, False)
+                await asyncio.to_thread(self._write_checkpoints, self._snapshots(due))
 
-    def _write_checkpoints(self, projections: list[Projection], final: bool) -> None:
-        now = time.monotonic()
-        for p in projections:
-            if p.position <= p.checkpointed_position or p.status != "running":
-                continue  # a failed projection keeps its last good checkpoint
-            value = {
-                "digest": p.spec.digest,
-                "order-id": p.position,
-                "last-event": p.last_event,
-                "processed": p.processed,
-                "state": orjson.Fragment(p.state_json),
-            }
-            try:
-                self.store.write_checkpoint(checkpoint_key(p.name), value)
-            except Exception:
-                log.exception("could not checkpoint projection %r", p.name)
-                continue
-            p.checkpointed_position = p.position
-            p.checkpointed_at = now
+    def _snapshots(self, projections: builtins.list[Projection]) -> builtins.list[_Snapshot]:
+        """What to checkpoint, taken here on the event loop, where the fold reports land: a
+        thread reading a projection while a report moves it could pair a position with a state
+        of another position (then events are folded twice or never after a restart)."""
+        return [
+            _Snapshot(
+                p,
+                p.position,
+                {
+                    "digest": p.spec.digest,
+                    "order-id": p.position,
+                    "last-event": p.last_event,
+                    "processed": p.processed,
+                    "state": orjson.Fragment(p.state_json),
+                },
+            )
+            for p in projections
+            if p.status == "running"  # a failed projection keeps its last good checkpoint
+        ]
+
+    def _write_checkpoints(self, snapshots: builtins.list[_Snapshot]) -> None:
+        """Write checkpoints (in a thread), one writer at a time and never one older than the
+        last written: a periodic write still under way when the manager stops must not land
+        after the final one and leave the store with the older position."""
+        with self._checkpoint_writes:
+            now = time.monotonic()
+            for snapshot in snapshots:
+                p = snapshot.projection
+                if snapshot.position <= p.checkpointed_position or self.projections.get(p.name) is not p:
+                    continue  # written already, or the projection was removed or replaced since
+                try:
+                    self.store.write_checkpoint(checkpoint_key(p.name), snapshot.value)
+                except Exception:
+                    log.exception("could not checkpoint projection %r", p.name)
+                    continue
+                p.checkpointed_position = snapshot.position
+                p.checkpointed_at = now
+
+    def _clear_checkpoint(self, name: str) -> None:
+        with self._checkpoint_writes:  # after any periodic write of the projection it replaces
+            self.store.write_checkpoint(checkpoint_key(name), None)
 
     def _read_checkpoint(self, projection: Projection) -> None:
         try:
@@ -633,7 +682,7 @@ class ProjectionManager:
         if old is not None:
             followers = old.followers
             old.followers = set()
-        await asyncio.to_thread(self.store.write_checkpoint, checkpoint_key(spec.name), None)
+        await asyncio.to_thread(self._clear_checkpoint, spec.name)
         projection = self._install(spec, checked, resume=False)
         projection.followers = followers
         return projection
@@ -641,7 +690,7 @@ class ProjectionManager:
     async def _unregister(self, name: str) -> None:
         await asyncio.to_thread(self.store.append_internal, CONFIG_STREAM, DELETED, {"projection-name": name})
         self._uninstall(name)
-        await asyncio.to_thread(self.store.write_checkpoint, checkpoint_key(name), None)
+        await asyncio.to_thread(self._clear_checkpoint, name)
 
     # -- the API -------------------------------------------------------------------------------
 
