@@ -10,9 +10,11 @@ from typing import Any
 
 import pytest
 
-from photon.errors import Conflict, NotFound, ValidationError
+from photon.errors import Conflict, NotFound, StoreClosed, ValidationError
 from photon.events import CONFIG_STREAM, parked_stream
 from photon.groups import Delivery, Member
+from photon.groups.engine import Group
+from photon.groups.state import state_key
 from photon.store import EventStore
 
 
@@ -283,6 +285,38 @@ def test_reset_starts_over_and_update_keeps_the_position(store: EventStore) -> N
     assert [d.event.order_id for d in take_all(member)] == [4, 5]
     with pytest.raises(ValidationError, match="from must be an order-id"):
         store.groups.reset("g", 0)
+
+
+def test_reset_answers_the_state_it_starts_from_and_the_stopped_group_writes_nothing(
+    store: EventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Order-id 1 is the group-created event and 2 a shop event: the category group skips both.
+    store.groups.create({"group-name": "g", "stream": "__category__:order"})
+    store.append([event("shop-1"), event("order-1")])
+    member = store.groups.join("g")
+    (delivery,) = take_all(member)
+    member.ack([delivery.event.order_id])
+    old = store.groups._groups["g"]
+    original_start = Group.start
+
+    def start_then_catch_up(group: Group) -> Any:
+        # The slowest caller: the fresh group's thread reads everything before the answer is made.
+        described = original_start(group)
+        deadline = time.monotonic() + 10
+        while group.describe()["checkpoint"] < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return described
+
+    monkeypatch.setattr(Group, "start", start_then_catch_up)
+    assert store.groups.reset("g", 1)["checkpoint"] == 0
+    # The stopped run-time writes no state over the reset and takes no more acks.
+    old.flush()
+    with pytest.raises(StoreClosed, match="was stopped"):
+        old.ack([delivery.event.order_id])
+    stored = store.read_checkpoint(state_key("g"))
+    assert stored["checkpoint"] < delivery.event.order_id and stored["done"] == []
+    again = take_all(store.groups.join("g"))
+    assert [d.event.order_id for d in again] == [delivery.event.order_id]
 
 
 def test_filtered_group_on_all_and_category_group(store: EventStore) -> None:

@@ -222,6 +222,8 @@ class Group:
         self._last_expiry = time.monotonic()
         self.counters = {"delivered": 0, "redelivered": 0, "acked": 0, "skipped": 0, "parked": 0, "retried": 0}
         self._stopped = False
+        self._retired = False
+        """Set once `stop` wrote the last state: a fresh run-time may own the stored state by then."""
         self._thread = threading.Thread(target=self._run, name=f"photon-group-{spec.name}", daemon=True)
         self._pending_replays = list(state.replaying)
 
@@ -230,10 +232,17 @@ class Group:
 
     # -- life cycle ---------------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self) -> dict[str, Any]:
+        """Start following the source; returns the group's description as it starts.
+
+        The description is taken before the source thread runs, so it shows exactly the stored
+        state the group starts from (a reset's answer), not wherever the thread got to already.
+        """
         if self._pending_replays:
             self._load_replays(self._pending_replays)
+        described = self.describe()
         self._thread.start()
+        return described
 
     def stop(self) -> None:
         """Stop following the source, close the members and write the state a last time."""
@@ -249,6 +258,10 @@ class Group:
         with contextlib.suppress(StoreClosed):
             self._park_waiting()
         self.flush()
+        with self._flush_lock:
+            # From here on this run-time writes no state: a reset or restart writes its own next,
+            # and a late ack or park of this one must not overwrite it.
+            self._retired = True
 
     # -- the source ---------------------------------------------------------------------------
 
@@ -546,6 +559,9 @@ class Group:
         unknown: list[int] = []
         count = 0
         with self.lock:
+            if self._stopped:
+                # Its last state is written (or being written): an ack now could not be made durable.
+                raise StoreClosed(f"consumer group {self.spec.name!r} was stopped (its members reconnect)")
             if action == "ack":
                 count, unknown = self._ack_fast(ids)
                 ids = unknown
@@ -702,8 +718,8 @@ class Group:
 
     def _make_durable(self, seq: int) -> None:
         with self._flush_lock:
-            if self._durable >= seq:
-                return  # a write that started after this change already covered it
+            if self._durable >= seq or self._retired:
+                return  # a write that started after this change already covered it, or stopped
             with self.lock:
                 state = self._state()
                 covered = self._seq

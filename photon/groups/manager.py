@@ -99,8 +99,7 @@ class GroupManager:
             created = self.store.append_internal(CONFIG_STREAM, CREATED, spec.to_payload())
             group = Group(self.store, spec, created.order_id)
             self._groups[spec.name] = group
-            group.start()
-        return group.describe()
+            return group.start()
 
     def update(self, name: str, changes: Mapping[str, Any]) -> dict[str, Any]:
         """Change a group's settings; its position stays. A new source or strategy restarts it
@@ -121,16 +120,17 @@ class GroupManager:
                 for member in touched:
                     member._wake()
                 return group.describe()
-            return self._restart(group, spec).describe()
+            return self._restart(group, spec)
 
-    def _restart(self, group: Group, spec: GroupSpec, state: GroupState | None = None) -> Group:
+    def _restart(self, group: Group, spec: GroupSpec, state: GroupState | None = None) -> dict[str, Any]:
+        """Stop `group`, write `state` if given, start a fresh run-time from the stored state;
+        returns the fresh one's description as it starts (exactly the state it starts from)."""
         group.stop()
         if state is not None:
             self.store.write_checkpoint(state_key(spec.name), state.to_json())
         fresh = Group(self.store, spec, group.incarnation)
         self._groups[spec.name] = fresh
-        fresh.start()
-        return fresh
+        return fresh.start()
 
     def delete(self, name: str) -> None:
         """Delete a group and its position (its parked stream stays readable)."""
@@ -154,7 +154,7 @@ class GroupManager:
             state = GroupState(
                 checkpoint=from_order_id - 1, parked_replayed=group.parked_replayed, generation=group.generation + 1
             )
-            return self._restart(group, group.spec, state).describe()
+            return self._restart(group, group.spec, state)
 
     def replay_parked(self, name: str) -> int:
         return self._group(name).replay_parked()
