@@ -318,8 +318,10 @@ class Subscription:
             self._register()
             if self.tell_fell_behind:
                 self._caught_up_sent = False  # it is told again when it has caught up
-            told: list[Item] = [FellBehind(self._next_order_id - 1)] if self.tell_fell_behind else []
-            return told + self.poll()
+            # The history is read by the next call, not here: an asynchronous replay reads it in a
+            # thread that asks the store again while it cannot be reached, where an error here would
+            # end the replay (and with it, e.g., the projections' live feed).
+            return [FellBehind(self._next_order_id - 1)] if self.tell_fell_behind else []
         if not listener.queue:
             return []
         live: list[Item] = []
@@ -403,6 +405,8 @@ class Subscription:
                 self._signal.clear()
                 items = self.poll()
                 if not items:
+                    if self.in_history:
+                        continue  # it fell behind: its history is read next
                     if self.store.closed:
                         raise StoreClosed("the store was closed")
                     if not self._signal.wait(timeout):

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from photon.errors import StoreClosed, ValidationError
+from photon.errors import BackendUnavailable, StoreClosed, ValidationError
 from photon.events import RecordedEvent
 from photon.store import EventStore
 from photon.subscriptions import CaughtUp, Item, Subscription
@@ -183,3 +183,37 @@ def test_cold_replay_ending_on_a_page_boundary_ends(store: EventStore, count: in
     subscription.page_size = 500
     events = [i for i in subscription if isinstance(i, RecordedEvent)]
     assert len(events) == count
+
+
+def test_an_async_replay_that_fell_behind_waits_out_a_store_it_cannot_read_for_a_moment() -> None:
+    # A live subscriber that falls behind reads from the store again; if the store's server is
+    # restarting just then, the replay asks again instead of ending (the projections' live feed is one).
+    store = EventStore.open(db_backend="memory", subscription_buffer=10)
+    subscription = store.subscribe("__all__", "hot-cold")
+    backend = store.backend
+    read = backend.read
+    failures: list[int] = []
+
+    def read_failing_twice(query: Any) -> Any:
+        if len(failures) < 2:
+            failures.append(1)
+            raise BackendUnavailable("the server is restarting")
+        return read(query)
+
+    async def scenario() -> list[int]:
+        assert await subscription.next_batch(timeout=1) == [CaughtUp(0)]
+        store.append([{"stream-name": "s", "event-type": "T", "payload": {"n": i}} for i in range(50)])
+        backend.read = read_failing_twice  # type: ignore[method-assign]
+        got: list[int] = []
+        while len(got) < 50:
+            batch = await subscription.next_batch(timeout=5)
+            assert batch is not None
+            got += [item.order_id for item in batch if isinstance(item, RecordedEvent)]
+        return got
+
+    try:
+        assert asyncio.run(scenario()) == list(range(1, 51))
+        assert len(failures) == 2
+    finally:
+        subscription.close()
+        store.close()

@@ -36,7 +36,7 @@ from typing import Any
 
 import orjson
 
-from ..errors import NotFound, StoreClosed, ValidationError
+from ..errors import BackendError, NotFound, StoreClosed, ValidationError
 from ..events import ALL_STREAM, CONFIG_STREAM, RecordedEvent, stream_category
 from ..net import tcp_tls
 from ..store import EventStore
@@ -457,6 +457,14 @@ class ProjectionManager:
                     batch = await subscription.next_batch(timeout=1.0)
                 except StoreClosed:
                     return
+                except BackendError as exc:
+                    # The replay gave up on a store it could not read for long: start it again
+                    # right after the last event handed to the workers, rather than stop feeding.
+                    log.warning("the projections' live feed cannot read the store (%s); trying again", exc)
+                    subscription.close()
+                    await asyncio.sleep(1.0)
+                    subscription = self.store.subscribe(ALL_STREAM, "hot-cold", from_order_id=self.feed_position + 1)
+                    continue
                 if batch is None:
                     return
                 events = [item for item in batch if type(item) is RecordedEvent]  # without the markers
