@@ -40,7 +40,7 @@ from .client_wire import (
     as_item,
     emit_answer,
     emit_body,
-    items,
+    line_item,
     page_answer,
     position_answer,
     projection_template,
@@ -145,8 +145,10 @@ class HttpTransport:
         return response
 
     def _stream(self, path: str, params: dict[str, Any]) -> Iterator[ReplayItem]:
-        with self._reaching():
-            yield from self._stream_items(path, params)
+        for line in self.stream_lines(path, params):
+            item = line_item(line)
+            if item is not None:
+                yield item
 
     def stream_lines(self, path: str, params: dict[str, Any]) -> Iterator[bytes]:
         """The lines of a streaming answer, as they come (a consumer group member's deliveries)."""
@@ -171,23 +173,6 @@ class HttpTransport:
                     if rest:
                         yield rest
                     return
-
-    def _stream_items(self, path: str, params: dict[str, Any]) -> Iterator[ReplayItem]:
-        for attempt in (0, 1):
-            with self._http.stream(
-                "GET",
-                path,
-                params=query(params),
-                headers=self._headers(renew=attempt == 1),
-                timeout=httpx.Timeout(self._http.timeout.connect, read=None),
-            ) as response:
-                if response.status_code == 401 and attempt == 0:
-                    continue
-                if response.status_code >= 400:
-                    response.read()
-                    raise_for(response)
-                yield from items(response.iter_bytes())
-                return
 
     def emit(
         self,

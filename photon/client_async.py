@@ -134,31 +134,10 @@ class AsyncPhotonClient:
                 remaining -= len(answer["results"])
 
     async def _stream(self, path: str, params: dict[str, Any]) -> AsyncIterator[ReplayItem]:
-        try:
-            for attempt in (0, 1):
-                headers = {"Authorization": f"Token {await self.token(renew=attempt == 1)}"}
-                timeout = httpx.Timeout(self._http.timeout.connect, read=None)
-                async with self._http.stream(
-                    "GET", path, params=query(params), headers=headers, timeout=timeout
-                ) as response:
-                    if response.status_code == 401 and attempt == 0:
-                        continue
-                    if response.status_code >= 400:
-                        await response.aread()
-                        raise_for(response)
-                    rest = b""
-                    async for chunk in response.aiter_bytes():
-                        lines, rest = split_lines([chunk], rest)
-                        for line in lines:
-                            item = line_item(line)
-                            if item is not None:
-                                yield item
-                    last = line_item(rest)
-                    if last is not None:
-                        yield last
-                    return
-        except httpx.TransportError as exc:
-            raise self._unreachable(exc) from exc
+        async for line in self._stream_lines(path, params):
+            item = line_item(line)
+            if item is not None:
+                yield item
 
     def replay(
         self,

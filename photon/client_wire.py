@@ -3,7 +3,7 @@ values, and the errors as Photon's own types. Neither client decides anything el
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 from urllib.parse import quote
 
@@ -200,16 +200,3 @@ def line_item(line: bytes) -> ReplayItem | None:
     if line.startswith(b'{"caught-up":'):
         return CaughtUp(orjson.loads(line)["caught-up"])
     return RecordedEvent.from_json(line)
-
-
-def items(chunks: Iterator[bytes]) -> Iterator[ReplayItem]:
-    rest = b""
-    for chunk in chunks:
-        lines, rest = split_lines([chunk], rest)
-        for line in lines:
-            item = line_item(line)
-            if item is not None:
-                yield item
-    last = line_item(rest)
-    if last is not None:
-        yield last
