@@ -61,10 +61,10 @@ from collections import OrderedDict
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from photon.backend import Backend, Query, StoreState, StreamInfo
-from photon.config import Setting, parse_port, parse_positive
-from photon.errors import BackendError, BackendUnavailable, IntegrityError, StoreLocked
-from photon.events import RecordedEvent
+from photon.core.backend import Backend, Query, StoreState, StreamInfo
+from photon.core.config import Setting, parse_port, parse_positive
+from photon.core.errors import BackendError, BackendUnavailable, IntegrityError, StoreLocked
+from photon.core.events import RecordedEvent
 
 from ._lease import LeaseRenewer, lease_holder
 

@@ -35,11 +35,11 @@ import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any
 
-from photon.append_request import QueryItem
-from photon.backend import Backend, Query, StoreState, StreamInfo
-from photon.config import Setting, parse_positive
-from photon.errors import BackendError, BackendUnavailable, IntegrityError, StoreLocked
-from photon.events import RecordedEvent, event_tags
+from photon.core.append_request import QueryItem
+from photon.core.backend import Backend, Query, StoreState, StreamInfo
+from photon.core.config import Setting, parse_positive
+from photon.core.errors import BackendError, BackendUnavailable, IntegrityError, StoreLocked
+from photon.core.events import RecordedEvent, event_tags
 
 from ._lease import LeaseRenewer, lease_holder
 

@@ -39,10 +39,10 @@ from typing import Any
 
 import orjson
 
-from photon.backend import Backend, Query, StoreState, StreamInfo
-from photon.config import Setting, parse_int, parse_positive
-from photon.errors import BackendError, BackendUnavailable, IntegrityError, StoreLocked, StoreLost
-from photon.events import RecordedEvent
+from photon.core.backend import Backend, Query, StoreState, StreamInfo
+from photon.core.config import Setting, parse_int, parse_positive
+from photon.core.errors import BackendError, BackendUnavailable, IntegrityError, StoreLocked, StoreLost
+from photon.core.events import RecordedEvent
 
 from ._lease import LeaseRenewer, lease_holder
 

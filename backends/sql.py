@@ -33,11 +33,11 @@ from operator import add, itemgetter
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
-from photon.append_request import QueryItem
-from photon.backend import Backend, Query, StoreState, StreamInfo
-from photon.config import Setting, one_of
-from photon.errors import BackendError, BackendUnavailable, IntegrityError, StoreLocked
-from photon.events import RecordedEvent, event_tags
+from photon.core.append_request import QueryItem
+from photon.core.backend import Backend, Query, StoreState, StreamInfo
+from photon.core.config import Setting, one_of
+from photon.core.errors import BackendError, BackendUnavailable, IntegrityError, StoreLocked
+from photon.core.events import RecordedEvent, event_tags
 
 from ._locks import FileLock
 

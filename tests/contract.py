@@ -24,11 +24,11 @@ from typing import Any
 
 import pytest
 
-from photon.backend import Query, backend_class
-from photon.errors import IntegrityError, NotFound, StoreLocked, ValidationError, VersionConflict
-from photon.events import RecordedEvent
-from photon.store import EventStore
-from photon.subscriptions import CaughtUp
+from photon.core.backend import Query, backend_class
+from photon.core.errors import IntegrityError, NotFound, StoreLocked, ValidationError, VersionConflict
+from photon.core.events import RecordedEvent
+from photon.core.store import EventStore
+from photon.core.subscriptions import CaughtUp
 
 from .contract_appends import AppendContract
 from .contract_lifetime import LifetimeContract
@@ -316,7 +316,7 @@ class BackendContract(AppendContract, LifetimeContract):
     # -- filters and categories ----------------------------------------------------------------
 
     def test_category_reads_and_filters_on_all(self, store: EventStore) -> None:
-        from photon.filters import EventFilter
+        from photon.core.filters import EventFilter
 
         store.append(
             [

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from photon.append_request import AppendCondition, QueryItem
-from photon.errors import AppendConditionFailed, ValidationError, VersionConflict
-from photon.store import EventStore
+from photon.core.append_request import AppendCondition, QueryItem
+from photon.core.errors import AppendConditionFailed, ValidationError, VersionConflict
+from photon.core.store import EventStore
 
 
 def tagged(stream: str, event_type: str, *tags: str, **payload: Any) -> dict[str, Any]:

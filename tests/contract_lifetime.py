@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from photon.errors import NotFound, StreamDeleted, ValidationError, VersionConflict
-from photon.events import CONFIG_STREAM, METADATA_STREAM, now_millis
-from photon.restore import restore
-from photon.store import EventStore
-from photon.subscriptions import CaughtUp
+from photon.core.errors import NotFound, StreamDeleted, ValidationError, VersionConflict
+from photon.core.events import CONFIG_STREAM, METADATA_STREAM, now_millis
+from photon.core.store import EventStore
+from photon.core.subscriptions import CaughtUp
+from photon.ops.restore import restore
 
 
 def ev(stream: str, n: int = 0, **extra: Any) -> dict[str, Any]:

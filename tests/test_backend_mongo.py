@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from photon.backend import Query
-from photon.errors import StoreLocked
-from photon.store import EventStore
+from photon.core.backend import Query
+from photon.core.errors import StoreLocked
+from photon.core.store import EventStore
 
 from .conftest import restartable
 from .contract import BackendContract, event
@@ -93,7 +93,7 @@ def test_a_writer_whose_lease_was_taken_over_cannot_append(mongo_config: dict[st
 
 
 def test_unreachable_server_is_a_clear_error() -> None:
-    from photon.errors import BackendUnavailable
+    from photon.core.errors import BackendUnavailable
 
     from .servers import free_port
 

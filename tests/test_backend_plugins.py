@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from photon.backend import backend_class, backend_names
-from photon.config import all_settings
+from photon.core.backend import backend_class, backend_names
+from photon.core.config import all_settings
 
 
 def test_server_backends_and_aliases_are_registered() -> None:
@@ -25,8 +25,8 @@ def test_each_backend_declares_its_keys() -> None:
 def test_listing_backends_imports_no_driver() -> None:
     program = (
         "import sys\n"
-        "from photon.backend import available_backends\n"
-        "from photon.config import all_settings\n"
+        "from photon.core.backend import available_backends\n"
+        "from photon.core.config import all_settings\n"
         "available_backends(); all_settings()\n"
         "print(sorted(m for m in ('redis', 'pymongo', 'cassandra', 'psycopg') if m in sys.modules))\n"
     )

@@ -36,14 +36,12 @@ from typing import Any
 
 import orjson
 
-from ..errors import BackendError, NotFound, StoreClosed, ValidationError
-from ..events import ALL_STREAM, CONFIG_STREAM, RecordedEvent, stream_category
-from ..net import tcp_tls
-from ..store import EventStore
-from ..tokens import TokenSigner
-from . import worker as worker_module
-from .checking import Checked, Checker, check_here
-from .definition import (
+from photon.core.errors import BackendError, NotFound, StoreClosed, ValidationError
+from photon.core.events import ALL_STREAM, CONFIG_STREAM, RecordedEvent, stream_category
+from photon.core.store import EventStore
+from photon.projections import worker as worker_module
+from photon.projections.checking import Checked, Checker, check_here
+from photon.projections.definition import (
     EXTENSIONS,
     DefinitionError,
     ProjectionSpec,
@@ -51,7 +49,7 @@ from .definition import (
     spec_from_file,
     spec_from_template,
 )
-from .offline import (
+from photon.projections.offline import (
     DELETED,
     REGISTERED,
     STREAMS_PROJECTION,
@@ -60,8 +58,10 @@ from .offline import (
     key_of,
     registered,
 )
-from .pool import WorkerHandle
-from .tcp import ProjectionUpdatesServer
+from photon.projections.pool import WorkerHandle
+from photon.server.net import tcp_tls
+from photon.server.projection_updates import ProjectionUpdatesServer
+from photon.server.tokens import TokenSigner
 
 #: The example projections shipped with Photon (the repository's `projections` folder links here).
 EXAMPLES_FOLDER = Path(__file__).resolve().parent.parent / "examples" / "projections"

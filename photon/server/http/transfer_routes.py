@@ -1,0 +1,94 @@
+"""Stream download and upload over HTTP: thin routes over `photon.ops.transfer`.
+
+- ``GET /export/stream/{name}``: the stream as NDJSON, as an attachment (``<name>.ndjson``);
+  404 ``{"error": ...}`` when the stream does not exist.
+- ``POST /api/new-stream``: a stream file, either as the request body (NDJSON) or as the
+  ``file`` field of a ``multipart/form-data`` upload; ``?name=`` (or a ``name`` form field)
+  renames the stream. Answers 201 ``{"correct": true, "stream-name": ..., "events": n}``, with
+  the stream renamed ``name-0``, ``name-1``... when its name is taken; 400 ``{"error": ...}``
+  for a bad file, nothing stored.
+
+`auth` is called with each request first: it returns None to let the request through, or a
+response to send instead (401); it may be a coroutine function. Raising an HTTPException works too.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from urllib.parse import quote
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from photon.core.errors import BackendError, NotFound, ValidationError
+from photon.core.store import EventStore
+from photon.ops.transfer import export_stream, import_stream
+
+AuthCheck = Callable[[Request], Awaitable[Response | None] | Response | None]
+NDJSON = "application/x-ndjson"
+
+
+async def _denied(auth: AuthCheck, request: Request) -> Response | None:
+    answer = auth(request)
+    if inspect.isawaitable(answer):
+        answer = await answer
+    return answer
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _attachment(name: str) -> str:
+    ascii_name = "".join(c if c.isascii() and c.isprintable() and c not in '"\\/' else "_" for c in name)
+    return f"attachment; filename=\"{ascii_name}.ndjson\"; filename*=UTF-8''{quote(name + '.ndjson', safe='')}"
+
+
+def transfer_routes(store: EventStore, auth: AuthCheck) -> list[Route]:
+    """The export and upload routes for `store`, each checked by `auth`."""
+
+    async def export(request: Request) -> Response:
+        denied = await _denied(auth, request)
+        if denied is not None:
+            return denied
+        name = request.path_params["name"]
+        try:
+            chunks = await run_in_threadpool(export_stream, store, name)
+        except NotFound as exc:
+            return _error(404, str(exc))
+        except BackendError as exc:
+            return _error(503, str(exc))
+        # A sync iterator: starlette reads it in a worker thread, a page at a time.
+        return StreamingResponse(chunks, media_type=NDJSON, headers={"Content-Disposition": _attachment(name)})
+
+    async def new_stream(request: Request) -> Response:
+        denied = await _denied(auth, request)
+        if denied is not None:
+            return denied
+        name = request.query_params.get("name") or None
+        if request.headers.get("content-type", "").startswith("multipart/form-data"):
+            async with request.form() as form:
+                upload = form.get("file")
+                if upload is None or isinstance(upload, str):
+                    return _error(400, "the upload needs a 'file' field holding the stream file")
+                field = form.get("name")
+                if isinstance(field, str) and field:
+                    name = field
+                body = await upload.read()
+        else:
+            body = await request.body()
+        try:
+            final, count = await run_in_threadpool(import_stream, store, body.splitlines(), name)
+        except ValidationError as exc:
+            return _error(400, str(exc))
+        except BackendError as exc:
+            return _error(503, str(exc))
+        return JSONResponse({"correct": True, "stream-name": final, "events": count}, status_code=201)
+
+    return [
+        Route("/export/stream/{name:path}", export, methods=["GET"]),
+        Route("/api/new-stream", new_stream, methods=["POST"]),
+    ]

@@ -1,0 +1,1 @@
+"""Test cases shipped with Photon, for backends written elsewhere: see `photon.testing.backend`."""
