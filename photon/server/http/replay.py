@@ -36,8 +36,9 @@ from photon.core.filters import EventFilter
 from photon.core.metrics import metrics_for
 from photon.core.store import EventStore
 from photon.core.subscriptions import STREAM_TYPES, CaughtUp, FellBehind, Item, StreamType, Subscription
-from photon.server.http.api import parse_json, read_body
+from photon.server.http.api import parse_json
 from photon.server.http.errors import RequestError, json_response
+from photon.server.http.limits import read_body
 from photon.server.http.params import Param, accepts
 
 NDJSON = "application/x-ndjson"
