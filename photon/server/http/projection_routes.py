@@ -30,6 +30,7 @@ from starlette.routing import Route
 from photon.core.errors import NotFound, ValidationError
 from photon.projections import STREAMS_PROJECTION
 from photon.projections.manager import ProjectionManager
+from photon.server.http.errors import photon_error_response
 from photon.server.http.limits import body_limit, read_body
 
 Guard = Callable[[Request], Any | Awaitable[Any]]
@@ -43,13 +44,6 @@ class JSONResponse(Response):
         return orjson.dumps(content)
 
 
-def _error(status: int, message: str, field: str | None = None) -> Response:
-    body: dict[str, Any] = {"error": message}
-    if field:
-        body["field"] = field
-    return JSONResponse(body, status_code=status)
-
-
 def _guarded(guard: Guard | None, endpoint: Endpoint) -> Endpoint:
     async def run(request: Request) -> Response:
         if guard is not None:
@@ -60,10 +54,8 @@ def _guarded(guard: Guard | None, endpoint: Endpoint) -> Endpoint:
                 return verdict
         try:
             return await endpoint(request)
-        except NotFound as exc:
-            return _error(404, str(exc))
-        except ValidationError as exc:
-            return _error(400, str(exc), exc.field)
+        except (NotFound, ValidationError) as exc:
+            return photon_error_response(exc)
 
     return run
 

@@ -28,6 +28,7 @@ from starlette.routing import Route
 from photon.core.errors import BackendError, NotFound, ValidationError
 from photon.core.store import EventStore
 from photon.ops.transfer import export_stream, import_stream
+from photon.server.http.errors import photon_error_response
 from photon.server.http.limits import body_limit, bounded, spool_body
 
 AuthCheck = Callable[[Request], Awaitable[Response | None] | Response | None]
@@ -60,10 +61,8 @@ def transfer_routes(store: EventStore, auth: AuthCheck) -> list[Route]:
         name = request.path_params["name"]
         try:
             chunks = await run_in_threadpool(export_stream, store, name)
-        except NotFound as exc:
-            return _error(404, str(exc))
-        except BackendError as exc:
-            return _error(503, str(exc))
+        except (NotFound, BackendError) as exc:
+            return photon_error_response(exc)
         # A sync iterator: starlette reads it in a worker thread, a page at a time.
         return StreamingResponse(chunks, media_type=NDJSON, headers={"Content-Disposition": _attachment(name)})
 
@@ -91,10 +90,8 @@ def transfer_routes(store: EventStore, auth: AuthCheck) -> list[Route]:
         lines = (part for line in source for part in line.splitlines())
         try:
             final, count = await run_in_threadpool(import_stream, store, lines, name)
-        except ValidationError as exc:
-            return _error(400, str(exc))
-        except BackendError as exc:
-            return _error(503, str(exc))
+        except (ValidationError, BackendError) as exc:
+            return photon_error_response(exc)
         return JSONResponse({"correct": True, "stream-name": final, "events": count}, status_code=201)
 
     return [
