@@ -51,9 +51,6 @@ from photon.projections.updates import Updates, update_message
 
 log = logging.getLogger("photon.projections")
 
-#: Backends that keep the data inside the writing process: workers cannot read them themselves.
-IN_PROCESS_BACKENDS = frozenset({"memory", "file"})
-
 
 class ProjectionManager:
     """Runs every projection of a store. A service: ``ProjectionManager(store, config)``, ``await start()``."""
@@ -119,7 +116,7 @@ class ProjectionManager:
     def _store_config(self) -> dict[str, str] | None:
         """What a worker needs to open the same store read-only, or None when it cannot."""
         backend = self.store.backend
-        if backend.name in IN_PROCESS_BACKENDS:
+        if backend.in_process:  # workers cannot open it themselves: the feed carries everything
             return None
         config = getattr(backend, "config", None) or self.config
         return {key: str(value) for key, value in config.items() if value is not None and "." in key}
