@@ -27,10 +27,10 @@ KNOWN_PRIVATE_READS = {
     "photon.core.subscriptions",
     "photon.ops.restore",
 }
-KNOWN_FRONT_END_IMPORTS = {"photon.projections.manager"}
+KNOWN_FRONT_END_IMPORTS: set[str] = set()
 KNOWN_LONG = {
     "photon.client.blocking", "photon.core.events", "photon.core.store", "photon.core.subscriptions",
-    "photon.ops.restore", "photon.projections.manager", "photon.server.amqp.link",
+    "photon.ops.restore", "photon.server.amqp.link",
     "photon_backends.cassandra", "photon_backends.redis", "photon_backends.sql",
 }  # fmt: skip
 
