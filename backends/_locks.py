@@ -10,7 +10,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from photon.errors import StoreLocked
+from photon.core.errors import StoreLocked
 
 
 class FileLock:

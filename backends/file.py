@@ -19,10 +19,10 @@ from typing import Any
 
 import orjson
 
-from photon.backend import StoreState
-from photon.config import Setting
-from photon.errors import BackendError
-from photon.events import RecordedEvent
+from photon.core.backend import StoreState
+from photon.core.errors import BackendError
+from photon.core.events import RecordedEvent
+from photon.core.setting import Setting
 
 from ._locks import FileLock
 from .memory import MemoryBackend

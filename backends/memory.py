@@ -7,9 +7,9 @@ from bisect import bisect_left
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
-from photon.backend import Backend, Query, StoreState, StreamInfo
-from photon.errors import IntegrityError
-from photon.events import RecordedEvent
+from photon.core.backend import Backend, Query, StoreState, StreamInfo
+from photon.core.errors import IntegrityError
+from photon.core.events import RecordedEvent
 
 
 class MemoryBackend(Backend):
@@ -17,6 +17,10 @@ class MemoryBackend(Backend):
     aliases: ClassVar[tuple[str, ...]] = ("dummy",)
     description = "in process, lost at exit (tests, throwaway runs)"
     persistent = False
+    in_process = True
+    scavenging = True
+    redaction = True
+    listing_checkpoints = True
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         super().__init__(config)

@@ -29,10 +29,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from photon.amqp import AmqpService
-from photon.amqp_client import AmqpClient
-from photon.config import load_config
-from photon.store import EventStore
+from photon.client.amqp import AmqpClient
+from photon.core.config import load_config
+from photon.core.store import EventStore
+from photon.server.amqp import AmqpService
 
 PIPELINE = 32
 

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from photon.store import EventStore
+from photon.core.store import EventStore
 
 from .core import BATCH, make_events
 

@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from photon.backup import backup_chunks, write_chunks
-from photon.backup_files import atomic_output, reading
-from photon.restore import cycle_collection_paused, parse_lines, restore_file
-from photon.store import EventStore
+from photon.core.store import EventStore
+from photon.ops.backup import backup_chunks, write_chunks
+from photon.ops.backup_files import atomic_output, reading
+from photon.ops.restore import cycle_collection_paused, parse_lines, restore_file
 
 
 def build(path: Path, events: int, streams: int) -> None:

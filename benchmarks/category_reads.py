@@ -27,8 +27,8 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from photon.events import category_of
-from photon.store import EventStore
+from photon.core.events import category_of
+from photon.core.store import EventStore
 
 TARGET_EVENTS = 2000
 READ = 1000

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import orjson
 
-from photon.client_wire import with_ids
+from photon.client.wire import with_ids
 
 
 def _batch(size: int) -> list[dict[str, Any]]:

@@ -40,7 +40,7 @@ BATCH = 5000
 
 
 def build_store(path: Path, streams: int, events: int) -> None:
-    from photon.store import EventStore
+    from photon.core.store import EventStore
 
     marker = path.with_suffix(".built")
     if marker.exists() and marker.read_text() == f"{streams} {events}":

@@ -29,8 +29,8 @@ from typing import Any
 
 import orjson
 
-from photon.events import new_event_id
-from photon.store import EventStore
+from photon.core.events import new_event_id
+from photon.core.store import EventStore
 
 BATCH = 1000
 THREADS = 64

@@ -24,9 +24,9 @@ import threading
 import time
 from pathlib import Path
 
+from photon.core.store import EventStore
+from photon.core.subscriptions import CaughtUp
 from photon.groups import Member
-from photon.store import EventStore
-from photon.subscriptions import CaughtUp
 
 TARGET = 0.5
 

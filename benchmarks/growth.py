@@ -36,7 +36,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from photon.store import EventStore
+from photon.core.store import EventStore
 
 from . import server as photon_server
 

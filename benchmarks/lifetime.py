@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from photon.append_request import AppendCondition, QueryItem
-from photon.store import EventStore
+from photon.core.append_request import AppendCondition, QueryItem
+from photon.core.store import EventStore
 
 from .core import Workdir, open_store
 

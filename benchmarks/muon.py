@@ -79,7 +79,7 @@ def sample_event(n: int, stream: str) -> dict[str, Any]:
 
 def wire_sizes() -> tuple[int, int, int]:
     """Sizes of Muon's emit request, its answer and a replay's Data message, as on the wire."""
-    from photon.amqp import muon_wire as wire
+    from photon.server.amqp import muon_wire as wire
 
     event = sample_event(1, "bench")
     channel = str(uuid.uuid4())
@@ -153,9 +153,9 @@ def floor_stream(url: str, env: dict[str, str], count: int, size: int) -> float:
 
 class Photon:
     def __init__(self, root: Path, url: str) -> None:
-        from photon.amqp import AmqpService
-        from photon.config import load_config
-        from photon.store import EventStore
+        from photon.core.config import load_config
+        from photon.core.store import EventStore
+        from photon.server.amqp import AmqpService
 
         self.config = load_config(
             {
@@ -189,7 +189,7 @@ def muon_emits(url: str, env: dict[str, str], count: int, inflight: int, stream:
 
 
 def own_emits(url: str, count: int, inflight: int, stream: str) -> float:
-    from photon.amqp_client import AmqpClient
+    from photon.client.amqp import AmqpClient
 
     events = [sample_event(n, stream) for n in range(count)]
     with AmqpClient(url, service="photon") as client:

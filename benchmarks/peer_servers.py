@@ -125,7 +125,7 @@ from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.routing import Route
 
-from photon.server import _http_impl
+from photon.server.server import _http_impl
 
 async def emit(request):
     await request.body()

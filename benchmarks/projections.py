@@ -20,10 +20,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from photon.config import load_config
+from photon.core.config import load_config
+from photon.core.store import EventStore
 from photon.projections import ProjectionManager
 from photon.projections.manager import checkpoint_key
-from photon.store import EventStore
 
 PY_SUM = "def reduction(state, event):\n    return state + event['payload'].get('n', 0)\n"
 HY_SUM = '(defn reduction [state event] (+ state (.get (get event "payload") "n" 0)))'

@@ -87,7 +87,7 @@ class Server:
         self.log = open(self.log_path, "wb")  # noqa: SIM115
         env = {k: v for k, v in os.environ.items() if not k.startswith("PHOTON_")}
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from photon.cli import main; main()", "serve",
+            [sys.executable, "-c", "from photon.cli.main import main; main()", "serve",
              "-rest.host", "127.0.0.1", "-rest.port", "0", "-events.port", "0", "-projections.port", "0",
              *(store_args or ["-sqlite.path", str(folder / "bench.db")])],
             cwd=folder, stdout=self.log, stderr=subprocess.STDOUT, env=env,

@@ -39,8 +39,8 @@ from typing import Any
 
 import orjson
 
-from photon.events import RecordedEvent
-from photon.store import EventStore
+from photon.core.events import RecordedEvent
+from photon.core.store import EventStore
 
 from . import core
 from .core import BATCH, THREADS, make_events, raw_rows

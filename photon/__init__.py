@@ -1,6 +1,6 @@
 """Photon: an event store with ordered streams, cold/hot/hot-cold replay and reduce projections."""
 
-from .errors import (
+from photon.core.errors import (
     BackendError,
     BackendUnavailable,
     ConfigError,
@@ -10,9 +10,9 @@ from .errors import (
     ValidationError,
     VersionConflict,
 )
-from .events import ALL_STREAM, CONFIG_STREAM, RecordedEvent
-from .store import EventStore
-from .subscriptions import CaughtUp, Subscription
+from photon.core.events import ALL_STREAM, CONFIG_STREAM, RecordedEvent
+from photon.core.store import EventStore
+from photon.core.subscriptions import CaughtUp, Subscription
 
 __version__ = "0.1.0"
 

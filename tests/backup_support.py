@@ -6,9 +6,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from photon.backend import available_backends
-from photon.events import RecordedEvent
-from photon.store import EventStore
+from photon.core.backend import available_backends
+from photon.core.events import RecordedEvent
+from photon.core.store import EventStore
 
 # One entry per backend a backup can be restored into: a function giving a fresh, empty store's
 # configuration in a test directory. A backend registered under `photon.backends` with no entry

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import threading
 
-from photon.store import EventStore
+from photon.core.store import EventStore
 
 
 def main() -> None:

@@ -12,8 +12,8 @@ import sys
 import threading
 import uuid
 
-from photon.errors import AppendConditionFailed, VersionConflict
-from photon.store import EventStore
+from photon.core.errors import AppendConditionFailed, VersionConflict
+from photon.core.store import EventStore
 
 ACCOUNTS = 8
 

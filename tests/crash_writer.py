@@ -11,7 +11,7 @@ import sys
 import threading
 import uuid
 
-from photon.store import EventStore
+from photon.core.store import EventStore
 
 
 def main() -> None:

@@ -52,7 +52,7 @@ class SharedSQLite(PhotonMode):
     def _photon_store(self) -> Iterator[None]:
         from eventsourcing.persistence import StoredEvent
 
-        from photon.store import EventStore
+        from photon.core.store import EventStore
 
         with tempfile.TemporaryDirectory() as folder:
             path = str(Path(folder) / "photon.db")

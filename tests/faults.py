@@ -18,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from photon.errors import BackendError, BackendUnavailable
-from photon.store import EventStore
+from photon.core.errors import BackendError, BackendUnavailable
+from photon.core.store import EventStore
 
 
 @dataclass
@@ -127,7 +127,7 @@ def writer_killed_while_holding_the_lock(store_config: dict[str, Any]) -> None:
 
     program = (
         "import json, sys, time\n"
-        "from photon.store import EventStore\n"
+        "from photon.core.store import EventStore\n"
         "store = EventStore.open(json.loads(sys.argv[1]))\n"
         "store.append({'stream-name': 'killed', 'event-type': 'Opened', 'payload': {}})\n"
         "print('ready', flush=True)\n"

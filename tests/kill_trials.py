@@ -34,7 +34,7 @@ from typing import Any
 import httpx
 import orjson
 
-from photon.errors import BackendUnavailable
+from photon.core.errors import BackendUnavailable
 
 from .live import LiveServer, make_config
 

@@ -17,10 +17,10 @@ from typing import Any
 
 import httpx
 
-from photon.config import Config, load_config
-from photon.server import HttpService, PhotonServer
-from photon.store import EventStore
-from photon.tcp import TcpIngestService
+from photon.core.config import Config, load_config
+from photon.core.store import EventStore
+from photon.server.server import HttpService, PhotonServer
+from photon.server.tcp import TcpIngestService
 
 PHOTON = shutil.which("photon", path=str(Path(sys.executable).parent)) or "photon"
 

@@ -113,7 +113,7 @@ class WireClient:
 
         import pika
 
-        from photon.amqp import muon_wire as wire
+        from photon.server.amqp import muon_wire as wire
 
         self.wire = wire
         self.connection = pika.BlockingConnection(pika.URLParameters(url))

@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from photon.config import Config, load_config
+from photon.core.config import Config, load_config
+from photon.core.store import EventStore
 from photon.projections import ProjectionManager, load
 from photon.projections.definition import ProjectionSpec
-from photon.store import EventStore
 
 
 def make_config(tmp_path: Path, backend: str = "memory", **settings: Any) -> Config:

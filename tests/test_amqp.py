@@ -19,10 +19,9 @@ import orjson
 import pika
 import pytest
 
-from photon.amqp import AmqpService, BrokerUnavailable, Names, amqp_service
-from photon.amqp_client import AmqpClient
-from photon.config import load_config
-from photon.errors import (
+from photon.client.amqp import AmqpClient
+from photon.core.config import load_config
+from photon.core.errors import (
     AppendConditionFailed,
     ConfigError,
     InternalStreamError,
@@ -30,8 +29,9 @@ from photon.errors import (
     ValidationError,
     VersionConflict,
 )
-from photon.store import EventStore
-from photon.subscriptions import CaughtUp
+from photon.core.store import EventStore
+from photon.core.subscriptions import CaughtUp
+from photon.server.amqp import AmqpService, BrokerUnavailable, Names, amqp_service
 
 from .servers import RabbitServer, ServerError, free_port
 
@@ -686,9 +686,9 @@ def test_muon_wait_connects_once_the_broker_comes_up(
 
 SERVER_SCRIPT = """
 import asyncio, sys
-from photon.amqp import AmqpService
-from photon.config import load_config
-from photon.store import EventStore
+from photon.server.amqp import AmqpService
+from photon.core.config import load_config
+from photon.core.store import EventStore
 
 keys = {"sqlite.path": sys.argv[1], "muon.url": sys.argv[2], "microservice.name": sys.argv[3]}
 config = load_config(keys, environ={})
@@ -765,7 +765,7 @@ def test_photon_killed_mid_emits_loses_no_acknowledged_emit(broker: RabbitServer
 
 
 def test_stream_metadata_and_deletes_over_amqp(photon: Photon) -> None:
-    from photon.errors import NotFound, StreamDeleted
+    from photon.core.errors import NotFound, StreamDeleted
 
     with photon.client() as client:
         client.emit([event("m", n=i) for i in range(5)])

@@ -13,9 +13,9 @@ import httpx
 import orjson
 import pytest
 
-from photon.append_request import AppendCondition, QueryItem
-from photon.client import PhotonClient
-from photon.errors import AppendConditionFailed, ValidationError, VersionConflict
+from photon.client.blocking import PhotonClient
+from photon.core.append_request import AppendCondition, QueryItem
+from photon.core.errors import AppendConditionFailed, ValidationError, VersionConflict
 
 from .live import PHOTON, LiveServer, ServerProcess
 

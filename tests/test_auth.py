@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from photon.tokens import TokenSigner
+from photon.server.tokens import TokenSigner
 
 from .live import LiveServer, make_config
 
@@ -87,7 +87,7 @@ def test_signer_round_trip_and_tamper() -> None:
 
 
 def test_repeated_failed_logins_from_one_address_are_slowed_down(live: LiveServer) -> None:
-    from photon.http import login_throttle
+    from photon.server.http import login_throttle
 
     url = live.url + "/auth/token"
     for _ in range(login_throttle.FREE_FAILURES + 1):
@@ -105,8 +105,8 @@ def test_repeated_failed_logins_from_one_address_are_slowed_down(live: LiveServe
 
 
 def test_login_throttle_waits_double_up_to_a_cap_and_are_forgotten() -> None:
-    from photon.http import login_throttle
-    from photon.http.login_throttle import LoginThrottle
+    from photon.server.http import login_throttle
+    from photon.server.http.login_throttle import LoginThrottle
 
     now = [1000.0]
     throttle = LoginThrottle(clock=lambda: now[0])
@@ -133,7 +133,7 @@ def test_login_throttle_waits_double_up_to_a_cap_and_are_forgotten() -> None:
 def test_a_default_password_beyond_loopback_is_warned_about_loudly(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, host: str, password: str | None, warned: bool
 ) -> None:
-    from photon.server import warn_about_default_password
+    from photon.server.server import warn_about_default_password
 
     settings = {"rest.host": host} | ({"admin.pass": password} if password else {})
     with caplog.at_level("WARNING", logger="photon.server"):

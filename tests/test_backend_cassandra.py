@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from photon.backend import Query
-from photon.errors import StoreLocked
-from photon.store import EventStore
+from photon.core.backend import Query
+from photon.core.errors import StoreLocked
+from photon.core.store import EventStore
+from photon.testing import BackendContract, event
 
 from .conftest import restartable
-from .contract import BackendContract, event
 from .faults import run_server_fault, writer_killed_while_holding_the_lock
 from .kill_trials import run_kill_trials
 
@@ -118,7 +118,7 @@ def test_a_writer_whose_lease_was_taken_over_cannot_append(cassandra_config: dic
 
 
 def test_bad_settings_are_refused() -> None:
-    from photon.errors import ConfigError
+    from photon.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"cassandra\.replication"):
         EventStore.open({"db.backend": "cassandra", "cassandra.replication": "{'replication_factor': 1}; DROP"})
@@ -127,7 +127,7 @@ def test_bad_settings_are_refused() -> None:
 
 
 def test_unreachable_server_is_a_clear_error() -> None:
-    from photon.errors import BackendUnavailable
+    from photon.core.errors import BackendUnavailable
 
     from .servers import free_port
 

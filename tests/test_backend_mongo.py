@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from photon.backend import Query
-from photon.errors import StoreLocked
-from photon.store import EventStore
+from photon.core.backend import Query
+from photon.core.errors import StoreLocked
+from photon.core.store import EventStore
+from photon.testing import BackendContract, event
 
 from .conftest import restartable
-from .contract import BackendContract, event
 from .faults import run_server_fault, writer_killed_while_holding_the_lock
 from .kill_trials import run_kill_trials
 
@@ -93,7 +93,7 @@ def test_a_writer_whose_lease_was_taken_over_cannot_append(mongo_config: dict[st
 
 
 def test_unreachable_server_is_a_clear_error() -> None:
-    from photon.errors import BackendUnavailable
+    from photon.core.errors import BackendUnavailable
 
     from .servers import free_port
 

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from photon.errors import BackendUnavailable, StoreLocked
-from photon.store import EventStore
+from photon.core.errors import BackendUnavailable, StoreLocked
+from photon.core.store import EventStore
+from photon.testing import BackendContract, event
 
 from .conftest import restartable
-from .contract import BackendContract, event
 from .faults import run_server_fault
 from .kill_trials import run_kill_trials
 
@@ -81,7 +81,7 @@ def test_writer_lock_names_the_holder_and_is_freed_when_its_session_dies(databas
 
 
 def test_bad_url_is_a_clear_error() -> None:
-    from photon.errors import BackendError
+    from photon.core.errors import BackendError
 
     with pytest.raises(BackendError, match=r"postgres\.url must start with postgresql://"):
         EventStore.open({"db.backend": "postgres", "postgres.url": "mysql://x/y"})

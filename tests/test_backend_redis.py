@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from photon.backend import Query
-from photon.errors import StoreLocked
-from photon.store import EventStore
+from photon.core.backend import Query
+from photon.core.errors import StoreLocked
+from photon.core.store import EventStore
+from photon.testing import BackendContract, event
 
 from .conftest import restartable
-from .contract import BackendContract, event
 from .faults import run_server_fault, writer_killed_while_holding_the_lock
 from .kill_trials import run_kill_trials
 
@@ -83,14 +83,14 @@ def test_a_writer_whose_lease_was_taken_over_cannot_append(redis_server: Any) ->
 
 
 def test_bad_prefix_is_refused() -> None:
-    from photon.errors import BackendError
+    from photon.core.errors import BackendError
 
     with pytest.raises(BackendError, match=r"redis\.prefix must not contain braces"):
         EventStore.open({"db.backend": "redis", "redis.prefix": "a{b}"})
 
 
 def test_unreachable_server_is_a_clear_error() -> None:
-    from photon.errors import BackendUnavailable
+    from photon.core.errors import BackendUnavailable
 
     from .servers import free_port
 
@@ -120,7 +120,7 @@ def _server_settings(redis_server: Any) -> dict[str, str]:
 
 def test_a_server_that_came_back_empty_stops_the_writer(tmp_path: Any) -> None:
     """Without an append-only file a restarted Redis is empty: the writer refuses to number on."""
-    from photon.errors import StoreLost
+    from photon.core.errors import StoreLost
 
     from .servers import RedisServer
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from photon.restore import restore
-from photon.store import EventStore
+from photon.core.store import EventStore
+from photon.ops.restore import restore
 
 from .backup_support import backup_bytes, build_source, everything
 
@@ -113,7 +113,7 @@ def scavenged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EventS
 def test_a_scavenged_backup_restores_with_its_gaps(
     make_config: Any, request: pytest.FixtureRequest, scavenged: tuple[EventStore, bytes]
 ) -> None:
-    from photon.errors import StreamDeleted
+    from photon.core.errors import StreamDeleted
 
     source, data = scavenged
     with EventStore.open(make_config(request)) as target:

@@ -18,8 +18,8 @@ from typing import Any
 import orjson
 import pytest
 
-from photon.backup_files import atomic_output
-from photon.store import EventStore
+from photon.core.store import EventStore
+from photon.ops.backup_files import atomic_output
 
 from .backup_support import TARGET_CONFIGS, backup_bytes, build_source, delete_the_old_way, everything
 from .live import ServerProcess

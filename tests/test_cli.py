@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from photon.store import EventStore
+from photon.core.store import EventStore
 
 PHOTON = shutil.which("photon") or str(Path(sys.executable).parent / "photon")
 

@@ -6,11 +6,11 @@ import asyncio
 
 import pytest
 
-from photon.backend import StreamInfo
-from photon.client import AsyncPhotonClient, ConsumerPosition, PhotonClient
-from photon.errors import NotAuthorized, NotFound, ValidationError, VersionConflict
-from photon.events import RecordedEvent
-from photon.subscriptions import CaughtUp
+from photon.client.blocking import AsyncPhotonClient, ConsumerPosition, PhotonClient
+from photon.core.backend import StreamInfo
+from photon.core.errors import NotAuthorized, NotFound, ValidationError, VersionConflict
+from photon.core.events import RecordedEvent
+from photon.core.subscriptions import CaughtUp
 
 from .live import LiveServer, event
 
@@ -79,7 +79,7 @@ def test_errors_map_to_photon_errors(live: LiveServer) -> None:
 def test_a_server_that_does_not_answer_is_a_photon_error() -> None:
     import socket
 
-    from photon.errors import PhotonError, ServerUnreachable
+    from photon.core.errors import PhotonError, ServerUnreachable
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -14,9 +14,9 @@ from typing import Any
 import orjson
 import pytest
 
-from photon.events import CONFIG_STREAM
+from photon.core.events import CONFIG_STREAM
+from photon.core.store import EventStore
 from photon.projections.offline import REGISTERED
-from photon.store import EventStore
 
 from .live import LiveServer, make_config
 from .test_backup_cli import photon

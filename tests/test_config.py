@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from photon.backend import backend_class, backend_names
-from photon.config import all_settings, load_config, read_properties
-from photon.errors import ConfigError, UnknownBackend
-from photon.store import EventStore
+from photon.core.backend import backend_class, backend_names
+from photon.core.config import all_settings, load_config, read_properties
+from photon.core.errors import ConfigError, UnknownBackend
+from photon.core.store import EventStore
 
 
 def test_defaults(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from photon.store import EventStore
+from photon.core.store import EventStore
 
 ROOT = Path(__file__).parent.parent
 

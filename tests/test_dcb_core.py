@@ -20,9 +20,9 @@ from eventsourcing.dcb.api import (
 from eventsourcing.dcb.tests import DCBRecorderTestCase
 from eventsourcing.persistence import IntegrityError
 
-from photon.append_request import AppendCondition, QueryItem
-from photon.errors import AppendConditionFailed
-from photon.store import EventStore
+from photon.core.append_request import AppendCondition, QueryItem
+from photon.core.errors import AppendConditionFailed
+from photon.core.store import EventStore
 
 
 def items(query: DCBQuery | None) -> tuple[QueryItem, ...]:

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from photon.config import all_settings
+from photon.core.config import all_settings
 
 ROOT = Path(__file__).parent.parent
 README = (ROOT / "README.md").read_text()
@@ -32,10 +32,10 @@ def test_quickstart_prints_what_the_readme_shows(tmp_path: Path) -> None:
 
 
 def test_every_http_route_is_in_the_readme(tmp_path: Path) -> None:
-    from photon.config import load_config
-    from photon.http import create_app
-    from photon.server import Projections, TransferRoutes
-    from photon.store import EventStore
+    from photon.core.config import load_config
+    from photon.core.store import EventStore
+    from photon.server.http import create_app
+    from photon.server.server import Projections, TransferRoutes
 
     config = load_config({"db.backend": "memory", "projections.path": str(tmp_path)}, environ={})
     with EventStore.open(config) as store:

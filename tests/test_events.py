@@ -8,9 +8,9 @@ from typing import Any
 import orjson
 import pytest
 
-from photon.errors import InternalStreamError, ValidationError
-from photon.events import parse_expected_version, validate_event
-from photon.store import EventStore
+from photon.core.errors import InternalStreamError, ValidationError
+from photon.core.events import parse_expected_version, validate_event
+from photon.core.store import EventStore
 
 
 def good(**changes: Any) -> dict[str, Any]:
@@ -111,7 +111,7 @@ def test_bad_expected_version(value: Any) -> None:
 def test_generated_ids_are_time_ordered_uuid7_and_distinct() -> None:
     import uuid
 
-    from photon.events import new_event_id, new_event_ids
+    from photon.core.events import new_event_id, new_event_ids
 
     ids = [new_event_id(), *new_event_ids(5000), new_event_id(), *new_event_ids(1)]
     assert len(set(ids)) == len(ids)
@@ -124,7 +124,7 @@ def test_generated_ids_are_time_ordered_uuid7_and_distinct() -> None:
 def test_generated_ids_stay_ordered_where_the_last_48_bits_start_again(monkeypatch: pytest.MonkeyPatch) -> None:
     import uuid
 
-    from photon import events
+    from photon.core import events
 
     boundary = (0x2AB << 48) + (1 << 48)
     monkeypatch.setattr(events, "_id_next", boundary - 3)
@@ -160,7 +160,7 @@ def test_a_name_the_core_wrote_is_still_refused_to_clients(store: EventStore) ->
 
 
 def test_the_callers_event_is_left_as_it_was_unless_given_up() -> None:
-    from photon.events import new_event_id, prepare_event
+    from photon.core.events import new_event_id, prepare_event
 
     event = good()
     before = dict(event)

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from photon import events as events_module
-from photon.errors import ValidationError
-from photon.events import PendingEvent, prepare_batch, prepare_event
-from photon.store import BATCH_VALIDATION, EventStore
+from photon.core import events as events_module
+from photon.core.errors import ValidationError
+from photon.core.events import PendingEvent, prepare_batch, prepare_event
+from photon.core.store import BATCH_VALIDATION, EventStore
 
 NOW = 1_700_000_000_000
 MAX_BYTES = 600

@@ -14,10 +14,10 @@ import pytest
 from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.utils import Environment
 
-from photon.errors import ConfigError, UnknownBackend
+from photon.core.errors import ConfigError, UnknownBackend
+from photon.core.store import EventStore
 from photon.eventsourcing import PhotonFactory
 from photon.eventsourcing.mapping import version_and_state
-from photon.store import EventStore
 
 from .live import LiveServer, make_config
 
@@ -210,7 +210,7 @@ def test_bad_settings_are_refused_naming_them(settings: dict[str, str], error: t
 
 
 def test_a_server_that_cannot_be_reached_is_named() -> None:
-    from photon.errors import ServerUnreachable
+    from photon.core.errors import ServerUnreachable
 
     with pytest.raises(ServerUnreachable, match="127.0.0.1:9"):
         factory({"PHOTON_URL": "http://127.0.0.1:9"})

@@ -86,7 +86,7 @@ def test_a_process_application_follows_another_on_photon(tmp_path: Path, monkeyp
     finally:
         runner.stop()
 
-    from photon.store import EventStore
+    from photon.core.store import EventStore
 
     with EventStore.open(db_backend="sqlite", sqlite_path=str(tmp_path / "system.db"), read_only=True) as store:
         streams = {info.stream_name.split("-", 1)[0] for info in store.streams()}

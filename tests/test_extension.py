@@ -10,10 +10,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from photon.config import Config
-from photon.http import Param, accepts, json_response, require_admin
-from photon.server import SERVICES, HttpService, PhotonServer
-from photon.store import EventStore
+from photon.core.config import Config
+from photon.core.store import EventStore
+from photon.server.http import Param, accepts, json_response, require_admin
+from photon.server.server import SERVICES, HttpService, PhotonServer
 
 from .live import make_config
 

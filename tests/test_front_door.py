@@ -12,7 +12,7 @@ from urllib.parse import quote
 import orjson
 import pytest
 
-from photon.client import PhotonClient
+from photon.client.blocking import PhotonClient
 
 from .cutting_proxy import CuttingProxy
 from .live import PHOTON, LiveServer, ServerProcess

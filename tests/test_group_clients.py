@@ -10,9 +10,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from photon.client import PhotonClient
-from photon.client_async import AsyncPhotonClient
-from photon.errors import NotFound, ValidationError
+from photon.client.asynchronous import AsyncPhotonClient
+from photon.client.blocking import PhotonClient
+from photon.core.errors import NotFound, ValidationError
 
 from .live import PHOTON, LiveServer, ServerProcess, event
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from photon.errors import BackendError
-from photon.events import RecordedEvent
-from photon.store import EventStore
+from photon.core.errors import BackendError
+from photon.core.events import RecordedEvent
+from photon.core.store import EventStore
 
 
 def test_many_threads_share_commits(tmp_path: Path) -> None:

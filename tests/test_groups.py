@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from photon.errors import Conflict, NotFound, StoreClosed, ValidationError
-from photon.events import CONFIG_STREAM, parked_stream
+from photon.core.errors import Conflict, NotFound, StoreClosed, ValidationError
+from photon.core.events import CONFIG_STREAM, parked_stream
+from photon.core.store import EventStore
 from photon.groups import Delivery, Member
 from photon.groups.engine import Group
 from photon.groups.state import state_key
-from photon.store import EventStore
 
 
 def event(stream: str = "orders", event_type: str = "placed", **payload: Any) -> dict[str, Any]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from photon import json_input
-from photon.errors import ValidationError
+from photon.core import json_input
+from photon.core.errors import ValidationError
 
 GOOD = [
     b'{"a": 1, "b": {"a": 2}}',

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from photon.events import RecordedEvent
-from photon.paging import FIRST_PAGE, PageSizer
-from photon.store import EventStore
-from photon.subscriptions import CaughtUp, FellBehind
+from photon.core.events import RecordedEvent
+from photon.core.paging import FIRST_PAGE, PageSizer
+from photon.core.store import EventStore
+from photon.core.subscriptions import CaughtUp, FellBehind
 
 from .memory_scenario import MB, run_memory_scenario
 
@@ -83,7 +83,7 @@ def test_stalled_readers_and_a_cold_replay_of_large_events_stay_under_512_mb(tmp
 
 
 def test_the_clients_pass_over_the_fell_behind_notice() -> None:
-    from photon.client_wire import line_item
+    from photon.client.wire import line_item
 
     assert line_item(b'{"fell-behind":41}') is None
     assert line_item(b'{"caught-up":41}') == CaughtUp(41)

@@ -13,8 +13,8 @@ from typing import Any
 import orjson
 import pytest
 
-from photon.amqp import AmqpService
-from photon.server import Projections
+from photon.server.amqp import AmqpService
+from photon.server.server import Projections
 
 from .live import LiveServer, make_config
 from .muon_support import NodeClient, WireClient, events_of, node_modules, run

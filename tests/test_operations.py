@@ -12,7 +12,7 @@ import httpx
 import orjson
 import pytest
 
-from photon.client import PhotonClient
+from photon.client.blocking import PhotonClient
 
 from .live import LiveServer, ServerProcess, make_config
 

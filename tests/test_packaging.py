@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from photon.config import CORE_SETTINGS
+from photon.core.config import CORE_SETTINGS
 
 ROOT = Path(__file__).parent.parent
 README = (ROOT / "README.md").read_text()

@@ -10,9 +10,9 @@ import sys
 import time
 from pathlib import Path
 
+from photon.core.store import EventStore
 from photon.projections.definition import spec_from_template
 from photon.projections.manager import checkpoint_key
-from photon.store import EventStore
 
 from .projection_helpers import caught_up, direct_fold, make_config, running
 
@@ -28,9 +28,9 @@ TEMPLATE = {
 
 WRITER = """
 import asyncio, sys
-from photon.config import load_config
+from photon.core.config import load_config
 from photon.projections import ProjectionManager
-from photon.store import EventStore
+from photon.core.store import EventStore
 
 TEMPLATE = {template!r}
 

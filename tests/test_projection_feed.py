@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from photon.core.store import EventStore
 from photon.projections.pool import WorkerHandle
-from photon.store import EventStore
 
 from .projection_helpers import caught_up, events, make_config, running
 

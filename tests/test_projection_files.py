@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from photon.events import CONFIG_STREAM
+from photon.core.events import CONFIG_STREAM
+from photon.core.store import EventStore
 from photon.projections.definition import DefinitionError, load, spec_from_file
-from photon.store import EventStore
 
 from .projection_helpers import caught_up, make_config, running, wait_for
 

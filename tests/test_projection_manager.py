@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from photon.errors import BackendUnavailable
-from photon.events import CONFIG_STREAM
+from photon.core.errors import BackendUnavailable
+from photon.core.events import CONFIG_STREAM
+from photon.core.store import EventStore
 from photon.projections.definition import spec_from_template
 from photon.projections.manager import checkpoint_key
-from photon.store import EventStore
 
 from .projection_helpers import caught_up, direct_fold, events, make_config, running, wait_for
 
@@ -359,7 +359,7 @@ def test_updates_are_followed_in_process_and_over_tcp(tmp_path: Path) -> None:
             assert manager.updates_server is not None
             import orjson
 
-            from photon.tokens import TokenSigner
+            from photon.server.tokens import TokenSigner
 
             port = manager.updates_server.port
             # No token, or a bad one: refused, and nothing of any projection is sent.

@@ -14,8 +14,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from photon.http.projection_routes import projection_routes
-from photon.store import EventStore
+from photon.core.store import EventStore
+from photon.server.http.projection_routes import projection_routes
 
 from .projection_helpers import caught_up, events, make_config, running, wait_for
 

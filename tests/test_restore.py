@@ -13,9 +13,11 @@ from typing import Any
 import orjson
 import pytest
 
-from photon.errors import IntegrityError, PhotonError
-from photon.events import RecordedEvent
-from photon.restore import (
+from photon.core.errors import IntegrityError, PhotonError
+from photon.core.events import RecordedEvent
+from photon.core.store import EventStore
+from photon.core.subscriptions import CaughtUp
+from photon.ops.restore import (
     BackupFormatError,
     BackupSummary,
     RestoreConflict,
@@ -28,8 +30,6 @@ from photon.restore import (
     restore,
     restore_file,
 )
-from photon.store import EventStore
-from photon.subscriptions import CaughtUp
 
 from .backup_support import (
     TARGET_CONFIGS,
@@ -603,8 +603,8 @@ def test_restore_file_works_from_a_plain_script(source: EventStore, tmp_path: Pa
     path.write_bytes(backup_bytes(source))
     script = tmp_path / "plain.py"
     script.write_text(
-        "from photon.restore import restore_file\n"
-        "from photon.store import EventStore\n"
+        "from photon.ops.restore import restore_file\n"
+        "from photon.core.store import EventStore\n"
         f"with EventStore.open(db_backend='sqlite', sqlite_path={str(tmp_path / 'p.db')!r}) as store:\n"
         f"    print(restore_file(store, {str(path)!r}).events)\n"
     )
@@ -616,7 +616,7 @@ def test_restore_file_works_from_a_plain_script(source: EventStore, tmp_path: Pa
 def test_the_cycle_collector_is_paused_only_while_a_backup_is_read(source: EventStore, tmp_path: Path) -> None:
     import gc
 
-    from photon.restore import cycle_collection_paused
+    from photon.ops.restore import cycle_collection_paused
 
     seen: list[bool] = []
 

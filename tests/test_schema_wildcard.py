@@ -8,9 +8,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from photon.client import PhotonClient
-from photon.errors import NotFound, ValidationError
-from photon.store import EventStore
+from photon.client.blocking import PhotonClient
+from photon.core.errors import NotFound, ValidationError
+from photon.core.store import EventStore
 
 from .live import LiveServer
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from photon.store import EventStore
+from photon.core.store import EventStore
 
 from .live import PHOTON, ServerProcess
 
@@ -164,7 +164,7 @@ def test_shutdown_finishes_in_flight_appends(tmp_path: Path, sig: int) -> None:
 def test_properties_example_lists_every_key(tmp_path: Path) -> None:
     import re
 
-    from photon.config import all_settings, read_properties
+    from photon.core.config import all_settings, read_properties
 
     text = (Path(__file__).parent.parent / "photon.properties.example").read_text()
     entries = [m.group(1) for m in re.finditer(r"^#([a-z0-9.-]+=.*)$", text, re.MULTILINE)]

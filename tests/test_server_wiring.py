@@ -10,8 +10,8 @@ import httpx
 import orjson
 import pytest
 
-from photon.amqp_client import AmqpClient
-from photon.server import PhotonServer
+from photon.client.amqp import AmqpClient
+from photon.server.server import PhotonServer
 
 from .live import LiveServer, make_config
 from .test_amqp import broker  # noqa: F401  (the module-scoped real RabbitMQ fixture)
@@ -64,9 +64,9 @@ def test_amqp_emits_land_in_the_same_store_as_http(amqp_server: LiveServer) -> N
 
 @pytest.mark.rabbitmq
 def test_python_client_over_the_amqp_transport(amqp_server: LiveServer) -> None:
-    from photon.amqp_client import AmqpTransport
-    from photon.client import PhotonClient
-    from photon.subscriptions import CaughtUp
+    from photon.client.amqp import AmqpTransport
+    from photon.client.blocking import PhotonClient
+    from photon.core.subscriptions import CaughtUp
 
     name = str(amqp_server.config["microservice.name"])
     transport = AmqpTransport(str(amqp_server.config["muon.url"]), service=name, timeout=30)

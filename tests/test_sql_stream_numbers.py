@@ -9,7 +9,7 @@ from pathlib import Path
 import photon_backends.sql as sql
 import pytest
 
-from photon.store import EventStore
+from photon.core.store import EventStore
 
 
 def test_a_full_stream_number_cache_loses_no_stream_of_the_batch(

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from photon.errors import BackendError
-from photon.store import EventStore
+from photon.core.errors import BackendError
+from photon.core.store import EventStore
 
 # The layout before streams had numbers, as earlier versions created it.
 EARLIER_LAYOUT = [

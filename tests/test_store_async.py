@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from photon.errors import StoreClosed, ValidationError, VersionConflict
-from photon.store import EventStore
+from photon.core.errors import StoreClosed, ValidationError, VersionConflict
+from photon.core.store import EventStore
 
 
 def event(n: int, stream: str = "s") -> dict[str, object]:
@@ -71,7 +71,7 @@ def test_closed_store_refuses(store: EventStore) -> None:
 def test_generated_ids_are_time_ordered_version_7_uuids() -> None:
     import uuid
 
-    from photon.events import new_event_id
+    from photon.core.events import new_event_id
 
     ids = [new_event_id() for _ in range(5000)]
     assert len(set(ids)) == 5000

@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from photon.errors import ValidationError
-from photon.events import category_of
-from photon.store import EventStore
+from photon.core.errors import ValidationError
+from photon.core.events import category_of
+from photon.core.store import EventStore
 
 
 @pytest.fixture(params=["memory", "sqlite", "file"])

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from photon.errors import BackendUnavailable, StoreClosed, ValidationError
-from photon.events import RecordedEvent
-from photon.store import EventStore
-from photon.subscriptions import CaughtUp, Item, Subscription
+from photon.core.errors import BackendUnavailable, StoreClosed, ValidationError
+from photon.core.events import RecordedEvent
+from photon.core.store import EventStore
+from photon.core.subscriptions import CaughtUp, Item, Subscription
 
 
 def ev(stream: str, n: int, event_type: str = "E") -> dict[str, Any]:

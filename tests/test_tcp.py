@@ -88,7 +88,7 @@ def test_a_bad_token_is_refused_and_nothing_stored(live: LiveServer) -> None:
 def test_stop_answers_what_was_read_and_stores_every_acknowledged_event(tmp_path: Any) -> None:
     import threading
 
-    from photon.store import EventStore
+    from photon.core.store import EventStore
 
     from .live import make_config
 
@@ -132,7 +132,7 @@ def test_stop_answers_what_was_read_and_stores_every_acknowledged_event(tmp_path
 
 
 def test_a_line_over_the_limit_is_answered_and_ends_the_connection(live: LiveServer) -> None:
-    from photon.tcp import MAX_LINE
+    from photon.server.tcp import MAX_LINE
 
     with connect(live) as sock:
         sock.sendall(orjson.dumps(event(n=1)) + b"\n" + orjson.dumps(event(n=2)) + b"\n")

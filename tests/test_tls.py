@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from photon.client import PhotonClient
-from photon.errors import ConfigError
+from photon.client.blocking import PhotonClient
+from photon.core.errors import ConfigError
 
 from .live import LiveServer, make_config
 
@@ -79,7 +79,7 @@ def test_a_missing_keystore_file_fails_start_up(tmp_path: Path) -> None:
 
 
 def _tcp_ports(server: LiveServer) -> dict[str, int]:
-    from photon.server import Projections
+    from photon.server.server import Projections
 
     updates = server.server.service(Projections).manager.updates_server
     assert updates is not None

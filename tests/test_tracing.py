@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from photon.client import PhotonClient
+from photon.client.blocking import PhotonClient
 
 from .live import ServerProcess
 
@@ -96,8 +96,8 @@ def test_spans_for_requests_and_appends_reach_the_collector(tmp_path: Path) -> N
 def test_without_an_endpoint_opentelemetry_is_not_imported(tmp_path: Path) -> None:
     script = (
         "import sys, asyncio\n"
-        "from photon.config import load_config\n"
-        "from photon.server import PhotonServer\n"
+        "from photon.core.config import load_config\n"
+        "from photon.server.server import PhotonServer\n"
         f"config = load_config({{'rest.host': '127.0.0.1', 'rest.port': '0', 'events.port': '0',"
         f" 'projections.port': '0', 'parallel.projections': '1', 'sqlite.path': {str(tmp_path / 'p.db')!r}}},"
         " environ={})\n"

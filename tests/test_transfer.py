@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import orjson
 import pytest
 
-from photon.errors import InternalStreamError, NotFound, ValidationError
-from photon.store import EventStore
-from photon.transfer import export_stream, import_stream
+from photon.core.errors import InternalStreamError, NotFound, ValidationError
+from photon.core.store import EventStore
+from photon.ops.transfer import export_stream, import_stream
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from photon.http.transfer_routes import transfer_routes
-from photon.store import EventStore
+from photon.core.store import EventStore
+from photon.server.http.transfer_routes import transfer_routes
 
 
 def allow_all(request: Request) -> None:

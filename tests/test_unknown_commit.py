@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from backends.memory import MemoryBackend
-from photon.errors import BackendUnavailable, StoreLost
-from photon.events import RecordedEvent
-from photon.store import EventStore
-from photon.subscriptions import CaughtUp
+from photon.core.errors import BackendUnavailable, StoreLost
+from photon.core.events import RecordedEvent
+from photon.core.store import EventStore
+from photon.core.subscriptions import CaughtUp
 
 
 class FlakyBackend(MemoryBackend):

@@ -5,9 +5,9 @@ Select it the library's usual way, ``PERSISTENCE_MODULE=photon.eventsourcing``; 
 library's stored events become Photon events.
 """
 
-from .dcb import PhotonDCBRecorder, PhotonDCBSubscription
-from .factory import PhotonFactory
-from .recorders import (
+from photon.eventsourcing.dcb import PhotonDCBRecorder, PhotonDCBSubscription
+from photon.eventsourcing.factory import PhotonFactory
+from photon.eventsourcing.recorders import (
     PhotonAggregateRecorder,
     PhotonApplicationRecorder,
     PhotonProcessRecorder,

@@ -18,10 +18,10 @@ from typing import Any
 import httpx
 import orjson
 
-from ..client import HttpTransport
-from ..client_wire import raise_for as _raise_for
-from ..config import Config
-from ..errors import (
+from photon.client.blocking import HttpTransport
+from photon.client.wire import raise_for as _raise_for
+from photon.core.config import Config
+from photon.core.errors import (
     AppendConditionFailed,
     NotAuthorized,
     NotFound,
@@ -31,8 +31,8 @@ from ..errors import (
     ValidationError,
     VersionConflict,
 )
-from ..events import ALL_STREAM, RecordedEvent
-from ..store import EventStore
+from photon.core.events import ALL_STREAM, RecordedEvent
+from photon.core.store import EventStore
 
 Event = RecordedEvent
 """What a recorder reads: a stored Photon event (its positions, names, and its whole JSON; the
@@ -77,8 +77,8 @@ class PhotonAccess(abc.ABC):
         """Store `events` atomically, each named stream at its expected version and only if no
         event matches `condition` (Photon's JSON form); their order-ids.
 
-        Raises `photon.errors.VersionConflict` (naming the stream) when a version differs,
-        `photon.errors.AppendConditionFailed` when the condition fails.
+        Raises `photon.core.errors.VersionConflict` (naming the stream) when a version differs,
+        `photon.core.errors.AppendConditionFailed` when the condition fails.
         """
 
     @abc.abstractmethod

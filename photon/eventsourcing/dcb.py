@@ -26,8 +26,8 @@ from eventsourcing.dcb.api import (
 )
 from eventsourcing.persistence import IntegrityError, ProgrammingError
 
-from ..errors import AppendConditionFailed
-from .access import Event, LibraryErrors, LiveEvents, PhotonAccess
+from photon.core.errors import AppendConditionFailed
+from photon.eventsourcing.access import Event, LibraryErrors, LiveEvents, PhotonAccess
 
 DATA = "data"
 DATA_BASE64 = "data-base64"

@@ -26,7 +26,7 @@ from uuid import UUID
 import orjson
 from eventsourcing.persistence import Notification, StoredEvent
 
-from .access import Event
+from photon.eventsourcing.access import Event
 
 PAYLOAD = "payload"
 ORIGINATOR_VERSION = "originator-version"

@@ -33,9 +33,9 @@ from eventsourcing.persistence import (
     TrackingRecorder,
 )
 
-from ..errors import VersionConflict
-from .access import Event, LibraryErrors, LiveEvents, PhotonAccess
-from .mapping import (
+from photon.core.errors import VersionConflict
+from photon.eventsourcing.access import Event, LibraryErrors, LiveEvents, PhotonAccess
+from photon.eventsourcing.mapping import (
     NOTIFICATION_ID,
     ORIGINATOR_VERSION,
     TRACKING_TYPE,

@@ -4,9 +4,9 @@ See `engine` for how events are shared and acknowledged, `manager` for the set o
 `__config__`, `definition` for a group's settings and `state` for what is stored between runs.
 """
 
-from .definition import STRATEGIES, GroupSpec, parse_spec
-from .engine import NACK_ACTIONS, AckResult, Delivery, Group, Member
-from .manager import GroupManager
+from photon.groups.definition import STRATEGIES, GroupSpec, parse_spec
+from photon.groups.engine import NACK_ACTIONS, AckResult, Delivery, Group, Member
+from photon.groups.manager import GroupManager
 
 __all__ = [
     "NACK_ACTIONS",

@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..errors import ValidationError
-from ..events import ALL_STREAM, MAX_NAME_LENGTH, is_internal, stream_category
-from ..filters import FILTER_KEYS, EventFilter
+from photon.core.errors import ValidationError
+from photon.core.events import ALL_STREAM, MAX_NAME_LENGTH, is_internal, stream_category
+from photon.core.filters import FILTER_KEYS, EventFilter
 
 STRATEGIES = ("round-robin", "pinned")
 DEFAULT_MAX_IN_FLIGHT = 10

@@ -32,15 +32,15 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from ..errors import StoreClosed, ValidationError
-from ..events import ALL_STREAM, PARKED_STREAM_PREFIX, RecordedEvent, parked_stream, stream_category
-from ..filters import EventFilter
-from ..subscriptions import CaughtUp
-from .definition import GroupSpec
-from .state import GroupState, state_key
+from photon.core.errors import StoreClosed, ValidationError
+from photon.core.events import ALL_STREAM, PARKED_STREAM_PREFIX, RecordedEvent, parked_stream, stream_category
+from photon.core.filters import EventFilter
+from photon.core.subscriptions import CaughtUp
+from photon.groups.definition import GroupSpec
+from photon.groups.state import GroupState, state_key
 
 if TYPE_CHECKING:
-    from ..store import EventStore
+    from photon.core.store import EventStore
 
 log = logging.getLogger("photon.groups")
 

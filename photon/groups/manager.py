@@ -12,14 +12,14 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..errors import Conflict, NotFound, ReadOnlyStore, StoreClosed, ValidationError
-from ..events import CONFIG_STREAM
-from .definition import GroupSpec, check_group_name, parse_spec, with_start
-from .engine import AckResult, Group, Member, NackAction
-from .state import GroupState, state_key
+from photon.core.errors import Conflict, NotFound, ReadOnlyStore, StoreClosed, ValidationError
+from photon.core.events import CONFIG_STREAM
+from photon.groups.definition import GroupSpec, check_group_name, parse_spec, with_start
+from photon.groups.engine import AckResult, Group, Member, NackAction
+from photon.groups.state import GroupState, state_key
 
 if TYPE_CHECKING:
-    from ..store import EventStore
+    from photon.core.store import EventStore
 
 CREATED = "group-created"
 UPDATED = "group-updated"

@@ -3,9 +3,16 @@
 `ProjectionManager(store, config)` is the service; `definition` reads projection sources.
 """
 
-from .definition import Definition, DefinitionError, ProjectionSpec, load, spec_from_file, spec_from_template
-from .manager import ProjectionManager
-from .offline import STREAMS_PROJECTION
+from photon.projections.definition import (
+    Definition,
+    DefinitionError,
+    ProjectionSpec,
+    load,
+    spec_from_file,
+    spec_from_template,
+)
+from photon.projections.manager import ProjectionManager
+from photon.projections.offline import STREAMS_PROJECTION
 
 __all__ = [
     "STREAMS_PROJECTION",

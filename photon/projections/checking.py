@@ -15,8 +15,8 @@ import signal
 from dataclasses import dataclass
 from typing import Any
 
-from .definition import DefinitionError, ProjectionSpec, declared_name, load
-from .pool import context
+from photon.projections.definition import DefinitionError, ProjectionSpec, declared_name, load
+from photon.projections.pool import context
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,8 @@ from typing import Any
 
 import orjson
 
-from ..errors import ValidationError
-from ..events import ALL_STREAM, MAX_NAME_LENGTH
+from photon.core.errors import ValidationError
+from photon.core.events import ALL_STREAM, MAX_NAME_LENGTH
 
 LANGUAGES = ("hy", "python")
 EXTENSIONS = {".hy": "hy", ".py": "python"}

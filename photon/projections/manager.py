@@ -36,14 +36,12 @@ from typing import Any
 
 import orjson
 
-from ..errors import BackendError, NotFound, StoreClosed, ValidationError
-from ..events import ALL_STREAM, CONFIG_STREAM, RecordedEvent, stream_category
-from ..net import tcp_tls
-from ..store import EventStore
-from ..tokens import TokenSigner
-from . import worker as worker_module
-from .checking import Checked, Checker, check_here
-from .definition import (
+from photon.core.errors import BackendError, NotFound, StoreClosed, ValidationError
+from photon.core.events import ALL_STREAM, CONFIG_STREAM, RecordedEvent, stream_category
+from photon.core.store import EventStore
+from photon.projections import worker as worker_module
+from photon.projections.checking import Checked, Checker, check_here
+from photon.projections.definition import (
     EXTENSIONS,
     DefinitionError,
     ProjectionSpec,
@@ -51,7 +49,7 @@ from .definition import (
     spec_from_file,
     spec_from_template,
 )
-from .offline import (
+from photon.projections.offline import (
     DELETED,
     REGISTERED,
     STREAMS_PROJECTION,
@@ -60,8 +58,10 @@ from .offline import (
     key_of,
     registered,
 )
-from .pool import WorkerHandle
-from .tcp import ProjectionUpdatesServer
+from photon.projections.pool import WorkerHandle
+from photon.server.net import tcp_tls
+from photon.server.projection_updates import ProjectionUpdatesServer
+from photon.server.tokens import TokenSigner
 
 #: The example projections shipped with Photon (the repository's `projections` folder links here).
 EXAMPLES_FOLDER = Path(__file__).resolve().parent.parent / "examples" / "projections"
@@ -71,8 +71,6 @@ log = logging.getLogger("photon.projections")
 BATCH = 5000
 MAX_IN_FLIGHT = 4
 UPDATE_QUEUE = 256
-#: Backends that keep the data inside the writing process: workers cannot read them themselves.
-IN_PROCESS_BACKENDS = frozenset({"memory", "file"})
 
 
 _DATA = attrgetter("data")  # RecordedEvent.data
@@ -186,7 +184,7 @@ class ProjectionManager:
     def _store_config(self) -> dict[str, str] | None:
         """What a worker needs to open the same store read-only, or None when it cannot."""
         backend = self.store.backend
-        if backend.name in IN_PROCESS_BACKENDS:
+        if backend.in_process:  # workers cannot open it themselves: the feed carries everything
             return None
         config = getattr(backend, "config", None) or self.config
         return {key: str(value) for key, value in config.items() if value is not None and "." in key}

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ..errors import NotFound, ValidationError
-from ..events import CONFIG_STREAM
-from .definition import DefinitionError, ProjectionSpec, load
+from photon.core.errors import NotFound, ValidationError
+from photon.core.events import CONFIG_STREAM
+from photon.projections.definition import DefinitionError, ProjectionSpec, load
 
 if TYPE_CHECKING:
-    from ..store import EventStore
+    from photon.core.store import EventStore
 
 log = logging.getLogger("photon.projections")
 

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from . import worker as worker_module
+from photon.projections import worker as worker_module
 
 log = logging.getLogger("photon.projections")
 

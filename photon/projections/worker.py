@@ -35,8 +35,8 @@ from typing import Any
 
 import orjson
 
-from ..events import category_of, stream_category
-from .definition import Definition, ProjectionSpec, load
+from photon.core.events import category_of, stream_category
+from photon.projections.definition import Definition, ProjectionSpec, load
 
 #: A report on one projection: slot, position, last-event, processed, state JSON (None if
 #: unchanged since the last report), nanoseconds spent folding, events folded (since the last report).
@@ -192,7 +192,7 @@ class Worker:
         self.pending: deque[tuple[Any, ...]] = deque()
         self.store: Any = None
         if store_config is not None:
-            from ..store import EventStore
+            from photon.core.store import EventStore
 
             try:
                 self.store = EventStore.open(dict(store_config), read_only=True)

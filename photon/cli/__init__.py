@@ -1,0 +1,1 @@
+"""The `photon` command line: a click group whose default command is `serve`."""

@@ -1,0 +1,555 @@
+"""The Python clients: emit, read, replay (cold, hot, hot-cold), durable subscriptions and projections over HTTP.
+
+    from photon.client.blocking import PhotonClient
+
+    with PhotonClient("http://localhost:3000", "admin", "p4010n") as photon:
+        stored = photon.emit({"stream-name": "orders", "event-type": "placed", "payload": {"id": 7}})
+        for event in photon.replay("orders", stream_type="cold"):
+            print(event.order_id, event.payload)
+
+Events come back as `photon.core.events.RecordedEvent`, the same type the embedded store returns
+(`order_id`, `stream_name`, `stream_version`, `event_id`, `event_type`, `event_time`, `payload`,
+`to_dict()` for Photon's field names). `AsyncPhotonClient` offers the same calls for asyncio.
+
+`PhotonClient` speaks to the server through a `Transport`; `HttpTransport` is the one shipped
+here. Another transport (AMQP, ...) implements the same few methods and is passed as
+``PhotonClient(transport=...)``.
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+import httpx
+import orjson
+
+from photon.client.groups import GroupDelivery, ack_body, delivery_line, group_settings, nack_body
+from photon.client.wire import (
+    DEFAULT_URL,
+    RETRY_PAUSE,
+    ConsumerPosition,
+    Page,
+    ReplayItem,
+    as_event,
+    as_item,
+    emit_answer,
+    emit_body,
+    line_item,
+    page_answer,
+    position_answer,
+    projection_template,
+    query,
+    raise_for,
+    replay_params,
+    split_lines,
+    stored_events,
+    streams_answer,
+    with_ids,
+)
+from photon.client.wire import quote_segment as _quote
+from photon.core.append_request import AppendCondition
+from photon.core.backend import StreamInfo
+from photon.core.errors import PhotonError, ServerUnreachable, ValidationError
+from photon.core.events import RecordedEvent
+from photon.core.subscriptions import CaughtUp
+
+__all__ = [
+    "DEFAULT_URL",
+    "AsyncPhotonClient",
+    "ConsumerPosition",
+    "DurableSubscription",
+    "HttpTransport",
+    "Page",
+    "PhotonClient",
+    "RecordedEvent",
+    "ReplayItem",
+    "Transport",
+]
+
+
+class Transport(Protocol):
+    """What a client needs from a way of reaching the server."""
+
+    def emit(
+        self,
+        events: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+        expected_version: Any,
+        expected_versions: Mapping[str, Any] | None = None,
+        condition: Any = None,
+    ) -> Any:
+        """Store one event (answer: the stored event) or a list (answer: the stored events)."""
+
+    def replay(self, stream: str, params: dict[str, Any]) -> Iterator[Any]:
+        """Replay items: stored events (`RecordedEvent` or dicts), and `CaughtUp` between history and live."""
+
+    def subscribe(self, name: str, params: dict[str, Any]) -> Iterator[Any]:
+        """A durable consumer's items, starting after its last acknowledged event."""
+
+    def ack(self, name: str, order_id: int) -> dict[str, Any]: ...
+
+    def streams(self) -> list[Any]: ...
+
+    def close(self) -> None: ...
+
+
+class HttpTransport:
+    """The HTTP API: a token from /auth/token (renewed when refused), then /api routes."""
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        user: str = "admin",
+        password: str = "p4010n",
+        *,
+        verify: bool | str | ssl.SSLContext = True,
+        timeout: float = 30.0,
+        retries: int = 2,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.retries = retries
+        self._auth = (user, password)
+        if isinstance(verify, str):  # a CA file, such as a self-signed server certificate
+            verify = ssl.create_default_context(cafile=verify)
+        self._http = httpx.Client(base_url=self.url, verify=verify, timeout=timeout)
+        self._token: str | None = None
+
+    def token(self, renew: bool = False) -> str:
+        if self._token is None or renew:
+            with self._reaching():
+                response = self._http.get("/auth/token", auth=self._auth)
+            raise_for(response)
+            self._token = str(response.json()["token"])
+        return self._token
+
+    @contextmanager
+    def _reaching(self) -> Iterator[None]:
+        """A failure to reach the server (refused, unknown host, timeout, cut off) as a PhotonError."""
+        try:
+            yield
+        except httpx.TransportError as exc:
+            raise ServerUnreachable(f"cannot reach the Photon server at {self.url}: {exc}") from exc
+
+    def _headers(self, renew: bool = False) -> dict[str, str]:
+        return {"Authorization": f"Token {self.token(renew)}"}
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        with self._reaching():
+            response = self._http.request(method, path, headers=self._headers(), **kwargs)
+            if response.status_code == 401:  # expired: renew once
+                response = self._http.request(method, path, headers=self._headers(renew=True), **kwargs)
+        raise_for(response)
+        return response
+
+    def _stream(self, path: str, params: dict[str, Any]) -> Iterator[ReplayItem]:
+        for line in self.stream_lines(path, params):
+            item = line_item(line)
+            if item is not None:
+                yield item
+
+    def stream_lines(self, path: str, params: dict[str, Any]) -> Iterator[bytes]:
+        """The lines of a streaming answer, as they come (a consumer group member's deliveries)."""
+        with self._reaching():
+            for attempt in (0, 1):
+                with self._http.stream(
+                    "GET",
+                    path,
+                    params=query(params),
+                    headers=self._headers(renew=attempt == 1),
+                    timeout=httpx.Timeout(self._http.timeout.connect, read=None),
+                ) as response:
+                    if response.status_code == 401 and attempt == 0:
+                        continue
+                    if response.status_code >= 400:
+                        response.read()
+                        raise_for(response)
+                    rest = b""
+                    for chunk in response.iter_bytes():
+                        lines, rest = split_lines([chunk], rest)
+                        yield from lines
+                    if rest:
+                        yield rest
+                    return
+
+    def emit(
+        self,
+        events: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+        expected_version: Any,
+        expected_versions: Mapping[str, Any] | None = None,
+        condition: Any = None,
+    ) -> Any:
+        content = emit_body(events, expected_version, expected_versions, condition)
+        # Safe to send again: every event carries its id (`with_ids`), so a request that reached the
+        # server before the connection failed is answered with the events it stored, not stored twice.
+        for attempt in range(self.retries + 1):
+            try:
+                return emit_answer(self.request("POST", "/api/event", content=content).content)
+            except ServerUnreachable:
+                if attempt == self.retries:
+                    raise
+                time.sleep(RETRY_PAUSE * 2**attempt)
+        raise AssertionError("not reached")
+
+    def read_matching(self, body: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = orjson.loads(
+            self.request("POST", "/api/read-matching", content=orjson.dumps(body)).content
+        )
+        return result
+
+    def replay(self, stream: str, params: dict[str, Any]) -> Iterator[ReplayItem]:
+        return self._stream(f"/api/replay/{_quote(stream)}", params)
+
+    def subscribe(self, name: str, params: dict[str, Any]) -> Iterator[ReplayItem]:
+        return self._stream(f"/api/subscription/{_quote(name)}", params)
+
+    def ack(self, name: str, order_id: int) -> dict[str, Any]:
+        result: dict[str, Any] = self.request(
+            "POST", f"/api/subscription/{_quote(name)}/ack", json={"order-id": order_id}
+        ).json()
+        return result
+
+    def streams(self) -> list[StreamInfo]:
+        return streams_answer(self.request("GET", "/api/streams").content)
+
+    def close(self) -> None:
+        self._http.close()
+
+
+class DurableSubscription:
+    """A named consumer's items; `ack()` records what has been processed."""
+
+    def __init__(self, transport: Transport, name: str, params: dict[str, Any]) -> None:
+        self.transport = transport
+        self.name = name
+        self._items = transport.subscribe(name, params)
+        self.last_order_id: int | None = None
+
+    def __iter__(self) -> Iterator[ReplayItem]:
+        for raw in self._items:
+            item = as_item(raw)
+            if not isinstance(item, CaughtUp):
+                self.last_order_id = item.order_id
+            yield item
+
+    def ack(self, order_id: int | None = None) -> dict[str, Any]:
+        """Acknowledge up to `order_id` (default: the last event delivered)."""
+        target = self.last_order_id if order_id is None else order_id
+        if target is None:
+            raise ValidationError("nothing delivered yet to acknowledge", "order-id")
+        return self.transport.ack(self.name, target)
+
+    def close(self) -> None:
+        close = getattr(self._items, "close", None)
+        if close is not None:
+            close()
+
+
+class PhotonClient:
+    """A Photon server's client. Thread-safe for emits; one replay iterator per thread."""
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        user: str = "admin",
+        password: str = "p4010n",
+        *,
+        transport: Transport | None = None,
+        verify: bool | str = True,
+        timeout: float = 30.0,
+        retries: int = 2,
+    ) -> None:
+        self.transport: Transport = transport or HttpTransport(
+            url, user, password, verify=verify, timeout=timeout, retries=retries
+        )
+
+    def emit(
+        self,
+        events: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+        *,
+        expected_version: int | str | None = None,
+        expected_versions: Mapping[str, int | str] | None = None,
+        condition: AppendCondition | Mapping[str, Any] | None = None,
+    ) -> Any:
+        """Store one event (returns the stored `RecordedEvent`) or a list atomically (returns the stored list).
+
+        `expected_versions` and `condition` are those of `EventStore.append` (a batch over several
+        streams; a conditional append, refused with `AppendConditionFailed`). Events without an `id`
+        get one here, before sending, so a re-send after a lost answer (the transport re-sends by
+        itself on a dropped connection) stores them once.
+        """
+        events = with_ids(events)
+        if expected_versions is None and condition is None:
+            return stored_events(self.transport.emit(events, expected_version))
+        return stored_events(self.transport.emit(events, expected_version, expected_versions, condition))
+
+    def stream_metadata(self, stream: str) -> dict[str, Any]:
+        """A stream's metadata (`max-age`, `max-count`, `truncate-before`, `tombstone`, user keys)."""
+        answer: dict[str, Any] = (
+            self._http().request("GET", f"/api/stream-metadata/{_quote(stream)}").json()["metadata"]
+        )
+        return answer
+
+    def set_stream_metadata(self, stream: str, metadata: Mapping[str, Any]) -> dict[str, Any]:
+        """Replace a stream's metadata; returns it as stored."""
+        content = orjson.dumps(dict(metadata))
+        answer: dict[str, Any] = (
+            self._http().request("PUT", f"/api/stream-metadata/{_quote(stream)}", content=content).json()["metadata"]
+        )
+        return answer
+
+    def delete_stream(self, stream: str, *, hard: bool = False) -> int:
+        """Soft delete a stream (or hard: a tombstone); returns its version when deleted."""
+        params = {"hard": "true"} if hard else None
+        answer = self._http().request("DELETE", f"/api/stream/{_quote(stream)}", params=params).json()
+        return int(answer["deleted-events"])
+
+    def scavenge(self) -> dict[str, Any]:
+        """Run a scavenge on the server; returns its report."""
+        answer: dict[str, Any] = self._http().request("POST", "/api/admin/scavenge").json()
+        return answer
+
+    def redact(
+        self, *, stream: str | None = None, event_ids: Sequence[str] | None = None, reason: str | None = None
+    ) -> int:
+        """Redact a stream's events or chosen events; returns how many."""
+        body: dict[str, Any] = {"reason": reason} if reason else {}
+        if stream is not None:
+            body["stream-name"] = stream
+        if event_ids is not None:
+            body["ids"] = list(event_ids)
+        answer = self._http().request("POST", "/api/redact", content=orjson.dumps(body)).json()
+        return int(answer["redacted-events"])
+
+    def read_matching(
+        self, query: Sequence[Mapping[str, Any]] = (), *, after: int = 0, limit: int | None = None
+    ) -> Iterator[RecordedEvent]:
+        """Events of client streams matching a query after a position (see `EventStore.read_matching`)."""
+        read = getattr(self.transport, "read_matching", None)
+        if read is None:
+            raise NotImplementedError("reads by query are served over HTTP; use the HTTP transport")
+        remaining = limit
+        while remaining is None or remaining > 0:
+            page = 1000 if remaining is None else min(1000, remaining)
+            answer = read({"query": [dict(item) for item in query], "after": after, "limit": page})
+            yield from (as_event(e) for e in answer["results"])
+            if answer["next"] is None:
+                return
+            after = answer["next"]
+            if remaining is not None:
+                remaining -= len(answer["results"])
+
+    def replay(
+        self,
+        stream: str = "__all__",
+        *,
+        stream_type: str = "hot-cold",
+        from_: int | None = None,
+        from_version: int | None = None,
+        from_time: int | None = None,
+        to: int | None = None,
+        event_types: Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> Iterator[ReplayItem]:
+        """`RecordedEvent`s in order; with hot-cold, one `CaughtUp(order_id)` between history and live."""
+        params = replay_params(stream_type, from_, from_version, from_time, to, event_types, limit)
+        return _Typed(self.transport.replay(stream, params))
+
+    def subscribe(
+        self,
+        name: str,
+        stream: str | None = None,
+        *,
+        stream_type: str = "hot-cold",
+        event_types: Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> DurableSubscription:
+        """Follow `stream` as the durable consumer `name`, from just after its last acknowledged event."""
+        params = {"stream": stream, "stream-type": stream_type, "event-types": event_types, "limit": limit}
+        return DurableSubscription(self.transport, name, params)
+
+    def streams(self) -> list[StreamInfo]:
+        return [
+            s if isinstance(s, StreamInfo) else StreamInfo(s["stream-name"], s["total-events"])
+            for s in self.transport.streams()
+        ]
+
+    # -- served over HTTP only ------------------------------------------------------------------
+
+    def _http(self) -> HttpTransport:
+        if not isinstance(self.transport, HttpTransport):
+            raise PhotonError(
+                "projections, stream metadata, deletes, scavenging and redaction are served over HTTP: "
+                "use a client with the HTTP transport"
+            )
+        return self.transport
+
+    def read(
+        self,
+        stream: str = "__all__",
+        *,
+        from_: int | None = None,
+        from_version: int | None = None,
+        limit: int | None = None,
+    ) -> Page:
+        """One page of a stream's stored events (`Page.next` is the `from_` of the next page, None at the end)."""
+        params = query({"from": from_, "from-version": from_version, "limit": limit})
+        return page_answer(self._http().request("GET", f"/api/stream-contents/{_quote(stream)}", params=params).content)
+
+    def event(self, stream: str, order_id: int) -> RecordedEvent:
+        """The event at `order_id` in `stream` (any stream for `__all__`); `NotFound` otherwise."""
+        return RecordedEvent.from_json(self._http().request("GET", f"/api/event/{_quote(stream)}/{order_id}").content)
+
+    def position(self, consumer: str) -> ConsumerPosition:
+        """A durable consumer's stream and last acknowledged order-id."""
+        path = f"/api/subscription/{_quote(consumer)}/position"
+        return position_answer(consumer, self._http().request("GET", path).content)
+
+    def forget_consumer(self, consumer: str) -> None:
+        """Delete a durable consumer and its position."""
+        self._http().request("DELETE", f"/api/subscription/{_quote(consumer)}")
+
+    def projections(self) -> list[dict[str, Any]]:
+        """Every projection's descriptor (name, stream, status, position...), without its value."""
+        result: list[dict[str, Any]] = self._http().request("GET", "/api/projections").json()
+        return result
+
+    def projection_value(self, name: str, key: str | None = None) -> Any:
+        """A projection's current value, or one key (an index for an array) of it."""
+        if key is not None:
+            return self._http().request("GET", f"/api/projection/{_quote(name)}/{_quote(key)}").json()
+        return self._http().request("GET", f"/api/projection/{_quote(name)}").json()["current-value"]
+
+    def add_projection(self, name: str, reduction: str, language: str = "python", **fields: Any) -> dict[str, Any]:
+        """Register (or replace) projection `name` from its code (a whole module or one function);
+        `fields` are other template fields (``stream_name="orders"``, ``initial_value={}``)."""
+        content = projection_template(name, reduction, language, fields)
+        descriptor: dict[str, Any] = (
+            self._http().request("POST", "/api/projection", content=content).json()["projection"]
+        )
+        return descriptor
+
+    def remove_projection(self, name: str) -> None:
+        self._http().request("DELETE", f"/api/projection/{_quote(name)}")
+
+    # -- consumer groups (HTTP) ------------------------------------------------------------------
+
+    def create_group(self, name: str, **settings: Any) -> dict[str, Any]:
+        """Create consumer group `name`; `settings` as keywords (``stream="__category__:order"``,
+        ``strategy="pinned"``, ``max_in_flight=5``, ``ack_timeout_ms=...``, ``max_retries=...``,
+        ``serial=True``, ``start="end"``, ``filter={...}``). Returns the group's description."""
+        body = {"group-name": name, **group_settings(settings)}
+        result: dict[str, Any] = self._http().request("POST", "/api/groups", json=body).json()
+        return result
+
+    def update_group(self, name: str, **changes: Any) -> dict[str, Any]:
+        path = f"/api/group/{_quote(name)}"
+        result: dict[str, Any] = self._http().request("PUT", path, json=group_settings(changes)).json()
+        return result
+
+    def delete_group(self, name: str) -> None:
+        self._http().request("DELETE", f"/api/group/{_quote(name)}")
+
+    def groups(self) -> list[dict[str, Any]]:
+        """Every consumer group with its checkpoint, members and counters."""
+        result: list[dict[str, Any]] = self._http().request("GET", "/api/groups").json()["groups"]
+        return result
+
+    def group(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._http().request("GET", f"/api/group/{_quote(name)}").json()
+        return result
+
+    def reset_group(self, name: str, from_: int) -> dict[str, Any]:
+        """Start the group over from order-id `from_` (its members reconnect)."""
+        path = f"/api/group/{_quote(name)}/reset"
+        result: dict[str, Any] = self._http().request("POST", path, json={"from": from_}).json()
+        return result
+
+    def replay_parked(self, name: str) -> int:
+        """Hand the group's parked events back to it; returns how many."""
+        return int(self._http().request("POST", f"/api/group/{_quote(name)}/replay-parked").json()["replayed"])
+
+    def join_group(self, name: str, member: str | None = None) -> GroupMember:
+        """Join group `name` as a member: iterate over its `GroupDelivery`s, `ack`/`nack` them."""
+        return GroupMember(self._http(), name, member)
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def __enter__(self) -> PhotonClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class GroupMember:
+    """A member of a consumer group over HTTP: an iterator of `GroupDelivery`s, with `ack`/`nack`.
+
+    The deliveries come on one streaming connection; acks and nacks go on another, kept alive, so
+    no connection is opened per event. Closing the member (or losing its connection) gives its
+    unacknowledged events back to the group.
+    """
+
+    def __init__(self, transport: HttpTransport, group: str, member: str | None) -> None:
+        self.transport = transport
+        self.group = group
+        self.id = member
+        self._path = f"/api/group/{_quote(group)}"
+        self._lines = transport.stream_lines(f"{self._path}/stream", {"member": member})
+
+    def __iter__(self) -> Iterator[GroupDelivery]:
+        return self
+
+    def __next__(self) -> GroupDelivery:
+        for line in self._lines:
+            item = delivery_line(line)
+            if isinstance(item, GroupDelivery):
+                return item
+            if item is not None:
+                self.id = item
+        raise StopIteration
+
+    def ack(self, order_ids: int | Sequence[int]) -> dict[str, Any]:
+        """Acknowledge deliveries (order-ids); returns once durable: ``{"done": n, "unknown": [...]}``."""
+        ids = [order_ids] if isinstance(order_ids, int) else list(order_ids)
+        result: dict[str, Any] = self.transport.request("POST", f"{self._path}/ack", json=ack_body(ids)).json()
+        return result
+
+    def nack(self, order_ids: int | Sequence[int], action: str = "retry", reason: str = "") -> dict[str, Any]:
+        """Refuse deliveries: `retry` (delivered again, counted), `park` or `skip`."""
+        ids = [order_ids] if isinstance(order_ids, int) else list(order_ids)
+        body = nack_body(ids, action, reason)
+        result: dict[str, Any] = self.transport.request("POST", f"{self._path}/nack", json=body).json()
+        return result
+
+    def close(self) -> None:
+        close = getattr(self._lines, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> GroupMember:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Typed(Iterator[ReplayItem]):
+    """A transport's replay items as `RecordedEvent`s; closing it closes the transport's stream."""
+
+    def __init__(self, raw: Iterator[Any]) -> None:
+        self._raw = raw
+
+    def __next__(self) -> ReplayItem:
+        return as_item(next(self._raw))
+
+    def close(self) -> None:
+        close = getattr(self._raw, "close", None)
+        if close is not None:
+            close()
+
+
+from photon.client.asynchronous import AsyncPhotonClient  # noqa: E402  (the same calls for asyncio)

@@ -1,0 +1,202 @@
+"""What the blocking and the asyncio clients share: the HTTP API's paths and parameters, the answers as typed
+values, and the errors as Photon's own types. Neither client decides anything else."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, NamedTuple
+from urllib.parse import quote
+
+import httpx
+import orjson
+
+from photon.core import append_request
+from photon.core.backend import StreamInfo
+from photon.core.errors import (
+    AppendConditionFailed,
+    NotAuthorized,
+    NotFound,
+    PhotonError,
+    StoreClosed,
+    StreamDeleted,
+    ValidationError,
+    VersionConflict,
+)
+from photon.core.events import ID, RecordedEvent, new_event_id
+from photon.core.subscriptions import CaughtUp
+
+ReplayItem = RecordedEvent | CaughtUp
+
+DEFAULT_URL = "http://localhost:3000"
+RETRY_PAUSE = 0.2
+"""Seconds before the first re-send of an emit that did not reach the server (doubled each time)."""
+
+
+class Page(NamedTuple):
+    """One page of a stream's events; `next` is the order-id to read the next page from (None: the end)."""
+
+    events: list[RecordedEvent]
+    next: int | None
+
+
+class ConsumerPosition(NamedTuple):
+    """A durable consumer's stream and its last acknowledged order-id (0: nothing acknowledged yet)."""
+
+    name: str
+    stream: str | None
+    order_id: int
+
+
+def quote_segment(part: str) -> str:
+    """One path segment, every reserved character percent-encoded (a stream name may hold `/?#%`).
+
+    A segment of only dots is encoded too: URL normalisation would otherwise remove it.
+    """
+    return quote(part, safe="") if part.strip(".") else part.replace(".", "%2E")
+
+
+def with_ids(events: Any) -> Any:
+    """The events, each with an `id` (a new UUIDv7 where the caller gave none).
+
+    The id is given before the first attempt, so that re-sending the same events after a time-out
+    or a cut connection stores them once: the server answers a re-sent id with the stored event.
+    """
+    if isinstance(events, Mapping):
+        return events if ID in events else {**events, ID: new_event_id()}
+    if isinstance(events, Sequence) and not isinstance(events, (str, bytes)):
+        return [with_ids(e) for e in events]
+    return events
+
+
+def emit_body(
+    events: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+    expected_version: Any,
+    expected_versions: Mapping[str, Any] | None = None,
+    condition: Any = None,
+) -> bytes:
+    """An emit request's body as JSON (`append_request.emit_body` decides its shape)."""
+    body: Any = events if isinstance(events, Mapping) else list(events)
+    return orjson.dumps(append_request.emit_body(body, expected_version, expected_versions, condition))
+
+
+def as_event(item: Any) -> RecordedEvent:
+    """A stored event as `RecordedEvent`, whatever form a transport gave it in."""
+    if isinstance(item, RecordedEvent):
+        return item
+    if isinstance(item, (bytes, bytearray)):
+        return RecordedEvent.from_json(bytes(item))
+    return RecordedEvent.from_dict(item)
+
+
+def stored_events(answer: Any) -> RecordedEvent | list[RecordedEvent]:
+    """An emit's answer: one event for one event sent, a list for a list."""
+    if isinstance(answer, list):
+        return [as_event(e) for e in answer]
+    return as_event(answer)
+
+
+def as_item(item: Any) -> ReplayItem:
+    return item if isinstance(item, CaughtUp) else as_event(item)
+
+
+def emit_answer(content: bytes) -> RecordedEvent | list[RecordedEvent]:
+    return stored_events(orjson.loads(content))
+
+
+def page_answer(content: bytes) -> Page:
+    doc = orjson.loads(content)
+    return Page([RecordedEvent.from_dict(e) for e in doc["results"]], doc.get("next"))
+
+
+def streams_answer(content: bytes) -> list[StreamInfo]:
+    return [StreamInfo(s["stream-name"], s["total-events"]) for s in orjson.loads(content)["streams"]]
+
+
+def position_answer(name: str, content: bytes) -> ConsumerPosition:
+    doc = orjson.loads(content)
+    return ConsumerPosition(doc.get("consumer", name), doc.get("stream"), int(doc.get("acked") or 0))
+
+
+def replay_params(
+    stream_type: str,
+    from_: int | None,
+    from_version: int | None,
+    from_time: int | None,
+    to: int | None,
+    event_types: Sequence[str] | None,
+    limit: int | None,
+) -> dict[str, Any]:
+    return {
+        "stream-type": stream_type,
+        "from": from_,
+        "from-version": from_version,
+        "from-time": from_time,
+        "to": to,
+        "event-types": event_types,
+        "limit": limit,
+    }
+
+
+def query(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Query parameters without the unset ones; lists comma-separated."""
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if value is None:
+            continue
+        out[key] = ",".join(value) if isinstance(value, (list, tuple, set, frozenset)) else value
+    return out
+
+
+def projection_template(name: str, reduction: str, language: str, fields: Mapping[str, Any]) -> bytes:
+    template = {"projection-name": name, "language": language, "reduction": reduction}
+    template.update({key.replace("_", "-"): value for key, value in fields.items()})
+    return orjson.dumps(template)
+
+
+def raise_for(response: httpx.Response) -> None:
+    """An error answer as Photon's own error type (the body has been read)."""
+    if response.status_code < 400:
+        return
+    try:
+        body = response.json()
+        message = body.get("error", response.text) if isinstance(body, dict) else response.text
+    except ValueError:
+        body, message = {}, response.text
+    status = response.status_code
+    if status == 401:
+        raise NotAuthorized(message)
+    if status == 409 and body.get("condition-failed"):
+        raise AppendConditionFailed.from_fields(body, message)
+    if status == 409 and "current-version" in body:
+        raise VersionConflict(body["stream-name"], body["expected-version"], body["current-version"])
+    if status == 404:
+        raise NotFound(message)
+    if status == 410 and "stream-name" in body:
+        raise StreamDeleted(body["stream-name"])
+    if status in (400, 413):
+        raise ValidationError(message, body.get("field"))
+    if status == 503:
+        raise StoreClosed(message)
+    raise PhotonError(f"HTTP {status}: {message}")
+
+
+def split_lines(chunks: Iterable[bytes], rest: bytes = b"") -> tuple[list[bytes], bytes]:
+    """Complete lines of the chunks, and the unfinished rest to prepend to the next chunks."""
+    lines: list[bytes] = []
+    for chunk in chunks:
+        if rest:
+            chunk = rest + chunk
+        parts = chunk.split(b"\n")
+        rest = parts.pop()
+        lines.extend(parts)
+    return lines, rest
+
+
+def line_item(line: bytes) -> ReplayItem | None:
+    """One NDJSON replay line: an event, the caught-up marker, or None for a blank line (and for
+    the fell-behind notice: the replay goes on from the store, in order, with nothing to do)."""
+    if not line.strip() or line.startswith(b'{"fell-behind":'):
+        return None
+    if line.startswith(b'{"caught-up":'):
+        return CaughtUp(orjson.loads(line)["caught-up"])
+    return RecordedEvent.from_json(line)

@@ -1,0 +1,1 @@
+"""Operations over a whole store: backup, restore, stream transfer, the Clojure backup format."""

@@ -1,0 +1,239 @@
+"""Consumer groups over HTTP: `/api/groups`, `/api/group/{name}[/...]`.
+
+A member connects with ``GET /api/group/{name}/stream`` and receives its deliveries as NDJSON (or
+server-sent events): a first line ``{"group": name, "member": id}``, then one line per delivery,
+``{"attempt": n, "event": <the stored event>}``. It acknowledges with ``POST .../ack`` and
+``POST .../nack``, many order-ids per call, over any connection (keep-alive: one for all acks).
+When the stream's connection goes away, the member's unacknowledged events go to the others.
+The rules are the core's (`photon.groups`); these routes only translate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import BaseRoute, Route
+
+from photon.core import aio
+from photon.core.errors import StoreClosed
+from photon.core.store import EventStore
+from photon.groups import NACK_ACTIONS, Delivery, GroupManager, Member
+from photon.server.http.api import parse_json
+from photon.server.http.errors import RequestError, json_response
+from photon.server.http.limits import read_body
+from photon.server.http.params import Param, accepts
+
+NDJSON = "application/x-ndjson"
+SSE = "text/event-stream"
+IDLE_SECONDS = 1.0
+SSE_KEEPALIVE_IDLES = 15
+BODY_LIMIT = 4 * 1024 * 1024
+
+GROUP_DOC = (
+    '{"group-name", "stream" (a stream, __all__ or __category__:<name>), "filter" ({"stream-prefix", '
+    '"event-type-prefix", "stream-regex", "event-type-regex", "category", "event-types"}), "start" (begin, end '
+    'or an order-id), "strategy" (round-robin or pinned), "max-in-flight", "ack-timeout-ms", "max-retries", "serial"}'
+)
+DESCRIPTION = "the group's definition, checkpoint, members and counters"
+
+
+def _store(request: Request) -> EventStore:
+    store: EventStore = request.app.state.store
+    return store
+
+
+def _groups(request: Request) -> GroupManager:
+    return _store(request).groups
+
+
+async def _body(request: Request) -> Any:
+    return parse_json(await read_body(request, BODY_LIMIT))
+
+
+def delivery_line(delivery: Delivery) -> bytes:
+    return b'{"attempt":%d,"event":' % delivery.attempt + delivery.event.data + b"}"
+
+
+@accepts(answer='{"groups": [' + DESCRIPTION + "]}")
+async def list_groups(request: Request, query: dict[str, Any]) -> Response:
+    """Every consumer group with its position and members."""
+    store = _store(request)
+    return json_response({"groups": await aio.run_blocking(store, store.groups.list)})
+
+
+@accepts(
+    body=GROUP_DOC,
+    answer=DESCRIPTION,
+    errors={400: "a bad definition (the key is named)", 409: "a group of that name exists"},
+)
+async def create_group(request: Request, query: dict[str, Any]) -> Response:
+    """Create a consumer group (recorded in __config__)."""
+    store = _store(request)
+    doc = await _body(request)
+    if not isinstance(doc, dict):
+        raise RequestError("a group definition is a JSON object")
+    return json_response(await aio.run_blocking(store, store.groups.create, doc), 201)
+
+
+@accepts(answer=DESCRIPTION, errors={404: "no such group"})
+async def describe_group(request: Request, query: dict[str, Any]) -> Response:
+    """One consumer group: definition, checkpoint, in-flight events, members, counters."""
+    store = _store(request)
+    return json_response(await aio.run_blocking(store, store.groups.describe, request.path_params["name"]))
+
+
+@accepts(
+    body="the keys to change (any of the definition's but group-name and start)",
+    answer=DESCRIPTION,
+    errors={400: "a bad value (the key is named)", 404: "no such group"},
+)
+async def update_group(request: Request, query: dict[str, Any]) -> Response:
+    """Change a group's settings; its position stays (a new source or strategy reconnects its members)."""
+    store = _store(request)
+    doc = await _body(request)
+    return json_response(await aio.run_blocking(store, store.groups.update, request.path_params["name"], doc))
+
+
+@accepts(answer='{"correct": true}', errors={404: "no such group"})
+async def delete_group(request: Request, query: dict[str, Any]) -> Response:
+    """Delete a group and its position (its parked stream stays)."""
+    store = _store(request)
+    await aio.run_blocking(store, store.groups.delete, request.path_params["name"])
+    return json_response({"correct": True})
+
+
+@accepts(
+    body='{"from": <order-id>}',
+    answer=DESCRIPTION,
+    errors={400: "from missing or not an order-id", 404: "no such group"},
+)
+async def reset_group(request: Request, query: dict[str, Any]) -> Response:
+    """Start the group over from an order-id; its members reconnect."""
+    store = _store(request)
+    doc = await _body(request)
+    if not isinstance(doc, dict) or set(doc) != {"from"}:
+        raise RequestError('the body must be {"from": <order-id>}', field="from")
+    return json_response(await aio.run_blocking(store, store.groups.reset, request.path_params["name"], doc["from"]))
+
+
+@accepts(answer='{"replayed": n}', errors={404: "no such group"})
+async def replay_parked(request: Request, query: dict[str, Any]) -> Response:
+    """Hand the events parked so far back to the group, to be delivered again."""
+    store = _store(request)
+    count = await aio.run_blocking(store, store.groups.replay_parked, request.path_params["name"])
+    return json_response({"replayed": count})
+
+
+def _order_ids(doc: Any, allowed: set[str]) -> list[int]:
+    if not isinstance(doc, dict) or not set(doc) <= allowed or ("order-ids" in doc) == ("order-id" in doc):
+        raise RequestError('the body must hold "order-ids": [<order-id>, ...] (or one "order-id")', field="order-ids")
+    ids = doc["order-ids"] if "order-ids" in doc else [doc["order-id"]]
+    if not isinstance(ids, list) or not ids:
+        raise RequestError("order-ids must be a non-empty list of order-ids", field="order-ids")
+    for value in ids:
+        if type(value) is not int or value < 1:
+            raise RequestError(f"order-ids must be whole numbers of at least 1, got {value!r}", field="order-ids")
+    return ids
+
+
+@accepts(
+    body='{"order-ids": [n, ...]} (or {"order-id": n})',
+    answer='{"done": <events acknowledged>, "unknown": [order-ids not delivered or already done]}',
+    errors={400: "no order-ids, or not numbers", 404: "no such group"},
+)
+async def ack(request: Request, query: dict[str, Any]) -> Response:
+    """Acknowledge delivered events; answers once the acknowledgement is durable."""
+    store = _store(request)
+    ids = _order_ids(await _body(request), {"order-ids", "order-id"})
+    result = await aio.run_blocking(store, store.groups.ack, request.path_params["name"], ids)
+    return json_response(result.to_json())
+
+
+@accepts(
+    body='{"order-ids": [n, ...], "action": "retry" (default), "park" or "skip", "reason": "..."}',
+    answer='{"done": <events nacked>, "unknown": [order-ids not delivered or already done]}',
+    errors={400: "no order-ids, or an unknown action", 404: "no such group"},
+)
+async def nack(request: Request, query: dict[str, Any]) -> Response:
+    """Refuse delivered events: retry (redeliver, counted), park (to the parked stream) or skip."""
+    store = _store(request)
+    doc = await _body(request)
+    ids = _order_ids(doc, {"order-ids", "order-id", "action", "reason"})
+    action = doc.get("action", "retry")
+    if action not in NACK_ACTIONS:
+        raise RequestError(f"action must be one of {', '.join(NACK_ACTIONS)}, got {action!r}", field="action")
+    reason = doc.get("reason", "")
+    if not isinstance(reason, str) or len(reason) > 2000:
+        raise RequestError("reason must be a string of at most 2000 characters", field="reason")
+    result = await aio.run_blocking(store, store.groups.nack, request.path_params["name"], ids, action, reason)
+    return json_response(result.to_json())
+
+
+def _encode(deliveries: list[Delivery], sse: bool) -> bytes:
+    if not sse:
+        return b"\n".join([delivery_line(d) for d in deliveries]) + b"\n"
+    return b"".join(b"id: %d\ndata: " % d.event.order_id + delivery_line(d) + b"\n\n" for d in deliveries)
+
+
+@accepts(
+    Param(
+        "member", "string", "This member's id (default: a new one); a member joining under a present id replaces it."
+    ),
+    answer='NDJSON: {"group": name, "member": id}, then one line per delivery {"attempt": n, "event": {...}}; '
+    "server-sent events with Accept: text/event-stream",
+    errors={404: "no such group"},
+    streaming=True,
+)
+async def member_stream(request: Request, query: dict[str, Any]) -> Response:
+    """Join a group as a member and receive its share of the events until the connection closes."""
+    store = _store(request)
+    name = request.path_params["name"]
+    member: Member = await aio.run_blocking(store, store.groups.join, name, query["member"])
+    sse = "text/event-stream" in request.headers.get("accept", "")
+    hello = orjson.dumps({"group": name, "member": member.id})
+
+    async def body() -> AsyncIterator[bytes]:
+        idles = 0
+        try:
+            yield (b"event: joined\ndata: " + hello + b"\n\n") if sse else hello + b"\n"
+            while True:
+                try:
+                    batch = await member.next_batch(IDLE_SECONDS)
+                except StoreClosed:
+                    return
+                if batch:
+                    yield _encode(batch, sse)
+                    continue
+                if getattr(request.app.state, "closing", False) or await request.is_disconnected():
+                    return
+                idles += 1
+                if sse and idles % SSE_KEEPALIVE_IDLES == 0:
+                    yield b": keep-alive\n\n"
+        finally:
+            # The member's unacknowledged events go back to the group (parking may write).
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(aio.run_blocking(store, member.close))
+
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(body(), media_type=SSE if sse else NDJSON, headers=headers)
+
+
+def group_routes() -> list[BaseRoute]:
+    return [
+        Route("/api/groups", list_groups, methods=["GET"]),
+        Route("/api/groups", create_group, methods=["POST"]),
+        Route("/api/group/{name}", describe_group, methods=["GET"]),
+        Route("/api/group/{name}", update_group, methods=["PUT"]),
+        Route("/api/group/{name}", delete_group, methods=["DELETE"]),
+        Route("/api/group/{name}/stream", member_stream, methods=["GET"]),
+        Route("/api/group/{name}/ack", ack, methods=["POST"]),
+        Route("/api/group/{name}/nack", nack, methods=["POST"]),
+        Route("/api/group/{name}/reset", reset_group, methods=["POST"]),
+        Route("/api/group/{name}/replay-parked", replay_parked, methods=["POST"]),
+    ]
