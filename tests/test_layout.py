@@ -33,7 +33,7 @@ KNOWN_FRONT_END_IMPORTS = {"photon.projections.manager"}
 KNOWN_LONG = {
     "photon.client.blocking", "photon.core.events", "photon.core.store", "photon.core.subscriptions",
     "photon.groups.engine", "photon.ops.restore", "photon.projections.manager", "photon.server.amqp.link",
-    "photon_backends.cassandra", "photon_backends.redis", "photon_backends.sql",
+    "photon_backends.cassandra", "photon_backends.redis",
 }  # fmt: skip
 
 

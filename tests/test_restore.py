@@ -411,7 +411,7 @@ def test_a_bulk_load_into_sqlite_syncs_once_at_the_end(tmp_path: Path) -> None:
 def test_a_bulk_load_into_sqlite_stores_every_row_of_large_and_odd_sized_batches(tmp_path: Path) -> None:
     # A bulk load inserts many rows per statement (powers of two up to BULK_ROWS); batches of
     # sizes that are not powers of two, and larger than one statement, must land whole and in order.
-    from photon_backends.sql import BULK_ROWS
+    from photon_backends.sql.bulk_load import BULK_ROWS
 
     sizes = [1, 3, BULK_ROWS + 1, 2 * BULK_ROWS + 777]
     records: list[RecordedEvent] = []
