@@ -38,6 +38,10 @@ class LogCheckpointer:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
 
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def start(self) -> None:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="photon-sqlite-checkpoints", daemon=True)

@@ -55,7 +55,7 @@ class SQLiteBackend(SQLBackend):
         self.path = Path(config.get("sqlite.path") or "photon.db")
         self.synchronous = config.get("sqlite.synchronous") or "FULL"
         self._lock_file = FileLock(self.path.with_name(self.path.name + ".lock"))
-        self._checkpointer = LogCheckpointer(self.path, self.synchronous)
+        self.checkpointer = LogCheckpointer(self.path, self.synchronous)
         self._bulk = False
         self._reclaim_pending = False
         """Removals or replacements happened that reclaim_step has not finished with."""
@@ -96,7 +96,7 @@ class SQLiteBackend(SQLBackend):
     def open(self, *, writer: bool) -> StoreState:
         state = super().open(writer=writer)
         if writer:
-            self._checkpointer.start()
+            self.checkpointer.start()
         return state
 
     def _keep_id_index(self, connection: Any, events: Sequence[RecordedEvent]) -> None:
@@ -144,11 +144,11 @@ class SQLiteBackend(SQLBackend):
         load stays with the log.
         """
         writer = self._writer_connection().driver_connection
-        self._checkpointer.stop()
+        self.checkpointer.stop()
         self._engine.dispose()  # idle pooled connections; the writer's stays open
         self._outside_wal = leave_wal(writer, self.path)
         if not self._outside_wal:
-            self._checkpointer.start()
+            self.checkpointer.start()
 
     def _back_to_wal(self) -> None:
         if not self._outside_wal:
@@ -156,7 +156,7 @@ class SQLiteBackend(SQLBackend):
         writer = self._writer_connection().driver_connection
         self._outside_wal = False  # from here, a new connection switches the file back itself
         back_to_wal(writer, self.path)
-        self._checkpointer.start()
+        self.checkpointer.start()
 
     def before_erasure(self, conn: Any) -> None:
         # Freed and overwritten content is zeroed, so no copy of a redacted payload stays in a
@@ -204,7 +204,7 @@ class SQLiteBackend(SQLBackend):
             self._writer.driver_connection.execute(f"PRAGMA synchronous={level}")
 
     def close(self) -> None:
-        self._checkpointer.stop()
+        self.checkpointer.stop()
         super().close()  # the last connection to close checkpoints the rest and removes the log
 
     def on_begin(self, connection: Any) -> None:
@@ -261,5 +261,5 @@ class SQLiteBackend(SQLBackend):
             if self._bulk and isinstance(error, IntegrityError):  # the id index kept during the load
                 error = IntegrityError(f"the loaded events repeat an id or a stream version: {exc}")
             raise error from exc
-        if self._checkpointer.restart_log:
-            self._checkpointer.finish(connection)
+        if self.checkpointer.restart_log:
+            self.checkpointer.finish(connection)
