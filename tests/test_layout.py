@@ -25,14 +25,12 @@ MODULES = modules()
 KNOWN_LOOPS = [["photon.ops.backup_files", "photon.ops.restore"]]
 KNOWN_PRIVATE_READS = {
     "photon.core.subscriptions",
-    "photon.eventsourcing.access",
-    "photon.groups.manager",
     "photon.ops.restore",
 }
-KNOWN_FRONT_END_IMPORTS = {"photon.projections.manager"}
+KNOWN_FRONT_END_IMPORTS: set[str] = set()
 KNOWN_LONG = {
     "photon.client.blocking", "photon.core.events", "photon.core.store", "photon.core.subscriptions",
-    "photon.groups.engine", "photon.ops.restore", "photon.projections.manager", "photon.server.amqp.link",
+    "photon.ops.restore", "photon.server.amqp.link",
     "photon_backends.cassandra", "photon_backends.redis",
 }  # fmt: skip
 

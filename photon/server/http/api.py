@@ -16,10 +16,11 @@ from photon.core.append_request import parse_after, parse_emit, parse_query
 from photon.core.errors import NotFound, PhotonError
 from photon.core.events import ALL_STREAM, stream_pattern
 from photon.core.metrics import metrics_for
-from photon.core.requests import DEFAULT_PAGE, MAX_PAGE, PageOptions, build, is_digits, parse_integer
+from photon.core.requests import DEFAULT_PAGE, MAX_PAGE, PageOptions, build, parse_integer
 from photon.core.store import EventStore
 from photon.server.http.errors import JSON, RequestError, json_response
 from photon.server.http.lifetime_routes import lifetime_routes
+from photon.server.http.limits import read_body
 from photon.server.http.params import Param, accepts, params_of
 
 log = logging.getLogger("photon.http")
@@ -38,23 +39,6 @@ EXPECTED_VERSION = Param(
 def _store(request: Request) -> EventStore:
     store: EventStore = request.app.state.store
     return store
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it passes `limit` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and is_digits(declared) and int(declared) > limit:
-        raise RequestError(
-            f"request body of {declared} bytes is over the limit of {limit} bytes (rest.body.max.bytes)", 413
-        )
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise RequestError(f"request body is over the limit of {limit} bytes (rest.body.max.bytes)", 413)
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def parse_json(body: bytes) -> Any:

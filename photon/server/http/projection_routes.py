@@ -31,6 +31,7 @@ from photon.core.errors import NotFound, ValidationError
 from photon.projections import STREAMS_PROJECTION
 from photon.projections.manager import ProjectionManager
 from photon.server.http.errors import photon_error_response
+from photon.server.http.limits import body_limit, read_body
 
 Guard = Callable[[Request], Any | Awaitable[Any]]
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -64,7 +65,7 @@ def projection_routes(manager: ProjectionManager, admin: Guard, reader: Guard | 
 
     async def create(request: Request) -> Response:
         try:
-            template = orjson.loads(await request.body())
+            template = orjson.loads(await read_body(request, body_limit(request)))
         except orjson.JSONDecodeError as exc:
             raise ValidationError(f"the request body is not valid JSON: {exc}") from None
         descriptor = await manager.create(template)

@@ -39,8 +39,9 @@ from photon.core.metrics import metrics_for
 from photon.core.requests import MAX_INT64, ReplayOptions, build, parse_integer
 from photon.core.store import EventStore
 from photon.core.subscriptions import CaughtUp, FellBehind, Item, StreamType, Subscription
-from photon.server.http.api import parse_json, read_body
+from photon.server.http.api import parse_json
 from photon.server.http.errors import RequestError, json_response
+from photon.server.http.limits import read_body
 from photon.server.http.params import Param, accepts, params_of
 
 NDJSON = "application/x-ndjson"
