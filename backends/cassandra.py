@@ -62,9 +62,10 @@ from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from photon.core.backend import Backend, Query, StoreState, StreamInfo
-from photon.core.config import Setting, parse_port, parse_positive
+from photon.core.config import parse_port, parse_positive
 from photon.core.errors import BackendError, BackendUnavailable, IntegrityError, StoreLocked
 from photon.core.events import RecordedEvent
+from photon.core.setting import Setting
 
 from ._lease import LeaseRenewer, lease_holder
 
@@ -158,6 +159,9 @@ def _parse_keyspace(text: str) -> str:
 class CassandraBackend(Backend):
     name = "cassandra"
     read_page_size = 5000  # a round trip per page: fewer, larger pages
+    scavenging = True
+    redaction = True
+    listing_checkpoints = True
     description = "Cassandra / ScyllaDB keyspace (cassandra.ip, cassandra.keyspace); head row moved by LWT"
     driver = "cassandra"
     extra = "cassandra"

@@ -20,9 +20,9 @@ from typing import Any
 import orjson
 
 from photon.core.backend import StoreState
-from photon.core.config import Setting
 from photon.core.errors import BackendError
 from photon.core.events import RecordedEvent
+from photon.core.setting import Setting
 
 from ._locks import FileLock
 from .memory import MemoryBackend

@@ -17,6 +17,10 @@ class MemoryBackend(Backend):
     aliases: ClassVar[tuple[str, ...]] = ("dummy",)
     description = "in process, lost at exit (tests, throwaway runs)"
     persistent = False
+    in_process = True
+    scavenging = True
+    redaction = True
+    listing_checkpoints = True
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         super().__init__(config)

@@ -37,9 +37,10 @@ from typing import Any
 
 from photon.core.append_request import QueryItem
 from photon.core.backend import Backend, Query, StoreState, StreamInfo
-from photon.core.config import Setting, parse_positive
+from photon.core.config import parse_positive
 from photon.core.errors import BackendError, BackendUnavailable, IntegrityError, StoreLocked
 from photon.core.events import RecordedEvent, event_tags
+from photon.core.setting import Setting
 
 from ._lease import LeaseRenewer, lease_holder
 
@@ -56,6 +57,9 @@ class MongoBackend(Backend):
     name = "mongo"
     aliases = ("mongodb",)
     read_page_size = 5000  # a round trip per page: fewer, larger pages
+    scavenging = True
+    redaction = True
+    listing_checkpoints = True
     description = "MongoDB (mongodb.host, mongodb.database); one transaction per append"
     driver = "pymongo"
     extra = "mongo"

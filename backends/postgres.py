@@ -8,8 +8,8 @@ under the `postgresql` dialect, so `sql` with a PostgreSQL URL behaves the same.
 
 from __future__ import annotations
 
-from photon.core.config import Setting
 from photon.core.errors import BackendError
+from photon.core.setting import Setting
 
 from .sql import SQLBackend
 

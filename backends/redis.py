@@ -40,9 +40,10 @@ from typing import Any
 import orjson
 
 from photon.core.backend import Backend, Query, StoreState, StreamInfo
-from photon.core.config import Setting, parse_int, parse_positive
+from photon.core.config import parse_int, parse_positive
 from photon.core.errors import BackendError, BackendUnavailable, IntegrityError, StoreLocked, StoreLost
 from photon.core.events import RecordedEvent
+from photon.core.setting import Setting
 
 from ._lease import LeaseRenewer, lease_holder
 
@@ -215,6 +216,9 @@ return 0
 class RedisBackend(Backend):
     name = "redis"
     read_page_size = 5000  # a round trip per page: fewer, larger pages
+    scavenging = True
+    redaction = True
+    listing_checkpoints = True
     description = "Redis server (redis.url); one Lua script per append"
     driver = "redis"
     extra = "redis"

@@ -35,9 +35,10 @@ from typing import Any, ClassVar, NamedTuple
 
 from photon.core.append_request import QueryItem
 from photon.core.backend import Backend, Query, StoreState, StreamInfo
-from photon.core.config import Setting, one_of
+from photon.core.config import one_of
 from photon.core.errors import BackendError, BackendUnavailable, IntegrityError, StoreLocked
 from photon.core.events import RecordedEvent, event_tags
+from photon.core.setting import Setting
 
 from ._locks import FileLock
 
@@ -174,6 +175,10 @@ class SQLBackend(Backend):
     name = "sql"
     description = "any SQLAlchemy database URL (sql.url), e.g. PostgreSQL"
     indexed_reads: ClassVar[frozenset[str]] = frozenset({"category", "event-type"})
+    bulk_load = True
+    scavenging = True
+    redaction = True
+    listing_checkpoints = True
     settings: ClassVar[tuple[Setting, ...]] = (
         Setting(
             "sql.url",

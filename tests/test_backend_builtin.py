@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from .contract import BackendContract
+from photon.testing import BackendContract
 
 
 class TestSQLite(BackendContract):

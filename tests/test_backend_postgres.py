@@ -10,9 +10,9 @@ import pytest
 
 from photon.core.errors import BackendUnavailable, StoreLocked
 from photon.core.store import EventStore
+from photon.testing import BackendContract, event
 
 from .conftest import restartable
-from .contract import BackendContract, event
 from .faults import run_server_fault
 from .kill_trials import run_kill_trials
 

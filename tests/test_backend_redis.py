@@ -11,9 +11,9 @@ import pytest
 from photon.core.backend import Query
 from photon.core.errors import StoreLocked
 from photon.core.store import EventStore
+from photon.testing import BackendContract, event
 
 from .conftest import restartable
-from .contract import BackendContract, event
 from .faults import run_server_fault, writer_killed_while_holding_the_lock
 from .kill_trials import run_kill_trials
 

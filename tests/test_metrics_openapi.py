@@ -49,3 +49,21 @@ def test_openapi_describes_every_route(live: LiveServer) -> None:
     assert {"stream", "stream-type", "from", "from-version", "from-time", "to", "event-types", "limit"} <= names
     assert "401" in replay["responses"] and "401" not in paths["/api/ping"]["get"]["responses"]
     assert httpx.get(live.url + "/api-docs").json() == spec
+
+
+def test_options_and_405_name_every_method_of_the_path(live: LiveServer) -> None:
+    # Three routes serve /api/group/{name}; DELETE-only /api/stream/{stream}; no token needed for OPTIONS.
+    for path, allowed in [
+        ("/api/group/g", "GET, HEAD, PUT, DELETE, OPTIONS"),
+        ("/api/stream/orders", "DELETE, OPTIONS"),
+        ("/api/projection/p", "GET, HEAD, DELETE, OPTIONS"),
+        ("/api/stream-metadata/a/b", "GET, HEAD, PUT, OPTIONS"),
+    ]:
+        answer = httpx.request("OPTIONS", live.url + path)
+        assert (answer.status_code, answer.headers["allow"], answer.content) == (204, allowed, b""), path
+    with live.client() as api:
+        answer = api.request("PATCH", "/api/group/g")
+        assert answer.status_code == 405
+        assert answer.headers["allow"] == "GET, HEAD, PUT, DELETE, OPTIONS"
+        assert answer.json() == {"error": "method PATCH not allowed on /api/group/g"}
+    assert httpx.request("OPTIONS", live.url + "/no/such/route").status_code == 404

@@ -93,7 +93,12 @@ def test_sse_format_and_resume_with_last_event_id(live: LiveServer, api: httpx.C
     [
         ({"stream-type": "warm"}, "stream-type"),
         ({"from": "x"}, "'from' must be a whole number"),
-        ({"from": "0"}, "at least 1"),
+        ({"limit": "0"}, "at least 1"),
+        ({"from": "-1"}, "ASCII digits only"),
+        ({"from": "1_0"}, "ASCII digits only"),
+        ({"from": "+1"}, "ASCII digits only"),
+        ({"from": "\u0663"}, "ASCII digits only"),
+        ({"from": str(1 << 63)}, "at most 9223372036854775807"),
         ({"form": "3"}, "did you mean 'from'"),
         ({"from-version": "2"}, "from-version"),
     ],

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from photon.core.config import Config, Setting, all_settings, closest_key, load_config
+from photon.core.config import Config, all_settings, load_config
+from photon.core.setting import Setting, closest_key
 
 if TYPE_CHECKING:
     from photon.client.blocking import PhotonClient

@@ -29,6 +29,7 @@ from photon.core.events import (
     is_internal,
     parse_expected_version,
 )
+from photon.core.requests import MAX_INT64, parse_integer
 
 EVENTS: Final = "events"
 EXPECTED_VERSION: Final = "expected-version"
@@ -113,11 +114,13 @@ def parse_after(value: Any) -> int:
     """A position (order-id) `after` which events count; None or absent is 0 (from the start)."""
     if value is None:
         return 0
-    if type(value) is int and value >= 0:
-        return value
-    if type(value) is str and value.isdigit():
-        return int(value)
-    raise ValidationError(f"field 'after' must be an order-id (0 or more), got {value!r}", "after")
+    if (type(value) is int or type(value) is str) and not isinstance(value, bool):
+        try:
+            return parse_integer(value, "after", text=True)
+        except ValidationError:
+            pass
+    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:60] + "..."
+    raise ValidationError(f"field 'after' must be an order-id (0 to {MAX_INT64}), got {shown}", "after")
 
 
 def parse_condition(value: Any) -> AppendCondition | None:

@@ -8,7 +8,7 @@ a row that would repeat an order-id, a (stream, version) pair or an event id.
 Backends are plugins in the entry-point group ``photon.backends``; the built-in ones are
 registered the same way (see pyproject.toml). A third-party backend subclasses `Backend`,
 declares its configuration keys in `settings`, and runs the contract suite in
-``tests/contract.py`` against itself.
+``photon.testing`` against itself.
 
 Threading: `append`, `delete_stream` and the writer lock are used from the single writer
 thread; every read method may be called from any thread at the same time as a write.
@@ -24,9 +24,9 @@ from importlib.metadata import entry_points
 from typing import Any, ClassVar, NamedTuple
 
 from photon.core.append_request import QueryItem, query_matches
-from photon.core.config import Setting
 from photon.core.errors import MissingDriver, UnknownBackend
 from photon.core.events import RecordedEvent
+from photon.core.setting import Setting, closest_key
 
 ENTRY_POINT_GROUP = "photon.backends"
 
@@ -91,6 +91,25 @@ class Backend(abc.ABC):
     extra: ClassVar[str | None] = None
     #: False for a backend whose events are gone when the process exits (the memory backend).
     persistent: ClassVar[bool] = True
+
+    # -- capabilities ---------------------------------------------------------------------------
+    # What a backend can do beyond the abstract methods, declared on its class. The core asks
+    # these, never a backend's name. Each default is what a minimal backend has (the base class's
+    # method, a fallback in the core, or a clear refusal), so a backend written before a capability
+    # existed keeps working when the core learns to use it.
+
+    #: The data lives inside the writing process (memory, a file the writer holds): another process
+    #: cannot open the store while the writer runs, so projection workers are fed by the server.
+    in_process: ClassVar[bool] = False
+    #: `begin_bulk_load`/`end_bulk_load` make loading an empty store faster (a restore asks them).
+    bulk_load: ClassVar[bool] = False
+    #: `truncate_stream` removes a stream's oldest events (a scavenge); without it a scavenge that
+    #: has events to remove is refused, and metadata still hides them from reads.
+    scavenging: ClassVar[bool] = False
+    #: `replace_events` rewrites stored payloads in place (a redaction); without it a redaction is refused.
+    redaction: ClassVar[bool] = False
+    #: `checkpoints(prefix)` lists the key/value table; without it backups carry no positions.
+    listing_checkpoints: ClassVar[bool] = False
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         """Keep the configuration; connect nothing yet (that is `open`'s job)."""
@@ -178,14 +197,14 @@ class Backend(abc.ABC):
         `__all__`, the stream, the id index and the tags index. The core calls it with bounded
         ranges, from the writer thread, between commits.
         """
-        raise NotImplementedError(f"the {self.name} backend cannot scavenge")
+        raise NotImplementedError(f"the {self.name} backend cannot scavenge (see `scavenging`)")
 
     def replace_events(self, events: Sequence[RecordedEvent]) -> None:
         """Replace the stored JSON (`data`) of stored events, keeping every position (a redaction).
 
         In one atomic step, from the writer thread. Events that are not stored are ignored.
         """
-        raise NotImplementedError(f"the {self.name} backend cannot redact")
+        raise NotImplementedError(f"the {self.name} backend cannot redact (see `redaction`)")
 
     def reclaim_step(self) -> bool:
         """Optional: give a bounded share of the space freed by removals back; True while more remains.
@@ -198,8 +217,7 @@ class Backend(abc.ABC):
 
     def checkpoints(self, prefix: str) -> dict[str, bytes]:
         """Every key/value entry whose key starts with `prefix` (backups carry consumers' and groups'
-        positions this way). The default raises: a third-party backend without it still works,
-        but its backups carry no positions."""
+        positions this way). Only called on a backend that declares `listing_checkpoints`."""
         raise NotImplementedError(f"the {self.name} backend cannot list its checkpoints")
 
     def read_matching(self, query: tuple[QueryItem, ...], after: int, limit: int) -> list[RecordedEvent]:
@@ -294,8 +312,6 @@ def backend_class(name: str) -> type[Backend]:
 
     A backend whose driver is not installed is refused here too, naming the extra that installs it.
     """
-    from photon.core.config import closest_key
-
     classes = available_backends()
     for cls in classes.values():
         if name == cls.name or name in cls.aliases:

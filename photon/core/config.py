@@ -8,24 +8,22 @@ class, so an installed third-party backend's keys are known too.
 
 from __future__ import annotations
 
-import difflib
 import logging
 import os
 import re
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import javaproperties
 
 from photon.core.errors import ConfigError
+from photon.core.setting import ENV_PREFIX, Setting, closest_key
 
 log = logging.getLogger("photon.config")
 
 PROPERTIES_FILE = "photon.properties"
-ENV_PREFIX = "PHOTON_"
 
 
 def parse_int(text: str) -> int:
@@ -84,32 +82,6 @@ def one_of(*choices: str) -> Callable[[str], str]:
         raise ValueError(f"expected one of {', '.join(choices)}, got {text!r}")
 
     return parse
-
-
-def parse_str(text: str) -> str:
-    return text
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One configuration key."""
-
-    key: str
-    default: str | Callable[[], str] | None
-    """As it would be written in photon.properties; a callable for defaults computed at start."""
-    help: str
-    parse: Callable[[str], Any] = parse_str
-    secret: bool = False
-    """Hidden when the effective configuration is logged."""
-    aliases: tuple[str, ...] = ()
-    """Old names accepted for the same key (Photon's `h2.path` for `sqlite.path`, ...)."""
-
-    @property
-    def env_var(self) -> str:
-        return ENV_PREFIX + self.key.upper().replace(".", "_").replace("-", "_")
-
-    def default_text(self) -> str | None:
-        return self.default() if callable(self.default) else self.default
 
 
 CORE_SETTINGS: tuple[Setting, ...] = (
@@ -231,7 +203,7 @@ CORE_SETTINGS: tuple[Setting, ...] = (
 
 def all_settings() -> dict[str, Setting]:
     """Core keys plus the keys every installed backend declares, by key."""
-    from photon.core.backend import available_backends  # here: backend.py imports this module
+    from photon.core.backend import available_backends  # here: the registry loads every backend class
 
     found = {s.key: s for s in CORE_SETTINGS}
     for cls in available_backends().values():
@@ -254,11 +226,6 @@ def read_properties(path: Path) -> dict[str, str]:
         raise ConfigError(f"{path}: bad escape {exc.escape!r} (a \\u escape needs four hex digits)") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-
-
-def closest_key(key: str, known: Iterable[str]) -> str | None:
-    matches = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
-    return matches[0] if matches else None
 
 
 def _unknown(key: str, known: Iterable[str], where: str) -> ConfigError:

@@ -22,6 +22,10 @@ class ValidationError(PhotonError, ValueError):
         self.field = field
 
 
+class EventTooLarge(ValidationError):
+    """An event is over `payload.max.bytes` once encoded (HTTP 413)."""
+
+
 class InternalStreamError(ValidationError):
     """A client tried to write to a stream whose name starts with `__` (written only by the core)."""
 

@@ -23,7 +23,7 @@ from typing import Any, Final, NamedTuple
 
 import orjson
 
-from photon.core.errors import InternalStreamError, ValidationError
+from photon.core.errors import EventTooLarge, InternalStreamError, ValidationError
 from photon.core.original_shape import ORIGINAL_FIELDS, has_original_fields, to_photon
 
 # Field names, exactly as Photon and the Muon event client spell them.
@@ -400,7 +400,7 @@ def prepare_event(
     except TypeError as exc:
         raise ValidationError(f"field 'payload' is not valid JSON data: {exc}", PAYLOAD) from None
     if len(encoded) > max_bytes:
-        raise ValidationError(
+        raise EventTooLarge(
             f"event too large: {len(encoded)} bytes, over the limit of {max_bytes} bytes (payload.max.bytes)",
             PAYLOAD,
         )
@@ -583,17 +583,22 @@ def expected_version_field(wrapper: Mapping[str, Any], default: Any = None) -> A
     return value
 
 
+MAX_VERSION: Final = (1 << 63) - 1
+"""The largest stream version (or order-id) a backend stores: a signed 64-bit number."""
+
+
 def parse_expected_version(value: Any) -> int | str:
     """`expected-version`: a stream version (0 = the stream must not exist), `any` or `no-stream`."""
     if value is None or value == "any":
         return "any"
     if value == "no-stream":
         return "no-stream"
-    if type(value) is str and value.isdigit():
-        return int(value)
-    if type(value) is int and value >= 0:
-        return value
+    if (type(value) is str and value.isascii() and value.isdigit()) or type(value) is int:
+        version = int(value) if type(value) is str and len(value) <= 19 else value
+        if type(version) is int and 0 <= version <= MAX_VERSION:
+            return version
+    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:60] + "..."
     raise ValidationError(
-        f"expected-version must be a stream version (0 or more), 'any' or 'no-stream', got {value!r}",
+        f"expected-version must be a stream version (0 to {MAX_VERSION}), 'any' or 'no-stream', got {shown}",
         "expected-version",
     )

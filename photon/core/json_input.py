@@ -1,8 +1,11 @@
-"""Client JSON, parsed strictly: an object that repeats a key is refused.
+"""Client JSON, parsed strictly: an object that repeats a key is refused, and so is an integer
+beyond 64 bits.
 
 JSON parsers keep one of the repeated values (orjson the last, others the first), so two
-readers of the same stored bytes could see different events. Every front end that takes
-events (HTTP, TCP, AMQP) parses them here, so the rule lives in one place.
+readers of the same stored bytes could see different events. orjson reads an integer outside
+-2^63..2^64-1 as a float (2^64 became 1.8446744073709552e+19), which would store another number
+than the one sent: such an integer is refused, naming it (send it as a string). Every front end
+that takes events (HTTP, TCP, AMQP) parses them here, so the rules live in one place.
 """
 
 from __future__ import annotations
@@ -27,9 +30,11 @@ def loads(data: bytes | str) -> Any:
     Raises `orjson.JSONDecodeError` for malformed JSON, as `orjson.loads` does.
     """
     value = orjson.loads(data)
+    raw = data.encode() if isinstance(data, str) else data
+    if _LONG_DIGITS.search(raw) is not None:
+        _refuse_wide_integers(raw)
     if type(value) is not dict and type(value) is not list:
         return value
-    raw = data.encode() if isinstance(data, str) else data
     if raw.count(b":") <= 1:
         return value  # at most one key: nothing can repeat
     if raw.find(b"\\") < 0 and _SPACED_COLON.search(raw) is None:
@@ -41,6 +46,32 @@ def loads(data: bytes | str) -> Any:
     if keys_in_text != _count_keys(value):
         _name_repeated_key(raw)
     return value
+
+
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+"""19 digits in a row: where an integer may be beyond 64 bits (2^63 has 19 digits); rare enough
+that the exact check below runs only then."""
+INT_MIN = -(1 << 63)
+INT_MAX = (1 << 64) - 1
+"""The integers orjson reads exactly (signed and unsigned 64-bit)."""
+
+
+def _refuse_wide_integers(raw: bytes) -> None:
+    def check(text: str) -> int:
+        # 21 characters hold every 64-bit integer with its sign; int() of a longer text is not needed.
+        number = int(text) if len(text) <= 21 else INT_MAX + 1
+        if not INT_MIN <= number <= INT_MAX:
+            shown = text if len(text) <= 40 else text[:40] + "..."
+            raise ValidationError(
+                f"the JSON holds the integer {shown}, beyond 64 bits: it would not be stored exactly; "
+                "send numbers that large as strings"
+            )
+        return number
+
+    try:
+        json.loads(raw, parse_int=check)
+    except RecursionError:
+        raise ValidationError("the JSON is nested too deeply") from None
 
 
 def _count_keys(value: Any) -> int:

@@ -20,6 +20,7 @@ from prometheus_client.registry import Collector
 from photon.core.errors import (
     AppendConditionFailed,
     BackendError,
+    EventTooLarge,
     InternalStreamError,
     StoreClosed,
     ValidationError,
@@ -48,7 +49,7 @@ def refusal_reason(error: BaseException) -> str:
     if isinstance(error, InternalStreamError):
         return "internal-stream"
     if isinstance(error, ValidationError):
-        return "too-large" if "too large" in str(error) else "invalid"
+        return "too-large" if isinstance(error, EventTooLarge) else "invalid"
     if isinstance(error, VersionConflict):
         return "version-conflict"
     if isinstance(error, AppendConditionFailed):

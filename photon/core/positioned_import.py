@@ -165,7 +165,7 @@ def bulk_load(store: EventStore) -> Iterator[bool]:
     Yields True when a failure inside will leave the store empty again (the backend can undo a
     bulk load), False otherwise (a store that holds events, or a backend without bulk loading).
     """
-    if store.last_order_id() != 0 or store.streams():
+    if not store.backend.bulk_load or store.last_order_id() != 0 or store.streams():
         yield False
         return
     undoable: bool = store.in_writer(_begin_bulk_load)

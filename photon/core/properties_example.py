@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import textwrap
 
-from photon.core.config import CORE_SETTINGS, Setting, all_settings
+from photon.core.config import CORE_SETTINGS, all_settings
+from photon.core.setting import Setting
 
 HEADER = """\
 # photon.properties: Photon's configuration, one key=value per line (Java .properties syntax).

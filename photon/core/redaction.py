@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from photon.core.backend import Query
-from photon.core.errors import NotFound, ValidationError
+from photon.core.errors import BackendError, NotFound, ValidationError
 from photon.core.events import CONFIG_STREAM, PAYLOAD, RecordedEvent, is_internal, now_millis
 from photon.core.scavenge import reclaim
 
@@ -54,6 +54,8 @@ def redact(
         raise ValidationError("reason must be a string of at most 1000 characters", "reason")
     payload = marker(now_millis(), reason)
     backend = store.backend
+    if not backend.redaction:
+        raise BackendError(f"the {backend.name} backend cannot redact events")
     count = 0
     if stream is not None:
         if is_internal(stream):

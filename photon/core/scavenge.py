@@ -22,6 +22,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from photon.core.backend import Query
+from photon.core.errors import BackendError
 from photon.core.events import CONFIG_STREAM, now_millis
 
 if TYPE_CHECKING:
@@ -92,6 +93,8 @@ def _first_recent(store: EventStore, stream: str, version: int, earliest: int, c
 def scavenge(store: EventStore, progress: Progress | None = None) -> ScavengeReport:
     started = time.perf_counter()
     work = plan(store)
+    if work and not store.backend.scavenging:
+        raise BackendError(f"the {store.backend.name} backend cannot scavenge: reads hide the removed events only")
     planned = sum(keep - first for _, first, keep in work)
     removed = 0
     if progress is not None:

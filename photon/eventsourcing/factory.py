@@ -22,7 +22,8 @@ from eventsourcing.dcb.persistence import DCBInfrastructureFactory
 from eventsourcing.persistence import InfrastructureFactory, ProcessRecorder
 from eventsourcing.utils import Environment, EnvType, resolve_topic
 
-from photon.core.config import Setting, all_settings, load_config
+from photon.core.config import all_settings, load_config
+from photon.core.setting import Setting
 from photon.eventsourcing.access import EmbeddedAccess, PhotonAccess, RemoteAccess
 from photon.eventsourcing.dcb import PhotonDCBRecorder
 from photon.eventsourcing.mapping import IdType, check_category

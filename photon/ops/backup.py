@@ -30,13 +30,12 @@ POSITION_PREFIXES = ("group:", "consumer:", "projection:")
 def positions_line(store: EventStore) -> bytes | None:
     """The line that carries the store's positions (None when there are none, or the backend cannot
     list them). Positions are taken before the events are read, so they never point past them."""
-    found: dict[str, Any] = {}
-    try:
-        for prefix in POSITION_PREFIXES:
-            for key, value in store.backend.checkpoints(prefix).items():
-                found[key] = orjson.loads(value)
-    except NotImplementedError:
+    if not store.backend.listing_checkpoints:
         return None
+    found: dict[str, Any] = {}
+    for prefix in POSITION_PREFIXES:
+        for key, value in store.backend.checkpoints(prefix).items():
+            found[key] = orjson.loads(value)
     return orjson.dumps({POSITIONS: found}) + b"\n" if found else None
 
 

@@ -71,8 +71,6 @@ log = logging.getLogger("photon.projections")
 BATCH = 5000
 MAX_IN_FLIGHT = 4
 UPDATE_QUEUE = 256
-#: Backends that keep the data inside the writing process: workers cannot read them themselves.
-IN_PROCESS_BACKENDS = frozenset({"memory", "file"})
 
 
 _DATA = attrgetter("data")  # RecordedEvent.data
@@ -186,7 +184,7 @@ class ProjectionManager:
     def _store_config(self) -> dict[str, str] | None:
         """What a worker needs to open the same store read-only, or None when it cannot."""
         backend = self.store.backend
-        if backend.name in IN_PROCESS_BACKENDS:
+        if backend.in_process:  # workers cannot open it themselves: the feed carries everything
             return None
         config = getattr(backend, "config", None) or self.config
         return {key: str(value) for key, value in config.items() if value is not None and "." in key}

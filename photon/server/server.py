@@ -29,6 +29,7 @@ from photon.core.backend import backend_class
 from photon.core.config import Config
 from photon.core.store import EventStore
 from photon.core.tracing import Tracing, tracing_for
+from photon.server.http.limits import MAX_HEAD_BYTES
 from photon.server.net import bind, check_keystore, is_loopback, url_host
 from photon.server.tcp import TcpIngestService
 
@@ -60,14 +61,15 @@ class _Uvicorn(uvicorn.Server):
 
 
 def _http_impl() -> Any:
-    """httptools when installed (faster), with HTTP/1.0 streaming framed right; else h11."""
+    """httptools when installed (faster), with HTTP/1.0 streaming framed right and the request
+    head bounded; else h11 (its bound on an incomplete event is set to the same size)."""
     try:
         import httptools  # noqa: F401
     except ImportError:
         return "h11"
-    from photon.server.http.http10 import Http10AwareProtocol
+    from photon.server.http.head_limits import HeadLimitProtocol
 
-    return Http10AwareProtocol
+    return HeadLimitProtocol
 
 
 class HttpService:
@@ -105,6 +107,7 @@ class HttpService:
             access_log=bool(config.get("log.access")),
             lifespan="off",
             http=_http_impl(),
+            h11_max_incomplete_event_size=MAX_HEAD_BYTES,
             ws="none",
             timeout_graceful_shutdown=int(GRACEFUL_SECONDS),
             ssl_certfile=keystore,

@@ -16,15 +16,15 @@ from photon.core.append_request import parse_after, parse_emit, parse_query
 from photon.core.errors import NotFound, PhotonError
 from photon.core.events import ALL_STREAM, stream_pattern
 from photon.core.metrics import metrics_for
+from photon.core.requests import DEFAULT_PAGE, MAX_PAGE, PageOptions, build, parse_integer
 from photon.core.store import EventStore
 from photon.server.http.errors import JSON, RequestError, json_response
 from photon.server.http.lifetime_routes import lifetime_routes
-from photon.server.http.params import Param, accepts
+from photon.server.http.limits import read_body
+from photon.server.http.params import Param, accepts, params_of
 
 log = logging.getLogger("photon.http")
 
-MAX_PAGE = 1000
-DEFAULT_PAGE = 50  # Photon's page size
 DEFAULT_STREAM_PAGE = 100
 
 EXPECTED_VERSION = Param(
@@ -39,23 +39,6 @@ EXPECTED_VERSION = Param(
 def _store(request: Request) -> EventStore:
     store: EventStore = request.app.state.store
     return store
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it passes `limit` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise RequestError(
-            f"request body of {declared} bytes is over the limit of {limit} bytes (rest.body.max.bytes)", 413
-        )
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise RequestError(f"request body is over the limit of {limit} bytes (rest.body.max.bytes)", 413)
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def parse_json(body: bytes) -> Any:
@@ -200,21 +183,7 @@ async def _require_stream(store: EventStore, stream: str) -> None:
 
 
 @accepts(
-    Param("from", "integer", "First order-id (inclusive; with direction=backward, the newest).", minimum=1),
-    Param(
-        "from-version",
-        "integer",
-        "First stream-version (inclusive; with direction=backward, the newest; not for __all__).",
-        minimum=1,
-    ),
-    Param("limit", "integer", f"Most events in the page (default {DEFAULT_PAGE}).", minimum=1, maximum=MAX_PAGE),
-    Param(
-        "direction",
-        "string",
-        "forward (oldest first, the default) or backward (newest first, from the newest event or from/from-version)",
-        choices=("forward", "backward"),
-    ),
-    Param("event-types", "list", "Only events of these types (comma-separated)."),
+    *params_of(PageOptions),
     answer='{"results": [events], "next": <order-id to pass as from for the next page, or null>}',
     errors={404: "no such stream"},
 )
@@ -222,17 +191,18 @@ async def stream_contents(request: Request, query: dict[str, Any]) -> Response:
     """One page of a stream's events (or __all__'s), oldest or newest first."""
     store = _store(request)
     stream = request.path_params["stream"]
+    options = build(PageOptions, query)
     await _require_stream(store, stream)
-    limit = query["limit"] or DEFAULT_PAGE
-    read = store.read_backward if query["direction"] == "backward" else store.read
+    limit = options.limit or DEFAULT_PAGE
+    read = store.read_backward if options.direction == "backward" else store.read
 
     def page() -> list[Any]:
         return list(
             read(
                 stream,
-                from_order_id=query["from"],
-                from_version=query["from-version"],
-                event_types=query["event-types"],
+                from_order_id=options.from_order_id,
+                from_version=options.from_version,
+                event_types=list(options.event_types) if options.event_types is not None else None,
                 limit=limit + 1,
             )
         )
@@ -248,12 +218,10 @@ async def event_by_order_id(request: Request, query: dict[str, Any]) -> Response
     """The event at an order-id, if it belongs to the stream (or the stream is __all__)."""
     store = _store(request)
     stream = request.path_params["stream"]
-    text = request.path_params["order_id"]
-    if not text.isdigit():
-        raise RequestError(f"order-id must be a positive whole number, got {text!r}", field="order-id")
-    event = await aio.run_blocking(store, store.get_by_order_id, int(text))
+    order_id = parse_integer(request.path_params["order_id"], "order-id", text=True, where="path segment")
+    event = await aio.run_blocking(store, store.get_by_order_id, order_id)
     if event is None or (stream != ALL_STREAM and event.stream_name != stream):
-        raise NotFound(f"no event with order-id {text} in stream {stream!r}")
+        raise NotFound(f"no event with order-id {order_id} in stream {stream!r}")
     return Response(event.data, media_type=JSON)
 
 

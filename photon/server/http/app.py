@@ -23,6 +23,7 @@ from photon.server.http.auth import TokenAuthMiddleware, auth_token
 from photon.server.http.console import console_routes
 from photon.server.http.errors import EXCEPTION_HANDLERS
 from photon.server.http.login_throttle import LoginThrottle
+from photon.server.http.methods import AllowedMethodsMiddleware
 from photon.server.http.params import RouteDoc
 from photon.server.logs import RequestFieldsMiddleware
 from photon.server.tokens import TokenSigner
@@ -74,7 +75,7 @@ def create_app(
 ) -> Starlette:
     """The HTTP API of `store`. `extra_routes` are added after Photon's own."""
     signer = signer or TokenSigner.from_config(config)
-    middleware = [Middleware(TokenAuthMiddleware, signer=signer)]
+    middleware = [Middleware(TokenAuthMiddleware, signer=signer), Middleware(AllowedMethodsMiddleware)]
     if config.get("log.format") == "json":  # the request's fields on the log lines written while serving it
         middleware.insert(0, Middleware(RequestFieldsMiddleware))
     app = Starlette(

@@ -7,7 +7,7 @@ raised by the store and re-used; no parallel hierarchy).
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Final
 
 import orjson
 from starlette.exceptions import HTTPException
@@ -16,14 +16,15 @@ from starlette.responses import Response
 
 from photon.core.errors import (
     AppendConditionFailed,
-    BackendUnavailable,
+    BackendError,
     Conflict,
     EventIdConflict,
+    EventTooLarge,
+    NotAuthorized,
     NotFound,
     PhotonError,
     ReadOnlyStore,
     StoreClosed,
-    StoreLocked,
     StreamDeleted,
     ValidationError,
     VersionConflict,
@@ -54,42 +55,49 @@ class RequestError(Exception):
         self.details = details
 
 
-def is_too_large(exc: ValidationError) -> bool:
-    return "event too large" in str(exc)
+STATUS_OF_ERROR: Final[tuple[tuple[type[PhotonError], int], ...]] = (
+    (VersionConflict, 409),
+    (EventIdConflict, 409),
+    (AppendConditionFailed, 409),
+    (Conflict, 409),
+    (StreamDeleted, 410),
+    (EventTooLarge, 413),
+    (ValidationError, 400),
+    (NotFound, 404),
+    (NotAuthorized, 401),
+    (ReadOnlyStore, 403),
+    (StoreClosed, 503),
+    (BackendError, 503),
+)
+"""The HTTP status of each core error, most specific first: the one table every route answers by.
+A backend failure is 503 (the operation was not acknowledged: try again later); an error not in
+the table is 500 and logged."""
+
+
+def status_of(exc: PhotonError) -> int:
+    return next((status for kind, status in STATUS_OF_ERROR if isinstance(exc, kind)), 500)
+
+
+def error_details(exc: PhotonError) -> dict[str, Any] | None:
+    """What an error answer carries besides the message."""
+    if isinstance(exc, VersionConflict):
+        return {"stream-name": exc.stream, "expected-version": exc.expected, "current-version": exc.current}
+    if isinstance(exc, EventIdConflict):
+        return {"id": exc.event_id, "stream-name": exc.stream, "stored-in": exc.stored_stream}
+    if isinstance(exc, AppendConditionFailed):
+        return {"condition-failed": True, **exc.fields()}
+    if isinstance(exc, StreamDeleted):
+        return {"stream-name": exc.stream}
+    if isinstance(exc, ValidationError) and exc.field:
+        return {"field": exc.field}
+    return None
 
 
 def photon_error_response(exc: PhotonError) -> Response:
-    if isinstance(exc, VersionConflict):
-        return error_response(
-            409,
-            str(exc),
-            {"stream-name": exc.stream, "expected-version": exc.expected, "current-version": exc.current},
-        )
-    if isinstance(exc, EventIdConflict):
-        return error_response(
-            409, str(exc), {"id": exc.event_id, "stream-name": exc.stream, "stored-in": exc.stored_stream}
-        )
-    if isinstance(exc, AppendConditionFailed):
-        return error_response(
-            409,
-            str(exc),
-            {"condition-failed": True, **exc.fields()},
-        )
-    if isinstance(exc, StreamDeleted):
-        return error_response(410, str(exc), {"stream-name": exc.stream})
-    if isinstance(exc, ValidationError):
-        status = 413 if is_too_large(exc) else 400
-        return error_response(status, str(exc), {"field": exc.field} if exc.field else None)
-    if isinstance(exc, NotFound):
-        return error_response(404, str(exc))
-    if isinstance(exc, Conflict):
-        return error_response(409, str(exc))
-    if isinstance(exc, ReadOnlyStore):
-        return error_response(403, str(exc))
-    if isinstance(exc, (StoreClosed, BackendUnavailable, StoreLocked)):
-        return error_response(503, str(exc))
-    log.error("request failed: %s", exc)
-    return error_response(500, str(exc))
+    status = status_of(exc)
+    if status == 500:
+        log.error("request failed: %s", exc)
+    return error_response(status, str(exc), error_details(exc))
 
 
 async def on_photon_error(request: Request, exc: Exception) -> Response:

@@ -24,8 +24,9 @@ from photon.core import aio
 from photon.core.errors import StoreClosed
 from photon.core.store import EventStore
 from photon.groups import NACK_ACTIONS, Delivery, GroupManager, Member
-from photon.server.http.api import parse_json, read_body
+from photon.server.http.api import parse_json
 from photon.server.http.errors import RequestError, json_response
+from photon.server.http.limits import read_body
 from photon.server.http.params import Param, accepts
 
 NDJSON = "application/x-ndjson"

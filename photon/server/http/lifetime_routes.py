@@ -12,6 +12,7 @@ from starlette.routing import BaseRoute, Route
 from photon.core import aio
 from photon.core.store import EventStore
 from photon.server.http.errors import RequestError, json_response
+from photon.server.http.limits import body_limit, read_body
 from photon.server.http.params import accepts
 
 
@@ -21,9 +22,7 @@ def _store(request: Request) -> EventStore:
 
 
 async def _json_body(request: Request) -> Any:
-    body = await request.body()
-    if len(body) > request.app.state.config["rest.body.max.bytes"]:
-        raise RequestError("request body is over the limit (rest.body.max.bytes)", 413)
+    body = await read_body(request, body_limit(request))
     if not body.strip():
         raise RequestError("empty request body: expected JSON")
     try:

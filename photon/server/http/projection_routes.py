@@ -30,6 +30,8 @@ from starlette.routing import Route
 from photon.core.errors import NotFound, ValidationError
 from photon.projections import STREAMS_PROJECTION
 from photon.projections.manager import ProjectionManager
+from photon.server.http.errors import photon_error_response
+from photon.server.http.limits import body_limit, read_body
 
 Guard = Callable[[Request], Any | Awaitable[Any]]
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -42,13 +44,6 @@ class JSONResponse(Response):
         return orjson.dumps(content)
 
 
-def _error(status: int, message: str, field: str | None = None) -> Response:
-    body: dict[str, Any] = {"error": message}
-    if field:
-        body["field"] = field
-    return JSONResponse(body, status_code=status)
-
-
 def _guarded(guard: Guard | None, endpoint: Endpoint) -> Endpoint:
     async def run(request: Request) -> Response:
         if guard is not None:
@@ -59,10 +54,8 @@ def _guarded(guard: Guard | None, endpoint: Endpoint) -> Endpoint:
                 return verdict
         try:
             return await endpoint(request)
-        except NotFound as exc:
-            return _error(404, str(exc))
-        except ValidationError as exc:
-            return _error(400, str(exc), exc.field)
+        except (NotFound, ValidationError) as exc:
+            return photon_error_response(exc)
 
     return run
 
@@ -72,7 +65,7 @@ def projection_routes(manager: ProjectionManager, admin: Guard, reader: Guard | 
 
     async def create(request: Request) -> Response:
         try:
-            template = orjson.loads(await request.body())
+            template = orjson.loads(await read_body(request, body_limit(request)))
         except orjson.JSONDecodeError as exc:
             raise ValidationError(f"the request body is not valid JSON: {exc}") from None
         descriptor = await manager.create(template)

@@ -12,9 +12,9 @@ as server-sent events: events as ``id: <order-id>`` + ``data: <event>``, the mar
 Memory per replay is bounded in bytes: history pages of about `replay.page.bytes`, at most
 `replay.readahead.bytes` read ahead of what the client has taken, and the live buffer.
 
-A durable subscription is a consumer name whose position the server keeps (checkpoint key
-``consumer:<name>``). The consumer acknowledges what it has processed; a new connection under
-the same name starts right after the last acknowledged event.
+A durable subscription is a consumer name whose position the store keeps
+(`photon.core.consumers`). The consumer acknowledges what it has processed; a new connection
+under the same name starts right after the last acknowledged event.
 """
 
 from __future__ import annotations
@@ -25,58 +25,48 @@ from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from photon.core import aio
-from photon.core.errors import NotFound, StoreClosed
-from photon.core.events import ALL_STREAM, RecordedEvent, is_one_stream
+from photon.core.consumers import check_consumer_name, consumer_positions
+from photon.core.errors import NotFound, StoreClosed, ValidationError
+from photon.core.events import RecordedEvent, is_one_stream
 from photon.core.filters import EventFilter
 from photon.core.metrics import metrics_for
+from photon.core.requests import MAX_INT64, ReplayOptions, build, parse_integer
 from photon.core.store import EventStore
-from photon.core.subscriptions import STREAM_TYPES, CaughtUp, FellBehind, Item, StreamType, Subscription
-from photon.server.http.api import parse_json, read_body
+from photon.core.subscriptions import CaughtUp, FellBehind, Item, StreamType, Subscription
+from photon.server.http.api import parse_json
 from photon.server.http.errors import RequestError, json_response
-from photon.server.http.params import Param, accepts
+from photon.server.http.limits import read_body
+from photon.server.http.params import Param, accepts, params_of
 
 NDJSON = "application/x-ndjson"
 SSE = "text/event-stream"
 IDLE_SECONDS = 1.0
 SSE_KEEPALIVE_IDLES = 15
-CONSUMER_PREFIX = "consumer:"
 HISTORY_PAGE = 10_000
 """Most events in one history page (`replay.page.bytes` bounds its bytes)."""
-MAX_CONSUMER_NAME = 200
 
-STREAM_TYPE = Param("stream-type", "string", "cold, hot or hot-cold (default).", choices=STREAM_TYPES)
-EVENT_TYPES = Param("event-types", "list", "Only these event types (comma-separated, or the parameter repeated).")
-LIMIT = Param("limit", "integer", "Stop after this many events.", minimum=1)
-
-FILTER_PARAMS = (
-    Param("stream-prefix", "list", "__all__ or a category: only streams whose name starts with one of these."),
-    Param("event-type-prefix", "list", "Only event types starting with one of these."),
-    Param("stream-regex", "string", "__all__ or a category: only stream names this regular expression finds."),
-    Param("event-type-regex", "string", "Only event types this regular expression finds."),
-    Param("category", "list", "__all__: only streams of these categories (a name's part before its first '-')."),
+REPLAY_PARAMS = params_of(
+    ReplayOptions,
+    help={
+        "stream-type": "cold, hot or hot-cold (default).",
+        "event-types": "Only these event types (comma-separated, or the parameter repeated).",
+    },
 )
-
-REPLAY_PARAMS = (
-    STREAM_TYPE,
-    Param("from", "integer", "First order-id (inclusive).", minimum=1),
-    Param("from-version", "integer", "First stream-version (inclusive; not for __all__).", minimum=1),
-    Param("from-time", "integer", "Only events whose event-time (epoch ms) is at least this.", minimum=0),
-    Param("to", "integer", "Last order-id (inclusive); the replay ends there.", minimum=1),
-    EVENT_TYPES,
-    LIMIT,
-    *FILTER_PARAMS,
-)
+"""The replay options (`photon.core.requests.ReplayOptions`) as query parameters."""
+_BY_NAME = {param.name: param for param in REPLAY_PARAMS}
+EVENT_TYPES = _BY_NAME["event-types"]
+LIMIT = _BY_NAME["limit"]
 
 
 def event_filter(query: dict[str, Any]) -> EventFilter | None:
     """The filter a request's query parameters give (None when they give none)."""
-    found = EventFilter.from_mapping({p.name: query[p.name] for p in FILTER_PARAMS if query.get(p.name) is not None})
-    return None if found.empty else found
+    return build(ReplayOptions, query).event_filter()
 
 
 def _marker_line(item: CaughtUp | FellBehind) -> bytes:
@@ -204,9 +194,10 @@ def _last_event_id(request: Request) -> int | None:
     value = request.headers.get("last-event-id")
     if value is None:
         return None
-    if not value.strip().isdigit():
-        raise RequestError(f"Last-Event-ID must be an order-id, got {value!r}")
-    return int(value)
+    try:
+        return parse_integer(value.strip(), "Last-Event-ID", text=True, where="header", maximum=MAX_INT64 - 1)
+    except ValidationError as exc:
+        raise RequestError(f"Last-Event-ID must be an order-id: {exc}") from None
 
 
 @accepts(
@@ -220,29 +211,18 @@ async def replay(request: Request, query: dict[str, Any]) -> Response:
     """Replay a stream (or __all__): cold = history then end; hot = live only; hot-cold = history then live."""
     store: EventStore = request.app.state.store
     stream = request.path_params["stream"]
-    stream_type: StreamType = query["stream-type"] or "hot-cold"
-    start = query["from"]
-    if start is None and wants_sse(request):
+    options = build(ReplayOptions, query)
+    if options.from_order_id is None and wants_sse(request):
         last = _last_event_id(request)
-        start = None if last is None else last + 1
+        if last is not None:
+            options = msgspec.structs.replace(options, from_order_id=last + 1)
     if (
-        stream_type == "cold"
+        options.stream_type == "cold"
         and is_one_stream(stream)  # a category or a `**` wildcard may match no stream: an empty replay
         and not await aio.run_blocking(store, store.stream_exists, stream)
     ):
         raise NotFound(f"stream {stream!r} does not exist")
-    subscription = subscribe(
-        store,
-        stream,
-        stream_type,
-        from_order_id=start,
-        from_version=query["from-version"],
-        from_time=query["from-time"],
-        to_order_id=query["to"],
-        event_types=query["event-types"],
-        limit=query["limit"],
-        event_filter=event_filter(query),
-    )
+    subscription = subscribe(store, stream, options.stream_type, **options.subscribe_args())
     return stream_response(request, subscription)
 
 
@@ -250,37 +230,7 @@ async def replay(request: Request, query: dict[str, Any]) -> Response:
 
 
 def _consumer_name(request: Request) -> str:
-    name: str = request.path_params["name"]
-    if len(name) > MAX_CONSUMER_NAME or not name.isprintable():
-        raise RequestError(f"a consumer name is 1 to {MAX_CONSUMER_NAME} printable characters", field="name")
-    return name
-
-
-def _position(store: EventStore, name: str) -> dict[str, Any] | None:
-    value = store.read_checkpoint(CONSUMER_PREFIX + name)
-    return value if isinstance(value, dict) else None
-
-
-CONSUMER_NAMES = "consumers"
-"""Checkpoint key of the sorted list of durable consumers' names (what `GET /api/subscriptions` lists).
-
-Consumers created before the list existed are not in it until they are created again."""
-
-
-def _set_listed(store: EventStore, name: str, listed: bool) -> None:
-    """Add or remove a name in the consumer list (callers hold the consumers lock)."""
-    value = store.read_checkpoint(CONSUMER_NAMES)
-    names = set(value) if isinstance(value, list) else set()
-    if (name in names) != listed:
-        names.symmetric_difference_update({name})
-        store.write_checkpoint(CONSUMER_NAMES, sorted(names))
-
-
-def _consumers_lock(request: Request) -> asyncio.Lock:
-    lock: asyncio.Lock | None = getattr(request.app.state, "consumers_lock", None)
-    if lock is None:
-        lock = request.app.state.consumers_lock = asyncio.Lock()
-    return lock
+    return check_consumer_name(request.path_params["name"])
 
 
 @accepts(
@@ -301,30 +251,10 @@ async def subscription(request: Request, query: dict[str, Any]) -> Response:
     """Follow a stream as a named durable consumer: resumes after its last acknowledged event."""
     store: EventStore = request.app.state.store
     name = _consumer_name(request)
-    async with _consumers_lock(request):
-        position = await aio.run_blocking(store, _position, store, name)
-        stream = query["stream"]
-        if position is None:
-            stream = stream or ALL_STREAM
-            position = {"stream": stream, "order-id": 0}
-            await aio.run_blocking(store, store.write_checkpoint, CONSUMER_PREFIX + name, position)
-            await aio.run_blocking(store, _set_listed, store, name, True)
-        elif stream is not None and stream != position["stream"]:
-            raise RequestError(
-                f"consumer {name!r} follows stream {position['stream']!r}, not {stream!r} "
-                "(delete the consumer to start over)",
-                409,
-            )
-    metrics_for(store).consumers.seen(name, position["order-id"])
-    stream_type: StreamType = query["stream-type"] or "hot-cold"
-    subscription = subscribe(
-        store,
-        position["stream"],
-        stream_type,
-        from_order_id=position["order-id"] + 1,
-        event_types=query["event-types"],
-        limit=query["limit"],
-    )
+    position = await aio.run_blocking(store, consumer_positions(store).open, name, query["stream"])
+    metrics_for(store).consumers.seen(name, position.acked)
+    options = build(ReplayOptions, {**query, "from": position.acked + 1})
+    subscription = subscribe(store, position.stream, options.stream_type, **options.subscribe_args())
     return stream_response(request, subscription)
 
 
@@ -340,22 +270,10 @@ async def ack(request: Request, query: dict[str, Any]) -> Response:
     doc = parse_json(await read_body(request, 65536))
     if type(doc) is not dict or set(doc) != {"order-id"}:
         raise RequestError('the body must be {"order-id": <number>}', field="order-id")
-    order_id = doc["order-id"]
-    if type(order_id) is not int or order_id < 0:
-        raise RequestError(f"order-id must be a whole number of at least 0, got {order_id!r}", field="order-id")
-    if order_id > store.last_order_id():
-        raise RequestError(
-            f"order-id {order_id} is past the newest stored event ({store.last_order_id()})", field="order-id"
-        )
-    async with _consumers_lock(request):
-        position = await aio.run_blocking(store, _position, store, name)
-        if position is None:
-            raise NotFound(f"no consumer named {name!r}")
-        if order_id > position["order-id"]:
-            position = {**position, "order-id": order_id}
-            await aio.run_blocking(store, store.write_checkpoint, CONSUMER_PREFIX + name, position)
-    metrics_for(store).consumers.seen(name, position["order-id"])
-    return json_response({"consumer": name, "stream": position["stream"], "acked": position["order-id"]})
+    order_id = parse_integer(doc["order-id"], "order-id")
+    position = await aio.run_blocking(store, consumer_positions(store).ack, name, order_id)
+    metrics_for(store).consumers.seen(name, position.acked)
+    return json_response(position.to_json())
 
 
 @accepts(answer='{"consumer": name, "stream": stream, "acked": n}', errors={404: "no such consumer"})
@@ -363,10 +281,8 @@ async def consumer_position(request: Request, query: dict[str, Any]) -> Response
     """A durable consumer's stream and last acknowledged order-id."""
     store: EventStore = request.app.state.store
     name = _consumer_name(request)
-    position = await aio.run_blocking(store, _position, store, name)
-    if position is None:
-        raise NotFound(f"no consumer named {name!r}")
-    return json_response({"consumer": name, "stream": position["stream"], "acked": position["order-id"]})
+    position = await aio.run_blocking(store, consumer_positions(store).require, name)
+    return json_response(position.to_json())
 
 
 @accepts(answer='{"correct": true}', errors={404: "no such consumer"})
@@ -374,11 +290,7 @@ async def delete_consumer(request: Request, query: dict[str, Any]) -> Response:
     """Forget a durable consumer and its position."""
     store: EventStore = request.app.state.store
     name = _consumer_name(request)
-    async with _consumers_lock(request):
-        if await aio.run_blocking(store, _position, store, name) is None:
-            raise NotFound(f"no consumer named {name!r}")
-        await aio.run_blocking(store, store.write_checkpoint, CONSUMER_PREFIX + name, None)
-        await aio.run_blocking(store, _set_listed, store, name, False)
+    await aio.run_blocking(store, consumer_positions(store).delete, name)
     metrics_for(store).consumers.forget(name)
     return json_response({"correct": True})
 
@@ -389,15 +301,10 @@ async def list_consumers(request: Request, query: dict[str, Any]) -> Response:
     store: EventStore = request.app.state.store
 
     def listed() -> list[dict[str, Any]]:
-        value = store.read_checkpoint(CONSUMER_NAMES)
         last = store.last_order_id()
-        found = []
-        for name in value if isinstance(value, list) else []:
-            position = _position(store, name)
-            if position is not None:
-                acked = position["order-id"]
-                found.append({"consumer": name, "stream": position["stream"], "acked": acked, "behind": last - acked})
-        return found
+        return [
+            {**position.to_json(), "behind": last - position.acked} for position in consumer_positions(store).list()
+        ]
 
     return json_response({"subscriptions": await aio.run_blocking(store, listed)})
 

@@ -4,7 +4,8 @@
   404 ``{"error": ...}`` when the stream does not exist.
 - ``POST /api/new-stream``: a stream file, either as the request body (NDJSON) or as the
   ``file`` field of a ``multipart/form-data`` upload; ``?name=`` (or a ``name`` form field)
-  renames the stream. Answers 201 ``{"correct": true, "stream-name": ..., "events": n}``, with
+  renames the stream. The body is read a chunk at a time into a temporary file (413 past
+  `rest.body.max.bytes`). Answers 201 ``{"correct": true, "stream-name": ..., "events": n}``, with
   the stream renamed ``name-0``, ``name-1``... when its name is taken; 400 ``{"error": ...}``
   for a bad file, nothing stored.
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
+from typing import IO
 from urllib.parse import quote
 
 from starlette.concurrency import run_in_threadpool
@@ -26,6 +28,8 @@ from starlette.routing import Route
 from photon.core.errors import BackendError, NotFound, ValidationError
 from photon.core.store import EventStore
 from photon.ops.transfer import export_stream, import_stream
+from photon.server.http.errors import photon_error_response
+from photon.server.http.limits import body_limit, bounded, spool_body
 
 AuthCheck = Callable[[Request], Awaitable[Response | None] | Response | None]
 NDJSON = "application/x-ndjson"
@@ -57,10 +61,8 @@ def transfer_routes(store: EventStore, auth: AuthCheck) -> list[Route]:
         name = request.path_params["name"]
         try:
             chunks = await run_in_threadpool(export_stream, store, name)
-        except NotFound as exc:
-            return _error(404, str(exc))
-        except BackendError as exc:
-            return _error(503, str(exc))
+        except (NotFound, BackendError) as exc:
+            return photon_error_response(exc)
         # A sync iterator: starlette reads it in a worker thread, a page at a time.
         return StreamingResponse(chunks, media_type=NDJSON, headers={"Content-Disposition": _attachment(name)})
 
@@ -69,23 +71,27 @@ def transfer_routes(store: EventStore, auth: AuthCheck) -> list[Route]:
         if denied is not None:
             return denied
         name = request.query_params.get("name") or None
+        limit = body_limit(request)
         if request.headers.get("content-type", "").startswith("multipart/form-data"):
-            async with request.form() as form:
+            # The form parser spools the file part to a temporary file as it arrives.
+            async with bounded(request, limit).form() as form:
                 upload = form.get("file")
                 if upload is None or isinstance(upload, str):
                     return _error(400, "the upload needs a 'file' field holding the stream file")
                 field = form.get("name")
                 if isinstance(field, str) and field:
                     name = field
-                body = await upload.read()
-        else:
-            body = await request.body()
+                return await _import(upload.file, name)
+        with await spool_body(request, limit) as spool:
+            return await _import(spool, name)
+
+    async def _import(source: IO[bytes], name: str | None) -> Response:
+        # Lines as bytes.splitlines gives them (a lone CR ends a line too), read from the file.
+        lines = (part for line in source for part in line.splitlines())
         try:
-            final, count = await run_in_threadpool(import_stream, store, body.splitlines(), name)
-        except ValidationError as exc:
-            return _error(400, str(exc))
-        except BackendError as exc:
-            return _error(503, str(exc))
+            final, count = await run_in_threadpool(import_stream, store, lines, name)
+        except (ValidationError, BackendError) as exc:
+            return photon_error_response(exc)
         return JSONResponse({"correct": True, "stream-name": final, "events": count}, status_code=201)
 
     return [

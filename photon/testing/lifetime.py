@@ -15,6 +15,7 @@ from photon.core.events import CONFIG_STREAM, METADATA_STREAM, now_millis
 from photon.core.store import EventStore
 from photon.core.subscriptions import CaughtUp
 from photon.ops.restore import restore
+from photon.testing.base import ContractBase
 
 
 def ev(stream: str, n: int = 0, **extra: Any) -> dict[str, Any]:
@@ -29,8 +30,9 @@ def in_all(store: EventStore, stream: str) -> list[int]:
     return [e.stream_version for e in store.read() if e.stream_name == stream]
 
 
-class LifetimeContract:
+class LifetimeContract(ContractBase):
     def test_max_count_and_truncate_before_hide_at_once_and_all_sees_until_scavenged(self, store: EventStore) -> None:
+        self.requires(store, "scavenging")
         store.append([ev("a", i) for i in range(10)])
         store.append([ev("b", i) for i in range(10)])
         store.set_stream_metadata("a", {"max-count": 3, "owner": "team-x"})
@@ -54,6 +56,7 @@ class LifetimeContract:
         assert again.removed == 1  # version 9 fell out of the newest three with version 12
 
     def test_max_age_hides_expired_events(self, store: EventStore) -> None:
+        self.requires(store, "scavenging")
         old = now_millis() - 3_600_000
         store.append([ev("c", i, **{"event-time": old}) for i in range(3)])
         store.append([ev("c", 9)])
@@ -73,6 +76,7 @@ class LifetimeContract:
         assert [e.stream_version for e in store.read_backward("d")] == [6, 5]
 
     def test_bad_metadata_is_refused(self, store: EventStore) -> None:
+        bad: Any
         for bad, message in [
             ({"max-count": 0}, "'max-count' must be a whole number of at least 1"),
             ({"max-age": "1h"}, "'max-age' must be a whole number"),
@@ -88,6 +92,7 @@ class LifetimeContract:
         assert list(store.read(METADATA_STREAM)) == []
 
     def test_soft_delete_reads_as_gone_and_writing_again_continues_the_numbering(self, store: EventStore) -> None:
+        self.requires(store, "scavenging")
         store.append([ev("f", i) for i in range(4)])
         assert store.delete_stream("f") == 4
         assert versions(store, "f") == []
@@ -108,6 +113,7 @@ class LifetimeContract:
         assert in_all(store, "f") == [5]
 
     def test_hard_delete_is_a_tombstone(self, store: EventStore) -> None:
+        self.requires(store, "scavenging")
         store.append([ev("g", i) for i in range(3)])
         assert store.delete_stream("g", hard=True) == 3
         with pytest.raises(StreamDeleted, match="can never be written again"):
@@ -121,7 +127,7 @@ class LifetimeContract:
         assert store.stream_version("other") == 0
         assert store.stream_metadata("g").tombstone
         store.scavenge()
-        assert in_all(store, "g") == ([3] if getattr(self, "scavenge_keeps_newest", False) else [])
+        assert in_all(store, "g") == ([3] if self.scavenge_keeps_newest else [])
         with pytest.raises(StreamDeleted):
             store.append(ev("g"))
 
@@ -133,13 +139,14 @@ class LifetimeContract:
             store.append(ev("h"))
 
     def test_scavenge_never_frees_order_ids(self, store: EventStore, store_config: dict[str, Any]) -> None:
+        self.requires(store, "scavenging")
         store.append([ev("keep")] + [ev("last", i) for i in range(5)])
         store.delete_stream("last", hard=True)
         store.scavenge()
         top = store.last_order_id()  # the scavenge's own __config__ event, after the removed ones
         assert [e.event_type for e in store.read(CONFIG_STREAM)][-1] == "scavenged"
-        if getattr(self, "persistent", True):
-            store = self.reopen(store, store_config)  # type: ignore[attr-defined]
+        if self.persistent:
+            store = self.reopen(store, store_config)
         try:
             assert store.last_order_id() == top
             assert store.append(ev("keep"))[0].order_id > top
@@ -149,6 +156,7 @@ class LifetimeContract:
             store.close()
 
     def test_redaction_replaces_payloads_and_keeps_everything_else(self, store: EventStore) -> None:
+        self.requires(store, "redaction")
         stored = store.append([ev("person-1", i, tags=["person:1"]) for i in range(3)] + [ev("person-2", 7)])
         assert store.redact(stream="person-1", reason="erasure request") == 3
         after = list(store.read("person-1"))
@@ -173,6 +181,8 @@ class LifetimeContract:
         assert all(b'"n":' not in e.data for e in store.read("person-1"))
 
     def test_backup_after_scavenge_restores_with_its_gaps(self, store: EventStore, tmp_path: Path) -> None:
+        self.requires(store, "scavenging")
+        self.requires(store, "redaction")
         store.append([ev("r", i, tags=["t"]) for i in range(6)])
         store.append([ev("gone", i) for i in range(2)])
         store.set_stream_metadata("r", {"max-count": 2, "k": "v"})

@@ -4,10 +4,13 @@ A backend's test module subclasses `BackendContract` and provides one fixture, `
 the configuration (a dict of Photon keys) of a fresh, empty store for one test. Opening it
 twice must reach the same store (that is how close-and-reopen is tested). Set
 `persistent = False` for a backend whose data lives only as long as its object (memory).
+Tests of an optional capability (scavenging, redaction, listing checkpoints, bulk load) skip on
+a backend that does not declare it (see `photon.core.backend.Backend`).
 
-A third-party backend runs the same suite:
+A third-party backend runs the same suite (pytest is needed to run it):
 
-    from tests.contract import BackendContract
+    import pytest
+    from photon.testing import BackendContract
 
     class TestMyBackend(BackendContract):
         @pytest.fixture
@@ -17,52 +20,32 @@ A third-party backend runs the same suite:
 
 from __future__ import annotations
 
-import random
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from photon.core.backend import Query, backend_class
-from photon.core.errors import IntegrityError, NotFound, StoreLocked, ValidationError, VersionConflict
+from photon.core.backend import Backend, Query, backend_class
+from photon.core.errors import IntegrityError, NotFound, ValidationError, VersionConflict
 from photon.core.events import RecordedEvent
 from photon.core.store import EventStore
 from photon.core.subscriptions import CaughtUp
+from photon.testing.appends import AppendContract
+from photon.testing.base import event, gapless
+from photon.testing.durability import DurabilityContract
+from photon.testing.lifetime import LifetimeContract
 
-from .contract_appends import AppendContract
-from .contract_lifetime import LifetimeContract
+#: The methods a backend overrides when it declares each optional capability.
+CAPABILITY_METHODS = {
+    "bulk_load": ("begin_bulk_load", "end_bulk_load"),
+    "scavenging": ("truncate_stream",),
+    "redaction": ("replace_events",),
+    "listing_checkpoints": ("checkpoints",),
+}
 
 
-def event(stream: str = "orders", event_type: str = "Created", **payload: Any) -> dict[str, Any]:
-    return {"stream-name": stream, "event-type": event_type, "payload": payload or {"n": 1}}
-
-
-def gapless(events: list[RecordedEvent]) -> bool:
-    return [e.order_id for e in events] == list(range(1, len(events) + 1))
-
-
-class BackendContract(AppendContract, LifetimeContract):
-    persistent = True
-    #: A scavenge keeps each stream's newest event (hidden from reads) on a backend that proves a
-    #: stream's version by its newest event (Cassandra).
-    scavenge_keeps_newest = False
-    #: Scale of the volume tests; a slow remote backend may lower them, never below the issue's figures.
-    many_events = 100_000
-    many_streams = 10_000
-
-    @pytest.fixture
-    def store_config(self) -> dict[str, Any]:  # pragma: no cover - provided by subclasses
-        raise NotImplementedError
-
-    @pytest.fixture
-    def store(self, store_config: dict[str, Any]) -> Iterator[EventStore]:
-        with EventStore.open(store_config) as store:
-            yield store
-
-    def reopen(self, store: EventStore, store_config: dict[str, Any]) -> EventStore:
-        store.close()
-        return EventStore.open(store_config)
+class BackendContract(AppendContract, LifetimeContract, DurabilityContract):
+    """The whole suite. Subclass it as ``Test...`` and provide the `store_config` fixture."""
 
     # -- ordering ----------------------------------------------------------------------------
 
@@ -77,7 +60,7 @@ class BackendContract(AppendContract, LifetimeContract):
         assert [e.payload["n"] for e in everything] == list(range(30))
 
     def test_stored_event_carries_every_field(self, store: EventStore) -> None:
-        sent = {
+        sent: dict[str, Any] = {
             "stream-name": "users",
             "event-type": "Registered",
             "payload": {"name": "Ada", "tags": ["a", "b"], "nested": {"x": 1.5}},
@@ -275,6 +258,7 @@ class BackendContract(AppendContract, LifetimeContract):
         assert [e.event_type for e in store.read("__config__")] == ["projection-registered"]
 
     def test_deleting_a_stream_never_frees_its_order_ids(self, store: EventStore, store_config: dict[str, Any]) -> None:
+        self.requires(store, "scavenging")
         store.append([event("keep", n=1), event("gone", n=2), event("gone", n=3)])
         assert store.delete_stream("gone") == 2
         with pytest.raises(NotFound):
@@ -302,6 +286,7 @@ class BackendContract(AppendContract, LifetimeContract):
         assert store.read_checkpoint("projection:x") is None
 
     def test_checkpoints_listed_by_prefix(self, store: EventStore) -> None:
+        self.requires(store, "listing_checkpoints")
         backend = store.backend
         backend.write_checkpoint("group:a", b"1")
         backend.write_checkpoint("group:b_%", b"2")
@@ -355,7 +340,7 @@ class BackendContract(AppendContract, LifetimeContract):
             live = subscription.get(5)
         assert [getattr(item, "order_id", None) for item in history] == [1, 3, 3]
         assert isinstance(history[2], CaughtUp)
-        assert live is not None and live.stream_name == "cart-1" and live.event_type == "Paid"
+        assert isinstance(live, RecordedEvent) and live.stream_name == "cart-1" and live.event_type == "Paid"
 
     # -- consumer groups ----------------------------------------------------------------------
 
@@ -373,7 +358,7 @@ class BackendContract(AppendContract, LifetimeContract):
         store.groups.create({"group-name": "g", "max-in-flight": 50, "stream": "__category__:acct"})
         store.append([event(f"acct-{i % 3}", n=i) for i in range(30)] + [event("other")])
         member = store.groups.join("g", "m")
-        delivered = []
+        delivered: list[int] = []
         while batch := member.take(1.0):
             delivered.extend(d.event.order_id for d in batch)
         assert len(delivered) == 30
@@ -384,7 +369,7 @@ class BackendContract(AppendContract, LifetimeContract):
         store = self.reopen(store, store_config)
         try:
             member = store.groups.join("g", "m")
-            again = []
+            again: list[int] = []
             while batch := member.take(1.0):
                 again.extend(d.event.order_id for d in batch)
             assert sorted(again) == sorted(set(delivered) - set(acked))
@@ -392,86 +377,6 @@ class BackendContract(AppendContract, LifetimeContract):
             assert store.groups.describe("g")["checkpoint"] >= max(delivered)
         finally:
             store.close()
-
-    # -- volume and concurrency -------------------------------------------------------------
-
-    @pytest.mark.slow
-    def test_many_streams(self, store: EventStore) -> None:
-        names = [f"stream-{i:05d}" for i in range(self.many_streams)]
-        for start in range(0, len(names), 2000):
-            store.append([event(name) for name in names[start : start + 2000]])
-        listed = store.streams()
-        assert len(listed) == self.many_streams
-        assert all(s.total_events == 1 for s in listed)
-        assert store.stream_version(names[-1]) == 1
-        (more,) = store.append(event(names[1234]))
-        assert more.stream_version == 2
-
-    @pytest.mark.slow
-    def test_many_events(self, store: EventStore) -> None:
-        rng = random.Random(7)
-        total = self.many_events
-        for start in range(0, total, 5000):
-            store.append([event(f"s{rng.randrange(100)}", n=start + i) for i in range(5000)])
-        seen = 0
-        for seen, stored in enumerate(store.read(), start=1):
-            assert stored.order_id == seen
-        assert seen == total
-        assert sum(s.total_events for s in store.streams()) == total
-        assert [e.order_id for e in store.read(from_order_id=total - 2)] == [total - 2, total - 1, total]
-
-    def test_concurrent_appenders_get_distinct_gapless_positions(self, store: EventStore) -> None:
-        results: dict[int, list[RecordedEvent]] = {}
-
-        def appender(index: int) -> None:
-            mine = []
-            for n in range(50):
-                mine.extend(store.append(event(f"t{index}", n=n)))
-            results[index] = mine
-
-        threads = [threading.Thread(target=appender, args=(i,)) for i in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        everything = list(store.read())
-        assert gapless(everything) and len(everything) == 400
-        for index, mine in results.items():
-            assert [e.stream_version for e in mine] == list(range(1, 51))
-            assert [e.payload["n"] for e in store.read(f"t{index}")] == list(range(50))
-
-    # -- durability and the single writer ------------------------------------------------------
-
-    def test_close_and_reopen_keeps_everything(self, store: EventStore, store_config: dict[str, Any]) -> None:
-        if not self.persistent:
-            pytest.skip("this backend keeps nothing after close")
-        before = store.append([event("a", n=i) for i in range(10)] + [dict(event("b"), id="known")])
-        store.write_checkpoint("k", {"v": 1})
-        store = self.reopen(store, store_config)
-        try:
-            assert list(store.read()) == before
-            assert store.read_checkpoint("k") == {"v": 1}
-            (next_one,) = store.append(event("a"))
-            assert next_one.order_id == 12 and next_one.stream_version == 11
-            (known,) = store.append(dict(event("b"), id="known"))
-            assert known == before[-1]
-        finally:
-            store.close()
-
-    def test_second_writer_is_refused(self, store: EventStore, store_config: dict[str, Any]) -> None:
-        if not self.persistent:
-            pytest.skip("each in-process store is its own")
-        with pytest.raises(StoreLocked, match="one process writes a store"):
-            EventStore.open(store_config)
-        with EventStore.open(store_config, read_only=True) as reader:
-            assert reader.last_order_id() == store.last_order_id()
-
-    def test_writer_lock_is_released_on_close(self, store: EventStore, store_config: dict[str, Any]) -> None:
-        if not self.persistent:
-            pytest.skip("each in-process store is its own")
-        store.close()
-        with EventStore.open(store_config) as again:
-            again.append(event())
 
     # -- replay ----------------------------------------------------------------------------------
 
@@ -501,6 +406,7 @@ class BackendContract(AppendContract, LifetimeContract):
                 if isinstance(item, CaughtUp):
                     caught_up += 1
                 else:
+                    assert isinstance(item, RecordedEvent), item
                     seen.append(item.payload["n"])
         finally:
             stop.set()
@@ -512,3 +418,11 @@ class BackendContract(AppendContract, LifetimeContract):
     def test_backend_class_is_registered(self, store_config: dict[str, Any]) -> None:
         cls = backend_class(store_config["db.backend"])
         assert store_config["db.backend"] in (cls.name, *cls.aliases)
+
+    def test_declared_capabilities_agree_with_the_backend(self, store: EventStore) -> None:
+        backend = type(store.backend)
+        assert backend.persistent == self.persistent, "the test class's `persistent` differs from the backend's"
+        for capability, methods in CAPABILITY_METHODS.items():
+            if getattr(backend, capability):
+                missing = [m for m in methods if getattr(backend, m) is getattr(Backend, m)]
+                assert not missing, f"{backend.__name__} declares {capability} but does not override {missing}"
