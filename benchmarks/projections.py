@@ -23,7 +23,7 @@ from typing import Any
 from photon.core.config import load_config
 from photon.core.store import EventStore
 from photon.projections import ProjectionManager
-from photon.projections.manager import checkpoint_key
+from photon.projections.checkpoints import checkpoint_key
 
 PY_SUM = "def reduction(state, event):\n    return state + event['payload'].get('n', 0)\n"
 HY_SUM = '(defn reduction [state event] (+ state (.get (get event "payload") "n" 0)))'

@@ -327,8 +327,14 @@ BAD_MESSAGES = [
     (orjson.dumps([event(n=1), {"stream-name": "orders"}]), "emit", "event 1:", "event-type"),
     (orjson.dumps({"events": event()}), "emit", "must be a list", "events"),
     (orjson.dumps(event(n=1)), "frobnicate", "unknown message type 'frobnicate'", "type"),
-    (orjson.dumps({"stream-type": "lukewarm"}), "replay", "stream-type must be one of", "stream-type"),
+    (orjson.dumps({"stream-type": "lukewarm"}), "replay", "'stream-type' must be one of", "stream-type"),
     (orjson.dumps({"from": -3}), "replay", "'from' must be a whole number", "from"),
+    # The replay options are read by the core's request model, with the bounds HTTP has.
+    (orjson.dumps({"from": 1 << 63}), "replay", "'from' must be at most 9223372036854775807", "from"),
+    (orjson.dumps({"from-time": "5"}), "replay", "'from-time' must be a whole number", "from-time"),
+    (orjson.dumps({"limit": 0}), "replay", "'limit' must be a whole number of at least 1", "limit"),
+    (orjson.dumps({"to": True}), "replay", "'to' must be a whole number", "to"),
+    (b'{"stream-name": "orders", "events": [], "n": 18446744073709551616}', "emit", "beyond 64 bits", None),
     (orjson.dumps({"stream-name": "orders", "colour": 1}), "replay", "unknown field 'colour'", "colour"),
 ]
 

@@ -16,7 +16,7 @@ import pytest
 
 from photon.core.events import CONFIG_STREAM
 from photon.core.store import EventStore
-from photon.projections.offline import REGISTERED
+from photon.projections.registry import REGISTERED
 
 from .live import LiveServer, make_config
 from .test_backup_cli import photon

@@ -217,7 +217,7 @@ def test_emit_into_the_memory_backend_warns(tmp_path: Path) -> None:
 
 
 def test_the_log_names_the_projection_folder_and_the_shipped_examples(tmp_path: Path) -> None:
-    from photon.projections.manager import EXAMPLES_FOLDER
+    from photon.projections.folder import EXAMPLES_FOLDER
 
     assert sorted(p.name for p in EXAMPLES_FOLDER.iterdir() if p.suffix in (".hy", ".py")) == [
         "account_balances.hy",

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 from photon.core.store import EventStore
+from photon.projections.checkpoints import checkpoint_key
 from photon.projections.definition import spec_from_template
-from photon.projections.manager import checkpoint_key
 
 from .projection_helpers import caught_up, direct_fold, make_config, running
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from photon.core.store import EventStore
+from photon.projections.messages import ToWorker
 from photon.projections.pool import WorkerHandle
 
 from .projection_helpers import caught_up, events, make_config, running
@@ -45,8 +46,8 @@ def test_live_events_in_exact_order_with_a_failure_isolated(
     sent: list[str] = []
     original = WorkerHandle.send
 
-    def recording(self: WorkerHandle, message: Any) -> None:
-        sent.append(message[0])
+    def recording(self: WorkerHandle, message: ToWorker) -> None:
+        sent.append(type(message).__name__)
         original(self, message)
 
     monkeypatch.setattr(WorkerHandle, "send", recording)
@@ -79,5 +80,5 @@ def test_live_events_in_exact_order_with_a_failure_isolated(
 
     result = asyncio.run(scenario())
     assert result["position"] == result["head"]
-    assert "fold" in sent and "catchup" not in sent  # live events shipped, none read again
+    assert "Fold" in sent and "CatchUp" not in sent  # live events shipped, none read again
     store.close()

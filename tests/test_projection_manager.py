@@ -12,8 +12,10 @@ import pytest
 from photon.core.errors import BackendUnavailable
 from photon.core.events import CONFIG_STREAM
 from photon.core.store import EventStore
+from photon.projections.checkpoints import checkpoint_key
 from photon.projections.definition import spec_from_template
-from photon.projections.manager import checkpoint_key
+from photon.projections.manager import ProjectionManager
+from photon.server.projection_updates import ProjectionUpdatesService
 
 from .projection_helpers import caught_up, direct_fold, events, make_config, running, wait_for
 
@@ -250,17 +252,18 @@ def test_a_checkpoint_records_the_position_it_wrote_not_one_reached_meanwhile(tm
             await manager.create(SUM_PY)
             await caught_up(manager)
             projection = manager.projections["sum-a"]
-            taken = manager._snapshots([projection])
+            taken = manager.checkpoints.snapshots([projection])
             written_at = projection.position
             store.append(events("a", 3, start=50_000))  # folded while the write is under way
             await caught_up(manager)
             assert projection.position > written_at
-            await asyncio.to_thread(manager._write_checkpoints, taken)
+            is_current = manager.registry.is_current
+            await asyncio.to_thread(manager.checkpoints.write, taken, is_current)
             assert projection.checkpointed_position == written_at
             assert store.read_checkpoint(checkpoint_key("sum-a"))["order-id"] == written_at
-            newer = manager._snapshots([projection])
-            await asyncio.to_thread(manager._write_checkpoints, newer)
-            await asyncio.to_thread(manager._write_checkpoints, taken)  # an older write ending late
+            newer = manager.checkpoints.snapshots([projection])
+            await asyncio.to_thread(manager.checkpoints.write, newer, is_current)
+            await asyncio.to_thread(manager.checkpoints.write, taken, is_current)  # an older write ending late
             assert store.read_checkpoint(checkpoint_key("sum-a"))["order-id"] == projection.position
             store.append(events("a", 2, start=60_000))  # left for the final checkpoint at stop
             await caught_up(manager)
@@ -356,41 +359,51 @@ def test_updates_are_followed_in_process_and_over_tcp(tmp_path: Path) -> None:
         async with running(store, config) as manager:
             await manager.create(SUM_PY)
             await caught_up(manager)
-            assert manager.updates_server is not None
-            import orjson
+            # The listener is a server service of its own, given the manager by the server.
+            updates = ProjectionUpdatesService(store, config)
+            updates.attach_projections(manager)
+            await updates.start()
+            try:
+                await follow(manager, updates)
+            finally:
+                await updates.stop()
 
-            from photon.server.tokens import TokenSigner
+    async def follow(manager: ProjectionManager, updates: ProjectionUpdatesService) -> None:
+        import orjson
 
-            port = manager.updates_server.port
-            # No token, or a bad one: refused, and nothing of any projection is sent.
-            for first_line in (b"\n", b'{"token":"forged"}\n', b"hello\n"):
-                reader, writer = await asyncio.open_connection("127.0.0.1", port)
-                writer.write(first_line)
-                assert await asyncio.wait_for(reader.read(), 10) == b'{"error":"Not authorized"}\n'
-                writer.close()
+        from photon.server.tokens import TokenSigner
 
+        port = updates.port
+        assert port is not None
+        # No token, or a bad one: refused, and nothing of any projection is sent.
+        for first_line in (b"\n", b'{"token":"forged"}\n', b"hello\n"):
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(orjson.dumps({"token": TokenSigner.from_config(config).issue()}) + b"\n")
-
-            snapshot = {}
-            for _ in range(len(manager.projections)):
-                line = orjson.loads(await asyncio.wait_for(reader.readline(), 10))
-                snapshot[line["projection-name"]] = line["current-value"]
-            assert snapshot["sum-a"] == {"sum": 3, "count": 3}
-
-            states = manager.subscribe_updates("sum-a")
-            assert await asyncio.wait_for(states.__anext__(), 10) == {"sum": 3, "count": 3}
-            store.append(events("a", 1, start=10))
-            assert await asyncio.wait_for(states.__anext__(), 10) == {"sum": 13, "count": 4}
-            await states.aclose()
-
-            while True:
-                line = orjson.loads(await asyncio.wait_for(reader.readline(), 10))
-                if line["projection-name"] == "sum-a":
-                    break
-            assert line["current-value"] == {"sum": 13, "count": 4}
-            assert line["last-event"] == store.last_order_id()
+            writer.write(first_line)
+            assert await asyncio.wait_for(reader.read(), 10) == b'{"error":"Not authorized"}\n'
             writer.close()
+
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(orjson.dumps({"token": TokenSigner.from_config(config).issue()}) + b"\n")
+
+        snapshot = {}
+        for _ in range(len(manager.projections)):
+            line = orjson.loads(await asyncio.wait_for(reader.readline(), 10))
+            snapshot[line["projection-name"]] = line["current-value"]
+        assert snapshot["sum-a"] == {"sum": 3, "count": 3}
+
+        states = manager.subscribe_updates("sum-a")
+        assert await asyncio.wait_for(states.__anext__(), 10) == {"sum": 3, "count": 3}
+        store.append(events("a", 1, start=10))
+        assert await asyncio.wait_for(states.__anext__(), 10) == {"sum": 13, "count": 4}
+        await states.aclose()
+
+        while True:
+            line = orjson.loads(await asyncio.wait_for(reader.readline(), 10))
+            if line["projection-name"] == "sum-a":
+                break
+        assert line["current-value"] == {"sum": 13, "count": 4}
+        assert line["last-event"] == store.last_order_id()
+        writer.close()
 
     asyncio.run(scenario())
     store.close()

@@ -13,7 +13,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from photon.projections.manager import EXAMPLES_FOLDER
+from photon.projections.folder import EXAMPLES_FOLDER
 
 from .live import ServerProcess
 

@@ -79,10 +79,10 @@ def test_a_missing_keystore_file_fails_start_up(tmp_path: Path) -> None:
 
 
 def _tcp_ports(server: LiveServer) -> dict[str, int]:
-    from photon.server.server import Projections
+    from photon.server.projection_updates import ProjectionUpdatesService
 
-    updates = server.server.service(Projections).manager.updates_server
-    assert updates is not None
+    updates = server.server.service(ProjectionUpdatesService)
+    assert updates.port is not None
     return {"events.port": server.tcp_port, "projections.port": updates.port}
 
 

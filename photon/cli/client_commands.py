@@ -27,6 +27,7 @@ from photon.cli.options import (
 )
 from photon.core.append_request import AppendOptions, append_options, parse_emit, parse_query
 from photon.core.errors import ValidationError
+from photon.core.requests import ReplayOptions, from_query
 from photon.core.subscriptions import STREAM_TYPES, CaughtUp
 
 if TYPE_CHECKING:
@@ -185,29 +186,40 @@ def read_matching(query: str, after: int, limit: int | None, url: str | None, **
     show_default=True,
     help="cold: history then exit; hot: live only; hot-cold: history then live.",
 )
-@click.option("-from", "from_", type=int, default=None, metavar="ORDER-ID", help="First order-id (inclusive).")
-@click.option("-from-version", "from_version", type=int, default=None, metavar="N", help="First stream-version.")
-@click.option("-from-time", "from_time", type=int, default=None, metavar="MS", help="First event-time (epoch ms).")
-@click.option("-to", "to", type=int, default=None, metavar="ORDER-ID", help="Last order-id (inclusive).")
+@click.option("-from", "from_", default=None, metavar="ORDER-ID", help="First order-id (inclusive).")
+@click.option("-from-version", "from_version", default=None, metavar="N", help="First stream-version.")
+@click.option("-from-time", "from_time", default=None, metavar="MS", help="First event-time (epoch ms).")
+@click.option("-to", "to", default=None, metavar="ORDER-ID", help="Last order-id (inclusive).")
 @click.option("-event-types", "event_types", default=None, metavar="A,B", help="Only these event types.")
-@click.option("-limit", "limit", type=int, default=None, metavar="N", help="Stop after N events.")
+@click.option("-limit", "limit", default=None, metavar="N", help="Stop after N events.")
 @url_option
 @config_options
 def replay(
     stream: str,
     stream_type: str,
-    from_: int | None,
-    from_version: int | None,
-    from_time: int | None,
-    to: int | None,
+    from_: str | None,
+    from_version: str | None,
+    from_time: str | None,
+    to: str | None,
     event_types: str | None,
-    limit: int | None,
+    limit: str | None,
     url: str | None,
     **params: Any,
 ) -> None:
     """Print STREAM's events (default __all__) as NDJSON; the caught-up point is reported on stderr."""
     config = config_from(params)
-    types = [t.strip() for t in event_types.split(",") if t.strip()] if event_types else None
+    # The flags are read by the core's request model, as the server reads the same options.
+    given = {
+        "stream-type": stream_type,
+        "from": from_,
+        "from-version": from_version,
+        "from-time": from_time,
+        "to": to,
+        "event-types": event_types,
+        "limit": limit,
+    }
+    options = from_query(ReplayOptions, {k: [v] for k, v in given.items() if v is not None}, where="option")
+    types = list(options.event_types) if options.event_types else None
     if direct(config):
         if stream_type != "cold":
             raise click.UsageError("live replay (hot, hot-cold) needs a running server: use -url, not -db.backend")
@@ -216,25 +228,25 @@ def replay(
         with EventStore.open(config, read_only=True) as store:
             for event in store.read(
                 stream,
-                from_order_id=from_,
-                from_version=from_version,
-                from_time=from_time,
-                to_order_id=to,
+                from_order_id=options.from_order_id,
+                from_version=options.from_version,
+                from_time=options.from_time,
+                to_order_id=options.to_order_id,
                 event_types=types,
-                limit=limit,
+                limit=options.limit,
             ):
                 _out(event.data)
         return
     with client_for(config, url) as client:
         items = client.replay(
             stream,
-            stream_type=stream_type,
-            from_=from_,
-            from_version=from_version,
-            from_time=from_time,
-            to=to,
+            stream_type=options.stream_type,
+            from_=options.from_order_id,
+            from_version=options.from_version,
+            from_time=options.from_time,
+            to=options.to_order_id,
             event_types=types,
-            limit=limit,
+            limit=options.limit,
         )
         try:
             for item in items:

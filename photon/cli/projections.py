@@ -45,9 +45,9 @@ def list_projections(url: str | None, **params: Any) -> None:
     config = config_from(params)
     if direct(config):
         from photon.core.store import EventStore
+        from photon.projections.checkpoints import read_checkpoint
         from photon.projections.definition import DefinitionError, load
-        from photon.projections.offline import checkpoint_key
-        from photon.projections.offline import projections as registered_projections
+        from photon.projections.registry import projections as registered_projections
 
         rows = []
         with EventStore.open(config, read_only=True) as store:
@@ -56,8 +56,8 @@ def list_projections(url: str | None, **params: Any) -> None:
                     stream, status = load(spec).stream_name, "stopped"
                 except DefinitionError:
                     stream, status = "", "invalid"
-                saved = store.read_checkpoint(checkpoint_key(name))
-                position = saved.get("order-id", 0) if isinstance(saved, dict) else 0
+                saved = read_checkpoint(store, name)
+                position = saved.order_id if saved is not None else 0
                 rows.append((name, stream, status, position))
     else:
         with client_for(config, url) as client:
@@ -79,7 +79,7 @@ def show(name: str, key: str | None, url: str | None, **params: Any) -> None:
     if direct(config):
         from photon.core.store import EventStore
         from photon.projections.offline import fold, key_of
-        from photon.projections.offline import projections as registered_projections
+        from photon.projections.registry import projections as registered_projections
 
         with EventStore.open(config, read_only=True) as store:
             spec = registered_projections(store).get(name)

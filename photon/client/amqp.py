@@ -24,6 +24,7 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import BasicProperties
 
+from photon.client.wire import replay_options
 from photon.core.append_request import AppendCondition, emit_body
 from photon.core.errors import PhotonError
 from photon.core.events import ALL_STREAM, ID
@@ -269,14 +270,7 @@ class AmqpClient:
         """The events of a stream as dicts; `cold` ends after the history, `hot-cold` yields a
         `CaughtUp(order_id)` after the history and then live events until the iterator is
         closed, `hot` yields live events only. Leaving the loop cancels the replay."""
-        options = {
-            "from": from_order_id,
-            "from-version": from_version,
-            "from-time": from_time,
-            "to": to_order_id,
-            "event-types": list(event_types) if event_types is not None else None,
-            "limit": limit,
-        }
+        options = replay_options(stream_type, from_order_id, from_version, from_time, to_order_id, event_types, limit)
         self._connect()
         connection = self._connection
         assert connection is not None
@@ -285,7 +279,7 @@ class AmqpClient:
         queue = channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
         correlation_id = str(uuid.uuid4())
         request = BasicProperties(type=REPLAY, reply_to=queue, correlation_id=correlation_id, content_type=CONTENT_TYPE)
-        channel.basic_publish("", self.names.commands, replay_body(stream, stream_type, options), request)
+        channel.basic_publish("", self.names.commands, replay_body(stream, options), request)
         finished = False
         live = stream_type != "cold"
         unacked = 0

@@ -29,6 +29,7 @@ from photon.client.wire import (
     emit_body,
     line_item,
     page_answer,
+    page_params,
     position_answer,
     projection_template,
     query,
@@ -185,7 +186,7 @@ class AsyncPhotonClient:
         limit: int | None = None,
     ) -> Page:
         """One page of a stream's stored events (`Page.next` is the `from_` of the next page, None at the end)."""
-        params = query({"from": from_, "from-version": from_version, "limit": limit})
+        params = page_params(from_, from_version, limit)
         response = await self.request("GET", f"/api/stream-contents/{_quote(stream)}", params=params)
         return page_answer(response.content)
 

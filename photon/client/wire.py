@@ -23,6 +23,7 @@ from photon.core.errors import (
     VersionConflict,
 )
 from photon.core.events import ID, RecordedEvent, new_event_id
+from photon.core.requests import PageOptions, ReplayOptions, from_json, to_json
 from photon.core.subscriptions import CaughtUp
 
 ReplayItem = RecordedEvent | CaughtUp
@@ -117,6 +118,31 @@ def position_answer(name: str, content: bytes) -> ConsumerPosition:
     return ConsumerPosition(doc.get("consumer", name), doc.get("stream"), int(doc.get("acked") or 0))
 
 
+def replay_options(
+    stream_type: str,
+    from_: int | None,
+    from_version: int | None,
+    from_time: int | None,
+    to: int | None,
+    event_types: Sequence[str] | None,
+    limit: int | None,
+) -> ReplayOptions:
+    """A replay's options, checked as the server checks them (`ValidationError` naming a bad one)."""
+    return from_json(
+        ReplayOptions,
+        {
+            "stream-type": stream_type,
+            "from": from_,
+            "from-version": from_version,
+            "from-time": from_time,
+            "to": to,
+            "event-types": list(event_types) if event_types is not None else None,
+            "limit": limit,
+        },
+        what="the replay options",
+    )
+
+
 def replay_params(
     stream_type: str,
     from_: int | None,
@@ -126,15 +152,14 @@ def replay_params(
     event_types: Sequence[str] | None,
     limit: int | None,
 ) -> dict[str, Any]:
-    return {
-        "stream-type": stream_type,
-        "from": from_,
-        "from-version": from_version,
-        "from-time": from_time,
-        "to": to,
-        "event-types": event_types,
-        "limit": limit,
-    }
+    """A replay's query parameters (`replay_options` by their wire names)."""
+    return to_json(replay_options(stream_type, from_, from_version, from_time, to, event_types, limit))
+
+
+def page_params(from_: int | None, from_version: int | None, limit: int | None) -> dict[str, Any]:
+    """A page read's query parameters, checked as the server checks them."""
+    options = from_json(PageOptions, {"from": from_, "from-version": from_version, "limit": limit}, what="a page read")
+    return to_json(options)
 
 
 def query(params: Mapping[str, Any]) -> dict[str, Any]:

@@ -116,9 +116,9 @@ class GroupManager:
             if (spec.stream, spec.filter, spec.strategy) == (group.spec.stream, group.spec.filter, group.spec.strategy):
                 with group.lock:
                     group.spec = spec
-                    touched = group._dispatch()
+                    touched = group.dispatch()
                 for member in touched:
-                    member._wake()
+                    member.wake()
                 return group.describe()
             return self._restart(group, spec)
 

@@ -30,7 +30,7 @@ import orjson
 from photon.core.errors import ValidationError
 from photon.core.events import ALL_STREAM, CONFIG_STREAM, EVENT_TIME, ID, ORDER_ID, STREAM_NAME, STREAM_VERSION
 from photon.core.original_shape import to_photon
-from photon.projections.offline import DELETED, REGISTERED
+from photon.projections.registry import DELETED, REGISTERED
 
 ORIGINAL_ORDER_ID: Final = "original-order-id"
 """The field that keeps a restored event's order-id in the Clojure Photon."""

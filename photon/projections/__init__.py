@@ -12,7 +12,7 @@ from photon.projections.definition import (
     spec_from_template,
 )
 from photon.projections.manager import ProjectionManager
-from photon.projections.offline import STREAMS_PROJECTION
+from photon.projections.registry import STREAMS_PROJECTION
 
 __all__ = [
     "STREAMS_PROJECTION",

@@ -9,56 +9,23 @@ in `__config__` as the server records them; a server started on the store later 
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from photon.core.errors import NotFound, ValidationError
-from photon.core.events import CONFIG_STREAM
+from photon.projections.checkpoints import clear_checkpoint, read_checkpoint
 from photon.projections.definition import DefinitionError, ProjectionSpec, load
+from photon.projections.registry import (
+    STREAMS_PROJECTION,
+    record_deletion,
+    record_registration,
+    registered,
+)
 
 if TYPE_CHECKING:
     from photon.core.store import EventStore
-
-log = logging.getLogger("photon.projections")
-
-REGISTERED = "projection-registered"
-DELETED = "projection-deleted"
-STREAMS_PROJECTION = "__streams__"
-CHECKPOINT_PREFIX = "projection:"
-
-
-def checkpoint_key(name: str) -> str:
-    return CHECKPOINT_PREFIX + name
-
-
-def builtin_streams_spec() -> ProjectionSpec:
-    source = resources.files("photon.projections").joinpath("builtin_streams.py").read_text(encoding="utf-8")
-    return ProjectionSpec(STREAMS_PROJECTION, "python", source, "builtin")
-
-
-def registered(store: EventStore) -> dict[str, ProjectionSpec]:
-    """The projections `__config__` holds now (last registration wins; deletions remove)."""
-    specs: dict[str, ProjectionSpec] = {}
-    for event in store.read(CONFIG_STREAM, event_types=(REGISTERED, DELETED)):
-        payload = event.payload
-        name = payload.get("projection-name")
-        if event.event_type == DELETED:
-            specs.pop(name, None)
-            continue
-        try:
-            specs[name] = ProjectionSpec.from_payload(payload)
-        except ValidationError:
-            log.warning("ignoring an unreadable projection registration at order-id %d", event.order_id)
-    return specs
-
-
-def projections(store: EventStore) -> dict[str, ProjectionSpec]:
-    """Every projection a server on this store runs, by name: `__streams__` and the registered."""
-    return {STREAMS_PROJECTION: builtin_streams_spec(), **registered(store)}
 
 
 @dataclass
@@ -85,10 +52,10 @@ def fold(store: EventStore, spec: ProjectionSpec) -> Folded:
     # A fresh copy of the initial value: a reduction may change its state in place.
     state = orjson.loads(orjson.dumps(definition.initial_value))
     position = 0
-    saved = store.read_checkpoint(checkpoint_key(spec.name))
-    if isinstance(saved, dict) and saved.get("digest") == spec.digest:
-        state = saved.get("state")
-        position = int(saved.get("order-id", 0))
+    saved = read_checkpoint(store, spec.name, spec.digest)
+    if saved is not None:
+        state = saved.state
+        position = saved.order_id
     resumed_from = position
     types = tuple(definition.event_types) if definition.event_types is not None else None
     reduction = definition.reduction
@@ -117,8 +84,8 @@ def register(store: EventStore, spec: ProjectionSpec) -> None:
     if spec.name == STREAMS_PROJECTION:
         raise DefinitionError(f"{STREAMS_PROJECTION!r} is built in and cannot be replaced", "projection-name")
     load(spec)  # refuse what would only fail: nothing is recorded
-    store.append_internal(CONFIG_STREAM, REGISTERED, spec.to_payload())
-    store.write_checkpoint(checkpoint_key(spec.name), None)
+    record_registration(store, spec)
+    clear_checkpoint(store, spec.name)
 
 
 def unregister(store: EventStore, name: str) -> None:
@@ -127,5 +94,5 @@ def unregister(store: EventStore, name: str) -> None:
         raise ValidationError(f"{STREAMS_PROJECTION!r} is built in and cannot be deleted", "projection-name")
     if name not in registered(store):
         raise NotFound(f"projection {name!r} does not exist")
-    store.append_internal(CONFIG_STREAM, DELETED, {"projection-name": name})
-    store.write_checkpoint(checkpoint_key(name), None)
+    record_deletion(store, name)
+    clear_checkpoint(store, name)

@@ -1,9 +1,10 @@
-"""Worker processes seen from the manager: start, talk, watch, kill.
+"""Worker processes seen from the manager: start, talk, kill.
 
-Each worker has one duplex pipe. Sending can block when the worker is busy (a pipe holds only
-a little), so a sender thread owns the sending end; a receiver thread hands every reply to the
-event loop. Workers come from the ``forkserver`` context (``spawn`` where there is none): the
-manager runs threads (the store's writer, the HTTP server), which plain ``fork`` must not copy.
+Each worker has one duplex pipe, carrying the messages of `photon.projections.messages`.
+Sending can block when the worker is busy (a pipe holds only a little), so a sender thread
+owns the sending end; a receiver thread hands every reply to the event loop. Workers come from
+the ``forkserver`` context (``spawn`` where there is none): the manager runs threads (the
+store's writer, the HTTP server), which plain ``fork`` must not copy.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ import logging
 import multiprocessing
 import queue
 import threading
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from photon.projections import worker as worker_module
+from photon.projections.messages import FromWorker, Stop, ToWorker
 
 log = logging.getLogger("photon.projections")
 
@@ -33,18 +34,21 @@ def context() -> Any:
         if "forkserver" in methods:
             # Workers then fork from a process that has these loaded. Not Hy: importing it patches
             # runpy, and a child re-runs the parent's main script (e.g. bin/photon) through runpy.
-            _context.set_forkserver_preload(["photon.projections.worker", "orjson"])
+            _context.set_forkserver_preload(["photon.projections.worker", "photon.projections.messages", "orjson"])
     return _context
 
 
 class WorkerHandle:
-    """One worker process and its pipe."""
+    """One worker process and its pipe, and the projections (slots) it holds.
+
+    How much is sent to it and not yet answered is the feed's business (`photon.projections.feed`).
+    """
 
     def __init__(
         self,
         index: int,
         store_config: Mapping[str, Any] | None,
-        on_message: Callable[[WorkerHandle, Any], None],
+        on_message: Callable[[WorkerHandle, FromWorker], None],
         on_exit: Callable[[WorkerHandle], None],
         loop: asyncio.AbstractEventLoop,
     ) -> None:
@@ -66,21 +70,10 @@ class WorkerHandle:
         self.reads_store = False
         self.ready = asyncio.Event()
         self.slots: set[int] = set()
-        self.in_flight = 0
-        self.lagging = False
-        self.drained = asyncio.Event()
-        self.drained.set()
-        self.seq = 0
-        self.lock = asyncio.Lock()
-        self.sent_to = 0
-        """The last order-id covered by the batches sent to this worker."""
         self.replaced = False
-        # Watchdog: the (slot, order-id) seen and since when.
-        self.seen: tuple[int, int] = (worker_module.IDLE, 0)
-        self.seen_since = time.monotonic()
         self._on_message = on_message
         self._on_exit = on_exit
-        self._outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._outbox: queue.SimpleQueue[ToWorker | None] = queue.SimpleQueue()
         self._sender = threading.Thread(target=self._send_loop, name=f"{self.process.name}-send", daemon=True)
         self._receiver = threading.Thread(target=self._receive_loop, name=f"{self.process.name}-recv", daemon=True)
         self._sender.start()
@@ -91,7 +84,7 @@ class WorkerHandle:
         pid: int | None = self.process.pid
         return pid
 
-    def send(self, message: Any) -> None:
+    def send(self, message: ToWorker) -> None:
         if self.alive:
             self._outbox.put(message)
 
@@ -128,7 +121,7 @@ class WorkerHandle:
 
     def close(self, timeout: float = 5.0) -> None:
         """Ask the worker to stop (sent after everything queued); kill it if it does not."""
-        self.send(("stop",))
+        self.send(Stop())
         self._outbox.put(None)
         self._sender.join(timeout)
         self.process.join(timeout)

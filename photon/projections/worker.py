@@ -1,19 +1,10 @@
 """The projection worker process: holds some projections and folds batches of events into them.
 
-Messages from the manager (pickled tuples on one pipe):
-
-- ``("add", slot, spec_payload, state, position, last_event, processed)``: take a projection,
-  resuming from `state` after order-id `position`.
-- ``("remove", slot)``: drop a projection.
-- ``("fold", seq, datas, end_order_id)``: a batch of events (each the stored JSON bytes) for every
-  projection here; `end_order_id` is the last order-id the batch covers (events of other
-  streams may have been left out), so positions advance past them.
-- ``("catchup", seq, to_order_id)``: read the store directly (read-only) up to `to_order_id` for
-  every projection behind it. Only sent when the worker opened the store itself.
-- ``("stop",)``: report the final states and exit.
-
-Replies: ``("ready", can_read_store)``, ``("added", slot, error)``, ``("folded", seq, reports,
-failures)`` (also sent part-way through a long catch-up with seq None), ``("stopped", reports)``.
+The manager talks to it with the named messages of `photon.projections.messages` on one pipe:
+`Add` a projection (resuming from a state after an order-id), `Remove` one, `Fold` a batch of
+events (their stored JSON bytes), `CatchUp` by reading the store directly (read-only; only when
+the worker could open it), `Stop`. It answers `Ready`, `Added`, `Folded` (also part-way through
+a long catch-up, with seq None) and `Stopped`.
 
 Each event is decoded once per batch and handed to every projection that wants it; folding
 runs projection by projection over the decoded batch, so the inner loop stays tight.
@@ -37,12 +28,20 @@ import orjson
 
 from photon.core.events import category_of, stream_category
 from photon.projections.definition import Definition, ProjectionSpec, load
-
-#: A report on one projection: slot, position, last-event, processed, state JSON (None if
-#: unchanged since the last report), nanoseconds spent folding, events folded (since the last report).
-Report = tuple[int, int, int, int, bytes | None, int, int]
-#: A failure: slot, order-id of the event (0 when none), error text, state JSON at the failure.
-Failure = tuple[int, int, str, bytes | None]
+from photon.projections.messages import (
+    Add,
+    Added,
+    CatchUp,
+    Failure,
+    Fold,
+    Folded,
+    Ready,
+    Remove,
+    Report,
+    Stop,
+    Stopped,
+    ToWorker,
+)
 
 IDLE = -1
 CATCHUP_PAGE = 5000
@@ -95,7 +94,7 @@ class Running:
 
     def report(self) -> Report:
         state = orjson.dumps(self.state) if self.changed else None
-        report = (self.slot, self.position, self.last_event, self.processed, state, self.fold_ns, self.folded)
+        report = Report(self.slot, self.position, self.last_event, self.processed, state, self.fold_ns, self.folded)
         self.changed = False
         self.fold_ns = 0
         self.folded = 0
@@ -181,7 +180,7 @@ def _account(
         snapshot: bytes | None = orjson.dumps(state)
     except TypeError:
         snapshot = None
-    return (running.slot, order_id, error, snapshot)
+    return Failure(running.slot, order_id, error, snapshot)
 
 
 class Worker:
@@ -189,7 +188,7 @@ class Worker:
         self.conn = conn
         self.progress = progress
         self.projections: dict[int, Running] = {}
-        self.pending: deque[tuple[Any, ...]] = deque()
+        self.pending: deque[ToWorker] = deque()
         self.store: Any = None
         if store_config is not None:
             from photon.core.store import EventStore
@@ -201,7 +200,7 @@ class Worker:
 
     def run(self) -> None:
         conn = self.conn
-        conn.send(("ready", self.store is not None))
+        conn.send(Ready(self.store is not None))
         while True:
             if self.pending:
                 message = self.pending.popleft()
@@ -210,21 +209,19 @@ class Worker:
                     message = conn.recv()
                 except (EOFError, OSError):
                     return
-            kind = message[0]
-            if kind == "fold":
-                _, seq, datas, end_order_id = message
-                conn.send(("folded", seq, *self.fold_batch(decode(datas), end_order_id)))
-            elif kind == "catchup":
+            if isinstance(message, Fold):
+                conn.send(Folded(message.seq, *self.fold_batch(decode(message.datas), message.end_order_id)))
+            elif isinstance(message, CatchUp):
                 self.catch_up_merged(message)
-            elif kind == "add":
-                conn.send(("added", message[1], self.add(*message[1:])))
-            elif kind == "remove":
-                self.projections.pop(message[1], None)
-            elif kind == "stop":
-                conn.send(("stopped", self.reports()))
+            elif isinstance(message, Add):
+                conn.send(Added(message.slot, self.add(message)))
+            elif isinstance(message, Remove):
+                self.projections.pop(message.slot, None)
+            elif isinstance(message, Stop):
+                conn.send(Stopped(self.reports()))
                 return
 
-    def catch_up_merged(self, message: tuple[Any, ...]) -> None:
+    def catch_up_merged(self, message: CatchUp) -> None:
         """Catch up, taking in the additions and catch-ups queued right behind this one first.
 
         Projections registered together (at start-up, from `__config__`) then share one read of
@@ -232,35 +229,36 @@ class Worker:
         every message still takes effect in the order it was sent.
         """
         conn = self.conn
-        seqs = [message[1]]
-        to_order_id = message[2]
+        seqs = [message.seq]
+        to_order_id = message.to_order_id
         while not self.pending and conn.poll(0):
             follower = conn.recv()
-            if follower[0] == "add":
-                conn.send(("added", follower[1], self.add(*follower[1:])))
-            elif follower[0] == "catchup":
-                seqs.append(follower[1])
-                to_order_id = max(to_order_id, follower[2])
+            if isinstance(follower, Add):
+                conn.send(Added(follower.slot, self.add(follower)))
+            elif isinstance(follower, CatchUp):
+                seqs.append(follower.seq)
+                to_order_id = max(to_order_id, follower.to_order_id)
             else:
                 self.pending.append(follower)  # handled after the catch-up, in order
         reports, failures = self.catch_up(to_order_id)
         for seq in seqs[:-1]:
-            conn.send(("folded", seq, [], []))
-        conn.send(("folded", seqs[-1], reports, failures))
+            conn.send(Folded(seq, [], []))
+        conn.send(Folded(seqs[-1], reports, failures))
 
-    def add(
-        self, slot: int, payload: Mapping[str, Any], state: Any, position: int, last: int, processed: int
-    ) -> str | None:
+    def add(self, message: Add) -> str | None:
+        slot = message.slot
         # Loading runs the definition's code: the watchdog sees it as the projection at order-id 0.
         self.progress[1] = 0
         self.progress[0] = slot
         try:
-            definition = load(ProjectionSpec.from_payload(payload))
+            definition = load(ProjectionSpec.from_payload(message.spec))
         except Exception as exc:
             return f"{type(exc).__name__}: {exc}"
         finally:
             self.progress[0] = IDLE
-        self.projections[slot] = Running(slot, definition, state, position, last, processed)
+        self.projections[slot] = Running(
+            slot, definition, message.state, message.position, message.last_event, message.processed
+        )
         gc.freeze()  # what the definition loaded lives as long as the worker: no collection walks it
         return None
 
@@ -297,7 +295,7 @@ class Worker:
                 page = []
                 if since_report >= CATCHUP_REPORT_EVERY:
                     since_report = 0
-                    self.conn.send(("folded", None, self.reports(), failures))
+                    self.conn.send(Folded(None, self.reports(), failures))
                     failures = []
         if page:
             failures.extend(self._fold_some(behind, decode(page)))
@@ -325,14 +323,8 @@ class Worker:
             except TypeError as exc:
                 # The reduction returned something that is not JSON: fail it where it happened.
                 running.failed = True
-                self.conn.send(
-                    (
-                        "folded",
-                        None,
-                        [],
-                        [(running.slot, running.last_event, f"the state is not JSON data: {exc}", None)],
-                    )
-                )
+                failure = Failure(running.slot, running.last_event, f"the state is not JSON data: {exc}", None)
+                self.conn.send(Folded(None, [], [failure]))
         return out
 
 

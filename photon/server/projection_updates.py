@@ -8,6 +8,9 @@ projection's state changes (at most one per batch of events folded):
 ``{"projection-name": ..., "status": ..., "last-event": <order-id>, "processed": ..., "current-value": ...}``.
 A client that reads too slowly loses its oldest pending updates, never the newest state.
 What a client sends after its token is ignored. With `rest.keystore` set the port speaks TLS.
+
+`ProjectionUpdatesService` is the server's service (see `photon.server.server`): it listens on
+`rest.host` once the projection engine is attached to it.
 """
 
 from __future__ import annotations
@@ -20,12 +23,13 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from photon.core.config import Config
+from photon.core.store import EventStore
+from photon.server.net import bind, tcp_tls
 from photon.server.tokens import TokenSigner
 
 if TYPE_CHECKING:
     from photon.projections.manager import ProjectionManager
-
-from photon.server.net import bind
 
 log = logging.getLogger("photon.projections")
 
@@ -123,6 +127,45 @@ class ProjectionUpdatesServer:
         with contextlib.suppress(ConnectionError):
             await writer.drain()
         return False
+
+
+class ProjectionUpdatesService:
+    """The updates listener as a server service, on `projections.port` (off when it is not set)."""
+
+    def __init__(self, store: EventStore, config: Config) -> None:
+        self.config = config
+        self.manager: ProjectionManager | None = None
+        self.listener: ProjectionUpdatesServer | None = None
+
+    @classmethod
+    def build(cls, store: EventStore, config: Config) -> ProjectionUpdatesService | None:
+        return None if config.get("projections.port") is None else cls(store, config)
+
+    def attach_projections(self, manager: ProjectionManager) -> None:
+        self.manager = manager
+
+    @property
+    def port(self) -> int | None:
+        """The port listened on (the one the system chose for `projections.port` 0), once started."""
+        return None if self.listener is None else self.listener.port
+
+    async def start(self) -> None:
+        if self.manager is None:
+            log.warning("no projection engine runs in this server: projections.port is not opened")
+            return
+        config = self.config
+        self.listener = ProjectionUpdatesServer(
+            self.manager,
+            TokenSigner.from_config(config),
+            str(config.get("rest.host") or "127.0.0.1"),
+            config["projections.port"],
+            tcp_tls(config),
+        )
+        await self.listener.start()
+
+    async def stop(self) -> None:
+        if self.listener is not None:
+            await self.listener.stop()
 
 
 async def _drain_input(reader: asyncio.StreamReader) -> None:

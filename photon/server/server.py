@@ -6,8 +6,9 @@ order and stops them in reverse order, then closes the store (which drains the g
 committer, so appends already handed in are finished and acknowledged). A service may also
 offer ``http_routes() -> list[BaseRoute]``: those routes are added to the HTTP API.
 
-The built-in services: the projection engine, the AMQP transport (only with `muon.url`), TCP
-ingest, stream transfer routes, and the HTTP API, which opens last and closes first.
+The built-in services: consumer groups, the projection engine, its updates listener
+(`projections.port`), the AMQP transport (only with `muon.url`), TCP ingest, stream transfer
+routes, and the HTTP API, which opens last and closes first.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from photon.core.store import EventStore
 from photon.core.tracing import Tracing, tracing_for
 from photon.server.http.limits import MAX_HEAD_BYTES
 from photon.server.net import bind, check_keystore, is_loopback, url_host
+from photon.server.projection_updates import ProjectionUpdatesService
 from photon.server.tcp import TcpIngestService
 
 log = logging.getLogger("photon.server")
@@ -211,12 +213,20 @@ def _amqp(store: EventStore, config: Config) -> Service | None:
 
 
 #: The services every server runs, in start order (HTTP last: it opens last, closes first).
-SERVICES: list[ServiceFactory] = [ConsumerGroups, Projections, _amqp, TcpIngestService, TransferRoutes, HttpService]
+SERVICES: list[ServiceFactory] = [
+    ConsumerGroups,
+    Projections,
+    ProjectionUpdatesService.build,
+    _amqp,
+    TcpIngestService,
+    TransferRoutes,
+    HttpService,
+]
 
 
 def _connect(services: Sequence[Service]) -> None:
-    """Let services that feed each other meet: projection updates go out over AMQP too, and
-    Muon's rpc endpoints answer from the projection engine and name the HTTP API's URL."""
+    """Let services that feed each other meet: projection updates go out over AMQP and TCP too,
+    and Muon's rpc endpoints answer from the projection engine and name the HTTP API's URL."""
     projections = next((s for s in services if isinstance(s, Projections)), None)
     http = next((s for s in services if isinstance(s, HttpService)), None)
     for service in services:

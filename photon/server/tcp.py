@@ -23,6 +23,7 @@ from typing import Any, cast
 import orjson
 
 from photon.core import aio, json_input
+from photon.core.batches import split_batches
 from photon.core.config import Config
 from photon.core.errors import PhotonError
 from photon.core.events import PendingEvent, new_event_ids, now_millis, prepare_event
@@ -221,34 +222,14 @@ class _Connection:
         return out
 
     async def _commit(self, items: list[PendingEvent | bytes], metrics: Any) -> list[bytes]:
-        """Append the valid events (batches split at a repeated id) and answer every item in order."""
-        out: list[bytes] = []
-        batch: list[PendingEvent] = []
-        ids: set[str] = set()
-        slots: list[int] = []  # where each batch's answers go in `out`
-
-        async def flush() -> None:
-            for slot, answer in zip(slots, await self._append(batch, metrics), strict=True):
-                out[slot] = answer
-            batch.clear()
-            ids.clear()
-            slots.clear()
-
-        for item in items:
-            if type(item) is bytes:
-                out.append(item)
-                continue
-            event = cast(PendingEvent, item)
-            if len(batch) >= MAX_BATCH or (event.client_id and event.event_id in ids):
-                await flush()
-            batch.append(event)
-            if event.client_id:  # only ids a client chose can repeat
-                ids.add(event.event_id)
-            slots.append(len(out))
-            out.append(b"")
-        if batch:
-            await flush()
-        return out
+        """Append the valid events (in batches the core splits: `split_batches`) and answer every
+        item in order."""
+        events = [cast(PendingEvent, item) for item in items if type(item) is not bytes]
+        answers: list[bytes] = []
+        for batch in split_batches(events, MAX_BATCH):
+            answers.extend(await self._append(batch, metrics))
+        following = iter(answers).__next__
+        return [item if type(item) is bytes else following() for item in items]
 
 
 class TcpIngestService:

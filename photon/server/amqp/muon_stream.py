@@ -25,7 +25,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Final
 
 from photon.core.errors import PhotonError, StoreClosed, ValidationError
-from photon.core.events import ALL_STREAM, RecordedEvent
+from photon.core.events import RecordedEvent
 from photon.server.amqp import muon_wire as wire
 from photon.server.amqp.protocol import replay_request
 
@@ -46,22 +46,15 @@ BATCH: Final = 200
 """Data messages handed to the connection at once (at most the credit granted)."""
 PROJECTION_BACKLOG: Final = 16
 """Projection updates kept for a client without credit (each carries the whole state)."""
-_INTEGER_OPTIONS: Final = ("from", "from-version", "from-time", "to", "limit")
 
 
 def replay_args(args: Any) -> dict[str, Any]:
-    """Muon's replay args as Photon's replay options (numbers sent as text are read as numbers)."""
+    """Muon's replay args as a JSON object (none: `{}`; the stream defaults to `__all__`)."""
     if args is None:
         return {}
     if not isinstance(args, dict):
         raise ValidationError("the replay args must be a JSON object", "args")
-    options = dict(args)
-    for name in _INTEGER_OPTIONS:
-        value = options.get(name)
-        if isinstance(value, str) and value.strip().isdigit():
-            options[name] = int(value)
-    options.setdefault("stream-name", ALL_STREAM)
-    return options
+    return args
 
 
 class Credit:
@@ -190,8 +183,9 @@ class StreamSession:
 
     def _replay(self, args: Any) -> None:
         try:
-            request = replay_request(replay_args(args))
-            subscription = self.context.store.subscribe(request.stream, request.stream_type, **request.options)  # type: ignore[arg-type]
+            # Numbers may come as text, as the Clojure Photon took them.
+            request = replay_request(replay_args(args), numbers_as_text=True)
+            subscription = self.context.store.subscribe(request.stream, request.stream_type, **request.subscribe_args())
         except PhotonError as exc:
             self._error(str(exc))
             return

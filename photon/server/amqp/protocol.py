@@ -29,8 +29,8 @@ from photon.core.errors import (
     VersionConflict,
 )
 from photon.core.events import ALL_STREAM, ID
-from photon.core.filters import FILTER_KEYS, EventFilter
-from photon.core.subscriptions import STREAM_TYPES
+from photon.core.requests import ReplayOptions, from_json, to_json
+from photon.core.subscriptions import StreamType
 
 # Message types (the AMQP `type` property).
 EMIT: Final = "emit"
@@ -136,18 +136,15 @@ class EmitRequest:
 @dataclass(frozen=True)
 class ReplayRequest:
     stream: str
-    stream_type: str
-    options: dict[str, Any]
-    """Keyword arguments of `EventStore.subscribe` (from_order_id, to_order_id, ...)."""
+    options: ReplayOptions
 
+    @property
+    def stream_type(self) -> StreamType:
+        return self.options.stream_type
 
-_REPLAY_OPTIONS: Final = {
-    "from": ("from_order_id", int),
-    "from-version": ("from_version", int),
-    "from-time": ("from_time", int),
-    "to": ("to_order_id", int),
-    "limit": ("limit", int),
-}
+    def subscribe_args(self) -> dict[str, Any]:
+        """Keyword arguments of `EventStore.subscribe` after the stream and stream type."""
+        return self.options.subscribe_args()
 
 
 def parse_body(body: bytes) -> Any:
@@ -193,53 +190,21 @@ def parse_replay(body: bytes) -> ReplayRequest:
     return replay_request(value)
 
 
-def replay_request(value: Mapping[str, Any]) -> ReplayRequest:
-    """The replay options by their names (Photon's own AMQP protocol and Muon's replay args)."""
-    known = {"stream-name", "stream-type", "event-types", *_REPLAY_OPTIONS, *FILTER_KEYS}
-    unknown = sorted(set(value) - known)
-    if unknown:
-        raise ValidationError(
-            f"unknown field {unknown[0]!r} in a replay request; known: {', '.join(sorted(known))}", unknown[0]
-        )
+def replay_request(value: Mapping[str, Any], *, numbers_as_text: bool = False) -> ReplayRequest:
+    """The replay options by their names (Photon's own AMQP protocol and Muon's replay args), read
+    by the core's request model; `numbers_as_text` also takes numbers sent as ASCII digits."""
     stream = value.get("stream-name", ALL_STREAM)
     if not isinstance(stream, str) or not stream:
         raise ValidationError("field 'stream-name' must be a non-empty string", "stream-name")
-    stream_type = value.get("stream-type", "hot-cold")
-    if stream_type not in STREAM_TYPES:
-        raise ValidationError(
-            f"stream-type must be one of {', '.join(STREAM_TYPES)}, got {stream_type!r}", "stream-type"
-        )
-    options: dict[str, Any] = {}
-    for field, (name, kind) in _REPLAY_OPTIONS.items():
-        option = value.get(field)
-        if option is None:
-            continue
-        if type(option) is not kind or option < 0:
-            raise ValidationError(f"field {field!r} must be a whole number of at least 0", field)
-        options[name] = option
-    types = value.get("event-types")
-    if types is not None:
-        if isinstance(types, str):
-            types = [t for t in types.split(",") if t]
-        if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
-            raise ValidationError("field 'event-types' must be a list of strings", "event-types")
-        options["event_types"] = types
-    # `__all__` and categories narrowed as everywhere: stream/event-type prefixes, regexes, categories.
-    found = EventFilter.from_mapping(
-        {key: value[key] for key in FILTER_KEYS if key != "event-types" and value.get(key) is not None}
+    options = from_json(
+        ReplayOptions, dict(value), also=("stream-name",), numbers_as_text=numbers_as_text, what="a replay request"
     )
-    if not found.empty:
-        options["event_filter"] = found
-    return ReplayRequest(stream, stream_type, options)
+    return ReplayRequest(stream, options)
 
 
-def replay_body(stream: str, stream_type: str, options: Mapping[str, Any]) -> bytes:
+def replay_body(stream: str, options: ReplayOptions) -> bytes:
     """The request body for a replay (the client's side of `parse_replay`)."""
-    body: dict[str, Any] = {"stream-name": stream, "stream-type": stream_type}
-    for key, value in options.items():
-        if value is not None:
-            body[key.replace("_", "-")] = value
-    return dumps(body)
+    return dumps({"stream-name": stream, **to_json(options)})
 
 
 # -- replies ----------------------------------------------------------------------------

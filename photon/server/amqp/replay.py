@@ -76,7 +76,7 @@ class ReplayWorker(threading.Thread):
     def _run(self) -> None:
         request = self.request
         try:
-            subscription = self.store.subscribe(request.stream, request.stream_type, **request.options)  # type: ignore[arg-type]
+            subscription = self.store.subscribe(request.stream, request.stream_type, **request.subscribe_args())
         except PhotonError as exc:
             self._send([(ERROR, error_body(exc))])
             return

@@ -1,0 +1,177 @@
+"""Projection checkpoints: the one reader and writer of their format, and the server's writer.
+
+A checkpoint is kept by the store (`write_checkpoint`) under ``projection:<name>``::
+
+    {"digest": <the definition's digest>, "order-id": <the last order-id folded>,
+     "last-event": <order-id>, "processed": <events folded>, "state": <the value>}
+
+It is only resumed from by the definition that made it (same digest); any other folds from the
+start. The server writes checkpoints (`Checkpointer`), `photon projections` on a store directly
+reads them (`photon.projections.offline`), and a (re)registration clears the projection's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+if TYPE_CHECKING:
+    from photon.core.store import EventStore
+    from photon.projections.registry import Projection
+
+log = logging.getLogger("photon.projections")
+
+PREFIX = "projection:"
+
+
+def checkpoint_key(name: str) -> str:
+    return PREFIX + name
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A projection's state after order-id `order_id`."""
+
+    digest: str
+    order_id: int
+    last_event: int = 0
+    processed: int = 0
+    state: Any = None
+    """The value (read: decoded; to write: the value, or an `orjson.Fragment` of its JSON)."""
+
+    def to_value(self) -> dict[str, Any]:
+        return {
+            "digest": self.digest,
+            "order-id": self.order_id,
+            "last-event": self.last_event,
+            "processed": self.processed,
+            "state": self.state,
+        }
+
+    @classmethod
+    def from_value(cls, value: Any) -> Checkpoint | None:
+        if not isinstance(value, dict):
+            return None
+        return cls(
+            str(value.get("digest")),
+            int(value.get("order-id", 0)),
+            int(value.get("last-event", 0)),
+            int(value.get("processed", 0)),
+            value.get("state"),
+        )
+
+
+def read_checkpoint(store: EventStore, name: str, digest: str | None = None) -> Checkpoint | None:
+    """Projection `name`'s checkpoint; None when it has none or, given a `digest`, when another
+    definition made it."""
+    checkpoint = Checkpoint.from_value(store.read_checkpoint(checkpoint_key(name)))
+    if checkpoint is None or (digest is not None and checkpoint.digest != digest):
+        return None
+    return checkpoint
+
+
+def write_checkpoint(store: EventStore, name: str, checkpoint: Checkpoint) -> None:
+    store.write_checkpoint(checkpoint_key(name), checkpoint.to_value())
+
+
+def clear_checkpoint(store: EventStore, name: str) -> None:
+    """Forget projection `name`'s checkpoint (it is registered anew, or deleted)."""
+    store.write_checkpoint(checkpoint_key(name), None)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A projection's checkpoint as taken on the event loop, and the position it records."""
+
+    projection: Projection
+    checkpoint: Checkpoint
+
+
+class Checkpointer:
+    """A running server's checkpoints: resumed from at start, written every so many events or
+    seconds and at stop, one writer at a time, never one older than the last written."""
+
+    def __init__(self, store: EventStore, every_events: int, every_seconds: float) -> None:
+        self.store = store
+        self.every_events = every_events
+        self.every_seconds = every_seconds
+        self._writes = threading.Lock()
+
+    def resume(self, projection: Projection) -> None:
+        """Set a new record to its checkpoint, when its definition made one."""
+        try:
+            saved = read_checkpoint(self.store, projection.name, projection.spec.digest)
+        except Exception:
+            log.exception("could not read the checkpoint of projection %r", projection.name)
+            return
+        if saved is None:
+            return  # none, or from another definition: fold from the start
+        projection.state_json = orjson.dumps(saved.state)
+        projection.position = saved.order_id
+        projection.last_event = saved.last_event
+        projection.processed = saved.processed
+        projection.checkpointed_position = projection.position
+        projection.resumed_from = projection.position
+
+    def due(self, projections: Iterable[Projection], now: float) -> list[Projection]:
+        return [
+            p
+            for p in projections
+            if p.position > p.checkpointed_position
+            and (
+                p.position - p.checkpointed_position >= self.every_events
+                or now - p.checkpointed_at >= self.every_seconds
+            )
+        ]
+
+    async def run(
+        self, projections: Callable[[], Iterable[Projection]], is_current: Callable[[Projection], bool]
+    ) -> None:
+        """Write the checkpoints that are due, until cancelled."""
+        while True:
+            await asyncio.sleep(min(1.0, self.every_seconds))
+            due = self.due(projections(), time.monotonic())
+            if due:
+                await asyncio.to_thread(self.write, self.snapshots(due), is_current)
+
+    def snapshots(self, projections: Iterable[Projection]) -> list[Snapshot]:
+        """What to checkpoint, taken on the event loop, where the fold reports land: a thread
+        reading a projection while a report moves it could pair a position with a state of
+        another position (then events are folded twice or never after a restart)."""
+        return [
+            Snapshot(
+                p,
+                Checkpoint(p.spec.digest, p.position, p.last_event, p.processed, orjson.Fragment(p.state_json)),
+            )
+            for p in projections
+            if p.status == "running"  # a failed projection keeps its last good checkpoint
+        ]
+
+    def write(self, snapshots: list[Snapshot], is_current: Callable[[Projection], bool]) -> None:
+        """Write checkpoints (in a thread), one writer at a time and never one older than the
+        last written: a periodic write still under way when the manager stops must not land
+        after the final one and leave the store with the older position."""
+        with self._writes:
+            now = time.monotonic()
+            for snapshot in snapshots:
+                p, position = snapshot.projection, snapshot.checkpoint.order_id
+                if position <= p.checkpointed_position or not is_current(p):
+                    continue  # written already, or the projection was removed or replaced since
+                try:
+                    write_checkpoint(self.store, p.name, snapshot.checkpoint)
+                except Exception:
+                    log.exception("could not checkpoint projection %r", p.name)
+                    continue
+                p.checkpointed_position = position
+                p.checkpointed_at = now
+
+    def clear(self, name: str) -> None:
+        with self._writes:  # after any periodic write of the projection it replaces
+            clear_checkpoint(self.store, name)
