@@ -600,11 +600,6 @@ def private_broker() -> Iterator[RabbitServer]:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="open problem: in full-suite runs no emit is acknowledged within 60 s after the broker's restart "
-    "(passes when run alone); under investigation",
-    strict=False,
-)
 def test_broker_restart_loses_no_acknowledged_emit_and_live_publishing_resumes(
     private_broker: RabbitServer, photon_factory: Callable[..., Photon]
 ) -> None:
