@@ -52,5 +52,5 @@ async def append(
 
 
 async def append_validated(store: EventStore, pending: Sequence[PendingEvent]) -> list[RecordedEvent]:
-    """`store.append_validated` without blocking the event loop."""
+    """`store.append_validated_async`: events checked by `store.validate`, appended without blocking the event loop."""
     return await store.append_validated_async(pending)
