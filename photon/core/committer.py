@@ -148,7 +148,7 @@ class Committer(UnknownCommitRecovery, threading.Thread):
         self.generation = 0
         """Counts the writes (commits and actions); it moves only after a write is done, so a
         reader who sees the same value before and after taking a snapshot of the store knows
-        that nothing was written in between (see `photon.ops.restore`)."""
+        that nothing was written in between (see `photon.core.positioned_import`)."""
 
     def run(self) -> None:
         held: AppendRequest | Action | Stop | None = None
