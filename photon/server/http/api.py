@@ -16,7 +16,15 @@ from photon.core.append_request import parse_after, parse_emit, parse_query
 from photon.core.errors import NotFound, PhotonError
 from photon.core.events import ALL_STREAM, stream_pattern
 from photon.core.metrics import metrics_for
-from photon.core.requests import DEFAULT_PAGE, MAX_PAGE, PageOptions, build, parse_integer
+from photon.core.requests import (
+    DEFAULT_PAGE,
+    MAX_PAGE,
+    PageOptions,
+    ReadMatchingRequest,
+    build,
+    field_names,
+    parse_integer,
+)
 from photon.core.store import EventStore
 from photon.server.http.errors import JSON, RequestError, json_response
 from photon.server.http.lifetime_routes import lifetime_routes
@@ -150,7 +158,7 @@ async def read_matching(request: Request, query: dict[str, Any]) -> Response:
     doc = parse_json(body) if body.strip() else {}
     if type(doc) is not dict:
         raise RequestError('the body must be an object {"query": [...], "after": ..., "limit": ...}')
-    unknown = sorted(doc.keys() - {"query", "after", "limit"})
+    unknown = sorted(doc.keys() - set(field_names(ReadMatchingRequest)))
     if unknown:
         raise RequestError(f"unknown field {unknown[0]!r}; the body has the fields query, after and limit")
     items = parse_query(doc.get("query", []))
