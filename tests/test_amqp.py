@@ -325,7 +325,7 @@ BAD_MESSAGES = [
     (orjson.dumps({"stream-name": "orders", "event-type": "x"}), "emit", "missing required field 'payload'", "payload"),
     (orjson.dumps(event("__all__")), "emit", "internal", "stream-name"),
     (orjson.dumps([event(n=1), {"stream-name": "orders"}]), "emit", "event 1:", "event-type"),
-    (orjson.dumps({"events": event()}), "emit", "must be a list", "events"),
+    (orjson.dumps({"events": "x"}), "emit", "must be a list of events or one event", "events"),
     (orjson.dumps(event(n=1)), "frobnicate", "unknown message type 'frobnicate'", "type"),
     (orjson.dumps({"stream-type": "lukewarm"}), "replay", "'stream-type' must be one of", "stream-type"),
     (orjson.dumps({"from": -3}), "replay", "'from' must be a whole number", "from"),

@@ -28,6 +28,7 @@ from photon.core.errors import (
     AppendConditionFailed,
     EventIdConflict,
     PhotonError,
+    StoreClosed,
     StreamDeleted,
     VersionConflict,
 )
@@ -148,7 +149,7 @@ class Committer(UnknownCommitRecovery, threading.Thread):
         self.generation = 0
         """Counts the writes (commits and actions); it moves only after a write is done, so a
         reader who sees the same value before and after taking a snapshot of the store knows
-        that nothing was written in between (see `photon.ops.restore`)."""
+        that nothing was written in between (see `photon.core.positioned_import`)."""
 
     def run(self) -> None:
         held: AppendRequest | Action | Stop | None = None
@@ -182,6 +183,30 @@ class Committer(UnknownCommitRecovery, threading.Thread):
                         request.fail(exc)
             finally:
                 self.generation += 1
+
+    def stop(self) -> None:
+        """Finish every request handed in before this call, then end the thread; requests that
+        raced with the stop get a clear answer instead of waiting forever."""
+        self.requests.put(STOP)
+        self.join()
+        while True:
+            try:
+                item = self.requests.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, AppendRequest):
+                item.fail(StoreClosed("the store was closed before this append"))
+            elif isinstance(item, Action):
+                item.error = StoreClosed("the store was closed")
+                item.done.set()
+
+    def problem(self) -> str | None:
+        """Why this writer cannot write now (it halted, or its thread ended), or None."""
+        if self.halted is not None:
+            return f"the writer stopped: {self.halted}"
+        if not self.is_alive():
+            return "the writer thread is not running"
+        return None
 
     def _run_action(self, action: Action) -> None:
         try:

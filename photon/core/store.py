@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import queue
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -27,7 +26,7 @@ from photon.core.append_request import AppendCondition, AppendOptions, append_op
 from photon.core.backend import Backend, backend_class
 from photon.core.backend_timing import time_backend
 from photon.core.broadcaster import Broadcaster
-from photon.core.committer import STOP, Action, AppendRequest, Committer
+from photon.core.committer import Action, AppendRequest, Committer
 from photon.core.config import Config, load_config
 from photon.core.errors import (
     ReadOnlyStore,
@@ -445,10 +444,9 @@ class EventStore(StreamAdmin):
             return "the store is closed"
         if committer is None:
             return "the store is open read-only"
-        if committer.halted is not None:
-            return f"the writer stopped: {committer.halted}"
-        if not committer.is_alive():
-            return "the writer thread is not running"
+        problem = committer.problem()
+        if problem is not None:
+            return problem
         try:
             self._backend.last_order_id()
         except Exception as exc:  # a driver error the backend did not translate counts too
@@ -474,19 +472,7 @@ class EventStore(StreamAdmin):
                 self._groups.stop()
             self.closed = True
             if self._committer is not None:
-                self._committer.requests.put(STOP)
-                self._committer.join()
-                # Requests that raced with the stop get a clear answer instead of waiting forever.
-                while True:
-                    try:
-                        item = self._committer.requests.get_nowait()
-                    except queue.Empty:
-                        break
-                    if isinstance(item, AppendRequest):
-                        item.fail(StoreClosed("the store was closed before this append"))
-                    elif isinstance(item, Action):
-                        item.error = StoreClosed("the store was closed")
-                        item.done.set()
+                self._committer.stop()
             self._broadcaster.close()
             self._backend.close()
 
