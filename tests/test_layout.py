@@ -31,7 +31,6 @@ KNOWN_FRONT_END_IMPORTS: set[str] = set()
 KNOWN_LONG = {
     "photon.client.blocking", "photon.core.events", "photon.core.store", "photon.core.subscriptions",
     "photon.ops.restore", "photon.server.amqp.link",
-    "photon_backends.cassandra", "photon_backends.redis",
 }  # fmt: skip
 
 
