@@ -21,7 +21,6 @@ from photon.ops.restore import (
     BackupFormatError,
     BackupSummary,
     RestoreConflict,
-    _Checker,
     bulk_load,
     check_backup,
     checked_records,
@@ -30,6 +29,7 @@ from photon.ops.restore import (
     restore,
     restore_file,
 )
+from photon.ops.restore_check import Checker
 
 from .backup_support import (
     TARGET_CONFIGS,
@@ -521,7 +521,7 @@ def test_a_column_of_the_wrong_type_is_reported_as_the_checker_names_it(source: 
 def test_a_checker_that_dies_fails_the_restore(source: EventStore, tmp_path: Path) -> None:
     path = tmp_path / "backup.jsonl"
     path.write_bytes(backup_bytes(source))
-    checker = _Checker(path)
+    checker = Checker(path)
     try:
         checker._process.kill()  # killed before it could answer
         with pytest.raises(PhotonError, match="stopped without an answer"):
@@ -531,7 +531,7 @@ def test_a_checker_that_dies_fails_the_restore(source: EventStore, tmp_path: Pat
 
 
 def test_a_checker_that_cannot_read_the_file_says_so(tmp_path: Path) -> None:
-    checker = _Checker(tmp_path)  # a folder, not a file
+    checker = Checker(tmp_path)  # a folder, not a file
     try:
         with pytest.raises(PhotonError, match="cannot check the backup"):
             checker.result()
