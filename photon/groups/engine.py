@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 from photon.core.errors import StoreClosed, ValidationError
 from photon.core.events import ALL_STREAM, PARKED_STREAM_PREFIX, RecordedEvent, parked_stream, stream_category
 from photon.core.filters import EventFilter
+from photon.core.limits import MAX_INT64
 from photon.core.subscriptions import CaughtUp
 from photon.groups.definition import GroupSpec
 from photon.groups.state import GroupState, state_key
@@ -770,8 +771,8 @@ class Group:
 def _order_ids(values: Iterable[int]) -> list[int]:
     ids = list(values)
     for value in ids:
-        if type(value) is not int or value < 1:
-            raise ValidationError(f"order-ids must be whole numbers of at least 1, got {value!r}", "order-ids")
+        if type(value) is not int or not 1 <= value <= MAX_INT64:
+            raise ValidationError(f"order-ids must be whole numbers from 1 to {MAX_INT64}, got {value!r}", "order-ids")
     return ids
 
 

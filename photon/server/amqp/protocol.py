@@ -20,6 +20,7 @@ from photon.core.append_request import parse_emit as read_emit
 from photon.core.errors import (
     AppendConditionFailed,
     BackendUnavailable,
+    Conflict,
     InternalStreamError,
     NotFound,
     PhotonError,
@@ -165,11 +166,7 @@ def parse_emit(body: bytes, headers: Mapping[str, Any] | None, message_id: str |
     expected = (headers or {}).get("expected-version")
     if isinstance(expected, bytes):
         expected = expected.decode(errors="replace")
-    value = parse_body(body)
-    wrapped = isinstance(value, dict) and "events" in value and "stream-name" not in value
-    if wrapped and not isinstance(value["events"], list):  # over AMQP the wrapper always holds a list
-        raise ValidationError("field 'events' must be a list of events", "events")
-    request = read_emit(value, expected_version=expected)
+    request = read_emit(parse_body(body), expected_version=expected)
     value = request.events
     events = value if isinstance(value, list) else [value]
     if message_id:
@@ -216,6 +213,7 @@ _KINDS: Final[tuple[tuple[type[BaseException], str], ...]] = (
     (InternalStreamError, "internal-stream"),
     (ValidationError, "validation"),
     (NotFound, "not-found"),
+    (Conflict, "conflict"),
     (StoreClosed, "unavailable"),
     (BackendUnavailable, "unavailable"),
     (PhotonError, "store"),
@@ -257,6 +255,8 @@ def error_from_body(body: Mapping[str, Any]) -> PhotonError:
         return ValidationError(message, body.get("field"))
     if kind == "not-found":
         return NotFound(message)
+    if kind == "conflict":
+        return Conflict(message)
     if kind == "unavailable":
         return BackendUnavailable(message)
     return PhotonError(message)
