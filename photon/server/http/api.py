@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
+from msgspec import Meta
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -31,6 +32,7 @@ from photon.server.http.lifetime_routes import lifetime_routes
 from photon.server.http.limits import read_body
 from photon.server.http.params import Param, accepts, params_of
 from photon.server.http.schemas import (
+    CLIENT_STREAM_PATH,
     Categories,
     Deleted,
     EventPage,
@@ -126,7 +128,7 @@ async def categories(request: Request, query: dict[str, Any]) -> Response:
     'expected-version, "expected-versions": {stream: version, ...} (a batch over several streams) and/or '
     '"condition": {"query": [{"event-types": [...], "tags": [...]}], "after": order-id}',
     answer="the stored event (an object) or the stored events (a list), with order-id and stream-version",
-    request=(NewEvent, list[NewEvent], EmitEnvelope),
+    request=(NewEvent, Annotated[list[NewEvent], Meta(min_length=1)], EmitEnvelope),
     response=(StoredEvent, list[StoredEvent]),
     errors={
         400: "malformed JSON, a JSON object with a repeated key, a missing or mistyped field, an internal "
@@ -134,6 +136,7 @@ async def categories(request: Request, query: dict[str, Any]) -> Response:
         409: "an expected version does not match (answer has stream-name and current-version), the "
         "condition failed (answer has the first matching event's order-id, stream-name, event-type and id), "
         "or an event id is already stored in another stream (answer has id, stream-name and stored-in)",
+        410: "a stream of the batch was hard deleted (answer has its stream-name)",
         413: "an event over payload.max.bytes or a body over rest.body.max.bytes",
     },
 )
@@ -276,6 +279,7 @@ async def event_by_id(request: Request, query: dict[str, Any]) -> Response:
     answer='{"correct": true, "deleted-events": n} (n: the stream\'s version when deleted)',
     errors={400: "an internal stream", 404: "no such stream", 410: "the stream was hard deleted already"},
     response=Deleted,
+    path=CLIENT_STREAM_PATH,
 )
 async def delete_stream(request: Request, query: dict[str, Any]) -> Response:
     """Delete a stream (soft by default, hard with hard=true): it reads as gone at once, a scavenge

@@ -15,6 +15,7 @@ from photon.server.http.errors import RequestError, json_response
 from photon.server.http.limits import body_limit, read_body
 from photon.server.http.params import accepts
 from photon.server.http.schemas import (
+    CLIENT_STREAM_PATH,
     Redacted,
     Redaction,
     ScavengeReport,
@@ -40,7 +41,12 @@ async def _json_body(request: Request) -> Any:
         raise RequestError(f"malformed JSON: {exc}") from None
 
 
-@accepts(answer='{"stream-name": str, "metadata": {...}}', errors={400: "an internal stream"}, response=MetadataAnswer)
+@accepts(
+    answer='{"stream-name": str, "metadata": {...}}',
+    errors={400: "an internal stream"},
+    response=MetadataAnswer,
+    path=CLIENT_STREAM_PATH,
+)
 async def get_metadata(request: Request, query: dict[str, Any]) -> Response:
     """A stream's metadata: max-age (seconds), max-count, truncate-before, tombstone, and user keys ({} when none)."""
     stream = request.path_params["stream"]
@@ -54,6 +60,7 @@ async def get_metadata(request: Request, query: dict[str, Any]) -> Response:
     errors={400: "a bad value, an internal stream", 410: "a hard-deleted stream"},
     request=stream_metadata_body(),
     response=MetadataAnswer,
+    path=CLIENT_STREAM_PATH,
 )
 async def put_metadata(request: Request, query: dict[str, Any]) -> Response:
     """Set a stream's metadata; reads of the stream follow it at once (kept in __metadata__)."""

@@ -23,10 +23,19 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from photon import __version__
-from photon.core.requests import MAX_INT64, ErrorAnswer, ExpectedVersion
+from photon.core.requests import MAX_INT64, ErrorAnswer
 from photon.server.http.errors import json_response
 from photon.server.http.params import Param, RouteDoc
-from photon.server.http.schemas import NewEvent
+from photon.server.http.schemas import (
+    JSON_VALUE,
+    LIST_ITEM_TYPES,
+    PATH_TYPES,
+    QUERY_TYPES,
+    ListItem,
+    Name,
+    NewEvent,
+    json_value,
+)
 
 _PATH_PARAM = re.compile(r"{([^}:]+)(:[^}]+)?}")
 REF_TEMPLATE: Final = "#/components/schemas/{name}"
@@ -38,17 +47,14 @@ SSE: Final = "text/event-stream"
 PATH_SCHEMAS: Final[dict[str, dict[str, Any]]] = {
     "order_id": {"type": "integer", "minimum": 0, "maximum": MAX_INT64},
 }
-#: Query parameters whose type is one of the model's own (not a plain kind).
-QUERY_TYPES: Final[dict[str, Any]] = {"expected-version": ExpectedVersion}
-#: A list parameter's item must hold something besides separators (commas) and white space.
-_LIST_ITEM: Final = {"type": "string", "pattern": r"[^\s,]"}
 
 
 def _param_schema(param: Param) -> dict[str, Any]:
     if param.name in QUERY_TYPES:
         return msgspec.json.schema(QUERY_TYPES[param.name])
     if param.kind == "list":
-        return {"type": "array", "items": dict(_LIST_ITEM), "minItems": 1}
+        item = msgspec.json.schema(LIST_ITEM_TYPES.get(param.name, ListItem))
+        return {"type": "array", "items": item, "minItems": 1}
     if param.kind == "integer":
         return {
             "type": "integer",
@@ -60,6 +66,20 @@ def _param_schema(param: Param) -> dict[str, Any]:
     if param.choices:
         return {"type": "string", "enum": list(param.choices)}
     return {"type": "string"}
+
+
+def _path_schema(path: str, name: str, doc: RouteDoc) -> dict[str, Any]:
+    if name in doc.path:
+        return msgspec.json.schema(doc.path[name])
+    for start, types in PATH_TYPES.items():
+        if path.startswith(start) and name in types:
+            return msgspec.json.schema(types[name])
+    return PATH_SCHEMAS.get(name, {"type": "string", "minLength": 1})
+
+
+def operation_id(method: str, path: str) -> str:
+    """`get_api_group_name_stream` for GET /api/group/{name}/stream: unique, as OpenAPI asks."""
+    return "_".join([method.lower(), *re.findall(r"[A-Za-z0-9]+", _PATH_PARAM.sub(r"\1", path))])
 
 
 def route_doc(route: Route) -> RouteDoc:
@@ -91,13 +111,43 @@ class _Schemas:
 
 
 def _refine(components: dict[str, Any]) -> None:
-    """What the core's envelope types leave open: its events are `NewEvent`s, and its
-    expected-version may be left out but not null (a null is refused: see `expected_version_field`)."""
+    """What the core's body types leave open: an envelope's events are `NewEvent`s (one, or a list
+    of at least one), its expected-version may be left out but not null (a null is refused: see
+    `expected_version_field`); a query item's types and tags are names. And what msgspec types
+    cannot say: a group on one stream (not __all__ or a category) filters by event type only."""
+    value = REF_TEMPLATE.format(name=JSON_VALUE)
+    components[JSON_VALUE] = json_value(value)
+    event = components.get(NewEvent.__name__)
+    if event is not None:
+        event["properties"]["payload"] = {"type": "object", "additionalProperties": {"$ref": value}}
+    item = components.get("QueryItemBody")
+    if item is not None:
+        for key in ("event-types", "tags"):
+            item["properties"][key]["items"] = msgspec.json.schema(Name)
+    group = components.get("GroupDefinition")
+    if group is not None:
+        by_type = ["event-types", "event-type-prefix", "event-type-regex"]
+        group["if"] = {
+            "required": ["stream"],
+            "properties": {"stream": {"not": {"pattern": "^(__all__$|__category__:)"}}},
+        }
+        group["then"] = {
+            "properties": {
+                "filter": {"anyOf": [{"type": "null"}, {"type": "object", "propertyNames": {"enum": by_type}}]}
+            }
+        }
     envelope = components.get("EmitEnvelope")
     if envelope is None:
         return
     properties = envelope["properties"]
-    properties["events"]["items"] = {"$ref": REF_TEMPLATE.format(name=NewEvent.__name__)}
+    # expected-version or expected-versions, not both (a null expected-versions is left out).
+    both = {
+        "required": ["expected-version", "expected-versions"],
+        "properties": {"expected-versions": {"type": "object"}},
+    }
+    envelope["not"] = both
+    event = {"$ref": REF_TEMPLATE.format(name=NewEvent.__name__)}
+    properties["events"] = {"anyOf": [event, {"type": "array", "items": event, "minItems": 1}]}
     version = properties.get("expected-version")
     if version is not None:
         version["anyOf"] = [option for option in version["anyOf"] if option != {"type": "null"}]
@@ -119,7 +169,7 @@ def _operation(route: Route, method: str, doc: RouteDoc, schemas: _Schemas) -> d
             "name": name,
             "in": "path",
             "required": True,
-            "schema": PATH_SCHEMAS.get(name, {"type": "string", "minLength": 1}),
+            "schema": _path_schema(route.path, name, doc),
         }
         for name, _ in _PATH_PARAM.findall(route.path)
     ]
@@ -155,7 +205,7 @@ def _operation(route: Route, method: str, doc: RouteDoc, schemas: _Schemas) -> d
             text = f"{responses['400']['description']}; {text}"
         responses[str(status)] = _error(text)
     operation: dict[str, Any] = {
-        "operationId": f"{method.lower()}_{endpoint.__name__}",
+        "operationId": operation_id(method, route.path),
         "summary": summary[0] if summary else route.path,
         "parameters": parameters,
         "responses": dict(sorted(responses.items())),

@@ -61,6 +61,8 @@ class RouteDoc:
     """The body as a multipart/form-data form too (its JSON schema), when the route takes one."""
     response_media: tuple[str, ...] = ()
     """The answer's media types (default: JSON, or NDJSON and server-sent events when streaming)."""
+    path: dict[str, Any] = field(default_factory=dict)
+    """Path parameters whose type is narrower than a name (msgspec types, by name)."""
     strict_query: bool = False
     """Whether an unknown query parameter is refused (400), as `@accepts` routes do."""
 
@@ -98,6 +100,7 @@ def accepts(
     response: Any = None,
     status: int = 200,
     body_required: bool = True,
+    path: dict[str, Any] | None = None,
 ) -> Callable[[QueryEndpoint], Endpoint]:
     """Declare a route's query parameters (and documentation); the route gets them parsed."""
     doc = RouteDoc(
@@ -111,6 +114,7 @@ def accepts(
         response=response,
         status=status,
         body_required=body_required,
+        path=path or {},
         strict_query=True,
     )
 

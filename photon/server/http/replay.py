@@ -282,7 +282,11 @@ async def subscription(request: Request, query: dict[str, Any]) -> Response:
 @accepts(
     body='{"order-id": n}: the last event the consumer has processed',
     answer='{"consumer": name, "stream": stream, "acked": n}',
-    errors={400: "order-id missing, not a number, or not yet stored", 404: "no such consumer"},
+    errors={
+        400: "order-id missing or not a number",
+        404: "no such consumer",
+        409: "the order-id is past the newest stored event",
+    },
     request=AckRequest,
     response=ConsumerPosition,
 )

@@ -18,7 +18,8 @@ from typing import Annotated, Any, Final, Literal
 from msgspec import UNSET, Meta, Struct, UnsetType, field
 
 from photon.core.events import MAX_ID_LENGTH, MAX_NAME_LENGTH, MAX_TAGS
-from photon.core.requests import MAX_INT64
+from photon.core.json_input import INT_MAX, INT_MIN
+from photon.core.requests import MAX_INT64, ExpectedVersion
 
 PRINTABLE: Final = {"format": "printable"}
 
@@ -254,48 +255,6 @@ class StreamSchemas(Struct):
     schemas: dict[str, Any]
 
 
-# -- request bodies the core's model does not type -------------------------------------------------
-
-
-class Redaction(Struct, forbid_unknown_fields=True):
-    """Which events to redact: a stream's (`stream-name`) or chosen ones (`ids`), not both."""
-
-    stream_name: str | None = field(default=None, name="stream-name")
-    ids: list[str] | None = None
-    reason: str | None = None
-
-
-class GroupReset(Struct, forbid_unknown_fields=True):
-    from_: OrderId = field(name="from")
-
-
-class GroupAck(Struct, forbid_unknown_fields=True):
-    order_ids: Annotated[list[OrderId], Meta(min_length=1)] = field(name="order-ids")
-
-
-class GroupNack(Struct, forbid_unknown_fields=True):
-    order_ids: Annotated[list[OrderId], Meta(min_length=1)] = field(name="order-ids")
-    action: Literal["retry", "park", "skip"] = "retry"
-    reason: Annotated[str, Meta(max_length=2000)] = ""
-
-
-def upload_form() -> dict[str, Any]:
-    """The multipart form of a stream upload (JSON Schema: no msgspec type for a file)."""
-    return {
-        "type": "object",
-        "required": ["file"],
-        "properties": {
-            "file": {"type": "string", "format": "binary", "description": "The stream file (NDJSON)."},
-            "name": {"type": "string", "description": "The name to give the stream."},
-        },
-    }
-
-
-def ndjson_lines() -> dict[str, Any]:
-    """An NDJSON body, described as text."""
-    return {"type": "string", "description": "JSON lines: one event per line."}
-
-
 GroupName = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[^/*]*$", extra_json_schema=PRINTABLE)]
 Names = Annotated[list[Name], Meta(min_length=1)]
 Regex = Annotated[str, Meta(min_length=1, max_length=1000, extra_json_schema={"format": "regex"})]
@@ -305,14 +264,15 @@ Category = Annotated[
 
 
 class EventFilterBody(Struct, forbid_unknown_fields=True):
-    """Which events of `__all__` or a category a group delivers (all conditions must hold)."""
+    """Which events of `__all__` or a category a group delivers (all conditions must hold); a
+    group on one stream may filter by event type only. A list of names may be one name."""
 
-    stream_prefix: Names | None = field(default=None, name="stream-prefix")
-    event_type_prefix: Names | None = field(default=None, name="event-type-prefix")
+    stream_prefix: Names | Name | None = field(default=None, name="stream-prefix")
+    event_type_prefix: Names | Name | None = field(default=None, name="event-type-prefix")
     stream_regex: Regex | None = field(default=None, name="stream-regex")
     event_type_regex: Regex | None = field(default=None, name="event-type-regex")
-    category: Annotated[list[Category], Meta(min_length=1)] | None = None
-    event_types: Names | None = field(default=None, name="event-types")
+    category: Annotated[list[Category], Meta(min_length=1)] | Category | None = None
+    event_types: Names | Name | None = field(default=None, name="event-types")
 
 
 class GroupChanges(Struct, forbid_unknown_fields=True):
@@ -348,5 +308,104 @@ def stream_metadata_body() -> dict[str, Any]:
         "description": "max-age (seconds), max-count and truncate-before (each 1 or more, or null to clear it), "
         "and any other keys (user metadata, at most 64 KiB); tombstone is set by a hard delete only.",
         "properties": {"max-age": limit, "max-count": limit, "truncate-before": limit},
+        "additionalProperties": {"$ref": "#/components/schemas/" + JSON_VALUE},
         "propertyNames": {"minLength": 1, "maxLength": 256, "not": {"const": "tombstone"}},
     }
+
+
+# -- request bodies the core's model does not type -------------------------------------------------
+
+
+class StreamRedaction(Struct, forbid_unknown_fields=True):
+    """Redact every event of a stream."""
+
+    stream_name: ClientStream = field(name="stream-name")
+    reason: Annotated[str, Meta(max_length=1000)] | None = None
+
+
+class EventsRedaction(Struct, forbid_unknown_fields=True):
+    """Redact chosen events, by id."""
+
+    ids: Annotated[list[str], Meta(min_length=1)]
+    reason: Annotated[str, Meta(max_length=1000)] | None = None
+
+
+Redaction: Final = (StreamRedaction, EventsRedaction)
+"""Which events to redact: a stream's or chosen ones, not both."""
+
+ListItem = Annotated[
+    str, Meta(min_length=1, max_length=MAX_NAME_LENGTH, pattern=r"[^\s,]", extra_json_schema=PRINTABLE)
+]
+"""One item of a list query parameter (items are split at commas and trimmed: one must be left)."""
+CategoryItem = Annotated[
+    str, Meta(min_length=1, max_length=MAX_NAME_LENGTH, pattern=r"^[^-]*[^\s,-][^-]*$", extra_json_schema=PRINTABLE)
+]
+ConsumerName = Annotated[str, Meta(min_length=1, max_length=200, extra_json_schema=PRINTABLE)]
+MemberId = Annotated[str, Meta(min_length=1, max_length=200, extra_json_schema=PRINTABLE)]
+
+QUERY_TYPES: Final[dict[str, Any]] = {
+    "expected-version": ExpectedVersion,
+    "member": MemberId,
+    "stream-regex": Regex,
+    "event-type-regex": Regex,
+}
+"""Query parameters whose type says more than their kind (integer, string, list, boolean)."""
+LIST_ITEM_TYPES: Final[dict[str, Any]] = {"category": CategoryItem}
+"""Items of list parameters that are not plain names."""
+PATH_TYPES: Final[dict[str, dict[str, Any]]] = {
+    "/api/subscription/": {"name": ConsumerName},
+    "/api/group/": {"name": GroupName},
+}
+"""Path parameters narrower than a name, by the start of the route's path."""
+CLIENT_STREAM_PATH: Final = {"stream": ClientStream}
+"""The path parameter of routes that write a stream: a client stream, not an internal one."""
+
+
+class GroupReset(Struct, forbid_unknown_fields=True):
+    from_: OrderId = field(name="from")
+
+
+class GroupAck(Struct, forbid_unknown_fields=True):
+    order_ids: Annotated[list[OrderId], Meta(min_length=1)] = field(name="order-ids")
+
+
+class GroupNack(Struct, forbid_unknown_fields=True):
+    order_ids: Annotated[list[OrderId], Meta(min_length=1)] = field(name="order-ids")
+    action: Literal["retry", "park", "skip"] = "retry"
+    reason: Annotated[str, Meta(max_length=2000)] = ""
+
+
+JSON_VALUE: Final = "JsonValue"
+"""The component name of `json_value()`."""
+
+
+def json_value(ref: str) -> dict[str, Any]:
+    """Any JSON value whose integers are within 64 bits (-2^63 to 2^64-1): a larger one is refused, as it
+    would not be stored exactly. `ref` is where this schema itself is (it is recursive)."""
+    return {
+        "description": "Any JSON value; integers from -2^63 to 2^64-1 (send larger numbers as strings).",
+        "anyOf": [
+            {"type": ["string", "boolean", "null"]},
+            {"type": "number", "not": {"type": "integer"}},
+            {"type": "integer", "minimum": INT_MIN, "maximum": INT_MAX},
+            {"type": "array", "items": {"$ref": ref}},
+            {"type": "object", "additionalProperties": {"$ref": ref}},
+        ],
+    }
+
+
+def upload_form() -> dict[str, Any]:
+    """The multipart form of a stream upload (JSON Schema: no msgspec type for a file)."""
+    return {
+        "type": "object",
+        "required": ["file"],
+        "properties": {
+            "file": {"type": "string", "format": "binary", "description": "The stream file (NDJSON)."},
+            "name": {"type": "string", "description": "The name to give the stream."},
+        },
+    }
+
+
+def ndjson_lines() -> dict[str, Any]:
+    """An NDJSON body, described as text."""
+    return {"type": "string", "description": "JSON lines: one event per line."}
