@@ -121,3 +121,19 @@ def test_commands_say_clearly_when_no_server_answers(tmp_path: Path) -> None:
         assert result.returncode == 2, (args, result.stderr)
         assert f"cannot reach the Photon server at {url}" in result.stderr.decode(), args
         assert b"Traceback" not in result.stderr
+
+
+def test_replay_flags_are_read_by_the_request_model(tmp_path: Path) -> None:
+    """The CLI's replay flags have the server's rules: ASCII digits, 64-bit bounds, named when bad."""
+    db = ["-db.backend", "sqlite", "-sqlite.path", str(tmp_path / "p.db")]
+    stored = photon(["emit", *db, '{"stream-name":"s","event-type":"t","payload":{}}'], tmp_path)
+    assert stored.returncode == 0, stored.stderr
+    for flag, value, message in [
+        ("-from", "1_0", b"'from' must be a whole number (ASCII digits only)"),
+        ("-limit", "0", b"'limit' must be a whole number of at least 1"),
+        ("-from-time", str(1 << 63), b"'from-time' must be at most 9223372036854775807"),
+    ]:
+        refused = photon(["replay", "s", *db, flag, value], tmp_path)
+        assert refused.returncode != 0 and message in refused.stderr, refused.stderr
+    replayed = photon(["replay", "s", *db, "-from", "0", "-limit", "1"], tmp_path)
+    assert replayed.returncode == 0 and orjson.loads(replayed.stdout)["order-id"] == 1, replayed.stderr

@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 
 from photon.core import events as events_module
+from photon.core.append_prepare import BATCH_VALIDATION
 from photon.core.errors import ValidationError
 from photon.core.events import PendingEvent, prepare_batch, prepare_event
-from photon.core.store import BATCH_VALIDATION, EventStore
+from photon.core.store import EventStore
 
 NOW = 1_700_000_000_000
 MAX_BYTES = 600

@@ -131,7 +131,7 @@ def test_sqlite_log_stays_bounded_under_a_steady_stream_of_appends(
     log only starts again after a complete one: the writer finishes it when the log is large."""
     import time
 
-    import photon_backends.sql as sql
+    import photon_backends.sql.checkpointing as sql
 
     # The real thresholds, scaled down so that a few seconds of appends cross them many times.
     monkeypatch.setattr(sql, "CHECKPOINT_EVERY_SECONDS", 0.02)

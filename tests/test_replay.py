@@ -236,3 +236,18 @@ def test_streams_to_an_http_1_0_client_are_not_chunked(live: LiveServer, api: ht
     # HTTP/1.1 clients still get chunks.
     answer = _raw_get(live, "/api/replay/s?stream-type=cold", "HTTP/1.1", token, b"0\r\n\r\n")
     assert b"transfer-encoding: chunked" in answer.partition(b"\r\n\r\n")[0].lower()
+
+
+def test_replay_of_a_stream_follows_its_metadata(live: LiveServer, api: httpx.Client) -> None:
+    # A replay reads a stream as every other read does: what its metadata truncates is gone.
+    api.post("/api/event", json=[event("kept", n=n) for n in range(1, 6)])
+    answer = api.put("/api/stream-metadata/kept", json={"max-count": 2})
+    assert answer.status_code == 200, answer.text
+    assert [e["payload"]["n"] for e in cold(api, "kept")] == [4, 5]
+    with (
+        live.client() as reader,
+        reader.stream("GET", "/api/replay/kept", params={"stream-type": "hot-cold"}) as response,
+    ):
+        items = lines(response)
+        assert [next(items)["payload"]["n"], next(items)["payload"]["n"]] == [4, 5]
+        assert "caught-up" in next(items)

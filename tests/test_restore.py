@@ -21,7 +21,6 @@ from photon.ops.restore import (
     BackupFormatError,
     BackupSummary,
     RestoreConflict,
-    _Checker,
     bulk_load,
     check_backup,
     checked_records,
@@ -30,6 +29,7 @@ from photon.ops.restore import (
     restore,
     restore_file,
 )
+from photon.ops.restore_check import Checker
 
 from .backup_support import (
     TARGET_CONFIGS,
@@ -411,7 +411,7 @@ def test_a_bulk_load_into_sqlite_syncs_once_at_the_end(tmp_path: Path) -> None:
 def test_a_bulk_load_into_sqlite_stores_every_row_of_large_and_odd_sized_batches(tmp_path: Path) -> None:
     # A bulk load inserts many rows per statement (powers of two up to BULK_ROWS); batches of
     # sizes that are not powers of two, and larger than one statement, must land whole and in order.
-    from photon_backends.sql import BULK_ROWS
+    from photon_backends.sql.bulk_load import BULK_ROWS
 
     sizes = [1, 3, BULK_ROWS + 1, 2 * BULK_ROWS + 777]
     records: list[RecordedEvent] = []
@@ -521,7 +521,7 @@ def test_a_column_of_the_wrong_type_is_reported_as_the_checker_names_it(source: 
 def test_a_checker_that_dies_fails_the_restore(source: EventStore, tmp_path: Path) -> None:
     path = tmp_path / "backup.jsonl"
     path.write_bytes(backup_bytes(source))
-    checker = _Checker(path)
+    checker = Checker(path)
     try:
         checker._process.kill()  # killed before it could answer
         with pytest.raises(PhotonError, match="stopped without an answer"):
@@ -531,7 +531,7 @@ def test_a_checker_that_dies_fails_the_restore(source: EventStore, tmp_path: Pat
 
 
 def test_a_checker_that_cannot_read_the_file_says_so(tmp_path: Path) -> None:
-    checker = _Checker(tmp_path)  # a folder, not a file
+    checker = Checker(tmp_path)  # a folder, not a file
     try:
         with pytest.raises(PhotonError, match="cannot check the backup"):
             checker.result()
@@ -552,12 +552,12 @@ def test_a_bulk_load_into_sqlite_writes_without_the_log_and_goes_back_to_it(tmp_
         with bulk_load(store) as undoable:
             assert undoable
             assert writer.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
-            assert store.backend._checkpointer is None  # nothing to checkpoint without a log
+            assert not store.backend.checkpointer.running  # nothing to checkpoint without a log
             store.streams()  # a connection opened meanwhile must not switch the file back
             assert writer.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
             store.import_events([record(1, "s", 1)])
         assert writer.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert store.backend._checkpointer is not None and store.backend._checkpointer.is_alive()
+        assert store.backend.checkpointer.running
         assert [e.order_id for e in store.read()] == [1]
     assert journal_mode(path) == "wal"
 

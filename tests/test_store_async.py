@@ -26,7 +26,7 @@ def test_concurrent_async_appends_share_commits(store: EventStore) -> None:
         return sorted(r[0].order_id for r in results)
 
     assert asyncio.run(main()) == list(range(1, 201))
-    assert store._committer is not None and store._committer.commits < 200
+    assert store.stats()["commits"] < 200
     store.close()
 
 

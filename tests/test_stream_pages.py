@@ -168,3 +168,28 @@ def test_http_lists_durable_consumers_with_their_positions(api: httpx.Client) ->
     ]
     assert api.delete("/api/subscription/archiver").status_code == 200
     assert [c["consumer"] for c in api.get("/api/subscriptions").json()["subscriptions"]] == ["sender"]
+
+
+def test_read_pages_hold_about_page_bytes_and_at_most_page_events(tmp_path: Path) -> None:
+    # The one paging read of history: pages by bytes (large events, small pages) and by count.
+    with EventStore.open(db_backend="memory", replay_page_bytes=64 * 1024) as store:
+        store.append([{"stream-name": "big", "event-type": "x", "payload": {"pad": "x" * 10_000}}] * 100)
+        store.append([{"stream-name": "small", "event-type": "x", "payload": {}}] * 300)
+        pages = list(store.read_pages("big"))
+        assert [e.stream_version for page in pages for e in page] == list(range(1, 101))
+        assert all(sum(len(e.data) for e in page) <= 80 * 1024 for page in pages[1:])
+        small = list(store.read_pages("small", page_events=50))
+        assert max(len(page) for page in small) == 50 and sum(len(page) for page in small) == 300
+        everything = [e.order_id for page in store.read_pages(from_order_id=51, to_order_id=350) for e in page]
+        assert everything == list(range(51, 351)) == [e.order_id for e in store.read(from_order_id=51, to_order_id=350)]
+
+
+def test_a_backup_reads_through_the_same_pages(tmp_path: Path) -> None:
+    from photon.ops.backup import backup_chunks
+
+    with EventStore.open(db_backend="memory", replay_page_bytes=64 * 1024) as store:
+        store.append([{"stream-name": "big", "event-type": "x", "payload": {"pad": "x" * 10_000}}] * 100)
+        chunks = list(backup_chunks(store))
+        assert sum(count for _data, count in chunks) == 100
+        assert all(len(data) <= 80 * 1024 for data, _count in chunks[1:])  # memory bounded by a page
+        assert b"".join(data for data, _count in chunks).count(b"\n") == 100

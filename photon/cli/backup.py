@@ -9,7 +9,7 @@ import zlib
 from collections.abc import Iterable
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -17,6 +17,9 @@ from photon.cli.options import CONTEXT, PhotonCommand, config_from, config_optio
 from photon.core.errors import PhotonError
 from photon.ops.backup_files import STDIO, atomic_output, backup_lines, reading, spooled_stdin
 from photon.ops.progress import interactive, progress_bar
+
+if TYPE_CHECKING:
+    from photon.ops.restore_records import BackupSummary
 
 
 class BackupFailed(PhotonError):
@@ -123,7 +126,7 @@ def restore(file: str, batch_size: int, **params: Any) -> None:
     from photon.core.store import EventStore
     from photon.ops.backup import apply_positions, read_positions
     from photon.ops.clojure_backup import ORIGINAL_ORDER_ID, Conversion, convert, first_event, is_clojure_backup
-    from photon.ops.restore import BackupSummary, bulk_load, check_backup, import_events, load_verified, parse_lines
+    from photon.ops.restore import restore_file
 
     config = config_from(params)
     conversion = Conversion()
@@ -166,38 +169,24 @@ def restore(file: str, batch_size: int, **params: Any) -> None:
                 ),
                 err=True,
             )
-        undoable = stack.enter_context(bulk_load(store))
-        written = 0
-        if undoable:
-            # An empty store whose backend undoes a failed bulk load: one pass loads the file
-            # while a second process checks it; a bad line empties the store again.
-            summary = BackupSummary()
-            with progress_bar("restore", _count_lines(source) if interactive() else None) as bar:
-                try:
-                    written = load_verified(store, path, summary, batch_size=batch_size, on_batch=bar.update)
-                except PhotonError as exc:
-                    raise BackupFailed(f"{exc}; nothing was restored, the store is as it was") from exc
-                bar.total = written  # lines counted blank and marker lines too
-                bar.refresh()
-        else:
-            with progress_bar("check") as bar:
-                try:
-                    summary = check_backup(backup_lines(source), store, on_event=bar.update)
-                except PhotonError as exc:
-                    raise BackupFailed(f"{exc}; nothing was restored, the store is as it was") from exc
-            source.seek(0)
-            with progress_bar("restore", summary.events) as bar:
-                try:
-                    parsed = (record for _number, record in parse_lines(backup_lines(source)))
-                    written = import_events(store, parsed, batch_size=batch_size, on_batch=bar.update)
-                except PhotonError as exc:
-                    now = store.last_order_id()
-                    state = (
-                        "nothing was restored"
-                        if now == before
-                        else f"the store now holds the events up to order-id {now}"
-                    )
-                    raise BackupFailed(f"restore stopped: {exc}; {state}") from exc
+        bars = _RestoreBars(stack, source)
+        try:
+            summary = restore_file(
+                store,
+                path,
+                batch_size=batch_size,
+                on_start=bars.start,
+                on_checked=bars.checked,
+                on_written=bars.written,
+                on_checked_all=bars.checked_all,
+            )
+        except PhotonError as exc:
+            now = store.last_order_id()
+            if not bars.writing or now == before:
+                raise BackupFailed(f"{exc}; nothing was restored, the store is as it was") from exc
+            raise BackupFailed(f"restore stopped: {exc}; the store now holds the events up to order-id {now}") from exc
+        written = summary.events
+        bars.finish(written)
         if positions:
             # The consumers', groups' and projections' positions, once their events are in.
             apply_positions(store, positions)
@@ -216,6 +205,43 @@ def restore(file: str, batch_size: int, **params: Any) -> None:
 
 def name_of(file: str) -> str:
     return "standard input" if file == STDIO else file
+
+
+class _RestoreBars:
+    """The progress bars of `photon restore`, fed by `restore_file`'s callbacks: one "restore" bar
+    for a load checked in a second process; a "check" bar, then a "restore" bar, otherwise."""
+
+    def __init__(self, stack: ExitStack, source: Any) -> None:
+        self.stack = stack
+        self.source = source
+        self.bar: Any = None
+        self.writing = False
+        """Whether events are being written after a separate check (a failure then leaves some)."""
+
+    def start(self, undoable: bool) -> None:
+        if undoable:
+            total = _count_lines(self.source) if interactive() else None
+            self.bar = self.stack.enter_context(progress_bar("restore", total))
+        else:
+            self.bar = self.stack.enter_context(progress_bar("check"))
+
+    def checked(self, events: int) -> None:
+        self.bar.update(events)
+
+    def checked_all(self, summary: BackupSummary) -> None:
+        self.bar.close()
+        self.bar = self.stack.enter_context(progress_bar("restore", summary.events))
+        self.writing = True
+
+    def written(self, events: int) -> None:
+        self.bar.update(events)
+
+    def finish(self, written: int) -> None:
+        if not self.writing and self.bar is not None:
+            self.bar.total = written  # lines counted blank and marker lines too
+            self.bar.refresh()
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _count_lines(source: Any) -> int:

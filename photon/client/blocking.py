@@ -115,13 +115,14 @@ class HttpTransport:
         self._auth = (user, password)
         if isinstance(verify, str):  # a CA file, such as a self-signed server certificate
             verify = ssl.create_default_context(cafile=verify)
-        self._http = httpx.Client(base_url=self.url, verify=verify, timeout=timeout)
+        self.http = httpx.Client(base_url=self.url, verify=verify, timeout=timeout)
+        """The HTTP connection pool, for callers that read a streaming answer of their own."""
         self._token: str | None = None
 
     def token(self, renew: bool = False) -> str:
         if self._token is None or renew:
             with self._reaching():
-                response = self._http.get("/auth/token", auth=self._auth)
+                response = self.http.get("/auth/token", auth=self._auth)
             raise_for(response)
             self._token = str(response.json()["token"])
         return self._token
@@ -139,9 +140,9 @@ class HttpTransport:
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         with self._reaching():
-            response = self._http.request(method, path, headers=self._headers(), **kwargs)
+            response = self.http.request(method, path, headers=self._headers(), **kwargs)
             if response.status_code == 401:  # expired: renew once
-                response = self._http.request(method, path, headers=self._headers(renew=True), **kwargs)
+                response = self.http.request(method, path, headers=self._headers(renew=True), **kwargs)
         raise_for(response)
         return response
 
@@ -155,12 +156,12 @@ class HttpTransport:
         """The lines of a streaming answer, as they come (a consumer group member's deliveries)."""
         with self._reaching():
             for attempt in (0, 1):
-                with self._http.stream(
+                with self.http.stream(
                     "GET",
                     path,
                     params=query(params),
                     headers=self._headers(renew=attempt == 1),
-                    timeout=httpx.Timeout(self._http.timeout.connect, read=None),
+                    timeout=httpx.Timeout(self.http.timeout.connect, read=None),
                 ) as response:
                     if response.status_code == 401 and attempt == 0:
                         continue
@@ -216,7 +217,7 @@ class HttpTransport:
         return streams_answer(self.request("GET", "/api/streams").content)
 
     def close(self) -> None:
-        self._http.close()
+        self.http.close()
 
 
 class DurableSubscription:

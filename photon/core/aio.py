@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -42,15 +42,6 @@ async def run_blocking(store: EventStore, call: Callable[..., T], *args: Any) ->
     return await asyncio.get_running_loop().run_in_executor(blocking_pool(store), call, *args)
 
 
-async def append(
-    store: EventStore,
-    events: Mapping[str, Any] | Sequence[Mapping[str, Any]],
-    expected_version: int | str | None = "any",
-) -> list[RecordedEvent]:
-    """`store.append` without blocking the event loop (no thread is held while the commit runs)."""
-    return await store.append_async(events, expected_version=expected_version)
-
-
 async def append_validated(store: EventStore, pending: Sequence[PendingEvent]) -> list[RecordedEvent]:
-    """`store.append_validated` without blocking the event loop."""
+    """`store.append_validated_async`: events checked by `store.validate`, appended without blocking the event loop."""
     return await store.append_validated_async(pending)

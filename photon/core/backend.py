@@ -19,7 +19,7 @@ from __future__ import annotations
 import abc
 import importlib.util
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any, ClassVar, NamedTuple
 
@@ -64,7 +64,6 @@ class StoreState:
     """What the core needs to know when it opens a store for writing."""
 
     last_order_id: int
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Backend(abc.ABC):

@@ -24,6 +24,7 @@ from typing import Any, Final, NamedTuple
 import orjson
 
 from photon.core.errors import EventTooLarge, InternalStreamError, ValidationError
+from photon.core.limits import MAX_INT64 as MAX_VERSION
 from photon.core.original_shape import ORIGINAL_FIELDS, has_original_fields, to_photon
 
 # Field names, exactly as Photon and the Muon event client spell them.
@@ -384,8 +385,11 @@ def prepare_event(
         raise ValidationError(f"field 'id' must be a string of 1 to {MAX_ID_LENGTH} characters", ID)
     event_time = fields.get(EVENT_TIME)
     has_time = event_time is not None
-    if has_time and (type(event_time) is not int or event_time < 0):
-        raise ValidationError("field 'event-time' must be a non-negative integer (epoch milliseconds)", EVENT_TIME)
+    if has_time and (type(event_time) is not int or not 0 <= event_time <= MAX_VERSION):
+        raise ValidationError(
+            f"field 'event-time' must be a non-negative integer (epoch milliseconds) of at most {MAX_VERSION}",
+            EVENT_TIME,
+        )
 
     if not (client_id and has_time):
         # Fill in what the client left out on a shallow copy: the caller's mapping stays as it was.
@@ -470,7 +474,7 @@ def prepare_batch(batch: list[Any], max_bytes: int, now: int) -> list[PendingEve
             return None
         times: list[Any] = list(map(dict.get, batch, repeat(EVENT_TIME)))
         given_times = times.count(None) != count
-        if given_times and (set(map(type, times)) != _INT or min(times) < 0):
+        if given_times and (set(map(type, times)) != _INT or min(times) < 0 or max(times) > MAX_VERSION):
             return None
 
         # What the client left out is filled in on copies; the caller's dicts stay as they were.
@@ -581,10 +585,6 @@ def expected_version_field(wrapper: Mapping[str, Any], default: Any = None) -> A
             "expected-version",
         )
     return value
-
-
-MAX_VERSION: Final = (1 << 63) - 1
-"""The largest stream version (or order-id) a backend stores: a signed 64-bit number."""
 
 
 def parse_expected_version(value: Any) -> int | str:

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from photon.core.errors import ValidationError
+from photon.core.limits import MAX_INT64
 
 LOCAL_ID: Final = "local-id"
 SERVER_TIMESTAMP: Final = "server-timestamp"
@@ -45,8 +46,10 @@ def _local_id(value: Any, field: str) -> str:
 
 
 def _timestamp(value: Any, field: str) -> int:
-    if type(value) is not int or value < 0:
-        raise ValidationError(f"field {field!r} must be a non-negative integer (epoch milliseconds)", field)
+    if type(value) is not int or not 0 <= value <= MAX_INT64:
+        raise ValidationError(
+            f"field {field!r} must be a non-negative integer (epoch milliseconds) of at most {MAX_INT64}", field
+        )
     return value
 
 

@@ -25,9 +25,8 @@ import msgspec.inspect as mi
 
 from photon.core.errors import ValidationError
 from photon.core.filters import EventFilter
+from photon.core.limits import MAX_INT64 as MAX_INT64
 
-MAX_INT64: Final = (1 << 63) - 1
-"""The largest order-id, version, time or count any backend stores (a signed 64-bit number)."""
 _MAX_DIGITS: Final = len(str(MAX_INT64))
 
 Kind = Literal["integer", "string", "list", "boolean"]

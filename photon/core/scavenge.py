@@ -26,7 +26,8 @@ from photon.core.errors import BackendError
 from photon.core.events import CONFIG_STREAM, now_millis
 
 if TYPE_CHECKING:
-    from photon.core.store import EventStore, _Committer
+    from photon.core.committer import Committer
+    from photon.core.store import EventStore
 
 STEP = 2000
 """Most events one writer step removes (about one commit's worth of work)."""
@@ -113,7 +114,7 @@ def scavenge(store: EventStore, progress: Progress | None = None) -> ScavengeRep
     return report
 
 
-def _truncate(committer: _Committer, *, stream: str, before: int) -> int:
+def _truncate(committer: Committer, *, stream: str, before: int) -> int:
     return committer.backend.truncate_stream(stream, before)
 
 
@@ -125,5 +126,5 @@ def reclaim(store: EventStore) -> int:
     return steps
 
 
-def _reclaim_step(committer: _Committer) -> bool:
+def _reclaim_step(committer: Committer) -> bool:
     return committer.backend.reclaim_step()

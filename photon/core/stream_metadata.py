@@ -25,7 +25,8 @@ import orjson
 
 from photon.core.backend import Backend, Query
 from photon.core.errors import ValidationError
-from photon.core.events import MAX_VERSION, METADATA_STREAM, RecordedEvent
+from photon.core.events import METADATA_STREAM, RecordedEvent
+from photon.core.limits import MAX_INT64
 
 METADATA_SET: Final = "metadata-set"
 MAX_AGE: Final = "max-age"
@@ -100,9 +101,9 @@ def parse_metadata(doc: Any) -> StreamMetadata:
     values: dict[str, int | None] = {}
     for key in (MAX_AGE, MAX_COUNT, TRUNCATE_BEFORE):
         value = doc.get(key)
-        if value is not None and (type(value) is not int or not 1 <= value <= MAX_VERSION):
+        if value is not None and (type(value) is not int or not 1 <= value <= MAX_INT64):
             raise ValidationError(
-                f"metadata {key!r} must be a whole number from 1 to {MAX_VERSION} (or null), got {value!r}", key
+                f"metadata {key!r} must be a whole number from 1 to {MAX_INT64} (or null), got {value!r}", key
             )
         values[key] = value
     user = {k: v for k, v in doc.items() if k not in RESERVED}

@@ -20,18 +20,14 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Literal, NamedTuple
+from collections.abc import Callable, Iterator
+from typing import Literal, NamedTuple
 
 from photon.core import memory
+from photon.core.broadcaster import Broadcaster, Listener
 from photon.core.errors import BackendUnavailable, StoreClosed, ValidationError
 from photon.core.events import RecordedEvent
-from photon.core.filtered_reads import plan_read, read_page
-from photon.core.filters import EventFilter
-from photon.core.paging import PageSizer
-
-if TYPE_CHECKING:
-    from photon.core.store import EventStore
+from photon.core.paging import HistoryPages
 
 log = logging.getLogger("photon.subscriptions")
 
@@ -45,6 +41,14 @@ DEFAULT_PAGE_BYTES = 4 << 20
 
 StreamType = Literal["cold", "hot", "hot-cold"]
 STREAM_TYPES: tuple[str, ...] = ("cold", "hot", "hot-cold")
+
+
+def check_stream_type(stream_type: str) -> None:
+    """Raise `ValidationError` unless `stream_type` is one of `STREAM_TYPES`."""
+    if stream_type not in STREAM_TYPES:
+        raise ValidationError(
+            f"stream-type must be one of {', '.join(STREAM_TYPES)}, got {stream_type!r}", "stream-type"
+        )
 
 
 class CaughtUp(NamedTuple):
@@ -63,138 +67,6 @@ class FellBehind(NamedTuple):
 Item = RecordedEvent | CaughtUp | FellBehind
 
 
-class Listener:
-    """A subscriber's bounded queue of live events, filled by the broadcaster's thread."""
-
-    __slots__ = (
-        "_wake",
-        "check",
-        "closed",
-        "event_types",
-        "limit",
-        "limit_bytes",
-        "overflowed",
-        "queue",
-        "queued_bytes",
-        "stream",
-    )
-
-    def __init__(
-        self,
-        stream: str | None,
-        event_types: frozenset[str] | None,
-        limit: int,
-        check: Callable[[RecordedEvent], bool] | None = None,
-        limit_bytes: int = 1 << 62,
-    ) -> None:
-        self.stream = stream
-        self.event_types = event_types
-        self.check = check
-        self.limit = limit
-        self.limit_bytes = limit_bytes
-        self.queued_bytes = 0
-        """Bytes of event data in `queue` (kept by the broadcaster's thread and the reader's)."""
-        self.queue: deque[RecordedEvent] = deque()
-        self.overflowed = False
-        self.closed = False
-        self._wake: list[Callable[[], None]] = []
-
-    def add_waker(self, wake: Callable[[], None]) -> None:
-        self._wake.append(wake)
-
-    def push(self, events: Sequence[RecordedEvent]) -> bool:
-        """Queue the events this listener wants; False when it overflowed and must be dropped."""
-        types = self.event_types
-        check = self.check
-        if check is not None:
-            wanted: Sequence[RecordedEvent] = [
-                e for e in events if (types is None or e.event_type in types) and check(e)
-            ]
-        elif types is None:
-            wanted = events
-        else:
-            wanted = [e for e in events if e.event_type in types]
-        self.queue.extend(wanted)
-        self.queued_bytes += sum(len(e.data) for e in wanted)
-        if len(self.queue) > self.limit or self.queued_bytes > self.limit_bytes:
-            self.queue.clear()
-            self.queued_bytes = 0
-            self.overflowed = True
-        for wake in self._wake:
-            wake()
-        return not self.overflowed
-
-    def wake(self) -> None:
-        for wake in self._wake:
-            wake()
-
-
-class Broadcaster:
-    """Hands every committed group of events to the registered listeners, in order."""
-
-    def __init__(self, head: int) -> None:
-        self._lock = threading.Lock()
-        self.head = head
-        self._all: set[Listener] = set()
-        self._by_stream: dict[str, set[Listener]] = {}
-
-    def register(self, listener: Listener) -> int:
-        """Add a listener; returns the last order-id published before it (the hand-over point)."""
-        with self._lock:
-            if listener.stream is None:
-                self._all.add(listener)
-            else:
-                self._by_stream.setdefault(listener.stream, set()).add(listener)
-            return self.head
-
-    def unregister(self, listener: Listener) -> None:
-        with self._lock:
-            self._discard(listener)
-
-    def _discard(self, listener: Listener) -> None:
-        if listener.stream is None:
-            self._all.discard(listener)
-        else:
-            group = self._by_stream.get(listener.stream)
-            if group is not None:
-                group.discard(listener)
-                if not group:
-                    del self._by_stream[listener.stream]
-
-    def publish(self, events: Sequence[RecordedEvent]) -> None:
-        """Called by the committer, in commit order, after the events are durable."""
-        if not events:
-            return
-        with self._lock:
-            self.head = events[-1].order_id
-            dropped = [listener for listener in self._all if not listener.push(events)]
-            if self._by_stream:
-                per_stream: dict[str, list[RecordedEvent]] = {}
-                for event in events:
-                    if event.stream_name in self._by_stream:
-                        per_stream.setdefault(event.stream_name, []).append(event)
-                for stream, stream_events in per_stream.items():
-                    dropped.extend(listener for listener in self._by_stream[stream] if not listener.push(stream_events))
-            for listener in dropped:
-                self._discard(listener)
-
-    def stats(self) -> tuple[int, int]:
-        """The number of listeners, and the events queued in their buffers."""
-        with self._lock:
-            listeners = [*self._all, *(listener for group in self._by_stream.values() for listener in group)]
-        return len(listeners), sum(len(listener.queue) for listener in listeners)
-
-    def close(self) -> None:
-        """Wake every listener so that blocked subscribers notice the store closing."""
-        with self._lock:
-            listeners = list(self._all) + [item for group in self._by_stream.values() for item in group]
-            self._all.clear()
-            self._by_stream.clear()
-        for listener in listeners:
-            listener.closed = True
-            listener.wake()
-
-
 class Subscription:
     """An iterator over a replay: events, with one `CaughtUp` marker between history and live.
 
@@ -205,44 +77,41 @@ class Subscription:
 
     def __init__(
         self,
-        store: EventStore,
+        history: HistoryPages,
+        live: Broadcaster,
         stream: str,
         stream_type: StreamType = "hot-cold",
         *,
+        last_order_id: Callable[[], int],
+        is_closed: Callable[[], bool],
         from_order_id: int | None = None,
-        from_version: int | None = None,
-        from_time: int | None = None,
         to_order_id: int | None = None,
-        event_types: frozenset[str] | None = None,
         limit: int | None = None,
-        page_size: int = 2000,
         buffer: int = 10_000,
         buffer_bytes: int = DEFAULT_BUFFER_BYTES,
-        page_bytes: int = DEFAULT_PAGE_BYTES,
         tell_fell_behind: bool = False,
-        event_filter: EventFilter | None = None,
     ) -> None:
-        if stream_type not in STREAM_TYPES:
-            raise ValidationError(
-                f"stream-type must be one of {', '.join(STREAM_TYPES)}, got {stream_type!r}", "stream-type"
-            )
-        self.store = store
+        """Made by `EventStore.subscribe`: `history` reads the store (through the read's filter and
+        bounds), `live` gives the writer's events, `last_order_id` is the store's last durable
+        order-id (a cold replay's end) and `is_closed` tells whether the store closed."""
+        check_stream_type(stream_type)
         self.stream = stream
         self.stream_type = stream_type
-        self._plan = plan_read(store._backend, stream, event_types, event_filter)
-        self._stream_filter = self._plan.stream
-        self.event_types = self._plan.event_types
-        self.from_time = from_time
+        self._history = history
+        self._live = live
+        self._is_closed = is_closed
+        plan = history.plan
+        self._plan = plan
+        self._stream_filter = plan.stream
+        self.event_types = plan.event_types
+        self.from_time = history.from_time
         self.to_order_id = to_order_id
         self.remaining = limit
-        self.page_size = page_size
         self.buffer = buffer
         self.buffer_bytes = buffer_bytes
         self.tell_fell_behind = tell_fell_behind
         """Whether a `FellBehind` item tells the subscriber when it falls back to the store."""
-        self._pages = PageSizer(page_size, page_bytes)
         self._held_bytes = False  # whether this replay ever held much memory (then give it back at the end)
-        self._from_version = from_version or 1
         self._next_order_id = from_order_id or 1
         self._listener: Listener | None = None
         self._hand_over = 0  # read history up to here, then go live
@@ -255,7 +124,7 @@ class Subscription:
         """Order-id of the last event delivered (0 before any)."""
 
         if stream_type == "cold":
-            self._hand_over = store.last_order_id()
+            self._hand_over = last_order_id()
         else:
             self._register()
             if stream_type == "hot":
@@ -273,7 +142,7 @@ class Subscription:
         listener = Listener(self._stream_filter, self.event_types, self.buffer, self._plan.check, self.buffer_bytes)
         listener.add_waker(self._signal.set)
         self._listener = listener
-        self._hand_over = self.store._broadcaster.register(listener)
+        self._hand_over = self._live.register(listener)
         self._history_done = False
 
     @property
@@ -352,21 +221,10 @@ class Subscription:
 
     def _read_history(self) -> list[Item]:
         bound = self._hand_over
-        page = self._pages.next() if self.remaining is None else min(self._pages.next(), self.remaining)
         events: list[RecordedEvent] = []
         exhausted = True
-        if self._next_order_id <= bound and page > 0:
-            events, self._next_order_id, exhausted = read_page(
-                self.store._backend,
-                self._plan,
-                from_order_id=self._next_order_id,
-                to_order_id=bound,
-                from_version=self._from_version,
-                from_time=self.from_time,
-                limit=page,
-            )
-            self._from_version = 1  # only the first page needs the version bound
-        self._pages.saw(events)
+        if self._next_order_id <= bound and (self.remaining is None or self.remaining > 0):
+            events, self._next_order_id, exhausted = self._history.next_page(self._next_order_id, bound, self.remaining)
         if events:
             self._held_bytes = True
         items: list[Item] = list(events)
@@ -390,7 +248,7 @@ class Subscription:
         self._finished = True
         self._history_done = True
         if self._listener is not None:
-            self.store._broadcaster.unregister(self._listener)
+            self._live.unregister(self._listener)
             self._listener = None
 
     # -- synchronous iteration --------------------------------------------------------------
@@ -407,7 +265,7 @@ class Subscription:
                 if not items:
                     if self.in_history:
                         continue  # it fell behind: its history is read next
-                    if self.store.closed:
+                    if self._is_closed():
                         raise StoreClosed("the store was closed")
                     if not self._signal.wait(timeout):
                         return None
@@ -463,8 +321,8 @@ class Subscription:
                     # an event pushed after this point sets `ready` again.
                     ready.clear()
                     if self._listener is not None and registered is not self._listener:
-                        if registered is not None and waker in registered._wake:
-                            registered._wake.remove(waker)
+                        if registered is not None:
+                            registered.remove_waker(waker)
                         self._listener.add_waker(waker)
                         registered = self._listener
                     items = self._poll_or_end()
@@ -476,7 +334,7 @@ class Subscription:
                             self.position = item.order_id
                             break
                     return items
-                if self.store.closed:
+                if self._is_closed():
                     raise StoreClosed("the store was closed")
                 if self.in_history or registered is not self._listener:
                     continue  # the replay just moved on (to live, or to a new listener): look again
@@ -485,8 +343,8 @@ class Subscription:
                 except TimeoutError:
                     return []
         finally:
-            if registered is not None and waker in registered._wake:
-                registered._wake.remove(waker)
+            if registered is not None:
+                registered.remove_waker(waker)
 
     async def _read_history_async(self) -> list[Item] | None:
         """`_poll_or_end` in a worker thread. A store that cannot be reached for a moment (its
@@ -497,7 +355,7 @@ class Subscription:
             try:
                 return await asyncio.to_thread(self._poll_or_end)
             except BackendUnavailable as exc:
-                if time.monotonic() >= deadline or self.store.closed:
+                if time.monotonic() >= deadline or self._is_closed():
                     raise
                 log.warning("replay of %s: cannot read the store (%s); trying again", self.stream, exc)
                 await asyncio.sleep(0.5)

@@ -240,7 +240,7 @@ class _RemoteLive(LiveEvents):
 
     def _run(self, access: RemoteAccess, params: dict[str, Any]) -> None:
         try:
-            http = access.transport._http
+            http = access.transport.http
             with http.stream(
                 "GET",
                 f"/api/replay/{ALL_STREAM}",
@@ -386,7 +386,7 @@ class RemoteAccess(PhotonAccess):
 
     def last_order_id(self) -> int:
         # A hot replay starts with the server's head: the order-id it is caught up to.
-        with self.transport._http.stream(
+        with self.transport.http.stream(
             "GET", f"/api/replay/{ALL_STREAM}", params={"stream-type": "hot"}, headers=self.headers()
         ) as response:
             if response.status_code >= 400:

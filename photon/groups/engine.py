@@ -16,6 +16,10 @@ as the store's group commit does for appends.
 
 All state is guarded by one lock per group; the only blocking work done under it is none (store
 writes, parked-event appends and reads happen outside it).
+
+Long because every operation on a group's state (the window, the queues, the members and their
+deliveries, the acks above the checkpoint) runs under that one lock and keeps the same invariants;
+kept in one class they can be read together, which matters more here than short files.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 from photon.core.errors import StoreClosed, ValidationError
 from photon.core.events import ALL_STREAM, PARKED_STREAM_PREFIX, RecordedEvent, parked_stream, stream_category
 from photon.core.filters import EventFilter
+from photon.core.limits import MAX_INT64
 from photon.core.subscriptions import CaughtUp
 from photon.groups.definition import GroupSpec
 from photon.groups.state import GroupState, state_key
@@ -108,10 +113,10 @@ class Member:
         self._signal = threading.Event()
         self._wakers: list[Callable[[], None]] = []
 
-    def _wake(self) -> None:
+    def wake(self) -> None:
         self._signal.set()
-        for wake in self._wakers:
-            wake()
+        for notify in self._wakers:
+            notify()
 
     def _take_now(self) -> list[Delivery]:
         with self.group.lock:
@@ -252,7 +257,7 @@ class Group:
             self._room.notify_all()
         for member in members:
             member.closed = True
-            member._wake()
+            member.wake()
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join()
         with contextlib.suppress(StoreClosed):
@@ -297,9 +302,9 @@ class Group:
                     if items:
                         self._take(items, event_filter, client_only)
                     self._expire()
-                    touched = self._dispatch()
+                    touched = self.dispatch()
                 for member in touched:
-                    member._wake()
+                    member.wake()
                 self._park_waiting()
                 if self._seq > self._durable and time.monotonic() - self._last_flush > IDLE_FLUSH_SECONDS:
                     self.flush()
@@ -396,7 +401,7 @@ class Group:
         limit = self.spec.max_in_flight
         return any(m is not member and not m.closed and len(m.in_flight) < limit for m in self.members.values())
 
-    def _dispatch(self) -> list[Member]:
+    def dispatch(self) -> list[Member]:
         """Hand ready events to members with room, one each in turn; returns the members given some."""
         members = [m for m in self.members.values() if not m.closed]
         if not members or self._stopped:
@@ -466,11 +471,11 @@ class Group:
                 self._release_member(old)
             self.members[member_id] = member
             self._assign_buckets()
-            touched = self._dispatch()
+            touched = self.dispatch()
         if old is not None:
-            old._wake()
+            old.wake()
         for woken in touched:
-            woken._wake()
+            woken.wake()
         self._park_waiting()
         return member
 
@@ -488,10 +493,10 @@ class Group:
                 return
             self._release_member(member)
             self._assign_buckets()
-            touched = self._dispatch()
-        member._wake()
+            touched = self.dispatch()
+        member.wake()
         for woken in touched:
-            woken._wake()
+            woken.wake()
         self._park_waiting()
 
     # -- acks ---------------------------------------------------------------------------------
@@ -587,10 +592,10 @@ class Group:
             self._advance()
             self._seq += 1
             seq = self._seq
-            touched = self._dispatch()
+            touched = self.dispatch()
             self._room.notify_all()
         for member in touched:
-            member._wake()
+            member.wake()
         self._park_waiting()
         self._make_durable(seq)
         return AckResult(count, unknown)
@@ -665,10 +670,10 @@ class Group:
             self._advance()
             self._seq += 1
             seq = self._seq
-            touched = self._dispatch()
+            touched = self.dispatch()
             self._room.notify_all()
         for member in touched:
-            member._wake()
+            member.wake()
         self._make_durable(seq)
 
     def replay_parked(self) -> int:
@@ -702,9 +707,9 @@ class Group:
                     continue
                 self.replays[entry.event.order_id] = entry
                 self._replay_queue.append(entry)
-            touched = self._dispatch()
+            touched = self.dispatch()
         for member in touched:
-            member._wake()
+            member.wake()
         return len(loaded)
 
     # -- reset and durability -----------------------------------------------------------------
@@ -766,8 +771,8 @@ class Group:
 def _order_ids(values: Iterable[int]) -> list[int]:
     ids = list(values)
     for value in ids:
-        if type(value) is not int or value < 1:
-            raise ValidationError(f"order-ids must be whole numbers of at least 1, got {value!r}", "order-ids")
+        if type(value) is not int or not 1 <= value <= MAX_INT64:
+            raise ValidationError(f"order-ids must be whole numbers from 1 to {MAX_INT64}, got {value!r}", "order-ids")
     return ids
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from photon.core.errors import Conflict, NotFound, ReadOnlyStore, StoreClosed, ValidationError
 from photon.core.events import CONFIG_STREAM
+from photon.core.limits import MAX_INT64
 from photon.groups.definition import GroupSpec, check_group_name, parse_spec, with_start
 from photon.groups.engine import AckResult, Group, Member, NackAction
 from photon.groups.state import GroupState, state_key
@@ -116,9 +117,9 @@ class GroupManager:
             if (spec.stream, spec.filter, spec.strategy) == (group.spec.stream, group.spec.filter, group.spec.strategy):
                 with group.lock:
                     group.spec = spec
-                    touched = group._dispatch()
+                    touched = group.dispatch()
                 for member in touched:
-                    member._wake()
+                    member.wake()
                 return group.describe()
             return self._restart(group, spec)
 
@@ -147,8 +148,8 @@ class GroupManager:
         Members are disconnected and reconnect; parked events being replayed are dropped from the
         group (they stay in the parked stream).
         """
-        if type(from_order_id) is not int or from_order_id < 1:
-            raise ValidationError(f"from must be an order-id (1 or more), got {from_order_id!r}", "from")
+        if type(from_order_id) is not int or not 1 <= from_order_id <= MAX_INT64:
+            raise ValidationError(f"from must be an order-id (1 to {MAX_INT64}), got {from_order_id!r}", "from")
         group = self._group(name)
         with self._lock:
             state = GroupState(

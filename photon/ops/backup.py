@@ -17,7 +17,7 @@ from typing import IO, Any
 
 import orjson
 
-from photon.core.backend import Query
+from photon.core.events import ALL_STREAM
 from photon.core.store import EventStore
 
 PAGE = 10_000
@@ -68,18 +68,16 @@ def backup_chunks(
 ) -> Iterator[tuple[bytes, int]]:
     """`__all__` from `from_order_id` to `to_order_id` (default: the last now) as chunks of lines.
 
-    Yields (bytes of whole lines, number of events in them), one chunk per page read, so memory
-    stays bounded by one page.
+    Yields (bytes of whole lines, number of events in them), one chunk per page read (at most
+    `page` events, about `replay.page.bytes`: `EventStore.read_pages`), so memory stays bounded
+    by one page.
     """
     last = store.last_order_id() if to_order_id is None else to_order_id
-    backend = store.backend
     position = max(from_order_id, 1)
-    while position <= last:
-        events = backend.read(Query(from_order_id=position, to_order_id=last, limit=page))
-        if not events:
-            return
+    if position > last:
+        return
+    for events in store.read_pages(ALL_STREAM, from_order_id=position, to_order_id=last, page_events=page):
         yield b"\n".join([event.data for event in events]) + b"\n", len(events)
-        position = events[-1].order_id + 1
 
 
 def write_chunks(

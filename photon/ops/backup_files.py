@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, cast
 
+from photon.core.positioned import BackupFormatError
+
 GZIP_MAGIC = b"\x1f\x8b"
 #: zlib level for .gz backups: the fastest; event JSON still compresses about 6:1
 #: (level 6 saves about a tenth more, in about twice the time).
@@ -103,8 +105,6 @@ def open_backup(path: str | Path) -> IO[bytes]:
 def backup_lines(stream: IO[bytes]) -> Iterator[bytes]:
     """The lines of an open backup; a file that cannot be read on (a cut or damaged gzip) is a
     bad line, named by its number."""
-    from photon.ops.restore import BackupFormatError  # here: restore.py builds on this module
-
     number = 0
     try:
         # Iterating a binary file splits on b"\n" in C: the fastest way.

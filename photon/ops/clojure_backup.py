@@ -30,6 +30,7 @@ import orjson
 from photon.core.errors import ValidationError
 from photon.core.events import ALL_STREAM, CONFIG_STREAM, EVENT_TIME, ID, ORDER_ID, STREAM_NAME, STREAM_VERSION
 from photon.core.original_shape import to_photon
+from photon.core.positioned import BackupFormatError
 from photon.projections.registry import DELETED, REGISTERED
 
 ORIGINAL_ORDER_ID: Final = "original-order-id"
@@ -41,8 +42,6 @@ _DELETE_PROJECTION: Final = frozenset({"delete-projection!", "delete-projection"
 
 
 def _error(line: int, message: str, field_name: str | None = None) -> ValidationError:
-    from photon.ops.restore import BackupFormatError  # restore builds on the event model this module uses too
-
     return BackupFormatError(line, message, field_name)
 
 

@@ -16,7 +16,6 @@ from typing import Any
 
 import orjson
 
-from photon.core.backend import Query
 from photon.core.errors import NotFound, ValidationError, VersionConflict
 from photon.core.events import ALL_STREAM, ID, ORDER_ID, STREAM_NAME, STREAM_VERSION, validate_event
 from photon.core.store import EventStore
@@ -31,31 +30,17 @@ def export_stream(store: EventStore, name: str) -> Iterator[bytes]:
             raise NotFound("the store holds no events")
     elif not store.stream_exists(name):
         raise NotFound(f"stream {name!r} does not exist")
-    return _chunks(store, None if name == ALL_STREAM else name)
+    return _chunks(store, name)
 
 
-def _chunks(store: EventStore, stream: str | None) -> Iterator[bytes]:
-    # Bounded by the position at the start, so an export is one moment's stream.
+def _chunks(store: EventStore, stream: str) -> Iterator[bytes]:
+    # Bounded by the position at the start, so an export is one moment's stream. A stream's
+    # metadata hides its expired and truncated events here as in every stream read.
     last = store.last_order_id()
-    backend = store.backend
-    position = 1
-    # A stream's metadata hides its expired and truncated events here as in every stream read.
-    from_version, from_time = store.read_bounds(stream, None, None) if stream is not None else (None, None)
-    while position <= last:
-        events = backend.read(
-            Query(
-                stream=stream,
-                from_order_id=position,
-                to_order_id=last,
-                from_version=from_version or 1,
-                from_time=from_time,
-                limit=PAGE,
-            )
-        )
-        if not events:
-            return
+    if last < 1:
+        return
+    for events in store.read_pages(stream, to_order_id=last, page_events=PAGE):
         yield b"\n".join([event.data for event in events]) + b"\n"
-        position = events[-1].order_id + 1
 
 
 def _events_of(lines: Iterable[bytes], name: str | None, max_bytes: int) -> tuple[str, list[dict[str, Any]]]:

@@ -117,7 +117,9 @@ class Feed:
         store gets one catch-up for all of them (one read of the store); otherwise each
         projection's history follows its addition, before the next projection is added.
         """
-        flow = self.flows[w]
+        flow = self.flows.get(w)
+        if flow is None:
+            return  # the worker died and was replaced since: its replacement took the projections
         async with flow.lock:
             target = flow.sent_to
             try:

@@ -67,7 +67,7 @@ class ProjectionManager:
             float(config.get("projections.checkpoint.seconds") or 5.0),
         )
         self.updates = Updates()
-        self.supervisor = Supervisor(
+        self.supervisor: Supervisor[builtins.list[Projection]] = Supervisor(
             int(config.get("parallel.projections") or 1),
             self._store_config(),
             self.timeout,
@@ -206,17 +206,19 @@ class ProjectionManager:
                 projection.state_json = state
                 self.updates.publish(projection)
 
-    def _adopt(self, old: WorkerHandle, new: WorkerHandle) -> None:
+    def _adopt(self, old: WorkerHandle, new: WorkerHandle) -> builtins.list[Projection]:
         """A new worker took the place of a dead one: it is fed from now on, and takes its projections."""
         self.feed.detach(old)
         self.feed.attach(new)
-        for projection in self.registry.on_worker(old.slots):
+        moved = self.registry.on_worker(old.slots)
+        for projection in moved:
             projection.worker = new
             new.slots.add(projection.slot)
+        return moved
 
-    async def _resume(self, new: WorkerHandle) -> None:
-        """The new worker is ready: its projections resume from their last reported state."""
-        moved = self.registry.on_worker(new.slots)
+    async def _resume(self, new: WorkerHandle, moved: builtins.list[Projection]) -> None:
+        """The new worker is ready: the projections it took resume from their last reported state
+        (those started on it meanwhile are being started by their own registration)."""
         await self.feed.assign(new, [p for p in moved if p.status == "running" and p.worker is new])
 
     def _fail(self, projection: Projection, error: str, order_id: int | None, snapshot: bytes | None) -> None:

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from photon.projections import worker as worker_module
 from photon.projections.messages import FromWorker, Stop
@@ -22,13 +22,16 @@ from photon.projections.pool import WorkerHandle
 
 log = logging.getLogger("photon.projections")
 
+Adopted = TypeVar("Adopted")
+
 READY_SECONDS = 60
 STOP_SECONDS = 10
 
 
-class Supervisor:
+class Supervisor(Generic[Adopted]):
     """Runs `count` workers. `adopt(old, new)` is called as soon as `new` replaces the dead `old`
-    (it must move the projections), `resume(new)` once `new` is ready to take them."""
+    (it moves the projections, and returns them), `resume(new, adopted)` once `new` is ready to
+    take them."""
 
     def __init__(
         self,
@@ -36,8 +39,8 @@ class Supervisor:
         store_config: Mapping[str, Any] | None,
         timeout: float,
         on_message: Callable[[WorkerHandle, FromWorker], None],
-        adopt: Callable[[WorkerHandle, WorkerHandle], None],
-        resume: Callable[[WorkerHandle], Awaitable[None]],
+        adopt: Callable[[WorkerHandle, WorkerHandle], Adopted],
+        resume: Callable[[WorkerHandle, Adopted], Awaitable[None]],
     ) -> None:
         self.count = count
         self.store_config = store_config
@@ -108,13 +111,13 @@ class Supervisor:
                 return
         new = self._spawn(old.index)
         self.workers[self.workers.index(old)] = new
-        self.adopt(old, new)
+        adopted = self.adopt(old, new)
         try:
             await self._wait_ready(new)
         except RuntimeError as exc:
             log.error("%s", exc)
             return  # its own exit starts the next replacement, which takes these projections
-        await self.resume(new)
+        await self.resume(new, adopted)
 
     async def watchdog(self, stuck: Callable[[int, int], None]) -> None:
         """Kill a worker whose reduction has been on one event for longer than the time limit,

@@ -196,8 +196,6 @@ class Link(threading.Thread):
         with self._ready_changed:
             was = self.ready
             self.ready = ready
-            if ready:
-                self.generation += 1
             self._ready_changed.notify_all()
         with self._capacity:
             self._capacity.notify_all()
@@ -207,6 +205,10 @@ class Link(threading.Thread):
             self.handler.on_lost(self.generation)
 
     def _on_open(self, connection: SelectConnection) -> None:
+        # A new connection is a new generation from its first frame on: every delivery it
+        # brings is stamped with it, so its acknowledgement goes back on this connection.
+        with self._ready_changed:
+            self.generation += 1
         connection.channel(on_open_callback=self._on_commands_open)
 
     def _on_open_error(self, connection: SelectConnection, error: BaseException | str) -> None:
@@ -264,21 +266,27 @@ class Link(threading.Thread):
         self._commands.basic_qos(prefetch_count=self.prefetch, callback=self._on_qos)
 
     def _on_qos(self, _frame: Any) -> None:
-        assert self._commands is not None and self._muon is not None
-        queue = self.names.commands
-        self._consumer_tag = self._commands.basic_consume(
-            queue, lambda _c, m, p, b: self._dispatch(queue, m, p, b), callback=self._on_photon_consuming
-        )
-
-    def _on_photon_consuming(self, _frame: Any) -> None:
         assert self._muon is not None
-        self._consumers[self._consumer_tag or ""] = self.names.commands
-        self.handler.on_muon_channel(self.generation + 1, self._muon, self._on_consuming)
+        self.handler.on_muon_channel(self.generation, self._muon, self._on_muon_ready)
 
-    def _on_consuming(self) -> None:
+    def _on_muon_ready(self) -> None:
+        # Ready before the command queue is consumed: a command the broker delivers at once
+        # (those sent while Photon was away wait in the queue) must find the link current,
+        # or its reply and acknowledgement would be dropped and it would hang unacknowledged
+        # on this connection for as long as it lasts.
         self.connects += 1
         log.info("AMQP connected to %s (command queue %s)", redact(self.url), self.names.commands)
         self._set_ready(True)
+        commands = self._commands
+        if commands is None or not commands.is_open:
+            return
+        queue = self.names.commands
+        self._consumer_tag = commands.basic_consume(
+            queue, lambda _c, m, p, b: self._dispatch(queue, m, p, b), callback=self._on_photon_consuming
+        )
+
+    def _on_photon_consuming(self, frame: Any) -> None:
+        self._consumers[frame.method.consumer_tag] = self.names.commands
 
     def _dispatch(self, queue: str, method: Basic.Deliver, properties: BasicProperties, body: bytes) -> None:
         kind = route(queue, self.names)

@@ -165,11 +165,7 @@ def parse_emit(body: bytes, headers: Mapping[str, Any] | None, message_id: str |
     expected = (headers or {}).get("expected-version")
     if isinstance(expected, bytes):
         expected = expected.decode(errors="replace")
-    value = parse_body(body)
-    wrapped = isinstance(value, dict) and "events" in value and "stream-name" not in value
-    if wrapped and not isinstance(value["events"], list):  # over AMQP the wrapper always holds a list
-        raise ValidationError("field 'events' must be a list of events", "events")
-    request = read_emit(value, expected_version=expected)
+    request = read_emit(parse_body(body), expected_version=expected)
     value = request.events
     events = value if isinstance(value, list) else [value]
     if message_id:

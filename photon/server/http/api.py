@@ -183,9 +183,7 @@ async def read_matching(request: Request, query: dict[str, Any]) -> Response:
         raise RequestError(f"unknown field {unknown[0]!r}; the body has the fields query, after and limit")
     items = parse_query(doc.get("query", []))
     after = parse_after(doc.get("after"))
-    limit = doc.get("limit", DEFAULT_PAGE)
-    if type(limit) is not int or not 1 <= limit <= MAX_PAGE:
-        raise RequestError(f"field 'limit' must be a whole number from 1 to {MAX_PAGE}", field="limit")
+    limit = parse_integer(doc.get("limit", DEFAULT_PAGE), "limit", minimum=1, maximum=MAX_PAGE)
     head = store.last_order_id()
 
     def page() -> list[Any]:

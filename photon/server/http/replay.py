@@ -104,7 +104,7 @@ def stream_response(request: Request, subscription: Subscription) -> StreamingRe
     """Send a subscription's items as NDJSON or server-sent events until it ends or the client leaves."""
     sse = wants_sse(request)
     encode = _sse if sse else _ndjson
-    metrics = metrics_for(subscription.store)
+    metrics = metrics_for(request.app.state.store)
 
     read_ahead = ReadAhead(int(request.app.state.config["replay.readahead.bytes"]))
 
@@ -186,27 +186,9 @@ class ReadAhead:
 
 
 def subscribe(store: EventStore, stream: str, stream_type: StreamType, **options: Any) -> Subscription:
-    """`store.subscribe`, with bigger history pages: a replay sends them whole."""
-    if store.closed:
-        raise StoreClosed("the store is closed")
-    if options.get("from_version") is not None and not is_one_stream(stream):
-        raise ValidationError(
-            "from-version applies to a stream; use from (order-id) for __all__, a category or a wildcard",
-            "from-version",
-        )
-    types = options.pop("event_types", None)
-    return Subscription(
-        store,
-        stream,
-        stream_type,
-        event_types=frozenset(types) if types is not None else None,
-        page_size=HISTORY_PAGE,
-        buffer=store.subscription_buffer,
-        buffer_bytes=store.subscription_buffer_bytes,
-        page_bytes=store.page_bytes,
-        tell_fell_behind=True,
-        **options,
-    )
+    """`store.subscribe`, with bigger history pages (a replay sends them whole), telling the client
+    when it fell behind."""
+    return store.subscribe(stream, stream_type, page_events=HISTORY_PAGE, tell_fell_behind=True, **options)
 
 
 def _last_event_id(request: Request) -> int | None:

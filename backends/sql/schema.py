@@ -1,0 +1,119 @@
+"""The SQL tables and indexes: the store's file format, the same on every dialect.
+
+- ``photon_events``: one row per event: ``order_id`` (primary key), ``stream_name``,
+  ``stream_version``, ``event_id`` (unique), ``event_type``, ``event_time``, ``data`` (the whole
+  event as JSON) and ``stream_id``; the unique stream index over ``(stream_version >> 6,
+  stream_id, stream_version)`` is how a stream's events are found (see `tables`). `__all__` is
+  this table in order-id order.
+- ``photon_streams``: each stream's number (``stream_id``) and current version, updated in the
+  same transaction as its events. The events' stream index holds these small numbers rather than
+  the names: measured, 0.7 µs less per appended event than indexing the names.
+- ``photon_event_tags``: the tags index, one row per (tag, event).
+- ``photon_checkpoints``: key/value entries (projection checkpoints, consumer positions,
+  and ``photon:high-water``, the highest order-id ever given, so deletions never free one).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+HIGH_WATER_KEY = "photon:high-water"
+TAGS_TABLE = "photon_event_tags"
+ID_INDEX = "photon_events_event_id"
+STREAM_INDEX = "photon_events_stream_block"
+CATEGORY_INDEX = "photon_events_category"
+TYPE_INDEX = "photon_events_type"
+BLOCK_BITS = 6
+"""A stream's versions are indexed in blocks of 2**BLOCK_BITS (see `tables`)."""
+BLOCKS_PER_READ = 9
+"""Blocks one statement of a stream read asks for: a page of 512 events spans at most 9."""
+
+
+def category_expression(dialect: str) -> Any:
+    """A stream's category (its name before the first '-') as SQL, the same text in the index and
+    in every query, so that the database matches them; None where no such index is made."""
+    import sqlalchemy as sa
+
+    if dialect == "sqlite":
+        return sa.literal_column("substr(stream_name, 1, instr(stream_name || '-', '-') - 1)")
+    if dialect == "postgresql":
+        return sa.literal_column("split_part(stream_name, '-', 1)")
+    return None
+
+
+def tables(dialect: str = "sqlite") -> Any:
+    """The store's tables for `dialect`: (metadata, events, streams, checkpoints)."""
+    import sqlalchemy as sa
+
+    metadata = sa.MetaData()
+    big = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # INTEGER PRIMARY KEY is SQLite's rowid
+    events = sa.Table(
+        "photon_events",
+        metadata,
+        sa.Column("order_id", big, primary_key=True, autoincrement=False),
+        sa.Column("stream_name", sa.String(256), nullable=False),
+        sa.Column("stream_version", sa.BigInteger, nullable=False),
+        sa.Column("event_id", sa.String(128), nullable=False),
+        sa.Column("event_type", sa.String(256), nullable=False),
+        sa.Column("event_time", sa.BigInteger, nullable=False),
+        sa.Column("data", sa.LargeBinary, nullable=False),
+        # Last, so that the columns before it are a RecordedEvent's fields in order.
+        sa.Column("stream_id", big, nullable=False),
+    )
+    # Unique indexes rather than table constraints, so a restore can drop and rebuild them.
+    # The stream index leads with the version's block (64 versions), then the stream: an append
+    # that touches many streams then changes the few index pages where their latest blocks lie
+    # together, not one page per stream as under (stream, version), and each commit writes
+    # fewer pages (measured: the backend's append of batches spread over 100 streams went from
+    # 6.2 to 4.9 µs per event).
+    # A stream is read a few blocks per statement (`SQLBackend.read` of a stream).
+    sa.Index(STREAM_INDEX, block(events.c.stream_version), events.c.stream_id, events.c.stream_version, unique=True)
+    sa.Index(ID_INDEX, events.c.event_id, unique=True)
+    # Category and event-type reads: one range of an index each, so their cost follows the
+    # events they return, not the size of the store.
+    sa.Index(TYPE_INDEX, events.c.event_type, events.c.order_id)
+    category = category_expression(dialect)
+    if category is not None:
+        sa.Index(CATEGORY_INDEX, category, events.c.order_id)
+    streams = sa.Table(
+        "photon_streams",
+        metadata,
+        sa.Column("stream_name", sa.String(256), primary_key=True),
+        sa.Column("version", sa.BigInteger, nullable=False),
+        sa.Column("stream_id", big, nullable=False),
+    )
+    sa.Index("photon_streams_stream_id", streams.c.stream_id, unique=True)
+    # The tags index: one row per (tag, event). Its primary key is the index, so a tag's events
+    # after a position are one range of it (what a conditional append asks). SQLite keeps it
+    # without a rowid: the key is the row.
+    sa.Table(
+        TAGS_TABLE,
+        metadata,
+        sa.Column("tag", sa.String(256), primary_key=True),
+        sa.Column("order_id", sa.BigInteger, primary_key=True, autoincrement=False),
+        sqlite_with_rowid=False,
+    )
+    checkpoints = sa.Table(
+        "photon_checkpoints",
+        metadata,
+        sa.Column("key", sa.String(512), primary_key=True),
+        sa.Column("value", sa.LargeBinary, nullable=False),
+    )
+    return metadata, events, streams, checkpoints
+
+
+def block(version: Any) -> Any:
+    """The block of a version, as SQL: the same text in the index and in every query, so that
+    the database matches them (a bound parameter in place of the literal would not)."""
+    import sqlalchemy as sa
+
+    return version.op(">>")(sa.literal_column(str(BLOCK_BITS)))
+
+
+def create_indexes(conn: Any, indexes: Any) -> None:
+    """Build the indexes that are missing. IF NOT EXISTS rather than SQLAlchemy's `checkfirst`,
+    whose reflection does not see an index on an expression (the stream index)."""
+    import sqlalchemy as sa
+
+    for index in indexes:
+        conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))

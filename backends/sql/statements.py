@@ -1,0 +1,179 @@
+"""The SQL the backends run: statements compiled once per dialect, the reads' queries, and the
+rows an append writes. Functions of their arguments: the backends own the connections."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+from operator import itemgetter
+from typing import Any, NamedTuple
+
+from photon.core.append_request import QueryItem
+from photon.core.backend import Query
+from photon.core.errors import BackendError, BackendUnavailable, IntegrityError
+from photon.core.events import RecordedEvent, event_tags
+
+from .schema import BLOCKS_PER_READ, TAGS_TABLE, block, category_expression
+
+make_event = partial(tuple.__new__, RecordedEvent)
+"""A row (a RecordedEvent's columns in order) as a RecordedEvent, without the constructor's checks."""
+STREAM_NAME = itemgetter(1)  # RecordedEvent.stream_name
+_STREAM_AND_VERSION = itemgetter(1, 2)  # RecordedEvent.stream_name, .stream_version
+
+
+class Statement(NamedTuple):
+    """A statement compiled for the connected dialect, with positional parameters."""
+
+    sql: str
+    names: tuple[str, ...]
+    defaults: dict[str, Any]
+
+    def bind(self, values: dict[str, Any]) -> tuple[Any, ...]:
+        defaults = self.defaults
+        return tuple(values[n] if n in values else defaults[n] for n in self.names)
+
+
+def event_columns(events: Any) -> list[Any]:
+    """The columns of a RecordedEvent, in its order."""
+    return [events.c[name] for name in RecordedEvent._fields]
+
+
+def read_key(query: Query) -> tuple[Any, ...]:
+    """What the statement of `query` depends on: one compiled statement serves every query of a shape."""
+    types = len(query.event_types) if query.event_types is not None else 0
+    categories = len(query.categories) if query.categories is not None else 0
+    return (
+        "read",
+        query.stream is not None,
+        query.to_order_id is not None,
+        query.from_time is not None,
+        types,
+        categories,
+    )
+
+
+def read_select(events: Any, dialect: str, query: Query) -> Any:
+    """The statement of one page of `query` (its values come from `read_params`)."""
+    import sqlalchemy as sa
+
+    types = len(query.event_types) if query.event_types is not None else 0
+    categories = len(query.categories) if query.categories is not None else 0
+    conditions = [events.c.order_id >= sa.bindparam("from_order_id")]
+    if query.stream is not None:
+        conditions += [
+            block(events.c.stream_version).in_([sa.bindparam(f"b{i}") for i in range(BLOCKS_PER_READ)]),
+            events.c.stream_id == sa.bindparam("stream_id"),
+            events.c.stream_version >= sa.bindparam("from_version"),
+        ]
+    if query.to_order_id is not None:
+        conditions.append(events.c.order_id <= sa.bindparam("to_order_id"))
+    if query.from_time is not None:
+        conditions.append(events.c.event_time >= sa.bindparam("from_time"))
+    if types:
+        conditions.append(events.c.event_type.in_([sa.bindparam(f"t{i}") for i in range(types)]))
+    if categories:
+        conditions.append(category_condition(events, dialect, categories))
+    order = events.c.stream_version if query.stream is not None else events.c.order_id
+    return sa.select(*event_columns(events)).where(*conditions).order_by(order).limit(sa.bindparam("limit"))
+
+
+def category_condition(events: Any, dialect: str, count: int) -> Any:
+    import sqlalchemy as sa
+
+    expression = category_expression(dialect)
+    names: list[Any] = [sa.bindparam(f"c{i}") for i in range(count)]
+    if expression is not None:
+        return expression.in_(names)
+    # Another database: the same meaning, without the index.
+    name = events.c.stream_name
+    return sa.or_(*(sa.or_(name == n, name.like(n + "-%")) for n in names))
+
+
+def read_params(query: Query) -> dict[str, Any]:
+    params: dict[str, Any] = {"from_order_id": query.from_order_id, "limit": query.limit}
+    if query.stream is not None:  # the stream's number and blocks are set per statement
+        params["from_version"] = query.from_version
+    if query.to_order_id is not None:
+        params["to_order_id"] = query.to_order_id
+    if query.from_time is not None:
+        params["from_time"] = query.from_time
+    if query.event_types is not None:
+        for index, name in enumerate(sorted(query.event_types)):
+            params[f"t{index}"] = name
+    if query.categories is not None:
+        for index, name in enumerate(sorted(query.categories)):
+            params[f"c{index}"] = name
+    return params
+
+
+def matching_sql(query: tuple[QueryItem, ...], after: int, limit: int) -> tuple[str, dict[str, Any]]:
+    """The statement (and its values) of events matching a DCB query, through the tags index: each
+    item with tags is a range of it per tag (intersected), so the cost follows the events that
+    carry the tags, not the size of the store. Rows of the tags index whose event was deleted find
+    no event and drop out."""
+    params: dict[str, Any] = {"after": after, "limit": limit}
+    selects: list[str] = []
+
+    def names(prefix: str, values: frozenset[str]) -> str:
+        for index, value in enumerate(sorted(values)):
+            params[f"{prefix}{index}"] = value
+        return ", ".join(f":{prefix}{index}" for index in range(len(values)))
+
+    columns = ", ".join(f"e.{name}" for name in RecordedEvent._fields)
+    # Each item is its own ordered, limited select driven by its first tag's range of the
+    # tags index (or by the events' primary key when it has no tags); the union of those
+    # few rows is then ordered and limited again. (A single `order_id IN (...)` filter over
+    # the events table lets the planner walk the whole table in order instead.)
+    for number, item in enumerate(query or (QueryItem(),)):
+        where = ["substr(e.stream_name, 1, 2) <> '__'"]
+        if item.types:
+            where.append(f"e.event_type IN ({names(f'q{number}t', item.types)})")
+        if item.tags:
+            tags = sorted(item.tags)
+            for index, tag in enumerate(tags):
+                params[f"q{number}g{index}"] = tag
+                if index:
+                    where.append(
+                        f"EXISTS (SELECT 1 FROM {TAGS_TABLE} g{index} WHERE g{index}.tag = :q{number}g{index} "
+                        f"AND g{index}.order_id = g0.order_id)"
+                    )
+            selects.append(
+                f"SELECT * FROM (SELECT {columns} FROM {TAGS_TABLE} g0 JOIN photon_events e "
+                f"ON e.order_id = g0.order_id WHERE g0.tag = :q{number}g0 AND g0.order_id > :after AND "
+                + " AND ".join(where)
+                + " ORDER BY g0.order_id LIMIT :limit) AS i"
+                + str(number)
+            )
+        else:
+            selects.append(
+                f"SELECT * FROM (SELECT {columns} FROM photon_events e WHERE e.order_id > :after AND "
+                + " AND ".join(where)
+                + " ORDER BY e.order_id LIMIT :limit) AS i"
+                + str(number)
+            )
+    if len(selects) == 1:
+        sql = selects[0]
+    else:
+        sql = f"SELECT * FROM ({' UNION '.join(selects)}) AS u ORDER BY order_id LIMIT :limit"
+    return sql, params
+
+
+def last_versions(events: Sequence[RecordedEvent]) -> dict[str, int]:
+    """Each stream's last version among `events` (later events overwrite earlier ones)."""
+    return dict(map(_STREAM_AND_VERSION, events))
+
+
+def tag_rows(events: Sequence[RecordedEvent]) -> list[tuple[str, int]]:
+    """The rows of the tags index for `events` (most events have no tags: nothing to decode)."""
+    return [(tag, event.order_id) for event in events if b'"tags"' in event.data for tag in set(event_tags(event.data))]
+
+
+def translate_error(exc: Any) -> BackendError:
+    """A SQLAlchemy error as one of Photon's."""
+    import sqlalchemy as sa
+
+    if isinstance(exc, sa.exc.IntegrityError):
+        return IntegrityError(str(exc.orig or exc))
+    if isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)):
+        return BackendUnavailable(str(getattr(exc, "orig", None) or exc))
+    return BackendError(str(exc))

@@ -1,0 +1,65 @@
+"""Preparing an append: a batch of client (or internal) events checked and made ready for the writer.
+
+Runs in the caller's thread, so that the single writer's share of each append stays small: every
+event is validated and gets its id and event-time, and what the batch asks for (an expected
+version of its one stream, or of several) is checked for consistency.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from photon.core.append_request import AppendCondition, AppendOptions
+from photon.core.committer import client_ids
+from photon.core.errors import ValidationError
+from photon.core.events import PendingEvent, new_event_ids, now_millis, prepare_batch, prepare_event
+
+BATCH_VALIDATION = 16
+"""Batches of at least this many events are first checked field by field (`prepare_batch`)."""
+
+
+def prepare_append(
+    batch: list[Any], options: AppendOptions, max_bytes: int, *, internal: bool
+) -> tuple[list[PendingEvent], int | str, Mapping[str, int | str] | None, AppendCondition | None]:
+    """The batch's events ready for the writer, with its expected version(s) and condition.
+
+    Raises `ValidationError` naming the event (by index, in a batch of several) and the field.
+    """
+    if not batch:
+        raise ValidationError("no events to append")
+    now = now_millis()  # one clock reading for the whole batch
+    fast = prepare_batch(batch, max_bytes, now) if len(batch) >= BATCH_VALIDATION and not internal else None
+    if fast is not None:
+        pending = fast
+    else:
+        # Ids for the events that come without one, made together (those left over go unused).
+        new_id = iter(new_event_ids(len(batch))).__next__
+        pending = []
+        for index, event in enumerate(batch):
+            try:
+                pending.append(prepare_event(event, max_bytes, internal, now, new_id))
+            except ValidationError as exc:
+                if len(batch) > 1:
+                    raise type(exc)(f"event {index}: {exc}", exc.field) from None
+                raise
+    expected = options.expected_version
+    if expected != "any" and len({e.stream_name for e in pending}) > 1:
+        raise ValidationError(
+            "expected-version needs every event of the batch in one stream (use expected-versions for several)",
+            "expected-version",
+        )
+    checks = options.expected_versions
+    if checks is not None and expected != "any":
+        raise ValidationError("give expected-version or expected-versions, not both", "expected-versions")
+    chosen = client_ids(pending)
+    if len(chosen) > 1 and len(set(chosen)) < len(chosen):
+        # Only ids the client chose can repeat: the store's own are unique by construction.
+        seen: set[str] = set()
+        for index, event in enumerate(pending):
+            if not event.client_id:
+                continue
+            if event.event_id in seen:
+                raise ValidationError(f"event {index}: id {event.event_id!r} appears twice in the batch", "id")
+            seen.add(event.event_id)
+    return pending, expected, checks, options.condition

@@ -1,0 +1,408 @@
+"""The single writer of a store (group commit).
+
+One committer thread owns every write of a store: callers hand it validated events and wait; it
+takes everything queued, checks expected versions, ids and conditions, assigns order-ids and
+stream-versions, writes the lot in one backend transaction, and only then acknowledges the
+callers and publishes the events to subscribers. Batching many callers into one durable commit
+is what gives both durability and throughput. Work that must not interleave with commits
+(deletions, a restore's positioned batches, a scavenge's steps) runs in the same thread, between
+two groups (`Action`). What the writer does when a commit's outcome is unknown is in
+`photon.core.unknown_commit`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from itertools import compress
+from operator import itemgetter
+from typing import Any
+
+from photon.core.append_request import AppendCondition, query_matches
+from photon.core.backend import Backend
+from photon.core.broadcaster import Broadcaster
+from photon.core.errors import (
+    AppendConditionFailed,
+    EventIdConflict,
+    PhotonError,
+    StoreClosed,
+    StreamDeleted,
+    VersionConflict,
+)
+from photon.core.events import METADATA_STREAM, PendingEvent, RecordedEvent
+from photon.core.stream_metadata import MetadataCache
+from photon.core.unknown_commit import UnknownCommitRecovery
+
+log = logging.getLogger("photon.store")
+
+_new_record = tuple.__new__
+_STREAM_NAME = itemgetter(0)  # PendingEvent.stream_name
+_EVENT_ID = itemgetter(1)
+_CLIENT_ID = itemgetter(5)
+
+
+def client_ids(events: list[PendingEvent]) -> list[str]:
+    """The ids of `events` that their clients chose."""
+    return list(compress(map(_EVENT_ID, events), map(_CLIENT_ID, events)))
+
+
+class AppendRequest:
+    """One caller's append, waiting for the committer. A bare lock is the cheapest hand-off:
+    the caller blocks acquiring it a second time until the committer releases it."""
+
+    __slots__ = (
+        "_lock",
+        "checks",
+        "client_ids",
+        "condition",
+        "error",
+        "events",
+        "expected",
+        "finished",
+        "on_done",
+        "result",
+        "streams",
+    )
+
+    def __init__(
+        self,
+        events: list[PendingEvent],
+        expected: int | str,
+        on_done: Callable[[], None] | None = None,
+        checks: Mapping[str, int | str] | None = None,
+        condition: AppendCondition | None = None,
+    ) -> None:
+        self.events = events
+        self.expected = expected
+        self.checks = checks
+        """Expected versions of several streams (None: only `expected`, for the batch's one stream)."""
+        self.condition = condition
+        # Worked out here, in the caller's thread, to keep the single writer's share small.
+        self.client_ids = client_ids(events)
+        self.streams = set(map(_STREAM_NAME, events))
+        if checks:
+            self.streams.update(checks)
+        self.on_done = on_done
+        """Called instead of releasing the lock (asyncio callers are woken through their loop)."""
+        self._lock = threading.Lock()
+        self._lock.acquire()
+        self.finished = False
+        self.result: list[RecordedEvent] = []
+        self.error: BaseException | None = None
+
+    def wait(self) -> None:
+        self._lock.acquire()
+
+    def done(self) -> None:
+        if not self.finished:
+            self.finished = True
+            if self.on_done is not None:
+                self.on_done()
+            else:
+                self._lock.release()
+
+    def fail(self, error: BaseException) -> None:
+        self.error = error
+        self.done()
+
+
+class Action:
+    """Work that must run in the writer thread between two groups (stream deletion)."""
+
+    __slots__ = ("done", "error", "result", "run")
+
+    def __init__(self, run: Any) -> None:
+        self.run = run
+        self.done = threading.Event()
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+class Stop:
+    pass
+
+
+STOP = Stop()
+
+
+class Committer(UnknownCommitRecovery, threading.Thread):
+    """The single writer thread (group commit)."""
+
+    def __init__(self, backend: Backend, broadcaster: Broadcaster, last_order_id: int, max_batch: int) -> None:
+        super().__init__(name="photon-committer", daemon=True)
+        self.backend = backend
+        self.broadcaster = broadcaster
+        self.last_order_id = last_order_id
+        self.max_batch = max_batch
+        self.requests: queue.SimpleQueue[AppendRequest | Action | Stop] = queue.SimpleQueue()
+        # Committed version of each stream seen so far (a cache; the backend is the truth).
+        self.versions: dict[str, int] = {}
+        self.metadata = MetadataCache()
+        """Stream metadata (retention, deletion): the store's, updated here as it is committed."""
+        self.commits = 0
+        self.committed_events = 0
+        self.unsettled = False
+        self.halted = None
+        self.generation = 0
+        """Counts the writes (commits and actions); it moves only after a write is done, so a
+        reader who sees the same value before and after taking a snapshot of the store knows
+        that nothing was written in between (see `photon.core.positioned_import`)."""
+
+    def run(self) -> None:
+        held: AppendRequest | Action | Stop | None = None
+        while True:
+            first = held if held is not None else self.requests.get()
+            held = None
+            if isinstance(first, Stop):
+                break
+            if isinstance(first, Action):
+                self._run_action(first)
+                continue
+            group = [first]
+            size = len(first.events)
+            while size < self.max_batch:
+                try:
+                    item = self.requests.get_nowait()
+                except queue.Empty:
+                    break
+                if not isinstance(item, AppendRequest):
+                    held = item  # commit what was queued before it, then handle it
+                    break
+                group.append(item)
+                size += len(item.events)
+            try:
+                if self._ready_to_write(group):
+                    self._commit(group)
+            except BaseException as exc:  # never leave a caller waiting
+                log.exception("commit failed")
+                for request in group:
+                    if not request.finished:
+                        request.fail(exc)
+            finally:
+                self.generation += 1
+
+    def stop(self) -> None:
+        """Finish every request handed in before this call, then end the thread; requests that
+        raced with the stop get a clear answer instead of waiting forever."""
+        self.requests.put(STOP)
+        self.join()
+        while True:
+            try:
+                item = self.requests.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, AppendRequest):
+                item.fail(StoreClosed("the store was closed before this append"))
+            elif isinstance(item, Action):
+                item.error = StoreClosed("the store was closed")
+                item.done.set()
+
+    def problem(self) -> str | None:
+        """Why this writer cannot write now (it halted, or its thread ended), or None."""
+        if self.halted is not None:
+            return f"the writer stopped: {self.halted}"
+        if not self.is_alive():
+            return "the writer thread is not running"
+        return None
+
+    def _run_action(self, action: Action) -> None:
+        try:
+            if self.halted is not None:
+                raise self.halted
+            action.result = action.run(self)
+        except BaseException as exc:
+            action.error = exc
+        finally:
+            self.generation += 1
+            action.done.set()
+
+    def _first_version(self, stream: str, current: int) -> int:
+        metadata = self.metadata.get(stream)
+        return 1 if metadata is None else metadata.first_version(current)
+
+    def _check(
+        self,
+        request: AppendRequest,
+        versions: Mapping[str, int],
+        tentative: Mapping[str, int],
+        records: Sequence[RecordedEvent],
+    ) -> PhotonError | None:
+        """Why `request` may not be stored (a version conflict, a failed condition), or None.
+
+        Runs in the writer, so no append can slip in between the check and the write; `records`
+        are the events accepted earlier in this group, not yet durable, which count too.
+        """
+        for stream, wanted in (request.checks or {}).items():
+            if wanted != "any":
+                current = tentative.get(stream, versions[stream])
+                if wanted == "no-stream":
+                    ok = current == 0 or current < self._first_version(stream, current)
+                else:
+                    ok = current == wanted
+                if not ok:
+                    return VersionConflict(stream, wanted, current)
+        condition = request.condition
+        if condition is not None:
+            found = self.backend.read_matching(condition.query, condition.after, 1)
+            if not found:
+                found = [e for e in records if e.order_id > condition.after and query_matches(condition.query, e)][:1]
+            if found:
+                first = found[0]
+                return AppendConditionFailed(
+                    condition.after, first.order_id, first.stream_name, first.event_type, first.event_id
+                )
+        return None
+
+    def _commit(self, group: list[AppendRequest]) -> None:
+        backend = self.backend
+        versions = self.versions
+        wanted = set().union(*(r.streams for r in group)) - versions.keys()
+        if wanted:
+            found = backend.stream_versions(wanted)
+            for name in wanted:
+                versions[name] = found.get(name, 0)
+        client_ids = [event_id for r in group for event_id in r.client_ids]
+        stored = backend.events_by_id(client_ids) if client_ids else {}
+
+        tentative: dict[str, int] = {}  # versions inside this group, not yet durable
+        tombstoned = self.metadata.tombstoned
+        metadata_changes: list[RecordedEvent] = []
+        in_group: dict[str, RecordedEvent] = {}  # ids assigned inside this group
+        records: list[RecordedEvent] = []
+        accepted: list[AppendRequest] = []
+        order_id = self.last_order_id
+        for request in group:
+            if request.client_ids:
+                known = [stored.get(e.event_id) or in_group.get(e.event_id) for e in request.events]
+                clash = next(
+                    (
+                        (e, k)
+                        for e, k in zip(request.events, known, strict=True)
+                        if k is not None and k.stream_name != e.stream_name
+                    ),
+                    None,
+                )
+                if clash is not None:
+                    # A retry is answered with what is stored; an id of another stream's event is not a retry.
+                    event, other = clash
+                    request.fail(EventIdConflict(event.event_id, event.stream_name, other.stream_name, other.order_id))
+                    continue
+                if all(known):
+                    # A retry of something already stored: answer with what is stored.
+                    request.result = [k for k in known if k is not None]
+                    request.done()
+                    continue
+                fresh = [e for e, k in zip(request.events, known, strict=True) if k is None]
+            else:
+                # Ids the store generated are new by construction: nothing to look up.
+                known, fresh = [], request.events
+            if tombstoned and not request.streams.isdisjoint(tombstoned):
+                request.fail(StreamDeleted(min(request.streams & tombstoned)))
+                continue
+            if request.expected != "any":
+                stream = fresh[0].stream_name
+                current = tentative.get(stream, versions[stream])
+                if request.expected == "no-stream":
+                    ok = current == 0 or current < self._first_version(stream, current)
+                else:
+                    ok = current == request.expected
+                if not ok:
+                    request.fail(VersionConflict(stream, request.expected, current))
+                    continue
+            if request.checks is not None or request.condition is not None:
+                refusal = self._check(request, versions, tentative, records)
+                if refusal is not None:
+                    request.fail(refusal)
+                    continue
+            assigned: list[RecordedEvent] = []
+            append = assigned.append
+            for stream, event_id, event_type, event_time, body, _client in fresh:  # once per event: kept tight
+                order_id += 1
+                version = (tentative.get(stream) or versions[stream]) + 1
+                tentative[stream] = version
+                append(
+                    _new_record(
+                        RecordedEvent,
+                        (
+                            order_id,
+                            stream,
+                            version,
+                            event_id,
+                            event_type,
+                            event_time,
+                            b'{"order-id":%d,"stream-version":%d,' % (order_id, version) + body,
+                        ),
+                    )
+                )
+            records.extend(assigned)
+            if METADATA_STREAM in request.streams:
+                # Metadata takes effect for the requests after it in this group (a tombstone
+                # refuses them) and, once durable, for readers.
+                changes = [e for e in assigned if e.stream_name == METADATA_STREAM]
+                metadata_changes += changes
+                self.metadata.apply(changes)
+                tombstoned = self.metadata.tombstoned
+            if request.client_ids:
+                for record in assigned:
+                    in_group[record.event_id] = record
+                new_ones = iter(assigned)
+                request.result = [k if k is not None else next(new_ones) for k in known]
+            else:
+                request.result = assigned
+            accepted.append(request)
+
+        if records:
+            try:
+                backend.append(records)
+            except BaseException as exc:
+                error = self._after_failed_append(records, exc)
+                if error is None:  # stored after all
+                    self.commits += 1
+                    self.committed_events += len(records)
+                    for request in accepted:
+                        request.done()
+                    return
+                for request in accepted:
+                    request.fail(error)
+                if metadata_changes:
+                    # Applied ahead of the write, which did not happen: read it again.
+                    with contextlib.suppress(BaseException):
+                        self.metadata.load(backend)
+                return
+            self.last_order_id = order_id
+            versions.update(tentative)
+            self.commits += 1
+            self.committed_events += len(records)
+        if records:
+            # Published before the acknowledgements, so that a caller who has its answer
+            # already sees its events counted in last_order_id() and in new subscriptions.
+            self.broadcaster.publish(records)
+        for request in accepted:
+            request.done()
+
+    # -- positioned writes (a restore), run in this thread as actions --------------------------
+
+    def store_positioned(self, events: list[RecordedEvent]) -> None:
+        """Write events that carry their positions (checked against this writer's state by the
+        caller, in this thread), then count and publish them as a commit."""
+        if not events:
+            return
+        self.backend.append(events)
+        self.metadata.apply(events)  # stream metadata, deletions and tombstones restored
+        self.last_order_id = events[-1].order_id
+        self.commits += 1
+        self.committed_events += len(events)
+        self.broadcaster.publish(events)
+
+    def forget_versions(self) -> None:
+        """Drop the cached stream versions: the next commit asks the backend again."""
+        self.versions.clear()
+
+    def reload(self) -> None:
+        """Learn the store's state from the backend again (after a write that may have left the
+        cached versions and last order-id wrong)."""
+        self.versions.clear()
+        self.last_order_id = self.backend.last_order_id()

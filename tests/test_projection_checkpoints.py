@@ -1,0 +1,72 @@
+"""One checkpoint format, read and written by one module: what the server's manager writes is what
+`photon projections` on a store resumes from; and the worker messages stay cheap named tuples."""
+
+from __future__ import annotations
+
+import asyncio
+import pickle
+from pathlib import Path
+
+from photon.core.store import EventStore
+from photon.projections import messages
+from photon.projections.checkpoints import Checkpoint, checkpoint_key, read_checkpoint, write_checkpoint
+from photon.projections.definition import spec_from_template
+from photon.projections.offline import fold
+
+from .projection_helpers import caught_up, direct_fold, events, make_config, running
+
+SUM = {
+    "projection-name": "sum",
+    "stream-name": "a",
+    "initial-value": 0,
+    "reduction": "def reduction(state, event):\n    return state + event['payload']['n']\n",
+}
+
+
+def test_the_servers_checkpoint_is_what_a_direct_read_resumes_from(tmp_path: Path) -> None:
+    config = make_config(tmp_path, "sqlite")
+    store = EventStore.open(config)
+    store.append(events("a", 20))
+    spec = spec_from_template(SUM)
+
+    async def scenario() -> None:
+        async with running(store, config) as manager:
+            await manager.create(SUM)
+            await caught_up(manager)
+
+    asyncio.run(scenario())  # the stop writes the checkpoint
+    head = store.last_order_id()  # the registration in __config__ came after the events of "a"
+    last = max(e.order_id for e in store.read("a"))
+    # The stored format, as the server has always written it.
+    saved = store.read_checkpoint(checkpoint_key("sum"))
+    assert saved == {"digest": spec.digest, "order-id": head, "last-event": last, "processed": 20, "state": 190}
+    assert read_checkpoint(store, "sum", spec.digest) == Checkpoint(spec.digest, head, last, 20, 190)
+
+    store.append(events("a", 2, start=100))
+    folded = fold(store, spec)
+    assert folded.resumed_from == head and folded.position == store.last_order_id()
+    assert folded.value == direct_fold(store, spec.to_payload()) == 190 + 100 + 101
+
+    # A checkpoint another definition made is not resumed from (but it is listed as it is).
+    write_checkpoint(store, "sum", Checkpoint("0" * 64, head, last, 20, -1))
+    assert read_checkpoint(store, "sum", spec.digest) is None
+    assert read_checkpoint(store, "sum") == Checkpoint("0" * 64, head, last, 20, -1)
+    assert fold(store, spec).resumed_from == 0
+    assert fold(store, spec).value == 391
+    store.close()
+
+
+def test_worker_messages_are_named_tuples_that_pickle_as_small_as_plain_ones() -> None:
+    datas = [b'{"order-id":%d}' % i for i in range(100)]
+    report = messages.Report(3, 10, 9, 8, b"{}", 1234, 5)
+    samples = [
+        (messages.Fold(7, datas, 99), ("fold", 7, datas, 99)),
+        (messages.Folded(7, [report], []), ("folded", 7, [tuple(report)], [])),
+        (messages.Add(1, {"n": "p"}, {"x": 1}, 5, 4, 3), ("add", 1, {"n": "p"}, {"x": 1}, 5, 4, 3)),
+    ]
+    for message, plain in samples:
+        assert isinstance(message, tuple)
+        encoded = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        assert pickle.loads(encoded) == message and type(pickle.loads(encoded)) is type(message)
+        # The class is named once per message (and per report): no field names, no per-object dict.
+        assert len(encoded) <= len(pickle.dumps(plain, protocol=pickle.HIGHEST_PROTOCOL)) + 120
