@@ -302,3 +302,24 @@ def test_members_are_told_when_photon_stops(broker: RabbitServer, tmp_path: Path
     finally:
         photon.loop.close()
         photon.store.close()
+
+
+def test_photons_lost_broker_connection_ends_members_and_hands_their_events_back(
+    photon: Photon, client: AmqpClient
+) -> None:
+    stream, group = unique("orders"), unique("lost")
+    client.create_group(group, stream=stream, ack_timeout_ms=300_000)
+    (order_id,) = emit(client, stream, 1)
+    member = client.join_group(group)
+    assert next(member).attempt == 1
+    link = photon.service._link  # drop Photon's side of the connection, as a network failure would
+    assert link is not None
+    generation = link.generation
+    link.call(link._close)
+    assert list(member) == []  # told once Photon is connected again
+    assert member.ended == "connection lost" and link.generation > generation
+    member.close()
+    with client.join_group(group) as again:
+        delivery = next(again)
+        assert (delivery.event.order_id, delivery.attempt) == (order_id, 2)
+        again.ack(order_id)
