@@ -1,5 +1,9 @@
 """`cassandra`: the store in a Cassandra keyspace (CQL 3, native protocol v3 and up).
 
+Long because the commit protocol below (rows first, then the head moved by a lightweight
+transaction) and the readers that check every index row against ``events_all`` are one design:
+each read is correct only together with how the append writes, so they are kept side by side.
+
 Keys: `cassandra.ip` (contact points, comma-separated), `cassandra.port`, `cassandra.keyspace`,
 `cassandra.replication` (the keyspace's replication map, used when the keyspace is created),
 `cassandra.consistency`, `cassandra.protocol.version`, `cassandra.lease.ms`.

@@ -1,9 +1,9 @@
 """`postgres` (alias `postgresql`): the SQL backend on a PostgreSQL server through psycopg 3.
 
-The same tables and statements as `sqlite` and `sql` (see `sql.py`); this class only names the
-server by `postgres.url` and picks the psycopg 3 driver for a plain ``postgresql://`` URL.
-Everything PostgreSQL-specific (the writer's advisory lock, libpq time-outs) lives in `sql.py`
-under the `postgresql` dialect, so `sql` with a PostgreSQL URL behaves the same.
+The same tables and statements as `sqlite` and `sql` (see the `sql` package); this class only
+names the server by `postgres.url` and picks the psycopg 3 driver for a plain ``postgresql://``
+URL. Everything PostgreSQL-specific (the writer's advisory lock, libpq time-outs) lives in
+`sql/postgres.py`, used for the `postgresql` dialect, so `sql` with a PostgreSQL URL behaves the same.
 """
 
 from __future__ import annotations

@@ -46,171 +46,9 @@ from photon.core.events import RecordedEvent
 from photon.core.setting import Setting
 
 from ._lease import LeaseRenewer, lease_holder
+from .redis_scripts import PAGE, SCRIPTS
 
 log = logging.getLogger("photon.backends.redis")
-
-_PAGE = 1000  # ids per HMGET inside a script (Lua's unpack has a stack limit)
-
-# KEYS: events, all, ids, versions, meta, writer, then each batch stream's key, then trimmed.
-# ARGV: lease token, lease ms, store id, number of streams, the streams' names (in KEYS order),
-#       then 5 values per event: order-id, stream index (1-based), version, id, record.
-_APPEND = """
-local token, lease = ARGV[1], ARGV[2]
-local store = redis.call('HGET', KEYS[5], 'store')
-if store ~= ARGV[3] then
-  return redis.error_reply('PHOTON-LOST ' .. tostring(store))
-end
-local holder = redis.call('GET', KEYS[6])
-if holder ~= token then
-  if holder then return redis.error_reply('PHOTON-LOCKED ' .. holder) end
-  -- The lease lapsed (the renewer could not reach the server) and nobody took it: take it back.
-  redis.call('SET', KEYS[6], token, 'PX', lease)
-end
-local nstreams = tonumber(ARGV[4])
-local first = 5 + nstreams
-local last = tonumber(redis.call('HGET', KEYS[5], 'last') or '0')
-local versions, seen, skipped = {}, {}, {}
-for i = first, #ARGV, 5 do
-  local order, s, version, id = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), ARGV[i + 3]
-  if order <= last then
-    return redis.error_reply('PHOTON-INTEGRITY order-id ' .. ARGV[i] .. ' is not after ' .. last)
-  end
-  last = order
-  if seen[id] or redis.call('HEXISTS', KEYS[3], id) == 1 then
-    return redis.error_reply('PHOTON-INTEGRITY event id ' .. id .. ' is already stored')
-  end
-  seen[id] = true
-  local stream = ARGV[4 + s]
-  local current = versions[s]
-  if current == nil then current = tonumber(redis.call('HGET', KEYS[4], stream) or '0') end
-  if version ~= current + 1 then
-    -- Only a stream with no events yet may start past its next version: a restore of a stream
-    -- whose first events a scavenge removed. `trimmed` then counts the versions before it.
-    if version <= current or redis.call('ZCARD', KEYS[6 + s]) > 0 or versions[s] ~= nil then
-      return redis.error_reply('PHOTON-INTEGRITY stream ' .. stream .. ' version ' .. version ..
-        ' does not follow ' .. current)
-    end
-    skipped[s] = version - 1 - current
-  end
-  versions[s] = version
-end
-for i = first, #ARGV, 5 do
-  local order = ARGV[i]
-  redis.call('HSET', KEYS[1], order, ARGV[i + 4])
-  redis.call('ZADD', KEYS[2], order, order)
-  redis.call('ZADD', KEYS[6 + tonumber(ARGV[i + 1])], order, order)
-  redis.call('HSET', KEYS[3], ARGV[i + 3], order)
-end
-for s, version in pairs(versions) do
-  redis.call('HSET', KEYS[4], ARGV[4 + s], version)
-end
-for s, count in pairs(skipped) do
-  redis.call('HINCRBY', KEYS[7 + nstreams], ARGV[4 + s], count)
-end
-redis.call('HSET', KEYS[5], 'last', last)
-return last
-"""
-
-# KEYS: index zset (all or a stream), events, trimmed. ARGV: from order-id, to order-id, from version, limit,
-#       stream ('' for all).
-# A stream's members are its versions in order, less the prefix a scavenge removed (`trimmed`
-# counts it): version v is the member of rank v - 1 - trimmed.
-_READ = """
-local from = tonumber(ARGV[1])
-local version = tonumber(ARGV[3])
-if version > 1 then
-  local rank = version - 1
-  if ARGV[5] ~= '' then rank = rank - tonumber(redis.call('HGET', KEYS[3], ARGV[5]) or '0') end
-  if rank > 0 then
-    local at = redis.call('ZRANGE', KEYS[1], rank, rank, 'WITHSCORES')
-    if #at == 0 then return {} end
-    if tonumber(at[2]) > from then from = tonumber(at[2]) end
-  end
-end
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], from, ARGV[2], 'LIMIT', 0, tonumber(ARGV[4]))
-local out = {}
-for i = 1, #ids, PAGE do
-  local records = redis.call('HMGET', KEYS[2], unpack(ids, i, math.min(i + PAGE - 1, #ids)))
-  for _, record in ipairs(records) do out[#out + 1] = record end
-end
-return out
-""".replace("PAGE", str(_PAGE))
-
-# KEYS: ids, events. ARGV: event ids.
-_BY_ID = """
-local orders = redis.call('HMGET', KEYS[1], unpack(ARGV))
-local out = {}
-for i, order in ipairs(orders) do
-  if order then out[#out + 1] = redis.call('HGET', KEYS[2], order) end
-end
-return out
-"""
-
-# KEYS: events, all, ids, versions, writer, the stream's key. ARGV: lease token, stream.
-_DELETE = """
-local holder = redis.call('GET', KEYS[5])
-if holder and holder ~= ARGV[1] then return redis.error_reply('PHOTON-LOCKED ' .. holder) end
-local orders = redis.call('ZRANGE', KEYS[6], 0, -1)
-for _, order in ipairs(orders) do
-  local record = redis.call('HGET', KEYS[1], order)
-  if record then
-    local header = cjson.decode(string.sub(record, 1, string.find(record, '\\n', 1, true) - 1))
-    redis.call('HDEL', KEYS[3], header[4])
-  end
-  redis.call('HDEL', KEYS[1], order)
-  redis.call('ZREM', KEYS[2], order)
-end
-redis.call('DEL', KEYS[6])
-redis.call('HDEL', KEYS[4], ARGV[2])
-return #orders
-"""
-
-# KEYS: events, all, ids, trimmed, writer, the stream's key. ARGV: lease token, stream, before version.
-_TRUNCATE = """
-local holder = redis.call('GET', KEYS[5])
-if holder and holder ~= ARGV[1] then return redis.error_reply('PHOTON-LOCKED ' .. holder) end
-local count = tonumber(ARGV[3]) - 1 - tonumber(redis.call('HGET', KEYS[4], ARGV[2]) or '0')
-if count <= 0 then return 0 end
-local orders = redis.call('ZRANGE', KEYS[6], 0, count - 1)
-for _, order in ipairs(orders) do
-  local record = redis.call('HGET', KEYS[1], order)
-  if record then
-    local header = cjson.decode(string.sub(record, 1, string.find(record, '\\n', 1, true) - 1))
-    redis.call('HDEL', KEYS[3], header[4])
-  end
-  redis.call('HDEL', KEYS[1], order)
-  redis.call('ZREM', KEYS[2], order)
-end
-if #orders > 0 then
-  redis.call('ZREMRANGEBYRANK', KEYS[6], 0, #orders - 1)
-  redis.call('HINCRBY', KEYS[4], ARGV[2], #orders)
-end
-return #orders
-"""
-
-# KEYS: events, writer. ARGV: lease token, then order-id and record pairs (only stored ones are replaced).
-_REPLACE = """
-local holder = redis.call('GET', KEYS[2])
-if holder and holder ~= ARGV[1] then return redis.error_reply('PHOTON-LOCKED ' .. holder) end
-for i = 2, #ARGV, 2 do
-  if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 1 then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-end
-return 0
-"""
-
-# KEYS: writer. ARGV: token, lease ms. 1 = renewed, 0 = someone else holds it (or nobody).
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
-return 0
-"""
-
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 
 class RedisBackend(Backend):
@@ -300,16 +138,7 @@ class RedisBackend(Backend):
                 retry=Retry(NoBackoff(), 0),
                 health_check_interval=30,
             )
-            for name, source in (
-                ("append", _APPEND),
-                ("read", _READ),
-                ("by_id", _BY_ID),
-                ("delete", _DELETE),
-                ("truncate", _TRUNCATE),
-                ("replace", _REPLACE),
-                ("renew", _RENEW),
-                ("release", _RELEASE),
-            ):
+            for name, source in SCRIPTS.items():
                 self._scripts[name] = self._client.register_script(source)
             self._client.ping()
             if writer:
@@ -411,7 +240,7 @@ class RedisBackend(Backend):
         start = query.from_order_id
         while True:
             want = query.limit - len(found)
-            batch = max(want, _PAGE) if filtered else want
+            batch = max(want, PAGE) if filtered else want
             records = self._run(
                 "read", [index, self.k_events, self.k_trimmed], [start, upper, version, batch, query.stream or ""]
             )
@@ -437,8 +266,8 @@ class RedisBackend(Backend):
     def stream_versions(self, streams: Collection[str]) -> dict[str, int]:
         names = list(streams)
         found: dict[str, int] = {}
-        for start in range(0, len(names), _PAGE):
-            chunk = names[start : start + _PAGE]
+        for start in range(0, len(names), PAGE):
+            chunk = names[start : start + PAGE]
             values = self._call(self._client.hmget, self.k_versions, chunk)
             found.update({name: int(v) for name, v in zip(chunk, values, strict=True) if v is not None})
         return found
@@ -455,8 +284,8 @@ class RedisBackend(Backend):
     def events_by_id(self, event_ids: Collection[str]) -> dict[str, RecordedEvent]:
         ids = list(event_ids)
         found: dict[str, RecordedEvent] = {}
-        for start in range(0, len(ids), _PAGE):
-            for raw in self._run("by_id", [self.k_ids, self.k_events], ids[start : start + _PAGE]):
+        for start in range(0, len(ids), PAGE):
+            for raw in self._run("by_id", [self.k_ids, self.k_events], ids[start : start + PAGE]):
                 event = _parse(raw)
                 found[event.event_id] = event
         return found

@@ -45,3 +45,27 @@ def test_a_repeated_key_is_refused_by_name(text: bytes, key: str) -> None:
 def test_malformed_json_raises_as_orjson_does() -> None:
     with pytest.raises(orjson.JSONDecodeError):
         json_input.loads(b'{"a": ')
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b"18446744073709551616",
+        b"[18446744073709551616]",
+        b'{"a": {"b": [1, -9223372036854775809]}}',
+        b'{"payload": {"n": 1180591620717411303424}, "x": 1}',
+        b"[1" + b"0" * 300 + b"]",
+    ],
+)
+def test_integers_beyond_64_bits_are_refused_naming_them(text: bytes) -> None:
+    with pytest.raises(ValidationError, match="beyond 64 bits"):
+        json_input.loads(text)
+
+
+def test_what_64_bits_hold_and_float_literals_are_kept() -> None:
+    assert json_input.loads(b"[18446744073709551615, -9223372036854775808]") == [(1 << 64) - 1, -(1 << 63)]
+    assert json_input.loads(b'{"a": 1e19, "b": -1.5e300, "c": "123456789012345678901234"}') == {
+        "a": 1e19,
+        "b": -1.5e300,
+        "c": "123456789012345678901234",
+    }

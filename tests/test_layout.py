@@ -27,7 +27,6 @@ KNOWN_PRIVATE_READS: set[str] = set()
 KNOWN_FRONT_END_IMPORTS: set[str] = set()
 KNOWN_LONG = {
     "photon.client.blocking", "photon.core.events", "photon.server.amqp.link",
-    "photon_backends.cassandra", "photon_backends.redis",
 }  # fmt: skip
 
 

@@ -24,6 +24,7 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import BasicProperties
 
+from photon.client.amqp_groups import AmqpGroupCalls, AmqpGroupMember
 from photon.client.wire import replay_options
 from photon.core.append_request import AppendCondition, emit_body
 from photon.core.errors import PhotonError
@@ -56,8 +57,8 @@ ReplayItem = dict[str, Any] | CaughtUp
 _UNROUTABLE = "<unroutable>"
 
 
-class AmqpClient:
-    """Emit and replay through a Photon service's AMQP command queue."""
+class AmqpClient(AmqpGroupCalls):
+    """Emit, replay and consumer groups through a Photon service's AMQP command queue."""
 
     def __init__(
         self,
@@ -98,6 +99,12 @@ class AmqpClient:
         channel.basic_consume(self._reply_queue, self._on_reply, auto_ack=True)
         self._connection, self._channel = connection, channel
         return channel
+
+    def connection(self) -> pika.BlockingConnection:
+        """The client's connection to the broker (opened if need be), for channels of its own."""
+        self._connect()
+        assert self._connection is not None
+        return self._connection
 
     def _on_reply(self, _channel: BlockingChannel, _method: Any, properties: BasicProperties, body: bytes) -> None:
         if properties.correlation_id:
@@ -252,6 +259,11 @@ class AmqpClient:
             connection.process_data_events(time_limit=min(remaining, 1.0))
         return {i: self._replies.pop(i) for i in ids}
 
+    def join_group(self, name: str, member: str | None = None) -> AmqpGroupMember:
+        """Join consumer group `name` as a member (a new id unless `member` is given): iterate over
+        its `GroupDelivery`s, `ack`/`nack` them. Raises `NotFound` for an unknown group."""
+        return AmqpGroupMember(self, name, member)
+
     # -- replay -------------------------------------------------------------------------------
 
     def replay(
@@ -329,7 +341,9 @@ class AmqpTransport:
 
         client = PhotonClient(transport=AmqpTransport("amqp://guest:guest@localhost:5672/%2F"))
 
-    Durable named subscriptions and the stream list are HTTP features: those calls say so.
+    Consumer groups work as over HTTP (`PhotonClient.join_group`, `create_group`, ...: see
+    `group_calls`). Durable named subscriptions and the stream list are HTTP features: those
+    calls say so.
     """
 
     def __init__(self, url: str, service: str = "photon", **options: Any) -> None:
@@ -358,6 +372,11 @@ class AmqpTransport:
             event_types=[types] if isinstance(types, str) else types,
             limit=params.get("limit"),
         )
+
+    @property
+    def group_calls(self) -> AmqpClient:
+        """Where `PhotonClient` sends its consumer group calls over this transport."""
+        return self.client
 
     def subscribe(self, name: str, params: dict[str, Any]) -> Iterator[ReplayItem]:
         raise NotImplementedError("durable named subscriptions are served over HTTP; use the HTTP transport")

@@ -22,7 +22,7 @@ import ssl
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 import orjson
@@ -57,6 +57,9 @@ from photon.core.backend import StreamInfo
 from photon.core.errors import PhotonError, ServerUnreachable, ValidationError
 from photon.core.events import RecordedEvent
 from photon.core.subscriptions import CaughtUp
+
+if TYPE_CHECKING:
+    from photon.client.amqp_groups import AmqpGroupMember
 
 __all__ = [
     "DEFAULT_URL",
@@ -436,45 +439,72 @@ class PhotonClient:
     def remove_projection(self, name: str) -> None:
         self._http().request("DELETE", f"/api/projection/{_quote(name)}")
 
-    # -- consumer groups (HTTP) ------------------------------------------------------------------
+    # -- consumer groups (HTTP, or the transport's own: AMQP) -----------------------------------
+
+    def _group_calls(self) -> Any:
+        """A transport that serves consumer groups itself (AMQP) gives its calls; None: HTTP's."""
+        return None if isinstance(self.transport, HttpTransport) else getattr(self.transport, "group_calls", None)
 
     def create_group(self, name: str, **settings: Any) -> dict[str, Any]:
         """Create consumer group `name`; `settings` as keywords (``stream="__category__:order"``,
         ``strategy="pinned"``, ``max_in_flight=5``, ``ack_timeout_ms=...``, ``max_retries=...``,
         ``serial=True``, ``start="end"``, ``filter={...}``). Returns the group's description."""
+        if (calls := self._group_calls()) is not None:
+            created: dict[str, Any] = calls.create_group(name, **settings)
+            return created
         body = {"group-name": name, **group_settings(settings)}
         result: dict[str, Any] = self._http().request("POST", "/api/groups", json=body).json()
         return result
 
     def update_group(self, name: str, **changes: Any) -> dict[str, Any]:
+        if (calls := self._group_calls()) is not None:
+            updated: dict[str, Any] = calls.update_group(name, **changes)
+            return updated
         path = f"/api/group/{_quote(name)}"
         result: dict[str, Any] = self._http().request("PUT", path, json=group_settings(changes)).json()
         return result
 
     def delete_group(self, name: str) -> None:
+        if (calls := self._group_calls()) is not None:
+            calls.delete_group(name)
+            return
         self._http().request("DELETE", f"/api/group/{_quote(name)}")
 
     def groups(self) -> list[dict[str, Any]]:
         """Every consumer group with its checkpoint, members and counters."""
+        if (calls := self._group_calls()) is not None:
+            listed: list[dict[str, Any]] = calls.groups()
+            return listed
         result: list[dict[str, Any]] = self._http().request("GET", "/api/groups").json()["groups"]
         return result
 
     def group(self, name: str) -> dict[str, Any]:
+        if (calls := self._group_calls()) is not None:
+            described: dict[str, Any] = calls.group(name)
+            return described
         result: dict[str, Any] = self._http().request("GET", f"/api/group/{_quote(name)}").json()
         return result
 
     def reset_group(self, name: str, from_: int) -> dict[str, Any]:
         """Start the group over from order-id `from_` (its members reconnect)."""
+        if (calls := self._group_calls()) is not None:
+            reset: dict[str, Any] = calls.reset_group(name, from_)
+            return reset
         path = f"/api/group/{_quote(name)}/reset"
         result: dict[str, Any] = self._http().request("POST", path, json={"from": from_}).json()
         return result
 
     def replay_parked(self, name: str) -> int:
         """Hand the group's parked events back to it; returns how many."""
+        if (calls := self._group_calls()) is not None:
+            return int(calls.replay_parked(name))
         return int(self._http().request("POST", f"/api/group/{_quote(name)}/replay-parked").json()["replayed"])
 
-    def join_group(self, name: str, member: str | None = None) -> GroupMember:
+    def join_group(self, name: str, member: str | None = None) -> GroupMember | AmqpGroupMember:
         """Join group `name` as a member: iterate over its `GroupDelivery`s, `ack`/`nack` them."""
+        if (calls := self._group_calls()) is not None:
+            joined: AmqpGroupMember = calls.join_group(name, member)
+            return joined
         return GroupMember(self._http(), name, member)
 
     def close(self) -> None:

@@ -25,16 +25,21 @@ _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"(\s*:)?', re.S)
 
 
 def loads(data: bytes | str) -> Any:
-    """`orjson.loads`, refusing an object with a repeated key (`ValidationError` naming it).
+    """`orjson.loads`, refusing an object with a repeated key and an integer beyond 64 bits
+    (`ValidationError` naming it).
 
     Raises `orjson.JSONDecodeError` for malformed JSON, as `orjson.loads` does.
     """
     value = orjson.loads(data)
-    raw = data.encode() if isinstance(data, str) else data
-    if _LONG_DIGITS.search(raw) is not None:
-        _refuse_wide_integers(raw)
-    if type(value) is not dict and type(value) is not list:
+    kind = type(value)
+    if kind is not dict and kind is not list:
+        if kind is float and not -_WIDE < value < _WIDE:
+            _refuse_wide_integers(data.encode() if isinstance(data, str) else data)
         return value
+    keys, wide = _count_keys(value)
+    raw = data.encode() if isinstance(data, str) else data
+    if wide:
+        _refuse_wide_integers(raw)
     if raw.count(b":") <= 1:
         return value  # at most one key: nothing can repeat
     if raw.find(b"\\") < 0 and _SPACED_COLON.search(raw) is None:
@@ -43,14 +48,14 @@ def loads(data: bytes | str) -> Any:
     else:
         groups = _STRING.findall(raw)
         keys_in_text = len(groups) - groups.count(b"")
-    if keys_in_text != _count_keys(value):
+    if keys_in_text != keys:
         _name_repeated_key(raw)
     return value
 
 
-_LONG_DIGITS = re.compile(rb"[0-9]{19}")
-"""19 digits in a row: where an integer may be beyond 64 bits (2^63 has 19 digits); rare enough
-that the exact check below runs only then."""
+_WIDE = float(1 << 63)
+"""orjson reads an integer outside -2^63..2^64-1 as a float, so only a float this large (in
+size) may have been such an integer; the exact check below runs only then."""
 INT_MIN = -(1 << 63)
 INT_MAX = (1 << 64) - 1
 """The integers orjson reads exactly (signed and unsigned 64-bit)."""
@@ -74,8 +79,10 @@ def _refuse_wide_integers(raw: bytes) -> None:
         raise ValidationError("the JSON is nested too deeply") from None
 
 
-def _count_keys(value: Any) -> int:
+def _count_keys(value: Any) -> tuple[int, bool]:
+    """The keys of every object in `value`, and whether it holds a float of 2^63 or more in size."""
     count = 0
+    wide = False
     stack = [value]
     pop, push = stack.pop, stack.append
     while stack:
@@ -87,7 +94,9 @@ def _count_keys(value: Any) -> int:
             kind = type(child)
             if kind is dict or kind is list:
                 push(child)
-    return count
+            elif kind is float and not -_WIDE < child < _WIDE:
+                wide = True
+    return count, wide
 
 
 def _name_repeated_key(raw: bytes) -> None:

@@ -78,7 +78,7 @@ class LifetimeContract(ContractBase):
     def test_bad_metadata_is_refused(self, store: EventStore) -> None:
         bad: Any
         for bad, message in [
-            ({"max-count": 0}, "'max-count' must be a whole number of at least 1"),
+            ({"max-count": 0}, "'max-count' must be a whole number from 1 "),
             ({"max-age": "1h"}, "'max-age' must be a whole number"),
             ({"truncate-before": -2}, "'truncate-before'"),
             ({"tombstone": True}, "hard delete"),

@@ -407,6 +407,23 @@ class Link(threading.Thread):
         finally:
             done.set()
 
+    def publish_each(
+        self,
+        generation: int,
+        queue: str,
+        messages: Sequence[tuple[BasicProperties, bytes]],
+        done: threading.Event,
+    ) -> None:
+        """Publish messages with their own properties to a queue (mandatory), like `publish_to`."""
+        try:
+            if not self.is_current(generation) or self._out is None:
+                return
+            out = self._out
+            for properties, body in messages:
+                out.basic_publish("", queue, body, properties, mandatory=True)
+        finally:
+            done.set()
+
     def publish_projection(self, name: str, body: bytes) -> None:
         if not self.ready or self._out is None:
             log.debug("projection update of %s dropped: no AMQP connection", name)

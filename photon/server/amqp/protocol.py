@@ -20,6 +20,7 @@ from photon.core.append_request import parse_emit as read_emit
 from photon.core.errors import (
     AppendConditionFailed,
     BackendUnavailable,
+    Conflict,
     InternalStreamError,
     NotFound,
     PhotonError,
@@ -212,6 +213,7 @@ _KINDS: Final[tuple[tuple[type[BaseException], str], ...]] = (
     (InternalStreamError, "internal-stream"),
     (ValidationError, "validation"),
     (NotFound, "not-found"),
+    (Conflict, "conflict"),
     (StoreClosed, "unavailable"),
     (BackendUnavailable, "unavailable"),
     (PhotonError, "store"),
@@ -253,6 +255,8 @@ def error_from_body(body: Mapping[str, Any]) -> PhotonError:
         return ValidationError(message, body.get("field"))
     if kind == "not-found":
         return NotFound(message)
+    if kind == "conflict":
+        return Conflict(message)
     if kind == "unavailable":
         return BackendUnavailable(message)
     return PhotonError(message)

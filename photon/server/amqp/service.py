@@ -26,6 +26,7 @@ from photon.core.errors import (
     VersionConflict,
 )
 from photon.core.store import EventStore
+from photon.server.amqp.group_messages import GROUP_REQUEST_TYPES
 from photon.server.amqp.protocol import (
     CANCEL,
     DELETE_STREAM,
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
     from pika.spec import BasicProperties
 
     from photon.projections.manager import ProjectionManager
+    from photon.server.amqp.groups import AmqpGroups
     from photon.server.amqp.link import Link
     from photon.server.amqp.live import LivePublisher
     from photon.server.amqp.muon_context import MuonContext
@@ -110,6 +112,7 @@ class AmqpService:
         self._muon_context: MuonContext | None = None
         self._projections: ProjectionManager | None = None
         self._rest_url: Callable[[], str] | None = None
+        self._groups: AmqpGroups | None = None
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -140,6 +143,7 @@ class AmqpService:
             raise ConfigError(
                 "muon.url is set but pika is not installed: pip install 'photon-eventstore[amqp]'"
             ) from None
+        from photon.server.amqp.groups import AmqpGroups
         from photon.server.amqp.link import Link, connection_parameters, declare_topology
         from photon.server.amqp.live import LivePublisher, initial_position
 
@@ -165,6 +169,7 @@ class AmqpService:
 
         confirmed = initial_position(self.store, self.names.checkpoint)
         self._pool = ThreadPoolExecutor(EMIT_WORKERS, thread_name_prefix="photon-amqp-emit")
+        self._groups = AmqpGroups(self.store)
         self._accepting = True
         link = Link(self.url, self.names, self, confirmed=confirmed)
         self._link = link
@@ -207,6 +212,8 @@ class AmqpService:
             replay.cancel("service stopping")
         for replay in replays:
             replay.join(5)
+        if self._groups is not None:
+            self._groups.stop()
         if self._live is not None:
             self._live.stop()
         if self._muon is not None:
@@ -235,6 +242,7 @@ class AmqpService:
             "emitted": self.emitted,
             "live-confirmed-order-id": self.published,
             "replays": len(self._replays),
+            "group-members": self._groups.count if self._groups is not None else 0,
             "muon": self._muon.stats() if self._muon is not None else {},
         }
 
@@ -316,12 +324,16 @@ class AmqpService:
             replays = [r for r in self._replays.values() if r.generation == generation]
         for replay in replays:
             replay.cancel("connection lost")
+        if self._groups is not None:
+            self._groups.on_lost(generation)
 
     def on_return(self, routing_key: str, properties: BasicProperties) -> None:
         with self._replays_lock:
             replay = self._replays.get((routing_key, properties.correlation_id))
         if replay is not None:
             replay.cancel("queue gone")
+        if self._groups is not None:
+            self._groups.on_return(routing_key, properties.correlation_id)
 
     def on_command(self, generation: int, delivery_tag: int, properties: BasicProperties, body: bytes) -> None:
         link = self._link
@@ -345,13 +357,19 @@ class AmqpService:
                 replay = self._replays.get((properties.reply_to or "", properties.correlation_id))
             if replay is not None:
                 replay.cancel("cancelled")
+            elif self._groups is not None:
+                self._groups.cancel(properties.reply_to or "", properties.correlation_id)
             link.finish_command(generation, delivery_tag, None, None, "", b"", ack=True)
             return
         if kind in (STREAM_METADATA, DELETE_STREAM):
             with contextlib.suppress(RuntimeError):  # shutting down: the broker redelivers later
                 pool.submit(self._stream_request, kind, generation, delivery_tag, properties, body)
             return
-        error = ValidationError(f"unknown message type {kind!r}; expected one of {', '.join(REQUEST_TYPES)}", "type")
+        if self._groups is not None and self._groups.handles(kind):
+            self._groups.on_command(kind, link, pool, generation, delivery_tag, properties, body)
+            return
+        known = ", ".join((*REQUEST_TYPES, *GROUP_REQUEST_TYPES))
+        error = ValidationError(f"unknown message type {kind!r}; expected one of {known}", "type")
         self._reply_and_reject(generation, delivery_tag, properties, error)
 
     def _stream_request(

@@ -1,0 +1,202 @@
+"""Consumer groups in the AMQP client: group calls, and a member fed through its own queue.
+
+    with AmqpClient(url) as client, client.join_group("billing") as member:
+        for delivery in member:
+            handle(delivery.event)
+            member.ack(delivery.event.order_id)
+
+A member declares an exclusive queue on the client's connection and sends `group-join` with that
+queue as `reply_to`; Photon publishes the member's deliveries there. Acks and nacks are requests
+on the command queue, many order-ids each. When the client's connection goes, its exclusive
+queue goes with it, and Photon hands the member's unacknowledged events to the other members.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from collections import deque
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import pika.exceptions
+from pika.spec import BasicProperties
+
+from photon.client.groups import GroupDelivery, ack_body, group_settings, nack_body
+from photon.core.errors import PhotonError
+from photon.core.events import RecordedEvent
+from photon.server.amqp.group_messages import (
+    ATTEMPT_HEADER,
+    GROUP_ACK,
+    GROUP_CREATE,
+    GROUP_DELETE,
+    GROUP_DESCRIBE,
+    GROUP_ENDED,
+    GROUP_JOIN,
+    GROUP_JOINED,
+    GROUP_LEAVE,
+    GROUP_LIST,
+    GROUP_NACK,
+    GROUP_REPLAY_PARKED,
+    GROUP_RESET,
+    GROUP_UPDATE,
+)
+from photon.server.amqp.protocol import CONTENT_TYPE, ERROR, EVENT, BrokerUnavailable, error_from_body
+
+if TYPE_CHECKING:
+    from photon.client.amqp import AmqpClient
+
+
+class AmqpGroupCalls:
+    """The consumer group calls of `AmqpClient` (the same as `PhotonClient`'s over HTTP)."""
+
+    def _request(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def create_group(self, name: str, **settings: Any) -> dict[str, Any]:
+        """Create consumer group `name`; `settings` as keywords (``stream="__category__:order"``,
+        ``max_in_flight=5``, ...). Returns the group's description."""
+        return self._request(GROUP_CREATE, {"group-name": name, **group_settings(settings)})
+
+    def update_group(self, name: str, **changes: Any) -> dict[str, Any]:
+        return self._request(GROUP_UPDATE, {"group-name": name, **group_settings(changes)})
+
+    def delete_group(self, name: str) -> None:
+        self._request(GROUP_DELETE, {"group-name": name})
+
+    def groups(self) -> list[dict[str, Any]]:
+        """Every consumer group with its checkpoint, members and counters."""
+        result: list[dict[str, Any]] = self._request(GROUP_LIST, {})["groups"]
+        return result
+
+    def group(self, name: str) -> dict[str, Any]:
+        return self._request(GROUP_DESCRIBE, {"group-name": name})
+
+    def reset_group(self, name: str, from_: int) -> dict[str, Any]:
+        """Start the group over from order-id `from_` (its members are ended and join again)."""
+        return self._request(GROUP_RESET, {"group-name": name, "from": from_})
+
+    def replay_parked(self, name: str) -> int:
+        """Hand the group's parked events back to it; returns how many."""
+        return int(self._request(GROUP_REPLAY_PARKED, {"group-name": name})["replayed"])
+
+    def ack_group(self, name: str, order_ids: int | Sequence[int]) -> dict[str, Any]:
+        """Acknowledge deliveries of group `name`; ``{"done": n, "unknown": [...]}`` once durable."""
+        return self._request(GROUP_ACK, {"group-name": name, **ack_body(_ids(order_ids))})
+
+    def nack_group(
+        self, name: str, order_ids: int | Sequence[int], action: str = "retry", reason: str = ""
+    ) -> dict[str, Any]:
+        """Refuse deliveries: `retry` (delivered again, counted), `park` or `skip`."""
+        return self._request(GROUP_NACK, {"group-name": name, **nack_body(_ids(order_ids), action, reason)})
+
+
+def _ids(order_ids: int | Sequence[int]) -> list[int]:
+    return [order_ids] if isinstance(order_ids, int) else list(order_ids)
+
+
+class AmqpGroupMember:
+    """A member of a consumer group over AMQP: an iterator of `GroupDelivery`s, with `ack`/`nack`.
+
+    Iteration ends when the membership ends on the server's side (`ended` says why: the group
+    was deleted or reset, Photon stopped or lost its broker connection); join again to go on.
+    Use it from the thread that uses its client.
+    """
+
+    def __init__(self, client: AmqpClient, group: str, member: str | None = None) -> None:
+        self.client = client
+        self.group = group
+        self.id = member
+        self.ended: str | None = None
+        """Why the membership ended (the `reason` of its `group-ended` message), None while it runs."""
+        self._inbox: deque[tuple[str, Any, bytes]] = deque()
+        self._correlation_id = str(uuid.uuid4())
+        connection = client.connection()
+        self._connection = connection
+        self._channel = connection.channel()
+        self._queue: str = self._channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
+        self._channel.basic_consume(self._queue, self._on_message, auto_ack=True)
+        request: dict[str, Any] = {"group-name": group}
+        if member is not None:
+            request["member"] = member
+        self._publish(GROUP_JOIN, request)
+        kind, _properties, body = self._next_message(client.timeout)
+        if kind == GROUP_JOINED:
+            self.id = str(orjson.loads(body)["member"])
+            return
+        self._close_channel()
+        self.ended = "refused"
+        if kind == ERROR:
+            raise error_from_body(orjson.loads(body))
+        raise PhotonError(f"unexpected answer {kind!r} to a group-join")
+
+    def _on_message(self, _channel: Any, _method: Any, properties: BasicProperties, body: bytes) -> None:
+        if properties.correlation_id == self._correlation_id:
+            self._inbox.append((properties.type or "", properties, body))
+
+    def _publish(self, kind: str, body: dict[str, Any]) -> None:
+        properties = BasicProperties(
+            type=kind, reply_to=self._queue, correlation_id=self._correlation_id, content_type=CONTENT_TYPE
+        )
+        self._channel.basic_publish("", self.client.names.commands, orjson.dumps(body), properties)
+
+    def _next_message(self, timeout: float | None) -> tuple[str, Any, bytes]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            while not self._inbox:
+                remaining = 1.0 if deadline is None else min(1.0, deadline - time.monotonic())
+                if remaining <= 0:
+                    raise TimeoutError(f"no answer from {self.client.names.commands!r} within {timeout}s")
+                self._connection.process_data_events(time_limit=remaining)
+        except pika.exceptions.AMQPError as exc:
+            self.ended = "connection lost"
+            raise BrokerUnavailable(f"the AMQP connection of member {self.id!r} was lost: {exc!r}") from None
+        return self._inbox.popleft()
+
+    def __iter__(self) -> Iterator[GroupDelivery]:
+        return self
+
+    def __next__(self) -> GroupDelivery:
+        while self.ended is None:
+            kind, properties, body = self._next_message(None)
+            if kind == EVENT:
+                return GroupDelivery(RecordedEvent.from_json(body), int(properties.headers[ATTEMPT_HEADER]))
+            if kind == GROUP_ENDED:
+                self.ended = str(orjson.loads(body).get("reason", ""))
+            elif kind == ERROR:
+                self.ended = "error"
+                raise error_from_body(orjson.loads(body))
+        raise StopIteration
+
+    def ack(self, order_ids: int | Sequence[int]) -> dict[str, Any]:
+        """Acknowledge deliveries (order-ids); returns once durable: ``{"done": n, "unknown": [...]}``."""
+        return self.client.ack_group(self.group, order_ids)
+
+    def nack(self, order_ids: int | Sequence[int], action: str = "retry", reason: str = "") -> dict[str, Any]:
+        """Refuse deliveries: `retry` (delivered again, counted), `park` or `skip`."""
+        return self.client.nack_group(self.group, order_ids, action, reason)
+
+    def close(self) -> None:
+        """Leave the group: what this member has not acknowledged goes to the others."""
+        if self.ended is None:
+            self.ended = "left"
+            # Without a connection the queue is gone too, and the server sees that.
+            with contextlib.suppress(pika.exceptions.AMQPError):
+                self._publish(GROUP_LEAVE, {})
+        self._close_channel()
+
+    def _close_channel(self) -> None:
+        try:
+            if self._channel.is_open:
+                self._channel.queue_delete(self._queue)
+                self._channel.close()
+        except pika.exceptions.AMQPError:
+            pass
+
+    def __enter__(self) -> AmqpGroupMember:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
