@@ -261,3 +261,65 @@ def test_bad_requests_are_answered_and_change_nothing(photon: Photon, client: Am
         assert properties.type == "error" and "group-join" in orjson.loads(body)["error"]
     finally:
         connection.close()
+
+
+def test_a_members_own_max_in_flight_and_the_end_of_a_membership(photon: Photon, client: AmqpClient) -> None:
+    stream, group = unique("orders"), unique("prefetch")
+    client.create_group(group, stream=stream, max_in_flight=10)
+    ids = emit(client, stream, 4)
+    with pytest.raises(ValidationError, match="max-in-flight") as caught:
+        client.join_group(group, max_in_flight=0)
+    assert caught.value.field == "max-in-flight"
+    member = client.join_group(group, "one-at-a-time", max_in_flight=1)
+    first = next(member)
+    wait_until(lambda: client.group(group)["waiting"] == 3, what="three events waiting")
+    assert client.group(group)["members"][0]["max-in-flight"] == 1
+    with pytest.raises(ValidationError, match="at most 2000 characters"):
+        member.nack(first.event.order_id, "park", "x" * 2001)
+    member.ack(first.event.order_id)
+    assert next(member).event.order_id == ids[1]
+    # A reset stops the group: the membership ends, saying why; the member joins again.
+    client.reset_group(group, ids[2])
+    assert list(member) == []
+    assert member.ended is not None and "join again" in member.ended
+    member.close()
+    with client.join_group(group) as again:
+        assert next(again).event.order_id == ids[2]
+
+
+def test_members_are_told_when_photon_stops(broker: RabbitServer, tmp_path: Path) -> None:
+    photon = Photon(tmp_path / "stopping.db", broker.url, f"s{uuid.uuid4().hex[:10]}").start()
+    try:
+        with photon.client(timeout=20.0) as client:
+            client.create_group("g", stream="orders")
+            emit(client, "orders", 1)
+            member = client.join_group("g")
+            next(member)
+            photon.stop()
+            assert list(member) == []
+            assert member.ended == "service stopping"
+            member.close()
+    finally:
+        photon.loop.close()
+        photon.store.close()
+
+
+def test_photons_lost_broker_connection_ends_members_and_hands_their_events_back(
+    photon: Photon, client: AmqpClient
+) -> None:
+    stream, group = unique("orders"), unique("lost")
+    client.create_group(group, stream=stream, ack_timeout_ms=300_000)
+    (order_id,) = emit(client, stream, 1)
+    member = client.join_group(group)
+    assert next(member).attempt == 1
+    link = photon.service._link  # drop Photon's side of the connection, as a network failure would
+    assert link is not None
+    generation = link.generation
+    link.call(link._close)
+    assert list(member) == []  # told once Photon is connected again
+    assert member.ended == "connection lost" and link.generation > generation
+    member.close()
+    with client.join_group(group) as again:
+        delivery = next(again)
+        assert (delivery.event.order_id, delivery.attempt) == (order_id, 2)
+        again.ack(order_id)

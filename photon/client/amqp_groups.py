@@ -105,7 +105,9 @@ class AmqpGroupMember:
     Use it from the thread that uses its client.
     """
 
-    def __init__(self, client: AmqpClient, group: str, member: str | None = None) -> None:
+    def __init__(
+        self, client: AmqpClient, group: str, member: str | None = None, max_in_flight: int | None = None
+    ) -> None:
         self.client = client
         self.group = group
         self.id = member
@@ -121,6 +123,8 @@ class AmqpGroupMember:
         request: dict[str, Any] = {"group-name": group}
         if member is not None:
             request["member"] = member
+        if max_in_flight is not None:
+            request["max-in-flight"] = max_in_flight
         self._publish(GROUP_JOIN, request)
         kind, _properties, body = self._next_message(client.timeout)
         if kind == GROUP_JOINED:
