@@ -162,6 +162,41 @@ def test_deliveries_carry_order_id_and_attempt_headers(photon: Photon, client: A
         connection.close()
 
 
+def test_take_gives_every_delivery_received_for_one_ack(client: AmqpClient) -> None:
+    stream, group = unique("orders"), unique("batch")
+    client.create_group(group, stream=stream, max_in_flight=50)
+    ids = emit(client, stream, 30)
+    with client.join_group(group) as member:
+        taken: list[GroupDelivery] = []
+        while len(taken) < 30:
+            batch = member.take(5.0)
+            assert batch, "nothing delivered"
+            taken.extend(batch)
+        assert [d.event.order_id for d in taken] == ids
+        assert member.ack([d.event.order_id for d in taken]) == {"done": 30, "unknown": []}
+        assert member.take(0.3) == []
+    assert client.group(group)["checkpoint"] == ids[-1]
+
+
+def test_cancel_ends_a_membership_like_group_leave(photon: Photon, client: AmqpClient) -> None:
+    group = unique("cancel")
+    client.create_group(group, stream=unique("orders"))
+    connection = pika.BlockingConnection(pika.URLParameters(photon.url))
+    try:
+        channel = connection.channel()
+        queue = channel.queue_declare("", exclusive=True).method.queue
+        join = pika.BasicProperties(type="group-join", reply_to=queue, correlation_id="c-2")
+        channel.basic_publish("", photon.names.commands, orjson.dumps({"group-name": group}), join)
+        assert drain(connection, channel, queue, 1)[0][1].type == "group-joined"
+        cancel = pika.BasicProperties(type="cancel", reply_to=queue, correlation_id="c-2")
+        channel.basic_publish("", photon.names.commands, b"", cancel)
+        (ended,) = drain(connection, channel, queue, 1)
+        assert ended[1].type == "group-ended" and orjson.loads(ended[2])["reason"] == "left"
+        assert client.group(group)["members"] == []
+    finally:
+        connection.close()
+
+
 def drain(connection: Any, channel: Any, queue: str, count: int) -> list[tuple[Any, Any, bytes]]:
     got: list[tuple[Any, Any, bytes]] = []
     deadline = time.monotonic() + 15
