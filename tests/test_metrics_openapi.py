@@ -67,3 +67,46 @@ def test_options_and_405_name_every_method_of_the_path(live: LiveServer) -> None
         assert answer.headers["allow"] == "GET, HEAD, PUT, DELETE, OPTIONS"
         assert answer.json() == {"error": "method PATCH not allowed on /api/group/g"}
     assert httpx.request("OPTIONS", live.url + "/no/such/route").status_code == 404
+
+
+def test_openapi_has_schemas_and_every_status(live: LiveServer) -> None:
+    spec = httpx.get(live.url + "/openapi.json").json()
+    components = spec["components"]["schemas"]
+    assert {"NewEvent", "StoredEvent", "EmitEnvelope", "EventPage", "ErrorAnswer", "JsonValue"} <= set(components)
+    emit = spec["paths"]["/api/event"]["post"]
+    body = emit["requestBody"]["content"]["application/json"]["schema"]["anyOf"]
+    assert {"$ref": "#/components/schemas/NewEvent"} in body
+    assert {"$ref": "#/components/schemas/EmitEnvelope"} in body
+    assert set(emit["responses"]) == {"200", "400", "401", "409", "410", "413", "503"}
+    # /metrics is Prometheus text, not JSON.
+    assert list(spec["paths"]["/metrics"]["get"]["responses"]["200"]["content"]) == ["text/plain"]
+    ids = []
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            ids.append(operation["operationId"])
+            responses = operation["responses"]
+            if "security" in operation:
+                assert {"401", "503"} <= set(responses), (method, path)
+            if "requestBody" in operation:
+                assert {"400", "413"} <= set(responses), (method, path)
+            for status, answer in responses.items():
+                if status.startswith(("4", "5")):
+                    assert answer["content"]["application/json"]["schema"] == {
+                        "$ref": "#/components/schemas/ErrorAnswer"
+                    }
+    assert len(ids) == len(set(ids))
+    # An unknown query parameter is answered 400, as documented.
+    assert "400" in spec["paths"]["/api/streams"]["get"]["responses"]
+    with live.client() as api:
+        assert api.get("/api/streams", params={"nope": "1"}).status_code == 400
+
+
+def test_inputs_schemathesis_found_are_refused_with_4xx(live: LiveServer) -> None:
+    with live.client() as api:
+        answer = api.post("/api/redact", json={"stream-name": {}})  # was a 500
+        assert answer.status_code == 400 and answer.json()["field"] == "stream-name"
+        answer = api.post("/api/groups", json={"group-name": "g", "start": 1 << 63})  # was stored
+        assert answer.status_code == 400 and answer.json()["field"] == "start"
+        answer = api.put("/api/stream-metadata/orders", json={"truncate-before": 1 << 63})  # was stored
+        assert answer.status_code == 400 and answer.json()["field"] == "truncate-before"
+        assert api.get("/api/groups").json()["groups"] == []

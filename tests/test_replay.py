@@ -193,7 +193,7 @@ def test_durable_subscription_errors(api: httpx.Client) -> None:
     assert other.status_code == 409 and "follows stream 's'" in other.json()["error"]
     assert api.post("/api/subscription/nobody/ack", json={"order-id": 1}).status_code == 404
     past = api.post("/api/subscription/c1/ack", json={"order-id": 99})
-    assert past.status_code == 400 and "past the newest" in past.json()["error"]
+    assert past.status_code == 409 and "past the newest" in past.json()["error"]
     for body in ({"order-id": "1"}, {"order-id": 1, "x": 2}, [1]):
         assert api.post("/api/subscription/c1/ack", json=body).status_code == 400
     assert api.get("/api/subscription/nobody/position").status_code == 404

@@ -93,7 +93,7 @@ class ConsumerPositions:
         """Acknowledge events up to `order_id` (positions only move forward)."""
         last = self.store.last_order_id()
         if order_id > last:
-            raise ValidationError(f"order-id {order_id} is past the newest stored event ({last})", "order-id")
+            raise Conflict(f"order-id {order_id} is past the newest stored event ({last})")
         with self._lock:
             position = self.require(name)
             if order_id > position.acked:

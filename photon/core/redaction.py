@@ -50,6 +50,8 @@ def redact(
     """Redact every stored event of `stream`, or the events with the given ids; returns how many."""
     if (stream is None) == (event_ids is None):
         raise ValidationError("redact a stream or a list of event ids (one of the two)", "stream-name")
+    if stream is not None and type(stream) is not str:
+        raise ValidationError(f"stream-name must be a stream name, got {stream!r}", "stream-name")
     if reason is not None and (type(reason) is not str or len(reason) > 1000):
         raise ValidationError("reason must be a string of at most 1000 characters", "reason")
     payload = marker(now_millis(), reason)

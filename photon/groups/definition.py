@@ -14,6 +14,7 @@ from typing import Any
 from photon.core.errors import ValidationError
 from photon.core.events import ALL_STREAM, MAX_NAME_LENGTH, is_internal, stream_category
 from photon.core.filters import FILTER_KEYS, EventFilter
+from photon.core.limits import MAX_INT64
 
 STRATEGIES = ("round-robin", "pinned")
 DEFAULT_MAX_IN_FLIGHT = 10
@@ -137,7 +138,7 @@ def parse_spec(doc: Mapping[str, Any], *, resolved_start: int | None = None) -> 
             resolved_start = 1
         elif start_value == "end":
             resolved_start = 0  # the caller puts the last order-id + 1 in its place
-        elif type(start_value) is int and start_value >= 1:
+        elif type(start_value) is int and 1 <= start_value <= MAX_INT64:
             resolved_start = start_value
         else:
             raise ValidationError(f"start must be begin, end or an order-id (1 or more), got {start_value!r}", "start")

@@ -191,19 +191,19 @@ class ProjectionManager:
 
     def _apply_reports(self, reports: builtins.list[Report]) -> None:
         by_slot = self.registry.by_slot
-        for slot, position, last_event, processed, state, fold_ns, folded in reports:
-            projection = by_slot.get(slot)
+        for report in reports:
+            projection = by_slot.get(report.slot)
             if projection is None or projection.status == "failed":
                 continue
-            projection.position = position
-            projection.last_event = last_event
-            projection.processed = processed
-            projection.fold_ns += fold_ns
-            projection.folded += folded
-            if projection.catch_up_ms is None and position >= projection.catch_up_target:
+            projection.position = report.position
+            projection.last_event = report.last_event
+            projection.processed = report.processed
+            projection.fold_ns += report.fold_ns
+            projection.folded += report.folded
+            if projection.catch_up_ms is None and report.position >= projection.catch_up_target:
                 projection.catch_up_ms = round((time.monotonic() - projection.started_at) * 1000, 1)
-            if state is not None:
-                projection.state_json = state
+            if report.state is not None:
+                projection.state_json = report.state
                 self.updates.publish(projection)
 
     def _adopt(self, old: WorkerHandle, new: WorkerHandle) -> builtins.list[Projection]:

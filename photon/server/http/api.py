@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
+from msgspec import Meta
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -16,12 +17,31 @@ from photon.core.append_request import parse_after, parse_emit, parse_query
 from photon.core.errors import NotFound, PhotonError
 from photon.core.events import ALL_STREAM, stream_pattern
 from photon.core.metrics import metrics_for
-from photon.core.requests import DEFAULT_PAGE, MAX_PAGE, PageOptions, build, parse_integer
+from photon.core.requests import (
+    DEFAULT_PAGE,
+    MAX_PAGE,
+    EmitEnvelope,
+    PageOptions,
+    ReadMatchingRequest,
+    build,
+    parse_integer,
+)
 from photon.core.store import EventStore
 from photon.server.http.errors import JSON, RequestError, json_response
 from photon.server.http.lifetime_routes import lifetime_routes
 from photon.server.http.limits import read_body
 from photon.server.http.params import Param, accepts, params_of
+from photon.server.http.schemas import (
+    CLIENT_STREAM_PATH,
+    Categories,
+    Deleted,
+    EventPage,
+    MatchingPage,
+    NewEvent,
+    Ping,
+    StoredEvent,
+    Streams,
+)
 
 log = logging.getLogger("photon.http")
 
@@ -50,7 +70,7 @@ def parse_json(body: bytes) -> Any:
         raise RequestError(f"malformed JSON: {exc}") from None
 
 
-@accepts(answer='{"auth": "ok"}', auth=False)
+@accepts(answer='{"auth": "ok"}', auth=False, response=Ping)
 async def ping(request: Request, query: dict[str, Any]) -> Response:
     """Check that the server answers (no token needed)."""
     return Response(b'{"auth":"ok"}', media_type=JSON)
@@ -60,6 +80,7 @@ async def ping(request: Request, query: dict[str, Any]) -> Response:
     Param("prefix", "string", "Only streams whose names start with this."),
     Param("after", "string", "Only streams whose names sort after this one (the previous page's next)."),
     Param("limit", "integer", f"Most streams in the page (at most {MAX_PAGE}).", minimum=1, maximum=MAX_PAGE),
+    response=Streams,
     answer='{"streams": [{"stream-name": str, "total-events": int}], "next": <name to pass as after, or null>}',
 )
 async def streams(request: Request, query: dict[str, Any]) -> Response:
@@ -90,6 +111,7 @@ async def streams(request: Request, query: dict[str, Any]) -> Response:
         "limit", "integer", f"Most categories in the page (default {DEFAULT_STREAM_PAGE}).", minimum=1, maximum=MAX_PAGE
     ),
     answer='{"categories": [str], "next": <category to pass as after, or null>}',
+    response=Categories,
 )
 async def categories(request: Request, query: dict[str, Any]) -> Response:
     """Stream categories (a stream name up to its first '-'), one page, in the order of their first stream."""
@@ -106,12 +128,15 @@ async def categories(request: Request, query: dict[str, Any]) -> Response:
     'expected-version, "expected-versions": {stream: version, ...} (a batch over several streams) and/or '
     '"condition": {"query": [{"event-types": [...], "tags": [...]}], "after": order-id}',
     answer="the stored event (an object) or the stored events (a list), with order-id and stream-version",
+    request=(NewEvent, Annotated[list[NewEvent], Meta(min_length=1)], EmitEnvelope),
+    response=(StoredEvent, list[StoredEvent]),
     errors={
         400: "malformed JSON, a JSON object with a repeated key, a missing or mistyped field, an internal "
         "stream name, a null expected-version",
         409: "an expected version does not match (answer has stream-name and current-version), the "
         "condition failed (answer has the first matching event's order-id, stream-name, event-type and id), "
         "or an event id is already stored in another stream (answer has id, stream-name and stored-in)",
+        410: "a stream of the batch was hard deleted (answer has its stream-name)",
         413: "an event over payload.max.bytes or a body over rest.body.max.bytes",
     },
 )
@@ -141,6 +166,9 @@ async def post_event(request: Request, query: dict[str, Any]) -> Response:
 @accepts(
     body='{"query": [{"event-types": [...], "tags": [...]}], "after": order-id, "limit": n} (all optional)',
     answer='{"results": [events], "next": <after for the next page, or null>, "head": <last order-id>}',
+    request=ReadMatchingRequest,
+    body_required=False,
+    response=MatchingPage,
     errors={400: "a malformed query"},
 )
 async def read_matching(request: Request, query: dict[str, Any]) -> Response:
@@ -183,6 +211,7 @@ async def _require_stream(store: EventStore, stream: str) -> None:
 @accepts(
     *params_of(PageOptions),
     answer='{"results": [events], "next": <order-id to pass as from for the next page, or null>}',
+    response=EventPage,
     errors={404: "no such stream"},
 )
 async def stream_contents(request: Request, query: dict[str, Any]) -> Response:
@@ -211,7 +240,11 @@ async def stream_contents(request: Request, query: dict[str, Any]) -> Response:
     return Response(body, media_type=JSON)
 
 
-@accepts(answer="the event", errors={400: "order-id is not a number", 404: "no such event in that stream"})
+@accepts(
+    answer="the event",
+    errors={400: "order-id is not a number", 404: "no such event in that stream"},
+    response=StoredEvent,
+)
 async def event_by_order_id(request: Request, query: dict[str, Any]) -> Response:
     """The event at an order-id, if it belongs to the stream (or the stream is __all__)."""
     store = _store(request)
@@ -223,7 +256,7 @@ async def event_by_order_id(request: Request, query: dict[str, Any]) -> Response
     return Response(event.data, media_type=JSON)
 
 
-@accepts(answer="the event", errors={404: "no stored event has that id"})
+@accepts(answer="the event", errors={404: "no stored event has that id"}, response=StoredEvent)
 async def event_by_id(request: Request, query: dict[str, Any]) -> Response:
     """The stored event with an id (what a caused-by names)."""
     store = _store(request)
@@ -243,6 +276,8 @@ async def event_by_id(request: Request, query: dict[str, Any]) -> Response:
     ),
     answer='{"correct": true, "deleted-events": n} (n: the stream\'s version when deleted)',
     errors={400: "an internal stream", 404: "no such stream", 410: "the stream was hard deleted already"},
+    response=Deleted,
+    path=CLIENT_STREAM_PATH,
 )
 async def delete_stream(request: Request, query: dict[str, Any]) -> Response:
     """Delete a stream (soft by default, hard with hard=true): it reads as gone at once, a scavenge

@@ -25,17 +25,25 @@ from photon.server.http.errors import EXCEPTION_HANDLERS
 from photon.server.http.login_throttle import LoginThrottle
 from photon.server.http.methods import AllowedMethodsMiddleware
 from photon.server.http.params import RouteDoc
+from photon.server.http.schemas import Token
 from photon.server.logs import RequestFieldsMiddleware
 from photon.server.tokens import TokenSigner
+
+METRICS_MEDIA = "text/plain; version=0.0.4; charset=utf-8"
 
 
 async def metrics(request: Request) -> Response:
     """Prometheus metrics (text exposition format; no token needed)."""
     body = metrics_for(request.app.state.store).exposition()
-    return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+    return Response(body, media_type=METRICS_MEDIA)
 
 
-metrics.route_doc = RouteDoc(auth=False, answer="Prometheus text format")  # type: ignore[attr-defined]
+metrics.route_doc = RouteDoc(  # type: ignore[attr-defined]
+    auth=False,
+    answer="Prometheus text exposition format (version 0.0.4)",
+    response={"type": "string"},
+    response_media=("text/plain",),
+)
 auth_token.route_doc = RouteDoc(  # type: ignore[attr-defined]
     auth=False,
     answer='{"token": "<token>", "expires-in": <seconds>}',
@@ -43,6 +51,8 @@ auth_token.route_doc = RouteDoc(  # type: ignore[attr-defined]
         401: "wrong or missing HTTP Basic credentials",
         429: "too many failed logins from this address; Retry-After gives the seconds to wait",
     },
+    response=Token,
+    strict_query=True,
 )
 
 

@@ -34,7 +34,9 @@ async def console_page(request: Request) -> Response:
     return FileResponse(CONSOLE_DIR / "index.html", media_type="text/html; charset=utf-8", headers=headers)
 
 
-console_page.route_doc = RouteDoc(auth=False, answer="the web console's HTML page")  # type: ignore[attr-defined]
+console_page.route_doc = RouteDoc(  # type: ignore[attr-defined]
+    auth=False, answer="the web console's HTML page", response={"type": "string"}, response_media=("text/html",)
+)
 
 
 class _ConsoleFiles(StaticFiles):

@@ -28,6 +28,20 @@ from photon.server.http.api import parse_json
 from photon.server.http.errors import RequestError, json_response
 from photon.server.http.limits import read_body
 from photon.server.http.params import Param, accepts
+from photon.server.http.schemas import (
+    DeliveryLine,
+    Done,
+    GroupAck,
+    GroupChanges,
+    GroupDefinition,
+    GroupDescription,
+    GroupNack,
+    GroupOutcome,
+    GroupReset,
+    Groups,
+    Joined,
+    Replayed,
+)
 
 NDJSON = "application/x-ndjson"
 SSE = "text/event-stream"
@@ -60,7 +74,7 @@ def delivery_line(delivery: Delivery) -> bytes:
     return b'{"attempt":%d,"event":' % delivery.attempt + delivery.event.data + b"}"
 
 
-@accepts(answer='{"groups": [' + DESCRIPTION + "]}")
+@accepts(answer='{"groups": [' + DESCRIPTION + "]}", response=Groups)
 async def list_groups(request: Request, query: dict[str, Any]) -> Response:
     """Every consumer group with its position and members."""
     store = _store(request)
@@ -71,6 +85,9 @@ async def list_groups(request: Request, query: dict[str, Any]) -> Response:
     body=GROUP_DOC,
     answer=DESCRIPTION,
     errors={400: "a bad definition (the key is named)", 409: "a group of that name exists"},
+    request=GroupDefinition,
+    response=GroupDescription,
+    status=201,
 )
 async def create_group(request: Request, query: dict[str, Any]) -> Response:
     """Create a consumer group (recorded in __config__)."""
@@ -81,7 +98,7 @@ async def create_group(request: Request, query: dict[str, Any]) -> Response:
     return json_response(await aio.run_blocking(store, store.groups.create, doc), 201)
 
 
-@accepts(answer=DESCRIPTION, errors={404: "no such group"})
+@accepts(answer=DESCRIPTION, errors={404: "no such group"}, response=GroupDescription)
 async def describe_group(request: Request, query: dict[str, Any]) -> Response:
     """One consumer group: definition, checkpoint, in-flight events, members, counters."""
     store = _store(request)
@@ -92,6 +109,8 @@ async def describe_group(request: Request, query: dict[str, Any]) -> Response:
     body="the keys to change (any of the definition's but group-name and start)",
     answer=DESCRIPTION,
     errors={400: "a bad value (the key is named)", 404: "no such group"},
+    request=GroupChanges,
+    response=GroupDescription,
 )
 async def update_group(request: Request, query: dict[str, Any]) -> Response:
     """Change a group's settings; its position stays (a new source or strategy reconnects its members)."""
@@ -100,7 +119,7 @@ async def update_group(request: Request, query: dict[str, Any]) -> Response:
     return json_response(await aio.run_blocking(store, store.groups.update, request.path_params["name"], doc))
 
 
-@accepts(answer='{"correct": true}', errors={404: "no such group"})
+@accepts(answer='{"correct": true}', errors={404: "no such group"}, response=Done)
 async def delete_group(request: Request, query: dict[str, Any]) -> Response:
     """Delete a group and its position (its parked stream stays)."""
     store = _store(request)
@@ -112,6 +131,8 @@ async def delete_group(request: Request, query: dict[str, Any]) -> Response:
     body='{"from": <order-id>}',
     answer=DESCRIPTION,
     errors={400: "from missing or not an order-id", 404: "no such group"},
+    request=GroupReset,
+    response=GroupDescription,
 )
 async def reset_group(request: Request, query: dict[str, Any]) -> Response:
     """Start the group over from an order-id; its members reconnect."""
@@ -122,7 +143,7 @@ async def reset_group(request: Request, query: dict[str, Any]) -> Response:
     return json_response(await aio.run_blocking(store, store.groups.reset, request.path_params["name"], doc["from"]))
 
 
-@accepts(answer='{"replayed": n}', errors={404: "no such group"})
+@accepts(answer='{"replayed": n}', errors={404: "no such group"}, response=Replayed)
 async def replay_parked(request: Request, query: dict[str, Any]) -> Response:
     """Hand the events parked so far back to the group, to be delivered again."""
     store = _store(request)
@@ -146,6 +167,8 @@ def _order_ids(doc: Any, allowed: set[str]) -> list[int]:
     body='{"order-ids": [n, ...]} (or {"order-id": n})',
     answer='{"done": <events acknowledged>, "unknown": [order-ids not delivered or already done]}',
     errors={400: "no order-ids, or not numbers", 404: "no such group"},
+    request=GroupAck,
+    response=GroupOutcome,
 )
 async def ack(request: Request, query: dict[str, Any]) -> Response:
     """Acknowledge delivered events; answers once the acknowledgement is durable."""
@@ -159,6 +182,8 @@ async def ack(request: Request, query: dict[str, Any]) -> Response:
     body='{"order-ids": [n, ...], "action": "retry" (default), "park" or "skip", "reason": "..."}',
     answer='{"done": <events nacked>, "unknown": [order-ids not delivered or already done]}',
     errors={400: "no order-ids, or an unknown action", 404: "no such group"},
+    request=GroupNack,
+    response=GroupOutcome,
 )
 async def nack(request: Request, query: dict[str, Any]) -> Response:
     """Refuse delivered events: retry (redeliver, counted), park (to the parked stream) or skip."""
@@ -189,6 +214,7 @@ def _encode(deliveries: list[Delivery], sse: bool) -> bytes:
     "server-sent events with Accept: text/event-stream",
     errors={404: "no such group"},
     streaming=True,
+    response=(Joined, DeliveryLine),
 )
 async def member_stream(request: Request, query: dict[str, Any]) -> Response:
     """Join a group as a member and receive its share of the events until the connection closes."""

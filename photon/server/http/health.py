@@ -24,6 +24,7 @@ from photon.core import aio
 from photon.core.store import EventStore
 from photon.server.http.errors import json_response
 from photon.server.http.params import accepts
+from photon.server.http.schemas import Live, Ready
 
 BACKEND_TIMEOUT = 5.0
 """Seconds the backend may take to answer the readiness probe before it counts as not answering."""
@@ -31,7 +32,7 @@ BACKEND_TIMEOUT = 5.0
 ReadinessCheck = Callable[[], str | None]
 
 
-@accepts(answer='{"status": "live"}', auth=False)
+@accepts(answer='{"status": "live"}', auth=False, response=Live)
 async def live(request: Request, query: dict[str, Any]) -> Response:
     """The process answers (liveness): no backend is asked."""
     return json_response({"status": "live"})
@@ -44,6 +45,7 @@ async def live(request: Request, query: dict[str, Any]) -> Response:
         "doubt, projections are still loading, or the server is shutting down"
     },
     auth=False,
+    response=Ready,
 )
 async def ready(request: Request, query: dict[str, Any]) -> Response:
     """The server can take and serve events (readiness)."""

@@ -14,6 +14,16 @@ from photon.core.store import EventStore
 from photon.server.http.errors import RequestError, json_response
 from photon.server.http.limits import body_limit, read_body
 from photon.server.http.params import accepts
+from photon.server.http.schemas import (
+    CLIENT_STREAM_PATH,
+    Redacted,
+    Redaction,
+    ScavengeReport,
+    stream_metadata_body,
+)
+from photon.server.http.schemas import (
+    StreamMetadataAnswer as MetadataAnswer,
+)
 
 
 def _store(request: Request) -> EventStore:
@@ -31,7 +41,12 @@ async def _json_body(request: Request) -> Any:
         raise RequestError(f"malformed JSON: {exc}") from None
 
 
-@accepts(answer='{"stream-name": str, "metadata": {...}}', errors={400: "an internal stream"})
+@accepts(
+    answer='{"stream-name": str, "metadata": {...}}',
+    errors={400: "an internal stream"},
+    response=MetadataAnswer,
+    path=CLIENT_STREAM_PATH,
+)
 async def get_metadata(request: Request, query: dict[str, Any]) -> Response:
     """A stream's metadata: max-age (seconds), max-count, truncate-before, tombstone, and user keys ({} when none)."""
     stream = request.path_params["stream"]
@@ -43,6 +58,9 @@ async def get_metadata(request: Request, query: dict[str, Any]) -> Response:
     body='{"max-age": seconds, "max-count": n, "truncate-before": version, ...user keys} (replaces the whole metadata)',
     answer='{"stream-name": str, "metadata": {...}}',
     errors={400: "a bad value, an internal stream", 410: "a hard-deleted stream"},
+    request=stream_metadata_body(),
+    response=MetadataAnswer,
+    path=CLIENT_STREAM_PATH,
 )
 async def put_metadata(request: Request, query: dict[str, Any]) -> Response:
     """Set a stream's metadata; reads of the stream follow it at once (kept in __metadata__)."""
@@ -53,7 +71,7 @@ async def put_metadata(request: Request, query: dict[str, Any]) -> Response:
     return json_response({"stream-name": stream, "metadata": metadata.to_json()})
 
 
-@accepts(answer='{"streams": n, "removed-events": n, "reclaim-steps": n, "seconds": s}')
+@accepts(answer='{"streams": n, "removed-events": n, "reclaim-steps": n, "seconds": s}', response=ScavengeReport)
 async def scavenge(request: Request, query: dict[str, Any]) -> Response:
     """Remove deleted, expired and truncated events, online, and give the space back; answers when done."""
     store = _store(request)
@@ -65,6 +83,8 @@ async def scavenge(request: Request, query: dict[str, Any]) -> Response:
     body='{"stream-name": s} or {"ids": [event ids]}, with an optional "reason"',
     answer='{"redacted-events": n}',
     errors={400: "neither or both of stream-name and ids, an internal stream", 404: "no such stream or event"},
+    request=Redaction,
+    response=Redacted,
 )
 async def redact(request: Request, query: dict[str, Any]) -> Response:
     """Replace the payload of a stream's events, or of chosen events, with a redaction marker (erasure)."""

@@ -39,7 +39,12 @@ def params_of(model: type[msgspec.Struct], *, help: Mapping[str, str] | None = N
 
 @dataclass
 class RouteDoc:
-    """What the OpenAPI description says about a route beyond its path and method."""
+    """What the OpenAPI description says about a route beyond its path and method.
+
+    `request` and `response` are the types of the body and of the answer (msgspec types, or a
+    JSON schema as a dict; see `photon.server.http.schemas`), or a tuple of them for a body or an
+    answer that is any one of them; `status` is the answer's status.
+    """
 
     params: tuple[Param, ...] = ()
     body: str | None = None
@@ -47,6 +52,19 @@ class RouteDoc:
     errors: dict[int, str] = field(default_factory=dict)
     auth: bool = True
     streaming: bool = False
+    request: Any = None
+    response: Any = None
+    status: int = 200
+    body_required: bool = True
+    request_media: tuple[str, ...] = ("application/json",)
+    form: dict[str, Any] | None = None
+    """The body as a multipart/form-data form too (its JSON schema), when the route takes one."""
+    response_media: tuple[str, ...] = ()
+    """The answer's media types (default: JSON, or NDJSON and server-sent events when streaming)."""
+    path: dict[str, Any] = field(default_factory=dict)
+    """Path parameters whose type is narrower than a name (msgspec types, by name)."""
+    strict_query: bool = False
+    """Whether an unknown query parameter is refused (400), as `@accepts` routes do."""
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -78,9 +96,27 @@ def accepts(
     errors: dict[int, str] | None = None,
     auth: bool = True,
     streaming: bool = False,
+    request: Any = None,
+    response: Any = None,
+    status: int = 200,
+    body_required: bool = True,
+    path: dict[str, Any] | None = None,
 ) -> Callable[[QueryEndpoint], Endpoint]:
     """Declare a route's query parameters (and documentation); the route gets them parsed."""
-    doc = RouteDoc(params, body, answer, errors or {}, auth, streaming)
+    doc = RouteDoc(
+        params,
+        body,
+        answer,
+        errors or {},
+        auth,
+        streaming,
+        request=request,
+        response=response,
+        status=status,
+        body_required=body_required,
+        path=path or {},
+        strict_query=True,
+    )
 
     def decorate(func: QueryEndpoint) -> Endpoint:
         @functools.wraps(func)

@@ -32,6 +32,8 @@ from photon.projections import STREAMS_PROJECTION
 from photon.projections.manager import ProjectionManager
 from photon.server.http.errors import photon_error_response
 from photon.server.http.limits import body_limit, read_body
+from photon.server.http.params import RouteDoc
+from photon.server.http.schemas import Done, ProjectionCreated, ProjectionKeys, StreamSchemas
 
 Guard = Callable[[Request], Any | Awaitable[Any]]
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -44,7 +46,7 @@ class JSONResponse(Response):
         return orjson.dumps(content)
 
 
-def _guarded(guard: Guard | None, endpoint: Endpoint) -> Endpoint:
+def _guarded(guard: Guard | None, endpoint: Endpoint, doc: RouteDoc) -> Endpoint:
     async def run(request: Request) -> Response:
         if guard is not None:
             verdict = guard(request)
@@ -57,7 +59,37 @@ def _guarded(guard: Guard | None, endpoint: Endpoint) -> Endpoint:
         except (NotFound, ValidationError) as exc:
             return photon_error_response(exc)
 
+    run.__name__ = endpoint.__name__
+    run.__doc__ = endpoint.__doc__
+    run.route_doc = doc  # type: ignore[attr-defined]
     return run
+
+
+NO_PROJECTION = {404: "no such projection"}
+SCHEMA_DOC = RouteDoc(
+    answer='{"stream-name": str, "schemas": {schema-version: JSON schema}}',
+    errors={404: "the __streams__ projection has seen no event of the stream"},
+    response=StreamSchemas,
+)
+CREATE_DOC = RouteDoc(
+    body="Photon's projection template: name, language, stream, reduction code, initial value, ...",
+    answer='{"correct": true, "projection": descriptor}',
+    errors={400: "a bad template (the field is named)"},
+    request={"type": "object"},
+    response=ProjectionCreated,
+)
+LIST_DOC = RouteDoc(answer="the projections' descriptors, without current-value", response=list[dict[str, Any]])
+KEYS_DOC = RouteDoc(answer='{"projection-keys": [names]}', response=ProjectionKeys)
+GET_DOC = RouteDoc(
+    answer="the projection's descriptor with its current-value", errors=NO_PROJECTION, response=dict[str, Any]
+)
+DELETE_DOC = RouteDoc(answer='{"correct": true}', errors=NO_PROJECTION, response=Done)
+UPDATES_DOC = RouteDoc(
+    answer="server-sent events (event: update): the current state, then each new one",
+    errors=NO_PROJECTION,
+    response_media=("text/event-stream",),
+)
+KEY_DOC = RouteDoc(answer="one key of the current value", errors={404: "no such projection or key"}, response={})
 
 
 def projection_routes(manager: ProjectionManager, admin: Guard, reader: Guard | None = None) -> list[Route]:
@@ -108,12 +140,12 @@ def projection_routes(manager: ProjectionManager, admin: Guard, reader: Guard | 
         return JSONResponse({"stream-name": stream, "schemas": entry.get("schemas", {})})
 
     return [
-        Route("/api/schema/{stream:path}", _guarded(reader, schema), methods=["GET"]),
-        Route("/api/projection", _guarded(admin, create), methods=["POST"]),
-        Route("/api/projections", _guarded(reader, list_projections), methods=["GET"]),
-        Route("/api/projection-keys", _guarded(reader, keys), methods=["GET"]),
-        Route("/api/projection/{name}", _guarded(reader, get), methods=["GET"]),
-        Route("/api/projection/{name}", _guarded(admin, delete), methods=["DELETE"]),
-        Route("/api/projection/{name}/updates", _guarded(reader, updates), methods=["GET"]),
-        Route("/api/projection/{name}/{key}", _guarded(reader, get_key), methods=["GET"]),
+        Route("/api/schema/{stream:path}", _guarded(reader, schema, SCHEMA_DOC), methods=["GET"]),
+        Route("/api/projection", _guarded(admin, create, CREATE_DOC), methods=["POST"]),
+        Route("/api/projections", _guarded(reader, list_projections, LIST_DOC), methods=["GET"]),
+        Route("/api/projection-keys", _guarded(reader, keys, KEYS_DOC), methods=["GET"]),
+        Route("/api/projection/{name}", _guarded(reader, get, GET_DOC), methods=["GET"]),
+        Route("/api/projection/{name}", _guarded(admin, delete, DELETE_DOC), methods=["DELETE"]),
+        Route("/api/projection/{name}/updates", _guarded(reader, updates, UPDATES_DOC), methods=["GET"]),
+        Route("/api/projection/{name}/{key}", _guarded(reader, get_key, KEY_DOC), methods=["GET"]),
     ]

@@ -36,13 +36,14 @@ from photon.core.errors import NotFound, StoreClosed, ValidationError
 from photon.core.events import RecordedEvent, is_one_stream
 from photon.core.filters import EventFilter
 from photon.core.metrics import metrics_for
-from photon.core.requests import MAX_INT64, ReplayOptions, build, parse_integer
+from photon.core.requests import MAX_INT64, AckRequest, ReplayOptions, build, parse_integer
 from photon.core.store import EventStore
 from photon.core.subscriptions import CaughtUp, FellBehind, Item, StreamType, Subscription
 from photon.server.http.api import parse_json
 from photon.server.http.errors import RequestError, json_response
 from photon.server.http.limits import read_body
 from photon.server.http.params import Param, accepts, params_of
+from photon.server.http.schemas import ConsumerPosition, Consumers, Done, ReplayLine
 
 NDJSON = "application/x-ndjson"
 SSE = "text/event-stream"
@@ -206,6 +207,7 @@ def _last_event_id(request: Request) -> int | None:
     "(hot-cold only); server-sent events with Accept: text/event-stream",
     errors={400: "a bad parameter (from-version on __all__, an unknown stream-type, ...)", 404: "no such stream"},
     streaming=True,
+    response=ReplayLine,
 )
 async def replay(request: Request, query: dict[str, Any]) -> Response:
     """Replay a stream (or __all__): cold = history then end; hot = live only; hot-cold = history then live."""
@@ -246,6 +248,7 @@ def _consumer_name(request: Request) -> str:
     answer="like /api/replay, starting after the consumer's last acknowledged event",
     errors={409: "the consumer already follows another stream"},
     streaming=True,
+    response=ReplayLine,
 )
 async def subscription(request: Request, query: dict[str, Any]) -> Response:
     """Follow a stream as a named durable consumer: resumes after its last acknowledged event."""
@@ -261,7 +264,13 @@ async def subscription(request: Request, query: dict[str, Any]) -> Response:
 @accepts(
     body='{"order-id": n}: the last event the consumer has processed',
     answer='{"consumer": name, "stream": stream, "acked": n}',
-    errors={400: "order-id missing, not a number, or not yet stored", 404: "no such consumer"},
+    errors={
+        400: "order-id missing or not a number",
+        404: "no such consumer",
+        409: "the order-id is past the newest stored event",
+    },
+    request=AckRequest,
+    response=ConsumerPosition,
 )
 async def ack(request: Request, query: dict[str, Any]) -> Response:
     """Acknowledge events up to an order-id; positions only move forward."""
@@ -276,7 +285,11 @@ async def ack(request: Request, query: dict[str, Any]) -> Response:
     return json_response(position.to_json())
 
 
-@accepts(answer='{"consumer": name, "stream": stream, "acked": n}', errors={404: "no such consumer"})
+@accepts(
+    answer='{"consumer": name, "stream": stream, "acked": n}',
+    errors={404: "no such consumer"},
+    response=ConsumerPosition,
+)
 async def consumer_position(request: Request, query: dict[str, Any]) -> Response:
     """A durable consumer's stream and last acknowledged order-id."""
     store: EventStore = request.app.state.store
@@ -285,7 +298,7 @@ async def consumer_position(request: Request, query: dict[str, Any]) -> Response
     return json_response(position.to_json())
 
 
-@accepts(answer='{"correct": true}', errors={404: "no such consumer"})
+@accepts(answer='{"correct": true}', errors={404: "no such consumer"}, response=Done)
 async def delete_consumer(request: Request, query: dict[str, Any]) -> Response:
     """Forget a durable consumer and its position."""
     store: EventStore = request.app.state.store
@@ -295,7 +308,9 @@ async def delete_consumer(request: Request, query: dict[str, Any]) -> Response:
     return json_response({"correct": True})
 
 
-@accepts(answer='{"subscriptions": [{"consumer": name, "stream": stream, "acked": n, "behind": n}]}')
+@accepts(
+    answer='{"subscriptions": [{"consumer": name, "stream": stream, "acked": n, "behind": n}]}', response=Consumers
+)
 async def list_consumers(request: Request, query: dict[str, Any]) -> Response:
     """Every durable consumer with its stream, last acknowledged order-id and distance behind the newest event."""
     store: EventStore = request.app.state.store

@@ -20,6 +20,7 @@ from photon.core.metrics import metrics_for
 from photon.core.store import EventStore
 from photon.server.http.errors import json_response
 from photon.server.http.params import accepts
+from photon.server.http.schemas import ServerInfo
 
 #: Answer key -> the Prometheus sample it sums.
 _COUNTERS = {
@@ -50,7 +51,8 @@ def _settings(config: Mapping[str, Any]) -> dict[str, Any]:
 
 @accepts(
     answer='{"version", "backend", "db-backend", "started-at", "uptime-seconds", "last-order-id", '
-    '"events-appended", "appends", "events-replayed", "subscribers", "tcp-connections", "settings": {...}}'
+    '"events-appended", "appends", "events-replayed", "subscribers", "tcp-connections", "settings": {...}}',
+    response=ServerInfo,
 )
 async def server_info(request: Request, query: dict[str, Any]) -> Response:
     """The server's version, backend, settings (secrets hidden), counters and open subscriber streams."""

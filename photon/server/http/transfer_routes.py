@@ -30,6 +30,8 @@ from photon.core.store import EventStore
 from photon.ops.transfer import export_stream, import_stream
 from photon.server.http.errors import photon_error_response
 from photon.server.http.limits import body_limit, bounded, spool_body
+from photon.server.http.params import Param, RouteDoc
+from photon.server.http.schemas import StoredEvent, Uploaded, ndjson_lines, upload_form
 
 AuthCheck = Callable[[Request], Awaitable[Response | None] | Response | None]
 NDJSON = "application/x-ndjson"
@@ -49,6 +51,25 @@ def _error(status: int, message: str) -> JSONResponse:
 def _attachment(name: str) -> str:
     ascii_name = "".join(c if c.isascii() and c.isprintable() and c not in '"\\/' else "_" for c in name)
     return f"attachment; filename=\"{ascii_name}.ndjson\"; filename*=UTF-8''{quote(name + '.ndjson', safe='')}"
+
+
+EXPORT_DOC = RouteDoc(
+    answer="the stream as NDJSON (an attachment named <name>.ndjson)",
+    errors={404: "no such stream"},
+    response=StoredEvent,
+    response_media=(NDJSON,),
+)
+UPLOAD_DOC = RouteDoc(
+    params=(Param("name", "string", "The name to give the stream (default: the name its events carry)."),),
+    body="a stream file (NDJSON, one event per line), as the body or as the file field of a form",
+    answer='{"correct": true, "stream-name": name, "events": n}: the stream renamed name-0, name-1... when taken',
+    errors={400: "a bad stream file: nothing stored"},
+    request=ndjson_lines(),
+    request_media=(NDJSON,),
+    form=upload_form(),
+    response=Uploaded,
+    status=201,
+)
 
 
 def transfer_routes(store: EventStore, auth: AuthCheck) -> list[Route]:
@@ -94,6 +115,8 @@ def transfer_routes(store: EventStore, auth: AuthCheck) -> list[Route]:
             return photon_error_response(exc)
         return JSONResponse({"correct": True, "stream-name": final, "events": count}, status_code=201)
 
+    export.route_doc = EXPORT_DOC  # type: ignore[attr-defined]
+    new_stream.route_doc = UPLOAD_DOC  # type: ignore[attr-defined]
     return [
         Route("/export/stream/{name:path}", export, methods=["GET"]),
         Route("/api/new-stream", new_stream, methods=["POST"]),
