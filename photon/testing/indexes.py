@@ -91,10 +91,14 @@ class IndexContract(ContractBase):
 
         for types in ({"Paid"}, {"Added", "Removed"}, {"Nothing"}):
             wanted = frozenset(types)
-            expected = scan(lambda e: e.event_type in wanted)
+
+            def of_type(e: RecordedEvent, wanted: frozenset[str] = wanted) -> bool:
+                return e.event_type in wanted
+
+            expected = scan(of_type)
             assert _page_through(backend, Query(event_types=wanted), 4) == expected, types
             ranged = Query(from_order_id=middle, to_order_id=end, event_types=wanted)
-            assert _page_through(backend, ranged, 1000) == scan(lambda e: e.event_type in wanted, middle, end)
+            assert _page_through(backend, ranged, 1000) == scan(of_type, middle, end)
             assert list(store.read(event_types=sorted(types))) == expected
 
         queries: list[tuple[QueryItem, ...]] = [
