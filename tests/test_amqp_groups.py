@@ -318,8 +318,12 @@ def test_a_members_own_max_in_flight_and_the_end_of_a_membership(photon: Photon,
     assert list(member) == []
     assert member.ended is not None and "join again" in member.ended
     member.close()
-    with client.join_group(group) as again:
+    with client.join_group(group, "same", max_in_flight=1) as again:
         assert next(again).event.order_id == ids[2]
+        # Joining under a present member's id replaces it: the first one is told, its event goes on.
+        with photon.client(timeout=20.0) as other, other.join_group(group, "same") as replacement:
+            assert list(again) == [] and again.ended == "replaced: another member joined under the same id"
+            assert next(replacement).event.order_id == ids[2]
 
 
 def test_members_are_told_when_photon_stops(broker: RabbitServer, tmp_path: Path) -> None:

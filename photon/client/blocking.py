@@ -500,12 +500,15 @@ class PhotonClient:
             return int(calls.replay_parked(name))
         return int(self._http().request("POST", f"/api/group/{_quote(name)}/replay-parked").json()["replayed"])
 
-    def join_group(self, name: str, member: str | None = None) -> GroupMember | AmqpGroupMember:
-        """Join group `name` as a member: iterate over its `GroupDelivery`s, `ack`/`nack` them."""
+    def join_group(
+        self, name: str, member: str | None = None, *, max_in_flight: int | None = None
+    ) -> GroupMember | AmqpGroupMember:
+        """Join group `name` as a member: iterate over its `GroupDelivery`s, `ack`/`nack` them.
+        `max_in_flight` lowers the group's limit of unacknowledged deliveries for this member."""
         if (calls := self._group_calls()) is not None:
-            joined: AmqpGroupMember = calls.join_group(name, member)
+            joined: AmqpGroupMember = calls.join_group(name, member, max_in_flight=max_in_flight)
             return joined
-        return GroupMember(self._http(), name, member)
+        return GroupMember(self._http(), name, member, max_in_flight)
 
     def close(self) -> None:
         self.transport.close()
@@ -525,12 +528,15 @@ class GroupMember:
     unacknowledged events back to the group.
     """
 
-    def __init__(self, transport: HttpTransport, group: str, member: str | None) -> None:
+    def __init__(
+        self, transport: HttpTransport, group: str, member: str | None, max_in_flight: int | None = None
+    ) -> None:
         self.transport = transport
         self.group = group
         self.id = member
         self._path = f"/api/group/{_quote(group)}"
-        self._lines = transport.stream_lines(f"{self._path}/stream", {"member": member})
+        params = {"member": member, "max-in-flight": max_in_flight}
+        self._lines = transport.stream_lines(f"{self._path}/stream", params)
 
     def __iter__(self) -> Iterator[GroupDelivery]:
         return self

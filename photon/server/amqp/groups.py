@@ -79,6 +79,7 @@ QUEUE_GONE = "queue gone"
 CONNECTION_LOST = "connection lost"
 STOPPING = "service stopping"
 GROUP_STOPPED = "the group stopped (deleted, reset, or restarted by an update): join again"
+REPLACED = "replaced: another member joined under the same id"
 
 Key = tuple[str, str | None]
 Finish = Callable[[str, bytes, bool], None]
@@ -137,7 +138,8 @@ class Membership(threading.Thread):
             try:
                 deliveries = member.take(TAKE_TIMEOUT)
             except StoreClosed:
-                self.end(GROUP_STOPPED)
+                replaced = member.group.members.get(member.id) not in (None, member)
+                self.end(REPLACED if replaced else GROUP_STOPPED)
                 return
             if deliveries:
                 checked = time.monotonic()
