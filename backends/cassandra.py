@@ -535,7 +535,10 @@ class CassandraBackend(Backend):
         versions: dict[str, int] = {}
         for event in events:
             current = versions.get(event.stream_name, self._versions[event.stream_name])
-            if event.stream_version != current + 1:
+            # Only a stream with no events may start past its next version: a restore of a stream
+            # whose first events a scavenge removed (as the other backends allow).
+            starts_late = current == 0 and event.stream_name not in versions and event.stream_version > 1
+            if event.stream_version != current + 1 and not starts_late:
                 raise IntegrityError(
                     f"cassandra: stream {event.stream_name!r} version {event.stream_version} does not follow {current}"
                 )
