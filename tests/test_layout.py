@@ -26,7 +26,7 @@ KNOWN_LOOPS: list[list[str]] = []
 KNOWN_PRIVATE_READS: set[str] = set()
 KNOWN_FRONT_END_IMPORTS: set[str] = set()
 KNOWN_LONG = {
-    "photon.client.blocking", "photon.core.events", "photon.server.amqp.link",
+    "photon.client.blocking", "photon.core.events",
 }  # fmt: skip
 
 
