@@ -1,5 +1,8 @@
 """`mongo` (alias `mongodb`): the store in a MongoDB database, each append one transaction.
 
+Long because the transaction that appends, the read indexes it keeps and the reads that use
+them are one design: each read's selector and hint are right only for how the append writes.
+
 Server: `mongodb.host` (a host, ``host:port``, or a whole ``mongodb://`` / ``mongodb+srv://`` URL)
 and `mongodb.database`. Transactions need a replica set (a single-node one is enough) or a
 sharded cluster; a standalone ``mongod`` is refused with a message saying so.

@@ -1,5 +1,8 @@
 """`redis`: the store on a Redis server (`redis.url`), every append one atomic Lua script.
 
+Long because the key layout, the scripts that keep it (see `redis_scripts`) and the reads that
+walk it are one design: a read is right only for how the scripts write the keys.
+
 Layout, every key under one hash tag ``{P}`` (P = `redis.prefix`, default ``photon``), so a
 Redis Cluster keeps a whole store in one slot and the scripts may touch all of its keys:
 
