@@ -9,7 +9,7 @@ driver's cursor directly, which saves SQLAlchemy's per-row result processing.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from operator import add
 from typing import Any, ClassVar
 
@@ -29,6 +29,8 @@ from .statements import (
     translate_error,
 )
 
+HEADS_CHUNK = 512
+"""Streams per statement of the writer's look-up of versions and numbers."""
 STREAM_IDS_KEPT = 100_000
 """The writer remembers this many stream numbers; past it, it starts again (and looks them up)."""
 
@@ -59,6 +61,12 @@ class SQLBackend(SQLReads):
         # The writer's record of stream numbers (photon_streams.stream_id), by name.
         self._stream_ids: dict[str, int] = {}
         self._last_stream_id: int | None = None
+        self._absent: set[str] = set()
+        """Streams the writer's last look-up (`versions_before_append`) found missing: the append
+        that follows numbers them without asking again. Emptied by every write."""
+        self._pipelined = False
+        """The writer's connection is psycopg 3's in autocommit mode: an append is one pipeline
+        (BEGIN, the inserts, COMMIT: one round trip), a look-up one statement."""
 
     # -- engine and connections -------------------------------------------------------
 
@@ -89,8 +97,23 @@ class SQLBackend(SQLReads):
             except BaseException:
                 connection.invalidate()
                 raise
+            self._pipelined = self.pipeline_writer(connection)
             self._writer = connection
         return self._writer
+
+    def pipeline_writer(self, connection: Any) -> bool:
+        """Whether the writer's `connection` sends an append as one pipeline (psycopg 3 on
+        PostgreSQL: then it is put in autocommit mode, each append bracketed by its own BEGIN
+        and COMMIT, so that neither costs a round trip of its own)."""
+        driver = connection.driver_connection
+        if self._engine.dialect.name != "postgresql" or not hasattr(driver, "pipeline"):
+            return False
+        import psycopg
+
+        if not psycopg.Pipeline.is_supported():
+            return False
+        driver.autocommit = True
+        return True
 
     def lock_writer_connection(self, connection: Any) -> None:
         """Take the writer lock on the writer's own connection, where the dialect has such a lock
@@ -219,7 +242,9 @@ class SQLBackend(SQLReads):
                 # Bounded cache: start again, and look every stream of this batch up below (a
                 # clear between the look-up and the rows would lose the numbers of known ones).
                 ids.clear()
+                self._absent.clear()
             self._number_streams([name for name in versions if name not in ids])
+        self._absent = set()  # this write may create any of them: the next append asks again
         # event + (number,), in C: zip() of one iterable gives the 1-tuples.
         rows = map(add, events, zip(map(ids.__getitem__, map(STREAM_NAME, events))))
         return rows, [(name, version, ids[name]) for name, version in versions.items()]
@@ -228,9 +253,10 @@ class SQLBackend(SQLReads):
         """Find the numbers of streams the writer has not met yet; give new streams the next ones."""
         import sqlalchemy as sa
 
-        table, ids = self._streams_table, self._stream_ids
-        for start in range(0, len(names), CHUNK):
-            chunk = names[start : start + CHUNK]
+        table, ids, absent = self._streams_table, self._stream_ids, self._absent
+        unknown = [name for name in names if name not in absent]  # the writer just found the others missing
+        for start in range(0, len(unknown), CHUNK):
+            chunk = unknown[start : start + CHUNK]
             rows = self._core(sa.select(table.c.stream_name, table.c.stream_id).where(table.c.stream_name.in_(chunk)))
             ids.update({name: number for name, number in rows})
         if self._last_stream_id is None:
@@ -244,6 +270,69 @@ class SQLBackend(SQLReads):
         """After a failed write: numbers given to new streams may not have been stored."""
         self._stream_ids.clear()
         self._last_stream_id = None
+        self._absent = set()
+
+    def versions_before_append(self, streams: Collection[str]) -> dict[str, int]:
+        """From the writer's own connection, with each stream's number, kept for the append that
+        follows (which then inserts without looking any of them up again)."""
+        names = list(streams)
+        ids = self._stream_ids
+        if len(ids) > STREAM_IDS_KEPT:
+            ids.clear()
+        found: dict[str, int] = {}
+        for start in range(0, len(names), HEADS_CHUNK):
+            chunk = names[start : start + HEADS_CHUNK]
+            size = 1 << (len(chunk) - 1).bit_length()  # a few statement shapes: pad with a repeated name
+            for name, version, number in self._writer_rows(
+                self._heads_sql(size), chunk + chunk[-1:] * (size - len(chunk))
+            ):
+                found[name] = version
+                ids[name] = number
+        self._absent = {name for name in names if name not in found}
+        return found
+
+    def _heads_sql(self, size: int) -> str:
+        import sqlalchemy as sa
+
+        table = self._streams_table
+        statement = self._sql(
+            ("heads", size),
+            lambda: sa.select(table.c.stream_name, table.c.version, table.c.stream_id).where(
+                table.c.stream_name.in_([sa.bindparam(f"n{i}") for i in range(size)])
+            ),
+        )
+        if statement.names != tuple(f"n{i}" for i in range(size)):
+            raise BackendError(f"unexpected look-up parameter order {statement.names}")
+        return statement.sql
+
+    def _writer_rows(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        """A read on the writer's connection, in a transaction of its own."""
+        connection = self._writer_connection()
+        try:
+            cursor = connection.cursor()
+            try:
+                cursor.execute(sql, params)
+                rows: list[Any] = cursor.fetchall()
+            finally:
+                cursor.close()
+            if not self._pipelined:  # in autocommit mode there is no transaction to end
+                connection.commit()
+            return rows
+        except Exception as exc:
+            raise self._writer_failed(connection, exc) from exc
+
+    def _writer_failed(self, connection: Any, exc: Exception) -> BaseException:
+        """Roll the writer's connection back after `exc`; the error to raise (Photon's)."""
+        error = self.translate(exc)
+        try:
+            connection.rollback()
+        except Exception:
+            error = error if isinstance(error, BackendUnavailable) else BackendUnavailable(f"{self.name}: {exc}")
+        if isinstance(error, BackendUnavailable):
+            # The session (and with it the writer lock) is gone: drop it; the next write
+            # reconnects and takes the lock again.
+            self._drop_writer()
+        return error
 
     # -- the contract --------------------------------------------------------------------
 
@@ -254,26 +343,28 @@ class SQLBackend(SQLReads):
         connection = self._writer_connection()
         rows, versions = self._numbered(events)
         cursor = connection.cursor()
+        tags = tag_rows(events)
         try:
-            self.begin_write(cursor)
-            cursor.executemany(insert.sql, rows)
-            cursor.executemany(upsert.sql, versions)
-            tags = tag_rows(events)
-            if tags:
-                cursor.executemany(self._insert_tags_sql(), tags)
-            connection.commit()
+            if self._pipelined:
+                # One round trip: every statement is sent before the first answer is awaited,
+                # and the pipeline's end waits for all of them, COMMIT included.
+                with connection.driver_connection.pipeline():
+                    cursor.execute("BEGIN")
+                    cursor.executemany(insert.sql, rows)
+                    cursor.executemany(upsert.sql, versions)
+                    if tags:
+                        cursor.executemany(self._insert_tags_sql(), tags)
+                    cursor.execute("COMMIT")
+            else:
+                self.begin_write(cursor)
+                cursor.executemany(insert.sql, rows)
+                cursor.executemany(upsert.sql, versions)
+                if tags:
+                    cursor.executemany(self._insert_tags_sql(), tags)
+                connection.commit()
         except Exception as exc:
             self._forget_stream_numbers()
-            error = self.translate(exc)
-            try:
-                connection.rollback()
-            except Exception:
-                error = error if isinstance(error, BackendUnavailable) else BackendUnavailable(f"{self.name}: {exc}")
-            if isinstance(error, BackendUnavailable):
-                # The session (and with it the writer lock) is gone: drop it; the next append
-                # reconnects and takes the lock again.
-                self._drop_writer()
-            raise error from exc
+            raise self._writer_failed(connection, exc) from exc
         finally:
             with contextlib.suppress(Exception):
                 cursor.close()
