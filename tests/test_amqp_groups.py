@@ -65,7 +65,6 @@ def test_members_share_the_events_once_each_when_all_ack(photon: Photon, client:
     assert created["group-name"] == group and created["stream"] == stream
     with pytest.raises(Conflict, match="already exists"):
         admin.create_group(group, stream=stream)
-    ids = emit(client, stream, 60)
 
     got: dict[str, list[GroupDelivery]] = {}
     errors: list[BaseException] = []
@@ -85,6 +84,23 @@ def test_members_share_the_events_once_each_when_all_ack(photon: Photon, client:
     threads = [threading.Thread(target=consume, args=(f"m{i}",)) for i in range(3)]
     for thread in threads:
         thread.start()
+    wait_until(lambda: len(admin.group(group)["members"]) == 3 or bool(errors), what="three members")
+    # Written while the members consume, by two writers at once.
+    written: list[int] = []
+
+    def write(writer: AmqpClient) -> None:
+        for _ in range(3):
+            written.extend(emit(writer, stream, 10))
+
+    second = photon.client(timeout=20.0)
+    writers = [threading.Thread(target=write, args=(c,)) for c in (client, second)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(30)
+    second.close()
+    ids = sorted(written)
+    assert len(ids) == 60
     wait_until(lambda: sum(len(v) for v in got.values()) >= 60 or bool(errors), what="every event delivered")
     wait_until(lambda: admin.group(group)["checkpoint"] == ids[-1], what="the checkpoint past every event")
     described = admin.group(group)

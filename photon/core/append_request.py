@@ -21,14 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from photon.core.errors import ValidationError
-from photon.core.events import (
-    RecordedEvent,
-    check_tags,
-    event_tags,
-    expected_version_field,
-    is_internal,
-    parse_expected_version,
-)
+from photon.core.event_validation import check_tags, expected_version_field, parse_expected_version
+from photon.core.events import RecordedEvent, event_tags, is_internal
 from photon.core.requests import MAX_INT64, EmitEnvelope, field_names, parse_integer
 
 EVENTS: Final = "events"
