@@ -29,7 +29,7 @@ class SQLBackend(StreamNumbers):
 
     name = "sql"
     description = "any SQLAlchemy database URL (sql.url), e.g. PostgreSQL"
-    indexed_reads: ClassVar[frozenset[str]] = frozenset({"category", "event-type"})
+    indexed_reads: ClassVar[frozenset[str]] = frozenset({"category", "event-type", "tags"})
     bulk_load = True
     scavenging = True
     redaction = True

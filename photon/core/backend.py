@@ -81,9 +81,10 @@ class Backend(abc.ABC):
     #: fastest with small pages (they stay in the CPU cache); remote ones want fewer round trips.
     read_page_size: ClassVar[int] = 1000
     #: The reads this backend answers from an index, so that their cost follows what they return:
-    #: "category" (it honours `Query.categories`) and "event-type" (`Query.event_types`). The
-    #: core answers a category read on a backend without "category" by scanning `__all__`, and
-    #: `photon backends` shows which way each backend goes.
+    #: "category" (it honours `Query.categories`), "event-type" (`Query.event_types`) and "tags"
+    #: (it overrides `read_matching`, the DCB condition reads and reads by tags). The core answers
+    #: a category read on a backend without "category" by scanning `__all__`, and `photon backends`
+    #: shows which way each backend goes. The contract suite checks every indexed read against a scan.
     indexed_reads: ClassVar[frozenset[str]] = frozenset()
     #: The driver module this backend imports when it opens (None: nothing beyond Photon's own
     #: dependencies), and the pip extra of photon-eventstore that installs it.
