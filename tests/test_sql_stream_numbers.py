@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import photon_backends.sql.backend as sql
+import photon_backends.sql.stream_numbers as sql
 import pytest
 
 from photon.core.store import EventStore

@@ -151,6 +151,16 @@ class Backend(abc.ABC):
     def stream_versions(self, streams: Collection[str]) -> dict[str, int]:
         """The current version of each named stream; streams that do not exist may be left out."""
 
+    def versions_before_append(self, streams: Collection[str]) -> dict[str, int]:
+        """`stream_versions`, asked by the writer thread for the streams it is about to give
+        positions in (between two appends, never while a read needs an answer from it).
+
+        The default asks `stream_versions`. A backend may answer from its writer's own connection
+        and keep what it learns for the `append` that follows (the SQL backends learn each
+        stream's number in the same query, so an append to a new stream looks it up once).
+        """
+        return self.stream_versions(streams)
+
     @abc.abstractmethod
     def streams(self) -> Iterator[StreamInfo]:
         """Every stream that holds events, with its event count, in name order."""
