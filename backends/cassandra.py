@@ -22,12 +22,20 @@ Layout (B = 10,000):
   of the writer allowed to move it). Written only with lightweight transactions.
 - ``writer_lease``: one row with a TTL: who holds the writer lease.
 - ``checkpoints``: key -> value.
+- ``read_index``: PRIMARY KEY ((kind, key, bucket), order_id), bucket = order_id // B: the read
+  indexes, kind ``c`` (key = a category), ``t`` (an event type) or ``g`` (a tag); and
+  ``read_index_buckets``: PRIMARY KEY ((kind, key), bucket): the buckets where a key has rows, so
+  a read of a rare category or tag goes straight to the partitions that hold its events. A
+  category, event-type or tags read walks these and costs what it returns, not the store's size.
+- ``read_index_state``: one row ``'store'``: ``complete`` once every event is in the read
+  indexes. A store written before them gets them when a writer opens it (logged with progress,
+  resumed from ``built_to`` if cut short); until then those reads scan ``events_all``.
 
 Atomicity. Cassandra has no multi-partition transaction; a logged batch is only "eventually all
 or nothing", and batches are size-limited. The store's commit point is the ``head`` row instead:
 
-1. the writer writes every row of a batch (events_all, stream_index, event_ids, streams), in
-   parallel, then
+1. the writer writes every row of a batch (events_all, stream_index, event_ids, streams,
+   read_index, read_index_buckets), in parallel, then
 2. moves the head with one lightweight transaction,
    ``UPDATE head SET last_order_id = new IF last_order_id = old AND writer = my-token``.
 
@@ -38,7 +46,9 @@ the next batch reuses those order-ids and overwrites ``events_all`` (last write 
 clocks must be synchronised, as Cassandra requires anyway); and every other table is only an
 index that readers check against ``events_all``: a ``stream_index``, ``event_ids`` or ``streams``
 row counts only if the ``events_all`` row it points to (at or below the head) names the same
-stream, version and id. The lightweight transaction also fences writers: a writer whose lease
+stream, version and id, and a ``read_index`` row only if that event has the row's category, type
+or tag. Every index row of an acknowledged event was written before the head moved, so nothing
+acknowledged is missing from an index. The lightweight transaction also fences writers: a writer whose lease
 was taken over fails the condition and gets `StoreLocked`.
 
 Durability: an append is acknowledged after the rows were written and the head moved at
@@ -52,23 +62,26 @@ by a thread; the new holder then writes its token into ``head.writer`` with a li
 transaction. A dead holder's lease expires with its TTL.
 
 Deleting a stream removes its rows table by table (idempotent, not atomic): a reader may see
-part of a deletion in progress, never a wrong event.
+part of a deletion in progress, never a wrong event. A deletion or a scavenge removes the events'
+``read_index`` rows after their ``events_all`` rows (readers skip a row whose event is gone).
 """
 
 from __future__ import annotations
 
 import contextlib
+import heapq
 import logging
 import math
 import uuid
 from collections import OrderedDict
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from photon.core.append_request import QueryItem, query_matches
 from photon.core.backend import Backend, Query, StoreState, StreamInfo
 from photon.core.config import parse_port, parse_positive
 from photon.core.errors import BackendError, BackendUnavailable, IntegrityError, StoreLocked
-from photon.core.events import RecordedEvent
+from photon.core.events import RecordedEvent, category_of, event_tags
 from photon.core.setting import Setting
 
 from ._lease import LeaseRenewer, lease_holder
@@ -81,6 +94,7 @@ _IN = 200  # keys per IN query
 _CONCURRENCY = 48
 _BATCH_BYTES = 40_000  # current Cassandra fails batches over 50 kB by default
 _INDEX_ROWS = 100
+_BUCKETS_PER_ROUND = 32  # read-index buckets looked at in parallel per round of a read
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS events_all (
@@ -96,6 +110,13 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS head (id text PRIMARY KEY, last_order_id bigint, writer text)",
     "CREATE TABLE IF NOT EXISTS writer_lease (id text PRIMARY KEY, holder text, owner text)",
     "CREATE TABLE IF NOT EXISTS checkpoints (key text PRIMARY KEY, value blob)",
+    """CREATE TABLE IF NOT EXISTS read_index (
+        kind text, key text, bucket bigint, order_id bigint,
+        PRIMARY KEY ((kind, key, bucket), order_id)) WITH CLUSTERING ORDER BY (order_id ASC)""",
+    """CREATE TABLE IF NOT EXISTS read_index_buckets (
+        kind text, key text, bucket bigint,
+        PRIMARY KEY ((kind, key), bucket)) WITH CLUSTERING ORDER BY (bucket ASC)""",
+    "CREATE TABLE IF NOT EXISTS read_index_state (id text PRIMARY KEY, built_to bigint, complete boolean)",
 )
 
 _STATEMENTS = {
@@ -132,6 +153,15 @@ _STATEMENTS = {
     "set_checkpoint": "INSERT INTO checkpoints (key, value) VALUES (?, ?)",
     "delete_checkpoint": "DELETE FROM checkpoints WHERE key = ?",
     "all_checkpoints": "SELECT key, value FROM checkpoints",
+    "insert_read_index": "INSERT INTO read_index (kind, key, bucket, order_id) VALUES (?, ?, ?, ?)",
+    "insert_read_bucket": "INSERT INTO read_index_buckets (kind, key, bucket) VALUES (?, ?, ?)",
+    "read_index_range": "SELECT order_id FROM read_index WHERE kind = ? AND key = ? AND bucket = ? "
+    "AND order_id >= ? AND order_id <= ? LIMIT ?",
+    "read_buckets": "SELECT bucket FROM read_index_buckets WHERE kind = ? AND key = ? AND bucket >= ? "
+    "AND bucket <= ? LIMIT ?",
+    "delete_read_index": "DELETE FROM read_index WHERE kind = ? AND key = ? AND bucket = ? AND order_id = ?",
+    "read_index_state": "SELECT built_to, complete FROM read_index_state WHERE id = ?",
+    "set_read_index_state": "INSERT INTO read_index_state (id, built_to, complete) VALUES (?, ?, ?)",
 }
 
 
@@ -166,6 +196,7 @@ class CassandraBackend(Backend):
     scavenging = True
     redaction = True
     listing_checkpoints = True
+    indexed_reads = frozenset({"category", "event-type", "tags"})
     description = "Cassandra / ScyllaDB keyspace (cassandra.ip, cassandra.keyspace); head row moved by LWT"
     driver = "cassandra"
     extra = "cassandra"
@@ -226,6 +257,8 @@ class CassandraBackend(Backend):
         self._versions: dict[str, int] = {}  # the writer's verified stream versions
         self._forgets = 0  # how often they were dropped after a failure
         self._next_version: OrderedDict[tuple[str, int], int] = OrderedDict()  # page hand-off cache
+        self._indexed = False  # every event is in the read indexes (read_index_state.complete)
+        self._known_buckets: set[tuple[str, str, int]] = set()  # read_index_buckets rows known written
 
     def describe(self) -> str:
         return f"cassandra {','.join(self.hosts)}:{self.port}/{self.keyspace}"
@@ -264,10 +297,54 @@ class CassandraBackend(Backend):
             self._ps = {name: self._session.prepare(cql) for name, cql in _STATEMENTS.items()}
             if writer:
                 self._take_lease()
+                self._build_read_indexes()
+            state = self._run("read_index_state", (HEAD,))
+            self._indexed = bool(state and state[0].complete)
+            if not self._indexed and self._read_head() > 0:
+                log.warning(
+                    "cassandra %s: the store has no read indexes yet; category, event-type and tags reads scan "
+                    "events_all until a writer opens it and builds them",
+                    self.describe(),
+                )
             return StoreState(self.last_order_id())
         except BaseException as exc:
             self.close()
             raise _translate(exc) from exc
+
+    def _build_read_indexes(self) -> None:
+        """Index the events of a store written before the read indexes, bucket by bucket from where
+        a build cut short stopped (the rows are idempotent); then mark the indexes complete. Runs
+        with the lease held and before any append, so the head does not move meanwhile."""
+        state = self._run("read_index_state", (HEAD,))
+        if state and state[0].complete:
+            return
+        head = self._read_head(serial=True)
+        done = int(state[0].built_to or 0) if state else 0
+        if done < head:
+            log.info("cassandra %s: building the read indexes of events %d to %d", self.describe(), done + 1, head)
+        while done < head:
+            end = min(head, (done // BUCKET + 1) * BUCKET - 1)
+            events = self._read_all(Query(from_order_id=done + 1, limit=BUCKET), end)
+            batches = _Batches()
+            for event in events:
+                self._add_read_index_rows(batches, event)
+            self._concurrent(batches.statements())
+            done = end
+            self._run("set_read_index_state", (HEAD, done, False))
+            if done % 100_000 < BUCKET or done == head:
+                log.info("cassandra %s: read indexes: %d of %d events", self.describe(), done, head)
+        self._run("set_read_index_state", (HEAD, head, True))
+
+    def _add_read_index_rows(self, batches: _Batches, event: RecordedEvent) -> list[tuple[str, str, int]]:
+        """Add the event's read_index rows (and its keys' bucket rows not known to be written); return those."""
+        bucket = event.order_id // BUCKET
+        new: list[tuple[str, str, int]] = []
+        for kind, key in _read_keys(event):
+            batches.add("read", self._ps["insert_read_index"], (kind, key, bucket, event.order_id))
+            if (kind, key, bucket) not in self._known_buckets:
+                batches.add("read-buckets", self._ps["insert_read_bucket"], (kind, key, bucket))
+                new.append((kind, key, bucket))
+        return new
 
     def _take_lease(self) -> None:
         token = uuid.uuid4().hex
@@ -387,6 +464,9 @@ class CassandraBackend(Backend):
             return
         if self._token is None:
             raise BackendError("the store was opened read-only")
+        if len(self._known_buckets) > 100_000:
+            self._known_buckets.clear()
+        new_buckets: set[tuple[str, str, int]] = set()
         try:
             head = self._head if self._head is not None else self._read_head(serial=True)
             self._head = head
@@ -399,6 +479,8 @@ class CassandraBackend(Backend):
                 batches.add(("all", event.order_id // BUCKET), ps["insert_all"], (event.order_id // BUCKET, *event))
             last: dict[str, RecordedEvent] = {}
             for event in events:
+                new_buckets.update(self._add_read_index_rows(batches, event))
+                self._known_buckets.update(new_buckets)  # one row per bucket in this batch
                 bucket = (event.stream_version - 1) // BUCKET
                 batches.add(
                     "index", ps["insert_index"], (event.stream_name, bucket, event.stream_version, event.order_id)
@@ -415,6 +497,7 @@ class CassandraBackend(Backend):
             moved = self._run("move_head", (new_head, HEAD, head, self._token))[0]
         except BaseException as exc:
             self._forget()
+            self._known_buckets.difference_update(new_buckets)  # their writes may have failed
             raise _translate(exc) from exc
         if not moved[0]:
             self._forget()
@@ -452,7 +535,10 @@ class CassandraBackend(Backend):
         versions: dict[str, int] = {}
         for event in events:
             current = versions.get(event.stream_name, self._versions[event.stream_name])
-            if event.stream_version != current + 1:
+            # Only a stream with no events may start past its next version: a restore of a stream
+            # whose first events a scavenge removed (as the other backends allow).
+            starts_late = current == 0 and event.stream_name not in versions and event.stream_version > 1
+            if event.stream_version != current + 1 and not starts_late:
                 raise IntegrityError(
                     f"cassandra: stream {event.stream_name!r} version {event.stream_version} does not follow {current}"
                 )
@@ -464,17 +550,93 @@ class CassandraBackend(Backend):
     # -- reading ----------------------------------------------------------------------------------
 
     def read(self, query: Query) -> list[RecordedEvent]:
-        if query.event_types is not None and not query.event_types:
+        if (query.event_types is not None and not query.event_types) or (
+            query.categories is not None and not query.categories
+        ):
             return []
         head = self._read_head()
         upper = head if query.to_order_id is None else min(head, query.to_order_id)
+        if query.stream is None and self._indexed and (query.categories or query.event_types):
+            if query.categories is not None:
+                keys = [("c", name) for name in sorted(query.categories)]
+            else:
+                keys = [("t", name) for name in sorted(query.event_types or ())]
+            pages = [
+                self._read_key(kind, key, query.from_order_id, upper, query.limit, lambda e: self._keep(query, e))
+                for kind, key in keys
+            ]
+            return list(heapq.merge(*pages, key=_order_id))[: query.limit]
         found = self._read_all(query, upper) if query.stream is None else self._read_stream(query, upper, head)
         return found
 
     def _keep(self, query: Query, event: RecordedEvent) -> bool:
         if query.event_types is not None and event.event_type not in query.event_types:
             return False
+        if query.categories is not None and category_of(event.stream_name) not in query.categories:
+            return False
         return query.from_time is None or event.event_time >= query.from_time
+
+    def _read_key(
+        self, kind: str, key: str, start: int, upper: int, limit: int, keep: Callable[[RecordedEvent], bool]
+    ) -> list[RecordedEvent]:
+        """The first `limit` events of one read-index key from `start` to `upper` that `keep` keeps.
+
+        Each round asks which buckets hold the key's rows, reads their rows in parallel, and
+        checks every row against its ``events_all`` row (a row left by a batch that never
+        committed, or whose event a scavenge removed, is skipped)."""
+        found: list[RecordedEvent] = []
+        start = max(start, 1)
+        while len(found) < limit and start <= upper:
+            buckets = [
+                int(row.bucket)
+                for row in self._run("read_buckets", (kind, key, start // BUCKET, upper // BUCKET, _BUCKETS_PER_ROUND))
+            ]
+            if not buckets:
+                break
+            want = limit - len(found)
+            results = self._concurrent(
+                (self._ps["read_index_range"], (kind, key, bucket, start, upper, want)) for bucket in buckets
+            )
+            orders: list[int] = []
+            truncated = False
+            for rows in results:
+                orders.extend(int(row.order_id) for row in rows)
+                if len(rows) == want:  # this bucket holds more: the next round goes on from it
+                    truncated = True
+                    break
+            taken = orders[:want]
+            if taken:
+                events = self._events_at(taken, upper)
+                for order in taken:
+                    event = events.get(order)
+                    if event is not None and _has_read_key(event, kind, key) and keep(event):
+                        found.append(event)
+            # On from the last row looked at, or past every bucket of this round when it ran dry.
+            start = taken[-1] + 1 if truncated or len(orders) >= want else (buckets[-1] + 1) * BUCKET
+        return found[:limit]
+
+    def read_matching(self, query: tuple[QueryItem, ...], after: int, limit: int) -> list[RecordedEvent]:
+        """Through the read indexes: an item with tags walks its first tag's rows (checking the
+        rest), one with only types its types' rows; the items' answers are merged."""
+        if not self._indexed or not query or not all(item.tags or item.types for item in query):
+            return super().read_matching(query, after, limit)
+        head = self._read_head()
+        answers: list[list[RecordedEvent]] = []
+        for item in query:
+            keys = [("g", min(item.tags))] if item.tags else [("t", name) for name in sorted(item.types)]
+
+            def matches(event: RecordedEvent, item: QueryItem = item) -> bool:
+                return query_matches((item,), event)
+
+            pages = [self._read_key(kind, key, after + 1, head, limit, matches) for kind, key in keys]
+            answers.append(list(heapq.merge(*pages, key=_order_id)))
+        found: list[RecordedEvent] = []
+        for event in heapq.merge(*answers, key=_order_id):
+            if not found or found[-1].order_id != event.order_id:
+                found.append(event)
+                if len(found) >= limit:
+                    break
+        return found
 
     def _read_all(self, query: Query, upper: int) -> list[RecordedEvent]:
         found: list[RecordedEvent] = []
@@ -653,6 +815,7 @@ class CassandraBackend(Backend):
             work.append((self._ps["delete_all"], (event.order_id // BUCKET, event.order_id)))
             work.append((self._ps["delete_id"], (event.event_id,)))
         self._concurrent(work)
+        self._concurrent(self._read_index_deletions(events))
         # The index last: until it goes, a half-done deletion can be found and finished.
         self._concurrent((self._ps["delete_index"], (stream, b)) for b in range(0, (max(top, 1) - 1) // BUCKET + 1))
         self._run("delete_stream", (stream,))
@@ -673,12 +836,21 @@ class CassandraBackend(Backend):
             rows += [r for r in self._run("index_range", (stream, bucket, 1, BUCKET)) if r.version < before]
         events = self._events_at((r.order_id for r in rows), head)
         work: list[tuple[Any, Sequence[Any]]] = []
-        for event in events.values():
-            if event.stream_name == stream and event.stream_version < before:
-                work.append((self._ps["delete_all"], (event.order_id // BUCKET, event.order_id)))
-                work.append((self._ps["delete_id"], (event.event_id,)))
+        removed = [e for e in events.values() if e.stream_name == stream and e.stream_version < before]
+        for event in removed:
+            work.append((self._ps["delete_all"], (event.order_id // BUCKET, event.order_id)))
+            work.append((self._ps["delete_id"], (event.event_id,)))
         self._concurrent(work)
-        return len(work) // 2
+        self._concurrent(self._read_index_deletions(removed))
+        return len(removed)
+
+    def _read_index_deletions(self, events: Iterable[RecordedEvent]) -> list[tuple[Any, Sequence[Any]]]:
+        """The statements removing these (already removed) events' read_index rows."""
+        return [
+            (self._ps["delete_read_index"], (kind, key, event.order_id // BUCKET, event.order_id))
+            for event in events
+            for kind, key in _read_keys(event)
+        ]
 
     def replace_events(self, events: Sequence[RecordedEvent]) -> None:
         head = self._read_head(serial=True)
@@ -740,6 +912,27 @@ class _Batches:
 
     def statements(self) -> list[tuple[Any, Sequence[Any]]]:
         return [(batch, ()) for batch in [*self._done, *(b for b, _ in self._open.values())]]
+
+
+def _read_keys(event: RecordedEvent) -> list[tuple[str, str]]:
+    """The event's read-index keys: its category, its event type and each of its tags."""
+    keys = [("c", category_of(event.stream_name)), ("t", event.event_type)]
+    if b'"tags"' in event.data:
+        keys += [("g", tag) for tag in sorted(set(event_tags(event.data)))]
+    return keys
+
+
+def _has_read_key(event: RecordedEvent, kind: str, key: str) -> bool:
+    """Whether a stored event has this read-index key (a row checked against its event)."""
+    if kind == "c":
+        return category_of(event.stream_name) == key
+    if kind == "t":
+        return event.event_type == key
+    return b'"tags"' in event.data and key in event_tags(event.data)
+
+
+def _order_id(event: RecordedEvent) -> int:
+    return event.order_id
 
 
 def _event(row: Any) -> RecordedEvent:

@@ -1,5 +1,8 @@
 """`mongo` (alias `mongodb`): the store in a MongoDB database, each append one transaction.
 
+Long because the transaction that appends, the read indexes it keeps and the reads that use
+them are one design: each read's selector and hint are right only for how the append writes.
+
 Server: `mongodb.host` (a host, ``host:port``, or a whole ``mongodb://`` / ``mongodb+srv://`` URL)
 and `mongodb.database`. Transactions need a replica set (a single-node one is enough) or a
 sharded cluster; a standalone ``mongod`` is refused with a message saying so.
@@ -7,8 +10,13 @@ sharded cluster; a standalone ``mongod`` is refused with a message saying so.
 Layout (collections of `mongodb.database`):
 
 - ``events``: one document per event: ``_id`` = order-id, ``s`` stream, ``v`` version, ``i``
-  event id, ``t`` type, ``tm`` event-time, ``d`` the whole event JSON (binary). Unique indexes:
-  ``_id`` (order-ids), ``(s, v)`` (versions), ``i`` (ids); plus ``(s, _id)`` for stream reads.
+  event id, ``t`` type, ``tm`` event-time, ``c`` the stream's category, ``g`` its tags (only
+  on events that have some), ``d`` the whole event JSON (binary). Unique indexes: ``_id``
+  (order-ids), ``(s, v)`` (versions), ``i`` (ids); plus ``(s, _id)`` for stream reads and the
+  read indexes ``(c, _id)`` (categories), ``(t, _id)`` (event types) and ``(g, _id)`` (tags,
+  multikey and sparse), so a category, event-type or tags read walks only the events it returns.
+  A store written before ``c`` existed gets it when a writer opens it (logged with progress);
+  until then category reads scan `__all__` by stream name.
 - ``streams``: ``{_id: stream, v: current version}``.
 - ``meta``: ``{_id: "high-water", last: highest order-id ever stored}`` and the writer lease
   ``{_id: "writer", token, holder, expires}``.
@@ -31,6 +39,7 @@ import contextlib
 import datetime
 import logging
 import os
+import re
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any
@@ -39,7 +48,7 @@ from photon.core.append_request import QueryItem
 from photon.core.backend import Backend, Query, StoreState, StreamInfo
 from photon.core.config import parse_positive
 from photon.core.errors import BackendError, BackendUnavailable, IntegrityError, StoreLocked
-from photon.core.events import RecordedEvent, event_tags
+from photon.core.events import CATEGORY_SEPARATOR, RecordedEvent, category_of, event_tags
 from photon.core.setting import Setting
 
 from ._lease import LeaseRenewer, lease_holder
@@ -60,6 +69,7 @@ class MongoBackend(Backend):
     scavenging = True
     redaction = True
     listing_checkpoints = True
+    indexed_reads = frozenset({"category", "event-type", "tags"})
     description = "MongoDB (mongodb.host, mongodb.database); one transaction per append"
     driver = "pymongo"
     extra = "mongo"
@@ -95,6 +105,8 @@ class MongoBackend(Backend):
         self._db: Any = None
         self._token: str | None = None
         self._lease: LeaseRenewer | None = None
+        self._categories_ready = True
+        """Every event has its category field (``c``), so the category index answers category reads."""
 
     def uri(self) -> str:
         host = self.host.strip()
@@ -135,6 +147,14 @@ class MongoBackend(Backend):
             self._create_schema()
             if writer:
                 self._take_lease()
+                self._fill_categories()
+            self._categories_ready = self._db.events.find_one({"c": None}, {"_id": 1}, hint="category") is None
+            if not self._categories_ready:
+                log.warning(
+                    "mongo %s: events written before the category index have no category yet; category "
+                    "reads scan __all__ until a writer opens the store and fills it in",
+                    self.describe(),
+                )
             return StoreState(self.last_order_id())
         except BaseException as exc:
             self.close()
@@ -150,10 +170,29 @@ class MongoBackend(Backend):
         events.create_index([("s", pymongo.ASCENDING), ("_id", pymongo.ASCENDING)], name="stream_order")
         # The tags index: only events with tags have the field `g` (a sparse, multikey index).
         events.create_index([("g", pymongo.ASCENDING), ("_id", pymongo.ASCENDING)], name="tags", sparse=True)
+        events.create_index([("c", pymongo.ASCENDING), ("_id", pymongo.ASCENDING)], name="category")
+        events.create_index([("t", pymongo.ASCENDING), ("_id", pymongo.ASCENDING)], name="event_type")
         # Created up front, never upserted under contention (an upsert race is where some
         # MongoDB-compatible servers misbehave), so appends only ever update it.
         with contextlib.suppress(DuplicateKeyError):
             self._db.meta.insert_one({"_id": HIGH_WATER, "last": 0})
+
+    def _fill_categories(self) -> None:
+        """Give the events of a store written before the category index their category, a stream at a time."""
+        events = self._db.events
+        filled = streams = 0
+        while (doc := events.find_one({"c": None}, {"s": 1}, hint="category")) is not None:
+            if streams == 0:
+                log.info("mongo %s: filling in the category index of existing events", self.describe())
+            name = doc["s"]
+            filled += events.update_many({"s": name, "c": None}, {"$set": {"c": category_of(name)}}).modified_count
+            streams += 1
+            if streams % 1000 == 0:
+                log.info(
+                    "mongo %s: category index: %d events of %d streams filled in", self.describe(), filled, streams
+                )
+        if streams:
+            log.info("mongo %s: category index complete (%d events of %d streams)", self.describe(), filled, streams)
 
     def _server_now(self) -> datetime.datetime:
         """The server's clock: leases compare times from one clock, whoever's process writes them."""
@@ -282,6 +321,7 @@ class MongoBackend(Backend):
                     "v": Int64(event.stream_version),
                     "i": event.event_id,
                     "t": event.event_type,
+                    "c": category_of(event.stream_name),
                     "tm": Int64(event.event_time),
                     "d": event.data,
                 }
@@ -342,7 +382,9 @@ class MongoBackend(Backend):
         return [_event(doc) for doc in found]
 
     def read(self, query: Query) -> list[RecordedEvent]:
-        if query.event_types is not None and not query.event_types:
+        if (query.event_types is not None and not query.event_types) or (
+            query.categories is not None and not query.categories
+        ):
             return []
         start = query.from_order_id
         selector: dict[str, Any] = {}
@@ -364,10 +406,22 @@ class MongoBackend(Backend):
             selector["tm"] = {"$gte": query.from_time}
         if query.event_types is not None:
             selector["t"] = {"$in": sorted(query.event_types)}
+        index = "_id_" if query.stream is None else "stream_order"
+        if query.categories is not None:
+            if self._categories_ready:
+                selector["c"] = {"$in": sorted(query.categories)}
+                index = "category" if query.stream is None else index
+            else:  # a store whose older events have no category yet: by stream name, scanning
+                selector["$or"] = [
+                    {"s": {"$regex": f"^{re.escape(name)}({re.escape(CATEGORY_SEPARATOR)}|$)"}}
+                    for name in sorted(query.categories)
+                ]
+        elif query.event_types is not None and query.stream is None:
+            index = "event_type"
 
         def find() -> list[RecordedEvent]:
-            # The hint keeps the scan in index order, so no server sorts a whole range per page.
-            index = "_id_" if query.stream is None else "stream_order"
+            # The hint keeps the read in index order (order-ids within each category or type), so
+            # no server sorts a whole range per page and the cost follows the events returned.
             cursor = self._db.events.find(selector, _FIELDS).sort("_id", 1).hint(index).limit(query.limit)
             return [_event(doc) for doc in cursor]
 

@@ -1,5 +1,8 @@
 """`redis`: the store on a Redis server (`redis.url`), every append one atomic Lua script.
 
+Long because the key layout, the scripts that keep it (see `redis_scripts`) and the reads that
+walk it are one design: a read is right only for how the scripts write the keys.
+
 Layout, every key under one hash tag ``{P}`` (P = `redis.prefix`, default ``photon``), so a
 Redis Cluster keeps a whole store in one slot and the scripts may touch all of its keys:
 
@@ -13,6 +16,12 @@ Redis Cluster keeps a whole store in one slot and the scripts may touch all of i
 - ``{P}:meta`` HASH: ``last`` = the highest order-id ever stored (deletions never lower it);
   ``store`` = an id the store got when its writer first opened it. Every append checks it: a
   server that restarted empty (no append-only file) has lost it, and the append is refused.
+- ``{P}:c:<category>``, ``{P}:t:<event type>``, ``{P}:g:<tag>`` ZSETs: the read indexes, members
+  and scores the order-ids of the category's, the type's, the tag's events; written and removed by
+  the same scripts as the events, so a category, event-type or tags read walks only what it
+  returns. A record's header carries its tags (a 7th element) so the scripts find them.
+  ``indexes`` in ``{P}:meta`` says they are complete: a store written before them gets them when
+  a writer opens it (logged with progress); until then those reads scan `__all__`.
 - ``{P}:checkpoints`` HASH: key -> value.
 - ``{P}:writer`` STRING: the writer lease (``SET NX PX``), renewed by a thread.
 
@@ -32,17 +41,19 @@ an append is acknowledged only once that many replicas have it.
 from __future__ import annotations
 
 import contextlib
+import heapq
 import logging
 import uuid
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 import orjson
 
+from photon.core.append_request import QueryItem, query_matches
 from photon.core.backend import Backend, Query, StoreState, StreamInfo
 from photon.core.config import parse_int, parse_positive
 from photon.core.errors import BackendError, BackendUnavailable, IntegrityError, StoreLocked, StoreLost
-from photon.core.events import RecordedEvent
+from photon.core.events import RecordedEvent, category_of, event_tags
 from photon.core.setting import Setting
 
 from ._lease import LeaseRenewer, lease_holder
@@ -57,6 +68,7 @@ class RedisBackend(Backend):
     scavenging = True
     redaction = True
     listing_checkpoints = True
+    indexed_reads = frozenset({"category", "event-type", "tags"})
     description = "Redis server (redis.url); one Lua script per append"
     driver = "redis"
     extra = "redis"
@@ -107,6 +119,10 @@ class RedisBackend(Backend):
         self.k_writer = f"{tag}:writer"
         self.k_trimmed = f"{tag}:trimmed"
         self.k_stream = f"{tag}:s:"
+        self.k_prefix = f"{tag}:"
+        self._indexed = False
+        """The read indexes are complete (``indexes`` in the meta hash): category, event-type and
+        tags reads go through them, otherwise they scan `__all__`."""
         self._client: Any = None
         self._scripts: dict[str, Any] = {}
         self._token: str | None = None
@@ -146,10 +162,52 @@ class RedisBackend(Backend):
                 self._warn_if_not_durable()
                 self._client.hsetnx(self.k_meta, "store", uuid.uuid4().hex)
                 self._store_id = self._client.hget(self.k_meta, "store").decode()
+                if not self._client.hget(self.k_meta, "indexes"):
+                    self._build_indexes()
+            self._indexed = bool(self._client.hget(self.k_meta, "indexes"))
+            if not self._indexed and self.last_order_id() > 0:
+                log.warning(
+                    "redis %s: the store has no read indexes yet; category, event-type and tags reads scan "
+                    "__all__ until a writer opens it and builds them",
+                    self.describe(),
+                )
             return StoreState(self.last_order_id())
         except BaseException as exc:
             self.close()
             raise _translate(exc) from exc
+
+    def _build_indexes(self) -> None:
+        """Index the events of a store written before the read indexes (ZADD is idempotent: a build
+        cut short is simply run again at the next open); then mark the indexes complete."""
+        total = int(self._client.zcard(self.k_all))
+        if total:
+            log.info("redis %s: building the read indexes of %d existing events", self.describe(), total)
+        done, start = 0, 0
+        while True:
+            orders = self._client.zrangebyscore(self.k_all, start, "+inf", start=0, num=PAGE)
+            if not orders:
+                break
+            pipe = self._client.pipeline(transaction=False)
+            for raw in self._client.hmget(self.k_events, orders):
+                if raw is None:
+                    continue
+                event = _parse(raw)
+                for key in self._index_keys(event):
+                    pipe.zadd(key, {str(event.order_id): event.order_id})
+            pipe.execute()
+            done += len(orders)
+            start = int(orders[-1]) + 1
+            if done % 100_000 < PAGE:
+                log.info("redis %s: read indexes: %d of %d events", self.describe(), done, total)
+        self._client.hset(self.k_meta, "indexes", "1")
+        if total:
+            log.info("redis %s: read indexes complete (%d events)", self.describe(), done)
+
+    def _index_keys(self, event: RecordedEvent) -> list[str]:
+        keys = [self.k_prefix + "c:" + category_of(event.stream_name), self.k_prefix + "t:" + event.event_type]
+        if b'"tags"' in event.data:
+            keys += [self.k_prefix + "g:" + tag for tag in sorted(set(event_tags(event.data)))]
+        return keys
 
     def _take_lease(self) -> None:
         token = f"{lease_holder()} ({uuid.uuid4().hex[:8]})"
@@ -214,6 +272,7 @@ class RedisBackend(Backend):
         args: list[Any] = [self._token, self.lease_ms, self._store_id, len(streams), *streams]
         for event in events:
             args += (event.order_id, streams[event.stream_name], event.stream_version, event.event_id, _record(event))
+        args.append(self.k_prefix)
         keys = [self.k_events, self.k_all, self.k_ids, self.k_versions, self.k_meta, self.k_writer]
         keys += [self._stream_key(name) for name in streams]
         keys.append(self.k_trimmed)
@@ -230,17 +289,51 @@ class RedisBackend(Backend):
             raise _translate(exc) from exc
 
     def read(self, query: Query) -> list[RecordedEvent]:
-        if query.event_types is not None and not query.event_types:
+        if (query.event_types is not None and not query.event_types) or (
+            query.categories is not None and not query.categories
+        ):
             return []
-        index = self.k_all if query.stream is None else self._stream_key(query.stream)
+        types, categories, when = query.event_types, query.categories, query.from_time
+
+        def keep(event: RecordedEvent) -> bool:
+            return (
+                (types is None or event.event_type in types)
+                and (categories is None or category_of(event.stream_name) in categories)
+                and (when is None or event.event_time >= when)
+            )
+
+        filtered = types is not None or categories is not None or when is not None
+        check = keep if filtered else None
+        if query.stream is not None:
+            keys = [self._stream_key(query.stream)]
+        elif categories is not None and self._indexed:
+            keys = [self.k_prefix + "c:" + name for name in sorted(categories)]
+        elif types is not None and self._indexed:
+            keys = [self.k_prefix + "t:" + name for name in sorted(types)]
+        else:
+            keys = [self.k_all]
+        return self._read_indexes(keys, query, check)
+
+    def _read_indexes(
+        self, keys: list[str], query: Query, check: Callable[[RecordedEvent], bool] | None
+    ) -> list[RecordedEvent]:
+        """The first `query.limit` events kept by `check` through one or more index ZSETs, in order-id order."""
+        if len(keys) == 1:
+            return self._read_index(keys[0], query, check)
+        # Several categories or types: each index's first page, merged (an event is in one of them).
+        pages = [self._read_index(key, query, check) for key in keys]
+        return list(heapq.merge(*pages, key=lambda e: e.order_id))[: query.limit]
+
+    def _read_index(
+        self, index: str, query: Query, check: Callable[[RecordedEvent], bool] | None
+    ) -> list[RecordedEvent]:
         upper = "+inf" if query.to_order_id is None else query.to_order_id
         version = query.from_version if query.stream is not None else 1
-        filtered = query.event_types is not None or query.from_time is not None
         found: list[RecordedEvent] = []
         start = query.from_order_id
         while True:
             want = query.limit - len(found)
-            batch = max(want, PAGE) if filtered else want
+            batch = max(want, PAGE) if check is not None else want
             records = self._run(
                 "read", [index, self.k_events, self.k_trimmed], [start, upper, version, batch, query.stream or ""]
             )
@@ -248,9 +341,7 @@ class RedisBackend(Backend):
                 if raw is None:  # cannot happen while the script keeps the keys in step
                     raise BackendError(f"redis: {index} names an order-id missing from {self.k_events}")
                 event = _parse(raw)
-                if query.event_types is not None and event.event_type not in query.event_types:
-                    continue
-                if query.from_time is not None and event.event_time < query.from_time:
+                if check is not None and not check(event):
                     continue
                 found.append(event)
                 if len(found) >= query.limit:
@@ -259,6 +350,30 @@ class RedisBackend(Backend):
                 return found
             start = _parse(records[-1]).order_id + 1
             version = 1
+
+    def read_matching(self, query: tuple[QueryItem, ...], after: int, limit: int) -> list[RecordedEvent]:
+        """Through the read indexes: an item with tags walks its first tag's events (checking the
+        rest), one with only types its types' events; the items' answers are merged."""
+        if not self._indexed or not query or not all(item.tags or item.types for item in query):
+            return super().read_matching(query, after, limit)
+        answers: list[list[RecordedEvent]] = []
+        for item in query:
+            if item.tags:
+                keys = [self.k_prefix + "g:" + min(item.tags)]
+            else:
+                keys = [self.k_prefix + "t:" + name for name in sorted(item.types)]
+
+            def matches(event: RecordedEvent, item: QueryItem = item) -> bool:
+                return query_matches((item,), event)
+
+            answers.append(self._read_indexes(keys, Query(from_order_id=after + 1, limit=limit), matches))
+        found: list[RecordedEvent] = []
+        for event in heapq.merge(*answers, key=lambda e: e.order_id):
+            if not found or found[-1].order_id != event.order_id:
+                found.append(event)
+                if len(found) >= limit:
+                    break
+        return found
 
     def last_order_id(self) -> int:
         return int(self._call(self._client.hget, self.k_meta, "last") or 0)
@@ -292,13 +407,13 @@ class RedisBackend(Backend):
 
     def delete_stream(self, stream: str) -> int:
         keys = [self.k_events, self.k_all, self.k_ids, self.k_versions, self.k_writer, self._stream_key(stream)]
-        removed = int(self._run("delete", keys, [self._token or "", stream]))
+        removed = int(self._run("delete", keys, [self._token or "", stream, self.k_prefix]))
         self._call(self._client.hdel, self.k_trimmed, stream)  # a deleted stream starts again at version 1
         return removed
 
     def truncate_stream(self, stream: str, before_version: int) -> int:
         keys = [self.k_events, self.k_all, self.k_ids, self.k_trimmed, self.k_writer, self._stream_key(stream)]
-        return int(self._run("truncate", keys, [self._token or "", stream, before_version]))
+        return int(self._run("truncate", keys, [self._token or "", stream, before_version, self.k_prefix]))
 
     def replace_events(self, events: Sequence[RecordedEvent]) -> None:
         args: list[Any] = [self._token or ""]
@@ -340,15 +455,24 @@ class RedisBackend(Backend):
 
 
 def _record(event: RecordedEvent) -> bytes:
-    header = orjson.dumps(
-        [event.order_id, event.stream_name, event.stream_version, event.event_id, event.event_type, event.event_time]
-    )
-    return header + b"\n" + event.data
+    fields: list[Any] = [
+        event.order_id,
+        event.stream_name,
+        event.stream_version,
+        event.event_id,
+        event.event_type,
+        event.event_time,
+    ]
+    if b'"tags"' in event.data:
+        tags = sorted(set(event_tags(event.data)))
+        if tags:
+            fields.append(tags)  # the scripts find the event's tags index keys here
+    return orjson.dumps(fields) + b"\n" + event.data
 
 
 def _parse(raw: bytes) -> RecordedEvent:
     header, _, data = raw.partition(b"\n")
-    order_id, stream, version, event_id, event_type, event_time = orjson.loads(header)
+    order_id, stream, version, event_id, event_type, event_time = orjson.loads(header)[:6]
     return RecordedEvent(order_id, stream, version, event_id, event_type, event_time, data)
 
 

@@ -5,10 +5,31 @@ from __future__ import annotations
 
 PAGE = 1000  # ids per HMGET inside a script (Lua's unpack has a stack limit)
 
+# The read indexes of one record: the keys of its category, its event type and each of its tags
+# (see the backend's layout). Every key shares the store's hash tag, so the scripts that compute
+# them stay in the one slot of the keys they are given. `prefix` is ``{P}:``.
+INDEX_KEYS = """
+local function index_keys(prefix, record)
+  local header = cjson.decode(string.sub(record, 1, string.find(record, '\\n', 1, true) - 1))
+  local stream = header[2]
+  local dash = string.find(stream, '-', 1, true)
+  local category = stream
+  if dash then category = string.sub(stream, 1, dash - 1) end
+  local keys = {prefix .. 'c:' .. category, prefix .. 't:' .. header[5]}
+  if header[7] then
+    for _, tag in ipairs(header[7]) do keys[#keys + 1] = prefix .. 'g:' .. tag end
+  end
+  return keys, header
+end
+"""
+
 # KEYS: events, all, ids, versions, meta, writer, then each batch stream's key, then trimmed.
 # ARGV: lease token, lease ms, store id, number of streams, the streams' names (in KEYS order),
-#       then 5 values per event: order-id, stream index (1-based), version, id, record.
-APPEND = """
+#       then 5 values per event: order-id, stream index (1-based), version, id, record; then
+#       the key prefix ``{P}:`` of the read indexes.
+APPEND = (
+    INDEX_KEYS
+    + """
 local token, lease = ARGV[1], ARGV[2]
 local store = redis.call('HGET', KEYS[5], 'store')
 if store ~= ARGV[3] then
@@ -22,9 +43,11 @@ if holder ~= token then
 end
 local nstreams = tonumber(ARGV[4])
 local first = 5 + nstreams
+local prefix = ARGV[#ARGV]
+local events_end = #ARGV - 1
 local last = tonumber(redis.call('HGET', KEYS[5], 'last') or '0')
 local versions, seen, skipped = {}, {}, {}
-for i = first, #ARGV, 5 do
+for i = first, events_end, 5 do
   local order, s, version, id = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), ARGV[i + 3]
   if order <= last then
     return redis.error_reply('PHOTON-INTEGRITY order-id ' .. ARGV[i] .. ' is not after ' .. last)
@@ -48,12 +71,13 @@ for i = first, #ARGV, 5 do
   end
   versions[s] = version
 end
-for i = first, #ARGV, 5 do
+for i = first, events_end, 5 do
   local order = ARGV[i]
   redis.call('HSET', KEYS[1], order, ARGV[i + 4])
   redis.call('ZADD', KEYS[2], order, order)
   redis.call('ZADD', KEYS[6 + tonumber(ARGV[i + 1])], order, order)
   redis.call('HSET', KEYS[3], ARGV[i + 3], order)
+  for _, key in ipairs((index_keys(prefix, ARGV[i + 4]))) do redis.call('ZADD', key, order, order) end
 end
 for s, version in pairs(versions) do
   redis.call('HSET', KEYS[4], ARGV[4 + s], version)
@@ -64,6 +88,7 @@ end
 redis.call('HSET', KEYS[5], 'last', last)
 return last
 """
+)
 
 # KEYS: index zset (all or a stream), events, trimmed. ARGV: from order-id, to order-id, from version, limit,
 #       stream ('' for all).
@@ -100,16 +125,19 @@ end
 return out
 """
 
-# KEYS: events, all, ids, versions, writer, the stream's key. ARGV: lease token, stream.
-DELETE = """
+# KEYS: events, all, ids, versions, writer, the stream's key. ARGV: lease token, stream, index key prefix.
+DELETE = (
+    INDEX_KEYS
+    + """
 local holder = redis.call('GET', KEYS[5])
 if holder and holder ~= ARGV[1] then return redis.error_reply('PHOTON-LOCKED ' .. holder) end
 local orders = redis.call('ZRANGE', KEYS[6], 0, -1)
 for _, order in ipairs(orders) do
   local record = redis.call('HGET', KEYS[1], order)
   if record then
-    local header = cjson.decode(string.sub(record, 1, string.find(record, '\\n', 1, true) - 1))
+    local keys, header = index_keys(ARGV[3], record)
     redis.call('HDEL', KEYS[3], header[4])
+    for _, key in ipairs(keys) do redis.call('ZREM', key, order) end
   end
   redis.call('HDEL', KEYS[1], order)
   redis.call('ZREM', KEYS[2], order)
@@ -118,9 +146,13 @@ redis.call('DEL', KEYS[6])
 redis.call('HDEL', KEYS[4], ARGV[2])
 return #orders
 """
+)
 
-# KEYS: events, all, ids, trimmed, writer, the stream's key. ARGV: lease token, stream, before version.
-TRUNCATE = """
+# KEYS: events, all, ids, trimmed, writer, the stream's key. ARGV: lease token, stream, before version,
+#       index key prefix.
+TRUNCATE = (
+    INDEX_KEYS
+    + """
 local holder = redis.call('GET', KEYS[5])
 if holder and holder ~= ARGV[1] then return redis.error_reply('PHOTON-LOCKED ' .. holder) end
 local count = tonumber(ARGV[3]) - 1 - tonumber(redis.call('HGET', KEYS[4], ARGV[2]) or '0')
@@ -129,8 +161,9 @@ local orders = redis.call('ZRANGE', KEYS[6], 0, count - 1)
 for _, order in ipairs(orders) do
   local record = redis.call('HGET', KEYS[1], order)
   if record then
-    local header = cjson.decode(string.sub(record, 1, string.find(record, '\\n', 1, true) - 1))
+    local keys, header = index_keys(ARGV[4], record)
     redis.call('HDEL', KEYS[3], header[4])
+    for _, key in ipairs(keys) do redis.call('ZREM', key, order) end
   end
   redis.call('HDEL', KEYS[1], order)
   redis.call('ZREM', KEYS[2], order)
@@ -141,6 +174,7 @@ if #orders > 0 then
 end
 return #orders
 """
+)
 
 # KEYS: events, writer. ARGV: lease token, then order-id and record pairs (only stored ones are replaced).
 REPLACE = """

@@ -13,6 +13,13 @@ than the scan. With ``--postgres`` the same is done on PostgreSQL, beside Messag
 ``get_category_messages('target', 1, 1000)`` on the same server over the same rows (its SQL from
 the npm package @eventide/message-db, installed by scripts/install-bench-peers); target: Photon at
 least 1x Message DB.
+
+With ``--backends redis,mongo,cassandra`` (sizes from ``--backend-sizes``, default 100,000 and
+1,000,000) the same reads, plus a tags read (the first 1,000 events tagged `hot`, which DCB
+conditions use), run on each server backend, each on its own server started as the tests start
+them (``tests/servers.py``), beside the same category read by scanning `__all__`:
+
+    python -m benchmarks.category_reads --sizes 100000 --backends redis,mongo,cassandra
 """
 
 from __future__ import annotations
@@ -48,7 +55,10 @@ def fill(store: EventStore, size: int) -> None:
         batch = []
         for i in range(start, min(start + BATCH, size)):
             stream, event_type = stream_of(i, every)
-            batch.append({"stream-name": stream, "event-type": event_type, "payload": {"n": i}})
+            event = {"stream-name": stream, "event-type": event_type, "payload": {"n": i}}
+            if i % every == every // 3:  # a third set of 2,000 events: the tag `hot`
+                event["tags"] = ["hot"]
+            batch.append(event)
         store.append(batch)
 
 
@@ -78,7 +88,82 @@ def photon_reads(store: EventStore) -> dict[str, Callable[[], int]]:
                     break
         return found
 
-    return {"category": category, "event-type": event_type, "scan": scan}
+    def tags() -> int:
+        return len(list(store.read_matching([{"tags": ["hot"]}], limit=READ)))
+
+    return {"category": category, "event-type": event_type, "tags": tags, "scan": scan}
+
+
+@contextlib.contextmanager
+def backend_configs(backend: str) -> Iterator[Callable[[int], dict[str, str]]]:
+    """A server for `backend`, started as the tests start it, and a fresh store's configuration per size."""
+    from tests import servers
+
+    run = uuid.uuid4().hex[:6]
+    if backend == "redis":
+        with servers.RedisServer() as redis:
+            yield lambda size: {"db.backend": "redis", "redis.url": redis.url, "redis.prefix": f"bench-{run}-{size}"}
+    elif backend == "mongo":
+        with servers.MongoServer(on_disk=True) as mongo:
+            yield lambda size: {
+                "db.backend": "mongo",
+                "mongodb.host": mongo.url,
+                "mongodb.database": f"bench_{run}_{size}",
+            }
+    elif backend == "cassandra":
+        with servers.CassandraServer(heap_mb=1024) as cassandra:
+            yield lambda size: {
+                "db.backend": "cassandra",
+                "cassandra.ip": cassandra.host,
+                "cassandra.port": str(cassandra.port),
+                "cassandra.keyspace": f"bench_{run}_{size}",
+            }
+    else:
+        raise SystemExit(f"--backends: no benchmark set-up for {backend!r} (redis, mongo, cassandra)")
+
+
+def run_backend(backend: str, sizes: list[int], repeat: int) -> dict[int, dict[str, float]]:
+    """Stores of each size on one server of `backend`; the reads timed interleaved, medians."""
+    with backend_configs(backend) as config_for:
+        stores = {}
+        try:
+            for size in sizes:
+                started = time.perf_counter()
+                store = EventStore.open(config_for(size))
+                stores[size] = store
+                fill(store, size)
+                print(
+                    f"   {backend} store of {size:,} events built in {time.perf_counter() - started:.0f}s", flush=True
+                )
+            results: dict[int, dict[str, list[float]]] = {size: {} for size in sizes}
+            for _ in range(repeat):
+                for size, store in stores.items():
+                    for name, read in photon_reads(store).items():
+                        results[size].setdefault(name, []).append(timed(read, 1 if name == "scan" else 3))
+        finally:
+            for store in stores.values():
+                store.close()
+    return {size: {name: statistics.median(times) for name, times in r.items()} for size, r in results.items()}
+
+
+def print_backend(backend: str, sizes: list[int], results: dict[int, dict[str, float]]) -> None:
+    print(
+        f"{backend + ' store':<16}{'category':>12}{'event-type':>12}{'tags':>12}{'scan __all__':>14}"
+        f"{'index vs scan':>15}"
+    )
+    for size in sizes:
+        r = results[size]
+        print(
+            f"{size:<16,}{ms(r['category']):>12}{ms(r['event-type']):>12}{ms(r['tags']):>12}{ms(r['scan']):>14}"
+            f"{r['scan'] / r['category']:>14.0f}x"
+        )
+    small, large = results[sizes[0]], results[sizes[-1]]
+    if len(sizes) > 1:
+        print(
+            f"   largest / smallest: category {large['category'] / small['category']:.2f}x, event-type "
+            f"{large['event-type'] / small['event-type']:.2f}x, "
+            f"tags {large['tags'] / small['tags']:.2f}x (target <= 1.5x)"
+        )
 
 
 @contextlib.contextmanager
@@ -189,9 +274,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--postgres", action="store_true", help="also PostgreSQL (largest size) beside Message DB")
     parser.add_argument("--postgres-size", type=int, default=1_000_000)
+    parser.add_argument("--backends", default="", help="server backends to run too: redis,mongo,cassandra")
+    parser.add_argument("--backend-sizes", default="100000,1000000", help="their store sizes, comma-separated")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"== category and event-type reads of {READ:,} events; load average {os.getloadavg()[0]:.2f}")
+    backend_sizes = [int(s) for s in args.backend_sizes.split(",")]
+    for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
+        print_backend(backend, backend_sizes, run_backend(backend, backend_sizes, args.repeat))
+        print(f"   load average {os.getloadavg()[0]:.2f}", flush=True)
+    if not sizes or sizes == [0]:
+        return
     results = run_sqlite(sizes, args.repeat)
     print(f"{'sqlite store':<16}{'category':>12}{'event-type':>12}{'scan __all__':>14}{'index vs scan':>15}")
     for size in sizes:

@@ -7,6 +7,8 @@
 - Integers in JSON bodies are sent as JSON integers: Photon reads integers strictly (``2.0`` is
   refused, as the description says), while JSON Schema counts ``2.0`` as an integer, so
   schemathesis would otherwise also send whole numbers written as floats.
+- NDJSON answers (replays, exports) are read as the list of their lines, as the description
+  shows them, so that their events are checked against its schema too.
 - A replay and a durable subscription are made cold (history, then end): a hot one never ends,
   which a request-and-answer test cannot wait for.
 - Rules that tie values together in ways OpenAPI and JSON Schema have no words for (the
@@ -18,6 +20,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import schemathesis
@@ -53,6 +56,11 @@ def one_rule_broken(case: Any) -> str | None:
     if "expected-version" in query and isinstance(case.body, dict) and "expected-version" in case.body:
         return "expected-version"
     return None
+
+
+@schemathesis.deserializer("application/x-ndjson")
+def ndjson_lines(context: Any, response: Any) -> list[Any]:
+    return [json.loads(line) for line in response.content.splitlines() if line.strip()]
 
 
 @schemathesis.hook

@@ -65,7 +65,6 @@ def test_members_share_the_events_once_each_when_all_ack(photon: Photon, client:
     assert created["group-name"] == group and created["stream"] == stream
     with pytest.raises(Conflict, match="already exists"):
         admin.create_group(group, stream=stream)
-    ids = emit(client, stream, 60)
 
     got: dict[str, list[GroupDelivery]] = {}
     errors: list[BaseException] = []
@@ -85,6 +84,23 @@ def test_members_share_the_events_once_each_when_all_ack(photon: Photon, client:
     threads = [threading.Thread(target=consume, args=(f"m{i}",)) for i in range(3)]
     for thread in threads:
         thread.start()
+    wait_until(lambda: len(admin.group(group)["members"]) == 3 or bool(errors), what="three members")
+    # Written while the members consume, by two writers at once.
+    written: list[int] = []
+
+    def write(writer: AmqpClient) -> None:
+        for _ in range(3):
+            written.extend(emit(writer, stream, 10))
+
+    second = photon.client(timeout=20.0)
+    writers = [threading.Thread(target=write, args=(c,)) for c in (client, second)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(30)
+    second.close()
+    ids = sorted(written)
+    assert len(ids) == 60
     wait_until(lambda: sum(len(v) for v in got.values()) >= 60 or bool(errors), what="every event delivered")
     wait_until(lambda: admin.group(group)["checkpoint"] == ids[-1], what="the checkpoint past every event")
     described = admin.group(group)
@@ -158,6 +174,41 @@ def test_deliveries_carry_order_id_and_attempt_headers(photon: Photon, client: A
         assert ended[1].type == "group-ended" and orjson.loads(ended[2])["reason"] == "left"
         wait_until(lambda: client.group(group)["members"] == [], what="the member gone")
         assert client.group(group)["waiting"] == 1
+    finally:
+        connection.close()
+
+
+def test_take_gives_every_delivery_received_for_one_ack(client: AmqpClient) -> None:
+    stream, group = unique("orders"), unique("batch")
+    client.create_group(group, stream=stream, max_in_flight=50)
+    ids = emit(client, stream, 30)
+    with client.join_group(group) as member:
+        taken: list[GroupDelivery] = []
+        while len(taken) < 30:
+            batch = member.take(5.0)
+            assert batch, "nothing delivered"
+            taken.extend(batch)
+        assert [d.event.order_id for d in taken] == ids
+        assert member.ack([d.event.order_id for d in taken]) == {"done": 30, "unknown": []}
+        assert member.take(0.3) == []
+    assert client.group(group)["checkpoint"] == ids[-1]
+
+
+def test_cancel_ends_a_membership_like_group_leave(photon: Photon, client: AmqpClient) -> None:
+    group = unique("cancel")
+    client.create_group(group, stream=unique("orders"))
+    connection = pika.BlockingConnection(pika.URLParameters(photon.url))
+    try:
+        channel = connection.channel()
+        queue = channel.queue_declare("", exclusive=True).method.queue
+        join = pika.BasicProperties(type="group-join", reply_to=queue, correlation_id="c-2")
+        channel.basic_publish("", photon.names.commands, orjson.dumps({"group-name": group}), join)
+        assert drain(connection, channel, queue, 1)[0][1].type == "group-joined"
+        cancel = pika.BasicProperties(type="cancel", reply_to=queue, correlation_id="c-2")
+        channel.basic_publish("", photon.names.commands, b"", cancel)
+        (ended,) = drain(connection, channel, queue, 1)
+        assert ended[1].type == "group-ended" and orjson.loads(ended[2])["reason"] == "left"
+        assert client.group(group)["members"] == []
     finally:
         connection.close()
 
@@ -261,3 +312,69 @@ def test_bad_requests_are_answered_and_change_nothing(photon: Photon, client: Am
         assert properties.type == "error" and "group-join" in orjson.loads(body)["error"]
     finally:
         connection.close()
+
+
+def test_a_members_own_max_in_flight_and_the_end_of_a_membership(photon: Photon, client: AmqpClient) -> None:
+    stream, group = unique("orders"), unique("prefetch")
+    client.create_group(group, stream=stream, max_in_flight=10)
+    ids = emit(client, stream, 4)
+    with pytest.raises(ValidationError, match="max-in-flight") as caught:
+        client.join_group(group, max_in_flight=0)
+    assert caught.value.field == "max-in-flight"
+    member = client.join_group(group, "one-at-a-time", max_in_flight=1)
+    first = next(member)
+    wait_until(lambda: client.group(group)["waiting"] == 3, what="three events waiting")
+    assert client.group(group)["members"][0]["max-in-flight"] == 1
+    with pytest.raises(ValidationError, match="at most 2000 characters"):
+        member.nack(first.event.order_id, "park", "x" * 2001)
+    member.ack(first.event.order_id)
+    assert next(member).event.order_id == ids[1]
+    # A reset stops the group: the membership ends, saying why; the member joins again.
+    client.reset_group(group, ids[2])
+    assert list(member) == []
+    assert member.ended is not None and "join again" in member.ended
+    member.close()
+    with client.join_group(group, "same", max_in_flight=1) as again:
+        assert next(again).event.order_id == ids[2]
+        # Joining under a present member's id replaces it: the first one is told, its event goes on.
+        with photon.client(timeout=20.0) as other, other.join_group(group, "same") as replacement:
+            assert list(again) == [] and again.ended == "replaced: another member joined under the same id"
+            assert next(replacement).event.order_id == ids[2]
+
+
+def test_members_are_told_when_photon_stops(broker: RabbitServer, tmp_path: Path) -> None:
+    photon = Photon(tmp_path / "stopping.db", broker.url, f"s{uuid.uuid4().hex[:10]}").start()
+    try:
+        with photon.client(timeout=20.0) as client:
+            client.create_group("g", stream="orders")
+            emit(client, "orders", 1)
+            member = client.join_group("g")
+            next(member)
+            photon.stop()
+            assert list(member) == []
+            assert member.ended == "service stopping"
+            member.close()
+    finally:
+        photon.loop.close()
+        photon.store.close()
+
+
+def test_photons_lost_broker_connection_ends_members_and_hands_their_events_back(
+    photon: Photon, client: AmqpClient
+) -> None:
+    stream, group = unique("orders"), unique("lost")
+    client.create_group(group, stream=stream, ack_timeout_ms=300_000)
+    (order_id,) = emit(client, stream, 1)
+    member = client.join_group(group)
+    assert next(member).attempt == 1
+    link = photon.service._link  # drop Photon's side of the connection, as a network failure would
+    assert link is not None
+    generation = link.generation
+    link.call(link._close)
+    assert list(member) == []  # told once Photon is connected again
+    assert member.ended == "connection lost" and link.generation > generation
+    member.close()
+    with client.join_group(group) as again:
+        delivery = next(again)
+        assert (delivery.event.order_id, delivery.attempt) == (order_id, 2)
+        again.ack(order_id)

@@ -80,8 +80,14 @@ def test_rows_of_a_batch_whose_head_never_moved_stay_invisible(cassandra_config:
             work.append((ps["insert_index"], (e.stream_name, 0, e.stream_version, e.order_id)))
             work.append((ps["insert_id"], (e.event_id, e.order_id, e.stream_name, e.stream_version)))
             work.append((ps["set_stream"], (e.stream_name, e.stream_version, e.order_id)))
+            for kind, key in (("c", e.stream_name), ("t", e.event_type)):
+                work.append((ps["insert_read_index"], (kind, key, 0, e.order_id)))
+                work.append((ps["insert_read_bucket"], (kind, key, 0)))
         backend._concurrent(work)
         assert [e.event_id for e in store.read()] == ["one"]
+        # Nor through the read indexes: their rows above the head are not read.
+        assert backend.read(Query(categories=frozenset({"b"}))) == []
+        assert [e.event_id for e in backend.read(Query(event_types=frozenset({first.event_type})))] == ["one"]
         assert list(store.read("b")) == []
         assert store.stream_version("a") == 1 and store.stream_version("b") == 0
         assert store.get_event("ghost-a") is None
@@ -93,6 +99,54 @@ def test_rows_of_a_batch_whose_head_never_moved_stay_invisible(cassandra_config:
         (third,) = store.append(event("a"))
         assert third.order_id == 3 and third.stream_version == 2
         assert [e.order_id for e in store.read("a")] == [1, 3]
+        # The ghost's category row at order-id 2 now points at an event of "c": checked, and skipped.
+        assert [e.order_id for e in backend.read(Query(categories=frozenset({"a"})))] == [1, 3]
+        assert [e.order_id for e in backend.read(Query(categories=frozenset({"c"})))] == [2]
+
+
+def test_a_store_from_before_the_read_indexes_reads_by_scanning_then_gets_them(
+    cassandra_config: dict[str, Any], cassandra_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    with EventStore.open(cassandra_config) as store:
+        store.append(
+            [
+                dict(
+                    event(f"cart-{i % 3}" if i % 2 else f"shop-{i}", "Rare" if i % 5 == 0 else "Common"),
+                    tags=[f"t{i % 4}"],
+                )
+                for i in range(40)
+            ]
+        )
+        everything = list(store.read())
+    cluster, session = _session(cassandra_server)
+    keyspace = cassandra_config["cassandra.keyspace"]
+    for table in ("read_index", "read_index_buckets", "read_index_state"):  # as a store from before them
+        session.execute(f"TRUNCATE {keyspace}.{table}", timeout=60)
+    carts = [e for e in everything if e.stream_name.startswith("cart-")]
+    rare = [e for e in everything if e.event_type == "Rare"]
+    tagged = [e for e in everything if e.order_id % 4 == 2]
+    try:
+        with EventStore.open(cassandra_config, read_only=True) as reader:  # cannot build them: scans
+            assert not reader.backend._indexed  # type: ignore[attr-defined]
+            assert reader.backend.read(Query(categories=frozenset({"cart"}))) == carts
+            assert list(reader.read_matching([{"tags": ["t1"]}])) == tagged
+        with (
+            caplog.at_level(logging.INFO, logger="photon.backends.cassandra"),
+            EventStore.open(cassandra_config) as store,
+        ):
+            assert store.backend._indexed  # type: ignore[attr-defined]
+            rows = session.execute(
+                f"SELECT order_id FROM {keyspace}.read_index WHERE kind = 'c' AND key = 'cart' AND bucket = 0"
+            )
+            assert sorted(r.order_id for r in rows) == [e.order_id for e in carts]
+            assert store.backend.read(Query(categories=frozenset({"cart"}))) == carts
+            assert store.backend.read(Query(event_types=frozenset({"Rare"}))) == rare
+            assert list(store.read_matching([{"tags": ["t1"]}])) == tagged
+        assert "read indexes: 40 of 40 events" in caplog.text
+    finally:
+        cluster.shutdown()
 
 
 def test_writer_lease_of_a_killed_writer_expires(cassandra_config: dict[str, Any]) -> None:

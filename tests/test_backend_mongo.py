@@ -67,6 +67,38 @@ def test_alias_and_indexes(mongo_config: dict[str, Any], mongo_server: Any) -> N
     assert indexes["stream_version"]["key"] == [("s", 1), ("v", 1)]
 
 
+def test_a_store_from_before_the_category_index_reads_by_scanning_then_gets_the_index(
+    mongo_config: dict[str, Any], mongo_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    import pymongo
+
+    with EventStore.open(mongo_config) as store:
+        store.append([event(f"cart-{i % 3}" if i % 2 else f"shop-{i}", n=i) for i in range(40)])
+        expected = [e for e in store.read() if e.stream_name.startswith("cart-")]
+    client: Any = pymongo.MongoClient(mongo_server.url)
+    events = client[mongo_config["mongodb.database"]].events
+    events.update_many({}, {"$unset": {"c": ""}})  # as a store written before the category field
+    events.drop_index("category")
+    try:
+        query = Query(categories=frozenset({"cart"}))
+        reader = EventStore.open(mongo_config, read_only=True)
+        try:  # a reader cannot fill it in: it answers by stream name, and says so
+            assert not reader.backend._categories_ready  # type: ignore[attr-defined]
+            assert reader.backend.read(query) == expected
+            assert list(reader.read("__category__:cart")) == expected
+        finally:
+            reader.close()
+        with caplog.at_level(logging.INFO, logger="photon.backends.mongo"), EventStore.open(mongo_config) as store:
+            assert store.backend._categories_ready  # type: ignore[attr-defined]
+            assert events.count_documents({"c": "cart"}) == len(expected)
+            assert store.backend.read(query) == expected
+        assert "category index complete (40 events of 23 streams)" in caplog.text
+    finally:
+        client.close()
+
+
 def test_writer_lease_of_a_killed_writer_expires(mongo_config: dict[str, Any]) -> None:
     config = dict(mongo_config, **{"mongodb.lease.ms": "2000"})
     writer_killed_while_holding_the_lock(config)

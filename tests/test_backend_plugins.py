@@ -40,6 +40,20 @@ def test_listing_backends_imports_no_driver() -> None:
     assert result.stdout.strip() == "[]"
 
 
+def test_photon_runs_without_pytest_which_only_the_shipped_suite_needs() -> None:
+    program = (
+        "import sys\n"
+        "import photon, photon.cli.main, photon.server.server\n"
+        "from photon.core.backend import available_backends\n"
+        "from photon.core.store import EventStore\n"
+        "available_backends()\n"
+        "EventStore.open(db_backend='memory').close()\n"
+        "print('pytest' in sys.modules, 'photon.testing' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False False"
+
+
 TOY_TESTS = """
 import importlib.util
 

@@ -50,9 +50,57 @@ def test_keys_live_under_one_hash_tag(redis_server: Any) -> None:
     keys = sorted(k.decode() for k in client.scan_iter(match="{" + config["redis.prefix"] + "}:*"))
     tag = "{" + config["redis.prefix"] + "}"
     assert keys == sorted(
-        f"{tag}:{name}" for name in ("all", "events", "ids", "versions", "meta", "checkpoints", "s:a", "s:b")
+        f"{tag}:{name}"
+        for name in ("all", "events", "ids", "versions", "meta", "checkpoints", "s:a", "s:b", "c:a", "c:b", "t:Created")
     )
     client.close()
+
+
+def test_a_store_from_before_the_read_indexes_reads_by_scanning_then_gets_them(
+    redis_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    import redis
+
+    from photon.core.backend import Query
+
+    config = fresh_config(redis_server)
+    with EventStore.open(config) as store:
+        store.append(
+            [
+                dict(
+                    event(f"cart-{i % 3}" if i % 2 else f"shop-{i}", "Rare" if i % 5 == 0 else "Common"),
+                    tags=[f"t{i % 4}"],
+                )
+                for i in range(40)
+            ]
+        )
+        everything = list(store.read())
+    client = redis.Redis.from_url(redis_server.url)
+    tag = "{" + config["redis.prefix"] + "}"
+    for pattern in ("c:*", "t:*", "g:*"):  # as a store written before the read indexes
+        for key in list(client.scan_iter(match=f"{tag}:{pattern}")):
+            client.delete(key)
+    client.hdel(f"{tag}:meta", "indexes")
+    carts = [e for e in everything if e.stream_name.startswith("cart-")]
+    rare = [e for e in everything if e.event_type == "Rare"]
+    tagged = [e for e in everything if e.order_id % 4 == 2]
+    try:
+        with EventStore.open(config, read_only=True) as reader:  # cannot build them: scans, and says so
+            assert not reader.backend._indexed  # type: ignore[attr-defined]
+            assert reader.backend.read(Query(categories=frozenset({"cart"}))) == carts
+            assert reader.backend.read(Query(event_types=frozenset({"Rare"}))) == rare
+            assert list(reader.read_matching([{"tags": ["t1"]}])) == tagged
+        with caplog.at_level(logging.INFO, logger="photon.backends.redis"), EventStore.open(config) as store:
+            assert store.backend._indexed  # type: ignore[attr-defined]
+            assert client.zcard(f"{tag}:c:cart") == len(carts)
+            assert store.backend.read(Query(categories=frozenset({"cart"}))) == carts
+            assert store.backend.read(Query(event_types=frozenset({"Rare"}))) == rare
+            assert list(store.read_matching([{"tags": ["t1"]}])) == tagged
+        assert "read indexes complete (40 events)" in caplog.text
+    finally:
+        client.close()
 
 
 def test_writer_lease_of_a_killed_writer_expires(redis_server: Any) -> None:

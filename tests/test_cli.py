@@ -29,6 +29,13 @@ def test_backends_lists_builtins_and_their_keys(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     for text in ("sqlite (alias h2)", "memory (alias dummy)", "file [installed]:", "-sqlite.path", "-file.path"):
         assert text in result.stdout
+    # Which reads each backend answers from an index, and which the core answers by scanning.
+    lines = result.stdout.splitlines()
+    ways = {lines[i].split(" ", 1)[0]: lines[i + 1].strip() for i in range(len(lines) - 1) if lines[i][0] != " "}
+    indexed = "reads by category: index, event-type: index, tags: index"
+    for name in ("sqlite", "postgres", "mongo", "redis", "cassandra"):
+        assert ways[name] == indexed, name
+    assert ways["memory"] == "reads by category: scanning __all__, event-type: scanning __all__, tags: scanning __all__"
 
 
 def test_unknown_backend_is_an_error_listing_the_choices(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from photon.core.errors import InternalStreamError, ValidationError
-from photon.core.events import parse_expected_version, validate_event
+from photon.core.event_validation import parse_expected_version, validate_event
 from photon.core.store import EventStore
 
 
@@ -160,7 +160,8 @@ def test_a_name_the_core_wrote_is_still_refused_to_clients(store: EventStore) ->
 
 
 def test_the_callers_event_is_left_as_it_was_unless_given_up() -> None:
-    from photon.core.events import new_event_id, prepare_event
+    from photon.core.event_validation import prepare_event
+    from photon.core.events import new_event_id
 
     event = good()
     before = dict(event)

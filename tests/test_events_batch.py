@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 
-from photon.core import events as events_module
+from photon.core import event_validation as events_module
 from photon.core.append_prepare import BATCH_VALIDATION
 from photon.core.errors import ValidationError
-from photon.core.events import PendingEvent, prepare_batch, prepare_event
+from photon.core.event_validation import prepare_batch, prepare_event
+from photon.core.events import PendingEvent
 from photon.core.store import EventStore
 
 NOW = 1_700_000_000_000

@@ -39,6 +39,11 @@ def test_blocking_client_groups(live: LiveServer) -> None:
             again = next(member)
             assert again.event.order_id == second.event.order_id
             member.ack([again.event.order_id])
+        client.emit([event("order-3", n=4), event("order-4", n=5)])
+        with client.join_group("billing", "slow", max_in_flight=1) as member:
+            assert next(member).event.payload == {"n": 4}
+            (slow,) = client.group("billing")["members"]
+            assert slow["max-in-flight"] == 1 and slow["in-flight"] == 1
         assert client.update_group("billing", ack_timeout_ms=1000)["ack-timeout-ms"] == 1000
         assert client.reset_group("billing", 1)["checkpoint"] == 0
         client.delete_group("billing")

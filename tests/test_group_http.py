@@ -40,6 +40,9 @@ def test_group_routes_create_list_describe_update_delete(api: httpx.Client) -> N
     assert api.post("/api/group/billing/ack", json={"order-ids": ["x"]}).status_code == 400
     assert api.post("/api/group/billing/nack", json={"order-ids": [1], "action": "drop"}).status_code == 400
     assert api.post("/api/group/billing/reset", json={"from": 0}).status_code == 400
+    refused = api.get("/api/group/billing/stream", params={"max-in-flight": 0})
+    assert refused.status_code == 400 and refused.json()["parameter"] == "max-in-flight"
+    assert api.get("/api/group/billing").json()["members"] == []
     assert api.delete("/api/group/billing").json() == {"correct": True}
     assert api.get("/api/groups").json() == {"groups": []}
     assert httpx.get(api.base_url.join("/api/groups")).status_code == 401

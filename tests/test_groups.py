@@ -198,6 +198,33 @@ def test_serial_group_has_one_event_in_flight(store: EventStore) -> None:
     assert order == [2, 3, 4, 5]
 
 
+def test_a_member_can_take_fewer_in_flight_than_the_group_allows(store: EventStore) -> None:
+    store.groups.create({"group-name": "g", "max-in-flight": 5})
+    store.append([event(n=i) for i in range(12)])
+    small = store.groups.join("g", "small", 2)
+    assert len(take_all(small, 0.3)) == 2  # its own limit, not the group's 5
+    big = store.groups.join("g", "big", 50)
+    assert len(take_all(big, 0.3)) == 5  # the group's limit bounds a larger one
+    limits = {m["member"]: m["max-in-flight"] for m in store.groups.describe("g")["members"]}
+    assert limits == {"small": 2, "big": 5}
+    for bad in (0, -1, "3", 1.5, True, 100_001):
+        with pytest.raises(ValidationError, match="max-in-flight") as caught:
+            store.groups.join("g", "bad", bad)  # type: ignore[arg-type]
+        assert caught.value.field == "max-in-flight"
+    assert [m["member"] for m in store.groups.describe("g")["members"]] == ["small", "big"]
+
+
+def test_a_nack_reason_is_bounded(store: EventStore) -> None:
+    store.groups.create({"group-name": "g"})
+    store.append([event()])
+    member = store.groups.join("g", "m")
+    (delivery,) = take_all(member, 0.3)
+    with pytest.raises(ValidationError, match="at most 2000 characters") as caught:
+        member.nack([delivery.event.order_id], "park", "x" * 2001)
+    assert caught.value.field == "reason"
+    assert store.groups.describe("g")["in-flight"] == 1 and store.groups.describe("g")["parked"] == 0
+
+
 def test_restart_resumes_with_nothing_lost_or_acknowledged_twice(store_path: dict[str, Any]) -> None:
     store = EventStore.open(store_path)
     store.groups.create({"group-name": "g", "max-in-flight": 100})

@@ -20,15 +20,6 @@ NAMEDTUPLE_API = {"_replace", "_fields", "_asdict", "_make", "_field_defaults"}
 
 MODULES = modules()
 
-# What the layout still breaks, being reshaped away (issue #14): each entry must still be true (a
-# fixed one is taken off), and nothing may be added.
-KNOWN_LOOPS: list[list[str]] = []
-KNOWN_PRIVATE_READS: set[str] = set()
-KNOWN_FRONT_END_IMPORTS: set[str] = set()
-KNOWN_LONG = {
-    "photon.client.blocking", "photon.core.events", "photon.server.amqp.link",
-}  # fmt: skip
-
 
 def _within(name: str, packages: tuple[str, ...]) -> bool:
     return any(name == package or name.startswith(package + ".") for package in packages)
@@ -42,7 +33,7 @@ def test_the_graph_is_read() -> None:
 
 
 def test_there_is_no_import_loop() -> None:
-    assert cycles(MODULES) == KNOWN_LOOPS
+    assert cycles(MODULES) == []
 
 
 def test_the_cycle_finder_finds_a_loop() -> None:
@@ -55,9 +46,6 @@ def test_the_cycle_finder_finds_a_loop() -> None:
 @pytest.mark.parametrize("name", sorted(n for n in MODULES if _within(n, BELOW_FRONT_ENDS)))
 def test_nothing_below_the_front_ends_imports_one(name: str) -> None:
     wrong = {target: line for target, line in MODULES[name].imports.items() if _within(target, FRONT_ENDS)}
-    if name in KNOWN_FRONT_END_IMPORTS:
-        assert wrong, f"{name} no longer imports a front end: take it off KNOWN_FRONT_END_IMPORTS"
-        return
     assert wrong == {}, f"{name} imports front ends (module: first line)"
 
 
@@ -97,9 +85,6 @@ def private_reads(module: Module) -> list[str]:
 
 @pytest.mark.parametrize("name", sorted(MODULES))
 def test_no_module_reads_another_modules_private_names(name: str) -> None:
-    if name in KNOWN_PRIVATE_READS:
-        assert private_reads(MODULES[name]), f"{name} is clean now: take it off KNOWN_PRIVATE_READS"
-        return
     assert private_reads(MODULES[name]) == []
 
 
@@ -118,7 +103,4 @@ def test_a_long_module_says_why(name: str) -> None:
     if lines <= LONG:
         return
     docstring = ast.get_docstring(ast.parse(source)) or ""
-    if name in KNOWN_LONG:
-        assert "Long because" not in docstring, f"{name} says why now: take it off KNOWN_LONG"
-        return
     assert "Long because" in docstring, f"{name} has {lines} lines and its docstring does not say why"

@@ -234,7 +234,7 @@ def test_consumer_positions_live_in_the_core(tmp_path: Any) -> None:
         assert consumers.open("c", "s").acked == 0
         assert consumers.ack("c", 2).acked == 2
         assert consumers.ack("c", 1).acked == 2  # only forward
-        with pytest.raises(ValidationError, match="past the newest"):
+        with pytest.raises(Conflict, match="past the newest"):
             consumers.ack("c", 3)
         with pytest.raises(Conflict, match="follows stream 's'"):
             consumers.open("c", "t")

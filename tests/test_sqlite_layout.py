@@ -125,9 +125,9 @@ def test_stream_reads_across_many_blocks_match_the_memory_backend(tmp_path: Path
 def test_a_batch_of_known_and_new_streams_after_the_kept_numbers_are_dropped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import photon_backends.sql.backend
+    import photon_backends.sql.stream_numbers
 
-    monkeypatch.setattr(photon_backends.sql.backend, "STREAM_IDS_KEPT", 10)
+    monkeypatch.setattr(photon_backends.sql.stream_numbers, "STREAM_IDS_KEPT", 10)
     with EventStore.open({"db.backend": "sqlite", "sqlite.path": str(tmp_path / "s.db")}) as store:
         store.append([{"stream-name": f"s{i}", "event-type": "t", "payload": {}} for i in range(20)])
         # Known streams beside a new one, once more numbers are kept than the limit.

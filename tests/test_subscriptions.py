@@ -217,3 +217,30 @@ def test_an_async_replay_that_fell_behind_waits_out_a_store_it_cannot_read_for_a
     finally:
         subscription.close()
         store.close()
+
+
+def test_a_subscription_is_made_of_a_history_read_and_a_broadcaster() -> None:
+    # What a Subscription needs comes as arguments: a paging read of the store's history, and
+    # the broadcaster that hands it live events (here fed by hand, not by a writer).
+    from photon.core.broadcaster import Broadcaster
+    from photon.core.filtered_reads import plan_read
+    from photon.core.paging import HistoryPages
+
+    with EventStore.open(db_backend="memory") as source:
+        stored = source.append([ev("s", n) for n in range(1, 5)])
+        backend = source.backend
+        live = Broadcaster(head=3)  # what the writer had published when the replay began
+        history = HistoryPages(backend, plan_read(backend, "s", None, None), max_events=2, max_bytes=1 << 20)
+        closed = False
+        subscription = Subscription(history, live, "s", "hot-cold", last_order_id=lambda: 3, is_closed=lambda: closed)
+        items = [subscription.get(1) for _ in range(4)]
+        assert [i.payload["n"] if isinstance(i, RecordedEvent) else i for i in items] == [1, 2, 3, CaughtUp(3)]
+        live.publish([stored[3]])
+        fourth = subscription.get(1)
+        assert isinstance(fourth, RecordedEvent) and fourth.order_id == 4
+        assert subscription.get(0.05) is None  # nothing more, and nothing read from the store again
+        closed = True
+        live.close()
+        with pytest.raises(StoreClosed):
+            subscription.get(1)
+        subscription.close()

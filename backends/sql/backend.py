@@ -9,8 +9,7 @@ driver's cursor directly, which saves SQLAlchemy's per-row result processing.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
-from operator import add
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from photon.core.backend import StoreState
@@ -19,26 +18,18 @@ from photon.core.events import RecordedEvent, event_tags
 from photon.core.setting import Setting
 
 from .postgres import connect_args, take_advisory_lock
-from .reads import CHUNK, SQLReads
+from .reads import CHUNK
 from .schema import BLOCK_BITS, HIGH_WATER_KEY, TAGS_TABLE, block, create_indexes, tables
-from .statements import (
-    STREAM_NAME,
-    Statement,
-    last_versions,
-    tag_rows,
-    translate_error,
-)
-
-STREAM_IDS_KEPT = 100_000
-"""The writer remembers this many stream numbers; past it, it starts again (and looks them up)."""
+from .statements import Statement, tag_rows, translate_error
+from .stream_numbers import StreamNumbers
 
 
-class SQLBackend(SQLReads):
+class SQLBackend(StreamNumbers):
     """Any database SQLAlchemy reaches, given by `sql.url`."""
 
     name = "sql"
     description = "any SQLAlchemy database URL (sql.url), e.g. PostgreSQL"
-    indexed_reads: ClassVar[frozenset[str]] = frozenset({"category", "event-type"})
+    indexed_reads: ClassVar[frozenset[str]] = frozenset({"category", "event-type", "tags"})
     bulk_load = True
     scavenging = True
     redaction = True
@@ -56,9 +47,9 @@ class SQLBackend(SQLReads):
         super().__init__(config)
         self._writer: Any = None  # the writer's own DBAPI connection (a pool proxy)
         self._is_writer = False
-        # The writer's record of stream numbers (photon_streams.stream_id), by name.
-        self._stream_ids: dict[str, int] = {}
-        self._last_stream_id: int | None = None
+        self._pipelined = False
+        """The writer's connection is psycopg 3's in autocommit mode: an append is one pipeline
+        (BEGIN, the inserts, COMMIT: one round trip), a look-up one statement."""
 
     # -- engine and connections -------------------------------------------------------
 
@@ -89,8 +80,23 @@ class SQLBackend(SQLReads):
             except BaseException:
                 connection.invalidate()
                 raise
+            self._pipelined = self.pipeline_writer(connection)
             self._writer = connection
         return self._writer
+
+    def pipeline_writer(self, connection: Any) -> bool:
+        """Whether the writer's `connection` sends an append as one pipeline (psycopg 3 on
+        PostgreSQL: then it is put in autocommit mode, each append bracketed by its own BEGIN
+        and COMMIT, so that neither costs a round trip of its own)."""
+        driver = connection.driver_connection
+        if self._engine.dialect.name != "postgresql" or not hasattr(driver, "pipeline"):
+            return False
+        import psycopg
+
+        if not psycopg.Pipeline.is_supported():
+            return False
+        driver.autocommit = True
+        return True
 
     def lock_writer_connection(self, connection: Any) -> None:
         """Take the writer lock on the writer's own connection, where the dialect has such a lock
@@ -208,42 +214,34 @@ class SQLBackend(SQLReads):
             raise BackendError(f"unexpected tags insert parameter order {statement.names}")
         return statement.sql
 
-    def _numbered(self, events: Sequence[RecordedEvent]) -> tuple[Iterator[tuple[Any, ...]], list[tuple[Any, ...]]]:
-        """The rows to insert for `events` (each with its stream's number last), made one by one
-        as the insert takes them, and the rows that set each stream's version (name, version,
-        number). Numbers new streams first."""
-        versions = last_versions(events)
-        ids = self._stream_ids
-        if not ids.keys() >= versions.keys():
-            if len(ids) > STREAM_IDS_KEPT:
-                # Bounded cache: start again, and look every stream of this batch up below (a
-                # clear between the look-up and the rows would lose the numbers of known ones).
-                ids.clear()
-            self._number_streams([name for name in versions if name not in ids])
-        # event + (number,), in C: zip() of one iterable gives the 1-tuples.
-        rows = map(add, events, zip(map(ids.__getitem__, map(STREAM_NAME, events))))
-        return rows, [(name, version, ids[name]) for name, version in versions.items()]
+    def _writer_rows(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        """A read on the writer's connection, in a transaction of its own."""
+        connection = self._writer_connection()
+        try:
+            cursor = connection.cursor()
+            try:
+                cursor.execute(sql, params)
+                rows: list[Any] = cursor.fetchall()
+            finally:
+                cursor.close()
+            if not self._pipelined:  # in autocommit mode there is no transaction to end
+                connection.commit()
+            return rows
+        except Exception as exc:
+            raise self._writer_failed(connection, exc) from exc
 
-    def _number_streams(self, names: list[str]) -> None:
-        """Find the numbers of streams the writer has not met yet; give new streams the next ones."""
-        import sqlalchemy as sa
-
-        table, ids = self._streams_table, self._stream_ids
-        for start in range(0, len(names), CHUNK):
-            chunk = names[start : start + CHUNK]
-            rows = self._core(sa.select(table.c.stream_name, table.c.stream_id).where(table.c.stream_name.in_(chunk)))
-            ids.update({name: number for name, number in rows})
-        if self._last_stream_id is None:
-            self._last_stream_id = self._core(sa.select(sa.func.max(table.c.stream_id)))[0][0] or 0
-        for name in names:
-            if name not in ids:
-                self._last_stream_id += 1
-                ids[name] = self._last_stream_id
-
-    def _forget_stream_numbers(self) -> None:
-        """After a failed write: numbers given to new streams may not have been stored."""
-        self._stream_ids.clear()
-        self._last_stream_id = None
+    def _writer_failed(self, connection: Any, exc: Exception) -> BaseException:
+        """Roll the writer's connection back after `exc`; the error to raise (Photon's)."""
+        error = self.translate(exc)
+        try:
+            connection.rollback()
+        except Exception:
+            error = error if isinstance(error, BackendUnavailable) else BackendUnavailable(f"{self.name}: {exc}")
+        if isinstance(error, BackendUnavailable):
+            # The session (and with it the writer lock) is gone: drop it; the next write
+            # reconnects and takes the lock again.
+            self._drop_writer()
+        return error
 
     # -- the contract --------------------------------------------------------------------
 
@@ -254,26 +252,28 @@ class SQLBackend(SQLReads):
         connection = self._writer_connection()
         rows, versions = self._numbered(events)
         cursor = connection.cursor()
+        tags = tag_rows(events)
         try:
-            self.begin_write(cursor)
-            cursor.executemany(insert.sql, rows)
-            cursor.executemany(upsert.sql, versions)
-            tags = tag_rows(events)
-            if tags:
-                cursor.executemany(self._insert_tags_sql(), tags)
-            connection.commit()
+            if self._pipelined:
+                # One round trip: every statement is sent before the first answer is awaited,
+                # and the pipeline's end waits for all of them, COMMIT included.
+                with connection.driver_connection.pipeline():
+                    cursor.execute("BEGIN")
+                    cursor.executemany(insert.sql, rows)
+                    cursor.executemany(upsert.sql, versions)
+                    if tags:
+                        cursor.executemany(self._insert_tags_sql(), tags)
+                    cursor.execute("COMMIT")
+            else:
+                self.begin_write(cursor)
+                cursor.executemany(insert.sql, rows)
+                cursor.executemany(upsert.sql, versions)
+                if tags:
+                    cursor.executemany(self._insert_tags_sql(), tags)
+                connection.commit()
         except Exception as exc:
             self._forget_stream_numbers()
-            error = self.translate(exc)
-            try:
-                connection.rollback()
-            except Exception:
-                error = error if isinstance(error, BackendUnavailable) else BackendUnavailable(f"{self.name}: {exc}")
-            if isinstance(error, BackendUnavailable):
-                # The session (and with it the writer lock) is gone: drop it; the next append
-                # reconnects and takes the lock again.
-                self._drop_writer()
-            raise error from exc
+            raise self._writer_failed(connection, exc) from exc
         finally:
             with contextlib.suppress(Exception):
                 cursor.close()

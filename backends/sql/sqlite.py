@@ -232,6 +232,16 @@ class SQLiteBackend(SQLBackend):
         finally:
             connection.close()
 
+    def _writer_rows(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        # The writer's connection is in autocommit mode: a read is its own transaction.
+        if self._writer is None:
+            raise BackendError("the store was opened read-only")
+        try:
+            rows: list[Any] = self._writer.driver_connection.execute(sql, params).fetchall()
+        except Exception as exc:
+            raise self.translate(exc) from exc
+        return rows
+
     def append(self, events: Sequence[RecordedEvent]) -> None:
         if not events:
             return

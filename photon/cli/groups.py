@@ -21,6 +21,7 @@ from photon.cli.options import (
     config_options,
     url_option,
 )
+from photon.core.requests import is_digits, parse_integer
 from photon.groups.definition import STRATEGIES
 
 
@@ -102,7 +103,7 @@ def create(name: str, start: str | None, url: str | None, **params: Any) -> None
     """Create consumer group NAME and print its description."""
     settings = _settings(params)
     if start is not None:
-        settings["start"] = int(start) if start.isdigit() else start
+        settings["start"] = parse_integer(start, "start", text=True, where="option") if is_digits(start) else start
     with client_for(config_from(params), url) as client:
         _echo_json(client.create_group(name, **settings))
 

@@ -47,9 +47,9 @@ def info(**params: Any) -> None:
 
 
 def _read_ways(indexed: frozenset[str]) -> str:
-    """How a backend answers category and event-type reads: from an index, or by scanning `__all__`."""
+    """How a backend answers category, event-type and tags reads: from an index, or by scanning `__all__`."""
     return ", ".join(
-        f"{kind}: {'index' if kind in indexed else 'scanning __all__'}" for kind in ("category", "event-type")
+        f"{kind}: {'index' if kind in indexed else 'scanning __all__'}" for kind in ("category", "event-type", "tags")
     )
 
 

@@ -1,5 +1,6 @@
 """Clients of a Photon server: `PhotonClient` (blocking) and `AsyncPhotonClient` (asyncio), over
-HTTP by default or AMQP (`photon.client.blocking.amqp`), and the bare Muon wire client (`photon.client.blocking.wire`).
+HTTP by default (`photon.client.http`) or AMQP (`photon.client.amqp`); `photon.client.wire` holds what
+both HTTP clients send and read.
 """
 
 from photon.client.blocking import (

@@ -105,7 +105,9 @@ class AmqpGroupMember:
     Use it from the thread that uses its client.
     """
 
-    def __init__(self, client: AmqpClient, group: str, member: str | None = None) -> None:
+    def __init__(
+        self, client: AmqpClient, group: str, member: str | None = None, max_in_flight: int | None = None
+    ) -> None:
         self.client = client
         self.group = group
         self.id = member
@@ -121,6 +123,8 @@ class AmqpGroupMember:
         request: dict[str, Any] = {"group-name": group}
         if member is not None:
             request["member"] = member
+        if max_in_flight is not None:
+            request["max-in-flight"] = max_in_flight
         self._publish(GROUP_JOIN, request)
         kind, _properties, body = self._next_message(client.timeout)
         if kind == GROUP_JOINED:
@@ -144,15 +148,11 @@ class AmqpGroupMember:
 
     def _next_message(self, timeout: float | None) -> tuple[str, Any, bytes]:
         deadline = None if timeout is None else time.monotonic() + timeout
-        try:
-            while not self._inbox:
-                remaining = 1.0 if deadline is None else min(1.0, deadline - time.monotonic())
-                if remaining <= 0:
-                    raise TimeoutError(f"no answer from {self.client.names.commands!r} within {timeout}s")
-                self._connection.process_data_events(time_limit=remaining)
-        except pika.exceptions.AMQPError as exc:
-            self.ended = "connection lost"
-            raise BrokerUnavailable(f"the AMQP connection of member {self.id!r} was lost: {exc!r}") from None
+        while not self._inbox:
+            remaining = 1.0 if deadline is None else min(1.0, deadline - time.monotonic())
+            if remaining <= 0:
+                raise TimeoutError(f"no answer from {self.client.names.commands!r} within {timeout}s")
+            self._poll(remaining)
         return self._inbox.popleft()
 
     def __iter__(self) -> Iterator[GroupDelivery]:
@@ -160,15 +160,50 @@ class AmqpGroupMember:
 
     def __next__(self) -> GroupDelivery:
         while self.ended is None:
-            kind, properties, body = self._next_message(None)
-            if kind == EVENT:
-                return GroupDelivery(RecordedEvent.from_json(body), int(properties.headers[ATTEMPT_HEADER]))
-            if kind == GROUP_ENDED:
-                self.ended = str(orjson.loads(body).get("reason", ""))
-            elif kind == ERROR:
-                self.ended = "error"
-                raise error_from_body(orjson.loads(body))
+            delivery = self._read(*self._next_message(None))
+            if delivery is not None:
+                return delivery
         raise StopIteration
+
+    def take(self, timeout: float | None = None) -> list[GroupDelivery]:
+        """Every delivery received so far, waiting up to `timeout` seconds for one; [] on time-out
+        or once the membership ended. For acknowledging many at once (one `ack` per batch)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        taken: list[GroupDelivery] = []
+        while self.ended is None:
+            if not self._inbox:
+                if taken:
+                    self._poll(0)  # what else has arrived, without waiting
+                    if not self._inbox:
+                        break
+                else:
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        break
+                    self._poll(1.0 if remaining is None else min(1.0, remaining))
+                    continue
+            delivery = self._read(*self._inbox.popleft())
+            if delivery is not None:
+                taken.append(delivery)
+        return taken
+
+    def _poll(self, seconds: float) -> None:
+        try:
+            self._connection.process_data_events(time_limit=seconds)
+        except pika.exceptions.AMQPError as exc:
+            self.ended = "connection lost"
+            raise BrokerUnavailable(f"the AMQP connection of member {self.id!r} was lost: {exc!r}") from None
+
+    def _read(self, kind: str, properties: Any, body: bytes) -> GroupDelivery | None:
+        """A message to this member's queue: a delivery, or the end of the membership (None)."""
+        if kind == EVENT:
+            return GroupDelivery(RecordedEvent.from_json(body), int(properties.headers[ATTEMPT_HEADER]))
+        if kind == GROUP_ENDED:
+            self.ended = str(orjson.loads(body).get("reason", ""))
+        elif kind == ERROR:
+            self.ended = "error"
+            raise error_from_body(orjson.loads(body))
+        return None
 
     def ack(self, order_ids: int | Sequence[int]) -> dict[str, Any]:
         """Acknowledge deliveries (order-ids); returns once durable: ``{"done": n, "unknown": [...]}``."""

@@ -259,9 +259,10 @@ class AsyncPhotonClient:
         answer = await self.request("POST", f"/api/group/{_quote(name)}/replay-parked")
         return int(answer.json()["replayed"])
 
-    def join_group(self, name: str, member: str | None = None) -> AsyncGroupMember:
-        """Join group `name`: ``async for delivery in member``, then ``await member.ack(...)``."""
-        return AsyncGroupMember(self, name, member)
+    def join_group(self, name: str, member: str | None = None, *, max_in_flight: int | None = None) -> AsyncGroupMember:
+        """Join group `name`: ``async for delivery in member``, then ``await member.ack(...)``.
+        `max_in_flight` lowers the group's limit of unacknowledged deliveries for this member."""
+        return AsyncGroupMember(self, name, member, max_in_flight)
 
     async def _stream_lines(self, path: str, params: dict[str, Any]) -> AsyncIterator[bytes]:
         try:
@@ -300,12 +301,15 @@ class AsyncPhotonClient:
 class AsyncGroupMember:
     """A consumer group member: ``async for delivery in member`` (`GroupDelivery`), `await ack(...)`."""
 
-    def __init__(self, client: AsyncPhotonClient, group: str, member: str | None) -> None:
+    def __init__(
+        self, client: AsyncPhotonClient, group: str, member: str | None, max_in_flight: int | None = None
+    ) -> None:
         self.client = client
         self.group = group
         self.id = member
         self._path = f"/api/group/{_quote(group)}"
-        self._lines = client._stream_lines(f"{self._path}/stream", {"member": member})
+        params = {"member": member, "max-in-flight": max_in_flight}
+        self._lines = client._stream_lines(f"{self._path}/stream", params)
 
     def __aiter__(self) -> AsyncGroupMember:
         return self

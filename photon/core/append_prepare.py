@@ -13,7 +13,8 @@ from typing import Any
 from photon.core.append_request import AppendCondition, AppendOptions
 from photon.core.committer import client_ids
 from photon.core.errors import ValidationError
-from photon.core.events import PendingEvent, new_event_ids, now_millis, prepare_batch, prepare_event
+from photon.core.event_validation import prepare_batch, prepare_event
+from photon.core.events import PendingEvent, new_event_ids, now_millis
 
 BATCH_VALIDATION = 16
 """Batches of at least this many events are first checked field by field (`prepare_batch`)."""

@@ -21,21 +21,16 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from photon.core.errors import ValidationError
-from photon.core.events import (
-    RecordedEvent,
-    check_tags,
-    event_tags,
-    expected_version_field,
-    is_internal,
-    parse_expected_version,
-)
-from photon.core.requests import MAX_INT64, parse_integer
+from photon.core.event_validation import check_tags, expected_version_field, parse_expected_version
+from photon.core.events import RecordedEvent, event_tags, is_internal
+from photon.core.requests import MAX_INT64, EmitEnvelope, field_names, parse_integer
 
 EVENTS: Final = "events"
 EXPECTED_VERSION: Final = "expected-version"
 EXPECTED_VERSIONS: Final = "expected-versions"
 CONDITION: Final = "condition"
-WRAPPER_FIELDS: Final = (EVENTS, EXPECTED_VERSION, EXPECTED_VERSIONS, CONDITION)
+WRAPPER_FIELDS: Final = field_names(EmitEnvelope)
+"""The wrapper's fields, as the request model declares them (events, expected-version, ...)."""
 MAX_QUERY_ITEMS: Final = 100
 
 

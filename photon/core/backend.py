@@ -81,9 +81,10 @@ class Backend(abc.ABC):
     #: fastest with small pages (they stay in the CPU cache); remote ones want fewer round trips.
     read_page_size: ClassVar[int] = 1000
     #: The reads this backend answers from an index, so that their cost follows what they return:
-    #: "category" (it honours `Query.categories`) and "event-type" (`Query.event_types`). The
-    #: core answers a category read on a backend without "category" by scanning `__all__`, and
-    #: `photon backends` shows which way each backend goes.
+    #: "category" (it honours `Query.categories`), "event-type" (`Query.event_types`) and "tags"
+    #: (it overrides `read_matching`, the DCB condition reads and reads by tags). The core answers
+    #: a category read on a backend without "category" by scanning `__all__`, and `photon backends`
+    #: shows which way each backend goes. The contract suite checks every indexed read against a scan.
     indexed_reads: ClassVar[frozenset[str]] = frozenset()
     #: The driver module this backend imports when it opens (None: nothing beyond Photon's own
     #: dependencies), and the pip extra of photon-eventstore that installs it.
@@ -149,6 +150,16 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def stream_versions(self, streams: Collection[str]) -> dict[str, int]:
         """The current version of each named stream; streams that do not exist may be left out."""
+
+    def versions_before_append(self, streams: Collection[str]) -> dict[str, int]:
+        """`stream_versions`, asked by the writer thread for the streams it is about to give
+        positions in (between two appends, never while a read needs an answer from it).
+
+        The default asks `stream_versions`. A backend may answer from its writer's own connection
+        and keep what it learns for the `append` that follows (the SQL backends learn each
+        stream's number in the same query, so an append to a new stream looks it up once).
+        """
+        return self.stream_versions(streams)
 
     @abc.abstractmethod
     def streams(self) -> Iterator[StreamInfo]:

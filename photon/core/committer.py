@@ -261,7 +261,7 @@ class Committer(UnknownCommitRecovery, threading.Thread):
         versions = self.versions
         wanted = set().union(*(r.streams for r in group)) - versions.keys()
         if wanted:
-            found = backend.stream_versions(wanted)
+            found = backend.versions_before_append(wanted)
             for name in wanted:
                 versions[name] = found.get(name, 0)
         client_ids = [event_id for r in group for event_id in r.client_ids]

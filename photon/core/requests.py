@@ -464,6 +464,11 @@ class ErrorAnswer(msgspec.Struct, frozen=True):
     parameter: str | None = None
 
 
+def field_names(model: type[msgspec.Struct]) -> tuple[str, ...]:
+    """A body type's fields by their wire names, in order (what its parser accepts)."""
+    return tuple(field.encode_name for field in msgspec.structs.fields(model))
+
+
 REQUEST_TYPES: Final = (
     ReplayOptions,
     PageOptions,

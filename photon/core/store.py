@@ -33,6 +33,7 @@ from photon.core.errors import (
     StoreClosed,
     ValidationError,
 )
+from photon.core.event_validation import parse_expected_version, validate_event
 from photon.core.events import (
     ALL_STREAM,
     DEFAULT_MAX_EVENT_BYTES,
@@ -40,8 +41,6 @@ from photon.core.events import (
     RecordedEvent,
     is_internal,
     new_event_id,
-    parse_expected_version,
-    validate_event,
 )
 from photon.core.filters import EventFilter
 from photon.core.loop_waker import LoopWaker

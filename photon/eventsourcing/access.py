@@ -33,6 +33,7 @@ from photon.core.errors import (
 )
 from photon.core.events import ALL_STREAM, RecordedEvent
 from photon.core.store import EventStore
+from photon.eventsourcing.http_requests import ShortRequests
 
 Event = RecordedEvent
 """What a recorder reads: a stored Photon event (its positions, names, and its whole JSON; the
@@ -297,6 +298,8 @@ class RemoteAccess(PhotonAccess):
     def __init__(self, url: str, user: str, password: str, *, verify: bool | str = True) -> None:
         self.transport = HttpTransport(url, user, password, verify=verify)
         self.transport.token()  # fail now, naming the server, if it cannot be reached or refuses us
+        self.short = ShortRequests(self.transport.url, self.transport.token, verify=verify)
+        """Inserts and reads: one request each, answered whole (see `http_requests`)."""
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Token {self.transport.token()}"}
@@ -312,7 +315,7 @@ class RemoteAccess(PhotonAccess):
             request["expected-versions"] = dict(expected_versions)
         if condition is not None:
             request["condition"] = dict(condition)
-        stored = orjson.loads(self.transport.request("POST", "/api/event", content=orjson.dumps(request)).content)
+        stored = orjson.loads(self.short.request("POST", "/api/event", body=orjson.dumps(request)))
         return [e["order-id"] for e in stored]
 
     def read_matching(self, query: list[dict[str, Any]], after: int, limit: int) -> tuple[list[Event], int]:
@@ -321,9 +324,7 @@ class RemoteAccess(PhotonAccess):
         position = after
         while len(events) < limit:
             body = {"query": query, "after": position, "limit": min(limit - len(events), MATCHING_PAGE)}
-            answer = orjson.loads(
-                self.transport.request("POST", "/api/read-matching", content=orjson.dumps(body)).content
-            )
+            answer = orjson.loads(self.short.request("POST", "/api/read-matching", body=orjson.dumps(body)))
             if head is None:
                 head = int(answer["head"])  # taken by the server before it read
             for item in answer["results"]:
@@ -336,10 +337,8 @@ class RemoteAccess(PhotonAccess):
 
     def _cold(self, stream: str, params: dict[str, Any]) -> list[Event]:
         params["stream-type"] = "cold"
-        response = self.transport.request("GET", f"/api/replay/{_quote(stream)}", params=params)
-        return [
-            _from_line(line) for line in response.content.splitlines() if line and not line.startswith(b'{"caught-up"')
-        ]
+        content = self.short.request("GET", f"/api/replay/{_quote(stream)}", params=params)
+        return [_from_line(line) for line in content.splitlines() if line and not line.startswith(b'{"caught-up"')]
 
     def read_stream(self, stream: str, from_version: int, limit: int | None) -> list[Event]:
         params: dict[str, Any] = {"from-version": from_version}
@@ -403,6 +402,7 @@ class RemoteAccess(PhotonAccess):
         return _RemoteLive(self, from_order_id, event_types)
 
     def close(self) -> None:
+        self.short.close()
         self.transport.close()
 
 

@@ -61,6 +61,8 @@ IDLE_FLUSH_SECONDS = 1.0
 PARKED_EVENT = "event-parked"
 NackAction = Literal["retry", "park", "skip"]
 NACK_ACTIONS = ("retry", "park", "skip")
+MAX_REASON = 2000
+"""Characters of a nack's reason, at most (it is stored with a parked event)."""
 _NAMESPACE = uuid.UUID("6f0c5a2e-4d0b-4a8e-9b7c-2f7f3c1d9e10")
 
 
@@ -102,9 +104,11 @@ class Member:
     back to the group, which redelivers them to the others.
     """
 
-    def __init__(self, group: Group, member_id: str) -> None:
+    def __init__(self, group: Group, member_id: str, max_in_flight: int | None = None) -> None:
         self.group = group
         self.id = member_id
+        self.max_in_flight = max_in_flight
+        """This member's own limit (a consumer's prefetch); the group's `max-in-flight` bounds it too."""
         self.in_flight: dict[int, _Entry] = {}
         self.inbox: deque[Delivery] = deque()
         self.buckets: list[int] = []
@@ -399,7 +403,10 @@ class Group:
 
     def _another_has_room(self, member: Member) -> bool:
         limit = self.spec.max_in_flight
-        return any(m is not member and not m.closed and len(m.in_flight) < limit for m in self.members.values())
+        return any(
+            m is not member and not m.closed and len(m.in_flight) < _member_limit(m, limit)
+            for m in self.members.values()
+        )
 
     def dispatch(self) -> list[Member]:
         """Hand ready events to members with room, one each in turn; returns the members given some."""
@@ -423,10 +430,11 @@ class Group:
             for member in ordered:
                 in_flight = member.in_flight
                 inbox = member.inbox
+                member_limit = _member_limit(member, limit)
                 for _ in range(chunk):
                     if spec.serial and self._in_flight >= 1:
                         return list(touched.values())
-                    if len(in_flight) >= limit:
+                    if len(in_flight) >= member_limit:
                         break
                     entry = self._next_for(member)
                     if entry is None:
@@ -460,13 +468,14 @@ class Group:
 
     # -- members ------------------------------------------------------------------------------
 
-    def join(self, member_id: str) -> Member:
-        """A new member; one that joins under the id of a present member replaces it."""
+    def join(self, member_id: str, max_in_flight: int | None = None) -> Member:
+        """A new member (with its own `max_in_flight`, at most the group's); one that joins under
+        the id of a present member replaces it."""
         with self.lock:
             if self._stopped:
                 raise StoreClosed(f"consumer group {self.spec.name!r} is stopped")
             old = self.members.get(member_id)
-            member = Member(self, member_id)
+            member = Member(self, member_id, max_in_flight)
             if old is not None:
                 self._release_member(old)
             self.members[member_id] = member
@@ -557,6 +566,8 @@ class Group:
         """`retry` (redeliver; counts towards max-retries), `park` (to the parked stream) or `skip` (done)."""
         if action not in NACK_ACTIONS:
             raise ValidationError(f"action must be one of {', '.join(NACK_ACTIONS)}, got {action!r}", "action")
+        if not isinstance(reason, str) or len(reason) > MAX_REASON:
+            raise ValidationError(f"reason must be a string of at most {MAX_REASON} characters", "reason")
         return self._settle(order_ids, action, reason)
 
     def _settle(self, order_ids: Iterable[int], action: str, reason: str) -> AckResult:
@@ -761,11 +772,21 @@ class Group:
                 "replaying-parked": len(self.replays),
                 "parked-stream": parked_stream(self.spec.name),
                 "members": [
-                    {"member": m.id, "in-flight": len(m.in_flight), "joined": int(m.joined * 1000)}
+                    {
+                        "member": m.id,
+                        "in-flight": len(m.in_flight),
+                        "max-in-flight": _member_limit(m, self.spec.max_in_flight),
+                        "joined": int(m.joined * 1000),
+                    }
                     for m in self.members.values()
                 ],
                 **self.counters,
             }
+
+
+def _member_limit(member: Member, limit: int) -> int:
+    own = member.max_in_flight
+    return limit if own is None or own > limit else own
 
 
 def _order_ids(values: Iterable[int]) -> list[int]:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from photon.core.errors import Conflict, NotFound, ReadOnlyStore, StoreClosed, ValidationError
 from photon.core.events import CONFIG_STREAM
 from photon.core.limits import MAX_INT64
-from photon.groups.definition import GroupSpec, check_group_name, parse_spec, with_start
+from photon.groups.definition import MAX_IN_FLIGHT_LIMIT, GroupSpec, check_group_name, parse_spec, with_start
 from photon.groups.engine import AckResult, Group, Member, NackAction
 from photon.groups.state import GroupState, state_key
 
@@ -171,12 +171,21 @@ class GroupManager:
 
     # -- members ----------------------------------------------------------------------------------
 
-    def join(self, name: str, member_id: str | None = None) -> Member:
+    def join(self, name: str, member_id: str | None = None, max_in_flight: int | None = None) -> Member:
+        """A member of group `name`; `max_in_flight` lowers the group's limit for this member alone
+        (a consumer's prefetch: 1 takes one event at a time)."""
         if member_id is None:
             member_id = uuid.uuid4().hex[:12]
         elif not isinstance(member_id, str) or not 0 < len(member_id) <= MAX_MEMBER_ID or not member_id.isprintable():
             raise ValidationError(f"a member id is 1 to {MAX_MEMBER_ID} printable characters", "member")
-        return self._group(check_group_name(name)).join(member_id)
+        if max_in_flight is not None and (
+            type(max_in_flight) is not int or not 1 <= max_in_flight <= MAX_IN_FLIGHT_LIMIT
+        ):
+            raise ValidationError(
+                f"a member's max-in-flight is a whole number from 1 to {MAX_IN_FLIGHT_LIMIT}, got {max_in_flight!r}",
+                "max-in-flight",
+            )
+        return self._group(check_group_name(name)).join(member_id, max_in_flight)
 
     def ack(self, name: str, order_ids: Iterable[int]) -> AckResult:
         return self._group(name).ack(order_ids)

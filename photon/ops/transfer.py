@@ -17,7 +17,8 @@ from typing import Any
 import orjson
 
 from photon.core.errors import NotFound, ValidationError, VersionConflict
-from photon.core.events import ALL_STREAM, ID, ORDER_ID, STREAM_NAME, STREAM_VERSION, validate_event
+from photon.core.event_validation import validate_event
+from photon.core.events import ALL_STREAM, ID, ORDER_ID, STREAM_NAME, STREAM_VERSION
 from photon.core.store import EventStore
 
 PAGE = 5_000

@@ -26,7 +26,8 @@ from photon.core import aio, json_input
 from photon.core.batches import split_batches
 from photon.core.config import Config
 from photon.core.errors import PhotonError
-from photon.core.events import PendingEvent, new_event_ids, now_millis, prepare_event
+from photon.core.event_validation import prepare_event
+from photon.core.events import PendingEvent, new_event_ids, now_millis
 from photon.core.metrics import metrics_for
 from photon.core.store import EventStore
 from photon.server.net import bind, tcp_tls, url_host

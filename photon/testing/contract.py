@@ -33,6 +33,7 @@ from photon.core.subscriptions import CaughtUp
 from photon.testing.appends import AppendContract
 from photon.testing.base import event, gapless
 from photon.testing.durability import DurabilityContract
+from photon.testing.indexes import IndexContract
 from photon.testing.lifetime import LifetimeContract
 
 #: The methods a backend overrides when it declares each optional capability.
@@ -44,7 +45,7 @@ CAPABILITY_METHODS = {
 }
 
 
-class BackendContract(AppendContract, LifetimeContract, DurabilityContract):
+class BackendContract(AppendContract, LifetimeContract, DurabilityContract, IndexContract):
     """The whole suite. Subclass it as ``Test...`` and provide the `store_config` fixture."""
 
     # -- ordering ----------------------------------------------------------------------------

@@ -58,6 +58,8 @@ ATTEMPT_HEADER: Final = "attempt"
 class JoinRequest:
     group: str
     member: str | None
+    max_in_flight: Any
+    """As sent (the core checks it); None: the group's."""
 
 
 def _object(body: bytes, kind: str, allowed: set[str]) -> dict[str, Any]:
@@ -78,12 +80,13 @@ def _group_name(value: Mapping[str, Any], kind: str) -> str:
 
 
 def parse_join(body: bytes) -> JoinRequest:
-    """``{"group-name": g, "member": id}`` (`member` optional: a new id is chosen)."""
-    value = _object(body, GROUP_JOIN, {"group-name", "member"})
+    """``{"group-name": g, "member": id, "max-in-flight": n}`` (`member` optional: a new id is
+    chosen; `max-in-flight` optional: the group's)."""
+    value = _object(body, GROUP_JOIN, {"group-name", "member", "max-in-flight"})
     member = value.get("member")
     if member is not None and not isinstance(member, str):
         raise ValidationError("field 'member' must be a string", "member")
-    return JoinRequest(_group_name(value, GROUP_JOIN), member)
+    return JoinRequest(_group_name(value, GROUP_JOIN), member, value.get("max-in-flight"))
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,12 @@ requests answered once (`done` or `error`). Every rule is the core's; this modul
 messages.
 
 A membership ends when the requester leaves (`group-leave`, or `cancel`), its queue goes away (a
-delivery comes back unroutable, or a check every second finds it gone: an exclusive queue goes
-with its connection, so a killed consumer is noticed within about a second), Photon's connection
-to the broker drops, the group stops (deleted, reset, or restarted by an update), or Photon
-stops. The member then leaves the group, which hands its unacknowledged events to the others,
-and the queue (when it is still there) gets a last `group-ended` message saying why.
+delivery comes back unroutable, or a check finds it gone: every second while the member holds
+unacknowledged events, every 5 s otherwise; an exclusive queue goes with its connection, so a
+killed consumer's events go to the others within about a second), Photon's connection to the
+broker drops, the group stops (deleted, reset, or restarted by an update), or Photon stops. The
+member then leaves the group, which hands its unacknowledged events to the others, and the queue
+(when it is still there) gets a last `group-ended` message saying why.
 """
 
 from __future__ import annotations
@@ -63,7 +64,11 @@ MAX_MEMBERS = 256
 TAKE_TIMEOUT = 0.25
 """Seconds a membership waits for deliveries before looking whether it must end."""
 QUEUE_CHECK = 1.0
-"""Seconds between checks that an idle member's queue still exists."""
+"""Seconds between checks that the queue of a member holding unacknowledged events still exists."""
+IDLE_QUEUE_CHECK = 5.0
+"""The same for a member holding none (its going away costs nothing until the next delivery,
+which comes back unroutable); each check of another connection's exclusive queue is answered
+with a channel error on a throw-away channel, so they are kept rare."""
 HAND_IN_TIMEOUT = 30.0
 NOTICE_WAIT = 30.0
 """After a lost connection: how long to wait for the next one to tell the member it ended."""
@@ -74,6 +79,7 @@ QUEUE_GONE = "queue gone"
 CONNECTION_LOST = "connection lost"
 STOPPING = "service stopping"
 GROUP_STOPPED = "the group stopped (deleted, reset, or restarted by an update): join again"
+REPLACED = "replaced: another member joined under the same id"
 
 Key = tuple[str, str | None]
 Finish = Callable[[str, bytes, bool], None]
@@ -132,14 +138,15 @@ class Membership(threading.Thread):
             try:
                 deliveries = member.take(TAKE_TIMEOUT)
             except StoreClosed:
-                self.end(GROUP_STOPPED)
+                replaced = member.group.members.get(member.id) not in (None, member)
+                self.end(REPLACED if replaced else GROUP_STOPPED)
                 return
             if deliveries:
                 checked = time.monotonic()
                 if not self._send([self._delivery(d) for d in deliveries], self.generation):
                     return
                 self.sent += len(deliveries)
-            elif time.monotonic() - checked >= QUEUE_CHECK:
+            elif time.monotonic() - checked >= (QUEUE_CHECK if member.in_flight else IDLE_QUEUE_CHECK):
                 checked = time.monotonic()
                 self.link.call(self._check_queue)
 
@@ -294,7 +301,7 @@ class AmqpGroups:
                     raise ValidationError("a membership with this reply_to and correlation_id is already running")
                 self._members[key] = None
                 reserved = True
-            member = self.store.groups.join(request.group, request.member)
+            member = self.store.groups.join(request.group, request.member, request.max_in_flight)
         except Exception as exc:
             if reserved:
                 with self._lock:

@@ -7,6 +7,11 @@ goes through the loop's thread-safe callback queue. Each successful connection g
 in (an emit acknowledgement, a live batch, a replay batch) notices the generation change and
 recovers on its own terms (the broker redelivers unacknowledged commands; the live publisher
 resumes from the last confirmed event).
+
+Long because the connection's life (connect, declare, set up the Muon channel, become ready,
+consume, lose the connection, back off, reconnect) is one state machine whose steps depend on
+each other's order: a command read before the link is ready on its new generation is dropped,
+so the steps are kept where they can be read in sequence.
 """
 
 from __future__ import annotations

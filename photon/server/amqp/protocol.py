@@ -84,7 +84,7 @@ class Names:
 
     @property
     def commands(self) -> str:
-        """Durable queue taking emit, replay and cancel requests."""
+        """Durable queue taking emit, replay, cancel and consumer group requests."""
         return f"{self.service}.commands"
 
     @property

@@ -15,7 +15,7 @@ from photon.server.amqp.protocol import Names
 
 class Route(enum.Enum):
     PHOTON = "photon"
-    """Photon's own protocol: emit, replay and cancel commands (docs/amqp.md)."""
+    """Photon's own protocol: emit, replay, cancel and consumer group requests (docs/amqp.md)."""
     MUON_HANDSHAKE = "muon-handshake"
     """A Muon client opening a transport channel (headers handshake=initiated, ...)."""
     MUON_TRANSPORT = "muon-transport"

@@ -24,6 +24,7 @@ from photon.core.requests import (
     PageOptions,
     ReadMatchingRequest,
     build,
+    field_names,
     parse_integer,
 )
 from photon.core.store import EventStore
@@ -178,7 +179,7 @@ async def read_matching(request: Request, query: dict[str, Any]) -> Response:
     doc = parse_json(body) if body.strip() else {}
     if type(doc) is not dict:
         raise RequestError('the body must be an object {"query": [...], "after": ..., "limit": ...}')
-    unknown = sorted(doc.keys() - {"query", "after", "limit"})
+    unknown = sorted(doc.keys() - set(field_names(ReadMatchingRequest)))
     if unknown:
         raise RequestError(f"unknown field {unknown[0]!r}; the body has the fields query, after and limit")
     items = parse_query(doc.get("query", []))

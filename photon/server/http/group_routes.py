@@ -24,6 +24,7 @@ from photon.core import aio
 from photon.core.errors import StoreClosed
 from photon.core.store import EventStore
 from photon.groups import NACK_ACTIONS, Delivery, GroupManager, Member
+from photon.groups.definition import MAX_IN_FLIGHT_LIMIT
 from photon.server.http.api import parse_json
 from photon.server.http.errors import RequestError, json_response
 from photon.server.http.limits import read_body
@@ -210,6 +211,13 @@ def _encode(deliveries: list[Delivery], sse: bool) -> bytes:
     Param(
         "member", "string", "This member's id (default: a new one); a member joining under a present id replaces it."
     ),
+    Param(
+        "max-in-flight",
+        "integer",
+        "This member's own limit of unacknowledged deliveries (a prefetch; default and upper bound: the group's).",
+        minimum=1,
+        maximum=MAX_IN_FLIGHT_LIMIT,
+    ),
     answer='NDJSON: {"group": name, "member": id}, then one line per delivery {"attempt": n, "event": {...}}; '
     "server-sent events with Accept: text/event-stream",
     errors={404: "no such group"},
@@ -220,7 +228,7 @@ async def member_stream(request: Request, query: dict[str, Any]) -> Response:
     """Join a group as a member and receive its share of the events until the connection closes."""
     store = _store(request)
     name = request.path_params["name"]
-    member: Member = await aio.run_blocking(store, store.groups.join, name, query["member"])
+    member: Member = await aio.run_blocking(store, store.groups.join, name, query["member"], query["max-in-flight"])
     sse = "text/event-stream" in request.headers.get("accept", "")
     hello = orjson.dumps({"group": name, "member": member.id})
 

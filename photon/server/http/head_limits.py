@@ -15,10 +15,6 @@ from photon.server.http.http10 import Http10AwareProtocol
 from photon.server.http.limits import MAX_HEAD_BYTES, MAX_HEADER_FIELDS
 
 
-class HeadTooLarge(Exception):
-    """Raised from a parser callback to stop parsing a request whose head is over a bound."""
-
-
 def refusal(message: str) -> bytes:
     """The whole 431 answer, written straight to the socket (no app has the request yet)."""
     body = orjson.dumps({"error": message})
@@ -47,35 +43,39 @@ class HeadLimitProtocol(Http10AwareProtocol):
             return
         if self.in_head:
             self.head_bytes += len(data)
-        super().data_received(data)  # a parser error (ours included) is answered in send_400_response
-        if self.refused is None and self.in_head and self.head_bytes > self.max_head_bytes:
+        super().data_received(data)
+        if self.refused is not None:  # too many fields: the request never reached the app
+            self.refuse(self.refused)
+        elif self.in_head and self.head_bytes > self.max_head_bytes:
             self.refuse(f"the request head is over {self.max_head_bytes} bytes")
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self.header_fields = 0
 
+    # Once a request is refused its remaining parser callbacks do nothing: no app sees it.
+
     def on_header(self, name: bytes, value: bytes) -> None:
         self.header_fields += 1
         if self.header_fields > self.max_header_fields:
             self.refused = f"the request has more than {self.max_header_fields} header fields"
-            raise HeadTooLarge(self.refused)
-        super().on_header(name, value)
+        if self.refused is None:
+            super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
         self.in_head = False
-        super().on_headers_complete()
+        if self.refused is None:
+            super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if self.refused is None:
+            super().on_body(body)
 
     def on_message_complete(self) -> None:
-        super().on_message_complete()
+        if self.refused is None:
+            super().on_message_complete()
         self.in_head = True
         self.head_bytes = 0
-
-    def send_400_response(self, msg: str) -> None:
-        if self.refused is None:
-            super().send_400_response(msg)
-            return
-        self.refuse(self.refused)
 
     def refuse(self, message: str) -> None:
         self.refused = message

@@ -182,8 +182,12 @@ def _operation(route: Route, method: str, doc: RouteDoc, schemas: _Schemas) -> d
     answer: dict[str, Any] = {"description": doc.answer or "OK", "content": {}}
     for kind in media:
         content: dict[str, Any] = {}
-        if doc.response is not None and kind in (JSON, NDJSON):
+        if doc.response is not None and kind == JSON:
             content["schema"] = schemas.of(doc.response)
+        elif doc.response is not None and kind == NDJSON:
+            # OpenAPI 3.1 has no schema for a sequence of values: the lines are shown as a list.
+            line = schemas.of(doc.response)
+            content["schema"] = {"type": "array", "items": line, "description": "one JSON value per line"}
         answer["content"][kind] = content
     responses: dict[str, Any] = {str(doc.status): answer}
     declared = doc.strict_query or bool(doc.params)
@@ -237,6 +241,7 @@ def describe(routes: list[BaseRoute]) -> dict[str, Any]:
             "description": "Get a token with GET /auth/token (HTTP Basic admin.user/admin.pass), "
             "then send it as 'Authorization: Token <t>', 'Authorization: Bearer <t>' or ?access_token=<t>. "
             'Every error answers {"error": "..."}. OPTIONS on any path answers 204 with its methods in Allow. '
+            "Integers in JSON bodies are JSON integers (2.0 is refused), within 64 bits. "
             "A request head over 64 KiB or with more than 100 header fields is answered 431.",
         },
         "paths": paths,

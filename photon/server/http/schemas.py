@@ -228,10 +228,6 @@ class Redacted(Struct):
     redacted_events: Count = field(name="redacted-events")
 
 
-class Groups(Struct):
-    groups: list[dict[str, Any]]
-
-
 class GroupOutcome(Struct):
     done: Count
     unknown: list[int]
@@ -297,7 +293,43 @@ class GroupDefinition(GroupChanges, kw_only=True, forbid_unknown_fields=True):
     start: Literal["begin", "end"] | OrderId | UnsetType = UNSET
 
 
-GroupDescription = dict[str, Any]
+class GroupMember(Struct):
+    member: str
+    in_flight: Count = field(name="in-flight")
+    max_in_flight: Count = field(name="max-in-flight")
+    joined: Millis
+
+
+class GroupDescription(Struct, kw_only=True):
+    """A consumer group: its definition, position, members and counters."""
+
+    group_name: str = field(name="group-name")
+    stream: str
+    filter: dict[str, Any] | UnsetType = UNSET
+    start: Count
+    strategy: Literal["round-robin", "pinned"]
+    max_in_flight: Count = field(name="max-in-flight")
+    ack_timeout_ms: Count = field(name="ack-timeout-ms")
+    max_retries: Count = field(name="max-retries")
+    serial: bool
+    checkpoint: Count
+    read_position: Count = field(name="read-position")
+    waiting: Count
+    in_flight: Count = field(name="in-flight")
+    acked_above_checkpoint: Count = field(name="acked-above-checkpoint")
+    replaying_parked: Count = field(name="replaying-parked")
+    parked_stream: str = field(name="parked-stream")
+    members: list[GroupMember]
+    delivered: Count
+    redelivered: Count
+    acked: Count
+    skipped: Count
+    parked: Count
+    retried: Count
+
+
+class Groups(Struct):
+    groups: list[GroupDescription]
 
 
 def stream_metadata_body() -> dict[str, Any]:
