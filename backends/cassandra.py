@@ -22,6 +22,9 @@ Layout (B = 10,000):
   of the writer allowed to move it). Written only with lightweight transactions.
 - ``writer_lease``: one row with a TTL: who holds the writer lease.
 - ``checkpoints``: key -> value.
+- ``stream_floors``: stream -> the highest version a scavenge removed. Written before the scavenge
+  removes anything, by the writer, about committed events only, so it is always true: a stream's
+  version is at least its floor even when a scavenge removed all of its events.
 - ``read_index``: PRIMARY KEY ((kind, key, bucket), order_id), bucket = order_id // B: the read
   indexes, kind ``c`` (key = a category), ``t`` (an event type) or ``g`` (a tag); and
   ``read_index_buckets``: PRIMARY KEY ((kind, key), bucket): the buckets where a key has rows, so
@@ -117,6 +120,7 @@ _SCHEMA = (
         kind text, key text, bucket bigint,
         PRIMARY KEY ((kind, key), bucket)) WITH CLUSTERING ORDER BY (bucket ASC)""",
     "CREATE TABLE IF NOT EXISTS read_index_state (id text PRIMARY KEY, built_to bigint, complete boolean)",
+    "CREATE TABLE IF NOT EXISTS stream_floors (stream text PRIMARY KEY, version bigint)",
 )
 
 _STATEMENTS = {
@@ -162,6 +166,10 @@ _STATEMENTS = {
     "delete_read_index": "DELETE FROM read_index WHERE kind = ? AND key = ? AND bucket = ? AND order_id = ?",
     "read_index_state": "SELECT built_to, complete FROM read_index_state WHERE id = ?",
     "set_read_index_state": "INSERT INTO read_index_state (id, built_to, complete) VALUES (?, ?, ?)",
+    "floors_in": "SELECT stream, version FROM stream_floors WHERE stream IN ?",
+    "all_floors": "SELECT stream, version FROM stream_floors",
+    "set_floor": "INSERT INTO stream_floors (stream, version) VALUES (?, ?)",
+    "delete_floor": "DELETE FROM stream_floors WHERE stream = ?",
 }
 
 
@@ -249,7 +257,7 @@ class CassandraBackend(Backend):
         self.password = config.get("cassandra.password")
         self._cluster: Any = None
         self._session: Any = None
-        self._ps: dict[str, Any] = {}
+        self._ps: _Prepared | dict[str, Any] = {}
         self._token: str | None = None
         self._holder = ""
         self._lease: LeaseRenewer | None = None
@@ -294,7 +302,8 @@ class CassandraBackend(Backend):
             self._session.set_keyspace(self.keyspace)
             for statement in _SCHEMA:
                 self._session.execute(statement)
-            self._ps = {name: self._session.prepare(cql) for name, cql in _STATEMENTS.items()}
+            # Prepared when first used: an open (and so taking the writer lease) waits for few of them.
+            self._ps = _Prepared(self._session)
             if writer:
                 self._take_lease()
                 self._build_read_indexes()
@@ -586,11 +595,13 @@ class CassandraBackend(Backend):
         committed, or whose event a scavenge removed, is skipped)."""
         found: list[RecordedEvent] = []
         start = max(start, 1)
+        width = 1  # buckets per round: one, then twice as many each round (a rare key's rows are spread)
         while len(found) < limit and start <= upper:
             buckets = [
                 int(row.bucket)
-                for row in self._run("read_buckets", (kind, key, start // BUCKET, upper // BUCKET, _BUCKETS_PER_ROUND))
+                for row in self._run("read_buckets", (kind, key, start // BUCKET, upper // BUCKET, width))
             ]
+            width = min(width * 2, _BUCKETS_PER_ROUND)
             if not buckets:
                 break
             want = limit - len(found)
@@ -729,15 +740,24 @@ class CassandraBackend(Backend):
         ):
             hints.extend(rows)
         stored = self._events_at((h.order_id for h in hints), head)
+        floors = self._floors([h.stream for h in hints])
         found: dict[str, int] = {}
         for hint in hints:
             event = stored.get(hint.order_id)
             if event is not None and event.stream_name == hint.stream and event.stream_version == hint.version:
                 found[hint.stream] = int(hint.version)
             else:
-                version = self._walk_down(hint.stream, int(hint.version), head)
+                version = max(self._walk_down(hint.stream, int(hint.version), head), floors.get(hint.stream, 0))
                 if version:
                     found[hint.stream] = version
+        return found
+
+    def _floors(self, streams: list[str]) -> dict[str, int]:
+        """The versions below which a scavenge removed each stream's events (see ``stream_floors``)."""
+        names = sorted(set(streams))
+        found: dict[str, int] = {}
+        for rows in self._concurrent((self._ps["floors_in"], (names[i : i + _IN],)) for i in range(0, len(names), _IN)):
+            found.update({row.stream: int(row.version) for row in rows})
         return found
 
     def _walk_down(self, stream: str, version: int, head: int) -> int:
@@ -769,13 +789,14 @@ class CassandraBackend(Backend):
         head = self._read_head()
         hints = self._run("all_streams", ())
         stored = self._events_at((h.order_id for h in hints), head)
+        floors = {row.stream: int(row.version) for row in self._run("all_floors", ())}
         found: list[StreamInfo] = []
         for hint in hints:
             event = stored.get(hint.order_id)
             if event is not None and event.stream_name == hint.stream and event.stream_version == hint.version:
                 version = int(hint.version)
             else:
-                version = self._walk_down(hint.stream, int(hint.version), head)
+                version = max(self._walk_down(hint.stream, int(hint.version), head), floors.get(hint.stream, 0))
             if version > 0:
                 found.append(StreamInfo(hint.stream, version))
         return iter(sorted(found))
@@ -819,18 +840,23 @@ class CassandraBackend(Backend):
         # The index last: until it goes, a half-done deletion can be found and finished.
         self._concurrent((self._ps["delete_index"], (stream, b)) for b in range(0, (max(top, 1) - 1) // BUCKET + 1))
         self._run("delete_stream", (stream,))
+        self._run("delete_floor", (stream,))
         self._versions[stream] = 0
         self._next_version.clear()
         return len(events)
 
     def truncate_stream(self, stream: str, before_version: int) -> int:
-        """Removes the events and their id rows; the stream's index rows stay (reads skip them), and
-        so does the stream's newest event: this backend proves a stream's version by its event."""
+        """Removes the events and their id and read-index rows; the stream's index rows stay (reads
+        skip them). The stream's floor is written first: its version stays proven when a scavenge
+        removes its newest event too."""
         head = self._read_head(serial=True)
         current = self._verified_versions([stream], head).get(stream, 0)
-        before = min(before_version, current)
+        before = min(before_version, current + 1)
         if before <= 1:
             return 0
+        floor = self._floors([stream]).get(stream, 0)
+        if before - 1 > floor:
+            self._run("set_floor", (stream, before - 1))
         rows: list[Any] = []
         for bucket in range(0, (before - 2) // BUCKET + 1):
             rows += [r for r in self._run("index_range", (stream, bucket, 1, BUCKET)) if r.version < before]
@@ -886,6 +912,20 @@ class CassandraBackend(Backend):
             self._run("delete_checkpoint", (key,))
         else:
             self._run("set_checkpoint", (key, value))
+
+
+class _Prepared:
+    """The statements of `_STATEMENTS`, each prepared on the session the first time it is asked for."""
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+        self._prepared: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        statement = self._prepared.get(name)
+        if statement is None:
+            statement = self._prepared[name] = self._session.prepare(_STATEMENTS[name])
+        return statement
 
 
 class _Batches:

@@ -55,8 +55,6 @@ def cassandra_config(cassandra_server: Any) -> Iterator[dict[str, Any]]:
 
 
 class TestCassandra(BackendContract):
-    scavenge_keeps_newest = True
-
     @pytest.fixture
     def store_config(self, cassandra_config: dict[str, Any]) -> dict[str, Any]:
         return cassandra_config

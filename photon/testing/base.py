@@ -31,7 +31,7 @@ class ContractBase:
     #: close and reopen a store skip. It must agree with the backend class's `persistent`.
     persistent = True
     #: A scavenge keeps each stream's newest event (hidden from reads) on a backend that proves a
-    #: stream's version by its newest event (Cassandra).
+    #: stream's version by its newest event (no built-in backend does any more).
     scavenge_keeps_newest = False
     #: Scale of the volume tests; a slow remote backend may lower them, never below the issue's figures.
     many_events = 100_000
