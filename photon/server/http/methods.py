@@ -4,8 +4,8 @@ Starlette routes one method per `Route` here (`GET /api/group/{name}`, `PUT ...`
 are three routes), and on a wrong method it names only the first matching route's methods in
 ``Allow``. This middleware looks at every route matching the path instead: ``OPTIONS`` is
 answered ``204`` with ``Allow`` listing them all, and a method none of them takes ``405``
-``{"error": ...}`` with the same ``Allow``. Paths no route matches (and mounted apps, such as the
-console's files) go on to the router unchanged.
+``{"error": ...}`` with the same ``Allow`` (in place of the router's own 405 answer). Paths no
+route matches (and mounted apps, such as the console's files) go on to the router unchanged.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from photon.server.http.errors import error_response
 
@@ -37,22 +37,41 @@ def allow_header(methods: set[str]) -> str:
 
 
 class AllowedMethodsMiddleware:
-    """Answers OPTIONS, and methods no route takes at a path, with the path's whole ``Allow``."""
+    """Answers OPTIONS, and methods no route takes at a path, with the path's whole ``Allow``.
+
+    Finding every route of a path costs a match against each route, so it is done only when it
+    is needed: for OPTIONS, and when the router answers 405. A request a route serves pays nothing.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method = scope["method"]
+        if method == "OPTIONS":
             methods = allowed_methods(scope["app"].routes, scope)  # the Starlette app, set before middleware
-            method = scope["method"]
-            if methods and (method == "OPTIONS" or method not in methods):
-                headers = {"Allow": allow_header(methods)}
-                response: Response
-                if method == "OPTIONS":
-                    response = Response(status_code=204, headers=headers)
-                else:
-                    response = error_response(405, f"method {method} not allowed on {scope['path']}", headers=headers)
-                await response(scope, receive, send)
+            if methods:
+                await Response(status_code=204, headers={"Allow": allow_header(methods)})(scope, receive, send)
                 return
-        await self.app(scope, receive, send)
+            await self.app(scope, receive, send)
+            return
+        replaced = False
+
+        async def send_or_replace(message: Message) -> None:
+            nonlocal replaced
+            if replaced:
+                return  # the router's own 405 answer, already replaced
+            if message["type"] == "http.response.start" and message["status"] == 405:
+                methods = allowed_methods(scope["app"].routes, scope)
+                if methods:
+                    replaced = True
+                    headers = {"Allow": allow_header(methods)}
+                    response = error_response(405, f"method {method} not allowed on {scope['path']}", headers=headers)
+                    await response(scope, receive, send)
+                    return
+            await send(message)
+
+        await self.app(scope, receive, send_or_replace)
