@@ -1,7 +1,7 @@
 """Every benchmark, one after the other: ``python -m benchmarks [--json] [NAME ...]``.
 
 Names: core, server, store_peers, server_peers, backup, projections, backends, amqp, muon,
-es_recorders, growth, lifetime, request_cost (default: all that are installed). Each prints its own table of
+es_recorders, growth, lifetime, request_cost, call_counts (default: all that are installed). Each prints its own table of
 figures, targets and side-by-side ratios; run one alone with ``python -m benchmarks.NAME --help``
 to see its options. store_peers and server_peers compare Photon with NATS JetStream, Message DB,
 the eventsourcing library, Redis Streams, raw
@@ -29,7 +29,7 @@ import orjson
 
 ORDER = [
     "core", "server", "store_peers", "server_peers", "backup", "projections", "backends", "amqp", "muon",
-    "es_recorders", "growth", "lifetime", "request_cost",
+    "es_recorders", "growth", "lifetime", "request_cost", "call_counts",
 ]  # fmt: skip
 
 
