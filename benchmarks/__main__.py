@@ -1,10 +1,10 @@
 """Every benchmark, one after the other: ``python -m benchmarks [--json] [NAME ...]``.
 
 Names: core, server, store_peers, server_peers, backup, projections, backends, amqp, muon,
-es_recorders, growth, lifetime, request_cost, call_counts (default: all that are installed). Each prints its own table of
-figures, targets and side-by-side ratios; run one alone with ``python -m benchmarks.NAME --help``
-to see its options. store_peers and server_peers compare Photon with NATS JetStream, Message DB,
-the eventsourcing library, Redis Streams, raw
+es_recorders, growth, lifetime, request_cost, call_counts (default: all that are installed).
+Each prints its own table of figures, targets and side-by-side ratios; run one alone with
+``python -m benchmarks.NAME --help`` to see its options. store_peers and server_peers compare
+Photon with NATS JetStream, Message DB, the eventsourcing library, Redis Streams, raw
 cassandra-driver writes, raw sqlite3 and a bare route; they install and start those themselves
 (scripts/install-bench-peers). The results, and the commands that produced them, are kept in
 docs/benchmarks.md.
