@@ -50,3 +50,19 @@ def test_the_readme_documents_the_container_and_says_it_is_not_built_here() -> N
     section = README.split("## Container", 1)[1].split("\n## ", 1)[0]
     assert "docker build" in section and "compose" in section and "--profile amqp" in section
     assert "not built" in section
+
+
+def test_every_package_in_the_tree_is_installed() -> None:
+    # pyproject lists the packages (the backends folder installs as photon_backends), so a new
+    # package left out of the list is missing from a wheel while an editable install still works.
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    found = {".".join(init.parent.relative_to(ROOT).parts) for init in (ROOT / "photon").rglob("__init__.py")}
+    found |= {
+        ".".join(("photon_backends", *init.parent.relative_to(ROOT / "backends").parts))
+        for init in (ROOT / "backends").rglob("__init__.py")
+    }
+    assert set(setuptools["packages"]) == found
+    console = ROOT / "photon" / "server" / "console"
+    shipped = setuptools["package-data"]["photon.server"]
+    files = {p.relative_to(console.parent).as_posix() for p in console.rglob("*") if p.is_file()}
+    assert files and all(any(Path(f).match(pattern) for pattern in shipped) for f in files)
