@@ -38,7 +38,7 @@ def event_columns(events: Any) -> list[Any]:
     return [events.c[name] for name in RecordedEvent._fields]
 
 
-def read_key(query: Query) -> tuple[Any, ...]:
+def read_key(query: Query, bytes_in_sql: bool) -> tuple[Any, ...]:
     """What the statement of `query` depends on: one compiled statement serves every query of a shape."""
     types = len(query.event_types) if query.event_types is not None else 0
     categories = len(query.categories) if query.categories is not None else 0
@@ -49,11 +49,33 @@ def read_key(query: Query) -> tuple[Any, ...]:
         query.from_time is not None,
         types,
         categories,
+        bytes_in_sql and query.max_bytes is not None,
     )
 
 
-def read_select(events: Any, dialect: str, query: Query) -> Any:
-    """The statement of one page of `query` (its values come from `read_params`)."""
+def read_select(events: Any, dialect: str, query: Query, bytes_in_sql: bool = False) -> Any:
+    """The statement of one page of `query` (its values come from `read_params`).
+
+    With `bytes_in_sql` and a `max_bytes`, the database itself ends the page at the byte bound
+    (a running sum of the events' sizes, which the limit stops early): for a client that receives
+    a whole result before it hands out the first row (psycopg), the bound on what it holds."""
+    import sqlalchemy as sa
+
+    select = _page_select(events, dialect, query)
+    if not (bytes_in_sql and query.max_bytes is not None):
+        return select.limit(sa.bindparam("limit"))
+    order = events.c.stream_version if query.stream is not None else events.c.order_id
+    size = sa.func.length(events.c.data)
+    before = (sa.func.sum(size).over(order_by=order, rows=(None, 0)) - size).label("bytes_before")
+    page = select.add_columns(before).limit(sa.bindparam("limit")).subquery("page")
+    return (
+        sa.select(*[page.c[name] for name in RecordedEvent._fields])
+        .where(page.c.bytes_before < sa.bindparam("max_bytes"))
+        .order_by(page.c[order.name])
+    )
+
+
+def _page_select(events: Any, dialect: str, query: Query) -> Any:
     import sqlalchemy as sa
 
     types = len(query.event_types) if query.event_types is not None else 0
@@ -74,7 +96,7 @@ def read_select(events: Any, dialect: str, query: Query) -> Any:
     if categories:
         conditions.append(category_condition(events, dialect, categories))
     order = events.c.stream_version if query.stream is not None else events.c.order_id
-    return sa.select(*event_columns(events)).where(*conditions).order_by(order).limit(sa.bindparam("limit"))
+    return sa.select(*event_columns(events)).where(*conditions).order_by(order)
 
 
 def category_condition(events: Any, dialect: str, count: int) -> Any:
@@ -91,6 +113,8 @@ def category_condition(events: Any, dialect: str, count: int) -> Any:
 
 def read_params(query: Query) -> dict[str, Any]:
     params: dict[str, Any] = {"from_order_id": query.from_order_id, "limit": query.limit}
+    if query.max_bytes is not None:
+        params["max_bytes"] = query.max_bytes
     if query.stream is not None:  # the stream's number and blocks are set per statement
         params["from_version"] = query.from_version
     if query.to_order_id is not None:
