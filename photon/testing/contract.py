@@ -237,6 +237,44 @@ class BackendContract(AppendContract, LifetimeContract, DurabilityContract, Inde
         assert [e.order_id for e in store.read(from_order_id=2)] == list(range(2, 12_001))
         assert len(list(store.read("big", from_version=100, limit=11_000))) == 11_000
 
+    def test_history_pages_stay_near_their_byte_bound_and_lose_nothing(
+        self, store: EventStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        store.append([event("big", "Big", pad="x" * 10_000) for _ in range(60)])
+        store.append([event("small-1", "Small") for _ in range(300)])
+        store.append([event("big", "Big", pad="y" * 10_000) for _ in range(20)])
+        store.page_bytes = 64 * 1024
+        backend = store.backend
+        queries: list[Query] = []
+        read = backend.read
+
+        def observed(query: Query) -> list[RecordedEvent]:
+            queries.append(query)
+            return read(query)
+
+        monkeypatch.setattr(backend, "read", observed)
+        # A backend that reads by bytes ends every page itself (after the event that passes the
+        # bound); the core sizes the others' pages from the events before (`test_stream_pages`).
+        bound = 64 * 1024 + 11_000
+        for stream, types, expected in (
+            ("big", None, 80),
+            ("__all__", None, 380),
+            ("__category__:big", None, 80),
+            ("__all__", ["Big"], 80),
+            ("small-1", None, 300),
+        ):
+            queries.clear()
+            pages = list(store.read_pages(stream, event_types=types))
+            found = [e.order_id for page in pages for e in page]
+            assert len(found) == expected and found == sorted(set(found)), stream
+            if backend.reads_by_bytes:
+                assert all(sum(len(e.data) for e in page) <= bound for page in pages), stream
+            if stream == "big":
+                # Each page of a stream goes on from the version after the last one read.
+                assert [q.from_version for q in queries[1:]] == [p[-1].stream_version + 1 for p in pages[:-1]]
+            if stream == "small-1" and backend.reads_by_bytes:
+                assert len(queries) == 1  # 300 small events: one page, one read
+
     def test_streams_and_counts(self, sample: EventStore) -> None:
         assert [(s.stream_name, s.total_events) for s in sample.streams()] == [
             ("s0", 10),
