@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from itertools import chain
+from operator import itemgetter
 from typing import Any, TypeVar
 
 from photon.core.append_request import QueryItem
@@ -29,6 +31,8 @@ CHUNK = 500
 """Names or ids per statement of a look-up by many."""
 
 T = TypeVar("T")
+EVENT_COLUMNS = itemgetter(slice(0, len(RecordedEvent._fields)))
+"""A stream page's row without its last column (the stream's version)."""
 Run = Callable[[str, Sequence[Any]], Iterable[Any]]
 """Runs a statement on a read's connection and returns its rows."""
 
@@ -104,7 +108,10 @@ class SQLReads(Backend):
 
     def _read_sql(self, query: Query) -> Statement:
         in_sql = self._bytes_in_sql
-        return self._sql(read_key(query, in_sql), lambda: read_select(self._events, self._dialect, query, in_sql))
+        return self._sql(
+            read_key(query, in_sql),
+            lambda: read_select(self._events, self._streams_table, self._dialect, query, in_sql),
+        )
 
     def _stream_sql(self) -> Statement:
         table = self._streams_table
@@ -171,32 +178,39 @@ class SQLReads(Backend):
 
     def _read_stream(self, run: Run, query: Query, statement: Statement, values: dict[str, Any]) -> list[RecordedEvent]:
         """A stream's events, BLOCKS_PER_READ blocks of versions per statement, until the page is
-        full or the stream's last version is passed (filters may leave blocks without a match),
-        all on the connection of the stream's look-up."""
+        full or the stream's last version is passed (filters may leave blocks without a match).
+        Each statement gives the stream's last version with its rows; only a statement that finds
+        nothing asks for it on its own."""
         assert query.stream is not None
-        found = list(run(self._stream_sql().sql, (query.stream,)))
-        if not found:
-            return []
-        number, last = found[0]
-        values["stream_id"] = number
         version = max(query.from_version, 1)
         max_bytes = query.max_bytes
         in_python = None if self._bytes_in_sql else max_bytes
         events: list[RecordedEvent] = []
         size = 0
-        while version <= last and len(events) < query.limit:
+        last: int | None = None
+        while (last is None or version <= last) and len(events) < query.limit:
             first = version >> BLOCK_BITS
             values.update({f"b{i}": first + i for i in range(BLOCKS_PER_READ)})
             values["from_version"] = version
             values["limit"] = query.limit - len(events)
             if max_bytes is not None:
                 values["max_bytes"] = max_bytes - size
-            page = take_events(run(statement.sql, statement.bind(values)), in_python)
-            events += page
-            if max_bytes is not None and page:
-                size += sum(len(event.data) for event in page)
-                if size >= max_bytes:
-                    break
+            rows = iter(run(statement.sql, statement.bind(values)))
+            head = next(rows, None)
+            if head is None:
+                if last is None:
+                    found = list(run(self._stream_sql().sql, (query.stream,)))
+                    if not found:
+                        return events
+                    last = int(found[0][1])
+            else:
+                last = int(head[-1])
+                page = take_events(map(EVENT_COLUMNS, chain((head,), rows)), in_python)
+                events += page
+                if max_bytes is not None:
+                    size += sum(len(event.data) for event in page)
+                    if size >= max_bytes:
+                        break
             version = (first + BLOCKS_PER_READ) << BLOCK_BITS
         return events
 

@@ -275,6 +275,20 @@ class BackendContract(AppendContract, LifetimeContract, DurabilityContract, Inde
             if stream == "small-1" and backend.reads_by_bytes:
                 assert len(queries) == 1  # 300 small events: one page, one read
 
+    def test_stream_reads_past_long_runs_without_a_match(self, store: EventStore) -> None:
+        # The SQL backends read a stream a few blocks of versions per statement: blocks with
+        # nothing to return (a type filter, an order-id bound) must not end the read.
+        store.append([event("long", "Early", n=i) for i in range(1300)])
+        store.append([event("other", "Late")])
+        store.append([event("long", "Late", n=i) for i in range(5)])
+        late = [e.stream_version for e in store.read("long", event_types=["Late"])]
+        assert late == list(range(1301, 1306))
+        backend = store.backend
+        after = backend.read(Query(stream="long", from_order_id=1302, limit=3))
+        assert [e.stream_version for e in after] == [1301, 1302, 1303]
+        assert backend.read(Query(stream="nothing-here", limit=10)) == []
+        assert backend.read(Query(stream="long", from_version=1306, limit=10)) == []
+
     def test_streams_and_counts(self, sample: EventStore) -> None:
         assert [(s.stream_name, s.total_events) for s in sample.streams()] == [
             ("s0", 10),
