@@ -30,7 +30,7 @@ from photon.core.append_request import AppendCondition, emit_body
 from photon.core.errors import PhotonError
 from photon.core.events import ALL_STREAM, ID
 from photon.core.subscriptions import CaughtUp
-from photon.server.amqp.protocol import (
+from photon.wire.amqp import (
     CANCEL,
     CAUGHT_UP,
     CONTENT_TYPE,

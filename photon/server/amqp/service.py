@@ -26,8 +26,8 @@ from photon.core.errors import (
     VersionConflict,
 )
 from photon.core.store import EventStore
-from photon.server.amqp.group_messages import GROUP_REQUEST_TYPES
-from photon.server.amqp.protocol import (
+from photon.server.amqp.protocol import join_events, parse_emit, parse_replay, parse_stream_request
+from photon.wire.amqp import (
     CANCEL,
     DELETE_STREAM,
     DONE,
@@ -41,12 +41,9 @@ from photon.server.amqp.protocol import (
     Names,
     dumps,
     error_body,
-    join_events,
-    parse_emit,
-    parse_replay,
-    parse_stream_request,
     redact,
 )
+from photon.wire.amqp_groups import GROUP_REQUEST_TYPES
 
 if TYPE_CHECKING:
     from pika.channel import Channel
