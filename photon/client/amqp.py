@@ -30,8 +30,7 @@ from photon.core.append_request import AppendCondition, emit_body
 from photon.core.errors import PhotonError
 from photon.core.events import ALL_STREAM, ID
 from photon.core.subscriptions import CaughtUp
-from photon.server.amqp.lifetime_messages import READ_MATCHING, REDACT, SCAVENGE
-from photon.server.amqp.protocol import (
+from photon.wire.amqp import (
     CANCEL,
     CAUGHT_UP,
     CONTENT_TYPE,
@@ -50,6 +49,7 @@ from photon.server.amqp.protocol import (
     redact,
     replay_body,
 )
+from photon.wire.amqp_lifetime import READ_MATCHING, REDACT, SCAVENGE
 
 log = logging.getLogger("photon.amqp_client")
 

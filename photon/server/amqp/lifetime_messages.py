@@ -1,12 +1,11 @@
-"""Streams over their lifetime in Photon's AMQP protocol: message types, request bodies, answers.
+"""How the service reads and answers the requests about streams over their lifetime (docs/amqp.md).
 
-Requests on `<service>.commands` answered once with a `done` reply holding what the HTTP route
-answers (or an `error`): `stream-metadata` and `delete-stream` (see `protocol`), `scavenge`,
-`redact` and `read-matching` (the read a conditional append is decided on). Multi-stream and
-conditional (DCB) appends are emits (`expected-versions`, `condition`). Only the shape of a body
-is checked here; what a stream name, a query or a reason may be is the core's to decide
-(`photon.core.stream_admin`, `photon.core.redaction`, `photon.core.append_request`), and its
-errors go back as replies. Shared by the service and the Python client.
+The message types are in `photon.wire.amqp_lifetime`, which the Python client shares:
+`stream-metadata`, `delete-stream`, `scavenge`, `redact` and `read-matching` (the read a
+conditional append is decided on), each answered once with a `done` reply holding what the HTTP
+route answers. Only the shape of a body is checked here; what a stream name, a query or a reason
+may be is the core's to decide (`photon.core.stream_admin`, `photon.core.redaction`,
+`photon.core.append_request`), and its errors go back as replies.
 """
 
 from __future__ import annotations
@@ -20,21 +19,12 @@ import orjson
 from photon.core.append_request import QueryItem, parse_after, parse_query
 from photon.core.errors import ValidationError
 from photon.core.requests import DEFAULT_PAGE, MAX_PAGE, ReadMatchingRequest, field_names, parse_integer
-from photon.server.amqp.protocol import DELETE_STREAM, STREAM_METADATA, dumps, parse_body, parse_stream_request
+from photon.server.amqp.protocol import parse_body, parse_stream_request
+from photon.wire.amqp import DELETE_STREAM, STREAM_METADATA, dumps
+from photon.wire.amqp_lifetime import READ_MATCHING, REDACT, SCAVENGE
 
 if TYPE_CHECKING:
     from photon.core.store import EventStore
-
-# Requests (the AMQP `type` of a message on `<service>.commands`).
-SCAVENGE: Final = "scavenge"
-"""Empty body (or ``{}``): remove deleted, expired and truncated events; answers the report when done."""
-REDACT: Final = "redact"
-"""``{"stream-name": s}`` or ``{"ids": [...]}``, with an optional ``"reason"``: answers ``{"redacted-events": n}``."""
-READ_MATCHING: Final = "read-matching"
-"""``{"query": [...], "after": order-id, "limit": n}`` (all optional): a page of matching events."""
-
-#: Every request of this module, each answered once with `done` or `error`.
-LIFETIME_CALLS: Final = (STREAM_METADATA, DELETE_STREAM, SCAVENGE, REDACT, READ_MATCHING)
 
 REDACT_FIELDS: Final = frozenset({"stream-name", "ids", "reason"})
 

@@ -26,10 +26,9 @@ from photon.core.errors import (
     VersionConflict,
 )
 from photon.core.store import EventStore
-from photon.server.amqp.group_messages import GROUP_REQUEST_TYPES
-from photon.server.amqp.lifetime_messages import LIFETIME_CALLS
 from photon.server.amqp.lifetime_messages import answer as lifetime_answer
-from photon.server.amqp.protocol import (
+from photon.server.amqp.protocol import join_events, parse_emit, parse_replay
+from photon.wire.amqp import (
     CANCEL,
     DONE,
     EMIT,
@@ -41,11 +40,10 @@ from photon.server.amqp.protocol import (
     Names,
     dumps,
     error_body,
-    join_events,
-    parse_emit,
-    parse_replay,
     redact,
 )
+from photon.wire.amqp_groups import GROUP_REQUEST_TYPES
+from photon.wire.amqp_lifetime import LIFETIME_CALLS
 
 if TYPE_CHECKING:
     from pika.channel import Channel
