@@ -74,10 +74,6 @@ class Redaction:
         return self.first <= position < self.order_id and self.affects(name, source, event_types)
 
 
-def is_redaction(event: RecordedEvent) -> bool:
-    return event.stream_name == CONFIG_STREAM and event.event_type == REDACTED
-
-
 def recorded(store: EventStore, after: int = 0) -> list[Redaction]:
     """The redactions recorded in `__config__` after order-id `after`."""
     return [
