@@ -214,6 +214,26 @@ class SQLReads(Backend):
             version = (first + BLOCKS_PER_READ) << BLOCK_BITS
         return events
 
+    def read_data(self, query: Query) -> list[tuple[int, bytes]]:
+        """The order-id and JSON columns alone, which SQLite hands over in about a third of the
+        time of whole rows (0.5 against 1.4 µs an event); a stream's read goes by blocks, as `read`.
+        A `max_bytes` is not applied here: the caller bounds its pages by events."""
+        if query.stream is not None:
+            return super().read_data(query)
+        if (query.event_types is not None and not query.event_types) or (
+            query.categories is not None and not query.categories
+        ):
+            return []
+        events, streams = self._events, self._streams_table
+        statement = self._sql(
+            ("data", *read_key(query, False)),
+            lambda: read_select(events, streams, self._dialect, query).with_only_columns(
+                events.c.order_id, events.c.data
+            ),
+        )
+        values = read_params(query)
+        return self._reading(lambda run: list(run(statement.sql, statement.bind(values))))
+
     def _core(self, statement: Any, params: Any = None) -> list[Any]:
         """Run a SQLAlchemy Core statement (the paths that are not hot)."""
         import sqlalchemy as sa

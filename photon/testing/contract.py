@@ -35,6 +35,7 @@ from photon.testing.base import event, gapless
 from photon.testing.durability import DurabilityContract
 from photon.testing.indexes import IndexContract
 from photon.testing.lifetime import LifetimeContract
+from photon.testing.paging import PagingContract
 
 #: The methods a backend overrides when it declares each optional capability.
 CAPABILITY_METHODS = {
@@ -45,7 +46,7 @@ CAPABILITY_METHODS = {
 }
 
 
-class BackendContract(AppendContract, LifetimeContract, DurabilityContract, IndexContract):
+class BackendContract(AppendContract, LifetimeContract, DurabilityContract, IndexContract, PagingContract):
     """The whole suite. Subclass it as ``Test...`` and provide the `store_config` fixture."""
 
     # -- ordering ----------------------------------------------------------------------------
@@ -237,57 +238,40 @@ class BackendContract(AppendContract, LifetimeContract, DurabilityContract, Inde
         assert [e.order_id for e in store.read(from_order_id=2)] == list(range(2, 12_001))
         assert len(list(store.read("big", from_version=100, limit=11_000))) == 11_000
 
-    def test_history_pages_stay_near_their_byte_bound_and_lose_nothing(
-        self, store: EventStore, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        store.append([event("big", "Big", pad="x" * 10_000) for _ in range(60)])
-        store.append([event("small-1", "Small") for _ in range(300)])
-        store.append([event("big", "Big", pad="y" * 10_000) for _ in range(20)])
-        store.page_bytes = 64 * 1024
-        backend = store.backend
-        queries: list[Query] = []
-        read = backend.read
+    def test_read_data_pages_hold_the_json_of_what_read_gives(self, sample: EventStore) -> None:
+        """The projections' catch-up read (`photon.core.data_reads`): the same events as `read`,
+        the stored JSON alone, in pages of at most `max_events`."""
+        from photon.core.data_reads import read_data_pages
 
-        def observed(query: Query) -> list[RecordedEvent]:
-            queries.append(query)
-            return read(query)
-
-        monkeypatch.setattr(backend, "read", observed)
-        # A backend that reads by bytes ends every page itself (after the event that passes the
-        # bound); the core sizes the others' pages from the events before (`test_stream_pages`).
-        bound = 64 * 1024 + 11_000
-        for stream, types, expected in (
-            ("big", None, 80),
-            ("__all__", None, 380),
-            ("__category__:big", None, 80),
-            ("__all__", ["Big"], 80),
-            ("small-1", None, 300),
-        ):
-            queries.clear()
-            pages = list(store.read_pages(stream, event_types=types))
-            found = [e.order_id for page in pages for e in page]
-            assert len(found) == expected and found == sorted(set(found)), stream
-            if backend.reads_by_bytes:
-                assert all(sum(len(e.data) for e in page) <= bound for page in pages), stream
-            if stream == "big":
-                # Each page of a stream goes on from the version after the last one read.
-                assert [q.from_version for q in queries[1:]] == [p[-1].stream_version + 1 for p in pages[:-1]]
-            if stream == "small-1" and backend.reads_by_bytes:
-                assert len(queries) == 1  # 300 small events: one page, one read
-
-    def test_stream_reads_past_long_runs_without_a_match(self, store: EventStore) -> None:
-        # The SQL backends read a stream a few blocks of versions per statement: blocks with
-        # nothing to return (a type filter, an order-id bound) must not end the read.
-        store.append([event("long", "Early", n=i) for i in range(1300)])
-        store.append([event("other", "Late")])
-        store.append([event("long", "Late", n=i) for i in range(5)])
-        late = [e.stream_version for e in store.read("long", event_types=["Late"])]
-        assert late == list(range(1301, 1306))
-        backend = store.backend
-        after = backend.read(Query(stream="long", from_order_id=1302, limit=3))
-        assert [e.stream_version for e in after] == [1301, 1302, 1303]
-        assert backend.read(Query(stream="nothing-here", limit=10)) == []
-        assert backend.read(Query(stream="long", from_version=1306, limit=10)) == []
+        sample.append([event(f"account-{i % 2}", "Opened" if i % 3 else "Closed", n=i) for i in range(30)])
+        sample.set_stream_metadata("s2", {"max-count": 4})
+        reads: list[tuple[str, dict[str, Any]]] = [
+            ("__all__", {}),
+            ("__all__", {"from_order_id": 5, "to_order_id": 61}),
+            ("__all__", {"from_order_id": 3, "event_types": ["Odd", "Closed"]}),
+            ("s1", {"from_order_id": 7}),
+            ("s0", {"from_order_id": 2, "to_order_id": 30, "event_types": ["Even"]}),
+            ("s2", {}),  # its metadata keeps the last 4
+            ("__category__:account", {"from_order_id": 45}),
+            ("__category__:account", {"event_types": ["Closed"]}),
+            ("nothing-here", {}),
+        ]
+        for stream, bounds in reads:
+            expected = [e.data for e in sample.read(stream, **bounds)]
+            pages = list(
+                read_data_pages(
+                    sample,
+                    stream,
+                    from_order_id=bounds.get("from_order_id", 1),
+                    to_order_id=bounds.get("to_order_id"),
+                    event_types=bounds.get("event_types"),
+                    max_events=3,
+                )
+            )
+            assert [data for page in pages for data in page] == expected, (stream, bounds)
+            assert all(0 < len(page) <= 3 for page in pages)
+        query = Query(from_order_id=3, to_order_id=20, event_types=frozenset({"Odd"}), limit=5)
+        assert sample.backend.read_data(query) == [(e.order_id, e.data) for e in sample.backend.read(query)]
 
     def test_streams_and_counts(self, sample: EventStore) -> None:
         assert [(s.stream_name, s.total_events) for s in sample.streams()] == [
