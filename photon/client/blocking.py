@@ -134,6 +134,9 @@ class PhotonClient:
 
     def stream_metadata(self, stream: str) -> dict[str, Any]:
         """A stream's metadata (`max-age`, `max-count`, `truncate-before`, `tombstone`, user keys)."""
+        if (calls := self._group_calls()) is not None:
+            metadata: dict[str, Any] = calls.stream_metadata(stream)
+            return metadata
         answer: dict[str, Any] = (
             self._http().request("GET", f"/api/stream-metadata/{_quote(stream)}").json()["metadata"]
         )
@@ -141,6 +144,9 @@ class PhotonClient:
 
     def set_stream_metadata(self, stream: str, metadata: Mapping[str, Any]) -> dict[str, Any]:
         """Replace a stream's metadata; returns it as stored."""
+        if (calls := self._group_calls()) is not None:
+            stored: dict[str, Any] = calls.stream_metadata(stream, metadata)
+            return stored
         content = orjson.dumps(dict(metadata))
         answer: dict[str, Any] = (
             self._http().request("PUT", f"/api/stream-metadata/{_quote(stream)}", content=content).json()["metadata"]
@@ -149,6 +155,8 @@ class PhotonClient:
 
     def delete_stream(self, stream: str, *, hard: bool = False) -> int:
         """Soft delete a stream (or hard: a tombstone); returns its version when deleted."""
+        if (calls := self._group_calls()) is not None:
+            return int(calls.delete_stream(stream, hard=hard))
         params = {"hard": "true"} if hard else None
         answer = self._http().request("DELETE", f"/api/stream/{_quote(stream)}", params=params).json()
         return int(answer["deleted-events"])
@@ -228,7 +236,7 @@ class PhotonClient:
     def _http(self) -> HttpTransport:
         if not isinstance(self.transport, HttpTransport):
             raise PhotonError(
-                "projections, stream metadata, deletes, scavenging and redaction are served over HTTP: "
+                "reads by page, projections, durable subscriptions, scavenging and redaction are served over HTTP: "
                 "use a client with the HTTP transport"
             )
         return self.transport
@@ -284,7 +292,8 @@ class PhotonClient:
     # -- consumer groups (HTTP, or the transport's own: AMQP) -----------------------------------
 
     def _group_calls(self) -> Any:
-        """A transport that serves consumer groups itself (AMQP) gives its calls; None: HTTP's."""
+        """A transport that serves consumer groups and stream lifetimes itself (AMQP) gives its
+        calls; None: HTTP's."""
         return None if isinstance(self.transport, HttpTransport) else getattr(self.transport, "group_calls", None)
 
     def create_group(self, name: str, **settings: Any) -> dict[str, Any]:
