@@ -220,6 +220,33 @@ def test_stream_metadata_and_deletes(photon: Photon) -> None:
     run(scenario)
 
 
+def test_scavenge_redact_and_read_matching(photon: Photon) -> None:
+    stream, seat = unique("m"), unique("seat")
+
+    async def scenario() -> None:
+        async with client_of(photon, timeout=60.0) as client:
+            stored = await client.emit([event(stream, n=i) for i in range(4)])
+            await client.set_stream_metadata(stream, {"max-count": 2})
+            report = await client.scavenge()
+            assert report["removed-events"] >= 2 and set(report) >= {"streams", "reclaim-steps", "seconds"}
+            assert [e.stream_version for e in photon.store.read(stream)] == [3, 4]
+            assert await client.redact(event_ids=[stored[2].event_id], reason="erasure") == 1
+            assert photon.store.get_event(stored[2].event_id).payload["reason"] == "erasure"  # type: ignore[union-attr]
+            with pytest.raises(NotFound, match="no event with id 'nope'"):
+                await client.redact(event_ids=["nope"])
+            with pytest.raises(ValidationError, match="one of the two"):
+                await client.redact(stream=stream, event_ids=[stored[3].event_id])
+            assert photon.store.get_event(stored[3].event_id).payload == {"n": 3}  # type: ignore[union-attr]
+
+            booked = await client.emit({**event(seat, "Booked"), "tags": [f"seat:{seat}"]})
+            query = [{"event-types": ["Booked"], "tags": [f"seat:{seat}"]}]
+            assert [e.order_id async for e in client.read_matching(query)] == [booked.order_id]
+            with pytest.raises(ValidationError, match="limit"):
+                await client.transport.read_matching({"limit": 0})  # type: ignore[attr-defined]
+
+    run(scenario)
+
+
 def test_a_missing_service_and_an_unreachable_broker_are_clear_errors(broker: RabbitServer) -> None:
     async def scenario() -> None:
         nobody = AsyncAmqpClient(broker.url, service=f"nobody-{uuid.uuid4().hex[:6]}", timeout=5)

@@ -195,7 +195,7 @@ class AmqpClient(AmqpGroupCalls):
         replies = self._wait_for(ids)
         return emitted([replies[correlation_id] for correlation_id in ids], self.names.commands)
 
-    # -- stream metadata and deletes --------------------------------------------------------
+    # -- streams over their lifetime --------------------------------------------------------
 
     def stream_metadata(self, stream: str, metadata: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """A stream's metadata; with `metadata`, set it first (it replaces the whole metadata)."""
@@ -205,6 +205,23 @@ class AmqpClient(AmqpGroupCalls):
     def delete_stream(self, stream: str, *, hard: bool = False) -> int:
         """Soft delete a stream (hard: a tombstone); returns its version when deleted."""
         return int(self.call(amqp_calls.delete_stream(stream, hard)))
+
+    def scavenge(self) -> dict[str, Any]:
+        """Run a scavenge on the server; its report once done (the call waits up to `timeout`)."""
+        report: dict[str, Any] = self.call(amqp_calls.scavenge())
+        return report
+
+    def redact(
+        self, *, stream: str | None = None, event_ids: Sequence[str] | None = None, reason: str | None = None
+    ) -> int:
+        """Redact a stream's events or chosen events (see docs/lifetime.md); returns how many."""
+        return int(self.call(amqp_calls.redact(stream, event_ids, reason)))
+
+    def read_matching(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """One page of events matching a query: ``{"query": [...], "after": n, "limit": n}`` in,
+        ``{"results": [...], "next": n or None, "head": n}`` out, as `POST /api/read-matching`."""
+        page: dict[str, Any] = self.call(amqp_calls.read_matching(body))
+        return page
 
     def call(self, call: Call) -> Any:
         """Send a request answered once (`photon.client.amqp_calls`) and read its answer."""
@@ -312,8 +329,9 @@ class AmqpTransport:
         client = PhotonClient(transport=AmqpTransport("amqp://guest:guest@localhost:5672/%2F"))
 
     Consumer groups work as over HTTP (`PhotonClient.join_group`, `create_group`, ...: see
-    `group_calls`), and so do stream metadata and deletes. Durable named subscriptions, the stream
-    list, reads by page, projections, scavenging and redaction are HTTP features: those calls say so.
+    `group_calls`), and so do stream metadata, deletes, scavenging, redaction and reads by query
+    (`lifetime_calls`, `read_matching`). Durable named subscriptions, projections and the stream
+    list are HTTP features: those calls say so.
     """
 
     def __init__(self, url: str, service: str = "photon", **options: Any) -> None:
@@ -338,6 +356,14 @@ class AmqpTransport:
     def group_calls(self) -> AmqpClient:
         """Where `PhotonClient` sends its consumer group calls over this transport."""
         return self.client
+
+    @property
+    def lifetime_calls(self) -> AmqpClient:
+        """Where `PhotonClient` sends stream metadata, deletes, scavenging and redaction."""
+        return self.client
+
+    def read_matching(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self.client.read_matching(body)
 
     def subscribe(self, name: str, params: dict[str, Any]) -> Iterator[ReplayItem]:
         raise NotImplementedError(HTTP_ONLY["subscribe"])

@@ -12,7 +12,8 @@
                 await member.ack(delivery.event.order_id)
 
 It offers what the blocking AMQP transport (`photon.client.amqp`) offers: emit, replay (cold,
-hot, hot-cold), consumer groups (create, join, ack, nack, ...), stream metadata and deletes.
+hot, hot-cold), consumer groups (create, join, ack, nack, ...), stream metadata, deletes,
+scavenging, redaction and reads by query.
 
 Why aio-pika (the `amqp-async` extra) and not the blocking transport run in threads: an asyncio
 service expects its I/O on its own event loop. Here one connection serves every call of the
@@ -246,6 +247,22 @@ class AsyncAmqpClient:
         """Soft delete a stream (hard: a tombstone); returns its version when deleted."""
         return int(await self.call(amqp_calls.delete_stream(stream, hard)))
 
+    async def scavenge(self) -> dict[str, Any]:
+        """Run a scavenge on the server; its report once done (the call waits up to `timeout`)."""
+        report: dict[str, Any] = await self.call(amqp_calls.scavenge())
+        return report
+
+    async def redact(
+        self, *, stream: str | None = None, event_ids: Sequence[str] | None = None, reason: str | None = None
+    ) -> int:
+        """Redact a stream's events or chosen events (see docs/lifetime.md); returns how many."""
+        return int(await self.call(amqp_calls.redact(stream, event_ids, reason)))
+
+    async def read_matching(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """One page of events matching a query, as `POST /api/read-matching` answers it."""
+        page: dict[str, Any] = await self.call(amqp_calls.read_matching(body))
+        return page
+
     # -- consumer groups ----------------------------------------------------------------------
 
     async def create_group(self, name: str, **settings: Any) -> dict[str, Any]:
@@ -383,13 +400,13 @@ async def _end_replay(
 
 
 class AsyncAmqpTransport:
-    """`photon.client.AsyncPhotonClient` over AMQP: emit, replay, consumer groups, stream metadata
-    and deletes through the server's command queue.
+    """`photon.client.AsyncPhotonClient` over AMQP: emit, replay, reads by query, consumer groups,
+    stream metadata, deletes, scavenging and redaction through the server's command queue.
 
         client = AsyncPhotonClient(transport=AsyncAmqpTransport("amqp://guest:guest@localhost:5672/%2F"))
 
-    Durable named subscriptions, the stream list, reads by page, projections, scavenging and
-    redaction are HTTP features: those calls say so.
+    Durable named subscriptions, the stream list, reads by page and projections are HTTP
+    features: those calls say so.
     """
 
     def __init__(self, url: str, service: str = "photon", **options: Any) -> None:
@@ -414,8 +431,16 @@ class AsyncAmqpTransport:
 
     @property
     def group_calls(self) -> AsyncAmqpClient:
-        """Where `AsyncPhotonClient` sends its consumer group and stream lifetime calls."""
+        """Where `AsyncPhotonClient` sends its consumer group calls over this transport."""
         return self.client
+
+    @property
+    def lifetime_calls(self) -> AsyncAmqpClient:
+        """Where `AsyncPhotonClient` sends stream metadata, deletes, scavenging and redaction."""
+        return self.client
+
+    async def read_matching(self, body: dict[str, Any]) -> dict[str, Any]:
+        return await self.client.read_matching(body)
 
     def subscribe(self, name: str, params: dict[str, Any]) -> AsyncIterator[ReplayItem]:
         raise NotImplementedError(HTTP_ONLY["subscribe"])

@@ -30,6 +30,7 @@ from photon.wire.amqp_groups import (
     GROUP_RESET,
     GROUP_UPDATE,
 )
+from photon.wire.amqp_lifetime import READ_MATCHING, REDACT, SCAVENGE
 
 Event = Mapping[str, Any]
 
@@ -109,6 +110,24 @@ def stream_metadata(stream: str, metadata: Mapping[str, Any] | None = None) -> C
 
 def delete_stream(stream: str, hard: bool) -> Call:
     return Call(DELETE_STREAM, {"stream-name": stream, "hard": hard}, lambda answer: int(answer["deleted-events"]))
+
+
+def scavenge() -> Call:
+    return Call(SCAVENGE, {})
+
+
+def redact(stream: str | None, event_ids: Sequence[str] | None, reason: str | None) -> Call:
+    body: dict[str, Any] = {"reason": reason} if reason else {}
+    if stream is not None:
+        body["stream-name"] = stream
+    if event_ids is not None:
+        body["ids"] = list(event_ids)
+    return Call(REDACT, body, lambda answer: int(answer["redacted-events"]))
+
+
+def read_matching(body: Mapping[str, Any]) -> Call:
+    """One page of events matching a query, as `POST /api/read-matching` answers it."""
+    return Call(READ_MATCHING, dict(body))
 
 
 def create_group(name: str, settings: Mapping[str, Any]) -> Call:

@@ -73,14 +73,20 @@ class AsyncPhotonClient:
     def _http(self) -> AsyncHttpTransport:
         if not isinstance(self.transport, AsyncHttpTransport):
             raise PhotonError(
-                "reads by page, projections, durable subscriptions, scavenging and redaction are served over "
-                "HTTP: use a client with the HTTP transport"
+                "projections, durable subscriptions and reads of stored pages are served over HTTP: "
+                "use a client with the HTTP transport"
             )
         return self.transport
 
     def _amqp(self) -> AsyncAmqpClient | None:
-        """The AMQP client behind an AMQP transport (consumer groups, stream metadata, deletes); None: HTTP."""
+        """The AMQP client behind an AMQP transport, for consumer groups; None: HTTP."""
         return None if isinstance(self.transport, AsyncHttpTransport) else getattr(self.transport, "group_calls", None)
+
+    def _lifetime(self) -> AsyncAmqpClient | None:
+        """The AMQP client for stream metadata, deletes, scavenging and redaction; None: HTTP."""
+        if isinstance(self.transport, AsyncHttpTransport):
+            return None
+        return getattr(self.transport, "lifetime_calls", None)
 
     async def token(self, renew: bool = False) -> str:
         """The HTTP API's token (fetched, or renewed, if need be)."""
@@ -111,7 +117,7 @@ class AsyncPhotonClient:
         """Events of client streams matching a query after a position (see `EventStore.read_matching`)."""
         read = getattr(self.transport, "read_matching", None)
         if read is None:
-            raise NotImplementedError("reads by query are served over HTTP; use the HTTP transport")
+            raise NotImplementedError("reads by query are served over HTTP and AMQP; use one of those transports")
         remaining = limit
         while remaining is None or remaining > 0:
             page = 1000 if remaining is None else min(1000, remaining)
@@ -164,18 +170,18 @@ class AsyncPhotonClient:
             for s in await self.transport.streams()
         ]
 
-    # -- stream lifetimes (HTTP, or the AMQP transport's own) -----------------------------------
+    # -- streams over their lifetime (HTTP, or the AMQP transport's own) ------------------------
 
     async def stream_metadata(self, stream: str) -> dict[str, Any]:
         """A stream's metadata (`max-age`, `max-count`, `truncate-before`, `tombstone`, user keys)."""
-        if (amqp := self._amqp()) is not None:
+        if (amqp := self._lifetime()) is not None:
             return await amqp.stream_metadata(stream)
         answer: dict[str, Any] = (await self.request("GET", f"/api/stream-metadata/{_quote(stream)}")).json()
         return dict(answer["metadata"])
 
     async def set_stream_metadata(self, stream: str, metadata: Mapping[str, Any]) -> dict[str, Any]:
         """Replace a stream's metadata; returns it as stored."""
-        if (amqp := self._amqp()) is not None:
+        if (amqp := self._lifetime()) is not None:
             return await amqp.stream_metadata(stream, metadata)
         content = orjson.dumps(dict(metadata))
         answer = (await self.request("PUT", f"/api/stream-metadata/{_quote(stream)}", content=content)).json()
@@ -183,7 +189,7 @@ class AsyncPhotonClient:
 
     async def delete_stream(self, stream: str, *, hard: bool = False) -> int:
         """Soft delete a stream (or hard: a tombstone); returns its version when deleted."""
-        if (amqp := self._amqp()) is not None:
+        if (amqp := self._lifetime()) is not None:
             return await amqp.delete_stream(stream, hard=hard)
         params = {"hard": "true"} if hard else None
         answer = orjson.loads((await self.request("DELETE", f"/api/stream/{_quote(stream)}", params=params)).content)
@@ -191,6 +197,8 @@ class AsyncPhotonClient:
 
     async def scavenge(self) -> dict[str, Any]:
         """Run a scavenge on the server; returns its report."""
+        if (amqp := self._lifetime()) is not None:
+            return await amqp.scavenge()
         answer: dict[str, Any] = (await self.request("POST", "/api/admin/scavenge")).json()
         return answer
 
@@ -198,6 +206,8 @@ class AsyncPhotonClient:
         self, *, stream: str | None = None, event_ids: Sequence[str] | None = None, reason: str | None = None
     ) -> int:
         """Redact a stream's events or chosen events; returns how many."""
+        if (amqp := self._lifetime()) is not None:
+            return await amqp.redact(stream=stream, event_ids=event_ids, reason=reason)
         body: dict[str, Any] = {"reason": reason} if reason else {}
         if stream is not None:
             body["stream-name"] = stream
