@@ -4,6 +4,7 @@ broker and a real store with its AMQP service."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import subprocess
 import sys
@@ -456,3 +457,61 @@ def test_a_killed_members_events_go_to_another(photon: Photon, tmp_path: Path) -
     assert sorted(got) == ids
     assert all(got[i] == 2 for i in held) and all(got[i] == 1 for i in ids[5:])
     assert time.monotonic() - started < 15  # noticed when its queue went, not after the ack timeout
+
+
+@pytest.fixture
+def private_broker() -> Iterator[RabbitServer]:
+    server = RabbitServer()
+    if not server.restartable:
+        pytest.skip(f"{server.env_var} points at an external broker; not restarting it")
+    server = start_broker()
+    yield server
+    server.close()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_a_broker_restart_loses_no_acknowledged_emit(
+    private_broker: RabbitServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, "photon.amqp_client")
+    photon = Photon(tmp_path / "store.db", private_broker.url, f"r{uuid.uuid4().hex[:10]}").start()
+    acknowledged: list[RecordedEvent] = []
+
+    async def scenario() -> None:
+        async with client_of(photon, retries=40, timeout=30) as client:
+            stop = asyncio.Event()
+
+            async def emitter(number: int) -> None:
+                sequence = 0
+                while not stop.is_set():
+                    stored = await client.emit({**event(f"s{number}", n=sequence), "id": f"{number}-{sequence}"})
+                    acknowledged.append(stored)
+                    sequence += 1
+
+            async def count(at_least: int) -> bool:
+                return len(acknowledged) >= at_least
+
+            emitters = [asyncio.create_task(emitter(n)) for n in range(3)]
+            await wait_for(lambda: count(60), "emits before the restart")
+            await asyncio.to_thread(private_broker.stop)
+            before = len(acknowledged)
+            await asyncio.to_thread(private_broker.start)
+            await wait_for(lambda: count(before + 60), "emits after the restart", timeout=90)
+            stop.set()
+            await asyncio.wait_for(asyncio.gather(*emitters), 60)  # none failed
+
+    try:
+        asyncio.run(asyncio.wait_for(scenario(), 200))
+        # The client lost its connection and re-sent what was in flight.
+        assert any("re-sending" in r.getMessage() for r in caplog.records if r.name == "photon.amqp_client")
+        # Every acknowledged emit is stored, exactly once, where its reply said.
+        stored = {e.event_id: e for e in photon.store.read()}
+        assert len(stored) == photon.store.last_order_id()
+        for reply in acknowledged:
+            assert stored[reply.event_id].order_id == reply.order_id
+        for number in range(3):
+            ids = [e.event_id for e in photon.store.read(f"s{number}")]
+            assert ids == [f"{number}-{i}" for i in range(len(ids))]
+    finally:
+        photon.close()
