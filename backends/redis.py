@@ -270,8 +270,18 @@ class RedisBackend(Backend):
             if event.stream_name not in streams:
                 streams[event.stream_name] = len(streams) + 1
         args: list[Any] = [self._token, self.lease_ms, self._store_id, len(streams), *streams]
+        args += [category_of(name) for name in streams]
         for event in events:
-            args += (event.order_id, streams[event.stream_name], event.stream_version, event.event_id, _record(event))
+            tags = _tags(event)
+            args += (
+                event.order_id,
+                streams[event.stream_name],
+                event.stream_version,
+                event.event_id,
+                _record(event, tags),
+                event.event_type,
+                orjson.dumps(tags) if tags else "",
+            )
         args.append(self.k_prefix)
         keys = [self.k_events, self.k_all, self.k_ids, self.k_versions, self.k_meta, self.k_writer]
         keys += [self._stream_key(name) for name in streams]
@@ -454,7 +464,12 @@ class RedisBackend(Backend):
             raise _translate(exc) from exc
 
 
-def _record(event: RecordedEvent) -> bytes:
+def _tags(event: RecordedEvent) -> list[str]:
+    """The event's distinct tags, sorted (none without reading the JSON when it names no tags)."""
+    return sorted(set(event_tags(event.data))) if b'"tags"' in event.data else []
+
+
+def _record(event: RecordedEvent, tags: list[str] | None = None) -> bytes:
     fields: list[Any] = [
         event.order_id,
         event.stream_name,
@@ -463,10 +478,10 @@ def _record(event: RecordedEvent) -> bytes:
         event.event_type,
         event.event_time,
     ]
-    if b'"tags"' in event.data:
-        tags = sorted(set(event_tags(event.data)))
-        if tags:
-            fields.append(tags)  # the scripts find the event's tags index keys here
+    if tags is None:
+        tags = _tags(event)
+    if tags:
+        fields.append(tags)  # deleting, truncating and scavenging scripts find the tags index keys here
     return orjson.dumps(fields) + b"\n" + event.data
 
 

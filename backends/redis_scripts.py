@@ -24,12 +24,12 @@ end
 """
 
 # KEYS: events, all, ids, versions, meta, writer, then each batch stream's key, then trimmed.
-# ARGV: lease token, lease ms, store id, number of streams, the streams' names (in KEYS order),
-#       then 5 values per event: order-id, stream index (1-based), version, id, record; then
-#       the key prefix ``{P}:`` of the read indexes.
-APPEND = (
-    INDEX_KEYS
-    + """
+# ARGV: lease token, lease ms, store id, number of streams, the streams' names (in KEYS order), their
+#       categories (same order), then 7 values per event: order-id, stream index (1-based), version,
+#       id, record, event type, tags (a JSON list, or '' for none); then the key prefix ``{P}:`` of
+#       the read indexes. The caller names each event's index keys' parts, so the script decodes no
+#       record and the category rule lives only in the core.
+APPEND = """
 local token, lease = ARGV[1], ARGV[2]
 local store = redis.call('HGET', KEYS[5], 'store')
 if store ~= ARGV[3] then
@@ -42,21 +42,22 @@ if holder ~= token then
   redis.call('SET', KEYS[6], token, 'PX', lease)
 end
 local nstreams = tonumber(ARGV[4])
-local first = 5 + nstreams
+local first = 5 + 2 * nstreams
 local prefix = ARGV[#ARGV]
 local events_end = #ARGV - 1
 local last = tonumber(redis.call('HGET', KEYS[5], 'last') or '0')
-local versions, seen, skipped = {}, {}, {}
-for i = first, events_end, 5 do
+local versions, seen, skipped, ids = {}, {}, {}, {}
+for i = first, events_end, 7 do
   local order, s, version, id = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), ARGV[i + 3]
   if order <= last then
     return redis.error_reply('PHOTON-INTEGRITY order-id ' .. ARGV[i] .. ' is not after ' .. last)
   end
   last = order
-  if seen[id] or redis.call('HEXISTS', KEYS[3], id) == 1 then
+  if seen[id] then
     return redis.error_reply('PHOTON-INTEGRITY event id ' .. id .. ' is already stored')
   end
   seen[id] = true
+  ids[#ids + 1] = id
   local stream = ARGV[4 + s]
   local current = versions[s]
   if current == nil then current = tonumber(redis.call('HGET', KEYS[4], stream) or '0') end
@@ -71,14 +72,51 @@ for i = first, events_end, 5 do
   end
   versions[s] = version
 end
-for i = first, events_end, 5 do
-  local order = ARGV[i]
-  redis.call('HSET', KEYS[1], order, ARGV[i + 4])
-  redis.call('ZADD', KEYS[2], order, order)
-  redis.call('ZADD', KEYS[6 + tonumber(ARGV[i + 1])], order, order)
-  redis.call('HSET', KEYS[3], ARGV[i + 3], order)
-  for _, key in ipairs((index_keys(prefix, ARGV[i + 4]))) do redis.call('ZADD', key, order, order) end
+for i = 1, #ids, PAGE do
+  local stored = redis.call('HMGET', KEYS[3], unpack(ids, i, math.min(i + PAGE - 1, #ids)))
+  for j, order in ipairs(stored) do
+    if order then
+      return redis.error_reply('PHOTON-INTEGRITY event id ' .. ids[i + j - 1] .. ' is already stored')
+    end
+  end
 end
+-- One command per key for the whole batch rather than one per event: a script's writes reach the
+-- AOF (and replicas) as the commands it ran, so this also writes a fraction of the bytes per fsync.
+local records, all, id_orders, by_key = {}, {}, {}, {}
+local function add(key, order)
+  local members = by_key[key]
+  if members == nil then
+    members = {}
+    by_key[key] = members
+  end
+  members[#members + 1] = order
+  members[#members + 1] = order
+end
+for i = first, events_end, 7 do
+  local order = ARGV[i]
+  records[#records + 1] = order
+  records[#records + 1] = ARGV[i + 4]
+  all[#all + 1] = order
+  all[#all + 1] = order
+  id_orders[#id_orders + 1] = ARGV[i + 3]
+  id_orders[#id_orders + 1] = order
+  local s = tonumber(ARGV[i + 1])
+  add(KEYS[6 + s], order)
+  add(prefix .. 'c:' .. ARGV[4 + nstreams + s], order)
+  add(prefix .. 't:' .. ARGV[i + 5], order)
+  if ARGV[i + 6] ~= '' then
+    for _, tag in ipairs(cjson.decode(ARGV[i + 6])) do add(prefix .. 'g:' .. tag, order) end
+  end
+end
+local function in_pages(command, key, values)
+  for i = 1, #values, 2 * PAGE do
+    redis.call(command, key, unpack(values, i, math.min(i + 2 * PAGE - 1, #values)))
+  end
+end
+in_pages('HSET', KEYS[1], records)
+in_pages('ZADD', KEYS[2], all)
+in_pages('HSET', KEYS[3], id_orders)
+for key, members in pairs(by_key) do in_pages('ZADD', key, members) end
 for s, version in pairs(versions) do
   redis.call('HSET', KEYS[4], ARGV[4 + s], version)
 end
@@ -87,8 +125,7 @@ for s, count in pairs(skipped) do
 end
 redis.call('HSET', KEYS[5], 'last', last)
 return last
-"""
-)
+""".replace("PAGE", str(PAGE))
 
 # KEYS: index zset (all or a stream), events, trimmed. ARGV: from order-id, to order-id, from version, limit,
 #       stream ('' for all).

@@ -187,7 +187,7 @@ def test_a_definition_that_never_finishes_loading_fails_alone(tmp_path: Path) ->
     folder.mkdir()
     (folder / "forever.py").write_text("while True:\n    pass\n")
     (folder / "counter.py").write_text(COUNTER.format(step=1))
-    config = make_config(tmp_path, "memory", projections_timeout=0.5, projections_watch="false")
+    config = make_config(tmp_path, "memory", projections_timeout=2.0, projections_watch="false")
     store = EventStore.open(config)
     store.append([{"stream-name": "s", "event-type": "t", "payload": {}}] * 3)
 

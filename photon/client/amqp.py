@@ -30,7 +30,7 @@ from photon.core.append_request import AppendCondition, emit_body
 from photon.core.errors import PhotonError
 from photon.core.events import ALL_STREAM, ID
 from photon.core.subscriptions import CaughtUp
-from photon.server.amqp.protocol import (
+from photon.wire.amqp import (
     CANCEL,
     CAUGHT_UP,
     CONTENT_TYPE,
@@ -49,6 +49,7 @@ from photon.server.amqp.protocol import (
     redact,
     replay_body,
 )
+from photon.wire.amqp_lifetime import READ_MATCHING, REDACT, SCAVENGE
 
 log = logging.getLogger("photon.amqp_client")
 
@@ -218,7 +219,7 @@ class AmqpClient(AmqpGroupCalls):
             raise error
         return results
 
-    # -- stream metadata and deletes --------------------------------------------------------
+    # -- streams over their lifetime --------------------------------------------------------
 
     def stream_metadata(self, stream: str, metadata: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """A stream's metadata; with `metadata`, set it first (it replaces the whole metadata)."""
@@ -231,6 +232,26 @@ class AmqpClient(AmqpGroupCalls):
     def delete_stream(self, stream: str, *, hard: bool = False) -> int:
         """Soft delete a stream (hard: a tombstone); returns its version when deleted."""
         return int(self._request(DELETE_STREAM, {"stream-name": stream, "hard": hard})["deleted-events"])
+
+    def scavenge(self) -> dict[str, Any]:
+        """Run a scavenge on the server; its report once done (the call waits up to `timeout`)."""
+        return self._request(SCAVENGE, {})
+
+    def redact(
+        self, *, stream: str | None = None, event_ids: Sequence[str] | None = None, reason: str | None = None
+    ) -> int:
+        """Redact a stream's events or chosen events (see docs/lifetime.md); returns how many."""
+        body: dict[str, Any] = {"reason": reason} if reason else {}
+        if stream is not None:
+            body["stream-name"] = stream
+        if event_ids is not None:
+            body["ids"] = list(event_ids)
+        return int(self._request(REDACT, body)["redacted-events"])
+
+    def read_matching(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """One page of events matching a query: ``{"query": [...], "after": n, "limit": n}`` in,
+        ``{"results": [...], "next": n or None, "head": n}`` out, as `POST /api/read-matching`."""
+        return self._request(READ_MATCHING, dict(body))
 
     def _request(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
         channel = self._connect()
@@ -343,8 +364,9 @@ class AmqpTransport:
         client = PhotonClient(transport=AmqpTransport("amqp://guest:guest@localhost:5672/%2F"))
 
     Consumer groups work as over HTTP (`PhotonClient.join_group`, `create_group`, ...: see
-    `group_calls`). Durable named subscriptions and the stream list are HTTP features: those
-    calls say so.
+    `group_calls`), and so do stream metadata, deletes, scavenging, redaction and reads by query
+    (`lifetime_calls`, `read_matching`). Durable named subscriptions, projections and the stream
+    list are HTTP features: those calls say so.
     """
 
     def __init__(self, url: str, service: str = "photon", **options: Any) -> None:
@@ -378,6 +400,14 @@ class AmqpTransport:
     def group_calls(self) -> AmqpClient:
         """Where `PhotonClient` sends its consumer group calls over this transport."""
         return self.client
+
+    @property
+    def lifetime_calls(self) -> AmqpClient:
+        """Where `PhotonClient` sends stream metadata, deletes, scavenging and redaction."""
+        return self.client
+
+    def read_matching(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self.client.read_matching(body)
 
     def subscribe(self, name: str, params: dict[str, Any]) -> Iterator[ReplayItem]:
         raise NotImplementedError("durable named subscriptions are served over HTTP; use the HTTP transport")

@@ -27,7 +27,8 @@ from pika.spec import BasicProperties
 from photon.client.groups import GroupDelivery, ack_body, group_settings, nack_body
 from photon.core.errors import PhotonError
 from photon.core.events import RecordedEvent
-from photon.server.amqp.group_messages import (
+from photon.wire.amqp import CONTENT_TYPE, ERROR, EVENT, BrokerUnavailable, error_from_body
+from photon.wire.amqp_groups import (
     ATTEMPT_HEADER,
     GROUP_ACK,
     GROUP_CREATE,
@@ -43,7 +44,6 @@ from photon.server.amqp.group_messages import (
     GROUP_RESET,
     GROUP_UPDATE,
 )
-from photon.server.amqp.protocol import CONTENT_TYPE, ERROR, EVENT, BrokerUnavailable, error_from_body
 
 if TYPE_CHECKING:
     from photon.client.amqp import AmqpClient

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from photon.core import aio, json_input
+from photon.core import aio
 from photon.core.append_request import parse_after, parse_emit, parse_query
 from photon.core.errors import NotFound, PhotonError
 from photon.core.events import ALL_STREAM, stream_pattern
@@ -30,6 +30,7 @@ from photon.core.requests import (
 )
 from photon.core.store import EventStore
 from photon.server.http.errors import JSON, RequestError, json_response
+from photon.server.http.json_calls import parse_json
 from photon.server.http.lifetime_routes import lifetime_routes
 from photon.server.http.limits import read_body
 from photon.server.http.params import Param, accepts, params_of
@@ -61,15 +62,6 @@ EXPECTED_VERSION = Param(
 def _store(request: Request) -> EventStore:
     store: EventStore = request.app.state.store
     return store
-
-
-def parse_json(body: bytes) -> Any:
-    if not body.strip():
-        raise RequestError("empty request body: expected JSON")
-    try:
-        return json_input.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise RequestError(f"malformed JSON: {exc}") from None
 
 
 @accepts(answer='{"auth": "ok"}', auth=False, response=Ping)
