@@ -13,7 +13,20 @@ import pytest
 from tests.layout_graph import Module, cycles, modules
 
 FRONT_ENDS = ("photon.server", "photon.client", "photon.cli", "photon.eventsourcing")
-BELOW_FRONT_ENDS = ("photon.core", "photon.ops", "photon.projections", "photon.groups", "photon_backends")
+BELOW_FRONT_ENDS = (
+    "photon.core",
+    "photon.ops",
+    "photon.projections",
+    "photon.groups",
+    "photon.wire",
+    "photon_backends",
+)
+# Front ends that must not import each other: a client speaks to a server through the formats both
+# import from `photon.wire` (or `photon.core`), so it installs and runs without the server's code.
+APART = {
+    "photon.client": ("photon.server", "photon.cli"),
+    "photon.server": ("photon.client", "photon.cli"),
+}
 LONG = 500
 # A namedtuple's own API starts with an underscore so as not to clash with its fields.
 NAMEDTUPLE_API = {"_replace", "_fields", "_asdict", "_make", "_field_defaults"}
@@ -47,6 +60,24 @@ def test_the_cycle_finder_finds_a_loop() -> None:
 def test_nothing_below_the_front_ends_imports_one(name: str) -> None:
     wrong = {target: line for target, line in MODULES[name].imports.items() if _within(target, FRONT_ENDS)}
     assert wrong == {}, f"{name} imports front ends (module: first line)"
+
+
+def imports_across(module: Module) -> dict[str, int]:
+    """The front ends `module` must not import but does (module: first line)."""
+    for package, forbidden in APART.items():
+        if _within(module.name, (package,)):
+            return {target: line for target, line in module.imports.items() if _within(target, forbidden)}
+    return {}
+
+
+@pytest.mark.parametrize("name", sorted(n for n in MODULES if _within(n, tuple(APART))))
+def test_the_client_and_the_server_do_not_import_each_other(name: str) -> None:
+    assert imports_across(MODULES[name]) == {}, f"{name} imports the other side (module: first line)"
+
+
+def test_the_client_server_check_can_fail() -> None:
+    probe = Module("photon.client.probe", MODULES["photon"].path, False, {"photon.server.amqp.protocol": 7})
+    assert imports_across(probe) == {"photon.server.amqp.protocol": 7}
 
 
 def _own_private_names(tree: ast.AST) -> set[str]:

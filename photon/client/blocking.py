@@ -132,8 +132,15 @@ class PhotonClient:
             return stored_events(self.transport.emit(events, expected_version))
         return stored_events(self.transport.emit(events, expected_version, expected_versions, condition))
 
+    def _lifetime_calls(self) -> Any:
+        """The AMQP client for stream metadata, deletes, scavenging and redaction; None: HTTP."""
+        return None if isinstance(self.transport, HttpTransport) else getattr(self.transport, "lifetime_calls", None)
+
     def stream_metadata(self, stream: str) -> dict[str, Any]:
         """A stream's metadata (`max-age`, `max-count`, `truncate-before`, `tombstone`, user keys)."""
+        if (calls := self._lifetime_calls()) is not None:
+            found: dict[str, Any] = calls.stream_metadata(stream)
+            return found
         answer: dict[str, Any] = (
             self._http().request("GET", f"/api/stream-metadata/{_quote(stream)}").json()["metadata"]
         )
@@ -141,6 +148,9 @@ class PhotonClient:
 
     def set_stream_metadata(self, stream: str, metadata: Mapping[str, Any]) -> dict[str, Any]:
         """Replace a stream's metadata; returns it as stored."""
+        if (calls := self._lifetime_calls()) is not None:
+            stored: dict[str, Any] = calls.stream_metadata(stream, dict(metadata))
+            return stored
         content = orjson.dumps(dict(metadata))
         answer: dict[str, Any] = (
             self._http().request("PUT", f"/api/stream-metadata/{_quote(stream)}", content=content).json()["metadata"]
@@ -149,12 +159,17 @@ class PhotonClient:
 
     def delete_stream(self, stream: str, *, hard: bool = False) -> int:
         """Soft delete a stream (or hard: a tombstone); returns its version when deleted."""
+        if (calls := self._lifetime_calls()) is not None:
+            return int(calls.delete_stream(stream, hard=hard))
         params = {"hard": "true"} if hard else None
         answer = self._http().request("DELETE", f"/api/stream/{_quote(stream)}", params=params).json()
         return int(answer["deleted-events"])
 
     def scavenge(self) -> dict[str, Any]:
         """Run a scavenge on the server; returns its report."""
+        if (calls := self._lifetime_calls()) is not None:
+            report: dict[str, Any] = calls.scavenge()
+            return report
         answer: dict[str, Any] = self._http().request("POST", "/api/admin/scavenge").json()
         return answer
 
@@ -162,6 +177,8 @@ class PhotonClient:
         self, *, stream: str | None = None, event_ids: Sequence[str] | None = None, reason: str | None = None
     ) -> int:
         """Redact a stream's events or chosen events; returns how many."""
+        if (calls := self._lifetime_calls()) is not None:
+            return int(calls.redact(stream=stream, event_ids=event_ids, reason=reason))
         body: dict[str, Any] = {"reason": reason} if reason else {}
         if stream is not None:
             body["stream-name"] = stream
@@ -176,7 +193,7 @@ class PhotonClient:
         """Events of client streams matching a query after a position (see `EventStore.read_matching`)."""
         read = getattr(self.transport, "read_matching", None)
         if read is None:
-            raise NotImplementedError("reads by query are served over HTTP; use the HTTP transport")
+            raise NotImplementedError("reads by query are served over HTTP and AMQP; use one of those transports")
         remaining = limit
         while remaining is None or remaining > 0:
             page = 1000 if remaining is None else min(1000, remaining)
@@ -228,7 +245,7 @@ class PhotonClient:
     def _http(self) -> HttpTransport:
         if not isinstance(self.transport, HttpTransport):
             raise PhotonError(
-                "projections, stream metadata, deletes, scavenging and redaction are served over HTTP: "
+                "projections, durable subscriptions and reads of stored pages are served over HTTP: "
                 "use a client with the HTTP transport"
             )
         return self.transport

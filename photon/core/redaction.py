@@ -6,6 +6,10 @@ time, tags. The stored JSON is replaced in the backend (every copy it keeps: SQL
 the freed bytes and checkpoints its log away, the file backend writes its file again), a
 `__config__` `events-redacted` event tells projections which events changed so they can fold
 again, and backups taken afterwards hold only the marker.
+
+The `events-redacted` event names what a projection needs to decide whether its state may hold a
+redacted payload: the streams and event types of the redacted events and the first order-id
+among them (`photon.projections.redactions` reads it).
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ if TYPE_CHECKING:
 
 STEP = 1000
 """Events replaced per writer step."""
+
+REDACTED = "events-redacted"
+"""The `__config__` event type that records a redaction."""
 
 
 def marker(at: int, reason: str | None) -> dict[str, Any]:
@@ -59,6 +66,7 @@ def redact(
     if not backend.redaction:
         raise BackendError(f"the {backend.name} backend cannot redact events")
     count = 0
+    touched = _Touched()
     if stream is not None:
         if is_internal(stream):
             raise ValidationError(f"stream {stream!r} is internal and cannot be redacted", "stream-name")
@@ -66,6 +74,7 @@ def redact(
         while True:
             # Every stored event of the stream, hidden ones too: they are copies as well.
             page = backend.read(Query(stream=stream, from_order_id=position, limit=STEP))
+            touched.add(page)
             count += _replace(store, [redacted(e, payload) for e in page])
             if len(page) < STEP:
                 break
@@ -87,12 +96,38 @@ def redact(
         if internal:
             raise ValidationError(f"event {internal[0]!r} is in an internal stream and cannot be redacted", "ids")
         events = sorted(found.values())
+        touched.add(events)
         for start in range(0, len(events), STEP):
             count += _replace(store, [redacted(e, payload) for e in events[start : start + STEP]])
         details = {"ids": ids, "order-ids": [e.order_id for e in events]}
     reclaim(store)
-    store.append_internal(CONFIG_STREAM, "events-redacted", {**details, "redacted-events": count, "reason": reason})
+    store.append_internal(
+        CONFIG_STREAM, REDACTED, {**details, **touched.to_json(), "redacted-events": count, "reason": reason}
+    )
     return count
+
+
+class _Touched:
+    """The streams, event types and first order-id of the redacted events."""
+
+    def __init__(self) -> None:
+        self.streams: set[str] = set()
+        self.event_types: set[str] = set()
+        self.first = 0
+
+    def add(self, events: list[RecordedEvent]) -> None:
+        for event in events:
+            self.streams.add(event.stream_name)
+            self.event_types.add(event.event_type)
+            if not self.first or event.order_id < self.first:
+                self.first = event.order_id
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "stream-names": sorted(self.streams),
+            "event-types": sorted(self.event_types),
+            "from-order-id": self.first,
+        }
 
 
 def _replace(store: EventStore, events: list[RecordedEvent]) -> int:

@@ -5,7 +5,8 @@
 - `feed`: live events and history to the workers, with flow control;
 - `supervisor`: the worker processes' life and the watchdog (`pool` and `worker` are the processes);
 - `folder`: the projection files of `projections.path`;
-- `updates`: followers of the projections' new states.
+- `updates`: followers of the projections' new states;
+- `redactions`: which projections fold again after a redaction.
 
 The manager wires them together, answers the workers' messages (`messages`), and offers the API
 the front ends use (create, delete, list, get, follow). Every fold reply carries each
@@ -26,8 +27,9 @@ from typing import Any
 
 import orjson
 
-from photon.core.errors import NotFound, ValidationError
-from photon.core.events import ALL_STREAM
+from photon.core.errors import BackendError, NotFound, StoreClosed, ValidationError
+from photon.core.events import ALL_STREAM, CONFIG_STREAM, RecordedEvent
+from photon.core.redaction import REDACTED
 from photon.core.store import EventStore
 from photon.projections.checking import Checked, Checker, check_here
 from photon.projections.checkpoints import Checkpointer
@@ -36,7 +38,8 @@ from photon.projections.feed import Feed
 from photon.projections.folder import FolderWatcher
 from photon.projections.messages import Added, Folded, FromWorker, Ready, Remove, Report, Stopped
 from photon.projections.offline import key_of
-from photon.projections.pool import WorkerHandle
+from photon.projections.pool import WorkerHandle, preload, store_modules
+from photon.projections.redactions import Redaction, recorded, stale
 from photon.projections.registry import (
     STREAMS_PROJECTION,
     Projection,
@@ -90,6 +93,10 @@ class ProjectionManager:
         )
         self.started = False
         self._tasks: list[asyncio.Task[Any]] = []
+        self._redactions: builtins.list[Redaction] = []
+        """The redactions recorded when the manager started (stale checkpoints are not resumed)."""
+        self.refolds = 0
+        """How often a projection folded again from the start because events it folded were redacted."""
 
     @property
     def projections(self) -> dict[str, Projection]:
@@ -118,6 +125,7 @@ class ProjectionManager:
         backend = self.store.backend
         if backend.in_process:  # workers cannot open it themselves: the feed carries everything
             return None
+        preload(store_modules(backend))
         config = getattr(backend, "config", None) or self.config
         return {key: str(value) for key, value in config.items() if value is not None and "." in key}
 
@@ -129,6 +137,7 @@ class ProjectionManager:
         for w in self.workers:
             self.feed.attach(w)
         specs = await asyncio.to_thread(registered, self.store)
+        self._redactions = await asyncio.to_thread(recorded, self.store)
         builtin = builtin_streams_spec()
         starting = [self._install(builtin, check_here(builtin), resume=True, schedule=False)]
         for spec in specs.values():
@@ -138,6 +147,9 @@ class ProjectionManager:
         self.started = True
         registry = self.registry
         self._tasks.append(asyncio.create_task(self.feed.run(), name="projections-feed"))
+        self._tasks.append(
+            asyncio.create_task(self._follow_redactions(self.feed.position), name="projections-redactions")
+        )
         self._tasks.append(asyncio.create_task(self.supervisor.watchdog(self._stuck), name="projections-watchdog"))
         self._tasks.append(
             asyncio.create_task(
@@ -266,12 +278,25 @@ class ProjectionManager:
         projection.state_json = orjson.dumps(checked.initial_value)
         if resume:
             self.checkpoints.resume(projection)
+            if projection.position and stale(
+                self._redactions, spec.name, projection.stream_name, projection.event_types, projection.position
+            ):
+                log.info("projection %r folds from the start: events it had folded were redacted since", spec.name)
+                self.refolds += 1
+                self._reset(projection, checked.initial_value)
         w = self.supervisor.pick()
         projection.worker = w
         w.slots.add(projection.slot)
         if schedule:
             asyncio.get_running_loop().create_task(self.feed.assign(w, [projection]))
         return projection
+
+    @staticmethod
+    def _reset(projection: Projection, initial_value: Any) -> None:
+        """Back to the initial value, to fold from the start (the checkpoint is written over later)."""
+        projection.state_json = orjson.dumps(initial_value)
+        projection.position = projection.last_event = projection.processed = projection.resumed_from = 0
+        projection.checkpointed_position = -1
 
     def _uninstall(self, name: str) -> Projection | None:
         projection = self.registry.remove(name)
@@ -304,6 +329,61 @@ class ProjectionManager:
         await asyncio.to_thread(record_deletion, self.store, name)
         self._uninstall(name)
         await asyncio.to_thread(self.checkpoints.clear, name)
+
+    # -- redactions ----------------------------------------------------------------------------
+
+    async def _follow_redactions(self, after: int) -> None:
+        """Fold again every projection whose state may hold a payload redacted after `after`."""
+        while True:
+            subscription = self.store.subscribe(
+                CONFIG_STREAM, "hot-cold", from_order_id=after + 1, event_types=[REDACTED]
+            )
+            try:
+                while True:
+                    batch = await subscription.next_batch(timeout=1.0)
+                    if batch is None:
+                        return
+                    for item in batch:
+                        if type(item) is RecordedEvent:
+                            await self._refold(Redaction.from_event(item))
+                            after = item.order_id
+            except StoreClosed:
+                return
+            except BackendError as exc:
+                log.warning("the projections cannot follow redactions in __config__ (%s); trying again", exc)
+                await asyncio.sleep(1.0)
+            finally:
+                subscription.close()
+
+    async def _refold(self, redaction: Redaction) -> None:
+        """Start every projection the redaction affects again from the start, with its followers.
+
+        Live, the position does not tell: the feed may have sent a worker the events' original
+        bytes that it has not answered yet. A projection that only fails to load is left alone:
+        it has folded nothing.
+        """
+        async with self._changes:
+            for projection in builtins.list(self.projections.values()):
+                if projection.worker is None or not redaction.affects(
+                    projection.name, projection.stream_name, projection.event_types
+                ):
+                    continue
+                log.info(
+                    "projection %r folds again from the start: events of its source were redacted", projection.name
+                )
+                self.refolds += 1
+                followers = projection.followers
+                projection.followers = set()
+                # Replaced with no await in between, so the projection is never missing; the old
+                # record's checkpoint writes are skipped from now on (it is no longer current).
+                self._uninstall(projection.name)
+                checked = Checked(
+                    projection.name, projection.stream_name, projection.initial_value, projection.event_types
+                )
+                fresh = self._install(projection.spec, checked, resume=False)
+                fresh.followers = followers
+                self.updates.publish(fresh)
+                await asyncio.to_thread(self.checkpoints.clear, projection.name)
 
     # -- the API -------------------------------------------------------------------------------
 

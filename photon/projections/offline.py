@@ -17,6 +17,7 @@ import orjson
 from photon.core.errors import NotFound, ValidationError
 from photon.projections.checkpoints import clear_checkpoint, read_checkpoint
 from photon.projections.definition import DefinitionError, ProjectionSpec, load
+from photon.projections.redactions import recorded, stale
 from photon.projections.registry import (
     STREAMS_PROJECTION,
     record_deletion,
@@ -53,6 +54,10 @@ def fold(store: EventStore, spec: ProjectionSpec) -> Folded:
     state = orjson.loads(orjson.dumps(definition.initial_value))
     position = 0
     saved = read_checkpoint(store, spec.name, spec.digest)
+    if saved is not None and stale(
+        recorded(store), spec.name, definition.stream_name, definition.event_types, saved.order_id
+    ):
+        saved = None  # events it folded were redacted since: fold from the start
     if saved is not None:
         state = saved.state
         position = saved.order_id

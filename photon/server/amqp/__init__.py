@@ -5,7 +5,7 @@ on the same connection; `router` decides which protocol a message belongs to.
 Importable without pika; pika is needed once `muon.url` is set (extra ``amqp``).
 """
 
-from photon.server.amqp.protocol import BrokerUnavailable, Names
 from photon.server.amqp.service import AmqpService, amqp_service
+from photon.wire.amqp import BrokerUnavailable, Names
 
 __all__ = ["AmqpService", "BrokerUnavailable", "Names", "amqp_service"]

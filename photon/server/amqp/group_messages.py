@@ -1,8 +1,8 @@
-"""Consumer groups in Photon's AMQP protocol: message types and request bodies (docs/amqp.md).
+"""How the service reads the consumer group requests of Photon's AMQP protocol (docs/amqp.md).
 
-Shared by the service (`photon.server.amqp.groups`) and the Python client, so both speak the
-same formats. Only the shape of a body is checked here; what a group name, an order-id or a
-nack action may be is decided by the core (`photon.groups`), whose errors go back as replies.
+The message types are in `photon.wire.amqp_groups`, which the Python client shares. Only the
+shape of a body is checked here; what a group name, an order-id or a nack action may be is decided
+by the core (`photon.groups`), whose errors go back as replies.
 """
 
 from __future__ import annotations
@@ -13,45 +13,18 @@ from typing import Any, Final
 
 from photon.core.errors import ValidationError
 from photon.server.amqp.protocol import parse_body
-
-# Requests (the AMQP `type` of a message on `<service>.commands`).
-GROUP_JOIN: Final = "group-join"
-"""Join a group: deliveries go to the request's `reply_to`, with its `correlation_id`."""
-GROUP_LEAVE: Final = "group-leave"
-"""End the membership started with the same `reply_to` and `correlation_id` (`cancel` works too)."""
-GROUP_ACK: Final = "group-ack"
-GROUP_NACK: Final = "group-nack"
-GROUP_LIST: Final = "group-list"
-GROUP_DESCRIBE: Final = "group-describe"
-GROUP_CREATE: Final = "group-create"
-GROUP_UPDATE: Final = "group-update"
-GROUP_DELETE: Final = "group-delete"
-GROUP_RESET: Final = "group-reset"
-GROUP_REPLAY_PARKED: Final = "group-replay-parked"
-
-# Messages to a member's queue (besides `event` for each delivery and `error`).
-GROUP_JOINED: Final = "group-joined"
-"""``{"group-name", "member"}``: the first message of a membership."""
-GROUP_ENDED: Final = "group-ended"
-"""``{"group-name", "member", "reason"}``: the last one; the member's unacknowledged events went back."""
-
-#: Requests answered once with a `done` reply (or an `error`).
-GROUP_CALLS: Final = (
+from photon.wire.amqp_groups import (
     GROUP_ACK,
-    GROUP_NACK,
-    GROUP_LIST,
-    GROUP_DESCRIBE,
     GROUP_CREATE,
-    GROUP_UPDATE,
     GROUP_DELETE,
-    GROUP_RESET,
+    GROUP_DESCRIBE,
+    GROUP_JOIN,
+    GROUP_LIST,
+    GROUP_NACK,
     GROUP_REPLAY_PARKED,
+    GROUP_RESET,
+    GROUP_UPDATE,
 )
-GROUP_REQUEST_TYPES: Final = (GROUP_JOIN, GROUP_LEAVE, *GROUP_CALLS)
-
-# Headers of a delivery (an `event` message whose body is the event as stored).
-ORDER_ID_HEADER: Final = "order-id"
-ATTEMPT_HEADER: Final = "attempt"
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,9 @@ from pika.spec import BasicProperties
 from photon.core.errors import Conflict, NotFound, PhotonError, StoreClosed, ValidationError
 from photon.core.events import RecordedEvent
 from photon.groups import Delivery, Member
-from photon.server.amqp.group_messages import (
+from photon.server.amqp.group_messages import GroupCall, parse_call, parse_join
+from photon.wire.amqp import CONTENT_TYPE, DONE, ERROR, EVENT, dumps, error_body
+from photon.wire.amqp_groups import (
     ATTEMPT_HEADER,
     GROUP_ACK,
     GROUP_CREATE,
@@ -47,11 +49,7 @@ from photon.server.amqp.group_messages import (
     GROUP_RESET,
     GROUP_UPDATE,
     ORDER_ID_HEADER,
-    GroupCall,
-    parse_call,
-    parse_join,
 )
-from photon.server.amqp.protocol import CONTENT_TYPE, DONE, ERROR, EVENT, dumps, error_body
 
 if TYPE_CHECKING:
     from photon.core.store import EventStore

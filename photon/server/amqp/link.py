@@ -30,8 +30,9 @@ from pika.channel import Channel
 from pika.spec import Basic, BasicProperties
 
 from photon.core.events import RecordedEvent
-from photon.server.amqp.protocol import CONTENT_TYPE, EVENT, Names, redact, routing_key
+from photon.server.amqp.protocol import routing_key
 from photon.server.amqp.router import Route, route
+from photon.wire.amqp import CONTENT_TYPE, EVENT, Names, redact
 
 log = logging.getLogger("photon.amqp")
 

@@ -31,7 +31,7 @@ import orjson
 from photon.core.append_request import parse_emit
 from photon.core.errors import NotFound, PhotonError, ValidationError
 from photon.server.amqp import muon_wire as wire
-from photon.server.amqp.protocol import error_body
+from photon.wire.amqp import error_body
 
 if TYPE_CHECKING:
     from photon.projections.manager import ProjectionManager

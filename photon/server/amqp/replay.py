@@ -20,7 +20,8 @@ from photon.core.events import RecordedEvent
 from photon.core.store import EventStore
 from photon.core.subscriptions import CaughtUp
 from photon.server.amqp.link import Link
-from photon.server.amqp.protocol import CAUGHT_UP, END, ERROR, EVENT, ReplayRequest, dumps, error_body
+from photon.server.amqp.protocol import ReplayRequest
+from photon.wire.amqp import CAUGHT_UP, END, ERROR, EVENT, dumps, error_body
 
 log = logging.getLogger("photon.amqp")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 
-from photon.server.amqp.protocol import Names
+from photon.wire.amqp import Names
 
 
 class Route(enum.Enum):

@@ -26,27 +26,24 @@ from photon.core.errors import (
     VersionConflict,
 )
 from photon.core.store import EventStore
-from photon.server.amqp.group_messages import GROUP_REQUEST_TYPES
-from photon.server.amqp.protocol import (
+from photon.server.amqp.lifetime_messages import answer as lifetime_answer
+from photon.server.amqp.protocol import join_events, parse_emit, parse_replay
+from photon.wire.amqp import (
     CANCEL,
-    DELETE_STREAM,
     DONE,
     EMIT,
     EMITTED,
     ERROR,
     REPLAY,
     REQUEST_TYPES,
-    STREAM_METADATA,
     BrokerUnavailable,
     Names,
     dumps,
     error_body,
-    join_events,
-    parse_emit,
-    parse_replay,
-    parse_stream_request,
     redact,
 )
+from photon.wire.amqp_groups import GROUP_REQUEST_TYPES
+from photon.wire.amqp_lifetime import LIFETIME_CALLS
 
 if TYPE_CHECKING:
     from pika.channel import Channel
@@ -361,39 +358,28 @@ class AmqpService:
                 self._groups.cancel(properties.reply_to or "", properties.correlation_id)
             link.finish_command(generation, delivery_tag, None, None, "", b"", ack=True)
             return
-        if kind in (STREAM_METADATA, DELETE_STREAM):
+        if kind in LIFETIME_CALLS:
             with contextlib.suppress(RuntimeError):  # shutting down: the broker redelivers later
-                pool.submit(self._stream_request, kind, generation, delivery_tag, properties, body)
+                pool.submit(self._lifetime_request, kind, generation, delivery_tag, properties, body)
             return
         if self._groups is not None and self._groups.handles(kind):
             self._groups.on_command(kind, link, pool, generation, delivery_tag, properties, body)
             return
-        known = ", ".join((*REQUEST_TYPES, *GROUP_REQUEST_TYPES))
+        known = ", ".join(dict.fromkeys((*REQUEST_TYPES, *LIFETIME_CALLS, *GROUP_REQUEST_TYPES)))
         error = ValidationError(f"unknown message type {kind!r}; expected one of {known}", "type")
         self._reply_and_reject(generation, delivery_tag, properties, error)
 
-    def _stream_request(
+    def _lifetime_request(
         self, kind: str, generation: int, delivery_tag: int, properties: BasicProperties, body: bytes
     ) -> None:
-        """Stream metadata (read or set) and deletes, in the worker pool; the answer as HTTP gives it."""
+        """Stream metadata, deletes, scavenging, redaction and reads by query, in the worker pool;
+        the answer as HTTP gives it (`lifetime_messages`)."""
         link = self._link
         if link is None:
             return
         ack = True
         try:
-            request = parse_stream_request(body, kind)
-            stream = request["stream-name"]
-            if kind == DELETE_STREAM:
-                removed = self.store.delete_stream(stream, hard=request.get("hard", False))
-                answer: dict[str, Any] = {"correct": True, "deleted-events": removed}
-            else:
-                metadata = (
-                    self.store.set_stream_metadata(stream, request["metadata"])
-                    if "metadata" in request
-                    else self.store.stream_metadata(stream)
-                )
-                answer = {"stream-name": stream, "metadata": metadata.to_json()}
-            reply_type, reply = DONE, dumps(answer)
+            reply_type, reply = DONE, lifetime_answer(self.store, kind, body)
         except (NotFound, StreamDeleted) as exc:  # well-formed, refused: nothing to dead-letter
             reply_type, reply = ERROR, error_body(exc)
         except Exception as exc:

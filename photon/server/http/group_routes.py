@@ -22,12 +22,10 @@ from starlette.routing import BaseRoute, Route
 
 from photon.core import aio
 from photon.core.errors import StoreClosed
-from photon.core.store import EventStore
-from photon.groups import NACK_ACTIONS, Delivery, GroupManager, Member
+from photon.groups import NACK_ACTIONS, Delivery, Member
 from photon.groups.definition import MAX_IN_FLIGHT_LIMIT
-from photon.server.http.api import parse_json
-from photon.server.http.errors import RequestError, json_response
-from photon.server.http.limits import read_body
+from photon.server.http.errors import RequestError
+from photon.server.http.json_calls import answer, json_body, json_object, store_of
 from photon.server.http.params import Param, accepts
 from photon.server.http.schemas import (
     DeliveryLine,
@@ -58,19 +56,6 @@ GROUP_DOC = (
 DESCRIPTION = "the group's definition, checkpoint, members and counters"
 
 
-def _store(request: Request) -> EventStore:
-    store: EventStore = request.app.state.store
-    return store
-
-
-def _groups(request: Request) -> GroupManager:
-    return _store(request).groups
-
-
-async def _body(request: Request) -> Any:
-    return parse_json(await read_body(request, BODY_LIMIT))
-
-
 def delivery_line(delivery: Delivery) -> bytes:
     return b'{"attempt":%d,"event":' % delivery.attempt + delivery.event.data + b"}"
 
@@ -78,8 +63,7 @@ def delivery_line(delivery: Delivery) -> bytes:
 @accepts(answer='{"groups": [' + DESCRIPTION + "]}", response=Groups)
 async def list_groups(request: Request, query: dict[str, Any]) -> Response:
     """Every consumer group with its position and members."""
-    store = _store(request)
-    return json_response({"groups": await aio.run_blocking(store, store.groups.list)})
+    return await answer(request, lambda store: store.groups.list(), lambda groups: {"groups": groups})
 
 
 @accepts(
@@ -92,18 +76,15 @@ async def list_groups(request: Request, query: dict[str, Any]) -> Response:
 )
 async def create_group(request: Request, query: dict[str, Any]) -> Response:
     """Create a consumer group (recorded in __config__)."""
-    store = _store(request)
-    doc = await _body(request)
-    if not isinstance(doc, dict):
-        raise RequestError("a group definition is a JSON object")
-    return json_response(await aio.run_blocking(store, store.groups.create, doc), 201)
+    doc = await json_object(request, "a group definition is a JSON object", limit=BODY_LIMIT)
+    return await answer(request, lambda store: store.groups.create(doc), status=201)
 
 
 @accepts(answer=DESCRIPTION, errors={404: "no such group"}, response=GroupDescription)
 async def describe_group(request: Request, query: dict[str, Any]) -> Response:
     """One consumer group: definition, checkpoint, in-flight events, members, counters."""
-    store = _store(request)
-    return json_response(await aio.run_blocking(store, store.groups.describe, request.path_params["name"]))
+    name = request.path_params["name"]
+    return await answer(request, lambda store: store.groups.describe(name))
 
 
 @accepts(
@@ -115,17 +96,16 @@ async def describe_group(request: Request, query: dict[str, Any]) -> Response:
 )
 async def update_group(request: Request, query: dict[str, Any]) -> Response:
     """Change a group's settings; its position stays (a new source or strategy reconnects its members)."""
-    store = _store(request)
-    doc = await _body(request)
-    return json_response(await aio.run_blocking(store, store.groups.update, request.path_params["name"], doc))
+    name = request.path_params["name"]
+    doc = await json_body(request, BODY_LIMIT)
+    return await answer(request, lambda store: store.groups.update(name, doc))
 
 
 @accepts(answer='{"correct": true}', errors={404: "no such group"}, response=Done)
 async def delete_group(request: Request, query: dict[str, Any]) -> Response:
     """Delete a group and its position (its parked stream stays)."""
-    store = _store(request)
-    await aio.run_blocking(store, store.groups.delete, request.path_params["name"])
-    return json_response({"correct": True})
+    name = request.path_params["name"]
+    return await answer(request, lambda store: store.groups.delete(name), lambda _: {"correct": True})
 
 
 @accepts(
@@ -137,19 +117,18 @@ async def delete_group(request: Request, query: dict[str, Any]) -> Response:
 )
 async def reset_group(request: Request, query: dict[str, Any]) -> Response:
     """Start the group over from an order-id; its members reconnect."""
-    store = _store(request)
-    doc = await _body(request)
+    name = request.path_params["name"]
+    doc = await json_body(request, BODY_LIMIT)
     if not isinstance(doc, dict) or set(doc) != {"from"}:
         raise RequestError('the body must be {"from": <order-id>}', field="from")
-    return json_response(await aio.run_blocking(store, store.groups.reset, request.path_params["name"], doc["from"]))
+    return await answer(request, lambda store: store.groups.reset(name, doc["from"]))
 
 
 @accepts(answer='{"replayed": n}', errors={404: "no such group"}, response=Replayed)
 async def replay_parked(request: Request, query: dict[str, Any]) -> Response:
     """Hand the events parked so far back to the group, to be delivered again."""
-    store = _store(request)
-    count = await aio.run_blocking(store, store.groups.replay_parked, request.path_params["name"])
-    return json_response({"replayed": count})
+    name = request.path_params["name"]
+    return await answer(request, lambda store: store.groups.replay_parked(name), lambda n: {"replayed": n})
 
 
 def _order_ids(doc: Any, allowed: set[str]) -> list[int]:
@@ -173,10 +152,9 @@ def _order_ids(doc: Any, allowed: set[str]) -> list[int]:
 )
 async def ack(request: Request, query: dict[str, Any]) -> Response:
     """Acknowledge delivered events; answers once the acknowledgement is durable."""
-    store = _store(request)
-    ids = _order_ids(await _body(request), {"order-ids", "order-id"})
-    result = await aio.run_blocking(store, store.groups.ack, request.path_params["name"], ids)
-    return json_response(result.to_json())
+    name = request.path_params["name"]
+    ids = _order_ids(await json_body(request, BODY_LIMIT), {"order-ids", "order-id"})
+    return await answer(request, lambda store: store.groups.ack(name, ids), lambda outcome: outcome.to_json())
 
 
 @accepts(
@@ -188,8 +166,8 @@ async def ack(request: Request, query: dict[str, Any]) -> Response:
 )
 async def nack(request: Request, query: dict[str, Any]) -> Response:
     """Refuse delivered events: retry (redeliver, counted), park (to the parked stream) or skip."""
-    store = _store(request)
-    doc = await _body(request)
+    name = request.path_params["name"]
+    doc = await json_body(request, BODY_LIMIT)
     ids = _order_ids(doc, {"order-ids", "order-id", "action", "reason"})
     action = doc.get("action", "retry")
     if action not in NACK_ACTIONS:
@@ -197,8 +175,9 @@ async def nack(request: Request, query: dict[str, Any]) -> Response:
     reason = doc.get("reason", "")
     if not isinstance(reason, str) or len(reason) > 2000:
         raise RequestError("reason must be a string of at most 2000 characters", field="reason")
-    result = await aio.run_blocking(store, store.groups.nack, request.path_params["name"], ids, action, reason)
-    return json_response(result.to_json())
+    return await answer(
+        request, lambda store: store.groups.nack(name, ids, action, reason), lambda outcome: outcome.to_json()
+    )
 
 
 def _encode(deliveries: list[Delivery], sse: bool) -> bytes:
@@ -226,7 +205,7 @@ def _encode(deliveries: list[Delivery], sse: bool) -> bytes:
 )
 async def member_stream(request: Request, query: dict[str, Any]) -> Response:
     """Join a group as a member and receive its share of the events until the connection closes."""
-    store = _store(request)
+    store = store_of(request)
     name = request.path_params["name"]
     member: Member = await aio.run_blocking(store, store.groups.join, name, query["member"], query["max-in-flight"])
     sse = "text/event-stream" in request.headers.get("accept", "")

@@ -39,8 +39,8 @@ from photon.core.metrics import metrics_for
 from photon.core.requests import MAX_INT64, AckRequest, ReplayOptions, build, parse_integer
 from photon.core.store import EventStore
 from photon.core.subscriptions import CaughtUp, FellBehind, Item, StreamType, Subscription
-from photon.server.http.api import parse_json
 from photon.server.http.errors import RequestError, json_response
+from photon.server.http.json_calls import parse_json
 from photon.server.http.limits import read_body
 from photon.server.http.params import Param, accepts, params_of
 from photon.server.http.schemas import ConsumerPosition, Consumers, Done, ReplayLine
