@@ -7,10 +7,10 @@ import threading
 from pathlib import Path
 
 import pytest
+from photon_backends.sql.multi_row import APPEND_ROWS, EXACT_ROWS, MultiRow
 
 from photon import EventStore
 from photon.core.errors import PhotonError
-from photon_backends.sql.multi_row import APPEND_ROWS, EXACT_ROWS, MultiRow
 
 SIZES = [1, 2, EXACT_ROWS - 1, EXACT_ROWS, EXACT_ROWS + 1, APPEND_ROWS - 1, APPEND_ROWS, APPEND_ROWS + 1, 1000]
 
