@@ -7,6 +7,9 @@ import asyncio
 import pytest
 
 from photon.client.blocking import AsyncPhotonClient, ConsumerPosition, PhotonClient
+from photon.client.http import HttpTransport
+from photon.client.http_async import AsyncHttpTransport
+from photon.client.wire import Lines
 from photon.core.backend import StreamInfo
 from photon.core.errors import NotAuthorized, NotFound, ValidationError, VersionConflict
 from photon.core.events import RecordedEvent
@@ -181,3 +184,38 @@ def test_async_client_has_the_same_calls(live: LiveServer) -> None:
                 await refused.streams()
 
     asyncio.run(scenario())
+
+
+def test_both_clients_renew_a_refused_token_once_and_send_again(live: LiveServer) -> None:
+    # A token the server does not know (expired, or from before a restart) is answered 401: the
+    # client fetches a new one and sends the same request again, for plain and streaming answers.
+    blocking = HttpTransport(live.url)
+    blocking.token()
+    blocking.session.token = "stale"
+    assert blocking.request("POST", "/api/event", json=event(n=1)).json()["order-id"] == 1
+    assert blocking.session.token != "stale"
+    blocking.session.token = "stale"
+    assert [item.order_id for item in blocking.replay("orders", {"stream-type": "cold"})] == [1]  # type: ignore[union-attr]
+    blocking.close()
+
+    async def scenario() -> None:
+        transport = AsyncHttpTransport(live.url)
+        await transport.token()
+        transport.session.token = "stale"
+        assert (await transport.request("GET", "/api/streams")).status_code == 200
+        assert transport.session.token != "stale"
+        transport.session.token = "stale"
+        assert [item.order_id async for item in transport.replay("orders", {"stream-type": "cold"})] == [1]  # type: ignore[union-attr]
+        await transport.close()
+
+    asyncio.run(scenario())
+    # Wrong credentials are not retried for ever: the renewal itself is refused.
+    with pytest.raises(NotAuthorized):
+        HttpTransport(live.url, "admin", "wrong").request("GET", "/api/streams")
+
+
+def test_the_lines_of_a_streaming_answer_come_whole_whatever_the_chunks() -> None:
+    lines = Lines()
+    got = [*lines.feed(b'{"a":'), *lines.feed(b'1}\n{"b"'), *lines.feed(b":2}\n\n{"), *lines.feed(b'"c":3}')]
+    assert got == [b'{"a":1}', b'{"b":2}', b""]
+    assert lines.end() == [b'{"c":3}'] and lines.end() == []

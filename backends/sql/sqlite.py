@@ -21,6 +21,7 @@ from . import checkpointing
 from .backend import SQLBackend
 from .bulk_load import back_to_wal, ids_ascend, insert_rows, leave_wal
 from .checkpointing import LogCheckpointer
+from .multi_row import APPEND_ROWS, MultiRow
 from .schema import ID_INDEX
 from .statements import Statement, make_event, tag_rows
 
@@ -61,7 +62,7 @@ class SQLiteBackend(SQLBackend):
         """Removals or replacements happened that reclaim_step has not finished with."""
         self._reclaim_tries = 0
         self._first_bulk_batch = False
-        self._multi_row: dict[int, str] = {}
+        self._multi_row = MultiRow()
         self._outside_wal = False
         """True while a bulk load runs with a rollback journal (see `_leave_wal`)."""
 
@@ -257,8 +258,8 @@ class SQLiteBackend(SQLBackend):
                 if self._first_bulk_batch:
                     self._keep_id_index(connection, events)
             else:
-                connection.executemany(insert.sql, rows)
-            connection.executemany(upsert.sql, versions)
+                self._multi_row.run(connection, insert.sql, list(rows), APPEND_ROWS)
+            self._multi_row.run(connection, upsert.sql, versions, APPEND_ROWS)
             tags = tag_rows(events)
             if tags:
                 connection.executemany(self._insert_tags_sql(), tags)

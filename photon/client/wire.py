@@ -1,8 +1,11 @@
-"""What the blocking and the asyncio clients share: the HTTP API's paths and parameters, the answers as typed
-values, and the errors as Photon's own types. Neither client decides anything else."""
+"""What the blocking and the asyncio clients share: the HTTP API's paths and parameters, the token and
+when to renew it, the lines of a streaming answer, the answers as typed values, and the errors as
+Photon's own types. Nothing here does I/O: each client only sends and receives (`photon.client.http`
+with httpx's blocking client, `photon.client.http_async` with its asyncio one)."""
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 from urllib.parse import quote
@@ -17,6 +20,7 @@ from photon.core.errors import (
     NotAuthorized,
     NotFound,
     PhotonError,
+    ServerUnreachable,
     StoreClosed,
     StreamDeleted,
     ValidationError,
@@ -31,6 +35,64 @@ ReplayItem = RecordedEvent | CaughtUp
 DEFAULT_URL = "http://localhost:3000"
 RETRY_PAUSE = 0.2
 """Seconds before the first re-send of an emit that did not reach the server (doubled each time)."""
+
+
+TOKEN_PATH = "/auth/token"
+RENEWAL_ATTEMPTS = (False, True)
+"""A request goes with the token held, then once more with a renewed one if refused with a 401
+(the token expired, or the server restarted and forgot it)."""
+
+
+class Session:
+    """A client's login to the HTTP API: the credentials, the token they were given, and the
+    headers that carry it. The clients fetch the token (`GET TOKEN_PATH` with `auth`) when
+    `needs_token` says so and hand the answer to `take_token`."""
+
+    def __init__(self, url: str, user: str, password: str) -> None:
+        self.url = url.rstrip("/")
+        self.auth = (user, password)
+        self.token: str | None = None
+
+    def needs_token(self, renew: bool) -> bool:
+        return self.token is None or renew
+
+    def take_token(self, response: httpx.Response) -> str:
+        """The token from `/auth/token`'s answer (a refusal raised as `NotAuthorized`)."""
+        raise_for(response)
+        self.token = str(response.json()["token"])
+        return self.token
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Token {self.token}"}
+
+    def unreachable(self, exc: httpx.TransportError) -> ServerUnreachable:
+        """A failure to reach the server (refused, unknown host, timeout, cut off) as Photon's error."""
+        return ServerUnreachable(f"cannot reach the Photon server at {self.url}: {exc}")
+
+
+def renew_and_resend(response: httpx.Response, renewed: bool) -> bool:
+    """Whether an answer calls for the same request again with a new token."""
+    return response.status_code == 401 and not renewed
+
+
+def tls(verify: bool | str | ssl.SSLContext) -> bool | ssl.SSLContext:
+    """httpx's `verify` for the clients' option: a string is a CA file (a self-signed server's certificate)."""
+    return ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
+
+
+def streaming_timeout(timeout: httpx.Timeout) -> httpx.Timeout:
+    """A streaming answer's timeout: connecting is bounded, waiting for the next line is not
+    (a live replay or a group member may wait for events indefinitely)."""
+    return httpx.Timeout(timeout.connect, read=None)
+
+
+def emit_retry_pause(attempt: int, retries: int) -> float | None:
+    """Seconds to wait before re-sending an emit that did not reach the server, None to give up.
+
+    Safe to send again: every event carries its id (`with_ids`), so a request that reached the
+    server before the connection failed is answered with the events it stored, not stored twice.
+    """
+    return None if attempt >= retries else RETRY_PAUSE * 2**attempt
 
 
 class Page(NamedTuple):
@@ -203,6 +265,22 @@ def raise_for(response: httpx.Response) -> None:
     if status == 503:
         raise StoreClosed(message)
     raise PhotonError(f"HTTP {status}: {message}")
+
+
+class Lines:
+    """The lines of a streaming answer from its chunks as they come: `feed` each chunk, `end` at
+    the end of the answer (a last line without its newline)."""
+
+    def __init__(self) -> None:
+        self._rest = b""
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        lines, self._rest = split_lines([chunk], self._rest)
+        return lines
+
+    def end(self) -> list[bytes]:
+        rest, self._rest = self._rest, b""
+        return [rest] if rest else []
 
 
 def split_lines(chunks: Iterable[bytes], rest: bytes = b"") -> tuple[list[bytes], bytes]:

@@ -143,6 +143,12 @@ class Backend(abc.ABC):
     def read(self, query: Query) -> list[RecordedEvent]:
         """One page of events matching `query`, in order-id order, at most `query.limit` of them."""
 
+    def read_data(self, query: Query) -> list[tuple[int, bytes]]:
+        """`read`, as each event's (order-id, stored JSON) only: for a reader that decodes the
+        events itself (a projection worker catching up). A backend that can fetch the two
+        columns alone, cheaper than whole events, overrides it."""
+        return [(event.order_id, event.data) for event in self.read(query)]
+
     @abc.abstractmethod
     def last_order_id(self) -> int:
         """The highest order-id stored (0 for an empty store)."""

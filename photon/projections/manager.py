@@ -38,7 +38,7 @@ from photon.projections.feed import Feed
 from photon.projections.folder import FolderWatcher
 from photon.projections.messages import Added, Folded, FromWorker, Ready, Remove, Report, Stopped
 from photon.projections.offline import key_of
-from photon.projections.pool import WorkerHandle
+from photon.projections.pool import WorkerHandle, preload, store_modules
 from photon.projections.redactions import Redaction, recorded, stale
 from photon.projections.registry import (
     STREAMS_PROJECTION,
@@ -125,6 +125,7 @@ class ProjectionManager:
         backend = self.store.backend
         if backend.in_process:  # workers cannot open it themselves: the feed carries everything
             return None
+        preload(store_modules(backend))
         config = getattr(backend, "config", None) or self.config
         return {key: str(value) for key, value in config.items() if value is not None and "." in key}
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from photon.core.data_reads import read_data_pages
 from photon.core.events import category_of, stream_category
 from photon.projections.definition import Definition, ProjectionSpec, load
 from photon.projections.messages import (
@@ -285,20 +286,17 @@ class Worker:
         stream = streams.pop() if len(streams) == 1 else "__all__"
         types = behind[0].types if len(behind) == 1 else None
         start = min(r.position for r in behind) + 1
-        page: list[bytes] = []
         since_report = 0
-        for event in self.store.read(stream, from_order_id=start, to_order_id=to_order_id, event_types=types):
-            page.append(event.data)
-            if len(page) >= CATCHUP_PAGE:
-                failures.extend(self._fold_some(behind, decode(page)))
-                since_report += len(page)
-                page = []
-                if since_report >= CATCHUP_REPORT_EVERY:
-                    since_report = 0
-                    self.conn.send(Folded(None, self.reports(), failures))
-                    failures = []
-        if page:
+        pages = read_data_pages(
+            self.store, stream, from_order_id=start, to_order_id=to_order_id, event_types=types, max_events=CATCHUP_PAGE
+        )
+        for page in pages:
             failures.extend(self._fold_some(behind, decode(page)))
+            since_report += len(page)
+            if since_report >= CATCHUP_REPORT_EVERY:
+                since_report = 0
+                self.conn.send(Folded(None, self.reports(), failures))
+                failures = []
         for running in behind:
             if not running.failed and running.position < to_order_id:
                 running.position = to_order_id

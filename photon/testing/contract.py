@@ -237,6 +237,41 @@ class BackendContract(AppendContract, LifetimeContract, DurabilityContract, Inde
         assert [e.order_id for e in store.read(from_order_id=2)] == list(range(2, 12_001))
         assert len(list(store.read("big", from_version=100, limit=11_000))) == 11_000
 
+    def test_read_data_pages_hold_the_json_of_what_read_gives(self, sample: EventStore) -> None:
+        """The projections' catch-up read (`photon.core.data_reads`): the same events as `read`,
+        the stored JSON alone, in pages of at most `max_events`."""
+        from photon.core.data_reads import read_data_pages
+
+        sample.append([event(f"account-{i % 2}", "Opened" if i % 3 else "Closed", n=i) for i in range(30)])
+        sample.set_stream_metadata("s2", {"max-count": 4})
+        reads: list[tuple[str, dict[str, Any]]] = [
+            ("__all__", {}),
+            ("__all__", {"from_order_id": 5, "to_order_id": 61}),
+            ("__all__", {"from_order_id": 3, "event_types": ["Odd", "Closed"]}),
+            ("s1", {"from_order_id": 7}),
+            ("s0", {"from_order_id": 2, "to_order_id": 30, "event_types": ["Even"]}),
+            ("s2", {}),  # its metadata keeps the last 4
+            ("__category__:account", {"from_order_id": 45}),
+            ("__category__:account", {"event_types": ["Closed"]}),
+            ("nothing-here", {}),
+        ]
+        for stream, bounds in reads:
+            expected = [e.data for e in sample.read(stream, **bounds)]
+            pages = list(
+                read_data_pages(
+                    sample,
+                    stream,
+                    from_order_id=bounds.get("from_order_id", 1),
+                    to_order_id=bounds.get("to_order_id"),
+                    event_types=bounds.get("event_types"),
+                    max_events=3,
+                )
+            )
+            assert [data for page in pages for data in page] == expected, (stream, bounds)
+            assert all(0 < len(page) <= 3 for page in pages)
+        query = Query(from_order_id=3, to_order_id=20, event_types=frozenset({"Odd"}), limit=5)
+        assert sample.backend.read_data(query) == [(e.order_id, e.data) for e in sample.backend.read(query)]
+
     def test_streams_and_counts(self, sample: EventStore) -> None:
         assert [(s.stream_name, s.total_events) for s in sample.streams()] == [
             ("s0", 10),

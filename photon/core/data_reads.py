@@ -1,0 +1,78 @@
+"""History as each event's stored JSON alone, for a reader that decodes the events itself.
+
+A projection worker catching up decodes every event's JSON and needs nothing else: whole events
+(`RecordedEvent`: seven columns, three of them strings) cost SQLite about 1.4 µs an event to hand
+over, the order-id and the JSON about 0.5 µs. `read_data_pages` reads the same events as
+`EventStore.read_pages` (same plan, same bounds) through `Backend.read_data` wherever the
+backend's answer needs no check by the core: `__all__`, and categories and event types the backend
+has an index for. Any other read (one stream, read by blocks of versions; a filter the core checks
+event by event; a stream whose metadata bounds its reads) is `read_pages`, its events' JSON taken.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
+
+from photon.core.backend import Query
+
+if TYPE_CHECKING:
+    from photon.core.store import EventStore
+
+GROWTH = 4
+"""A page holds at most this many times the events of the page before it (as `photon.core.paging`)."""
+
+
+def read_data_pages(
+    store: EventStore,
+    stream: str,
+    *,
+    from_order_id: int,
+    to_order_id: int | None,
+    event_types: Iterable[str] | None = None,
+    max_events: int = 5000,
+) -> Iterator[list[bytes]]:
+    """The stored JSON of the events `store.read(stream, ...)` gives, page by page: each page at
+    most `max_events` events and about the store's `replay.page.bytes` of data."""
+    history = store.history(stream, event_types=event_types, page_events=max_events)
+    plan = history.plan
+    if plan.check is not None and not plan.stored_exact:
+        for page in history.pages(from_order_id, to_order_id):
+            yield [event.data for event in page]
+        return
+    backend = store.backend
+    max_bytes = max(1, store.page_bytes)
+    size = min(max_events, 16)  # the first page is small, as no size is known yet
+    position = from_order_id
+    version = history.from_version
+    while to_order_id is None or position <= to_order_id:
+        query = Query(
+            stream=plan.stream,
+            from_order_id=position,
+            to_order_id=to_order_id,
+            from_version=version,
+            from_time=history.from_time,
+            event_types=plan.event_types,
+            categories=plan.categories,
+            limit=size,
+        )
+        if plan.stream is None:
+            rows = backend.read_data(query)
+            if not rows:
+                return
+            datas = [data for _, data in rows]
+            position = rows[-1][0] + 1
+        else:
+            # A stream's later events have later versions: the next page starts at the version
+            # after this one's last, where the backend's stream index finds it at once.
+            events = backend.read(query)
+            if not events:
+                return
+            datas = [event.data for event in events]
+            position = events[-1].order_id + 1
+            version = events[-1].stream_version + 1
+        yield datas
+        if len(datas) < size:
+            return
+        average = max(1, sum(map(len, datas)) // len(datas))
+        size = max(1, min(max_events, max_bytes // average, len(datas) * GROWTH))
