@@ -179,6 +179,10 @@ class SQLReads(Backend):
         max_bytes = None if self._bytes_in_sql else query.max_bytes
         return self._reading(lambda run: take_events(run(statement.sql, statement.bind(values)), max_bytes))
 
+    def _read_rows(self, statement: Statement, values: dict[str, Any]) -> list[RecordedEvent]:
+        """The events a statement of whole event rows selects."""
+        return self._reading(lambda run: take_events(run(statement.sql, statement.bind(values)), None))
+
     def _read_stream(self, run: Run, query: Query, statement: Statement, values: dict[str, Any]) -> list[RecordedEvent]:
         """A stream's events, BLOCKS_PER_READ blocks of versions per statement, until the page is
         full or the stream's last version is passed (filters may leave blocks without a match).
