@@ -17,13 +17,21 @@ from typing import Any
 APPEND_ROWS = 256
 """Rows per statement of an ordinary append (8 parameters a row: far under SQLite's limit of
 32,766 parameters a statement)."""
+EXACT_ROWS = 32
+"""Up to this many rows (what is left of a batch, or a group of single events) go in one
+statement of exactly that many rows; more go in statements of powers of two."""
+
+
+STATEMENT_CACHE = 256
+"""Prepared statements the driver keeps per connection (its default, 128, is about what the
+writer's forms of these statements alone take)."""
 
 
 class MultiRow:
     """The many-row forms of one-row statements, made once per (statement, row count).
 
-    Row counts are powers of two, so a few forms serve every batch and SQLite's own cache of
-    prepared statements keeps them all."""
+    Row counts are powers of two, or at most EXACT_ROWS, so a few forms serve every batch and the
+    driver's cache of prepared statements keeps them all (see `STATEMENT_CACHE`)."""
 
     def __init__(self) -> None:
         self._made: dict[tuple[str, int], str] = {}
@@ -42,7 +50,8 @@ class MultiRow:
         """Write `rows` in order with statements of at most `limit` rows each."""
         start, total = 0, len(rows)
         while start < total:
-            count = 1 << (min(limit, total - start).bit_length() - 1)  # powers of two
+            left = total - start
+            count = left if left <= EXACT_ROWS else 1 << (min(limit, left).bit_length() - 1)
             part = rows[start : start + count]
             if count == 1:
                 connection.execute(sql, part[0])

@@ -54,11 +54,14 @@ class SQLReads(Backend):
         return statement
 
     def read_matching(self, query: tuple[QueryItem, ...], after: int, limit: int) -> list[RecordedEvent]:
-        """Through the tags index (see `statements.matching_sql`)."""
+        """Through the tags index (see `statements.matching_sql`), on the raw connection with the
+        statement compiled once per shape of query: a conditional append runs this in the writer
+        for every request, where SQLAlchemy's own execution cost more than the query."""
         import sqlalchemy as sa
 
         sql, params = matching_sql(query, after, limit)
-        return [make_event(tuple(row)) for row in self._core(sa.text(sql), params)]
+        shape = ("matching", tuple((len(item.types), len(item.tags)) for item in query))
+        return self._read_rows(self._sql(shape, lambda: sa.text(sql)), params)
 
     def _read_sql(self, query: Query) -> Statement:
         return self._sql(read_key(query), lambda: read_select(self._events, self._dialect, query))

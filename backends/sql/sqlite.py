@@ -21,12 +21,19 @@ from . import checkpointing
 from .backend import SQLBackend
 from .bulk_load import back_to_wal, ids_ascend, insert_rows, leave_wal
 from .checkpointing import LogCheckpointer
-from .multi_row import APPEND_ROWS, MultiRow
+from .multi_row import APPEND_ROWS, STATEMENT_CACHE, MultiRow
 from .schema import ID_INDEX
 from .statements import Statement, make_event, tag_rows
 
 PAGE_SIZE = 8192
 """SQLite page size of a new store's file."""
+WRITER_CACHE_KIB = 65536
+"""The page cache of the writer's connection (PRAGMA cache_size), in KiB; SQLite's default is
+2 MiB. An append to many streams of a large store changes index and stream pages all over the
+file: with the default cache the writer read most of them again from the file at every commit
+(measured: batches of 1,000 events to 977 of 100,000 streams at 1M events, 60 against 45 µs of
+CPU an event). Only the writer's connection: readers keep the default, so a replay does not
+hold more memory. The pages are taken as they are used, up to this size."""
 RECLAIM_TRIES = 100
 """Times reclaim_step tries its closing checkpoint again when readers hold the log."""
 RECLAIM_PAGES = 2048
@@ -74,7 +81,12 @@ class SQLiteBackend(SQLBackend):
 
     def engine_options(self) -> dict[str, Any]:
         # qmark placeholders let the insert take RecordedEvent tuples as they are.
-        return {"pool_size": 8, "max_overflow": 32, "paramstyle": "qmark"}
+        return {
+            "pool_size": 8,
+            "max_overflow": 32,
+            "paramstyle": "qmark",
+            "connect_args": {"cached_statements": STATEMENT_CACHE},
+        }
 
     def on_connect(self, dbapi_connection: Any) -> None:
         dbapi_connection.isolation_level = None  # explicit BEGIN/COMMIT, no implicit transactions
@@ -93,6 +105,9 @@ class SQLiteBackend(SQLBackend):
         cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.execute(f"PRAGMA journal_size_limit={checkpointing.LOG_SIZE_LIMIT}")
         cursor.close()
+
+    def configure_writer(self, connection: Any) -> None:
+        connection.driver_connection.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
 
     def open(self, *, writer: bool) -> StoreState:
         state = super().open(writer=writer)
