@@ -159,6 +159,7 @@ class SQLBackend(StreamNumbers):
             with contextlib.suppress(Exception):
                 self._writer.close()
             self._writer = None
+        self._kept_readers.close()
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None

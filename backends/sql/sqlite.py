@@ -6,7 +6,7 @@ bulk load (`bulk_load`) and giving freed pages back after a scavenge or a redact
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +22,9 @@ from .backend import SQLBackend
 from .bulk_load import back_to_wal, ids_ascend, insert_rows, leave_wal
 from .checkpointing import LogCheckpointer
 from .multi_row import APPEND_ROWS, STATEMENT_CACHE, MultiRow
+from .reads import Run, T
 from .schema import ID_INDEX
-from .statements import Statement, make_event, tag_rows
+from .statements import tag_rows
 
 PAGE_SIZE = 8192
 """SQLite page size of a new store's file."""
@@ -42,6 +43,8 @@ RECLAIM_PAGES = 2048
 
 class SQLiteBackend(SQLBackend):
     """The embedded default: one SQLite file in WAL mode, fsync on every commit by default."""
+
+    _bytes_in_sql = False
 
     name = "sqlite"
     aliases = ("h2",)
@@ -237,12 +240,12 @@ class SQLiteBackend(SQLBackend):
     def begin_write(self, cursor: Any) -> None:
         cursor.execute("BEGIN IMMEDIATE")
 
-    def _read_rows(self, statement: Statement, values: dict[str, Any]) -> list[RecordedEvent]:
-        # Rows go straight from the cursor into events: no intermediate list of rows.
-        params = statement.bind(values)
+    def _reading(self, read: Callable[[Run], T]) -> T:
+        # SQLite's cursor steps the statement as rows are taken: rows go straight from it into
+        # events, and a page that stops at its byte bound reads no further.
         connection = self._engine.raw_connection()
         try:
-            return list(map(make_event, connection.driver_connection.execute(statement.sql, params)))
+            return read(connection.driver_connection.execute)
         except Exception as exc:
             raise self.translate(exc) from exc
         finally:

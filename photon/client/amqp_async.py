@@ -329,12 +329,15 @@ class AsyncAmqpClient:
         to_order_id: int | None = None,
         event_types: Sequence[str] | None = None,
         limit: int | None = None,
+        filter: Mapping[str, Any] | None = None,
         prefetch: int = 1000,
     ) -> AsyncIterator[ReplayItem]:
         """The events of a stream as dicts; `cold` ends after the history, `hot-cold` yields a
         `CaughtUp(order_id)` after the history and then live events until the iterator is
         closed (`aclose()`), `hot` yields live events only. Leaving the loop cancels the replay."""
-        options = replay_options(stream_type, from_order_id, from_version, from_time, to_order_id, event_types, limit)
+        options = replay_options(
+            stream_type, from_order_id, from_version, from_time, to_order_id, event_types, limit, filter
+        )
         connection = await self.connection()
         channel = await connection.channel(publisher_confirms=False)
         await channel.set_qos(prefetch_count=prefetch)
@@ -342,7 +345,7 @@ class AsyncAmqpClient:
         inbox: asyncio.Queue[aio_pika.abc.AbstractIncomingMessage | None] = asyncio.Queue()
         channel.close_callbacks.add(lambda *_: inbox.put_nowait(None))
         queue = await channel.declare_queue(exclusive=True, auto_delete=True)
-        await queue.consume(inbox.put)
+        tag = await queue.consume(inbox.put)
         correlation_id = str(uuid.uuid4())
         request = command(REPLAY, replay_body(stream, options), queue.name, correlation_id)
         await channel.default_exchange.publish(request, self.names.commands)
@@ -377,12 +380,13 @@ class AsyncAmqpClient:
                     finished = True
                     raise error_from_body(orjson.loads(message.body))
         finally:
-            await _end_replay(channel, queue, self.names.commands, correlation_id, finished)
+            await _end_replay(channel, queue, tag, self.names.commands, correlation_id, finished)
 
 
 async def _end_replay(
     channel: aio_pika.abc.AbstractChannel,
     queue: aio_pika.abc.AbstractQueue,
+    tag: str,
     commands: str,
     correlation_id: str,
     finished: bool,
@@ -393,7 +397,7 @@ async def _end_replay(
         if not finished:
             cancel = command(CANCEL, b"{}", queue.name, correlation_id)
             await channel.default_exchange.publish(cancel, commands)
-        await queue.delete(if_unused=False, if_empty=False)
+        await queue.cancel(tag)  # the queue is auto-delete: it goes with its consumer
         await channel.close()
     except LOST:
         log.debug("ending a replay on a broken connection", exc_info=True)

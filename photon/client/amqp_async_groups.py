@@ -76,6 +76,7 @@ class AsyncAmqpGroupMember:
         self._inbox: asyncio.Queue[aio_pika.abc.AbstractIncomingMessage | None] = asyncio.Queue()
         self._channel: aio_pika.abc.AbstractChannel | None = None
         self._queue: aio_pika.abc.AbstractQueue | None = None
+        self._tag = ""
 
     async def join(self) -> AsyncAmqpGroupMember:
         """Start the membership (once); `NotFound` for an unknown group."""
@@ -85,7 +86,7 @@ class AsyncAmqpGroupMember:
         self._channel = channel = await connection.channel(publisher_confirms=False)
         channel.close_callbacks.add(lambda *_: self._inbox.put_nowait(None))
         self._queue = await channel.declare_queue(exclusive=True, auto_delete=True)
-        await self._queue.consume(self._on_message, no_ack=True)
+        self._tag = await self._queue.consume(self._on_message, no_ack=True)
         request: dict[str, Any] = {"group-name": self.group}
         if self.id is not None:
             request["member"] = self.id
@@ -193,8 +194,8 @@ class AsyncAmqpGroupMember:
         if channel is None or channel.is_closed:
             return
         with contextlib.suppress(*LOST):
-            if queue is not None:
-                await queue.delete(if_unused=False, if_empty=False)
+            if queue is not None and self._tag:
+                await queue.cancel(self._tag)  # the queue is auto-delete: it goes with its consumer
             await channel.close()
 
     async def __aenter__(self) -> AsyncAmqpGroupMember:

@@ -17,9 +17,9 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import httpx
-import orjson
 
-from photon.client.groups import GroupDelivery, ack_body, delivery_line, group_settings, nack_body
+from photon.client import http_calls
+from photon.client.groups import GroupDelivery, delivery_line
 from photon.client.http_async import AsyncHttpTransport, AsyncTransport
 from photon.client.wire import (
     DEFAULT_URL,
@@ -28,15 +28,10 @@ from photon.client.wire import (
     ReplayItem,
     as_event,
     as_item,
-    page_answer,
-    page_params,
-    position_answer,
-    projection_template,
     replay_params,
     stored_events,
     with_ids,
 )
-from photon.client.wire import quote_segment as _quote
 from photon.core.append_request import AppendCondition
 from photon.core.backend import StreamInfo
 from photon.core.errors import PhotonError, ValidationError
@@ -141,10 +136,11 @@ class AsyncPhotonClient:
         to: int | None = None,
         event_types: Sequence[str] | None = None,
         limit: int | None = None,
+        filter: Mapping[str, Any] | None = None,
     ) -> AsyncIterator[ReplayItem]:
         """An async iterator of `RecordedEvent`s; with hot-cold, one `CaughtUp` between history and live.
-        `aclose()` it to stop a live replay."""
-        params = replay_params(stream_type, from_, from_version, from_time, to, event_types, limit)
+        `aclose()` it to stop a live replay. `filter` as in `PhotonClient.replay`."""
+        params = replay_params(stream_type, from_, from_version, from_time, to, event_types, limit, filter)
         return _typed(self.transport.replay(stream, params))
 
     def subscribe(
@@ -176,31 +172,28 @@ class AsyncPhotonClient:
         """A stream's metadata (`max-age`, `max-count`, `truncate-before`, `tombstone`, user keys)."""
         if (amqp := self._lifetime()) is not None:
             return await amqp.stream_metadata(stream)
-        answer: dict[str, Any] = (await self.request("GET", f"/api/stream-metadata/{_quote(stream)}")).json()
-        return dict(answer["metadata"])
+        metadata: dict[str, Any] = await self._http().call(http_calls.stream_metadata(stream))
+        return metadata
 
     async def set_stream_metadata(self, stream: str, metadata: Mapping[str, Any]) -> dict[str, Any]:
         """Replace a stream's metadata; returns it as stored."""
         if (amqp := self._lifetime()) is not None:
             return await amqp.stream_metadata(stream, metadata)
-        content = orjson.dumps(dict(metadata))
-        answer = (await self.request("PUT", f"/api/stream-metadata/{_quote(stream)}", content=content)).json()
-        return dict(answer["metadata"])
+        stored: dict[str, Any] = await self._http().call(http_calls.set_stream_metadata(stream, metadata))
+        return stored
 
     async def delete_stream(self, stream: str, *, hard: bool = False) -> int:
         """Soft delete a stream (or hard: a tombstone); returns its version when deleted."""
         if (amqp := self._lifetime()) is not None:
             return await amqp.delete_stream(stream, hard=hard)
-        params = {"hard": "true"} if hard else None
-        answer = orjson.loads((await self.request("DELETE", f"/api/stream/{_quote(stream)}", params=params)).content)
-        return int(answer.get("deleted-events", 0))
+        return int(await self._http().call(http_calls.delete_stream(stream, hard)))
 
     async def scavenge(self) -> dict[str, Any]:
         """Run a scavenge on the server; returns its report."""
         if (amqp := self._lifetime()) is not None:
             return await amqp.scavenge()
-        answer: dict[str, Any] = (await self.request("POST", "/api/admin/scavenge")).json()
-        return answer
+        report: dict[str, Any] = await self._http().call(http_calls.scavenge())
+        return report
 
     async def redact(
         self, *, stream: str | None = None, event_ids: Sequence[str] | None = None, reason: str | None = None
@@ -208,13 +201,7 @@ class AsyncPhotonClient:
         """Redact a stream's events or chosen events; returns how many."""
         if (amqp := self._lifetime()) is not None:
             return await amqp.redact(stream=stream, event_ids=event_ids, reason=reason)
-        body: dict[str, Any] = {"reason": reason} if reason else {}
-        if stream is not None:
-            body["stream-name"] = stream
-        if event_ids is not None:
-            body["ids"] = list(event_ids)
-        answer = (await self.request("POST", "/api/redact", content=orjson.dumps(body))).json()
-        return int(answer["redacted-events"])
+        return int(await self._http().call(http_calls.redact(stream, event_ids, reason)))
 
     # -- served over HTTP only ------------------------------------------------------------------
 
@@ -227,41 +214,42 @@ class AsyncPhotonClient:
         limit: int | None = None,
     ) -> Page:
         """One page of a stream's stored events (`Page.next` is the `from_` of the next page, None at the end)."""
-        params = page_params(from_, from_version, limit)
-        response = await self.request("GET", f"/api/stream-contents/{_quote(stream)}", params=params)
-        return page_answer(response.content)
+        page: Page = await self._http().call(http_calls.read(stream, from_, from_version, limit))
+        return page
 
     async def event(self, stream: str, order_id: int) -> RecordedEvent:
-        response = await self.request("GET", f"/api/event/{_quote(stream)}/{order_id}")
-        return RecordedEvent.from_json(response.content)
+        """The event at `order_id` in `stream` (any stream for `__all__`); `NotFound` otherwise."""
+        found: RecordedEvent = await self._http().call(http_calls.event(stream, order_id))
+        return found
 
     async def position(self, consumer: str) -> ConsumerPosition:
-        response = await self.request("GET", f"/api/subscription/{_quote(consumer)}/position")
-        return position_answer(consumer, response.content)
+        """A durable consumer's stream and last acknowledged order-id."""
+        at: ConsumerPosition = await self._http().call(http_calls.position(consumer))
+        return at
 
     async def forget_consumer(self, consumer: str) -> None:
-        await self.request("DELETE", f"/api/subscription/{_quote(consumer)}")
+        """Delete a durable consumer and its position."""
+        await self._http().call(http_calls.forget_consumer(consumer))
 
     async def projections(self) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = (await self.request("GET", "/api/projections")).json()
-        return result
+        """Every projection's descriptor (name, stream, status, position...), without its value."""
+        listed: list[dict[str, Any]] = await self._http().call(http_calls.projections())
+        return listed
 
     async def projection_value(self, name: str, key: str | None = None) -> Any:
-        if key is not None:
-            return (await self.request("GET", f"/api/projection/{_quote(name)}/{_quote(key)}")).json()
-        return (await self.request("GET", f"/api/projection/{_quote(name)}")).json()["current-value"]
+        """A projection's current value, or one key (an index for an array) of it."""
+        return await self._http().call(http_calls.projection_value(name, key))
 
     async def add_projection(
         self, name: str, reduction: str, language: str = "python", **fields: Any
     ) -> dict[str, Any]:
-        content = projection_template(name, reduction, language, fields)
-        descriptor: dict[str, Any] = (await self.request("POST", "/api/projection", content=content)).json()[
-            "projection"
-        ]
+        """Register (or replace) projection `name` (as `PhotonClient.add_projection`)."""
+        call = http_calls.add_projection(name, reduction, language, fields)
+        descriptor: dict[str, Any] = await self._http().call(call)
         return descriptor
 
     async def remove_projection(self, name: str) -> None:
-        await self.request("DELETE", f"/api/projection/{_quote(name)}")
+        await self._http().call(http_calls.remove_projection(name))
 
     # -- consumer groups (HTTP, or the AMQP transport's own) ------------------------------------
 
@@ -269,47 +257,46 @@ class AsyncPhotonClient:
         """Create consumer group `name` (settings as in `PhotonClient.create_group`)."""
         if (amqp := self._amqp()) is not None:
             return await amqp.create_group(name, **settings)
-        body = {"group-name": name, **group_settings(settings)}
-        result: dict[str, Any] = (await self.request("POST", "/api/groups", json=body)).json()
-        return result
+        created: dict[str, Any] = await self._http().call(http_calls.create_group(name, settings))
+        return created
 
     async def update_group(self, name: str, **changes: Any) -> dict[str, Any]:
         if (amqp := self._amqp()) is not None:
             return await amqp.update_group(name, **changes)
-        path = f"/api/group/{_quote(name)}"
-        result: dict[str, Any] = (await self.request("PUT", path, json=group_settings(changes))).json()
-        return result
+        updated: dict[str, Any] = await self._http().call(http_calls.update_group(name, changes))
+        return updated
 
     async def delete_group(self, name: str) -> None:
         if (amqp := self._amqp()) is not None:
             await amqp.delete_group(name)
-            return
-        await self.request("DELETE", f"/api/group/{_quote(name)}")
+        else:
+            await self._http().call(http_calls.delete_group(name))
 
     async def groups(self) -> list[dict[str, Any]]:
+        """Every consumer group with its checkpoint, members and counters."""
         if (amqp := self._amqp()) is not None:
             return await amqp.groups()
-        result: list[dict[str, Any]] = (await self.request("GET", "/api/groups")).json()["groups"]
-        return result
+        listed: list[dict[str, Any]] = await self._http().call(http_calls.groups())
+        return listed
 
     async def group(self, name: str) -> dict[str, Any]:
         if (amqp := self._amqp()) is not None:
             return await amqp.group(name)
-        result: dict[str, Any] = (await self.request("GET", f"/api/group/{_quote(name)}")).json()
-        return result
+        described: dict[str, Any] = await self._http().call(http_calls.group(name))
+        return described
 
     async def reset_group(self, name: str, from_: int) -> dict[str, Any]:
+        """Start the group over from order-id `from_` (its members reconnect)."""
         if (amqp := self._amqp()) is not None:
             return await amqp.reset_group(name, from_)
-        path = f"/api/group/{_quote(name)}/reset"
-        result: dict[str, Any] = (await self.request("POST", path, json={"from": from_})).json()
-        return result
+        reset: dict[str, Any] = await self._http().call(http_calls.reset_group(name, from_))
+        return reset
 
     async def replay_parked(self, name: str) -> int:
+        """Hand the group's parked events back to it; returns how many."""
         if (amqp := self._amqp()) is not None:
             return await amqp.replay_parked(name)
-        answer = await self.request("POST", f"/api/group/{_quote(name)}/replay-parked")
-        return int(answer.json()["replayed"])
+        return int(await self._http().call(http_calls.replay_parked(name)))
 
     def join_group(
         self, name: str, member: str | None = None, *, max_in_flight: int | None = None
@@ -352,9 +339,7 @@ class AsyncGroupMember:
         self.transport = transport
         self.group = group
         self.id = member
-        self._path = f"/api/group/{_quote(group)}"
-        params = {"member": member, "max-in-flight": max_in_flight}
-        self._lines = transport.stream_lines(f"{self._path}/stream", params)
+        self._lines = transport.stream_lines(*http_calls.member_stream(group, member, max_in_flight))
 
     def __aiter__(self) -> AsyncGroupMember:
         return self
@@ -369,15 +354,14 @@ class AsyncGroupMember:
         raise StopAsyncIteration
 
     async def ack(self, order_ids: int | Sequence[int]) -> dict[str, Any]:
-        ids = [order_ids] if isinstance(order_ids, int) else list(order_ids)
-        result: dict[str, Any] = (await self.transport.request("POST", f"{self._path}/ack", json=ack_body(ids))).json()
-        return result
+        """Acknowledge deliveries (order-ids); returns once durable: ``{"done": n, "unknown": [...]}``."""
+        acked: dict[str, Any] = await self.transport.call(http_calls.ack_group(self.group, order_ids))
+        return acked
 
     async def nack(self, order_ids: int | Sequence[int], action: str = "retry", reason: str = "") -> dict[str, Any]:
-        ids = [order_ids] if isinstance(order_ids, int) else list(order_ids)
-        body = nack_body(ids, action, reason)
-        result: dict[str, Any] = (await self.transport.request("POST", f"{self._path}/nack", json=body)).json()
-        return result
+        """Refuse deliveries: `retry` (delivered again, counted), `park` or `skip`."""
+        nacked: dict[str, Any] = await self.transport.call(http_calls.nack_group(self.group, order_ids, action, reason))
+        return nacked
 
     async def close(self) -> None:
         await self._lines.aclose()  # type: ignore[attr-defined]

@@ -14,8 +14,9 @@ from contextlib import contextmanager
 from typing import Any, Protocol
 
 import httpx
-import orjson
 
+from photon.client import http_calls
+from photon.client.http_calls import HttpCall
 from photon.client.wire import (
     DEFAULT_URL,
     RENEWAL_ATTEMPTS,
@@ -31,7 +32,6 @@ from photon.client.wire import (
     raise_for,
     renew_and_resend,
     streaming_timeout,
-    streams_answer,
     tls,
 )
 from photon.client.wire import quote_segment as _quote
@@ -106,6 +106,10 @@ class HttpTransport:
         raise_for(response)
         return response
 
+    def call(self, call: HttpCall) -> Any:
+        """Send one of the API's calls (`photon.client.http_calls`) and read its answer."""
+        return call.answer(self.request(call.method, call.path, **call.options))
+
     def _stream(self, path: str, params: dict[str, Any]) -> Iterator[ReplayItem]:
         for line in self.stream_lines(path, params):
             item = line_item(line)
@@ -151,10 +155,8 @@ class HttpTransport:
                 attempt += 1
 
     def read_matching(self, body: dict[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = orjson.loads(
-            self.request("POST", "/api/read-matching", content=orjson.dumps(body)).content
-        )
-        return result
+        page: dict[str, Any] = self.call(http_calls.read_matching(body))
+        return page
 
     def replay(self, stream: str, params: dict[str, Any]) -> Iterator[ReplayItem]:
         return self._stream(f"/api/replay/{_quote(stream)}", params)
@@ -163,13 +165,12 @@ class HttpTransport:
         return self._stream(f"/api/subscription/{_quote(name)}", params)
 
     def ack(self, name: str, order_id: int) -> dict[str, Any]:
-        result: dict[str, Any] = self.request(
-            "POST", f"/api/subscription/{_quote(name)}/ack", json={"order-id": order_id}
-        ).json()
-        return result
+        acked: dict[str, Any] = self.call(http_calls.ack(name, order_id))
+        return acked
 
     def streams(self) -> list[StreamInfo]:
-        return streams_answer(self.request("GET", "/api/streams").content)
+        listed: list[StreamInfo] = self.call(http_calls.streams())
+        return listed
 
     def close(self) -> None:
         self.http.close()

@@ -14,8 +14,9 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Protocol
 
 import httpx
-import orjson
 
+from photon.client import http_calls
+from photon.client.http_calls import HttpCall
 from photon.client.wire import (
     DEFAULT_URL,
     RENEWAL_ATTEMPTS,
@@ -31,7 +32,6 @@ from photon.client.wire import (
     raise_for,
     renew_and_resend,
     streaming_timeout,
-    streams_answer,
     tls,
 )
 from photon.client.wire import quote_segment as _quote
@@ -129,6 +129,10 @@ class AsyncHttpTransport:
         except httpx.TransportError as exc:
             raise self.session.unreachable(exc) from exc
 
+    async def call(self, call: HttpCall) -> Any:
+        """Send one of the API's calls (`photon.client.http_calls`) and read its answer."""
+        return call.answer(await self.request(call.method, call.path, **call.options))
+
     async def _stream(self, path: str, params: dict[str, Any]) -> AsyncIterator[ReplayItem]:
         lines = self.stream_lines(path, params)
         try:
@@ -159,10 +163,8 @@ class AsyncHttpTransport:
                 attempt += 1
 
     async def read_matching(self, body: dict[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = orjson.loads(
-            (await self.request("POST", "/api/read-matching", content=orjson.dumps(body))).content
-        )
-        return result
+        page: dict[str, Any] = await self.call(http_calls.read_matching(body))
+        return page
 
     def replay(self, stream: str, params: dict[str, Any]) -> AsyncIterator[ReplayItem]:
         return self._stream(f"/api/replay/{_quote(stream)}", params)
@@ -171,12 +173,12 @@ class AsyncHttpTransport:
         return self._stream(f"/api/subscription/{_quote(name)}", params)
 
     async def ack(self, name: str, order_id: int) -> dict[str, Any]:
-        response = await self.request("POST", f"/api/subscription/{_quote(name)}/ack", json={"order-id": order_id})
-        result: dict[str, Any] = response.json()
-        return result
+        acked: dict[str, Any] = await self.call(http_calls.ack(name, order_id))
+        return acked
 
     async def streams(self) -> list[StreamInfo]:
-        return streams_answer((await self.request("GET", "/api/streams")).content)
+        listed: list[StreamInfo] = await self.call(http_calls.streams())
+        return listed
 
     async def close(self) -> None:
         await self.http.aclose()
