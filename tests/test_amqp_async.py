@@ -16,8 +16,10 @@ from typing import Any, TypeVar
 
 import pytest
 
+from photon.client.amqp import AmqpTransport
 from photon.client.amqp_async import AsyncAmqpClient, AsyncAmqpTransport
 from photon.client.asynchronous import AsyncPhotonClient
+from photon.client.blocking import PhotonClient
 from photon.client.groups import GroupDelivery
 from photon.core.errors import (
     AppendConditionFailed,
@@ -142,6 +144,35 @@ def test_leaving_a_live_replay_cancels_it_on_the_server(photon: Photon) -> None:
             await wait_for(lambda: running(0), "the hot replay ended on the server")
 
     run(scenario)
+
+
+def test_filtered_and_category_replays_over_amqp(photon: Photon) -> None:
+    account, orders = f"acct{uuid.uuid4().hex[:8]}", f"ord{uuid.uuid4().hex[:8]}"
+
+    async def scenario() -> list[int]:
+        async with client_of(photon) as client:
+            stored = await client.emit(
+                [event(f"{account}-1", "Opened"), event(f"{orders}-1", "Placed"), event(f"{account}-2", "Deposited")]
+            )
+            ids = [e.order_id for e in stored]
+
+            async def cold(stream: str, **options: Any) -> list[int]:
+                return [e.order_id async for e in client.replay(stream, stream_type="cold", **options)]  # type: ignore[union-attr]
+
+            assert await cold(f"__category__:{account}") == [ids[0], ids[2]]
+            assert await cold("__all__", from_=ids[0], filter={"stream-prefix": orders}) == [ids[1]]
+            assert await cold("__all__", from_=ids[0], filter={"category": account, "stream-regex": "-2$"}) == [ids[2]]
+            with pytest.raises(ValidationError, match="stream-regex is not a valid regular expression"):
+                await cold("__all__", filter={"stream-regex": "("})
+            with pytest.raises(ValidationError, match="not one stream"):  # refused by the server
+                await cold(f"{orders}-1", filter={"stream-prefix": "x"})
+            return ids
+
+    ids = run(scenario)
+    # The blocking client's AMQP transport takes the same filter.
+    with PhotonClient(transport=AmqpTransport(photon.url, service=photon.name)) as blocking:
+        typed = blocking.replay("__all__", stream_type="cold", from_=ids[0], filter={"event-type-prefix": "Dep"})
+        assert [e.order_id for e in typed] == [ids[2]]  # type: ignore[union-attr]
 
 
 def test_concurrent_emits_on_one_client_each_get_their_own_events(photon: Photon) -> None:

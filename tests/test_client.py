@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -219,3 +220,38 @@ def test_the_lines_of_a_streaming_answer_come_whole_whatever_the_chunks() -> Non
     got = [*lines.feed(b'{"a":'), *lines.feed(b'1}\n{"b"'), *lines.feed(b":2}\n\n{"), *lines.feed(b'"c":3}')]
     assert got == [b'{"a":1}', b'{"b":2}', b""]
     assert lines.end() == [b'{"c":3}'] and lines.end() == []
+
+
+def test_filtered_and_category_replays_and_subscriptions(client: PhotonClient, live: LiveServer) -> None:
+    client.emit([event("account-1", "Opened"), event("orders-1", "Placed"), event("account-2", "Deposited")])
+
+    def cold(stream: str, **options: Any) -> list[int]:
+        return [e.order_id for e in client.replay(stream, stream_type="cold", **options)]  # type: ignore[union-attr]
+
+    assert cold("__category__:account") == [1, 3]
+    assert cold("__all__", filter={"stream-prefix": "orders"}) == [2]
+    assert cold("__all__", filter={"event-type-prefix": ["Dep", "Pla"]}) == [2, 3]
+    assert cold("__all__", filter={"stream-regex": "-1$", "category": "account"}) == [1]
+    assert cold("__all__", filter={"event-type-regex": "^O"}) == [1]
+    # Refused before anything is sent, naming the problem.
+    with pytest.raises(ValidationError, match="stream-regex is not a valid regular expression") as bad:
+        client.replay("__all__", filter={"stream-regex": "("})
+    assert bad.value.field == "stream-regex"
+    with pytest.raises(ValidationError, match="unknown filter key 'colour'"):
+        client.replay("__all__", filter={"colour": "red"})
+    with pytest.raises(ValidationError, match="has no '-'"):
+        client.replay("__all__", filter={"category": "account-1"})
+    # Refused by the server: a filter applies to __all__ or a category, not one stream.
+    with pytest.raises(ValidationError, match="not one stream"):
+        cold("orders-1", filter={"stream-prefix": "x"})
+    sub = client.subscribe("accounts", "__category__:account", stream_type="cold")
+    assert [e.order_id for e in sub] == [1, 3]  # type: ignore[union-attr]
+
+    async def scenario() -> None:
+        async with AsyncPhotonClient(live.url) as photon:
+            got = [
+                e.order_id async for e in photon.replay("__all__", stream_type="cold", filter={"category": "account"})
+            ]  # type: ignore[union-attr]
+            assert got == [1, 3]
+
+    asyncio.run(scenario())

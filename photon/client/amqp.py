@@ -264,12 +264,15 @@ class AmqpClient(AmqpGroupCalls):
         to_order_id: int | None = None,
         event_types: Sequence[str] | None = None,
         limit: int | None = None,
+        filter: Mapping[str, Any] | None = None,
         prefetch: int = 1000,
     ) -> Iterator[ReplayItem]:
         """The events of a stream as dicts; `cold` ends after the history, `hot-cold` yields a
         `CaughtUp(order_id)` after the history and then live events until the iterator is
         closed, `hot` yields live events only. Leaving the loop cancels the replay."""
-        options = replay_options(stream_type, from_order_id, from_version, from_time, to_order_id, event_types, limit)
+        options = replay_options(
+            stream_type, from_order_id, from_version, from_time, to_order_id, event_types, limit, filter
+        )
         self._connect()
         connection = self._connection
         assert connection is not None

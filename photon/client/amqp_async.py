@@ -329,12 +329,15 @@ class AsyncAmqpClient:
         to_order_id: int | None = None,
         event_types: Sequence[str] | None = None,
         limit: int | None = None,
+        filter: Mapping[str, Any] | None = None,
         prefetch: int = 1000,
     ) -> AsyncIterator[ReplayItem]:
         """The events of a stream as dicts; `cold` ends after the history, `hot-cold` yields a
         `CaughtUp(order_id)` after the history and then live events until the iterator is
         closed (`aclose()`), `hot` yields live events only. Leaving the loop cancels the replay."""
-        options = replay_options(stream_type, from_order_id, from_version, from_time, to_order_id, event_types, limit)
+        options = replay_options(
+            stream_type, from_order_id, from_version, from_time, to_order_id, event_types, limit, filter
+        )
         connection = await self.connection()
         channel = await connection.channel(publisher_confirms=False)
         await channel.set_qos(prefetch_count=prefetch)

@@ -182,8 +182,12 @@ def replay_arguments(params: Mapping[str, Any]) -> dict[str, Any]:
         "to_order_id": params.get("to"),
         "event_types": [types] if isinstance(types, str) else types,
         "limit": params.get("limit"),
+        "filter": {key: params[key] for key in REPLAY_FILTER_KEYS if params.get(key) is not None},
     }
 
+
+REPLAY_FILTER_KEYS = ("stream-prefix", "event-type-prefix", "stream-regex", "event-type-regex", "category")
+"""The filter's keys among a replay's parameters (`event-types` is a parameter of its own)."""
 
 HTTP_ONLY = {
     "subscribe": "durable named subscriptions are served over HTTP; use the HTTP transport",

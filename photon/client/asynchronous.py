@@ -136,10 +136,11 @@ class AsyncPhotonClient:
         to: int | None = None,
         event_types: Sequence[str] | None = None,
         limit: int | None = None,
+        filter: Mapping[str, Any] | None = None,
     ) -> AsyncIterator[ReplayItem]:
         """An async iterator of `RecordedEvent`s; with hot-cold, one `CaughtUp` between history and live.
-        `aclose()` it to stop a live replay."""
-        params = replay_params(stream_type, from_, from_version, from_time, to, event_types, limit)
+        `aclose()` it to stop a live replay. `filter` as in `PhotonClient.replay`."""
+        params = replay_params(stream_type, from_, from_version, from_time, to, event_types, limit, filter)
         return _typed(self.transport.replay(stream, params))
 
     def subscribe(

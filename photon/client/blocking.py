@@ -195,9 +195,13 @@ class PhotonClient:
         to: int | None = None,
         event_types: Sequence[str] | None = None,
         limit: int | None = None,
+        filter: Mapping[str, Any] | None = None,
     ) -> Iterator[ReplayItem]:
-        """`RecordedEvent`s in order; with hot-cold, one `CaughtUp(order_id)` between history and live."""
-        params = replay_params(stream_type, from_, from_version, from_time, to, event_types, limit)
+        """`RecordedEvent`s in order; with hot-cold, one `CaughtUp(order_id)` between history and live.
+        `filter` narrows a replay of `__all__` or of a category (`__category__:<name>`), with a
+        consumer group filter's keys: ``{"stream-prefix": [...], "event-type-prefix": [...],
+        "stream-regex": "...", "event-type-regex": "...", "category": [...]}``."""
+        params = replay_params(stream_type, from_, from_version, from_time, to, event_types, limit, filter)
         return _Typed(self.transport.replay(stream, params))
 
     def subscribe(

@@ -27,6 +27,7 @@ from photon.core.errors import (
     VersionConflict,
 )
 from photon.core.events import ID, RecordedEvent, new_event_id
+from photon.core.filters import EventFilter
 from photon.core.requests import PageOptions, ReplayOptions, from_json, to_json
 from photon.core.subscriptions import CaughtUp
 
@@ -188,8 +189,11 @@ def replay_options(
     to: int | None,
     event_types: Sequence[str] | None,
     limit: int | None,
+    filter: Mapping[str, Any] | None = None,
 ) -> ReplayOptions:
-    """A replay's options, checked as the server checks them (`ValidationError` naming a bad one)."""
+    """A replay's options, checked as the server checks them (`ValidationError` naming a bad one).
+    `filter` narrows a replay of `__all__` or of a category, with the keys of a consumer group's
+    filter (`stream-prefix`, `event-type-prefix`, `stream-regex`, `event-type-regex`, `category`)."""
     return from_json(
         ReplayOptions,
         {
@@ -200,9 +204,19 @@ def replay_options(
             "to": to,
             "event-types": list(event_types) if event_types is not None else None,
             "limit": limit,
+            **filter_params(filter, event_types),
         },
         what="the replay options",
     )
+
+
+def filter_params(filter: Mapping[str, Any] | None, event_types: Sequence[str] | None = None) -> dict[str, Any]:
+    """A filter's conditions by their wire names, checked as the core checks them (a string where a
+    list is taken stands for a list of one)."""
+    fields = EventFilter.from_mapping(filter).to_payload()
+    if "event-types" in fields and event_types is not None:
+        raise ValidationError("event types are given twice: as event_types and in the filter", "event-types")
+    return fields
 
 
 def replay_params(
@@ -213,9 +227,10 @@ def replay_params(
     to: int | None,
     event_types: Sequence[str] | None,
     limit: int | None,
+    filter: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A replay's query parameters (`replay_options` by their wire names)."""
-    return to_json(replay_options(stream_type, from_, from_version, from_time, to, event_types, limit))
+    return to_json(replay_options(stream_type, from_, from_version, from_time, to, event_types, limit, filter))
 
 
 def page_params(from_: int | None, from_version: int | None, limit: int | None) -> dict[str, Any]:
