@@ -10,8 +10,9 @@ b. conditional appends (a tag query, after the last position read) against the s
    at the largest size within 1.5x of the cost at the smallest). The stores are filled by a bulk
    load of events that carry their positions (as a restore loads them; --append-fill appends
    them instead, much slower), then every store is measured in each round, so the sizes are
-   compared under the same load; besides wall-clock rates, the process's CPU time per append
-   (the writer thread's included), which an fsync's wait does not blur;
+   compared under the same load, conditional and unconditional appends taking turns one by one;
+   the rate is one over the median time of an append, and beside it the median CPU time of the
+   process per append (the writer thread's included), which an fsync's wait does not blur;
 c. scavenge rate: events removed per second, half of a store's streams deleted; and the SQLite
    file's size before and after;
 d. a stream read with metadata (max-count, so the read is bounded by it) against one without
@@ -109,18 +110,26 @@ def _positioned(size: int) -> Iterator[RecordedEvent]:
         yield RecordedEvent(index + 1, stream, version, event_id, "Changed", at, data)
 
 
-def conditional(store: EventStore, count: int, checked: bool, seed: int) -> tuple[float, float]:
-    """Appends per second, and the process's CPU microseconds per append."""
-    start, cpu = time.perf_counter(), time.process_time()
+def conditional(store: EventStore, count: int, seed: int) -> dict[bool, tuple[float, float]]:
+    """Conditional and unconditional appends taking turns, one each at a time (so a change of the
+    machine's load hits both alike). For each kind: appends per second from the median time of
+    one append (a loaded disk's rare slow fsyncs would decide a mean), and the process's median
+    CPU microseconds per append (the writer thread's included)."""
+    times: dict[bool, list[float]] = {True: [], False: []}
+    cpus: dict[bool, list[float]] = {True: [], False: []}
     for n in range(count):
         tag = f"entity:{(seed * 7919 + n * 104729) % ENTITIES}"
-        event = {"stream-name": "decisions", "event-type": "Decided", "payload": {"n": n}, "tags": [tag]}
-        if checked:
-            head = store.last_order_id()  # what a decision read up to
-            store.append(event, condition=AppendCondition((QueryItem(tags=frozenset({tag})),), after=head))
-        else:
-            store.append(event)
-    return count / (time.perf_counter() - start), (time.process_time() - cpu) / count * 1e6
+        for checked in (n % 2 == 0, n % 2 == 1):
+            event = {"stream-name": "decisions", "event-type": "Decided", "payload": {"n": n}, "tags": [tag]}
+            start, cpu = time.perf_counter(), time.process_time()
+            if checked:
+                head = store.last_order_id()  # what a decision read up to
+                store.append(event, condition=AppendCondition((QueryItem(tags=frozenset({tag})),), after=head))
+            else:
+                store.append(event)
+            times[checked].append(time.perf_counter() - start)
+            cpus[checked].append(time.process_time() - cpu)
+    return {kind: (1 / _median(times[kind]), _median(cpus[kind]) * 1e6) for kind in (True, False)}
 
 
 # -- c. scavenge ---------------------------------------------------------------------------------
@@ -233,8 +242,8 @@ def conditional_appends(args: argparse.Namespace, work: Workdir, row: Any, rows:
         results: dict[int, dict[bool, list[tuple[float, float]]]] = {size: {True: [], False: []} for size in sizes}
         for seed in range(args.repeat):
             for size in sizes:
-                results[size][False].append(conditional(stores[size], args.appends, False, seed))
-                results[size][True].append(conditional(stores[size], args.appends, True, seed))
+                for kind, figures in conditional(stores[size], args.appends, seed).items():
+                    results[size][kind].append(figures)
         cpu: dict[int, float] = {}
         wall: dict[int, float] = {}
         for size in sizes:

@@ -790,3 +790,25 @@ def test_stream_metadata_and_deletes_over_amqp(photon: Photon) -> None:
         with pytest.raises(StreamDeleted):
             client.emit(event("m"))
         assert client.stream_metadata("m")["tombstone"] is True
+
+
+def test_photon_client_over_amqp_reads_sets_and_deletes_streams(photon: Photon) -> None:
+    from photon.client.amqp import AmqpTransport
+    from photon.client.blocking import PhotonClient
+    from photon.core.errors import NotFound
+
+    with PhotonClient(transport=AmqpTransport(photon.url, service=photon.name)) as client:
+        client.emit([event("p", n=i) for i in range(3)])
+        assert client.set_stream_metadata("p", {"max-count": 1}) == {"max-count": 1}
+        assert client.stream_metadata("p") == {"max-count": 1}
+        assert [e.stream_version for e in photon.store.read("p")] == [3]
+        with pytest.raises(ValidationError, match="max-count"):
+            client.set_stream_metadata("p", {"max-count": -1})
+        assert client.delete_stream("p") == 3
+        with pytest.raises(NotFound):
+            client.delete_stream("p")
+        # What only the HTTP API serves says so.
+        with pytest.raises(PhotonError, match="served over HTTP"):
+            client.read("p")
+        with pytest.raises(NotImplementedError, match="served over HTTP"):
+            client.streams()

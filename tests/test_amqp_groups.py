@@ -17,6 +17,7 @@ import pika
 import pytest
 
 from photon.client.amqp import AmqpClient, AmqpTransport
+from photon.client.amqp_calls import Call
 from photon.client.blocking import PhotonClient
 from photon.client.groups import GroupDelivery
 from photon.core.errors import Conflict, NotFound, ValidationError
@@ -291,9 +292,9 @@ def test_bad_requests_are_answered_and_change_nothing(photon: Photon, client: Am
             member.nack([order_id], "explode")
         assert caught.value.field == "action"
         with pytest.raises(ValidationError, match="unknown field 'order'"):
-            client._request("group-ack", {"group-name": group, "order": [order_id]})
+            client.call(Call("group-ack", {"group-name": group, "order": [order_id]}))
         with pytest.raises(ValidationError, match="group-name"):
-            client._request("group-ack", {"order-ids": [order_id]})
+            client.call(Call("group-ack", {"order-ids": [order_id]}))
         with pytest.raises(ValidationError, match="unknown group key 'colour'"):
             client.create_group(unique("bad"), stream=stream, colour="red")
         after = client.group(group)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
 from photon.client.blocking import AsyncPhotonClient, ConsumerPosition, PhotonClient
+from photon.client.http import HttpTransport
+from photon.client.http_async import AsyncHttpTransport
+from photon.client.wire import Lines
 from photon.core.backend import StreamInfo
 from photon.core.errors import NotAuthorized, NotFound, ValidationError, VersionConflict
 from photon.core.events import RecordedEvent
@@ -179,5 +183,75 @@ def test_async_client_has_the_same_calls(live: LiveServer) -> None:
         async with AsyncPhotonClient(live.url, "admin", "wrong") as refused:
             with pytest.raises(NotAuthorized):
                 await refused.streams()
+
+    asyncio.run(scenario())
+
+
+def test_both_clients_renew_a_refused_token_once_and_send_again(live: LiveServer) -> None:
+    # A token the server does not know (expired, or from before a restart) is answered 401: the
+    # client fetches a new one and sends the same request again, for plain and streaming answers.
+    blocking = HttpTransport(live.url)
+    blocking.token()
+    blocking.session.token = "stale"
+    assert blocking.request("POST", "/api/event", json=event(n=1)).json()["order-id"] == 1
+    assert blocking.session.token != "stale"
+    blocking.session.token = "stale"
+    assert [item.order_id for item in blocking.replay("orders", {"stream-type": "cold"})] == [1]  # type: ignore[union-attr]
+    blocking.close()
+
+    async def scenario() -> None:
+        transport = AsyncHttpTransport(live.url)
+        await transport.token()
+        transport.session.token = "stale"
+        assert (await transport.request("GET", "/api/streams")).status_code == 200
+        assert transport.session.token != "stale"
+        transport.session.token = "stale"
+        assert [item.order_id async for item in transport.replay("orders", {"stream-type": "cold"})] == [1]  # type: ignore[union-attr]
+        await transport.close()
+
+    asyncio.run(scenario())
+    # Wrong credentials are not retried for ever: the renewal itself is refused.
+    with pytest.raises(NotAuthorized):
+        HttpTransport(live.url, "admin", "wrong").request("GET", "/api/streams")
+
+
+def test_the_lines_of_a_streaming_answer_come_whole_whatever_the_chunks() -> None:
+    lines = Lines()
+    got = [*lines.feed(b'{"a":'), *lines.feed(b'1}\n{"b"'), *lines.feed(b":2}\n\n{"), *lines.feed(b'"c":3}')]
+    assert got == [b'{"a":1}', b'{"b":2}', b""]
+    assert lines.end() == [b'{"c":3}'] and lines.end() == []
+
+
+def test_filtered_and_category_replays_and_subscriptions(client: PhotonClient, live: LiveServer) -> None:
+    client.emit([event("account-1", "Opened"), event("orders-1", "Placed"), event("account-2", "Deposited")])
+
+    def cold(stream: str, **options: Any) -> list[int]:
+        return [e.order_id for e in client.replay(stream, stream_type="cold", **options)]  # type: ignore[union-attr]
+
+    assert cold("__category__:account") == [1, 3]
+    assert cold("__all__", filter={"stream-prefix": "orders"}) == [2]
+    assert cold("__all__", filter={"event-type-prefix": ["Dep", "Pla"]}) == [2, 3]
+    assert cold("__all__", filter={"stream-regex": "-1$", "category": "account"}) == [1]
+    assert cold("__all__", filter={"event-type-regex": "^O"}) == [1]
+    # Refused before anything is sent, naming the problem.
+    with pytest.raises(ValidationError, match="stream-regex is not a valid regular expression") as bad:
+        client.replay("__all__", filter={"stream-regex": "("})
+    assert bad.value.field == "stream-regex"
+    with pytest.raises(ValidationError, match="unknown filter key 'colour'"):
+        client.replay("__all__", filter={"colour": "red"})
+    with pytest.raises(ValidationError, match="has no '-'"):
+        client.replay("__all__", filter={"category": "account-1"})
+    # Refused by the server: a filter applies to __all__ or a category, not one stream.
+    with pytest.raises(ValidationError, match="not one stream"):
+        cold("orders-1", filter={"stream-prefix": "x"})
+    sub = client.subscribe("accounts", "__category__:account", stream_type="cold")
+    assert [e.order_id for e in sub] == [1, 3]  # type: ignore[union-attr]
+
+    async def scenario() -> None:
+        async with AsyncPhotonClient(live.url) as photon:
+            got = [
+                e.order_id async for e in photon.replay("__all__", stream_type="cold", filter={"category": "account"})
+            ]  # type: ignore[union-attr]
+            assert got == [1, 3]
 
     asyncio.run(scenario())

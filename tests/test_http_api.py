@@ -160,3 +160,18 @@ def test_stream_metadata_scavenge_and_redaction_routes(live: LiveServer, api: ht
         ({"ids": "x"}, 400),
     ]:
         assert api.post("/api/redact", json=body).status_code == status, body
+
+
+def test_lifetime_and_group_bodies_are_read_strictly(live: LiveServer, api: httpx.Client) -> None:
+    """The lifetime and group routes read their bodies as every other route does: a repeated key
+    or an integer beyond 64 bits is refused, naming it, and nothing is stored."""
+    repeated = api.put("/api/stream-metadata/s", content=b'{"max-count": 1, "max-count": 5}')
+    assert repeated.status_code == 400 and "max-count" in repeated.json()["error"], repeated.text
+    wide = api.put("/api/stream-metadata/s", content=b'{"owner": 18446744073709551616}')
+    assert wide.status_code == 400, wide.text
+    assert api.get("/api/stream-metadata/s").json()["metadata"] == {}
+    empty = api.post("/api/redact", content=b" ")
+    assert empty.status_code == 400 and empty.json()["error"] == "empty request body: expected JSON"
+    group = api.post("/api/groups", content=b'{"group-name": "g", "group-name": "h"}')
+    assert group.status_code == 400 and "group-name" in group.json()["error"], group.text
+    assert api.get("/api/groups").json() == {"groups": []}

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from photon.core.errors import StoreClosed, ValidationError, VersionConflict
-from photon.core.store import EventStore
+from photon.core.store import INLINE_VALIDATION, EventStore
 
 
 def event(n: int, stream: str = "s") -> dict[str, object]:
@@ -37,13 +37,15 @@ def test_async_errors_are_the_sync_ones(store: EventStore) -> None:
             await store.append_async(event(3), expected_version=1)
         with pytest.raises(ValidationError, match="event 1:"):
             await store.append_async([event(4), {"stream-name": "s"}])
-        big = [event(i) for i in range(100)]  # validated off the loop
-        assert len(await store.append_async(big)) == 100
+        big = [event(i) for i in range(INLINE_VALIDATION + 1)]  # validated off the loop
+        with pytest.raises(ValidationError, match=f"event {INLINE_VALIDATION}:"):
+            await store.append_async([*big[:-1], {"stream-name": "s"}])
+        assert len(await store.append_async(big)) == INLINE_VALIDATION + 1
         pending = [store.validate(event(5))]
-        assert (await store.append_validated_async(pending))[0].stream_version == 103
+        assert (await store.append_validated_async(pending))[0].stream_version == INLINE_VALIDATION + 4
 
     asyncio.run(main())
-    assert store.stream_version("s") == 103
+    assert store.stream_version("s") == INLINE_VALIDATION + 4
     store.close()
 
 

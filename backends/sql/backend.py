@@ -81,6 +81,7 @@ class SQLBackend(StreamNumbers):
                 connection.invalidate()
                 raise
             self._pipelined = self.pipeline_writer(connection)
+            self.configure_writer(connection)
             self._writer = connection
         return self._writer
 
@@ -97,6 +98,9 @@ class SQLBackend(StreamNumbers):
             return False
         driver.autocommit = True
         return True
+
+    def configure_writer(self, connection: Any) -> None:
+        """Settings of the writer's own connection only (SQLite: a larger page cache)."""
 
     def lock_writer_connection(self, connection: Any) -> None:
         """Take the writer lock on the writer's own connection, where the dialect has such a lock
@@ -155,6 +159,7 @@ class SQLBackend(StreamNumbers):
             with contextlib.suppress(Exception):
                 self._writer.close()
             self._writer = None
+        self._kept_readers.close()
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from itertools import chain, pairwise
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 from photon.core.events import RecordedEvent
+
+from .multi_row import MultiRow
 
 log = logging.getLogger("photon.backends.sql")
 
@@ -22,22 +24,10 @@ BULK_ROWS = 2048
 32766 parameters a statement."""
 
 
-def insert_rows(connection: Any, insert: str, events: Sequence[tuple[Any, ...]], cache: dict[int, str]) -> None:
-    """Insert many rows with few statements: each one inserts up to BULK_ROWS rows.
-
-    Against a table without indexes (a bulk load) this costs a third less than `executemany`,
-    which steps SQLite once per row. With the indexes in place it was measured slower, so
-    ordinary appends keep `executemany`. `cache` keeps the statements by row count."""
-    start, total = 0, len(events)
-    while start < total:
-        count = min(BULK_ROWS, total - start)
-        count = 1 << (count.bit_length() - 1)  # powers of two: a few statements, all cached
-        sql = cache.get(count)
-        if sql is None:
-            head, _, row = insert.partition(" VALUES ")
-            sql = cache[count] = f"{head} VALUES {', '.join([row] * count)}"
-        connection.execute(sql, list(chain.from_iterable(events[start : start + count])))
-        start += count
+def insert_rows(connection: Any, insert: str, events: Sequence[tuple[Any, ...]], statements: MultiRow) -> None:
+    """Insert many rows with few statements: each one inserts up to BULK_ROWS rows (against a
+    table without indexes, a third less than `executemany`, which steps SQLite once per row)."""
+    statements.run(connection, insert, events, BULK_ROWS)
 
 
 def ids_ascend(events: Sequence[RecordedEvent]) -> bool:

@@ -4,14 +4,17 @@ every read of the storage contract. `SQLBackend` adds the connections, the write
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from itertools import chain
+from operator import itemgetter
+from typing import Any, TypeVar
 
 from photon.core.append_request import QueryItem
 from photon.core.backend import Backend, Query, StreamInfo
 from photon.core.errors import BackendError, BackendUnavailable, IntegrityError
 from photon.core.events import RecordedEvent
 
+from .kept_readers import KeptReaders
 from .schema import BLOCK_BITS, BLOCKS_PER_READ, HIGH_WATER_KEY
 from .statements import (
     Statement,
@@ -27,9 +30,46 @@ from .statements import (
 CHUNK = 500
 """Names or ids per statement of a look-up by many."""
 
+T = TypeVar("T")
+EVENT_COLUMNS = itemgetter(slice(0, len(RecordedEvent._fields)))
+"""A stream page's row without its last column (the stream's version)."""
+Run = Callable[[str, Sequence[Any]], Iterable[Any]]
+"""Runs a statement on a read's connection and returns its rows."""
+
+
+def fetching(cursor: Any) -> Run:
+    """`Run` on a DB-API cursor."""
+
+    def run(sql: str, params: Sequence[Any]) -> Iterable[Any]:
+        cursor.execute(sql, params)
+        rows: list[Any] = cursor.fetchall()
+        return rows
+
+    return run
+
+
+def take_events(rows: Iterable[Any], max_bytes: int | None) -> list[RecordedEvent]:
+    """`rows` as events; with `max_bytes`, only up to the event whose data reaches that many bytes
+    (the rows after it are never made into events, nor, from a cursor that steps, read)."""
+    if max_bytes is None:
+        return list(map(make_event, rows))
+    events: list[RecordedEvent] = []
+    size = 0
+    for row in rows:
+        events.append(make_event(row))
+        size += len(row[6])  # RecordedEvent.data
+        if size >= max_bytes:
+            break
+    return events
+
 
 class SQLReads(Backend):
     """Reads from the tables of `schema` through the engine `SQLBackend.open` makes."""
+
+    reads_by_bytes = True
+    _bytes_in_sql: bool = True
+    """The database ends a page at `Query.max_bytes` (see `read_select`); False where the driver's
+    cursor hands rows out one at a time, so that stopping there costs nothing (SQLite)."""
 
     _dialect: str
     _metadata: Any
@@ -42,6 +82,12 @@ class SQLReads(Backend):
         self._engine: Any = None
         self._statements: dict[Any, Statement] = {}
         self._statement_lock = threading.Lock()
+        self._kept_readers = KeptReaders()
+
+    @property
+    def _keeps_readers(self) -> bool:
+        engine = self._engine
+        return engine is not None and engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg"
 
     def _sql(self, key: Any, build: Any) -> Statement:
         statement = self._statements.get(key)
@@ -54,86 +100,146 @@ class SQLReads(Backend):
         return statement
 
     def read_matching(self, query: tuple[QueryItem, ...], after: int, limit: int) -> list[RecordedEvent]:
-        """Through the tags index (see `statements.matching_sql`)."""
+        """Through the tags index (see `statements.matching_sql`), on the raw connection with the
+        statement compiled once per shape of query: a conditional append runs this in the writer
+        for every request, where SQLAlchemy's own execution cost more than the query."""
         import sqlalchemy as sa
 
         sql, params = matching_sql(query, after, limit)
-        return [make_event(tuple(row)) for row in self._core(sa.text(sql), params)]
+        shape = ("matching", tuple((len(item.types), len(item.tags)) for item in query))
+        return self._read_rows(self._sql(shape, lambda: sa.text(sql)), params)
 
     def _read_sql(self, query: Query) -> Statement:
-        return self._sql(read_key(query), lambda: read_select(self._events, self._dialect, query))
+        in_sql = self._bytes_in_sql
+        return self._sql(
+            read_key(query, in_sql),
+            lambda: read_select(self._events, self._streams_table, self._dialect, query, in_sql),
+        )
 
-    def _execute(self, statement: Statement, values: dict[str, Any]) -> list[Any]:
-        params = statement.bind(values)
+    def _stream_sql(self) -> Statement:
+        table = self._streams_table
+
+        def build() -> Any:
+            import sqlalchemy as sa
+
+            return sa.select(table.c.stream_id, table.c.version).where(table.c.stream_name == sa.bindparam("stream"))
+
+        return self._sql("stream", build)
+
+    def _reading(self, read: Callable[[Run], T]) -> T:
+        """`read(run)` with `run` running statements on one connection and returning their rows
+        (any iterable): a kept autocommit connection on PostgreSQL with psycopg (`kept_readers`),
+        else one of the pool, in one transaction that ends when `read` returns."""
+        if self._keeps_readers:
+            return self._reading_kept(read)
         connection = self._engine.raw_connection()
         try:
             cursor = connection.cursor()
             try:
-                cursor.execute(statement.sql, params)
-                rows: list[Any] = cursor.fetchall()
+                result = read(fetching(cursor))
             finally:
                 cursor.close()
             connection.commit()  # end the read transaction; the connection goes back to the pool clean
-            return rows
+            return result
         except Exception as exc:
             raise self.translate(exc) from exc
         finally:
             connection.close()
+
+    def _reading_kept(self, read: Callable[[Run], T]) -> T:
+        kept = self._kept_readers
+        while True:
+            connection, fresh = kept.take(self._engine)
+            try:
+                cursor = connection.driver_connection.cursor()
+                try:
+                    result = read(fetching(cursor))
+                finally:
+                    cursor.close()
+            except Exception as exc:
+                error = self.translate(exc)
+                if error is exc:  # not the driver's: the connection is as good as before
+                    kept.give_back(connection)
+                    raise
+                kept.discard(connection)
+                if not fresh and isinstance(error, BackendUnavailable):
+                    continue  # a kept connection the server dropped: once more on a pinged one
+                raise error from exc
+            kept.give_back(connection)
+            return result
 
     def read(self, query: Query) -> list[RecordedEvent]:
         if (query.event_types is not None and not query.event_types) or (
             query.categories is not None and not query.categories
         ):
             return []
-        if query.stream is not None:
-            return self._read_stream(query)
-        return self._read_rows(self._read_sql(query), read_params(query))
-
-    def _read_stream(self, query: Query) -> list[RecordedEvent]:
-        """A stream's events, BLOCKS_PER_READ blocks of versions per statement, until the page is
-        full or the stream's last version is passed (filters may leave blocks without a match)."""
-        import sqlalchemy as sa
-
-        assert query.stream is not None
-        streams = self._streams_table
-        found = self._core(
-            sa.select(streams.c.stream_id, streams.c.version).where(streams.c.stream_name == query.stream)
-        )
-        if not found:
-            return []
-        number, last = found[0]
         statement, values = self._read_sql(query), read_params(query)
-        values["stream_id"] = number
+        if query.stream is not None:
+            return self._reading(lambda run: self._read_stream(run, query, statement, values))
+        max_bytes = None if self._bytes_in_sql else query.max_bytes
+        return self._reading(lambda run: take_events(run(statement.sql, statement.bind(values)), max_bytes))
+
+    def _read_rows(self, statement: Statement, values: dict[str, Any]) -> list[RecordedEvent]:
+        """The events a statement of whole event rows selects."""
+        return self._reading(lambda run: take_events(run(statement.sql, statement.bind(values)), None))
+
+    def _read_stream(self, run: Run, query: Query, statement: Statement, values: dict[str, Any]) -> list[RecordedEvent]:
+        """A stream's events, BLOCKS_PER_READ blocks of versions per statement, until the page is
+        full or the stream's last version is passed (filters may leave blocks without a match).
+        Each statement gives the stream's last version with its rows; only a statement that finds
+        nothing asks for it on its own."""
+        assert query.stream is not None
         version = max(query.from_version, 1)
+        max_bytes = query.max_bytes
+        in_python = None if self._bytes_in_sql else max_bytes
         events: list[RecordedEvent] = []
-        while version <= last and len(events) < query.limit:
+        size = 0
+        last: int | None = None
+        while (last is None or version <= last) and len(events) < query.limit:
             first = version >> BLOCK_BITS
             values.update({f"b{i}": first + i for i in range(BLOCKS_PER_READ)})
             values["from_version"] = version
             values["limit"] = query.limit - len(events)
-            events += self._read_rows(statement, values)
+            if max_bytes is not None:
+                values["max_bytes"] = max_bytes - size
+            rows = iter(run(statement.sql, statement.bind(values)))
+            head = next(rows, None)
+            if head is None:
+                if last is None:
+                    found = list(run(self._stream_sql().sql, (query.stream,)))
+                    if not found:
+                        return events
+                    last = int(found[0][1])
+            else:
+                last = int(head[-1])
+                page = take_events(map(EVENT_COLUMNS, chain((head,), rows)), in_python)
+                events += page
+                if max_bytes is not None:
+                    size += sum(len(event.data) for event in page)
+                    if size >= max_bytes:
+                        break
             version = (first + BLOCKS_PER_READ) << BLOCK_BITS
         return events
 
     def read_data(self, query: Query) -> list[tuple[int, bytes]]:
         """The order-id and JSON columns alone, which SQLite hands over in about a third of the
-        time of whole rows (0.5 against 1.4 µs an event); a stream's read goes by blocks, as `read`."""
+        time of whole rows (0.5 against 1.4 µs an event); a stream's read goes by blocks, as `read`.
+        A `max_bytes` is not applied here: the caller bounds its pages by events."""
         if query.stream is not None:
             return super().read_data(query)
         if (query.event_types is not None and not query.event_types) or (
             query.categories is not None and not query.categories
         ):
             return []
-        events = self._events
+        events, streams = self._events, self._streams_table
         statement = self._sql(
-            ("data", *read_key(query)),
-            lambda: read_select(events, self._dialect, query).with_only_columns(events.c.order_id, events.c.data),
+            ("data", *read_key(query, False)),
+            lambda: read_select(events, streams, self._dialect, query).with_only_columns(
+                events.c.order_id, events.c.data
+            ),
         )
-        rows: list[tuple[int, bytes]] = self._execute(statement, read_params(query))
-        return rows
-
-    def _read_rows(self, statement: Statement, values: dict[str, Any]) -> list[RecordedEvent]:
-        return list(map(make_event, self._execute(statement, values)))
+        values = read_params(query)
+        return self._reading(lambda run: list(run(statement.sql, statement.bind(values))))
 
     def _core(self, statement: Any, params: Any = None) -> list[Any]:
         """Run a SQLAlchemy Core statement (the paths that are not hot)."""

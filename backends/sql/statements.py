@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
+from itertools import repeat
 from operator import itemgetter
 from typing import Any, NamedTuple
 
@@ -19,6 +20,7 @@ make_event = partial(tuple.__new__, RecordedEvent)
 """A row (a RecordedEvent's columns in order) as a RecordedEvent, without the constructor's checks."""
 STREAM_NAME = itemgetter(1)  # RecordedEvent.stream_name
 _STREAM_AND_VERSION = itemgetter(1, 2)  # RecordedEvent.stream_name, .stream_version
+_DATA = itemgetter(6)  # RecordedEvent.data
 
 
 class Statement(NamedTuple):
@@ -38,7 +40,7 @@ def event_columns(events: Any) -> list[Any]:
     return [events.c[name] for name in RecordedEvent._fields]
 
 
-def read_key(query: Query) -> tuple[Any, ...]:
+def read_key(query: Query, bytes_in_sql: bool) -> tuple[Any, ...]:
     """What the statement of `query` depends on: one compiled statement serves every query of a shape."""
     types = len(query.event_types) if query.event_types is not None else 0
     categories = len(query.categories) if query.categories is not None else 0
@@ -49,20 +51,55 @@ def read_key(query: Query) -> tuple[Any, ...]:
         query.from_time is not None,
         types,
         categories,
+        bytes_in_sql and query.max_bytes is not None,
     )
 
 
-def read_select(events: Any, dialect: str, query: Query) -> Any:
-    """The statement of one page of `query` (its values come from `read_params`)."""
+LAST_VERSION = "last_version"
+"""The extra column of a stream's page: the stream's current version (from ``photon_streams``)."""
+
+
+def read_select(events: Any, streams: Any, dialect: str, query: Query, bytes_in_sql: bool = False) -> Any:
+    """The statement of one page of `query` (its values come from `read_params`).
+
+    A stream's page finds the stream's number by its name in the same statement, and gives the
+    stream's current version with every row (LAST_VERSION, after the event's columns): one round
+    trip per page.
+
+    With `bytes_in_sql` and a `max_bytes`, the database itself ends the page at the byte bound
+    (a running sum of the events' sizes, which the limit stops early): for a client that receives
+    a whole result before it hands out the first row (psycopg), the bound on what it holds."""
+    import sqlalchemy as sa
+
+    select = _page_select(events, streams, dialect, query)
+    if not (bytes_in_sql and query.max_bytes is not None):
+        return select.limit(sa.bindparam("limit"))
+    order = events.c.stream_version if query.stream is not None else events.c.order_id
+    size = sa.func.length(events.c.data)
+    before = (sa.func.sum(size).over(order_by=order, rows=(None, 0)) - size).label("bytes_before")
+    page = select.add_columns(before).limit(sa.bindparam("limit")).subquery("page")
+    names = [*RecordedEvent._fields, LAST_VERSION] if query.stream is not None else RecordedEvent._fields
+    return (
+        sa.select(*[page.c[name] for name in names])
+        .where(page.c.bytes_before < sa.bindparam("max_bytes"))
+        .order_by(page.c[order.name])
+    )
+
+
+def _page_select(events: Any, streams: Any, dialect: str, query: Query) -> Any:
     import sqlalchemy as sa
 
     types = len(query.event_types) if query.event_types is not None else 0
     categories = len(query.categories) if query.categories is not None else 0
     conditions = [events.c.order_id >= sa.bindparam("from_order_id")]
+    columns = event_columns(events)
+    source = events
     if query.stream is not None:
+        source = streams.join(events, events.c.stream_id == streams.c.stream_id)
+        columns.append(streams.c.version.label(LAST_VERSION))
         conditions += [
+            streams.c.stream_name == sa.bindparam("stream"),
             block(events.c.stream_version).in_([sa.bindparam(f"b{i}") for i in range(BLOCKS_PER_READ)]),
-            events.c.stream_id == sa.bindparam("stream_id"),
             events.c.stream_version >= sa.bindparam("from_version"),
         ]
     if query.to_order_id is not None:
@@ -74,7 +111,7 @@ def read_select(events: Any, dialect: str, query: Query) -> Any:
     if categories:
         conditions.append(category_condition(events, dialect, categories))
     order = events.c.stream_version if query.stream is not None else events.c.order_id
-    return sa.select(*event_columns(events)).where(*conditions).order_by(order).limit(sa.bindparam("limit"))
+    return sa.select(*columns).select_from(source).where(*conditions).order_by(order)
 
 
 def category_condition(events: Any, dialect: str, count: int) -> Any:
@@ -91,7 +128,10 @@ def category_condition(events: Any, dialect: str, count: int) -> Any:
 
 def read_params(query: Query) -> dict[str, Any]:
     params: dict[str, Any] = {"from_order_id": query.from_order_id, "limit": query.limit}
-    if query.stream is not None:  # the stream's number and blocks are set per statement
+    if query.max_bytes is not None:
+        params["max_bytes"] = query.max_bytes
+    if query.stream is not None:  # the stream's blocks are set per statement
+        params["stream"] = query.stream
         params["from_version"] = query.from_version
     if query.to_order_id is not None:
         params["to_order_id"] = query.to_order_id
@@ -164,7 +204,12 @@ def last_versions(events: Sequence[RecordedEvent]) -> dict[str, int]:
 
 
 def tag_rows(events: Sequence[RecordedEvent]) -> list[tuple[str, int]]:
-    """The rows of the tags index for `events` (most events have no tags: nothing to decode)."""
+    """The rows of the tags index for `events` (most events have no tags: nothing to decode).
+
+    Whether any event may carry tags is asked first over the whole batch in C (a loop in
+    Python over every event cost about 0.3 µs an event of a batch without tags)."""
+    if not any(map(bytes.__contains__, map(_DATA, events), repeat(b'"tags"'))):
+        return []
     return [(tag, event.order_id) for event in events if b'"tags"' in event.data for tag in set(event_tags(event.data))]
 
 

@@ -24,38 +24,41 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import BasicProperties
 
+from photon.client import amqp_calls
+from photon.client.amqp_calls import (
+    HTTP_ONLY,
+    UNROUTABLE,
+    Call,
+    emit_command,
+    emitted,
+    expected,
+    replay_arguments,
+)
 from photon.client.amqp_groups import AmqpGroupCalls, AmqpGroupMember
 from photon.client.wire import replay_options
-from photon.core.append_request import AppendCondition, emit_body
-from photon.core.errors import PhotonError
-from photon.core.events import ALL_STREAM, ID
+from photon.core.append_request import AppendCondition
+from photon.core.events import ALL_STREAM
 from photon.core.subscriptions import CaughtUp
 from photon.wire.amqp import (
     CANCEL,
     CAUGHT_UP,
     CONTENT_TYPE,
-    DELETE_STREAM,
-    DONE,
     EMIT,
-    EMITTED,
     END,
     ERROR,
     EVENT,
     REPLAY,
-    STREAM_METADATA,
     BrokerUnavailable,
     Names,
     error_from_body,
     redact,
     replay_body,
 )
-from photon.wire.amqp_lifetime import READ_MATCHING, REDACT, SCAVENGE
 
 log = logging.getLogger("photon.amqp_client")
 
 Event = Mapping[str, Any]
 ReplayItem = dict[str, Any] | CaughtUp
-_UNROUTABLE = "<unroutable>"
 
 
 class AmqpClient(AmqpGroupCalls):
@@ -113,7 +116,7 @@ class AmqpClient(AmqpGroupCalls):
 
     def _on_return(self, _channel: BlockingChannel, _method: Any, properties: BasicProperties, _body: bytes) -> None:
         if properties.correlation_id:
-            self._replies[properties.correlation_id] = (_UNROUTABLE, b"null")
+            self._replies[properties.correlation_id] = (UNROUTABLE, b"null")
 
     def _drop(self) -> None:
         connection, self._connection, self._channel = self._connection, None, None
@@ -148,7 +151,7 @@ class AmqpClient(AmqpGroupCalls):
         `order-id` and `stream-version`. Raises the core's errors (`ValidationError`,
         `VersionConflict`, `AppendConditionFailed`, ...) when Photon refuses, `TimeoutError`
         without a reply. `expected_versions` and `condition` are those of `EventStore.append`."""
-        body = self._prepare(events, expected_version, expected_versions, condition)
+        body = emit_command(events, expected_version, expected_versions, condition)
         return self._send_all([body])[0]
 
     def emit_many(
@@ -162,23 +165,11 @@ class AmqpClient(AmqpGroupCalls):
 
         Commands in flight together may be stored in any order among themselves.
         """
-        prepared = [self._prepare(events, expected_version) for events in commands]
+        prepared = [emit_command(events, expected_version) for events in commands]
         results: list[list[dict[str, Any]]] = []
         for start in range(0, len(prepared), max(1, window)):
             results.extend(self._send_all(prepared[start : start + window]))
         return results
-
-    @staticmethod
-    def _prepare(
-        events: Event | Sequence[Event],
-        expected_version: int | str | None,
-        expected_versions: Mapping[str, int | str] | None = None,
-        condition: AppendCondition | Mapping[str, Any] | None = None,
-    ) -> bytes:
-        batch = [events] if isinstance(events, Mapping) else list(events)
-        # Ids given here make a re-sent command idempotent.
-        batch = [dict(event) if event.get(ID) else {**event, ID: str(uuid.uuid4())} for event in batch]
-        return orjson.dumps(emit_body(batch, expected_version, expected_versions, condition))
 
     def _send_all(self, bodies: list[bytes]) -> list[list[dict[str, Any]]]:
         attempt = 0
@@ -202,72 +193,46 @@ class AmqpClient(AmqpGroupCalls):
             )
             channel.basic_publish("", self.names.commands, body, properties, mandatory=True)
         replies = self._wait_for(ids)
-        results: list[list[dict[str, Any]]] = []
-        error: PhotonError | None = None
-        for correlation_id in ids:
-            kind, body = replies[correlation_id]
-            if kind == _UNROUTABLE:
-                raise PhotonError(
-                    f"no Photon service listens on queue {self.names.commands!r} (is microservice.name right?)"
-                )
-            value = orjson.loads(body)
-            if kind == EMITTED:
-                results.append(value)
-            elif error is None:
-                error = error_from_body(value if kind == ERROR else {"error": f"unexpected reply {kind!r}"})
-        if error is not None:
-            raise error
-        return results
+        return emitted([replies[correlation_id] for correlation_id in ids], self.names.commands)
 
     # -- streams over their lifetime --------------------------------------------------------
 
     def stream_metadata(self, stream: str, metadata: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """A stream's metadata; with `metadata`, set it first (it replaces the whole metadata)."""
-        body: dict[str, Any] = {"stream-name": stream}
-        if metadata is not None:
-            body["metadata"] = dict(metadata)
-        answer: dict[str, Any] = self._request(STREAM_METADATA, body)["metadata"]
+        answer: dict[str, Any] = self.call(amqp_calls.stream_metadata(stream, metadata))
         return answer
 
     def delete_stream(self, stream: str, *, hard: bool = False) -> int:
         """Soft delete a stream (hard: a tombstone); returns its version when deleted."""
-        return int(self._request(DELETE_STREAM, {"stream-name": stream, "hard": hard})["deleted-events"])
+        return int(self.call(amqp_calls.delete_stream(stream, hard)))
 
     def scavenge(self) -> dict[str, Any]:
         """Run a scavenge on the server; its report once done (the call waits up to `timeout`)."""
-        return self._request(SCAVENGE, {})
+        report: dict[str, Any] = self.call(amqp_calls.scavenge())
+        return report
 
     def redact(
         self, *, stream: str | None = None, event_ids: Sequence[str] | None = None, reason: str | None = None
     ) -> int:
         """Redact a stream's events or chosen events (see docs/lifetime.md); returns how many."""
-        body: dict[str, Any] = {"reason": reason} if reason else {}
-        if stream is not None:
-            body["stream-name"] = stream
-        if event_ids is not None:
-            body["ids"] = list(event_ids)
-        return int(self._request(REDACT, body)["redacted-events"])
+        return int(self.call(amqp_calls.redact(stream, event_ids, reason)))
 
     def read_matching(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """One page of events matching a query: ``{"query": [...], "after": n, "limit": n}`` in,
         ``{"results": [...], "next": n or None, "head": n}`` out, as `POST /api/read-matching`."""
-        return self._request(READ_MATCHING, dict(body))
+        page: dict[str, Any] = self.call(amqp_calls.read_matching(body))
+        return page
 
-    def _request(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+    def call(self, call: Call) -> Any:
+        """Send a request answered once (`photon.client.amqp_calls`) and read its answer."""
         channel = self._connect()
         correlation_id = str(uuid.uuid4())
         properties = BasicProperties(
-            type=kind, reply_to=self._reply_queue, correlation_id=correlation_id, content_type=CONTENT_TYPE
+            type=call.kind, reply_to=self._reply_queue, correlation_id=correlation_id, content_type=CONTENT_TYPE
         )
-        channel.basic_publish("", self.names.commands, orjson.dumps(body), properties, mandatory=True)
-        reply_kind, reply = self._wait_for([correlation_id])[correlation_id]
-        if reply_kind == _UNROUTABLE:
-            raise PhotonError(f"no Photon service listens on queue {self.names.commands!r}")
-        value = orjson.loads(reply)
-        if reply_kind != DONE:
-            raise error_from_body(value if reply_kind == ERROR else {"error": f"unexpected reply {reply_kind!r}"})
-        result: dict[str, Any] = value
-        return result
+        channel.basic_publish("", self.names.commands, orjson.dumps(call.body), properties, mandatory=True)
+        kind, reply = self._wait_for([correlation_id])[correlation_id]
+        return amqp_calls.done(call, kind, reply, self.names.commands)
 
     def _wait_for(self, ids: list[str]) -> dict[str, tuple[str, bytes]]:
         connection = self._connection
@@ -299,12 +264,15 @@ class AmqpClient(AmqpGroupCalls):
         to_order_id: int | None = None,
         event_types: Sequence[str] | None = None,
         limit: int | None = None,
+        filter: Mapping[str, Any] | None = None,
         prefetch: int = 1000,
     ) -> Iterator[ReplayItem]:
         """The events of a stream as dicts; `cold` ends after the history, `hot-cold` yields a
         `CaughtUp(order_id)` after the history and then live events until the iterator is
         closed, `hot` yields live events only. Leaving the loop cancels the replay."""
-        options = replay_options(stream_type, from_order_id, from_version, from_time, to_order_id, event_types, limit)
+        options = replay_options(
+            stream_type, from_order_id, from_version, from_time, to_order_id, event_types, limit, filter
+        )
         self._connect()
         connection = self._connection
         assert connection is not None
@@ -379,22 +347,13 @@ class AmqpTransport:
         expected_versions: Mapping[str, Any] | None = None,
         condition: Any = None,
     ) -> Any:
-        expected = None if expected_version in (None, "any") else expected_version
-        stored = self.client.emit(events, expected, expected_versions=expected_versions, condition=condition)
+        stored = self.client.emit(
+            events, expected(expected_version), expected_versions=expected_versions, condition=condition
+        )
         return stored[0] if isinstance(events, Mapping) else stored
 
     def replay(self, stream: str, params: dict[str, Any]) -> Iterator[ReplayItem]:
-        types = params.get("event-types")
-        return self.client.replay(
-            stream,
-            str(params.get("stream-type") or "hot-cold"),
-            from_order_id=params.get("from"),
-            from_version=params.get("from-version"),
-            from_time=params.get("from-time"),
-            to_order_id=params.get("to"),
-            event_types=[types] if isinstance(types, str) else types,
-            limit=params.get("limit"),
-        )
+        return self.client.replay(stream, **replay_arguments(params))
 
     @property
     def group_calls(self) -> AmqpClient:
@@ -410,13 +369,13 @@ class AmqpTransport:
         return self.client.read_matching(body)
 
     def subscribe(self, name: str, params: dict[str, Any]) -> Iterator[ReplayItem]:
-        raise NotImplementedError("durable named subscriptions are served over HTTP; use the HTTP transport")
+        raise NotImplementedError(HTTP_ONLY["subscribe"])
 
     def ack(self, name: str, order_id: int) -> dict[str, Any]:
-        raise NotImplementedError("durable named subscriptions are served over HTTP; use the HTTP transport")
+        raise NotImplementedError(HTTP_ONLY["subscribe"])
 
     def streams(self) -> list[dict[str, Any]]:
-        raise NotImplementedError("the stream list is served over HTTP; use the HTTP transport")
+        raise NotImplementedError(HTTP_ONLY["streams"])
 
     def close(self) -> None:
         self.client.close()

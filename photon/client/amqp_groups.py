@@ -24,25 +24,18 @@ import orjson
 import pika.exceptions
 from pika.spec import BasicProperties
 
-from photon.client.groups import GroupDelivery, ack_body, group_settings, nack_body
+from photon.client import amqp_calls
+from photon.client.amqp_calls import Call
+from photon.client.groups import GroupDelivery
 from photon.core.errors import PhotonError
 from photon.core.events import RecordedEvent
 from photon.wire.amqp import CONTENT_TYPE, ERROR, EVENT, BrokerUnavailable, error_from_body
 from photon.wire.amqp_groups import (
     ATTEMPT_HEADER,
-    GROUP_ACK,
-    GROUP_CREATE,
-    GROUP_DELETE,
-    GROUP_DESCRIBE,
     GROUP_ENDED,
     GROUP_JOIN,
     GROUP_JOINED,
     GROUP_LEAVE,
-    GROUP_LIST,
-    GROUP_NACK,
-    GROUP_REPLAY_PARKED,
-    GROUP_RESET,
-    GROUP_UPDATE,
 )
 
 if TYPE_CHECKING:
@@ -52,49 +45,51 @@ if TYPE_CHECKING:
 class AmqpGroupCalls:
     """The consumer group calls of `AmqpClient` (the same as `PhotonClient`'s over HTTP)."""
 
-    def _request(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+    def call(self, call: Call) -> Any:
         raise NotImplementedError
 
     def create_group(self, name: str, **settings: Any) -> dict[str, Any]:
         """Create consumer group `name`; `settings` as keywords (``stream="__category__:order"``,
         ``max_in_flight=5``, ...). Returns the group's description."""
-        return self._request(GROUP_CREATE, {"group-name": name, **group_settings(settings)})
+        created: dict[str, Any] = self.call(amqp_calls.create_group(name, settings))
+        return created
 
     def update_group(self, name: str, **changes: Any) -> dict[str, Any]:
-        return self._request(GROUP_UPDATE, {"group-name": name, **group_settings(changes)})
+        updated: dict[str, Any] = self.call(amqp_calls.update_group(name, changes))
+        return updated
 
     def delete_group(self, name: str) -> None:
-        self._request(GROUP_DELETE, {"group-name": name})
+        self.call(amqp_calls.delete_group(name))
 
     def groups(self) -> list[dict[str, Any]]:
         """Every consumer group with its checkpoint, members and counters."""
-        result: list[dict[str, Any]] = self._request(GROUP_LIST, {})["groups"]
-        return result
+        listed: list[dict[str, Any]] = self.call(amqp_calls.list_groups())
+        return listed
 
     def group(self, name: str) -> dict[str, Any]:
-        return self._request(GROUP_DESCRIBE, {"group-name": name})
+        described: dict[str, Any] = self.call(amqp_calls.describe_group(name))
+        return described
 
     def reset_group(self, name: str, from_: int) -> dict[str, Any]:
         """Start the group over from order-id `from_` (its members are ended and join again)."""
-        return self._request(GROUP_RESET, {"group-name": name, "from": from_})
+        reset: dict[str, Any] = self.call(amqp_calls.reset_group(name, from_))
+        return reset
 
     def replay_parked(self, name: str) -> int:
         """Hand the group's parked events back to it; returns how many."""
-        return int(self._request(GROUP_REPLAY_PARKED, {"group-name": name})["replayed"])
+        return int(self.call(amqp_calls.replay_parked(name)))
 
     def ack_group(self, name: str, order_ids: int | Sequence[int]) -> dict[str, Any]:
         """Acknowledge deliveries of group `name`; ``{"done": n, "unknown": [...]}`` once durable."""
-        return self._request(GROUP_ACK, {"group-name": name, **ack_body(_ids(order_ids))})
+        acked: dict[str, Any] = self.call(amqp_calls.ack_group(name, order_ids))
+        return acked
 
     def nack_group(
         self, name: str, order_ids: int | Sequence[int], action: str = "retry", reason: str = ""
     ) -> dict[str, Any]:
         """Refuse deliveries: `retry` (delivered again, counted), `park` or `skip`."""
-        return self._request(GROUP_NACK, {"group-name": name, **nack_body(_ids(order_ids), action, reason)})
-
-
-def _ids(order_ids: int | Sequence[int]) -> list[int]:
-    return [order_ids] if isinstance(order_ids, int) else list(order_ids)
+        nacked: dict[str, Any] = self.call(amqp_calls.nack_group(name, order_ids, action, reason))
+        return nacked
 
 
 class AmqpGroupMember:

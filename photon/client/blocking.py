@@ -21,9 +21,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
-from photon.client.groups import GroupDelivery, ack_body, delivery_line, group_settings, nack_body
+from photon.client import http_calls
+from photon.client.groups import GroupDelivery, delivery_line
 from photon.client.wire import (
     DEFAULT_URL,
     ConsumerPosition,
@@ -31,15 +30,10 @@ from photon.client.wire import (
     ReplayItem,
     as_event,
     as_item,
-    page_answer,
-    page_params,
-    position_answer,
-    projection_template,
     replay_params,
     stored_events,
     with_ids,
 )
-from photon.client.wire import quote_segment as _quote
 from photon.core.append_request import AppendCondition
 from photon.core.backend import StreamInfo
 from photon.core.errors import PhotonError, ValidationError
@@ -141,37 +135,28 @@ class PhotonClient:
         if (calls := self._lifetime_calls()) is not None:
             found: dict[str, Any] = calls.stream_metadata(stream)
             return found
-        answer: dict[str, Any] = (
-            self._http().request("GET", f"/api/stream-metadata/{_quote(stream)}").json()["metadata"]
-        )
-        return answer
+        metadata: dict[str, Any] = self._http().call(http_calls.stream_metadata(stream))
+        return metadata
 
     def set_stream_metadata(self, stream: str, metadata: Mapping[str, Any]) -> dict[str, Any]:
         """Replace a stream's metadata; returns it as stored."""
         if (calls := self._lifetime_calls()) is not None:
             stored: dict[str, Any] = calls.stream_metadata(stream, dict(metadata))
             return stored
-        content = orjson.dumps(dict(metadata))
-        answer: dict[str, Any] = (
-            self._http().request("PUT", f"/api/stream-metadata/{_quote(stream)}", content=content).json()["metadata"]
-        )
+        answer: dict[str, Any] = self._http().call(http_calls.set_stream_metadata(stream, metadata))
         return answer
 
     def delete_stream(self, stream: str, *, hard: bool = False) -> int:
         """Soft delete a stream (or hard: a tombstone); returns its version when deleted."""
         if (calls := self._lifetime_calls()) is not None:
             return int(calls.delete_stream(stream, hard=hard))
-        params = {"hard": "true"} if hard else None
-        answer = self._http().request("DELETE", f"/api/stream/{_quote(stream)}", params=params).json()
-        return int(answer["deleted-events"])
+        return int(self._http().call(http_calls.delete_stream(stream, hard)))
 
     def scavenge(self) -> dict[str, Any]:
         """Run a scavenge on the server; returns its report."""
-        if (calls := self._lifetime_calls()) is not None:
-            report: dict[str, Any] = calls.scavenge()
-            return report
-        answer: dict[str, Any] = self._http().request("POST", "/api/admin/scavenge").json()
-        return answer
+        calls = self._lifetime_calls()
+        report: dict[str, Any] = calls.scavenge() if calls is not None else self._http().call(http_calls.scavenge())
+        return report
 
     def redact(
         self, *, stream: str | None = None, event_ids: Sequence[str] | None = None, reason: str | None = None
@@ -179,13 +164,7 @@ class PhotonClient:
         """Redact a stream's events or chosen events; returns how many."""
         if (calls := self._lifetime_calls()) is not None:
             return int(calls.redact(stream=stream, event_ids=event_ids, reason=reason))
-        body: dict[str, Any] = {"reason": reason} if reason else {}
-        if stream is not None:
-            body["stream-name"] = stream
-        if event_ids is not None:
-            body["ids"] = list(event_ids)
-        answer = self._http().request("POST", "/api/redact", content=orjson.dumps(body)).json()
-        return int(answer["redacted-events"])
+        return int(self._http().call(http_calls.redact(stream, event_ids, reason)))
 
     def read_matching(
         self, query: Sequence[Mapping[str, Any]] = (), *, after: int = 0, limit: int | None = None
@@ -216,9 +195,13 @@ class PhotonClient:
         to: int | None = None,
         event_types: Sequence[str] | None = None,
         limit: int | None = None,
+        filter: Mapping[str, Any] | None = None,
     ) -> Iterator[ReplayItem]:
-        """`RecordedEvent`s in order; with hot-cold, one `CaughtUp(order_id)` between history and live."""
-        params = replay_params(stream_type, from_, from_version, from_time, to, event_types, limit)
+        """`RecordedEvent`s in order; with hot-cold, one `CaughtUp(order_id)` between history and live.
+        `filter` narrows a replay of `__all__` or of a category (`__category__:<name>`), with a
+        consumer group filter's keys: ``{"stream-prefix": [...], "event-type-prefix": [...],
+        "stream-regex": "...", "event-type-regex": "...", "category": [...]}``."""
+        params = replay_params(stream_type, from_, from_version, from_time, to, event_types, limit, filter)
         return _Typed(self.transport.replay(stream, params))
 
     def subscribe(
@@ -259,44 +242,40 @@ class PhotonClient:
         limit: int | None = None,
     ) -> Page:
         """One page of a stream's stored events (`Page.next` is the `from_` of the next page, None at the end)."""
-        params = page_params(from_, from_version, limit)
-        return page_answer(self._http().request("GET", f"/api/stream-contents/{_quote(stream)}", params=params).content)
+        page: Page = self._http().call(http_calls.read(stream, from_, from_version, limit))
+        return page
 
     def event(self, stream: str, order_id: int) -> RecordedEvent:
         """The event at `order_id` in `stream` (any stream for `__all__`); `NotFound` otherwise."""
-        return RecordedEvent.from_json(self._http().request("GET", f"/api/event/{_quote(stream)}/{order_id}").content)
+        found: RecordedEvent = self._http().call(http_calls.event(stream, order_id))
+        return found
 
     def position(self, consumer: str) -> ConsumerPosition:
         """A durable consumer's stream and last acknowledged order-id."""
-        path = f"/api/subscription/{_quote(consumer)}/position"
-        return position_answer(consumer, self._http().request("GET", path).content)
+        at: ConsumerPosition = self._http().call(http_calls.position(consumer))
+        return at
 
     def forget_consumer(self, consumer: str) -> None:
         """Delete a durable consumer and its position."""
-        self._http().request("DELETE", f"/api/subscription/{_quote(consumer)}")
+        self._http().call(http_calls.forget_consumer(consumer))
 
     def projections(self) -> list[dict[str, Any]]:
         """Every projection's descriptor (name, stream, status, position...), without its value."""
-        result: list[dict[str, Any]] = self._http().request("GET", "/api/projections").json()
-        return result
+        listed: list[dict[str, Any]] = self._http().call(http_calls.projections())
+        return listed
 
     def projection_value(self, name: str, key: str | None = None) -> Any:
         """A projection's current value, or one key (an index for an array) of it."""
-        if key is not None:
-            return self._http().request("GET", f"/api/projection/{_quote(name)}/{_quote(key)}").json()
-        return self._http().request("GET", f"/api/projection/{_quote(name)}").json()["current-value"]
+        return self._http().call(http_calls.projection_value(name, key))
 
     def add_projection(self, name: str, reduction: str, language: str = "python", **fields: Any) -> dict[str, Any]:
         """Register (or replace) projection `name` from its code (a whole module or one function);
         `fields` are other template fields (``stream_name="orders"``, ``initial_value={}``)."""
-        content = projection_template(name, reduction, language, fields)
-        descriptor: dict[str, Any] = (
-            self._http().request("POST", "/api/projection", content=content).json()["projection"]
-        )
+        descriptor: dict[str, Any] = self._http().call(http_calls.add_projection(name, reduction, language, fields))
         return descriptor
 
     def remove_projection(self, name: str) -> None:
-        self._http().request("DELETE", f"/api/projection/{_quote(name)}")
+        self._http().call(http_calls.remove_projection(name))
 
     # -- consumer groups (HTTP, or the transport's own: AMQP) -----------------------------------
 
@@ -308,56 +287,58 @@ class PhotonClient:
         """Create consumer group `name`; `settings` as keywords (``stream="__category__:order"``,
         ``strategy="pinned"``, ``max_in_flight=5``, ``ack_timeout_ms=...``, ``max_retries=...``,
         ``serial=True``, ``start="end"``, ``filter={...}``). Returns the group's description."""
-        if (calls := self._group_calls()) is not None:
-            created: dict[str, Any] = calls.create_group(name, **settings)
-            return created
-        body = {"group-name": name, **group_settings(settings)}
-        result: dict[str, Any] = self._http().request("POST", "/api/groups", json=body).json()
-        return result
+        calls = self._group_calls()
+        created: dict[str, Any] = (
+            calls.create_group(name, **settings)
+            if calls is not None
+            else self._http().call(http_calls.create_group(name, settings))
+        )
+        return created
 
     def update_group(self, name: str, **changes: Any) -> dict[str, Any]:
-        if (calls := self._group_calls()) is not None:
-            updated: dict[str, Any] = calls.update_group(name, **changes)
-            return updated
-        path = f"/api/group/{_quote(name)}"
-        result: dict[str, Any] = self._http().request("PUT", path, json=group_settings(changes)).json()
-        return result
+        calls = self._group_calls()
+        updated: dict[str, Any] = (
+            calls.update_group(name, **changes)
+            if calls is not None
+            else self._http().call(http_calls.update_group(name, changes))
+        )
+        return updated
 
     def delete_group(self, name: str) -> None:
         if (calls := self._group_calls()) is not None:
             calls.delete_group(name)
-            return
-        self._http().request("DELETE", f"/api/group/{_quote(name)}")
+        else:
+            self._http().call(http_calls.delete_group(name))
 
     def groups(self) -> list[dict[str, Any]]:
         """Every consumer group with its checkpoint, members and counters."""
-        if (calls := self._group_calls()) is not None:
-            listed: list[dict[str, Any]] = calls.groups()
-            return listed
-        result: list[dict[str, Any]] = self._http().request("GET", "/api/groups").json()["groups"]
-        return result
+        calls = self._group_calls()
+        listed: list[dict[str, Any]] = calls.groups() if calls is not None else self._http().call(http_calls.groups())
+        return listed
 
     def group(self, name: str) -> dict[str, Any]:
-        if (calls := self._group_calls()) is not None:
-            described: dict[str, Any] = calls.group(name)
-            return described
-        result: dict[str, Any] = self._http().request("GET", f"/api/group/{_quote(name)}").json()
-        return result
+        calls = self._group_calls()
+        described: dict[str, Any] = (
+            calls.group(name) if calls is not None else self._http().call(http_calls.group(name))
+        )
+        return described
 
     def reset_group(self, name: str, from_: int) -> dict[str, Any]:
         """Start the group over from order-id `from_` (its members reconnect)."""
-        if (calls := self._group_calls()) is not None:
-            reset: dict[str, Any] = calls.reset_group(name, from_)
-            return reset
-        path = f"/api/group/{_quote(name)}/reset"
-        result: dict[str, Any] = self._http().request("POST", path, json={"from": from_}).json()
-        return result
+        calls = self._group_calls()
+        reset: dict[str, Any] = (
+            calls.reset_group(name, from_)
+            if calls is not None
+            else self._http().call(http_calls.reset_group(name, from_))
+        )
+        return reset
 
     def replay_parked(self, name: str) -> int:
         """Hand the group's parked events back to it; returns how many."""
-        if (calls := self._group_calls()) is not None:
-            return int(calls.replay_parked(name))
-        return int(self._http().request("POST", f"/api/group/{_quote(name)}/replay-parked").json()["replayed"])
+        calls = self._group_calls()
+        return int(
+            calls.replay_parked(name) if calls is not None else self._http().call(http_calls.replay_parked(name))
+        )
 
     def join_group(
         self, name: str, member: str | None = None, *, max_in_flight: int | None = None
@@ -393,9 +374,7 @@ class GroupMember:
         self.transport = transport
         self.group = group
         self.id = member
-        self._path = f"/api/group/{_quote(group)}"
-        params = {"member": member, "max-in-flight": max_in_flight}
-        self._lines = transport.stream_lines(f"{self._path}/stream", params)
+        self._lines = transport.stream_lines(*http_calls.member_stream(group, member, max_in_flight))
 
     def __iter__(self) -> Iterator[GroupDelivery]:
         return self
@@ -411,16 +390,13 @@ class GroupMember:
 
     def ack(self, order_ids: int | Sequence[int]) -> dict[str, Any]:
         """Acknowledge deliveries (order-ids); returns once durable: ``{"done": n, "unknown": [...]}``."""
-        ids = [order_ids] if isinstance(order_ids, int) else list(order_ids)
-        result: dict[str, Any] = self.transport.request("POST", f"{self._path}/ack", json=ack_body(ids)).json()
-        return result
+        acked: dict[str, Any] = self.transport.call(http_calls.ack_group(self.group, order_ids))
+        return acked
 
     def nack(self, order_ids: int | Sequence[int], action: str = "retry", reason: str = "") -> dict[str, Any]:
         """Refuse deliveries: `retry` (delivered again, counted), `park` or `skip`."""
-        ids = [order_ids] if isinstance(order_ids, int) else list(order_ids)
-        body = nack_body(ids, action, reason)
-        result: dict[str, Any] = self.transport.request("POST", f"{self._path}/nack", json=body).json()
-        return result
+        nacked: dict[str, Any] = self.transport.call(http_calls.nack_group(self.group, order_ids, action, reason))
+        return nacked
 
     def close(self) -> None:
         close = getattr(self._lines, "close", None)

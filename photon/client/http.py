@@ -11,29 +11,32 @@ import ssl
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import httpx
-import orjson
 
+from photon.client import http_calls
+from photon.client.http_calls import HttpCall
 from photon.client.wire import (
     DEFAULT_URL,
-    RETRY_PAUSE,
+    RENEWAL_ATTEMPTS,
+    TOKEN_PATH,
+    Lines,
     ReplayItem,
+    Session,
     emit_answer,
     emit_body,
+    emit_retry_pause,
     line_item,
     query,
     raise_for,
-    split_lines,
-    streams_answer,
+    renew_and_resend,
+    streaming_timeout,
+    tls,
 )
 from photon.client.wire import quote_segment as _quote
 from photon.core.backend import StreamInfo
 from photon.core.errors import ServerUnreachable
-
-if TYPE_CHECKING:
-    pass
 
 
 class Transport(Protocol):
@@ -74,41 +77,38 @@ class HttpTransport:
         timeout: float = 30.0,
         retries: int = 2,
     ) -> None:
-        self.url = url.rstrip("/")
+        self.session = Session(url, user, password)
+        self.url = self.session.url
         self.retries = retries
-        self._auth = (user, password)
-        if isinstance(verify, str):  # a CA file, such as a self-signed server certificate
-            verify = ssl.create_default_context(cafile=verify)
-        self.http = httpx.Client(base_url=self.url, verify=verify, timeout=timeout)
+        self.http = httpx.Client(base_url=self.url, verify=tls(verify), timeout=timeout)
         """The HTTP connection pool, for callers that read a streaming answer of their own."""
-        self._token: str | None = None
 
     def token(self, renew: bool = False) -> str:
-        if self._token is None or renew:
+        if self.session.needs_token(renew):
             with self._reaching():
-                response = self.http.get("/auth/token", auth=self._auth)
-            raise_for(response)
-            self._token = str(response.json()["token"])
-        return self._token
+                return self.session.take_token(self.http.get(TOKEN_PATH, auth=self.session.auth))
+        return str(self.session.token)
 
     @contextmanager
     def _reaching(self) -> Iterator[None]:
-        """A failure to reach the server (refused, unknown host, timeout, cut off) as a PhotonError."""
         try:
             yield
         except httpx.TransportError as exc:
-            raise ServerUnreachable(f"cannot reach the Photon server at {self.url}: {exc}") from exc
-
-    def _headers(self, renew: bool = False) -> dict[str, str]:
-        return {"Authorization": f"Token {self.token(renew)}"}
+            raise self.session.unreachable(exc) from exc
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         with self._reaching():
-            response = self.http.request(method, path, headers=self._headers(), **kwargs)
-            if response.status_code == 401:  # expired: renew once
-                response = self.http.request(method, path, headers=self._headers(renew=True), **kwargs)
+            for renew in RENEWAL_ATTEMPTS:
+                self.token(renew)
+                response = self.http.request(method, path, headers=self.session.headers(), **kwargs)
+                if not renew_and_resend(response, renew):
+                    break
         raise_for(response)
         return response
+
+    def call(self, call: HttpCall) -> Any:
+        """Send one of the API's calls (`photon.client.http_calls`) and read its answer."""
+        return call.answer(self.request(call.method, call.path, **call.options))
 
     def _stream(self, path: str, params: dict[str, Any]) -> Iterator[ReplayItem]:
         for line in self.stream_lines(path, params):
@@ -118,26 +118,21 @@ class HttpTransport:
 
     def stream_lines(self, path: str, params: dict[str, Any]) -> Iterator[bytes]:
         """The lines of a streaming answer, as they come (a consumer group member's deliveries)."""
+        timeout = streaming_timeout(self.http.timeout)
         with self._reaching():
-            for attempt in (0, 1):
-                with self.http.stream(
-                    "GET",
-                    path,
-                    params=query(params),
-                    headers=self._headers(renew=attempt == 1),
-                    timeout=httpx.Timeout(self.http.timeout.connect, read=None),
-                ) as response:
-                    if response.status_code == 401 and attempt == 0:
+            for renew in RENEWAL_ATTEMPTS:
+                self.token(renew)
+                headers = self.session.headers()
+                with self.http.stream("GET", path, params=query(params), headers=headers, timeout=timeout) as response:
+                    if renew_and_resend(response, renew):
                         continue
                     if response.status_code >= 400:
                         response.read()
                         raise_for(response)
-                    rest = b""
+                    lines = Lines()
                     for chunk in response.iter_bytes():
-                        lines, rest = split_lines([chunk], rest)
-                        yield from lines
-                    if rest:
-                        yield rest
+                        yield from lines.feed(chunk)
+                    yield from lines.end()
                     return
 
     def emit(
@@ -148,22 +143,20 @@ class HttpTransport:
         condition: Any = None,
     ) -> Any:
         content = emit_body(events, expected_version, expected_versions, condition)
-        # Safe to send again: every event carries its id (`with_ids`), so a request that reached the
-        # server before the connection failed is answered with the events it stored, not stored twice.
-        for attempt in range(self.retries + 1):
+        attempt = 0
+        while True:
             try:
                 return emit_answer(self.request("POST", "/api/event", content=content).content)
             except ServerUnreachable:
-                if attempt == self.retries:
+                pause = emit_retry_pause(attempt, self.retries)
+                if pause is None:
                     raise
-                time.sleep(RETRY_PAUSE * 2**attempt)
-        raise AssertionError("not reached")
+                time.sleep(pause)
+                attempt += 1
 
     def read_matching(self, body: dict[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = orjson.loads(
-            self.request("POST", "/api/read-matching", content=orjson.dumps(body)).content
-        )
-        return result
+        page: dict[str, Any] = self.call(http_calls.read_matching(body))
+        return page
 
     def replay(self, stream: str, params: dict[str, Any]) -> Iterator[ReplayItem]:
         return self._stream(f"/api/replay/{_quote(stream)}", params)
@@ -172,13 +165,12 @@ class HttpTransport:
         return self._stream(f"/api/subscription/{_quote(name)}", params)
 
     def ack(self, name: str, order_id: int) -> dict[str, Any]:
-        result: dict[str, Any] = self.request(
-            "POST", f"/api/subscription/{_quote(name)}/ack", json={"order-id": order_id}
-        ).json()
-        return result
+        acked: dict[str, Any] = self.call(http_calls.ack(name, order_id))
+        return acked
 
     def streams(self) -> list[StreamInfo]:
-        return streams_answer(self.request("GET", "/api/streams").content)
+        listed: list[StreamInfo] = self.call(http_calls.streams())
+        return listed
 
     def close(self) -> None:
         self.http.close()

@@ -1,8 +1,11 @@
-"""What the blocking and the asyncio clients share: the HTTP API's paths and parameters, the answers as typed
-values, and the errors as Photon's own types. Neither client decides anything else."""
+"""What the blocking and the asyncio clients share: the HTTP API's paths and parameters, the token and
+when to renew it, the lines of a streaming answer, the answers as typed values, and the errors as
+Photon's own types. Nothing here does I/O: each client only sends and receives (`photon.client.http`
+with httpx's blocking client, `photon.client.http_async` with its asyncio one)."""
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 from urllib.parse import quote
@@ -17,12 +20,14 @@ from photon.core.errors import (
     NotAuthorized,
     NotFound,
     PhotonError,
+    ServerUnreachable,
     StoreClosed,
     StreamDeleted,
     ValidationError,
     VersionConflict,
 )
 from photon.core.events import ID, RecordedEvent, new_event_id
+from photon.core.filters import EventFilter
 from photon.core.requests import PageOptions, ReplayOptions, from_json, to_json
 from photon.core.subscriptions import CaughtUp
 
@@ -31,6 +36,64 @@ ReplayItem = RecordedEvent | CaughtUp
 DEFAULT_URL = "http://localhost:3000"
 RETRY_PAUSE = 0.2
 """Seconds before the first re-send of an emit that did not reach the server (doubled each time)."""
+
+
+TOKEN_PATH = "/auth/token"
+RENEWAL_ATTEMPTS = (False, True)
+"""A request goes with the token held, then once more with a renewed one if refused with a 401
+(the token expired, or the server restarted and forgot it)."""
+
+
+class Session:
+    """A client's login to the HTTP API: the credentials, the token they were given, and the
+    headers that carry it. The clients fetch the token (`GET TOKEN_PATH` with `auth`) when
+    `needs_token` says so and hand the answer to `take_token`."""
+
+    def __init__(self, url: str, user: str, password: str) -> None:
+        self.url = url.rstrip("/")
+        self.auth = (user, password)
+        self.token: str | None = None
+
+    def needs_token(self, renew: bool) -> bool:
+        return self.token is None or renew
+
+    def take_token(self, response: httpx.Response) -> str:
+        """The token from `/auth/token`'s answer (a refusal raised as `NotAuthorized`)."""
+        raise_for(response)
+        self.token = str(response.json()["token"])
+        return self.token
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Token {self.token}"}
+
+    def unreachable(self, exc: httpx.TransportError) -> ServerUnreachable:
+        """A failure to reach the server (refused, unknown host, timeout, cut off) as Photon's error."""
+        return ServerUnreachable(f"cannot reach the Photon server at {self.url}: {exc}")
+
+
+def renew_and_resend(response: httpx.Response, renewed: bool) -> bool:
+    """Whether an answer calls for the same request again with a new token."""
+    return response.status_code == 401 and not renewed
+
+
+def tls(verify: bool | str | ssl.SSLContext) -> bool | ssl.SSLContext:
+    """httpx's `verify` for the clients' option: a string is a CA file (a self-signed server's certificate)."""
+    return ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
+
+
+def streaming_timeout(timeout: httpx.Timeout) -> httpx.Timeout:
+    """A streaming answer's timeout: connecting is bounded, waiting for the next line is not
+    (a live replay or a group member may wait for events indefinitely)."""
+    return httpx.Timeout(timeout.connect, read=None)
+
+
+def emit_retry_pause(attempt: int, retries: int) -> float | None:
+    """Seconds to wait before re-sending an emit that did not reach the server, None to give up.
+
+    Safe to send again: every event carries its id (`with_ids`), so a request that reached the
+    server before the connection failed is answered with the events it stored, not stored twice.
+    """
+    return None if attempt >= retries else RETRY_PAUSE * 2**attempt
 
 
 class Page(NamedTuple):
@@ -126,8 +189,11 @@ def replay_options(
     to: int | None,
     event_types: Sequence[str] | None,
     limit: int | None,
+    filter: Mapping[str, Any] | None = None,
 ) -> ReplayOptions:
-    """A replay's options, checked as the server checks them (`ValidationError` naming a bad one)."""
+    """A replay's options, checked as the server checks them (`ValidationError` naming a bad one).
+    `filter` narrows a replay of `__all__` or of a category, with the keys of a consumer group's
+    filter (`stream-prefix`, `event-type-prefix`, `stream-regex`, `event-type-regex`, `category`)."""
     return from_json(
         ReplayOptions,
         {
@@ -138,9 +204,19 @@ def replay_options(
             "to": to,
             "event-types": list(event_types) if event_types is not None else None,
             "limit": limit,
+            **filter_params(filter, event_types),
         },
         what="the replay options",
     )
+
+
+def filter_params(filter: Mapping[str, Any] | None, event_types: Sequence[str] | None = None) -> dict[str, Any]:
+    """A filter's conditions by their wire names, checked as the core checks them (a string where a
+    list is taken stands for a list of one)."""
+    fields = EventFilter.from_mapping(filter).to_payload()
+    if "event-types" in fields and event_types is not None:
+        raise ValidationError("event types are given twice: as event_types and in the filter", "event-types")
+    return fields
 
 
 def replay_params(
@@ -151,9 +227,10 @@ def replay_params(
     to: int | None,
     event_types: Sequence[str] | None,
     limit: int | None,
+    filter: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A replay's query parameters (`replay_options` by their wire names)."""
-    return to_json(replay_options(stream_type, from_, from_version, from_time, to, event_types, limit))
+    return to_json(replay_options(stream_type, from_, from_version, from_time, to, event_types, limit, filter))
 
 
 def page_params(from_: int | None, from_version: int | None, limit: int | None) -> dict[str, Any]:
@@ -203,6 +280,22 @@ def raise_for(response: httpx.Response) -> None:
     if status == 503:
         raise StoreClosed(message)
     raise PhotonError(f"HTTP {status}: {message}")
+
+
+class Lines:
+    """The lines of a streaming answer from its chunks as they come: `feed` each chunk, `end` at
+    the end of the answer (a last line without its newline)."""
+
+    def __init__(self) -> None:
+        self._rest = b""
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        lines, self._rest = split_lines([chunk], self._rest)
+        return lines
+
+    def end(self) -> list[bytes]:
+        rest, self._rest = self._rest, b""
+        return [rest] if rest else []
 
 
 def split_lines(chunks: Iterable[bytes], rest: bytes = b"") -> tuple[list[bytes], bytes]:

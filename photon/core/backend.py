@@ -51,6 +51,10 @@ class Query:
     sets it only for a backend that lists "category" in `indexed_reads`."""
     limit: int = 1000
     """The most events to return (the core always sets it: backends return bounded pages)."""
+    max_bytes: int | None = None
+    """Event data in the page: a backend that `reads_by_bytes` may end the page early, after the
+    event whose `data` brings the page to at least this many bytes (the core sets it only for
+    such a backend, and reads on from there; any other backend ignores it)."""
 
 
 class StreamInfo(NamedTuple):
@@ -111,6 +115,10 @@ class Backend(abc.ABC):
     redaction: ClassVar[bool] = False
     #: `checkpoints(prefix)` lists the key/value table; without it backups carry no positions.
     listing_checkpoints: ClassVar[bool] = False
+    #: `read` honours `Query.max_bytes`: the core then asks for full pages from the first one and
+    #: lets the backend stop at the byte bound, instead of growing pages from a few events as it
+    #: learns the events' size (a read of a 200-event stream is then one statement, not three).
+    reads_by_bytes: ClassVar[bool] = False
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         """Keep the configuration; connect nothing yet (that is `open`'s job)."""

@@ -104,10 +104,15 @@ def read_page(
     from_version: int = 1,
     from_time: int | None = None,
     limit: int,
+    max_bytes: int | None = None,
 ) -> tuple[list[RecordedEvent], int, bool]:
-    """Up to `limit` matching events: (events, the order-id to read on from, whether the read is done)."""
+    """Up to `limit` matching events: (events, the order-id to read on from, whether the read is done).
+
+    `max_bytes` goes to a backend that `reads_by_bytes`: a page it ended at that bound is short
+    of `limit` without being the end of the read."""
     position = from_order_id
     version = from_version
+    bounded = max_bytes if backend.reads_by_bytes else None
     while True:
         raw = backend.read(
             Query(
@@ -119,12 +124,16 @@ def read_page(
                 event_types=plan.event_types,
                 categories=plan.categories,
                 limit=limit,
+                max_bytes=bounded,
             )
         )
-        exhausted = len(raw) < limit
+        exhausted = len(raw) < limit and (bounded is None or sum(len(e.data) for e in raw) < bounded)
         if raw:
             position = raw[-1].order_id + 1
-            version = 1
+            # A stream's later events have later versions too: reading on from the next version
+            # lets the backend start where the page ended (from version 1, each page of a long
+            # stream would cost more than the one before).
+            version = raw[-1].stream_version + 1 if plan.stream is not None else 1
         check = None if plan.stored_exact else plan.check
         events = raw if check is None else [e for e in raw if check(e)]
         if events or exhausted:

@@ -24,19 +24,22 @@ GROWTH = 4
 class PageSizer:
     """How many events the next page of a history read should ask for."""
 
-    __slots__ = ("_next", "max_bytes", "max_events")
+    __slots__ = ("_next", "backend_bounds_bytes", "max_bytes", "max_events")
 
-    def __init__(self, max_events: int, max_bytes: int) -> None:
+    def __init__(self, max_events: int, max_bytes: int, *, backend_bounds_bytes: bool = False) -> None:
         self.max_events = max(1, max_events)
         self.max_bytes = max(1, max_bytes)
-        self._next = min(self.max_events, FIRST_PAGE)
+        self.backend_bounds_bytes = backend_bounds_bytes
+        """The backend stops a page at `max_bytes` itself (`Backend.reads_by_bytes`): every page
+        asks for `max_events`."""
+        self._next = self.max_events if backend_bounds_bytes else min(self.max_events, FIRST_PAGE)
 
     def next(self) -> int:
         return self._next
 
     def saw(self, events: Sequence[RecordedEvent]) -> None:
         """Size the next page from the page just read."""
-        if not events:
+        if not events or self.backend_bounds_bytes:
             return
         size = sum(len(event.data) for event in events)
         average = max(1, size // len(events))
@@ -49,8 +52,8 @@ class HistoryPages:
     page of about `max_bytes` of event data and at most `max_events` events.
 
     `from_version` and `from_time` bound the read (a stream's metadata narrows them: see
-    `EventStore.read_bounds`); the version bound applies to the first page only, as order-ids
-    carry the read on from there.
+    `EventStore.read_bounds`); order-ids carry the read on from page to page, and a stream's read
+    also moves its version bound past the last version it returned.
     """
 
     __slots__ = ("backend", "from_time", "from_version", "plan", "sizer")
@@ -67,7 +70,7 @@ class HistoryPages:
     ) -> None:
         self.backend = backend
         self.plan = plan
-        self.sizer = PageSizer(max_events, max_bytes)
+        self.sizer = PageSizer(max_events, max_bytes, backend_bounds_bytes=backend.reads_by_bytes)
         self.from_version = from_version or 1
         self.from_time = from_time
 
@@ -85,9 +88,14 @@ class HistoryPages:
             from_version=self.from_version,
             from_time=self.from_time,
             limit=size,
+            max_bytes=self.sizer.max_bytes,
         )
-        self.from_version = 1  # only the first page needs the version bound
-        self.sizer.saw(page[0])
+        events = page[0]
+        # Order-ids carry the read on; a stream's read also starts its next page past the last
+        # version it returned, so that the backend starts there rather than at the first version.
+        if events:
+            self.from_version = events[-1].stream_version + 1 if self.plan.stream is not None else 1
+        self.sizer.saw(events)
         return page
 
     def pages(

@@ -35,6 +35,7 @@ from photon.testing.base import event, gapless
 from photon.testing.durability import DurabilityContract
 from photon.testing.indexes import IndexContract
 from photon.testing.lifetime import LifetimeContract
+from photon.testing.paging import PagingContract
 
 #: The methods a backend overrides when it declares each optional capability.
 CAPABILITY_METHODS = {
@@ -45,7 +46,7 @@ CAPABILITY_METHODS = {
 }
 
 
-class BackendContract(AppendContract, LifetimeContract, DurabilityContract, IndexContract):
+class BackendContract(AppendContract, LifetimeContract, DurabilityContract, IndexContract, PagingContract):
     """The whole suite. Subclass it as ``Test...`` and provide the `store_config` fixture."""
 
     # -- ordering ----------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable
 from typing import Annotated, Any
 
 import orjson
@@ -135,14 +136,22 @@ async def categories(request: Request, query: dict[str, Any]) -> Response:
 )
 async def post_event(request: Request, query: dict[str, Any]) -> Response:
     """Store one event or a batch of events atomically (all or nothing)."""
+    limit = request.app.state.config["rest.body.max.bytes"]
+    answer = await emit(_store(request), read_body(request, limit), query["expected-version"])
+    return Response(answer, media_type=JSON)
+
+
+async def emit(store: EventStore, body: Awaitable[bytes], expected_version: str | None) -> bytes:
+    """What `POST /api/event` does once routed: read the body (`body`, awaited here so that a
+    refused one counts as a rejected emit), store its events, count it in the metrics, and give
+    the answer's bytes. Shared by the routed endpoint and the direct path (`emit_direct`)."""
     started = time.perf_counter()
-    store = _store(request)
     metrics = metrics_for(store)
     try:
-        doc = parse_json(await read_body(request, request.app.state.config["rest.body.max.bytes"]))
-        emit = parse_emit(doc, expected_version=query["expected-version"])
-        events = emit.events
-        stored = await store.append_request_async(events, emit.options)
+        doc = parse_json(await body)
+        request = parse_emit(doc, expected_version=expected_version)
+        events = request.events
+        stored = await store.append_request_async(events, request.options)
     except (PhotonError, RequestError) as exc:
         metrics.http.rejected.inc()
         metrics.refuse("http", exc)
@@ -152,8 +161,8 @@ async def post_event(request: Request, query: dict[str, Any]) -> Response:
     metrics.http.events.inc(len(stored))
     metrics.http.seconds.observe(time.perf_counter() - started)
     if type(events) is list:
-        return Response(b"[" + b",".join([e.data for e in stored]) + b"]", media_type=JSON)
-    return Response(stored[0].data, media_type=JSON)
+        return b"[" + b",".join([e.data for e in stored]) + b"]"
+    return stored[0].data
 
 
 @accepts(

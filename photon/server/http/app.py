@@ -7,7 +7,7 @@ under ``/api`` are protected by the token check automatically, others use `requi
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from starlette.applications import Starlette
@@ -15,12 +15,15 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
 
 from photon.core.metrics import metrics_for
 from photon.core.store import EventStore
 from photon.server.http.api import api_routes
 from photon.server.http.auth import TokenAuthMiddleware, auth_token
 from photon.server.http.console import console_routes
+from photon.server.http.emit_direct import PATH as EMIT_PATH
+from photon.server.http.emit_direct import DirectEmit
 from photon.server.http.errors import EXCEPTION_HANDLERS
 from photon.server.http.login_throttle import LoginThrottle
 from photon.server.http.methods import AllowedMethodsMiddleware
@@ -76,23 +79,56 @@ def core_routes() -> list[BaseRoute]:
     ]
 
 
+class PhotonApp(Starlette):
+    """Photon's Starlette app, with single emits (``POST /api/event`` without a query string)
+    taken straight to `DirectEmit` instead of through the middleware stack and the router.
+
+    The direct path gives the same answers as the routed one (`photon.server.http.emit_direct`);
+    it is left off when a middleware is added to the app after `create_app`, which must see
+    every request."""
+
+    direct_emit: Callable[..., Awaitable[None]] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        direct = self.direct_emit
+        if (
+            direct is not None
+            and scope["type"] == "http"
+            and scope["path"] == EMIT_PATH
+            and scope["method"] == "POST"
+            and not scope.get("query_string")
+            and not scope.get("root_path")
+        ):
+            scope["app"] = self
+            await direct(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+    def add_middleware(self, *args: Any, **kwargs: Any) -> None:
+        super().add_middleware(*args, **kwargs)
+        self.direct_emit = None
+
+
 def create_app(
     store: EventStore,
     config: Mapping[str, Any],
     *,
     extra_routes: Iterable[BaseRoute] = (),
     signer: TokenSigner | None = None,
-) -> Starlette:
+) -> PhotonApp:
     """The HTTP API of `store`. `extra_routes` are added after Photon's own."""
     signer = signer or TokenSigner.from_config(config)
     middleware = [Middleware(TokenAuthMiddleware, signer=signer), Middleware(AllowedMethodsMiddleware)]
     if config.get("log.format") == "json":  # the request's fields on the log lines written while serving it
         middleware.insert(0, Middleware(RequestFieldsMiddleware))
-    app = Starlette(
+    app = PhotonApp(
         routes=[*core_routes(), *extra_routes],
         middleware=middleware,
         exception_handlers=EXCEPTION_HANDLERS,
     )
+    direct = DirectEmit(store, config, signer, app.exception_handlers)
+    # With JSON logs, the request's fields go on the lines written while serving it, here too.
+    app.direct_emit = RequestFieldsMiddleware(direct) if config.get("log.format") == "json" else direct
     app.state.store = store
     app.state.config = config
     app.state.tokens = signer

@@ -54,8 +54,18 @@ def require_admin(request: Request) -> None:
         raise RequestError(NOT_AUTHORIZED, 401)
 
 
-def _unauthorized() -> Response:
+def unauthorized() -> Response:
+    """The answer to an /api request without a valid token."""
     return error_response(401, NOT_AUTHORIZED, None, {"WWW-Authenticate": 'Token realm="photon"'})
+
+
+def scope_token(scope: Scope) -> str | None:
+    """The token an ASGI request carries, read from its raw header fields and query string."""
+    headers = {}
+    for key, value in scope["headers"]:
+        if key == b"authorization":
+            headers["authorization"] = value.decode("latin-1")
+    return token_from(headers, scope.get("query_string", b""))
 
 
 class TokenAuthMiddleware:
@@ -72,14 +82,10 @@ class TokenAuthMiddleware:
                 (path == "/api" or path.startswith("/api/"))
                 and path not in PUBLIC_API_PATHS
                 and scope["method"] != "OPTIONS"
+                and not self.signer.verify(scope_token(scope))
             ):
-                headers = {}
-                for key, value in scope["headers"]:
-                    if key == b"authorization":
-                        headers["authorization"] = value.decode("latin-1")
-                if not self.signer.verify(token_from(headers, scope.get("query_string", b""))):
-                    await _unauthorized()(scope, receive, send)
-                    return
+                await unauthorized()(scope, receive, send)
+                return
         await self.app(scope, receive, send)
 
 

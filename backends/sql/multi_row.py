@@ -1,0 +1,60 @@
+"""SQLite statements that write many rows at once (``INSERT ... VALUES (...), (...), ...``).
+
+`executemany` steps SQLite once per row, and the sqlite3 driver lets go of the GIL and takes it
+back around every step. One statement of many rows does the same writes in one step. Measured on
+the events table with all its indexes, batches of 1,000: about 12% less CPU than `executemany`
+(statements of 256 rows; larger ones gained no more), and for the small groups of many
+single-event writers it saves the GIL hand-offs of the writer, which then waits for the callers'
+threads at every one of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import chain
+from typing import Any
+
+APPEND_ROWS = 256
+"""Rows per statement of an ordinary append (8 parameters a row: far under SQLite's limit of
+32,766 parameters a statement)."""
+EXACT_ROWS = 32
+"""Up to this many rows (what is left of a batch, or a group of single events) go in one
+statement of exactly that many rows; more go in statements of powers of two."""
+
+
+STATEMENT_CACHE = 256
+"""Prepared statements the driver keeps per connection (its default, 128, is about what the
+writer's forms of these statements alone take)."""
+
+
+class MultiRow:
+    """The many-row forms of one-row statements, made once per (statement, row count).
+
+    Row counts are powers of two, or at most EXACT_ROWS, so a few forms serve every batch and the
+    driver's cache of prepared statements keeps them all (see `STATEMENT_CACHE`)."""
+
+    def __init__(self) -> None:
+        self._made: dict[tuple[str, int], str] = {}
+
+    def statement(self, sql: str, count: int) -> str:
+        """`sql` (``INSERT ... VALUES (?, ...)`` with an optional tail such as ``ON CONFLICT ...``)
+        made to take `count` rows."""
+        made = self._made.get((sql, count))
+        if made is None:
+            head, _, rest = sql.partition(" VALUES ")
+            end = rest.index(")") + 1
+            made = self._made[(sql, count)] = f"{head} VALUES {', '.join([rest[:end]] * count)}{rest[end:]}"
+        return made
+
+    def run(self, connection: Any, sql: str, rows: Sequence[Sequence[Any]], limit: int) -> None:
+        """Write `rows` in order with statements of at most `limit` rows each."""
+        start, total = 0, len(rows)
+        while start < total:
+            left = total - start
+            count = left if left <= EXACT_ROWS else 1 << (min(limit, left).bit_length() - 1)
+            part = rows[start : start + count]
+            if count == 1:
+                connection.execute(sql, part[0])
+            else:
+                connection.execute(self.statement(sql, count), list(chain.from_iterable(part)))
+            start += count

@@ -1,0 +1,76 @@
+"""SQLite appends write many rows per statement (`multi_row`): every size of batch and of group
+lands whole, in order, with each stream's version, and a failing statement leaves nothing."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from photon_backends.sql.multi_row import APPEND_ROWS, EXACT_ROWS, MultiRow
+
+from photon import EventStore
+from photon.core.errors import PhotonError
+
+SIZES = [1, 2, EXACT_ROWS - 1, EXACT_ROWS, EXACT_ROWS + 1, APPEND_ROWS - 1, APPEND_ROWS, APPEND_ROWS + 1, 1000]
+
+
+def test_batches_of_every_size_land_whole_with_their_versions(tmp_path: Path) -> None:
+    with EventStore.open(db_backend="sqlite", sqlite_path=str(tmp_path / "m.db")) as store:
+        expected: dict[str, int] = {}
+        for size in SIZES:
+            # Each batch spreads over as many streams as it has events, up to 300: the streams'
+            # versions are written many per statement too.
+            batch = [{"stream-name": f"s-{i % 300}", "event-type": "t", "payload": {"i": i}} for i in range(size)]
+            stored = store.append(batch)
+            for event in batch:
+                expected[event["stream-name"]] = expected.get(event["stream-name"], 0) + 1
+            assert [e.payload["i"] for e in stored] == list(range(size))
+        assert [e.order_id for e in store.read()] == list(range(1, sum(SIZES) + 1))
+        assert {info.stream_name: info.total_events for info in store.streams()} == expected
+        for name, version in list(expected.items())[:5]:
+            assert [e.stream_version for e in store.read(name)] == list(range(1, version + 1))
+    with EventStore.open(db_backend="sqlite", sqlite_path=str(tmp_path / "m.db")) as store:
+        # The versions the writer reads back after a restart are the ones written.
+        appended = store.append({"stream-name": "s-0", "event-type": "t", "payload": {}})
+        assert appended[0].stream_version == expected["s-0"] + 1
+
+
+def test_groups_of_many_writers_land_whole(tmp_path: Path) -> None:
+    with EventStore.open(db_backend="sqlite", sqlite_path=str(tmp_path / "g.db")) as store:
+
+        def write(thread: int) -> None:
+            for i in range(20):
+                store.append({"stream-name": f"t-{thread}", "event-type": "t", "payload": {"i": i}})
+
+        threads = [threading.Thread(target=write, args=(n,)) for n in range(40)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert [e.order_id for e in store.read()] == list(range(1, 801))
+        for n in range(40):
+            assert [e.payload["i"] for e in store.read(f"t-{n}")] == list(range(20))
+
+
+def test_a_batch_refused_by_the_database_leaves_nothing(tmp_path: Path) -> None:
+    with EventStore.open(db_backend="sqlite", sqlite_path=str(tmp_path / "r.db")) as store:
+        store.append({"stream-name": "a", "event-type": "t", "payload": {}})
+        backend = store.backend
+        # A second row with the id of a stored event, past the first statement of the batch:
+        # the unique id index refuses it, and the rows before it go too.
+        stored = next(iter(store.read()))
+        records = [
+            stored._replace(order_id=2 + i, stream_version=2 + i, event_id=f"fresh-{i}") for i in range(APPEND_ROWS + 5)
+        ]
+        records[-1] = records[-1]._replace(event_id=stored.event_id)
+        with pytest.raises(PhotonError):
+            backend.append(records)
+    with EventStore.open(db_backend="sqlite", sqlite_path=str(tmp_path / "r.db")) as store:
+        assert [e.order_id for e in store.read()] == [1]
+        assert store.append({"stream-name": "a", "event-type": "t", "payload": {}})[0].stream_version == 2
+
+
+def test_statements_of_many_rows_keep_their_tail() -> None:
+    made = MultiRow().statement("INSERT INTO t (a, b) VALUES (?, ?) ON CONFLICT (a) DO UPDATE SET b = excluded.b", 3)
+    assert made == "INSERT INTO t (a, b) VALUES (?, ?), (?, ?), (?, ?) ON CONFLICT (a) DO UPDATE SET b = excluded.b"
