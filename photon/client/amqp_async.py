@@ -360,11 +360,14 @@ class AsyncAmqpClient:
         unacked = 0
         try:
             while True:
-                try:
-                    async with asyncio.timeout(None if live else self.timeout):
-                        message = await inbox.get()
-                except TimeoutError:
-                    raise TimeoutError(f"replay of {stream!r}: nothing received for {self.timeout}s") from None
+                if not inbox.empty():
+                    message = inbox.get_nowait()
+                else:
+                    try:
+                        async with asyncio.timeout(None if live else self.timeout):
+                            message = await inbox.get()
+                    except TimeoutError:
+                        raise TimeoutError(f"replay of {stream!r}: nothing received for {self.timeout}s") from None
                 if message is None:
                     finished = True
                     raise BrokerUnavailable(f"the AMQP connection of the replay of {stream!r} was lost")
