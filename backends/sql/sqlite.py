@@ -26,8 +26,15 @@ from .reads import Run, T
 from .schema import ID_INDEX
 from .statements import tag_rows
 
-PAGE_SIZE = 8192
-"""SQLite page size of a new store's file."""
+PAGE_SIZE = 4096
+"""SQLite page size of a new store's file (files made before keep theirs; 8 KiB until 2026-11).
+
+Every page a commit changes goes whole into the log, and most commits change a few pages at
+places all over the file (the stream index, the streams table, the id index of a new stream):
+measured against 8 KiB pages, the eventsourcing recorder's inserts of 10 events took about 25%
+less CPU an event, and batches of 1,000 spread over 977 of 100,000 streams at 1M events about
+14% less. Batches of 1,000 over 100 streams of a small store, which mostly fill new pages at
+the ends of the table and indexes, take about 5% more."""
 WRITER_CACHE_KIB = 65536
 """The page cache of the writer's connection (PRAGMA cache_size), in KiB; SQLite's default is
 2 MiB. An append to many streams of a large store changes index and stream pages all over the
@@ -94,8 +101,7 @@ class SQLiteBackend(SQLBackend):
     def on_connect(self, dbapi_connection: Any) -> None:
         dbapi_connection.isolation_level = None  # explicit BEGIN/COMMIT, no implicit transactions
         cursor = dbapi_connection.cursor()
-        # Takes effect only in a new, empty file (the first connection to a new store). Measured:
-        # appends about 4% faster than with 4 KiB pages (fewer pages to log per commit).
+        # Takes effect only in a new, empty file (the first connection to a new store).
         cursor.execute(f"PRAGMA page_size={PAGE_SIZE}")
         # Also for a new file only: pages freed by a scavenge can be given back to the file
         # system a few at a time (PRAGMA incremental_vacuum), while the store stays online.
