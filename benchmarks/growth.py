@@ -119,8 +119,9 @@ async def projections_caught_up(server: photon_server.Server, token: str, head: 
         positions = [p.get("position") or 0 for p in listed]
         if positions and min(positions) >= head:
             break
-        still = still + 1 if positions and positions == seen else 0
-        if still >= 10:  # no progress for 5 s: nothing left for them (a filter skips the last events)
+        # Started and then no progress for 15 s: nothing left for them (a filter skips the last events).
+        still = still + 1 if positions and min(positions) > 0 and positions == seen else 0
+        if still >= 30:
             break
         seen = positions
         await asyncio.sleep(0.5)

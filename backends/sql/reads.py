@@ -37,11 +37,11 @@ Run = Callable[[str, Sequence[Any]], Iterable[Any]]
 """Runs a statement on a read's connection and returns its rows."""
 
 
-def fetching(cursor: Any) -> Run:
-    """`Run` on a DB-API cursor."""
+def fetching(cursor: Any, **options: Any) -> Run:
+    """`Run` on a DB-API cursor (`options` go to its `execute`)."""
 
     def run(sql: str, params: Sequence[Any]) -> Iterable[Any]:
-        cursor.execute(sql, params)
+        cursor.execute(sql, params, **options)
         rows: list[Any] = cursor.fetchall()
         return rows
 
@@ -153,7 +153,8 @@ class SQLReads(Backend):
             try:
                 cursor = connection.driver_connection.cursor()
                 try:
-                    result = read(fetching(cursor))
+                    # Results in binary: the JSON's bytes as they are, not in hex (psycopg 3).
+                    result = read(fetching(cursor, binary=True))
                 finally:
                     cursor.close()
             except Exception as exc:
