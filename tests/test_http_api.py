@@ -141,6 +141,13 @@ def test_stream_metadata_scavenge_and_redaction_routes(live: LiveServer, api: ht
     assert api.get("/api/stream-metadata/m").json()["metadata"]["max-count"] == 2
     page = api.get("/api/stream-contents/m").json()["results"]
     assert [e["stream-version"] for e in page] == [4, 5]
+    # what GET answered, written back with a change: the metadata, not a user key named "metadata"
+    answered = api.get("/api/stream-metadata/m").json()
+    answered["metadata"]["owner"] = "billing"
+    back = api.put("/api/stream-metadata/m", json=answered)
+    assert back.json()["metadata"] == {"owner": "billing", "max-count": 2}, back.text
+    wrapped = api.put("/api/stream-metadata/m", json={"metadata": {"max-count": 2, "owner": "ops"}})
+    assert wrapped.json()["metadata"] == {"owner": "ops", "max-count": 2}, wrapped.text
     bad = api.put("/api/stream-metadata/m", json={"max-count": "two"})
     assert bad.status_code == 400 and bad.json()["field"] == "max-count"
     scavenged = api.post("/api/admin/scavenge")

@@ -153,6 +153,9 @@ def test_console_page_and_files_are_served_without_a_token(api: httpx.Client) ->
     script = httpx.get(base + "/console/js/app.js")
     assert script.status_code == 200 and "javascript" in script.headers["content-type"]
     assert httpx.get(base + "/console/js/missing.js").status_code == 404
+    for address in ("/console", "/console/"):  # what a person types: the page, not a 404
+        typed = httpx.get(base + address, follow_redirects=True)
+        assert typed.status_code == 200 and "/console/js/app.js" in typed.text, address
 
 
 def test_http_lists_durable_consumers_with_their_positions(api: httpx.Client) -> None:

@@ -25,7 +25,8 @@ class ServerFailed(PhotonError):
 @click.group(cls=PhotonGroup, context_settings=CONTEXT)
 @click.version_option(package_name="photon-eventstore", message="photon %(version)s")
 def cli() -> None:
-    """Photon: an event store. Run without a command to use the default one."""
+    """Photon: an event store. Run without a command to serve (`photon serve`); `photon serve -h` lists
+    every setting (-rest.port 3000, ...)."""
 
 
 @cli.command(context_settings=CONTEXT)
@@ -41,7 +42,7 @@ def info(**params: Any) -> None:
         click.echo(f"last order-id: {store.last_order_id()}")
         click.echo(f"streams: {len(streams)}")
         for stream in streams[:20]:
-            click.echo(f"  {stream.stream_name}: {stream.total_events} events")
+            click.echo(f"  {stream.stream_name}: {stream.total_events} event{'' if stream.total_events == 1 else 's'}")
         if len(streams) > 20:
             click.echo(f"  ... and {len(streams) - 20} more")
 

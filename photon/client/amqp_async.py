@@ -172,17 +172,23 @@ class AsyncAmqpClient:
                 for correlation_id, body in zip(ids, bodies, strict=True)
             ]
             try:
-                await asyncio.gather(*publishes)
-            except aio_pika.exceptions.DeliveryError:  # returned by the broker: no such queue
-                raise unroutable(self.names.commands) from None
-            try:
                 async with asyncio.timeout(self.timeout):
+                    try:
+                        await asyncio.gather(*publishes)
+                    except aio_pika.exceptions.DeliveryError:  # returned by the broker: no such queue
+                        raise unroutable(self.names.commands) from None
                     return list(await asyncio.gather(*futures))
             except TimeoutError:
                 raise TimeoutError(f"no reply from {self.names.commands!r} within {self.timeout}s") from None
         finally:
-            for correlation_id in ids:
+            for correlation_id, future in zip(ids, futures, strict=True):
                 self._waiting.pop(correlation_id, None)
+                # A lost connection fails every waiting future: the first failure is raised above,
+                # the others are read here so that asyncio does not report them as never retrieved.
+                if future.done() and not future.cancelled():
+                    future.exception()
+                else:
+                    future.cancel()
 
     async def call(self, call: Call) -> Any:
         """Send a request answered once (`photon.client.amqp_calls`) and read its answer."""
@@ -354,11 +360,14 @@ class AsyncAmqpClient:
         unacked = 0
         try:
             while True:
-                try:
-                    async with asyncio.timeout(None if live else self.timeout):
-                        message = await inbox.get()
-                except TimeoutError:
-                    raise TimeoutError(f"replay of {stream!r}: nothing received for {self.timeout}s") from None
+                if not inbox.empty():
+                    message = inbox.get_nowait()
+                else:
+                    try:
+                        async with asyncio.timeout(None if live else self.timeout):
+                            message = await inbox.get()
+                    except TimeoutError:
+                        raise TimeoutError(f"replay of {stream!r}: nothing received for {self.timeout}s") from None
                 if message is None:
                     finished = True
                     raise BrokerUnavailable(f"the AMQP connection of the replay of {stream!r} was lost")

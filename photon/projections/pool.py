@@ -46,6 +46,8 @@ def store_modules(backend: Any) -> list[str]:
     and the drivers it uses that this process has loaded (a backend imports its driver at open)."""
     names = ["photon.core.store", type(backend).__module__]
     names += [name for name in (backend.driver, "sqlalchemy") if name and name in sys.modules]
+    # SQLAlchemy imports a database's dialect when an engine is first made for it.
+    names += sorted(name for name in sys.modules if name.startswith("sqlalchemy.dialects."))
     return names
 
 

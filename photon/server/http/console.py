@@ -1,4 +1,5 @@
-"""The web console: `GET /` answers its page, `/console/...` its static files (shipped in the package).
+"""The web console: `GET /` (and `/console/`) answers its page, `/console/...` its static files (shipped in
+the package).
 
 The console is plain HTML, CSS and JavaScript modules: no build step and nothing fetched from
 elsewhere, so it works offline. It signs in with `GET /auth/token` and then uses only the
@@ -49,5 +50,8 @@ class _ConsoleFiles(StaticFiles):
 def console_routes() -> list[BaseRoute]:
     return [
         Route("/", console_page, methods=["GET"]),
+        # `/console` (which the mount below redirects here) and `/console/` are the page too: without
+        # this route an address a person types, `localhost:3000/console`, would end in a 404.
+        Route("/console/", console_page, methods=["GET"]),
         Mount("/console", app=_ConsoleFiles(directory=CONSOLE_DIR), name="console"),
     ]

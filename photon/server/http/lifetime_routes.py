@@ -37,7 +37,8 @@ async def get_metadata(request: Request, query: dict[str, Any]) -> Response:
 
 
 @accepts(
-    body='{"max-age": seconds, "max-count": n, "truncate-before": version, ...user keys} (replaces the whole metadata)',
+    body='{"max-age": seconds, "max-count": n, "truncate-before": version, ...user keys} (replaces the whole metadata);'
+    ' or {"metadata": {...}} as GET answers it',
     answer='{"stream-name": str, "metadata": {...}}',
     errors={400: "a bad value, an internal stream", 410: "a hard-deleted stream"},
     request=stream_metadata_body(),
@@ -47,8 +48,16 @@ async def get_metadata(request: Request, query: dict[str, Any]) -> Response:
 async def put_metadata(request: Request, query: dict[str, Any]) -> Response:
     """Set a stream's metadata; reads of the stream follow it at once (kept in __metadata__)."""
     stream = request.path_params["stream"]
-    doc = await json_body(request)
+    doc = _unwrapped(stream, await json_body(request))
     return await answer(request, lambda store: store.set_stream_metadata(stream, doc), lambda m: _metadata(stream, m))
+
+
+def _unwrapped(stream: str, doc: Any) -> Any:
+    """The metadata in a body shaped as GET answers it (and as AMQP's `stream-metadata` takes it),
+    `{"metadata": {...}}` with an optional `stream-name` naming this stream: a client that reads,
+    changes and writes back would otherwise store its whole answer as one user key, `metadata`."""
+    wrapper = type(doc) is dict and type(doc.get("metadata")) is dict and doc.keys() <= {"metadata", "stream-name"}
+    return doc["metadata"] if wrapper and doc.get("stream-name", stream) == stream else doc
 
 
 @accepts(answer='{"streams": n, "removed-events": n, "reclaim-steps": n, "seconds": s}', response=ScavengeReport)
