@@ -71,6 +71,7 @@ def test_cli_takes_the_server_and_credentials_from_the_configuration(tmp_path: P
         assert emitted.returncode == 0, emitted.stderr
         refused = photon(["streams", "-admin.pass", "wrong"], tmp_path)
         assert refused.returncode == 2 and b"Not authorized" in refused.stderr
+        assert b"-admin.user/-admin.pass" in refused.stderr  # says what to give
     finally:
         server.terminate()
 

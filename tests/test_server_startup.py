@@ -36,6 +36,9 @@ def test_unknown_option_names_the_closest_key(tmp_path: Path) -> None:
     result = run_photon(["-sqlite.pth", "x.db"], tmp_path)
     assert result.returncode == 2
     assert "unknown option -sqlite.pth; did you mean -sqlite.path?" in result.stderr
+    glued = run_photon(["-sqlite.path=x.db", "info"], tmp_path)
+    assert glued.returncode == 2 and not (tmp_path / "x.db").exists()
+    assert "option -sqlite.path takes its value after a space: -sqlite.path x.db" in glued.stderr
 
 
 def test_unknown_key_in_properties_names_the_closest_key(tmp_path: Path) -> None:

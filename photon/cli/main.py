@@ -15,7 +15,7 @@ import click
 from photon.cli import backup, client_commands, groups, lifetime, projections
 from photon.cli.options import CONTEXT, PhotonGroup, config_from, config_options, setting_help
 from photon.core.backend import available_backends, missing_driver
-from photon.core.errors import PhotonError, ServerUnreachable
+from photon.core.errors import NotAuthorized, PhotonError, ServerUnreachable
 
 
 class ServerFailed(PhotonError):
@@ -89,6 +89,11 @@ def main() -> None:
         hint = ""
         if isinstance(exc, ServerUnreachable):
             hint = " (is it running? `photon` starts one; -db.backend works on a store directly)"
+        elif isinstance(exc, NotAuthorized):
+            hint = (
+                " (the server refused the credentials: give its admin.user and admin.pass with -admin.user/-admin.pass,"
+                " PHOTON_ADMIN_PASS or photon.properties)"
+            )
         click.echo(f"photon: error: {exc}{hint}", err=True)
         sys.exit(2)
 

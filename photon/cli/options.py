@@ -76,6 +76,11 @@ class PhotonCommand(click.Command):
             if arg in takes_value:
                 index += 2 if takes_value[arg] else 1
                 continue
+            name, equals, value = arg.partition("=")
+            if equals and takes_value.get(name):
+                # `-rest.port=3000` (the -Dkey=value habit) would be named as an unknown option
+                # "-rest.port=3000" with the hint "-rest.port", which reads as the same thing.
+                raise click.UsageError(f"option {name} takes its value after a space: {name} {value}", ctx)
             if arg.startswith("-") and not arg.startswith("--") and len(arg) > 2 and not _is_number(arg):
                 known = [opt.lstrip("-") for opt in takes_value if not opt.startswith("--")]
                 hint = closest_key(arg[1:], known)
