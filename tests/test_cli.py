@@ -24,6 +24,18 @@ def test_info_shows_the_store(tmp_path: Path) -> None:
     assert "last order-id: 3" in result.stdout and "a: 3 events" in result.stdout
 
 
+def test_reading_a_store_that_is_not_there_says_so_and_creates_nothing(tmp_path: Path) -> None:
+    with EventStore.open(db_backend="sqlite", sqlite_path=str(tmp_path / "s.db")) as store:
+        store.append([{"stream-name": "a", "event-type": "E", "payload": {}}])
+    one = run("info", "-sqlite.path", "s.db", cwd=tmp_path)
+    assert one.returncode == 0 and "a: 1 event\n" in one.stdout, one.stderr
+    for command in (["info"], ["streams", "-db.backend", "sqlite"], ["backup", "b.jsonl"]):
+        result = run(*command, "-sqlite.path", "typo.db", cwd=tmp_path)
+        assert result.returncode == 2, (command, result.stdout)
+        assert "no SQLite store at typo.db (sqlite.path)" in result.stderr, result.stderr
+    assert not [p.name for p in tmp_path.iterdir() if not p.name.startswith("s.db")]
+
+
 def test_backends_lists_builtins_and_their_keys(tmp_path: Path) -> None:
     result = run("backends", cwd=tmp_path)
     assert result.returncode == 0, result.stderr

@@ -50,3 +50,13 @@ def test_every_http_route_is_in_the_readme(tmp_path: Path) -> None:
     documented = {shape(p) for p in re.findall(r"`(/[^` ]*)`", README)}
     missing = sorted(p for p in paths if p and shape(p) not in documented)
     assert not missing, f"routes missing from the README's HTTP API table: {missing}"
+
+
+def test_the_appends_example_runs_as_written(tmp_path: Path) -> None:
+    code = re.search(r"## The core API\n\n```python\n(.*?)```", (ROOT / "docs" / "appends.md").read_text(), re.S)
+    assert code, "docs/appends.md's example is missing"
+    script = tmp_path / "appends.py"
+    script.write_text(code.group(1) + "print([e.stream_version for e in stored])\n")
+    result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "[5, 1]\n"

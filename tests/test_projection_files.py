@@ -180,6 +180,14 @@ def test_each_example_folds_redacted_events(path: Path) -> None:
         assert state == {"alice": 75}
 
 
+def test_the_docs_show_the_shipped_account_balances() -> None:
+    shipped = (EXAMPLES / "account_balances.hy").read_text()
+    form = shipped[shipped.index("{:projection-name") :]
+    root = Path(__file__).parent.parent
+    for doc in (root / "README.md", root / "docs" / "projections.md"):
+        assert form in doc.read_text(), f"{doc.name} shows another account_balances.hy than the one shipped"
+
+
 def test_the_examples_run_in_the_pool(tmp_path: Path) -> None:
     shutil.copytree(EXAMPLES, tmp_path / "projections")
     config = make_config(tmp_path, "sqlite", projections_watch="false")

@@ -132,7 +132,7 @@ def test_a_raising_reduction_fails_only_its_projection(tmp_path: Path) -> None:
 
 
 def test_a_reduction_past_the_time_limit_is_failed_and_the_others_resume(tmp_path: Path) -> None:
-    config = make_config(tmp_path, parallel_projections=1, projections_timeout=0.5)
+    config = make_config(tmp_path, parallel_projections=1, projections_timeout=2.0)
     store = EventStore.open(config)
     store.append(events("a", 20))
     slow = {

@@ -12,7 +12,7 @@ from typing import Any
 
 from photon.core.backend import StoreState
 from photon.core.config import one_of
-from photon.core.errors import BackendError, IntegrityError
+from photon.core.errors import BackendError, IntegrityError, NotFound
 from photon.core.events import RecordedEvent
 from photon.core.setting import Setting
 
@@ -119,6 +119,10 @@ class SQLiteBackend(SQLBackend):
         connection.driver_connection.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
 
     def open(self, *, writer: bool) -> StoreState:
+        if not writer and str(self.path) != ":memory:" and not self.path.exists():
+            # A reader (photon info, streams, replay, backup on a store directly) would otherwise
+            # create an empty store at a mistyped path and report it as empty.
+            raise NotFound(f"no SQLite store at {self.path} (sqlite.path): nothing to read there")
         state = super().open(writer=writer)
         if writer:
             self.checkpointer.start()
