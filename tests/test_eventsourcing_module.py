@@ -216,6 +216,18 @@ def test_a_server_that_cannot_be_reached_is_named() -> None:
         factory({"PHOTON_URL": "http://127.0.0.1:9"})
 
 
+def test_refused_credentials_name_the_server_and_the_settings(tmp_path: Path) -> None:
+    from photon.core.errors import NotAuthorized
+
+    server = LiveServer(make_config(tmp_path))
+    try:
+        with pytest.raises(NotAuthorized, match="refused user 'admin'.*PHOTON_ADMIN_PASS") as refused:
+            factory({"PHOTON_URL": server.url, "PHOTON_ADMIN_PASS": "wrong"})
+        assert server.url.split("//")[1] in str(refused.value)
+    finally:
+        server.stop()
+
+
 def test_refused_input_is_the_librarys_error_and_nothing_is_stored(env: dict[str, str]) -> None:
     from eventsourcing.persistence import DataError, ProgrammingError
 

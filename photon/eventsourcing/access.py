@@ -297,7 +297,13 @@ class RemoteAccess(PhotonAccess):
 
     def __init__(self, url: str, user: str, password: str, *, verify: bool | str = True) -> None:
         self.transport = HttpTransport(url, user, password, verify=verify)
-        self.transport.token()  # fail now, naming the server, if it cannot be reached or refuses us
+        try:
+            self.transport.token()  # fail now, naming the server, if it cannot be reached or refuses us
+        except NotAuthorized:
+            raise NotAuthorized(
+                f"the Photon server at {self.transport.url} refused user {user!r} and its password: "
+                "set PHOTON_ADMIN_USER and PHOTON_ADMIN_PASS to the server's admin.user and admin.pass"
+            ) from None
         self.short = ShortRequests(self.transport.url, self.transport.token, verify=verify)
         """Inserts and reads: one request each, answered whole (see `http_requests`)."""
 
