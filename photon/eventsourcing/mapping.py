@@ -19,7 +19,6 @@
 from __future__ import annotations
 
 import base64
-import re
 from typing import Any, Literal
 from uuid import UUID
 
@@ -88,12 +87,24 @@ def decode_state(value: dict[str, Any]) -> bytes:
 # the payload's start and everything after it match that layout exactly; anything else (an event
 # written another way, a later layout) is decoded in full instead.
 _PAYLOAD_START = b',"payload":{"originator-version":'
-_TAIL = re.compile(rb'\},"id":"[^"\\]*","event-time":\d+\}')
-
-
 _STATE_START = b'"state":{'
 _STATE_BASE64_START = b'"state-base64":"'
 _ID_START = b'},"id":"'
+_EVENT_TIME = b'","event-time":'
+
+
+def _plain_tail(data: bytes, start: int) -> bool:
+    """Whether `data` from `start` on is ``<id>","event-time":<digits>}`` with no quote or backslash
+    in the id, tested with byte methods (a regular expression's match of it cost more than the
+    rest of the slicing together)."""
+    quote = data.find(b'"', start)
+    return (
+        quote >= 0
+        and data.find(b"\\", start, quote) < 0
+        and data.startswith(_EVENT_TIME, quote)
+        and data[-1] == 0x7D  # '}'
+        and data[quote + len(_EVENT_TIME) : -1].isdigit()
+    )
 
 
 def version_and_state(data: bytes) -> tuple[int, bytes]:
@@ -104,7 +115,7 @@ def version_and_state(data: bytes) -> tuple[int, bytes]:
         start += len(_PAYLOAD_START)
         comma = data.find(b",", start)
         end = data.rfind(_ID_START)
-        if comma > 0 and end > comma and _TAIL.fullmatch(data, end):
+        if comma > 0 and end > comma and _plain_tail(data, end + len(_ID_START)):
             digits = data[start:comma]
             if digits.isdigit():
                 if data.startswith(_STATE_START, comma + 1):
