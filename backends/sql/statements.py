@@ -74,15 +74,22 @@ def read_select(events: Any, streams: Any, dialect: str, query: Query, bytes_in_
     select = _page_select(events, streams, dialect, query)
     if not (bytes_in_sql and query.max_bytes is not None):
         return select.limit(sa.bindparam("limit"))
-    order = events.c.stream_version if query.stream is not None else events.c.order_id
-    size = sa.func.length(events.c.data)
+    # The limit is taken first, in a subquery of its own, and the running sum over its rows only:
+    # with the window over the whole selection the database sorted every row from the start on
+    # (to disk, past work_mem) before the limit could stop it (measured on PostgreSQL: 28 ms
+    # against 8 ms for a page of 1,000 events of 15,000), where an ordered limit is a top-N
+    # sort or an index walk. The sum of a row depends only on the rows before it: the same rows.
+    order_name = "stream_version" if query.stream is not None else "order_id"
+    limited = select.limit(sa.bindparam("limit")).subquery("limited")
+    size = sa.func.length(limited.c.data)
+    order = limited.c[order_name]
     before = (sa.func.sum(size).over(order_by=order, rows=(None, 0)) - size).label("bytes_before")
-    page = select.add_columns(before).limit(sa.bindparam("limit")).subquery("page")
     names = [*RecordedEvent._fields, LAST_VERSION] if query.stream is not None else RecordedEvent._fields
+    page = sa.select(*[limited.c[name] for name in names], before).subquery("page")
     return (
         sa.select(*[page.c[name] for name in names])
         .where(page.c.bytes_before < sa.bindparam("max_bytes"))
-        .order_by(page.c[order.name])
+        .order_by(page.c[order_name])
     )
 
 

@@ -91,18 +91,26 @@ _PAYLOAD_START = b',"payload":{"originator-version":'
 _TAIL = re.compile(rb'\},"id":"[^"\\]*","event-time":\d+\}')
 
 
+_STATE_START = b'"state":{'
+_STATE_BASE64_START = b'"state-base64":"'
+_ID_START = b'},"id":"'
+
+
 def version_and_state(data: bytes) -> tuple[int, bytes]:
+    # One slice of the state alone (not of the payload's rest, then of that): this runs for every
+    # notification a select hands out.
     start = data.find(_PAYLOAD_START)
     if start > 0:
         start += len(_PAYLOAD_START)
         comma = data.find(b",", start)
-        end = data.rfind(b'},"id":"')
-        if comma > 0 and end > comma and _TAIL.fullmatch(data, end) and data[start:comma].isdigit():
-            rest = data[comma + 1 : end]
-            if rest.startswith(b'"state":{'):
-                return int(data[start:comma]), rest[8:]
-            if rest.startswith(b'"state-base64":"') and rest.endswith(b'"'):
-                return int(data[start:comma]), base64.b64decode(rest[16:-1])
+        end = data.rfind(_ID_START)
+        if comma > 0 and end > comma and _TAIL.fullmatch(data, end):
+            digits = data[start:comma]
+            if digits.isdigit():
+                if data.startswith(_STATE_START, comma + 1):
+                    return int(digits), data[comma + 9 : end]
+                if data.startswith(_STATE_BASE64_START, comma + 1) and data[end - 1] == 0x22:  # '"'
+                    return int(digits), base64.b64decode(data[comma + 17 : end - 1])
     value = payload(data)
     return value[ORIGINATOR_VERSION], decode_state(value)
 
