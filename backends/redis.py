@@ -205,9 +205,7 @@ class RedisBackend(Backend):
 
     def _index_keys(self, event: RecordedEvent) -> list[str]:
         keys = [self.k_prefix + "c:" + category_of(event.stream_name), self.k_prefix + "t:" + event.event_type]
-        if b'"tags"' in event.data:
-            keys += [self.k_prefix + "g:" + tag for tag in sorted(set(event_tags(event.data)))]
-        return keys
+        return keys + [self.k_prefix + "g:" + tag for tag in _tags(event)]
 
     def _take_lease(self) -> None:
         token = f"{lease_holder()} ({uuid.uuid4().hex[:8]})"
