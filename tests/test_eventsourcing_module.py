@@ -330,16 +330,17 @@ def test_notifications_come_back_whatever_the_stored_layout(env: dict[str, str],
         recorder.insert_events([StoredEvent(i, 1, "m:Ev", b'{"n":1}') for i in odd_ids])
         recorder.insert_events([StoredEvent("plain", 2, 'm:"Odd\\Topic', b"\x00binary")])
         imitation = {"originator-version": 1, "state": {"stream-name": "Bank-fake", "event-type": "fake"}}
+        empty = {"originator-version": 1, "state": {}}
         written = [
             # the payload first, holding keys that look like the event's own
             {"payload": {"originator-version": 1, "state": {"k": 1}, "stream-name": "Bank-no"}, **_names("p1")},
             # a field between the names, and an id and time given by the writer
             {"stream-name": "Bank-p2", "service-id": "s", "event-type": "m:Ev", "payload": imitation},
             {**_names("p3"), "payload": {"originator-version": 7, "state": [1]}, "id": 'i"d', "event-time": 5},
-            {**_names("p4"), "payload": {"originator-version": 1, "state": {"a": "},\"id\":\"x\",\"event-time\":1}"}}},
+            {**_names("p4"), "payload": {"originator-version": 1, "state": {"a": '},"id":"x","event-time":1}'}}},
             # other streams: another category whose name starts alike, snapshots, a deeper name
-            {"stream-name": "Bankx-p5", "event-type": "m:Ev", "payload": {"originator-version": 1, "state": {}}},
-            {"stream-name": "Bank.snapshots-p6", "event-type": "m:Ev", "payload": {"originator-version": 1, "state": {}}},
+            {"stream-name": "Bankx-p5", "event-type": "m:Ev", "payload": empty},
+            {"stream-name": "Bank.snapshots-p6", "event-type": "m:Ev", "payload": empty},
             {**_names("p7-more"), "payload": {"originator-version": 3, "state": {"z": None}}},
         ]
         for event in written:

@@ -5,6 +5,9 @@ streams with an expected version per stream, reads of a stream from a version, r
 between order-ids with an event-type filter, the last order-id, and a live replay of `__all__`
 from an order-id. Every rule about the events themselves stays in Photon's core: these classes
 only carry requests to it.
+
+Long because the one set of operations is written three times over: embedded, remote, and the
+wrapper that gives each error the library's type.
 """
 
 from __future__ import annotations
