@@ -1,5 +1,6 @@
-"""The floor of the growth benchmark on SQLite: raw `sqlite3` doing the same database work as
-Photon, on the same file, interleaved with Photon's runs (see `benchmarks.growth`).
+"""The floor of the growth benchmark: raw `sqlite3` (or, on PostgreSQL, raw `psycopg`) doing the
+same database work as Photon, on the same store, interleaved with Photon's runs (see
+`benchmarks.growth`).
 
 - Appends: the rows Photon's batch just stored (read back from its file, untimed) inserted by raw
   `sqlite3` into a copy of the filled store taken before the appends, with the same upsert of
@@ -8,7 +9,11 @@ Photon, on the same file, interleaved with Photon's runs (see `benchmarks.growth
 - Stream read: the statement Photon's read of a stream runs first (the stream's first nine
   blocks of versions, joined to its streams row), by raw `sqlite3` on the store's own file.
 
-Whatever grows here grows in SQLite itself, for this schema, whatever Photon does around it.
+On PostgreSQL the same, with `psycopg`: the copy is a database made from the filled one
+(``CREATE DATABASE ... TEMPLATE``), the append one pipeline (BEGIN, the inserts, the upsert,
+COMMIT: Photon's round trip), the read the same statement without Photon's byte bound.
+
+Whatever grows here grows in the database itself, for this schema, whatever Photon does around it.
 """
 
 from __future__ import annotations
@@ -96,3 +101,81 @@ class SQLiteFloor:
         if self._reader is not None:
             self._reader.close()
             self._reader = None
+
+
+PG_INSERT_SQL = INSERT_SQL.replace("?", "%s")
+PG_UPSERT_SQL = UPSERT_SQL.replace("?", "%s")
+PG_STREAM_READ_SQL = STREAM_READ_SQL.replace("?", "%s")
+
+
+class PostgresFloor:
+    """Raw `psycopg` beside a Photon store in the database at `dsn`."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        base, self.name = dsn.rsplit("/", 1)
+        self.admin_dsn = base + "/postgres"
+        self.copy_name = self.name + "_floor"
+        self._writer: Any = None
+        self._source: Any = None
+        self._reader: Any = None
+
+    def start_appends(self) -> None:
+        """Copy the filled database (Photon's store closed)."""
+        import psycopg
+
+        with psycopg.connect(self.admin_dsn, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                (self.name,),
+            )
+            admin.execute(f'CREATE DATABASE "{self.copy_name}" TEMPLATE "{self.name}"')
+        self._writer = psycopg.connect(self.dsn.rsplit("/", 1)[0] + "/" + self.copy_name, autocommit=True)
+        self._source = psycopg.connect(self.dsn, autocommit=True)
+
+    def append_like(self, first: int, last: int) -> tuple[float, float]:
+        """Insert the events Photon stored at order-ids `first`..`last`; (wall, CPU) seconds."""
+        rows = self._source.execute(
+            f"SELECT {COLUMNS} FROM photon_events WHERE order_id BETWEEN %s AND %s ORDER BY order_id", (first, last)
+        ).fetchall()
+        heads: dict[str, tuple[str, int, int]] = {}
+        for row in rows:
+            heads[row[1]] = (row[1], row[2], row[7])
+        streams = list(heads.values())
+        started, cpu = time.perf_counter(), time.thread_time()
+        writer = self._writer
+        with writer.pipeline(), writer.cursor() as cursor:
+            cursor.execute("BEGIN")
+            cursor.executemany(PG_INSERT_SQL, rows)
+            cursor.executemany(PG_UPSERT_SQL, streams)
+            cursor.execute("COMMIT")
+        return time.perf_counter() - started, time.thread_time() - cpu
+
+    def end_appends(self) -> None:
+        import psycopg
+
+        for connection in (self._writer, self._source):
+            if connection is not None:
+                connection.close()
+        if self._writer is not None:
+            with psycopg.connect(self.admin_dsn, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{self.copy_name}"')
+        self._writer = self._source = None
+
+    def read_stream(self, stream: str) -> tuple[float, float, int]:
+        import psycopg
+
+        if self._reader is None:
+            self._reader = psycopg.connect(self.dsn, autocommit=True)
+        started, cpu = time.perf_counter(), time.thread_time()
+        rows: list[Any] = self._reader.execute(PG_STREAM_READ_SQL, (stream,)).fetchall()
+        return time.perf_counter() - started, time.thread_time() - cpu, len(rows)
+
+    def close(self) -> None:
+        self.end_appends()
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+
+Floor = SQLiteFloor | PostgresFloor
