@@ -179,3 +179,92 @@ class PostgresFloor:
 
 
 Floor = SQLiteFloor | PostgresFloor
+
+
+VARIANTS = {
+    "same work": "the events' rows and indexes, and the upsert of each stream's version (Photon's write)",
+    "no streams upsert": "the events' rows and indexes only",
+    "no stream index": "the events' rows and their other indexes (the stream index dropped), no upsert",
+}
+
+
+def layout_costs(path: Path, variant: str, batches: int = 20) -> tuple[float, float]:
+    """Raw `sqlite3` on a filled store (changed in place: give it a copy): the growth benchmark's
+    appends (`batches` of 1,000 to streams s-0..s-976) as one of VARIANTS; (events/s, CPU µs an
+    event), the closing checkpoint included."""
+    import orjson
+
+    connection = sqlite3.connect(path, isolation_level=None)
+    for pragma in ("journal_mode=WAL", "synchronous=FULL", f"cache_size=-{WRITER_CACHE_KIB}", "wal_autocheckpoint=0"):
+        connection.execute(f"PRAGMA {pragma}")
+    if variant == "no stream index":
+        connection.execute("DROP INDEX IF EXISTS photon_events_stream_block")
+    names = [f"s-{i % 977}" for i in range(batches * 1000)]
+    heads: dict[str, tuple[int, int]] = {}
+    top = connection.execute("SELECT coalesce(max(stream_id), 0) FROM photon_streams").fetchone()[0]
+    for name in sorted(set(names)):
+        found = connection.execute("SELECT version, stream_id FROM photon_streams WHERE stream_name = ?", (name,))
+        row = found.fetchone()
+        if row is None:
+            top += 1
+            row = (0, top)
+        heads[name] = (row[0], row[1])
+    order = connection.execute("SELECT max(order_id) FROM photon_events").fetchone()[0]
+    now = int(time.time() * 1000)
+    work = []
+    for start in range(0, len(names), 1000):
+        rows, versions = [], {}
+        for i in range(start, start + 1000):
+            name = names[i]
+            version, number = heads[name]
+            heads[name] = (version + 1, number)
+            order += 1
+            data = orjson.dumps({"order-id": order, "stream-name": name, "payload": {"i": i}})
+            rows.append((order, name, version + 1, f"zz{order:030d}", "appended", now, data, number))
+            versions[name] = (name, version + 1, number)
+        work.append((rows, list(versions.values())))
+    started, cpu = time.perf_counter(), time.process_time()
+    for rows, streams in work:
+        connection.execute("BEGIN IMMEDIATE")
+        connection.executemany(INSERT_SQL, rows)
+        if variant == "same work":
+            connection.executemany(UPSERT_SQL, streams)
+        connection.execute("COMMIT")
+    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    elapsed, used = time.perf_counter() - started, time.process_time() - cpu
+    connection.close()
+    return len(names) / elapsed, used / len(names) * 1e6
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m benchmarks.growth_floor --keep DIR [--sizes ...]``: where the appends' growth
+    lies on SQLite, by raw `sqlite3` on copies of the stores `benchmarks.growth --keep DIR` filled:
+    the same work, without the upsert of the streams' versions, and without the stream index."""
+    import argparse
+    import os
+    import tempfile
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--keep", required=True, type=Path, help="the folder of benchmarks.growth --keep")
+    parser.add_argument("--sizes", default="10000,1000000", type=lambda t: [int(x) for x in t.split(",")])
+    args = parser.parse_args(argv)
+    figures: dict[tuple[str, int], tuple[float, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="photon-floor-", dir=args.keep) as work:
+        for variant in VARIANTS:
+            for size in args.sizes:
+                copy = Path(work) / "copy.db"
+                shutil.copyfile(args.keep / f"sqlite-{size}.db", copy)
+                figures[variant, size] = layout_costs(copy, variant)
+                for suffix in ("", "-wal", "-shm"):
+                    Path(str(copy) + suffix).unlink(missing_ok=True)
+    smallest = min(args.sizes)
+    print(f"load average {os.getloadavg()[0]:.1f}")
+    print("| raw sqlite3 | events | ev/s | CPU µs/event | cost vs smallest (wall / CPU) |")
+    print("|---|---:|---:|---:|---:|")
+    for (variant, size), (rate, cpu) in figures.items():
+        base_rate, base_cpu = figures[variant, smallest]
+        print(f"| {variant} | {size:,} | {rate:,.0f} | {cpu:.1f} | {base_rate / rate:.2f}x / {cpu / base_cpu:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
