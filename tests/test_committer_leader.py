@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from photon.core.committer import Committer
+from photon.core.committer import SOLO_GROUPS_BEFORE_LEADING, Committer
 from photon.core.errors import StoreClosed
 from photon.core.events import RecordedEvent
 from photon.core.store import EventStore
@@ -21,6 +21,13 @@ from photon.core.store import EventStore
 
 def event(n: int, stream: str = "s") -> dict[str, object]:
     return {"stream-name": stream, "event-type": "E", "payload": {"n": n}}
+
+
+def lead(store: EventStore) -> None:
+    """Make the next append of `store` commit in its caller's thread: the writer was idle (it
+    committed single requests in a row), events of stream `warm-up`."""
+    for n in range(SOLO_GROUPS_BEFORE_LEADING):
+        store.append(event(n, "warm-up"))
 
 
 def writing_threads(store: EventStore) -> list[str]:
@@ -40,22 +47,25 @@ def writing_threads(store: EventStore) -> list[str]:
 def test_an_uncontended_append_commits_in_the_callers_thread(tmp_path: Path) -> None:
     with EventStore.open(db_backend="sqlite", sqlite_path=str(tmp_path / "s.db")) as store:
         names = writing_threads(store)
-        store.append(event(1))
+        for n in range(SOLO_GROUPS_BEFORE_LEADING):  # the writer thread, until it is seen to be idle
+            store.append(event(n))
+        store.append(event(3))
 
         def other() -> None:
-            store.append([event(2), event(3)])
+            store.append([event(4), event(5)])
 
         thread = threading.Thread(target=other, name="another-caller")
         thread.start()
         thread.join()
-        assert names == [threading.current_thread().name, "another-caller"]
-        assert [(e.order_id, e.stream_version) for e in store.read("s")] == [(1, 1), (2, 2), (3, 3)]
+        assert names == ["photon-committer"] * 3 + [threading.current_thread().name, "another-caller"]
+        assert [(e.order_id, e.stream_version) for e in store.read("s")] == [(n, n) for n in range(1, 7)]
     with EventStore.open(db_backend="sqlite", sqlite_path=str(tmp_path / "s.db")) as reopened:
-        assert reopened.last_order_id() == 3
+        assert reopened.last_order_id() == 6
 
 
 def test_appends_queue_behind_a_busy_writer_and_are_committed_in_groups(tmp_path: Path) -> None:
     with EventStore.open(db_backend="sqlite", sqlite_path=str(tmp_path / "s.db")) as store:
+        lead(store)
         names = writing_threads(store)
         release = threading.Event()
         busy = threading.Event()
@@ -81,9 +91,12 @@ def test_appends_queue_behind_a_busy_writer_and_are_committed_in_groups(tmp_path
         holder.join(10)
         for caller in callers:
             caller.join(10)
-        assert sorted(answers) == list(range(1, 9))
+        assert sorted(answers) == list(range(SOLO_GROUPS_BEFORE_LEADING + 1, SOLO_GROUPS_BEFORE_LEADING + 9))
         assert set(names) == {"photon-committer"}
         assert len(names) < 8  # queued appends shared commits
+        # A group of several requests means contention: the next append queues too.
+        store.append(event(9))
+        assert names[-1] == "photon-committer"
 
 
 class Interrupted(BaseException):
@@ -92,6 +105,7 @@ class Interrupted(BaseException):
 
 def test_an_interrupt_in_the_write_reaches_the_caller_and_the_writer_goes_on(tmp_path: Path) -> None:
     with EventStore.open(db_backend="sqlite", sqlite_path=str(tmp_path / "s.db")) as store:
+        lead(store)
         backend = store.backend
         original = backend.append
 
@@ -104,12 +118,13 @@ def test_an_interrupt_in_the_write_reaches_the_caller_and_the_writer_goes_on(tmp
             store.append(event(1))
         backend.append = original  # type: ignore[method-assign]
         (second,) = store.append(event(2))
-        assert (second.order_id, second.stream_version) == (2, 2)
-        assert [e.order_id for e in store.read()] == [1, 2]
+        assert (second.order_id, second.stream_version) == (SOLO_GROUPS_BEFORE_LEADING + 2, 2)
+        assert [e.stream_version for e in store.read("s")] == [1, 2]
 
 
 def test_an_interrupt_after_the_write_leaves_the_writer_to_learn_the_store_again(tmp_path: Path) -> None:
     with EventStore.open(db_backend="sqlite", sqlite_path=str(tmp_path / "s.db")) as store:
+        lead(store)
         live = store.subscribe("__all__", "hot")
         publish = store._broadcaster.publish
         interrupt = [True]
@@ -123,7 +138,7 @@ def test_an_interrupt_after_the_write_leaves_the_writer_to_learn_the_store_again
         with pytest.raises(Interrupted):
             store.append(event(1))
         (second,) = store.append(event(2))
-        assert (second.order_id, second.stream_version) == (2, 2)
+        assert (second.order_id, second.stream_version) == (SOLO_GROUPS_BEFORE_LEADING + 2, 2)
         # The event the interrupt kept from subscribers reaches them before the next one.
         got: list[int] = []
         for _ in range(10):  # events, and the markers a subscription sends between them
@@ -132,7 +147,7 @@ def test_an_interrupt_after_the_write_leaves_the_writer_to_learn_the_store_again
                 got.append(item.order_id)
             if len(got) == 2 or item is None:
                 break
-        assert got == [1, 2]
+        assert got == [SOLO_GROUPS_BEFORE_LEADING + 1, SOLO_GROUPS_BEFORE_LEADING + 2]
         live.close()
 
 
@@ -147,6 +162,7 @@ def test_a_signal_in_the_middle_of_a_commit_in_the_main_thread(tmp_path: Path) -
     previous = signal.signal(signal.SIGUSR1, handler)
     try:
         with EventStore.open(db_backend="sqlite", sqlite_path=str(tmp_path / "s.db")) as store:
+            lead(store)
             backend = store.backend
             original = backend.append
 
@@ -158,15 +174,17 @@ def test_a_signal_in_the_middle_of_a_commit_in_the_main_thread(tmp_path: Path) -
             with pytest.raises(Interrupted):
                 store.append(event(1))
             backend.append = original  # type: ignore[method-assign]
-            stored = [e.order_id for e in store.read()]
+            stored = list(store.read("s"))
             (after,) = store.append(event(2))
-            assert after.order_id == len(stored) + 1 and after.stream_version == len(stored) + 1
+            assert after.order_id == SOLO_GROUPS_BEFORE_LEADING + len(stored) + 1
+            assert after.stream_version == len(stored) + 1
     finally:
         signal.signal(signal.SIGUSR1, previous)
 
 
 def test_an_append_after_close_is_refused_and_close_waits_for_a_commit_in_a_caller(tmp_path: Path) -> None:
     store = EventStore.open(db_backend="sqlite", sqlite_path=str(tmp_path / "s.db"))
+    lead(store)
     backend = store.backend
     original = backend.append
     writing = threading.Event()
@@ -191,9 +209,9 @@ def test_an_append_after_close_is_refused_and_close_waits_for_a_commit_in_a_call
     finish.set()
     caller.join(10)
     closer.join(10)
-    assert answers == [1]
+    assert answers == [SOLO_GROUPS_BEFORE_LEADING + 1]
     assert committer.stopped
     with pytest.raises(StoreClosed):
         store.append(event(2))
     with EventStore.open(db_backend="sqlite", sqlite_path=str(tmp_path / "s.db")) as reopened:
-        assert [e.order_id for e in reopened.read()] == [1]
+        assert [e.stream_version for e in reopened.read("s")] == [1]

@@ -45,6 +45,14 @@ __all__ = ["STOP", "Action", "AppendRequest", "Committer", "acknowledge", "clien
 _new_record = tuple.__new__
 
 
+SOLO_GROUPS_BEFORE_LEADING = 3
+"""A caller commits its own append only after this many groups in a row held a single request.
+Under contention (many threads appending at once) a caller woken by an acknowledgement would
+otherwise find the queue empty for a moment and commit its one event alone, while the others
+queue behind it for the next durable commit: measured with 64 threads appending single events,
+0.6x the appends a second. Contention makes groups of several requests, which turns this off."""
+
+
 class Action:
     """Work that must run in the writer thread between two groups (stream deletion)."""
 
@@ -88,6 +96,8 @@ class Committer(UnknownCommitRecovery, threading.Thread):
         self.thread_waiting = False
         """This thread waits for the writer lock: callers queue behind it instead of committing."""
         self.stopped = False
+        self.solo_groups = 0
+        """Groups of one request in a row (the writer was not contended: see `commit_here`)."""
         self.metadata_stale = False
         """A commit was interrupted (see `_write`): the stream metadata is read again before the next write."""
         """Counts the writes (commits and actions); it moves only after a write is done, so a
@@ -140,6 +150,7 @@ class Committer(UnknownCommitRecovery, threading.Thread):
         the bookkeeping after it. The writer then does not know what the store holds: it asks
         before its next write, as after a lost connection (`photon.core.unknown_commit`), and
         the exception goes on to the caller."""
+        self.solo_groups = self.solo_groups + 1 if len(group) == 1 else 0
         try:
             if self._ready_to_write(group):
                 self._commit(group)
@@ -164,12 +175,17 @@ class Committer(UnknownCommitRecovery, threading.Thread):
         writer lock free): True when it was answered. Otherwise False: the caller queues it.
 
         An uncontended append then costs no hand-off to the writer thread and back (two thread
-        switches, the queue, the wake-up). Under contention every caller queues, and the writer
-        thread commits them in groups as before. Whoever holds the writer lock is the single
-        writer, so the order-ids, versions and checks are the same either way; the answer still
-        comes only after the commit is durable.
+        switches, the queue, the wake-up). Under contention (see `SOLO_GROUPS_BEFORE_LEADING`)
+        every caller queues, and the writer thread commits them in groups as before. Whoever
+        holds the writer lock is the single writer, so the order-ids, versions and checks are the
+        same either way; the answer still comes only after the commit is durable.
         """
-        if self.thread_waiting or not self.requests.empty() or not self.writing.acquire(blocking=False):
+        if (
+            self.solo_groups < SOLO_GROUPS_BEFORE_LEADING
+            or self.thread_waiting
+            or not self.requests.empty()
+            or not self.writing.acquire(blocking=False)
+        ):
             return False
         try:
             if self.stopped:
