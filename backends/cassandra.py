@@ -25,20 +25,23 @@ Layout (B = 10,000):
 - ``stream_floors``: stream -> the highest version a scavenge removed. Written before the scavenge
   removes anything, by the writer, about committed events only, so it is always true: a stream's
   version is at least its floor even when a scavenge removed all of its events.
-- ``read_index``: PRIMARY KEY ((kind, key, bucket), order_id), bucket = order_id // B: the read
-  indexes, kind ``c`` (key = a category), ``t`` (an event type) or ``g`` (a tag); and
-  ``read_index_buckets``: PRIMARY KEY ((kind, key), bucket): the buckets where a key has rows, so
-  a read of a rare category or tag goes straight to the partitions that hold its events. A
-  category, event-type or tags read walks these and costs what it returns, not the store's size.
-- ``read_index_state``: one row ``'store'``: ``complete`` once every event is in the read
-  indexes. A store written before them gets them when a writer opens it (logged with progress,
-  resumed from ``built_to`` if cut short); until then those reads scan ``events_all``.
+- ``key_index``: PRIMARY KEY ((kind, key, part), order_id): the read indexes, kind ``c`` (key =
+  a category), ``t`` (an event type) or ``g`` (a tag), partitioned by key: a key's rows go into
+  its current part (``part`` = the order-id of the part's first row) until it holds PART_ENTRIES
+  rows, then into a new part. ``key_index_parts``: PRIMARY KEY ((kind, key), part) -> entries:
+  a key's parts, in order. Part i covers the order-ids [part i, part i+1). A read of a key finds
+  the part holding its start with one request and reads on from there: a category, event-type or
+  tags read costs what it returns, however far apart the key's events lie in the store.
+- ``read_index_state``: row ``'key-index'``: ``complete`` once every event is in ``key_index``.
+  A store written before it (by the ``read_index`` layout, order-id buckets, row ``'store'``)
+  is reindexed from ``events_all`` when a writer opens it (logged with progress, resumed from
+  ``built_to`` if cut short); until then those reads scan ``events_all``.
 
 Atomicity. Cassandra has no multi-partition transaction; a logged batch is only "eventually all
 or nothing", and batches are size-limited. The store's commit point is the ``head`` row instead:
 
 1. the writer writes every row of a batch (events_all, stream_index, event_ids, streams,
-   read_index, read_index_buckets), in parallel, then
+   key_index, key_index_parts), in parallel, then
 2. moves the head with one lightweight transaction,
    ``UPDATE head SET last_order_id = new IF last_order_id = old AND writer = my-token``.
 
@@ -49,8 +52,10 @@ the next batch reuses those order-ids and overwrites ``events_all`` (last write 
 clocks must be synchronised, as Cassandra requires anyway); and every other table is only an
 index that readers check against ``events_all``: a ``stream_index``, ``event_ids`` or ``streams``
 row counts only if the ``events_all`` row it points to (at or below the head) names the same
-stream, version and id, and a ``read_index`` row only if that event has the row's category, type
-or tag. Every index row of an acknowledged event was written before the head moved, so nothing
+stream, version and id, and a ``key_index`` row only if that event has the row's category, type
+or tag. A part begun by such a batch (it begins above the head) is not read, and the next writer
+of its key removes it before writing on: committed rows always lie in the part whose range holds
+them. Every index row of an acknowledged event was written before the head moved, so nothing
 acknowledged is missing from an index. The lightweight transaction also fences writers: a writer whose lease
 was taken over fails the condition and gets `StoreLocked`.
 
@@ -66,11 +71,13 @@ transaction. A dead holder's lease expires with its TTL.
 
 Deleting a stream removes its rows table by table (idempotent, not atomic): a reader may see
 part of a deletion in progress, never a wrong event. A deletion or a scavenge removes the events'
-``read_index`` rows after their ``events_all`` rows (readers skip a row whose event is gone).
+``key_index`` rows after their ``events_all`` rows (readers skip a row whose event is gone); a
+redaction leaves them (a row whose event lost the tag is skipped).
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import heapq
 import logging
@@ -97,7 +104,11 @@ _IN = 200  # keys per IN query
 _CONCURRENCY = 48
 _BATCH_BYTES = 40_000  # current Cassandra fails batches over 50 kB by default
 _INDEX_ROWS = 100
-_BUCKETS_PER_ROUND = 32  # read-index buckets looked at in parallel per round of a read
+PART_ENTRIES = 10_000  # rows of one key in one key_index partition before the key's next part
+_PARTS_PER_ROUND = 16  # key_index_parts rows listed per request of a read
+KEY_INDEX = "key-index"  # the read_index_state row of the key_index layout
+OLD_INDEX = HEAD  # the read_index_state row of the read_index layout before it (order-id buckets)
+_KEY_CACHE = 100_000  # keys whose current part the writer keeps in memory
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS events_all (
@@ -113,12 +124,12 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS head (id text PRIMARY KEY, last_order_id bigint, writer text)",
     "CREATE TABLE IF NOT EXISTS writer_lease (id text PRIMARY KEY, holder text, owner text)",
     "CREATE TABLE IF NOT EXISTS checkpoints (key text PRIMARY KEY, value blob)",
-    """CREATE TABLE IF NOT EXISTS read_index (
-        kind text, key text, bucket bigint, order_id bigint,
-        PRIMARY KEY ((kind, key, bucket), order_id)) WITH CLUSTERING ORDER BY (order_id ASC)""",
-    """CREATE TABLE IF NOT EXISTS read_index_buckets (
-        kind text, key text, bucket bigint,
-        PRIMARY KEY ((kind, key), bucket)) WITH CLUSTERING ORDER BY (bucket ASC)""",
+    """CREATE TABLE IF NOT EXISTS key_index (
+        kind text, key text, part bigint, order_id bigint,
+        PRIMARY KEY ((kind, key, part), order_id)) WITH CLUSTERING ORDER BY (order_id ASC)""",
+    """CREATE TABLE IF NOT EXISTS key_index_parts (
+        kind text, key text, part bigint, entries bigint,
+        PRIMARY KEY ((kind, key), part)) WITH CLUSTERING ORDER BY (part ASC)""",
     "CREATE TABLE IF NOT EXISTS read_index_state (id text PRIMARY KEY, built_to bigint, complete boolean)",
     "CREATE TABLE IF NOT EXISTS stream_floors (stream text PRIMARY KEY, version bigint)",
 )
@@ -157,14 +168,19 @@ _STATEMENTS = {
     "set_checkpoint": "INSERT INTO checkpoints (key, value) VALUES (?, ?)",
     "delete_checkpoint": "DELETE FROM checkpoints WHERE key = ?",
     "all_checkpoints": "SELECT key, value FROM checkpoints",
-    "insert_read_index": "INSERT INTO read_index (kind, key, bucket, order_id) VALUES (?, ?, ?, ?)",
-    "insert_read_bucket": "INSERT INTO read_index_buckets (kind, key, bucket) VALUES (?, ?, ?)",
-    "read_index_range": "SELECT order_id FROM read_index WHERE kind = ? AND key = ? AND bucket = ? "
+    "insert_key_index": "INSERT INTO key_index (kind, key, part, order_id) VALUES (?, ?, ?, ?)",
+    "key_index_range": "SELECT order_id FROM key_index WHERE kind = ? AND key = ? AND part = ? "
     "AND order_id >= ? AND order_id <= ? LIMIT ?",
-    "read_buckets": "SELECT bucket FROM read_index_buckets WHERE kind = ? AND key = ? AND bucket >= ? "
-    "AND bucket <= ? LIMIT ?",
-    "delete_read_index": "DELETE FROM read_index WHERE kind = ? AND key = ? AND bucket = ? AND order_id = ?",
-    "read_index_state": "SELECT built_to, complete FROM read_index_state WHERE id = ?",
+    "delete_key_index": "DELETE FROM key_index WHERE kind = ? AND key = ? AND part = ? AND order_id = ?",
+    "set_part": "INSERT INTO key_index_parts (kind, key, part, entries) VALUES (?, ?, ?, ?)",
+    "last_part": "SELECT part, entries FROM key_index_parts WHERE kind = ? AND key = ? ORDER BY part DESC LIMIT 1",
+    "part_at": "SELECT part, entries FROM key_index_parts WHERE kind = ? AND key = ? AND part <= ? "
+    "ORDER BY part DESC LIMIT 1",
+    "parts_after": "SELECT part FROM key_index_parts WHERE kind = ? AND key = ? AND part > ? AND part <= ? LIMIT ?",
+    "parts_above": "SELECT part FROM key_index_parts WHERE kind = ? AND key = ? AND part > ?",
+    "all_parts": "SELECT part FROM key_index_parts WHERE kind = ? AND key = ?",
+    "delete_part": "DELETE FROM key_index_parts WHERE kind = ? AND key = ? AND part = ?",
+    "read_index_states": "SELECT id, built_to, complete FROM read_index_state",
     "set_read_index_state": "INSERT INTO read_index_state (id, built_to, complete) VALUES (?, ?, ?)",
     "floors_in": "SELECT stream, version FROM stream_floors WHERE stream IN ?",
     "all_floors": "SELECT stream, version FROM stream_floors",
@@ -265,8 +281,9 @@ class CassandraBackend(Backend):
         self._versions: dict[str, int] = {}  # the writer's verified stream versions
         self._forgets = 0  # how often they were dropped after a failure
         self._next_version: OrderedDict[tuple[str, int], int] = OrderedDict()  # page hand-off cache
-        self._indexed = False  # every event is in the read indexes (read_index_state.complete)
-        self._known_buckets: set[tuple[str, str, int]] = set()  # read_index_buckets rows known written
+        self._indexed = False  # every event is in the key index (see _key_index_complete)
+        # The writer's current part of each key it wrote or looked up: [first order-id, entries].
+        self._parts: dict[tuple[str, str], list[int]] = {}
 
     def describe(self) -> str:
         return f"cassandra {','.join(self.hosts)}:{self.port}/{self.keyspace}"
@@ -306,13 +323,12 @@ class CassandraBackend(Backend):
             self._ps = _Prepared(self._session)
             if writer:
                 self._take_lease()
-                self._build_read_indexes()
-            state = self._run("read_index_state", (HEAD,))
-            self._indexed = bool(state and state[0].complete)
+                self._build_key_index()
+            self._indexed = self._key_index_complete()
             if not self._indexed and self._read_head() > 0:
                 log.warning(
-                    "cassandra %s: the store has no read indexes yet; category, event-type and tags reads scan "
-                    "events_all until a writer opens it and builds them",
+                    "cassandra %s: the store's key index is not built; category, event-type and tags reads scan "
+                    "events_all until a writer opens it and builds it",
                     self.describe(),
                 )
             return StoreState(self.last_order_id())
@@ -320,40 +336,88 @@ class CassandraBackend(Backend):
             self.close()
             raise _translate(exc) from exc
 
-    def _build_read_indexes(self) -> None:
-        """Index the events of a store written before the read indexes, bucket by bucket from where
-        a build cut short stopped (the rows are idempotent); then mark the indexes complete. Runs
-        with the lease held and before any append, so the head does not move meanwhile."""
-        state = self._run("read_index_state", (HEAD,))
-        if state and state[0].complete:
+    def _key_index_complete(self) -> bool:
+        """Whether reads may use the key index: it holds every event, and no writer of the layout
+        before it (which maintains only ``read_index``) has marked that one complete since."""
+        rows = {row.id: row for row in self._run("read_index_states", ())}
+        new, old = rows.get(KEY_INDEX), rows.get(OLD_INDEX)
+        return bool(new and new.complete) and not (old and old.complete)
+
+    def _build_key_index(self) -> None:
+        """Index the events of a store written before the key index (or by an older writer since),
+        bucket by bucket from where a build cut short stopped, with the lease held and before any
+        append (the head does not move meanwhile); then mark the index complete.
+
+        A store of the order-id-bucketed layout before it (``read_index``) is reindexed from
+        ``events_all``; its ``read_index`` state is marked incomplete first, so that an older
+        reader scans rather than trusting an index no longer written. The old tables are left
+        (unread) for the operator to drop."""
+        if self._key_index_complete():
             return
+        rows = {row.id: row for row in self._run("read_index_states", ())}
+        new, old = rows.get(KEY_INDEX), rows.get(OLD_INDEX)
+        done = int(new.built_to or 0) if new is not None and not new.complete else 0
+        if old is not None and old.complete:
+            done = 0  # an older writer appended without the key index: build it again from the start
+            self._run("set_read_index_state", (OLD_INDEX, old.built_to, False))
         head = self._read_head(serial=True)
-        done = int(state[0].built_to or 0) if state else 0
+        self._parts.clear()
         if done < head:
-            log.info("cassandra %s: building the read indexes of events %d to %d", self.describe(), done + 1, head)
+            log.info("cassandra %s: building the key index of events %d to %d", self.describe(), done + 1, head)
         while done < head:
             end = min(head, (done // BUCKET + 1) * BUCKET - 1)
             events = self._read_all(Query(from_order_id=done + 1, limit=BUCKET), end)
+            # Parts begun past `done` belong to a build cut short: dropped, then made again.
+            self._load_parts({key for event in events for key in _read_keys(event)}, done)
             batches = _Batches()
-            for event in events:
-                self._add_read_index_rows(batches, event)
+            self._add_key_index_rows(batches, events)
             self._concurrent(batches.statements())
             done = end
-            self._run("set_read_index_state", (HEAD, done, False))
+            self._run("set_read_index_state", (KEY_INDEX, done, False))
             if done % 100_000 < BUCKET or done == head:
-                log.info("cassandra %s: read indexes: %d of %d events", self.describe(), done, head)
-        self._run("set_read_index_state", (HEAD, head, True))
+                log.info("cassandra %s: key index: %d of %d events", self.describe(), done, head)
+        self._run("set_read_index_state", (KEY_INDEX, head, True))
 
-    def _add_read_index_rows(self, batches: _Batches, event: RecordedEvent) -> list[tuple[str, str, int]]:
-        """Add the event's read_index rows (and its keys' bucket rows not known to be written); return those."""
-        bucket = event.order_id // BUCKET
-        new: list[tuple[str, str, int]] = []
-        for kind, key in _read_keys(event):
-            batches.add("read", self._ps["insert_read_index"], (kind, key, bucket, event.order_id))
-            if (kind, key, bucket) not in self._known_buckets:
-                batches.add("read-buckets", self._ps["insert_read_bucket"], (kind, key, bucket))
-                new.append((kind, key, bucket))
-        return new
+    def _load_parts(self, keys: Iterable[tuple[str, str]], upto: int) -> None:
+        """Learn the current part of each key not in memory: its last part beginning at or below
+        `upto` (the head). A part beginning above it was begun by a batch that never committed:
+        it is removed first, so that the next rows of the key go on in the part before it and
+        every committed row lies in the part whose range [first, next part's first) holds it."""
+        wanted = set(keys)
+        unknown = sorted(wanted - self._parts.keys())
+        if not unknown:
+            return
+        if len(self._parts) + len(unknown) > _KEY_CACHE:
+            self._parts.clear()  # forgotten parts are looked up again when their keys come back
+            unknown = sorted(wanted)
+        found = dict(zip(unknown, self._concurrent((self._ps["last_part"], key) for key in unknown), strict=True))
+        stale = [key for key, rows in found.items() if rows and rows[0].part > upto]
+        if stale:
+            above = self._concurrent((self._ps["parts_above"], (*key, upto)) for key in stale)
+            gone = [(*key, row.part) for key, rows in zip(stale, above, strict=True) for row in rows]
+            self._concurrent((self._ps["delete_part"], params) for params in gone)
+            found.update(
+                zip(stale, self._concurrent((self._ps["part_at"], (*key, upto)) for key in stale), strict=True)
+            )
+        for key, rows in found.items():
+            if rows:
+                self._parts[key] = [int(rows[0].part), int(rows[0].entries or 0)]
+
+    def _add_key_index_rows(self, batches: _Batches, events: Sequence[RecordedEvent]) -> None:
+        """Add the events' key_index rows, each in its key's current part (a new part once the
+        current one holds PART_ENTRIES rows), and the parts' rows with their entry counts.
+        The keys' current parts must be loaded (`_load_parts`)."""
+        touched: dict[tuple[str, str, int], int] = {}
+        for event in events:
+            for kind, key in _read_keys(event):
+                part = self._parts.get((kind, key))
+                if part is None or part[1] >= PART_ENTRIES:
+                    part = self._parts[(kind, key)] = [event.order_id, 0]
+                batches.add("keys", self._ps["insert_key_index"], (kind, key, part[0], event.order_id))
+                part[1] += 1
+                touched[(kind, key, part[0])] = part[1]
+        for (kind, key, first), entries in touched.items():
+            batches.add("parts", self._ps["set_part"], (kind, key, first, entries))
 
     def _take_lease(self) -> None:
         token = uuid.uuid4().hex
@@ -473,23 +537,20 @@ class CassandraBackend(Backend):
             return
         if self._token is None:
             raise BackendError("the store was opened read-only")
-        if len(self._known_buckets) > 100_000:
-            self._known_buckets.clear()
-        new_buckets: set[tuple[str, str, int]] = set()
         try:
             head = self._head if self._head is not None else self._read_head(serial=True)
             self._head = head
             self._check(events, head)
+            self._load_parts({key for event in events for key in _read_keys(event)}, head)
             ps = self._ps
             # Few requests, each bounded in size: events_all rows of one partition together, the
             # small index rows in batches of up to _INDEX_ROWS (one round trip each).
             batches = _Batches()
             for event in events:
                 batches.add(("all", event.order_id // BUCKET), ps["insert_all"], (event.order_id // BUCKET, *event))
+            self._add_key_index_rows(batches, events)
             last: dict[str, RecordedEvent] = {}
             for event in events:
-                new_buckets.update(self._add_read_index_rows(batches, event))
-                self._known_buckets.update(new_buckets)  # one row per bucket in this batch
                 bucket = (event.stream_version - 1) // BUCKET
                 batches.add(
                     "index", ps["insert_index"], (event.stream_name, bucket, event.stream_version, event.order_id)
@@ -506,7 +567,6 @@ class CassandraBackend(Backend):
             moved = self._run("move_head", (new_head, HEAD, head, self._token))[0]
         except BaseException as exc:
             self._forget()
-            self._known_buckets.difference_update(new_buckets)  # their writes may have failed
             raise _translate(exc) from exc
         if not moved[0]:
             self._forget()
@@ -523,6 +583,7 @@ class CassandraBackend(Backend):
         """After a failure nothing cached can be trusted: read it again from the cluster."""
         self._head = None
         self._versions.clear()
+        self._parts.clear()  # a part this failed batch began may be written: `_load_parts` removes it
         self._forgets += 1
 
     def _check(self, events: Sequence[RecordedEvent], head: int) -> None:
@@ -588,42 +649,43 @@ class CassandraBackend(Backend):
     def _read_key(
         self, kind: str, key: str, start: int, upper: int, limit: int, keep: Callable[[RecordedEvent], bool]
     ) -> list[RecordedEvent]:
-        """The first `limit` events of one read-index key from `start` to `upper` that `keep` keeps.
+        """The first `limit` events of one key from `start` to `upper` that `keep` keeps.
 
-        Each round asks which buckets hold the key's rows, reads their rows in parallel, and
-        checks every row against its ``events_all`` row (a row left by a batch that never
-        committed, or whose event a scavenge removed, is skipped)."""
+        The key's parts are read in order, each over its range [first, next part's first): the
+        part holding `start`, then those after it (listed a few at a time). Every row is checked
+        against its ``events_all`` row (a row left by a batch that never committed, or whose
+        event a scavenge removed, is skipped). A part beginning above `upper` is not read."""
         found: list[RecordedEvent] = []
         start = max(start, 1)
-        width = 1  # buckets per round: one, then twice as many each round (a rare key's rows are spread)
-        while len(found) < limit and start <= upper:
-            buckets = [
-                int(row.bucket)
-                for row in self._run("read_buckets", (kind, key, start // BUCKET, upper // BUCKET, width))
-            ]
-            width = min(width * 2, _BUCKETS_PER_ROUND)
-            if not buckets:
+        if start > upper:
+            return found
+        holding = self._run("part_at", (kind, key, start))
+        parts = [int(holding[0].part)] if holding else []
+        listed_to, listed_all = start, False  # parts up to `listed_to` are in `parts`
+        index = 0
+        while len(found) < limit:
+            if index + 1 >= len(parts) and not listed_all:
+                more = [int(r.part) for r in self._run("parts_after", (kind, key, listed_to, upper, _PARTS_PER_ROUND))]
+                parts += more
+                listed_all = len(more) < _PARTS_PER_ROUND
+                listed_to = parts[-1] if parts else listed_to
+                continue
+            if index >= len(parts):
                 break
+            end = parts[index + 1] - 1 if index + 1 < len(parts) else upper
+            low = max(start, parts[index])
             want = limit - len(found)
-            results = self._concurrent(
-                (self._ps["read_index_range"], (kind, key, bucket, start, upper, want)) for bucket in buckets
-            )
-            orders: list[int] = []
-            truncated = False
-            for rows in results:
-                orders.extend(int(row.order_id) for row in rows)
-                if len(rows) == want:  # this bucket holds more: the next round goes on from it
-                    truncated = True
-                    break
-            taken = orders[:want]
-            if taken:
-                events = self._events_at(taken, upper)
-                for order in taken:
+            orders = [int(r.order_id) for r in self._run("key_index_range", (kind, key, parts[index], low, end, want))]
+            if orders:
+                events = self._events_at(orders, upper)
+                for order in orders:
                     event = events.get(order)
                     if event is not None and _has_read_key(event, kind, key) and keep(event):
                         found.append(event)
-            # On from the last row looked at, or past every bucket of this round when it ran dry.
-            start = taken[-1] + 1 if truncated or len(orders) >= want else (buckets[-1] + 1) * BUCKET
+            if len(orders) == want:  # this part holds more: go on in it
+                start = orders[-1] + 1
+            else:
+                start, index = end + 1, index + 1
         return found[:limit]
 
     def read_matching(self, query: tuple[QueryItem, ...], after: int, limit: int) -> list[RecordedEvent]:
@@ -836,7 +898,7 @@ class CassandraBackend(Backend):
             work.append((self._ps["delete_all"], (event.order_id // BUCKET, event.order_id)))
             work.append((self._ps["delete_id"], (event.event_id,)))
         self._concurrent(work)
-        self._concurrent(self._read_index_deletions(events))
+        self._concurrent(self._key_index_deletions(events))
         # The index last: until it goes, a half-done deletion can be found and finished.
         self._concurrent((self._ps["delete_index"], (stream, b)) for b in range(0, (max(top, 1) - 1) // BUCKET + 1))
         self._run("delete_stream", (stream,))
@@ -867,16 +929,25 @@ class CassandraBackend(Backend):
             work.append((self._ps["delete_all"], (event.order_id // BUCKET, event.order_id)))
             work.append((self._ps["delete_id"], (event.event_id,)))
         self._concurrent(work)
-        self._concurrent(self._read_index_deletions(removed))
+        self._concurrent(self._key_index_deletions(removed))
         return len(removed)
 
-    def _read_index_deletions(self, events: Iterable[RecordedEvent]) -> list[tuple[Any, Sequence[Any]]]:
-        """The statements removing these (already removed) events' read_index rows."""
-        return [
-            (self._ps["delete_read_index"], (kind, key, event.order_id // BUCKET, event.order_id))
-            for event in events
-            for kind, key in _read_keys(event)
-        ]
+    def _key_index_deletions(self, events: Sequence[RecordedEvent]) -> list[tuple[Any, Sequence[Any]]]:
+        """The statements removing these (already removed) events' key_index rows, each from the
+        part whose range holds its order-id."""
+        by_key: dict[tuple[str, str], list[int]] = {}
+        for event in events:
+            for key in _read_keys(event):
+                by_key.setdefault(key, []).append(event.order_id)
+        keys = sorted(by_key)
+        work: list[tuple[Any, Sequence[Any]]] = []
+        for key, rows in zip(keys, self._concurrent((self._ps["all_parts"], key) for key in keys), strict=True):
+            firsts = sorted(int(r.part) for r in rows)
+            for order in by_key[key]:
+                at = bisect.bisect_right(firsts, order) - 1
+                if at >= 0:
+                    work.append((self._ps["delete_key_index"], (*key, firsts[at], order)))
+        return work
 
     def replace_events(self, events: Sequence[RecordedEvent]) -> None:
         head = self._read_head(serial=True)

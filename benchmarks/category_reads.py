@@ -9,7 +9,8 @@ event type `Rare` each have 2,000 events spread evenly through the store. Timed,
   core answers a backend without a category index (and how any reader without one must do it).
 
 Targets: the read at the largest size within 1.5x of the read at the smallest; at least 20x faster
-than the scan. With ``--postgres`` the same is done on PostgreSQL, beside Message DB's
+than the scan. With ``--postgres`` (``--postgres-sizes 1000000,3000000`` for several sizes) the same
+is done on PostgreSQL, beside Message DB's
 ``get_category_messages('target', 1, 1000)`` on the same server over the same rows (its SQL from
 the npm package @eventide/message-db, installed by scripts/install-bench-peers); target: Photon at
 least 1x Message DB.
@@ -250,25 +251,54 @@ def run_sqlite(sizes: list[int], repeat: int) -> dict[int, dict[str, float]]:
     return {size: {name: statistics.median(times) for name, times in r.items()} for size, r in results.items()}
 
 
-def run_postgres(size: int, repeat: int) -> dict[str, float]:
+def run_postgres(sizes: list[int], repeat: int) -> dict[int, dict[str, float]]:
+    """A Photon store and a Message DB database of each size on one server; the reads timed interleaved."""
     with postgres_dsns() as fresh_dsn:
-        dsn = fresh_dsn()
-        started = time.perf_counter()
-        store = EventStore.open({"db.backend": "postgres", "postgres.url": dsn})
+        stores: dict[int, EventStore] = {}
+        mdbs: dict[int, Callable[[], int]] = {}
         try:
-            fill(store, size)
-            print(f"   postgres store of {size:,} events built in {time.perf_counter() - started:.0f}s", flush=True)
-            mdb = message_db(fresh_dsn(), size)
-            reads = photon_reads(store)
-            times: dict[str, list[float]] = {"category": [], "event-type": [], "scan": [], "message-db": []}
-            for _ in range(repeat):
-                times["category"].append(timed(reads["category"], 3))
-                times["message-db"].append(timed(mdb, 3))
-                times["event-type"].append(timed(reads["event-type"], 3))
-                times["scan"].append(timed(reads["scan"], 1))
+            for size in sizes:
+                started = time.perf_counter()
+                stores[size] = store = EventStore.open({"db.backend": "postgres", "postgres.url": fresh_dsn()})
+                fill(store, size)
+                print(f"   postgres store of {size:,} events built in {time.perf_counter() - started:.0f}s", flush=True)
+                started = time.perf_counter()
+                mdbs[size] = message_db(fresh_dsn(), size)
+                print(f"   Message DB of {size:,} messages built in {time.perf_counter() - started:.0f}s", flush=True)
+            times: dict[int, dict[str, list[float]]] = {size: {} for size in sizes}
+            for _ in range(repeat):  # interleaved: each round times every read of every size
+                for size, store in stores.items():
+                    reads = photon_reads(store)
+                    t = times[size]
+                    t.setdefault("category", []).append(timed(reads["category"], 3))
+                    t.setdefault("message-db", []).append(timed(mdbs[size], 3))
+                    t.setdefault("event-type", []).append(timed(reads["event-type"], 3))
+                    t.setdefault("scan", []).append(timed(reads["scan"], 1))
         finally:
-            store.close()
-    return {name: statistics.median(values) for name, values in times.items()}
+            for store in stores.values():
+                store.close()
+    return {size: {name: statistics.median(v) for name, v in t.items()} for size, t in times.items()}
+
+
+def print_postgres(sizes: list[int], results: dict[int, dict[str, float]]) -> None:
+    print(
+        f"{'postgres store':<16}{'category':>12}{'Message DB':>12}{'event-type':>12}{'scan __all__':>14}"
+        f"{'vs Message DB':>15}{'index vs scan':>15}"
+    )
+    for size in sizes:
+        r = results[size]
+        print(
+            f"{size:<16,}{ms(r['category']):>12}{ms(r['message-db']):>12}{ms(r['event-type']):>12}"
+            f"{ms(r['scan']):>14}{r['message-db'] / r['category']:>14.2f}x{r['scan'] / r['category']:>14.0f}x"
+        )
+    if len(sizes) > 1:
+        small, large = results[sizes[0]], results[sizes[-1]]
+        print(
+            f"   largest / smallest: category {large['category'] / small['category']:.2f}x, event-type "
+            f"{large['event-type'] / small['event-type']:.2f}x, Message DB "
+            f"{large['message-db'] / small['message-db']:.2f}x (target <= 1.5x); vs Message DB >= 1x; "
+            f"index vs scan >= 20x"
+        )
 
 
 def ms(seconds: float) -> str:
@@ -280,7 +310,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", default="1000000,10000000", help="store sizes, comma-separated")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--postgres", action="store_true", help="also PostgreSQL (largest size) beside Message DB")
-    parser.add_argument("--postgres-size", type=int, default=1_000_000)
+    parser.add_argument("--postgres-size", type=int, default=1_000_000, help="the PostgreSQL store size")
+    parser.add_argument("--postgres-sizes", default="", help="several PostgreSQL sizes, comma-separated (overrides)")
     parser.add_argument("--backends", default="", help="server backends to run too: redis,mongo,cassandra")
     parser.add_argument("--backend-sizes", default="100000,1000000", help="their store sizes, comma-separated")
     args = parser.parse_args(argv)
@@ -289,6 +320,10 @@ def main(argv: list[str] | None = None) -> None:
     backend_sizes = [int(s) for s in args.backend_sizes.split(",")]
     for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
         print_backend(backend, backend_sizes, run_backend(backend, backend_sizes, args.repeat))
+        print(f"   load average {os.getloadavg()[0]:.2f}", flush=True)
+    if args.postgres:
+        pg_sizes = [int(x) for x in (args.postgres_sizes or str(args.postgres_size)).split(",")]
+        print_postgres(pg_sizes, run_postgres(pg_sizes, args.repeat))
         print(f"   load average {os.getloadavg()[0]:.2f}", flush=True)
     if not sizes or sizes == [0]:
         return
@@ -306,17 +341,6 @@ def main(argv: list[str] | None = None) -> None:
         f"event-type {large['event-type'] / small['event-type']:.2f}x (target <= 1.5x); "
         f"index vs scan >= 20x"
     )
-    if args.postgres:
-        r = run_postgres(args.postgres_size, args.repeat)
-        print(f"postgres, {args.postgres_size:,} events:")
-        print(f"   Photon __category__:target      {ms(r['category'])}")
-        print(f"   Message DB get_category_messages {ms(r['message-db'])}")
-        print(f"   Photon event type Rare          {ms(r['event-type'])}")
-        print(f"   Photon scanning __all__         {ms(r['scan'])}")
-        print(
-            f"   Photon vs Message DB: {r['message-db'] / r['category']:.2f}x (target >= 1x); "
-            f"index vs scan {r['scan'] / r['category']:.0f}x"
-        )
 
 
 if __name__ == "__main__":

@@ -15,7 +15,16 @@ For each backend and size a store is filled (batches of 5,000; one stream per 10
   (a flat RSS means the replay streams rather than holds the store). RSS here is ``RssAnon``, the
   process's own memory: the file pages SQLite reads through the page cache are not counted.
 
-The filling itself is not a figure. Sizes that do not fit the time at hand can be left out;
+The floor is measured beside Photon, interleaved batch by batch and read by read: raw
+``sqlite3`` inserting the same rows with the same upsert of the streams' versions into a copy of
+the filled store (same indexes, same durability), and running the stream read's statement on the
+store's file (`benchmarks.growth_floor`); on PostgreSQL the same with raw ``psycopg``. Appends
+and the stream read are given in CPU time too (the process's, for Photon; the thread's, for the
+floor), steadier than the wall clock on a shared machine; on PostgreSQL the server's CPU is not
+in them.
+
+The filling itself is not a figure; ``--keep DIR`` keeps each size's filled SQLite store in DIR
+and later runs measure a copy of it instead of filling again. Sizes that do not fit the time at hand can be left out;
 docs/benchmarks.md says which were run. The PostgreSQL server is started here (tests/servers.py).
 """
 
@@ -25,6 +34,8 @@ import argparse
 import asyncio
 import os
 import re
+import shutil
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -41,6 +52,7 @@ import orjson
 from photon.core.store import EventStore
 
 from . import server as photon_server
+from .growth_floor import Floor, PostgresFloor, SQLiteFloor
 
 FILL_BATCH = 5000
 PROBE = "probe-stream"
@@ -62,39 +74,74 @@ def fill(store: EventStore, count: int) -> float:
     return time.perf_counter() - started
 
 
-def measure_store(config: dict[str, Any], count: int) -> dict[str, float]:
+def measure_store(config: dict[str, Any], count: int, floor: Floor | None = None) -> dict[str, float]:
+    """Fill a store (unless it holds `count` events already) and measure it; with `floor`, raw
+    `sqlite3` doing the same appends and stream reads, interleaved with Photon's."""
     out: dict[str, float] = {}
     with EventStore.open(config) as store:
         out["fill_s"] = fill(store, count)
         head = store.last_order_id()
-        extra = [{"stream-name": f"s-{i % 977}", "event-type": "appended", "payload": {"i": i}} for i in range(20_000)]
-        started = time.perf_counter()
-        for offset in range(0, len(extra), 1000):
-            store.append(extra[offset : offset + 1000])
-        out["append_ev_s"] = len(extra) / (time.perf_counter() - started)
-        times = []
-        for _ in range(20):
-            started = time.perf_counter()
-            got = sum(1 for _ in store.read(PROBE))
-            times.append((time.perf_counter() - started) * 1000)
-        assert got == min(100, count), got
-        out["stream_read_ms"] = statistics.median(times)
-        started = time.perf_counter()
-        got = sum(1 for _ in store.read(from_order_id=head // 2, limit=20_000))
-        out["middle_read_ev_s"] = got / (time.perf_counter() - started)
-        last = store.last_order_id()
-        start = max(1, last - 100_000)
-        subscription = store.subscribe(from_order_id=start)
-        started = time.perf_counter()
-        seen = 0
-        for item in subscription:
-            if type(item).__name__ == "CaughtUp":
-                break
-            seen += 1
-        out["catch_up_ev_s"] = seen / (time.perf_counter() - started)
-        subscription.close()
-        out["head"] = store.last_order_id()
+    if floor is not None:
+        floor.start_appends()
+    try:
+        with EventStore.open(config) as store:
+            _measure(store, head, count, floor, out)
+    finally:
+        if floor is not None:
+            floor.close()
     return out
+
+
+def _measure(store: EventStore, head: int, count: int, floor: Floor | None, out: dict[str, float]) -> None:
+    extra = [{"stream-name": f"s-{i % 977}", "event-type": "appended", "payload": {"i": i}} for i in range(20_000)]
+    wall = cpu = floor_wall = floor_cpu = 0.0
+    for offset in range(0, len(extra), 1000):
+        first = store.last_order_id() + 1
+        started, used = time.perf_counter(), time.process_time()
+        store.append(extra[offset : offset + 1000])
+        wall += time.perf_counter() - started
+        cpu += time.process_time() - used
+        if floor is not None:
+            spent, spent_cpu = floor.append_like(first, store.last_order_id())
+            floor_wall += spent
+            floor_cpu += spent_cpu
+    out["append_ev_s"] = len(extra) / wall
+    out["append_cpu_us"] = cpu / len(extra) * 1e6
+    if floor is not None:
+        out["floor_append_ev_s"] = len(extra) / floor_wall
+        out["floor_append_cpu_us"] = floor_cpu / len(extra) * 1e6
+    times, cpus, floor_times, floor_cpus = [], [], [], []
+    for _ in range(20):
+        started, used = time.perf_counter(), time.thread_time()
+        got = sum(1 for _ in store.read(PROBE))
+        times.append((time.perf_counter() - started) * 1000)
+        cpus.append((time.thread_time() - used) * 1000)
+        assert got == min(100, count), got
+        if floor is not None:
+            spent, spent_cpu, rows = floor.read_stream(PROBE)
+            assert rows == got, rows
+            floor_times.append(spent * 1000)
+            floor_cpus.append(spent_cpu * 1000)
+    out["stream_read_ms"] = statistics.median(times)
+    out["stream_read_cpu_ms"] = statistics.median(cpus)
+    if floor is not None:
+        out["floor_stream_read_ms"] = statistics.median(floor_times)
+        out["floor_stream_read_cpu_ms"] = statistics.median(floor_cpus)
+    started = time.perf_counter()
+    got = sum(1 for _ in store.read(from_order_id=head // 2, limit=20_000))
+    out["middle_read_ev_s"] = got / (time.perf_counter() - started)
+    last = store.last_order_id()
+    start = max(1, last - 100_000)
+    subscription = store.subscribe(from_order_id=start)
+    started = time.perf_counter()
+    seen = 0
+    for item in subscription:
+        if type(item).__name__ == "CaughtUp":
+            break
+        seen += 1
+    out["catch_up_ev_s"] = seen / (time.perf_counter() - started)
+    subscription.close()
+    out["head"] = store.last_order_id()
 
 
 def rss_kib(pid: int, kind: str = "RssAnon") -> int:
@@ -172,31 +219,54 @@ async def _settle(server: photon_server.Server, head: int) -> float:
     return await projections_caught_up(server, await server.token(), head, timeout=1800)
 
 
+Target = Callable[[int], tuple[dict[str, Any], list[str], Floor | None]]
+
+
 @contextmanager
-def sqlite_target(root: Path) -> Iterator[Callable[[int], tuple[dict[str, Any], list[str]]]]:
-    def make(size: int) -> tuple[dict[str, Any], list[str]]:
+def sqlite_target(root: Path, keep: Path | None) -> Iterator[Target]:
+    def make(size: int) -> tuple[dict[str, Any], list[str], Floor | None]:
         folder = root / f"sqlite-{size}"
         folder.mkdir()
         path = str(folder / "bench.db")
-        return {"db.backend": "sqlite", "sqlite.path": path, "sqlite.synchronous": "FULL"}, ["-sqlite.path", path]
+        config = {"db.backend": "sqlite", "sqlite.path": path, "sqlite.synchronous": "FULL"}
+        if keep is not None:
+            kept = keep / f"sqlite-{size}.db"
+            if not kept.exists():
+                filling = keep / f"filling-sqlite-{size}.db"
+                with EventStore.open({**config, "sqlite.path": str(filling)}) as store:
+                    fill(store, size)
+                checkpointed(filling)
+                filling.rename(kept)
+            shutil.copyfile(kept, path)
+        return config, ["-sqlite.path", path], SQLiteFloor(path)
 
     yield make
 
 
+def checkpointed(path: Path) -> None:
+    """Everything of a closed SQLite store in its main file, so that the file alone can be copied."""
+    connection = sqlite3.connect(path)
+    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    connection.close()
+    for suffix in ("-wal", "-shm", ".lock"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+
+
 @contextmanager
-def postgres_target(root: Path) -> Iterator[Callable[[int], tuple[dict[str, Any], list[str]]]]:
+def postgres_target(root: Path, keep: Path | None) -> Iterator[Target]:
     import psycopg
 
     from tests.servers import PostgresServer
 
     with PostgresServer() as server:
 
-        def make(size: int) -> tuple[dict[str, Any], list[str]]:
+        def make(size: int) -> tuple[dict[str, Any], list[str], Floor | None]:
             name = f"growth_{size}_{uuid.uuid4().hex[:6]}"
             with psycopg.connect(server.dsn, autocommit=True) as admin:
                 admin.execute(f'CREATE DATABASE "{name}"')
             dsn = server.dsn.rsplit("/", 1)[0] + "/" + name
-            return {"db.backend": "postgres", "postgres.url": dsn}, ["-db.backend", "postgres", "-postgres.url", dsn]
+            serve_args = ["-db.backend", "postgres", "-postgres.url", dsn]
+            return {"db.backend": "postgres", "postgres.url": dsn}, serve_args, PostgresFloor(dsn)
 
         yield make
 
@@ -204,7 +274,13 @@ def postgres_target(root: Path) -> Iterator[Callable[[int], tuple[dict[str, Any]
 TARGETS = {"sqlite": sqlite_target, "postgres": postgres_target}
 COSTS = [  # (key, what, cost is 1/value)
     ("append_ev_s", "batched appends (ev/s)", True),
+    ("floor_append_ev_s", "the floor: raw sqlite3 / psycopg, the same rows, same store and durability (ev/s)", True),
+    ("append_cpu_us", "batched appends, CPU of the process (us/event)", False),
+    ("floor_append_cpu_us", "the floor's CPU (us/event)", False),
     ("stream_read_ms", "read of a 100-event stream (ms)", False),
+    ("floor_stream_read_ms", "the floor: raw sqlite3 / psycopg, the read's statement on the same store (ms)", False),
+    ("stream_read_cpu_ms", "read of a 100-event stream, CPU (ms)", False),
+    ("floor_stream_read_cpu_ms", "the floor's CPU (ms)", False),
     ("middle_read_ev_s", "read of __all__ from the middle (ev/s)", True),
     ("catch_up_ev_s", "hot-cold catch-up (ev/s)", True),
     ("restart_s", "restart of photon serve (s)", False),
@@ -213,7 +289,15 @@ COSTS = [  # (key, what, cost is 1/value)
     ("replay_rss_peak_mib", "server RSS (RssAnon) peak during a full replay (MiB)", False),
     ("replay_rss_added_mib", "server RSS (RssAnon) the full replay added (MiB)", False),
 ]
-UNTARGETED = {"rss_mib", "rss_settled_mib", "replay_rss_peak_mib"}
+UNTARGETED = {
+    "rss_mib",
+    "rss_settled_mib",
+    "replay_rss_peak_mib",
+    "floor_append_ev_s",
+    "floor_append_cpu_us",
+    "floor_stream_read_ms",
+    "floor_stream_read_cpu_ms",
+}
 """Figures shown without a target: the projections' state grows with the streams by design."""
 
 
@@ -221,12 +305,12 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="photon-growth-", dir=args.dir) as root:
         for backend in args.backends:
-            with TARGETS[backend](Path(root)) as make:
+            with TARGETS[backend](Path(root), args.keep) as make:
                 results: dict[int, dict[str, float]] = {}
                 for size in args.sizes:
-                    config, serve_args = make(size)
+                    config, serve_args, floor = make(size)
                     load = os.getloadavg()[0]
-                    figures = measure_store(config, size)
+                    figures = measure_store(config, size, floor)
                     folder = Path(root) / f"serve-{backend}-{size}"
                     folder.mkdir()
                     figures.update(serve_figures(folder, serve_args, int(figures.pop("head"))))
@@ -236,6 +320,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 smallest = results[min(results)]
                 for size, figures in sorted(results.items()):
                     for key, what, higher in COSTS:
+                        if key not in figures:
+                            continue
                         # Cost growth: how many times the cost at this size is the cost at the smallest.
                         growth = smallest[key] / figures[key] if higher else figures[key] / smallest[key]
                         rows.append(
@@ -257,6 +343,13 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--sizes", default="10000,1000000,10000000", type=lambda t: [int(x) for x in t.split(",")])
     parser.add_argument("--backends", default="sqlite,postgres", type=lambda t: t.split(","))
     parser.add_argument("--dir", default=None, help="where the stores are made (default: the temp dir)")
+    parser.add_argument(
+        "--keep",
+        default=None,
+        type=Path,
+        help="SQLite: keep each size's filled store in this folder and measure a copy of it; a later run "
+        "with the same folder copies it instead of filling again",
+    )
     args = parser.parse_args(argv)
     unknown = [b for b in args.backends if b not in TARGETS]
     if unknown:

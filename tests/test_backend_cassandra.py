@@ -6,6 +6,7 @@ keyspace of its own.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from photon.core.backend import Query
 from photon.core.errors import StoreLocked
 from photon.core.store import EventStore
 from photon.testing import BackendContract, event
+from photon.testing.indexes import IndexContract
 
 from .conftest import restartable
 from .faults import run_server_fault, writer_killed_while_holding_the_lock
@@ -33,6 +35,13 @@ def _session(server: Any) -> Any:
     from cassandra.cluster import Cluster
 
     cluster = Cluster([server.host], port=server.port, protocol_version=3)
+    return cluster, cluster.connect()
+
+
+def _session_of(config: dict[str, Any]) -> Any:
+    from cassandra.cluster import Cluster
+
+    cluster = Cluster([config["cassandra.ip"]], port=int(config["cassandra.port"]), protocol_version=3)
     return cluster, cluster.connect()
 
 
@@ -60,6 +69,19 @@ class TestCassandra(BackendContract):
         return cassandra_config
 
 
+class TestCassandraSmallParts(IndexContract):
+    """The index contract with parts of 4 rows: reads, deletes, scavenges and redactions across parts."""
+
+    scavenge_keeps_newest = TestCassandra.scavenge_keeps_newest
+
+    @pytest.fixture
+    def store_config(self, cassandra_config: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+        from photon_backends import cassandra
+
+        monkeypatch.setattr(cassandra, "PART_ENTRIES", 4)
+        return cassandra_config
+
+
 def test_rows_of_a_batch_whose_head_never_moved_stay_invisible(cassandra_config: dict[str, Any]) -> None:
     """A batch written but never committed (the head did not move) is not read, and its
     order-ids, versions and ids are given again afterwards."""
@@ -79,9 +101,11 @@ def test_rows_of_a_batch_whose_head_never_moved_stay_invisible(cassandra_config:
             work.append((ps["insert_id"], (e.event_id, e.order_id, e.stream_name, e.stream_version)))
             work.append((ps["set_stream"], (e.stream_name, e.stream_version, e.order_id)))
             for kind, key in (("c", e.stream_name), ("t", e.event_type)):
-                work.append((ps["insert_read_index"], (kind, key, 0, e.order_id)))
-                work.append((ps["insert_read_bucket"], (kind, key, 0)))
+                # Each key's part begun by this batch, above the head (as once a part is full).
+                work.append((ps["insert_key_index"], (kind, key, e.order_id, e.order_id)))
+                work.append((ps["set_part"], (kind, key, e.order_id, 1)))
         backend._concurrent(work)
+        backend._forget()  # as the append whose head update failed does
         assert [e.event_id for e in store.read()] == ["one"]
         # Nor through the read indexes: their rows above the head are not read.
         assert backend.read(Query(categories=frozenset({"b"}))) == []
@@ -100,49 +124,136 @@ def test_rows_of_a_batch_whose_head_never_moved_stay_invisible(cassandra_config:
         # The ghost's category row at order-id 2 now points at an event of "c": checked, and skipped.
         assert [e.order_id for e in backend.read(Query(categories=frozenset({"a"})))] == [1, 3]
         assert [e.order_id for e in backend.read(Query(categories=frozenset({"c"})))] == [2]
+        assert [e.order_id for e in backend.read(Query(event_types=frozenset({first.event_type})))] == [1, 2, 3]
+        # The event type's parts begun above the head were removed before its next row was written.
+        assert _parts(backend, "t", first.event_type) == [(1, 3)]
 
 
-def test_a_store_from_before_the_read_indexes_reads_by_scanning_then_gets_them(
+def _parts(backend: Any, kind: str, key: str) -> list[tuple[int, int]]:
+    """A key's key_index parts: (first order-id, entries)."""
+    rows = backend._session.execute(
+        "SELECT part, entries FROM key_index_parts WHERE kind = %s AND key = %s", (kind, key)
+    )
+    return [(r.part, r.entries) for r in rows]
+
+
+def _counting(backend: Any) -> dict[str, int]:
+    """Count the key-index requests the backend sends, by statement name."""
+    counts: dict[str, int] = {}
+    run = backend._run
+
+    def counted(name: str, params: Any, **kwargs: Any) -> list[Any]:
+        counts[name] = counts.get(name, 0) + 1
+        return list(run(name, params, **kwargs))
+
+    backend._run = counted
+    return counts
+
+
+def test_a_keys_rows_fill_parts_of_their_own_however_spread_its_events_are(
+    cassandra_config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key's rows go into parts of PART_ENTRIES rows each, whatever lies between its events in
+    the store: a read of a key costs the same requests in a store ten times the size."""
+    from photon_backends import cassandra
+
+    monkeypatch.setattr(cassandra, "PART_ENTRIES", 5)
+    requests: dict[int, dict[str, int]] = {}
+    for size in (300, 3000):
+        config = dict(cassandra_config, **{"cassandra.keyspace": f"{cassandra_config['cassandra.keyspace']}_{size}"})
+        every = size // 12
+        try:
+            with EventStore.open(config) as store:
+                batch = [
+                    event("rare-1" if i % every == 0 else f"other-{i % 7}", "Rare" if i % every == 1 else "Common")
+                    for i in range(size)
+                ]
+                for start in range(0, size, 500):
+                    store.append(batch[start : start + 500])
+                backend: Any = store.backend
+                rare = [e.order_id for e in store.read() if e.stream_name == "rare-1"]
+                assert _parts(backend, "c", "rare") == [(rare[0], 5), (rare[5], 5), (rare[10], 2)]
+                counts = _counting(backend)
+                found = backend.read(Query(categories=frozenset({"rare"}), from_order_id=rare[3], limit=4))
+                assert [e.order_id for e in found] == rare[3:7]  # across the first two parts
+                assert [e.order_id for e in backend.read(Query(event_types=frozenset({"Rare"})))] == [
+                    o + 1 for o in rare
+                ]
+                requests[size] = {k: v for k, v in counts.items() if k in ("part_at", "parts_after", "key_index_range")}
+        finally:
+            cluster, session = _session_of(config)
+            with contextlib.suppress(Exception):
+                session.execute(f"DROP KEYSPACE IF EXISTS {config['cassandra.keyspace']}", timeout=60)
+            cluster.shutdown()
+    assert requests[300] == requests[3000], requests
+
+
+def test_a_store_of_the_order_id_bucketed_index_is_reindexed_by_key_when_a_writer_opens_it(
     cassandra_config: dict[str, Any], cassandra_server: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """The upgrade from the read_index layout (partitioned by order-id bucket): a reader scans
+    until a writer has built the key index from events_all, then reads it; an older writer
+    appending without the key index later makes readers scan and the next writer build it again."""
     import logging
 
-    with EventStore.open(cassandra_config) as store:
+    def fill(store: EventStore, start: int) -> None:
         store.append(
             [
                 dict(
                     event(f"cart-{i % 3}" if i % 2 else f"shop-{i}", "Rare" if i % 5 == 0 else "Common"),
                     tags=[f"t{i % 4}"],
                 )
-                for i in range(40)
+                for i in range(start, start + 40)
             ]
         )
-        everything = list(store.read())
+
+    with EventStore.open(cassandra_config) as store:
+        fill(store, 0)
     cluster, session = _session(cassandra_server)
     keyspace = cassandra_config["cassandra.keyspace"]
-    for table in ("read_index", "read_index_buckets", "read_index_state"):  # as a store from before them
-        session.execute(f"TRUNCATE {keyspace}.{table}", timeout=60)
-    carts = [e for e in everything if e.stream_name.startswith("cart-")]
-    rare = [e for e in everything if e.event_type == "Rare"]
-    tagged = [e for e in everything if e.order_id % 4 == 2]
+
+    def as_the_old_layout_leaves_it() -> None:
+        # What a store of the layout before has: events, no key index, read_index_state 'store' complete.
+        for table in ("key_index", "key_index_parts", "read_index_state"):
+            session.execute(f"TRUNCATE {keyspace}.{table}", timeout=60)
+        session.execute(f"INSERT INTO {keyspace}.read_index_state (id, built_to, complete) VALUES ('store', 40, true)")
+
+    def check(store: EventStore, indexed: bool) -> None:
+        everything = list(store.read())
+        assert store.backend._indexed is indexed  # type: ignore[attr-defined]
+        carts = [e for e in everything if e.stream_name.startswith("cart-")]
+        assert store.backend.read(Query(categories=frozenset({"cart"}))) == carts
+        rare = [e for e in everything if e.event_type == "Rare"]
+        assert store.backend.read(Query(event_types=frozenset({"Rare"}))) == rare
+        tagged = [e for e in everything if (e.order_id - 1) % 4 == 1]
+        assert list(store.read_matching([{"tags": ["t1"]}])) == tagged
+
     try:
-        with EventStore.open(cassandra_config, read_only=True) as reader:  # cannot build them: scans
-            assert not reader.backend._indexed  # type: ignore[attr-defined]
-            assert reader.backend.read(Query(categories=frozenset({"cart"}))) == carts
-            assert list(reader.read_matching([{"tags": ["t1"]}])) == tagged
+        as_the_old_layout_leaves_it()
+        with EventStore.open(cassandra_config, read_only=True) as reader:  # cannot build it: scans
+            check(reader, indexed=False)
         with (
             caplog.at_level(logging.INFO, logger="photon.backends.cassandra"),
             EventStore.open(cassandra_config) as store,
         ):
-            assert store.backend._indexed  # type: ignore[attr-defined]
+            check(store, indexed=True)
             rows = session.execute(
-                f"SELECT order_id FROM {keyspace}.read_index WHERE kind = 'c' AND key = 'cart' AND bucket = 0"
+                f"SELECT order_id FROM {keyspace}.key_index WHERE kind = 'c' AND key = 'cart' AND part = 2"
             )
-            assert sorted(r.order_id for r in rows) == [e.order_id for e in carts]
-            assert store.backend.read(Query(categories=frozenset({"cart"}))) == carts
-            assert store.backend.read(Query(event_types=frozenset({"Rare"}))) == rare
-            assert list(store.read_matching([{"tags": ["t1"]}])) == tagged
-        assert "read indexes: 40 of 40 events" in caplog.text
+            assert [r.order_id for r in rows] == list(range(2, 41, 2))
+            fill(store, 40)
+            check(store, indexed=True)
+        assert "key index: 40 of 40 events" in caplog.text
+        old = session.execute(f"SELECT complete FROM {keyspace}.read_index_state WHERE id = 'store'").one()
+        assert old.complete is False  # an older reader scans rather than read an index no longer written
+        # An older writer opens it again, builds its own index (marking it complete) and appends
+        # events the key index does not have.
+        session.execute(f"UPDATE {keyspace}.read_index_state SET complete = true WHERE id = 'store'")
+        session.execute(f"TRUNCATE {keyspace}.key_index", timeout=60)
+        with EventStore.open(cassandra_config, read_only=True) as reader:
+            check(reader, indexed=False)
+        with EventStore.open(cassandra_config) as store:
+            check(store, indexed=True)
     finally:
         cluster.shutdown()
 

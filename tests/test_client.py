@@ -246,12 +246,25 @@ def test_filtered_and_category_replays_and_subscriptions(client: PhotonClient, l
         cold("orders-1", filter={"stream-prefix": "x"})
     sub = client.subscribe("accounts", "__category__:account", stream_type="cold")
     assert [e.order_id for e in sub] == [1, 3]  # type: ignore[union-attr]
+    # A durable subscription to __all__ takes the same filters; its position is an order-id of
+    # __all__, so acknowledging a delivered event also passes the ones the filter left out.
+    deposits = client.subscribe("deposits", stream_type="cold", filter={"event-type-prefix": "Dep"})
+    assert [e.order_id for e in deposits] == [3]  # type: ignore[union-attr]
+    deposits.ack()
+    client.emit([event("account-3", "Deposited"), event("orders-2", "Placed")])
+    again = client.subscribe("deposits", stream_type="cold", filter={"event-type-prefix": "Dep"})
+    assert [e.order_id for e in again] == [4]  # type: ignore[union-attr]
+    assert client.position("deposits") == ConsumerPosition("deposits", "__all__", 3)
+    with pytest.raises(ValidationError, match="has no '-'"):
+        client.subscribe("bad", filter={"category": "account-1"})
 
     async def scenario() -> None:
         async with AsyncPhotonClient(live.url) as photon:
             got = [
                 e.order_id async for e in photon.replay("__all__", stream_type="cold", filter={"category": "account"})
             ]  # type: ignore[union-attr]
-            assert got == [1, 3]
+            assert got == [1, 3, 4]
+            sub = photon.subscribe("placed", stream_type="cold", filter={"category": "orders"})
+            assert [e.order_id async for e in sub] == [2, 5]  # type: ignore[union-attr]
 
     asyncio.run(scenario())

@@ -3,6 +3,7 @@ every read of the storage contract. `SQLBackend` adds the connections, the write
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from itertools import chain
@@ -17,6 +18,7 @@ from photon.core.events import RecordedEvent
 from .kept_readers import KeptReaders
 from .schema import BLOCK_BITS, BLOCKS_PER_READ, HIGH_WATER_KEY
 from .statements import (
+    LAST_VERSION,
     Statement,
     event_columns,
     make_event,
@@ -33,6 +35,8 @@ CHUNK = 500
 T = TypeVar("T")
 EVENT_COLUMNS = itemgetter(slice(0, len(RecordedEvent._fields)))
 """A stream page's row without its last column (the stream's version)."""
+_DATA_COLUMNS = itemgetter(slice(0, 3))
+"""A stream data page's row without its last column: (order-id, version, JSON)."""
 Run = Callable[[str, Sequence[Any]], Iterable[Any]]
 """Runs a statement on a read's connection and returns its rows."""
 
@@ -46,6 +50,10 @@ def fetching(cursor: Any, **options: Any) -> Run:
         return rows
 
     return run
+
+
+def _without_last(rows: Iterable[Any]) -> list[Any]:
+    return list(map(_DATA_COLUMNS, rows))
 
 
 def take_events(rows: Iterable[Any], max_bytes: int | None) -> list[RecordedEvent]:
@@ -184,16 +192,24 @@ class SQLReads(Backend):
         """The events a statement of whole event rows selects."""
         return self._reading(lambda run: take_events(run(statement.sql, statement.bind(values)), None))
 
-    def _read_stream(self, run: Run, query: Query, statement: Statement, values: dict[str, Any]) -> list[RecordedEvent]:
+    def _read_stream(
+        self,
+        run: Run,
+        query: Query,
+        statement: Statement,
+        values: dict[str, Any],
+        take: Callable[[Iterable[Any]], list[Any]] | None = None,
+    ) -> list[Any]:
         """A stream's events, BLOCKS_PER_READ blocks of versions per statement, until the page is
         full or the stream's last version is passed (filters may leave blocks without a match).
         Each statement gives the stream's last version with its rows; only a statement that finds
-        nothing asks for it on its own."""
+        nothing asks for it on its own. `take` makes the page's items of a statement's rows (each
+        ending with the last version); whole events when None."""
         assert query.stream is not None
         version = max(query.from_version, 1)
         max_bytes = query.max_bytes
         in_python = None if self._bytes_in_sql else max_bytes
-        events: list[RecordedEvent] = []
+        events: list[Any] = []
         size = 0
         last: int | None = None
         while (last is None or version <= last) and len(events) < query.limit:
@@ -213,6 +229,10 @@ class SQLReads(Backend):
                     last = int(found[0][1])
             else:
                 last = int(head[-1])
+                if take is not None:
+                    events += take(chain((head,), rows))
+                    version = (first + BLOCKS_PER_READ) << BLOCK_BITS
+                    continue
                 page = take_events(map(EVENT_COLUMNS, chain((head,), rows)), in_python)
                 events += page
                 if max_bytes is not None:
@@ -241,6 +261,25 @@ class SQLReads(Backend):
         )
         values = read_params(query)
         return self._reading(lambda run: list(run(statement.sql, statement.bind(values))))
+
+    def read_stream_data(self, query: Query) -> list[tuple[int, int, bytes]]:
+        """A stream's (order-id, version, JSON) alone, by blocks of versions as `read`: about half
+        the time of whole events on SQLite (a projection worker catching up on one stream). No
+        `max_bytes`, as `read_data`."""
+        if (query.event_types is not None and not query.event_types) or (
+            query.categories is not None and not query.categories
+        ):
+            return []
+        query = dataclasses.replace(query, max_bytes=None)
+        events, streams = self._events, self._streams_table
+        statement = self._sql(
+            ("stream-data", *read_key(query, False)),
+            lambda: read_select(events, streams, self._dialect, query).with_only_columns(
+                events.c.order_id, events.c.stream_version, events.c.data, streams.c.version.label(LAST_VERSION)
+            ),
+        )
+        values = read_params(query)
+        return self._reading(lambda run: self._read_stream(run, query, statement, values, _without_last))
 
     def _core(self, statement: Any, params: Any = None) -> list[Any]:
         """Run a SQLAlchemy Core statement (the paths that are not hot)."""

@@ -28,6 +28,7 @@ from photon.client.wire import (
     ReplayItem,
     as_event,
     as_item,
+    filter_params,
     replay_params,
     stored_events,
     with_ids,
@@ -151,9 +152,17 @@ class AsyncPhotonClient:
         stream_type: str = "hot-cold",
         event_types: Sequence[str] | None = None,
         limit: int | None = None,
+        filter: Mapping[str, Any] | None = None,
     ) -> AsyncDurableSubscription:
-        """Follow `stream` as the durable consumer `name`, from just after its last acknowledged event."""
-        params = {"stream": stream, "stream-type": stream_type, "event-types": event_types, "limit": limit}
+        """Follow `stream` as the durable consumer `name`, from just after its last acknowledged event.
+        `filter` narrows a subscription to `__all__` or a category, with the keys `replay` takes."""
+        params = {
+            "stream": stream,
+            "stream-type": stream_type,
+            "event-types": event_types,
+            "limit": limit,
+            **filter_params(filter, event_types),
+        }
         return AsyncDurableSubscription(self.transport, name, params)
 
     async def ack(self, name: str, order_id: int) -> dict[str, Any]:

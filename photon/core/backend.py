@@ -157,6 +157,12 @@ class Backend(abc.ABC):
         columns alone, cheaper than whole events, overrides it."""
         return [(event.order_id, event.data) for event in self.read(query)]
 
+    def read_stream_data(self, query: Query) -> list[tuple[int, int, bytes]]:
+        """`read` of one stream (`query.stream` set), as each event's (order-id, version, stored
+        JSON) only: a reader of a stream's history page by page starts each page at the version
+        after the last one's. A backend that can fetch the three columns alone overrides it."""
+        return [(event.order_id, event.stream_version, event.data) for event in self.read(query)]
+
     @abc.abstractmethod
     def last_order_id(self) -> int:
         """The highest order-id stored (0 for an empty store)."""
@@ -297,6 +303,11 @@ class Backend(abc.ABC):
 
 def _entry_points() -> dict[str, Any]:
     return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def backend_modules() -> list[str]:
+    """The modules of every installed backend class, without importing them."""
+    return sorted({ep.module for ep in _entry_points().values()})
 
 
 def available_backends() -> dict[str, type[Backend]]:

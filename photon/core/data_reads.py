@@ -3,10 +3,11 @@
 A projection worker catching up decodes every event's JSON and needs nothing else: whole events
 (`RecordedEvent`: seven columns, three of them strings) cost SQLite about 1.4 µs an event to hand
 over, the order-id and the JSON about 0.5 µs. `read_data_pages` reads the same events as
-`EventStore.read_pages` (same plan, same bounds) through `Backend.read_data` wherever the
-backend's answer needs no check by the core: `__all__`, and categories and event types the backend
-has an index for. Any other read (one stream, read by blocks of versions; a filter the core checks
-event by event; a stream whose metadata bounds its reads) is `read_pages`, its events' JSON taken.
+`EventStore.read_pages` (same plan, same bounds) through `Backend.read_data` (and, for one stream,
+read by blocks of versions, `Backend.read_stream_data`) wherever the backend's answer needs no
+check by the core: `__all__`, one stream, and categories and event types the backend has an index
+for. Any other read (a filter the core checks event by event; a stream whose metadata bounds its
+reads) is `read_pages`, its events' JSON taken.
 `read_data_rows` gives each event's order-id too (the `eventsourcing` module's notification
 selects: on PostgreSQL this also spares the statement the running byte sum of `read`'s pages).
 """
@@ -90,12 +91,12 @@ def read_data_rows(
         else:
             # A stream's later events have later versions: the next page starts at the version
             # after this one's last, where the backend's stream index finds it at once.
-            events = backend.read(query)
-            if not events:
+            stream_rows = backend.read_stream_data(query)
+            if not stream_rows:
                 return
-            rows = [(event.order_id, event.data) for event in events]
-            position = events[-1].order_id + 1
-            version = events[-1].stream_version + 1
+            rows = [(order_id, data) for order_id, _, data in stream_rows]
+            position = stream_rows[-1][0] + 1
+            version = stream_rows[-1][1] + 1
         yield rows
         if len(rows) < size:
             return

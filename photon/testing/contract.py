@@ -272,6 +272,19 @@ class BackendContract(AppendContract, LifetimeContract, DurabilityContract, Inde
             assert all(0 < len(page) <= 3 for page in pages)
         query = Query(from_order_id=3, to_order_id=20, event_types=frozenset({"Odd"}), limit=5)
         assert sample.backend.read_data(query) == [(e.order_id, e.data) for e in sample.backend.read(query)]
+        for query in (
+            Query(stream="s1", from_order_id=3, from_version=2, limit=5),
+            Query(stream="s0", to_order_id=20, event_types=frozenset({"Even"}), limit=100),
+            Query(stream="big-and-long", limit=10),
+            Query(stream="s2", from_version=9),
+        ):
+            expected_rows = [(e.order_id, e.stream_version, e.data) for e in sample.backend.read(query)]
+            assert sample.backend.read_stream_data(query) == expected_rows, query
+        sample.append([event("big-and-long", n=i) for i in range(700)])  # more versions than one statement's blocks
+        query = Query(stream="big-and-long", from_version=30, limit=650)
+        got = sample.backend.read_stream_data(query)
+        assert got == [(e.order_id, e.stream_version, e.data) for e in sample.backend.read(query)]
+        assert [version for _, version, _ in got] == list(range(30, 680))
 
     def test_streams_and_counts(self, sample: EventStore) -> None:
         assert [(s.stream_name, s.total_events) for s in sample.streams()] == [

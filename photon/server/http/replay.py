@@ -63,6 +63,10 @@ REPLAY_PARAMS = params_of(
 _BY_NAME = {param.name: param for param in REPLAY_PARAMS}
 EVENT_TYPES = _BY_NAME["event-types"]
 LIMIT = _BY_NAME["limit"]
+FILTER_PARAMS = tuple(
+    _BY_NAME[name] for name in ("stream-prefix", "event-type-prefix", "stream-regex", "event-type-regex", "category")
+)
+"""The filters of a replay of `__all__` or of a category, which a durable subscription takes too."""
 
 
 def event_filter(query: dict[str, Any]) -> EventFilter | None:
@@ -244,6 +248,7 @@ def _consumer_name(request: Request) -> str:
         choices=("cold", "hot-cold"),
     ),
     EVENT_TYPES,
+    *FILTER_PARAMS,
     LIMIT,
     answer="like /api/replay, starting after the consumer's last acknowledged event",
     errors={409: "the consumer already follows another stream"},
