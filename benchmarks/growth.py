@@ -8,19 +8,20 @@ For each backend and size a store is filled (batches of 5,000; one stream per 10
 - batched appends: 20,000 events in batches of 1,000 onto the filled store, durability on
   (SQLite synchronous=FULL; PostgreSQL fsync at each commit);
 - a read of the 100-event probe stream (median of 20 reads, ms);
-- a read of 20,000 events of ``__all__`` from the middle of the store;
-- a hot-cold subscription's catch-up over the last 100,000 events (or all, if fewer);
+- a read of 20,000 events of ``__all__`` from the middle of the store (median of 3);
+- a hot-cold subscription's catch-up over the last 100,000 events, or all if fewer (median of 3);
 - restart: ``photon serve`` on the filled store until its HTTP API answers (projections on), and
   its RSS then, and the most RSS seen during a full cold replay of ``__all__`` over HTTP
   (a flat RSS means the replay streams rather than holds the store). RSS here is ``RssAnon``, the
   process's own memory: the file pages SQLite reads through the page cache are not counted.
 
-On SQLite the floor is measured beside Photon, interleaved batch by batch and read by read: raw
+The floor is measured beside Photon, interleaved batch by batch and read by read: raw
 ``sqlite3`` inserting the same rows with the same upsert of the streams' versions into a copy of
 the filled store (same indexes, same durability), and running the stream read's statement on the
-store's file (`benchmarks.growth_floor`). Appends and the stream read are given in CPU time too
-(the process's, for Photon; the thread's, for raw sqlite3), steadier than the wall clock on a
-shared machine.
+store's file (`benchmarks.growth_floor`); on PostgreSQL the same with raw ``psycopg``. Appends
+and the stream read are given in CPU time too (the process's, for Photon; the thread's, for the
+floor), steadier than the wall clock on a shared machine; on PostgreSQL the server's CPU is not
+in them.
 
 The filling itself is not a figure; ``--keep DIR`` keeps each size's filled SQLite store in DIR
 and later runs measure a copy of it instead of filling again. Sizes that do not fit the time at hand can be left out;
@@ -51,9 +52,11 @@ import orjson
 from photon.core.store import EventStore
 
 from . import server as photon_server
-from .growth_floor import SQLiteFloor
+from .growth_floor import Floor, PostgresFloor, SQLiteFloor
 
 FILL_BATCH = 5000
+READS = 3
+"""Reads of `__all__` from the middle and catch-ups per size: the median is the figure."""
 PROBE = "probe-stream"
 
 
@@ -73,7 +76,7 @@ def fill(store: EventStore, count: int) -> float:
     return time.perf_counter() - started
 
 
-def measure_store(config: dict[str, Any], count: int, floor: SQLiteFloor | None = None) -> dict[str, float]:
+def measure_store(config: dict[str, Any], count: int, floor: Floor | None = None) -> dict[str, float]:
     """Fill a store (unless it holds `count` events already) and measure it; with `floor`, raw
     `sqlite3` doing the same appends and stream reads, interleaved with Photon's."""
     out: dict[str, float] = {}
@@ -91,7 +94,7 @@ def measure_store(config: dict[str, Any], count: int, floor: SQLiteFloor | None 
     return out
 
 
-def _measure(store: EventStore, head: int, count: int, floor: SQLiteFloor | None, out: dict[str, float]) -> None:
+def _measure(store: EventStore, head: int, count: int, floor: Floor | None, out: dict[str, float]) -> None:
     extra = [{"stream-name": f"s-{i % 977}", "event-type": "appended", "payload": {"i": i}} for i in range(20_000)]
     wall = cpu = floor_wall = floor_cpu = 0.0
     for offset in range(0, len(extra), 1000):
@@ -126,20 +129,26 @@ def _measure(store: EventStore, head: int, count: int, floor: SQLiteFloor | None
     if floor is not None:
         out["floor_stream_read_ms"] = statistics.median(floor_times)
         out["floor_stream_read_cpu_ms"] = statistics.median(floor_cpus)
-    started = time.perf_counter()
-    got = sum(1 for _ in store.read(from_order_id=head // 2, limit=20_000))
-    out["middle_read_ev_s"] = got / (time.perf_counter() - started)
+    rates = []
+    for _ in range(READS):
+        started = time.perf_counter()
+        got = sum(1 for _ in store.read(from_order_id=head // 2, limit=20_000))
+        rates.append(got / (time.perf_counter() - started))
+    out["middle_read_ev_s"] = statistics.median(rates)
     last = store.last_order_id()
     start = max(1, last - 100_000)
-    subscription = store.subscribe(from_order_id=start)
-    started = time.perf_counter()
-    seen = 0
-    for item in subscription:
-        if type(item).__name__ == "CaughtUp":
-            break
-        seen += 1
-    out["catch_up_ev_s"] = seen / (time.perf_counter() - started)
-    subscription.close()
+    rates = []
+    for _ in range(READS):
+        subscription = store.subscribe(from_order_id=start)
+        started = time.perf_counter()
+        seen = 0
+        for item in subscription:
+            if type(item).__name__ == "CaughtUp":
+                break
+            seen += 1
+        rates.append(seen / (time.perf_counter() - started))
+        subscription.close()
+    out["catch_up_ev_s"] = statistics.median(rates)
     out["head"] = store.last_order_id()
 
 
@@ -218,12 +227,12 @@ async def _settle(server: photon_server.Server, head: int) -> float:
     return await projections_caught_up(server, await server.token(), head, timeout=1800)
 
 
-Target = Callable[[int], tuple[dict[str, Any], list[str], SQLiteFloor | None]]
+Target = Callable[[int], tuple[dict[str, Any], list[str], Floor | None]]
 
 
 @contextmanager
 def sqlite_target(root: Path, keep: Path | None) -> Iterator[Target]:
-    def make(size: int) -> tuple[dict[str, Any], list[str], SQLiteFloor | None]:
+    def make(size: int) -> tuple[dict[str, Any], list[str], Floor | None]:
         folder = root / f"sqlite-{size}"
         folder.mkdir()
         path = str(folder / "bench.db")
@@ -259,13 +268,13 @@ def postgres_target(root: Path, keep: Path | None) -> Iterator[Target]:
 
     with PostgresServer() as server:
 
-        def make(size: int) -> tuple[dict[str, Any], list[str], SQLiteFloor | None]:
+        def make(size: int) -> tuple[dict[str, Any], list[str], Floor | None]:
             name = f"growth_{size}_{uuid.uuid4().hex[:6]}"
             with psycopg.connect(server.dsn, autocommit=True) as admin:
                 admin.execute(f'CREATE DATABASE "{name}"')
             dsn = server.dsn.rsplit("/", 1)[0] + "/" + name
             serve_args = ["-db.backend", "postgres", "-postgres.url", dsn]
-            return {"db.backend": "postgres", "postgres.url": dsn}, serve_args, None
+            return {"db.backend": "postgres", "postgres.url": dsn}, serve_args, PostgresFloor(dsn)
 
         yield make
 
@@ -273,11 +282,11 @@ def postgres_target(root: Path, keep: Path | None) -> Iterator[Target]:
 TARGETS = {"sqlite": sqlite_target, "postgres": postgres_target}
 COSTS = [  # (key, what, cost is 1/value)
     ("append_ev_s", "batched appends (ev/s)", True),
-    ("floor_append_ev_s", "the floor: raw sqlite3, the same rows, same file and durability (ev/s)", True),
+    ("floor_append_ev_s", "the floor: raw sqlite3 / psycopg, the same rows, same store and durability (ev/s)", True),
     ("append_cpu_us", "batched appends, CPU of the process (us/event)", False),
     ("floor_append_cpu_us", "the floor's CPU (us/event)", False),
     ("stream_read_ms", "read of a 100-event stream (ms)", False),
-    ("floor_stream_read_ms", "the floor: raw sqlite3, the read's statement on the same file (ms)", False),
+    ("floor_stream_read_ms", "the floor: raw sqlite3 / psycopg, the read's statement on the same store (ms)", False),
     ("stream_read_cpu_ms", "read of a 100-event stream, CPU (ms)", False),
     ("floor_stream_read_cpu_ms", "the floor's CPU (ms)", False),
     ("middle_read_ev_s", "read of __all__ from the middle (ev/s)", True),
@@ -320,7 +329,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 for size, figures in sorted(results.items()):
                     for key, what, higher in COSTS:
                         if key not in figures:
-                            continue  # a floor measured on SQLite only
+                            continue
                         # Cost growth: how many times the cost at this size is the cost at the smallest.
                         growth = smallest[key] / figures[key] if higher else figures[key] / smallest[key]
                         rows.append(

@@ -1,5 +1,6 @@
-"""The floor of the growth benchmark on SQLite: raw `sqlite3` doing the same database work as
-Photon, on the same file, interleaved with Photon's runs (see `benchmarks.growth`).
+"""The floor of the growth benchmark: raw `sqlite3` (or, on PostgreSQL, raw `psycopg`) doing the
+same database work as Photon, on the same store, interleaved with Photon's runs (see
+`benchmarks.growth`).
 
 - Appends: the rows Photon's batch just stored (read back from its file, untimed) inserted by raw
   `sqlite3` into a copy of the filled store taken before the appends, with the same upsert of
@@ -8,7 +9,11 @@ Photon, on the same file, interleaved with Photon's runs (see `benchmarks.growth
 - Stream read: the statement Photon's read of a stream runs first (the stream's first nine
   blocks of versions, joined to its streams row), by raw `sqlite3` on the store's own file.
 
-Whatever grows here grows in SQLite itself, for this schema, whatever Photon does around it.
+On PostgreSQL the same, with `psycopg`: the copy is a database made from the filled one
+(``CREATE DATABASE ... TEMPLATE``), the append one pipeline (BEGIN, the inserts, the upsert,
+COMMIT: Photon's round trip), the read the same statement without Photon's byte bound.
+
+Whatever grows here grows in the database itself, for this schema, whatever Photon does around it.
 """
 
 from __future__ import annotations
@@ -96,3 +101,170 @@ class SQLiteFloor:
         if self._reader is not None:
             self._reader.close()
             self._reader = None
+
+
+PG_INSERT_SQL = INSERT_SQL.replace("?", "%s")
+PG_UPSERT_SQL = UPSERT_SQL.replace("?", "%s")
+PG_STREAM_READ_SQL = STREAM_READ_SQL.replace("?", "%s")
+
+
+class PostgresFloor:
+    """Raw `psycopg` beside a Photon store in the database at `dsn`."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        base, self.name = dsn.rsplit("/", 1)
+        self.admin_dsn = base + "/postgres"
+        self.copy_name = self.name + "_floor"
+        self._writer: Any = None
+        self._source: Any = None
+        self._reader: Any = None
+
+    def start_appends(self) -> None:
+        """Copy the filled database (Photon's store closed)."""
+        import psycopg
+
+        with psycopg.connect(self.admin_dsn, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                (self.name,),
+            )
+            admin.execute(f'CREATE DATABASE "{self.copy_name}" TEMPLATE "{self.name}"')
+        self._writer = psycopg.connect(self.dsn.rsplit("/", 1)[0] + "/" + self.copy_name, autocommit=True)
+        self._source = psycopg.connect(self.dsn, autocommit=True)
+
+    def append_like(self, first: int, last: int) -> tuple[float, float]:
+        """Insert the events Photon stored at order-ids `first`..`last`; (wall, CPU) seconds."""
+        rows = self._source.execute(
+            f"SELECT {COLUMNS} FROM photon_events WHERE order_id BETWEEN %s AND %s ORDER BY order_id", (first, last)
+        ).fetchall()
+        heads: dict[str, tuple[str, int, int]] = {}
+        for row in rows:
+            heads[row[1]] = (row[1], row[2], row[7])
+        streams = list(heads.values())
+        started, cpu = time.perf_counter(), time.thread_time()
+        writer = self._writer
+        with writer.pipeline(), writer.cursor() as cursor:
+            cursor.execute("BEGIN")
+            cursor.executemany(PG_INSERT_SQL, rows)
+            cursor.executemany(PG_UPSERT_SQL, streams)
+            cursor.execute("COMMIT")
+        return time.perf_counter() - started, time.thread_time() - cpu
+
+    def end_appends(self) -> None:
+        import psycopg
+
+        for connection in (self._writer, self._source):
+            if connection is not None:
+                connection.close()
+        if self._writer is not None:
+            with psycopg.connect(self.admin_dsn, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{self.copy_name}"')
+        self._writer = self._source = None
+
+    def read_stream(self, stream: str) -> tuple[float, float, int]:
+        import psycopg
+
+        if self._reader is None:
+            self._reader = psycopg.connect(self.dsn, autocommit=True)
+        started, cpu = time.perf_counter(), time.thread_time()
+        rows: list[Any] = self._reader.execute(PG_STREAM_READ_SQL, (stream,)).fetchall()
+        return time.perf_counter() - started, time.thread_time() - cpu, len(rows)
+
+    def close(self) -> None:
+        self.end_appends()
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+
+Floor = SQLiteFloor | PostgresFloor
+
+
+VARIANTS = {
+    "same work": "the events' rows and indexes, and the upsert of each stream's version (Photon's write)",
+    "no streams upsert": "the events' rows and indexes only",
+    "no stream index": "the events' rows and their other indexes (the stream index dropped), no upsert",
+}
+
+
+def layout_costs(path: Path, variant: str, batches: int = 20) -> tuple[float, float]:
+    """Raw `sqlite3` on a filled store (changed in place: give it a copy): the growth benchmark's
+    appends (`batches` of 1,000 to streams s-0..s-976) as one of VARIANTS; (events/s, CPU µs an
+    event), the closing checkpoint included."""
+    import orjson
+
+    connection = sqlite3.connect(path, isolation_level=None)
+    for pragma in ("journal_mode=WAL", "synchronous=FULL", f"cache_size=-{WRITER_CACHE_KIB}", "wal_autocheckpoint=0"):
+        connection.execute(f"PRAGMA {pragma}")
+    if variant == "no stream index":
+        connection.execute("DROP INDEX IF EXISTS photon_events_stream_block")
+    names = [f"s-{i % 977}" for i in range(batches * 1000)]
+    heads: dict[str, tuple[int, int]] = {}
+    top = connection.execute("SELECT coalesce(max(stream_id), 0) FROM photon_streams").fetchone()[0]
+    for name in sorted(set(names)):
+        found = connection.execute("SELECT version, stream_id FROM photon_streams WHERE stream_name = ?", (name,))
+        row = found.fetchone()
+        if row is None:
+            top += 1
+            row = (0, top)
+        heads[name] = (row[0], row[1])
+    order = connection.execute("SELECT max(order_id) FROM photon_events").fetchone()[0]
+    now = int(time.time() * 1000)
+    work = []
+    for start in range(0, len(names), 1000):
+        rows, versions = [], {}
+        for i in range(start, start + 1000):
+            name = names[i]
+            version, number = heads[name]
+            heads[name] = (version + 1, number)
+            order += 1
+            data = orjson.dumps({"order-id": order, "stream-name": name, "payload": {"i": i}})
+            rows.append((order, name, version + 1, f"zz{order:030d}", "appended", now, data, number))
+            versions[name] = (name, version + 1, number)
+        work.append((rows, list(versions.values())))
+    started, cpu = time.perf_counter(), time.process_time()
+    for rows, streams in work:
+        connection.execute("BEGIN IMMEDIATE")
+        connection.executemany(INSERT_SQL, rows)
+        if variant == "same work":
+            connection.executemany(UPSERT_SQL, streams)
+        connection.execute("COMMIT")
+    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    elapsed, used = time.perf_counter() - started, time.process_time() - cpu
+    connection.close()
+    return len(names) / elapsed, used / len(names) * 1e6
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m benchmarks.growth_floor --keep DIR [--sizes ...]``: where the appends' growth
+    lies on SQLite, by raw `sqlite3` on copies of the stores `benchmarks.growth --keep DIR` filled:
+    the same work, without the upsert of the streams' versions, and without the stream index."""
+    import argparse
+    import os
+    import tempfile
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--keep", required=True, type=Path, help="the folder of benchmarks.growth --keep")
+    parser.add_argument("--sizes", default="10000,1000000", type=lambda t: [int(x) for x in t.split(",")])
+    args = parser.parse_args(argv)
+    figures: dict[tuple[str, int], tuple[float, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="photon-floor-", dir=args.keep) as work:
+        for variant in VARIANTS:
+            for size in args.sizes:
+                copy = Path(work) / "copy.db"
+                shutil.copyfile(args.keep / f"sqlite-{size}.db", copy)
+                figures[variant, size] = layout_costs(copy, variant)
+                for suffix in ("", "-wal", "-shm"):
+                    Path(str(copy) + suffix).unlink(missing_ok=True)
+    smallest = min(args.sizes)
+    print(f"load average {os.getloadavg()[0]:.1f}")
+    print("| raw sqlite3 | events | ev/s | CPU µs/event | cost vs smallest (wall / CPU) |")
+    print("|---|---:|---:|---:|---:|")
+    for (variant, size), (rate, cpu) in figures.items():
+        base_rate, base_cpu = figures[variant, smallest]
+        print(f"| {variant} | {size:,} | {rate:,.0f} | {cpu:.1f} | {base_rate / rate:.2f}x / {cpu / base_cpu:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()

@@ -22,6 +22,7 @@ class _Server(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.requests: list[tuple[str, str, str, bytes]] = []
         self.close_after_answer = False
+        self.chunked_and_close = False
         self.valid_token = "t1"
 
 
@@ -45,6 +46,17 @@ class _Handler(BaseHTTPRequestHandler):
             status, answer = 200, b'[{"order-id":%d}]' % len(self.server.requests)
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
+        if self.server.chunked_and_close:
+            # In chunks of 3 bytes, then "Connection: close": the answer is whole, the connection not kept.
+            self.send_header("Transfer-Encoding", "chunked")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            for start in range(0, len(answer), 3):
+                piece = answer[start : start + 3]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            self.wfile.write(b"0\r\n\r\n")
+            self.close_connection = True
+            return
         self.send_header("Content-Length", str(len(answer)))
         self.end_headers()
         self.wfile.write(answer)
@@ -96,6 +108,35 @@ def test_kept_alive_connections_are_reused_and_parameters_are_encoded(server: _S
         "/api/replay/s?from=4",
     ]
     assert len(requests._idle) == 1  # one connection served both
+    requests.close()
+
+
+def test_a_chunked_answer_is_read_whole_and_a_closing_connection_is_not_kept(server: _Server) -> None:
+    requests = ShortRequests(_url(server), lambda renew: "t1", verify=True)
+    server.chunked_and_close = True
+    assert requests.request("GET", "/api/replay/s") == b'[{"order-id":1}]'
+    assert requests._idle == []
+    assert requests.request("GET", "/api/replay/s") == b'[{"order-id":2}]'
+    requests.close()
+
+
+def test_an_answer_cut_short_is_an_unreachable_server() -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def answer_half() -> None:
+        connection, _ = listener.accept()
+        connection.recv(65536)
+        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n[{")
+        connection.close()
+
+    thread = threading.Thread(target=answer_half, daemon=True)
+    thread.start()
+    requests = ShortRequests(f"http://127.0.0.1:{listener.getsockname()[1]}", lambda renew: "t1", verify=True)
+    with pytest.raises(ServerUnreachable, match="before its answer was complete"):
+        requests.request("POST", "/api/event", body=b"{}")
+    thread.join()
+    listener.close()
+    assert requests._idle == []
     requests.close()
 
 

@@ -7,6 +7,7 @@ import importlib
 import sys
 from pathlib import Path
 
+from photon.core.backend import backend_modules
 from photon.core.store import EventStore
 from photon.projections.pool import preloaded, store_modules
 
@@ -20,6 +21,8 @@ def test_workers_fork_with_the_store_backend_and_its_driver_loaded(tmp_path: Pat
         modules = store_modules(store.backend)
         assert type(store.backend).__module__ in modules
         assert "sqlalchemy" in modules and "sqlalchemy" in sys.modules
+        # Opening a store reads every installed backend's settings: their modules come preloaded too.
+        assert set(backend_modules()) <= set(modules) and "photon_backends.memory" in modules
         for name in modules:
             importlib.import_module(name)  # each is a module the fork server can import
 

@@ -305,6 +305,11 @@ def _entry_points() -> dict[str, Any]:
     return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
 
+def backend_modules() -> list[str]:
+    """The modules of every installed backend class, without importing them."""
+    return sorted({ep.module for ep in _entry_points().values()})
+
+
 def available_backends() -> dict[str, type[Backend]]:
     """Every installed backend class by its entry-point name."""
     found: dict[str, type[Backend]] = {}

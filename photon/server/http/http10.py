@@ -13,11 +13,13 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
+from photon.server.http.whole_answers import WholeAnswerCycle
+
 _UNTIL_CLOSE = 1 << 62
 """A Content-Length no answer reaches: the body's end is decided at its last message."""
 
 
-class _CloseDelimitedCycle(RequestResponseCycle):
+class _CloseDelimitedCycle(WholeAnswerCycle):
     """A 1.0 request's cycle: an answer without Content-Length ends when the connection closes."""
 
     close_delimited = False
@@ -37,9 +39,11 @@ class _CloseDelimitedCycle(RequestResponseCycle):
 
 
 class Http10AwareProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, framing streamed answers to HTTP/1.0 requests as 1.0 does."""
+    """uvicorn's httptools protocol, framing streamed answers to HTTP/1.0 requests as 1.0 does,
+    and writing an answer of known length in one write (`photon.server.http.whole_answers`)."""
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
-        if self.parser.get_http_version() == "1.0" and type(self.cycle) is RequestResponseCycle:
-            self.cycle.__class__ = _CloseDelimitedCycle
+        if type(self.cycle) is RequestResponseCycle:
+            one_zero = self.parser.get_http_version() == "1.0"
+            self.cycle.__class__ = _CloseDelimitedCycle if one_zero else WholeAnswerCycle
