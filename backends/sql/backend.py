@@ -48,6 +48,7 @@ class SQLBackend(StreamNumbers):
         self._writer: Any = None  # the writer's own DBAPI connection (a pool proxy)
         self._is_writer = False
         self._pipelined = False
+        self._append_sql: tuple[str, str] | None = None
         """The writer's connection is psycopg 3's in autocommit mode: an append is one pipeline
         (BEGIN, the inserts, COMMIT: one round trip), a look-up one statement."""
 
@@ -132,6 +133,7 @@ class SQLBackend(StreamNumbers):
             self._dialect = sa.engine.make_url(self.url()).get_backend_name()
             self._metadata, self._events, self._streams_table, self._checkpoints = tables(self._dialect)
             self._engine = sa.create_engine(self.url(), **self.engine_options())
+            self._append_sql = None
             sa.event.listen(self._engine, "connect", lambda conn, _record: self.on_connect(conn))
             sa.event.listen(self._engine, "begin", self.on_begin)
             self._is_writer = writer
@@ -166,6 +168,14 @@ class SQLBackend(StreamNumbers):
         self.release_writer_lock()
 
     # -- compiled statements ---------------------------------------------------------
+
+    def _append_statements(self) -> tuple[str, str]:
+        """The insert of events and the upsert of stream versions, compiled and checked once
+        (an append is on the writer's path: building and checking them again cost about 5 µs)."""
+        made = self._append_sql
+        if made is None:
+            made = self._append_sql = (self._insert_sql().sql, self._upsert_streams_sql().sql)
+        return made
 
     def _insert_sql(self) -> Statement:
         import sqlalchemy as sa
@@ -253,7 +263,7 @@ class SQLBackend(StreamNumbers):
     def append(self, events: Sequence[RecordedEvent]) -> None:
         if not events:
             return
-        insert, upsert = self._insert_sql(), self._upsert_streams_sql()
+        insert, upsert = self._append_statements()
         connection = self._writer_connection()
         rows, versions = self._numbered(events)
         cursor = connection.cursor()
@@ -264,15 +274,15 @@ class SQLBackend(StreamNumbers):
                 # and the pipeline's end waits for all of them, COMMIT included.
                 with connection.driver_connection.pipeline():
                     cursor.execute("BEGIN")
-                    cursor.executemany(insert.sql, rows)
-                    cursor.executemany(upsert.sql, versions)
+                    cursor.executemany(insert, rows)
+                    cursor.executemany(upsert, versions)
                     if tags:
                         cursor.executemany(self._insert_tags_sql(), tags)
                     cursor.execute("COMMIT")
             else:
                 self.begin_write(cursor)
-                cursor.executemany(insert.sql, rows)
-                cursor.executemany(upsert.sql, versions)
+                cursor.executemany(insert, rows)
+                cursor.executemany(upsert, versions)
                 if tags:
                     cursor.executemany(self._insert_tags_sql(), tags)
                 connection.commit()
