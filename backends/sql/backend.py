@@ -17,6 +17,7 @@ from photon.core.errors import BackendError, BackendUnavailable, IntegrityError
 from photon.core.events import RecordedEvent, event_tags
 from photon.core.setting import Setting
 
+from .planner_statistics import PlannerStatistics
 from .postgres import connect_args, take_advisory_lock
 from .reads import CHUNK
 from .schema import BLOCK_BITS, HIGH_WATER_KEY, TAGS_TABLE, block, create_indexes, tables
@@ -51,6 +52,8 @@ class SQLBackend(StreamNumbers):
         self._append_sql: tuple[str, str] | None = None
         """The writer's connection is psycopg 3's in autocommit mode: an append is one pipeline
         (BEGIN, the inserts, COMMIT: one round trip), a look-up one statement."""
+        self._statistics: PlannerStatistics | None = None
+        """A PostgreSQL writer's ANALYZE of its tables as they grow (see `planner_statistics`)."""
 
     # -- engine and connections -------------------------------------------------------
 
@@ -147,7 +150,12 @@ class SQLBackend(StreamNumbers):
                     create_indexes(conn, (*self._events.indexes, *self._streams_table.indexes))
             if writer:
                 self._writer_connection()
-            return StoreState(self.last_order_id())
+            state = StoreState(self.last_order_id())
+            if writer and self._dialect == "postgresql":
+                analyzed = (self._events.name, self._streams_table.name, TAGS_TABLE)
+                self._statistics = PlannerStatistics(self._engine, analyzed)
+                self._statistics.opened(state.last_order_id)
+            return state
         except sa.exc.SQLAlchemyError as exc:
             self.close()
             raise translate_error(exc) from exc
@@ -161,6 +169,9 @@ class SQLBackend(StreamNumbers):
             with contextlib.suppress(Exception):
                 self._writer.close()
             self._writer = None
+        if self._statistics is not None:
+            self._statistics.close()
+            self._statistics = None
         self._kept_readers.close()
         if self._engine is not None:
             self._engine.dispose()
@@ -292,6 +303,8 @@ class SQLBackend(StreamNumbers):
         finally:
             with contextlib.suppress(Exception):
                 cursor.close()
+        if self._statistics is not None:
+            self._statistics.appended(len(events))
 
     def _drop_writer(self) -> None:
         if self._writer is not None:
