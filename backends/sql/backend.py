@@ -49,9 +49,9 @@ class SQLBackend(StreamNumbers):
         self._writer: Any = None  # the writer's own DBAPI connection (a pool proxy)
         self._is_writer = False
         self._pipelined = False
-        self._append_sql: tuple[str, str] | None = None
         """The writer's connection is psycopg 3's in autocommit mode: an append is one pipeline
         (BEGIN, the inserts, COMMIT: one round trip), a look-up one statement."""
+        self._append_sql: tuple[str, str] | None = None
         self._statistics: PlannerStatistics | None = None
         """A PostgreSQL writer's ANALYZE of its tables as they grow (see `planner_statistics`)."""
 
