@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 
-from photon.core.committer import AppendRequest, acknowledge
+from photon.core.append_waits import AppendRequest, acknowledge
 from photon.core.events import PendingEvent
 
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from photon.core.append_request import AppendCondition, AppendOptions
-from photon.core.committer import client_ids
+from photon.core.append_waits import client_ids
 from photon.core.errors import ValidationError
 from photon.core.event_validation import prepare_batch, prepare_event
 from photon.core.events import PendingEvent, new_event_ids, now_millis
