@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterable
 from typing import Any, Literal
 from uuid import UUID
 
@@ -91,31 +92,35 @@ _STATE_START = b'"state":{'
 _STATE_BASE64_START = b'"state-base64":"'
 _ID_START = b'},"id":"'
 _EVENT_TIME = b'","event-time":'
+_PAYLOAD_START_LENGTH = len(_PAYLOAD_START)
+_ID_START_LENGTH = len(_ID_START)
+_EVENT_TIME_LENGTH = len(_EVENT_TIME)
 
 
 def _plain_tail(data: bytes, start: int) -> bool:
-    """Whether `data` from `start` on is ``<id>","event-time":<digits>}`` with no quote or backslash
-    in the id, tested with byte methods (a regular expression's match of it cost more than the
-    rest of the slicing together)."""
+    """Whether `data` from `start` on is ``<id>","event-time":<digits>}``, tested with byte methods
+    (a regular expression's match of it cost more than the rest of the slicing together).
+
+    No backslash test is needed: in valid JSON the first quote after the id's opening one that is
+    followed by ``,"event-time":`` closes the id (an escaped quote followed by that would leave
+    ``event-time":`` after a closed string)."""
     quote = data.find(b'"', start)
     return (
         quote >= 0
-        and data.find(b"\\", start, quote) < 0
         and data.startswith(_EVENT_TIME, quote)
         and data[-1] == 0x7D  # '}'
-        and data[quote + len(_EVENT_TIME) : -1].isdigit()
+        and data[quote + _EVENT_TIME_LENGTH : -1].isdigit()
     )
 
 
 def version_and_state(data: bytes) -> tuple[int, bytes]:
-    # One slice of the state alone (not of the payload's rest, then of that): this runs for every
-    # notification a select hands out.
+    # One slice of the state alone (not of the payload's rest, then of that).
     start = data.find(_PAYLOAD_START)
     if start > 0:
-        start += len(_PAYLOAD_START)
+        start += _PAYLOAD_START_LENGTH
         comma = data.find(b",", start)
         end = data.rfind(_ID_START)
-        if comma > 0 and end > comma and _plain_tail(data, end + len(_ID_START)):
+        if comma > 0 and end > comma and _plain_tail(data, end + _ID_START_LENGTH):
             digits = data[start:comma]
             if digits.isdigit():
                 if data.startswith(_STATE_START, comma + 1):
@@ -183,3 +188,128 @@ def to_notification(event: Event, ids: OriginatorIds) -> Notification:
         },
     )
     return notification
+
+
+_NAME_KEY = b',"stream-name":"'
+_TYPE_KEY = b'","event-type":"'
+_PAYLOAD_KEY = b'","payload":{"originator-version":'
+_HEAD_QUOTES = 4
+"""Quotes before the stream name in Photon's layout: ``{"order-id":<n>,"stream-version":<n>``."""
+_CACHED = 1000
+"""Originator ids and topics a `NotificationReader` remembers (cleared when it holds more)."""
+
+
+class NotificationReader:
+    """An application's notifications from stored events' JSON alone (order-id, stored JSON):
+    the events of streams named ``<prefix><originator id>``, others skipped.
+
+    The stream name, topic, originator version and state are sliced out of the JSON where it has
+    the layout the recorders write (see `version_and_state`), with no decoding: a select hands
+    out every event it reads, and the order-id and JSON are the cheapest columns to fetch. The
+    slices of an originator id and of a topic are checked (no quote, no escape) the first time
+    they are seen and then remembered, bytes to value. Any other layout is decoded in full."""
+
+    def __init__(self, prefix: str, id_type: IdType) -> None:
+        self.prefix = prefix
+        self._prefix_json = orjson.dumps(prefix)[:-1]  # the JSON string of any name starting with prefix starts so
+        self._parse = UUID if id_type == "uuid" else str
+        self._ids: dict[bytes, UUID | str] = {}
+        self._topics: dict[bytes, str] = {}
+
+    def add(self, rows: Iterable[tuple[int, bytes]], into: list[Notification], limit: int) -> bool:
+        """Append the notifications among `rows` to `into` until it holds `limit`; whether it got there."""
+        new, fill, kind = _new, _set, Notification
+        append = into.append
+        count = len(into)
+        prefix_json = self._prefix_json
+        skip = len(_NAME_KEY) - 1 + len(prefix_json)  # from the name key to the originator id
+        ids, topics = self._ids, self._topics
+        for order_id, data in rows:
+            at = data.find(_NAME_KEY)
+            if at < 0 or data.count(b'"', 0, at) != _HEAD_QUOTES:
+                found = self._decoded(order_id, data)
+            elif not data.startswith(prefix_json, at + len(_NAME_KEY) - 1):
+                continue  # another category's event (the name is the first string: the layout is Photon's)
+            else:
+                start = at + skip
+                type_at = data.find(_TYPE_KEY, start)
+                payload_at = data.find(_PAYLOAD_KEY, type_at)
+                end = data.rfind(_ID_START)
+                found = None
+                if 0 < type_at < payload_at < end:
+                    comma = data.find(b",", payload_at + len(_PAYLOAD_KEY), end)
+                    digits = data[payload_at + len(_PAYLOAD_KEY) : comma]
+                    originator = ids.get(data[start:type_at])
+                    topic = topics.get(data[type_at + len(_TYPE_KEY) : payload_at])
+                    if (
+                        originator is not None
+                        and topic is not None
+                        and digits.isdigit()
+                        and data.startswith(_STATE_START, comma + 1)
+                        and _plain_tail(data, end + _ID_START_LENGTH)
+                    ):
+                        found = originator, int(digits), topic, data[comma + 9 : end]
+                if found is None:
+                    found = self._sliced(data, start, type_at, payload_at) or self._decoded(order_id, data)
+            if found is None:
+                continue
+            notification = new(kind)
+            originator, version, topic, state = found
+            fill(
+                notification,
+                "__dict__",
+                {
+                    "originator_id": originator,
+                    "originator_version": version,
+                    "topic": topic,
+                    "state": state,
+                    "id": order_id,
+                },
+            )
+            append(notification)
+            count += 1
+            if count == limit:
+                return True
+        return False
+
+    def _sliced(
+        self, data: bytes, start: int, type_at: int, payload_at: int
+    ) -> tuple[UUID | str, int, str, bytes] | None:
+        """The slow half of the slicing: an originator id or topic not seen before is checked
+        (a plain JSON string: no quote, no escape) and remembered."""
+        if not 0 < type_at < payload_at:
+            return None
+        names = (data[start:type_at], data[type_at + len(_TYPE_KEY) : payload_at])
+        if any(b'"' in name or b"\\" in name for name in names):
+            return None
+        originator_bytes, topic_bytes = names
+        originator = self._ids.get(originator_bytes)
+        if originator is None:
+            try:
+                originator = self._parse(originator_bytes.decode())
+            except ValueError:
+                return None  # not an id of this type: the full decoding says what it is
+            if len(self._ids) >= _CACHED:
+                self._ids.clear()
+            self._ids[originator_bytes] = originator
+        topic = self._topics.get(topic_bytes)
+        if topic is None:
+            if len(self._topics) >= _CACHED:
+                self._topics.clear()
+            topic = self._topics[topic_bytes] = topic_bytes.decode()
+        version, state = version_and_state(data)
+        return originator, version, topic, state
+
+    def _decoded(self, order_id: int, data: bytes) -> tuple[UUID | str, int, str, bytes] | None:
+        """The whole JSON decoded: any layout; None for another category's event."""
+        event = orjson.loads(data)
+        stream: str = event["stream-name"]
+        if not stream.startswith(self.prefix):
+            return None
+        value = event[PAYLOAD]
+        return (
+            self._parse(stream[len(self.prefix) :]),
+            value[ORIGINATOR_VERSION],
+            event["event-type"],
+            decode_state(value),
+        )
