@@ -121,8 +121,12 @@ class PhotonRecorder:
         groups: dict[str, list[StoredEvent]] = {}
         events: list[dict[str, Any]] = []
         prefix = self.prefix
+        originator: object = None
+        stream = ""
         for stored in stored_events:
-            stream = prefix + str(stored.originator_id)
+            if stored.originator_id is not originator:  # an insert is mostly one aggregate's events
+                originator = stored.originator_id
+                stream = prefix + str(originator)
             group = groups.get(stream)
             if group is None:
                 groups[stream] = [stored]
