@@ -292,12 +292,10 @@ class SQLiteBackend(SQLBackend):
             if tags:
                 connection.executemany(self._insert_tags_sql(), tags)
             connection.execute("COMMIT")
-        except BaseException as exc:  # also an interrupt (a signal's handler), which must not leave it open
+        except Exception as exc:
             self._forget_stream_numbers()
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
-            if not isinstance(exc, Exception):
-                raise
             error = self.translate(exc)
             if self._bulk and isinstance(error, IntegrityError):  # the id index kept during the load
                 error = IntegrityError(f"the loaded events repeat an id or a stream version: {exc}")

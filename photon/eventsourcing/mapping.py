@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Iterable
 from typing import Any, Literal
 from uuid import UUID
@@ -190,28 +191,42 @@ def to_notification(event: Event, ids: OriginatorIds) -> Notification:
     return notification
 
 
-_NAME_KEY = b',"stream-name":"'
-_TYPE_KEY = b'","event-type":"'
-_PAYLOAD_KEY = b'","payload":{"originator-version":'
-_HEAD_QUOTES = 4
-"""Quotes before the stream name in Photon's layout: ``{"order-id":<n>,"stream-version":<n>``."""
 _CACHED = 1000
 """Originator ids and topics a `NotificationReader` remembers (cleared when it holds more)."""
+
+
+def _layout(prefix_json: bytes) -> re.Pattern[bytes]:
+    """The whole stored JSON of an event the recorders wrote to a stream ``<prefix><id>``: its
+    originator id, topic, originator version, and its state (JSON, or base64) as groups. Names
+    without a quote or an escape only; the id's and event-time's fields are Photon's own."""
+    return re.compile(
+        rb'\{"order-id":\d+,"stream-version":\d+,"stream-name":'
+        + re.escape(prefix_json)
+        + rb'([^"\\]*)","event-type":"([^"\\]*)","payload":\{"originator-version":(\d+),'
+        + rb'(?:"state":(\{.*\})|"state-base64":"([A-Za-z0-9+/=]*)")'
+        + rb'\},"id":"[^"\\]*","event-time":\d+\}',
+        re.DOTALL,
+    )
 
 
 class NotificationReader:
     """An application's notifications from stored events' JSON alone (order-id, stored JSON):
     the events of streams named ``<prefix><originator id>``, others skipped.
 
-    The stream name, topic, originator version and state are sliced out of the JSON where it has
-    the layout the recorders write (see `version_and_state`), with no decoding: a select hands
-    out every event it reads, and the order-id and JSON are the cheapest columns to fetch. The
-    slices of an originator id and of a topic are checked (no quote, no escape) the first time
-    they are seen and then remembered, bytes to value. Any other layout is decoded in full."""
+    A select hands out every event it reads, and the order-id and JSON are the cheapest columns
+    to fetch: the stream name, topic, originator version and state are taken from the JSON by one
+    match of the layout the recorders write (`_layout`: the state is what lies between
+    ``"state":`` and the payload's end, with no decoding), and the originator id and topic
+    are remembered, bytes to value, once first seen. Any other layout is decoded in full.
+
+    One match per event, not a series of byte searches: measured with callgrind on the
+    benchmark's events, byte methods with positions cost more in parsing their arguments than in
+    searching, and the match takes about 7,000 fewer instructions an event."""
 
     def __init__(self, prefix: str, id_type: IdType) -> None:
         self.prefix = prefix
-        self._prefix_json = orjson.dumps(prefix)[:-1]  # the JSON string of any name starting with prefix starts so
+        # The JSON of any name starting with `prefix` starts with this (orjson escapes char by char).
+        self._match = _layout(orjson.dumps(prefix)[:-1]).fullmatch
         self._parse = UUID if id_type == "uuid" else str
         self._ids: dict[bytes, UUID | str] = {}
         self._topics: dict[bytes, str] = {}
@@ -221,95 +236,63 @@ class NotificationReader:
         new, fill, kind = _new, _set, Notification
         append = into.append
         count = len(into)
-        prefix_json = self._prefix_json
-        skip = len(_NAME_KEY) - 1 + len(prefix_json)  # from the name key to the originator id
+        match = self._match
         ids, topics = self._ids, self._topics
         for order_id, data in rows:
-            at = data.find(_NAME_KEY)
-            if at < 0 or data.count(b'"', 0, at) != _HEAD_QUOTES:
-                found = self._decoded(order_id, data)
-            elif not data.startswith(prefix_json, at + len(_NAME_KEY) - 1):
-                continue  # another category's event (the name is the first string: the layout is Photon's)
-            else:
-                start = at + skip
-                type_at = data.find(_TYPE_KEY, start)
-                payload_at = data.find(_PAYLOAD_KEY, type_at)
-                end = data.rfind(_ID_START)
-                found = None
-                if 0 < type_at < payload_at < end:
-                    comma = data.find(b",", payload_at + len(_PAYLOAD_KEY), end)
-                    digits = data[payload_at + len(_PAYLOAD_KEY) : comma]
-                    originator = ids.get(data[start:type_at])
-                    topic = topics.get(data[type_at + len(_TYPE_KEY) : payload_at])
-                    if (
-                        originator is not None
-                        and topic is not None
-                        and digits.isdigit()
-                        and data.startswith(_STATE_START, comma + 1)
-                        and _plain_tail(data, end + _ID_START_LENGTH)
-                    ):
-                        found = originator, int(digits), topic, data[comma + 9 : end]
-                if found is None:
-                    found = self._sliced(data, start, type_at, payload_at) or self._decoded(order_id, data)
-            if found is None:
-                continue
-            notification = new(kind)
-            originator, version, topic, state = found
-            fill(
-                notification,
-                "__dict__",
-                {
+            found = match(data)
+            if found is not None:
+                name, topic, version, state, state_base64 = found.groups()
+                originator = ids.get(name)
+                topic_text = topics.get(topic)
+                if originator is None or topic_text is None:
+                    originator, topic_text = self._first_seen(name, topic)
+                if state is None:
+                    state = base64.b64decode(state_base64)
+                fields = {
                     "originator_id": originator,
-                    "originator_version": version,
-                    "topic": topic,
+                    "originator_version": int(version),
+                    "topic": topic_text,
                     "state": state,
                     "id": order_id,
-                },
-            )
+                }
+            else:
+                decoded = self._decoded(data)
+                if decoded is None:
+                    continue  # another stream's event
+                fields = {**decoded, "id": order_id}
+            notification = new(kind)
+            fill(notification, "__dict__", fields)
             append(notification)
             count += 1
             if count == limit:
                 return True
         return False
 
-    def _sliced(
-        self, data: bytes, start: int, type_at: int, payload_at: int
-    ) -> tuple[UUID | str, int, str, bytes] | None:
-        """The slow half of the slicing: an originator id or topic not seen before is checked
-        (a plain JSON string: no quote, no escape) and remembered."""
-        if not 0 < type_at < payload_at:
-            return None
-        names = (data[start:type_at], data[type_at + len(_TYPE_KEY) : payload_at])
-        if any(b'"' in name or b"\\" in name for name in names):
-            return None
-        originator_bytes, topic_bytes = names
-        originator = self._ids.get(originator_bytes)
+    def _first_seen(self, name: bytes, topic: bytes) -> tuple[UUID | str, str]:
+        """An originator id and topic from their JSON (plain: the layout allows no escape), remembered."""
+        ids, topics = self._ids, self._topics
+        originator = ids.get(name)
         if originator is None:
-            try:
-                originator = self._parse(originator_bytes.decode())
-            except ValueError:
-                return None  # not an id of this type: the full decoding says what it is
-            if len(self._ids) >= _CACHED:
-                self._ids.clear()
-            self._ids[originator_bytes] = originator
-        topic = self._topics.get(topic_bytes)
-        if topic is None:
-            if len(self._topics) >= _CACHED:
-                self._topics.clear()
-            topic = self._topics[topic_bytes] = topic_bytes.decode()
-        version, state = version_and_state(data)
-        return originator, version, topic, state
+            if len(ids) >= _CACHED:
+                ids.clear()
+            originator = ids[name] = self._parse(name.decode())
+        topic_text = topics.get(topic)
+        if topic_text is None:
+            if len(topics) >= _CACHED:
+                topics.clear()
+            topic_text = topics[topic] = topic.decode()
+        return originator, topic_text
 
-    def _decoded(self, order_id: int, data: bytes) -> tuple[UUID | str, int, str, bytes] | None:
-        """The whole JSON decoded: any layout; None for another category's event."""
+    def _decoded(self, data: bytes) -> dict[str, Any] | None:
+        """The whole JSON decoded: any layout; None for another stream's event."""
         event = orjson.loads(data)
         stream: str = event["stream-name"]
         if not stream.startswith(self.prefix):
             return None
         value = event[PAYLOAD]
-        return (
-            self._parse(stream[len(self.prefix) :]),
-            value[ORIGINATOR_VERSION],
-            event["event-type"],
-            decode_state(value),
-        )
+        return {
+            "originator_id": self._parse(stream[len(self.prefix) :]),
+            "originator_version": value[ORIGINATOR_VERSION],
+            "topic": event["event-type"],
+            "state": decode_state(value),
+        }
