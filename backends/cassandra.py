@@ -417,7 +417,7 @@ class CassandraBackend(Backend):
                 part[1] += 1
                 touched[(kind, key, part[0])] = part[1]
         for (kind, key, first), entries in touched.items():
-            batches.add("parts", self._ps["set_part"], (kind, key, first, entries))
+            batches.add("keys", self._ps["set_part"], (kind, key, first, entries))
 
     def _take_lease(self) -> None:
         token = uuid.uuid4().hex

@@ -374,12 +374,20 @@ class MongoBackend(Backend):
                 branch["t"] = {"$in": sorted(item.types)}
             branches.append(branch)
         selector: dict[str, Any] = {"_id": {"$gt": Int64(after)}, "s": {"$not": {"$regex": "^__"}}}
+        index: str | None = None
         if len(branches) == 1:
             selector.update(branches[0])
+            # One item: its first tag's (or its types') index entries, in order-id order. Without
+            # the hint a planner may pick the order-id index and walk every event after `after`.
+            index = "tags" if "g" in selector else "event_type" if "t" in selector else None
         else:
             selector["$or"] = branches
-        found = self._call(lambda: list(self._db.events.find(selector).sort("_id", pymongo.ASCENDING).limit(limit)))
-        return [_event(doc) for doc in found]
+
+        def find() -> list[Any]:
+            cursor = self._db.events.find(selector).sort("_id", pymongo.ASCENDING)
+            return list((cursor if index is None else cursor.hint(index)).limit(limit))
+
+        return [_event(doc) for doc in self._call(find)]
 
     def read(self, query: Query) -> list[RecordedEvent]:
         if (query.event_types is not None and not query.event_types) or (

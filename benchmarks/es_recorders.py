@@ -145,12 +145,18 @@ def photon_server(folder: Path) -> Iterator[str]:
             process.wait(30)
 
 
-def run(events: int, repeat: int) -> list[Row]:
+MODES = ("sqlite", "postgres", "remote")
+"""Photon's modes, each beside its peer: embedded SQLite and remote beside `eventsourcing.sqlite`,
+embedded PostgreSQL beside `eventsourcing.postgres`."""
+
+
+def run(events: int, repeat: int, modes: tuple[str, ...] = MODES) -> list[Row]:
     inserts = make_inserts(events)
     total = sum(map(len, inserts))
     runs: dict[str, list[float]] = {}
-    with tempfile.TemporaryDirectory() as tmp, postgres() as fresh_postgres:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         folder = Path(tmp)
+        fresh_postgres = stack.enter_context(postgres()) if "postgres" in modes else None
 
         def measure(name: str, env: dict[str, str]) -> None:
             made = factory(env)
@@ -165,31 +171,34 @@ def run(events: int, repeat: int) -> list[Row]:
             # Interleaved, so that the machine's noise falls on every contender alike.
             base = folder / str(attempt)
             base.mkdir()
-            measure(
-                "photon sqlite",
-                {
-                    "PERSISTENCE_MODULE": "photon.eventsourcing",
-                    "PHOTON_DB_BACKEND": "sqlite",
-                    "PHOTON_SQLITE_PATH": str(base / "photon.db"),
-                    "PHOTON_SQLITE_SYNCHRONOUS": "FULL",
-                },
-            )
-            measure(
-                "library sqlite", {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(base / "es.db")}
-            )
-            photon_url, _ = fresh_postgres()
-            measure(
-                "photon postgres",
-                {
-                    "PERSISTENCE_MODULE": "photon.eventsourcing",
-                    "PHOTON_DB_BACKEND": "postgres",
-                    "PHOTON_POSTGRES_URL": photon_url,
-                },
-            )
-            _, library_env = fresh_postgres()
-            measure("library postgres", library_env)
-            with photon_server(base / "server") as url:
-                measure("photon remote", {"PERSISTENCE_MODULE": "photon.eventsourcing", "PHOTON_URL": url})
+            if "sqlite" in modes:
+                measure(
+                    "photon sqlite",
+                    {
+                        "PERSISTENCE_MODULE": "photon.eventsourcing",
+                        "PHOTON_DB_BACKEND": "sqlite",
+                        "PHOTON_SQLITE_PATH": str(base / "photon.db"),
+                        "PHOTON_SQLITE_SYNCHRONOUS": "FULL",
+                    },
+                )
+            if "sqlite" in modes or "remote" in modes:
+                library = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(base / "es.db")}
+                measure("library sqlite", library)
+            if fresh_postgres is not None:
+                photon_url, _ = fresh_postgres()
+                measure(
+                    "photon postgres",
+                    {
+                        "PERSISTENCE_MODULE": "photon.eventsourcing",
+                        "PHOTON_DB_BACKEND": "postgres",
+                        "PHOTON_POSTGRES_URL": photon_url,
+                    },
+                )
+                _, library_env = fresh_postgres()
+                measure("library postgres", library_env)
+            if "remote" in modes:
+                with photon_server(base / "server") as url:
+                    measure("photon remote", {"PERSISTENCE_MODULE": "photon.eventsourcing", "PHOTON_URL": url})
 
     m = {name: median(values) for name, values in runs.items()}
     one = "1 thread, 1 insert in flight"
@@ -201,6 +210,8 @@ def run(events: int, repeat: int) -> list[Row]:
             ("photon postgres", "library postgres", 1.0, "PostgreSQL, fsync on"),
             ("photon remote", "library sqlite", 0.3, "SQLite WAL, synchronous=FULL"),
         ]:
+            if photon.removeprefix("photon ") not in modes:
+                continue
             rows.append(
                 Row(
                     workload=f"{what}: {photon.replace('photon ', '')}",
@@ -221,13 +232,22 @@ def main(argv: list[str] | None = None) -> list[Row]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=100_000, help="notifications inserted and selected per run")
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure (the median is shown)")
+    parser.add_argument(
+        "--modes",
+        default=",".join(MODES),
+        help="Photon's modes to measure, beside their peers (comma-separated; default: %(default)s)",
+    )
     args = parser.parse_args(argv)
+    modes = tuple(mode.strip() for mode in args.modes.split(",") if mode.strip())
+    unknown = sorted(set(modes) - set(MODES))
+    if unknown or not modes:
+        parser.error(f"--modes takes some of {', '.join(MODES)}; got {args.modes!r}")
     print(
         f"eventsourcing recorders: {args.events} notifications, {args.repeat} runs, {os.cpu_count()} cores, "
         f"load {os.getloadavg()[0]:.1f}",
         file=sys.stderr,
     )
-    rows = run(args.events, args.repeat)
+    rows = run(args.events, args.repeat, modes)
     print(table(rows), file=sys.stderr)
     return rows
 

@@ -67,6 +67,61 @@ def test_alias_and_indexes(mongo_config: dict[str, Any], mongo_server: Any) -> N
     assert indexes["stream_version"]["key"] == [("s", 1), ("v", 1)]
 
 
+def test_category_type_and_tags_reads_walk_their_indexes(mongo_config: dict[str, Any], mongo_server: Any) -> None:
+    """The find commands the backend sends for the indexed reads, explained by the server: each
+    scans its own index over the key's entries only, not the collection."""
+    import pymongo
+    from pymongo import monitoring
+
+    class Finds(monitoring.CommandListener):
+        def __init__(self) -> None:
+            self.commands: list[dict[str, Any]] = []
+
+        def started(self, event: monitoring.CommandStartedEvent) -> None:
+            if event.command_name == "find" and event.command.get("find") == "events":
+                self.commands.append(dict(event.command))
+
+        def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+            pass
+
+        def failed(self, event: monitoring.CommandFailedEvent) -> None:
+            pass
+
+    finds = Finds()
+    monitoring.register(finds)  # before the store's client is made: it sees the backend's commands
+    with EventStore.open(mongo_config) as store:
+        store.append(
+            [
+                dict(event("rare-1" if i % 10 == 0 else f"other-{i % 7}", "Rare" if i % 10 == 1 else "Common"))
+                | ({"tags": ["hot"]} if i % 10 == 2 else {})
+                for i in range(200)
+            ]
+        )
+        reads = {
+            "category": lambda: store.backend.read(Query(categories=frozenset({"rare"}), limit=10)),
+            "event_type": lambda: store.backend.read(Query(event_types=frozenset({"Rare"}), limit=10)),
+            "tags": lambda: list(store.read_matching([{"tags": ["hot"]}], limit=10)),
+        }
+        client: Any = pymongo.MongoClient(mongo_server.url)
+        try:
+            for index, read in reads.items():
+                finds.commands.clear()
+                assert len(read()) == 10
+                (command,) = finds.commands
+                command.pop("lsid", None)
+                command.pop("$clusterTime", None)
+                command.pop("$db", None)
+                plan = client[mongo_config["mongodb.database"]].command({"explain": command})
+                stage, scans = plan["queryPlanner"]["winningPlan"], []
+                while stage:
+                    scans.append((stage["stage"], stage.get("indexName")))
+                    stage = stage.get("inputStage")
+                assert ("IXSCAN", index) in scans, (index, scans)
+                assert ("COLLSCAN", None) not in scans
+        finally:
+            client.close()
+
+
 def test_a_store_from_before_the_category_index_reads_by_scanning_then_gets_the_index(
     mongo_config: dict[str, Any], mongo_server: Any, caplog: pytest.LogCaptureFixture
 ) -> None:

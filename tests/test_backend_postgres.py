@@ -122,3 +122,59 @@ def test_a_streams_events_are_found_by_block_and_number(database: str) -> None:
             ).fetchall()
         )
         assert "((stream_version >> 6)), stream_id, stream_version)" in indexes["photon_events_stream_block"]
+
+
+def test_the_writer_analyzes_the_events_table_as_it_doubles(database: str) -> None:
+    """Before a table's first ANALYZE, PostgreSQL plans a page of `__all__` as a scan of the
+    whole table and a sort; the writer analyzes its tables at 1,000 events and at each doubling
+    (and at open when they never were), so the page goes through the primary key at once."""
+    import psycopg
+    from photon_backends.sql.planner_statistics import FIRST_ROWS
+
+    def analyzed() -> float:
+        with psycopg.connect(database) as connection:
+            (rows,) = connection.execute("SELECT reltuples FROM pg_class WHERE relname = 'photon_events'").fetchone()
+            return float(rows)
+
+    def page_plan() -> str:
+        with psycopg.connect(database) as connection:
+            plan = connection.execute(
+                "EXPLAIN SELECT order_id, data FROM photon_events WHERE order_id >= 1001 ORDER BY order_id LIMIT 1000"
+            ).fetchall()
+            return "\n".join(row[0] for row in plan)
+
+    config = {"db.backend": "postgres", "postgres.url": database}
+    with EventStore.open(config) as store:
+        store.append([event(stream=f"s-{i % 7}") for i in range(FIRST_ROWS - 1)])
+        statistics = store.backend._statistics  # type: ignore[attr-defined]
+        statistics.wait()
+        assert analyzed() < 0  # not yet: never analyzed
+        store.append([event(stream="s-1"), event(stream="s-2")])
+        statistics.wait()
+        assert analyzed() == FIRST_ROWS + 1
+        assert "photon_events_pkey" in page_plan()
+        store.append([event(stream="s-3") for _ in range(FIRST_ROWS - 100)])
+        statistics.wait()
+        assert analyzed() == FIRST_ROWS + 1  # not doubled yet
+    with EventStore.open(config, read_only=True) as store:
+        assert store.backend._statistics is None  # type: ignore[attr-defined]  # only the writer analyzes
+
+
+def test_a_table_never_analyzed_is_analyzed_when_the_writer_opens(database: str) -> None:
+    import psycopg
+    from photon_backends.sql.planner_statistics import FIRST_ROWS
+
+    config = {"db.backend": "postgres", "postgres.url": database}
+    with EventStore.open(config) as store:
+        with psycopg.connect(database, autocommit=True) as connection:
+            connection.execute("ALTER TABLE photon_events SET (autovacuum_enabled = false)")
+        store.backend._statistics = None  # type: ignore[attr-defined]  # as a store of an earlier version
+        store.append([event(stream="s") for _ in range(FIRST_ROWS + 10)])
+    with psycopg.connect(database) as connection:
+        (rows,) = connection.execute("SELECT reltuples FROM pg_class WHERE relname = 'photon_events'").fetchone()
+        assert rows < 0
+    with EventStore.open(config) as store:
+        store.backend._statistics.wait()  # type: ignore[attr-defined]
+        with psycopg.connect(database) as connection:
+            (rows,) = connection.execute("SELECT reltuples FROM pg_class WHERE relname = 'photon_events'").fetchone()
+            assert rows == FIRST_ROWS + 10

@@ -316,3 +316,76 @@ def test_a_photon_backup_restores_what_the_library_wrote(tmp_path: Path) -> None
     finally:
         before.close()
         after.close()
+
+
+def test_notifications_come_back_whatever_the_stored_layout(env: dict[str, str], tmp_path: Path) -> None:
+    """Selects slice notifications out of the stored JSON where it has the recorders' layout:
+    events written another way (fields in another order, extra fields, escapes in names, a
+    payload that imitates the layout, another category whose name starts alike) must come back
+    exactly as a full decoding reads them, or be left out when they are not the application's."""
+    made = factory(env, ORIGINATOR_ID_TYPE="text")
+    try:
+        recorder = made.application_recorder()
+        odd_ids = ['a"quoted', "back\\slash", "ü-nicode", "plain", 'x","event-type":"y']
+        recorder.insert_events([StoredEvent(i, 1, "m:Ev", b'{"n":1}') for i in odd_ids])
+        recorder.insert_events([StoredEvent("plain", 2, 'm:"Odd\\Topic', b"\x00binary")])
+        imitation = {"originator-version": 1, "state": {"stream-name": "Bank-fake", "event-type": "fake"}}
+        empty = {"originator-version": 1, "state": {}}
+        written = [
+            # the payload first, holding keys that look like the event's own
+            {"payload": {"originator-version": 1, "state": {"k": 1}, "stream-name": "Bank-no"}, **_names("p1")},
+            # a field between the names, and an id and time given by the writer
+            {"stream-name": "Bank-p2", "service-id": "s", "event-type": "m:Ev", "payload": imitation},
+            {**_names("p3"), "payload": {"originator-version": 7, "state": [1]}, "id": 'i"d', "event-time": 5},
+            {**_names("p4"), "payload": {"originator-version": 1, "state": {"a": '},"id":"x","event-time":1}'}}},
+            # other streams: another category whose name starts alike, snapshots, a deeper name
+            {"stream-name": "Bankx-p5", "event-type": "m:Ev", "payload": empty},
+            {"stream-name": "Bank.snapshots-p6", "event-type": "m:Ev", "payload": empty},
+            {**_names("p7-more"), "payload": {"originator-version": 3, "state": {"z": None}}},
+        ]
+        for event in written:
+            _append(env, tmp_path, made, event)
+        selected = recorder.select_notifications(None, 100)
+        assert [(n.originator_id, n.originator_version, n.topic, n.state) for n in selected] == [
+            *[(i, 1, "m:Ev", b'{"n":1}') for i in odd_ids],
+            ("plain", 2, 'm:"Odd\\Topic', b"\x00binary"),
+            ("p1", 1, "m:Ev", b'{"k":1}'),
+            ("p2", 1, "m:Ev", orjson.dumps(imitation["state"])),
+            ("p3", 7, "m:Ev", b"[1]"),
+            ("p4", 1, "m:Ev", b'{"a":"},\\"id\\":\\"x\\",\\"event-time\\":1}"}'),
+            ("p7-more", 3, "m:Ev", b'{"z":null}'),
+        ]
+        # Page by page, from where the last page ended, the same notifications.
+        paged, position = [], None
+        while page := recorder.select_notifications(position, 3, inclusive_of_start=False):
+            paged += page
+            position = page[-1].id
+        assert paged == list(selected)
+        assert [n.id for n in recorder.select_notifications(None, 100, topics=['m:"Odd\\Topic'])] == [selected[5].id]
+    finally:
+        made.close()
+
+
+def _names(originator: str) -> dict[str, str]:
+    return {"stream-name": f"Bank-{originator}", "event-type": "m:Ev"}
+
+
+def _append(env: dict[str, str], tmp_path: Path, made: PhotonFactory, event: dict[str, Any]) -> None:
+    """Store `event` as a writer other than the recorders would, fields in the order given."""
+    if "PHOTON_URL" in env:
+        import httpx
+
+        from photon.client.blocking import HttpTransport
+
+        transport = HttpTransport(env["PHOTON_URL"], "admin", "p4010n")
+        try:
+            response = httpx.post(
+                f"{transport.url}/api/event",
+                content=orjson.dumps(event),
+                headers={"Authorization": f"Token {transport.token()}", "Content-Type": "application/json"},
+            )
+            assert response.status_code < 300, response.text
+        finally:
+            transport.close()
+        return
+    made.access.store.append(event)  # type: ignore[attr-defined]

@@ -17,6 +17,7 @@ from photon.core.errors import BackendError, BackendUnavailable, IntegrityError
 from photon.core.events import RecordedEvent, event_tags
 from photon.core.setting import Setting
 
+from .planner_statistics import PlannerStatistics
 from .postgres import connect_args, take_advisory_lock
 from .reads import CHUNK
 from .schema import BLOCK_BITS, HIGH_WATER_KEY, TAGS_TABLE, block, create_indexes, tables
@@ -50,6 +51,9 @@ class SQLBackend(StreamNumbers):
         self._pipelined = False
         """The writer's connection is psycopg 3's in autocommit mode: an append is one pipeline
         (BEGIN, the inserts, COMMIT: one round trip), a look-up one statement."""
+        self._append_sql: tuple[str, str] | None = None
+        self._statistics: PlannerStatistics | None = None
+        """A PostgreSQL writer's ANALYZE of its tables as they grow (see `planner_statistics`)."""
 
     # -- engine and connections -------------------------------------------------------
 
@@ -132,6 +136,7 @@ class SQLBackend(StreamNumbers):
             self._dialect = sa.engine.make_url(self.url()).get_backend_name()
             self._metadata, self._events, self._streams_table, self._checkpoints = tables(self._dialect)
             self._engine = sa.create_engine(self.url(), **self.engine_options())
+            self._append_sql = None
             sa.event.listen(self._engine, "connect", lambda conn, _record: self.on_connect(conn))
             sa.event.listen(self._engine, "begin", self.on_begin)
             self._is_writer = writer
@@ -145,7 +150,12 @@ class SQLBackend(StreamNumbers):
                     create_indexes(conn, (*self._events.indexes, *self._streams_table.indexes))
             if writer:
                 self._writer_connection()
-            return StoreState(self.last_order_id())
+            state = StoreState(self.last_order_id())
+            if writer and self._dialect == "postgresql":
+                analyzed = (self._events.name, self._streams_table.name, TAGS_TABLE)
+                self._statistics = PlannerStatistics(self._engine, analyzed)
+                self._statistics.opened(state.last_order_id)
+            return state
         except sa.exc.SQLAlchemyError as exc:
             self.close()
             raise translate_error(exc) from exc
@@ -159,6 +169,9 @@ class SQLBackend(StreamNumbers):
             with contextlib.suppress(Exception):
                 self._writer.close()
             self._writer = None
+        if self._statistics is not None:
+            self._statistics.close()
+            self._statistics = None
         self._kept_readers.close()
         if self._engine is not None:
             self._engine.dispose()
@@ -166,6 +179,14 @@ class SQLBackend(StreamNumbers):
         self.release_writer_lock()
 
     # -- compiled statements ---------------------------------------------------------
+
+    def _append_statements(self) -> tuple[str, str]:
+        """The insert of events and the upsert of stream versions, compiled and checked once
+        (an append is on the writer's path: building and checking them again cost about 5 µs)."""
+        made = self._append_sql
+        if made is None:
+            made = self._append_sql = (self._insert_sql().sql, self._upsert_streams_sql().sql)
+        return made
 
     def _insert_sql(self) -> Statement:
         import sqlalchemy as sa
@@ -253,7 +274,7 @@ class SQLBackend(StreamNumbers):
     def append(self, events: Sequence[RecordedEvent]) -> None:
         if not events:
             return
-        insert, upsert = self._insert_sql(), self._upsert_streams_sql()
+        insert, upsert = self._append_statements()
         connection = self._writer_connection()
         rows, versions = self._numbered(events)
         cursor = connection.cursor()
@@ -264,15 +285,15 @@ class SQLBackend(StreamNumbers):
                 # and the pipeline's end waits for all of them, COMMIT included.
                 with connection.driver_connection.pipeline():
                     cursor.execute("BEGIN")
-                    cursor.executemany(insert.sql, rows)
-                    cursor.executemany(upsert.sql, versions)
+                    cursor.executemany(insert, rows)
+                    cursor.executemany(upsert, versions)
                     if tags:
                         cursor.executemany(self._insert_tags_sql(), tags)
                     cursor.execute("COMMIT")
             else:
                 self.begin_write(cursor)
-                cursor.executemany(insert.sql, rows)
-                cursor.executemany(upsert.sql, versions)
+                cursor.executemany(insert, rows)
+                cursor.executemany(upsert, versions)
                 if tags:
                     cursor.executemany(self._insert_tags_sql(), tags)
                 connection.commit()
@@ -282,6 +303,8 @@ class SQLBackend(StreamNumbers):
         finally:
             with contextlib.suppress(Exception):
                 cursor.close()
+        if self._statistics is not None:
+            self._statistics.appended(len(events))
 
     def _drop_writer(self) -> None:
         if self._writer is not None:

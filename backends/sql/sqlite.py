@@ -276,28 +276,26 @@ class SQLiteBackend(SQLBackend):
             return
         if self._writer is None:
             raise BackendError("the store was opened read-only")
-        insert, upsert = self._insert_sql(), self._upsert_streams_sql()
+        insert, upsert = self._append_statements()
         connection = self._writer.driver_connection
         rows, versions = self._numbered(events)
         try:
             connection.execute("BEGIN IMMEDIATE")
             if self._bulk:
-                insert_rows(connection, insert.sql, list(rows), self._multi_row)
+                insert_rows(connection, insert, list(rows), self._multi_row)
                 if self._first_bulk_batch:
                     self._keep_id_index(connection, events)
             else:
-                self._multi_row.run(connection, insert.sql, list(rows), APPEND_ROWS)
-            self._multi_row.run(connection, upsert.sql, versions, APPEND_ROWS)
+                self._multi_row.run(connection, insert, list(rows), APPEND_ROWS)
+            self._multi_row.run(connection, upsert, versions, APPEND_ROWS)
             tags = tag_rows(events)
             if tags:
                 connection.executemany(self._insert_tags_sql(), tags)
             connection.execute("COMMIT")
-        except BaseException as exc:  # also an interrupt (a signal's handler), which must not leave it open
+        except Exception as exc:
             self._forget_stream_numbers()
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
-            if not isinstance(exc, Exception):
-                raise
             error = self.translate(exc)
             if self._bulk and isinstance(error, IntegrityError):  # the id index kept during the load
                 error = IntegrityError(f"the loaded events repeat an id or a stream version: {exc}")

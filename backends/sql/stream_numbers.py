@@ -33,6 +33,8 @@ class StreamNumbers(SQLReads):
         self._stream_ids: dict[str, int] = {}
         self._last_stream_id: int | None = None
         self._absent: set[str] = set()
+        self._heads: dict[int, str] = {}
+        """The look-up statement for each number of streams, compiled and checked once."""
         """Streams the writer's last look-up (`versions_before_append`) found missing: the append
         that follows numbers them without asking again. Emptied by every write."""
 
@@ -101,6 +103,12 @@ class StreamNumbers(SQLReads):
         return found
 
     def _heads_sql(self, size: int) -> str:
+        made = self._heads.get(size)
+        if made is None:
+            made = self._heads[size] = self._compile_heads(size)
+        return made
+
+    def _compile_heads(self, size: int) -> str:
         import sqlalchemy as sa
 
         table = self._streams_table

@@ -1,15 +1,12 @@
 """The single writer of a store (group commit).
 
-One writer at a time owns every write of a store: whoever holds the writer lock. Callers hand the
-committer thread validated events and wait; it takes everything queued, checks expected
-versions, ids and conditions, assigns order-ids and stream-versions, writes the lot in one
-backend transaction, and only then acknowledges the callers and publishes the events to
-subscribers. Batching many callers into one durable commit is what gives both durability and
-throughput. A blocking caller who finds the writer idle (nothing queued, the lock free) commits
-its own append in its own thread instead (`Committer.commit_here`): the same steps, without the
-hand-off to the writer thread and back. Work that must not interleave with commits (deletions,
-a restore's positioned batches, a scavenge's steps) runs in the writer thread, between two groups
-(`Action`). What the writer does when a commit's outcome is unknown is in
+One committer thread owns every write of a store: callers hand it validated events and wait; it
+takes everything queued, checks expected versions, ids and conditions, assigns order-ids and
+stream-versions, writes the lot in one backend transaction, and only then acknowledges the
+callers and publishes the events to subscribers. Batching many callers into one durable commit
+is what gives both durability and throughput. Work that must not interleave with commits
+(deletions, a restore's positioned batches, a scavenge's steps) runs in the same thread, between
+two groups (`Action`). What the writer does when a commit's outcome is unknown is in
 `photon.core.unknown_commit`; a waiting caller's side is `photon.core.append_waits`.
 """
 
@@ -19,7 +16,7 @@ import contextlib
 import logging
 import queue
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from photon.core.append_request import query_matches
@@ -43,14 +40,6 @@ log = logging.getLogger("photon.store")
 __all__ = ["STOP", "Action", "AppendRequest", "Committer", "acknowledge", "client_ids"]
 
 _new_record = tuple.__new__
-
-
-SOLO_GROUPS_BEFORE_LEADING = 3
-"""A caller commits its own append only after this many groups in a row held a single request.
-Under contention (many threads appending at once) a caller woken by an acknowledgement would
-otherwise find the queue empty for a moment and commit its one event alone, while the others
-queue behind it for the next durable commit: measured with 64 threads appending single events,
-0.6x the appends a second. Contention makes groups of several requests, which turns this off."""
 
 
 class Action:
@@ -91,15 +80,6 @@ class Committer(UnknownCommitRecovery, threading.Thread):
         self.unsettled = False
         self.halted = None
         self.generation = 0
-        self.writing = threading.Lock()
-        """Held by whoever writes: this thread, or a caller committing its own append (`commit_here`)."""
-        self.thread_waiting = False
-        """This thread waits for the writer lock: callers queue behind it instead of committing."""
-        self.stopped = False
-        self.solo_groups = 0
-        """Groups of one request in a row (the writer was not contended: see `commit_here`)."""
-        self.metadata_stale = False
-        """A commit was interrupted (see `_write`): the stream metadata is read again before the next write."""
         """Counts the writes (commits and actions); it moves only after a write is done, so a
         reader who sees the same value before and after taking a snapshot of the store knows
         that nothing was written in between (see `photon.core.positioned_import`)."""
@@ -109,102 +89,39 @@ class Committer(UnknownCommitRecovery, threading.Thread):
         while True:
             first = held if held is not None else self.requests.get()
             held = None
-            with self._turn():
-                if isinstance(first, Stop):
-                    self.stopped = True
+            if isinstance(first, Stop):
+                break
+            if isinstance(first, Action):
+                self._run_action(first)
+                continue
+            group = [first]
+            size = len(first.events)
+            while size < self.max_batch:
+                try:
+                    item = self.requests.get_nowait()
+                except queue.Empty:
                     break
-                if isinstance(first, Action):
-                    self._run_action(first)
-                    continue
-                group = [first]
-                size = len(first.events)
-                while size < self.max_batch:
-                    try:
-                        item = self.requests.get_nowait()
-                    except queue.Empty:
-                        break
-                    if not isinstance(item, AppendRequest):
-                        held = item  # commit what was queued before it, then handle it
-                        break
-                    group.append(item)
-                    size += len(item.events)
-                with contextlib.suppress(BaseException):  # answered to the group's callers
-                    self._write(group)
-
-    @contextlib.contextmanager
-    def _turn(self) -> Iterator[None]:
-        """The writer lock, for this thread; callers who come meanwhile queue behind it."""
-        self.thread_waiting = True
-        self.writing.acquire()
-        self.thread_waiting = False
-        try:
-            yield
-        finally:
-            self.writing.release()
-
-    def _write(self, group: list[AppendRequest]) -> None:
-        """Commit `group` (holding the writer lock).
-
-        In a caller's thread (`commit_here`) that is the main thread, a signal's handler may
-        raise (Ctrl-C's KeyboardInterrupt) anywhere in the commit, also between the write and
-        the bookkeeping after it. The writer then does not know what the store holds: it asks
-        before its next write, as after a lost connection (`photon.core.unknown_commit`), and
-        the exception goes on to the caller."""
-        self.solo_groups = self.solo_groups + 1 if len(group) == 1 else 0
-        try:
-            if self._ready_to_write(group):
-                self._commit(group)
-        except BaseException as exc:  # never leave a caller waiting
-            interrupted = not isinstance(exc, Exception)
-            if interrupted:
-                self.unsettled = True
-                self.versions.clear()
-                self.metadata_stale = True
-            else:
+                if not isinstance(item, AppendRequest):
+                    held = item  # commit what was queued before it, then handle it
+                    break
+                group.append(item)
+                size += len(item.events)
+            try:
+                if self._ready_to_write(group):
+                    self._commit(group)
+            except BaseException as exc:  # never leave a caller waiting
                 log.exception("commit failed")
-            for request in group:
-                if not request.finished:
-                    request.fail(exc)
-            if interrupted:
-                raise
-        finally:
-            self.generation += 1
-
-    def commit_here(self, request: AppendRequest) -> bool:
-        """Commit `request` in the calling thread when the writer is idle (nothing queued, the
-        writer lock free): True when it was answered. Otherwise False: the caller queues it.
-
-        An uncontended append then costs no hand-off to the writer thread and back (two thread
-        switches, the queue, the wake-up). Under contention (see `SOLO_GROUPS_BEFORE_LEADING`)
-        every caller queues, and the writer thread commits them in groups as before. Whoever
-        holds the writer lock is the single writer, so the order-ids, versions and checks are the
-        same either way; the answer still comes only after the commit is durable.
-        """
-        if (
-            self.solo_groups < SOLO_GROUPS_BEFORE_LEADING
-            or self.thread_waiting
-            or not self.requests.empty()
-            or not self.writing.acquire(blocking=False)
-        ):
-            return False
-        try:
-            if self.stopped:
-                request.fail(StoreClosed("the store was closed before this append"))
-            else:
-                self._write([request])
-        finally:
-            self.writing.release()
-            request.leave()
-        return True
+                for request in group:
+                    if not request.finished:
+                        request.fail(exc)
+            finally:
+                self.generation += 1
 
     def stop(self) -> None:
         """Finish every request handed in before this call, then end the thread; requests that
         raced with the stop get a clear answer instead of waiting forever."""
         self.requests.put(STOP)
-        if self.is_alive():
-            self.join()
-        else:
-            self.stopped = True
+        self.join()
         while True:
             try:
                 item = self.requests.get_nowait()
@@ -380,15 +297,13 @@ class Committer(UnknownCommitRecovery, threading.Thread):
                     self.committed_events += len(records)
                     for request in accepted:
                         request.done()
-                else:
-                    for request in accepted:
-                        request.fail(error)
-                    if metadata_changes:
-                        # Applied ahead of the write, which did not happen: read it again.
-                        with contextlib.suppress(BaseException):
-                            self.metadata.load(backend)
-                if not isinstance(exc, Exception):
-                    raise  # a signal's handler (see `_write`): handled, and on to the caller
+                    return
+                for request in accepted:
+                    request.fail(error)
+                if metadata_changes:
+                    # Applied ahead of the write, which did not happen: read it again.
+                    with contextlib.suppress(BaseException):
+                        self.metadata.load(backend)
                 return
             self.last_order_id = order_id
             versions.update(tentative)

@@ -306,14 +306,12 @@ class EventStore(StreamAdmin):
             raise StoreClosed("the store is closed")
         request = AppendRequest(pending, expected, None, checks, condition)
         with self._append_span(len(pending)) as span:
-            # Committed right here when the writer is idle; queued for it otherwise.
-            if not committer.commit_here(request):
-                try:
-                    committer.requests.put(request)
-                    request.wait()
-                except BaseException:
-                    request.leave()  # interrupted: a wake-up chain must not stop at this caller
-                    raise
+            try:
+                committer.requests.put(request)
+                request.wait()
+            except BaseException:
+                request.leave()  # interrupted: a wake-up chain must not stop at this caller
+                raise
             if request.error is not None:
                 raise request.error
             _describe_span(span, request.result)

@@ -17,7 +17,6 @@ from photon.core.backend import Backend, Query
 from photon.core.broadcaster import Broadcaster
 from photon.core.errors import BackendError, BackendUnavailable, PhotonError, StoreLost
 from photon.core.events import RecordedEvent
-from photon.core.stream_metadata import MetadataCache
 
 if TYPE_CHECKING:
     from photon.core.append_waits import AppendRequest
@@ -32,8 +31,6 @@ class UnknownCommitRecovery:
     broadcaster: Broadcaster
     last_order_id: int
     versions: dict[str, int]
-    metadata: MetadataCache
-    metadata_stale: bool
     unsettled: bool
     """A commit failed in a way that may hide a success: before writing again, the writer
     must learn what the store holds (see `_settle`)."""
@@ -88,9 +85,6 @@ class UnknownCommitRecovery:
             found.extend(page)
             published = page[-1].order_id
         self.versions.clear()  # the cache may miss what the unknown commit stored
-        if self.metadata_stale:
-            self.metadata.load(backend)
-            self.metadata_stale = False
         self.last_order_id = stored
         self.unsettled = False
         if found:

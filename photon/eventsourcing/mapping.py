@@ -19,6 +19,8 @@
 from __future__ import annotations
 
 import base64
+import re
+from collections.abc import Iterable
 from typing import Any, Literal
 from uuid import UUID
 
@@ -91,31 +93,35 @@ _STATE_START = b'"state":{'
 _STATE_BASE64_START = b'"state-base64":"'
 _ID_START = b'},"id":"'
 _EVENT_TIME = b'","event-time":'
+_PAYLOAD_START_LENGTH = len(_PAYLOAD_START)
+_ID_START_LENGTH = len(_ID_START)
+_EVENT_TIME_LENGTH = len(_EVENT_TIME)
 
 
 def _plain_tail(data: bytes, start: int) -> bool:
-    """Whether `data` from `start` on is ``<id>","event-time":<digits>}`` with no quote or backslash
-    in the id, tested with byte methods (a regular expression's match of it cost more than the
-    rest of the slicing together)."""
+    """Whether `data` from `start` on is ``<id>","event-time":<digits>}``, tested with byte methods
+    (a regular expression's match of it cost more than the rest of the slicing together).
+
+    No backslash test is needed: in valid JSON the first quote after the id's opening one that is
+    followed by ``,"event-time":`` closes the id (an escaped quote followed by that would leave
+    ``event-time":`` after a closed string)."""
     quote = data.find(b'"', start)
     return (
         quote >= 0
-        and data.find(b"\\", start, quote) < 0
         and data.startswith(_EVENT_TIME, quote)
         and data[-1] == 0x7D  # '}'
-        and data[quote + len(_EVENT_TIME) : -1].isdigit()
+        and data[quote + _EVENT_TIME_LENGTH : -1].isdigit()
     )
 
 
 def version_and_state(data: bytes) -> tuple[int, bytes]:
-    # One slice of the state alone (not of the payload's rest, then of that): this runs for every
-    # notification a select hands out.
+    # One slice of the state alone (not of the payload's rest, then of that).
     start = data.find(_PAYLOAD_START)
     if start > 0:
-        start += len(_PAYLOAD_START)
+        start += _PAYLOAD_START_LENGTH
         comma = data.find(b",", start)
         end = data.rfind(_ID_START)
-        if comma > 0 and end > comma and _plain_tail(data, end + len(_ID_START)):
+        if comma > 0 and end > comma and _plain_tail(data, end + _ID_START_LENGTH):
             digits = data[start:comma]
             if digits.isdigit():
                 if data.startswith(_STATE_START, comma + 1):
@@ -183,3 +189,110 @@ def to_notification(event: Event, ids: OriginatorIds) -> Notification:
         },
     )
     return notification
+
+
+_CACHED = 1000
+"""Originator ids and topics a `NotificationReader` remembers (cleared when it holds more)."""
+
+
+def _layout(prefix_json: bytes) -> re.Pattern[bytes]:
+    """The whole stored JSON of an event the recorders wrote to a stream ``<prefix><id>``: its
+    originator id, topic, originator version, and its state (JSON, or base64) as groups. Names
+    without a quote or an escape only; the id's and event-time's fields are Photon's own."""
+    return re.compile(
+        rb'\{"order-id":\d+,"stream-version":\d+,"stream-name":'
+        + re.escape(prefix_json)
+        + rb'([^"\\]*)","event-type":"([^"\\]*)","payload":\{"originator-version":(\d+),'
+        + rb'(?:"state":(\{.*\})|"state-base64":"([A-Za-z0-9+/=]*)")'
+        + rb'\},"id":"[^"\\]*","event-time":\d+\}',
+        re.DOTALL,
+    )
+
+
+class NotificationReader:
+    """An application's notifications from stored events' JSON alone (order-id, stored JSON):
+    the events of streams named ``<prefix><originator id>``, others skipped.
+
+    A select hands out every event it reads, and the order-id and JSON are the cheapest columns
+    to fetch: the stream name, topic, originator version and state are taken from the JSON by one
+    match of the layout the recorders write (`_layout`: the state is what lies between
+    ``"state":`` and the payload's end, with no decoding), and the originator id and topic
+    are remembered, bytes to value, once first seen. Any other layout is decoded in full.
+
+    One match per event, not a series of byte searches: measured with callgrind on the
+    benchmark's events, byte methods with positions cost more in parsing their arguments than in
+    searching, and the match takes about 7,000 fewer instructions an event."""
+
+    def __init__(self, prefix: str, id_type: IdType) -> None:
+        self.prefix = prefix
+        # The JSON of any name starting with `prefix` starts with this (orjson escapes char by char).
+        self._match = _layout(orjson.dumps(prefix)[:-1]).fullmatch
+        self._parse = UUID if id_type == "uuid" else str
+        self._ids: dict[bytes, UUID | str] = {}
+        self._topics: dict[bytes, str] = {}
+
+    def add(self, rows: Iterable[tuple[int, bytes]], into: list[Notification], limit: int) -> bool:
+        """Append the notifications among `rows` to `into` until it holds `limit`; whether it got there."""
+        new, fill, kind = _new, _set, Notification
+        append = into.append
+        count = len(into)
+        match = self._match
+        ids, topics = self._ids, self._topics
+        for order_id, data in rows:
+            found = match(data)
+            if found is not None:
+                name, topic, version, state, state_base64 = found.groups()
+                originator = ids.get(name)
+                topic_text = topics.get(topic)
+                if originator is None or topic_text is None:
+                    originator, topic_text = self._first_seen(name, topic)
+                if state is None:
+                    state = base64.b64decode(state_base64)
+                fields = {
+                    "originator_id": originator,
+                    "originator_version": int(version),
+                    "topic": topic_text,
+                    "state": state,
+                    "id": order_id,
+                }
+            else:
+                decoded = self._decoded(data)
+                if decoded is None:
+                    continue  # another stream's event
+                fields = {**decoded, "id": order_id}
+            notification = new(kind)
+            fill(notification, "__dict__", fields)
+            append(notification)
+            count += 1
+            if count == limit:
+                return True
+        return False
+
+    def _first_seen(self, name: bytes, topic: bytes) -> tuple[UUID | str, str]:
+        """An originator id and topic from their JSON (plain: the layout allows no escape), remembered."""
+        ids, topics = self._ids, self._topics
+        originator = ids.get(name)
+        if originator is None:
+            if len(ids) >= _CACHED:
+                ids.clear()
+            originator = ids[name] = self._parse(name.decode())
+        topic_text = topics.get(topic)
+        if topic_text is None:
+            if len(topics) >= _CACHED:
+                topics.clear()
+            topic_text = topics[topic] = topic.decode()
+        return originator, topic_text
+
+    def _decoded(self, data: bytes) -> dict[str, Any] | None:
+        """The whole JSON decoded: any layout; None for another stream's event."""
+        event = orjson.loads(data)
+        stream: str = event["stream-name"]
+        if not stream.startswith(self.prefix):
+            return None
+        value = event[PAYLOAD]
+        return {
+            "originator_id": self._parse(stream[len(self.prefix) :]),
+            "originator_version": value[ORIGINATOR_VERSION],
+            "topic": event["event-type"],
+            "state": decode_state(value),
+        }

@@ -40,6 +40,7 @@ from photon.eventsourcing.mapping import (
     ORIGINATOR_VERSION,
     TRACKING_TYPE,
     IdType,
+    NotificationReader,
     OriginatorIds,
     encode_payload,
     originator_version,
@@ -80,6 +81,8 @@ class PhotonRecorder:
         self.category = category
         self.prefix = category + "-"
         self.originator_id_type: IdType = originator_id_type
+        self._notifications = NotificationReader(self.prefix, originator_id_type)
+        """Decodes notification selects, remembering originator ids and topics from one to the next."""
         self._heads: dict[str, _Head] = {}
         self._heads_lock = threading.Lock()
 
@@ -118,8 +121,12 @@ class PhotonRecorder:
         groups: dict[str, list[StoredEvent]] = {}
         events: list[dict[str, Any]] = []
         prefix = self.prefix
+        originator: object = None
+        stream = ""
         for stored in stored_events:
-            stream = prefix + str(stored.originator_id)
+            if stored.originator_id is not originator:  # an insert is mostly one aggregate's events
+                originator = stored.originator_id
+                stream = prefix + str(originator)
             group = groups.get(stream)
             if group is None:
                 groups[stream] = [stored]
@@ -288,18 +295,14 @@ class PhotonApplicationRecorder(PhotonRecorder, ApplicationRecorder):
         results: list[Notification] = []
         if limit <= 0:
             return results
-        prefix, ids = self.prefix, OriginatorIds(len(self.prefix), self.originator_id_type)
-        append = results.append
+        reader = self._notifications
         while stop is None or first <= stop:
-            page = self.access.read_all(first, stop, topics, max(limit - len(results), NOTIFICATION_PAGE))
-            for event in page:
-                if event.stream_name.startswith(prefix):
-                    append(to_notification(event, ids))
-                    if len(results) == limit:
-                        return results
-            if not page or (len(page) < NOTIFICATION_PAGE and len(page) < limit):
+            rows = self.access.read_all_data(first, stop, topics, max(limit - len(results), NOTIFICATION_PAGE))
+            if reader.add(rows, results, limit):
+                return results
+            if not rows or (len(rows) < NOTIFICATION_PAGE and len(rows) < limit):
                 break
-            first = page[-1].order_id + 1
+            first = rows[-1][0] + 1
         return results
 
     def max_notification_id(self) -> int | None:

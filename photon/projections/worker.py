@@ -6,6 +6,12 @@ events (their stored JSON bytes), `CatchUp` by reading the store directly (read-
 the worker could open it), `Stop`. It answers `Ready`, `Added`, `Folded` (also part-way through
 a long catch-up, with seq None) and `Stopped`.
 
+A report carries a changed projection's whole state as JSON. A live projection whose state is
+large (the built-in `__streams__` holds an entry per stream) reports again only once
+`REPORT_COST_SHARE` times what its last serialization took has passed; its position and counters
+wait with its state (a report is always one state and the position it holds), and a report
+held back goes out when it is due, with the next batch or on its own (seq None).
+
 Each event is decoded once per batch and handed to every projection that wants it; folding
 runs projection by projection over the decoded batch, so the inner loop stays tight.
 
@@ -52,6 +58,14 @@ CATCHUP_REPORT_EVERY = 100_000
 #: Python's default of 700 the collector runs every few hundred events and walks the batch each
 #: time, which cost more than decoding and folding together (1.4 µs of 2.4 µs an event).
 GC_THRESHOLD = 50_000
+REPORT_COST_SHARE = 20
+"""A live report waits at least this many times its state's last serialization: serializing
+stays about a twentieth of a busy worker's time however large the state grows (it is sent
+whole with each report). A state of a few KiB costs microseconds, so it still reports after
+every batch; a megabyte of state (several thousand streams in `__streams__`) every few tens of
+milliseconds instead of after each of the hundreds of batches a second a busy server feeds."""
+MAX_REPORT_WAIT_NS = 1_000_000_000
+"""The longest a changed projection's report is held back (1 s)."""
 
 
 class Running:
@@ -64,10 +78,12 @@ class Running:
         "failed",
         "fold_ns",
         "folded",
+        "held",
         "last_event",
         "position",
         "processed",
         "reduction",
+        "report_due",
         "slot",
         "state",
         "stream",
@@ -92,11 +108,21 @@ class Running:
         self.changed = True
         self.fold_ns = 0
         self.folded = 0
+        self.report_due = 0
+        """When a live report of a changed state may be made next (`time.perf_counter_ns`)."""
+        self.held = False
+        """Whether a live report was held back (until `report_due`)."""
 
     def report(self) -> Report:
-        state = orjson.dumps(self.state) if self.changed else None
+        state = None
+        if self.changed:
+            started = time.perf_counter_ns()
+            state = orjson.dumps(self.state)
+            ended = time.perf_counter_ns()
+            self.report_due = ended + min((ended - started) * REPORT_COST_SHARE, MAX_REPORT_WAIT_NS)
         report = Report(self.slot, self.position, self.last_event, self.processed, state, self.fold_ns, self.folded)
         self.changed = False
+        self.held = False
         self.fold_ns = 0
         self.folded = 0
         return report
@@ -207,6 +233,10 @@ class Worker:
                 message = self.pending.popleft()
             else:
                 try:
+                    held = self.held_until()
+                    if held is not None and not conn.poll(max(0, held - time.perf_counter_ns()) / 1e9):
+                        conn.send(Folded(None, self.reports(due_only=True), []))  # what was held, now due
+                        continue
                     message = conn.recv()
                 except (EOFError, OSError):
                     return
@@ -274,7 +304,7 @@ class Worker:
                 failures.append(failure)
             elif running.position < end_order_id:
                 running.position = end_order_id
-        return self.reports(), failures
+        return self.reports(due_only=True), failures
 
     def catch_up(self, to_order_id: int) -> tuple[list[Report], list[Failure]]:
         """Read history straight from the store for the projections behind `to_order_id`."""
@@ -311,10 +341,21 @@ class Worker:
                     failures.append(failure)
         return failures
 
-    def reports(self) -> list[Report]:
+    def held_until(self) -> int | None:
+        """When the first report held back is due (`time.perf_counter_ns`); None when none is held."""
+        due = [r.report_due for r in self.projections.values() if r.held and not r.failed]
+        return min(due) if due else None
+
+    def reports(self, *, due_only: bool = False) -> list[Report]:
+        """Every projection's report; with `due_only` (live folds), a changed projection's only
+        when it is due (see `REPORT_COST_SHARE`), the others' held back until then."""
         out: list[Report] = []
+        now = time.perf_counter_ns() if due_only else 0
         for running in self.projections.values():
             if running.failed:
+                continue
+            if due_only and running.changed and now < running.report_due:
+                running.held = True
                 continue
             try:
                 out.append(running.report())

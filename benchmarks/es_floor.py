@@ -1,0 +1,230 @@
+"""The floor of the `eventsourcing` recorder's inserts on SQLite: what the database work alone
+costs, for Photon's rows and for the library's, beside the two recorders, in one run.
+
+``python -m benchmarks.es_floor [--events 20000] [--repeat 3]``
+
+Each round, interleaved, on fresh files, all WAL with ``synchronous=FULL``:
+
+- ``photon``: the library's application recorder from ``photon.eventsourcing`` (embedded SQLite),
+  inserting one new aggregate's 10 events at a time (as ``benchmarks.es_recorders``);
+- ``library``: the same inserts through ``eventsourcing.sqlite``;
+- ``raw photon``: raw ``sqlite3`` running exactly the statements Photon's writer runs for each
+  insert, with the very rows Photon stored (read back from its file, untimed), on a store with
+  Photon's schema: the look-up of the new stream's version and number, ``BEGIN IMMEDIATE``, one
+  10-row insert, the upsert of the stream's version, ``COMMIT``;
+- ``raw photon, 2 indexes fewer``: the same without the event-type and category indexes (what
+  those two indexes, which category and event-type reads need, cost);
+- ``raw library``: raw ``sqlite3`` running the library's own statements (``BEGIN``, one insert per
+  event, ``COMMIT``) on its own table, with the same stored events.
+
+Figures: inserts a second and CPU time (this process, every thread) per event. ``raw photon``
+over ``raw library`` is the most the Photon recorder can reach against the library with this
+file format, whatever Photon's Python does around the statements.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sqlite3
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from itertools import chain
+from pathlib import Path
+from typing import Any
+
+from eventsourcing.persistence import StoredEvent
+
+from .es_recorders import EVENTS_PER_INSERT, factory, make_inserts
+from .summary import Row, median, table
+
+COLUMNS = "order_id, stream_name, stream_version, event_id, event_type, event_time, data, stream_id"
+HEADS = "SELECT stream_name, version, stream_id FROM photon_streams WHERE stream_name IN (?)"
+INSERT = f"INSERT INTO photon_events ({COLUMNS}) VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * EVENTS_PER_INSERT)
+UPSERT = (
+    "INSERT INTO photon_streams (stream_name, version, stream_id) VALUES (?, ?, ?)"
+    " ON CONFLICT (stream_name) DO UPDATE SET version = excluded.version"
+)
+LIBRARY_INSERT = "INSERT INTO stored_events VALUES (?,?,?,?)"
+SECONDARY = ("photon_events_type", "photon_events_category")
+"""The indexes of event-type and category reads."""
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(run: Callable[[], int]) -> tuple[float, float]:
+    """Events a second and CPU microseconds an event of `run` (which returns its event count)."""
+    start, cpu = time.perf_counter(), cpu_seconds()
+    events = run()
+    elapsed, used = time.perf_counter() - start, cpu_seconds() - cpu
+    return events / elapsed, used / events * 1e6
+
+
+def recorder_inserts(env: dict[str, str], inserts: list[list[StoredEvent]]) -> tuple[float, float]:
+    made = factory(env)
+    try:
+        recorder = made.application_recorder()
+
+        def run() -> int:
+            for events in inserts:
+                recorder.insert_events(events)
+            return sum(map(len, inserts))
+
+        return timed(run)
+    finally:
+        made.close()
+
+
+def photon_env(path: Path) -> dict[str, str]:
+    return {
+        "PERSISTENCE_MODULE": "photon.eventsourcing",
+        "PHOTON_DB_BACKEND": "sqlite",
+        "PHOTON_SQLITE_PATH": str(path),
+        "PHOTON_SQLITE_SYNCHRONOUS": "FULL",
+    }
+
+
+def stored_rows(path: Path) -> list[tuple[Any, ...]]:
+    """The events Photon stored, as rows of its events table, in order."""
+    with sqlite3.connect(path) as connection:
+        return connection.execute(f"SELECT {COLUMNS} FROM photon_events ORDER BY order_id").fetchall()
+
+
+def empty_photon_store(path: Path, drop: tuple[str, ...] = ()) -> None:
+    """A store with Photon's schema, made by Photon itself (then closed), less the `drop` indexes."""
+    from photon.core.store import EventStore
+
+    with EventStore.open({"db.backend": "sqlite", "sqlite.path": str(path)}):
+        pass
+    with sqlite3.connect(path) as connection:
+        for index in drop:
+            connection.execute(f"DROP INDEX {index}")
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=FULL")
+    return connection
+
+
+def raw_photon(path: Path, rows: list[tuple[Any, ...]], drop: tuple[str, ...] = ()) -> tuple[float, float]:
+    empty_photon_store(path, drop)
+    connection = connect(path)
+    inserts = [rows[i : i + EVENTS_PER_INSERT] for i in range(0, len(rows), EVENTS_PER_INSERT)]
+    if any(len(group) != EVENTS_PER_INSERT or len({row[1] for row in group}) != 1 for group in inserts):
+        raise RuntimeError("Photon's rows are not one stream's 10 events per insert")
+
+    def run() -> int:
+        execute = connection.execute
+        for group in inserts:
+            last = group[-1]
+            execute(HEADS, (last[1],)).fetchall()
+            execute("BEGIN IMMEDIATE")
+            execute(INSERT, list(chain.from_iterable(group)))
+            execute(UPSERT, (last[1], last[2], last[7]))
+            execute("COMMIT")
+        return len(rows)
+
+    try:
+        figures = timed(run)
+        if connection.execute("SELECT count(*) FROM photon_events").fetchone()[0] != len(rows):
+            raise RuntimeError("the raw copy does not hold Photon's rows")
+        return figures
+    finally:
+        connection.close()
+
+
+def raw_library(path: Path, inserts: list[list[StoredEvent]]) -> tuple[float, float]:
+    made = factory({"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(path)})
+    made.application_recorder()  # creates its table
+    made.close()
+    connection = connect(path)
+    params = [[(s.originator_id.hex, s.originator_version, s.topic, s.state) for s in events] for events in inserts]
+
+    def run() -> int:
+        cursor = connection.cursor()
+        for events in params:
+            cursor.execute("BEGIN")
+            for row in events:
+                cursor.execute(LIBRARY_INSERT, row)
+                _ = cursor.lastrowid  # the notification id the library returns
+            cursor.execute("COMMIT")
+        return sum(map(len, params))
+
+    try:
+        return timed(run)
+    finally:
+        connection.close()
+
+
+def run(events: int, repeat: int) -> list[Row]:
+    inserts = make_inserts(events)
+    rates: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
+
+    def keep(name: str, figures: tuple[float, float]) -> None:
+        rates.setdefault(name, []).append(figures[0])
+        cpu.setdefault(name, []).append(figures[1])
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for attempt in range(repeat):
+            base = Path(tmp) / str(attempt)
+            base.mkdir()
+            keep("photon", recorder_inserts(photon_env(base / "photon.db"), inserts))
+            rows = stored_rows(base / "photon.db")
+            keep(
+                "library",
+                recorder_inserts(
+                    {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(base / "es.db")}, inserts
+                ),
+            )
+            keep("raw photon", raw_photon(base / "raw.db", rows))
+            keep("raw library", raw_library(base / "raw-es.db", inserts))
+            keep("raw photon, 2 indexes fewer", raw_photon(base / "raw-fewer.db", rows, SECONDARY))
+    durability = "SQLite WAL, synchronous=FULL"
+    client = f"{EVENTS_PER_INSERT} events per insert"
+    rows_out = []
+    for name, peer in [
+        ("photon", "library"),
+        ("raw photon", "raw library"),
+        ("raw photon, 2 indexes fewer", "raw library"),
+        ("photon", "raw photon"),
+    ]:
+        rows_out.append(
+            Row(
+                workload=f"eventsourcing inserts: {name} (CPU {median(cpu[name]):.1f} µs/event)",
+                photon=median(rates[name]),
+                peer_name=f"{peer} (CPU {median(cpu[peer]):.1f} µs/event)",
+                peer=median(rates[peer]),
+                client=client,
+                in_flight="1 thread, 1 insert in flight",
+                durability=durability,
+                target=1.0 if (name, peer) == ("photon", "library") else None,
+                runs={name: rates[name], peer: rates[peer]},
+            )
+        )
+    return rows_out
+
+
+def main(argv: list[str] | None = None) -> list[Row]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=20_000, help="events inserted per contender and run")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per figure (the median is shown)")
+    args = parser.parse_args(argv)
+    load = os.getloadavg()[0]
+    print(f"eventsourcing insert floor: {args.events} events, {args.repeat} runs, load {load:.1f}", file=sys.stderr)
+    rows = run(args.events, args.repeat)
+    print(table(rows), file=sys.stderr)
+    print(f"load average: {load:.1f} at start, {os.getloadavg()[0]:.1f} at end", file=sys.stderr)
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""The eventsourcing insert floor (`benchmarks.es_floor`) replays exactly the rows Photon stored,
+with Photon's statements, and runs end to end."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from benchmarks import es_floor
+from benchmarks.es_recorders import make_inserts
+
+
+def test_the_raw_replay_stores_the_very_rows_photon_stored(tmp_path: Path) -> None:
+    inserts = make_inserts(100)
+    es_floor.recorder_inserts(es_floor.photon_env(tmp_path / "photon.db"), inserts)
+    rows = es_floor.stored_rows(tmp_path / "photon.db")
+    assert len(rows) == 100
+    es_floor.raw_photon(tmp_path / "raw.db", rows)
+    assert es_floor.stored_rows(tmp_path / "raw.db") == rows
+    with sqlite3.connect(tmp_path / "raw.db") as raw, sqlite3.connect(tmp_path / "photon.db") as photon:
+        streams = "SELECT stream_name, version, stream_id FROM photon_streams ORDER BY stream_id"
+        assert raw.execute(streams).fetchall() == photon.execute(streams).fetchall()
+    es_floor.raw_photon(tmp_path / "fewer.db", rows, es_floor.SECONDARY)
+    with sqlite3.connect(tmp_path / "fewer.db") as fewer:
+        names = {row[0] for row in fewer.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert names.isdisjoint(es_floor.SECONDARY)
+
+
+def test_the_floor_benchmark_prints_its_rows() -> None:
+    rows = es_floor.main(["--events", "200", "--repeat", "1"])
+    assert [(r.workload.split(" (")[0], r.peer_name.split(" (")[0]) for r in rows] == [
+        ("eventsourcing inserts: photon", "library"),
+        ("eventsourcing inserts: raw photon", "raw library"),
+        ("eventsourcing inserts: raw photon, 2 indexes fewer", "raw library"),
+        ("eventsourcing inserts: photon", "raw photon"),
+    ]
+    assert all(r.photon > 0 and r.peer > 0 for r in rows)
