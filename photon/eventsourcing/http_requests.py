@@ -27,7 +27,7 @@ import httpx
 from photon.client.wire import raise_for
 from photon.core.errors import ServerUnreachable
 
-READ_SIZE = 256 * 1024
+READ_SIZE = 64 * 1024
 """Bytes asked of the socket per read (a page of 1,000 events is a few hundred KiB)."""
 IDLE_KEPT = 8
 """Kept-alive connections held for reuse (one per thread that sends at the same time)."""
@@ -56,10 +56,13 @@ class _Answer:
 class _Connection:
     """A socket to the server, and what it takes to read one answer from it."""
 
-    __slots__ = ("sock",)
+    __slots__ = ("buffer", "sock", "view")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
+        # One buffer per connection, read into: no new bytes object of READ_SIZE for each read.
+        self.buffer = bytearray(READ_SIZE)
+        self.view = memoryview(self.buffer)
 
     def closed_by_server(self) -> bool:
         # A kept-alive connection the server has closed meanwhile reads as ready (its end of
@@ -69,16 +72,16 @@ class _Connection:
     def exchange(self, request: bytes) -> tuple[int, bytes, bool]:
         """Send `request`, read its answer: the status, the body, and whether the connection
         may carry another request."""
-        sock = self.sock
+        sock, view = self.sock, self.view
         sock.sendall(request)
         answer = _Answer()
         parser = answer.parser
         try:
             while not answer.complete:
-                data = sock.recv(READ_SIZE)
-                if not data:
+                count = sock.recv_into(view)
+                if not count:
                     raise ConnectionError("the server closed the connection before its answer was complete")
-                parser.feed_data(data)
+                parser.feed_data(view[:count])
         finally:
             del answer.parser  # the two refer to each other: free them without the cycle collector
         body = answer.parts[0] if len(answer.parts) == 1 else b"".join(answer.parts)
