@@ -160,9 +160,11 @@ def test_on_a_server_a_projection_no_longer_holds_a_redacted_payload(live: LiveS
     before = value("other")
 
     assert api.post("/api/redact", json={"stream-name": "person-1", "reason": "erasure"}).status_code == 200
-    while holds_secret(value("person")["current-value"]):
+    # The projection starts again from the start: until it has folded the stream again its
+    # value may be its initial one, so wait for the redacted event to be in it.
+    while holds_secret(current := value("person")["current-value"]) or not current:
         assert time.monotonic() < deadline + 30, "the projection kept the redacted payload"
         time.sleep(0.05)
-    assert value("person")["current-value"][0]["redacted"] is True
+    assert current[0]["redacted"] is True
     after = value("other")
     assert after["init-time"] == before["init-time"] and after["current-value"] == before["current-value"]

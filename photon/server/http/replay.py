@@ -251,7 +251,7 @@ def _consumer_name(request: Request) -> str:
     *FILTER_PARAMS,
     LIMIT,
     answer="like /api/replay, starting after the consumer's last acknowledged event",
-    errors={409: "the consumer already follows another stream"},
+    errors={404: "no such route (a consumer name holding '/')", 409: "the consumer already follows another stream"},
     streaming=True,
     response=ReplayLine,
 )
