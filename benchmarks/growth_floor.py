@@ -40,6 +40,15 @@ UPSERT_SQL = (
 )
 
 
+def stream_heads(rows: list[Any]) -> list[tuple[str, int, int]]:
+    """The streams upsert's rows for a batch of event rows (in `COLUMNS` order): each stream's
+    name, its last version in the batch and its id."""
+    heads: dict[str, tuple[str, int, int]] = {}
+    for row in rows:
+        heads[row[1]] = (row[1], row[2], row[7])
+    return list(heads.values())
+
+
 class SQLiteFloor:
     """Raw `sqlite3` beside a Photon store at `path` (a SQLite file)."""
 
@@ -68,10 +77,7 @@ class SQLiteFloor:
         rows = self._source.execute(
             f"SELECT {COLUMNS} FROM photon_events WHERE order_id BETWEEN ? AND ? ORDER BY order_id", (first, last)
         ).fetchall()
-        heads: dict[str, tuple[str, int, int]] = {}
-        for row in rows:
-            heads[row[1]] = (row[1], row[2], row[7])
-        streams = list(heads.values())
+        streams = stream_heads(rows)
         started, cpu = time.perf_counter(), time.thread_time()
         writer = self._writer
         writer.execute("BEGIN IMMEDIATE")
@@ -138,10 +144,7 @@ class PostgresFloor:
         rows = self._source.execute(
             f"SELECT {COLUMNS} FROM photon_events WHERE order_id BETWEEN %s AND %s ORDER BY order_id", (first, last)
         ).fetchall()
-        heads: dict[str, tuple[str, int, int]] = {}
-        for row in rows:
-            heads[row[1]] = (row[1], row[2], row[7])
-        streams = list(heads.values())
+        streams = stream_heads(rows)
         started, cpu = time.perf_counter(), time.thread_time()
         writer = self._writer
         with writer.pipeline(), writer.cursor() as cursor:

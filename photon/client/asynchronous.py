@@ -28,9 +28,9 @@ from photon.client.wire import (
     ReplayItem,
     as_event,
     as_item,
-    filter_params,
     replay_params,
     stored_events,
+    subscription_params,
     with_ids,
 )
 from photon.core.append_request import AppendCondition
@@ -156,13 +156,7 @@ class AsyncPhotonClient:
     ) -> AsyncDurableSubscription:
         """Follow `stream` as the durable consumer `name`, from just after its last acknowledged event.
         `filter` narrows a subscription to `__all__` or a category, with the keys `replay` takes."""
-        params = {
-            "stream": stream,
-            "stream-type": stream_type,
-            "event-types": event_types,
-            "limit": limit,
-            **filter_params(filter, event_types),
-        }
+        params = subscription_params(stream, stream_type, event_types, limit, filter)
         return AsyncDurableSubscription(self.transport, name, params)
 
     async def ack(self, name: str, order_id: int) -> dict[str, Any]:

@@ -30,9 +30,9 @@ from photon.client.wire import (
     ReplayItem,
     as_event,
     as_item,
-    filter_params,
     replay_params,
     stored_events,
+    subscription_params,
     with_ids,
 )
 from photon.core.append_request import AppendCondition
@@ -217,13 +217,7 @@ class PhotonClient:
     ) -> DurableSubscription:
         """Follow `stream` as the durable consumer `name`, from just after its last acknowledged event.
         `filter` narrows a subscription to `__all__` or a category, with the keys `replay` takes."""
-        params = {
-            "stream": stream,
-            "stream-type": stream_type,
-            "event-types": event_types,
-            "limit": limit,
-            **filter_params(filter, event_types),
-        }
+        params = subscription_params(stream, stream_type, event_types, limit, filter)
         return DurableSubscription(self.transport, name, params)
 
     def streams(self) -> list[StreamInfo]:

@@ -233,6 +233,23 @@ def replay_params(
     return to_json(replay_options(stream_type, from_, from_version, from_time, to, event_types, limit, filter))
 
 
+def subscription_params(
+    stream: str | None,
+    stream_type: str,
+    event_types: Sequence[str] | None,
+    limit: int | None,
+    filter: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """A durable subscription's query parameters (the filter checked as `filter_params` does)."""
+    return {
+        "stream": stream,
+        "stream-type": stream_type,
+        "event-types": event_types,
+        "limit": limit,
+        **filter_params(filter, event_types),
+    }
+
+
 def page_params(from_: int | None, from_version: int | None, limit: int | None) -> dict[str, Any]:
     """A page read's query parameters, checked as the server checks them."""
     options = from_json(PageOptions, {"from": from_, "from-version": from_version, "limit": limit}, what="a page read")
