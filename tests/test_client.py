@@ -257,6 +257,13 @@ def test_filtered_and_category_replays_and_subscriptions(client: PhotonClient, l
     assert client.position("deposits") == ConsumerPosition("deposits", "__all__", 3)
     with pytest.raises(ValidationError, match="has no '-'"):
         client.subscribe("bad", filter={"category": "account-1"})
+    # Refused by the server, and no consumer is recorded for a refused first connection.
+    with pytest.raises(ValidationError, match="not one stream"):
+        list(client.subscribe("bad", "orders-1", stream_type="cold", filter={"category": "orders"}))
+    with pytest.raises(ValidationError, match="stream-regex is not a valid regular expression"):
+        client.transport.request("GET", "/api/subscription/bad", params={"stream-regex": "("})  # type: ignore[attr-defined]
+    with pytest.raises(NotFound):
+        client.position("bad")
 
     async def scenario() -> None:
         async with AsyncPhotonClient(live.url) as photon:

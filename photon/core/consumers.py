@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 from photon.core.errors import Conflict, NotFound, ValidationError
 from photon.core.events import ALL_STREAM
+from photon.core.filtered_reads import check_filter_applies
+from photon.core.filters import EventFilter
 
 if TYPE_CHECKING:
     from photon.core.store import EventStore
@@ -70,15 +72,18 @@ class ConsumerPositions:
             raise NotFound(f"no consumer named {name!r}")
         return found
 
-    def open(self, name: str, stream: str | None) -> ConsumerPosition:
+    def open(self, name: str, stream: str | None, event_filter: EventFilter | None = None) -> ConsumerPosition:
         """The consumer's position, creating it (on `stream`, default `__all__`) when it is new.
 
-        `Conflict` when it exists and follows another stream than `stream` (None: any).
+        `Conflict` when it exists and follows another stream than `stream` (None: any). A new
+        consumer is not recorded when its first connection's `event_filter` cannot apply to its
+        stream (`ValidationError`).
         """
         check_consumer_name(name)
         with self._lock:
             position = self.get(name)
             if position is None:
+                check_filter_applies(stream or ALL_STREAM, event_filter)
                 position = ConsumerPosition(name, stream or ALL_STREAM, 0)
                 self._write(position)
                 self._set_listed(name, True)

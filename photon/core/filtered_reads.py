@@ -52,6 +52,17 @@ def combined_filter(stream: str, event_types: frozenset[str] | None, event_filte
     return combined
 
 
+def check_filter_applies(stream: str, event_filter: EventFilter | None) -> None:
+    """Refuse a filter beyond event types on one stream: it filters `__all__` or a category."""
+    if event_filter is None or event_filter.empty or stream == ALL_STREAM or stream_category(stream) is not None:
+        return
+    if stream_pattern(stream) is not None:
+        return  # a `**` wildcard is `__all__` read through the filter
+    extra = set(event_filter.to_payload()) - {"event-types", "event-type-prefix", "event-type-regex"}
+    if extra:
+        raise ValidationError(f"{sorted(extra)[0]} filters __all__ or a category, not one stream", sorted(extra)[0])
+
+
 def plan_read(
     backend: Backend, stream: str, event_types: frozenset[str] | None, event_filter: EventFilter | None
 ) -> ReadPlan:
@@ -69,10 +80,7 @@ def plan_read(
 
         return replace(whole, check=matches)
     plain_stream = stream != ALL_STREAM and stream_category(stream) is None
-    if event_filter is not None and not event_filter.empty and plain_stream:
-        extra = set(event_filter.to_payload()) - {"event-types", "event-type-prefix", "event-type-regex"}
-        if extra:
-            raise ValidationError(f"{sorted(extra)[0]} filters __all__ or a category, not one stream", sorted(extra)[0])
+    check_filter_applies(stream, event_filter)
     combined = combined_filter(stream, event_types, event_filter)
     types = frozenset(combined.event_types) if combined.event_types or event_types is not None else None
     if plain_stream:

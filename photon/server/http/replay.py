@@ -259,9 +259,12 @@ async def subscription(request: Request, query: dict[str, Any]) -> Response:
     """Follow a stream as a named durable consumer: resumes after its last acknowledged event."""
     store: EventStore = request.app.state.store
     name = _consumer_name(request)
-    position = await aio.run_blocking(store, consumer_positions(store).open, name, query["stream"])
+    # Bad options are refused before a new consumer is recorded.
+    options = build(ReplayOptions, query)
+    opened = consumer_positions(store).open
+    position = await aio.run_blocking(store, opened, name, query["stream"], options.event_filter())
     metrics_for(store).consumers.seen(name, position.acked)
-    options = build(ReplayOptions, {**query, "from": position.acked + 1})
+    options = msgspec.structs.replace(options, from_order_id=position.acked + 1)
     subscription = subscribe(store, position.stream, options.stream_type, **options.subscribe_args())
     return stream_response(request, subscription)
 
