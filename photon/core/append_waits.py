@@ -62,8 +62,13 @@ class AppendRequest:
         """Expected versions of several streams (None: only `expected`, for the batch's one stream)."""
         self.condition = condition
         # Worked out here, in the caller's thread, to keep the single writer's share small.
-        self.client_ids = client_ids(events)
-        self.streams = set(map(_STREAM_NAME, events))
+        if len(events) == 1:  # most appends of many writers: nothing to map
+            event = events[0]
+            self.client_ids = [event.event_id] if event.client_id else []
+            self.streams = {event.stream_name}
+        else:
+            self.client_ids = client_ids(events)
+            self.streams = set(map(_STREAM_NAME, events))
         if checks:
             self.streams.update(checks)
         self.on_done = on_done

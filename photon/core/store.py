@@ -170,9 +170,14 @@ class EventStore(StreamAdmin):
         Raises `ValidationError`, `VersionConflict`, `AppendConditionFailed` or `BackendError`;
         in every case nothing of the batch is stored.
         """
-        batch = [events] if isinstance(events, Mapping) else list(events)
-        options = self._options(expected_version, expected_versions, condition)
-        return self._submit(*self._prepare(batch, options, internal=False))
+        batch = [events] if type(events) is dict or isinstance(events, Mapping) else list(events)
+        if expected_version == "any" and expected_versions is None and condition is None:
+            options = _NO_OPTIONS  # the common case, read without making anything
+        else:
+            options = self._options(expected_version, expected_versions, condition)
+        if self.read_only:
+            raise ReadOnlyStore("this store was opened read-only")
+        return self._submit(*prepare_append(batch, options, self.max_event_bytes, internal=False))
 
     async def append_async(
         self,
@@ -305,12 +310,27 @@ class EventStore(StreamAdmin):
         if committer is None or self.closed:
             raise StoreClosed("the store is closed")
         request = AppendRequest(pending, expected, None, checks, condition)
-        with self._append_span(len(pending)) as span:
+        if self.tracer is not None:
+            return self._submit_traced(committer, request)
+        try:
+            committer.requests.put(request)
+            request.wait()
+        except BaseException:
+            request.leave()  # interrupted: a wake-up chain must not stop at this caller
+            raise
+        if request.error is not None:
+            raise request.error
+        return request.result
+
+    def _submit_traced(self, committer: Committer, request: AppendRequest) -> list[RecordedEvent]:
+        """`_submit` inside a tracing span (kept apart: most stores trace nothing, and many
+        single-event writers pay for every call on this path)."""
+        with self._append_span(len(request.events)) as span:
             try:
                 committer.requests.put(request)
                 request.wait()
             except BaseException:
-                request.leave()  # interrupted: a wake-up chain must not stop at this caller
+                request.leave()
                 raise
             if request.error is not None:
                 raise request.error
