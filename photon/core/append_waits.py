@@ -8,6 +8,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from itertools import compress
 from operator import itemgetter
+from threading import get_ident
 
 from photon.core.append_request import AppendCondition
 from photon.core.events import PendingEvent, RecordedEvent
@@ -45,6 +46,7 @@ class AppendRequest:
         "on_done",
         "result",
         "streams",
+        "thread",
         "woken",
     )
 
@@ -73,6 +75,8 @@ class AppendRequest:
             self.streams.update(checks)
         self.on_done = on_done
         """Called instead of releasing the lock (asyncio callers are woken through their loop)."""
+        self.thread = 0 if on_done is not None else get_ident()
+        """The caller's thread, when it blocks (the writer waits a moment for the callers it answered)."""
         self._lock = threading.Lock()
         self._lock.acquire()
         self.finished = False
