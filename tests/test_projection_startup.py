@@ -71,9 +71,7 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, str]]:
     return record
 
 
-def test_workers_on_the_same_source_share_one_read_in_exact_order(
-    tmp_path: Path, sent: list[tuple[int, str]]
-) -> None:
+def test_workers_on_the_same_source_share_one_read_in_exact_order(tmp_path: Path, sent: list[tuple[int, str]]) -> None:
     config = make_config(tmp_path, "sqlite", parallel_projections=2)
     store = EventStore.open(config)
     for start in range(0, 12_000, 3_000):  # two streams, interleaved
@@ -115,9 +113,7 @@ def test_workers_on_the_same_source_share_one_read_in_exact_order(
         assert "CatchUp" not in kinds[:last_history]
 
 
-def test_workers_on_different_sources_read_the_store_themselves(
-    tmp_path: Path, sent: list[tuple[int, str]]
-) -> None:
+def test_workers_on_different_sources_read_the_store_themselves(tmp_path: Path, sent: list[tuple[int, str]]) -> None:
     config = make_config(tmp_path, "sqlite", parallel_projections=2)
     store = EventStore.open(config)
     store.append(events("a", 500))
