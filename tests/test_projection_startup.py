@@ -144,14 +144,14 @@ def test_a_shared_read_that_fails_restarts_its_workers_which_catch_up_themselves
     store.append(events("a", 3_000))
     _registered(store, config, [ORDER, SUM])
     sent.clear()
-    original = feed_module.read_data_rows
+    original = feed_module.read_data_arrays
 
-    def failing(*args: Any, **kwargs: Any) -> Iterator[list[tuple[int, bytes]]]:
+    def failing(*args: Any, **kwargs: Any) -> Iterator[tuple[int, int, bytes]]:
         pages = original(*args, **kwargs)
         yield next(pages)
         raise BackendError("the disk went away")
 
-    monkeypatch.setattr(feed_module, "read_data_rows", failing)
+    monkeypatch.setattr(feed_module, "read_data_arrays", failing)
 
     async def scenario() -> None:
         async with running(store, config) as manager:

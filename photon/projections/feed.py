@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from operator import attrgetter
 
 import orjson
 
-from photon.core.data_reads import read_data_rows
+from photon.core.data_reads import read_data_arrays
 from photon.core.errors import BackendError, StoreClosed
 from photon.core.events import ALL_STREAM, RecordedEvent, stream_category
 from photon.core.store import EventStore
@@ -224,11 +224,11 @@ class Feed:
         then release the readers' locks (taken by `assign_all`)."""
         try:
             start = min(position for _, _, position in readers) + 1
-            pages = read_data_rows(
+            pages = read_data_arrays(
                 self.store, source, from_order_id=start, to_order_id=target, event_types=types, max_events=BATCH
             )
-            while (page := await asyncio.to_thread(_next_joined, pages)) is not None:
-                last, joined = page
+            while (page := await asyncio.to_thread(next, pages, None)) is not None:
+                _, last, joined = page
                 for w, flow, position in readers:
                     if last > position and w.alive:
                         await _drained(w, flow)
@@ -358,14 +358,6 @@ def _common_types(behind: list[Projection]) -> frozenset[str] | None:
     """The event types to read for `behind`: theirs when they all have the same, else every type."""
     kinds = {p.event_types for p in behind}
     return kinds.pop() if len(kinds) == 1 else None
-
-
-def _next_joined(pages: Iterator[list[tuple[int, bytes]]]) -> tuple[int, bytes] | None:
-    """The next page of history: its last order-id and its events' JSON as one JSON array."""
-    rows = next(pages, None)
-    if not rows:
-        return None
-    return rows[-1][0], b"[" + b",".join([data for _, data in rows]) + b"]"
 
 
 def _read_page(store: EventStore, stream: str, start: int, end: int, limit: int) -> list[RecordedEvent]:

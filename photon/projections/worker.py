@@ -33,7 +33,7 @@ from typing import Any
 
 import orjson
 
-from photon.core.data_reads import read_data_pages
+from photon.core.data_reads import read_data_arrays
 from photon.core.events import category_of, stream_category
 from photon.projections.definition import Definition, ProjectionSpec, load
 from photon.projections.messages import (
@@ -335,12 +335,12 @@ class Worker:
         types = behind[0].types if len(behind) == 1 else None
         start = min(r.position for r in behind) + 1
         since_report = 0
-        pages = read_data_pages(
+        pages = read_data_arrays(
             self.store, stream, from_order_id=start, to_order_id=to_order_id, event_types=types, max_events=CATCHUP_PAGE
         )
-        for page in pages:
-            failures.extend(self._fold_some(behind, decode(page)))
-            since_report += len(page)
+        for count, _, page in pages:
+            failures.extend(self._fold_some(behind, decode_page(page)))
+            since_report += count
             if since_report >= CATCHUP_REPORT_EVERY:
                 since_report = 0
                 self.conn.send(Folded(None, self.reports(), failures))
