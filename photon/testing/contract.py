@@ -281,20 +281,19 @@ class BackendContract(AppendContract, LifetimeContract, DurabilityContract, Inde
                     max_events=3,
                 )
             )
-            decoded = [orjson.loads(array) for _, _, array in arrays]
-            assert [event for page in decoded for event in page] == [orjson.loads(data) for data in expected]
-            assert all(0 < count == len(page) <= 3 for (count, _, _), page in zip(arrays, decoded, strict=True))
-            assert [last for _, last, _ in arrays] == [page[-1]["order-id"] for page in decoded]
+            decoded = [(count, last, orjson.loads(array)) for count, last, array in arrays]
+            assert [event for *_, page in decoded for event in page] == [orjson.loads(data) for data in expected]
+            assert all(0 < count == len(page) <= 3 and last == page[-1]["order-id"] for count, last, page in decoded)
         query = Query(from_order_id=3, to_order_id=20, event_types=frozenset({"Odd"}), limit=5)
         assert sample.backend.read_data(query) == [(e.order_id, e.data) for e in sample.backend.read(query)]
         for page_query in (query, Query(from_order_id=2, limit=7), Query(from_order_id=10_000, limit=5)):
             expected_events = sample.backend.read(page_query)
             array = sample.backend.read_data_array(page_query)
-            if not expected_events:
+            if expected_events:
+                assert array is not None and array[:2] == (len(expected_events), expected_events[-1].order_id)
+                assert orjson.loads(array[2]) == [orjson.loads(e.data) for e in expected_events], page_query
+            else:
                 assert array is None, page_query
-                continue
-            assert array is not None and array[:2] == (len(expected_events), expected_events[-1].order_id)
-            assert orjson.loads(array[2]) == [orjson.loads(e.data) for e in expected_events], page_query
         for query in (
             Query(stream="s1", from_order_id=3, from_version=2, limit=5),
             Query(stream="s0", to_order_id=20, event_types=frozenset({"Even"}), limit=100),
