@@ -192,7 +192,9 @@ class Committer(UnknownCommitRecovery, threading.Thread):
     def _commit(self, group: list[AppendRequest]) -> None:
         backend = self.backend
         versions = self.versions
-        wanted = set().union(*(r.streams for r in group)) - versions.keys()
+        # `difference` with the dict itself looks each of the group's streams up in it; `- versions.keys()`
+        # walked every key of the dict instead, one per stream the store has seen, at every commit.
+        wanted = set().union(*(r.streams for r in group)).difference(versions)
         if wanted:
             found = backend.versions_before_append(wanted)
             for name in wanted:
