@@ -31,7 +31,7 @@ def test_an_events_stored_json_is_a_blob_of_the_same_bytes(tmp_path: Path) -> No
     path = tmp_path / "s.db"
     with EventStore.open({"db.backend": "sqlite", "sqlite.path": str(path)}) as store:
         assert sqlite3.adapters[KEY] is bytes
-        stored = store.append([{"stream-name": "s-1", "event-type": "t", "payload": {"text": "é\u0000\"", "n": 1}}])
+        stored = store.append([{"stream-name": "s-1", "event-type": "t", "payload": {"text": 'é\u0000"', "n": 1}}])
         assert list(store.read("s-1")) == stored
     with sqlite3.connect(path) as connection:
         kind, data = connection.execute("SELECT typeof(data), data FROM photon_events").fetchone()
