@@ -326,7 +326,8 @@ class Committer(UnknownCommitRecovery, threading.Thread):
                             event_id,
                             event_type,
                             event_time,
-                            b'{"order-id":%d,"stream-version":%d,' % (order_id, version) + body,
+                            # One formatting, not a head then a concatenation: one copy of the body.
+                            b'{"order-id":%d,"stream-version":%d,%b' % (order_id, version, body),
                         ),
                     )
                 )
