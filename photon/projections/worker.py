@@ -35,6 +35,7 @@ import orjson
 
 from photon.core.data_reads import read_data_arrays
 from photon.core.events import category_of, stream_category
+from photon.projections import spool
 from photon.projections.definition import Definition, ProjectionSpec, load
 from photon.projections.messages import (
     Add,
@@ -249,7 +250,8 @@ class Worker:
             if isinstance(message, Fold):
                 conn.send(Folded(message.seq, *self.fold_batch(decode(message.datas), message.end_order_id)))
             elif isinstance(message, History):
-                conn.send(Folded(message.seq, *self.fold_history(decode_page(message.page), message.end_order_id)))
+                page = message.page if isinstance(message.page, bytes) else spool.read(message.page)
+                conn.send(Folded(message.seq, *self.fold_history(decode_page(page), message.end_order_id)))
             elif isinstance(message, CatchUp):
                 self.catch_up_merged(message)
             elif isinstance(message, Add):
