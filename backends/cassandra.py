@@ -18,8 +18,10 @@ Layout (B = 10,000):
 - ``stream_index``: PRIMARY KEY ((stream, bucket), version) -> order_id, bucket = (version-1) // B.
 - ``event_ids``: event_id -> (order_id, stream, version).
 - ``streams``: stream -> (version, order_id) of its last event.
-- ``head``: one row ``'store'``: ``last_order_id`` (the commit point) and ``writer`` (the token
-  of the writer allowed to move it). Written only with lightweight transactions.
+- ``head``: one row ``'store'``: ``last_order_id`` (the commit point), ``writer`` (the token
+  of the writer allowed to move it) and ``epoch`` (its epoch). Written only with lightweight
+  transactions.
+- ``writer_epochs``: PRIMARY KEY ((id), epoch) -> start, writer: each epoch's first head.
 - ``writer_lease``: one row with a TTL: who holds the writer lease.
 - ``checkpoints``: key -> value.
 - ``stream_floors``: stream -> the highest version a scavenge removed. Written before the scavenge
@@ -31,7 +33,9 @@ Layout (B = 10,000):
   rows, then into a new part. ``key_index_parts``: PRIMARY KEY ((kind, key), part) -> entries:
   a key's parts, in order. Part i covers the order-ids [part i, part i+1). A read of a key finds
   the part holding its start with one request and reads on from there: a category, event-type or
-  tags read costs what it returns, however far apart the key's events lie in the store.
+  tags read costs what it returns, however far apart the key's events lie in the store. Each row
+  carries a copy of its event and the epoch of the writer that wrote it (query-first
+  denormalisation: the read is one slice of the index and needs no ``events_all`` fetch).
 - ``read_index_state``: row ``'key-index'``: ``complete`` once every event is in ``key_index``.
   A store written before it (by the ``read_index`` layout, order-id buckets, row ``'store'``)
   is reindexed from ``events_all`` when a writer opens it (logged with progress, resumed from
@@ -55,9 +59,12 @@ row counts only if the ``events_all`` row it points to (at or below the head) na
 stream, version and id, and a ``key_index`` row only if that event has the row's category, type
 or tag. A part begun by such a batch (it begins above the head) is not read, and the next writer
 of its key removes it before writing on: committed rows always lie in the part whose range holds
-them. Every index row of an acknowledged event was written before the head moved, so nothing
-acknowledged is missing from an index. The lightweight transaction also fences writers: a writer whose lease
-was taken over fails the condition and gets `StoreLocked`.
+them. A ``key_index`` row's copy of its event is used without that check only when its epoch
+proves a committed batch wrote it (a writer claims a new epoch on opening the store and after
+any failed append, see ``_writer_epochs``); other rows are checked as above. Every index row
+of an acknowledged event was written before the head moved, so nothing acknowledged is missing
+from an index. The lightweight transaction also fences writers: a writer whose lease was taken
+over fails the condition and gets `StoreLocked`.
 
 Durability: an append is acknowledged after the rows were written and the head moved at
 `cassandra.consistency` (LOCAL_QUORUM by default). A node keeps a write once its commit log is
@@ -71,8 +78,9 @@ transaction. A dead holder's lease expires with its TTL.
 
 Deleting a stream removes its rows table by table (idempotent, not atomic): a reader may see
 part of a deletion in progress, never a wrong event. A deletion or a scavenge removes the events'
-``key_index`` rows after their ``events_all`` rows (readers skip a row whose event is gone); a
-redaction leaves them (a row whose event lost the tag is skipped).
+``key_index`` rows (and their copies) before their ``events_all`` rows, and a redaction rewrites
+the copies before the ``events_all`` row: done again after being cut short, each still finds the
+events in ``events_all`` and with them every copy.
 """
 
 from __future__ import annotations
