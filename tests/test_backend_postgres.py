@@ -124,12 +124,13 @@ def test_a_streams_events_are_found_by_block_and_number(database: str) -> None:
         assert "((stream_version >> 6)), stream_id, stream_version)" in indexes["photon_events_stream_block"]
 
 
-def test_the_writer_analyzes_the_events_table_once_it_holds_events(database: str) -> None:
+def test_the_writer_analyzes_the_events_table_as_it_grows(database: str) -> None:
     """Before a table's first ANALYZE, PostgreSQL plans a page of `__all__` as a scan of the
-    whole table and a sort; the writer analyzes its tables once at 1,000 events (and at open when
-    they hold events but were never analyzed), so the page goes through the primary key at once."""
+    whole table and a sort; the writer analyzes its tables at 1,000 events (and at open when
+    they hold events but were never analyzed), so the page goes through the primary key at once,
+    and again each time the table has grown tenfold, so the statistics describe the store."""
     import psycopg
-    from photon_backends.sql.planner_statistics import FIRST_ROWS
+    from photon_backends.sql.planner_statistics import FIRST_ROWS, GROWTH
 
     def analyzed() -> float:
         with psycopg.connect(database) as connection:
@@ -145,6 +146,8 @@ def test_the_writer_analyzes_the_events_table_once_it_holds_events(database: str
 
     config = {"db.backend": "postgres", "postgres.url": database}
     with EventStore.open(config) as store:
+        with psycopg.connect(database, autocommit=True) as connection:  # only the writer analyzes here
+            connection.execute("ALTER TABLE photon_events SET (autovacuum_enabled = false)")
         store.append([event(stream=f"s-{i % 7}") for i in range(FIRST_ROWS - 1)])
         statistics = store.backend._statistics  # type: ignore[attr-defined]
         statistics.wait()
@@ -153,12 +156,49 @@ def test_the_writer_analyzes_the_events_table_once_it_holds_events(database: str
         statistics.wait()
         assert analyzed() == FIRST_ROWS + 1
         assert "photon_events_pkey" in page_plan()
-        store.append([event(stream="s-3") for _ in range(FIRST_ROWS - 100)])
+        tenfold = (FIRST_ROWS + 1) * GROWTH
+        store.append([event(stream="s-3") for _ in range(tenfold - (FIRST_ROWS + 1) - 1)])
         statistics.wait()
-        assert analyzed() == FIRST_ROWS + 1  # once: autovacuum keeps the statistics from then on
+        assert analyzed() == FIRST_ROWS + 1  # not before the table has grown tenfold
         assert "photon_events_pkey" in page_plan()
+        store.append([event(stream="s-3")])
+        statistics.wait()
+        assert analyzed() == tenfold
     with EventStore.open(config, read_only=True) as store:
         assert store.backend._statistics is None  # type: ignore[attr-defined]  # only the writer analyzes
+
+
+def test_a_bulk_load_leaves_statistics_that_plan_a_category_read_through_its_index(database: str) -> None:
+    """A restore loads a whole store at once; without fresh statistics the planner guessed a
+    category's size and fetched all of its events through a bitmap scan and sorted them, to
+    return the first page. The load analyzes the tables at its end."""
+    import psycopg
+
+    config = {"db.backend": "postgres", "postgres.url": database}
+    events = 50_000  # 500 in the category `target`: more than the page, which the planner must know
+    with EventStore.open(config) as store:
+        with psycopg.connect(database, autocommit=True) as connection:
+            connection.execute("ALTER TABLE photon_events SET (autovacuum_enabled = false)")
+        with store.bulk_load():
+            for start in range(0, events, 5000):
+                store.append(
+                    [
+                        event(stream=f"target-{i % 50}" if i % 100 == 0 else f"other{i % 97}-{i}")
+                        for i in range(start, start + 5000)
+                    ]
+                )
+        with psycopg.connect(database) as connection:
+            (rows,) = connection.execute("SELECT reltuples FROM pg_class WHERE relname = 'photon_events'").fetchone()
+            assert rows == events
+            plan = "\n".join(
+                row[0]
+                for row in connection.execute(
+                    "EXPLAIN SELECT order_id, data FROM photon_events WHERE split_part(stream_name, '-', 1) = 'target'"
+                    " AND order_id >= 1 ORDER BY order_id LIMIT 250"
+                ).fetchall()
+            )
+        assert "Index Scan using photon_events_category" in plan, plan
+        assert [e.stream_name.split("-")[0] for e in store.read("__category__:target", limit=3)] == ["target"] * 3
 
 
 def test_a_table_never_analyzed_is_analyzed_when_the_writer_opens(database: str) -> None:

@@ -425,6 +425,8 @@ class SQLBackend(StreamNumbers):
                 try:
                     with self._engine.begin() as conn:
                         create_indexes(conn, self._events.indexes)  # a backend may keep one during the load
+                    if self._statistics is not None:
+                        self._statistics.loaded(self.last_order_id())
                     return
                 except sa.exc.IntegrityError as exc:
                     self._empty_and_index()

@@ -78,7 +78,7 @@ class Continuity:
     def prefetch(self, records: Iterable[RecordedEvent]) -> None:
         """Fetch the versions of a batch's streams in one look-up."""
         versions = self.versions
-        wanted = {r.stream_name for r in records} - versions.keys()
+        wanted = {r.stream_name for r in records}.difference(versions)  # looks up each, not every key
         if wanted and self.lookup is not None:
             found = self.lookup(wanted)
             for name in wanted:

@@ -1,8 +1,7 @@
 """Worker processes seen from the manager: start, talk, kill.
 
-Each worker has one duplex pipe, carrying the messages of `photon.projections.messages`.
-Sending can block when the worker is busy (a pipe holds only a little), so a sender thread
-owns the sending end; a receiver thread hands every reply to the event loop. Workers come from
+Each worker has one duplex pipe, carrying the messages of `photon.projections.messages`,
+read and written by the event loop (`photon.projections.worker_pipe`). Workers come from
 the ``forkserver`` context (``spawn`` where there is none): the manager runs threads (the
 store's writer, the HTTP server), which plain ``fork`` must not copy.
 """
@@ -13,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
-import queue
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -22,6 +20,7 @@ from typing import Any
 from photon.core.backend import backend_modules
 from photon.projections import worker as worker_module
 from photon.projections.messages import FromWorker, Stop, ToWorker
+from photon.projections.worker_pipe import WorkerPipe
 
 log = logging.getLogger("photon.projections")
 
@@ -76,7 +75,8 @@ def preload(modules: Iterable[str]) -> None:
 
 
 class WorkerHandle:
-    """One worker process and its pipe, and the projections (slots) it holds.
+    """One worker process and its pipe, and the projections (slots) it holds. Made in the
+    loop's thread; `on_message` and `on_exit` are called there.
 
     How much is sent to it and not yet answered is the feed's business (`photon.projections.feed`).
     """
@@ -110,11 +110,7 @@ class WorkerHandle:
         self.replaced = False
         self._on_message = on_message
         self._on_exit = on_exit
-        self._outbox: queue.SimpleQueue[ToWorker | None] = queue.SimpleQueue()
-        self._sender = threading.Thread(target=self._send_loop, name=f"{self.process.name}-send", daemon=True)
-        self._receiver = threading.Thread(target=self._receive_loop, name=f"{self.process.name}-recv", daemon=True)
-        self._sender.start()
-        self._receiver.start()
+        self._pipe = WorkerPipe(self.conn, loop, self._received, self._pipe_closed)
 
     @property
     def pid(self) -> int | None:
@@ -123,47 +119,36 @@ class WorkerHandle:
 
     def send(self, message: ToWorker) -> None:
         if self.alive:
-            self._outbox.put(message)
+            self._pipe.send(message)
 
-    def _send_loop(self) -> None:
-        while True:
-            message = self._outbox.get()
-            if message is None:
-                return
-            try:
-                self.conn.send(message)
-            except (OSError, EOFError, ValueError):
-                return
+    def _received(self, message: FromWorker) -> None:
+        self._on_message(self, message)
 
-    def _receive_loop(self) -> None:
-        while True:
-            try:
-                message = self.conn.recv()
-            except (EOFError, OSError, ValueError):
-                break
-            try:
-                self.loop.call_soon_threadsafe(self._on_message, self, message)
-            except RuntimeError:  # the loop is closed
-                return
+    def _pipe_closed(self) -> None:
+        # The worker's end closed: it exited or is exiting. Its exit code is known once it is
+        # joined, which may take a moment: not in the loop's thread.
+        threading.Thread(target=self._reap, name=f"{self.process.name}-exit", daemon=True).start()
+
+    def _reap(self) -> None:
         self.process.join()
         with contextlib.suppress(RuntimeError):  # the loop is closed
             self.loop.call_soon_threadsafe(self._on_exit, self)
 
     def kill(self) -> None:
-        """Stop the process at once (a stuck reduction cannot be interrupted any other way)."""
+        """Stop the process at once (a stuck reduction cannot be interrupted any other way). In
+        the loop's thread."""
         self.alive = False
-        self._outbox.put(None)
+        self._pipe.discard()
         if self.process.is_alive():
             self.process.kill()
 
     def close(self, timeout: float = 5.0) -> None:
         """Ask the worker to stop (sent after everything queued); kill it if it does not."""
         self.send(Stop())
-        self._outbox.put(None)
-        self._sender.join(timeout)
+        self._pipe.flush(timeout)
         self.process.join(timeout)
         if self.process.is_alive():
             self.process.kill()
             self.process.join(1)
         self.alive = False
-        self.conn.close()
+        self._pipe.close_soon()

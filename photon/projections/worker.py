@@ -2,8 +2,9 @@
 
 The manager talks to it with the named messages of `photon.projections.messages` on one pipe:
 `Add` a projection (resuming from a state after an order-id), `Remove` one, `Fold` a batch of
-events (their stored JSON bytes), `CatchUp` by reading the store directly (read-only; only when
-the worker could open it), `Stop`. It answers `Ready`, `Added`, `Folded` (also part-way through
+events (their stored JSON bytes), fold a page of `History` the manager read for several workers
+at once (one JSON array), `CatchUp` by reading the store directly (read-only; only when the
+worker could open it), `Stop`. It answers `Ready`, `Added`, `Folded` (also part-way through
 a long catch-up, with seq None) and `Stopped`.
 
 A report carries a changed projection's whole state as JSON. A live projection whose state is
@@ -32,7 +33,7 @@ from typing import Any
 
 import orjson
 
-from photon.core.data_reads import read_data_pages
+from photon.core.data_reads import read_data_arrays
 from photon.core.events import category_of, stream_category
 from photon.projections.definition import Definition, ProjectionSpec, load
 from photon.projections.messages import (
@@ -42,6 +43,7 @@ from photon.projections.messages import (
     Failure,
     Fold,
     Folded,
+    History,
     Ready,
     Remove,
     Report,
@@ -140,6 +142,11 @@ def decode(datas: Sequence[bytes]) -> Decoded:
         event = loads(data)
         append((event["order-id"], event["stream-name"], event["event-type"], event))
     return out
+
+
+def decode_page(page: bytes) -> Decoded:
+    """Decode a `History` page (one JSON array of stored events) as `decode` does a batch."""
+    return [(event["order-id"], event["stream-name"], event["event-type"], event) for event in orjson.loads(page)]
 
 
 def fold(running: Running, events: Decoded, progress: Any) -> Failure | None:
@@ -242,6 +249,8 @@ class Worker:
                     return
             if isinstance(message, Fold):
                 conn.send(Folded(message.seq, *self.fold_batch(decode(message.datas), message.end_order_id)))
+            elif isinstance(message, History):
+                conn.send(Folded(message.seq, *self.fold_history(decode_page(message.page), message.end_order_id)))
             elif isinstance(message, CatchUp):
                 self.catch_up_merged(message)
             elif isinstance(message, Add):
@@ -306,6 +315,15 @@ class Worker:
                 running.position = end_order_id
         return self.reports(due_only=True), failures
 
+    def fold_history(self, events: Decoded, end_order_id: int) -> tuple[list[Report], list[Failure]]:
+        """Fold a page of history into the projections behind its end (the others are past it)."""
+        behind = [r for r in self.live() if r.position < end_order_id]
+        failures = self._fold_some(behind, events)
+        for running in behind:
+            if not running.failed and running.position < end_order_id:
+                running.position = end_order_id
+        return self.reports(due_only=True), failures
+
     def catch_up(self, to_order_id: int) -> tuple[list[Report], list[Failure]]:
         """Read history straight from the store for the projections behind `to_order_id`."""
         behind = [r for r in self.live() if r.position < to_order_id]
@@ -317,12 +335,12 @@ class Worker:
         types = behind[0].types if len(behind) == 1 else None
         start = min(r.position for r in behind) + 1
         since_report = 0
-        pages = read_data_pages(
+        pages = read_data_arrays(
             self.store, stream, from_order_id=start, to_order_id=to_order_id, event_types=types, max_events=CATCHUP_PAGE
         )
-        for page in pages:
-            failures.extend(self._fold_some(behind, decode(page)))
-            since_report += len(page)
+        for count, _, page in pages:
+            failures.extend(self._fold_some(behind, decode_page(page)))
+            since_report += count
             if since_report >= CATCHUP_REPORT_EVERY:
                 since_report = 0
                 self.conn.send(Folded(None, self.reports(), failures))

@@ -1,0 +1,98 @@
+"""The manager's end of a worker's pipe (photon.projections.worker_pipe) against a real
+`multiprocessing` connection at the other end, as a worker holds it."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import threading
+from typing import Any
+
+import pytest
+
+from photon.projections.worker_pipe import WorkerPipe
+
+
+def _echo(conn: Any) -> None:
+    """The worker's side: send back every message until None, then close."""
+    while True:
+        message = conn.recv()
+        if message is None:
+            break
+        conn.send(message)
+    conn.close()
+
+
+@pytest.mark.parametrize("loop_kind", ["asyncio", "uvloop"])
+def test_messages_of_every_size_cross_both_ways_in_order(loop_kind: str) -> None:
+    # Big messages fill the socket: the rest is written when it becomes writable, and the
+    # replies arrive in pieces that are put together again; small ones share a read.
+    sizes = [0, 1, 100, 70_000, 5_000_000, 3, 300_000, 10, 2_000_000, *range(50)]
+    messages: list[Any] = [("m", i, b"x" * size) for i, size in enumerate(sizes)]
+
+    async def scenario() -> tuple[list[Any], bool]:
+        loop = asyncio.get_running_loop()
+        here, there = multiprocessing.Pipe(duplex=True)
+        peer = threading.Thread(target=_echo, args=(there,), daemon=True)
+        peer.start()
+        received: list[Any] = []
+        closed = asyncio.Event()
+        pipe = WorkerPipe(here, loop, received.append, closed.set)
+        for message in messages[:5]:
+            pipe.send(message)
+        # From another thread too: handed to the loop, in order after those sent before.
+        await asyncio.to_thread(lambda: [pipe.send(m) for m in messages[5:]])
+        drained = await asyncio.to_thread(pipe.flush, 10.0)
+        pipe.send(None)
+        await asyncio.wait_for(closed.wait(), 10)
+        peer.join(5)
+        return received, drained
+
+    if loop_kind == "uvloop":
+        uvloop = pytest.importorskip("uvloop")
+        received, drained = uvloop.run(scenario())
+    else:
+        received, drained = asyncio.run(scenario())
+    assert drained
+    assert received == messages
+
+
+def test_a_message_past_the_socket_is_written_by_flush_in_the_loop_thread() -> None:
+    async def scenario() -> list[Any]:
+        loop = asyncio.get_running_loop()
+        here, there = multiprocessing.Pipe(duplex=True)
+        got: list[Any] = []
+        reader = threading.Thread(target=lambda: got.append(there.recv()), daemon=True)
+        reader.start()
+        pipe = WorkerPipe(here, loop, lambda message: None, lambda: None)
+        pipe.send(b"y" * 8_000_000)
+        assert pipe.flush(10.0)  # the loop cannot run meanwhile: written here
+        reader.join(10)
+        pipe.close()
+        there.close()
+        return got
+
+    assert asyncio.run(scenario()) == [b"y" * 8_000_000]
+
+
+def test_the_other_end_closing_is_reported_once_and_sends_after_it_are_dropped() -> None:
+    async def scenario() -> int:
+        loop = asyncio.get_running_loop()
+        here, there = multiprocessing.Pipe(duplex=True)
+        ends: list[None] = []
+        closed = asyncio.Event()
+
+        def on_closed() -> None:
+            ends.append(None)
+            closed.set()
+
+        pipe = WorkerPipe(here, loop, lambda message: None, on_closed)
+        there.close()
+        await asyncio.wait_for(closed.wait(), 5)
+        pipe.send("after")  # nothing to write to: dropped, no error
+        assert pipe.flush(1.0)
+        pipe.close()
+        await asyncio.sleep(0.05)
+        return len(ends)
+
+    assert asyncio.run(scenario()) == 1
