@@ -377,7 +377,13 @@ class CassandraBackend(Backend):
             if table not in have:
                 have[table] = set(self._session.execute(f"SELECT * FROM {table} LIMIT 1").column_names)
             if column not in have[table]:
-                self._session.execute(f"ALTER TABLE {table} ADD {column} {kind}")
+                try:
+                    self._session.execute(f"ALTER TABLE {table} ADD {column} {kind}")
+                except Exception:
+                    # Another process opening the store at the same time may have added it.
+                    columns = self._session.execute(f"SELECT * FROM {table} LIMIT 1").column_names
+                    if column not in columns:
+                        raise
                 have[table].add(column)
 
     def _key_index_complete(self) -> bool:

@@ -430,3 +430,45 @@ def test_writer_epochs_trust_rows_only_where_no_later_epoch_began() -> None:
     # The head names an epoch not recorded yet, or a writer other than the one that claimed it.
     assert not epochs.judge(3, "w3")(5_000, 2) and epochs.judge(3, "w3")(100, 1)
     assert not epochs.judge(2, "someone-else")(5_000, 2)
+
+
+def test_a_store_written_before_the_copies_gains_them_and_is_read_through_events_all(
+    cassandra_config: dict[str, Any], cassandra_server: Any
+) -> None:
+    """A store whose key_index has no copies and whose head no epoch: opened, it gains the
+    columns; its old rows are read through events_all, the new ones from their copies."""
+
+    def tagged(start: int) -> list[dict[str, Any]]:
+        return [
+            dict(event(f"old-{i % 3}", "Odd" if i % 2 else "Even"), tags=[f"t{i % 2}"])
+            for i in range(start, start + 20)
+        ]
+
+    with EventStore.open(cassandra_config) as store:
+        store.append(tagged(0))
+    cluster, session = _session(cassandra_server)
+    keyspace = cassandra_config["cassandra.keyspace"]
+    try:
+        for column in ("epoch", "stream", "version", "event_id", "event_type", "event_time", "data"):
+            session.execute(f"ALTER TABLE {keyspace}.key_index DROP {column}", timeout=60)
+        session.execute(f"ALTER TABLE {keyspace}.head DROP epoch", timeout=60)
+        session.execute(f"DROP TABLE {keyspace}.writer_epochs", timeout=60)
+    finally:
+        cluster.shutdown()
+
+    def check(store: EventStore) -> None:
+        everything = list(store.read())
+        backend: Any = store.backend
+        assert backend.read(Query(categories=frozenset({"old"}))) == everything
+        assert backend.read(Query(event_types=frozenset({"Odd"}))) == [e for e in everything if e.event_type == "Odd"]
+        assert list(store.read_matching([{"tags": ["t0"]}])) == [e for e in everything if e.event_type == "Even"]
+
+    with EventStore.open(cassandra_config, read_only=True) as reader:
+        check(reader)
+    with EventStore.open(cassandra_config) as store:
+        check(store)
+        store.append(tagged(20))
+        check(store)
+        copies = list(store.backend._session.execute("SELECT order_id, epoch, data FROM key_index"))  # type: ignore[attr-defined]
+        assert {r.order_id for r in copies if r.data is None} == set(range(1, 21))
+        assert {r.order_id for r in copies if r.data is not None and r.epoch == 1} == set(range(21, 41))
