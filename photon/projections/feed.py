@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from operator import attrgetter
 
 import orjson
@@ -32,6 +32,7 @@ from photon.core.data_reads import read_data_arrays
 from photon.core.errors import BackendError, StoreClosed
 from photon.core.events import ALL_STREAM, RecordedEvent, stream_category
 from photon.core.store import EventStore
+from photon.projections import spool
 from photon.projections.messages import Add, CatchUp, Fold, History
 from photon.projections.pool import WorkerHandle
 from photon.projections.registry import Projection, Registry
@@ -40,6 +41,8 @@ log = logging.getLogger("photon.projections")
 
 BATCH = 5000
 MAX_IN_FLIGHT = 4
+SPOOL_SECONDS = 10.0
+"""How long the pages of a shared read stopped part-way stay readable (the workers' time to stop)."""
 
 _DATA = attrgetter("data")  # RecordedEvent.data
 
@@ -97,6 +100,8 @@ class Feed:
         """The last order-id handed to the workers."""
         self.resyncs = 0
         """How often a worker that fell behind the live feed caught up from the store instead."""
+        self.spool = spool.available()
+        """Whether shared history goes to the workers in memory files (else through their pipes)."""
 
     def attach(self, w: WorkerHandle) -> None:
         """A new worker: it is sent the live events after the feed's position."""
@@ -220,21 +225,33 @@ class Feed:
     async def _share_history(
         self, source: str, target: int, types: frozenset[str] | None, readers: list[tuple[WorkerHandle, Flow, int]]
     ) -> None:
-        """Read `source` up to `target` once and send each page to every reader past its start;
-        then release the readers' locks (taken by `assign_all`)."""
+        """Read `source` up to `target` once and send each page to every reader past its start,
+        in a memory file where there are (`spool`); then release the readers' locks (taken by
+        `assign_all`)."""
+        # One slot more than a reader may have unanswered: see `keep_last` below.
+        shared = spool.Spool(MAX_IN_FLIGHT + 1) if self.spool else None
         try:
             start = min(position for _, _, position in readers) + 1
             pages = read_data_arrays(
                 self.store, source, from_order_id=start, to_order_id=target, event_types=types, max_events=BATCH
             )
-            while (page := await asyncio.to_thread(next, pages, None)) is not None:
-                _, last, joined = page
+            # A page goes into the slot of the page MAX_IN_FLIGHT + 1 before it, which every
+            # reader it was sent to has answered: each had at most MAX_IN_FLIGHT - 1 pages
+            # unanswered when it was sent the page before this one (readers skipped for a page
+            # were skipped for every page before it too).
+            while (page := await asyncio.to_thread(_next_page, pages, shared)) is not None:
+                last, joined = page
                 for w, flow, position in readers:
                     if last > position and w.alive:
                         await _drained(w, flow)
                         w.send(History(flow.track(), joined, last))
             for w, flow, _ in readers:  # every projection behind is at the target now, events or not
                 w.send(History(flow.track(), b"[]", target))
+            if shared is not None:
+                for w, flow, _ in readers:
+                    while w.alive and flow.in_flight:
+                        await asyncio.sleep(0.005)
+                shared.close()
         except Exception as exc:
             # As in `assign`: a worker that did not get its whole history goes, and its
             # replacement starts its projections again from their last reported positions.
@@ -245,6 +262,9 @@ class Feed:
         finally:
             for _, flow, _ in readers:
                 flow.lock.release()
+            if shared is not None and not shared.closed:
+                # Stopped part-way: the workers may still read the pages sent, until they stop.
+                asyncio.get_running_loop().call_later(SPOOL_SECONDS, shared.close)
 
     async def _send_history(self, w: WorkerHandle, flow: Flow, projection: Projection, target: int) -> None:
         """Read a projection's history here and send it in batches (for in-process backends)."""
@@ -358,6 +378,15 @@ def _common_types(behind: list[Projection]) -> frozenset[str] | None:
     """The event types to read for `behind`: theirs when they all have the same, else every type."""
     kinds = {p.event_types for p in behind}
     return kinds.pop() if len(kinds) == 1 else None
+
+
+def _next_page(pages: Iterator[tuple[int, int, bytes]], shared: spool.Spool | None) -> tuple[int, bytes | str] | None:
+    """The next page of history: its last order-id, and the page or (with a spool) its path."""
+    page = next(pages, None)
+    if page is None:
+        return None
+    _, last, joined = page
+    return last, joined if shared is None else shared.put(joined)
 
 
 def _read_page(store: EventStore, stream: str, start: int, end: int, limit: int) -> list[RecordedEvent]:
