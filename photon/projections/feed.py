@@ -13,6 +13,12 @@ up to the last order-id already sent to its worker: the worker reads the store i
 sends the history. Either way the history reaches the worker before any later live batch, so
 no event is folded twice or missed.
 
+Live events are sent at most every `LIVE_INTERVAL`: the events of the commits that come in the
+meantime wait in the feed's subscription and go in the next batch together. A server taking one
+small commit at a time (an application saving one aggregate per request) would otherwise send
+each worker a message per commit, and its answer back, whose cost per message (the pipe, the
+worker's wake-up, its reports) was most of what the projections cost per commit.
+
 Flow control: a worker has at most `MAX_IN_FLIGHT` batches unanswered. The feed waits for one
 that cannot read the store; one that can is marked lagging instead, skipped, and later reads
 what it missed from the store, so a slow projection does not hold the others up.
@@ -38,6 +44,8 @@ log = logging.getLogger("photon.projections")
 
 BATCH = 5000
 MAX_IN_FLIGHT = 4
+LIVE_INTERVAL = 0.005
+"""Seconds at least between two live batches: the most a live event waits for the commits after it."""
 
 _DATA = attrgetter("data")  # RecordedEvent.data
 
@@ -190,8 +198,13 @@ class Feed:
     async def run(self) -> None:
         """Hand every event after the feed's position to the workers, until the store closes."""
         subscription = self.store.subscribe(ALL_STREAM, "hot-cold", from_order_id=self.position + 1)
+        loop = asyncio.get_running_loop()
+        next_send = 0.0
         try:
             while True:
+                pause = next_send - loop.time()
+                if pause > 0:
+                    await asyncio.sleep(pause)  # the commits meanwhile go in one batch
                 try:
                     batch = await subscription.next_batch(timeout=1.0)
                 except StoreClosed:
@@ -207,6 +220,8 @@ class Feed:
                 if batch is None:
                     return
                 events = [item for item in batch if type(item) is RecordedEvent]  # without the markers
+                if events:
+                    next_send = loop.time() + LIVE_INTERVAL
                 for start in range(0, len(events), BATCH):
                     chunk = events[start : start + BATCH]
                     self.position = chunk[-1].order_id
