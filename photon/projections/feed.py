@@ -222,6 +222,9 @@ class Feed:
                 events = [item for item in batch if type(item) is RecordedEvent]  # without the markers
                 if events:
                     next_send = loop.time() + LIVE_INTERVAL
+                    # The writer woke the loop for this commit's callers too: their answers go
+                    # out first, the batch after them.
+                    await asyncio.sleep(0)
                 for start in range(0, len(events), BATCH):
                     chunk = events[start : start + BATCH]
                     self.position = chunk[-1].order_id
