@@ -1,5 +1,5 @@
-"""Batch validation (`prepare_batch`) accepts and refuses exactly what event-by-event
-validation does, and gives the same stored form."""
+"""Batch validation (`prepare_batch`, and `prepare_plain` for small batches of plain events)
+accepts and refuses exactly what event-by-event validation does, and gives the same stored form."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from photon.core import event_validation as events_module
 from photon.core.append_prepare import BATCH_VALIDATION
 from photon.core.errors import ValidationError
-from photon.core.event_validation import prepare_batch, prepare_event
+from photon.core.event_validation import prepare_batch, prepare_event, prepare_plain
 from photon.core.events import PendingEvent
 from photon.core.store import EventStore
 
@@ -185,3 +185,80 @@ def test_the_size_limit_is_the_same_on_both_paths(monkeypatch: pytest.MonkeyPatc
         assert (fast is not None) == (not isinstance(slow, ValidationError)) == (size <= MAX_BYTES)
         outcomes.add(size - MAX_BYTES)
     assert {-1, 0, 1} <= outcomes
+
+
+def plain_batch(rng: random.Random) -> tuple[list[Any], bool]:
+    """A small batch of events of the three required fields, sometimes spoiled; and whether it
+    is one the plain path is meant to take."""
+    batch: list[Any] = []
+    for i in range(rng.randrange(1, BATCH_VALIDATION)):
+        event = base(rng, i)
+        if rng.random() < 0.3:
+            event["payload"] = {"state": {"amount": i, "text": "ü" * rng.randrange(3)}, "version": i}
+        batch.append(event)
+    spoiled = rng.random() < 0.6
+    if spoiled:
+        target = rng.randrange(len(batch))
+        kind = rng.randrange(5)
+        if kind == 0:
+            field, value = rng.choice(SPOILERS)
+            batch[target][field] = value
+        elif kind == 1:
+            del batch[target][rng.choice(["stream-name", "event-type", "payload"])]
+        elif kind == 2:
+            batch[target] = rng.choice([["a list"], "text", 7, UserDict(batch[target])])
+        elif kind == 3:
+            field, values = rng.choice(OPTIONAL)  # a fourth field: for the event-by-event path
+            batch[target][field] = values[0]
+        else:
+            batch[target] = dict(reversed(list(batch[target].items())))  # same fields, other order
+            spoiled = False
+    return batch, not spoiled
+
+
+def test_plain_path_agrees_with_event_by_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = random.Random(11)
+    taken = 0
+    for _ in range(3000):
+        batch, usual = plain_batch(rng)
+        restart_ids(monkeypatch)
+        fast = prepare_plain(batch, MAX_BYTES, NOW)
+        restart_ids(monkeypatch)
+        slow = one_by_one(batch)
+        if fast is not None:
+            taken += 1
+            assert not isinstance(slow, ValidationError), f"plain path took a batch the other refuses: {slow}"
+            assert fast == slow
+        elif usual:
+            pytest.fail(f"plain path declined a usual batch: {batch!r}")
+    assert taken > 600
+
+
+def test_the_size_limit_is_the_same_on_the_plain_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    def event(pad: int) -> dict[str, Any]:
+        return {"stream-name": "orders", "event-type": "Created", "payload": {"p": "x" * pad}}
+
+    outcomes = set()
+    for pad in range(MAX_BYTES - 120, MAX_BYTES):
+        batch = [event(1), event(pad)]
+        size = len(prepare_event(event(pad), 1 << 20, False, NOW, lambda: "gen-2").body) + 1
+        restart_ids(monkeypatch)
+        fast = prepare_plain(batch, MAX_BYTES, NOW)
+        restart_ids(monkeypatch)
+        slow = one_by_one(batch)
+        assert (fast is not None) == (not isinstance(slow, ValidationError)) == (size <= MAX_BYTES)
+        outcomes.add(size - MAX_BYTES)
+    assert {-1, 0, 1} <= outcomes
+
+
+@pytest.mark.parametrize(("field", "value"), SPOILERS, ids=[f"{f}={v!r}"[:40] for f, v in SPOILERS])
+def test_a_bad_event_in_a_short_batch_is_named_and_nothing_is_stored(store: EventStore, field: str, value: Any) -> None:
+    if field == "payload" and isinstance(value, dict) and "big" in value:
+        value = {"big": "y" * (store.max_event_bytes + 1)}
+    batch = [{"stream-name": "orders", "event-type": "Created", "payload": {"n": i}} for i in range(4)]
+    store.append(batch)
+    batch[2][field] = value
+    with pytest.raises(ValidationError, match=r"^event 2: ") as error:
+        store.append(batch)
+    assert error.value.field == field
+    assert store.last_order_id() == len(batch)

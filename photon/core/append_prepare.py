@@ -13,7 +13,7 @@ from typing import Any
 from photon.core.append_request import AppendCondition, AppendOptions
 from photon.core.append_waits import client_ids
 from photon.core.errors import ValidationError
-from photon.core.event_validation import prepare_batch, prepare_event
+from photon.core.event_validation import prepare_batch, prepare_event, prepare_plain
 from photon.core.events import PendingEvent, new_event_ids, now_millis
 
 BATCH_VALIDATION = 16
@@ -30,7 +30,12 @@ def prepare_append(
     if not batch:
         raise ValidationError("no events to append")
     now = now_millis()  # one clock reading for the whole batch
-    fast = prepare_batch(batch, max_bytes, now) if len(batch) >= BATCH_VALIDATION and not internal else None
+    if internal:
+        fast = None
+    elif len(batch) >= BATCH_VALIDATION:
+        fast = prepare_batch(batch, max_bytes, now)
+    else:
+        fast = prepare_plain(batch, max_bytes, now)
     if fast is not None:
         pending = fast
     else:

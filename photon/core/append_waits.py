@@ -8,6 +8,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from itertools import compress
 from operator import itemgetter
+from threading import get_ident
 
 from photon.core.append_request import AppendCondition
 from photon.core.events import PendingEvent, RecordedEvent
@@ -45,6 +46,7 @@ class AppendRequest:
         "on_done",
         "result",
         "streams",
+        "thread",
         "woken",
     )
 
@@ -62,12 +64,19 @@ class AppendRequest:
         """Expected versions of several streams (None: only `expected`, for the batch's one stream)."""
         self.condition = condition
         # Worked out here, in the caller's thread, to keep the single writer's share small.
-        self.client_ids = client_ids(events)
-        self.streams = set(map(_STREAM_NAME, events))
+        if len(events) == 1:  # most appends of many writers: nothing to map
+            event = events[0]
+            self.client_ids = [event.event_id] if event.client_id else []
+            self.streams = {event.stream_name}
+        else:
+            self.client_ids = client_ids(events)
+            self.streams = set(map(_STREAM_NAME, events))
         if checks:
             self.streams.update(checks)
         self.on_done = on_done
         """Called instead of releasing the lock (asyncio callers are woken through their loop)."""
+        self.thread = 0 if on_done is not None else get_ident()
+        """The caller's thread, when it blocks (the writer waits a moment for the callers it answered)."""
         self._lock = threading.Lock()
         self._lock.acquire()
         self.finished = False

@@ -157,6 +157,16 @@ class Backend(abc.ABC):
         columns alone, cheaper than whole events, overrides it."""
         return [(event.order_id, event.data) for event in self.read(query)]
 
+    def read_data_array(self, query: Query) -> tuple[int, int, bytes] | None:
+        """`read_data` as one JSON array: (events, last order-id, `[json,json,...]`), None when no
+        event matches. For a reader that decodes a page by one call or hands it on whole (the
+        projection manager sending history to its workers). A backend that can join the stored
+        JSON itself, cheaper than handing over each event's, overrides it."""
+        rows = self.read_data(query)
+        if not rows:
+            return None
+        return len(rows), rows[-1][0], b"[" + b",".join([data for _, data in rows]) + b"]"
+
     def read_stream_data(self, query: Query) -> list[tuple[int, int, bytes]]:
         """`read` of one stream (`query.stream` set), as each event's (order-id, version, stored
         JSON) only: a reader of a stream's history page by page starts each page at the version

@@ -8,6 +8,7 @@ read by blocks of versions, `Backend.read_stream_data`) wherever the backend's a
 check by the core: `__all__`, one stream, and categories and event types the backend has an index
 for. Any other read (a filter the core checks event by event; a stream whose metadata bounds its
 reads) is `read_pages`, its events' JSON taken.
+`read_data_arrays` gives each page as one JSON array (decoded by one call, or sent on whole).
 `read_data_rows` gives each event's order-id too (the `eventsourcing` module's notification
 selects: on PostgreSQL this also spares the statement the running byte sum of `read`'s pages).
 """
@@ -46,6 +47,59 @@ def read_data_pages(
         max_events=max_events,
     ):
         yield [data for _, data in rows]
+
+
+def read_data_arrays(
+    store: EventStore,
+    stream: str,
+    *,
+    from_order_id: int,
+    to_order_id: int | None,
+    event_types: Iterable[str] | None = None,
+    max_events: int = 5000,
+) -> Iterator[tuple[int, int, bytes]]:
+    """`read_data_pages` with each page as one JSON array: (events, last order-id, `[json,...]`).
+
+    `__all__` (and the categories and types the backend indexes) through `Backend.read_data_array`,
+    which SQLite answers with the page joined by the database (0.4 µs an event against 0.75 for
+    the rows joined here); every other read is `read_data_rows`, joined here."""
+    history = store.history(stream, event_types=event_types, page_events=max_events)
+    plan = history.plan
+    if plan.stream is not None or (plan.check is not None and not plan.stored_exact):
+        for rows in read_data_rows(
+            store,
+            stream,
+            from_order_id=from_order_id,
+            to_order_id=to_order_id,
+            event_types=event_types,
+            max_events=max_events,
+        ):
+            yield len(rows), rows[-1][0], b"[" + b",".join([data for _, data in rows]) + b"]"
+        return
+    backend = store.backend
+    max_bytes = max(1, store.page_bytes)
+    size = max(1, min(max_events, 16))
+    position = from_order_id
+    while to_order_id is None or position <= to_order_id:
+        query = Query(
+            from_order_id=position,
+            to_order_id=to_order_id,
+            from_version=history.from_version,
+            from_time=history.from_time,
+            event_types=plan.event_types,
+            categories=plan.categories,
+            limit=size,
+        )
+        page = backend.read_data_array(query)
+        if page is None:
+            return
+        count, last, array = page
+        yield page
+        if count < size:
+            return
+        position = last + 1
+        average = max(1, len(array) // count)
+        size = max(1, min(max_events, max_bytes // average, count * GROWTH))
 
 
 def read_data_rows(

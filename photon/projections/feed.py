@@ -10,8 +10,9 @@ manager; see docs/benchmarks.md.)
 A projection that is behind (new, resumed from a checkpoint, or moved to a new worker) catches
 up to the last order-id already sent to its worker: the worker reads the store itself
 (read-only) when the backend allows another process to read it, otherwise the feed reads and
-sends the history. Either way the history reaches the worker before any later live batch, so
-no event is folded twice or missed.
+sends the history. At start, workers behind on the same source share one read: the feed reads
+each page once and sends it to each of them (`assign_all`). Either way the history reaches the
+worker before any later live batch, so no event is folded twice or missed.
 
 Live events are sent at most every `LIVE_INTERVAL`: the events of the commits that come in the
 meantime wait in the feed's subscription and go in the next batch together. A server taking one
@@ -28,15 +29,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from operator import attrgetter
 
 import orjson
 
+from photon.core.data_reads import read_data_arrays
 from photon.core.errors import BackendError, StoreClosed
 from photon.core.events import ALL_STREAM, RecordedEvent, stream_category
 from photon.core.store import EventStore
-from photon.projections.messages import Add, CatchUp, Fold
+from photon.projections import spool
+from photon.projections.messages import Add, CatchUp, Fold, History
 from photon.projections.pool import WorkerHandle
 from photon.projections.registry import Projection, Registry
 
@@ -46,6 +49,8 @@ BATCH = 5000
 MAX_IN_FLIGHT = 4
 LIVE_INTERVAL = 0.005
 """Seconds at least between two live batches: the most a live event waits for the commits after it."""
+SPOOL_SECONDS = 10.0
+"""How long the pages of a shared read stopped part-way stay readable (the workers' time to stop)."""
 
 _DATA = attrgetter("data")  # RecordedEvent.data
 
@@ -103,6 +108,8 @@ class Feed:
         """The last order-id handed to the workers."""
         self.resyncs = 0
         """How often a worker that fell behind the live feed caught up from the store instead."""
+        self.spool = spool.available()
+        """Whether shared history goes to the workers in memory files (else through their pipes)."""
 
     def attach(self, w: WorkerHandle) -> None:
         """A new worker: it is sent the live events after the feed's position."""
@@ -146,7 +153,20 @@ class Feed:
                 self._broken(w)
 
     async def _start_on(self, w: WorkerHandle, flow: Flow, projections: list[Projection], target: int) -> None:
-        behind = False
+        if w.reads_store:
+            if self._add(w, projections, target):
+                w.send(CatchUp(flow.track(), target))
+            return
+        # Each projection's history follows its addition, before the next projection is added:
+        # a batch of history moves every projection of the worker past its end.
+        for projection in projections:
+            for behind in self._add(w, [projection], target):
+                await self._send_history(w, flow, behind, target)
+
+    @staticmethod
+    def _add(w: WorkerHandle, projections: list[Projection], target: int) -> list[Projection]:
+        """Send `w` its projections; returns those behind `target`, which must catch up to it."""
+        behind = []
         for projection in projections:
             projection.catch_up_target = target
             w.send(
@@ -163,11 +183,96 @@ class Feed:
                 if projection.catch_up_ms is None:
                     projection.catch_up_ms = 0.0
                 continue
-            behind = True
-            if not w.reads_store:
-                await self._send_history(w, flow, projection, target)
-        if behind and w.reads_store:
-            w.send(CatchUp(flow.track(), target))
+            behind.append(projection)
+        return behind
+
+    async def assign_all(self, assignments: dict[WorkerHandle, list[Projection]]) -> list[asyncio.Task[None]]:
+        """`assign` for several workers at once (the whole pool, at start): workers behind on the
+        same source share one read of the store.
+
+        Each worker that reads the store would read and decode every event of its projections'
+        source itself: with two workers on `__all__` that is the same history read twice, about
+        half of each worker's catch-up (0.85 µs an event to read, 1 µs to decode, 0.2 µs a simple
+        projection's fold). Instead the feed reads it once and sends each page to each of them as
+        one JSON array (`History`): the workers decode and fold, and the pages come as fast as
+        the slowest takes them. A worker alone on its source reads it itself, as in `assign`.
+        Returns the tasks sending the shared history (they hold the workers' locks until done).
+        """
+        groups: dict[tuple[str, int], list[tuple[WorkerHandle, list[Projection]]]] = {}
+        for w, projections in assignments.items():
+            flow = self.flows.get(w)
+            if flow is None:
+                continue
+            behind = [p for p in projections if p.position < flow.sent_to]
+            if not w.reads_store or not behind:
+                await self.assign(w, projections)
+                continue
+            groups.setdefault((_source(behind), flow.sent_to), []).append((w, projections))
+        tasks = []
+        for (source, target), members in groups.items():
+            if len(members) < 2:
+                for w, projections in members:
+                    await self.assign(w, projections)
+                continue
+            # Taken here, before any live batch can be sent (an unheld lock is taken at once).
+            flows = [self.flows[w] for w, _ in members]
+            for flow in flows:
+                await flow.lock.acquire()
+            readers = []
+            for w, projections in members:
+                behind = self._add(w, projections, target)
+                readers.append((w, self.flows[w], min(p.position for p in behind)))
+            types = _common_types([p for _, projections in members for p in projections if p.position < target])
+            tasks.append(
+                asyncio.create_task(
+                    self._share_history(source, target, types, readers), name=f"projections-history-{source}"
+                )
+            )
+        return tasks
+
+    async def _share_history(
+        self, source: str, target: int, types: frozenset[str] | None, readers: list[tuple[WorkerHandle, Flow, int]]
+    ) -> None:
+        """Read `source` up to `target` once and send each page to every reader past its start,
+        in a memory file where there are (`spool`); then release the readers' locks (taken by
+        `assign_all`)."""
+        # One slot more than a reader may have unanswered: see `keep_last` below.
+        shared = spool.Spool(MAX_IN_FLIGHT + 1) if self.spool else None
+        try:
+            start = min(position for _, _, position in readers) + 1
+            pages = read_data_arrays(
+                self.store, source, from_order_id=start, to_order_id=target, event_types=types, max_events=BATCH
+            )
+            # A page goes into the slot of the page MAX_IN_FLIGHT + 1 before it, which every
+            # reader it was sent to has answered: each had at most MAX_IN_FLIGHT - 1 pages
+            # unanswered when it was sent the page before this one (readers skipped for a page
+            # were skipped for every page before it too).
+            while (page := await asyncio.to_thread(_next_page, pages, shared)) is not None:
+                last, joined = page
+                for w, flow, position in readers:
+                    if last > position and w.alive:
+                        await _drained(w, flow)
+                        w.send(History(flow.track(), joined, last))
+            for w, flow, _ in readers:  # every projection behind is at the target now, events or not
+                w.send(History(flow.track(), b"[]", target))
+            if shared is not None:
+                for w, flow, _ in readers:
+                    while w.alive and flow.in_flight:
+                        await asyncio.sleep(0.005)
+                shared.close()
+        except Exception as exc:
+            # As in `assign`: a worker that did not get its whole history goes, and its
+            # replacement starts its projections again from their last reported positions.
+            log.warning("projection workers: could not read their history up to order-id %d (%s)", target, exc)
+            for w, _, _ in readers:
+                w.kill()
+                self._broken(w)
+        finally:
+            for _, flow, _ in readers:
+                flow.lock.release()
+            if shared is not None and not shared.closed:
+                # Stopped part-way: the workers may still read the pages sent, until they stop.
+                asyncio.get_running_loop().call_later(SPOOL_SECONDS, shared.close)
 
     async def _send_history(self, w: WorkerHandle, flow: Flow, projection: Projection, target: int) -> None:
         """Read a projection's history here and send it in batches (for in-process backends)."""
@@ -278,6 +383,28 @@ class Feed:
 async def _drained(w: WorkerHandle, flow: Flow) -> None:
     while w.alive and flow.in_flight >= MAX_IN_FLIGHT:
         await flow.drained.wait()
+
+
+def _source(behind: list[Projection]) -> str:
+    """What a worker reads for the projections `behind` (as the worker's own catch-up does):
+    their stream when they share one, else `__all__` (each projection filters its events)."""
+    streams = {p.stream_name for p in behind}
+    return streams.pop() if len(streams) == 1 else ALL_STREAM
+
+
+def _common_types(behind: list[Projection]) -> frozenset[str] | None:
+    """The event types to read for `behind`: theirs when they all have the same, else every type."""
+    kinds = {p.event_types for p in behind}
+    return kinds.pop() if len(kinds) == 1 else None
+
+
+def _next_page(pages: Iterator[tuple[int, int, bytes]], shared: spool.Spool | None) -> tuple[int, bytes | str] | None:
+    """The next page of history: its last order-id, and the page or (with a spool) its path."""
+    page = next(pages, None)
+    if page is None:
+        return None
+    _, last, joined = page
+    return last, joined if shared is None else shared.put(joined)
 
 
 def _read_page(store: EventStore, stream: str, start: int, end: int, limit: int) -> list[RecordedEvent]:

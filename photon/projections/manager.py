@@ -142,8 +142,8 @@ class ProjectionManager:
         starting = [self._install(builtin, check_here(builtin), resume=True, schedule=False)]
         for spec in specs.values():
             starting.append(self._install(spec, await self.checker.check(spec), resume=True, schedule=False))
-        for w in self.workers:
-            await self.feed.assign(w, [p for p in starting if p.worker is w])
+        sharing = await self.feed.assign_all({w: [p for p in starting if p.worker is w] for w in self.workers})
+        self._tasks.extend(sharing)
         self.started = True
         registry = self.registry
         self._tasks.append(asyncio.create_task(self.feed.run(), name="projections-feed"))

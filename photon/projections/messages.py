@@ -4,7 +4,7 @@ They cross a process boundary (pickled on one duplex pipe per worker) with every
 so they are named tuples: pickled as small and as fast as plain tuples, read by field name. The
 worker's replies carry one `Report` per projection and one `Failure` per reduction that raised.
 
-To a worker: `Add`, `Remove`, `Fold`, `CatchUp`, `Stop`. From a worker: `Ready`, `Added`,
+To a worker: `Add`, `Remove`, `Fold`, `History`, `CatchUp`, `Stop`. From a worker: `Ready`, `Added`,
 `Folded` (also sent part-way through a long catch-up, with `seq` None), `Stopped`.
 """
 
@@ -43,6 +43,18 @@ class Fold(NamedTuple):
     positions advance past them."""
 
 
+class History(NamedTuple):
+    """A page of history the manager read once for several workers (see `Feed.assign_all`): the
+    events' stored JSON as one JSON array, for the projections behind `end_order_id`."""
+
+    seq: int | None
+    page: bytes | str
+    """`[event, event, ...]`: the stored JSON of each event, joined (decoded by one call); or the
+    path of a memory file of the manager's that holds it (`photon.projections.spool`)."""
+    end_order_id: int
+    """The last order-id the page covers: the projections behind it are at it afterwards."""
+
+
 class CatchUp(NamedTuple):
     """Read the store (read-only) up to `to_order_id` for every projection behind it; only sent
     to a worker that opened the store itself."""
@@ -55,7 +67,7 @@ class Stop(NamedTuple):
     """Report the final states and exit."""
 
 
-ToWorker = Add | Remove | Fold | CatchUp | Stop
+ToWorker = Add | Remove | Fold | History | CatchUp | Stop
 
 # -- from a worker -------------------------------------------------------------------------------
 
@@ -99,7 +111,7 @@ class Added(NamedTuple):
 
 class Folded(NamedTuple):
     seq: int | None
-    """The `seq` of the `Fold` or `CatchUp` answered; None for a report part-way through."""
+    """The `seq` of the `Fold`, `History` or `CatchUp` answered; None for a report part-way through."""
     reports: list[Report]
     failures: list[Failure]
 

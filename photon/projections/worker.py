@@ -2,8 +2,9 @@
 
 The manager talks to it with the named messages of `photon.projections.messages` on one pipe:
 `Add` a projection (resuming from a state after an order-id), `Remove` one, `Fold` a batch of
-events (their stored JSON bytes), `CatchUp` by reading the store directly (read-only; only when
-the worker could open it), `Stop`. It answers `Ready`, `Added`, `Folded` (also part-way through
+events (their stored JSON bytes), fold a page of `History` the manager read for several workers
+at once (one JSON array), `CatchUp` by reading the store directly (read-only; only when the
+worker could open it), `Stop`. It answers `Ready`, `Added`, `Folded` (also part-way through
 a long catch-up, with seq None) and `Stopped`.
 
 A report carries a changed projection's whole state as JSON. A live projection whose state is
@@ -32,8 +33,9 @@ from typing import Any
 
 import orjson
 
-from photon.core.data_reads import read_data_pages
+from photon.core.data_reads import read_data_arrays
 from photon.core.events import category_of, stream_category
+from photon.projections import spool
 from photon.projections.definition import Definition, ProjectionSpec, load
 from photon.projections.messages import (
     Add,
@@ -42,6 +44,7 @@ from photon.projections.messages import (
     Failure,
     Fold,
     Folded,
+    History,
     Ready,
     Remove,
     Report,
@@ -128,18 +131,21 @@ class Running:
         return report
 
 
-Decoded = list[tuple[int, str, str, dict[str, Any]]]
+Decoded = list[dict[str, Any]]
+"""Events as the reductions get them. Each projection's loop reads the order-id (and the stream
+and type it filters on) from the dict itself: building a tuple of them per event first cost more
+(0.2 µs an event) than the look-ups it saved a worker of two to four projections."""
 
 
 def decode(datas: Sequence[bytes]) -> Decoded:
-    """Decode stored events once: (order-id, stream-name, event-type, event dict)."""
-    loads = orjson.loads
-    out: Decoded = []
-    append = out.append
-    for data in datas:
-        event = loads(data)
-        append((event["order-id"], event["stream-name"], event["event-type"], event))
-    return out
+    """Decode stored events once."""
+    return list(map(orjson.loads, datas))
+
+
+def decode_page(page: bytes) -> Decoded:
+    """Decode a page of stored events joined as one JSON array (`History`, `read_data_arrays`)."""
+    events: Decoded = orjson.loads(page)
+    return events
 
 
 def fold(running: Running, events: Decoded, progress: Any) -> Failure | None:
@@ -155,18 +161,19 @@ def fold(running: Running, events: Decoded, progress: Any) -> Failure | None:
     order_id = 0
     # The pair (slot, order-id) must change from one call to the next, or the watchdog would
     # take a projection whose filter skips every event of several batches for a stuck one.
-    progress[1] = events[0][0] if events else 0
+    progress[1] = events[0]["order-id"] if events else 0
     progress[0] = running.slot
     started = time.perf_counter_ns()
     try:
-        for order_id, stream_name, event_type, event in events:
+        for event in events:
+            order_id = event["order-id"]
             if order_id <= position:
                 continue
-            if stream is not None and stream_name != stream:
+            if stream is not None and event["stream-name"] != stream:
                 continue
-            if category is not None and category_of(stream_name) != category:
+            if category is not None and category_of(event["stream-name"]) != category:
                 continue
-            if types is not None and event_type not in types:
+            if types is not None and event["event-type"] not in types:
                 continue
             progress[1] = order_id
             state = reduction(state, event)
@@ -242,6 +249,9 @@ class Worker:
                     return
             if isinstance(message, Fold):
                 conn.send(Folded(message.seq, *self.fold_batch(decode(message.datas), message.end_order_id)))
+            elif isinstance(message, History):
+                page = message.page if isinstance(message.page, bytes) else spool.read(message.page)
+                conn.send(Folded(message.seq, *self.fold_history(decode_page(page), message.end_order_id)))
             elif isinstance(message, CatchUp):
                 self.catch_up_merged(message)
             elif isinstance(message, Add):
@@ -306,6 +316,15 @@ class Worker:
                 running.position = end_order_id
         return self.reports(due_only=True), failures
 
+    def fold_history(self, events: Decoded, end_order_id: int) -> tuple[list[Report], list[Failure]]:
+        """Fold a page of history into the projections behind its end (the others are past it)."""
+        behind = [r for r in self.live() if r.position < end_order_id]
+        failures = self._fold_some(behind, events)
+        for running in behind:
+            if not running.failed and running.position < end_order_id:
+                running.position = end_order_id
+        return self.reports(due_only=True), failures
+
     def catch_up(self, to_order_id: int) -> tuple[list[Report], list[Failure]]:
         """Read history straight from the store for the projections behind `to_order_id`."""
         behind = [r for r in self.live() if r.position < to_order_id]
@@ -317,12 +336,12 @@ class Worker:
         types = behind[0].types if len(behind) == 1 else None
         start = min(r.position for r in behind) + 1
         since_report = 0
-        pages = read_data_pages(
+        pages = read_data_arrays(
             self.store, stream, from_order_id=start, to_order_id=to_order_id, event_types=types, max_events=CATCHUP_PAGE
         )
-        for page in pages:
-            failures.extend(self._fold_some(behind, decode(page)))
-            since_report += len(page)
+        for count, _, page in pages:
+            failures.extend(self._fold_some(behind, decode_page(page)))
+            since_report += count
             if since_report >= CATCHUP_REPORT_EVERY:
                 since_report = 0
                 self.conn.send(Folded(None, self.reports(), failures))

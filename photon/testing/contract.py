@@ -23,6 +23,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import orjson
 import pytest
 
 from photon.core.backend import Backend, Query, backend_class
@@ -241,7 +242,7 @@ class BackendContract(AppendContract, LifetimeContract, DurabilityContract, Inde
     def test_read_data_pages_hold_the_json_of_what_read_gives(self, sample: EventStore) -> None:
         """The projections' catch-up read (`photon.core.data_reads`): the same events as `read`,
         the stored JSON alone, in pages of at most `max_events`."""
-        from photon.core.data_reads import read_data_pages
+        from photon.core.data_reads import read_data_arrays, read_data_pages
 
         sample.append([event(f"account-{i % 2}", "Opened" if i % 3 else "Closed", n=i) for i in range(30)])
         sample.set_stream_metadata("s2", {"max-count": 4})
@@ -270,8 +271,29 @@ class BackendContract(AppendContract, LifetimeContract, DurabilityContract, Inde
             )
             assert [data for page in pages for data in page] == expected, (stream, bounds)
             assert all(0 < len(page) <= 3 for page in pages)
+            arrays = list(
+                read_data_arrays(
+                    sample,
+                    stream,
+                    from_order_id=bounds.get("from_order_id", 1),
+                    to_order_id=bounds.get("to_order_id"),
+                    event_types=bounds.get("event_types"),
+                    max_events=3,
+                )
+            )
+            decoded = [(count, last, orjson.loads(array)) for count, last, array in arrays]
+            assert [event for *_, page in decoded for event in page] == [orjson.loads(data) for data in expected]
+            assert all(0 < count == len(page) <= 3 and last == page[-1]["order-id"] for count, last, page in decoded)
         query = Query(from_order_id=3, to_order_id=20, event_types=frozenset({"Odd"}), limit=5)
         assert sample.backend.read_data(query) == [(e.order_id, e.data) for e in sample.backend.read(query)]
+        for page_query in (query, Query(from_order_id=2, limit=7), Query(from_order_id=10_000, limit=5)):
+            expected_events = sample.backend.read(page_query)
+            array = sample.backend.read_data_array(page_query)
+            if expected_events:
+                assert array is not None and array[:2] == (len(expected_events), expected_events[-1].order_id)
+                assert orjson.loads(array[2]) == [orjson.loads(e.data) for e in expected_events], page_query
+            else:
+                assert array is None, page_query
         for query in (
             Query(stream="s1", from_order_id=3, from_version=2, limit=5),
             Query(stream="s0", to_order_id=20, event_types=frozenset({"Even"}), limit=100),

@@ -1,0 +1,153 @@
+"""The writer gathers a group: what is queued, and the next appends of the callers it has just
+answered, for at most one commit's time (`photon.core.committer.Committer.gather`)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import photon.core.committer as committer_module
+from backends.memory import MemoryBackend
+from photon.core.append_waits import AppendRequest
+from photon.core.broadcaster import Broadcaster
+from photon.core.committer import Action, Committer
+from photon.core.events import PendingEvent
+from photon.core.store import EventStore
+
+
+def request(n: int) -> AppendRequest:
+    return AppendRequest([PendingEvent("s", f"id-{n}", "t", 0, b"{}", False)], "any")
+
+
+@pytest.fixture
+def writer() -> Iterator[Committer]:
+    """A writer whose thread is not started: the test calls `gather` itself."""
+    backend = MemoryBackend({})
+    backend.open(writer=True)
+    yield Committer(backend, Broadcaster(0), 0, max_batch=100)
+    backend.close()
+
+
+def hand_in_later(writer: Committer, delay: float) -> tuple[threading.Thread, list[AppendRequest]]:
+    """A caller thread that hands in an append after `delay` seconds."""
+    made: list[AppendRequest] = []
+    ready = threading.Event()
+
+    def caller() -> None:
+        made.append(request(99))  # made in this thread: it carries this thread's identity
+        ready.set()
+        time.sleep(delay)
+        writer.requests.put(made[0])
+
+    thread = threading.Thread(target=caller, daemon=True)
+    thread.start()
+    ready.wait(5)
+    return thread, made
+
+
+def test_a_group_takes_everything_queued(writer: Committer) -> None:
+    queued = [request(n) for n in range(5)]
+    for item in queued[1:]:
+        writer.requests.put(item)
+    group, held = writer.gather(queued[0])
+    assert group == queued and held is None
+
+
+def test_the_writer_waits_for_a_caller_it_has_just_answered(writer: Committer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(committer_module, "GATHER_MAX_SECONDS", 5.0)
+    monkeypatch.setattr(committer_module, "GATHER_QUIET_SECONDS", 5.0)
+    thread, made = hand_in_later(writer, 0.05)
+    writer.returning = {thread.ident or 0}
+    writer.commit_seconds = 5.0
+    first = request(0)
+    started = time.monotonic()
+    group, _ = writer.gather(first)
+    assert group == [first, made[0]]
+    assert time.monotonic() - started < 4  # it stopped waiting when the caller was back
+
+
+def test_the_wait_lasts_at_most_one_commit(writer: Committer, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert committer_module.GATHER_MAX_SECONDS <= 0.005  # and never more than this, whatever a commit took
+    monkeypatch.setattr(committer_module, "GATHER_MAX_SECONDS", 5.0)
+    monkeypatch.setattr(committer_module, "GATHER_QUIET_SECONDS", 5.0)
+    thread, _late = hand_in_later(writer, 30.0)  # a caller who does not come back in time
+    writer.returning = {thread.ident or 0}
+    writer.commit_seconds = 0.1
+    first = request(0)
+    started = time.monotonic()
+    group, _ = writer.gather(first)
+    assert group == [first]
+    assert 0.1 <= time.monotonic() - started < 4
+
+
+def test_the_wait_ends_when_none_came_for_a_while(writer: Committer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(committer_module, "GATHER_MAX_SECONDS", 5.0)
+    monkeypatch.setattr(committer_module, "GATHER_QUIET_SECONDS", 0.2)
+    late, _late = hand_in_later(writer, 30.0)  # busy elsewhere
+    first = request(0)
+    writer.returning = {late.ident or 0}
+    writer.commit_seconds = 5.0
+    started = time.monotonic()
+    group, _ = writer.gather(first)
+    assert group == [first]
+    assert 0.2 <= time.monotonic() - started < 4
+
+
+def test_callers_coming_back_one_by_one_all_join(writer: Committer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(committer_module, "GATHER_MAX_SECONDS", 10.0)
+    monkeypatch.setattr(committer_module, "GATHER_QUIET_SECONDS", 1.0)
+    callers = [hand_in_later(writer, 0.1 * n) for n in range(1, 6)]  # each 0.1 s after the one before
+    writer.returning = {thread.ident or 0 for thread, _ in callers}
+    writer.commit_seconds = 10.0
+    first = request(0)
+    group, _ = writer.gather(first)
+    assert group == [first] + [made[0] for _, made in callers]
+
+
+def test_no_wait_when_the_first_append_is_the_one_awaited(writer: Committer) -> None:
+    writer.commit_seconds = 5.0
+    first = request(0)  # made in this thread
+    writer.returning = {threading.get_ident()}
+    started = time.monotonic()
+    group, _ = writer.gather(first)
+    assert group == [first] and time.monotonic() - started < 0.5
+
+
+def test_work_between_groups_ends_the_group(writer: Committer) -> None:
+    first, second, third = request(0), request(1), request(2)
+    action = Action(lambda committer: None)
+    for item in (second, action, third):
+        writer.requests.put(item)
+    group, held = writer.gather(first)
+    assert group == [first, second] and held is action
+    assert writer.requests.get_nowait() is third
+
+
+def test_threads_appending_one_after_another_share_commits(tmp_path: Path) -> None:
+    """Eight threads, each appending its next event as soon as the last is answered: every event
+    is stored once, in a gapless order, and in fewer commits than taking turns in two halves
+    would make (the writer waits for the callers it answered)."""
+    threads, each = 8, 25
+    with EventStore.open(db_backend="sqlite", sqlite_path=str(tmp_path / "s.db")) as store:
+        barrier = threading.Barrier(threads)
+
+        def append(index: int) -> None:
+            barrier.wait()
+            for n in range(each):
+                store.append({"stream-name": f"t{index}", "event-type": "E", "payload": {"n": n}})
+
+        workers = [threading.Thread(target=append, args=(i,)) for i in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        stats = store.stats()
+        assert stats["committed-events"] == threads * each == store.last_order_id()
+        assert [e.order_id for e in store.read("__all__")] == list(range(1, threads * each + 1))
+        for index in range(threads):
+            assert [e.stream_version for e in store.read(f"t{index}")] == list(range(1, each + 1))
+        assert stats["commits"] < threads * each / 2
