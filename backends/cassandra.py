@@ -18,8 +18,10 @@ Layout (B = 10,000):
 - ``stream_index``: PRIMARY KEY ((stream, bucket), version) -> order_id, bucket = (version-1) // B.
 - ``event_ids``: event_id -> (order_id, stream, version).
 - ``streams``: stream -> (version, order_id) of its last event.
-- ``head``: one row ``'store'``: ``last_order_id`` (the commit point) and ``writer`` (the token
-  of the writer allowed to move it). Written only with lightweight transactions.
+- ``head``: one row ``'store'``: ``last_order_id`` (the commit point), ``writer`` (the token
+  of the writer allowed to move it) and ``epoch`` (its epoch). Written only with lightweight
+  transactions.
+- ``writer_epochs``: PRIMARY KEY ((id), epoch) -> start, writer: each epoch's first head.
 - ``writer_lease``: one row with a TTL: who holds the writer lease.
 - ``checkpoints``: key -> value.
 - ``stream_floors``: stream -> the highest version a scavenge removed. Written before the scavenge
@@ -31,7 +33,9 @@ Layout (B = 10,000):
   rows, then into a new part. ``key_index_parts``: PRIMARY KEY ((kind, key), part) -> entries:
   a key's parts, in order. Part i covers the order-ids [part i, part i+1). A read of a key finds
   the part holding its start with one request and reads on from there: a category, event-type or
-  tags read costs what it returns, however far apart the key's events lie in the store.
+  tags read costs what it returns, however far apart the key's events lie in the store. Each row
+  carries a copy of its event and the epoch of the writer that wrote it (query-first
+  denormalisation: the read is one slice of the index and needs no ``events_all`` fetch).
 - ``read_index_state``: row ``'key-index'``: ``complete`` once every event is in ``key_index``.
   A store written before it (by the ``read_index`` layout, order-id buckets, row ``'store'``)
   is reindexed from ``events_all`` when a writer opens it (logged with progress, resumed from
@@ -55,9 +59,12 @@ row counts only if the ``events_all`` row it points to (at or below the head) na
 stream, version and id, and a ``key_index`` row only if that event has the row's category, type
 or tag. A part begun by such a batch (it begins above the head) is not read, and the next writer
 of its key removes it before writing on: committed rows always lie in the part whose range holds
-them. Every index row of an acknowledged event was written before the head moved, so nothing
-acknowledged is missing from an index. The lightweight transaction also fences writers: a writer whose lease
-was taken over fails the condition and gets `StoreLocked`.
+them. A ``key_index`` row's copy of its event is used without that check only when its epoch
+proves a committed batch wrote it (a writer claims a new epoch on opening the store and after
+any failed append, see ``_writer_epochs``); other rows are checked as above. Every index row
+of an acknowledged event was written before the head moved, so nothing acknowledged is missing
+from an index. The lightweight transaction also fences writers: a writer whose lease was taken
+over fails the condition and gets `StoreLocked`.
 
 Durability: an append is acknowledged after the rows were written and the head moved at
 `cassandra.consistency` (LOCAL_QUORUM by default). A node keeps a write once its commit log is
@@ -71,8 +78,9 @@ transaction. A dead holder's lease expires with its TTL.
 
 Deleting a stream removes its rows table by table (idempotent, not atomic): a reader may see
 part of a deletion in progress, never a wrong event. A deletion or a scavenge removes the events'
-``key_index`` rows after their ``events_all`` rows (readers skip a row whose event is gone); a
-redaction leaves them (a row whose event lost the tag is skipped).
+``key_index`` rows (and their copies) before their ``events_all`` rows, and a redaction rewrites
+the copies before the ``events_all`` row: done again after being cut short, each still finds the
+events in ``events_all`` and with them every copy.
 """
 
 from __future__ import annotations
@@ -95,6 +103,7 @@ from photon.core.events import RecordedEvent, category_of, event_tags
 from photon.core.setting import Setting
 
 from ._lease import LeaseRenewer, lease_holder
+from ._writer_epochs import Epoch, WriterEpochs
 
 log = logging.getLogger("photon.backends.cassandra")
 
@@ -121,11 +130,15 @@ _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS event_ids (
         event_id text PRIMARY KEY, order_id bigint, stream text, version bigint)""",
     "CREATE TABLE IF NOT EXISTS streams (stream text PRIMARY KEY, version bigint, order_id bigint)",
-    "CREATE TABLE IF NOT EXISTS head (id text PRIMARY KEY, last_order_id bigint, writer text)",
+    "CREATE TABLE IF NOT EXISTS head (id text PRIMARY KEY, last_order_id bigint, writer text, epoch bigint)",
+    """CREATE TABLE IF NOT EXISTS writer_epochs (
+        id text, epoch bigint, start bigint, writer text,
+        PRIMARY KEY ((id), epoch)) WITH CLUSTERING ORDER BY (epoch ASC)""",
     "CREATE TABLE IF NOT EXISTS writer_lease (id text PRIMARY KEY, holder text, owner text)",
     "CREATE TABLE IF NOT EXISTS checkpoints (key text PRIMARY KEY, value blob)",
     """CREATE TABLE IF NOT EXISTS key_index (
-        kind text, key text, part bigint, order_id bigint,
+        kind text, key text, part bigint, order_id bigint, epoch bigint,
+        stream text, version bigint, event_id text, event_type text, event_time bigint, data blob,
         PRIMARY KEY ((kind, key, part), order_id)) WITH CLUSTERING ORDER BY (order_id ASC)""",
     """CREATE TABLE IF NOT EXISTS key_index_parts (
         kind text, key text, part bigint, entries bigint,
@@ -134,16 +147,30 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS stream_floors (stream text PRIMARY KEY, version bigint)",
 )
 
+# Columns added to tables of a store created before them: (table, column, type).
+_ADDED_COLUMNS = (
+    ("head", "epoch", "bigint"),
+    ("key_index", "epoch", "bigint"),
+    ("key_index", "stream", "text"),
+    ("key_index", "version", "bigint"),
+    ("key_index", "event_id", "text"),
+    ("key_index", "event_type", "text"),
+    ("key_index", "event_time", "bigint"),
+    ("key_index", "data", "blob"),
+)
+
 _STATEMENTS = {
     "insert_all": "INSERT INTO events_all (bucket, order_id, stream, version, event_id, event_type, event_time, data) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     "insert_index": "INSERT INTO stream_index (stream, bucket, version, order_id) VALUES (?, ?, ?, ?)",
     "insert_id": "INSERT INTO event_ids (event_id, order_id, stream, version) VALUES (?, ?, ?, ?)",
     "set_stream": "INSERT INTO streams (stream, version, order_id) VALUES (?, ?, ?)",
-    "head": "SELECT last_order_id, writer FROM head WHERE id = ?",
+    "head": "SELECT last_order_id, writer, epoch FROM head WHERE id = ?",
     "create_head": "INSERT INTO head (id, last_order_id, writer) VALUES (?, 0, ?) IF NOT EXISTS",
     "move_head": "UPDATE head SET last_order_id = ? WHERE id = ? IF last_order_id = ? AND writer = ?",
-    "claim_head": "UPDATE head SET writer = ? WHERE id = ? IF writer = ?",
+    "claim_head": "UPDATE head SET writer = ?, epoch = ? WHERE id = ? IF writer = ? AND last_order_id = ?",
+    "set_epoch": "INSERT INTO writer_epochs (id, epoch, start, writer) VALUES (?, ?, ?, ?)",
+    "epochs": "SELECT epoch, start, writer FROM writer_epochs WHERE id = ?",
     "take_lease": "INSERT INTO writer_lease (id, holder, owner) VALUES (?, ?, ?) IF NOT EXISTS USING TTL ?",
     "renew_lease": "UPDATE writer_lease USING TTL ? SET holder = ?, owner = ? WHERE id = ? IF owner = ?",
     "lease": "SELECT holder, owner FROM writer_lease WHERE id = ?",
@@ -168,9 +195,12 @@ _STATEMENTS = {
     "set_checkpoint": "INSERT INTO checkpoints (key, value) VALUES (?, ?)",
     "delete_checkpoint": "DELETE FROM checkpoints WHERE key = ?",
     "all_checkpoints": "SELECT key, value FROM checkpoints",
-    "insert_key_index": "INSERT INTO key_index (kind, key, part, order_id) VALUES (?, ?, ?, ?)",
-    "key_index_range": "SELECT order_id FROM key_index WHERE kind = ? AND key = ? AND part = ? "
-    "AND order_id >= ? AND order_id <= ? LIMIT ?",
+    "insert_key_index": "INSERT INTO key_index (kind, key, part, order_id, epoch, stream, version, event_id, "
+    "event_type, event_time, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    "key_index_range": "SELECT order_id, epoch, stream, version, event_id, event_type, event_time, data "
+    "FROM key_index WHERE kind = ? AND key = ? AND part = ? AND order_id >= ? AND order_id <= ? LIMIT ?",
+    "copy_key_index": "UPDATE key_index SET stream = ?, version = ?, event_id = ?, event_type = ?, event_time = ?, "
+    "data = ? WHERE kind = ? AND key = ? AND part = ? AND order_id = ?",
     "delete_key_index": "DELETE FROM key_index WHERE kind = ? AND key = ? AND part = ? AND order_id = ?",
     "set_part": "INSERT INTO key_index_parts (kind, key, part, entries) VALUES (?, ?, ?, ?)",
     "last_part": "SELECT part, entries FROM key_index_parts WHERE kind = ? AND key = ? ORDER BY part DESC LIMIT 1",
@@ -284,6 +314,9 @@ class CassandraBackend(Backend):
         self._indexed = False  # every event is in the key index (see _key_index_complete)
         # The writer's current part of each key it wrote or looked up: [first order-id, entries].
         self._parts: dict[tuple[str, str], list[int]] = {}
+        self._epoch = 0  # the writer's epoch, stamped on the index rows it writes (see _writer_epochs)
+        self._new_epoch_due = False  # an append failed: the next one claims a new epoch first
+        self._epochs = WriterEpochs()
 
     def describe(self) -> str:
         return f"cassandra {','.join(self.hosts)}:{self.port}/{self.keyspace}"
@@ -319,6 +352,7 @@ class CassandraBackend(Backend):
             self._session.set_keyspace(self.keyspace)
             for statement in _SCHEMA:
                 self._session.execute(statement)
+            self._add_columns()
             # Prepared when first used: an open (and so taking the writer lease) waits for few of them.
             self._ps = _Prepared(self._session)
             if writer:
@@ -335,6 +369,22 @@ class CassandraBackend(Backend):
         except BaseException as exc:
             self.close()
             raise _translate(exc) from exc
+
+    def _add_columns(self) -> None:
+        """Add the columns a store created before them lacks (a column is never dropped)."""
+        have: dict[str, set[str]] = {}
+        for table, column, kind in _ADDED_COLUMNS:
+            if table not in have:
+                have[table] = set(self._session.execute(f"SELECT * FROM {table} LIMIT 1").column_names)
+            if column not in have[table]:
+                try:
+                    self._session.execute(f"ALTER TABLE {table} ADD {column} {kind}")
+                except Exception:
+                    # Another process opening the store at the same time may have added it.
+                    columns = self._session.execute(f"SELECT * FROM {table} LIMIT 1").column_names
+                    if column not in columns:
+                        raise
+                have[table].add(column)
 
     def _key_index_complete(self) -> bool:
         """Whether reads may use the key index: it holds every event, and no writer of the layout
@@ -409,11 +459,12 @@ class CassandraBackend(Backend):
         The keys' current parts must be loaded (`_load_parts`)."""
         touched: dict[tuple[str, str, int], int] = {}
         for event in events:
+            copy = (event.order_id, self._epoch, *event[1:])
             for kind, key in _read_keys(event):
                 part = self._parts.get((kind, key))
                 if part is None or part[1] >= PART_ENTRIES:
                     part = self._parts[(kind, key)] = [event.order_id, 0]
-                batches.add("keys", self._ps["insert_key_index"], (kind, key, part[0], event.order_id))
+                batches.add("keys", self._ps["insert_key_index"], (kind, key, part[0], *copy))
                 part[1] += 1
                 touched[(kind, key, part[0])] = part[1]
         for (kind, key, first), entries in touched.items():
@@ -433,15 +484,51 @@ class CassandraBackend(Backend):
         self._token, self._holder = token, holder
         # Make the head name this writer: from now on only its appends can move it.
         self._session.execute(self._ps["create_head"], (HEAD, token))
-        while True:
-            row = self._session.execute(self._ps["head"], (HEAD,)).one()
-            if row.writer == token:
-                break
-            self._session.execute(self._ps["claim_head"], (token, HEAD, row.writer))
+        self._claim_epoch()
         self._lease = LeaseRenewer(
             "photon-cassandra-lease", self.lease_s, self._renew_lease, f"in {self.keyspace}.writer_lease"
         )
         self._lease.start()
+
+    def _claim_epoch(self) -> None:
+        """Make the head name this writer and a new epoch (see ``_writer_epochs``), in one
+        lightweight transaction on the head as it is, then record the epoch before any row of it
+        is written. When the head's writer is not the one recorded for its epoch (a writer died
+        between claiming and recording, or a writer that keeps no epochs held the store), a
+        marker epoch is recorded first: the last recorded epoch's rows above its start are then
+        checked against events_all, since another writer may have reused their order-ids."""
+        assert self._token is not None
+        while True:
+            row = self._head_row(serial=True)
+            if row is None:
+                raise BackendError("cassandra: the head row is missing")
+            if self._new_epoch_due and row.writer != self._token:
+                raise StoreLocked(
+                    "cassandra: another writer took the store over (its lease expired); one process writes a store"
+                )
+            known = self._recorded_epochs()
+            current = int(row.epoch or 0)
+            number = max(current, known[-1].number if known else 0) + 1
+            foreign = bool(known) and (known[-1].number != current or known[-1].writer != row.writer)
+            mine = number + 1 if foreign else number
+            claimed = self._run("claim_head", (self._token, mine, HEAD, row.writer, row.last_order_id))[0]
+            if claimed[0]:
+                break
+        if foreign:
+            self._run("set_epoch", (HEAD, number, known[-1].start, ""))
+        self._run("set_epoch", (HEAD, mine, int(row.last_order_id), self._token))
+        self._epoch, self._new_epoch_due = mine, False
+        self._head = int(row.last_order_id)
+
+    def _recorded_epochs(self) -> list[Epoch]:
+        return [Epoch(int(r.epoch), int(r.start), r.writer or "") for r in self._run("epochs", (HEAD,))]
+
+    def _trust(self, head: Any) -> Callable[[int, int | None], bool]:
+        """For a head row just read: which index rows' copies may be used (see ``_writer_epochs``)."""
+        epoch = None if head is None or head.epoch is None else int(head.epoch)
+        if self._epochs.stale(epoch):
+            self._epochs.load(self._recorded_epochs())
+        return self._epochs.judge(epoch, None if head is None else head.writer)
 
     def _renew_lease(self) -> bool:
         row = self._session.execute(
@@ -495,6 +582,11 @@ class CassandraBackend(Backend):
             raise _translate(exc) from exc
 
     def _read_head(self, serial: bool = False) -> int:
+        row = self._head_row(serial)
+        return int(row.last_order_id) if row is not None else 0
+
+    def _head_row(self, serial: bool = False) -> Any:
+        """The head row (last_order_id, writer, epoch), or None in a store never written."""
         from cassandra import ConsistencyLevel
         from cassandra.query import BoundStatement
 
@@ -503,7 +595,7 @@ class CassandraBackend(Backend):
             # SERIAL sees (and finishes) any lightweight transaction in flight: the exact head.
             statement.consistency_level = ConsistencyLevel.LOCAL_SERIAL
         rows = self._run_bound(statement)
-        return int(rows[0].last_order_id) if rows else 0
+        return rows[0] if rows else None
 
     def _run_bound(self, statement: Any) -> list[Any]:
         if self._session is None:
@@ -538,6 +630,8 @@ class CassandraBackend(Backend):
         if self._token is None:
             raise BackendError("the store was opened read-only")
         try:
+            if self._new_epoch_due:
+                self._claim_epoch()  # rows of the failed append may lie above the head
             head = self._head if self._head is not None else self._read_head(serial=True)
             self._head = head
             self._check(events, head)
@@ -584,6 +678,7 @@ class CassandraBackend(Backend):
         self._head = None
         self._versions.clear()
         self._parts.clear()  # a part this failed batch began may be written: `_load_parts` removes it
+        self._new_epoch_due = True  # its index rows, stamped with this epoch, must not be trusted
         self._forgets += 1
 
     def _check(self, events: Sequence[RecordedEvent], head: int) -> None:
@@ -624,15 +719,19 @@ class CassandraBackend(Backend):
             query.categories is not None and not query.categories
         ):
             return []
-        head = self._read_head()
+        head_row = self._head_row()
+        head = 0 if head_row is None else int(head_row.last_order_id)
         upper = head if query.to_order_id is None else min(head, query.to_order_id)
         if query.stream is None and self._indexed and (query.categories or query.event_types):
             if query.categories is not None:
                 keys = [("c", name) for name in sorted(query.categories)]
             else:
                 keys = [("t", name) for name in sorted(query.event_types or ())]
+            trust = self._trust(head_row)
             pages = [
-                self._read_key(kind, key, query.from_order_id, upper, query.limit, lambda e: self._keep(query, e))
+                self._read_key(
+                    kind, key, query.from_order_id, upper, query.limit, lambda e: self._keep(query, e), trust
+                )
                 for kind, key in keys
             ]
             return list(heapq.merge(*pages, key=_order_id))[: query.limit]
@@ -647,14 +746,23 @@ class CassandraBackend(Backend):
         return query.from_time is None or event.event_time >= query.from_time
 
     def _read_key(
-        self, kind: str, key: str, start: int, upper: int, limit: int, keep: Callable[[RecordedEvent], bool]
+        self,
+        kind: str,
+        key: str,
+        start: int,
+        upper: int,
+        limit: int,
+        keep: Callable[[RecordedEvent], bool],
+        trust: Callable[[int, int | None], bool],
     ) -> list[RecordedEvent]:
         """The first `limit` events of one key from `start` to `upper` that `keep` keeps.
 
         The key's parts are read in order, each over its range [first, next part's first): the
-        part holding `start`, then those after it (listed a few at a time). Every row is checked
-        against its ``events_all`` row (a row left by a batch that never committed, or whose
-        event a scavenge removed, is skipped). A part beginning above `upper` is not read."""
+        part holding `start`, then those after it (listed a few at a time). A row carries a copy
+        of its event: used as it is when `trust` says a committed batch wrote it (its epoch);
+        any other row (written before the copies, or possibly left by a batch that never
+        committed) is checked against its ``events_all`` row and skipped unless that event has
+        the row's key. A part beginning above `upper` is not read."""
         found: list[RecordedEvent] = []
         start = max(start, 1)
         if start > upper:
@@ -675,15 +783,20 @@ class CassandraBackend(Backend):
             end = parts[index + 1] - 1 if index + 1 < len(parts) else upper
             low = max(start, parts[index])
             want = limit - len(found)
-            orders = [int(r.order_id) for r in self._run("key_index_range", (kind, key, parts[index], low, end, want))]
-            if orders:
-                events = self._events_at(orders, upper)
-                for order in orders:
-                    event = events.get(order)
-                    if event is not None and _has_read_key(event, kind, key) and keep(event):
-                        found.append(event)
-            if len(orders) == want:  # this part holds more: go on in it
-                start = orders[-1] + 1
+            rows = self._run("key_index_range", (kind, key, parts[index], low, end, want))
+            copies = {
+                int(r.order_id): _event(r)  # an events_all row and a copy have the same columns
+                for r in rows
+                if r.data is not None and r.epoch is not None and trust(int(r.order_id), int(r.epoch))
+            }
+            if len(copies) < len(rows):
+                copies.update(self._events_at((int(r.order_id) for r in rows if r.order_id not in copies), upper))
+            for row in rows:
+                event = copies.get(int(row.order_id))
+                if event is not None and _has_read_key(event, kind, key) and keep(event):
+                    found.append(event)
+            if len(rows) == want:  # this part holds more: go on in it
+                start = int(rows[-1].order_id) + 1
             else:
                 start, index = end + 1, index + 1
         return found[:limit]
@@ -693,7 +806,9 @@ class CassandraBackend(Backend):
         rest), one with only types its types' rows; the items' answers are merged."""
         if not self._indexed or not query or not all(item.tags or item.types for item in query):
             return super().read_matching(query, after, limit)
-        head = self._read_head()
+        head_row = self._head_row()
+        head = 0 if head_row is None else int(head_row.last_order_id)
+        trust = self._trust(head_row)
         answers: list[list[RecordedEvent]] = []
         for item in query:
             keys = [("g", min(item.tags))] if item.tags else [("t", name) for name in sorted(item.types)]
@@ -701,7 +816,7 @@ class CassandraBackend(Backend):
             def matches(event: RecordedEvent, item: QueryItem = item) -> bool:
                 return query_matches((item,), event)
 
-            pages = [self._read_key(kind, key, after + 1, head, limit, matches) for kind, key in keys]
+            pages = [self._read_key(kind, key, after + 1, head, limit, matches, trust) for kind, key in keys]
             answers.append(list(heapq.merge(*pages, key=_order_id)))
         found: list[RecordedEvent] = []
         for event in heapq.merge(*answers, key=_order_id):
@@ -893,12 +1008,14 @@ class CassandraBackend(Backend):
                 break
             events.extend(page)
             next_version = page[-1].stream_version + 1
+        # The copies in the key index first: a deletion cut short and done again finds the events
+        # it has not removed yet in events_all, so no copy of a removed event is left behind.
+        self._concurrent(self._key_index_deletions(events))
         work: list[tuple[Any, Sequence[Any]]] = []
         for event in events:
             work.append((self._ps["delete_all"], (event.order_id // BUCKET, event.order_id)))
             work.append((self._ps["delete_id"], (event.event_id,)))
         self._concurrent(work)
-        self._concurrent(self._key_index_deletions(events))
         # The index last: until it goes, a half-done deletion can be found and finished.
         self._concurrent((self._ps["delete_index"], (stream, b)) for b in range(0, (max(top, 1) - 1) // BUCKET + 1))
         self._run("delete_stream", (stream,))
@@ -925,33 +1042,49 @@ class CassandraBackend(Backend):
         events = self._events_at((r.order_id for r in rows), head)
         work: list[tuple[Any, Sequence[Any]]] = []
         removed = [e for e in events.values() if e.stream_name == stream and e.stream_version < before]
+        self._concurrent(self._key_index_deletions(removed))  # first, as in delete_stream
         for event in removed:
             work.append((self._ps["delete_all"], (event.order_id // BUCKET, event.order_id)))
             work.append((self._ps["delete_id"], (event.event_id,)))
         self._concurrent(work)
-        self._concurrent(self._key_index_deletions(removed))
         return len(removed)
 
     def _key_index_deletions(self, events: Sequence[RecordedEvent]) -> list[tuple[Any, Sequence[Any]]]:
-        """The statements removing these (already removed) events' key_index rows, each from the
-        part whose range holds its order-id."""
+        """The statements removing these events' key_index rows."""
+        return [(self._ps["delete_key_index"], row) for row in self._key_index_rows(events)]
+
+    def _key_index_rows(self, events: Sequence[RecordedEvent]) -> list[tuple[str, str, int, int]]:
+        """The primary keys (kind, key, part, order-id) of these stored events' key_index rows,
+        each in the part whose range holds its order-id."""
         by_key: dict[tuple[str, str], list[int]] = {}
         for event in events:
             for key in _read_keys(event):
                 by_key.setdefault(key, []).append(event.order_id)
         keys = sorted(by_key)
-        work: list[tuple[Any, Sequence[Any]]] = []
+        found: list[tuple[str, str, int, int]] = []
         for key, rows in zip(keys, self._concurrent((self._ps["all_parts"], key) for key in keys), strict=True):
             firsts = sorted(int(r.part) for r in rows)
             for order in by_key[key]:
                 at = bisect.bisect_right(firsts, order) - 1
                 if at >= 0:
-                    work.append((self._ps["delete_key_index"], (*key, firsts[at], order)))
-        return work
+                    found.append((*key, firsts[at], order))
+        return found
 
     def replace_events(self, events: Sequence[RecordedEvent]) -> None:
+        """The copies in the key index are replaced first (a row of a key the new event no
+        longer has is removed), then the events_all rows: a redaction cut short and done again
+        still finds the old event, and with it every copy of it, in events_all."""
         head = self._read_head(serial=True)
         stored = self._events_at((e.order_id for e in events), head)
+        replacing = {e.order_id: e for e in events if e.order_id in stored}
+        work: list[tuple[Any, Sequence[Any]]] = []
+        for kind, key, part, order in self._key_index_rows([stored[o] for o in replacing]):
+            new = replacing[order]
+            if _has_read_key(new, kind, key):
+                work.append((self._ps["copy_key_index"], (*new[1:], kind, key, part, order)))
+            else:
+                work.append((self._ps["delete_key_index"], (kind, key, part, order)))
+        self._concurrent(work)
         self._concurrent(
             (
                 self._ps["insert_all"],

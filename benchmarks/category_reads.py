@@ -21,6 +21,14 @@ conditions use), run on each server backend, each on its own server started as t
 them (``tests/servers.py``), beside the same category read by scanning `__all__`:
 
     python -m benchmarks.category_reads --sizes 100000 --backends redis,mongo,cassandra
+
+A Cassandra store of 1M events takes a quarter of an hour to fill here. With ``--keep`` and a
+server given as the tests take one (``PHOTON_TEST_CASSANDRA=host:port``, likewise
+``PHOTON_TEST_REDIS`` / ``PHOTON_TEST_MONGO``), each size's store has a fixed name, is left on
+the server, and a later run that finds it holding its N events reads it without filling again:
+
+    PHOTON_TEST_CASSANDRA=127.0.0.1:9042 python -m benchmarks.category_reads --sizes 0 \
+        --backends cassandra --backend-sizes 100000,1000000 --repeat 3 --keep
 """
 
 from __future__ import annotations
@@ -103,11 +111,12 @@ def photon_reads(store: EventStore) -> dict[str, Callable[[], int]]:
 
 
 @contextlib.contextmanager
-def backend_configs(backend: str) -> Iterator[Callable[[int], dict[str, str]]]:
-    """A server for `backend`, started as the tests start it, and a fresh store's configuration per size."""
+def backend_configs(backend: str, keep: bool = False) -> Iterator[Callable[[int], dict[str, str]]]:
+    """A server for `backend`, started as the tests start it, and a fresh store's configuration
+    per size (with `keep`, the same store each run)."""
     from tests import servers
 
-    run = uuid.uuid4().hex[:6]
+    run = "kept" if keep else uuid.uuid4().hex[:6]
     if backend == "redis":
         with servers.RedisServer() as redis:
             yield lambda size: {"db.backend": "redis", "redis.url": redis.url, "redis.prefix": f"bench-{run}-{size}"}
@@ -130,15 +139,21 @@ def backend_configs(backend: str) -> Iterator[Callable[[int], dict[str, str]]]:
         raise SystemExit(f"--backends: no benchmark set-up for {backend!r} (redis, mongo, cassandra)")
 
 
-def run_backend(backend: str, sizes: list[int], repeat: int) -> dict[int, dict[str, float]]:
+def run_backend(backend: str, sizes: list[int], repeat: int, keep: bool = False) -> dict[int, dict[str, float]]:
     """Stores of each size on one server of `backend`; the reads timed interleaved, medians."""
-    with backend_configs(backend) as config_for:
+    with backend_configs(backend, keep) as config_for:
         stores = {}
         try:
             for size in sizes:
                 started = time.perf_counter()
                 store = EventStore.open(config_for(size))
                 stores[size] = store
+                held = store.backend.last_order_id()
+                if keep and held == size:
+                    print(f"   {backend} store of {size:,} events kept from an earlier run", flush=True)
+                    continue
+                if held:
+                    raise SystemExit(f"{backend}: the kept store of {size:,} holds {held:,} events; drop it first")
                 fill(store, size)
                 print(
                     f"   {backend} store of {size:,} events built in {time.perf_counter() - started:.0f}s", flush=True
@@ -314,12 +329,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--postgres-sizes", default="", help="several PostgreSQL sizes, comma-separated (overrides)")
     parser.add_argument("--backends", default="", help="server backends to run too: redis,mongo,cassandra")
     parser.add_argument("--backend-sizes", default="100000,1000000", help="their store sizes, comma-separated")
+    parser.add_argument(
+        "--keep", action="store_true", help="server backends: fixed store names, left filled and read again next run"
+    )
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"== category and event-type reads of {READ:,} events; load average {os.getloadavg()[0]:.2f}")
     backend_sizes = [int(s) for s in args.backend_sizes.split(",")]
     for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
-        print_backend(backend, backend_sizes, run_backend(backend, backend_sizes, args.repeat))
+        print_backend(backend, backend_sizes, run_backend(backend, backend_sizes, args.repeat, args.keep))
         print(f"   load average {os.getloadavg()[0]:.2f}", flush=True)
     if args.postgres:
         pg_sizes = [int(x) for x in (args.postgres_sizes or str(args.postgres_size)).split(",")]

@@ -328,7 +328,9 @@ def cassandra_round(
 
 
 class RawCassandra:
-    """The cassandra backend's rows (same tables, statements, batching and consistency), nothing else."""
+    """The cassandra backend's rows (same tables, statements, batching and consistency), nothing else:
+    events_all, stream_index, event_ids, streams, and the read index (key_index rows with their
+    copies of the event, key_index_parts rows), without the checks, the head and its commit point."""
 
     def __init__(self, host: str, port: int) -> None:
         from cassandra import ConsistencyLevel
@@ -340,6 +342,7 @@ class RawCassandra:
         )
         self.session = self.cluster.connect()
         self.ps: dict[str, Any] = {}
+        self.parts: dict[tuple[str, str], list[int]] = {}  # each key's current part: [first order-id, rows]
 
     def use(self, keyspace: str) -> None:
         from photon_backends.cassandra import _SCHEMA, _STATEMENTS
@@ -352,17 +355,30 @@ class RawCassandra:
             self.session.execute(statement)
         self.ps = {
             name: self.session.prepare(_STATEMENTS[name])
-            for name in ("insert_all", "insert_index", "insert_id", "set_stream")
+            for name in ("insert_all", "insert_index", "insert_id", "set_stream", "insert_key_index", "set_part")
         }
+        self.parts = {}
 
     def write(self, events: list[RecordedEvent]) -> None:
         from cassandra.concurrent import execute_concurrent
-        from photon_backends.cassandra import _CONCURRENCY, BUCKET, _Batches
+        from photon_backends.cassandra import _CONCURRENCY, BUCKET, PART_ENTRIES, _Batches, _read_keys
 
         ps = self.ps
         batches = _Batches()
         for event in events:
             batches.add(("all", event.order_id // BUCKET), ps["insert_all"], (event.order_id // BUCKET, *event))
+        touched: dict[tuple[str, str, int], int] = {}
+        for event in events:
+            copy = (event.order_id, 1, *event[1:])
+            for kind, key in _read_keys(event):
+                part = self.parts.get((kind, key))
+                if part is None or part[1] >= PART_ENTRIES:
+                    part = self.parts[(kind, key)] = [event.order_id, 0]
+                batches.add("keys", ps["insert_key_index"], (kind, key, part[0], *copy))
+                part[1] += 1
+                touched[(kind, key, part[0])] = part[1]
+        for (kind, key, first), entries in touched.items():
+            batches.add("keys", ps["set_part"], (kind, key, first, entries))
         last: dict[str, RecordedEvent] = {}
         for event in events:
             bucket = (event.stream_version - 1) // BUCKET

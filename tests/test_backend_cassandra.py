@@ -102,8 +102,10 @@ def test_rows_of_a_batch_whose_head_never_moved_stay_invisible(cassandra_config:
             work.append((ps["set_stream"], (e.stream_name, e.stream_version, e.order_id)))
             for kind, key in (("c", e.stream_name), ("t", e.event_type)):
                 # Each key's part begun by this batch, above the head (as once a part is full).
-                work.append((ps["insert_key_index"], (kind, key, e.order_id, e.order_id)))
+                work.append((ps["insert_key_index"], (kind, key, e.order_id, e.order_id, backend._epoch, *e[1:])))
                 work.append((ps["set_part"], (kind, key, e.order_id, 1)))
+        # And a row with a copy of ghost-a in category a's part, the one a committed batch writes on in.
+        work.append((ps["insert_key_index"], ("c", "a", 1, 2, backend._epoch, *ghost[0][1:])))
         backend._concurrent(work)
         backend._forget()  # as the append whose head update failed does
         assert [e.event_id for e in store.read()] == ["one"]
@@ -121,7 +123,8 @@ def test_rows_of_a_batch_whose_head_never_moved_stay_invisible(cassandra_config:
         (third,) = store.append(event("a"))
         assert third.order_id == 3 and third.stream_version == 2
         assert [e.order_id for e in store.read("a")] == [1, 3]
-        # The ghost's category row at order-id 2 now points at an event of "c": checked, and skipped.
+        # The ghost's category row at order-id 2 (its copy stamped with the epoch the failure
+        # ended) now points at an event of "c": checked against events_all, and skipped.
         assert [e.order_id for e in backend.read(Query(categories=frozenset({"a"})))] == [1, 3]
         assert [e.order_id for e in backend.read(Query(categories=frozenset({"c"})))] == [2]
         assert [e.order_id for e in backend.read(Query(event_types=frozenset({first.event_type})))] == [1, 2, 3]
@@ -274,7 +277,10 @@ def test_a_writer_whose_lease_was_taken_over_cannot_append(cassandra_config: dic
         store.append(event())
         backend: Any = store.backend
         # Another process takes the head over (what a new writer does once the lease expired).
-        backend._session.execute(backend._ps["claim_head"], ("theirs", "store", backend._token))
+        head = backend._head_row(serial=True)
+        backend._session.execute(
+            backend._ps["claim_head"], ("theirs", head.epoch + 1, "store", backend._token, head.last_order_id)
+        )
         with pytest.raises(StoreLocked, match="another writer took the store over"):
             store.append(event())
         assert [e.order_id for e in store.backend.read(Query())] == [1]
@@ -314,3 +320,195 @@ def test_server_killed_mid_commit_readers_end_equal_to_a_cold_read(
     report = run_kill_trials(cassandra_server, settings, kills=KILLS, work_dir=tmp_path, deadline=300)
     assert report.kills == KILLS and report.aimed == KILLS // 2
     assert report.statuses[200] > 0
+
+
+def test_a_new_writer_does_not_trust_copies_a_dead_writer_left_above_the_head(cassandra_config: dict[str, Any]) -> None:
+    """A writer that died between writing its rows and moving the head leaves index rows with
+    copies of events that were never committed; the next writer's epoch begins at the head, so
+    those copies are checked against events_all once their order-ids hold other events."""
+    with EventStore.open(cassandra_config) as store:
+        (first,) = store.append(event("a-1", "Kept"))
+        backend: Any = store.backend
+        dead_epoch = backend._epoch
+        ghost = first._replace(order_id=2, stream_version=2, event_id="ghost", event_type="Ghost")
+        backend._concurrent(
+            [
+                (backend._ps["insert_key_index"], ("c", "a", 1, 2, dead_epoch, *ghost[1:])),
+                (backend._ps["insert_key_index"], ("t", "Kept", 1, 2, dead_epoch, *ghost[1:])),
+            ]
+        )
+    with EventStore.open(cassandra_config) as store:
+        backend = store.backend
+        assert backend._epoch > dead_epoch
+        (second,) = store.append(event("b-1", "Other"))
+        assert second.order_id == 2
+        assert [e.event_id for e in backend.read(Query(categories=frozenset({"a"})))] == [first.event_id]
+        assert [e.event_id for e in backend.read(Query(event_types=frozenset({"Kept"})))] == [first.event_id]
+        assert [e.event_id for e in backend.read(Query(categories=frozenset({"b"})))] == [second.event_id]
+
+
+def test_index_reads_use_the_copies_and_fall_back_for_rows_without_one(cassandra_config: dict[str, Any]) -> None:
+    """A category, event-type or tags read of committed events sends no events_all request; rows
+    written before the copies (no copy, no epoch) are read through events_all."""
+    with EventStore.open(cassandra_config) as store:
+        stored = store.append(
+            [dict(event(f"cat-{i % 3}", "Odd" if i % 2 else "Even"), tags=[f"t{i % 2}"]) for i in range(30)]
+        )
+        backend: Any = store.backend
+        expected = {
+            "category": [e for e in stored if e.stream_name.startswith("cat-")],
+            "type": [e for e in stored if e.event_type == "Odd"],
+            "tags": [e for e in stored if e.event_type == "Even"],
+        }
+
+        def reads() -> dict[str, list[Any]]:
+            return {
+                "category": backend.read(Query(categories=frozenset({"cat"}))),
+                "type": backend.read(Query(event_types=frozenset({"Odd"}))),
+                "tags": list(store.read_matching([{"tags": ["t0"]}])),
+            }
+
+        fetched: list[int] = []  # the order-ids read from events_all
+        events_at = backend._events_at
+
+        def counted(orders: Any, head: int) -> Any:
+            orders = list(orders)
+            fetched.extend(orders)
+            return events_at(orders, head)
+
+        backend._events_at = counted
+        assert reads() == expected
+        assert fetched == []
+        # As a store written before the copies has them: no copy, no epoch.
+        for order in range(1, 6):
+            backend._session.execute(
+                "UPDATE key_index SET epoch = null, data = null WHERE kind = 'c' AND key = 'cat' AND part = 1 "
+                "AND order_id = %s",
+                (order,),
+            )
+        for e in expected["type"]:
+            backend._session.execute(
+                "UPDATE key_index SET epoch = null WHERE kind = 't' AND key = 'Odd' AND part = 2 AND order_id = %s",
+                (e.order_id,),
+            )
+        assert reads() == expected
+        assert sorted(fetched) == sorted([1, 2, 3, 4, 5] + [e.order_id for e in expected["type"]])
+
+
+def test_a_redacted_payload_survives_in_no_copy(cassandra_config: dict[str, Any]) -> None:
+    """A redaction replaces the event's copy in every key_index row (category, type and each tag)."""
+    with EventStore.open(cassandra_config) as store:
+        told, _other = store.append(
+            [dict(event("secret-1", "Told", words="the secret"), tags=["x", "y"]), event("other-1")]
+        )
+        assert store.redact(stream="secret-1", reason="erasure") == 1
+        backend: Any = store.backend
+        copies = list(backend._session.execute("SELECT kind, key, event_id, data FROM key_index"))
+        assert sorted((r.kind, r.key) for r in copies if r.event_id == told.event_id and b"redacted" in r.data) == [
+            ("c", "secret"),
+            ("g", "x"),
+            ("g", "y"),
+            ("t", "Told"),
+        ]
+        assert not [r for r in copies if r.data and b"the secret" in r.data]
+        (read,) = backend.read(Query(categories=frozenset({"secret"})))
+        assert b"the secret" not in read.data and b"redacted" in read.data
+        assert list(store.read_matching([{"tags": ["y"]}])) == [read]
+
+
+def test_writer_epochs_trust_rows_only_where_no_later_epoch_began() -> None:
+    from photon_backends._writer_epochs import Epoch, WriterEpochs
+
+    epochs = WriterEpochs()
+    assert epochs.stale(1) and not epochs.stale(None)
+    epochs.load([Epoch(2, 100, "w2"), Epoch(1, 0, "w1")])
+    assert not epochs.stale(2) and epochs.stale(3)
+    trusted = epochs.judge(2, "w2")
+    assert trusted(100, 1) and not trusted(101, 1)  # epoch 2 began at 100: epoch 1's rows above it may be leftovers
+    assert trusted(5_000, 2)
+    assert not trusted(5, None) and not trusted(5, 7)  # no epoch (older rows), an unknown one: checked
+    # The head names an epoch not recorded yet, or a writer other than the one that claimed it.
+    assert not epochs.judge(3, "w3")(5_000, 2) and epochs.judge(3, "w3")(100, 1)
+    assert not epochs.judge(2, "someone-else")(5_000, 2)
+
+
+def test_a_store_written_before_the_copies_gains_them_and_is_read_through_events_all(
+    cassandra_config: dict[str, Any], cassandra_server: Any
+) -> None:
+    """A store whose key_index has no copies and whose head no epoch: opened, it gains the
+    columns; its old rows are read through events_all, the new ones from their copies."""
+
+    def tagged(start: int) -> list[dict[str, Any]]:
+        return [
+            dict(event(f"old-{i % 3}", "Odd" if i % 2 else "Even"), tags=[f"t{i % 2}"])
+            for i in range(start, start + 20)
+        ]
+
+    with EventStore.open(cassandra_config) as store:
+        store.append(tagged(0))
+    cluster, session = _session(cassandra_server)
+    keyspace = cassandra_config["cassandra.keyspace"]
+    try:
+        for column in ("epoch", "stream", "version", "event_id", "event_type", "event_time", "data"):
+            session.execute(f"ALTER TABLE {keyspace}.key_index DROP {column}", timeout=60)
+        session.execute(f"ALTER TABLE {keyspace}.head DROP epoch", timeout=60)
+        session.execute(f"DROP TABLE {keyspace}.writer_epochs", timeout=60)
+    finally:
+        cluster.shutdown()
+
+    def check(store: EventStore) -> None:
+        everything = list(store.read())
+        backend: Any = store.backend
+        assert backend.read(Query(categories=frozenset({"old"}))) == everything
+        assert backend.read(Query(event_types=frozenset({"Odd"}))) == [e for e in everything if e.event_type == "Odd"]
+        assert list(store.read_matching([{"tags": ["t0"]}])) == [e for e in everything if e.event_type == "Even"]
+
+    with EventStore.open(cassandra_config, read_only=True) as reader:
+        check(reader)
+    with EventStore.open(cassandra_config) as store:
+        check(store)
+        store.append(tagged(20))
+        check(store)
+        copies = list(store.backend._session.execute("SELECT order_id, epoch, data FROM key_index"))  # type: ignore[attr-defined]
+        assert {r.order_id for r in copies if r.data is None} == set(range(1, 21))
+        assert {r.order_id for r in copies if r.data is not None and r.epoch == 1} == set(range(21, 41))
+
+
+def test_a_writer_taking_over_from_one_that_left_no_epoch_record_distrusts_the_last_recorded_epoch(
+    cassandra_config: dict[str, Any],
+) -> None:
+    """A head naming an epoch nobody recorded (its writer died between claiming and recording,
+    or a writer that keeps no epochs took the store): the next writer records a marker epoch
+    beginning where the last recorded one did, so that epoch's copies are checked from then on."""
+    with EventStore.open(cassandra_config) as store:
+        (first,) = store.append(event("a-1", "Kept"))
+        backend: Any = store.backend
+        mine = backend._epoch
+        head = backend._head_row(serial=True)
+        # Another writer claims the head and dies before recording its epoch.
+        backend._session.execute(backend._ps["claim_head"], ("dead", mine + 1, "store", backend._token, 1))
+        fetched: list[int] = []
+        events_at = backend._events_at
+
+        def counted(orders: Any, upto: int) -> Any:
+            orders = list(orders)
+            fetched.extend(orders)
+            return events_at(orders, upto)
+
+        backend._events_at = counted
+        assert [e.event_id for e in backend.read(Query(categories=frozenset({"a"})))] == [first.event_id]
+        assert fetched == [1]  # the head names an epoch not recorded: the copy is checked
+    with EventStore.open(cassandra_config) as store:
+        backend = store.backend
+        recorded = [(r.epoch, r.start, r.writer) for r in backend._session.execute("SELECT * FROM writer_epochs")]
+        assert recorded == [
+            (mine, 0, head.writer),  # claimed on the empty store
+            (mine + 2, 0, ""),  # the marker: epoch `mine`'s rows above its start (0) are checked
+            (mine + 3, 1, backend._token),
+        ]
+        assert backend._epoch == mine + 3
+        (second,) = store.append(event("a-2", "Kept"))
+        assert [e.event_id for e in backend.read(Query(categories=frozenset({"a"})))] == [
+            first.event_id,
+            second.event_id,
+        ]

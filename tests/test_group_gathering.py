@@ -59,6 +59,7 @@ def test_a_group_takes_everything_queued(writer: Committer) -> None:
 
 def test_the_writer_waits_for_a_caller_it_has_just_answered(writer: Committer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(committer_module, "GATHER_MAX_SECONDS", 5.0)
+    monkeypatch.setattr(committer_module, "GATHER_QUIET_SECONDS", 5.0)
     thread, made = hand_in_later(writer, 0.05)
     writer.returning = {thread.ident or 0}
     writer.commit_seconds = 5.0
@@ -69,17 +70,42 @@ def test_the_writer_waits_for_a_caller_it_has_just_answered(writer: Committer, m
     assert time.monotonic() - started < 4  # it stopped waiting when the caller was back
 
 
-def test_the_wait_lasts_at_most_one_commit(writer: Committer) -> None:
-    thread, _late = hand_in_later(writer, 3.0)  # a caller who does not come back in time
+def test_the_wait_lasts_at_most_one_commit(writer: Committer, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert committer_module.GATHER_MAX_SECONDS <= 0.005  # and never more than this, whatever a commit took
+    monkeypatch.setattr(committer_module, "GATHER_MAX_SECONDS", 5.0)
+    monkeypatch.setattr(committer_module, "GATHER_QUIET_SECONDS", 5.0)
+    thread, _late = hand_in_later(writer, 30.0)  # a caller who does not come back in time
     writer.returning = {thread.ident or 0}
-    writer.commit_seconds = 0.05
+    writer.commit_seconds = 0.1
     first = request(0)
     started = time.monotonic()
     group, _ = writer.gather(first)
-    waited = time.monotonic() - started
     assert group == [first]
-    assert 0.001 <= waited < 1.0
-    assert committer_module.GATHER_MAX_SECONDS <= 0.05  # and never more than this, whatever a commit took
+    assert 0.1 <= time.monotonic() - started < 4
+
+
+def test_the_wait_ends_when_none_came_for_a_while(writer: Committer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(committer_module, "GATHER_MAX_SECONDS", 5.0)
+    monkeypatch.setattr(committer_module, "GATHER_QUIET_SECONDS", 0.2)
+    late, _late = hand_in_later(writer, 30.0)  # busy elsewhere
+    first = request(0)
+    writer.returning = {late.ident or 0}
+    writer.commit_seconds = 5.0
+    started = time.monotonic()
+    group, _ = writer.gather(first)
+    assert group == [first]
+    assert 0.2 <= time.monotonic() - started < 4
+
+
+def test_callers_coming_back_one_by_one_all_join(writer: Committer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(committer_module, "GATHER_MAX_SECONDS", 10.0)
+    monkeypatch.setattr(committer_module, "GATHER_QUIET_SECONDS", 1.0)
+    callers = [hand_in_later(writer, 0.1 * n) for n in range(1, 6)]  # each 0.1 s after the one before
+    writer.returning = {thread.ident or 0 for thread, _ in callers}
+    writer.commit_seconds = 10.0
+    first = request(0)
+    group, _ = writer.gather(first)
+    assert group == [first] + [made[0] for _, made in callers]
 
 
 def test_no_wait_when_the_first_append_is_the_one_awaited(writer: Committer) -> None:

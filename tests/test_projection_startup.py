@@ -14,8 +14,9 @@ import pytest
 from photon.core.errors import BackendError
 from photon.core.store import EventStore
 from photon.projections import feed as feed_module
+from photon.projections import spool
 from photon.projections.checkpoints import checkpoint_key
-from photon.projections.messages import ToWorker
+from photon.projections.messages import History, ToWorker
 from photon.projections.pool import WorkerHandle
 
 from .projection_helpers import caught_up, direct_fold, events, make_config, running
@@ -64,14 +65,23 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, str]]:
     original = WorkerHandle.send
 
     def recording(self: WorkerHandle, message: ToWorker) -> None:
-        record.append((self.index, type(message).__name__))
+        kind = type(message).__name__
+        if isinstance(message, History) and isinstance(message.page, str):
+            kind = "History in a memory file"
+        record.append((self.index, kind))
         original(self, message)
 
     monkeypatch.setattr(WorkerHandle, "send", recording)
     return record
 
 
-def test_workers_on_the_same_source_share_one_read_in_exact_order(tmp_path: Path, sent: list[tuple[int, str]]) -> None:
+@pytest.mark.parametrize("in_memory_files", [True, False], ids=["memory-files", "pipes"])
+def test_workers_on_the_same_source_share_one_read_in_exact_order(
+    tmp_path: Path, sent: list[tuple[int, str]], monkeypatch: pytest.MonkeyPatch, in_memory_files: bool
+) -> None:
+    if in_memory_files and not spool.available():
+        pytest.skip("no memory files here (not Linux)")
+    monkeypatch.setattr(spool, "available", lambda: in_memory_files)
     config = make_config(tmp_path, "sqlite", parallel_projections=2)
     store = EventStore.open(config)
     for start in range(0, 12_000, 3_000):  # two streams, interleaved
@@ -106,8 +116,10 @@ def test_workers_on_the_same_source_share_one_read_in_exact_order(tmp_path: Path
         store.close()
     # Read once by the manager, not by each worker: no worker read the store itself before its
     # history ended (a worker that the live feed found busy may read what it missed afterwards).
+    paged = {kind for _, kind in sent if kind.startswith("History ")}
+    assert paged == ({"History in a memory file"} if in_memory_files else set())
     for index in (0, 1):
-        kinds = [kind for i, kind in sent if i == index]
+        kinds = ["History" if kind.startswith("History") else kind for i, kind in sent if i == index]
         assert "History" in kinds
         last_history = len(kinds) - 1 - kinds[::-1].index("History")
         assert "CatchUp" not in kinds[:last_history]
@@ -164,5 +176,5 @@ def test_a_shared_read_that_fails_restarts_its_workers_which_catch_up_themselves
         asyncio.run(scenario())
     finally:
         store.close()
-    kinds = [kind for _, kind in sent]
+    kinds = [kind.split()[0] for _, kind in sent]
     assert "History" in kinds and kinds.count("CatchUp") == 2  # the replacements read for themselves

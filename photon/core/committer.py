@@ -1,7 +1,8 @@
 """The single writer of a store (group commit).
 
 One committer thread owns every write of a store: callers hand it validated events and wait; it
-takes everything queued, checks expected versions, ids and conditions, assigns order-ids and
+takes everything queued (and waits a moment for the callers it has just answered,
+`Committer.gather`), checks expected versions, ids and conditions, assigns order-ids and
 stream-versions, writes the lot in one backend transaction, and only then acknowledges the
 callers and publishes the events to subscribers. Batching many callers into one durable commit
 is what gives both durability and throughput. Work that must not interleave with commits
@@ -46,6 +47,9 @@ GATHER_MAX_SECONDS = 0.002
 """The longest the writer waits for the callers of its last group (see `Committer.gather`)."""
 GATHER_STEP_SECONDS = 0.0001
 """How often it looks for them meanwhile."""
+GATHER_QUIET_SECONDS = 0.0005
+"""It stops waiting when none of them came for this long (they are busy elsewhere), and forgets
+them when it was left idle this long."""
 
 
 class Action:
@@ -105,7 +109,7 @@ class Committer(UnknownCommitRecovery, threading.Thread):
                 except queue.Empty:
                     idle_since = time.monotonic()
                     first = self.requests.get()
-                    if time.monotonic() - idle_since > self.gather_limit():
+                    if time.monotonic() - idle_since > GATHER_QUIET_SECONDS:
                         self.returning = set()  # the last group's callers are not coming straight back
             if isinstance(first, Stop):
                 break
@@ -141,13 +145,14 @@ class Committer(UnknownCommitRecovery, threading.Thread):
         was queued would settle into two groups of half the threads each, taking turns. Waiting
         a moment for the callers it has just answered makes one group of them all, and the cost
         of a commit (its flush above all) is shared by twice the events. The wait ends when they
-        are all back, when the group is full, or after at most one commit's time (a caller who
-        does not append again costs one such wait)."""
+        are all back, when the group is full, when none came for `GATHER_QUIET_SECONDS` (they are
+        busy elsewhere: a thread pool's threads between requests), or after at most one commit's
+        time."""
         group = [first]
         size = len(first.events)
         returning = self.returning
         returning.discard(first.thread)  # (a fresh set for each group: this one is the writer's own)
-        deadline = 0.0
+        deadline = last_came = 0.0
         while size < self.max_batch:
             try:
                 item = self.requests.get_nowait()
@@ -157,8 +162,9 @@ class Committer(UnknownCommitRecovery, threading.Thread):
                 now = time.monotonic()
                 if not deadline:
                     deadline = now + self.gather_limit()
-                if now >= deadline:
-                    break
+                    last_came = now
+                if now >= deadline or now - last_came >= GATHER_QUIET_SECONDS:
+                    break  # the limit, or none came for a while: the rest are busy elsewhere
                 time.sleep(min(GATHER_STEP_SECONDS, deadline - now))
                 continue
             if not isinstance(item, AppendRequest):
@@ -166,6 +172,8 @@ class Committer(UnknownCommitRecovery, threading.Thread):
             group.append(item)
             size += len(item.events)
             returning.discard(item.thread)
+            if deadline:
+                last_came = time.monotonic()
         return group, None
 
     def stop(self) -> None:

@@ -254,8 +254,10 @@ class EventStore(StreamAdmin):
         request = AppendRequest(pending, expected, partial(waker.resolve, future), checks, condition)
         with self._append_span(len(pending)) as span:
             committer.requests.put(request)
-            # Once handed in, the append completes even if the caller is cancelled.
-            await asyncio.shield(future)
+            # Once handed in, the append completes even if the caller is cancelled: the writer
+            # goes on with it, and the waker leaves a cancelled future alone. (No `shield`: its
+            # outer future would add a turn of the loop before the caller wakes.)
+            await future
             if request.error is not None:
                 raise request.error
             _describe_span(span, request.result)

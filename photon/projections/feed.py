@@ -14,6 +14,12 @@ sends the history. At start, workers behind on the same source share one read: t
 each page once and sends it to each of them (`assign_all`). Either way the history reaches the
 worker before any later live batch, so no event is folded twice or missed.
 
+Live events are sent at most every `LIVE_INTERVAL`: the events of the commits that come in the
+meantime wait in the feed's subscription and go in the next batch together. A server taking one
+small commit at a time (an application saving one aggregate per request) would otherwise send
+each worker a message per commit, and its answer back, whose cost per message (the pipe, the
+worker's wake-up, its reports) was most of what the projections cost per commit.
+
 Flow control: a worker has at most `MAX_IN_FLIGHT` batches unanswered. The feed waits for one
 that cannot read the store; one that can is marked lagging instead, skipped, and later reads
 what it missed from the store, so a slow projection does not hold the others up.
@@ -23,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from operator import attrgetter
 
 import orjson
@@ -32,6 +38,7 @@ from photon.core.data_reads import read_data_arrays
 from photon.core.errors import BackendError, StoreClosed
 from photon.core.events import ALL_STREAM, RecordedEvent, stream_category
 from photon.core.store import EventStore
+from photon.projections import spool
 from photon.projections.messages import Add, CatchUp, Fold, History
 from photon.projections.pool import WorkerHandle
 from photon.projections.registry import Projection, Registry
@@ -40,6 +47,10 @@ log = logging.getLogger("photon.projections")
 
 BATCH = 5000
 MAX_IN_FLIGHT = 4
+LIVE_INTERVAL = 0.005
+"""Seconds at least between two live batches: the most a live event waits for the commits after it."""
+SPOOL_SECONDS = 10.0
+"""How long the pages of a shared read stopped part-way stay readable (the workers' time to stop)."""
 
 _DATA = attrgetter("data")  # RecordedEvent.data
 
@@ -97,6 +108,8 @@ class Feed:
         """The last order-id handed to the workers."""
         self.resyncs = 0
         """How often a worker that fell behind the live feed caught up from the store instead."""
+        self.spool = spool.available()
+        """Whether shared history goes to the workers in memory files (else through their pipes)."""
 
     def attach(self, w: WorkerHandle) -> None:
         """A new worker: it is sent the live events after the feed's position."""
@@ -220,21 +233,33 @@ class Feed:
     async def _share_history(
         self, source: str, target: int, types: frozenset[str] | None, readers: list[tuple[WorkerHandle, Flow, int]]
     ) -> None:
-        """Read `source` up to `target` once and send each page to every reader past its start;
-        then release the readers' locks (taken by `assign_all`)."""
+        """Read `source` up to `target` once and send each page to every reader past its start,
+        in a memory file where there are (`spool`); then release the readers' locks (taken by
+        `assign_all`)."""
+        # One slot more than a reader may have unanswered: see `keep_last` below.
+        shared = spool.Spool(MAX_IN_FLIGHT + 1) if self.spool else None
         try:
             start = min(position for _, _, position in readers) + 1
             pages = read_data_arrays(
                 self.store, source, from_order_id=start, to_order_id=target, event_types=types, max_events=BATCH
             )
-            while (page := await asyncio.to_thread(next, pages, None)) is not None:
-                _, last, joined = page
+            # A page goes into the slot of the page MAX_IN_FLIGHT + 1 before it, which every
+            # reader it was sent to has answered: each had at most MAX_IN_FLIGHT - 1 pages
+            # unanswered when it was sent the page before this one (readers skipped for a page
+            # were skipped for every page before it too).
+            while (page := await asyncio.to_thread(_next_page, pages, shared)) is not None:
+                last, joined = page
                 for w, flow, position in readers:
                     if last > position and w.alive:
                         await _drained(w, flow)
                         w.send(History(flow.track(), joined, last))
             for w, flow, _ in readers:  # every projection behind is at the target now, events or not
                 w.send(History(flow.track(), b"[]", target))
+            if shared is not None:
+                for w, flow, _ in readers:
+                    while w.alive and flow.in_flight:
+                        await asyncio.sleep(0.005)
+                shared.close()
         except Exception as exc:
             # As in `assign`: a worker that did not get its whole history goes, and its
             # replacement starts its projections again from their last reported positions.
@@ -245,6 +270,9 @@ class Feed:
         finally:
             for _, flow, _ in readers:
                 flow.lock.release()
+            if shared is not None and not shared.closed:
+                # Stopped part-way: the workers may still read the pages sent, until they stop.
+                asyncio.get_running_loop().call_later(SPOOL_SECONDS, shared.close)
 
     async def _send_history(self, w: WorkerHandle, flow: Flow, projection: Projection, target: int) -> None:
         """Read a projection's history here and send it in batches (for in-process backends)."""
@@ -275,8 +303,13 @@ class Feed:
     async def run(self) -> None:
         """Hand every event after the feed's position to the workers, until the store closes."""
         subscription = self.store.subscribe(ALL_STREAM, "hot-cold", from_order_id=self.position + 1)
+        loop = asyncio.get_running_loop()
+        next_send = 0.0
         try:
             while True:
+                pause = next_send - loop.time()
+                if pause > 0:
+                    await asyncio.sleep(pause)  # the commits meanwhile go in one batch
                 try:
                     batch = await subscription.next_batch(timeout=1.0)
                 except StoreClosed:
@@ -292,6 +325,11 @@ class Feed:
                 if batch is None:
                     return
                 events = [item for item in batch if type(item) is RecordedEvent]  # without the markers
+                if events:
+                    next_send = loop.time() + LIVE_INTERVAL
+                    # The writer woke the loop for this commit's callers too: their answers go
+                    # out first, the batch after them.
+                    await asyncio.sleep(0)
                 for start in range(0, len(events), BATCH):
                     chunk = events[start : start + BATCH]
                     self.position = chunk[-1].order_id
@@ -358,6 +396,15 @@ def _common_types(behind: list[Projection]) -> frozenset[str] | None:
     """The event types to read for `behind`: theirs when they all have the same, else every type."""
     kinds = {p.event_types for p in behind}
     return kinds.pop() if len(kinds) == 1 else None
+
+
+def _next_page(pages: Iterator[tuple[int, int, bytes]], shared: spool.Spool | None) -> tuple[int, bytes | str] | None:
+    """The next page of history: its last order-id, and the page or (with a spool) its path."""
+    page = next(pages, None)
+    if page is None:
+        return None
+    _, last, joined = page
+    return last, joined if shared is None else shared.put(joined)
 
 
 def _read_page(store: EventStore, stream: str, start: int, end: int, limit: int) -> list[RecordedEvent]:

@@ -48,9 +48,9 @@ class History(NamedTuple):
     events' stored JSON as one JSON array, for the projections behind `end_order_id`."""
 
     seq: int | None
-    page: bytes
-    """`[event, event, ...]`: the stored JSON of each event, joined (one bytes object crosses the
-    pipe and is decoded by one call, where a list of each event's bytes is pickled item by item)."""
+    page: bytes | str
+    """`[event, event, ...]`: the stored JSON of each event, joined (decoded by one call); or the
+    path of a memory file of the manager's that holds it (`photon.projections.spool`)."""
     end_order_id: int
     """The last order-id the page covers: the projections behind it are at it afterwards."""
 

@@ -35,6 +35,7 @@ import orjson
 
 from photon.core.data_reads import read_data_arrays
 from photon.core.events import category_of, stream_category
+from photon.projections import spool
 from photon.projections.definition import Definition, ProjectionSpec, load
 from photon.projections.messages import (
     Add,
@@ -130,23 +131,21 @@ class Running:
         return report
 
 
-Decoded = list[tuple[int, str, str, dict[str, Any]]]
+Decoded = list[dict[str, Any]]
+"""Events as the reductions get them. Each projection's loop reads the order-id (and the stream
+and type it filters on) from the dict itself: building a tuple of them per event first cost more
+(0.2 µs an event) than the look-ups it saved a worker of two to four projections."""
 
 
 def decode(datas: Sequence[bytes]) -> Decoded:
-    """Decode stored events once: (order-id, stream-name, event-type, event dict)."""
-    loads = orjson.loads
-    out: Decoded = []
-    append = out.append
-    for data in datas:
-        event = loads(data)
-        append((event["order-id"], event["stream-name"], event["event-type"], event))
-    return out
+    """Decode stored events once."""
+    return list(map(orjson.loads, datas))
 
 
 def decode_page(page: bytes) -> Decoded:
-    """Decode a `History` page (one JSON array of stored events) as `decode` does a batch."""
-    return [(event["order-id"], event["stream-name"], event["event-type"], event) for event in orjson.loads(page)]
+    """Decode a page of stored events joined as one JSON array (`History`, `read_data_arrays`)."""
+    events: Decoded = orjson.loads(page)
+    return events
 
 
 def fold(running: Running, events: Decoded, progress: Any) -> Failure | None:
@@ -162,18 +161,19 @@ def fold(running: Running, events: Decoded, progress: Any) -> Failure | None:
     order_id = 0
     # The pair (slot, order-id) must change from one call to the next, or the watchdog would
     # take a projection whose filter skips every event of several batches for a stuck one.
-    progress[1] = events[0][0] if events else 0
+    progress[1] = events[0]["order-id"] if events else 0
     progress[0] = running.slot
     started = time.perf_counter_ns()
     try:
-        for order_id, stream_name, event_type, event in events:
+        for event in events:
+            order_id = event["order-id"]
             if order_id <= position:
                 continue
-            if stream is not None and stream_name != stream:
+            if stream is not None and event["stream-name"] != stream:
                 continue
-            if category is not None and category_of(stream_name) != category:
+            if category is not None and category_of(event["stream-name"]) != category:
                 continue
-            if types is not None and event_type not in types:
+            if types is not None and event["event-type"] not in types:
                 continue
             progress[1] = order_id
             state = reduction(state, event)
@@ -250,7 +250,8 @@ class Worker:
             if isinstance(message, Fold):
                 conn.send(Folded(message.seq, *self.fold_batch(decode(message.datas), message.end_order_id)))
             elif isinstance(message, History):
-                conn.send(Folded(message.seq, *self.fold_history(decode_page(message.page), message.end_order_id)))
+                page = message.page if isinstance(message.page, bytes) else spool.read(message.page)
+                conn.send(Folded(message.seq, *self.fold_history(decode_page(page), message.end_order_id)))
             elif isinstance(message, CatchUp):
                 self.catch_up_merged(message)
             elif isinstance(message, Add):
