@@ -472,3 +472,43 @@ def test_a_store_written_before_the_copies_gains_them_and_is_read_through_events
         copies = list(store.backend._session.execute("SELECT order_id, epoch, data FROM key_index"))  # type: ignore[attr-defined]
         assert {r.order_id for r in copies if r.data is None} == set(range(1, 21))
         assert {r.order_id for r in copies if r.data is not None and r.epoch == 1} == set(range(21, 41))
+
+
+def test_a_writer_taking_over_from_one_that_left_no_epoch_record_distrusts_the_last_recorded_epoch(
+    cassandra_config: dict[str, Any],
+) -> None:
+    """A head naming an epoch nobody recorded (its writer died between claiming and recording,
+    or a writer that keeps no epochs took the store): the next writer records a marker epoch
+    beginning where the last recorded one did, so that epoch's copies are checked from then on."""
+    with EventStore.open(cassandra_config) as store:
+        (first,) = store.append(event("a-1", "Kept"))
+        backend: Any = store.backend
+        mine = backend._epoch
+        head = backend._head_row(serial=True)
+        # Another writer claims the head and dies before recording its epoch.
+        backend._session.execute(backend._ps["claim_head"], ("dead", mine + 1, "store", backend._token, 1))
+        fetched: list[int] = []
+        events_at = backend._events_at
+
+        def counted(orders: Any, upto: int) -> Any:
+            orders = list(orders)
+            fetched.extend(orders)
+            return events_at(orders, upto)
+
+        backend._events_at = counted
+        assert [e.event_id for e in backend.read(Query(categories=frozenset({"a"})))] == [first.event_id]
+        assert fetched == [1]  # the head names an epoch not recorded: the copy is checked
+    with EventStore.open(cassandra_config) as store:
+        backend = store.backend
+        recorded = [(r.epoch, r.start, r.writer) for r in backend._session.execute("SELECT * FROM writer_epochs")]
+        assert recorded == [
+            (mine, 0, head.writer),  # claimed on the empty store
+            (mine + 2, 0, ""),  # the marker: epoch `mine`'s rows above its start (0) are checked
+            (mine + 3, 1, backend._token),
+        ]
+        assert backend._epoch == mine + 3
+        (second,) = store.append(event("a-2", "Kept"))
+        assert [e.event_id for e in backend.read(Query(categories=frozenset({"a"})))] == [
+            first.event_id,
+            second.event_id,
+        ]

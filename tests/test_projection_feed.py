@@ -5,13 +5,14 @@ manager ships the events' stored bytes (it neither reads nor decodes them)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from photon.core.store import EventStore
-from photon.projections.messages import ToWorker
+from photon.projections.messages import Fold, ToWorker
 from photon.projections.pool import WorkerHandle
 
 from .projection_helpers import caught_up, events, make_config, running
@@ -82,3 +83,44 @@ def test_live_events_in_exact_order_with_a_failure_isolated(
     assert result["position"] == result["head"]
     assert "Fold" in sent and "CatchUp" not in sent  # live events shipped, none read again
     store.close()
+
+
+def test_commits_close_together_go_to_the_workers_in_one_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # One small commit after another (an application saving one aggregate per request): the
+    # events of the commits that come within LIVE_INTERVAL of a live batch wait for the next one,
+    # instead of a message to every worker (and its answer) per commit; none is lost or repeated.
+    folds: list[int] = []
+    original = WorkerHandle.send
+
+    def recording(self: WorkerHandle, message: ToWorker) -> None:
+        if isinstance(message, Fold):
+            folds.append(len(message.datas))
+        original(self, message)
+
+    monkeypatch.setattr(WorkerHandle, "send", recording)
+    config = make_config(tmp_path, "memory", parallel_projections=1)
+    store = EventStore.open(config)
+    commits = 100
+
+    async def scenario() -> list[int]:
+        async with running(store, config) as manager:
+            await manager.create(ORDER)
+            await caught_up(manager)
+            folds.clear()
+            first = store.last_order_id() + 1
+
+            def commit_one_at_a_time() -> None:
+                for n in range(commits):
+                    store.append(events("a", 1, start=n))
+                    time.sleep(0.001)  # a client's round trip between two commits
+
+            await asyncio.to_thread(commit_one_at_a_time)
+            await caught_up(manager)
+            order: list[int] = manager.value("order")
+            return [i for i in order if i >= first]
+
+    folded = asyncio.run(scenario())
+    store.close()
+    assert folded == list(range(folded[0], folded[0] + commits))  # each commit's event once, in order
+    assert sum(folds) == commits
+    assert len(folds) < commits / 2, folds

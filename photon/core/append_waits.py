@@ -8,7 +8,9 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from itertools import compress
 from operator import itemgetter
+from queue import SimpleQueue as Queue
 from threading import get_ident
+from typing import Any
 
 from photon.core.append_request import AppendCondition
 from photon.core.events import PendingEvent, RecordedEvent
@@ -88,6 +90,18 @@ class AppendRequest:
         self.gone = False
         """The caller stopped waiting (interrupted): a wake-up chain passes over it."""
         self.left = False
+
+    def hand_in(self, requests: Queue[Any]) -> None:
+        """Hand this append to the writer's queue and wait for its answer; raise what it was
+        refused with."""
+        try:
+            requests.put(self)
+            self.wait()
+        except BaseException:
+            self.leave()  # interrupted: a wake-up chain must not stop at this caller
+            raise
+        if self.error is not None:
+            raise self.error
 
     def wait(self) -> None:
         try:

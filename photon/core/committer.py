@@ -1,7 +1,8 @@
 """The single writer of a store (group commit).
 
 One committer thread owns every write of a store: callers hand it validated events and wait; it
-takes everything queued, checks expected versions, ids and conditions, assigns order-ids and
+takes everything queued (and waits a moment for the callers it has just answered,
+`Committer.gather`), checks expected versions, ids and conditions, assigns order-ids and
 stream-versions, writes the lot in one backend transaction, and only then acknowledges the
 callers and publishes the events to subscribers. Batching many callers into one durable commit
 is what gives both durability and throughput. Work that must not interleave with commits

@@ -304,10 +304,21 @@ class Subscription:
     async def next_batch(self, timeout: float | None = None) -> list[Item] | None:
         """The next items as a list (efficient for streaming); [] on time-out, None at the end."""
         loop = asyncio.get_running_loop()
-        ready = asyncio.Event()
+        # Woken through a plain future with a timer rather than `asyncio.wait_for` on an
+        # `asyncio.Event`, which makes a task, a timer and a future at every wait: a live
+        # follower waits once per commit it is handed.
+        ready: asyncio.Future[bool] = loop.create_future()
+
+        def wake_here() -> None:
+            if not ready.done():
+                ready.set_result(True)
+
+        def time_out(waiting: asyncio.Future[bool]) -> None:
+            if not waiting.done():
+                waiting.set_result(False)
 
         def waker() -> None:
-            loop.call_soon_threadsafe(ready.set)
+            loop.call_soon_threadsafe(wake_here)
 
         registered: Listener | None = None
         try:
@@ -319,7 +330,8 @@ class Subscription:
                 else:
                     # Clear, make sure this loop is woken by the current listener, then look:
                     # an event pushed after this point sets `ready` again.
-                    ready.clear()
+                    if ready.done():
+                        ready = loop.create_future()
                     if self._listener is not None and registered is not self._listener:
                         if registered is not None:
                             registered.remove_waker(waker)
@@ -338,9 +350,16 @@ class Subscription:
                     raise StoreClosed("the store was closed")
                 if self.in_history or registered is not self._listener:
                     continue  # the replay just moved on (to live, or to a new listener): look again
+                if timeout is None:
+                    await ready
+                    continue
+                waiting = ready
+                timer = loop.call_later(timeout, time_out, waiting)
                 try:
-                    await asyncio.wait_for(ready.wait(), timeout)
-                except TimeoutError:
+                    woken = await waiting
+                finally:
+                    timer.cancel()
+                if not woken:
                     return []
         finally:
             if registered is not None:

@@ -14,6 +14,12 @@ sends the history. At start, workers behind on the same source share one read: t
 each page once and sends it to each of them (`assign_all`). Either way the history reaches the
 worker before any later live batch, so no event is folded twice or missed.
 
+Live events are sent at most every `LIVE_INTERVAL`: the events of the commits that come in the
+meantime wait in the feed's subscription and go in the next batch together. A server taking one
+small commit at a time (an application saving one aggregate per request) would otherwise send
+each worker a message per commit, and its answer back, whose cost per message (the pipe, the
+worker's wake-up, its reports) was most of what the projections cost per commit.
+
 Flow control: a worker has at most `MAX_IN_FLIGHT` batches unanswered. The feed waits for one
 that cannot read the store; one that can is marked lagging instead, skipped, and later reads
 what it missed from the store, so a slow projection does not hold the others up.
@@ -41,6 +47,8 @@ log = logging.getLogger("photon.projections")
 
 BATCH = 5000
 MAX_IN_FLIGHT = 4
+LIVE_INTERVAL = 0.005
+"""Seconds at least between two live batches: the most a live event waits for the commits after it."""
 SPOOL_SECONDS = 10.0
 """How long the pages of a shared read stopped part-way stay readable (the workers' time to stop)."""
 
@@ -295,8 +303,13 @@ class Feed:
     async def run(self) -> None:
         """Hand every event after the feed's position to the workers, until the store closes."""
         subscription = self.store.subscribe(ALL_STREAM, "hot-cold", from_order_id=self.position + 1)
+        loop = asyncio.get_running_loop()
+        next_send = 0.0
         try:
             while True:
+                pause = next_send - loop.time()
+                if pause > 0:
+                    await asyncio.sleep(pause)  # the commits meanwhile go in one batch
                 try:
                     batch = await subscription.next_batch(timeout=1.0)
                 except StoreClosed:
@@ -312,6 +325,11 @@ class Feed:
                 if batch is None:
                     return
                 events = [item for item in batch if type(item) is RecordedEvent]  # without the markers
+                if events:
+                    next_send = loop.time() + LIVE_INTERVAL
+                    # The writer woke the loop for this commit's callers too: their answers go
+                    # out first, the batch after them.
+                    await asyncio.sleep(0)
                 for start in range(0, len(events), BATCH):
                     chunk = events[start : start + BATCH]
                     self.position = chunk[-1].order_id
