@@ -20,6 +20,12 @@ Each round, interleaved, on fresh files, all WAL with ``synchronous=FULL``:
 Figures: inserts a second and CPU time (this process, every thread) per event. ``raw photon``
 over ``raw library`` is the most the Photon recorder can reach against the library with this
 file format, whatever Photon's Python does around the statements.
+
+Then, untimed: the pages one insert puts into the write-ahead log (automatic checkpoints off, so
+the log holds every page written), for Photon's statements with all its indexes, without each of
+the event-type, category and id indexes, and for the library's statements. Every such page is
+written, checksummed, flushed and later copied into the database file: what a file format with
+fewer or narrower indexes would save.
 """
 
 from __future__ import annotations
@@ -114,22 +120,34 @@ def connect(path: Path) -> sqlite3.Connection:
     return connection
 
 
-def raw_photon(path: Path, rows: list[tuple[Any, ...]], drop: tuple[str, ...] = ()) -> tuple[float, float]:
-    empty_photon_store(path, drop)
-    connection = connect(path)
+def photon_groups(rows: list[tuple[Any, ...]]) -> list[list[tuple[Any, ...]]]:
+    """Photon's rows as its inserts: one stream's 10 events each."""
     inserts = [rows[i : i + EVENTS_PER_INSERT] for i in range(0, len(rows), EVENTS_PER_INSERT)]
     if any(len(group) != EVENTS_PER_INSERT or len({row[1] for row in group}) != 1 for group in inserts):
         raise RuntimeError("Photon's rows are not one stream's 10 events per insert")
+    return inserts
+
+
+def photon_statements(connection: sqlite3.Connection, inserts: list[list[tuple[Any, ...]]]) -> int:
+    """Photon's writer's statements for each insert; the number of inserts."""
+    execute = connection.execute
+    for group in inserts:
+        last = group[-1]
+        execute(HEADS, (last[1],)).fetchall()
+        execute("BEGIN IMMEDIATE")
+        execute(INSERT, list(chain.from_iterable(group)))
+        execute(UPSERT, (last[1], last[2], last[7]))
+        execute("COMMIT")
+    return len(inserts)
+
+
+def raw_photon(path: Path, rows: list[tuple[Any, ...]], drop: tuple[str, ...] = ()) -> tuple[float, float]:
+    empty_photon_store(path, drop)
+    connection = connect(path)
+    inserts = photon_groups(rows)
 
     def run() -> int:
-        execute = connection.execute
-        for group in inserts:
-            last = group[-1]
-            execute(HEADS, (last[1],)).fetchall()
-            execute("BEGIN IMMEDIATE")
-            execute(INSERT, list(chain.from_iterable(group)))
-            execute(UPSERT, (last[1], last[2], last[7]))
-            execute("COMMIT")
+        photon_statements(connection, inserts)
         return len(rows)
 
     try:
@@ -146,22 +164,79 @@ def raw_library(path: Path, inserts: list[list[StoredEvent]]) -> tuple[float, fl
     made.application_recorder()  # creates its table
     made.close()
     connection = connect(path)
-    params = [[(s.originator_id.hex, s.originator_version, s.topic, s.state) for s in events] for events in inserts]
+    params = library_params(inserts)
 
     def run() -> int:
-        cursor = connection.cursor()
-        for events in params:
-            cursor.execute("BEGIN")
-            for row in events:
-                cursor.execute(LIBRARY_INSERT, row)
-                _ = cursor.lastrowid  # the notification id the library returns
-            cursor.execute("COMMIT")
+        library_statements(connection, params)
         return sum(map(len, params))
 
     try:
         return timed(run)
     finally:
         connection.close()
+
+
+def library_params(inserts: list[list[StoredEvent]]) -> list[list[tuple[Any, ...]]]:
+    return [[(s.originator_id.hex, s.originator_version, s.topic, s.state) for s in events] for events in inserts]
+
+
+def library_statements(connection: sqlite3.Connection, params: list[list[tuple[Any, ...]]]) -> int:
+    """The library's statements for each insert (``BEGIN``, one insert per event, ``COMMIT``)."""
+    cursor = connection.cursor()
+    for events in params:
+        cursor.execute("BEGIN")
+        for row in events:
+            cursor.execute(LIBRARY_INSERT, row)
+            _ = cursor.lastrowid  # the notification id the library returns
+        cursor.execute("COMMIT")
+    return len(params)
+
+
+WAL_HEADER = 32
+FRAME_HEADER = 24
+"""Bytes of the log's header and of each page's frame header (SQLite's WAL format)."""
+
+
+def log_pages(path: Path, write: Callable[[sqlite3.Connection], int]) -> float:
+    """Pages an insert puts into the write-ahead log: `write` runs its inserts on `path` (and says
+    how many) with automatic checkpoints off, so the log keeps every page written."""
+    connection = connect(path)
+    try:
+        connection.execute("PRAGMA wal_autocheckpoint=0")
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        count = write(connection)
+        page_size = connection.execute("PRAGMA page_size").fetchone()[0]
+        size = Path(f"{path}-wal").stat().st_size
+        return (size - WAL_HEADER) / (page_size + FRAME_HEADER) / count
+    finally:
+        connection.close()
+
+
+PAGE_CONTENDERS = (
+    ("photon's statements", ()),
+    ("without the event-type index", ("photon_events_type",)),
+    ("without the category index", ("photon_events_category",)),
+    ("without the id index", ("photon_events_event_id",)),
+    ("without the event-type and category indexes", SECONDARY),
+)
+
+
+def pages_per_insert(folder: Path, rows: list[tuple[Any, ...]], inserts: list[list[StoredEvent]]) -> dict[str, float]:
+    """Log pages an insert writes: Photon's statements with its indexes, less some of them, and
+    the library's statements (each on a fresh file)."""
+    groups = photon_groups(rows)
+    pages = {}
+    for number, (name, drop) in enumerate(PAGE_CONTENDERS):
+        path = folder / f"pages-{number}.db"
+        empty_photon_store(path, drop)
+        pages[name] = log_pages(path, lambda connection: photon_statements(connection, groups))
+    path = folder / "pages-library.db"
+    made = factory({"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(path)})
+    made.application_recorder()  # creates its table
+    made.close()
+    params = library_params(inserts)
+    pages["the library's statements"] = log_pages(path, lambda connection: library_statements(connection, params))
+    return pages
 
 
 def run(events: int, repeat: int) -> list[Row]:
@@ -188,6 +263,10 @@ def run(events: int, repeat: int) -> list[Row]:
             keep("raw photon", raw_photon(base / "raw.db", rows))
             keep("raw library", raw_library(base / "raw-es.db", inserts))
             keep("raw photon, 2 indexes fewer", raw_photon(base / "raw-fewer.db", rows, SECONDARY))
+        pages = pages_per_insert(Path(tmp), rows, inserts)
+    print("pages an insert puts into the write-ahead log (untimed):", file=sys.stderr)
+    for name, count in pages.items():
+        print(f"  {name}: {count:.1f}", file=sys.stderr)
     durability = "SQLite WAL, synchronous=FULL"
     client = f"{EVENTS_PER_INSERT} events per insert"
     rows_out = []

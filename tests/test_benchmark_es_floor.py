@@ -35,3 +35,16 @@ def test_the_floor_benchmark_prints_its_rows() -> None:
         ("eventsourcing inserts: photon", "raw photon"),
     ]
     assert all(r.photon > 0 and r.peer > 0 for r in rows)
+
+
+def test_the_log_pages_of_an_insert_follow_the_indexes(tmp_path: Path) -> None:
+    inserts = make_inserts(300)
+    es_floor.recorder_inserts(es_floor.photon_env(tmp_path / "photon.db"), inserts)
+    rows = es_floor.stored_rows(tmp_path / "photon.db")
+    pages = es_floor.pages_per_insert(tmp_path, rows, inserts)
+    assert list(pages) == [name for name, _ in es_floor.PAGE_CONTENDERS] + ["the library's statements"]
+    whole = pages["photon's statements"]
+    # Each index adds pages to every insert; the library writes a table and one index.
+    assert 0 < pages["without the event-type and category indexes"] < pages["without the event-type index"] < whole
+    assert pages["without the id index"] < whole
+    assert 0 < pages["the library's statements"] < whole

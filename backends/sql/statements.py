@@ -219,10 +219,18 @@ def tag_rows(events: Sequence[RecordedEvent]) -> list[tuple[str, int]]:
     """The rows of the tags index for `events` (most events have no tags: nothing to decode).
 
     Whether any event may carry tags is asked first over the whole batch in C (a loop in
-    Python over every event cost about 0.3 µs an event of a batch without tags)."""
-    if not any(map(bytes.__contains__, map(_DATA, events), repeat(b'"tags"'))):
+    Python over every event cost about 0.3 µs an event of a batch without tags), with
+    `bytes.find`: ``in`` (`bytes.__contains__`) first tries its argument as an integer (a byte
+    value), and for bytes formats and drops a TypeError each time (counted with callgrind: about
+    1,800 instructions an event, more than the search)."""
+    if max(map(bytes.find, map(_DATA, events), repeat(b'"tags"')), default=-1) < 0:
         return []
-    return [(tag, event.order_id) for event in events if b'"tags"' in event.data for tag in set(event_tags(event.data))]
+    return [
+        (tag, event.order_id)
+        for event in events
+        if event.data.find(b'"tags"') >= 0
+        for tag in set(event_tags(event.data))
+    ]
 
 
 def translate_error(exc: Any) -> BackendError:
