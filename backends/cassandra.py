@@ -64,7 +64,9 @@ proves a committed batch wrote it (a writer claims a new epoch on opening the st
 any failed append, see ``_writer_epochs``); other rows are checked as above. Every index row
 of an acknowledged event was written before the head moved, so nothing acknowledged is missing
 from an index. The lightweight transaction also fences writers: a writer whose lease was taken
-over fails the condition and gets `StoreLocked`.
+over fails the condition and gets `StoreLocked`. It fences the commit, not the rows written before
+it: a writer paused mid-append past its lease can still overwrite the new writer's `events_all`
+rows at the same order-ids before its LWT fails (docs/backends.md, "Known limit of this fencing").
 
 Durability: an append is acknowledged after the rows were written and the head moved at
 `cassandra.consistency` (LOCAL_QUORUM by default). A node keeps a write once its commit log is
