@@ -68,6 +68,9 @@ class WorkerPipe:
         self._open = True
         self._drained = threading.Event()
         self._drained.set()
+        self._handing = threading.Lock()
+        self._handed = 0
+        """Messages sent from other threads that the loop has not written yet."""
         os.set_blocking(self._fd, False)
         loop.add_reader(self._fd, self._readable)
 
@@ -76,17 +79,33 @@ class WorkerPipe:
     def send(self, message: Any) -> None:
         """Write `message` (in order with every message sent before it)."""
         if threading.get_ident() != self._thread:
-            self._drained.clear()  # a `flush` that follows waits for this one
+            with self._handing:
+                self._handed += 1  # a `flush` that follows waits for this one
+                self._drained.clear()
             try:
-                self.loop.call_soon_threadsafe(self._write, frame(message))
+                self.loop.call_soon_threadsafe(self._write_handed, frame(message))
             except RuntimeError:  # the loop is closed: nothing reads or writes this pipe any more
-                self._drained.set()
+                self._write_handed(b"")
             return
         self._write(frame(message))
 
+    def _write_handed(self, data: bytes) -> None:
+        with self._handing:
+            self._handed -= 1
+        if data:
+            self._write(data)
+        else:
+            self._settle()
+
+    def _settle(self) -> None:
+        """Tell a waiting `flush` when nothing is left to write (or nothing can be written)."""
+        with self._handing:
+            if (not self._out and not self._handed) or not self._open:
+                self._drained.set()
+
     def _write(self, data: bytes) -> None:
         if not self._open:
-            self._drained.set()
+            self._settle()
             return
         if self._out:
             self._out += data
@@ -96,13 +115,13 @@ class WorkerPipe:
         except BlockingIOError:
             written = 0
         except OSError:
-            self._drained.set()
+            self._settle()
             return  # the worker is gone: its end of file reaches the reader
         if written < len(data):
             self._out += memoryview(data)[written:]
             self.loop.add_writer(self._fd, self._writable)
         else:
-            self._drained.set()
+            self._settle()
 
     def _writable(self) -> None:
         try:
@@ -115,14 +134,14 @@ class WorkerPipe:
         del self._out[:written]
         if not self._out:
             self.loop.remove_writer(self._fd)
-            self._drained.set()
+            self._settle()
 
     def discard(self) -> None:
         """Drop what is not written yet (the worker is being killed). In the loop's thread."""
         if self._out:
             self._out.clear()
             self.loop.remove_writer(self._fd)
-        self._drained.set()
+        self._settle()
 
     def flush(self, timeout: float) -> bool:
         """Wait up to `timeout` seconds until everything sent has been written; whether it was.
@@ -198,5 +217,5 @@ class WorkerPipe:
             self.loop.remove_reader(self._fd)
             self.loop.remove_writer(self._fd)
         self._out.clear()
-        self._drained.set()
+        self._settle()
         self.connection.close()
