@@ -30,7 +30,6 @@ from photon.core.backend import backend_class
 from photon.core.config import Config
 from photon.core.store import EventStore
 from photon.core.tracing import Tracing, tracing_for
-from photon.server.collector import collect_less, freeze_start_up
 from photon.server.http.limits import MAX_HEAD_BYTES
 from photon.server.net import bind, check_keystore, is_loopback, url_host
 from photon.server.projection_updates import ProjectionUpdatesService
@@ -272,8 +271,6 @@ class PhotonServer:
         self.services: list[Service] = []
         self._started: list[Service] = []
         self._stop_requested = asyncio.Event()
-        self.on_ready: Callable[[], None] | None = None
-        """Called once every service has started, before "photon ready" is logged."""
 
     def service(self, cls: type[Any]) -> Any:
         """The running service of a class (for tests and embedding)."""
@@ -344,8 +341,6 @@ class PhotonServer:
                 loop.add_signal_handler(sig, self._on_signal, sig)
         try:
             await self.start()
-            if self.on_ready is not None:
-                self.on_ready()
             log.info("photon ready")
             await self._stop_requested.wait()
         finally:
@@ -361,11 +356,8 @@ class PhotonServer:
 
 
 def run(config: Config) -> None:
-    """Serve until SIGTERM/SIGINT (uvloop when installed), with the cycle collector set for a
-    server process (`photon.server.collector`)."""
-    collect_less()
+    """Serve until SIGTERM/SIGINT (uvloop when installed)."""
     server = PhotonServer(config)
-    server.on_ready = freeze_start_up
     try:
         import uvloop
     except ImportError:
