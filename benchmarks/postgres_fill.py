@@ -20,6 +20,7 @@ Photon's API; `category_reads` runs it before each SQL fill, so the figures stay
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 from photon.core.events import RecordedEvent
@@ -161,9 +162,10 @@ def check_same_as_appends(admin_dsn: str, size: int = 20_000) -> float:
     from .category_reads import READ, fill
 
     started = time.perf_counter()
+    run = uuid.uuid4().hex[:8]
+    names = {way: f"bench_fill_check_{way}_{run}" for way in ("appends", "sql")}
     stores = []
-    for way in ("appends", "sql"):
-        name = f"bench_fill_check_{way}"
+    for way, name in names.items():
         with psycopg.connect(admin_dsn, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
             admin.execute(f'CREATE DATABASE "{name}"')
@@ -193,8 +195,8 @@ def check_same_as_appends(admin_dsn: str, size: int = 20_000) -> float:
                 assert len(x.data) == len(y.data), (x, y)
         assert list(appended.backend.streams()) == list(loaded.backend.streams())
         numbers = []
-        for way in ("appends", "sql"):
-            with psycopg.connect(admin_dsn.rsplit("/", 1)[0] + f"/bench_fill_check_{way}") as conn:
+        for name in names.values():
+            with psycopg.connect(admin_dsn.rsplit("/", 1)[0] + "/" + name) as conn:
                 numbers.append(
                     conn.execute(
                         "SELECT (SELECT array_agg(s ORDER BY stream_id) FROM photon_streams s),"
@@ -209,6 +211,6 @@ def check_same_as_appends(admin_dsn: str, size: int = 20_000) -> float:
         for store in stores:
             store.close()
     with psycopg.connect(admin_dsn, autocommit=True) as admin:
-        for way in ("appends", "sql"):
-            admin.execute(f'DROP DATABASE IF EXISTS "bench_fill_check_{way}"')
+        for name in names.values():
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
     return time.perf_counter() - started
