@@ -3,6 +3,7 @@ lock, and libpq's connection options make a dead server or peer show quickly."""
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 from collections.abc import Callable
@@ -22,6 +23,7 @@ DRAIN_ROWS = 2 * CHUNK_ROWS
 statement is cancelled (a cancel request costs a connection, and the server logs it)."""
 
 
+@functools.cache
 def hands_out_chunks(driver: str) -> bool:
     """Whether the driver hands a result out in chunks of rows as they arrive: psycopg 3.2 or later
     over libpq 17 or later (its chunked rows mode).
