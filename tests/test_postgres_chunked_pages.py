@@ -10,12 +10,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from photon_backends.sql import postgres, reads
+from photon_backends.sql.reads import take_chunked_events, take_events
 
 from photon.core.backend import Query
 from photon.core.events import RecordedEvent
 from photon.core.store import EventStore
-from photon_backends.sql import postgres, reads
-from photon_backends.sql.reads import take_chunked_events, take_events
 
 pytestmark = pytest.mark.postgres
 
