@@ -31,11 +31,12 @@ Layout (B = 10,000):
   a category), ``t`` (an event type) or ``g`` (a tag), partitioned by key: a key's rows go into
   its current part (``part`` = the order-id of the part's first row) until it holds PART_ENTRIES
   rows, then into a new part. ``key_index_parts``: PRIMARY KEY ((kind, key), part) -> entries,
-  epoch: a key's parts, in order (a part a later epoch proves left over is passed over). Part i covers the order-ids [part i, part i+1). A read of a key finds
-  the part holding its start with one request and reads on from there: a category, event-type or
-  tags read costs what it returns, however far apart the key's events lie in the store. Each row
-  carries a copy of its event and the epoch of the writer that wrote it (query-first
-  denormalisation: the read is one slice of the index and needs no ``events_all`` fetch).
+  epoch: a key's parts, in order (a part a later epoch proves left over is passed over). Part i
+  covers the order-ids [part i, part i+1). A read of a key finds the part holding its start
+  with one request and reads on from there: a category, event-type or tags read costs what it
+  returns, however far apart the key's events lie in the store. Each row carries a copy of its
+  event and the epoch of the writer that wrote it (query-first denormalisation: the read is one
+  slice of the index and needs no ``events_all`` fetch).
 - ``read_index_state``: row ``'key-index'``: ``complete`` once every event is in ``key_index``.
   A store written before it (by the ``read_index`` layout, order-id buckets, row ``'store'``)
   is reindexed from ``events_all`` when a writer opens it (logged with progress, resumed from
