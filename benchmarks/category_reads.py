@@ -15,6 +15,16 @@ is done on PostgreSQL, beside Message DB's
 the npm package @eventide/message-db, installed by scripts/install-bench-peers); target: Photon at
 least 1x Message DB.
 
+The PostgreSQL stores are filled on the server with SQL (`postgres_fill`: the same rows the
+backend writes, 10M events in minutes rather than most of an hour), after a check that a small
+store filled so reads back through Photon's API exactly as one filled by appends; ``--fill appends``
+fills them as before (the backend's bulk load of appended batches; Message DB by ``COPY``). With
+``--keep`` and a server given as the tests take one, the databases are named by size and a later
+run reads them again without filling:
+
+    PHOTON_TEST_POSTGRES_URL=postgresql://postgres@127.0.0.1:5432/postgres python -m \
+        benchmarks.category_reads --sizes 0 --postgres --postgres-sizes 1000000,10000000 --repeat 3 --keep
+
 With ``--backends redis,mongo,cassandra`` (sizes from ``--backend-sizes``, default 100,000 and
 1,000,000) the same reads, plus a tags read (the first 1,000 events tagged `hot`, which DCB
 conditions use), run on each server backend, each on its own server started as the tests start
@@ -190,31 +200,32 @@ def print_backend(backend: str, sizes: list[int], results: dict[int, dict[str, f
 
 
 @contextlib.contextmanager
-def postgres_dsns() -> Iterator[Callable[[], str]]:
+def postgres_dsns(keep: bool = False) -> Iterator[tuple[str, Callable[[str], str]]]:
+    """A PostgreSQL server (``PHOTON_TEST_POSTGRES_URL``'s, or one started as the tests start it):
+    its administrative DSN, and a database per name: fresh each run, or with `keep` the database
+    of that name, created when missing and left on the server."""
     import psycopg
 
     from tests.servers import PostgresServer
 
     with PostgresServer() as server:
+        admin_dsn = server.dsn
 
-        def fresh_dsn() -> str:
-            name = f"bench_{uuid.uuid4().hex[:10]}"
-            with psycopg.connect(server.dsn, autocommit=True) as admin:
-                admin.execute(f'CREATE DATABASE "{name}"')
-            return server.dsn.rsplit("/", 1)[0] + "/" + name
+        def dsn_for(name: str) -> str:
+            name = f"bench_{name}" if keep else f"bench_{uuid.uuid4().hex[:10]}"
+            with psycopg.connect(admin_dsn, autocommit=True) as admin:
+                if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
+                    admin.execute(f'CREATE DATABASE "{name}"')
+            return admin_dsn.rsplit("/", 1)[0] + "/" + name
 
-        yield fresh_dsn
+        yield admin_dsn, dsn_for
 
 
-def message_db(dsn: str, size: int) -> Callable[[], int]:
-    """Message DB in the database at `dsn`, holding the same N events; its category read."""
+def message_db_copy(dsn: str, size: int) -> None:
+    """Message DB's `messages` filled with the benchmark's N events by ``COPY`` from the client."""
     import orjson
     import psycopg
 
-    from .peer_servers import ensure_installed, install_message_db
-
-    ensure_installed()
-    install_message_db(dsn)
     every = size // TARGET_EVENTS
     versions: dict[str, int] = {}
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -233,6 +244,22 @@ def message_db(dsn: str, size: int) -> Callable[[], int]:
                     (i + 1, version, stream, event_type, orjson.dumps({"n": i}).decode(), None, uuid.uuid4())
                 )
         conn.execute("ANALYZE message_store.messages")
+
+
+def message_db_held(dsn: str) -> int:
+    """How many messages the Message DB at `dsn` holds (0 when it is not installed there)."""
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        if conn.execute("SELECT to_regclass('message_store.messages')").fetchone()[0] is None:  # type: ignore[index]
+            return 0
+        return int(conn.execute("SELECT coalesce(max(global_position), 0) FROM message_store.messages").fetchone()[0])  # type: ignore[index]
+
+
+def message_db_read(dsn: str) -> Callable[[], int]:
+    """Message DB's category read of the first READ messages of `target`."""
+    import psycopg
+
     conn = psycopg.connect(dsn, autocommit=True)
     conn.execute("SET search_path TO message_store, public")  # as Message DB's own clients connect
 
@@ -266,20 +293,64 @@ def run_sqlite(sizes: list[int], repeat: int) -> dict[int, dict[str, float]]:
     return {size: {name: statistics.median(times) for name, times in r.items()} for size, r in results.items()}
 
 
-def run_postgres(sizes: list[int], repeat: int) -> dict[int, dict[str, float]]:
-    """A Photon store and a Message DB database of each size on one server; the reads timed interleaved."""
-    with postgres_dsns() as fresh_dsn:
+def run_postgres(
+    sizes: list[int], repeat: int, fill_way: str = "sql", keep: bool = False
+) -> dict[int, dict[str, float]]:
+    """A Photon store and a Message DB database of each size on one server; the reads timed interleaved.
+
+    `fill_way` "sql": both filled on the server (`postgres_fill`), after a check that a small
+    store filled so reads back through Photon's API as one filled by appends; "appends": the
+    Photon store by the backend's bulk load of appended batches, Message DB by ``COPY``. With
+    `keep`, databases named by size, reused when they hold their N events."""
+    from . import postgres_fill
+    from .peer_servers import ensure_installed, install_message_db
+
+    ensure_installed()
+    with postgres_dsns(keep) as (admin_dsn, dsn_for):
+        if fill_way == "sql":
+            took = postgres_fill.check_same_as_appends(admin_dsn)
+            print(f"   a store of 20,000 events filled by SQL reads back as one filled by appends ({took:.0f}s)")
         stores: dict[int, EventStore] = {}
         mdbs: dict[int, Callable[[], int]] = {}
         try:
             for size in sizes:
                 started = time.perf_counter()
-                stores[size] = store = EventStore.open({"db.backend": "postgres", "postgres.url": fresh_dsn()})
-                fill(store, size)
-                print(f"   postgres store of {size:,} events built in {time.perf_counter() - started:.0f}s", flush=True)
+                dsn = dsn_for(f"photon_{size}")
+                stores[size] = store = EventStore.open({"db.backend": "postgres", "postgres.url": dsn})
+                held = store.backend.last_order_id()
+                if held == size:
+                    print(f"   postgres store of {size:,} events kept from an earlier run", flush=True)
+                elif held:
+                    raise SystemExit(f"postgres: the kept store of {size:,} holds {held:,} events; drop it first")
+                else:
+                    if fill_way == "sql":
+                        postgres_fill.fill_photon(store, dsn, size)
+                    else:
+                        fill(store, size)
+                    print(
+                        f"   postgres store of {size:,} events built in {time.perf_counter() - started:.0f}s"
+                        f" ({fill_way}; {database_size(dsn)})",
+                        flush=True,
+                    )
                 started = time.perf_counter()
-                mdbs[size] = message_db(fresh_dsn(), size)
-                print(f"   Message DB of {size:,} messages built in {time.perf_counter() - started:.0f}s", flush=True)
+                dsn = dsn_for(f"mdb_{size}")
+                held = message_db_held(dsn)
+                if held == size:
+                    print(f"   Message DB of {size:,} messages kept from an earlier run", flush=True)
+                elif held:
+                    raise SystemExit(f"Message DB: the kept database of {size:,} holds {held:,}; drop it first")
+                else:
+                    install_message_db(dsn)
+                    if fill_way == "sql":
+                        postgres_fill.fill_message_db(dsn, size)
+                    else:
+                        message_db_copy(dsn, size)
+                    print(
+                        f"   Message DB of {size:,} messages built in {time.perf_counter() - started:.0f}s"
+                        f" ({fill_way}; {database_size(dsn)})",
+                        flush=True,
+                    )
+                mdbs[size] = message_db_read(dsn)
             times: dict[int, dict[str, list[float]]] = {size: {} for size in sizes}
             for _ in range(repeat):  # interleaved: each round times every read of every size
                 for size, store in stores.items():
@@ -293,6 +364,13 @@ def run_postgres(sizes: list[int], repeat: int) -> dict[int, dict[str, float]]:
             for store in stores.values():
                 store.close()
     return {size: {name: statistics.median(v) for name, v in t.items()} for size, t in times.items()}
+
+
+def database_size(dsn: str) -> str:
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        return str(conn.execute("SELECT pg_size_pretty(pg_database_size(current_database()))").fetchone()[0])  # type: ignore[index]
 
 
 def print_postgres(sizes: list[int], results: dict[int, dict[str, float]]) -> None:
@@ -330,7 +408,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--backends", default="", help="server backends to run too: redis,mongo,cassandra")
     parser.add_argument("--backend-sizes", default="100000,1000000", help="their store sizes, comma-separated")
     parser.add_argument(
-        "--keep", action="store_true", help="server backends: fixed store names, left filled and read again next run"
+        "--keep",
+        action="store_true",
+        help="server backends and PostgreSQL: fixed store names, left filled and read again next run",
+    )
+    parser.add_argument(
+        "--fill",
+        choices=("sql", "appends"),
+        default="sql",
+        help="PostgreSQL: fill the stores on the server with SQL (checked against appends first), or by appends",
     )
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -341,7 +427,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"   load average {os.getloadavg()[0]:.2f}", flush=True)
     if args.postgres:
         pg_sizes = [int(x) for x in (args.postgres_sizes or str(args.postgres_size)).split(",")]
-        print_postgres(pg_sizes, run_postgres(pg_sizes, args.repeat))
+        print_postgres(pg_sizes, run_postgres(pg_sizes, args.repeat, args.fill, args.keep))
         print(f"   load average {os.getloadavg()[0]:.2f}", flush=True)
     if not sizes or sizes == [0]:
         return
