@@ -32,10 +32,31 @@ class WriterEpochs:
     def __init__(self) -> None:
         self._numbers: list[int] = []
         self._epochs: list[Epoch] = []
+        self._claimed_after: list[int | None] = []
 
     def load(self, epochs: Iterable[Epoch]) -> None:
         ordered = sorted(epochs)
-        self._epochs, self._numbers = ordered, [e.number for e in ordered]
+        # For each epoch, the start of the next epoch a writer claimed (a marker's start is not a head).
+        claimed_after: list[int | None] = [None] * len(ordered)
+        following: int | None = None
+        for at in range(len(ordered) - 1, -1, -1):
+            claimed_after[at] = following
+            if ordered[at].writer:
+                following = ordered[at].start
+        self._epochs, self._numbers, self._claimed_after = ordered, [e.number for e in ordered], claimed_after
+
+    def left_over(self, order_id: int, epoch: int | None) -> bool:
+        """Whether a key's part that epoch `epoch` began at `order_id` was begun by a batch that
+        never committed, proven by a later claimed epoch beginning below it: a committed batch's
+        order-ids are at or below the head any later claim saw. Used for ``key_index_parts``
+        rows, which have no ``events_all`` row to be checked against: unproven parts are kept."""
+        if epoch is None:
+            return False
+        at = bisect.bisect_left(self._numbers, epoch)
+        if at == len(self._numbers) or self._numbers[at] != epoch:
+            return False
+        start = self._claimed_after[at]
+        return start is not None and order_id > start
 
     def stale(self, head_epoch: int | None) -> bool:
         """Whether the head names an epoch newer than any loaded (load them again first)."""

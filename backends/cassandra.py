@@ -19,8 +19,8 @@ Layout (B = 10,000):
 - ``event_ids``: event_id -> (order_id, stream, version).
 - ``streams``: stream -> (version, order_id) of its last event.
 - ``head``: one row ``'store'``: ``last_order_id`` (the commit point), ``writer`` (the token
-  of the writer allowed to move it) and ``epoch`` (its epoch). Written only with lightweight
-  transactions.
+  of the writer allowed to move it), ``epoch`` (its epoch) and ``stamp`` (the ceiling of its
+  write timestamps). Written only with lightweight transactions.
 - ``writer_epochs``: PRIMARY KEY ((id), epoch) -> start, writer: each epoch's first head.
 - ``writer_lease``: one row with a TTL: who holds the writer lease.
 - ``checkpoints``: key -> value.
@@ -30,12 +30,13 @@ Layout (B = 10,000):
 - ``key_index``: PRIMARY KEY ((kind, key, part), order_id): the read indexes, kind ``c`` (key =
   a category), ``t`` (an event type) or ``g`` (a tag), partitioned by key: a key's rows go into
   its current part (``part`` = the order-id of the part's first row) until it holds PART_ENTRIES
-  rows, then into a new part. ``key_index_parts``: PRIMARY KEY ((kind, key), part) -> entries:
-  a key's parts, in order. Part i covers the order-ids [part i, part i+1). A read of a key finds
-  the part holding its start with one request and reads on from there: a category, event-type or
-  tags read costs what it returns, however far apart the key's events lie in the store. Each row
-  carries a copy of its event and the epoch of the writer that wrote it (query-first
-  denormalisation: the read is one slice of the index and needs no ``events_all`` fetch).
+  rows, then into a new part. ``key_index_parts``: PRIMARY KEY ((kind, key), part) -> entries,
+  epoch: a key's parts, in order (a part a later epoch proves left over is passed over). Part i
+  covers the order-ids [part i, part i+1). A read of a key finds the part holding its start
+  with one request and reads on from there: a category, event-type or tags read costs what it
+  returns, however far apart the key's events lie in the store. Each row carries a copy of its
+  event and the epoch of the writer that wrote it (query-first denormalisation: the read is one
+  slice of the index and needs no ``events_all`` fetch).
 - ``read_index_state``: row ``'key-index'``: ``complete`` once every event is in ``key_index``.
   A store written before it (by the ``read_index`` layout, order-id buckets, row ``'store'``)
   is reindexed from ``events_all`` when a writer opens it (logged with progress, resumed from
@@ -52,8 +53,8 @@ or nothing", and batches are size-limited. The store's commit point is the ``hea
 An append is acknowledged only after step 2 applied. Readers read the head first and never
 return an event above it, so they see all of a batch or none of it. Rows written by a batch
 whose head update never applied (a crash, a time-out, a writer that lost its lease) are inert:
-the next batch reuses those order-ids and overwrites ``events_all`` (last write wins, so writers'
-clocks must be synchronised, as Cassandra requires anyway); and every other table is only an
+the next batch reuses those order-ids and overwrites ``events_all`` (its write timestamps are
+higher, see below); and every other table is only an
 index that readers check against ``events_all``: a ``stream_index``, ``event_ids`` or ``streams``
 row counts only if the ``events_all`` row it points to (at or below the head) names the same
 stream, version and id, and a ``key_index`` row only if that event has the row's category, type
@@ -64,9 +65,11 @@ proves a committed batch wrote it (a writer claims a new epoch on opening the st
 any failed append, see ``_writer_epochs``); other rows are checked as above. Every index row
 of an acknowledged event was written before the head moved, so nothing acknowledged is missing
 from an index. The lightweight transaction also fences writers: a writer whose lease was taken
-over fails the condition and gets `StoreLocked`. It fences the commit, not the rows written before
-it: a writer paused mid-append past its lease can still overwrite the new writer's `events_all`
-rows at the same order-ids before its LWT fails (docs/backends.md, "Known limit of this fencing").
+over fails the condition and gets `StoreLocked`. The rows written before the commit are fenced by
+their write timestamps: every write of the events' tables carries ``USING TIMESTAMP`` below the
+ceiling the head names for its writer, and a writer that takes the head over begins above that
+ceiling, so the rows of a writer paused mid-append past its lease, arriving late, lose to the new
+writer's at the same keys (see ``_write_stamps``; docs/backends.md, "Fencing the rows").
 
 Durability: an append is acknowledged after the rows were written and the head moved at
 `cassandra.consistency` (LOCAL_QUORUM by default). A node keeps a write once its commit log is
@@ -105,6 +108,7 @@ from photon.core.events import RecordedEvent, category_of, event_tags
 from photon.core.setting import Setting
 
 from ._lease import LeaseRenewer, lease_holder
+from ._write_stamps import WriteStamps, ceiling_after, now_us
 from ._writer_epochs import Epoch, WriterEpochs
 
 log = logging.getLogger("photon.backends.cassandra")
@@ -132,7 +136,8 @@ _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS event_ids (
         event_id text PRIMARY KEY, order_id bigint, stream text, version bigint)""",
     "CREATE TABLE IF NOT EXISTS streams (stream text PRIMARY KEY, version bigint, order_id bigint)",
-    "CREATE TABLE IF NOT EXISTS head (id text PRIMARY KEY, last_order_id bigint, writer text, epoch bigint)",
+    "CREATE TABLE IF NOT EXISTS head (id text PRIMARY KEY, last_order_id bigint, writer text, epoch bigint, "
+    "stamp bigint)",
     """CREATE TABLE IF NOT EXISTS writer_epochs (
         id text, epoch bigint, start bigint, writer text,
         PRIMARY KEY ((id), epoch)) WITH CLUSTERING ORDER BY (epoch ASC)""",
@@ -143,7 +148,7 @@ _SCHEMA = (
         stream text, version bigint, event_id text, event_type text, event_time bigint, data blob,
         PRIMARY KEY ((kind, key, part), order_id)) WITH CLUSTERING ORDER BY (order_id ASC)""",
     """CREATE TABLE IF NOT EXISTS key_index_parts (
-        kind text, key text, part bigint, entries bigint,
+        kind text, key text, part bigint, entries bigint, epoch bigint,
         PRIMARY KEY ((kind, key), part)) WITH CLUSTERING ORDER BY (part ASC)""",
     "CREATE TABLE IF NOT EXISTS read_index_state (id text PRIMARY KEY, built_to bigint, complete boolean)",
     "CREATE TABLE IF NOT EXISTS stream_floors (stream text PRIMARY KEY, version bigint)",
@@ -152,6 +157,7 @@ _SCHEMA = (
 # Columns added to tables of a store created before them: (table, column, type).
 _ADDED_COLUMNS = (
     ("head", "epoch", "bigint"),
+    ("head", "stamp", "bigint"),
     ("key_index", "epoch", "bigint"),
     ("key_index", "stream", "text"),
     ("key_index", "version", "bigint"),
@@ -159,18 +165,26 @@ _ADDED_COLUMNS = (
     ("key_index", "event_type", "text"),
     ("key_index", "event_time", "bigint"),
     ("key_index", "data", "blob"),
+    ("key_index_parts", "epoch", "bigint"),
 )
 
 _STATEMENTS = {
+    # Every write of the events' tables carries its timestamp (see _write_stamps): last, after
+    # the values, in an INSERT; first, before SET or WHERE, in an UPDATE or a DELETE.
     "insert_all": "INSERT INTO events_all (bucket, order_id, stream, version, event_id, event_type, event_time, data) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    "insert_index": "INSERT INTO stream_index (stream, bucket, version, order_id) VALUES (?, ?, ?, ?)",
-    "insert_id": "INSERT INTO event_ids (event_id, order_id, stream, version) VALUES (?, ?, ?, ?)",
-    "set_stream": "INSERT INTO streams (stream, version, order_id) VALUES (?, ?, ?)",
-    "head": "SELECT last_order_id, writer, epoch FROM head WHERE id = ?",
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
+    "insert_index": "INSERT INTO stream_index (stream, bucket, version, order_id) VALUES (?, ?, ?, ?) "
+    "USING TIMESTAMP ?",
+    "insert_id": "INSERT INTO event_ids (event_id, order_id, stream, version) VALUES (?, ?, ?, ?) USING TIMESTAMP ?",
+    "set_stream": "INSERT INTO streams (stream, version, order_id) VALUES (?, ?, ?) USING TIMESTAMP ?",
+    "head": "SELECT last_order_id, writer, epoch, stamp FROM head WHERE id = ?",
     "create_head": "INSERT INTO head (id, last_order_id, writer) VALUES (?, 0, ?) IF NOT EXISTS",
     "move_head": "UPDATE head SET last_order_id = ? WHERE id = ? IF last_order_id = ? AND writer = ?",
+    # How a writer of the version before claims the head (it keeps no write stamps).
     "claim_head": "UPDATE head SET writer = ?, epoch = ? WHERE id = ? IF writer = ? AND last_order_id = ?",
+    "claim_stamped": "UPDATE head SET writer = ?, epoch = ?, stamp = ? WHERE id = ? "
+    "IF writer = ? AND last_order_id = ? AND stamp = ?",
+    "raise_stamp": "UPDATE head SET stamp = ? WHERE id = ? IF writer = ? AND stamp = ?",
     "set_epoch": "INSERT INTO writer_epochs (id, epoch, start, writer) VALUES (?, ?, ?, ?)",
     "epochs": "SELECT epoch, start, writer FROM writer_epochs WHERE id = ?",
     "take_lease": "INSERT INTO writer_lease (id, holder, owner) VALUES (?, ?, ?) IF NOT EXISTS USING TTL ?",
@@ -189,35 +203,38 @@ _STATEMENTS = {
     "ids_in": "SELECT event_id, order_id, stream, version FROM event_ids WHERE event_id IN ?",
     "streams_in": "SELECT stream, version, order_id FROM streams WHERE stream IN ?",
     "all_streams": "SELECT stream, version, order_id FROM streams",
-    "delete_all": "DELETE FROM events_all WHERE bucket = ? AND order_id = ?",
-    "delete_id": "DELETE FROM event_ids WHERE event_id = ?",
-    "delete_index": "DELETE FROM stream_index WHERE stream = ? AND bucket = ?",
-    "delete_stream": "DELETE FROM streams WHERE stream = ?",
+    "delete_all": "DELETE FROM events_all USING TIMESTAMP ? WHERE bucket = ? AND order_id = ?",
+    "delete_id": "DELETE FROM event_ids USING TIMESTAMP ? WHERE event_id = ?",
+    "delete_index": "DELETE FROM stream_index USING TIMESTAMP ? WHERE stream = ? AND bucket = ?",
+    "delete_stream": "DELETE FROM streams USING TIMESTAMP ? WHERE stream = ?",
     "checkpoint": "SELECT value FROM checkpoints WHERE key = ?",
     "set_checkpoint": "INSERT INTO checkpoints (key, value) VALUES (?, ?)",
     "delete_checkpoint": "DELETE FROM checkpoints WHERE key = ?",
     "all_checkpoints": "SELECT key, value FROM checkpoints",
     "insert_key_index": "INSERT INTO key_index (kind, key, part, order_id, epoch, stream, version, event_id, "
-    "event_type, event_time, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    "event_type, event_time, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
     "key_index_range": "SELECT order_id, epoch, stream, version, event_id, event_type, event_time, data "
     "FROM key_index WHERE kind = ? AND key = ? AND part = ? AND order_id >= ? AND order_id <= ? LIMIT ?",
-    "copy_key_index": "UPDATE key_index SET stream = ?, version = ?, event_id = ?, event_type = ?, event_time = ?, "
-    "data = ? WHERE kind = ? AND key = ? AND part = ? AND order_id = ?",
-    "delete_key_index": "DELETE FROM key_index WHERE kind = ? AND key = ? AND part = ? AND order_id = ?",
-    "set_part": "INSERT INTO key_index_parts (kind, key, part, entries) VALUES (?, ?, ?, ?)",
-    "last_part": "SELECT part, entries FROM key_index_parts WHERE kind = ? AND key = ? ORDER BY part DESC LIMIT 1",
-    "part_at": "SELECT part, entries FROM key_index_parts WHERE kind = ? AND key = ? AND part <= ? "
-    "ORDER BY part DESC LIMIT 1",
-    "parts_after": "SELECT part FROM key_index_parts WHERE kind = ? AND key = ? AND part > ? AND part <= ? LIMIT ?",
-    "parts_above": "SELECT part FROM key_index_parts WHERE kind = ? AND key = ? AND part > ?",
-    "all_parts": "SELECT part FROM key_index_parts WHERE kind = ? AND key = ?",
-    "delete_part": "DELETE FROM key_index_parts WHERE kind = ? AND key = ? AND part = ?",
+    "copy_key_index": "UPDATE key_index USING TIMESTAMP ? SET stream = ?, version = ?, event_id = ?, "
+    "event_type = ?, event_time = ?, data = ? WHERE kind = ? AND key = ? AND part = ? AND order_id = ?",
+    "delete_key_index": "DELETE FROM key_index USING TIMESTAMP ? WHERE kind = ? AND key = ? AND part = ? "
+    "AND order_id = ?",
+    "set_part": "INSERT INTO key_index_parts (kind, key, part, entries, epoch) VALUES (?, ?, ?, ?, ?) "
+    "USING TIMESTAMP ?",
+    "last_parts": "SELECT part, entries, epoch FROM key_index_parts WHERE kind = ? AND key = ? "
+    "ORDER BY part DESC LIMIT ?",
+    "part_at": "SELECT part, entries, epoch FROM key_index_parts WHERE kind = ? AND key = ? AND part <= ? "
+    "ORDER BY part DESC LIMIT ?",
+    "parts_after": "SELECT part, epoch FROM key_index_parts WHERE kind = ? AND key = ? AND part > ? AND part <= ? "
+    "LIMIT ?",
+    "all_parts": "SELECT part, epoch FROM key_index_parts WHERE kind = ? AND key = ?",
+    "delete_part": "DELETE FROM key_index_parts USING TIMESTAMP ? WHERE kind = ? AND key = ? AND part = ?",
     "read_index_states": "SELECT id, built_to, complete FROM read_index_state",
     "set_read_index_state": "INSERT INTO read_index_state (id, built_to, complete) VALUES (?, ?, ?)",
     "floors_in": "SELECT stream, version FROM stream_floors WHERE stream IN ?",
     "all_floors": "SELECT stream, version FROM stream_floors",
-    "set_floor": "INSERT INTO stream_floors (stream, version) VALUES (?, ?)",
-    "delete_floor": "DELETE FROM stream_floors WHERE stream = ?",
+    "set_floor": "INSERT INTO stream_floors (stream, version) VALUES (?, ?) USING TIMESTAMP ?",
+    "delete_floor": "DELETE FROM stream_floors USING TIMESTAMP ? WHERE stream = ?",
 }
 
 
@@ -319,6 +336,7 @@ class CassandraBackend(Backend):
         self._epoch = 0  # the writer's epoch, stamped on the index rows it writes (see _writer_epochs)
         self._new_epoch_due = False  # an append failed: the next one claims a new epoch first
         self._epochs = WriterEpochs()
+        self._stamps = WriteStamps()  # the writer's write timestamps (see _write_stamps)
 
     def describe(self) -> str:
         return f"cassandra {','.join(self.hosts)}:{self.port}/{self.keyspace}"
@@ -422,7 +440,7 @@ class CassandraBackend(Backend):
             # Parts begun past `done` belong to a build cut short: dropped, then made again.
             self._load_parts({key for event in events for key in _read_keys(event)}, done)
             batches = _Batches()
-            self._add_key_index_rows(batches, events)
+            self._add_key_index_rows(batches, events, self._stamp())
             self._concurrent(batches.statements())
             done = end
             self._run("set_read_index_state", (KEY_INDEX, done, False))
@@ -432,9 +450,11 @@ class CassandraBackend(Backend):
 
     def _load_parts(self, keys: Iterable[tuple[str, str]], upto: int) -> None:
         """Learn the current part of each key not in memory: its last part beginning at or below
-        `upto` (the head). A part beginning above it was begun by a batch that never committed:
-        it is removed first, so that the next rows of the key go on in the part before it and
-        every committed row lies in the part whose range [first, next part's first) holds it."""
+        `upto` (the head). A part beginning above it was begun by a batch that never committed,
+        and so was one a later epoch proves left over (a writer paused past its lease may send
+        its part after the head passed it, see ``WriterEpochs.left_over``): such parts are
+        removed first, so that the next rows of the key go on in the part before them and every
+        committed row lies in the part whose range [first, next part's first) holds it."""
         wanted = set(keys)
         unknown = sorted(wanted - self._parts.keys())
         if not unknown:
@@ -442,20 +462,26 @@ class CassandraBackend(Backend):
         if len(self._parts) + len(unknown) > _KEY_CACHE:
             self._parts.clear()  # forgotten parts are looked up again when their keys come back
             unknown = sorted(wanted)
-        found = dict(zip(unknown, self._concurrent((self._ps["last_part"], key) for key in unknown), strict=True))
-        stale = [key for key, rows in found.items() if rows and rows[0].part > upto]
-        if stale:
-            above = self._concurrent((self._ps["parts_above"], (*key, upto)) for key in stale)
-            gone = [(*key, row.part) for key, rows in zip(stale, above, strict=True) for row in rows]
-            self._concurrent((self._ps["delete_part"], params) for params in gone)
-            found.update(
-                zip(stale, self._concurrent((self._ps["part_at"], (*key, upto)) for key in stale), strict=True)
-            )
-        for key, rows in found.items():
-            if rows:
-                self._parts[key] = [int(rows[0].part), int(rows[0].entries or 0)]
+        while unknown:
+            found = self._concurrent((self._ps["last_parts"], (*key, _PARTS_PER_ROUND)) for key in unknown)
+            gone: list[tuple[str, str, int]] = []
+            again: list[tuple[str, str]] = []
+            for key, rows in zip(unknown, found, strict=True):
+                for row in rows:
+                    if row.part > upto or self._epochs.left_over(int(row.part), row.epoch):
+                        gone.append((*key, int(row.part)))
+                    else:
+                        self._parts[key] = [int(row.part), int(row.entries or 0)]
+                        break
+                else:
+                    if len(rows) == _PARTS_PER_ROUND:
+                        again.append(key)  # every part listed was removed: look further down
+            if gone:
+                stamp = self._stamp()  # below the stamp of the rows written next: a part begun again survives
+                self._concurrent((self._ps["delete_part"], (stamp, *params)) for params in gone)
+            unknown = again
 
-    def _add_key_index_rows(self, batches: _Batches, events: Sequence[RecordedEvent]) -> None:
+    def _add_key_index_rows(self, batches: _Batches, events: Sequence[RecordedEvent], stamp: int) -> None:
         """Add the events' key_index rows, each in its key's current part (a new part once the
         current one holds PART_ENTRIES rows), and the parts' rows with their entry counts.
         The keys' current parts must be loaded (`_load_parts`)."""
@@ -466,11 +492,11 @@ class CassandraBackend(Backend):
                 part = self._parts.get((kind, key))
                 if part is None or part[1] >= PART_ENTRIES:
                     part = self._parts[(kind, key)] = [event.order_id, 0]
-                batches.add("keys", self._ps["insert_key_index"], (kind, key, part[0], *copy))
+                batches.add("keys", self._ps["insert_key_index"], (kind, key, part[0], *copy, stamp))
                 part[1] += 1
                 touched[(kind, key, part[0])] = part[1]
         for (kind, key, first), entries in touched.items():
-            batches.add("keys", self._ps["set_part"], (kind, key, first, entries))
+            batches.add("keys", self._ps["set_part"], (kind, key, first, entries, self._epoch, stamp))
 
     def _take_lease(self) -> None:
         token = uuid.uuid4().hex
@@ -513,14 +539,47 @@ class CassandraBackend(Backend):
             number = max(current, known[-1].number if known else 0) + 1
             foreign = bool(known) and (known[-1].number != current or known[-1].writer != row.writer)
             mine = number + 1 if foreign else number
-            claimed = self._run("claim_head", (self._token, mine, HEAD, row.writer, row.last_order_id))[0]
+            # The head's ceiling as read is in the condition: every timestamp a writer before
+            # issued lies below it, and this writer's begin there (see _write_stamps).
+            floor = row.stamp
+            ceiling = ceiling_after(floor, now_us())
+            claimed = self._run(
+                "claim_stamped", (self._token, mine, ceiling, HEAD, row.writer, row.last_order_id, floor)
+            )[0]
             if claimed[0]:
                 break
         if foreign:
             self._run("set_epoch", (HEAD, number, known[-1].start, ""))
+            known.append(Epoch(number, known[-1].start, ""))
         self._run("set_epoch", (HEAD, mine, int(row.last_order_id), self._token))
+        self._epochs.load([*known, Epoch(mine, int(row.last_order_id), self._token)])
         self._epoch, self._new_epoch_due = mine, False
         self._head = int(row.last_order_id)
+        self._stamps.claimed(int(floor or 0), ceiling)
+
+    def _stamp(self) -> int:
+        """The timestamp of the writer's next writes: above every earlier writer's, strictly
+        above its own before. Near the ceiling the head names, the ceiling is raised first, by a
+        lightweight transaction that applies only while the head still names this writer."""
+        if self._token is None:
+            raise BackendError("the store was opened read-only")
+        while True:
+            stamp = self._stamps.next(now_us())
+            if stamp is not None:
+                return stamp
+            ceiling = self._stamps.ceiling
+            raised = ceiling_after(ceiling, now_us())
+            row = self._run("raise_stamp", (raised, HEAD, self._token, ceiling))[0]
+            if row[0]:
+                self._stamps.raised(raised)
+            elif getattr(row, "writer", None) != self._token:
+                raise StoreLocked(
+                    "cassandra: another writer took the store over (its lease expired); one process writes a store"
+                )
+            elif row.stamp is not None and int(row.stamp) > ceiling:
+                self._stamps.raised(int(row.stamp))  # a raise whose answer was lost did apply
+            else:
+                raise BackendError(f"cassandra: the head's write ceiling is {row.stamp}, not {ceiling}")
 
     def _recorded_epochs(self) -> list[Epoch]:
         return [Epoch(int(r.epoch), int(r.start), r.writer or "") for r in self._run("epochs", (HEAD,))]
@@ -639,24 +698,31 @@ class CassandraBackend(Backend):
             self._check(events, head)
             self._load_parts({key for event in events for key in _read_keys(event)}, head)
             ps = self._ps
+            stamp = self._stamp()
             # Few requests, each bounded in size: events_all rows of one partition together, the
             # small index rows in batches of up to _INDEX_ROWS (one round trip each).
             batches = _Batches()
             for event in events:
-                batches.add(("all", event.order_id // BUCKET), ps["insert_all"], (event.order_id // BUCKET, *event))
-            self._add_key_index_rows(batches, events)
+                batches.add(
+                    ("all", event.order_id // BUCKET), ps["insert_all"], (event.order_id // BUCKET, *event, stamp)
+                )
+            self._add_key_index_rows(batches, events, stamp)
             last: dict[str, RecordedEvent] = {}
             for event in events:
                 bucket = (event.stream_version - 1) // BUCKET
                 batches.add(
-                    "index", ps["insert_index"], (event.stream_name, bucket, event.stream_version, event.order_id)
+                    "index",
+                    ps["insert_index"],
+                    (event.stream_name, bucket, event.stream_version, event.order_id, stamp),
                 )
                 batches.add(
-                    "ids", ps["insert_id"], (event.event_id, event.order_id, event.stream_name, event.stream_version)
+                    "ids",
+                    ps["insert_id"],
+                    (event.event_id, event.order_id, event.stream_name, event.stream_version, stamp),
                 )
                 last[event.stream_name] = event
             for name, event in last.items():
-                batches.add("streams", ps["set_stream"], (name, event.stream_version, event.order_id))
+                batches.add("streams", ps["set_stream"], (name, event.stream_version, event.order_id, stamp))
             work = batches.statements()
             self._concurrent(work)
             new_head = events[-1].order_id
@@ -769,16 +835,23 @@ class CassandraBackend(Backend):
         start = max(start, 1)
         if start > upper:
             return found
-        holding = self._run("part_at", (kind, key, start))
-        parts = [int(holding[0].part)] if holding else []
+        left_over = self._epochs.left_over  # parts a batch that never committed began: not read
+        parts: list[int] = []
+        below = start
+        while not parts:
+            holding = self._run("part_at", (kind, key, below, _PARTS_PER_ROUND))
+            parts = [int(r.part) for r in holding if not left_over(int(r.part), r.epoch)][:1]
+            if len(holding) < _PARTS_PER_ROUND:
+                break
+            below = int(holding[-1].part) - 1
         listed_to, listed_all = start, False  # parts up to `listed_to` are in `parts`
         index = 0
         while len(found) < limit:
             if index + 1 >= len(parts) and not listed_all:
-                more = [int(r.part) for r in self._run("parts_after", (kind, key, listed_to, upper, _PARTS_PER_ROUND))]
-                parts += more
-                listed_all = len(more) < _PARTS_PER_ROUND
-                listed_to = parts[-1] if parts else listed_to
+                listed = self._run("parts_after", (kind, key, listed_to, upper, _PARTS_PER_ROUND))
+                parts += [int(r.part) for r in listed if not left_over(int(r.part), r.epoch)]
+                listed_all = len(listed) < _PARTS_PER_ROUND
+                listed_to = int(listed[-1].part) if listed else listed_to
                 continue
             if index >= len(parts):
                 break
@@ -998,6 +1071,7 @@ class CassandraBackend(Backend):
     # -- deletion and checkpoints --------------------------------------------------------------
 
     def delete_stream(self, stream: str) -> int:
+        stamp = self._stamp()  # taken first: a writer that lost the store meanwhile deletes nothing newer
         head = self._read_head(serial=True)
         version = self._verified_versions([stream], head).get(stream, 0)
         hint = self._run("streams_in", ([stream],))
@@ -1012,16 +1086,18 @@ class CassandraBackend(Backend):
             next_version = page[-1].stream_version + 1
         # The copies in the key index first: a deletion cut short and done again finds the events
         # it has not removed yet in events_all, so no copy of a removed event is left behind.
-        self._concurrent(self._key_index_deletions(events))
+        self._concurrent(self._key_index_deletions(events, stamp))
         work: list[tuple[Any, Sequence[Any]]] = []
         for event in events:
-            work.append((self._ps["delete_all"], (event.order_id // BUCKET, event.order_id)))
-            work.append((self._ps["delete_id"], (event.event_id,)))
+            work.append((self._ps["delete_all"], (stamp, event.order_id // BUCKET, event.order_id)))
+            work.append((self._ps["delete_id"], (stamp, event.event_id)))
         self._concurrent(work)
         # The index last: until it goes, a half-done deletion can be found and finished.
-        self._concurrent((self._ps["delete_index"], (stream, b)) for b in range(0, (max(top, 1) - 1) // BUCKET + 1))
-        self._run("delete_stream", (stream,))
-        self._run("delete_floor", (stream,))
+        self._concurrent(
+            (self._ps["delete_index"], (stamp, stream, b)) for b in range(0, (max(top, 1) - 1) // BUCKET + 1)
+        )
+        self._run("delete_stream", (stamp, stream))
+        self._run("delete_floor", (stamp, stream))
         self._versions[stream] = 0
         self._next_version.clear()
         return len(events)
@@ -1030,6 +1106,7 @@ class CassandraBackend(Backend):
         """Removes the events and their id and read-index rows; the stream's index rows stay (reads
         skip them). The stream's floor is written first: its version stays proven when a scavenge
         removes its newest event too."""
+        stamp = self._stamp()
         head = self._read_head(serial=True)
         current = self._verified_versions([stream], head).get(stream, 0)
         before = min(before_version, current + 1)
@@ -1037,23 +1114,23 @@ class CassandraBackend(Backend):
             return 0
         floor = self._floors([stream]).get(stream, 0)
         if before - 1 > floor:
-            self._run("set_floor", (stream, before - 1))
+            self._run("set_floor", (stream, before - 1, stamp))
         rows: list[Any] = []
         for bucket in range(0, (before - 2) // BUCKET + 1):
             rows += [r for r in self._run("index_range", (stream, bucket, 1, BUCKET)) if r.version < before]
         events = self._events_at((r.order_id for r in rows), head)
         work: list[tuple[Any, Sequence[Any]]] = []
         removed = [e for e in events.values() if e.stream_name == stream and e.stream_version < before]
-        self._concurrent(self._key_index_deletions(removed))  # first, as in delete_stream
+        self._concurrent(self._key_index_deletions(removed, stamp))  # first, as in delete_stream
         for event in removed:
-            work.append((self._ps["delete_all"], (event.order_id // BUCKET, event.order_id)))
-            work.append((self._ps["delete_id"], (event.event_id,)))
+            work.append((self._ps["delete_all"], (stamp, event.order_id // BUCKET, event.order_id)))
+            work.append((self._ps["delete_id"], (stamp, event.event_id)))
         self._concurrent(work)
         return len(removed)
 
-    def _key_index_deletions(self, events: Sequence[RecordedEvent]) -> list[tuple[Any, Sequence[Any]]]:
+    def _key_index_deletions(self, events: Sequence[RecordedEvent], stamp: int) -> list[tuple[Any, Sequence[Any]]]:
         """The statements removing these events' key_index rows."""
-        return [(self._ps["delete_key_index"], row) for row in self._key_index_rows(events)]
+        return [(self._ps["delete_key_index"], (stamp, *row)) for row in self._key_index_rows(events)]
 
     def _key_index_rows(self, events: Sequence[RecordedEvent]) -> list[tuple[str, str, int, int]]:
         """The primary keys (kind, key, part, order-id) of these stored events' key_index rows,
@@ -1065,7 +1142,7 @@ class CassandraBackend(Backend):
         keys = sorted(by_key)
         found: list[tuple[str, str, int, int]] = []
         for key, rows in zip(keys, self._concurrent((self._ps["all_parts"], key) for key in keys), strict=True):
-            firsts = sorted(int(r.part) for r in rows)
+            firsts = sorted(int(r.part) for r in rows if not self._epochs.left_over(int(r.part), r.epoch))
             for order in by_key[key]:
                 at = bisect.bisect_right(firsts, order) - 1
                 if at >= 0:
@@ -1076,6 +1153,7 @@ class CassandraBackend(Backend):
         """The copies in the key index are replaced first (a row of a key the new event no
         longer has is removed), then the events_all rows: a redaction cut short and done again
         still finds the old event, and with it every copy of it, in events_all."""
+        stamp = self._stamp()
         head = self._read_head(serial=True)
         stored = self._events_at((e.order_id for e in events), head)
         replacing = {e.order_id: e for e in events if e.order_id in stored}
@@ -1083,9 +1161,9 @@ class CassandraBackend(Backend):
         for kind, key, part, order in self._key_index_rows([stored[o] for o in replacing]):
             new = replacing[order]
             if _has_read_key(new, kind, key):
-                work.append((self._ps["copy_key_index"], (*new[1:], kind, key, part, order)))
+                work.append((self._ps["copy_key_index"], (stamp, *new[1:], kind, key, part, order)))
             else:
-                work.append((self._ps["delete_key_index"], (kind, key, part, order)))
+                work.append((self._ps["delete_key_index"], (stamp, kind, key, part, order)))
         self._concurrent(work)
         self._concurrent(
             (
@@ -1099,6 +1177,7 @@ class CassandraBackend(Backend):
                     e.event_type,
                     e.event_time,
                     e.data,
+                    stamp,
                 ),
             )
             for e in events

@@ -364,9 +364,10 @@ class RawCassandra:
         from photon_backends.cassandra import _CONCURRENCY, BUCKET, PART_ENTRIES, _Batches, _read_keys
 
         ps = self.ps
+        stamp = time.time_ns() // 1000  # the statements carry their write timestamp, as the backend's do
         batches = _Batches()
         for event in events:
-            batches.add(("all", event.order_id // BUCKET), ps["insert_all"], (event.order_id // BUCKET, *event))
+            batches.add(("all", event.order_id // BUCKET), ps["insert_all"], (event.order_id // BUCKET, *event, stamp))
         touched: dict[tuple[str, str, int], int] = {}
         for event in events:
             copy = (event.order_id, 1, *event[1:])
@@ -374,21 +375,23 @@ class RawCassandra:
                 part = self.parts.get((kind, key))
                 if part is None or part[1] >= PART_ENTRIES:
                     part = self.parts[(kind, key)] = [event.order_id, 0]
-                batches.add("keys", ps["insert_key_index"], (kind, key, part[0], *copy))
+                batches.add("keys", ps["insert_key_index"], (kind, key, part[0], *copy, stamp))
                 part[1] += 1
                 touched[(kind, key, part[0])] = part[1]
         for (kind, key, first), entries in touched.items():
-            batches.add("keys", ps["set_part"], (kind, key, first, entries))
+            batches.add("keys", ps["set_part"], (kind, key, first, entries, 1, stamp))
         last: dict[str, RecordedEvent] = {}
         for event in events:
             bucket = (event.stream_version - 1) // BUCKET
-            batches.add("index", ps["insert_index"], (event.stream_name, bucket, event.stream_version, event.order_id))
             batches.add(
-                "ids", ps["insert_id"], (event.event_id, event.order_id, event.stream_name, event.stream_version)
+                "index", ps["insert_index"], (event.stream_name, bucket, event.stream_version, event.order_id, stamp)
+            )
+            batches.add(
+                "ids", ps["insert_id"], (event.event_id, event.order_id, event.stream_name, event.stream_version, stamp)
             )
             last[event.stream_name] = event
         for name, event in last.items():
-            batches.add("streams", ps["set_stream"], (name, event.stream_version, event.order_id))
+            batches.add("streams", ps["set_stream"], (name, event.stream_version, event.order_id, stamp))
         execute_concurrent(self.session, batches.statements(), concurrency=_CONCURRENCY, raise_on_first_error=True)
 
     def close(self) -> None:

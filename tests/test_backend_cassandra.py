@@ -94,18 +94,21 @@ def test_rows_of_a_batch_whose_head_never_moved_stay_invisible(cassandra_config:
         ]
         # Write the rows the way an append does, but stop before the head moves.
         ps = backend._ps
+        stamp = backend._stamp()
         work: list[tuple[Any, Any]] = []
         for e in ghost:
-            work.append((ps["insert_all"], (e.order_id // 10_000, *e)))
-            work.append((ps["insert_index"], (e.stream_name, 0, e.stream_version, e.order_id)))
-            work.append((ps["insert_id"], (e.event_id, e.order_id, e.stream_name, e.stream_version)))
-            work.append((ps["set_stream"], (e.stream_name, e.stream_version, e.order_id)))
+            work.append((ps["insert_all"], (e.order_id // 10_000, *e, stamp)))
+            work.append((ps["insert_index"], (e.stream_name, 0, e.stream_version, e.order_id, stamp)))
+            work.append((ps["insert_id"], (e.event_id, e.order_id, e.stream_name, e.stream_version, stamp)))
+            work.append((ps["set_stream"], (e.stream_name, e.stream_version, e.order_id, stamp)))
             for kind, key in (("c", e.stream_name), ("t", e.event_type)):
                 # Each key's part begun by this batch, above the head (as once a part is full).
-                work.append((ps["insert_key_index"], (kind, key, e.order_id, e.order_id, backend._epoch, *e[1:])))
-                work.append((ps["set_part"], (kind, key, e.order_id, 1)))
+                work.append(
+                    (ps["insert_key_index"], (kind, key, e.order_id, e.order_id, backend._epoch, *e[1:], stamp))
+                )
+                work.append((ps["set_part"], (kind, key, e.order_id, 1, backend._epoch, stamp)))
         # And a row with a copy of ghost-a in category a's part, the one a committed batch writes on in.
-        work.append((ps["insert_key_index"], ("c", "a", 1, 2, backend._epoch, *ghost[0][1:])))
+        work.append((ps["insert_key_index"], ("c", "a", 1, 2, backend._epoch, *ghost[0][1:], stamp)))
         backend._concurrent(work)
         backend._forget()  # as the append whose head update failed does
         assert [e.event_id for e in store.read()] == ["one"]
@@ -331,10 +334,11 @@ def test_a_new_writer_does_not_trust_copies_a_dead_writer_left_above_the_head(ca
         backend: Any = store.backend
         dead_epoch = backend._epoch
         ghost = first._replace(order_id=2, stream_version=2, event_id="ghost", event_type="Ghost")
+        stamp = backend._stamp()
         backend._concurrent(
             [
-                (backend._ps["insert_key_index"], ("c", "a", 1, 2, dead_epoch, *ghost[1:])),
-                (backend._ps["insert_key_index"], ("t", "Kept", 1, 2, dead_epoch, *ghost[1:])),
+                (backend._ps["insert_key_index"], ("c", "a", 1, 2, dead_epoch, *ghost[1:], stamp)),
+                (backend._ps["insert_key_index"], ("t", "Kept", 1, 2, dead_epoch, *ghost[1:], stamp)),
             ]
         )
     with EventStore.open(cassandra_config) as store:

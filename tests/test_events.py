@@ -137,6 +137,22 @@ def test_generated_ids_stay_ordered_where_the_last_48_bits_start_again(monkeypat
     assert len(set(wrapped)) == 4 and wrapped[2].endswith("-000000000000")
 
 
+def test_one_id_at_a_time_is_what_a_list_of_one_would_be(monkeypatch: pytest.MonkeyPatch) -> None:
+    # new_event_id has its own short path; across the points where the last 48 bits and the
+    # whole counter start again it must give the ids new_event_ids gives.
+    from photon.core import events
+
+    monkeypatch.setattr(events.time, "time_ns", lambda: 1_700_000_000_123_456_789)
+    for start in ((0x2AB << 48) + (1 << 48) - 3, (1 << 74) - 2, 12345):
+        monkeypatch.setattr(events, "_id_next", start)
+        one_by_one = [events.new_event_id() for _ in range(6)]
+        monkeypatch.setattr(events, "_id_next", start)
+        monkeypatch.setattr(events, "_id_head", (-1, -1, ""))
+        assert one_by_one == events.new_event_ids(6)
+    mixed = [events.new_event_id(), *events.new_event_ids(3), events.new_event_id()]
+    assert mixed == sorted(mixed) and len(set(mixed)) == 5
+
+
 def test_a_batch_gives_each_event_without_an_id_its_own(store: EventStore) -> None:
     stored = store.append([good(), good(id="mine"), good(), good()])
     ids = [e.event_id for e in stored]

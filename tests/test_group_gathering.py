@@ -3,10 +3,12 @@ answered, for at most one commit's time (`photon.core.committer.Committer.gather
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -152,3 +154,47 @@ def test_threads_appending_one_after_another_share_commits(tmp_path: Path) -> No
         for index in range(threads):
             assert [e.stream_version for e in store.read(f"t{index}")] == list(range(1, each + 1))
         assert stats["commits"] < threads * each / 2
+
+
+def test_the_writer_asks_whether_its_queue_is_empty_rather_than_catching_empty(tmp_path: Path) -> None:
+    """The writer thread takes from its queue only when it knows something is there: no
+    `queue.Empty` is raised and caught at every commit. Appends of many threads are still each
+    stored once, in a gapless order."""
+    emptied: list[str] = []
+
+    class Watched(queue.SimpleQueue):  # type: ignore[type-arg]
+        def get_nowait(self) -> Any:
+            if threading.current_thread().name == "photon-committer":
+                emptied.append("get_nowait in the writer")
+            return super().get_nowait()
+
+        def get(self, block: bool = True, timeout: float | None = None) -> Any:
+            if threading.current_thread().name == "photon-committer" and self.empty() and not block:
+                emptied.append("get without blocking on an empty queue")
+            return super().get(block, timeout)
+
+    backend = MemoryBackend({})
+    backend.open(writer=True)
+    writer = Committer(backend, Broadcaster(0), 0, max_batch=100)
+    writer.requests = Watched()
+    writer.start()
+    threads, each = 6, 40
+    answers: list[list[int]] = [[] for _ in range(threads)]
+
+    def append(index: int) -> None:
+        for n in range(each):
+            event = PendingEvent(f"t{index}", f"id-{index}-{n}", "E", 0, b'"payload":{}}', False)
+            made = AppendRequest([event], "any")
+            made.hand_in(writer.requests)
+            answers[index] += [r.order_id for r in made.result]
+
+    workers = [threading.Thread(target=append, args=(i,)) for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    writer.stop()
+    backend.close()
+    assert emptied == []
+    assert sorted(o for mine in answers for o in mine) == list(range(1, threads * each + 1))
+    assert writer.commits < threads * each

@@ -111,3 +111,23 @@ def test_a_large_state_reports_at_its_own_pace_and_what_is_held_goes_out_when_du
         while not isinstance(stopped, Stopped):
             stopped = manager.recv()
         thread.join(10)
+
+
+def test_a_small_state_is_paced_by_its_serialization_cpu_not_by_the_wall_clock(monkeypatch: Any) -> None:
+    # On a busy machine the worker's thread can be preempted in the middle of a small state's
+    # serialization; that wait is not the state's cost, and must not hold its next report back
+    # as if it were a large state's.
+    from photon.projections import worker as worker_module
+    from photon.projections.definition import load
+
+    running = worker_module.Running(0, load(ProjectionSpec(name="small", language="python", source=SMALL)), 0, 0, 0, 0)
+    dumps = orjson.dumps
+
+    def preempted(value: Any) -> bytes:
+        time.sleep(0.05)  # 50 ms away from the CPU: 20 times that would be a second
+        return dumps(value)
+
+    monkeypatch.setattr(worker_module.orjson, "dumps", preempted)
+    before = time.perf_counter_ns()
+    assert running.report().state == b"0"
+    assert running.report_due - before < 200_000_000  # due within a fraction of the 1 s a 50 ms cost gives

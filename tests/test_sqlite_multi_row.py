@@ -4,6 +4,7 @@ lands whole, in order, with each stream's version, and a failing statement leave
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,29 @@ def test_a_batch_refused_by_the_database_leaves_nothing(tmp_path: Path) -> None:
 def test_statements_of_many_rows_keep_their_tail() -> None:
     made = MultiRow().statement("INSERT INTO t (a, b) VALUES (?, ?) ON CONFLICT (a) DO UPDATE SET b = excluded.b", 3)
     assert made == "INSERT INTO t (a, b) VALUES (?, ?), (?, ?), (?, ?) ON CONFLICT (a) DO UPDATE SET b = excluded.b"
+
+
+def test_rows_made_one_by_one_are_taken_only_as_each_statement_needs_them() -> None:
+    # An append's rows are made as the statements take them, so that they are not all alive at
+    # once: a statement's parameters are the only rows made ahead.
+    import sqlite3
+
+    connection = sqlite3.connect(":memory:")
+    connection.execute("CREATE TABLE t (a INTEGER, b TEXT)")
+    made: list[int] = []
+    taken: list[int] = []
+
+    class Counting:
+        def execute(self, sql: str, params: object = ()) -> None:
+            taken.append(len(made))
+            connection.execute(sql, params)  # type: ignore[arg-type]
+
+    def rows(total: int) -> Iterator[tuple[int, str]]:
+        for n in range(total):
+            made.append(n)
+            yield (n, f"r{n}")
+
+    total = APPEND_ROWS + EXACT_ROWS + 3
+    MultiRow().run_taking(Counting(), "INSERT INTO t (a, b) VALUES (?, ?)", rows(total), total, APPEND_ROWS)
+    assert taken == [APPEND_ROWS, APPEND_ROWS + EXACT_ROWS, total]  # 256 rows, 32, then the last 3 in one
+    assert connection.execute("SELECT a, b FROM t ORDER BY rowid").fetchall() == [(n, f"r{n}") for n in range(total)]

@@ -10,8 +10,8 @@ threads at every one of them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from itertools import chain
+from collections.abc import Iterator, Sequence
+from itertools import chain, islice
 from typing import Any
 
 APPEND_ROWS = 256
@@ -48,13 +48,18 @@ class MultiRow:
 
     def run(self, connection: Any, sql: str, rows: Sequence[Sequence[Any]], limit: int) -> None:
         """Write `rows` in order with statements of at most `limit` rows each."""
-        start, total = 0, len(rows)
+        self.run_taking(connection, sql, iter(rows), len(rows), limit)
+
+    def run_taking(self, connection: Any, sql: str, rows: Iterator[Sequence[Any]], total: int, limit: int) -> None:
+        """`run` for `total` rows made one by one as the statements take them: no row outlives
+        its statement's parameters (an append's rows alive all at once were a thousand tuples
+        more for the cyclic garbage collector to count and walk)."""
+        start = 0
         while start < total:
             left = total - start
             count = left if left <= EXACT_ROWS else 1 << (min(limit, left).bit_length() - 1)
-            part = rows[start : start + count]
             if count == 1:
-                connection.execute(sql, part[0])
+                connection.execute(sql, next(rows))
             else:
-                connection.execute(self.statement(sql, count), list(chain.from_iterable(part)))
+                connection.execute(self.statement(sql, count), list(chain.from_iterable(islice(rows, count))))
             start += count

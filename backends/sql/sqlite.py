@@ -335,7 +335,7 @@ class SQLiteBackend(SQLBackend):
                 if self._first_bulk_batch:
                     self._keep_id_index(connection, events)
             else:
-                self._multi_row.run(connection, insert, list(rows), APPEND_ROWS)
+                self._multi_row.run_taking(connection, insert, rows, len(events), APPEND_ROWS)
             self._multi_row.run(connection, upsert, versions, APPEND_ROWS)
             tags = tag_rows(events)
             if tags:

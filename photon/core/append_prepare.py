@@ -14,7 +14,7 @@ from photon.core.append_request import AppendCondition, AppendOptions
 from photon.core.append_waits import client_ids
 from photon.core.errors import ValidationError
 from photon.core.event_validation import prepare_batch, prepare_event, prepare_plain
-from photon.core.events import PendingEvent, new_event_ids, now_millis
+from photon.core.events import PendingEvent, new_event_id, new_event_ids, now_millis
 
 BATCH_VALIDATION = 16
 """Batches of at least this many events are first checked field by field (`prepare_batch`)."""
@@ -29,6 +29,14 @@ def prepare_append(
     """
     if not batch:
         raise ValidationError("no events to append")
+    if len(batch) == 1:
+        # The append of many single-event writers: checked on its own (what the batch paths
+        # would do, without their lists of ids and their checks across events). Its error
+        # names no index, as before.
+        if options.expected_versions is not None and options.expected_version != "any":
+            raise ValidationError("give expected-version or expected-versions, not both", "expected-versions")
+        pending = [prepare_event(batch[0], max_bytes, internal, None, new_event_id)]
+        return pending, options.expected_version, options.expected_versions, options.condition
     now = now_millis()  # one clock reading for the whole batch
     if internal:
         fast = None

@@ -100,17 +100,19 @@ class Committer(UnknownCommitRecovery, threading.Thread):
 
     def run(self) -> None:
         held: AppendRequest | Action | Stop | None = None
+        requests = self.requests
         while True:
             if held is not None:
                 first, held = held, None
+            elif not requests.empty():  # this thread is the queue's only reader: get() returns at once
+                first = requests.get()
             else:
-                try:
-                    first = self.requests.get_nowait()
-                except queue.Empty:
-                    idle_since = time.monotonic()
-                    first = self.requests.get()
-                    if time.monotonic() - idle_since > GATHER_QUIET_SECONDS:
-                        self.returning = set()  # the last group's callers are not coming straight back
+                # (Asked with empty() rather than by catching queue.Empty from get_nowait():
+                # an exception raised and caught at every idle commit.)
+                idle_since = time.monotonic()
+                first = requests.get()
+                if time.monotonic() - idle_since > GATHER_QUIET_SECONDS:
+                    self.returning = set()  # the last group's callers are not coming straight back
             if isinstance(first, Stop):
                 break
             if isinstance(first, Action):
@@ -150,13 +152,12 @@ class Committer(UnknownCommitRecovery, threading.Thread):
         time."""
         group = [first]
         size = len(first.events)
+        requests, max_batch = self.requests, self.max_batch
         returning = self.returning
         returning.discard(first.thread)  # (a fresh set for each group: this one is the writer's own)
         deadline = last_came = 0.0
-        while size < self.max_batch:
-            try:
-                item = self.requests.get_nowait()
-            except queue.Empty:
+        while size < max_batch:
+            if requests.empty():  # the only reader: what empty() says holds until get()
                 if not returning:
                     break
                 now = time.monotonic()
@@ -167,6 +168,7 @@ class Committer(UnknownCommitRecovery, threading.Thread):
                     break  # the limit, or none came for a while: the rest are busy elsewhere
                 time.sleep(min(GATHER_STEP_SECONDS, deadline - now))
                 continue
+            item = requests.get()
             if not isinstance(item, AppendRequest):
                 return group, item  # commit what was queued before it, then handle it
             group.append(item)

@@ -208,6 +208,8 @@ def prepare_plain(batch: list[Any], max_bytes: int, now: int) -> list[PendingEve
     exactly the same events (tested side by side in tests/test_events_batch.py), with the
     error naming the event and the field at fault.
     """
+    if set(map(type, batch)) != _DICT or set(map(len, batch)) != _THREE:
+        return None  # (asked in C, before any id is made) events with optional fields, or not dicts
     ids = new_event_ids(len(batch))
     tail = b'","event-time":%d}' % now
     streams, types = _good_streams, _good_types
@@ -215,8 +217,6 @@ def prepare_plain(batch: list[Any], max_bytes: int, now: int) -> list[PendingEve
     add = pending.append
     try:
         for event, event_id in zip(batch, ids, strict=True):
-            if type(event) is not dict or len(event) != 3:
-                return None
             stream_name = event.get(STREAM_NAME)
             if type(stream_name) is not str or (stream_name not in streams and not _good_stream_name(stream_name)):
                 return None
@@ -250,6 +250,7 @@ _NONE: Final = type(None)
 _OPTIONAL_STRING_TYPES: Final = frozenset({str, _NONE})
 _SCHEMA_TYPES: Final = frozenset({str, int, _NONE})
 _NO_TAGS: Final = frozenset({_NONE})
+_THREE: Final = frozenset({3})
 
 
 def prepare_batch(batch: list[Any], max_bytes: int, now: int) -> list[PendingEvent] | None:
@@ -267,7 +268,12 @@ def prepare_batch(batch: list[Any], max_bytes: int, now: int) -> list[PendingEve
     if not count:
         return None
     try:
-        if set(map(type, batch)) != _DICT or not CLIENT_FIELDS.issuperset(chain.from_iterable(batch)):
+        if set(map(type, batch)) != _DICT:
+            return None
+        # The fields any event of the batch has: the checks of a field no event has are skipped
+        # (each is a pass over the batch; most batches have a few of the optional fields).
+        fields = set(chain.from_iterable(batch))
+        if not CLIENT_FIELDS.issuperset(fields):
             return None
         streams = list(map(_get_stream_names, batch))
         event_types = list(map(_get_event_types, batch))
@@ -284,21 +290,23 @@ def prepare_batch(batch: list[Any], max_bytes: int, now: int) -> list[PendingEve
         if set(map(type, map(_get_payloads, batch))) != _DICT:
             return None
         for field in _OPTIONAL_STRINGS:
-            if not _OPTIONAL_STRING_TYPES.issuperset(map(type, map(dict.get, batch, repeat(field)))):
+            if field in fields and not _OPTIONAL_STRING_TYPES.issuperset(
+                map(type, map(dict.get, batch, repeat(field)))
+            ):
                 return None
-        if not _SCHEMA_TYPES.issuperset(map(type, map(dict.get, batch, repeat(SCHEMA)))):
+        if SCHEMA in fields and not _SCHEMA_TYPES.issuperset(map(type, map(dict.get, batch, repeat(SCHEMA)))):
             return None
-        if not _NO_TAGS.issuperset(map(type, map(dict.get, batch, repeat(TAGS)))):
+        if TAGS in fields and not _NO_TAGS.issuperset(map(type, map(dict.get, batch, repeat(TAGS)))):
             return None  # events with tags are checked one by one
 
-        ids: list[Any] = list(map(dict.get, batch, repeat(ID)))
-        client_ids = ids.count(None) != count
+        ids: list[Any] = list(map(dict.get, batch, repeat(ID))) if ID in fields else []
+        client_ids = bool(ids) and ids.count(None) != count
         if client_ids and (
             set(map(type, ids)) != _STR or not 0 < min(map(len, ids)) <= max(map(len, ids)) <= MAX_ID_LENGTH
         ):
             return None
-        times: list[Any] = list(map(dict.get, batch, repeat(EVENT_TIME)))
-        given_times = times.count(None) != count
+        times: list[Any] = list(map(dict.get, batch, repeat(EVENT_TIME))) if EVENT_TIME in fields else []
+        given_times = bool(times) and times.count(None) != count
         if given_times and (set(map(type, times)) != _INT or min(times) < 0 or max(times) > MAX_VERSION):
             return None
 
