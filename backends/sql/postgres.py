@@ -32,8 +32,8 @@ def hands_out_chunks(driver: str) -> bool:
     counted as they come and the result left once they pass the bound. Without chunks a psycopg
     client receives the whole result before the first row, so the statement ends the page at the
     bound itself with a running sum of the events' sizes, a window function that cost the server
-    about 0.7 µs an event (measured: 1.5 to 1.8 ms of server CPU for a category read of 1,000
-    events, against 0.9 to 1.2 ms streamed in chunks)."""
+    about 0.9 µs an event (measured: 2.0 ms of the server's CPU for the statement of a category
+    read of 1,000 events, 1.1 ms without the sum; docs/benchmarks.md)."""
     if driver != "psycopg":
         return False
     try:
