@@ -13,7 +13,8 @@ than the scan. With ``--postgres`` (``--postgres-sizes 1000000,3000000`` for sev
 is done on PostgreSQL, beside Message DB's
 ``get_category_messages('target', 1, 1000)`` on the same server over the same rows (its SQL from
 the npm package @eventide/message-db, installed by scripts/install-bench-peers); target: Photon at
-least 1x Message DB.
+least 1x Message DB. The two category reads are timed alternating, PAIRS of each per size and
+round after that size's scan (medians of all of them).
 
 The PostgreSQL stores are filled on the server with SQL (`postgres_fill`: the same rows the
 backend writes, 10M events in minutes rather than most of an hour), after a check that a small
@@ -356,14 +357,33 @@ def run_postgres(
                 for size, store in stores.items():
                     reads = photon_reads(store)
                     t = times[size]
-                    t.setdefault("category", []).append(timed(reads["category"], 3))
-                    t.setdefault("message-db", []).append(timed(mdbs[size], 3))
+                    photon_times, mdb_times = alternating(reads["category"], mdbs[size], PAIRS)
+                    t.setdefault("category", []).extend(photon_times)
+                    t.setdefault("message-db", []).extend(mdb_times)
                     t.setdefault("event-type", []).append(timed(reads["event-type"], 3))
                     t.setdefault("scan", []).append(timed(reads["scan"], 1))
         finally:
             for store in stores.values():
                 store.close()
     return {size: {name: statistics.median(v) for name, v in t.items()} for size, t in times.items()}
+
+
+PAIRS = 25
+"""Reads of Photon's category and of Message DB's, alternating, per size and round: a few
+milliseconds each on a shared machine, so many in turn (medians), each the other's neighbour."""
+
+
+def alternating(first: Callable[[], int], second: Callable[[], int], pairs: int) -> tuple[list[float], list[float]]:
+    """The times of `pairs` reads of each, one after the other, which goes first alternating."""
+    times: tuple[list[float], list[float]] = ([], [])
+    for pair in range(pairs):
+        for which in (0, 1) if pair % 2 == 0 else (1, 0):
+            read = (first, second)[which]
+            started = time.perf_counter()
+            count = read()
+            times[which].append(time.perf_counter() - started)
+            assert count == READ, count
+    return times
 
 
 def database_size(dsn: str) -> str:
