@@ -75,13 +75,17 @@ def run_side(checkout: Path, spec: str) -> dict[str, float]:
     return result
 
 
-def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("before", type=Path)
     parser.add_argument("after", type=Path)
     parser.add_argument("names", nargs="*", default=DEFAULT)
     parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args(argv)
+    return parser.parse_intermixed_args(argv)  # --rounds before, between or after the names
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    args = parse(argv)
     seen: dict[str, dict[str, list[float]]] = {"before": defaultdict(list), "after": defaultdict(list)}
     for round_number in range(args.rounds):
         for name in args.names:

@@ -753,6 +753,12 @@ class CassandraServer(Server):
                 "saved_caches_directory": str(self.data_dir / "saved_caches"),
                 # Tests drop and truncate a lot; snapshots would only cost time.
                 "auto_snapshot": False,
+                # The defaults (2 s for a write) are a production cluster's; a test node shares 2
+                # cores with the whole suite, and a batch of 100 rows timed out at load 13.
+                "write_request_timeout_in_ms": 10000,
+                "read_request_timeout_in_ms": 10000,
+                "counter_write_request_timeout_in_ms": 10000,
+                "cas_contention_timeout_in_ms": 5000,
                 "commitlog_sync": self.commitlog_sync,
             }
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -137,6 +138,42 @@ def test_an_answer_cut_short_is_an_unreachable_server() -> None:
     thread.join()
     listener.close()
     assert requests._idle == []
+    requests.close()
+
+
+def test_a_server_that_does_not_answer_is_unreachable_after_the_time_limit() -> None:
+    """The limit holds though the socket blocks (the kernel keeps it: no poll before each read)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def take_and_stay_silent() -> None:
+        connection, _ = listener.accept()
+        held.append(connection)
+
+    thread = threading.Thread(target=take_and_stay_silent, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    requests = ShortRequests(url, lambda renew: "t1", verify=True, timeout=0.3)
+    outcome: list[BaseException] = []
+
+    def ask() -> None:
+        try:
+            requests.request("POST", "/api/event", body=b"{}")
+        except BaseException as exc:
+            outcome.append(exc)
+
+    asking = threading.Thread(target=ask, daemon=True)
+    started = time.monotonic()
+    asking.start()
+    asking.join(10)
+    assert not asking.is_alive(), "the request waited past its time limit"
+    assert 0.25 < time.monotonic() - started < 5
+    assert len(outcome) == 1 and isinstance(outcome[0], ServerUnreachable)
+    assert requests._idle == []
+    thread.join()
+    for connection in held:
+        connection.close()
+    listener.close()
     requests.close()
 
 

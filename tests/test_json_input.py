@@ -69,3 +69,41 @@ def test_what_64_bits_hold_and_float_literals_are_kept() -> None:
         "b": -1.5e300,
         "c": "123456789012345678901234",
     }
+
+
+@pytest.mark.parametrize(
+    ("text", "refused"),
+    [
+        # Compact texts, as orjson writes them, but for what they repeat or hold.
+        (b'{"a":1,"a":1}', "duplicate key 'a'"),
+        (b'{"events":[{"k":"v","k":"v"}],"x":1}', "duplicate key 'k'"),
+        (b'{"A":1,"\\u0041":1}', "duplicate key 'A'"),
+        (b'{"n":18446744073709551616}', "beyond 64 bits"),
+        (b'[{"n":-9223372036854775809}]', "beyond 64 bits"),
+    ],
+)
+def test_compact_json_is_checked_as_any_other(text: bytes, refused: str) -> None:
+    with pytest.raises(ValidationError, match=refused):
+        json_input.loads(text)
+
+
+def test_a_text_orjson_wrote_needs_no_walk_of_its_objects(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A body exactly as orjson writes it (Photon's clients, the eventsourcing recorder) is
+    accepted from one serialization of its value; any other text is still walked."""
+    walked: list[object] = []
+    real = json_input._count_keys
+
+    def counting(value: object) -> tuple[int, bool]:
+        walked.append(value)
+        return real(value)
+
+    monkeypatch.setattr(json_input, "_count_keys", counting)
+    doc = {"events": [{"stream-name": "a-1", "payload": {"n": i, "s": 'x"y\\', "f": 1.5}} for i in range(3)]}
+    assert json_input.loads(orjson.dumps(doc)) == doc
+    assert json_input.loads(orjson.dumps(doc).decode()) == doc
+    assert walked == []
+    spaced = orjson.dumps(doc, option=orjson.OPT_INDENT_2)
+    assert json_input.loads(spaced) == doc
+    assert len(walked) == 1
+    deep = b"[" * 300 + b"]" * 300  # deeper than orjson writes: checked the other way
+    assert json_input.loads(deep) == orjson.loads(deep)

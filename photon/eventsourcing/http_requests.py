@@ -16,6 +16,8 @@ from __future__ import annotations
 import select
 import socket
 import ssl
+import struct
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -91,6 +93,20 @@ class _Connection:
         self.sock.close()
 
 
+def _kernel_timeouts(sock: socket.socket, timeout: float) -> None:
+    """Give `sock`'s sends and reads a time limit kept by the kernel (``SO_SNDTIMEO``,
+    ``SO_RCVTIMEO``) and make it blocking. A Python socket with a timeout polls before every send
+    and every read (a system call each); a blocking one waits in the read itself. A read or a send
+    that passes the limit fails with an `OSError` as before (EAGAIN instead of `TimeoutError`)."""
+    if not hasattr(socket, "SO_RCVTIMEO") or sys.platform == "win32":  # (Windows takes milliseconds)
+        return
+    seconds = int(timeout)
+    limit = struct.pack("@ll", seconds, int((timeout - seconds) * 1_000_000))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, limit)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, limit)
+    sock.settimeout(None)
+
+
 class ShortRequests:
     """Requests whose answers are read whole, on a small pool of kept-alive connections (one per
     thread that uses them at the same time)."""
@@ -121,6 +137,7 @@ class ShortRequests:
         sock = socket.create_connection((self._host, self._port), timeout=self._timeout)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            _kernel_timeouts(sock, self._timeout)
             if self._context is not None:
                 sock = self._context.wrap_socket(sock, server_hostname=self._host)
         except BaseException:

@@ -34,13 +34,15 @@ def _type_of(value: Any) -> Any:
 
 
 def _merge(schema: dict[str, Any], payload: dict[str, Any]) -> None:
+    # A field's type is made only where the schema takes it: after a stream's first event most
+    # fields are known, and making each one's type (a map, for an object) to drop it was most
+    # of what this projection cost an event.
     for key, value in payload.items():
-        found = _type_of(value)
         known = schema.get(key)
         if isinstance(known, dict) and isinstance(value, dict):
             _merge(known, value)
         elif known is None or known == "null":
-            schema[key] = found
+            schema[key] = _type_of(value)
 
 
 def reduction(state: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:

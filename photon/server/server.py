@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from functools import partial
 from typing import Any, Protocol, runtime_checkable
@@ -38,6 +39,12 @@ from photon.server.tcp import TcpIngestService
 log = logging.getLogger("photon.server")
 
 GRACEFUL_SECONDS = 5.0
+SWITCH_INTERVAL = 0.0005
+"""Seconds a thread waiting for the interpreter lock lets the holder run before asking for it
+(`sys.setswitchinterval`; Python's default is 0.005). The server's event loop and the store's
+writer hand each request to each other: at 5 ms, a writer back from its commit could wait up to
+that long for the loop, and the loop for the writer, with an answer ready. See docs/benchmarks.md
+("Remote inserts: the interpreter lock, the body check and the projections")."""
 
 
 @runtime_checkable
@@ -357,6 +364,7 @@ class PhotonServer:
 
 def run(config: Config) -> None:
     """Serve until SIGTERM/SIGINT (uvloop when installed)."""
+    sys.setswitchinterval(SWITCH_INTERVAL)
     server = PhotonServer(config)
     try:
         import uvloop
