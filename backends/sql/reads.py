@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from itertools import chain
+from itertools import chain, islice
 from operator import itemgetter
 from typing import Any, TypeVar
 
@@ -16,6 +16,7 @@ from photon.core.errors import BackendError, BackendUnavailable, IntegrityError
 from photon.core.events import RecordedEvent
 
 from .kept_readers import KeptReaders
+from .postgres import CHUNK_ROWS, finish_stream, hands_out_chunks
 from .schema import BLOCK_BITS, BLOCKS_PER_READ, HIGH_WATER_KEY
 from .statements import (
     LAST_VERSION,
@@ -35,6 +36,8 @@ CHUNK = 500
 T = TypeVar("T")
 EVENT_COLUMNS = itemgetter(slice(0, len(RecordedEvent._fields)))
 """A stream page's row without its last column (the stream's version)."""
+_DATA = itemgetter(6)
+"""A row's RecordedEvent.data."""
 _DATA_COLUMNS = itemgetter(slice(0, 3))
 """A stream data page's row without its last column: (order-id, version, JSON)."""
 Run = Callable[[str, Sequence[Any]], Iterable[Any]]
@@ -48,6 +51,19 @@ def fetching(cursor: Any, **options: Any) -> Run:
         cursor.execute(sql, params, **options)
         rows: list[Any] = cursor.fetchall()
         return rows
+
+    return run
+
+
+def streaming(cursor: Any, opened: list[Any]) -> Run:
+    """`Run` on a psycopg cursor that hands the rows out in chunks of CHUNK_ROWS as the server
+    sends them (binary results); each result's generator goes into `opened`, for the reader to
+    finish (`postgres.finish_stream`) when it stops early."""
+
+    def run(sql: str, params: Sequence[Any]) -> Iterable[Any]:
+        rows = cursor.stream(sql, params, binary=True, size=CHUNK_ROWS)
+        opened.append(rows)
+        return rows  # type: ignore[no-any-return]
 
     return run
 
@@ -68,6 +84,24 @@ def take_events(rows: Iterable[Any], max_bytes: int | None) -> list[RecordedEven
         size += len(row[6])  # RecordedEvent.data
         if size >= max_bytes:
             break
+    return events
+
+
+def take_chunked_events(rows: Iterable[Any], max_bytes: int) -> list[RecordedEvent]:
+    """As `take_events` with a `max_bytes`, for rows that arrive CHUNK_ROWS at a time: a chunk
+    whose events all fit is taken whole (its sizes summed and its events made in C, about a
+    third of a microsecond less an event than row by row); only the chunk that reaches the
+    bound goes row by row, up to the event that reaches it."""
+    events: list[RecordedEvent] = []
+    size = 0
+    rows = iter(rows)
+    while chunk := list(islice(rows, CHUNK_ROWS)):
+        chunk_size = sum(map(len, map(_DATA, chunk)))
+        if size + chunk_size < max_bytes:
+            events += map(make_event, chunk)
+            size += chunk_size
+            continue
+        return events + take_events(chunk, max_bytes - size)
     return events
 
 
@@ -97,6 +131,17 @@ class SQLReads(Backend):
         engine = self._engine
         return engine is not None and engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg"
 
+    @property
+    def _streams_pages(self) -> bool:
+        """Page reads come in chunks of rows (psycopg over libpq 17+, see `postgres.hands_out_chunks`)."""
+        return self._keeps_readers and hands_out_chunks(self._engine.dialect.driver)
+
+    def _page_bytes_in_sql(self, query: Query) -> bool:
+        """Whether the statement of `query` ends the page at its `max_bytes` itself: where the
+        driver holds a whole result before the first row, except for the pages of many streams
+        that come in chunks (a stream's reads, a few blocks of versions a statement, keep it)."""
+        return self._bytes_in_sql and not (query.stream is None and self._streams_pages)
+
     def _sql(self, key: Any, build: Any) -> Statement:
         statement = self._statements.get(key)
         if statement is None:
@@ -118,7 +163,7 @@ class SQLReads(Backend):
         return self._read_rows(self._sql(shape, lambda: sa.text(sql)), params)
 
     def _read_sql(self, query: Query) -> Statement:
-        in_sql = self._bytes_in_sql
+        in_sql = self._page_bytes_in_sql(query)
         return self._sql(
             read_key(query, in_sql),
             lambda: read_select(self._events, self._streams_table, self._dialect, query, in_sql),
@@ -134,12 +179,13 @@ class SQLReads(Backend):
 
         return self._sql("stream", build)
 
-    def _reading(self, read: Callable[[Run], T]) -> T:
+    def _reading(self, read: Callable[[Run], T], chunks: bool = False) -> T:
         """`read(run)` with `run` running statements on one connection and returning their rows
         (any iterable): a kept autocommit connection on PostgreSQL with psycopg (`kept_readers`),
-        else one of the pool, in one transaction that ends when `read` returns."""
+        else one of the pool, in one transaction that ends when `read` returns. With `chunks`
+        (only where `_streams_pages`), the rows come in chunks as the server sends them."""
         if self._keeps_readers:
-            return self._reading_kept(read)
+            return self._reading_kept(read, chunks)
         connection = self._engine.raw_connection()
         try:
             cursor = connection.cursor()
@@ -154,16 +200,19 @@ class SQLReads(Backend):
         finally:
             connection.close()
 
-    def _reading_kept(self, read: Callable[[Run], T]) -> T:
+    def _reading_kept(self, read: Callable[[Run], T], chunks: bool = False) -> T:
         kept = self._kept_readers
         while True:
             connection, fresh = kept.take(self._engine)
             try:
                 cursor = connection.driver_connection.cursor()
+                opened: list[Any] = []
                 try:
                     # Results in binary: the JSON's bytes as they are, not in hex (psycopg 3).
-                    result = read(fetching(cursor, binary=True))
+                    result = read(streaming(cursor, opened) if chunks else fetching(cursor, binary=True))
                 finally:
+                    for rows in opened:
+                        finish_stream(rows)
                     cursor.close()
             except Exception as exc:
                 error = self.translate(exc)
@@ -185,7 +234,14 @@ class SQLReads(Backend):
         statement, values = self._read_sql(query), read_params(query)
         if query.stream is not None:
             return self._reading(lambda run: self._read_stream(run, query, statement, values))
-        max_bytes = None if self._bytes_in_sql else query.max_bytes
+        max_bytes = None if self._page_bytes_in_sql(query) else query.max_bytes
+        # In chunks only when the bound may leave rows unread: a page of at most CHUNK_ROWS
+        # events is one chunk anyway, and runs as a prepared statement.
+        if max_bytes is not None and query.limit > CHUNK_ROWS and self._streams_pages:
+            bound = max_bytes
+            return self._reading(
+                lambda run: take_chunked_events(run(statement.sql, statement.bind(values)), bound), True
+            )
         return self._reading(lambda run: take_events(run(statement.sql, statement.bind(values)), max_bytes))
 
     def _read_rows(self, statement: Statement, values: dict[str, Any]) -> list[RecordedEvent]:
@@ -208,7 +264,7 @@ class SQLReads(Backend):
         assert query.stream is not None
         version = max(query.from_version, 1)
         max_bytes = query.max_bytes
-        in_python = None if self._bytes_in_sql else max_bytes
+        in_python = None if self._page_bytes_in_sql(query) else max_bytes
         events: list[Any] = []
         size = 0
         last: int | None = None

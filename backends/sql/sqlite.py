@@ -299,9 +299,9 @@ class SQLiteBackend(SQLBackend):
             return None
         return count, last, b"[" + joined + b"]"
 
-    def _reading(self, read: Callable[[Run], T]) -> T:
+    def _reading(self, read: Callable[[Run], T], chunks: bool = False) -> T:
         # SQLite's cursor steps the statement as rows are taken: rows go straight from it into
-        # events, and a page that stops at its byte bound reads no further.
+        # events, and a page that stops at its byte bound reads no further (`chunks` or not).
         connection = self._engine.raw_connection()
         try:
             return read(connection.driver_connection.execute)

@@ -68,7 +68,9 @@ def read_select(events: Any, streams: Any, dialect: str, query: Query, bytes_in_
 
     With `bytes_in_sql` and a `max_bytes`, the database itself ends the page at the byte bound
     (a running sum of the events' sizes, which the limit stops early): for a client that receives
-    a whole result before it hands out the first row (psycopg), the bound on what it holds."""
+    a whole result before it hands out the first row (psycopg without libpq's chunked rows mode),
+    the bound on what it holds. Where the rows come in chunks, the reader ends the page instead
+    (`SQLReads._page_bytes_in_sql`): the window was nearly half the server's time of such a read."""
     import sqlalchemy as sa
 
     select = _page_select(events, streams, dialect, query)
