@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from itertools import compress
 from operator import itemgetter
 from queue import SimpleQueue as Queue
@@ -35,6 +35,7 @@ class AppendRequest:
 
     __slots__ = (
         "_lock",
+        "caller",
         "chain",
         "checks",
         "client_ids",
@@ -48,7 +49,6 @@ class AppendRequest:
         "on_done",
         "result",
         "streams",
-        "thread",
         "woken",
     )
 
@@ -59,6 +59,7 @@ class AppendRequest:
         on_done: Callable[[], None] | None = None,
         checks: Mapping[str, int | str] | None = None,
         condition: AppendCondition | None = None,
+        caller: Hashable = 0,
     ) -> None:
         self.events = events
         self.expected = expected
@@ -77,8 +78,10 @@ class AppendRequest:
             self.streams.update(checks)
         self.on_done = on_done
         """Called instead of releasing the lock (asyncio callers are woken through their loop)."""
-        self.thread = 0 if on_done is not None else get_ident()
-        """The caller's thread, when it blocks (the writer waits a moment for the callers it answered)."""
+        self.caller = caller or (0 if on_done is not None else get_ident())
+        """Who is likely to hand in another append as soon as this one is answered: the thread of
+        a blocking caller, or what an asyncio caller names (an HTTP connection); 0 when unknown.
+        The writer waits a moment for the callers it has just answered (`Committer.gather`)."""
         self._lock = threading.Lock()
         self._lock.acquire()
         self.finished = False

@@ -18,7 +18,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 from photon.core.append_request import query_matches
@@ -92,8 +92,8 @@ class Committer(UnknownCommitRecovery, threading.Thread):
         self.generation = 0
         self.commit_seconds = 0.0
         """How long the last commit took."""
-        self.returning: set[int] = set()
-        """The threads of the last group's blocking callers, whose next appends may be on their way."""
+        self.returning: set[Hashable] = set()
+        """The last group's callers (threads, connections), whose next appends may be on their way."""
         """Counts the writes (commits and actions); it moves only after a write is done, so a
         reader who sees the same value before and after taking a snapshot of the store knows
         that nothing was written in between (see `photon.core.positioned_import`)."""
@@ -131,7 +131,7 @@ class Committer(UnknownCommitRecovery, threading.Thread):
             finally:
                 self.generation += 1
             self.commit_seconds = time.monotonic() - started
-            self.returning = {request.thread for request in group if request.thread}
+            self.returning = {request.caller for request in group if request.caller}
 
     def gather_limit(self) -> float:
         """How long the writer may wait for the last group's callers: never longer than a commit
@@ -154,7 +154,7 @@ class Committer(UnknownCommitRecovery, threading.Thread):
         size = len(first.events)
         requests, max_batch = self.requests, self.max_batch
         returning = self.returning
-        returning.discard(first.thread)  # (a fresh set for each group: this one is the writer's own)
+        returning.discard(first.caller)  # (a fresh set for each group: this one is the writer's own)
         deadline = last_came = 0.0
         while size < max_batch:
             if requests.empty():  # the only reader: what empty() says holds until get()
@@ -173,7 +173,7 @@ class Committer(UnknownCommitRecovery, threading.Thread):
                 return group, item  # commit what was queued before it, then handle it
             group.append(item)
             size += len(item.events)
-            returning.discard(item.thread)
+            returning.discard(item.caller)
             if deadline:
                 last_came = time.monotonic()
         return group, None

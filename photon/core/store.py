@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -199,14 +199,18 @@ class EventStore(StreamAdmin):
         batch = [events] if isinstance(events, Mapping) else list(events)
         return self._submit(*self._prepare(batch, options, internal=False))
 
-    async def append_request_async(self, events: Any, options: AppendOptions) -> list[RecordedEvent]:
-        """`append_request` for asyncio callers."""
+    async def append_request_async(
+        self, events: Any, options: AppendOptions, caller: Hashable = 0
+    ) -> list[RecordedEvent]:
+        """`append_request` for asyncio callers. `caller` names who will hand in its next append
+        as soon as this one is answered (a front end's connection), so that the writer may wait a
+        moment for it and commit it with the others that come back (`Committer.gather`)."""
         batch = [events] if isinstance(events, Mapping) else list(events)
         if len(batch) > INLINE_VALIDATION:
             prepared = await asyncio.to_thread(self._prepare, batch, options, internal=False)
         else:
             prepared = self._prepare(batch, options, internal=False)
-        return await self._submit_async(*prepared)
+        return await self._submit_async(*prepared, caller=caller)
 
     @staticmethod
     def _options(expected_version: Any, expected_versions: Any, condition: Any) -> AppendOptions:
@@ -230,6 +234,7 @@ class EventStore(StreamAdmin):
         expected: int | str,
         checks: Mapping[str, int | str] | None = None,
         condition: AppendCondition | None = None,
+        caller: Hashable = 0,
     ) -> list[RecordedEvent]:
         committer = self._committer
         if committer is None or self.closed:
@@ -239,7 +244,7 @@ class EventStore(StreamAdmin):
         if waker is None:
             waker = self._wakers[loop] = LoopWaker(loop)
         future: asyncio.Future[None] = loop.create_future()
-        request = AppendRequest(pending, expected, partial(waker.resolve, future), checks, condition)
+        request = AppendRequest(pending, expected, partial(waker.resolve, future), checks, condition, caller)
         with self._append_span(len(pending)) as span:
             committer.requests.put(request)
             # Once handed in, the append completes even if the caller is cancelled: the writer
@@ -304,6 +309,7 @@ class EventStore(StreamAdmin):
         expected: int | str,
         checks: Mapping[str, int | str] | None = None,
         condition: AppendCondition | None = None,
+        caller: Hashable = 0,
     ) -> list[RecordedEvent]:
         committer = self._committer
         if committer is None or self.closed:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable
 from typing import Annotated, Any
 
 import orjson
@@ -137,21 +137,27 @@ async def categories(request: Request, query: dict[str, Any]) -> Response:
 async def post_event(request: Request, query: dict[str, Any]) -> Response:
     """Store one event or a batch of events atomically (all or nothing)."""
     limit = request.app.state.config["rest.body.max.bytes"]
-    answer = await emit(_store(request), read_body(request, limit), query["expected-version"])
+    answer = await emit(
+        _store(request), read_body(request, limit), query["expected-version"], request.scope.get("client")
+    )
     return Response(answer, media_type=JSON)
 
 
-async def emit(store: EventStore, body: Awaitable[bytes], expected_version: str | None) -> bytes:
+async def emit(
+    store: EventStore, body: Awaitable[bytes], expected_version: str | None, connection: Iterable[Any] | None = None
+) -> bytes:
     """What `POST /api/event` does once routed: read the body (`body`, awaited here so that a
     refused one counts as a rejected emit), store its events, count it in the metrics, and give
-    the answer's bytes. Shared by the routed endpoint and the direct path (`emit_direct`)."""
+    the answer's bytes. Shared by the routed endpoint and the direct path (`emit_direct`).
+    `connection` (the ASGI scope's client address) tells the store's writer that this client's next emit
+    may follow its answer at once (see `Committer.gather`)."""
     started = time.perf_counter()
     metrics = metrics_for(store)
     try:
         doc = parse_json(await body)
         request = parse_emit(doc, expected_version=expected_version)
         events = request.events
-        stored = await store.append_request_async(events, request.options)
+        stored = await store.append_request_async(events, request.options, tuple(connection) if connection else 0)
     except (PhotonError, RequestError) as exc:
         metrics.http.rejected.inc()
         metrics.refuse("http", exc)

@@ -57,7 +57,7 @@ class DirectEmit:
             await send(message)
 
         try:
-            answer = await emit(self.store, receive_body(scope, receive, self.limit), None)
+            answer = await emit(self.store, receive_body(scope, receive, self.limit), None, scope.get("client"))
             await sending(
                 {
                     "type": "http.response.start",
