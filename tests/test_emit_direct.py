@@ -146,7 +146,7 @@ def test_an_emit_with_a_query_string_takes_the_routed_way(live: LiveServer, api:
 def test_an_unexpected_error_is_a_json_500_on_both_paths(live: LiveServer, api: httpx.Client) -> None:
     store = live.store
 
-    async def failing(events: Any, options: Any) -> Any:
+    async def failing(events: Any, options: Any, caller: Any = 0) -> Any:
         raise RuntimeError("the disk caught fire")
 
     store.append_request_async = failing  # type: ignore[method-assign]

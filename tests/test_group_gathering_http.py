@@ -43,10 +43,10 @@ def test_each_connection_is_named_to_the_writer(live: LiveServer) -> None:
             (one,) = returning(live, lambda callers: len(callers) == 1)
             assert isinstance(one, tuple) and one[0] == "127.0.0.1"
             assert second.post(path, json=event("s-2")).status_code == 200
-            (other,) = returning(live, lambda callers: len(callers) == 1 and one not in callers)
+            (other,) = returning(live, lambda callers, one=one: len(callers) == 1 and one not in callers)
             assert isinstance(other, tuple) and other != one  # another connection, another caller
             assert first.post(path, json=event("s-1")).status_code == 200
-            assert returning(live, lambda callers: callers == {one}) == {one}  # the same connection
+            assert returning(live, lambda callers, one=one: callers == {one}) == {one}  # the same connection
 
 
 def test_an_async_caller_that_names_no_connection_is_not_waited_for(live: LiveServer) -> None:
