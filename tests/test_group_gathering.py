@@ -198,3 +198,36 @@ def test_the_writer_asks_whether_its_queue_is_empty_rather_than_catching_empty(t
     assert emptied == []
     assert sorted(o for mine in answers for o in mine) == list(range(1, threads * each + 1))
     assert writer.commits < threads * each
+
+
+def test_callers_who_do_not_come_back_are_waited_for_less_and_less(
+    writer: Committer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Callers that write at their own pace (a service emitting as its requests come, round robin
+    # over its connections) are never straight back: each wait would only delay their events.
+    monkeypatch.setattr(committer_module, "GATHER_MAX_SECONDS", 5.0)
+    monkeypatch.setattr(committer_module, "GATHER_QUIET_SECONDS", 0.02)
+    writer.commit_seconds = 1.0
+    waited = []
+    for n in range(8):
+        writer.returning = {("127.0.0.1", 40000 + n)}  # the last group's connection, not coming back
+        started = time.monotonic()
+        group, _ = writer.gather(request(n))
+        assert len(group) == 1
+        waited.append(time.monotonic() - started >= 0.015)
+    # A wait, then one group without, a wait, two without, a wait, four without...
+    assert waited == [True, False, True, False, False, True, False, False]
+    assert committer_module.GATHER_BACKOFF_MAX >= 64
+
+
+def test_a_wait_that_brings_a_caller_back_ends_the_back_off(writer: Committer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(committer_module, "GATHER_MAX_SECONDS", 5.0)
+    monkeypatch.setattr(committer_module, "GATHER_QUIET_SECONDS", 5.0)
+    writer.gather_backoff, writer.gather_skips = 16, 0
+    thread, made = hand_in_later(writer, 0.05)
+    writer.returning = {thread.ident or 0}
+    writer.commit_seconds = 5.0
+    first = request(0)
+    group, _ = writer.gather(first)
+    assert group == [first, made[0]]
+    assert (writer.gather_backoff, writer.gather_skips) == (0, 0)

@@ -50,6 +50,12 @@ GATHER_STEP_SECONDS = 0.0001
 GATHER_QUIET_SECONDS = 0.0005
 """It stops waiting when none of them came for this long (they are busy elsewhere), and forgets
 them when it was left idle this long."""
+GATHER_BACKOFF_MAX = 256
+"""After a wait that brought none of the callers it waited for, the writer commits the next
+group without waiting, then 2, 4, ... up to this many: callers that write at their own pace
+(a service emitting as its requests come, round robin over its connections) never come straight
+back, and each wait would only delay their events (by up to `GATHER_QUIET_SECONDS`). One wait
+that brings a caller back ends the back-off."""
 
 
 class Action:
@@ -94,6 +100,9 @@ class Committer(UnknownCommitRecovery, threading.Thread):
         """How long the last commit took."""
         self.returning: set[Hashable] = set()
         """The last group's callers (threads, connections), whose next appends may be on their way."""
+        self.gather_skips = 0
+        """Groups still to commit without waiting for their callers (see `GATHER_BACKOFF_MAX`)."""
+        self.gather_backoff = 0
         """Counts the writes (commits and actions); it moves only after a write is done, so a
         reader who sees the same value before and after taking a snapshot of the store knows
         that nothing was written in between (see `photon.core.positioned_import`)."""
@@ -149,19 +158,24 @@ class Committer(UnknownCommitRecovery, threading.Thread):
         of a commit (its flush above all) is shared by twice the events. The wait ends when they
         are all back, when the group is full, when none came for `GATHER_QUIET_SECONDS` (they are
         busy elsewhere: a thread pool's threads between requests), or after at most one commit's
-        time."""
+        time. Callers who do not come back when waited for are not waited for again for a while
+        (`GATHER_BACKOFF_MAX`)."""
         group = [first]
         size = len(first.events)
         requests, max_batch = self.requests, self.max_batch
         returning = self.returning
         returning.discard(first.caller)  # (a fresh set for each group: this one is the writer's own)
         deadline = last_came = 0.0
+        came_back = False
         while size < max_batch:
             if requests.empty():  # the only reader: what empty() says holds until get()
                 if not returning:
                     break
                 now = time.monotonic()
                 if not deadline:
+                    if self.gather_skips:
+                        self.gather_skips -= 1
+                        break
                     deadline = now + self.gather_limit()
                     last_came = now
                 if now >= deadline or now - last_came >= GATHER_QUIET_SECONDS:
@@ -173,9 +187,16 @@ class Committer(UnknownCommitRecovery, threading.Thread):
                 return group, item  # commit what was queued before it, then handle it
             group.append(item)
             size += len(item.events)
-            returning.discard(item.caller)
             if deadline:
                 last_came = time.monotonic()
+                came_back = came_back or item.caller in returning
+            returning.discard(item.caller)
+        if deadline:
+            if came_back:
+                self.gather_backoff = 0
+            else:
+                self.gather_backoff = min(2 * self.gather_backoff or 1, GATHER_BACKOFF_MAX)
+                self.gather_skips = self.gather_backoff
         return group, None
 
     def stop(self) -> None:
