@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,34 @@ def test_concurrent_async_appends_share_commits(store: EventStore) -> None:
 
     assert asyncio.run(main()) == list(range(1, 201))
     assert store.stats()["commits"] < 200
+    store.close()
+
+
+def test_appends_from_loops_in_two_threads_in_turn_each_wake_their_own_loop(store: EventStore) -> None:
+    # The store keeps the waker of the loop that appended last at hand: a caller on another loop
+    # must still be woken on its own loop (a wrong one would never resume it, or resume it in the
+    # wrong thread), however the loops take turns.
+    async def appends(first: int) -> list[int]:
+        stored = []
+        for n in range(first, first + 20):
+            result = await asyncio.wait_for(store.append_async(event(n)), 10)
+            stored.append(result[0].payload["n"])
+            await asyncio.sleep(0)
+        return stored
+
+    results: dict[int, list[int]] = {}
+
+    def run(first: int) -> None:
+        results[first] = asyncio.run(appends(first))
+
+    threads = [threading.Thread(target=run, args=(first,)) for first in (0, 100)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    results[200] = asyncio.run(appends(200))
+    assert results == {first: list(range(first, first + 20)) for first in (0, 100, 200)}
+    assert len(list(store.read("s"))) == 60
     store.close()
 
 

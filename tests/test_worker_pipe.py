@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import threading
 from typing import Any
 
 import pytest
 
-from photon.projections.worker_pipe import WorkerPipe
+from photon.projections.worker_pipe import READ_SIZE, WorkerPipe, frame
 
 
 def _echo(conn: Any) -> None:
@@ -96,3 +97,52 @@ def test_the_other_end_closing_is_reported_once_and_sends_after_it_are_dropped()
         return len(ends)
 
     assert asyncio.run(scenario()) == 1
+
+
+def test_a_large_message_and_the_small_ones_after_it_in_one_write_arrive_whole_and_in_order() -> None:
+    # A large message is read into a buffer of its own size: the reads stop at its end, and the
+    # messages written right behind it on the same write are read as usual.
+    messages: list[Any] = [b"y" * (3 * READ_SIZE + 17), ("small", 1), b"z" * (READ_SIZE + 1), ("small", 2)]
+
+    async def scenario() -> list[Any]:
+        loop = asyncio.get_running_loop()
+        here, there = multiprocessing.Pipe(duplex=True)
+        received: list[Any] = []
+        closed = asyncio.Event()
+        WorkerPipe(here, loop, received.append, closed.set)
+        wire = b"".join(frame(m) for m in messages)
+        await asyncio.to_thread(_write_all, there, wire)
+        there.close()
+        await asyncio.wait_for(closed.wait(), 10)
+        return received
+
+    assert asyncio.run(scenario()) == messages
+
+
+def test_the_other_end_closing_in_the_middle_of_a_large_message_ends_the_pipe_without_it() -> None:
+    async def scenario() -> tuple[list[Any], int]:
+        loop = asyncio.get_running_loop()
+        here, there = multiprocessing.Pipe(duplex=True)
+        received: list[Any] = []
+        ends: list[bool] = []
+        closed = asyncio.Event()
+
+        def on_closed() -> None:
+            ends.append(True)
+            closed.set()
+
+        WorkerPipe(here, loop, received.append, on_closed)
+        cut = frame(b"q" * (2 * READ_SIZE))[: READ_SIZE + 100]
+        await asyncio.to_thread(_write_all, there, frame("before") + cut)
+        there.close()
+        await asyncio.wait_for(closed.wait(), 10)
+        await asyncio.sleep(0.05)
+        return received, len(ends)
+
+    assert asyncio.run(scenario()) == (["before"], 1)
+
+
+def _write_all(conn: Any, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(conn.fileno(), view) :]

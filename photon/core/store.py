@@ -98,6 +98,8 @@ class EventStore(StreamAdmin):
         self._committer: Committer | None = None
         self._lifecycle = threading.Lock()
         self._wakers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopWaker] = weakref.WeakKeyDictionary()
+        self._last_waker: LoopWaker | None = None
+        """The waker of the loop that appended last: most appends come from one loop (a server's)."""
         self.closed = False
         self._metadata = MetadataCache()
         try:
@@ -240,16 +242,25 @@ class EventStore(StreamAdmin):
         if committer is None or self.closed:
             raise StoreClosed("the store is closed")
         loop = asyncio.get_running_loop()
-        waker = self._wakers.get(loop)
-        if waker is None:
-            waker = self._wakers[loop] = LoopWaker(loop)
+        waker = self._last_waker
+        if waker is None or waker.loop is not loop:
+            waker = self._wakers.get(loop)
+            if waker is None:
+                waker = self._wakers[loop] = LoopWaker(loop)
+            self._last_waker = waker
         future: asyncio.Future[None] = loop.create_future()
         request = AppendRequest(pending, expected, partial(waker.resolve, future), checks, condition, caller)
+        # Once handed in, the append completes even if the caller is cancelled: the writer goes on
+        # with it, and the waker leaves a cancelled future alone. (No `shield`: its outer future
+        # would add a turn of the loop before the caller wakes.)
+        if self.tracer is None:  # no span to open (the usual case): not even a null one
+            committer.requests.put(request)
+            await future
+            if request.error is not None:
+                raise request.error
+            return request.result
         with self._append_span(len(pending)) as span:
             committer.requests.put(request)
-            # Once handed in, the append completes even if the caller is cancelled: the writer
-            # goes on with it, and the waker leaves a cancelled future alone. (No `shield`: its
-            # outer future would add a turn of the loop before the caller wakes.)
             await future
             if request.error is not None:
                 raise request.error

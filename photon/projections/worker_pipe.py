@@ -65,6 +65,11 @@ class WorkerPipe:
         """What the socket has not taken yet, written when it becomes writable."""
         self._in = bytearray()
         """The start of a message not yet read whole."""
+        self._frame: bytearray | None = None
+        """A large message being read, whole-sized (see `_readable`)."""
+        self._frame_view: Any = None
+        self._filled = 0
+        """Bytes of `_frame` read so far."""
         self._open = True
         self._drained = threading.Event()
         self._drained.set()
@@ -161,6 +166,9 @@ class WorkerPipe:
     # -- reading -------------------------------------------------------------------------------
 
     def _readable(self) -> None:
+        if self._frame is not None:
+            self._read_frame()
+            return
         try:
             data = os.read(self._fd, READ_SIZE)
         except BlockingIOError:
@@ -184,12 +192,42 @@ class WorkerPipe:
                 (size,) = _LONG.unpack_from(buffer, start + 4)
                 head = 12
             if end - start - head < size:
+                if size > READ_SIZE:
+                    # A large message (a big state's report) is read straight into a buffer of
+                    # its size: no copy of each read into `_in`, no growing of it.
+                    self._frame = bytearray(size)
+                    self._frame_view = memoryview(self._frame)
+                    self._filled = end - start - head
+                    with memoryview(buffer) as view:
+                        self._frame_view[: self._filled] = view[start + head : end]
+                    start = end
                 break
             with memoryview(buffer) as view:
                 message = pickle.loads(view[start + head : start + head + size])
             start += head + size
             self._on_message(message)
         del buffer[:start]
+
+    def _read_frame(self) -> None:
+        """Read more of the large message begun (never past its end: what follows is read as usual)."""
+        view = self._frame_view
+        try:
+            count = os.readv(self._fd, [view[self._filled :]])
+        except BlockingIOError:
+            return
+        except OSError:
+            count = 0
+        if not count:
+            self._end()
+            return
+        self._filled += count
+        if self._filled < len(view):
+            return
+        frame, self._frame = self._frame, None
+        view.release()
+        self._frame_view = None
+        message = pickle.loads(frame or b"")
+        self._on_message(message)
 
     def _end(self) -> None:
         if not self._open:

@@ -17,7 +17,7 @@ from photon.core import aio
 from photon.core.append_request import parse_after, parse_emit, parse_query
 from photon.core.errors import NotFound, PhotonError
 from photon.core.events import ALL_STREAM, stream_pattern
-from photon.core.metrics import metrics_for
+from photon.core.metrics import Metrics, metrics_for
 from photon.core.requests import (
     DEFAULT_PAGE,
     MAX_PAGE,
@@ -144,15 +144,21 @@ async def post_event(request: Request, query: dict[str, Any]) -> Response:
 
 
 async def emit(
-    store: EventStore, body: Awaitable[bytes], expected_version: str | None, connection: Iterable[Any] | None = None
+    store: EventStore,
+    body: Awaitable[bytes],
+    expected_version: str | None,
+    connection: Iterable[Any] | None = None,
+    metrics: Metrics | None = None,
 ) -> bytes:
     """What `POST /api/event` does once routed: read the body (`body`, awaited here so that a
     refused one counts as a rejected emit), store its events, count it in the metrics, and give
     the answer's bytes. Shared by the routed endpoint and the direct path (`emit_direct`).
     `connection` (the ASGI scope's client address) tells the store's writer that this client's next emit
-    may follow its answer at once (see `Committer.gather`)."""
+    may follow its answer at once (see `Committer.gather`). `metrics` is `metrics_for(store)`,
+    when the caller holds it already."""
     started = time.perf_counter()
-    metrics = metrics_for(store)
+    if metrics is None:
+        metrics = metrics_for(store)
     try:
         doc = parse_json(await body)
         request = parse_emit(doc, expected_version=expected_version)

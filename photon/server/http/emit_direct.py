@@ -18,8 +18,9 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from starlette.requests import Request
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
+from photon.core.metrics import metrics_for
 from photon.core.store import EventStore
 from photon.server.http.api import emit
 from photon.server.http.auth import scope_token, unauthorized
@@ -27,7 +28,7 @@ from photon.server.http.limits import receive_body
 from photon.server.tokens import TokenSigner
 
 PATH: Final = "/api/event"
-_JSON_TYPE: Final = b"application/json"
+_JSON_TYPE_HEADER: Final = (b"content-type", b"application/json")
 
 
 class DirectEmit:
@@ -44,30 +45,31 @@ class DirectEmit:
         self.limit = int(config["rest.body.max.bytes"])
         self.signer = signer
         self.exception_handlers = exception_handlers
+        self.metrics = metrics_for(store)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self.signer.verify(scope_token(scope)):
             await unauthorized()(scope, receive, send)
             return
-        started = False
-
-        async def sending(message: Message) -> None:
-            nonlocal started
-            started = True
-            await send(message)
-
         try:
-            answer = await emit(self.store, receive_body(scope, receive, self.limit), None, scope.get("client"))
-            await sending(
+            answer = await emit(
+                self.store, receive_body(scope, receive, self.limit), None, scope.get("client"), self.metrics
+            )
+        except Exception as exc:
+            await self._answer_error(exc, scope, receive, send)
+            return
+        # Once the answer has started, nothing else can be said on this request (`send` None).
+        try:
+            await send(
                 {
                     "type": "http.response.start",
                     "status": 200,
-                    "headers": [(b"content-length", str(len(answer)).encode()), (b"content-type", _JSON_TYPE)],
+                    "headers": [(b"content-length", b"%d" % len(answer)), _JSON_TYPE_HEADER],
                 }
             )
             await send({"type": "http.response.body", "body": answer})
         except Exception as exc:
-            await self._answer_error(exc, scope, receive, send if not started else None)
+            await self._answer_error(exc, scope, receive, None)
 
     async def _answer_error(self, exc: Exception, scope: Scope, receive: Receive, send: Send | None) -> None:
         """Answer `exc` as the middleware stack would: by the app's handler for its type (the
