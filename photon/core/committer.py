@@ -33,7 +33,7 @@ from photon.core.errors import (
     StreamDeleted,
     VersionConflict,
 )
-from photon.core.events import METADATA_STREAM, RecordedEvent
+from photon.core.events import METADATA_STREAM, RecordedEvent, Tagless
 from photon.core.stream_metadata import MetadataCache
 from photon.core.unknown_commit import UnknownCommitRecovery
 
@@ -288,7 +288,9 @@ class Committer(UnknownCommitRecovery, threading.Thread):
         tombstoned = self.metadata.tombstoned
         metadata_changes: list[RecordedEvent] = []
         in_group: dict[str, RecordedEvent] = {}  # ids assigned inside this group
-        records: list[RecordedEvent] = []
+        # Tagless when every append of the group came from the batch validation: the backend
+        # need not look for tags in the records (see `Tagless`).
+        records: list[RecordedEvent] = Tagless() if all(type(r.events) is Tagless for r in group) else []
         accepted: list[AppendRequest] = []
         order_id = self.last_order_id
         for request in group:

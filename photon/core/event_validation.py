@@ -38,6 +38,7 @@ from photon.core.events import (
     STREAM_NAME,
     TAGS,
     PendingEvent,
+    Tagless,
     new_event_id,
     new_event_ids,
     now_millis,
@@ -213,7 +214,7 @@ def prepare_plain(batch: list[Any], max_bytes: int, now: int) -> list[PendingEve
     ids = new_event_ids(len(batch))
     tail = b'","event-time":%d}' % now
     streams, types = _good_streams, _good_types
-    pending: list[PendingEvent] = []
+    pending: list[PendingEvent] = Tagless()  # three fields: none of them tags
     add = pending.append
     try:
         for event, event_id in zip(batch, ids, strict=True):
@@ -336,7 +337,8 @@ def prepare_batch(batch: list[Any], max_bytes: int, now: int) -> list[PendingEve
         return None
     if max(map(len, bodies)) >= max_bytes:  # body is the JSON less its first byte
         return None
-    return list(map(_pending_from, zip(streams, ids, event_types, times, bodies, repeat(client_ids))))
+    # Tagless: the checks above declined every event with tags (see `Tagless`).
+    return Tagless(map(_pending_from, zip(streams, ids, event_types, times, bodies, repeat(client_ids))))
 
 
 def check_tags(tags: Any, field: str) -> list[str]:

@@ -16,7 +16,7 @@ import re
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, TypeVar
 
 import orjson
 
@@ -183,6 +183,21 @@ class PendingEvent(NamedTuple):
             self.event_time,
             head + self.body,
         )
+
+
+_Event = TypeVar("_Event")
+
+
+class Tagless(list[_Event]):
+    """A list of events none of which carries tags.
+
+    The batch validation (`prepare_batch`) makes its events so, as it declines any event with
+    tags; the writer hands its records to the backend so when every append of the commit came
+    that way. A backend's write then does not search each event's JSON for tags (measured: about
+    0.2 µs an event of 350 bytes, a tenth of the writer's Python for a batched append, and for
+    nothing in the usual batch). Any other list may hold events with tags."""
+
+    __slots__ = ()
 
 
 WILDCARD: Final = "**"

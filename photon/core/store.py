@@ -7,6 +7,9 @@ commit's outcome is unknown); events that carry their positions (a restore) go t
 writer (`photon.core.positioned_import`); reads page through `photon.core.paging`
 (`photon.core.reads`); live subscribers get what the writer publishes
 (`photon.core.subscriptions`).
+
+Long because the facade holds every way in (blocking and asyncio appends, reads, subscriptions,
+positioned writes) over the modules above; each method is a thin hand-off to one of them.
 """
 
 from __future__ import annotations
