@@ -124,10 +124,25 @@ def test_a_small_state_is_paced_by_its_serialization_cpu_not_by_the_wall_clock(m
     dumps = orjson.dumps
 
     def preempted(value: Any) -> bytes:
-        time.sleep(0.05)  # 50 ms away from the CPU: 20 times that would be a second
+        time.sleep(0.05)  # 50 ms away from the CPU: paced by that, the limit of a second
         return dumps(value)
 
     monkeypatch.setattr(worker_module.orjson, "dumps", preempted)
     before = time.perf_counter_ns()
     assert running.report().state == b"0"
     assert running.report_due - before < 200_000_000  # due within a fraction of the 1 s a 50 ms cost gives
+
+
+def test_a_changed_state_reports_again_after_sixty_times_its_serialization_cpu(monkeypatch: Any) -> None:
+    # The server reads and unpickles each report on its event loop, about as much again as the
+    # serialization: a large state's reports are a sixtieth of the worker's time, not a twentieth.
+    from photon.projections import worker as worker_module
+    from photon.projections.definition import load
+
+    running = worker_module.Running(0, load(ProjectionSpec(name="small", language="python", source=SMALL)), 0, 0, 0, 0)
+    clock = iter([7_000_000, 9_000_000])  # 2 ms of the thread's CPU for the serialization
+    monkeypatch.setattr(worker_module.time, "thread_time_ns", lambda: next(clock))
+    before = time.perf_counter_ns()
+    running.report()
+    after = time.perf_counter_ns()
+    assert before + 120_000_000 <= running.report_due <= after + 120_000_000

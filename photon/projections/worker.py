@@ -61,12 +61,15 @@ CATCHUP_REPORT_EVERY = 100_000
 #: Python's default of 700 the collector runs every few hundred events and walks the batch each
 #: time, which cost more than decoding and folding together (1.4 µs of 2.4 µs an event).
 GC_THRESHOLD = 50_000
-REPORT_COST_SHARE = 20
+REPORT_COST_SHARE = 60
 """A live report waits at least this many times its state's last serialization: serializing
-stays about a twentieth of a busy worker's time however large the state grows (it is sent
-whole with each report). A state of a few KiB costs microseconds, so it still reports after
-every batch; a megabyte of state (several thousand streams in `__streams__`) every few tens of
-milliseconds instead of after each of the hundreds of batches a second a busy server feeds."""
+stays about a sixtieth of a busy worker's time however large the state grows (it is sent whole
+with each report). The server pays for each report too, on its event loop (reading the pipe and
+unpickling the state, about as much again as the serialization), on the way of every request:
+at a twentieth, a megabyte of `__streams__` cost the loop about a tenth of its time. A state of
+a few KiB costs microseconds, so it still reports after every batch; a megabyte of state
+(several thousand streams in `__streams__`) every several tens of milliseconds instead of after
+each of the hundreds of batches a second a busy server feeds."""
 MAX_REPORT_WAIT_NS = 1_000_000_000
 """The longest a changed projection's report is held back (1 s)."""
 
