@@ -150,7 +150,8 @@ def test_batch_path_leaves_the_callers_events_as_they_were() -> None:
     before = [dict(e) for e in batch]
     pending = prepare_batch(batch, MAX_BYTES, NOW)
     assert pending is not None and batch == before
-    assert [p.event_time for p in pending] == [NOW] * 20 and not any(p.client_id for p in pending)
+    # By position: the batch path's events are plain tuples (see PendingEvent).
+    assert [p[3] for p in pending] == [NOW] * 20 and not any(p[5] for p in pending)
 
 
 @pytest.fixture

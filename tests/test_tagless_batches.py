@@ -4,13 +4,17 @@ still indexed."""
 
 from __future__ import annotations
 
+import gc
 import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from backends.sql.statements import tag_rows
 from photon.core.append_prepare import BATCH_VALIDATION, prepare_append
 from photon.core.append_request import AppendOptions
+from photon.core.errors import EventIdConflict, ValidationError, VersionConflict
 from photon.core.events import RecordedEvent, Tagless
 from photon.core.store import EventStore
 
@@ -68,3 +72,32 @@ def test_tags_are_indexed_beside_tagless_batches_in_the_same_commits(tmp_path: P
             expected = [e for e in everything if tag in e.tags]
             assert expected
             assert list(store.read_matching([{"tags": [tag]}])) == expected
+
+
+def test_a_validated_batch_is_left_untracked_by_the_garbage_collector() -> None:
+    """Plain tuples of strings and numbers, which the collector stops tracking at its first look
+    (named tuples it tracks for ever, and a batch of them brought on full collections)."""
+    pending, *_ = prepare_append([plain(i) for i in range(BATCH_VALIDATION + 4)], options(), 1 << 20, internal=False)
+    gc.collect()
+    assert not any(map(gc.is_tracked, pending))
+
+
+def test_batches_read_by_position_keep_ids_versions_and_retries(tmp_path: Path) -> None:
+    """What the writer and the preparation read of the batch path's events: the stream of an
+    expected version, client ids (a retry, an id of another stream's event, an id twice)."""
+    size = BATCH_VALIDATION + 4
+    config = {"db.backend": "sqlite", "sqlite.path": str(tmp_path / "s.db"), "sqlite.synchronous": "OFF"}
+    with EventStore.open(config) as store:
+        batch = [{**plain(0), "stream-name": "cart-1", "id": f"c-{i}"} for i in range(size)]
+        first = store.append(batch, expected_version="no-stream")
+        assert [e.stream_version for e in first] == list(range(1, size + 1))
+        assert store.append(batch, expected_version="no-stream") == first  # a retry: what is stored
+        with pytest.raises(VersionConflict):
+            store.append([{**plain(0), "stream-name": "cart-1"} for _ in range(size)], expected_version=3)
+        other = [{**plain(0), "stream-name": "cart-2", "id": f"c-{i}"} for i in range(size)]
+        with pytest.raises(EventIdConflict):
+            store.append(other)
+        twice = [{**plain(0), "id": "same" if i in (2, 7) else f"d-{i}"} for i in range(size)]
+        with pytest.raises(ValidationError, match="event 7: id 'same' appears twice"):
+            store.append(twice)
+        assert len(list(store.read())) == size

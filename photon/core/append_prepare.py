@@ -8,6 +8,7 @@ version of its one stream, or of several) is checked for consistency.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from operator import itemgetter
 from typing import Any
 
 from photon.core.append_request import AppendCondition, AppendOptions
@@ -15,6 +16,8 @@ from photon.core.append_waits import client_ids
 from photon.core.errors import ValidationError
 from photon.core.event_validation import prepare_batch, prepare_event, prepare_plain
 from photon.core.events import PendingEvent, new_event_id, new_event_ids, now_millis
+
+_STREAM_NAME = itemgetter(0)  # PendingEvent.stream_name
 
 BATCH_VALIDATION = 16
 """Batches of at least this many events are first checked field by field (`prepare_batch`)."""
@@ -58,7 +61,8 @@ def prepare_append(
                     raise type(exc)(f"event {index}: {exc}", exc.field) from None
                 raise
     expected = options.expected_version
-    if expected != "any" and len({e.stream_name for e in pending}) > 1:
+    # Pending events are read by position (see `PendingEvent`): the batch path's are plain tuples.
+    if expected != "any" and len(set(map(_STREAM_NAME, pending))) > 1:
         raise ValidationError(
             "expected-version needs every event of the batch in one stream (use expected-versions for several)",
             "expected-version",
@@ -70,10 +74,10 @@ def prepare_append(
     if len(chosen) > 1 and len(set(chosen)) < len(chosen):
         # Only ids the client chose can repeat: the store's own are unique by construction.
         seen: set[str] = set()
-        for index, event in enumerate(pending):
-            if not event.client_id:
+        for index, (_stream, event_id, _type, _time, _body, chosen_id) in enumerate(pending):
+            if not chosen_id:
                 continue
-            if event.event_id in seen:
-                raise ValidationError(f"event {index}: id {event.event_id!r} appears twice in the batch", "id")
-            seen.add(event.event_id)
+            if event_id in seen:
+                raise ValidationError(f"event {index}: id {event_id!r} appears twice in the batch", "id")
+            seen.add(event_id)
     return pending, expected, checks, options.condition

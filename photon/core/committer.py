@@ -295,19 +295,20 @@ class Committer(UnknownCommitRecovery, threading.Thread):
         order_id = self.last_order_id
         for request in group:
             if request.client_ids:
-                known = [stored.get(e.event_id) or in_group.get(e.event_id) for e in request.events]
+                # Pending events are read by position (see `PendingEvent`): e[0] the stream, e[1] the id.
+                known = [stored.get(e[1]) or in_group.get(e[1]) for e in request.events]
                 clash = next(
                     (
                         (e, k)
                         for e, k in zip(request.events, known, strict=True)
-                        if k is not None and k.stream_name != e.stream_name
+                        if k is not None and k.stream_name != e[0]
                     ),
                     None,
                 )
                 if clash is not None:
                     # A retry is answered with what is stored; an id of another stream's event is not a retry.
                     event, other = clash
-                    request.fail(EventIdConflict(event.event_id, event.stream_name, other.stream_name, other.order_id))
+                    request.fail(EventIdConflict(event[1], event[0], other.stream_name, other.order_id))
                     continue
                 if all(known):
                     # A retry of something already stored: answer with what is stored.
@@ -322,7 +323,7 @@ class Committer(UnknownCommitRecovery, threading.Thread):
                 request.fail(StreamDeleted(min(request.streams & tombstoned)))
                 continue
             if request.expected != "any":
-                stream = fresh[0].stream_name
+                stream = fresh[0][0]  # (by position: see `PendingEvent`)
                 current = tentative.get(stream, versions[stream])
                 if request.expected == "no-stream":
                     ok = current == 0 or current < self._first_version(stream, current)

@@ -162,6 +162,10 @@ class PendingEvent(NamedTuple):
 
     `body` is the event's JSON without the leading `{`, so the committer can put the
     positions in front without serialising the event again.
+
+    Read by position (unpacking, `itemgetter`, `e[1]`), never by field name: the batch validation
+    (`prepare_batch`) hands the writer plain tuples of these fields in this order, which the
+    garbage collector can stop tracking (see there).
     """
 
     stream_name: str
