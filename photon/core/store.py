@@ -323,7 +323,6 @@ class EventStore(StreamAdmin):
         expected: int | str,
         checks: Mapping[str, int | str] | None = None,
         condition: AppendCondition | None = None,
-        caller: Hashable = 0,
     ) -> list[RecordedEvent]:
         committer = self._committer
         if committer is None or self.closed:
