@@ -7,21 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Hashable, Iterator
-from pathlib import Path
+from collections.abc import Callable, Hashable
 
-import pytest
-
-from .live import LiveServer, event, make_config
-
-
-@pytest.fixture
-def live(tmp_path: Path) -> Iterator[LiveServer]:
-    server = LiveServer(make_config(tmp_path))
-    try:
-        yield server
-    finally:
-        server.stop()
+from .live import LiveServer, event
 
 
 def returning(live: LiveServer, expected: Callable[[set[Hashable]], bool]) -> set[Hashable]:
