@@ -175,6 +175,35 @@ def test_filtered_and_category_replays_over_amqp(photon: Photon) -> None:
         assert [e.order_id for e in typed] == [ids[2]]  # type: ignore[union-attr]
 
 
+def test_a_channel_closed_under_a_publish_is_a_lost_connection_and_the_emit_is_sent_again(photon: Photon) -> None:
+    # During a broker restart, aiormq refuses a publish on the channel the broker has just closed
+    # with ChannelInvalidStateError (a RuntimeError): the emit must be re-sent, not fail.
+    import aio_pika
+
+    stream = unique("restarted")
+
+    async def scenario() -> None:
+        async with client_of(photon) as client:
+            transport = client.transport
+            assert isinstance(transport, AsyncAmqpTransport)
+            channel = await transport.client._connect()
+            exchange = channel.default_exchange
+            publish, refused = exchange.publish, []
+
+            async def closed_once(*args: Any, **kwargs: Any) -> Any:
+                if not refused:
+                    refused.append(True)
+                    raise aio_pika.exceptions.ChannelInvalidStateError("the channel is closed")
+                return await publish(*args, **kwargs)
+
+            exchange.publish = closed_once  # type: ignore[method-assign]
+            stored = await client.emit({**event(stream, n=1), "id": f"{stream}-1"})
+            assert refused and stored.stream_name == stream and stored.stream_version == 1
+            assert [e.event_id for e in photon.store.read(stream)] == [f"{stream}-1"]  # stored once
+
+    run(scenario)
+
+
 def test_concurrent_emits_on_one_client_each_get_their_own_events(photon: Photon) -> None:
     streams = [unique("s") for _ in range(4)]
 

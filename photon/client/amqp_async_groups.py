@@ -35,7 +35,14 @@ if TYPE_CHECKING:
 
 #: What a lost connection or channel raises in aio-pika and aiormq.
 #: (Not OSError: a `TimeoutError` is one, and a time-out is not a lost connection.)
-LOST = (aio_pika.exceptions.AMQPError, ConnectionError, BrokerUnavailable)
+LOST = (
+    aio_pika.exceptions.AMQPError,
+    # A channel the broker closed under a publish (a restart) is refused by aiormq with this
+    # RuntimeError rather than a connection error; the command is sent again like any other.
+    aio_pika.exceptions.ChannelInvalidStateError,
+    ConnectionError,
+    BrokerUnavailable,
+)
 
 
 def command(kind: str, body: bytes, reply_to: str, correlation_id: str) -> aio_pika.Message:
