@@ -4,10 +4,12 @@ Message DB's own functions on PostgreSQL, a bare route that answers; and the sum
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,28 +51,36 @@ def test_jetstream_acks_file_stored_publishes(sync_always: bool) -> None:
     assert ("sync_interval: always" in conf) is sync_always
 
 
-def test_message_db_functions_on_postgres(postgres_server: Any) -> None:
+@contextlib.contextmanager
+def message_db(postgres_server: Any) -> Iterator[str]:
+    """A fresh database of `postgres_server` with Message DB installed (its DSN), dropped after."""
     import psycopg
 
     name = f"mdb_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(postgres_server.dsn, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
-    dsn = postgres_server.dsn.rsplit("/", 1)[0] + "/" + name
     try:
+        dsn = postgres_server.dsn.rsplit("/", 1)[0] + "/" + name
         install_message_db(dsn)
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute("SET search_path TO message_store, public")
-            write = "SELECT write_message(%s, %s, %s, %s, NULL, %s)"
-            first = conn.execute(write, (str(uuid.uuid4()), "account-1", "Opened", '{"a": 1}', None)).fetchone()
-            second = conn.execute(write, (str(uuid.uuid4()), "account-1", "Deposited", '{"a": 2}', 0)).fetchone()
-            assert (first, second) == ((0,), (1,))
-            with pytest.raises(psycopg.errors.RaiseException, match="Wrong expected version"):
-                conn.execute(write, (str(uuid.uuid4()), "account-1", "Late", "{}", 0))
-            rows = conn.execute("SELECT type, position FROM get_stream_messages('account-1', 0, 1000)").fetchall()
-            assert rows == [("Opened", 0), ("Deposited", 1)]
+        yield dsn
     finally:
         with psycopg.connect(postgres_server.dsn, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_message_db_functions_on_postgres(postgres_server: Any) -> None:
+    import psycopg
+
+    with message_db(postgres_server) as dsn, psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SET search_path TO message_store, public")
+        write = "SELECT write_message(%s, %s, %s, %s, NULL, %s)"
+        first = conn.execute(write, (str(uuid.uuid4()), "account-1", "Opened", '{"a": 1}', None)).fetchone()
+        second = conn.execute(write, (str(uuid.uuid4()), "account-1", "Deposited", '{"a": 2}', 0)).fetchone()
+        assert (first, second) == ((0,), (1,))
+        with pytest.raises(psycopg.errors.RaiseException, match="Wrong expected version"):
+            conn.execute(write, (str(uuid.uuid4()), "account-1", "Late", "{}", 0))
+        rows = conn.execute("SELECT type, position FROM get_stream_messages('account-1', 0, 1000)").fetchall()
+        assert rows == [("Opened", 0), ("Deposited", 1)]
 
 
 def test_bare_route_answers_every_post() -> None:

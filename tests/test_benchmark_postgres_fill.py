@@ -3,13 +3,13 @@ builds read back as the ones appends build, so the benchmark's figures hold for 
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import pytest
 
 from benchmarks import postgres_fill
-from benchmarks.peer_servers import install_message_db
+
+from .test_benchmark_peers import message_db
 
 
 def test_a_store_filled_by_sql_reads_back_as_one_filled_by_appends(postgres_server: Any) -> None:
@@ -26,12 +26,7 @@ def test_the_check_fails_when_the_sql_differs(postgres_server: Any, monkeypatch:
 def test_message_db_holds_the_same_events(postgres_server: Any) -> None:
     import psycopg
 
-    name = f"mdb_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(postgres_server.dsn, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    dsn = postgres_server.dsn.rsplit("/", 1)[0] + "/" + name
-    try:
-        install_message_db(dsn)
+    with message_db(postgres_server) as dsn:
         postgres_fill.fill_message_db(dsn, 6000)
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute("SET search_path TO message_store, public")
@@ -48,6 +43,3 @@ def test_message_db_holds_the_same_events(postgres_server: Any) -> None:
             ]
             later = conn.execute("SELECT position FROM get_stream_messages('target-0', 0, 1000)").fetchall()
             assert [p for (p,) in later] == list(range(len(later))) and len(later) == 40
-    finally:
-        with psycopg.connect(postgres_server.dsn, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
