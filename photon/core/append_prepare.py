@@ -36,8 +36,7 @@ def prepare_append(
         # The append of many single-event writers: checked on its own (what the batch paths
         # would do, without their lists of ids and their checks across events). Its error
         # names no index, as before.
-        if options.expected_versions is not None and options.expected_version != "any":
-            raise ValidationError("give expected-version or expected-versions, not both", "expected-versions")
+        _one_kind_of_expected(options)
         pending = [prepare_event(batch[0], max_bytes, internal, None, new_event_id)]
         return pending, options.expected_version, options.expected_versions, options.condition
     now = now_millis()  # one clock reading for the whole batch
@@ -67,9 +66,8 @@ def prepare_append(
             "expected-version needs every event of the batch in one stream (use expected-versions for several)",
             "expected-version",
         )
+    _one_kind_of_expected(options)
     checks = options.expected_versions
-    if checks is not None and expected != "any":
-        raise ValidationError("give expected-version or expected-versions, not both", "expected-versions")
     chosen = client_ids(pending)
     if len(chosen) > 1 and len(set(chosen)) < len(chosen):
         # Only ids the client chose can repeat: the store's own are unique by construction.
@@ -81,3 +79,9 @@ def prepare_append(
                 raise ValidationError(f"event {index}: id {event_id!r} appears twice in the batch", "id")
             seen.add(event_id)
     return pending, expected, checks, options.condition
+
+
+def _one_kind_of_expected(options: AppendOptions) -> None:
+    """An append names one expected version, or one per stream, not both."""
+    if options.expected_versions is not None and options.expected_version != "any":
+        raise ValidationError("give expected-version or expected-versions, not both", "expected-versions")
