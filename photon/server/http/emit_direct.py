@@ -10,6 +10,11 @@ body limits of `read_body`, `api.emit` (the one place an emit is parsed, stored 
 and the app's own exception handlers for every error, so that the answers, their headers and the
 metrics are the ones the routed endpoint gives. Any other shape (a query string, such as
 ``expected-version`` or ``access_token``; another method; OPTIONS) takes the routed way.
+
+Served by uvicorn's cycle itself (no middleware wrapping `receive` and `send`), the body is taken
+from the cycle when it has all arrived, and a stored emit's answer is written whole in one call
+(`WholeAnswerCycle.whole_body`, `answer_whole`): the same bytes on the wire, without the ASGI
+messages and the coroutines between. A token already checked is known by its header's bytes.
 """
 
 from __future__ import annotations
@@ -24,11 +29,14 @@ from photon.core.metrics import metrics_for
 from photon.core.store import EventStore
 from photon.server.http.api import emit
 from photon.server.http.auth import scope_token, unauthorized
-from photon.server.http.limits import receive_body
+from photon.server.http.limits import receive_body, too_large
+from photon.server.http.whole_answers import cycle_of
 from photon.server.tokens import TokenSigner
 
 PATH: Final = "/api/event"
 _JSON_TYPE_HEADER: Final = (b"content-type", b"application/json")
+_KNOWN_TOKENS: Final = 64
+"""Authorization headers kept by their bytes once their token verified (a few clients' each)."""
 
 
 class DirectEmit:
@@ -46,17 +54,56 @@ class DirectEmit:
         self.signer = signer
         self.exception_handlers = exception_handlers
         self.metrics = metrics_for(store)
+        self._tokens: dict[bytes, str] = {}
+        """Authorization header bytes to the token they carry, for headers whose token verified."""
+
+    def _authorized(self, scope: Scope) -> bool:
+        """`TokenAuthMiddleware`'s check: the token must verify (`TokenSigner.verify` keeps
+        expiry); a header seen before skips its parsing."""
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                token = self._tokens.get(value)
+                if token is not None:
+                    return self.signer.verify(token)
+                break
+        else:
+            value = None
+        token = scope_token(scope)
+        if not self.signer.verify(token):
+            return False
+        if value is not None and token is not None:
+            if len(self._tokens) >= _KNOWN_TOKENS:
+                self._tokens.clear()
+            self._tokens[value] = token
+        return True
+
+    async def _whole_body(self, scope: Scope, receive: Receive) -> bytes:
+        """`receive_body`, from the cycle when the whole body is there."""
+        cycle = cycle_of(receive)
+        body = cycle.whole_body() if cycle is not None else None
+        if body is None:
+            return await receive_body(scope, receive, self.limit)
+        if len(body) > self.limit:
+            # The Content-Length declared it first (`receive_body` names the size it declared).
+            for name, value in scope["headers"]:
+                if name == b"content-length":
+                    raise too_large(self.limit, int(value) if value.isdigit() else None)
+            raise too_large(self.limit)
+        return body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not self.signer.verify(scope_token(scope)):
+        if not self._authorized(scope):
             await unauthorized()(scope, receive, send)
             return
         try:
-            answer = await emit(
-                self.store, receive_body(scope, receive, self.limit), None, scope.get("client"), self.metrics
-            )
+            answer = await emit(self.store, self._whole_body(scope, receive), None, scope.get("client"), self.metrics)
         except Exception as exc:
             await self._answer_error(exc, scope, receive, send)
+            return
+        cycle = cycle_of(send)
+        if cycle is not None and cycle.answer_whole(
+            200, ((b"content-length", b"%d" % len(answer)), _JSON_TYPE_HEADER), answer
+        ):
             return
         # Once the answer has started, nothing else can be said on this request (`send` None).
         try:
