@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from operator import lt
 from typing import Any, NamedTuple
 from uuid import UUID
 
@@ -43,6 +44,7 @@ from photon.eventsourcing.mapping import (
     NotificationReader,
     OriginatorIds,
     encode_payload,
+    event_dicts,
     originator_version,
     payload,
     to_notification,
@@ -61,6 +63,19 @@ NOTIFICATION_PAGE = 1000
 
 def _number(expected: int | str) -> int:
     return 0 if expected == "no-stream" else int(expected)
+
+
+def _one_aggregate(stored_events: Sequence[StoredEvent]) -> bool:
+    """Whether `stored_events` are one aggregate's (at least one), their versions increasing."""
+    if not stored_events:
+        return False
+    originator = stored_events[0].originator_id
+    for stored in stored_events:
+        # An aggregate's events mostly hold the very same id object: `is` first, then `==`.
+        if stored.originator_id is not originator and stored.originator_id != originator:
+            return False
+    versions = [stored.originator_version for stored in stored_events]
+    return all(map(lt, versions, versions[1:]))
 
 
 class _Head(NamedTuple):
@@ -118,6 +133,35 @@ class PhotonRecorder:
 
     def _insert(self, stored_events: Sequence[StoredEvent], tracking: Tracking | None) -> list[int]:
         """Append `stored_events` (and the tracking record) atomically; their notification ids."""
+        groups: dict[str, Sequence[StoredEvent]]
+        events: list[dict[str, Any]]
+        if _one_aggregate(stored_events):
+            # What an application's save of one aggregate gives: its events, versions rising.
+            stream = self.prefix + str(stored_events[0].originator_id)
+            groups = {stream: stored_events}
+            events = event_dicts(stream, stored_events)
+        else:
+            groups, events = self._groups(stored_events)
+        tracked: str | None = None
+        if tracking is not None:
+            tracked = tracking_stream(self.category, tracking.application_name)
+            events.append(
+                {
+                    "stream-name": tracked,
+                    "event-type": TRACKING_TYPE,
+                    "payload": {NOTIFICATION_ID: tracking.notification_id},
+                }
+            )
+        if not events:
+            return []
+        return self._append(stored_events, groups, events, tracking, tracked)
+
+    def _groups(
+        self, stored_events: Sequence[StoredEvent]
+    ) -> tuple[dict[str, Sequence[StoredEvent]], list[dict[str, Any]]]:
+        """The stored events of each stream (several aggregates'), and their Photon events in order.
+
+        Raises `IntegrityError` when an aggregate's versions do not increase."""
         groups: dict[str, list[StoredEvent]] = {}
         events: list[dict[str, Any]] = []
         prefix = self.prefix
@@ -138,19 +182,18 @@ class PhotonRecorder:
                     )
                 group.append(stored)
             events.append({"stream-name": stream, "event-type": stored.topic, "payload": encode_payload(stored)})
-        tracked: str | None = None
-        if tracking is not None:
-            tracked = tracking_stream(self.category, tracking.application_name)
-            events.append(
-                {
-                    "stream-name": tracked,
-                    "event-type": TRACKING_TYPE,
-                    "payload": {NOTIFICATION_ID: tracking.notification_id},
-                }
-            )
-        if not events:
-            return []
+        return dict(groups), events
 
+    def _append(
+        self,
+        stored_events: Sequence[StoredEvent],
+        groups: dict[str, Sequence[StoredEvent]],
+        events: list[dict[str, Any]],
+        tracking: Tracking | None,
+        tracked: str | None,
+    ) -> list[int]:
+        """Append `events` with an expected version for each stream of `groups` (and the tracking
+        stream), guessed from the heads known and learnt again after a wrong guess."""
         for _attempt in range(MAX_ATTEMPTS):
             expected: dict[str, int | str] = {}
             for stream, group in groups.items():
