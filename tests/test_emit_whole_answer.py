@@ -151,7 +151,24 @@ def test_a_token_known_by_its_header_is_refused_once_expired(live: LiveServer) -
     assert [e.stream_version for e in live.store.read("expiring")] == [1, 2]
 
 
+@pytest.mark.usefixtures("no_access_log")
+def test_an_emit_asking_to_close_is_answered_and_closed_by_uvicorn(
+    live: LiveServer, taken: dict[str, list[Any]]
+) -> None:
+    answer = _closing_exchange(live, live.token(), orjson.dumps(event("closing")))
+    head = answer.partition(b"\r\n\r\n")[0].split(b"\r\n")
+    assert head[0] == b"HTTP/1.1 200 OK"
+    assert b"connection: close" in head
+    assert _calls(taken, "answer_whole", 1) == [False]
+    assert [e.stream_name for e in live.store.read("closing")] == ["closing"]
+
+
 def _exchange_status(live: LiveServer, token: str, body: bytes) -> int:
+    return int(_closing_exchange(live, token, body)[9:12])
+
+
+def _closing_exchange(live: LiveServer, token: str, body: bytes) -> bytes:
+    """One emit asking the server to close the connection after it; everything until it does."""
     host, port = live.url.removeprefix("http://").rsplit(":", 1)
     request = (
         f"POST /api/event HTTP/1.1\r\nHost: t\r\nAuthorization: Token {token}\r\n"
@@ -162,4 +179,4 @@ def _exchange_status(live: LiveServer, token: str, body: bytes) -> int:
         answer = b""
         while chunk := sock.recv(65536):
             answer += chunk
-    return int(answer[9:12])
+    return answer

@@ -32,7 +32,8 @@ def test_chunked_pages_end_where_row_by_row_pages_end() -> None:
     rows = [_row(i + 1, rng.choice([10, 100, 1000, 5000])) for i in range(450)]
     total = sum(len(r[6]) for r in rows)
     for bound in [1, 10, 11, 999, 5000, 20_000, 100_000, total - 1, total, total + 1, 10 * total]:
-        assert take_chunked_events(iter(rows), bound) == take_events(iter(rows), bound), bound
+        chunks = [rows[i : i + postgres.CHUNK_ROWS] for i in range(0, len(rows), postgres.CHUNK_ROWS)]
+        assert take_chunked_events(iter(chunks), bound) == take_events(iter(rows), bound), bound
     assert take_chunked_events([], 100) == []
 
 
@@ -94,3 +95,59 @@ def test_without_chunks_the_statement_ends_the_page(store: EventStore, monkeypat
     query = Query(categories=frozenset({"c"}), limit=600, max_bytes=sum(len(e.data) for e in everything[:50]))
     assert " OVER " in backend._read_sql(query).sql
     assert backend.read(query) == _expected(everything, query.max_bytes or 0)
+
+
+def test_a_page_comes_in_chunks_made_in_one_step_with_the_collector_paused(
+    store: EventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each chunk reaches the reader as one list (no step a row), and the cycle collector waits
+    while the page's events are made; it runs again after the read."""
+    import gc
+
+    if not postgres.hands_out_chunks("psycopg"):
+        pytest.skip("psycopg here has no chunked rows mode (libpq before 17)")
+    backend: Any = store.backend
+    seen: list[tuple[int, bool]] = []
+    take = reads.take_chunked_events
+
+    def spy(chunks: Any, max_bytes: int) -> list[RecordedEvent]:
+        def noted() -> Iterator[list[Any]]:
+            for chunk in chunks:
+                assert isinstance(chunk, list)
+                seen.append((len(chunk), gc.isenabled()))
+                yield chunk
+
+        return take(noted(), max_bytes)
+
+    monkeypatch.setattr(reads, "take_chunked_events", spy)
+    assert gc.isenabled()
+    page = backend.read(Query(categories=frozenset({"c"}), limit=650, max_bytes=10**9))
+    assert len(page) == 650 and all(type(e) is RecordedEvent for e in page)
+    assert [size for size, _ in seen] == [postgres.CHUNK_ROWS] * 6 + [50]
+    assert not any(enabled for _, enabled in seen)
+    assert gc.isenabled()
+
+
+def test_a_page_left_early_loads_one_chunk(store: EventStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A page that ends in its first chunk loads that chunk only: the rows after it are drained
+    or cancelled by the cursor, and the connection serves the next read."""
+    from photon_backends.sql.chunk_cursor import ChunkCursor
+
+    if not postgres.hands_out_chunks("psycopg"):
+        pytest.skip("psycopg here has no chunked rows mode (libpq before 17)")
+    backend: Any = store.backend
+    first = backend.read(Query(categories=frozenset({"c"}), limit=3))
+    loaded: list[int] = []
+    chunks = ChunkCursor.chunks
+
+    def counting(self: Any, *args: Any) -> Iterator[list[Any]]:
+        for chunk in chunks(self, *args):
+            loaded.append(len(chunk))
+            yield chunk
+
+    monkeypatch.setattr(ChunkCursor, "chunks", counting)
+    page = backend.read(Query(categories=frozenset({"c"}), limit=600, max_bytes=1))
+    assert len(page) == 1
+    assert loaded == [postgres.CHUNK_ROWS]  # one chunk loaded; the next two drained, the rest cancelled
+    assert page == first[:1]
+    assert backend.read(Query(categories=frozenset({"c"}), limit=3)) == first

@@ -39,18 +39,16 @@ def hands_out_chunks(driver: str) -> bool:
     try:
         import psycopg
 
-        return bool(psycopg.capabilities.has_stream_chunked())
+        chunked = bool(psycopg.capabilities.has_stream_chunked())
     except (ImportError, AttributeError):  # psycopg before 3.2 has no capabilities
         return False
+    # The steps of psycopg's own `Cursor.stream` that `chunk_cursor.ChunkCursor` runs.
+    steps = all(hasattr(psycopg.Cursor, step) for step in CURSOR_STEPS)
+    return chunked and steps and hasattr(psycopg.Connection, "cancel_safe")
 
 
-def finish_stream(rows: Any) -> None:
-    """End a chunked read (a psycopg `stream` generator) that its reader left early: read and drop
-    up to DRAIN_ROWS more rows, and cancel the statement if it still has more."""
-    for count, _ in enumerate(rows):
-        if count >= DRAIN_ROWS:
-            break
-    rows.close()  # psycopg: a no-op when the result was read to its end; else a cancel request
+CURSOR_STEPS = ("_stream_send_gen", "_stream_fetchone_gen")
+"""What `chunk_cursor.ChunkCursor` runs of psycopg's cursor (3.2 and later have them)."""
 
 
 def connect_args(driver: str) -> dict[str, Any]:

@@ -12,11 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from operator import itemgetter
 
 from photon.core.backend import Backend, Query
 from photon.core.errors import ValidationError
 from photon.core.events import ALL_STREAM, INTERNAL_PREFIX, RecordedEvent, stream_category, stream_pattern
 from photon.core.filters import EventFilter
+
+_DATA = itemgetter(6)
+"""A RecordedEvent's data, taken in C: a page's sizes summed without a Python step an event."""
 
 
 @dataclass(frozen=True)
@@ -135,7 +139,7 @@ def read_page(
                 max_bytes=bounded,
             )
         )
-        exhausted = len(raw) < limit and (bounded is None or sum(len(e.data) for e in raw) < bounded)
+        exhausted = len(raw) < limit and (bounded is None or sum(map(len, map(_DATA, raw))) < bounded)
         if raw:
             position = raw[-1].order_id + 1
             # A stream's later events have later versions too: reading on from the next version
