@@ -9,7 +9,10 @@ two commits), interleaved round by round:
 1. ``--clients`` keep-alive connections posting single events (``benchmarks.server.http_emits``):
    events a second, the server process's CPU per emit (every thread), the events a group commit
    held and the wall time of the backend's commit (from ``/metrics``:
-   ``photon_commit_batch_events``, ``photon_backend_append_seconds``);
+   ``photon_commit_batch_events``, ``photon_backend_append_seconds``); with ``--threads``, the CPU
+   per emit of each thread of the server and of its projection worker process (from ``/proc``,
+   named by ``py-spy dump`` when installed) and of this process, the clients' harness: on two
+   cores, what any of them spends per emit counts;
 2. publish-to-subscriber latency at 1,000 events/s from 8 writers (``benchmarks.server.latency``):
    the median and the 99th percentile.
 
@@ -24,11 +27,12 @@ import asyncio
 import re
 import statistics
 import tempfile
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-from .es_remote_cost import _tree
+from .es_remote_cost import _family, _thread_cpu, _thread_names, _tree
 from .server import Server, http_emits, latency
 
 COMMIT_FIGURES = (
@@ -51,24 +55,41 @@ def commit_figures(server: Server, token: str) -> dict[str, float]:
     return found
 
 
-async def emits(seconds: float, clients: int) -> dict[str, float]:
+async def emits(seconds: float, clients: int, threads: bool = False) -> dict[str, float]:
     folder = Path(tempfile.mkdtemp(prefix="photon-emit-groups-"))
     server = Server(folder)
     try:
         token = await server.token()
         await http_emits(server, token, 1.0, clients, 1)  # warm-up
         before, cpu = commit_figures(server, token), server.cpu_seconds()
+        by_thread, harness = _thread_cpu(_family(server.proc.pid)), time.process_time()
         rate = await http_emits(server, token, seconds, clients, 1)
+        harness = time.process_time() - harness
         after, cpu = commit_figures(server, token), server.cpu_seconds() - cpu
+        family = _family(server.proc.pid)
+        spent = {key: value - by_thread.get(key, 0.0) for key, value in _thread_cpu(family).items()}
         commits = after["photon_commit_batch_events_count"] - before["photon_commit_batch_events_count"]
         grouped = after["photon_commit_batch_events_sum"] - before["photon_commit_batch_events_sum"]
         committing = after["photon_backend_append_seconds_sum"] - before["photon_backend_append_seconds_sum"]
-        return {
+        emitted = rate * seconds
+        found = {
             "emits a second": rate,
-            "server CPU µs an emit": cpu / (rate * seconds) * 1e6,
+            "server CPU µs an emit": cpu / emitted * 1e6,
             "emits a commit": grouped / max(commits, 1),
             "commit ms (wall)": committing / max(commits, 1) * 1e3,
         }
+        if threads:
+            names = _thread_names(family)
+            found["harness CPU µs an emit"] = harness / emitted * 1e6
+            found["worker processes CPU µs an emit"] = (
+                sum(v for (pid, _), v in spent.items() if pid != server.proc.pid) / emitted * 1e6
+            )
+            for (pid, tid), value in sorted(spent.items(), key=lambda item: -item[1]):
+                if pid == server.proc.pid and value / emitted * 1e6 >= 1.0:
+                    name = "event loop" if tid == pid else names.get(tid, str(tid))
+                    key = f"server {name} CPU µs an emit"
+                    found[key] = found.get(key, 0.0) + value / emitted * 1e6
+        return found
     finally:
         server.stop()
 
@@ -89,13 +110,14 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--trees", default="", help="two source trees to compare, comma-separated")
+    parser.add_argument("--threads", action="store_true", help="CPU per emit of each server thread and process")
     args = parser.parse_args(argv)
     trees: list[str | None] = [t for t in args.trees.split(",") if t] or [None]
     runs: dict[str | None, dict[str, list[float]]] = {t: {} for t in trees}
     for round_ in range(args.rounds):
         for tree in trees if round_ % 2 == 0 else trees[::-1]:
             with _tree(tree):
-                found: dict[str, Any] = asyncio.run(emits(args.seconds, args.clients))
+                found: dict[str, Any] = asyncio.run(emits(args.seconds, args.clients, args.threads))
                 found.update(asyncio.run(latencies(args.seconds)))
             for name, value in found.items():
                 runs[tree].setdefault(name, []).append(value)
@@ -108,7 +130,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     print(f"\n| median of {args.rounds} rounds | " + " | ".join(heads) + " |")
     print("|---|" + "---:|" * len(trees))
     for name in medians[str(trees[0])]:
-        print(f"| {name} | " + " | ".join(f"{medians[str(t)][name]:,.2f}" for t in trees) + " |")
+        print(f"| {name} | " + " | ".join(f"{medians[str(t)].get(name, 0.0):,.2f}" for t in trees) + " |")
     return medians
 
 

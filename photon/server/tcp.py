@@ -207,12 +207,10 @@ class _Connection:
         try:
             stored = await aio.append_validated(self.store, batch)
         except PhotonError as exc:
-            metrics.tcp.rejected.inc()
+            metrics.tcp.rejected_append()
             metrics.refuse("tcp", exc)
             return [_error_line(str(exc))] * len(batch)
-        metrics.tcp.stored.inc()
-        metrics.tcp.events.inc(len(stored))
-        metrics.tcp.seconds.observe(asyncio.get_running_loop().time() - started)
+        metrics.tcp.stored_append(len(stored), asyncio.get_running_loop().time() - started)
         return [_ACK % (event[0], event[2]) for event in stored]  # order-id, stream-version
 
     async def _commit_plain(self, items: list[PendingEvent | bytes], metrics: Any) -> list[bytes]:

@@ -165,13 +165,11 @@ async def emit(
         events = request.events
         stored = await store.append_request_async(events, request.options, tuple(connection) if connection else 0)
     except (PhotonError, RequestError) as exc:
-        metrics.http.rejected.inc()
+        metrics.http.rejected_append()
         metrics.refuse("http", exc)
         log.debug("append refused: %s", exc)
         raise
-    metrics.http.stored.inc()
-    metrics.http.events.inc(len(stored))
-    metrics.http.seconds.observe(time.perf_counter() - started)
+    metrics.http.stored_append(len(stored), time.perf_counter() - started)
     if type(events) is list:
         return b"[" + b",".join([e.data for e in stored]) + b"]"
     return stored[0].data
