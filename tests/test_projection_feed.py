@@ -5,6 +5,7 @@ manager ships the events' stored bytes (it neither reads nor decodes them)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from photon.core.store import EventStore
+from photon.projections.feed import BUSY_INTERVAL, LIVE_INTERVAL
 from photon.projections.messages import Fold, ToWorker
 from photon.projections.pool import WorkerHandle
 
@@ -124,3 +126,47 @@ def test_commits_close_together_go_to_the_workers_in_one_batch(tmp_path: Path, m
     assert folded == list(range(folded[0], folded[0] + commits))  # each commit's event once, in order
     assert sum(folds) == commits
     assert len(folds) < commits / 2, folds
+
+
+def test_a_busy_store_feeds_the_workers_less_often(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Commits as fast as the writer takes them (far above BUSY_RATE): after the first batch, the
+    # live batches are at least BUSY_INTERVAL apart; a store committing at a client's pace
+    # (above) is still fed every LIVE_INTERVAL. Every event once, in order.
+    sends: list[tuple[float, int]] = []
+    original = WorkerHandle.send
+
+    def recording(self: WorkerHandle, message: ToWorker) -> None:
+        if isinstance(message, Fold):
+            sends.append((time.monotonic(), len(message.datas)))
+        original(self, message)
+
+    monkeypatch.setattr(WorkerHandle, "send", recording)
+    config = make_config(tmp_path, "memory", parallel_projections=1)
+    store = EventStore.open(config)
+    commits = 3000
+
+    async def scenario() -> list[int]:
+        async with running(store, config) as manager:
+            await manager.create(ORDER)
+            await caught_up(manager)
+            sends.clear()
+            first = store.last_order_id() + 1
+
+            def commit_continuously() -> None:
+                for n in range(commits):
+                    store.append(events("a", 5, start=5 * n))
+
+            await asyncio.to_thread(commit_continuously)
+            await caught_up(manager)
+            order: list[int] = manager.value("order")
+            return [i for i in order if i >= first]
+
+    folded = asyncio.run(scenario())
+    store.close()
+    assert folded == list(range(folded[0], folded[0] + 5 * commits))
+    assert sum(size for _, size in sends) == 5 * commits
+    # (A batch over BATCH events goes in several messages, one right after the other.)
+    batches = [at for n, (at, _) in enumerate(sends) if n == 0 or at - sends[n - 1][0] > 0.001]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(batches[1:])]
+    assert len(gaps) >= 3, sends
+    assert min(gaps) >= BUSY_INTERVAL * 0.95 > LIVE_INTERVAL, gaps

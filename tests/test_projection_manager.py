@@ -14,6 +14,7 @@ from photon.core.events import CONFIG_STREAM
 from photon.core.store import EventStore
 from photon.projections.checkpoints import checkpoint_key
 from photon.projections.definition import spec_from_template
+from photon.projections.feed import BUSY_INTERVAL
 from photon.projections.manager import ProjectionManager
 from photon.server.projection_updates import ProjectionUpdatesService
 
@@ -429,6 +430,8 @@ def test_a_worker_behind_the_live_feed_reads_what_it_missed_from_the_store(tmp_p
             await caught_up(manager)
             for i in range(30):  # one live batch each, faster than the reduction folds them
                 await asyncio.to_thread(store.append, events("a", 20, start=i * 20))
+                # (Below the feed's BUSY_RATE, which would gather several commits in a batch.)
+                await asyncio.sleep(BUSY_INTERVAL)
             await caught_up(manager, timeout=60)
             assert manager.resyncs >= 1
             assert manager.value("slow-sum") == direct_fold(store, spec_from_template(slow).to_payload())
