@@ -1,5 +1,9 @@
 """The reading half of the SQL backends: the engine's compiled statements, how they run, and
-every read of the storage contract. `SQLBackend` adds the connections, the writer and the writes."""
+every read of the storage contract. `SQLBackend` adds the connections, the writer and the writes.
+
+Long because a stream's read is written twice, once per shape of its statement (the stream's
+version on every row for SQLite, in a row of its own on PostgreSQL), and the kept PostgreSQL
+connections' reading lives here beside the pool's."""
 
 from __future__ import annotations
 
