@@ -1,9 +1,14 @@
 """The reading half of the SQL backends: the engine's compiled statements, how they run, and
-every read of the storage contract. `SQLBackend` adds the connections, the writer and the writes."""
+every read of the storage contract. `SQLBackend` adds the connections, the writer and the writes.
+
+Long because a stream's read is written twice, once per shape of its statement (the stream's
+version on every row for SQLite, in a row of its own on PostgreSQL), and the kept PostgreSQL
+connections' reading lives here beside the pool's."""
 
 from __future__ import annotations
 
 import dataclasses
+import gc
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from itertools import chain, repeat
@@ -14,12 +19,12 @@ from photon.core.append_request import QueryItem
 from photon.core.backend import Backend, Query, StreamInfo
 from photon.core.errors import BackendError, BackendUnavailable, IntegrityError
 from photon.core.events import RecordedEvent
-from photon.core.gc_pause import cycle_collection_paused
 
 from .kept_readers import KeptReaders
 from .postgres import CHUNK_ROWS, DRAIN_ROWS, hands_out_chunks
 from .schema import BLOCK_BITS, BLOCKS_PER_READ, HIGH_WATER_KEY
 from .statements import (
+    BLOCK_PARAMS,
     LAST_VERSION,
     Statement,
     event_columns,
@@ -28,6 +33,7 @@ from .statements import (
     read_key,
     read_params,
     read_select,
+    stream_read_select,
     translate_error,
 )
 
@@ -71,6 +77,22 @@ def chunked(cursor: Any, opened: list[Any]) -> Run:
     return run
 
 
+def split_last_version(rows: list[Any]) -> int | None:
+    """Take the stream's version row of a `statements.stream_read_select` result out of `rows`
+    (the event rows stay, in order) and return its version; None when the statement found no
+    such stream (no rows at all). The row comes first; it is looked for only where it does not."""
+    if not rows:
+        return None
+    if rows[0][0] is not None:  # order_id: only the version's row has none
+        for index, row in enumerate(rows):
+            if row[0] is None:
+                rows.insert(0, rows.pop(index))
+                break
+        else:
+            raise BackendError("a stream page came without the stream's version row")
+    return int(rows.pop(0)[2])  # RecordedEvent.stream_version
+
+
 def _without_last(rows: Iterable[Any]) -> list[Any]:
     return list(map(_DATA_COLUMNS, rows))
 
@@ -112,6 +134,24 @@ def take_chunked_events(chunks: Iterable[list[Any]], max_bytes: int) -> list[Rec
             continue
         return events + take_events(chunk, max_bytes - size)
     return events
+
+
+_KEPT_CURSOR = "photon.read_cursor"
+"""Where a kept read connection holds its cursor (`connection.info`, which lives as long as the
+driver's connection and is cleared when the pool invalidates it)."""
+
+
+def _kept_cursor(connection: Any) -> Any:
+    """The one plain cursor of a kept read connection, made at its first read and used by every
+    read after: psycopg keeps a cursor's parameter dumpers and column loaders while it runs the
+    same statement again (a new cursor looked each of them up again, a read), and the cursor's
+    making and closing cost a read as much again. It holds its last result until the next read
+    on the connection: at most a page (`Query.max_bytes`) a kept connection."""
+    info = connection.info
+    cursor = info.get(_KEPT_CURSOR)
+    if cursor is None or cursor.closed:
+        cursor = info[_KEPT_CURSOR] = connection.driver_connection.cursor()
+    return cursor
 
 
 def _chunk_cursor() -> Any:
@@ -178,8 +218,20 @@ class SQLReads(Backend):
         shape = ("matching", tuple((len(item.types), len(item.tags)) for item in query))
         return self._read_rows(self._sql(shape, lambda: sa.text(sql)), params)
 
+    @property
+    def _version_row(self) -> bool:
+        """A stream page gives the stream's version in a row of its own (`stream_read_select`)
+        rather than on every row: on PostgreSQL, where the rows come as one list (a result
+        fetched whole). SQLite keeps the column a row, its rows handed out one by one."""
+        return self._keeps_readers
+
     def _read_sql(self, query: Query) -> Statement:
         in_sql = self._page_bytes_in_sql(query)
+        if query.stream is not None and self._version_row:
+            return self._sql(
+                ("version-row", *read_key(query, in_sql)),
+                lambda: stream_read_select(self._events, self._streams_table, self._dialect, query, in_sql),
+            )
         return self._sql(
             read_key(query, in_sql),
             lambda: read_select(self._events, self._streams_table, self._dialect, query, in_sql),
@@ -221,19 +273,23 @@ class SQLReads(Backend):
         while True:
             connection, fresh = kept.take(self._engine)
             try:
-                driver = connection.driver_connection
-                cursor = _chunk_cursor()(driver) if chunks else driver.cursor()
+                cursor = _chunk_cursor()(connection.driver_connection) if chunks else _kept_cursor(connection)
                 opened: list[Any] = []
+                # The collector waits: a page makes a tracked tuple a row, and twice as many when
+                # the driver's rows become events; none of them makes a cycle. (Inline: the
+                # context manager cost more than the switch, a read.)
+                collecting = gc.isenabled()
+                gc.disable()
                 try:
                     # Results in binary: the JSON's bytes as they are, not in hex (psycopg 3).
-                    # The collector waits: a page makes a tracked tuple a row, and twice as many
-                    # when the driver's rows become events; none of them makes a cycle.
-                    with cycle_collection_paused():
-                        result = read(chunked(cursor, opened) if chunks else fetching(cursor, binary=True))
+                    result = read(chunked(cursor, opened) if chunks else fetching(cursor, binary=True))
                 finally:
+                    if collecting:
+                        gc.enable()
                     for rows in opened:
                         rows.close()  # the rest of a result left early is drained or cancelled
-                    cursor.close()
+                    if chunks:
+                        cursor.close()
             except Exception as exc:
                 error = self.translate(exc)
                 if error is exc:  # not the driver's: the connection is as good as before
@@ -253,6 +309,8 @@ class SQLReads(Backend):
             return []
         statement, values = self._read_sql(query), read_params(query)
         if query.stream is not None:
+            if self._version_row:
+                return self._reading(lambda run: self._read_stream_rows(run, query, statement, values))
             return self._reading(lambda run: self._read_stream(run, query, statement, values))
         max_bytes = None if self._page_bytes_in_sql(query) else query.max_bytes
         # In chunks only when the bound may leave rows unread: a page of at most CHUNK_ROWS
@@ -290,7 +348,7 @@ class SQLReads(Backend):
         last: int | None = None
         while (last is None or version <= last) and len(events) < query.limit:
             first = version >> BLOCK_BITS
-            values.update({f"b{i}": first + i for i in range(BLOCKS_PER_READ)})
+            values.update(zip(BLOCK_PARAMS, range(first, first + BLOCKS_PER_READ), strict=True))
             values["from_version"] = version
             values["limit"] = query.limit - len(events)
             if max_bytes is not None:
@@ -310,6 +368,39 @@ class SQLReads(Backend):
                     version = (first + BLOCKS_PER_READ) << BLOCK_BITS
                     continue
                 page = take_events(map(EVENT_COLUMNS, chain((head,), rows)), in_python)
+                events += page
+                if max_bytes is not None:
+                    size += sum(map(len, map(_DATA, page)))
+                    if size >= max_bytes:
+                        break
+            version = (first + BLOCKS_PER_READ) << BLOCK_BITS
+        return events
+
+    def _read_stream_rows(self, run: Run, query: Query, statement: Statement, values: dict[str, Any]) -> list[Any]:
+        """`_read_stream` of whole events through a `stream_read_select` statement: the stream's
+        version comes in a row of its own (`split_last_version`), so each event row becomes an
+        event as it is, and a statement that finds no event needs no second one."""
+        assert query.stream is not None
+        version = max(query.from_version, 1)
+        max_bytes = query.max_bytes
+        in_python = None if self._page_bytes_in_sql(query) else max_bytes
+        events: list[Any] = []
+        size = 0
+        last: int | None = None
+        while (last is None or version <= last) and len(events) < query.limit:
+            first = version >> BLOCK_BITS
+            values.update(zip(BLOCK_PARAMS, range(first, first + BLOCKS_PER_READ), strict=True))
+            values["from_version"] = version
+            values["limit"] = query.limit - len(events)
+            if max_bytes is not None:
+                values["max_bytes"] = max_bytes - size
+            result = run(statement.sql, statement.bind(values))
+            rows = result if isinstance(result, list) else list(result)
+            last = split_last_version(rows)
+            if last is None:
+                return events
+            if rows:
+                page = take_events(rows, in_python)
                 events += page
                 if max_bytes is not None:
                     size += sum(map(len, map(_DATA, page)))

@@ -16,7 +16,14 @@ from operator import itemgetter
 
 from photon.core.backend import Backend, Query
 from photon.core.errors import ValidationError
-from photon.core.events import ALL_STREAM, INTERNAL_PREFIX, RecordedEvent, stream_category, stream_pattern
+from photon.core.events import (
+    ALL_STREAM,
+    INTERNAL_PREFIX,
+    RecordedEvent,
+    is_one_stream,
+    stream_category,
+    stream_pattern,
+)
 from photon.core.filters import EventFilter
 
 _DATA = itemgetter(6)
@@ -72,6 +79,8 @@ def plan_read(
 ) -> ReadPlan:
     """How to read `stream` (a stream, `__all__`, a category or a `**` wildcard) through `event_types` and
     `event_filter`."""
+    if event_filter is None and event_types is None and is_one_stream(stream):
+        return ReadPlan(stream, None, None, None)  # a whole stream: what the rest works out, at once
     pattern = stream_pattern(stream)
     if pattern is not None:
         # Photon's wildcard: `__all__` read through the filter, and the name matched on each event.

@@ -8,6 +8,7 @@ and subscriptions), and every forward read of history pages through `photon.core
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from itertools import chain
 from typing import Any
 
 from photon.core.append_request import QueryItem, parse_query
@@ -102,18 +103,22 @@ class StoreReads:
         event_filter: EventFilter | None = None,
     ) -> Iterator[RecordedEvent]:
         """Stored events of a stream, `__all__` or a category (`__category__:<name>`) in order,
-        from any kind of position, up to a bound; `event_filter` narrows `__all__` or a category."""
-        for page in self.read_pages(
-            stream,
-            from_order_id=from_order_id,
-            from_version=from_version,
-            from_time=from_time,
-            to_order_id=to_order_id,
-            event_types=event_types,
-            limit=limit,
-            event_filter=event_filter,
-        ):
-            yield from page
+        from any kind of position, up to a bound; `event_filter` narrows `__all__` or a category.
+
+        As lazy as `read_pages` (nothing is read, nor checked, before the first event is asked
+        for); the pages are joined in C, where a generator's `yield from` stepped each event."""
+        return chain.from_iterable(
+            self.read_pages(
+                stream,
+                from_order_id=from_order_id,
+                from_version=from_version,
+                from_time=from_time,
+                to_order_id=to_order_id,
+                event_types=event_types,
+                limit=limit,
+                event_filter=event_filter,
+            )
+        )
 
     def read_pages(
         self,
