@@ -309,8 +309,6 @@ class SQLReads(Backend):
             return []
         statement, values = self._read_sql(query), read_params(query)
         if query.stream is not None:
-            if self._version_row:
-                return self._reading(lambda run: self._read_stream_rows(run, query, statement, values))
             return self._reading(lambda run: self._read_stream(run, query, statement, values))
         max_bytes = None if self._page_bytes_in_sql(query) else query.max_bytes
         # In chunks only when the bound may leave rows unread: a page of at most CHUNK_ROWS
@@ -336,51 +334,14 @@ class SQLReads(Backend):
     ) -> list[Any]:
         """A stream's events, BLOCKS_PER_READ blocks of versions per statement, until the page is
         full or the stream's last version is passed (filters may leave blocks without a match).
-        Each statement gives the stream's last version with its rows; only a statement that finds
-        nothing asks for it on its own. `take` makes the page's items of a statement's rows (each
-        ending with the last version); whole events when None."""
-        assert query.stream is not None
-        version = max(query.from_version, 1)
-        max_bytes = query.max_bytes
-        in_python = None if self._page_bytes_in_sql(query) else max_bytes
-        events: list[Any] = []
-        size = 0
-        last: int | None = None
-        while (last is None or version <= last) and len(events) < query.limit:
-            first = version >> BLOCK_BITS
-            values.update(zip(BLOCK_PARAMS, range(first, first + BLOCKS_PER_READ), strict=True))
-            values["from_version"] = version
-            values["limit"] = query.limit - len(events)
-            if max_bytes is not None:
-                values["max_bytes"] = max_bytes - size
-            rows = iter(run(statement.sql, statement.bind(values)))
-            head = next(rows, None)
-            if head is None:
-                if last is None:
-                    found = list(run(self._stream_sql().sql, (query.stream,)))
-                    if not found:
-                        return events
-                    last = int(found[0][1])
-            else:
-                last = int(head[-1])
-                if take is not None:
-                    events += take(chain((head,), rows))
-                    version = (first + BLOCKS_PER_READ) << BLOCK_BITS
-                    continue
-                page = take_events(map(EVENT_COLUMNS, chain((head,), rows)), in_python)
-                events += page
-                if max_bytes is not None:
-                    size += sum(map(len, map(_DATA, page)))
-                    if size >= max_bytes:
-                        break
-            version = (first + BLOCKS_PER_READ) << BLOCK_BITS
-        return events
 
-    def _read_stream_rows(self, run: Run, query: Query, statement: Statement, values: dict[str, Any]) -> list[Any]:
-        """`_read_stream` of whole events through a `stream_read_select` statement: the stream's
-        version comes in a row of its own (`split_last_version`), so each event row becomes an
-        event as it is, and a statement that finds no event needs no second one."""
+        Each statement gives the stream's last version with its rows: in a row of its own before
+        the events where `_version_row` (a `stream_read_select` statement, whose event rows become
+        events as they are), else as the last column of every row (only a statement that finds
+        nothing then asks for it on its own). `take` makes the page's items of a statement's rows
+        of the second kind (each ending with the last version); whole events when None."""
         assert query.stream is not None
+        version_row = take is None and self._version_row
         version = max(query.from_version, 1)
         max_bytes = query.max_bytes
         in_python = None if self._page_bytes_in_sql(query) else max_bytes
@@ -395,18 +356,36 @@ class SQLReads(Backend):
             if max_bytes is not None:
                 values["max_bytes"] = max_bytes - size
             result = run(statement.sql, statement.bind(values))
-            rows = result if isinstance(result, list) else list(result)
-            last = split_last_version(rows)
-            if last is None:
-                return events
-            if rows:
-                page = take_events(rows, in_python)
-                events += page
-                if max_bytes is not None:
-                    size += sum(map(len, map(_DATA, page)))
-                    if size >= max_bytes:
-                        break
             version = (first + BLOCKS_PER_READ) << BLOCK_BITS
+            rows: Iterable[Any]
+            if version_row:
+                rows = result if isinstance(result, list) else list(result)
+                last = split_last_version(rows)
+                if last is None:
+                    return events  # no such stream
+                if not rows:
+                    continue
+            else:
+                stepping = iter(result)
+                head = next(stepping, None)
+                if head is None:
+                    if last is None:
+                        found = list(run(self._stream_sql().sql, (query.stream,)))
+                        if not found:
+                            return events
+                        last = int(found[0][1])
+                    continue
+                last = int(head[-1])
+                if take is not None:
+                    events += take(chain((head,), stepping))
+                    continue
+                rows = map(EVENT_COLUMNS, chain((head,), stepping))
+            page = take_events(rows, in_python)
+            events += page
+            if max_bytes is not None:
+                size += sum(map(len, map(_DATA, page)))
+                if size >= max_bytes:
+                    break
         return events
 
     def read_data(self, query: Query) -> list[tuple[int, bytes]]:
