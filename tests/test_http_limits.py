@@ -133,3 +133,20 @@ def test_a_multipart_upload_over_the_limit_is_refused(small: LiveServer) -> None
         answer = api.post("/api/new-stream", files={"file": ("s.ndjson", small_file)})
         assert answer.status_code == 201, answer.text
         assert answer.json()["events"] == 3
+
+
+def test_an_oversized_body_sent_whole_at_once_is_refused_and_nothing_is_stored(small: LiveServer) -> None:
+    # The whole body arrives with its head (the direct emit then takes it from the connection's
+    # state, not message by message): its size is checked all the same.
+    body = orjson.dumps(event(pad="x" * BODY_LIMIT))
+    assert len(body) > BODY_LIMIT
+    head = (
+        f"POST /api/event HTTP/1.1\r\nHost: x\r\nAuthorization: Token {small.token()}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    before = small.store.last_order_id()
+    with socket.create_connection(_address(small)) as sock:
+        sock.sendall(head.encode() + body)
+        answer = _answer(sock)
+    assert answer.startswith(b"HTTP/1.1 413 "), answer
+    assert small.store.last_order_id() == before
