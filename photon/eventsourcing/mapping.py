@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any, Literal
 from uuid import UUID
 
@@ -57,12 +57,6 @@ def tracking_stream(category: str, application_name: str) -> str:
     return f"{category}.tracking-{application_name}"
 
 
-_loads = orjson.loads
-_dumps = orjson.dumps
-_Fragment = orjson.Fragment
-_JSONDecodeError = orjson.JSONDecodeError
-
-
 def encode_payload(stored: StoredEvent) -> dict[str, Any]:
     """The payload of `stored` (see the module docstring).
 
@@ -70,28 +64,16 @@ def encode_payload(stored: StoredEvent) -> dict[str, Any]:
     orjson writes exactly these bytes again is what makes that the same payload as the decoded
     object (same stored bytes), and Photon's encoding of the event then copies them rather than
     encoding the decoded object a second time."""
-    return _encoded(stored.originator_version, stored.state)
-
-
-def _encoded(version: int, state: bytes) -> dict[str, Any]:
+    state = stored.state
     if state[:1] == b"{":
         try:
-            value = _loads(state)
-        except _JSONDecodeError:
+            value = orjson.loads(state)
+        except orjson.JSONDecodeError:
             value = None
         # Photon stores the payload as orjson writes it: keep the object only if that is the same bytes.
-        if type(value) is dict and _dumps(value) == state:
-            return {ORIGINATOR_VERSION: version, STATE: _Fragment(state)}
-    return {ORIGINATOR_VERSION: version, STATE_BASE64: base64.b64encode(state).decode("ascii")}
-
-
-def event_dicts(stream: str, stored_events: Sequence[StoredEvent]) -> list[dict[str, Any]]:
-    """Photon events for one aggregate's stored events, all of stream `stream`, in order."""
-    encoded = _encoded
-    return [
-        {"stream-name": stream, "event-type": stored.topic, "payload": encoded(stored.originator_version, stored.state)}
-        for stored in stored_events
-    ]
+        if type(value) is dict and orjson.dumps(value) == state:
+            return {ORIGINATOR_VERSION: stored.originator_version, STATE: orjson.Fragment(state)}
+    return {ORIGINATOR_VERSION: stored.originator_version, STATE_BASE64: base64.b64encode(state).decode("ascii")}
 
 
 def payload(data: bytes) -> dict[str, Any]:

@@ -16,8 +16,7 @@ events take order-ids too, which leaves gaps (the library allows gaps; see the R
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
-from operator import lt
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 from uuid import UUID
 
@@ -44,7 +43,6 @@ from photon.eventsourcing.mapping import (
     NotificationReader,
     OriginatorIds,
     encode_payload,
-    event_dicts,
     originator_version,
     payload,
     to_notification,
@@ -63,19 +61,6 @@ NOTIFICATION_PAGE = 1000
 
 def _number(expected: int | str) -> int:
     return 0 if expected == "no-stream" else int(expected)
-
-
-def _one_aggregate(stored_events: Sequence[StoredEvent]) -> bool:
-    """Whether `stored_events` are one aggregate's (at least one), their versions increasing."""
-    if not stored_events:
-        return False
-    originator = stored_events[0].originator_id
-    for stored in stored_events:
-        # An aggregate's events mostly hold the very same id object: `is` first, then `==`.
-        if stored.originator_id is not originator and stored.originator_id != originator:
-            return False
-    versions = [stored.originator_version for stored in stored_events]
-    return all(map(lt, versions, versions[1:]))
 
 
 class _Head(NamedTuple):
@@ -133,15 +118,7 @@ class PhotonRecorder:
 
     def _insert(self, stored_events: Sequence[StoredEvent], tracking: Tracking | None) -> list[int]:
         """Append `stored_events` (and the tracking record) atomically; their notification ids."""
-        groups: dict[str, Sequence[StoredEvent]]
-        events: list[dict[str, Any]]
-        if _one_aggregate(stored_events):
-            # What an application's save of one aggregate gives: its events, versions rising.
-            stream = self.prefix + str(stored_events[0].originator_id)
-            groups = {stream: stored_events}
-            events = event_dicts(stream, stored_events)
-        else:
-            groups, events = self._groups(stored_events)
+        groups, events = self._groups(stored_events)
         tracked: str | None = None
         if tracking is not None:
             tracked = tracking_stream(self.category, tracking.application_name)
@@ -158,8 +135,8 @@ class PhotonRecorder:
 
     def _groups(
         self, stored_events: Sequence[StoredEvent]
-    ) -> tuple[dict[str, Sequence[StoredEvent]], list[dict[str, Any]]]:
-        """The stored events of each stream (several aggregates'), and their Photon events in order.
+    ) -> tuple[dict[str, list[StoredEvent]], list[dict[str, Any]]]:
+        """The stored events of each stream (one per aggregate), and their Photon events in order.
 
         Raises `IntegrityError` when an aggregate's versions do not increase."""
         groups: dict[str, list[StoredEvent]] = {}
@@ -182,12 +159,12 @@ class PhotonRecorder:
                     )
                 group.append(stored)
             events.append({"stream-name": stream, "event-type": stored.topic, "payload": encode_payload(stored)})
-        return dict(groups), events
+        return groups, events
 
     def _append(
         self,
         stored_events: Sequence[StoredEvent],
-        groups: dict[str, Sequence[StoredEvent]],
+        groups: Mapping[str, Sequence[StoredEvent]],
         events: list[dict[str, Any]],
         tracking: Tracking | None,
         tracked: str | None,
