@@ -1,9 +1,9 @@
 """The reading half of the SQL backends: the engine's compiled statements, how they run, and
 every read of the storage contract. `SQLBackend` adds the connections, the writer and the writes.
 
-Long because a stream's read is written twice, once per shape of its statement (the stream's
-version on every row for SQLite, in a row of its own on PostgreSQL), and the kept PostgreSQL
-connections' reading lives here beside the pool's."""
+Long because a stream's read walks its blocks through either shape of its statement (the
+stream's version on every row for SQLite, in a row of its own on PostgreSQL), and the kept
+PostgreSQL connections' reading lives here beside the pool's."""
 
 from __future__ import annotations
 
@@ -129,7 +129,7 @@ def take_chunked_events(chunks: Iterable[list[Any]], max_bytes: int) -> list[Rec
     for chunk in chunks:
         chunk_size = sum(map(len, map(_DATA, chunk)))
         if size + chunk_size < max_bytes:
-            events += map(_NEW_TUPLE, repeat(RecordedEvent), chunk)
+            events += as_events(chunk)
             size += chunk_size
             continue
         return events + take_events(chunk, max_bytes - size)
