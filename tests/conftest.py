@@ -57,6 +57,22 @@ def postgres_server() -> Iterator[Any]:
     yield from _server("postgres", "PostgresServer")
 
 
+@pytest.fixture
+def postgres_database(postgres_server: Any) -> Iterator[str]:
+    """A fresh, empty database on the shared PostgreSQL server, dropped after the test; its URL."""
+    import uuid
+
+    import psycopg
+
+    name = f"photon_t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server.dsn, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    base, _, _ = postgres_server.dsn.rpartition("/")
+    yield f"{base}/{name}"
+    with psycopg.connect(postgres_server.dsn, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[Any]:
     yield from _server("redis", "RedisServer", appendonly=True)

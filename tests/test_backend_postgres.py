@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -28,34 +26,24 @@ def _admin(server: Any) -> Any:
     return psycopg.connect(server.dsn, autocommit=True)
 
 
-@pytest.fixture
-def database(postgres_server: Any) -> Iterator[str]:
-    """A fresh, empty database on the shared server; its URL."""
-    name = f"photon_t_{uuid.uuid4().hex[:12]}"
-    with _admin(postgres_server) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    base, _, _ = postgres_server.dsn.rpartition("/")
-    yield f"{base}/{name}"
-    with _admin(postgres_server) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 class TestPostgres(BackendContract):
     @pytest.fixture
-    def store_config(self, database: str) -> dict[str, Any]:
-        return {"db.backend": "postgres", "postgres.url": database}
+    def store_config(self, postgres_database: str) -> dict[str, Any]:
+        return {"db.backend": "postgres", "postgres.url": postgres_database}
 
 
 class TestGenericSQLOnPostgres(BackendContract):
     """The generic `sql` backend with a PostgreSQL URL gets the same behaviour (lock included)."""
 
     @pytest.fixture
-    def store_config(self, database: str) -> dict[str, Any]:
-        return {"db.backend": "sql", "sql.url": database.replace("postgresql://", "postgresql+psycopg://", 1)}
+    def store_config(self, postgres_database: str) -> dict[str, Any]:
+        return {"db.backend": "sql", "sql.url": postgres_database.replace("postgresql://", "postgresql+psycopg://", 1)}
 
 
-def test_writer_lock_names_the_holder_and_is_freed_when_its_session_dies(database: str, postgres_server: Any) -> None:
-    config = {"db.backend": "postgresql", "postgres.url": database}
+def test_writer_lock_names_the_holder_and_is_freed_when_its_session_dies(
+    postgres_database: str, postgres_server: Any
+) -> None:
+    config = {"db.backend": "postgresql", "postgres.url": postgres_database}
     with EventStore.open(config) as store:
         store.append(event())
         with pytest.raises(StoreLocked, match=r"photon pid \d+"):
@@ -65,7 +53,7 @@ def test_writer_lock_names_the_holder_and_is_freed_when_its_session_dies(databas
             admin.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted "
                 "AND database = (SELECT oid FROM pg_database WHERE datname = %s)",
-                (database.rsplit("/", 1)[1],),
+                (postgres_database.rsplit("/", 1)[1],),
             )
         with EventStore.open(config) as second:
             second.append(event())
@@ -88,32 +76,32 @@ def test_bad_url_is_a_clear_error() -> None:
 
 
 @pytest.mark.slow
-def test_server_killed_during_appends(database: str, postgres_server: Any) -> None:
+def test_server_killed_during_appends(postgres_database: str, postgres_server: Any) -> None:
     restartable(postgres_server)
-    config = {"db.backend": "postgres", "postgres.url": database}
+    config = {"db.backend": "postgres", "postgres.url": postgres_database}
     report = run_server_fault(config, postgres_server.kill, postgres_server.start)
     assert report.errors
 
 
 @pytest.mark.slow
 def test_server_killed_mid_commit_readers_end_equal_to_a_cold_read(
-    database: str, postgres_server: Any, tmp_path: Any
+    postgres_database: str, postgres_server: Any, tmp_path: Any
 ) -> None:
     restartable(postgres_server)
-    settings = {"db.backend": "postgres", "postgres.url": database}
+    settings = {"db.backend": "postgres", "postgres.url": postgres_database}
     report = run_kill_trials(postgres_server, settings, kills=KILLS, work_dir=tmp_path)
     assert report.kills == KILLS and report.aimed == KILLS // 2
     assert report.statuses[200] > 0
 
 
-def test_a_streams_events_are_found_by_block_and_number(database: str) -> None:
+def test_a_streams_events_are_found_by_block_and_number(postgres_database: str) -> None:
     import psycopg
 
-    config = {"db.backend": "postgres", "postgres.url": database}
+    config = {"db.backend": "postgres", "postgres.url": postgres_database}
     with EventStore.open(config) as store:
         store.append([event(stream="b"), event(stream="a"), event(stream="b")])
         assert [e.order_id for e in store.read("b")] == [1, 3]
-    with psycopg.connect(database) as connection:
+    with psycopg.connect(postgres_database) as connection:
         numbers = dict(connection.execute("SELECT stream_name, stream_id FROM photon_streams").fetchall())
         assert numbers == {"b": 1, "a": 2}
         indexes = dict(
@@ -124,7 +112,7 @@ def test_a_streams_events_are_found_by_block_and_number(database: str) -> None:
         assert "((stream_version >> 6)), stream_id, stream_version)" in indexes["photon_events_stream_block"]
 
 
-def test_the_writer_analyzes_the_events_table_as_it_grows(database: str) -> None:
+def test_the_writer_analyzes_the_events_table_as_it_grows(postgres_database: str) -> None:
     """Before a table's first ANALYZE, PostgreSQL plans a page of `__all__` as a scan of the
     whole table and a sort; the writer analyzes its tables at 1,000 events (and at open when
     they hold events but were never analyzed), so the page goes through the primary key at once,
@@ -133,20 +121,20 @@ def test_the_writer_analyzes_the_events_table_as_it_grows(database: str) -> None
     from photon_backends.sql.planner_statistics import FIRST_ROWS, GROWTH
 
     def analyzed() -> float:
-        with psycopg.connect(database) as connection:
+        with psycopg.connect(postgres_database) as connection:
             (rows,) = connection.execute("SELECT reltuples FROM pg_class WHERE relname = 'photon_events'").fetchone()
             return float(rows)
 
     def page_plan() -> str:
-        with psycopg.connect(database) as connection:
+        with psycopg.connect(postgres_database) as connection:
             plan = connection.execute(
                 "EXPLAIN SELECT order_id, data FROM photon_events WHERE order_id >= 1001 ORDER BY order_id LIMIT 1000"
             ).fetchall()
             return "\n".join(row[0] for row in plan)
 
-    config = {"db.backend": "postgres", "postgres.url": database}
+    config = {"db.backend": "postgres", "postgres.url": postgres_database}
     with EventStore.open(config) as store:
-        with psycopg.connect(database, autocommit=True) as connection:  # only the writer analyzes here
+        with psycopg.connect(postgres_database, autocommit=True) as connection:  # only the writer analyzes here
             connection.execute("ALTER TABLE photon_events SET (autovacuum_enabled = false)")
         store.append([event(stream=f"s-{i % 7}") for i in range(FIRST_ROWS - 1)])
         statistics = store.backend._statistics  # type: ignore[attr-defined]
@@ -168,16 +156,16 @@ def test_the_writer_analyzes_the_events_table_as_it_grows(database: str) -> None
         assert store.backend._statistics is None  # type: ignore[attr-defined]  # only the writer analyzes
 
 
-def test_a_bulk_load_leaves_statistics_that_plan_a_category_read_through_its_index(database: str) -> None:
+def test_a_bulk_load_leaves_statistics_that_plan_a_category_read_through_its_index(postgres_database: str) -> None:
     """A restore loads a whole store at once; without fresh statistics the planner guessed a
     category's size and fetched all of its events through a bitmap scan and sorted them, to
     return the first page. The load analyzes the tables at its end."""
     import psycopg
 
-    config = {"db.backend": "postgres", "postgres.url": database}
+    config = {"db.backend": "postgres", "postgres.url": postgres_database}
     events = 50_000  # 500 in the category `target`: more than the page, which the planner must know
     with EventStore.open(config) as store:
-        with psycopg.connect(database, autocommit=True) as connection:
+        with psycopg.connect(postgres_database, autocommit=True) as connection:
             connection.execute("ALTER TABLE photon_events SET (autovacuum_enabled = false)")
         with store.bulk_load():
             for start in range(0, events, 5000):
@@ -187,7 +175,7 @@ def test_a_bulk_load_leaves_statistics_that_plan_a_category_read_through_its_ind
                         for i in range(start, start + 5000)
                     ]
                 )
-        with psycopg.connect(database) as connection:
+        with psycopg.connect(postgres_database) as connection:
             (rows,) = connection.execute("SELECT reltuples FROM pg_class WHERE relname = 'photon_events'").fetchone()
             assert rows == events
             plan = "\n".join(
@@ -201,21 +189,21 @@ def test_a_bulk_load_leaves_statistics_that_plan_a_category_read_through_its_ind
         assert [e.stream_name.split("-")[0] for e in store.read("__category__:target", limit=3)] == ["target"] * 3
 
 
-def test_a_table_never_analyzed_is_analyzed_when_the_writer_opens(database: str) -> None:
+def test_a_table_never_analyzed_is_analyzed_when_the_writer_opens(postgres_database: str) -> None:
     import psycopg
     from photon_backends.sql.planner_statistics import FIRST_ROWS
 
-    config = {"db.backend": "postgres", "postgres.url": database}
+    config = {"db.backend": "postgres", "postgres.url": postgres_database}
     with EventStore.open(config) as store:
-        with psycopg.connect(database, autocommit=True) as connection:
+        with psycopg.connect(postgres_database, autocommit=True) as connection:
             connection.execute("ALTER TABLE photon_events SET (autovacuum_enabled = false)")
         store.backend._statistics = None  # type: ignore[attr-defined]  # as a store of an earlier version
         store.append([event(stream="s") for _ in range(FIRST_ROWS + 10)])
-    with psycopg.connect(database) as connection:
+    with psycopg.connect(postgres_database) as connection:
         (rows,) = connection.execute("SELECT reltuples FROM pg_class WHERE relname = 'photon_events'").fetchone()
         assert rows < 0
     with EventStore.open(config) as store:
         store.backend._statistics.wait()  # type: ignore[attr-defined]
-        with psycopg.connect(database) as connection:
+        with psycopg.connect(postgres_database) as connection:
             (rows,) = connection.execute("SELECT reltuples FROM pg_class WHERE relname = 'photon_events'").fetchone()
             assert rows == FIRST_ROWS + 10

@@ -5,7 +5,6 @@ and leave the kept connection usable whether the rest of the result was drained 
 from __future__ import annotations
 
 import random
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -38,23 +37,15 @@ def test_chunked_pages_end_where_row_by_row_pages_end() -> None:
 
 
 @pytest.fixture
-def store(postgres_server: Any) -> Iterator[EventStore]:
-    import psycopg
-
-    name = f"photon_t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres_server.dsn, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    base, _, _ = postgres_server.dsn.rpartition("/")
+def store(postgres_database: str) -> Iterator[EventStore]:
     rng = random.Random(11)
-    with EventStore.open({"db.backend": "postgres", "postgres.url": f"{base}/{name}"}) as opened:
+    with EventStore.open({"db.backend": "postgres", "postgres.url": postgres_database}) as opened:
         batch = []
         for i in range(EVENTS):
             batch.append({"stream-name": f"c-{i % 7}", "event-type": "T", "payload": {"pad": "x" * rng.randrange(300)}})
             batch.append({"stream-name": f"other-{i}", "event-type": "U", "payload": {}})
         opened.append(batch)
         yield opened
-    with psycopg.connect(postgres_server.dsn, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _expected(events: list[RecordedEvent], max_bytes: int) -> list[RecordedEvent]:

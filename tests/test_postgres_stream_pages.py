@@ -5,7 +5,6 @@ cursor each. The reads return what the statement with the version on every row r
 from __future__ import annotations
 
 import random
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -42,15 +41,9 @@ def test_the_version_row_is_taken_out_wherever_it_comes() -> None:
 
 
 @pytest.fixture
-def store(postgres_server: Any) -> Iterator[EventStore]:
-    import psycopg
-
-    name = f"photon_t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres_server.dsn, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    base, _, _ = postgres_server.dsn.rpartition("/")
+def store(postgres_database: str) -> Iterator[EventStore]:
     rng = random.Random(5)
-    with EventStore.open({"db.backend": "postgres", "postgres.url": f"{base}/{name}"}) as opened:
+    with EventStore.open({"db.backend": "postgres", "postgres.url": postgres_database}) as opened:
         types = ["T", "U", "T"]
         opened.append(
             [
@@ -59,8 +52,6 @@ def store(postgres_server: Any) -> Iterator[EventStore]:
             ]
         )
         yield opened
-    with psycopg.connect(postgres_server.dsn, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def test_a_stream_statement_gives_the_version_once(store: EventStore) -> None:
