@@ -103,6 +103,10 @@ class SQLBackend(StreamNumbers):
         driver.autocommit = True
         return True
 
+    def upgrade_format(self, conn: Any) -> None:
+        """Bring a store written by an older Photon to the current file format (in the writer's
+        opening transaction, before the missing tables are made). SQLite has such changes."""
+
     def configure_writer(self, connection: Any) -> None:
         """Settings of the writer's own connection only (SQLite: a larger page cache)."""
 
@@ -143,6 +147,8 @@ class SQLBackend(StreamNumbers):
             if writer:
                 self.take_writer_lock()
             with self._engine.begin() as conn:
+                if writer:
+                    self.upgrade_format(conn)
                 self._metadata.create_all(conn)
                 if writer:
                     # A bulk load (restore) that was killed before it rebuilt the indexes it

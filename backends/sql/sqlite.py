@@ -17,7 +17,7 @@ from photon.core.events import RecordedEvent
 from photon.core.setting import Setting
 
 from .._locks import FileLock
-from . import checkpointing
+from . import checkpointing, sqlite_upgrade
 from .backend import SQLBackend
 from .bulk_load import back_to_wal, ids_ascend, insert_rows, leave_wal
 from .checkpointing import LogCheckpointer
@@ -158,6 +158,9 @@ class SQLiteBackend(SQLBackend):
         cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.execute(f"PRAGMA journal_size_limit={checkpointing.LOG_SIZE_LIMIT}")
         cursor.close()
+
+    def upgrade_format(self, conn: Any) -> None:
+        sqlite_upgrade.upgrade(conn, self._streams_table)
 
     def configure_writer(self, connection: Any) -> None:
         driver = connection.driver_connection
