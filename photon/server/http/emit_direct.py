@@ -39,6 +39,18 @@ _KNOWN_TOKENS: Final = 64
 """Authorization headers kept by their bytes once their token verified (a few clients' each)."""
 
 
+def is_plain_emit(scope: Scope) -> bool:
+    """The requests `DirectEmit` serves: ``POST /api/event`` over HTTP, with no query string
+    (such as ``expected-version`` or ``access_token``) and no root path."""
+    return (
+        scope["type"] == "http"
+        and scope["path"] == PATH
+        and scope["method"] == "POST"
+        and not scope.get("query_string")
+        and not scope.get("root_path")
+    )
+
+
 class DirectEmit:
     """The emit route as a plain ASGI app, for `PhotonApp` to call on a plain single emit."""
 
