@@ -3,8 +3,9 @@ commit (`schema.read_index_tables`), as KurrentDB builds its `$ce-` and `$et-` i
 the log rather than in each write.
 
 The writer's append counts the events past the mark (the order-id up to which every event has
-its entries); when they reach `ReadIndexer.every`, the same transaction files them all, each
-name's entries in key order, and moves the mark. The entries and the mark therefore change with
+its entries); when they reach `ReadIndexer.every`, the same transaction files them all, in
+order-id order (so each name's entries go to the end of its range; sorting them by name first
+saved no log page of an eventsourcing insert and cost a sort of every batch), and moves the mark. The entries and the mark therefore change with
 the events they describe, atomically: a killed writer leaves them consistent. Reads take the
 index up to the mark and scan ``photon_events`` past it (`statements.read_select`), at most
 `every` order-ids. Entries of events removed later (deletions, scavenges, truncations) stay
@@ -32,7 +33,7 @@ CATCH_UP_LOGGED = 100_000
 def _entries(kind: int, name: str) -> str:
     return (
         f"INSERT OR IGNORE INTO {READ_INDEX} (kind, name, order_id) SELECT {kind}, {name}, order_id"
-        " FROM photon_events WHERE order_id > ? AND order_id <= ? ORDER BY 2, 3"
+        " FROM photon_events WHERE order_id > ? AND order_id <= ?"
     )
 
 
