@@ -19,20 +19,33 @@ that the installed psycopg has the steps this cursor is built on.
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 from psycopg import pq
-from psycopg._preparing import Prepare
 from psycopg.generators import execute, send
 
 _ACTIVE = pq.TransactionStatus.ACTIVE
 _FATAL_ERROR = pq.ExecStatus.FATAL_ERROR
+_BINARY = pq.Format.BINARY
+_NAMES = itertools.count()
+"""Numbers of the prepared statements' names, unique in the process (a connection's chunk cursor
+made again, after the first was closed, never meets a name already prepared on its session)."""
+
+MAX_PREPARED = 50
+"""Prepared chunked statements a connection at most (a read's statement is one of a few shapes;
+an unusual shape past them runs unprepared rather than growing the server's session)."""
 
 
 class ChunkCursor(psycopg.Cursor[Any]):
     """A cursor whose `chunks` yields each chunk of a result as one list of rows (binary results)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._prepared_names: dict[tuple[str, Any], bytes] = {}
+        """The statements this cursor prepared on its connection: (query, parameter types) -> name."""
 
     def chunks(self, query: str, params: Any, size: int, drain_rows: int) -> Iterator[list[Any]]:
         """The rows of `query`, `size` at a time (the last chunk may be shorter), run as a
@@ -53,30 +66,26 @@ class ChunkCursor(psycopg.Cursor[Any]):
     def _prepared_send_gen(self, query: str, params: Any, size: int) -> Any:
         """Send `query` as `Cursor.stream` sends it, but as a prepared statement: psycopg's own
         `stream` never prepares, so every read was parsed and planned again by the server (about
-        0.1 to 0.3 ms a read; docs/benchmarks.md). The statement is prepared at its first run, in
-        psycopg's cache of the connection's prepared statements (the one `execute` uses, so its
-        limit, its eviction and a connection's `prepare_threshold = None` hold here as there);
-        libpq's chunked rows mode serves a prepared statement as it serves any other."""
+        0.15 ms a read; docs/benchmarks.md). The statement is prepared at its first run on the
+        connection (named `photon_chunks_N`; psycopg's own names are `_pg3_N`), up to
+        MAX_PREPARED statements a connection, then sent unprepared; a connection whose
+        `prepare_threshold` is None (preparing switched off) is never prepared on. libpq's chunked
+        rows mode serves a prepared statement as it serves any other."""
         yield from self._start_query(query)
-        cache = self._conn._prepared
-        yield from cache.maintain_gen(self._conn)  # statements the cache let go, deallocated
         pgq = self._convert_query(query, params)
-        prep, name = cache.get(pgq, True)
-        if prep is Prepare.NO:  # preparing is switched off on this connection
+        key = (query, pgq.types)
+        name = self._prepared_names.get(key)
+        if name is None and self._conn.prepare_threshold is not None and len(self._prepared_names) < MAX_PREPARED:
+            name = b"photon_chunks_%d" % next(_NAMES)
+            self._pgconn.send_prepare(name, pgq.query, param_types=pgq.types)
+            for result in (yield from execute(self._pgconn)):
+                if result.status == _FATAL_ERROR:
+                    raise psycopg.errors.error_from_result(result, encoding=self._encoding)
+            self._prepared_names[key] = name
+        if name is None:
             self._execute_send(pgq, binary=True, force_extended=True)
         else:
-            if prep is Prepare.SHOULD:
-                self._send_prepare(name, pgq)
-                results = yield from execute(self._pgconn)
-                for result in results:
-                    if result.status == _FATAL_ERROR:
-                        raise psycopg.errors.error_from_result(result, encoding=self._encoding)
-                key = cache.maybe_add_to_cache(pgq, prep, name)
-                if key is not None:
-                    cache.validate(key, prep, name, results)
-            else:
-                cache.maybe_add_to_cache(pgq, prep, name)  # most recently used
-            self._send_query_prepared(name, pgq, binary=True)
+            self._pgconn.send_query_prepared(name, pgq.params, param_formats=pgq.formats, result_format=_BINARY)
         self._pgconn.set_chunked_rows_mode(size)
         self._last_query = query
         yield from send(self._pgconn)
