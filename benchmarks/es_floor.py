@@ -11,9 +11,11 @@ Each round, interleaved, on fresh files, all WAL with ``synchronous=FULL``:
 - ``raw photon``: raw ``sqlite3`` running exactly the statements Photon's writer runs for each
   insert, with the very rows Photon stored (read back from its file, untimed), on a store with
   Photon's schema: the look-up of the new stream's version and number, ``BEGIN IMMEDIATE``, one
-  10-row insert, the upsert of the stream's version, ``COMMIT``;
-- ``raw photon, 2 indexes fewer``: the same without the event-type and category indexes (what
-  those two indexes, which category and event-type reads need, cost);
+  10-row insert, the upsert of the stream's version, every `read_index.EVERY` order-ids the step
+  of the category and event-type index, ``COMMIT``;
+- ``raw photon, inline read indexes``: the same on the file format before 2026-11, whose events
+  table kept its own category and event-type indexes, written at every commit, instead of the
+  read index's steps;
 - ``raw library``: raw ``sqlite3`` running the library's own statements (``BEGIN``, one insert per
   event, ``COMMIT``) on its own table, with the same stored events.
 
@@ -24,8 +26,9 @@ file format, whatever Photon's Python does around the statements.
 Then, untimed: the pages one insert puts into the write-ahead log (automatic checkpoints off, so
 the log holds every page written), in all and by b-tree (each log frame's page number looked up
 in SQLite's ``dbstat`` table: which table or index it belongs to), for Photon's own writer (the
-recorder, its background checkpoints held off), Photon's statements with all its indexes, without
-each of the event-type, category and id indexes, and for the library's statements.
+recorder, its background checkpoints held off), Photon's statements, the same on the file format
+before 2026-11 (inline category and event-type indexes), without the id index, and for the
+library's statements.
 ``--pages`` prints only these counts. Every such page is
 written, checksummed, flushed and later copied into the database file: what a file format with
 fewer or narrower indexes would save.
@@ -41,6 +44,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -58,8 +62,13 @@ UPSERT = (
     " ON CONFLICT (stream_name) DO UPDATE SET version = excluded.version"
 )
 LIBRARY_INSERT = "INSERT INTO stored_events VALUES (?,?,?,?)"
-SECONDARY = ("photon_events_type", "photon_events_category")
-"""The indexes of event-type and category reads."""
+INLINE_READ_INDEXES = (
+    "CREATE INDEX photon_events_category ON photon_events "
+    "(substr(stream_name, 1, instr(stream_name || '-', '-') - 1), order_id)",
+    "CREATE INDEX photon_events_type ON photon_events (event_type, order_id)",
+)
+"""The events table's own category and event-type indexes, as the file format had them until
+2026-11 (the read index's steps took their place)."""
 
 
 def cpu_seconds() -> float:
@@ -105,8 +114,9 @@ def stored_rows(path: Path) -> list[tuple[Any, ...]]:
         return connection.execute(f"SELECT {COLUMNS} FROM photon_events ORDER BY order_id").fetchall()
 
 
-def empty_photon_store(path: Path, drop: tuple[str, ...] = ()) -> None:
-    """A store with Photon's schema, made by Photon itself (then closed), less the `drop` indexes."""
+def empty_photon_store(path: Path, drop: tuple[str, ...] = (), inline: bool = False) -> None:
+    """A store with Photon's schema, made by Photon itself (then closed), less the `drop` indexes;
+    `inline`: with the events' own category and event-type indexes (the format before 2026-11)."""
     from photon.core.store import EventStore
 
     with EventStore.open({"db.backend": "sqlite", "sqlite.path": str(path)}):
@@ -114,6 +124,8 @@ def empty_photon_store(path: Path, drop: tuple[str, ...] = ()) -> None:
     with sqlite3.connect(path) as connection:
         for index in drop:
             connection.execute(f"DROP INDEX {index}")
+        for statement in INLINE_READ_INDEXES if inline else ():
+            connection.execute(statement)
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -131,26 +143,35 @@ def photon_groups(rows: list[tuple[Any, ...]]) -> list[list[tuple[Any, ...]]]:
     return inserts
 
 
-def photon_statements(connection: sqlite3.Connection, inserts: list[list[tuple[Any, ...]]]) -> int:
-    """Photon's writer's statements for each insert; the number of inserts."""
+def photon_statements(connection: sqlite3.Connection, inserts: list[list[tuple[Any, ...]]], filed: bool = True) -> int:
+    """Photon's writer's statements for each insert (with `filed`, the read index's steps); the
+    number of inserts."""
+    from photon_backends.sql import read_index
+
     execute = connection.execute
+    mark = read_index.stored_mark(connection)
     for group in inserts:
         last = group[-1]
         execute(HEADS, (last[1],)).fetchall()
         execute("BEGIN IMMEDIATE")
         execute(INSERT, list(chain.from_iterable(group)))
         execute(UPSERT, (last[1], last[2], last[7]))
+        if filed and last[0] - mark >= read_index.EVERY:
+            for statement in read_index.STEP:
+                execute(statement, (mark, last[0]))
+            execute(read_index.SET_MARK, (last[0],))
+            mark = last[0]
         execute("COMMIT")
     return len(inserts)
 
 
-def raw_photon(path: Path, rows: list[tuple[Any, ...]], drop: tuple[str, ...] = ()) -> tuple[float, float]:
-    empty_photon_store(path, drop)
+def raw_photon(path: Path, rows: list[tuple[Any, ...]], inline: bool = False) -> tuple[float, float]:
+    empty_photon_store(path, inline=inline)
     connection = connect(path)
     inserts = photon_groups(rows)
 
     def run() -> int:
-        photon_statements(connection, inserts)
+        photon_statements(connection, inserts, filed=not inline)
         return len(rows)
 
     try:
@@ -259,7 +280,7 @@ def photon_writer_pages(path: Path, inserts: list[list[StoredEvent]]) -> dict[st
     """Log pages an insert through Photon's own writer (the recorder on an embedded store) puts
     into the log, by b-tree: its background checkpoints held off while it inserts, and the log
     read before the store closes (its last connection would checkpoint it)."""
-    from backends.sql.checkpointing import LogCheckpointer
+    from photon_backends.sql.checkpointing import LogCheckpointer
 
     start = LogCheckpointer.start
     LogCheckpointer.start = lambda self: None  # type: ignore[method-assign]
@@ -282,13 +303,12 @@ def photon_writer_pages(path: Path, inserts: list[list[StoredEvent]]) -> dict[st
         made.close()
 
 
-PAGE_CONTENDERS = (
-    ("photon's statements", ()),
-    ("without the event-type index", ("photon_events_type",)),
-    ("without the category index", ("photon_events_category",)),
-    ("without the id index", ("photon_events_event_id",)),
-    ("without the event-type and category indexes", SECONDARY),
+PAGE_CONTENDERS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
+    ("photon's statements", (), False),
+    ("the same, inline category and event-type indexes (before 2026-11)", (), True),
+    ("without the id index", ("photon_events_event_id",), False),
 )
+"""Name, indexes dropped, and whether the events keep their own category and event-type indexes."""
 
 
 def pages_per_insert(
@@ -298,10 +318,10 @@ def pages_per_insert(
     with its indexes, less some of them, and the library's statements (each on a fresh file)."""
     groups = photon_groups(rows)
     pages = {"photon's writer (the recorder)": photon_writer_pages(folder / "pages-writer.db", inserts)}
-    for number, (name, drop) in enumerate(PAGE_CONTENDERS):
+    for number, (name, drop, inline) in enumerate(PAGE_CONTENDERS):
         path = folder / f"pages-{number}.db"
-        empty_photon_store(path, drop)
-        pages[name] = log_pages(path, lambda connection: photon_statements(connection, groups))
+        empty_photon_store(path, drop, inline)
+        pages[name] = log_pages(path, partial(photon_statements, inserts=groups, filed=not inline))
     path = folder / "pages-library.db"
     made = factory({"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(path)})
     made.application_recorder()  # creates its table
@@ -349,7 +369,7 @@ def run(events: int, repeat: int) -> list[Row]:
             )
             keep("raw photon", raw_photon(base / "raw.db", rows))
             keep("raw library", raw_library(base / "raw-es.db", inserts))
-            keep("raw photon, 2 indexes fewer", raw_photon(base / "raw-fewer.db", rows, SECONDARY))
+            keep("raw photon, inline read indexes", raw_photon(base / "raw-inline.db", rows, inline=True))
         pages = pages_per_insert(Path(tmp), rows, inserts)
     print_pages(pages)
     durability = "SQLite WAL, synchronous=FULL"
@@ -358,7 +378,7 @@ def run(events: int, repeat: int) -> list[Row]:
     for name, peer in [
         ("photon", "library"),
         ("raw photon", "raw library"),
-        ("raw photon, 2 indexes fewer", "raw library"),
+        ("raw photon, inline read indexes", "raw library"),
         ("photon", "raw photon"),
     ]:
         rows_out.append(

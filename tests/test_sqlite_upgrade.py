@@ -21,6 +21,13 @@ OLD_STREAMS_DDL = (
 """The streams table as Photon made it until 2026-11: with a rowid (so also an automatic index on
 the name), and the number's index beside it."""
 OLD_STREAMS_INDEX = "CREATE UNIQUE INDEX photon_streams_stream_id ON photon_streams (stream_id)"
+OLD_READ_INDEXES = (
+    "CREATE INDEX photon_events_category ON photon_events "
+    "(substr(stream_name, 1, instr(stream_name || '-', '-') - 1), order_id)",
+    "CREATE INDEX photon_events_type ON photon_events (event_type, order_id)",
+)
+"""The events' own category and event-type indexes, as Photon made them until 2026-11 (in place
+of the read index's tables)."""
 
 
 def open_sqlite(path: Path) -> EventStore:
@@ -44,6 +51,10 @@ def make_old_store(path: Path) -> list[tuple[str, int, int]]:
         connection.execute(OLD_STREAMS_DDL)
         connection.execute(OLD_STREAMS_INDEX)
         connection.executemany("INSERT INTO photon_streams VALUES (?, ?, ?)", rows)
+        connection.execute("DROP TABLE photon_read_index")
+        connection.execute("DROP TABLE photon_read_index_mark")
+        for statement in OLD_READ_INDEXES:
+            connection.execute(statement)
     assert "WITHOUT ROWID" not in streams_sql(path)
     return sorted(rows)
 
@@ -59,6 +70,12 @@ def test_an_older_store_is_upgraded_once_and_works(tmp_path: Path, caplog: pytes
         names = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
     assert "photon_streams_before_upgrade" not in names and "photon_streams_stream_id" in names
     assert "sqlite_autoindex_photon_streams_1" not in names
+    assert "photon_events_category" not in names and "photon_events_type" not in names
+    with sqlite3.connect(path) as connection:  # every event filed into the read index
+        (mark,) = connection.execute("SELECT order_id FROM photon_read_index_mark").fetchone()
+        assert mark == connection.execute("SELECT max(order_id) FROM photon_events").fetchone()[0]
+        entries = connection.execute("SELECT count(*) FROM photon_read_index").fetchone()[0]
+        assert entries == 2 * connection.execute("SELECT count(*) FROM photon_events").fetchone()[0]
     caplog.set_level(logging.INFO, logger="photon.sqlite")
     with open_sqlite(path) as store:  # the second open finds nothing to do
         assert not [r for r in caplog.records if "upgraded" in r.getMessage()]
@@ -95,7 +112,12 @@ def test_a_reader_leaves_an_older_store_as_it_is_and_reads_it(tmp_path: Path) ->
     make_old_store(path)
     with EventStore.open({"db.backend": "sqlite", "sqlite.path": str(path)}, read_only=True) as store:
         assert [e.payload["n"] for e in store.read("cart-2")] == [2]
+        assert [e.payload["n"] for e in store.read("__category__:cart")] == [0, 1, 2, 3]
+        assert [e.payload["n"] for e in store.read(event_types=["Added"])] == [0, 1, 2, 3]
     assert "WITHOUT ROWID" not in streams_sql(path)
+    with sqlite3.connect(path) as connection:
+        names = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
+    assert {"photon_events_category", "photon_events_type"} <= names
 
 
 def test_backups_go_both_ways_between_an_older_store_and_a_new_one(tmp_path: Path) -> None:

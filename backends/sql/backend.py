@@ -20,7 +20,16 @@ from photon.core.setting import Setting
 from .planner_statistics import PlannerStatistics
 from .postgres import connect_args, take_advisory_lock
 from .reads import CHUNK
-from .schema import BLOCK_BITS, HIGH_WATER_KEY, TAGS_TABLE, block, create_indexes, tables
+from .schema import (
+    BLOCK_BITS,
+    HIGH_WATER_KEY,
+    READ_INDEX,
+    READ_INDEX_MARK,
+    TAGS_TABLE,
+    block,
+    create_indexes,
+    tables,
+)
 from .statements import Statement, tag_rows, translate_error
 from .stream_numbers import StreamNumbers
 
@@ -449,6 +458,9 @@ class SQLBackend(StreamNumbers):
             conn.execute(sa.delete(self._events))
             conn.execute(sa.delete(self._streams_table))
             conn.execute(sa.delete(self._metadata.tables[TAGS_TABLE]))
+            for name in (READ_INDEX, READ_INDEX_MARK):  # SQLite's read index, where the store has one
+                if name in self._metadata.tables:
+                    conn.execute(sa.delete(self._metadata.tables[name]))
             conn.execute(sa.delete(self._checkpoints).where(self._checkpoints.c.key == HIGH_WATER_KEY))
             create_indexes(conn, self._events.indexes)
 

@@ -6,7 +6,10 @@ The changes, oldest first:
 
 - 2026-11: ``photon_streams`` without a rowid, keyed by the stream's name (`schema.tables`):
   the rows are copied into the new table, the old one (with its automatic index on the name and
-  its index on the number) is dropped; the number's index is built again by `open`.
+  its index on the number) is dropped.
+- 2026-11: the category and event-type indexes of ``photon_events`` give way to the read index
+  (`read_index`): they are dropped here, `open` makes its tables, and the writer's first
+  catch-up (`ReadIndexer.catch_up`, also in `open`) files every event into it.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from .schema import STREAMS_TABLE
+from .schema import CATEGORY_INDEX, STREAMS_TABLE, TYPE_INDEX
 
 log = logging.getLogger("photon.sqlite")
 
@@ -33,6 +36,7 @@ def streams_have_rowid(conn: Any) -> bool:
 def upgrade(conn: Any, streams: Any) -> None:
     """Convert the file on `conn` (in its transaction) to the current format, where it is older;
     `streams` is the current streams table (SQLAlchemy). Run before the tables are made."""
+    drop_read_indexes(conn)
     if not streams_have_rowid(conn):
         return
     conn.exec_driver_sql(f"ALTER TABLE {STREAMS_TABLE} RENAME TO {OLD_STREAMS}")
@@ -45,3 +49,17 @@ def upgrade(conn: Any, streams: Any) -> None:
     ).rowcount
     conn.exec_driver_sql(f"DROP TABLE {OLD_STREAMS}")
     log.info("upgraded the SQLite store's streams table to one keyed by name (%d streams)", copied)
+
+
+def drop_read_indexes(conn: Any) -> None:
+    """Drop the older category and event-type indexes of ``photon_events``, where they are."""
+    found = [
+        row[0]
+        for row in conn.exec_driver_sql(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND name IN (?, ?)", (CATEGORY_INDEX, TYPE_INDEX)
+        )
+    ]
+    for name in found:
+        conn.exec_driver_sql(f"DROP INDEX {name}")
+    if found:
+        log.info("dropped the events' own category and event-type indexes: the read index takes their place")
