@@ -11,9 +11,11 @@ Each round, interleaved, on fresh files, all WAL with ``synchronous=FULL``:
 - ``raw photon``: raw ``sqlite3`` running exactly the statements Photon's writer runs for each
   insert, with the very rows Photon stored (read back from its file, untimed), on a store with
   Photon's schema: the look-up of the new stream's version and number, ``BEGIN IMMEDIATE``, one
-  10-row insert, the upsert of the stream's version, ``COMMIT``;
-- ``raw photon, 2 indexes fewer``: the same without the event-type and category indexes (what
-  those two indexes, which category and event-type reads need, cost);
+  10-row insert, the upsert of the stream's version, every `read_index.EVERY` order-ids the step
+  of the category and event-type index, ``COMMIT``;
+- ``raw photon, inline read indexes``: the same on the file format before 2026-11, whose events
+  table kept its own category and event-type indexes, written at every commit, instead of the
+  read index's steps;
 - ``raw library``: raw ``sqlite3`` running the library's own statements (``BEGIN``, one insert per
   event, ``COMMIT``) on its own table, with the same stored events.
 
@@ -22,8 +24,12 @@ over ``raw library`` is the most the Photon recorder can reach against the libra
 file format, whatever Photon's Python does around the statements.
 
 Then, untimed: the pages one insert puts into the write-ahead log (automatic checkpoints off, so
-the log holds every page written), for Photon's statements with all its indexes, without each of
-the event-type, category and id indexes, and for the library's statements. Every such page is
+the log holds every page written), in all and by b-tree (each log frame's page number looked up
+in SQLite's ``dbstat`` table: which table or index it belongs to), for Photon's own writer (the
+recorder, its background checkpoints held off), Photon's statements, the same on the file format
+before 2026-11 (inline category and event-type indexes), without the id index, and for the
+library's statements.
+``--pages`` prints only these counts. Every such page is
 written, checksummed, flushed and later copied into the database file: what a file format with
 fewer or narrower indexes would save.
 """
@@ -38,6 +44,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -55,8 +62,13 @@ UPSERT = (
     " ON CONFLICT (stream_name) DO UPDATE SET version = excluded.version"
 )
 LIBRARY_INSERT = "INSERT INTO stored_events VALUES (?,?,?,?)"
-SECONDARY = ("photon_events_type", "photon_events_category")
-"""The indexes of event-type and category reads."""
+INLINE_READ_INDEXES = (
+    "CREATE INDEX photon_events_category ON photon_events "
+    "(substr(stream_name, 1, instr(stream_name || '-', '-') - 1), order_id)",
+    "CREATE INDEX photon_events_type ON photon_events (event_type, order_id)",
+)
+"""The events table's own category and event-type indexes, as the file format had them until
+2026-11 (the read index's steps took their place)."""
 
 
 def cpu_seconds() -> float:
@@ -102,8 +114,9 @@ def stored_rows(path: Path) -> list[tuple[Any, ...]]:
         return connection.execute(f"SELECT {COLUMNS} FROM photon_events ORDER BY order_id").fetchall()
 
 
-def empty_photon_store(path: Path, drop: tuple[str, ...] = ()) -> None:
-    """A store with Photon's schema, made by Photon itself (then closed), less the `drop` indexes."""
+def empty_photon_store(path: Path, drop: tuple[str, ...] = (), inline: bool = False) -> None:
+    """A store with Photon's schema, made by Photon itself (then closed), less the `drop` indexes;
+    `inline`: with the events' own category and event-type indexes (the format before 2026-11)."""
     from photon.core.store import EventStore
 
     with EventStore.open({"db.backend": "sqlite", "sqlite.path": str(path)}):
@@ -111,6 +124,8 @@ def empty_photon_store(path: Path, drop: tuple[str, ...] = ()) -> None:
     with sqlite3.connect(path) as connection:
         for index in drop:
             connection.execute(f"DROP INDEX {index}")
+        for statement in INLINE_READ_INDEXES if inline else ():
+            connection.execute(statement)
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -128,26 +143,35 @@ def photon_groups(rows: list[tuple[Any, ...]]) -> list[list[tuple[Any, ...]]]:
     return inserts
 
 
-def photon_statements(connection: sqlite3.Connection, inserts: list[list[tuple[Any, ...]]]) -> int:
-    """Photon's writer's statements for each insert; the number of inserts."""
+def photon_statements(connection: sqlite3.Connection, inserts: list[list[tuple[Any, ...]]], filed: bool = True) -> int:
+    """Photon's writer's statements for each insert (with `filed`, the read index's steps); the
+    number of inserts."""
+    from photon_backends.sql import read_index
+
     execute = connection.execute
+    mark = read_index.stored_mark(connection)
     for group in inserts:
         last = group[-1]
         execute(HEADS, (last[1],)).fetchall()
         execute("BEGIN IMMEDIATE")
         execute(INSERT, list(chain.from_iterable(group)))
         execute(UPSERT, (last[1], last[2], last[7]))
+        if filed and last[0] - mark >= read_index.EVERY:
+            for statement in read_index.STEP:
+                execute(statement, (mark, last[0]))
+            execute(read_index.SET_MARK, (last[0],))
+            mark = last[0]
         execute("COMMIT")
     return len(inserts)
 
 
-def raw_photon(path: Path, rows: list[tuple[Any, ...]], drop: tuple[str, ...] = ()) -> tuple[float, float]:
-    empty_photon_store(path, drop)
+def raw_photon(path: Path, rows: list[tuple[Any, ...]], inline: bool = False) -> tuple[float, float]:
+    empty_photon_store(path, inline=inline)
     connection = connect(path)
     inserts = photon_groups(rows)
 
     def run() -> int:
-        photon_statements(connection, inserts)
+        photon_statements(connection, inserts, filed=not inline)
         return len(rows)
 
     try:
@@ -195,41 +219,109 @@ def library_statements(connection: sqlite3.Connection, params: list[list[tuple[A
 WAL_HEADER = 32
 FRAME_HEADER = 24
 """Bytes of the log's header and of each page's frame header (SQLite's WAL format)."""
+OUTSIDE_TREES = "pointer map, free list or file header"
+"""Log pages that belong to no table or index: auto-vacuum's pointer map pages above all."""
 
 
-def log_pages(path: Path, write: Callable[[sqlite3.Connection], int]) -> float:
-    """Pages an insert puts into the write-ahead log: `write` runs its inserts on `path` (and says
-    how many) with automatic checkpoints off, so the log keeps every page written."""
+def log_frames(path: Path) -> tuple[list[int], int]:
+    """The page number of every frame of `path`'s write-ahead log, in order, and the number of
+    commits among them: each frame is one page one commit wrote (a page changed by several commits
+    is in the log once per commit). Only the frames of the log's current pass count: a log that
+    started again from its beginning keeps older frames past its end, with other salts."""
+    data = Path(f"{path}-wal").read_bytes()
+    if len(data) < WAL_HEADER:
+        return [], 0
+    page_size = int.from_bytes(data[8:12], "big")
+    salts = data[16:24]
+    step = FRAME_HEADER + page_size
+    pages, commits = [], 0
+    for at in range(WAL_HEADER, len(data) - step + 1, step):
+        if data[at + 8 : at + 16] != salts:
+            break
+        pages.append(int.from_bytes(data[at : at + 4], "big"))
+        commits += data[at + 4 : at + 8] != bytes(4)  # a commit's last frame holds the file's size
+    return pages, commits
+
+
+def page_owners(connection: sqlite3.Connection) -> dict[int, str]:
+    """Each page of the file and the table or index (b-tree) it belongs to, from SQLite's `dbstat`
+    virtual table (overflow pages count with their b-tree)."""
+    rows = connection.execute("SELECT pageno, name FROM dbstat").fetchall()
+    return {page: name for page, name in rows}
+
+
+def pages_by_tree(connection: sqlite3.Connection, path: Path) -> dict[str, float]:
+    """The log pages a commit on `path` wrote (one commit an insert), in all and per b-tree."""
+    owners = page_owners(connection)
+    tally: dict[str, int] = {}
+    frames, count = log_frames(path)
+    for page in frames:
+        name = owners.get(page, OUTSIDE_TREES)
+        tally[name] = tally.get(name, 0) + 1
+    by_tree = {name: pages / count for name, pages in sorted(tally.items(), key=lambda item: -item[1])}
+    return {"all": sum(by_tree.values()), **by_tree}
+
+
+def log_pages(path: Path, write: Callable[[sqlite3.Connection], int]) -> dict[str, float]:
+    """Pages an insert puts into the write-ahead log, in all and by b-tree: `write` runs its
+    inserts on `path` (and says how many) with automatic checkpoints off, so the log keeps every
+    page written."""
     connection = connect(path)
     try:
         connection.execute("PRAGMA wal_autocheckpoint=0")
         connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        count = write(connection)
-        page_size = connection.execute("PRAGMA page_size").fetchone()[0]
-        size = Path(f"{path}-wal").stat().st_size
-        return (size - WAL_HEADER) / (page_size + FRAME_HEADER) / count
+        write(connection)
+        return pages_by_tree(connection, path)
     finally:
         connection.close()
 
 
-PAGE_CONTENDERS = (
-    ("photon's statements", ()),
-    ("without the event-type index", ("photon_events_type",)),
-    ("without the category index", ("photon_events_category",)),
-    ("without the id index", ("photon_events_event_id",)),
-    ("without the event-type and category indexes", SECONDARY),
+def photon_writer_pages(path: Path, inserts: list[list[StoredEvent]]) -> dict[str, float]:
+    """Log pages an insert through Photon's own writer (the recorder on an embedded store) puts
+    into the log, by b-tree: its background checkpoints held off while it inserts, and the log
+    read before the store closes (its last connection would checkpoint it)."""
+    from photon_backends.sql.checkpointing import LogCheckpointer
+
+    start = LogCheckpointer.start
+    LogCheckpointer.start = lambda self: None  # type: ignore[method-assign]
+    try:
+        made = factory(photon_env(path))
+    finally:
+        LogCheckpointer.start = start  # type: ignore[method-assign]
+    try:
+        recorder = made.application_recorder()
+        recorder.insert_events(inserts[0])  # the store's own first writes (its config) out of the count
+        observer = connect(path)
+        try:
+            observer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            for events in inserts[1:]:
+                recorder.insert_events(events)
+            return pages_by_tree(observer, path)
+        finally:
+            observer.close()
+    finally:
+        made.close()
+
+
+PAGE_CONTENDERS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
+    ("photon's statements", (), False),
+    ("the same, inline category and event-type indexes (before 2026-11)", (), True),
+    ("without the id index", ("photon_events_event_id",), False),
 )
+"""Name, indexes dropped, and whether the events keep their own category and event-type indexes."""
 
 
-def pages_per_insert(folder: Path, rows: list[tuple[Any, ...]], inserts: list[list[StoredEvent]]) -> dict[str, float]:
-    """Log pages an insert writes: Photon's statements with its indexes, less some of them, and
-    the library's statements (each on a fresh file)."""
+def pages_per_insert(
+    folder: Path, rows: list[tuple[Any, ...]], inserts: list[list[StoredEvent]]
+) -> dict[str, dict[str, float]]:
+    """Log pages an insert writes, in all and by b-tree: Photon's own writer, Photon's statements
+    with its indexes, less some of them, and the library's statements (each on a fresh file)."""
     groups = photon_groups(rows)
-    pages = {}
-    for number, (name, drop) in enumerate(PAGE_CONTENDERS):
+    pages = {"photon's writer (the recorder)": photon_writer_pages(folder / "pages-writer.db", inserts)}
+    for number, (name, drop, inline) in enumerate(PAGE_CONTENDERS):
         path = folder / f"pages-{number}.db"
-        empty_photon_store(path, drop)
-        pages[name] = log_pages(path, lambda connection: photon_statements(connection, groups))
+        empty_photon_store(path, drop, inline)
+        pages[name] = log_pages(path, partial(photon_statements, inserts=groups, filed=not inline))
     path = folder / "pages-library.db"
     made = factory({"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(path)})
     made.application_recorder()  # creates its table
@@ -237,6 +329,21 @@ def pages_per_insert(folder: Path, rows: list[tuple[Any, ...]], inserts: list[li
     params = library_params(inserts)
     pages["the library's statements"] = log_pages(path, lambda connection: library_statements(connection, params))
     return pages
+
+
+def print_pages(pages: dict[str, dict[str, float]]) -> None:
+    print("pages an insert puts into the write-ahead log (untimed), in all and by b-tree:", file=sys.stderr)
+    for name, trees in pages.items():
+        parts = ", ".join(f"{tree} {count:.2f}" for tree, count in trees.items() if tree != "all")
+        print(f"  {name}: {trees['all']:.1f} ({parts})", file=sys.stderr)
+
+
+def pages_only(events: int) -> None:
+    """Only the untimed count of log pages an insert writes, by b-tree."""
+    inserts = make_inserts(events)
+    with tempfile.TemporaryDirectory() as tmp:
+        recorder_inserts(photon_env(Path(tmp) / "photon.db"), inserts)
+        print_pages(pages_per_insert(Path(tmp), stored_rows(Path(tmp) / "photon.db"), inserts))
 
 
 def run(events: int, repeat: int) -> list[Row]:
@@ -262,18 +369,16 @@ def run(events: int, repeat: int) -> list[Row]:
             )
             keep("raw photon", raw_photon(base / "raw.db", rows))
             keep("raw library", raw_library(base / "raw-es.db", inserts))
-            keep("raw photon, 2 indexes fewer", raw_photon(base / "raw-fewer.db", rows, SECONDARY))
+            keep("raw photon, inline read indexes", raw_photon(base / "raw-inline.db", rows, inline=True))
         pages = pages_per_insert(Path(tmp), rows, inserts)
-    print("pages an insert puts into the write-ahead log (untimed):", file=sys.stderr)
-    for name, count in pages.items():
-        print(f"  {name}: {count:.1f}", file=sys.stderr)
+    print_pages(pages)
     durability = "SQLite WAL, synchronous=FULL"
     client = f"{EVENTS_PER_INSERT} events per insert"
     rows_out = []
     for name, peer in [
         ("photon", "library"),
         ("raw photon", "raw library"),
-        ("raw photon, 2 indexes fewer", "raw library"),
+        ("raw photon, inline read indexes", "raw library"),
         ("photon", "raw photon"),
     ]:
         rows_out.append(
@@ -296,7 +401,11 @@ def main(argv: list[str] | None = None) -> list[Row]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=20_000, help="events inserted per contender and run")
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure (the median is shown)")
+    parser.add_argument("--pages", action="store_true", help="only count the log pages an insert writes, by b-tree")
     args = parser.parse_args(argv)
+    if args.pages:
+        pages_only(args.events)
+        return []
     load = os.getloadavg()[0]
     print(f"eventsourcing insert floor: {args.events} events, {args.repeat} runs, load {load:.1f}", file=sys.stderr)
     rows = run(args.events, args.repeat)

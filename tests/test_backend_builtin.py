@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from photon_backends.sql import read_index
 
 from photon.testing import BackendContract
 
@@ -13,6 +14,16 @@ from photon.testing import BackendContract
 class TestSQLite(BackendContract):
     @pytest.fixture
     def store_config(self, tmp_path: Path) -> dict[str, Any]:
+        return {"db.backend": "sqlite", "sqlite.path": str(tmp_path / "store.db")}
+
+
+class TestSQLiteFiledInSmallSteps(BackendContract):
+    """The read index filed every few events, so that the suite's category and event-type reads
+    straddle its mark (part from the index, part from the events past it)."""
+
+    @pytest.fixture
+    def store_config(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+        monkeypatch.setattr(read_index, "EVERY", 40)
         return {"db.backend": "sqlite", "sqlite.path": str(tmp_path / "store.db")}
 
 

@@ -20,7 +20,16 @@ from photon.core.setting import Setting
 from .planner_statistics import PlannerStatistics
 from .postgres import connect_args, take_advisory_lock
 from .reads import CHUNK
-from .schema import BLOCK_BITS, HIGH_WATER_KEY, TAGS_TABLE, block, create_indexes, tables
+from .schema import (
+    BLOCK_BITS,
+    HIGH_WATER_KEY,
+    READ_INDEX,
+    READ_INDEX_MARK,
+    TAGS_TABLE,
+    block,
+    create_indexes,
+    tables,
+)
 from .statements import Statement, tag_rows, translate_error
 from .stream_numbers import StreamNumbers
 
@@ -103,6 +112,10 @@ class SQLBackend(StreamNumbers):
         driver.autocommit = True
         return True
 
+    def upgrade_format(self, conn: Any) -> None:
+        """Bring a store written by an older Photon to the current file format (in the writer's
+        opening transaction, before the missing tables are made). SQLite has such changes."""
+
     def configure_writer(self, connection: Any) -> None:
         """Settings of the writer's own connection only (SQLite: a larger page cache)."""
 
@@ -143,6 +156,8 @@ class SQLBackend(StreamNumbers):
             if writer:
                 self.take_writer_lock()
             with self._engine.begin() as conn:
+                if writer:
+                    self.upgrade_format(conn)
                 self._metadata.create_all(conn)
                 if writer:
                     # A bulk load (restore) that was killed before it rebuilt the indexes it
@@ -443,6 +458,9 @@ class SQLBackend(StreamNumbers):
             conn.execute(sa.delete(self._events))
             conn.execute(sa.delete(self._streams_table))
             conn.execute(sa.delete(self._metadata.tables[TAGS_TABLE]))
+            for name in (READ_INDEX, READ_INDEX_MARK):  # SQLite's read index, where the store has one
+                if name in self._metadata.tables:
+                    conn.execute(sa.delete(self._metadata.tables[name]))
             conn.execute(sa.delete(self._checkpoints).where(self._checkpoints.c.key == HIGH_WATER_KEY))
             create_indexes(conn, self._events.indexes)
 

@@ -413,9 +413,7 @@ class SQLReads(Backend):
         events, streams = self._events, self._streams_table
         statement = self._sql(
             ("data", *read_key(query, False)),
-            lambda: read_select(events, streams, self._dialect, query).with_only_columns(
-                events.c.order_id, events.c.data
-            ),
+            lambda: read_select(events, streams, self._dialect, query, columns=(events.c.order_id, events.c.data)),
         )
         values = read_params(query)
         return self._reading(lambda run: list(run(statement.sql, statement.bind(values))))

@@ -7,8 +7,12 @@
   this table in order-id order.
 - ``photon_streams``: each stream's number (``stream_id``) and current version, updated in the
   same transaction as its events. The events' stream index holds these small numbers rather than
-  the names: measured, 0.7 µs less per appended event than indexing the names.
+  the names: measured, 0.7 µs less per appended event than indexing the names. On SQLite a table
+  keyed by the name alone (``WITHOUT ROWID``, since 2026-11: `sqlite_upgrade` converts older files).
 - ``photon_event_tags``: the tags index, one row per (tag, event).
+- ``photon_read_index`` and ``photon_read_index_mark`` (SQLite): the category and event-type
+  index, built by the writer in steps off most commits (`read_index`), and the order-id it is
+  complete up to. PostgreSQL keeps ``photon_events``' own indexes on both instead.
 - ``photon_checkpoints``: key/value entries (projection checkpoints, consumer positions,
   and ``photon:high-water``, the highest order-id ever given, so deletions never free one).
 """
@@ -19,10 +23,16 @@ from typing import Any
 
 HIGH_WATER_KEY = "photon:high-water"
 TAGS_TABLE = "photon_event_tags"
+STREAMS_TABLE = "photon_streams"
 ID_INDEX = "photon_events_event_id"
 STREAM_INDEX = "photon_events_stream_block"
 CATEGORY_INDEX = "photon_events_category"
 TYPE_INDEX = "photon_events_type"
+READ_INDEX = "photon_read_index"
+READ_INDEX_MARK = "photon_read_index_mark"
+CATEGORY_KIND = 0
+TYPE_KIND = 1
+"""The kinds of entry of the read index: a stream's category, an event's type."""
 BLOCK_BITS = 6
 """A stream's versions are indexed in blocks of 2**BLOCK_BITS (see `tables`)."""
 BLOCKS_PER_READ = 9
@@ -70,17 +80,26 @@ def tables(dialect: str = "sqlite") -> Any:
     sa.Index(STREAM_INDEX, block(events.c.stream_version), events.c.stream_id, events.c.stream_version, unique=True)
     sa.Index(ID_INDEX, events.c.event_id, unique=True)
     # Category and event-type reads: one range of an index each, so their cost follows the
-    # events they return, not the size of the store.
-    sa.Index(TYPE_INDEX, events.c.event_type, events.c.order_id)
-    category = category_expression(dialect)
-    if category is not None:
-        sa.Index(CATEGORY_INDEX, category, events.c.order_id)
+    # events they return, not the size of the store. On SQLite the index is a table of its own
+    # (`read_index_tables`), which the writer fills in steps, not at every commit.
+    if dialect == "sqlite":
+        read_index_tables(metadata)
+    else:
+        sa.Index(TYPE_INDEX, events.c.event_type, events.c.order_id)
+        category = category_expression(dialect)
+        if category is not None:
+            sa.Index(CATEGORY_INDEX, category, events.c.order_id)
+    # SQLite keeps it without a rowid: the name is the key of the table's one b-tree. With a
+    # rowid, a new stream wrote three b-trees (the rows, the name's automatic index and the
+    # number's index); every read finds a stream by its name. Measured (`benchmarks.es_floor
+    # --pages`): an insert of a new aggregate's 10 events put 17.4 pages into the log, 16.4 after.
     streams = sa.Table(
-        "photon_streams",
+        STREAMS_TABLE,
         metadata,
         sa.Column("stream_name", sa.String(256), primary_key=True),
         sa.Column("version", sa.BigInteger, nullable=False),
         sa.Column("stream_id", big, nullable=False),
+        sqlite_with_rowid=False,
     )
     sa.Index("photon_streams_stream_id", streams.c.stream_id, unique=True)
     # The tags index: one row per (tag, event). Its primary key is the index, so a tag's events
@@ -100,6 +119,36 @@ def tables(dialect: str = "sqlite") -> Any:
         sa.Column("value", sa.LargeBinary, nullable=False),
     )
     return metadata, events, streams, checkpoints
+
+
+def read_index_tables(metadata: Any) -> tuple[Any, Any]:
+    """SQLite's category and event-type index (kind, name, order-id: a category's or a type's
+    events are one range of its key, in order), and the one row that says up to which order-id
+    every event has its entries there (the mark; 0 before the first step).
+
+    Written by the writer in steps (`read_index.ReadIndexer`): an insert of 10 events into
+    ``photon_events`` with two indexes of its own on the category and the type put 4.5 of its
+    17.4 pages into the log (`benchmarks.es_floor --pages`); a step files many commits' events
+    at once, each name's entries together at the end of its range. Reads take the index up to
+    the mark and the events past it from ``photon_events`` (`statements.read_select`): at most a
+    step's worth of them."""
+    import sqlalchemy as sa
+
+    index = sa.Table(
+        READ_INDEX,
+        metadata,
+        sa.Column("kind", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("name", sa.String(256), primary_key=True),
+        sa.Column("order_id", sa.BigInteger, primary_key=True, autoincrement=False),
+        sqlite_with_rowid=False,
+    )
+    mark = sa.Table(
+        READ_INDEX_MARK,
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("order_id", sa.BigInteger, nullable=False),
+    )
+    return index, mark
 
 
 def block(version: Any) -> Any:

@@ -17,11 +17,12 @@ from photon.core.events import RecordedEvent
 from photon.core.setting import Setting
 
 from .._locks import FileLock
-from . import checkpointing
+from . import checkpointing, sqlite_upgrade
 from .backend import SQLBackend
 from .bulk_load import back_to_wal, ids_ascend, insert_rows, leave_wal
 from .checkpointing import LogCheckpointer
 from .multi_row import APPEND_ROWS, STATEMENT_CACHE, MultiRow
+from .read_index import ReadIndexer
 from .reads import Run, T
 from .schema import ID_INDEX
 from .statements import read_key, read_params, read_select, tag_rows
@@ -126,6 +127,8 @@ class SQLiteBackend(SQLBackend):
         self._commits_to_sizing = CACHE_SIZING_COMMITS
         self._outside_wal = False
         """True while a bulk load runs with a rollback journal (see `_leave_wal`)."""
+        self._read_index = ReadIndexer()
+        """The writer's steps of the category and event-type index (`read_index`)."""
 
     def url(self) -> str:
         return f"sqlite:///{self.path}"
@@ -159,6 +162,9 @@ class SQLiteBackend(SQLBackend):
         cursor.execute(f"PRAGMA journal_size_limit={checkpointing.LOG_SIZE_LIMIT}")
         cursor.close()
 
+    def upgrade_format(self, conn: Any) -> None:
+        sqlite_upgrade.upgrade(conn, self._streams_table)
+
     def configure_writer(self, connection: Any) -> None:
         driver = connection.driver_connection
         self._cache_kib = 0
@@ -177,6 +183,7 @@ class SQLiteBackend(SQLBackend):
             raise NotFound(f"no SQLite store at {self.path} (sqlite.path): nothing to read there")
         state = super().open(writer=writer)
         if writer:
+            self._read_index.catch_up(self._writer.driver_connection)
             self.checkpointer.start()
         return state
 
@@ -211,7 +218,9 @@ class SQLiteBackend(SQLBackend):
         self._set_synchronous(self.synchronous)
         try:
             super().end_bulk_load(ok)
+            self._read_index.catch_up(self._writer_connection().driver_connection)
         finally:
+            self._read_index.forget()
             self._back_to_wal()
 
     def _leave_wal(self) -> None:
@@ -317,11 +326,9 @@ class SQLiteBackend(SQLBackend):
         events, streams = self._events, self._streams_table
 
         def build() -> Any:
-            page = (
-                read_select(events, streams, self._dialect, query)
-                .with_only_columns(events.c.order_id, events.c.data)
-                .subquery("page")
-            )
+            page = read_select(
+                events, streams, self._dialect, query, columns=(events.c.order_id, events.c.data)
+            ).subquery("page")
             joined = sa.func.group_concat(page.c.data, sa.literal_column("','"))
             return sa.select(sa.func.count(), sa.func.max(page.c.order_id), sa.cast(joined, sa.LargeBinary))
 
@@ -373,9 +380,12 @@ class SQLiteBackend(SQLBackend):
             tags = tag_rows(events)
             if tags:
                 connection.executemany(self._insert_tags_sql(), tags)
+            if not self._bulk:  # a bulk load files its events at its end
+                self._read_index.file(connection, events[-1].order_id)
             connection.execute("COMMIT")
         except Exception as exc:
             self._forget_stream_numbers()
+            self._read_index.forget()
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             error = self.translate(exc)

@@ -22,8 +22,7 @@ from photon.core.store import EventStore
 from photon.server.http.api import api_routes
 from photon.server.http.auth import TokenAuthMiddleware, auth_token
 from photon.server.http.console import console_routes
-from photon.server.http.emit_direct import PATH as EMIT_PATH
-from photon.server.http.emit_direct import DirectEmit
+from photon.server.http.emit_direct import DirectEmit, is_plain_emit
 from photon.server.http.errors import EXCEPTION_HANDLERS
 from photon.server.http.login_throttle import LoginThrottle
 from photon.server.http.methods import AllowedMethodsMiddleware
@@ -91,14 +90,7 @@ class PhotonApp(Starlette):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         direct = self.direct_emit
-        if (
-            direct is not None
-            and scope["type"] == "http"
-            and scope["path"] == EMIT_PATH
-            and scope["method"] == "POST"
-            and not scope.get("query_string")
-            and not scope.get("root_path")
-        ):
+        if direct is not None and is_plain_emit(scope):
             scope["app"] = self
             await direct(scope, receive, send)
             return

@@ -60,7 +60,12 @@ class HeadLimitProtocol(Http10AwareProtocol):
         if self.header_fields > self.max_header_fields:
             self.refused = f"the request has more than {self.max_header_fields} header fields"
         if self.refused is None:
-            super().on_header(name, value)
+            # uvicorn's `on_header`, written out here: the parser calls this for every field of
+            # every request, and a call of the parent's method was a second Python call each.
+            name = name.lower()
+            if name == b"expect" and value.lower() == b"100-continue":
+                self.expect_100_continue = True
+            self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         self.in_head = False

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
+from photon.server.http.emit_start import DirectStartProtocol
 from photon.server.http.whole_answers import WholeAnswerCycle
 
 _UNTIL_CLOSE = 1 << 62
@@ -38,9 +39,10 @@ class _CloseDelimitedCycle(WholeAnswerCycle):
         await super().send(message)
 
 
-class Http10AwareProtocol(HttpToolsProtocol):
+class Http10AwareProtocol(DirectStartProtocol):
     """uvicorn's httptools protocol, framing streamed answers to HTTP/1.0 requests as 1.0 does,
-    and writing an answer of known length in one write (`photon.server.http.whole_answers`)."""
+    and writing an answer of known length in one write (`photon.server.http.whole_answers`);
+    a plain emit's task starts at the direct emit (`photon.server.http.emit_start`)."""
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
