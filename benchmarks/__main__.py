@@ -1,6 +1,6 @@
 """Every benchmark, one after the other: ``python -m benchmarks [--json] [NAME ...]``.
 
-Names: core, server, store_peers, server_peers, backup, projections, backends, amqp, muon,
+Names: core, server, store_peers, server_peers, tcp_ingest, backup, projections, backends, amqp, muon,
 es_recorders, growth, lifetime, request_cost, call_counts (default: all that are installed).
 Each prints its own table of figures, targets and side-by-side ratios; run one alone with
 ``python -m benchmarks.NAME --help`` to see its options. store_peers and server_peers compare
@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 
 ORDER = [
-    "core", "server", "store_peers", "server_peers", "backup", "projections", "backends", "amqp", "muon",
+    "core", "server", "store_peers", "server_peers", "tcp_ingest", "backup", "projections", "backends", "amqp", "muon",
     "es_recorders", "growth", "lifetime", "request_cost", "call_counts",
 ]  # fmt: skip
 

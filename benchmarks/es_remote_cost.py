@@ -75,16 +75,26 @@ def _thread_names(pids: list[int]) -> dict[int, str]:
 
 @contextlib.contextmanager
 def _tree(path: str | None) -> Iterator[None]:
+    """What starts inside runs the source tree `path` (None: this checkout): it goes first on
+    PYTHONPATH, with its backends. A tree keeps them in `backends/`, which is installed as the
+    package `photon_backends`: without a `photon_backends` of the tree's own on the path, both
+    sides would import the backends of the checkout that runs the benchmark."""
     old = os.environ.get("PYTHONPATH")
-    if path is not None:
-        os.environ["PYTHONPATH"] = path
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = old
+    with tempfile.TemporaryDirectory() as links:
+        if path is not None:
+            entries = [path]
+            tree = Path(path)
+            if (tree / "backends").is_dir() and not (tree / "photon_backends").exists():
+                (Path(links) / "photon_backends").symlink_to((tree / "backends").resolve())
+                entries.append(links)
+            os.environ["PYTHONPATH"] = os.pathsep.join(entries)
+        try:
+            yield
+        finally:
+            if old is None:
+                os.environ.pop("PYTHONPATH", None)
+            else:
+                os.environ["PYTHONPATH"] = old
 
 
 def measure(inserts: int, tree: str | None) -> dict[str, float]:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from benchmarks import emit_groups
+from benchmarks.es_remote_cost import _tree
 
 
 @pytest.mark.slow
@@ -16,3 +21,22 @@ def test_the_figures_come_from_a_real_server() -> None:
     assert 1 <= figures["emits a commit"] <= 4  # a commit holds at least one emit, at most one per client
     assert figures["commit ms (wall)"] > 0
     assert 0 < figures["latency p50 ms"] <= figures["latency p99 ms"]
+
+
+def test_a_compared_tree_runs_its_own_backends(tmp_path: Path) -> None:
+    # A source tree keeps its backends in `backends/` (installed as `photon_backends`): a server
+    # started for the tree must import the tree's, not those of the checkout running the benchmark.
+    tree = tmp_path / "tree"
+    for package in ("photon", "backends"):
+        (tree / package).mkdir(parents=True)
+        (tree / package / "__init__.py").write_text("")
+    probe = "import photon, photon_backends; print(photon.__file__); print(photon_backends.__file__)"
+    with _tree(str(tree)):
+        found = subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, check=True
+        ).stdout.split()
+        resolved = [Path(name).resolve() for name in found]  # (through the link, while it exists)
+    assert resolved == [
+        tree / "photon" / "__init__.py",
+        tree / "backends" / "__init__.py",
+    ]

@@ -180,3 +180,34 @@ def _closing_exchange(live: LiveServer, token: str, body: bytes) -> bytes:
         while chunk := sock.recv(65536):
             answer += chunk
     return answer
+
+
+@pytest.fixture
+def awaited(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bytes | None]]:
+    """What `DirectEmit._rest_of_body` was handed, call by call (None: a body still arriving)."""
+    from photon.server.http.emit_direct import DirectEmit
+
+    seen: list[bytes | None] = []
+    real = DirectEmit._rest_of_body
+
+    def spy(self: DirectEmit, scope: Any, receive: Any, body: bytes | None) -> Any:
+        seen.append(body)
+        return real(self, scope, receive, body)
+
+    monkeypatch.setattr(DirectEmit, "_rest_of_body", spy)
+    yield seen
+
+
+@pytest.mark.usefixtures("no_access_log")
+def test_a_body_there_whole_is_parsed_without_awaiting_it(
+    live: LiveServer, taken: dict[str, list[Any]], awaited: list[bytes | None]
+) -> None:
+    """A body that arrived with its head goes to the parse as it is (no coroutine to await); one
+    still arriving is awaited as before."""
+    whole = _exchange(live, live.token(), orjson.dumps(event("whole")))
+    later = _exchange(live, live.token(), orjson.dumps(event("later")), pause=0.3)
+    assert whole.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert later.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert awaited == [None]  # only the body that came after its head
+    assert [e.stream_name for e in live.store.read("whole")] == ["whole"]
+    assert [e.stream_name for e in live.store.read("later")] == ["later"]

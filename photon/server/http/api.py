@@ -145,14 +145,15 @@ async def post_event(request: Request, query: dict[str, Any]) -> Response:
 
 async def emit(
     store: EventStore,
-    body: Awaitable[bytes],
+    body: bytes | Awaitable[bytes],
     expected_version: str | None,
     connection: Iterable[Any] | None = None,
     metrics: Metrics | None = None,
 ) -> bytes:
     """What `POST /api/event` does once routed: read the body (`body`, awaited here so that a
-    refused one counts as a rejected emit), store its events, count it in the metrics, and give
-    the answer's bytes. Shared by the routed endpoint and the direct path (`emit_direct`).
+    refused one counts as a rejected emit; or its bytes, when the caller has them whole), store
+    its events, count it in the metrics, and give the answer's bytes. Shared by the routed
+    endpoint and the direct path (`emit_direct`).
     `connection` (the ASGI scope's client address) tells the store's writer that this client's next emit
     may follow its answer at once (see `Committer.gather`). `metrics` is `metrics_for(store)`,
     when the caller holds it already."""
@@ -160,7 +161,7 @@ async def emit(
     if metrics is None:
         metrics = metrics_for(store)
     try:
-        doc = parse_json(await body)
+        doc = parse_json(body if isinstance(body, bytes) else await body)
         request = parse_emit(doc, expected_version=expected_version)
         events = request.events
         stored = await store.append_request_async(events, request.options, tuple(connection) if connection else 0)

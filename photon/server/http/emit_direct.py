@@ -19,7 +19,7 @@ messages and the coroutines between. A token already checked is known by its hea
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any, Final
 
 from starlette.requests import Request
@@ -89,10 +89,18 @@ class DirectEmit:
             self._tokens[value] = token
         return True
 
-    async def _whole_body(self, scope: Scope, receive: Receive) -> bytes:
-        """`receive_body`, from the cycle when the whole body is there."""
+    def _body(self, scope: Scope, receive: Receive) -> bytes | Awaitable[bytes]:
+        """The request's body when it has all arrived within the limit (taken from the cycle: no
+        coroutine to make and await); else what awaits it or refuses it (`_rest_of_body`)."""
         cycle = cycle_of(receive)
         body = cycle.whole_body() if cycle is not None else None
+        if body is not None and len(body) <= self.limit:
+            return body
+        return self._rest_of_body(scope, receive, body)
+
+    async def _rest_of_body(self, scope: Scope, receive: Receive, body: bytes | None) -> bytes:
+        """`receive_body` for a body still arriving (`body` None), or its refusal for a whole
+        body over the limit (raised where `emit` awaits it, so that it counts as a refused emit)."""
         if body is None:
             return await receive_body(scope, receive, self.limit)
         if len(body) > self.limit:
@@ -108,7 +116,7 @@ class DirectEmit:
             await unauthorized()(scope, receive, send)
             return
         try:
-            answer = await emit(self.store, self._whole_body(scope, receive), None, scope.get("client"), self.metrics)
+            answer = await emit(self.store, self._body(scope, receive), None, scope.get("client"), self.metrics)
         except Exception as exc:
             await self._answer_error(exc, scope, receive, send)
             return
