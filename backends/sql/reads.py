@@ -154,11 +154,21 @@ def _kept_cursor(connection: Any) -> Any:
     return cursor
 
 
-def _chunk_cursor() -> Any:
-    """`chunk_cursor.ChunkCursor`, imported where psycopg is used (only then are reads in chunks)."""
-    from .chunk_cursor import ChunkCursor
+_KEPT_CHUNK_CURSOR = "photon.read_chunk_cursor"
+"""Where a kept read connection holds its `chunk_cursor.ChunkCursor` (as `_KEPT_CURSOR`)."""
 
-    return ChunkCursor
+
+def _kept_chunk_cursor(connection: Any) -> Any:
+    """The one `chunk_cursor.ChunkCursor` of a kept read connection (imported where psycopg is
+    used: only then are reads in chunks), kept as `_kept_cursor` keeps the plain one: the same
+    statement run again keeps its dumpers and loaders. It holds at most its last chunk."""
+    info = connection.info
+    cursor = info.get(_KEPT_CHUNK_CURSOR)
+    if cursor is None or cursor.closed:
+        from .chunk_cursor import ChunkCursor
+
+        cursor = info[_KEPT_CHUNK_CURSOR] = ChunkCursor(connection.driver_connection)
+    return cursor
 
 
 class SQLReads(Backend):
@@ -273,7 +283,7 @@ class SQLReads(Backend):
         while True:
             connection, fresh = kept.take(self._engine)
             try:
-                cursor = _chunk_cursor()(connection.driver_connection) if chunks else _kept_cursor(connection)
+                cursor = _kept_chunk_cursor(connection) if chunks else _kept_cursor(connection)
                 opened: list[Any] = []
                 # The collector waits: a page makes a tracked tuple a row, and twice as many when
                 # the driver's rows become events; none of them makes a cycle. (Inline: the
@@ -282,14 +292,16 @@ class SQLReads(Backend):
                 gc.disable()
                 try:
                     # Results in binary: the JSON's bytes as they are, not in hex (psycopg 3).
-                    result = read(chunked(cursor, opened) if chunks else fetching(cursor, binary=True))
+                    # Prepared at their first run (psycopg's own threshold is the fifth): a
+                    # read's statement is one of a few shapes, run again and again on the kept
+                    # connections, and a first read planned from scratch cost the server about
+                    # 0.3 ms (docs/benchmarks.md); the chunks' statements are prepared too.
+                    result = read(chunked(cursor, opened) if chunks else fetching(cursor, binary=True, prepare=True))
                 finally:
                     if collecting:
                         gc.enable()
                     for rows in opened:
                         rows.close()  # the rest of a result left early is drained or cancelled
-                    if chunks:
-                        cursor.close()
             except Exception as exc:
                 error = self.translate(exc)
                 if error is exc:  # not the driver's: the connection is as good as before
