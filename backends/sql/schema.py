@@ -129,7 +129,7 @@ def read_index_tables(metadata: Any) -> tuple[Any, Any]:
     Written by the writer in steps (`read_index.ReadIndexer`): an insert of 10 events into
     ``photon_events`` with two indexes of its own on the category and the type put 4.5 of its
     17.4 pages into the log (`benchmarks.es_floor --pages`); a step files many commits' events
-    at once, each name's entries together at the end of its range. Reads take the index up to
+    at once, each name's entries at the end of its range. Reads take the index up to
     the mark and the events past it from ``photon_events`` (`statements.read_select`): at most a
     step's worth of them."""
     import sqlalchemy as sa
