@@ -107,3 +107,21 @@ def test_a_text_orjson_wrote_needs_no_walk_of_its_objects(monkeypatch: pytest.Mo
     assert len(walked) == 1
     deep = b"[" * 300 + b"]" * 300  # deeper than orjson writes: checked the other way
     assert json_input.loads(deep) == orjson.loads(deep)
+
+
+def test_compact_lines_parse_together_and_anything_else_is_left_to_loads() -> None:
+    from photon.core.json_input import loads_compact_lines
+
+    lines = [orjson.dumps({"n": i, "s": "x\\"}) for i in range(20)]
+    assert loads_compact_lines(lines) == [{"n": i, "s": "x\\"} for i in range(20)]
+    for odd in (
+        b'{"n": 1}',  # spaced
+        b'{"n":1,"n":2}',  # a repeated key
+        b'{"n":18446744073709551616}',  # beyond 64 bits
+        b"",  # blank
+        b"{oops",
+        b'{"n":1},{"n":2}',  # two values on one line
+    ):
+        assert loads_compact_lines([*lines[:5], odd, *lines[5:]]) is None, odd
+    # Each line alone malformed, together a valid array of as many values as lines.
+    assert loads_compact_lines([b'{"a":[{}', b'{}]},{"b":{}}']) is None

@@ -163,3 +163,86 @@ def test_a_read_with_good_events_and_a_bad_line_answers_each_in_order(live: Live
     assert "malformed JSON" in acks[150]["error"]
     assert [a["order-id"] for a in acks if "error" not in a] == list(range(1, 300))
     assert live.store.get_event("chosen").order_id == acks[200]["order-id"]
+
+
+def _commits_seen(live: LiveServer) -> list[type]:
+    """The type of each batch the writer hands the real backend from now on (the backend still
+    stores it): a `Tagless` batch is not searched for tags."""
+    backend = live.store.backend
+    seen: list[type] = []
+    append = backend.append
+
+    def spy(events: Any) -> Any:
+        seen.append(type(events))
+        return append(events)
+
+    backend.append = spy  # type: ignore[method-assign]
+    return seen
+
+
+def test_a_read_of_plain_events_reaches_the_writer_as_one_tagless_batch(live: LiveServer) -> None:
+    from photon.core.events import Tagless
+
+    seen = _commits_seen(live)
+    with connect(live) as sock:
+        sock.sendall(b"".join(orjson.dumps(event(n=i)) + b"\n" for i in range(200)))
+        acks = read_lines(sock, 200)
+    assert [a["order-id"] for a in acks] == list(range(1, 201))
+    assert seen and set(seen) == {Tagless}
+    tagged = [orjson.dumps({**event(n=i), "tags": ["t-1"]}) for i in range(20)]
+    with connect(live) as sock:
+        sock.sendall(b"\n".join(tagged) + b"\n")
+        acks = read_lines(sock, 20)
+    assert [a["order-id"] for a in acks] == list(range(201, 221))
+    assert seen[-1] is not Tagless  # an event with tags is prepared on its own, and searched
+    assert list([e.tags for e in live.store.read("orders")][-1]) == ["t-1"]
+
+
+def test_lines_that_are_json_only_together_are_each_refused(live: LiveServer) -> None:
+    # Joined, these two lines make one valid event: each alone is malformed, and is answered so.
+    lines = [orjson.dumps(event(n=i)) for i in range(40)]
+    lines[10:12] = [
+        b'{"stream-name":"orders","event-type":"placed","payload":{"a":[{}',
+        b'{}]}},{"stream-name":"orders","event-type":"placed","payload":{}}',
+    ]
+    with connect(live) as sock:
+        sock.sendall(b"\n".join(lines) + b"\n")
+        acks = read_lines(sock, 40)
+    assert "malformed JSON" in acks[10]["error"] and "malformed JSON" in acks[11]["error"]
+    assert [a["order-id"] for a in acks if "error" not in a] == list(range(1, 39))
+    assert live.store.stream_version("orders") == 38
+
+
+def test_a_batch_refuses_what_a_single_line_refuses(live: LiveServer) -> None:
+    # Spaced JSON, a repeated key, a wide integer, a bad field and a large event among many good
+    # ones: each gets the error it gets alone, and the rest are stored in order.
+    bad = {
+        3: b'{"stream-name": "orders", "event-type": "placed", "payload": {"n": 1}}',  # spaced: fine
+        5: b'{"stream-name":"orders","event-type":"placed","payload":{"n":1,"n":2}}',
+        7: b'{"stream-name":"orders","event-type":"placed","payload":{"n":18446744073709551616}}',
+        9: orjson.dumps({**event(), "event-type": 5}),
+        11: orjson.dumps({**event(), "payload": {"big": "x" * 2_000_000}}),
+    }
+    lines = [bad.get(i) or orjson.dumps(event(n=i)) for i in range(30)]
+    with connect(live) as sock:
+        sock.sendall(b"\n".join(lines) + b"\n")
+        acks = read_lines(sock, 30)
+    assert "order-id" in acks[3]
+    assert "duplicate key 'n'" in acks[5]["error"]
+    assert "beyond 64 bits" in acks[7]["error"]
+    assert "event-type" in acks[9]["error"]
+    assert "too large" in acks[11]["error"]
+    assert [a["order-id"] for a in acks if "error" not in a] == list(range(1, 27))
+    assert [e.to_dict()["payload"]["n"] for e in live.store.read("orders")] == [
+        1 if i == 3 else i for i in range(30) if i not in (5, 7, 9, 11)
+    ]
+
+
+def test_a_batch_of_events_with_their_own_ids_stores_a_repeated_one_once(live: LiveServer) -> None:
+    lines = [orjson.dumps({**event(n=i), "id": f"id-{i % 25}"}) for i in range(50)]
+    with connect(live) as sock:
+        sock.sendall(b"\n".join(lines) + b"\n")
+        acks = read_lines(sock, 50)
+    assert acks[25:] == acks[:25]
+    assert [a["order-id"] for a in acks[:25]] == list(range(1, 26))
+    assert live.store.get_event("id-7").order_id == 8

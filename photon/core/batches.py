@@ -19,13 +19,15 @@ def split_batches(events: Sequence[PendingEvent], max_batch: int) -> Iterator[li
     client-chosen id twice."""
     batch: list[PendingEvent] = []
     ids: set[str] = set()
+    # By position, as the writer reads them: the batch validation's events are plain tuples.
     for event in events:
-        if len(batch) >= max_batch or (event.client_id and event.event_id in ids):
+        chosen, event_id = event[5], event[1]  # client_id, event_id
+        if len(batch) >= max_batch or (chosen and event_id in ids):
             yield batch
             batch = []
             ids = set()
         batch.append(event)
-        if event.client_id:  # only ids a client chose can repeat
-            ids.add(event.event_id)
+        if chosen:  # only ids a client chose can repeat
+            ids.add(event_id)
     if batch:
         yield batch

@@ -11,8 +11,11 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
+from operator import attrgetter
 
 from photon.core.events import RecordedEvent
+
+_DATA = attrgetter("data")
 
 
 class Listener:
@@ -71,7 +74,7 @@ class Listener:
         else:
             wanted = [e for e in events if e.event_type in types]
         self.queue.extend(wanted)
-        self.queued_bytes += sum(len(e.data) for e in wanted)
+        self.queued_bytes += sum(map(len, map(_DATA, wanted)))  # in C: no generator at each push
         if len(self.queue) > self.limit or self.queued_bytes > self.limit_bytes:
             self.queue.clear()
             self.queued_bytes = 0

@@ -276,12 +276,21 @@ class Committer(UnknownCommitRecovery, threading.Thread):
         versions = self.versions
         # `difference` with the dict itself looks each of the group's streams up in it; `- versions.keys()`
         # walked every key of the dict instead, one per stream the store has seen, at every commit.
-        wanted = set().union(*(r.streams for r in group)).difference(versions)
+        if len(group) == 1:
+            # A group of one append (an embedded application's inserts, each its own commit):
+            # its own sets and lists, without the generators that gather a group's.
+            only = group[0]
+            wanted = only.streams.difference(versions)
+            client_ids = only.client_ids
+            tagless = type(only.events) is Tagless
+        else:
+            wanted = set().union(*(r.streams for r in group)).difference(versions)
+            client_ids = [event_id for r in group for event_id in r.client_ids]
+            tagless = all(type(r.events) is Tagless for r in group)
         if wanted:
             found = backend.versions_before_append(wanted)
             for name in wanted:
                 versions[name] = found.get(name, 0)
-        client_ids = [event_id for r in group for event_id in r.client_ids]
         stored = backend.events_by_id(client_ids) if client_ids else {}
 
         tentative: dict[str, int] = {}  # versions inside this group, not yet durable
@@ -290,7 +299,7 @@ class Committer(UnknownCommitRecovery, threading.Thread):
         in_group: dict[str, RecordedEvent] = {}  # ids assigned inside this group
         # Tagless when every append of the group came from the batch validation: the backend
         # need not look for tags in the records (see `Tagless`).
-        records: list[RecordedEvent] = Tagless() if all(type(r.events) is Tagless for r in group) else []
+        records: list[RecordedEvent] = Tagless() if tagless else []
         accepted: list[AppendRequest] = []
         order_id = self.last_order_id
         for request in group:
@@ -339,25 +348,49 @@ class Committer(UnknownCommitRecovery, threading.Thread):
                     continue
             assigned: list[RecordedEvent] = []
             append = assigned.append
-            for stream, event_id, event_type, event_time, body, _client in fresh:  # once per event: kept tight
-                order_id += 1
-                version = (tentative.get(stream) or versions[stream]) + 1
-                tentative[stream] = version
-                append(
-                    _new_record(
-                        RecordedEvent,
-                        (
-                            order_id,
-                            stream,
-                            version,
-                            event_id,
-                            event_type,
-                            event_time,
-                            # One formatting, not a head then a concatenation: one copy of the body.
-                            b'{"order-id":%d,"stream-version":%d,%b' % (order_id, version, body),
-                        ),
+            if len(fresh) > 1 and len(request.streams) == 1:
+                # Every event of one stream (an aggregate's insert): its version looked up once
+                # and stored once, not at each event.
+                stream = fresh[0][0]
+                version = tentative.get(stream) or versions[stream]
+                for _stream, event_id, event_type, event_time, body, _client in fresh:  # once per event: kept tight
+                    order_id += 1
+                    version += 1
+                    append(
+                        _new_record(
+                            RecordedEvent,
+                            (
+                                order_id,
+                                stream,
+                                version,
+                                event_id,
+                                event_type,
+                                event_time,
+                                # One formatting, not a head then a concatenation: one copy of the body.
+                                b'{"order-id":%d,"stream-version":%d,%b' % (order_id, version, body),
+                            ),
+                        )
                     )
-                )
+                tentative[stream] = version
+            else:
+                for stream, event_id, event_type, event_time, body, _client in fresh:  # once per event: kept tight
+                    order_id += 1
+                    version = (tentative.get(stream) or versions[stream]) + 1
+                    tentative[stream] = version
+                    append(
+                        _new_record(
+                            RecordedEvent,
+                            (
+                                order_id,
+                                stream,
+                                version,
+                                event_id,
+                                event_type,
+                                event_time,
+                                b'{"order-id":%d,"stream-version":%d,%b' % (order_id, version, body),
+                            ),
+                        )
+                    )
             records.extend(assigned)
             if METADATA_STREAM in request.streams:
                 # Metadata takes effect for the requests after it in this group (a tombstone

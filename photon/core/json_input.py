@@ -55,6 +55,30 @@ def loads(data: bytes | str) -> Any:
     return value
 
 
+def loads_compact_lines(lines: list[bytes]) -> list[Any] | None:
+    """Each line's value, parsed in one call as a JSON array, when every line is exactly what
+    orjson writes for its value (compact JSON, as Photon's clients write it): such a line holds
+    neither a repeated key nor an integer beyond 64 bits, and `loads` would give the same value.
+    None when any line is not (malformed, spaced, blank, ...): the caller then parses line by
+    line with `loads`, which names the fault of each.
+
+    Comparing each value's serialization with its own line also keeps the lines' boundaries: a
+    line that is not JSON on its own (``{"a":[1`` then ``2]}``) could join its neighbour into
+    a valid array, never into the same text line by line."""
+    try:
+        values = orjson.loads(b"[" + b",".join(lines) + b"]")
+    except orjson.JSONDecodeError:
+        return None
+    if type(values) is not list or len(values) != len(lines):
+        return None
+    try:
+        if list(map(orjson.dumps, values)) != lines:
+            return None
+    except orjson.JSONEncodeError:  # nested deeper than orjson writes
+        return None
+    return values
+
+
 def _as_written(value: Any, raw: bytes) -> bool:
     """Whether `raw` is exactly what orjson writes for `value`, its parse: then it holds neither
     a repeated key nor an integer beyond 64 bits, and no other check is needed.

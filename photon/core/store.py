@@ -42,6 +42,7 @@ from photon.core.events import (
     DEFAULT_MAX_EVENT_BYTES,
     PendingEvent,
     RecordedEvent,
+    Tagless,
     is_internal,
     new_event_id,
 )
@@ -231,7 +232,8 @@ class EventStore(StreamAdmin):
         batches at a repeated id)."""
         if not pending:
             raise ValidationError("no events to append")
-        return await self._submit_async(list(pending), "any")
+        # A `Tagless` batch (from `prepare_batch`) stays one: the writer then skips the tag search.
+        return await self._submit_async(pending if isinstance(pending, Tagless) else list(pending), "any")
 
     async def _submit_async(
         self,

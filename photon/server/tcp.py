@@ -10,7 +10,9 @@ Protocol:
    or ``{"error":"..."}``. A bad line gets its own error and does not affect its neighbours.
 
 Throughput comes from batching: while one batch is being committed, the lines that arrive are
-parsed and validated; the next commit takes all of them in one store append.
+parsed and validated; the next commit takes all of them in one store append. The lines of one
+read are parsed in one call and checked field by field across them (`prepare_batch`) when they
+are the usual compact, valid events; otherwise line by line, each fault answered on its own line.
 """
 
 from __future__ import annotations
@@ -23,11 +25,12 @@ from typing import Any, cast
 import orjson
 
 from photon.core import aio, json_input
+from photon.core.append_prepare import BATCH_VALIDATION
 from photon.core.batches import split_batches
 from photon.core.config import Config
 from photon.core.errors import PhotonError
-from photon.core.event_validation import prepare_event
-from photon.core.events import PendingEvent, new_event_ids, now_millis
+from photon.core.event_validation import prepare_batch, prepare_event
+from photon.core.events import PendingEvent, Tagless, new_event_ids, now_millis
 from photon.core.metrics import metrics_for
 from photon.core.store import EventStore
 from photon.server.net import bind, tcp_tls, url_host
@@ -66,6 +69,9 @@ class _Connection:
         self.queued_events = 0
         self.plain = True
         """Whether `items` holds only valid events with store-made ids (the common case)."""
+        self.tagless = True
+        """Whether every event of `items` came from `prepare_batch` (none has tags): the writer
+        then skips the search for tags (`Tagless`)."""
         self.more = asyncio.Event()
         self.room = asyncio.Event()
         self.room.set()
@@ -126,7 +132,19 @@ class _Connection:
             self.plain = False
         else:
             # One clock reading and one run of ids for the lines of a read (a few thousand at most).
-            max_bytes, now, new_id = store.max_event_bytes, now_millis(), iter(new_event_ids(len(lines))).__next__
+            max_bytes, now = store.max_event_bytes, now_millis()
+            if len(lines) >= BATCH_VALIDATION:
+                values = json_input.loads_compact_lines(lines)
+                batch = prepare_batch(values, max_bytes, now) if values is not None else None
+                if batch is not None:
+                    items.extend(batch)
+                    if batch[0][5]:  # client-chosen ids (all or none in such a batch)
+                        self.plain = False
+                    self.queued_events += len(items) - queued
+                    self.more.set()
+                    return
+            self.tagless = False
+            new_id = iter(new_event_ids(len(lines))).__next__
             loads = json_input.loads
             for line in lines:
                 if not line or line.isspace():
@@ -195,9 +213,13 @@ class _Connection:
                 continue
             items, self.items = self.items, []
             plain, self.plain = self.plain, True
+            tagless, self.tagless = self.tagless, True
             self.queued_events = 0
             self.room.set()
-            out = await (self._commit_plain if plain else self._commit)(items, metrics)
+            if plain:
+                out = await self._commit_plain(items, metrics, tagless)
+            else:
+                out = await self._commit(items, metrics)
             self.writer.write(b"".join(out))
             await self.writer.drain()
 
@@ -213,11 +235,12 @@ class _Connection:
         metrics.tcp.stored_append(len(stored), asyncio.get_running_loop().time() - started)
         return [_ACK % (event[0], event[2]) for event in stored]  # order-id, stream-version
 
-    async def _commit_plain(self, items: list[PendingEvent | bytes], metrics: Any) -> list[bytes]:
+    async def _commit_plain(self, items: list[PendingEvent | bytes], metrics: Any, tagless: bool) -> list[bytes]:
         """`_commit` for items that are all valid events with store-made ids: nothing to split."""
         out: list[bytes] = []
         for start in range(0, len(items), MAX_BATCH):
-            out.extend(await self._append(cast(list[PendingEvent], items[start : start + MAX_BATCH]), metrics))
+            batch = cast(list[PendingEvent], items[start : start + MAX_BATCH])
+            out.extend(await self._append(Tagless(batch) if tagless else batch, metrics))
         return out
 
     async def _commit(self, items: list[PendingEvent | bytes], metrics: Any) -> list[bytes]:
