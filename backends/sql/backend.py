@@ -22,11 +22,14 @@ from .postgres import connect_args, take_advisory_lock
 from .reads import CHUNK
 from .schema import (
     BLOCK_BITS,
+    CATEGORY_KIND,
     HIGH_WATER_KEY,
     READ_INDEX,
     READ_INDEX_MARK,
     TAGS_TABLE,
+    TYPE_KIND,
     block,
+    category_expression,
     create_indexes,
     tables,
 )
@@ -346,12 +349,12 @@ class SQLBackend(StreamNumbers):
                     number, last = found[0]
                     blocks = list(range((last >> BLOCK_BITS) + 1))
                     for start in range(0, len(blocks), CHUNK):  # through the index, block by block
-                        removed += conn.execute(
-                            sa.delete(events).where(
-                                block(events.c.stream_version).in_(blocks[start : start + CHUNK]),
-                                events.c.stream_id == number,
-                            )
-                        ).rowcount
+                        where = (
+                            block(events.c.stream_version).in_(blocks[start : start + CHUNK]),
+                            events.c.stream_id == number,
+                        )
+                        self._drop_read_entries(conn, where)
+                        removed += conn.execute(sa.delete(events).where(*where)).rowcount
                 conn.execute(sa.delete(streams).where(streams.c.stream_name == stream))
                 self._put(conn, HIGH_WATER_KEY, str(high_water).encode())
         except sa.exc.SQLAlchemyError as exc:
@@ -394,11 +397,28 @@ class SQLBackend(StreamNumbers):
                             ),
                             tagged,
                         )
+                    self._drop_read_entries(conn, where)
                     removed += conn.execute(sa.delete(events).where(*where)).rowcount or 0
                 self._put(conn, HIGH_WATER_KEY, str(high_water).encode())
         except sa.exc.SQLAlchemyError as exc:
             raise translate_error(exc) from exc
         return int(removed)
+
+    def _drop_read_entries(self, conn: Any, where: Any) -> None:
+        """Remove the read index's entries (SQLite, `read_index`) of the events `where` selects,
+        before they go: reads would skip them (they join the events), but a category whose
+        events were mostly removed would still be read entry by entry."""
+        import sqlalchemy as sa
+
+        index = self._metadata.tables.get(READ_INDEX)
+        if index is None:
+            return
+        events = self._events
+        entries = sa.union_all(
+            sa.select(sa.literal(CATEGORY_KIND), category_expression(self._dialect), events.c.order_id).where(*where),
+            sa.select(sa.literal(TYPE_KIND), events.c.event_type, events.c.order_id).where(*where),
+        )
+        conn.execute(sa.delete(index).where(sa.tuple_(index.c.kind, index.c.name, index.c.order_id).in_(entries)))
 
     def replace_events(self, events: Sequence[RecordedEvent]) -> None:
         import sqlalchemy as sa

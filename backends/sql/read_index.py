@@ -8,9 +8,9 @@ order-id order (so each name's entries go to the end of its range; sorting them 
 saved no log page of an eventsourcing insert and cost a sort of every batch), and moves the
 mark. The entries and the mark therefore change with the events they describe, atomically: a
 killed writer leaves them consistent. Reads take the index up to the mark and scan
-``photon_events`` past it (`statements.read_select`), at most `every` order-ids. Entries of
-events removed later (deletions, scavenges, truncations) stay behind and find no event: reads
-join the index with the events.
+``photon_events`` past it (`statements.read_select`), at most `every` order-ids. A deletion or
+truncation (a scavenge's too) removes its events' entries in the same transaction
+(`SQLBackend._drop_read_entries`); reads join the index with the events all the same.
 """
 
 from __future__ import annotations
