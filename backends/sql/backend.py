@@ -19,17 +19,15 @@ from photon.core.setting import Setting
 
 from .planner_statistics import PlannerStatistics
 from .postgres import connect_args, take_advisory_lock
+from .read_index import drop_entries
 from .reads import CHUNK
 from .schema import (
     BLOCK_BITS,
-    CATEGORY_KIND,
     HIGH_WATER_KEY,
     READ_INDEX,
     READ_INDEX_MARK,
     TAGS_TABLE,
-    TYPE_KIND,
     block,
-    category_expression,
     create_indexes,
     tables,
 )
@@ -405,20 +403,8 @@ class SQLBackend(StreamNumbers):
         return int(removed)
 
     def _drop_read_entries(self, conn: Any, where: Any) -> None:
-        """Remove the read index's entries (SQLite, `read_index`) of the events `where` selects,
-        before they go: reads would skip them (they join the events), but a category whose
-        events were mostly removed would still be read entry by entry."""
-        import sqlalchemy as sa
-
-        index = self._metadata.tables.get(READ_INDEX)
-        if index is None:
-            return
-        events = self._events
-        entries = sa.union_all(
-            sa.select(sa.literal(CATEGORY_KIND), category_expression(self._dialect), events.c.order_id).where(*where),
-            sa.select(sa.literal(TYPE_KIND), events.c.event_type, events.c.order_id).where(*where),
-        )
-        conn.execute(sa.delete(index).where(sa.tuple_(index.c.kind, index.c.name, index.c.order_id).in_(entries)))
+        """Remove the read index's entries of the events `where` selects (SQLite: `read_index`)."""
+        drop_entries(conn, self._metadata, self._events, where)
 
     def replace_events(self, events: Sequence[RecordedEvent]) -> None:
         import sqlalchemy as sa

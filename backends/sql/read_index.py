@@ -103,3 +103,20 @@ class ReadIndexer:
             raise
         if last - mark >= CATCH_UP_LOGGED:
             log.info("filed %d order-ids of events into the category and event-type index", last - mark)
+
+
+def drop_entries(conn: Any, metadata: Any, events: Any, where: Any) -> None:
+    """Remove the entries of the events `where` selects, before a deletion or truncation removes
+    the events (in its transaction, on `conn`): reads would skip them (they join the events),
+    but a category whose events were mostly removed would still be read entry by entry. Nothing
+    where the store keeps no read index (`metadata` without its table: PostgreSQL)."""
+    import sqlalchemy as sa
+
+    index = metadata.tables.get(READ_INDEX)
+    if index is None:
+        return
+    entries = sa.union_all(
+        sa.select(sa.literal(CATEGORY_KIND), category_expression("sqlite"), events.c.order_id).where(*where),
+        sa.select(sa.literal(TYPE_KIND), events.c.event_type, events.c.order_id).where(*where),
+    )
+    conn.execute(sa.delete(index).where(sa.tuple_(index.c.kind, index.c.name, index.c.order_id).in_(entries)))
