@@ -121,12 +121,25 @@ INSERT = (
 
 
 def raw_batched(path: Path, rows: list[tuple[Any, ...]]) -> float:
+    """Raw inserts of `rows` in batches, each with the category and event-type index's entries as
+    Photon's writer files them (`read_index`: the same statements, when a batch takes the
+    order-ids past the mark by its step): the same rows and the same index entries as Photon."""
+    from photon_backends.sql import read_index
+
     raw_schema(path)
     connection = raw_connection(path)
+    mark = read_index.stored_mark(connection)
     start = time.perf_counter()
     for offset in range(0, len(rows), BATCH):
+        batch = rows[offset : offset + BATCH]
         connection.execute("BEGIN IMMEDIATE")
-        connection.executemany(INSERT, rows[offset : offset + BATCH])
+        connection.executemany(INSERT, batch)
+        last = batch[-1][0]  # order_id
+        if last - mark >= read_index.EVERY:
+            for statement in read_index.STEP:
+                connection.execute(statement, (mark, last))
+            connection.execute(read_index.SET_MARK, (last,))
+            mark = last
         connection.execute("COMMIT")
     elapsed = time.perf_counter() - start
     connection.close()

@@ -176,3 +176,18 @@ def test_events_removed_after_they_were_filed_are_not_read_back(store: EventStor
     store.scavenge()
     assert [e for e in store.read("__category__:cart") if e.stream_name == "cart-1"] == []
     assert list(store.read("__category__:cart")) == [e for e in store.read() if category_of(e.stream_name) == "cart"]
+
+
+def test_the_raw_floor_of_batched_appends_files_the_same_entries(tmp_path: Path) -> None:
+    from benchmarks import core, es_floor
+
+    path = tmp_path / "photon.db"
+    with EventStore.open({"db.backend": "sqlite", "sqlite.path": str(path)}) as photon:
+        for start in range(0, 2500, 1000):
+            fill(photon, 1000, per_commit=1000, start=start)
+    rows = es_floor.stored_rows(path)
+    core.raw_batched(tmp_path / "raw.db", rows)
+    entries = "SELECT kind, name, order_id FROM photon_read_index ORDER BY 1, 2, 3"
+    with sqlite3.connect(path) as ours, sqlite3.connect(tmp_path / "raw.db") as raw:
+        assert raw.execute(entries).fetchall() == ours.execute(entries).fetchall() != []
+    assert mark_and_entries(tmp_path / "raw.db")[0] == mark_and_entries(path)[0]
