@@ -170,12 +170,30 @@ def test_a_restore_files_every_event_it_loads(store: EventStore, tmp_path: Path)
         ]
 
 
-def test_events_removed_after_they_were_filed_are_not_read_back(store: EventStore, tmp_path: Path) -> None:
-    fill(store, 100)
+def entries_without_events(path: Path) -> int:
+    with sqlite3.connect(path) as connection:
+        return int(
+            connection.execute(
+                "SELECT count(*) FROM photon_read_index i WHERE NOT EXISTS"
+                " (SELECT 1 FROM photon_events e WHERE e.order_id = i.order_id)"
+            ).fetchone()[0]
+        )
+
+
+def test_events_removed_after_they_were_filed_take_their_entries_with_them(store: EventStore, tmp_path: Path) -> None:
+    fill(store, 300)
+    path = tmp_path / "store.db"
+    assert mark_and_entries(path)[0] > 200  # most of them filed
     store.delete_stream("cart-1", hard=True)
-    store.scavenge()
+    store.set_stream_metadata("shop-1", {"max-count": 3})
+    store.set_stream_metadata("cart-2", {"truncate-before": 20})
+    assert store.scavenge().removed > 0
+    assert entries_without_events(path) == 0  # a removed event's entries go with it
+    _, entries, filed, _ = mark_and_entries(path)
+    assert entries == 2 * filed
     assert [e for e in store.read("__category__:cart") if e.stream_name == "cart-1"] == []
     assert list(store.read("__category__:cart")) == [e for e in store.read() if category_of(e.stream_name) == "cart"]
+    assert list(store.read(event_types=["Paid"])) == [e for e in store.read() if e.event_type == "Paid"]
 
 
 def test_the_raw_floor_of_batched_appends_files_the_same_entries(tmp_path: Path) -> None:

@@ -244,33 +244,3 @@ def test_a_subscription_is_made_of_a_history_read_and_a_broadcaster() -> None:
         with pytest.raises(StoreClosed):
             subscription.get(1)
         subscription.close()
-
-
-def test_a_follower_takes_its_queued_live_events_in_one_pass(tmp_path: Path) -> None:
-    """The projections' feed follows `__all__`: its poll takes a commit's events without a Python
-    call per event, and leaves none behind (and no bytes counted for them)."""
-    import sys
-
-    with EventStore.open({"db.backend": "sqlite", "sqlite.path": str(tmp_path / "f.db")}) as store:
-        subscription = store.subscribe("__all__", "hot")
-        assert subscription.get(1) == CaughtUp(0)
-        store.append([ev("s", i) for i in range(1000)])
-        listener = subscription._listener
-        assert listener is not None
-        calls = 0
-
-        def count(frame: Any, event: str, arg: Any) -> None:
-            nonlocal calls
-            calls += event == "call"
-
-        sys.setprofile(count)
-        try:
-            items = subscription.poll()
-        finally:
-            sys.setprofile(None)
-        assert [e.order_id for e in items if isinstance(e, RecordedEvent)] == list(range(1, 1001))
-        assert calls < 20, calls
-        assert not listener.queue and listener.queued_bytes == 0
-        store.append([ev("s", 1000), ev("s", 1001)])
-        assert [e.order_id for e in drain(subscription, 2) if isinstance(e, RecordedEvent)] == [1001, 1002]
-        subscription.close()

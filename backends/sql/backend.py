@@ -19,6 +19,7 @@ from photon.core.setting import Setting
 
 from .planner_statistics import PlannerStatistics
 from .postgres import connect_args, take_advisory_lock
+from .read_index import drop_entries
 from .reads import CHUNK
 from .schema import (
     BLOCK_BITS,
@@ -346,12 +347,12 @@ class SQLBackend(StreamNumbers):
                     number, last = found[0]
                     blocks = list(range((last >> BLOCK_BITS) + 1))
                     for start in range(0, len(blocks), CHUNK):  # through the index, block by block
-                        removed += conn.execute(
-                            sa.delete(events).where(
-                                block(events.c.stream_version).in_(blocks[start : start + CHUNK]),
-                                events.c.stream_id == number,
-                            )
-                        ).rowcount
+                        where = (
+                            block(events.c.stream_version).in_(blocks[start : start + CHUNK]),
+                            events.c.stream_id == number,
+                        )
+                        self._drop_read_entries(conn, where)
+                        removed += conn.execute(sa.delete(events).where(*where)).rowcount
                 conn.execute(sa.delete(streams).where(streams.c.stream_name == stream))
                 self._put(conn, HIGH_WATER_KEY, str(high_water).encode())
         except sa.exc.SQLAlchemyError as exc:
@@ -394,11 +395,16 @@ class SQLBackend(StreamNumbers):
                             ),
                             tagged,
                         )
+                    self._drop_read_entries(conn, where)
                     removed += conn.execute(sa.delete(events).where(*where)).rowcount or 0
                 self._put(conn, HIGH_WATER_KEY, str(high_water).encode())
         except sa.exc.SQLAlchemyError as exc:
             raise translate_error(exc) from exc
         return int(removed)
+
+    def _drop_read_entries(self, conn: Any, where: Any) -> None:
+        """Remove the read index's entries of the events `where` selects (SQLite: `read_index`)."""
+        drop_entries(conn, self._metadata, self._events, where)
 
     def replace_events(self, events: Sequence[RecordedEvent]) -> None:
         import sqlalchemy as sa

@@ -8,9 +8,9 @@ order-id order (so each name's entries go to the end of its range; sorting them 
 saved no log page of an eventsourcing insert and cost a sort of every batch), and moves the
 mark. The entries and the mark therefore change with the events they describe, atomically: a
 killed writer leaves them consistent. Reads take the index up to the mark and scan
-``photon_events`` past it (`statements.read_select`), at most `every` order-ids. Entries of
-events removed later (deletions, scavenges, truncations) stay behind and find no event: reads
-join the index with the events.
+``photon_events`` past it (`statements.read_select`), at most `every` order-ids. A deletion or
+truncation (a scavenge's too) removes its events' entries in the same transaction
+(`SQLBackend._drop_read_entries`); reads join the index with the events all the same.
 """
 
 from __future__ import annotations
@@ -103,3 +103,20 @@ class ReadIndexer:
             raise
         if last - mark >= CATCH_UP_LOGGED:
             log.info("filed %d order-ids of events into the category and event-type index", last - mark)
+
+
+def drop_entries(conn: Any, metadata: Any, events: Any, where: Any) -> None:
+    """Remove the entries of the events `where` selects, before a deletion or truncation removes
+    the events (in its transaction, on `conn`): reads would skip them (they join the events),
+    but a category whose events were mostly removed would still be read entry by entry. Nothing
+    where the store keeps no read index (`metadata` without its table: PostgreSQL)."""
+    import sqlalchemy as sa
+
+    index = metadata.tables.get(READ_INDEX)
+    if index is None:
+        return
+    entries = sa.union_all(
+        sa.select(sa.literal(CATEGORY_KIND), category_expression("sqlite"), events.c.order_id).where(*where),
+        sa.select(sa.literal(TYPE_KIND), events.c.event_type, events.c.order_id).where(*where),
+    )
+    conn.execute(sa.delete(index).where(sa.tuple_(index.c.kind, index.c.name, index.c.order_id).in_(entries)))

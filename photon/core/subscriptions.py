@@ -21,9 +21,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from itertools import repeat
-from operator import itemgetter
-from typing import Literal, NamedTuple, cast
+from typing import Literal, NamedTuple
 
 from photon.core import memory
 from photon.core.broadcaster import Broadcaster, Listener
@@ -32,8 +30,6 @@ from photon.core.events import RecordedEvent
 from photon.core.paging import HistoryPages
 
 log = logging.getLogger("photon.subscriptions")
-
-_DATA = itemgetter(6)  # RecordedEvent.data
 
 HISTORY_RETRY_SECONDS = 60.0
 """How long an asynchronous replay waits for an unreachable store before it gives up."""
@@ -197,21 +193,8 @@ class Subscription:
             return [FellBehind(self._next_order_id - 1)] if self.tell_fell_behind else []
         if not listener.queue:
             return []
-        queue = listener.queue
-        if (
-            self.from_time is None
-            and self.remaining is None
-            and self.to_order_id is None
-            and queue[0].order_id >= self._next_order_id
-        ):
-            # The usual follower (the projections' feed of `__all__`): every queued event is
-            # delivered, taken in one pass in C. Only as many as were queued when counted: the
-            # writer's thread may be adding more (at the other end) meanwhile.
-            taken: list[RecordedEvent] = list(map(deque.popleft, repeat(queue, len(queue))))
-            listener.queued_bytes -= sum(map(len, map(_DATA, taken)))
-            self._next_order_id = taken[-1].order_id + 1
-            return cast(list[Item], taken)
         live: list[Item] = []
+        queue = listener.queue
         while queue:
             event = queue.popleft()
             listener.queued_bytes -= len(event.data)
