@@ -246,3 +246,25 @@ def test_a_batch_of_events_with_their_own_ids_stores_a_repeated_one_once(live: L
     assert acks[25:] == acks[:25]
     assert [a["order-id"] for a in acks[:25]] == list(range(1, 26))
     assert live.store.get_event("id-7").order_id == 8
+
+
+def test_a_failure_while_storing_is_answered_and_ends_the_connection(live: LiveServer, monkeypatch: Any) -> None:
+    """A fault of the server's own (not a refusal of the client's input) must reach the client as an
+    error line and the end of the connection, not leave it waiting for acknowledgements."""
+    from photon.core import aio
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(aio, "append_validated", broken)
+    with connect(live) as sock:
+        sock.sendall(b"".join(orjson.dumps(event(n=i)) + b"\n" for i in range(5)))
+        lines = read_lines(sock, 1)
+        assert len(lines) == 1 and "disk on fire" in lines[0]["error"]
+        assert "may or may not be stored" in lines[0]["error"]
+        sock.settimeout(5)
+        rest = b""
+        while chunk := sock.recv(1 << 16):  # the server ends the connection
+            rest += chunk
+        assert rest == b""
+    assert list(live.store.read("orders")) == []

@@ -8,6 +8,7 @@ Protocol:
 2. Then one event (a JSON object, as for ``POST /api/event``) per line. Blank lines are skipped.
 3. For each event, in order, one line: ``{"order-id":n,"stream-version":v}`` once it is durable,
    or ``{"error":"..."}``. A bad line gets its own error and does not affect its neighbours.
+   If storing fails in the server itself, one error line says so and the connection is closed.
 
 Throughput comes from batching: while one batch is being committed, the lines that arrive are
 parsed and validated; the next commit takes all of them in one store append. The lines of one
@@ -84,15 +85,35 @@ class _Connection:
         committer = asyncio.create_task(self._commit_loop())
         self.read_task = asyncio.create_task(self._read_loop())
         try:
-            await asyncio.wait([self.read_task])  # ends at the client's EOF, or when the server stops
+            # Reading ends at the client's EOF or when the server stops; the committer ends early
+            # only when it fails, and then the client must hear of it rather than wait for acks.
+            await asyncio.wait([self.read_task, committer], return_when=asyncio.FIRST_COMPLETED)
         finally:
             self.read_task.cancel()
             self.reading_done = True
             self.more.set()
-            with contextlib.suppress(ConnectionError):
+            try:
                 await committer
+            except ConnectionError:
+                pass
+            except Exception as exc:  # a fault of the server's, not of the client's input
+                await self._answer_failure(exc)
+                return
         if self.service.closing:
             await self._close_gracefully()
+
+    async def _answer_failure(self, exc: Exception) -> None:
+        """The committer failed: log it, tell the client in an error line, and end the connection
+        (events without an acknowledgement may or may not have been stored)."""
+        log.error("TCP ingest: storing a client's events failed; closing its connection", exc_info=exc)
+        line = _error_line(
+            f"internal error while storing events ({type(exc).__name__}: {exc}); the connection is closed "
+            "and the events sent after the last acknowledgement may or may not be stored"
+        )
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            self.writer.write(line)
+            await self.writer.drain()
+        await self._close_gracefully()
 
     def stop_reading(self) -> None:
         if self.read_task is not None:
