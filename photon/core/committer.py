@@ -348,49 +348,25 @@ class Committer(UnknownCommitRecovery, threading.Thread):
                     continue
             assigned: list[RecordedEvent] = []
             append = assigned.append
-            if len(fresh) > 1 and len(request.streams) == 1:
-                # Every event of one stream (an aggregate's insert): its version looked up once
-                # and stored once, not at each event.
-                stream = fresh[0][0]
-                version = tentative.get(stream) or versions[stream]
-                for _stream, event_id, event_type, event_time, body, _client in fresh:  # once per event: kept tight
-                    order_id += 1
-                    version += 1
-                    append(
-                        _new_record(
-                            RecordedEvent,
-                            (
-                                order_id,
-                                stream,
-                                version,
-                                event_id,
-                                event_type,
-                                event_time,
-                                # One formatting, not a head then a concatenation: one copy of the body.
-                                b'{"order-id":%d,"stream-version":%d,%b' % (order_id, version, body),
-                            ),
-                        )
-                    )
+            for stream, event_id, event_type, event_time, body, _client in fresh:  # once per event: kept tight
+                order_id += 1
+                version = (tentative.get(stream) or versions[stream]) + 1
                 tentative[stream] = version
-            else:
-                for stream, event_id, event_type, event_time, body, _client in fresh:  # once per event: kept tight
-                    order_id += 1
-                    version = (tentative.get(stream) or versions[stream]) + 1
-                    tentative[stream] = version
-                    append(
-                        _new_record(
-                            RecordedEvent,
-                            (
-                                order_id,
-                                stream,
-                                version,
-                                event_id,
-                                event_type,
-                                event_time,
-                                b'{"order-id":%d,"stream-version":%d,%b' % (order_id, version, body),
-                            ),
-                        )
+                append(
+                    _new_record(
+                        RecordedEvent,
+                        (
+                            order_id,
+                            stream,
+                            version,
+                            event_id,
+                            event_type,
+                            event_time,
+                            # One formatting, not a head then a concatenation: one copy of the body.
+                            b'{"order-id":%d,"stream-version":%d,%b' % (order_id, version, body),
+                        ),
                     )
+                )
             records.extend(assigned)
             if METADATA_STREAM in request.streams:
                 # Metadata takes effect for the requests after it in this group (a tombstone
