@@ -25,7 +25,8 @@ from typing import Any
 import orjson
 
 DEFAULT = ["core", "server", "projections", "backup"]
-LABELS = ("name", "figure", "workload", "what")
+LABELS = ("name", "figure", "workload", "peer_name", "what")
+"""What names a row: two rows of one workload against two peers (raw `sqlite3`, a library) stay apart."""
 SKIP_TEXT = {"benchmark"}
 NUMBER = re.compile(r"^\s*([0-9][0-9,]*(?:\.[0-9]+)?)")
 # Fields that describe the run rather than measure it.
