@@ -32,8 +32,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from .es_remote_cost import _family, _thread_cpu, _thread_names, _tree
 from .server import Server, http_emits, latency
+from .source_trees import source_tree
+from .thread_cpu import family, thread_cpu, thread_names
 
 COMMIT_FIGURES = (
     "photon_commit_batch_events_sum",
@@ -62,12 +63,12 @@ async def emits(seconds: float, clients: int, threads: bool = False) -> dict[str
         token = await server.token()
         await http_emits(server, token, 1.0, clients, 1)  # warm-up
         before, cpu = commit_figures(server, token), server.cpu_seconds()
-        by_thread, harness = _thread_cpu(_family(server.proc.pid)), time.process_time()
+        by_thread, harness = thread_cpu(family(server.proc.pid)), time.process_time()
         rate = await http_emits(server, token, seconds, clients, 1)
         harness = time.process_time() - harness
         after, cpu = commit_figures(server, token), server.cpu_seconds() - cpu
-        family = _family(server.proc.pid)
-        spent = {key: value - by_thread.get(key, 0.0) for key, value in _thread_cpu(family).items()}
+        pids = family(server.proc.pid)
+        spent = {key: value - by_thread.get(key, 0.0) for key, value in thread_cpu(pids).items()}
         commits = after["photon_commit_batch_events_count"] - before["photon_commit_batch_events_count"]
         grouped = after["photon_commit_batch_events_sum"] - before["photon_commit_batch_events_sum"]
         committing = after["photon_backend_append_seconds_sum"] - before["photon_backend_append_seconds_sum"]
@@ -79,7 +80,7 @@ async def emits(seconds: float, clients: int, threads: bool = False) -> dict[str
             "commit ms (wall)": committing / max(commits, 1) * 1e3,
         }
         if threads:
-            names = _thread_names(family)
+            names = thread_names(pids)
             found["harness CPU µs an emit"] = harness / emitted * 1e6
             found["worker processes CPU µs an emit"] = (
                 sum(v for (pid, _), v in spent.items() if pid != server.proc.pid) / emitted * 1e6
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     runs: dict[str | None, dict[str, list[float]]] = {t: {} for t in trees}
     for round_ in range(args.rounds):
         for tree in trees if round_ % 2 == 0 else trees[::-1]:
-            with _tree(tree):
+            with source_tree(tree):
                 found: dict[str, Any] = asyncio.run(emits(args.seconds, args.clients, args.threads))
                 found.update(asyncio.run(latencies(args.seconds)))
             for name, value in found.items():

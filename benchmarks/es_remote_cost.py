@@ -7,8 +7,8 @@ insert in flight) against a `photon` server on SQLite (``synchronous=FULL``), af
 1,000 inserts. For each thread of the server and of its projection worker process, the CPU it
 spent per insert (from ``/proc``), with the recorder's own CPU and the wall time per insert. CPU
 is what a loaded machine disturbs least, and it says where an insert's time goes: the event loop,
-the writer, the worker. Thread names come from ``py-spy dump`` when py-spy is installed (numbers
-otherwise).
+the writer, the worker. Thread names come from ``py-spy dump`` when py-spy is installed (``/proc``'s short
+names otherwise).
 
 ``--trees`` compares servers run from two source trees (each put first on ``PYTHONPATH``, e.g.
 ``git archive`` exports of two commits), interleaved round by round; the recorder runs from this
@@ -18,88 +18,29 @@ checkout. Figures are medians of the rounds.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 
 from . import es_recorders
+from .source_trees import source_tree
+from .thread_cpu import family, thread_cpu, thread_names
 
-TICK = os.sysconf("SC_CLK_TCK")
 WARM_UP = 1000
-
-
-def _family(pid: int) -> list[int]:
-    """`pid` and its descendants."""
-    found = [pid]
-    with contextlib.suppress(FileNotFoundError):
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with contextlib.suppress(FileNotFoundError), open(f"/proc/{pid}/task/{task}/children") as f:
-                for child in f.read().split():
-                    found += _family(int(child))
-    return found
-
-
-def _thread_cpu(pids: list[int]) -> dict[tuple[int, int], float]:
-    """CPU seconds of every thread of `pids`, by (pid, thread id)."""
-    cpu: dict[tuple[int, int], float] = {}
-    for pid in pids:
-        with contextlib.suppress(FileNotFoundError):
-            for task in os.listdir(f"/proc/{pid}/task"):
-                with contextlib.suppress(FileNotFoundError), open(f"/proc/{pid}/task/{task}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-                cpu[(pid, int(task))] = (int(fields[11]) + int(fields[12])) / TICK
-    return cpu
-
-
-def _thread_names(pids: list[int]) -> dict[int, str]:
-    spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
-    names: dict[int, str] = {}
-    if spy is None:
-        return names
-    for pid in pids:
-        dump = subprocess.run([spy, "dump", "--json", "--pid", str(pid)], capture_output=True, text=True).stdout
-        with contextlib.suppress(ValueError):
-            for thread in json.loads(dump):
-                names[int(thread["os_thread_id"])] = thread.get("thread_name") or "?"
-    return names
-
-
-@contextlib.contextmanager
-def _tree(path: str | None) -> Iterator[None]:
-    """What starts inside runs the source tree `path` (None: this checkout): it goes first on
-    PYTHONPATH, with its backends. A tree keeps them in `backends/`, which is installed as the
-    package `photon_backends`: without a `photon_backends` of the tree's own on the path, both
-    sides would import the backends of the checkout that runs the benchmark."""
-    old = os.environ.get("PYTHONPATH")
-    with tempfile.TemporaryDirectory() as links:
-        if path is not None:
-            entries = [path]
-            tree = Path(path)
-            if (tree / "backends").is_dir() and not (tree / "photon_backends").exists():
-                (Path(links) / "photon_backends").symlink_to((tree / "backends").resolve())
-                entries.append(links)
-            os.environ["PYTHONPATH"] = os.pathsep.join(entries)
-        try:
-            yield
-        finally:
-            if old is None:
-                os.environ.pop("PYTHONPATH", None)
-            else:
-                os.environ["PYTHONPATH"] = old
 
 
 def measure(inserts: int, tree: str | None) -> dict[str, float]:
     """Per insert: wall and recorder CPU (µs), and each server and worker thread's CPU (µs)."""
-    with _tree(tree), tempfile.TemporaryDirectory() as tmp, es_recorders.photon_server(Path(tmp) / "server") as url:
+    with (
+        source_tree(tree),
+        tempfile.TemporaryDirectory() as tmp,
+        es_recorders.photon_server(Path(tmp) / "server") as url,
+    ):
         made = es_recorders.factory({"PERSISTENCE_MODULE": "photon.eventsourcing", "PHOTON_URL": url})
         try:
             recorder = made.application_recorder()
@@ -107,15 +48,15 @@ def measure(inserts: int, tree: str | None) -> dict[str, float]:
                 recorder.insert_events(events)
             server = _server_pid(url)
             batch = es_recorders.make_inserts(inserts * es_recorders.EVENTS_PER_INSERT)
-            before = _thread_cpu(_family(server))
+            before = thread_cpu(family(server))
             cpu, wall = time.process_time(), time.perf_counter()
             for events in batch:
                 recorder.insert_events(events)
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
             time.sleep(0.2)  # the worker's share of the last inserts
-            pids = _family(server)
-            after = _thread_cpu(pids)
-            names = _thread_names(pids)
+            pids = family(server)
+            after = thread_cpu(pids)
+            names = thread_names(pids)
         finally:
             made.close()
     figures = {"wall per insert": 1e6 * wall / inserts, "recorder's process": 1e6 * cpu / inserts}

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import re
 import statistics
@@ -36,7 +35,6 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +42,7 @@ import orjson
 
 from . import server as photon_server
 from .core import BATCH, make_events
+from .source_trees import source_tree
 from .summary import Row, table
 from .thread_cpu import ensure_py_spy, family, thread_cpu, thread_names
 
@@ -66,29 +65,6 @@ with EventStore.open(config) as store:
 print(orjson.dumps({"seconds": wall, "cpu": cpu}).decode())
 """
 """The in-process side, run by `python -c` so that it imports the tree under test."""
-
-
-@contextlib.contextmanager
-def source_tree(path: str | None) -> Iterator[None]:
-    """What starts inside runs the source tree `path` (None: this checkout): it goes first on
-    PYTHONPATH, with its `backends/` as `photon_backends` (the installed package would otherwise
-    be this checkout's)."""
-    old = os.environ.get("PYTHONPATH")
-    with tempfile.TemporaryDirectory() as links:
-        if path is not None:
-            entries = [str(Path(path).resolve())]
-            tree = Path(path)
-            if (tree / "backends").is_dir() and not (tree / "photon_backends").exists():
-                (Path(links) / "photon_backends").symlink_to((tree / "backends").resolve())
-                entries.append(links)
-            os.environ["PYTHONPATH"] = os.pathsep.join(entries)
-        try:
-            yield
-        finally:
-            if old is None:
-                os.environ.pop("PYTHONPATH", None)
-            else:
-                os.environ["PYTHONPATH"] = old
 
 
 def ndjson(events: list[dict[str, Any]]) -> list[bytes]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import emit_groups
-from benchmarks.es_remote_cost import _tree
+from benchmarks.source_trees import source_tree
 
 
 @pytest.mark.slow
@@ -31,7 +31,7 @@ def test_a_compared_tree_runs_its_own_backends(tmp_path: Path) -> None:
         (tree / package).mkdir(parents=True)
         (tree / package / "__init__.py").write_text("")
     probe = "import photon, photon_backends; print(photon.__file__); print(photon_backends.__file__)"
-    with _tree(str(tree)):
+    with source_tree(str(tree)):
         found = subprocess.run(
             [sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, check=True
         ).stdout.split()
