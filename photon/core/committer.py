@@ -276,21 +276,12 @@ class Committer(UnknownCommitRecovery, threading.Thread):
         versions = self.versions
         # `difference` with the dict itself looks each of the group's streams up in it; `- versions.keys()`
         # walked every key of the dict instead, one per stream the store has seen, at every commit.
-        if len(group) == 1:
-            # A group of one append (an embedded application's inserts, each its own commit):
-            # its own sets and lists, without the generators that gather a group's.
-            only = group[0]
-            wanted = only.streams.difference(versions)
-            client_ids = only.client_ids
-            tagless = type(only.events) is Tagless
-        else:
-            wanted = set().union(*(r.streams for r in group)).difference(versions)
-            client_ids = [event_id for r in group for event_id in r.client_ids]
-            tagless = all(type(r.events) is Tagless for r in group)
+        wanted = set().union(*(r.streams for r in group)).difference(versions)
         if wanted:
             found = backend.versions_before_append(wanted)
             for name in wanted:
                 versions[name] = found.get(name, 0)
+        client_ids = [event_id for r in group for event_id in r.client_ids]
         stored = backend.events_by_id(client_ids) if client_ids else {}
 
         tentative: dict[str, int] = {}  # versions inside this group, not yet durable
@@ -299,7 +290,7 @@ class Committer(UnknownCommitRecovery, threading.Thread):
         in_group: dict[str, RecordedEvent] = {}  # ids assigned inside this group
         # Tagless when every append of the group came from the batch validation: the backend
         # need not look for tags in the records (see `Tagless`).
-        records: list[RecordedEvent] = Tagless() if tagless else []
+        records: list[RecordedEvent] = Tagless() if all(type(r.events) is Tagless for r in group) else []
         accepted: list[AppendRequest] = []
         order_id = self.last_order_id
         for request in group:
