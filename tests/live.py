@@ -93,7 +93,11 @@ def event(stream: str = "orders", event_type: str = "placed", **payload: Any) ->
 class ServerProcess:
     """The installed `photon` command serving in a child process."""
 
-    def __init__(self, cwd: Path, args: list[str], env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, cwd: Path, args: list[str], env: Mapping[str, str] | None = None, own_group: bool = False
+    ) -> None:
+        """`own_group`: the server leads a process group of its own (with its child processes), as
+        under a service manager, so a test can signal the whole group."""
         self.cwd = cwd
         self.log_path = cwd / "server.log"
         self.log = open(self.log_path, "wb")  # noqa: SIM115
@@ -101,7 +105,14 @@ class ServerProcess:
         # A spare port for projection updates and one projection worker: test servers stay light.
         full_env.update({"PHOTON_PROJECTIONS_PORT": "0", "PHOTON_PARALLEL_PROJECTIONS": "1"})
         full_env.update(env or {})
-        self.proc = subprocess.Popen([PHOTON, *args], cwd=cwd, stdout=self.log, stderr=subprocess.STDOUT, env=full_env)
+        self.proc = subprocess.Popen(
+            [PHOTON, *args],
+            cwd=cwd,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=full_env,
+            start_new_session=own_group,
+        )
         deadline = time.monotonic() + 30
         while True:
             text = self.output()

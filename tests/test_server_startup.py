@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import threading
@@ -207,3 +208,57 @@ def test_sigterm_with_open_live_streams_and_tcp_connections(tmp_path: Path) -> N
         assert list(stream.iter_lines()) == ['{"caught-up":0}']  # the stream ended cleanly
         assert ingest.recv(100) == b""
         ingest.close()
+
+
+def _group_members(pgid: int) -> list[int]:
+    """The live processes of process group `pgid`, from /proc."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            members.append(int(entry.name))
+    return members
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process groups from /proc")
+def test_a_stop_signal_to_the_process_group_leaves_the_projection_workers_to_the_server(tmp_path: Path) -> None:
+    """A service manager stops a service by signalling every process of it: the projection
+    workers must not die first and be replaced while the server shuts down."""
+    import os
+    import time
+
+    server = ServerProcess(
+        tmp_path,
+        ["-rest.host", "127.0.0.1", "-rest.port", "0", "-events.port", "0", "-sqlite.path", str(tmp_path / "p.db")],
+        own_group=True,
+    )
+    children = [pid for pid in _group_members(server.proc.pid) if pid != server.proc.pid]
+    assert children, "the server started no child processes"
+    for pid in children:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    time.sleep(1.5)
+    assert "exited; starting a replacement" not in server.output()
+    token = server.token()
+    answer = httpx.post(
+        server.url + "/api/event",
+        headers={"Authorization": f"Token {token}"},
+        json={"stream-name": "g-1", "event-type": "t", "payload": {}},
+    )
+    assert answer.status_code == 200, answer.text
+    os.killpg(server.proc.pid, signal.SIGTERM)
+    code = server.terminate()
+    log = server.output()
+    assert code == 0, log
+    assert "photon stopped" in log
+    assert "starting a replacement" not in log
+    deadline = time.monotonic() + 10
+    while _group_members(server.proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _group_members(server.proc.pid) == []

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 from dataclasses import dataclass
 from typing import Any
 
+from photon.projections.child_signals import ignore_stop_signals
 from photon.projections.definition import DefinitionError, ProjectionSpec, declared_name, load
 from photon.projections.pool import context
 
@@ -66,7 +66,7 @@ def check_here(spec: ProjectionSpec) -> Checked:
 
 def _serve(conn: Any) -> None:
     """The helper process: check each definition sent; ends when the manager's end closes."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    ignore_stop_signals()
     while True:
         try:
             payload = conn.recv()

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import gc
 import os
-import signal
 import time
 import traceback
 from collections import deque
@@ -36,6 +35,7 @@ import orjson
 from photon.core.data_reads import read_data_arrays
 from photon.core.events import category_of, stream_category
 from photon.projections import spool
+from photon.projections.child_signals import ignore_stop_signals
 from photon.projections.definition import Definition, ProjectionSpec, load
 from photon.projections.messages import (
     Add,
@@ -394,8 +394,7 @@ class Worker:
 
 def main(conn: Any, progress: Any, store_config: Mapping[str, Any] | None) -> None:
     """Entry point of a worker process."""
-    # The manager stops workers with a message; Ctrl-C in a terminal must not kill them first.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    ignore_stop_signals()  # the manager stops its workers (child_signals)
     progress[0] = IDLE
     gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
     worker = Worker(conn, progress, store_config)
