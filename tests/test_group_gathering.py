@@ -3,7 +3,6 @@ answered, for at most one commit's time (`photon.core.committer.Committer.gather
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from collections.abc import Iterator
@@ -162,7 +161,7 @@ def test_the_writer_asks_whether_its_queue_is_empty_rather_than_catching_empty(t
     stored once, in a gapless order."""
     emptied: list[str] = []
 
-    class Watched(queue.SimpleQueue):  # type: ignore[type-arg]
+    class Watched(committer_module.Requests):
         def get_nowait(self) -> Any:
             if threading.current_thread().name == "photon-committer":
                 emptied.append("get_nowait in the writer")
@@ -231,3 +230,55 @@ def test_a_wait_that_brings_a_caller_back_ends_the_back_off(writer: Committer, m
     group, _ = writer.gather(first)
     assert group == [first, made[0]]
     assert (writer.gather_backoff, writer.gather_skips) == (0, 0)
+
+
+def test_the_writer_is_woken_by_the_last_caller_it_waits_for_rather_than_looking_again_and_again(
+    writer: Committer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While it waits for the callers of its last group, the writer sleeps until the append that
+    brings back the last of them: it does not take the interpreter lock from them to look at its
+    queue meanwhile, and that append is in the group at once."""
+    monkeypatch.setattr(committer_module, "GATHER_MAX_SECONDS", 5.0)
+    monkeypatch.setattr(committer_module, "GATHER_QUIET_SECONDS", 5.0)
+    looks: list[float] = []
+    real_empty = committer_module.Requests.empty
+
+    def counted_empty(self: Any) -> bool:
+        looks.append(time.monotonic())
+        return real_empty(self)
+
+    monkeypatch.setattr(committer_module.Requests, "empty", counted_empty)
+    callers = [hand_in_later(writer, 0.1 * n) for n in (1, 2, 3)]
+    writer.returning = {thread.ident or 0 for thread, _ in callers}
+    writer.commit_seconds = 5.0
+    first = request(0)
+    started = time.monotonic()
+    group, _ = writer.gather(first)
+    took = time.monotonic() - started
+    assert {id(r) for r in group[1:]} == {id(made[0]) for _, made in callers}
+    assert 0.25 <= took < 1.0  # back when the last came (0.3 s), not at the end of a quiet window
+    assert len(looks) < 20  # (looking every 0.1 ms for 0.3 s would be thousands of looks)
+
+
+def test_the_queue_wakes_its_reader_when_it_reaches_the_length_waited_for() -> None:
+    requests = committer_module.Requests()
+    requests.put(request(0))
+    started = time.monotonic()
+    requests.wait_for(1, 5.0)  # already there: no wait
+    assert time.monotonic() - started < 1.0
+    requests.wait_for(2, 0.05)  # none comes: the timeout
+    assert 0.05 <= time.monotonic() - started < 1.0
+
+    def put_later() -> None:
+        time.sleep(0.05)
+        requests.put(request(1))
+        time.sleep(0.1)
+        requests.put(request(2))
+
+    thread = threading.Thread(target=put_later, daemon=True)
+    started = time.monotonic()
+    thread.start()
+    requests.wait_for(3, 5.0)
+    assert 0.14 <= time.monotonic() - started < 2.0  # woken by the second put, not the first
+    assert requests.qsize() == 3
+    thread.join()
