@@ -99,10 +99,9 @@ class AppendRequest:
         refused with."""
         try:
             requests.put(self)
-            self.wait()
-        except BaseException:
-            self.leave()  # interrupted: a wake-up chain must not stop at this caller
-            raise
+            self._lock.acquire()  # (`wait`, without its call: each caller's calls are on the group's path)
+        finally:
+            self.leave()  # answered, or interrupted: a wake-up chain must not stop at this caller
         if self.error is not None:
             raise self.error
 

@@ -36,7 +36,7 @@ from photon.core.errors import (
     StoreClosed,
     ValidationError,
 )
-from photon.core.event_validation import parse_expected_version, validate_event
+from photon.core.event_validation import parse_expected_version, prepare_event, validate_event
 from photon.core.events import (
     ALL_STREAM,
     DEFAULT_MAX_EVENT_BYTES,
@@ -176,6 +176,14 @@ class EventStore(StreamAdmin):
         Raises `ValidationError`, `VersionConflict`, `AppendConditionFailed` or `BackendError`;
         in every case nothing of the batch is stored.
         """
+        if type(events) is dict and expected_version == "any" and expected_versions is None and condition is None:
+            # One event without options, the append of many single-event writers: what
+            # `prepare_append` does for it (the same checks and errors), without the calls that
+            # read options and batches (every call here is paid by each caller, one after the
+            # other behind the interpreter lock, while the writer waits for them).
+            if self.read_only:
+                raise ReadOnlyStore("this store was opened read-only")
+            return self._submit([prepare_event(events, self.max_event_bytes, False, None, new_event_id)], "any")
         batch = [events] if type(events) is dict or isinstance(events, Mapping) else list(events)
         options = self._options(expected_version, expected_versions, condition)
         return self._submit(*self._prepare(batch, options, internal=False))
