@@ -10,6 +10,7 @@ from collections import UserDict
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
 import pytest
 
 from photon.core import event_validation as events_module
@@ -140,6 +141,9 @@ def test_batch_path_agrees_with_event_by_event(monkeypatch: pytest.MonkeyPatch) 
             taken += 1
             assert not isinstance(slow, ValidationError), f"batch path took a batch the other refuses: {slow}"
             assert fast == slow
+            # From the lines TCP ingest parsed (each event as orjson writes it): the same events.
+            restart_ids(monkeypatch)
+            assert prepare_batch(batch, MAX_BYTES, NOW, [orjson.dumps(e) for e in batch]) == slow
         elif usual:
             pytest.fail(f"batch path declined a usual batch: {batch!r}")
     assert taken > 600

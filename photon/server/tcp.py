@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from operator import itemgetter
 from typing import Any, cast
 
 import orjson
@@ -32,6 +33,7 @@ from photon.core.config import Config
 from photon.core.errors import PhotonError
 from photon.core.event_validation import prepare_batch, prepare_event
 from photon.core.events import PendingEvent, Tagless, new_event_ids, now_millis
+from photon.core.gc_pause import cycle_collection_paused
 from photon.core.metrics import metrics_for
 from photon.core.store import EventStore
 from photon.server.net import bind, tcp_tls, url_host
@@ -56,6 +58,9 @@ def _error_line(message: str) -> bytes:
 
 _ACK = b'{"order-id":%d,"stream-version":%d}\n'
 """One acknowledgement line: `_ACK % (order_id, stream_version)`."""
+_ORDER_AND_VERSION = itemgetter(0, 2)
+"""A recorded event's (order-id, stream-version): the acknowledgement lines of a batch are
+formatted in one pass in C (`map`), without a Python call an event."""
 
 
 class _Connection:
@@ -155,8 +160,15 @@ class _Connection:
             # One clock reading and one run of ids for the lines of a read (a few thousand at most).
             max_bytes, now = store.max_event_bytes, now_millis()
             if len(lines) >= BATCH_VALIDATION:
-                values = json_input.loads_compact_lines(lines)
-                batch = prepare_batch(values, max_bytes, now) if values is not None else None
+                # The read's parsed events (two dicts or more each) are alive together, and a
+                # cycle collection while they are would move them all to an older generation,
+                # whose collections then walk them, and bring on the full ones, which walk the
+                # whole server; paused, they are freed (by their counts) before any collection
+                # sees them, and the next collection finds only the batch's plain tuples.
+                with cycle_collection_paused():
+                    values = json_input.loads_compact_lines(lines)
+                    batch = prepare_batch(values, max_bytes, now, lines) if values is not None else None
+                    del values
                 if batch is not None:
                     items.extend(batch)
                     if batch[0][5]:  # client-chosen ids (all or none in such a batch)
@@ -254,7 +266,7 @@ class _Connection:
             metrics.refuse("tcp", exc)
             return [_error_line(str(exc))] * len(batch)
         metrics.tcp.stored_append(len(stored), asyncio.get_running_loop().time() - started)
-        return [_ACK % (event[0], event[2]) for event in stored]  # order-id, stream-version
+        return list(map(_ACK.__mod__, map(_ORDER_AND_VERSION, stored)))
 
     async def _commit_plain(self, items: list[PendingEvent | bytes], metrics: Any, tagless: bool) -> list[bytes]:
         """`_commit` for items that are all valid events with store-made ids: nothing to split."""
