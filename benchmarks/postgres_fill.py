@@ -1,4 +1,4 @@
-"""Filling the category-read benchmark's PostgreSQL stores on the server, with SQL.
+"""Filling the category-read and growth benchmarks' PostgreSQL stores on the server, with SQL.
 
 Filling 10M events through the backend took about 47 minutes here (and Message DB's table by
 ``COPY`` 11 more), too long to measure a 10M store more than once. Here the server builds the
@@ -15,6 +15,11 @@ Only the ids and times differ from a store filled by appends: ids keep the store
 layout and ascend, one millisecond per batch of `category_reads.BATCH` events, as appends of those
 batches would stamp them. `check_same_as_appends` compares a small store filled both ways through
 Photon's API; `category_reads` runs it before each SQL fill, so the figures stay honest.
+
+The growth benchmark's events (`growth.fill`: a stream per 10 events, a probe stream of 100) are
+made the same way (``shape="growth"``, `GROWTH_ROWS`); `growth --fill sql` checks them the same
+way against a store filled by its plain appends. A store loaded so has its indexes built in one
+pass each, denser than the ones appends grow.
 """
 
 from __future__ import annotations
@@ -37,10 +42,25 @@ SELECT i,
             ELSE 'filler' || (i % 97) || '-' || (i % 10000) END AS stream,
        CASE WHEN i % {every} = {every} / 2 THEN 'Rare' ELSE 'Common' END AS event_type,
        i % {every} = {every} / 3 AS tagged,
+       '{{"n":' || i || '}}' AS payload,
        {base} + i / {batch} AS millis
 FROM generate_series(0::bigint, {size} - 1) AS i
 """
-"""One row per event: its stream, type and tag (as `category_reads.stream_of` and `fill`)."""
+"""One row per event: its stream, type, tag and payload's JSON (as `category_reads.stream_of` and `fill`)."""
+
+GROWTH_ROWS = """
+CREATE TEMP TABLE bench_rows AS
+SELECT i,
+       CASE WHEN i % {probe_every} = {probe_every} - 1 AND i / {probe_every} < 100 THEN '{probe}'
+            ELSE 's-' || (i * 7919 % {streams}) END AS stream,
+       'filled'::text AS event_type,
+       false AS tagged,
+       '{{"i":' || i || ',"pad":"' || repeat('x', 40) || '"}}' AS payload,
+       {base} + i / {batch} AS millis
+FROM generate_series(0::bigint, {size} - 1) AS i
+"""
+"""The growth benchmark's events (as `growth.fill`): one stream per 10 events, each event's stream
+``s-((i * 7919) % streams)``, and the 100 events of the probe stream spread evenly."""
 
 VERSIONED = """
 CREATE TEMP TABLE bench_versioned AS
@@ -67,7 +87,7 @@ INSERT INTO photon_events
 SELECT v.i + 1, v.stream, v.version, e.id, v.event_type, v.millis,
        convert_to('{{"order-id":' || (v.i + 1) || ',"stream-version":' || v.version
            || ',"stream-name":"' || v.stream || '","event-type":"' || v.event_type
-           || '","payload":{{"n":' || v.i || '}}'
+           || '","payload":' || v.payload
            || CASE WHEN v.tagged THEN ',"tags":["hot"]' ELSE '' END
            || ',"id":"' || e.id || '","event-time":' || v.millis || '}}', 'UTF8'),
        s.stream_id
@@ -89,18 +109,33 @@ FROM bench_versioned ORDER BY i
 """
 
 
-def _rows(conn: Any, size: int) -> None:
-    """The temporary tables of the events' rows, on `conn` (a psycopg connection)."""
-    every = size // TARGET_EVENTS
+def _rows(conn: Any, size: int, shape: str = "category") -> None:
+    """The temporary tables of the events' rows, on `conn` (a psycopg connection), for the
+    category-read benchmark's events or (`shape` "growth") the growth benchmark's."""
     conn.execute("SET work_mem = '256MB'")  # the versions' window sorts 10M rows
-    conn.execute(ROWS.format(every=every, size=size, batch=BATCH, base=BASE_MILLIS))
+    if shape == "growth":
+        from .growth import PROBE
+
+        conn.execute(
+            GROWTH_ROWS.format(
+                probe_every=max(size // 100, 1),
+                probe=PROBE,
+                streams=max(size // 10, 1),
+                size=size,
+                batch=BATCH,
+                base=BASE_MILLIS,
+            )
+        )
+    else:
+        conn.execute(ROWS.format(every=size // TARGET_EVENTS, size=size, batch=BATCH, base=BASE_MILLIS))
     conn.execute(VERSIONED)
     conn.execute(STREAMS)
 
 
-def fill_photon(store: Any, dsn: str, size: int) -> None:
+def fill_photon(store: Any, dsn: str, size: int, shape: str = "category") -> None:
     """Fill the empty Photon PostgreSQL `store` (open for writing on the database at `dsn`) with
-    the benchmark's `size` events, loaded as its bulk load loads a restore."""
+    the benchmark's `size` events (`shape`: "category" or "growth"), loaded as its bulk load
+    loads a restore."""
     import psycopg
 
     backend = store.backend
@@ -110,7 +145,7 @@ def fill_photon(store: Any, dsn: str, size: int) -> None:
     ok = False
     try:
         with psycopg.connect(dsn) as conn:
-            _rows(conn, size)
+            _rows(conn, size, shape)
             conn.execute(PHOTON_EVENTS)
             conn.execute(PHOTON_STREAMS)
             conn.execute(PHOTON_TAGS)
@@ -150,16 +185,37 @@ def comparable(event: RecordedEvent) -> tuple[Any, ...]:
     return (*event[:3], event[4], data, list(orjson.loads(event.data)))
 
 
-def check_same_as_appends(admin_dsn: str, size: int = 20_000) -> float:
+def check_same_as_appends(admin_dsn: str, size: int = 20_000, shape: str = "category") -> float:
     """Fill a store of `size` events by the benchmark's appends and another by `fill_photon`, and
     compare what Photon's API reads back from both: `__all__`, the category, the event type, the
-    tags read and the streams. Raises AssertionError at the first difference; returns the seconds
-    it took."""
+    tags read and the streams (`shape` "growth": `__all__`, the probe stream, a stream, `__all__`
+    from the middle, and the streams). Raises AssertionError at the first difference; returns the
+    seconds it took."""
     import psycopg
 
     from photon.core.store import EventStore
 
-    from .category_reads import READ, fill
+    from . import category_reads, growth
+
+    READ = category_reads.READ
+    fill = category_reads.fill if shape == "category" else growth.fill
+    reads = (
+        (
+            lambda s: list(s.read()),
+            lambda s: list(s.read("__category__:target", limit=READ)),
+            lambda s: list(s.read(event_types=["Rare"], limit=READ)),
+            lambda s: list(s.read_matching([{"tags": ["hot"]}], limit=READ)),
+            lambda s: list(s.read("target-10")),
+            lambda s: list(s.read("filler5-5")),
+        )
+        if shape == "category"
+        else (
+            lambda s: list(s.read()),
+            lambda s: list(s.read(growth.PROBE)),
+            lambda s: list(s.read("s-5")),
+            lambda s: list(s.read(from_order_id=size // 2, limit=1000)),
+        )
+    )
 
     started = time.perf_counter()
     run = uuid.uuid4().hex[:8]
@@ -174,20 +230,13 @@ def check_same_as_appends(admin_dsn: str, size: int = 20_000) -> float:
         if way == "appends":
             fill(store, size)
         else:
-            fill_photon(store, dsn, size)
+            fill_photon(store, dsn, size, shape)
             store.close()
             store = EventStore.open({"db.backend": "postgres", "postgres.url": dsn})
         stores.append(store)
     try:
         appended, loaded = stores
-        for read in (
-            lambda s: list(s.read()),
-            lambda s: list(s.read("__category__:target", limit=READ)),
-            lambda s: list(s.read(event_types=["Rare"], limit=READ)),
-            lambda s: list(s.read_matching([{"tags": ["hot"]}], limit=READ)),
-            lambda s: list(s.read("target-10")),
-            lambda s: list(s.read("filler5-5")),
-        ):
+        for read in reads:
             a, b = read(appended), read(loaded)
             assert len(a) == len(b) > 0, (len(a), len(b), read)
             for x, y in zip(a, b, strict=True):
