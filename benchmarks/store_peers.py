@@ -20,7 +20,8 @@ contender once on a fresh database, and the figures are medians of the rounds.
 
 Workloads: (a) batched appends, 1,000 events per append/transaction/pipeline; (b) 64 threads
 appending single events (each peer with a connection per thread where its client pools them);
-(c) reading: every stream of (a) read whole (about 200 events each; ``__all__`` for Redis).
+(c) reading: every stream of (a) read whole (about 200 events each; ``__all__`` for Redis); on
+PostgreSQL the three contenders' reads interleaved stream by stream (`interleaved_reads`).
 """
 
 from __future__ import annotations
@@ -54,16 +55,21 @@ def threaded(append_one: Callable[[dict[str, Any]], Any], events: Events) -> flo
     return core.threaded(append_one, events)
 
 
+def photon_batched(store: EventStore, events: Events) -> float:
+    """(a): the events appended in batches of BATCH; events/s."""
+    start = time.perf_counter()
+    for offset in range(0, len(events), BATCH):
+        store.append(events[offset : offset + BATCH])
+    return len(events) / (time.perf_counter() - start)
+
+
 def photon_workloads(
     config: dict[str, Any], events: Events, singles: Events, fresh: Callable[[], dict[str, Any]]
 ) -> dict[str, float]:
     """(a), (c) on one store, (b) on a second one."""
     streams = sorted({e["stream-name"] for e in events})
     with EventStore.open(config) as store:
-        start = time.perf_counter()
-        for offset in range(0, len(events), BATCH):
-            store.append(events[offset : offset + BATCH])
-        batched = len(events) / (time.perf_counter() - start)
+        batched = photon_batched(store, events)
         start = time.perf_counter()
         count = sum(1 for stream in streams for _ in store.read(stream))
         read = count / (time.perf_counter() - start)
@@ -76,22 +82,32 @@ def photon_workloads(
 # -- eventsourcing recorders -----------------------------------------------------------------------
 
 
-def es_workloads(make_recorder: Callable[[], Any], events: Events, singles: Events) -> dict[str, float]:
-    from eventsourcing.persistence import StoredEvent
+def es_batched(recorder: Any, events: Events) -> float:
+    """(a) through the recorder: the events made into its StoredEvents and inserted in batches; events/s."""
+    start = time.perf_counter()
+    stored = core.es_stored(events)
+    for offset in range(0, len(stored), BATCH):
+        recorder.insert_events(stored[offset : offset + BATCH])
+    return len(stored) / (time.perf_counter() - start)
 
+
+def es_workloads(make_recorder: Callable[[], Any], events: Events, singles: Events) -> dict[str, float]:
     recorder = make_recorder()
     try:
-        start = time.perf_counter()
-        stored = core.es_stored(events)
-        for offset in range(0, len(stored), BATCH):
-            recorder.insert_events(stored[offset : offset + BATCH])
-        batched = len(stored) / (time.perf_counter() - start)
+        batched = es_batched(recorder, events)
         start = time.perf_counter()
         count = sum(len(recorder.select_events(originator)) for originator in core.ES_IDS.values())
         read = count / (time.perf_counter() - start)
         assert count == len(events), (count, len(events))
     finally:
         recorder.datastore.close()
+    return {"a": batched, "b": es_singles(make_recorder, singles), "c": read}
+
+
+def es_singles(make_recorder: Callable[[], Any], singles: Events) -> float:
+    """(b) through a fresh recorder: THREADS threads inserting one event each time; events/s."""
+    from eventsourcing.persistence import StoredEvent
+
     recorder = make_recorder()
     versions: dict[str, int] = {}
     lock = threading.Lock()
@@ -103,10 +119,9 @@ def es_workloads(make_recorder: Callable[[], Any], events: Events, singles: Even
         recorder.insert_events([StoredEvent(core.ES_IDS[stream], version, event["event-type"], orjson.dumps(event))])
 
     try:
-        singles_rate = threaded(insert, singles)
+        return threaded(insert, singles)
     finally:
         recorder.datastore.close()
-    return {"a": batched, "b": singles_rate, "c": read}
 
 
 # -- sqlite ----------------------------------------------------------------------------------------------
@@ -179,62 +194,107 @@ def es_postgres(dsn: str) -> Any:
 
 
 WRITE_MESSAGE = "SELECT message_store.write_message(%s, %s, %s, %s)"
+GET_STREAM_MESSAGES = "SELECT * FROM get_stream_messages(%s, 0, 1000)"
 
 
-def message_db_workloads(fresh_dsn: Callable[[], str], events: Events, singles: Events) -> dict[str, float]:
+def message_db_connect(dsn: str) -> Any:
     import psycopg
 
-    def connect(dsn: str) -> Any:
-        conn = psycopg.connect(dsn, autocommit=True)
-        conn.execute("SET search_path TO message_store, public")
-        return conn
+    conn = psycopg.connect(dsn, autocommit=True)
+    conn.execute("SET search_path TO message_store, public")
+    return conn
 
-    def params(event: dict[str, Any]) -> tuple[Any, ...]:
-        return (str(uuid.uuid4()), event["stream-name"], event["event-type"], orjson.dumps(event["payload"]).decode())
 
-    dsn = fresh_dsn()
-    install_message_db(dsn)
-    conn = connect(dsn)
+def message_db_params(event: dict[str, Any]) -> tuple[Any, ...]:
+    return (str(uuid.uuid4()), event["stream-name"], event["event-type"], orjson.dumps(event["payload"]).decode())
+
+
+def message_db_batched(conn: Any, events: Events) -> float:
+    """(a): `write_message` of each event, BATCH to a transaction; events/s."""
     start = time.perf_counter()
     for offset in range(0, len(events), BATCH):
         with conn.transaction(), conn.cursor() as cursor:
-            cursor.executemany(WRITE_MESSAGE, [params(e) for e in events[offset : offset + BATCH]])
-    batched = len(events) / (time.perf_counter() - start)
-    streams = sorted({e["stream-name"] for e in events})
-    start = time.perf_counter()
-    count = 0
-    for stream in streams:
-        count += len(conn.execute("SELECT * FROM get_stream_messages(%s, 0, 1000)", (stream,)).fetchall())
-    read = count / (time.perf_counter() - start)
-    assert count == len(events), (count, len(events))
-    conn.close()
+            cursor.executemany(WRITE_MESSAGE, [message_db_params(e) for e in events[offset : offset + BATCH]])
+    return len(events) / (time.perf_counter() - start)
 
-    dsn = fresh_dsn()
-    install_message_db(dsn)
+
+def message_db_singles(dsn: str, singles: Events) -> float:
+    """(b): THREADS threads, each on a connection of its own, one `write_message` at a time; events/s."""
     # Connections are opened before the clock starts, as the other contenders' pools are.
     barrier_events = singles[: THREADS * (len(singles) // THREADS)]
-    pool = [connect(dsn) for _ in range(THREADS)]
+    pool = [message_db_connect(dsn) for _ in range(THREADS)]
     per = len(barrier_events) // THREADS
     index = {id(e): n // per for n, e in enumerate(barrier_events)}
 
     def write_pooled(event: dict[str, Any]) -> None:
-        pool[index[id(event)]].execute(WRITE_MESSAGE, params(event))
+        pool[index[id(event)]].execute(WRITE_MESSAGE, message_db_params(event))
 
-    singles_rate = threaded(write_pooled, barrier_events)
-    for conn in pool:
-        conn.close()
-    return {"a": batched, "b": singles_rate, "c": read}
+    try:
+        return threaded(write_pooled, barrier_events)
+    finally:
+        for conn in pool:
+            conn.close()
+
+
+def interleaved_reads(readers: dict[str, Callable[[str], int]], streams: list[str], expected: int) -> dict[str, float]:
+    """(c) for every contender in the same pass: each stream read whole by each contender in turn
+    (`readers`: a stream's name to the number of events or rows its read returned, as a list),
+    the order turning by one from stream to stream, each read timed on its own; a contender's
+    rate is its events over the sum of its reads' times. Every store is read once, cold, after
+    all were written, so a moment of load on this shared machine weighs on every contender alike
+    (read one contender after the other, a ratio moved by half from run to run)."""
+    names = list(readers)
+    spent = dict.fromkeys(names, 0.0)
+    counts = dict.fromkeys(names, 0)
+    for number, stream in enumerate(streams):
+        turn = number % len(names)
+        for name in names[turn:] + names[:turn]:
+            start = time.perf_counter()
+            counts[name] += readers[name](stream)
+            spent[name] += time.perf_counter() - start
+    assert all(count == expected for count in counts.values()), (counts, expected)
+    return {name: counts[name] / spent[name] for name in names}
 
 
 def postgres_round(fresh_dsn: Callable[[], str], events: Events, singles: Events) -> dict[str, dict[str, float]]:
+    """(a) for each contender in turn, each on a database of its own; then (c) interleaved on the
+    stores (a) filled (`interleaved_reads`); then (b) for each on fresh databases."""
+
     def fresh() -> dict[str, Any]:
         return {"db.backend": "postgres", "postgres.url": fresh_dsn()}
 
-    return {
-        "photon": photon_workloads(fresh(), events, singles, fresh),
-        "es": es_workloads(lambda: es_postgres(fresh_dsn()), events, singles),
-        "mdb": message_db_workloads(fresh_dsn, events, singles),
-    }
+    def message_db_dsn() -> str:
+        dsn = fresh_dsn()
+        install_message_db(dsn)
+        return dsn
+
+    streams = sorted({e["stream-name"] for e in events})
+    with contextlib.ExitStack() as stack:
+        store = stack.enter_context(EventStore.open(fresh()))
+        photon = {"a": photon_batched(store, events)}
+        recorder = es_postgres(fresh_dsn())
+        stack.callback(recorder.datastore.close)
+        es = {"a": es_batched(recorder, events)}
+        conn = message_db_connect(message_db_dsn())
+        stack.callback(conn.close)
+        mdb = {"a": message_db_batched(conn, events)}
+        rates = interleaved_reads(
+            {
+                "photon": lambda stream: len(list(store.read(stream))),
+                "es": lambda stream: len(recorder.select_events(core.ES_IDS[stream])),
+                "mdb": lambda stream: len(conn.execute(GET_STREAM_MESSAGES, (stream,)).fetchall()),
+            },
+            streams,
+            len(events),
+        )
+    with EventStore.open(fresh()) as singles_store:
+        photon["b"] = threaded(singles_store.append, singles)
+    es["b"] = es_singles(lambda: es_postgres(fresh_dsn()), singles)
+    mdb["b"] = message_db_singles(message_db_dsn(), singles)
+    results = {"photon": photon, "es": es, "mdb": mdb}
+    for name, result in results.items():
+        result["c"] = rates[name]
+    return results
 
 
 # -- redis -------------------------------------------------------------------------------------------

@@ -125,3 +125,46 @@ def test_unknown_benchmark_is_named() -> None:
         [sys.executable, "-m", "benchmarks", "--json", "nosuch"], cwd=ROOT, capture_output=True, text=True
     )
     assert done.returncode != 0 and "unknown benchmark 'nosuch'" in done.stderr
+
+
+def test_interleaved_reads_turn_the_order_and_time_each_contender_apart(monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmarks import store_peers
+
+    clock = iter(range(1000))
+    monkeypatch.setattr(store_peers.time, "perf_counter", lambda: float(next(clock)))
+    order: list[str] = []
+
+    def reader(name: str, took: int) -> Any:
+        def read(stream: str) -> int:
+            order.append(name)
+            for _ in range(took - 1):  # each read spans `took` ticks of the clock
+                next(clock)
+            return 10
+
+        return read
+
+    rates = store_peers.interleaved_reads(
+        {"a": reader("a", 1), "b": reader("b", 2), "c": reader("c", 4)}, ["s1", "s2", "s3"], 30
+    )
+    assert order == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
+    assert rates == {"a": 30 / 3, "b": 30 / 6, "c": 30 / 12}
+    with pytest.raises(AssertionError):
+        store_peers.interleaved_reads({"a": reader("a", 1)}, ["s1"], 11)
+
+
+@pytest.mark.slow
+def test_the_postgres_round_reads_every_contender(postgres_server: Any) -> None:
+    from benchmarks import store_peers
+    from benchmarks.core import make_events
+
+    def fresh_dsn() -> str:
+        import psycopg
+
+        name = f"bench_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(postgres_server.dsn, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
+        return postgres_server.dsn.rsplit("/", 1)[0] + "/" + name
+
+    results = store_peers.postgres_round(fresh_dsn, make_events(1000), make_events(128, seed=2))
+    assert set(results) == {"photon", "es", "mdb"}
+    assert all(set(result) == {"a", "b", "c"} and min(result.values()) > 0 for result in results.values())
