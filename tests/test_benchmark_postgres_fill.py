@@ -43,3 +43,16 @@ def test_message_db_holds_the_same_events(postgres_server: Any) -> None:
             ]
             later = conn.execute("SELECT position FROM get_stream_messages('target-0', 0, 1000)").fetchall()
             assert [p for (p,) in later] == list(range(len(later))) and len(later) == 40
+
+
+def test_a_growth_store_filled_by_sql_reads_back_as_one_filled_by_appends(postgres_server: Any) -> None:
+    # The growth benchmark's events (`growth.fill`): a stream per 10 events, the probe stream of 100.
+    assert postgres_fill.check_same_as_appends(postgres_server.dsn, size=3000, shape="growth") > 0
+
+
+def test_the_growth_check_fails_when_the_payload_differs(postgres_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        postgres_fill, "GROWTH_ROWS", postgres_fill.GROWTH_ROWS.replace("repeat('x', 40)", "repeat('x', 39)")
+    )
+    with pytest.raises(AssertionError):
+        postgres_fill.check_same_as_appends(postgres_server.dsn, size=3000, shape="growth")
