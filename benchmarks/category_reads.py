@@ -271,16 +271,26 @@ def message_db_read(dsn: str) -> Callable[[], int]:
     return read
 
 
-def run_sqlite(sizes: list[int], repeat: int) -> dict[int, dict[str, float]]:
+def run_sqlite(sizes: list[int], repeat: int, keep_dir: str = "") -> dict[int, dict[str, float]]:
+    """With `keep_dir`, each size's store is the file ``SIZE.db`` in it: filled when missing,
+    read again as it is when it holds its N events (a 10M-event file takes minutes to fill)."""
     results: dict[int, dict[str, list[float]]] = {}
-    with tempfile.TemporaryDirectory() as folder:
+    with contextlib.ExitStack() as scope:
+        folder = keep_dir or scope.enter_context(tempfile.TemporaryDirectory())
+        Path(folder).mkdir(parents=True, exist_ok=True)
         stores = {}
         for size in sizes:
             started = time.perf_counter()
             store = EventStore.open({"db.backend": "sqlite", "sqlite.path": str(Path(folder) / f"{size}.db")})
+            stores[size] = store
+            held = store.backend.last_order_id()
+            if keep_dir and held == size:
+                print(f"   sqlite store of {size:,} events kept in {folder}", flush=True)
+                continue
+            if held:
+                raise SystemExit(f"sqlite: the kept store of {size:,} in {folder} holds {held:,} events; remove it")
             fill(store, size)
             print(f"   sqlite store of {size:,} events built in {time.perf_counter() - started:.0f}s", flush=True)
-            stores[size] = store
         try:
             results = {size: {} for size in sizes}
             for _ in range(repeat):  # interleaved: each round times every read of every store
@@ -433,6 +443,12 @@ def main(argv: list[str] | None = None) -> None:
         help="server backends and PostgreSQL: fixed store names, left filled and read again next run",
     )
     parser.add_argument(
+        "--sqlite-keep",
+        default="",
+        metavar="DIR",
+        help="SQLite: the stores as files SIZE.db in DIR, filled when missing and read again next run",
+    )
+    parser.add_argument(
         "--fill",
         choices=("sql", "appends"),
         default="sql",
@@ -451,7 +467,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"   load average {os.getloadavg()[0]:.2f}", flush=True)
     if not sizes or sizes == [0]:
         return
-    results = run_sqlite(sizes, args.repeat)
+    results = run_sqlite(sizes, args.repeat, args.sqlite_keep)
     print(f"{'sqlite store':<16}{'category':>12}{'event-type':>12}{'scan __all__':>14}{'index vs scan':>15}")
     for size in sizes:
         r = results[size]
