@@ -151,6 +151,11 @@ def test_one_id_at_a_time_is_what_a_list_of_one_would_be(monkeypatch: pytest.Mon
         assert one_by_one == events.new_event_ids(6)
     mixed = [events.new_event_id(), *events.new_event_ids(3), events.new_event_id()]
     assert mixed == sorted(mixed) and len(set(mixed)) == 5
+    # A long run: every id the head and its own 12 digits.
+    monkeypatch.setattr(events, "_id_next", (5 << 48) + 0xFFFF_0000_0000)
+    many = events.new_event_ids(1000)
+    head = many[0][:-12]
+    assert many == [head + f"{n:012x}" for n in range(0xFFFF_0000_0000, 0xFFFF_0000_0000 + 1000)]
 
 
 def test_a_batch_gives_each_event_without_an_id_its_own(store: EventStore) -> None:

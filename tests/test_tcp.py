@@ -67,6 +67,23 @@ def test_repeated_ids_are_stored_once(live: LiveServer) -> None:
     assert live.store.stream_version("orders") == 2
 
 
+def test_lines_cut_across_reads_are_taken_whole(live: LiveServer) -> None:
+    # The stream cut at arbitrary points, each piece sent on its own: a line begun in one read
+    # ends in a later one (one spans several reads), and every event is stored as sent, in order.
+    import time
+
+    events = [event(n=i, pad="x" * (5000 if i == 40 else i % 50)) for i in range(200)]
+    data = b"".join(orjson.dumps(e) + b"\n" for e in events)
+    with connect(live) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for start in range(0, len(data), 1777):
+            sock.sendall(data[start : start + 1777])
+            time.sleep(0.002)
+        acks = read_lines(sock, 200)
+    assert [a["order-id"] for a in acks] == list(range(1, 201))
+    assert [e.to_dict()["payload"] for e in live.store.read("orders")] == [e["payload"] for e in events]
+
+
 def test_a_last_line_without_newline_is_taken(live: LiveServer) -> None:
     with connect(live) as sock:
         sock.sendall(orjson.dumps(event()))

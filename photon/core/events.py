@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import struct
 import threading
 import time
 from collections.abc import Mapping
@@ -290,6 +291,13 @@ def new_event_ids(count: int) -> list[str]:
         cached_millis, cached_high, head = _id_head
         if millis != cached_millis or high != cached_high:
             head = _new_head(millis, high)
-        ids += map((head + "%012x").__mod__, range(low, low + run))
+        # The run's last 48 bits as 8-byte big-endian numbers, in hex, a space between numbers:
+        # each is "0000" and the 12 digits, and putting the head in place of each "0000" makes
+        # the ids in a few passes in C (a `%` formatting an id cost four times as much).
+        digits = _pack(">%dQ" % run, *range(low, low + run)).hex(" ", 8)
+        ids += (" " + digits).replace(" 0000", " " + head)[1:].split(" ")
         counter += run
     return ids
+
+
+_pack = struct.pack

@@ -65,8 +65,13 @@ def loads_compact_lines(lines: list[bytes]) -> list[Any] | None:
     Comparing each value's serialization with its own line also keeps the lines' boundaries: a
     line that is not JSON on its own (``{"a":[1`` then ``2]}``) could join its neighbour into
     a valid array, never into the same text line by line."""
+    if len(lines) > 1:
+        # The brackets joined to the first and last line: the read's text is copied once.
+        text = b",".join([b"[" + lines[0], *lines[1:-1], lines[-1] + b"]"])
+    else:
+        text = b"[" + b"".join(lines) + b"]"
     try:
-        values = orjson.loads(b"[" + b",".join(lines) + b"]")
+        values = orjson.loads(text)
     except orjson.JSONDecodeError:
         return None
     if type(values) is not list or len(values) != len(lines):

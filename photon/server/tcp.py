@@ -219,11 +219,11 @@ class _Connection:
                     self.more.set()
                     return
                 continue
-            if pending:
-                pending.append(chunk)
-                chunk = b"".join(pending)
-                pending.clear()
             lines = chunk.split(b"\n")
+            if pending:  # the line begun in earlier reads ends in this one's first
+                pending.append(lines[0])
+                lines[0] = b"".join(pending)
+                pending.clear()
             rest = lines.pop()
             pending_size = len(rest)
             if rest:
