@@ -282,3 +282,95 @@ def test_the_queue_wakes_its_reader_when_it_reaches_the_length_waited_for() -> N
     assert 0.14 <= time.monotonic() - started < 2.0  # woken by the second put, not the first
     assert requests.qsize() == 3
     thread.join()
+
+
+def test_callers_who_all_came_back_last_time_are_waited_for_past_the_quiet_window(
+    writer: Committer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Threads appending one after another come back one by one: once they all did, the writer
+    waits for them until they are back or the limit, without looking at its queue at the end of
+    each quiet window meanwhile."""
+    monkeypatch.setattr(committer_module, "GATHER_MAX_SECONDS", 5.0)
+    monkeypatch.setattr(committer_module, "GATHER_QUIET_SECONDS", 0.05)
+    writer.commit_seconds = 5.0
+    thread, made = hand_in_later(writer, 0.3)  # later than the quiet window
+    writer.returning = {thread.ident or 0}
+    writer.all_back = True
+    first = request(0)
+    group, _ = writer.gather(first)
+    assert group == [first, made[0]]
+    assert writer.all_back  # they all came back again
+
+    late, _late = hand_in_later(writer, 30.0)  # one who does not come back
+    writer.returning = {late.ident or 0}
+    writer.commit_seconds = 0.2  # the limit
+    started = time.monotonic()
+    group, _ = writer.gather(request(1))
+    assert len(group) == 1 and 0.2 <= time.monotonic() - started < 4
+    assert not writer.all_back  # so the next wait has its quiet window again
+    writer.gather_skips = 0  # (the back-off after a wait that brought none back: not this test's)
+    started = time.monotonic()
+    writer.returning = {late.ident or 0}
+    writer.commit_seconds = 5.0
+    group, _ = writer.gather(request(2))
+    assert len(group) == 1 and 0.05 <= time.monotonic() - started < 1.0
+
+
+def test_the_limit_counts_from_when_the_writer_began_to_wait(
+    writer: Committer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(committer_module, "GATHER_MAX_SECONDS", 5.0)
+    monkeypatch.setattr(committer_module, "GATHER_QUIET_SECONDS", 5.0)
+    late, _late = hand_in_later(writer, 30.0)
+    writer.returning = {late.ident or 0}
+    writer.commit_seconds = 0.6
+    writer.waiting_since = time.monotonic() - 0.5  # it waited before the first append came
+    started = time.monotonic()
+    group, _ = writer.gather(request(0))
+    assert len(group) == 1 and time.monotonic() - started < 0.4  # 0.1 s left of the 0.6 s, not 0.6 s
+
+
+def test_the_writer_starts_a_group_when_the_last_groups_callers_are_all_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a commit the writer sleeps until all of that group's callers have handed in their
+    next appends, rather than waking at the first of them to start gathering."""
+    monkeypatch.setattr(committer_module, "GATHER_QUIET_SECONDS", 2.0)
+    monkeypatch.setattr(Committer, "gather_limit", lambda self: 5.0)
+    queued_when_taken: list[int] = []
+
+    class Watched(committer_module.Requests):
+        def get(self, block: bool = True, timeout: float | None = None) -> Any:
+            if threading.current_thread().name == "photon-committer":
+                queued_when_taken.append(self.qsize())
+            return super().get(block, timeout)
+
+    backend = MemoryBackend({})
+    backend.open(writer=True)
+    writer = Committer(backend, Broadcaster(0), 0, max_batch=100)
+    writer.requests = Watched()
+    barrier = threading.Barrier(2)
+    answers: list[int] = []
+
+    def caller(delay: float) -> None:
+        for n in range(2):
+            made = AppendRequest([PendingEvent("s", f"{delay}-{n}", "E", 0, b'"payload":{}}', False)], "any")
+            if n == 0:
+                barrier.wait()
+            else:
+                time.sleep(delay)
+            made.hand_in(writer.requests)
+            answers.append(made.result[0].order_id)
+
+    callers = [threading.Thread(target=caller, args=(delay,)) for delay in (0.0, 0.3)]
+    for thread in callers:
+        thread.start()
+    while writer.requests.qsize() < 2:
+        time.sleep(0.01)
+    writer.start()  # the first group: both callers' first appends
+    for thread in callers:
+        thread.join()
+    writer.stop()
+    backend.close()
+    assert sorted(answers) == [1, 2, 3, 4]
+    assert writer.commits == 2
+    # The second group began with both appends queued: the first caller back did not start it.
+    assert queued_when_taken[:2] == [2, 1] and queued_when_taken[2] == 2

@@ -136,6 +136,12 @@ class Committer(UnknownCommitRecovery, threading.Thread):
         """How long the last commit took."""
         self.returning: set[Hashable] = set()
         """The last group's callers (threads, connections), whose next appends may be on their way."""
+        self.all_back = False
+        """Every caller the last gathering waited for came back: the next one waits for its callers
+        without the quiet window, until they are back or the limit (see `Committer.gather`)."""
+        self.waiting_since = 0.0
+        """When the writer began to wait for the last group's callers before its first append
+        came (0: it did not); the limit of the wait counts from there."""
         self.gather_skips = 0
         """Groups still to commit without waiting for their callers (see `GATHER_BACKOFF_MAX`)."""
         self.gather_backoff = 0
@@ -154,10 +160,19 @@ class Committer(UnknownCommitRecovery, threading.Thread):
             else:
                 # (Asked with empty() rather than by catching queue.Empty from get_nowait():
                 # an exception raised and caught at every idle commit.)
-                idle_since = time.monotonic()
-                first = requests.get()
-                if time.monotonic() - idle_since > GATHER_QUIET_SECONDS:
-                    self.returning = set()  # the last group's callers are not coming straight back
+                idle_since = self.waiting_since = time.monotonic()
+                if len(self.returning) > 1 and not self.gather_skips:
+                    # Asleep until the last group's callers are all back, rather than woken by the
+                    # first of them to start gathering (one wake-up less a group, and no turn at
+                    # the interpreter lock among the callers coming back).
+                    requests.wait_for(len(self.returning), min(GATHER_QUIET_SECONDS, self.gather_limit()))
+                if requests.empty():
+                    first = requests.get()
+                    self.waiting_since = 0.0
+                    if time.monotonic() - idle_since > GATHER_QUIET_SECONDS:
+                        self.returning = set()  # the last group's callers are not coming straight back
+                else:
+                    first = requests.get()
             if isinstance(first, Stop):
                 break
             if isinstance(first, Action):
@@ -195,12 +210,17 @@ class Committer(UnknownCommitRecovery, threading.Thread):
         are all back, when the group is full, when none came for `GATHER_QUIET_SECONDS` (they are
         busy elsewhere: a thread pool's threads between requests), or after at most one commit's
         time. Callers who do not come back when waited for are not waited for again for a while
-        (`GATHER_BACKOFF_MAX`)."""
+        (`GATHER_BACKOFF_MAX`). Callers who all came back the last time (threads appending one
+        after another) are waited for without the quiet window, up to the limit. The writer's
+        wait begins before the first of them is back (`run`), and the limit counts from there."""
         group = [first]
         size = len(first.events)
+        waited, self.waiting_since = self.waiting_since, 0.0
         requests, max_batch = self.requests, self.max_batch
         returning = self.returning
         returning.discard(first.caller)  # (a fresh set for each group: this one is the writer's own)
+        awaited = bool(returning)
+        steady = self.all_back
         deadline = last_came = 0.0
         came_back = False
         while size < max_batch:
@@ -212,9 +232,13 @@ class Committer(UnknownCommitRecovery, threading.Thread):
                     if self.gather_skips:
                         self.gather_skips -= 1
                         break
-                    deadline = now + self.gather_limit()
+                    deadline = (waited or now) + self.gather_limit()
                     last_came = now
-                quiet_ends = last_came + GATHER_QUIET_SECONDS
+                # Callers that all came back last time (threads appending one after another) are
+                # waited for without the quiet window: a look at the queue every half millisecond
+                # while they come back one by one would take the interpreter lock from them, and a
+                # late look (the writer queued behind them for the lock) delays the group.
+                quiet_ends = deadline if steady else last_came + GATHER_QUIET_SECONDS
                 if now >= deadline or now >= quiet_ends:
                     break  # the limit, or none came for a while: the rest are busy elsewhere
                 # Woken by the append that brings back the last of them (or the group's last
@@ -230,6 +254,7 @@ class Committer(UnknownCommitRecovery, threading.Thread):
                 last_came = time.monotonic()
                 came_back = came_back or item.caller in returning
             returning.discard(item.caller)
+        self.all_back = awaited and not returning
         if deadline:
             if came_back:
                 self.gather_backoff = 0
