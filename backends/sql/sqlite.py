@@ -56,7 +56,8 @@ it (none of them still in a 2 MiB cache at the next read). In a larger store tho
 further apart, so each interior page serves fewer of them, and the tree is one level deeper:
 measured on stores of 1M and 10M events, about 1,090 and 1,900 `pread` calls a read. Mapped, a
 page already in the operating system's cache is read where it lies, without a call or a copy:
-the same reads took about 0.9x the CPU at 1M and 0.67x at 10M, the same at both sizes (see
+on a quiet machine the same reads took about 0.63x the time at 1M and 0.5x to 0.9x at 10M (the
+10M read still 1.5x to 2x the 1M one: more distinct pages, spread over more memory; see
 docs/benchmarks.md, "SQLite category reads at 10M"). Pages past the mapped size are read as
 before: in a 10M-event file (3.9 GB), reads of its later half.
 
