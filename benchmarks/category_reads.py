@@ -150,25 +150,30 @@ def backend_configs(backend: str, keep: bool = False) -> Iterator[Callable[[int]
         raise SystemExit(f"--backends: no benchmark set-up for {backend!r} (redis, mongo, cassandra)")
 
 
+def open_filled(config: dict[str, str], size: int, label: str, keep: bool, kept_where: str) -> EventStore:
+    """The store of `config`, filled with `size` events; with `keep`, one that already holds them
+    (kept from an earlier run) is read as it is."""
+    started = time.perf_counter()
+    store = EventStore.open(config)
+    held = store.backend.last_order_id()
+    if keep and held == size:
+        print(f"   {label} store of {size:,} events kept {kept_where}", flush=True)
+        return store
+    if held:
+        store.close()
+        raise SystemExit(f"{label}: the kept store of {size:,} {kept_where} holds {held:,} events; remove it first")
+    fill(store, size)
+    print(f"   {label} store of {size:,} events built in {time.perf_counter() - started:.0f}s", flush=True)
+    return store
+
+
 def run_backend(backend: str, sizes: list[int], repeat: int, keep: bool = False) -> dict[int, dict[str, float]]:
     """Stores of each size on one server of `backend`; the reads timed interleaved, medians."""
     with backend_configs(backend, keep) as config_for:
         stores = {}
         try:
             for size in sizes:
-                started = time.perf_counter()
-                store = EventStore.open(config_for(size))
-                stores[size] = store
-                held = store.backend.last_order_id()
-                if keep and held == size:
-                    print(f"   {backend} store of {size:,} events kept from an earlier run", flush=True)
-                    continue
-                if held:
-                    raise SystemExit(f"{backend}: the kept store of {size:,} holds {held:,} events; drop it first")
-                fill(store, size)
-                print(
-                    f"   {backend} store of {size:,} events built in {time.perf_counter() - started:.0f}s", flush=True
-                )
+                stores[size] = open_filled(config_for(size), size, backend, keep, "from an earlier run")
             results: dict[int, dict[str, list[float]]] = {size: {} for size in sizes}
             for _ in range(repeat):
                 for size, store in stores.items():
@@ -280,17 +285,8 @@ def run_sqlite(sizes: list[int], repeat: int, keep_dir: str = "") -> dict[int, d
         Path(folder).mkdir(parents=True, exist_ok=True)
         stores = {}
         for size in sizes:
-            started = time.perf_counter()
-            store = EventStore.open({"db.backend": "sqlite", "sqlite.path": str(Path(folder) / f"{size}.db")})
-            stores[size] = store
-            held = store.backend.last_order_id()
-            if keep_dir and held == size:
-                print(f"   sqlite store of {size:,} events kept in {folder}", flush=True)
-                continue
-            if held:
-                raise SystemExit(f"sqlite: the kept store of {size:,} in {folder} holds {held:,} events; remove it")
-            fill(store, size)
-            print(f"   sqlite store of {size:,} events built in {time.perf_counter() - started:.0f}s", flush=True)
+            config = {"db.backend": "sqlite", "sqlite.path": str(Path(folder) / f"{size}.db")}
+            stores[size] = open_filled(config, size, "sqlite", bool(keep_dir), f"in {folder}")
         try:
             results = {size: {} for size in sizes}
             for _ in range(repeat):  # interleaved: each round times every read of every store

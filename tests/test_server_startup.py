@@ -238,27 +238,31 @@ def test_a_stop_signal_to_the_process_group_leaves_the_projection_workers_to_the
         ["-rest.host", "127.0.0.1", "-rest.port", "0", "-events.port", "0", "-sqlite.path", str(tmp_path / "p.db")],
         own_group=True,
     )
-    children = [pid for pid in _group_members(server.proc.pid) if pid != server.proc.pid]
-    assert children, "the server started no child processes"
-    for pid in children:
+    try:
+        children = [pid for pid in _group_members(server.proc.pid) if pid != server.proc.pid]
+        assert children, "the server started no child processes"
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        time.sleep(1.5)
+        assert "exited; starting a replacement" not in server.output()
+        token = server.token()
+        answer = httpx.post(
+            server.url + "/api/event",
+            headers={"Authorization": f"Token {token}"},
+            json={"stream-name": "g-1", "event-type": "t", "payload": {}},
+        )
+        assert answer.status_code == 200, answer.text
+        os.killpg(server.proc.pid, signal.SIGTERM)
+        code = server.terminate()
+        log = server.output()
+        assert code == 0, log
+        assert "photon stopped" in log
+        assert "starting a replacement" not in log
+        deadline = time.monotonic() + 10
+        while _group_members(server.proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _group_members(server.proc.pid) == []
+    finally:
         with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    time.sleep(1.5)
-    assert "exited; starting a replacement" not in server.output()
-    token = server.token()
-    answer = httpx.post(
-        server.url + "/api/event",
-        headers={"Authorization": f"Token {token}"},
-        json={"stream-name": "g-1", "event-type": "t", "payload": {}},
-    )
-    assert answer.status_code == 200, answer.text
-    os.killpg(server.proc.pid, signal.SIGTERM)
-    code = server.terminate()
-    log = server.output()
-    assert code == 0, log
-    assert "photon stopped" in log
-    assert "starting a replacement" not in log
-    deadline = time.monotonic() + 10
-    while _group_members(server.proc.pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert _group_members(server.proc.pid) == []
+            os.killpg(server.proc.pid, signal.SIGKILL)  # whatever a failure left running
