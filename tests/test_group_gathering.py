@@ -324,9 +324,9 @@ def test_the_limit_counts_from_when_the_writer_began_to_wait(
     late, _late = hand_in_later(writer, 30.0)
     writer.returning = {late.ident or 0}
     writer.commit_seconds = 0.6
-    writer.waiting_since = time.monotonic() - 0.5  # it waited before the first append came
+    waited = time.monotonic() - 0.5  # it waited before the first append came
     started = time.monotonic()
-    group, _ = writer.gather(request(0))
+    group, _ = writer.gather(request(0), waited)
     assert len(group) == 1 and time.monotonic() - started < 0.4  # 0.1 s left of the 0.6 s, not 0.6 s
 
 

@@ -139,9 +139,6 @@ class Committer(UnknownCommitRecovery, threading.Thread):
         self.all_back = False
         """Every caller the last gathering waited for came back: the next one waits for its callers
         without the quiet window, until they are back or the limit (see `Committer.gather`)."""
-        self.waiting_since = 0.0
-        """When the writer began to wait for the last group's callers before its first append
-        came (0: it did not); the limit of the wait counts from there."""
         self.gather_skips = 0
         """Groups still to commit without waiting for their callers (see `GATHER_BACKOFF_MAX`)."""
         self.gather_backoff = 0
@@ -153,6 +150,9 @@ class Committer(UnknownCommitRecovery, threading.Thread):
         held: AppendRequest | Action | Stop | None = None
         requests = self.requests
         while True:
+            # When the writer began to wait for the last group's callers, if an append ended the
+            # wait (0 otherwise): `gather`'s limit counts from there.
+            waited = 0.0
             if held is not None:
                 first, held = held, None
             elif not requests.empty():  # this thread is the queue's only reader: get() returns at once
@@ -160,25 +160,24 @@ class Committer(UnknownCommitRecovery, threading.Thread):
             else:
                 # (Asked with empty() rather than by catching queue.Empty from get_nowait():
                 # an exception raised and caught at every idle commit.)
-                idle_since = self.waiting_since = time.monotonic()
+                idle_since = time.monotonic()
                 if len(self.returning) > 1 and not self.gather_skips:
                     # Asleep until the last group's callers are all back, rather than woken by the
                     # first of them to start gathering (one wake-up less a group, and no turn at
                     # the interpreter lock among the callers coming back).
                     requests.wait_for(len(self.returning), min(GATHER_QUIET_SECONDS, self.gather_limit()))
-                if requests.empty():
-                    first = requests.get()
-                    self.waiting_since = 0.0
-                    if time.monotonic() - idle_since > GATHER_QUIET_SECONDS:
-                        self.returning = set()  # the last group's callers are not coming straight back
-                else:
-                    first = requests.get()
+                idle = requests.empty()
+                first = requests.get()
+                if not idle:
+                    waited = idle_since
+                elif time.monotonic() - idle_since > GATHER_QUIET_SECONDS:
+                    self.returning = set()  # the last group's callers are not coming straight back
             if isinstance(first, Stop):
                 break
             if isinstance(first, Action):
                 self._run_action(first)
                 continue
-            group, held = self.gather(first)
+            group, held = self.gather(first, waited)
             started = time.monotonic()
             try:
                 if self._ready_to_write(group):
@@ -198,7 +197,7 @@ class Committer(UnknownCommitRecovery, threading.Thread):
         took, so that a group waits at most one commit's time more."""
         return min(self.commit_seconds, GATHER_MAX_SECONDS)
 
-    def gather(self, first: AppendRequest) -> tuple[list[AppendRequest], Action | Stop | None]:
+    def gather(self, first: AppendRequest, waited: float = 0.0) -> tuple[list[AppendRequest], Action | Stop | None]:
         """The group to commit: `first`, what is queued behind it and the appends of the last
         group's callers, who are on their way back.
 
@@ -212,10 +211,10 @@ class Committer(UnknownCommitRecovery, threading.Thread):
         time. Callers who do not come back when waited for are not waited for again for a while
         (`GATHER_BACKOFF_MAX`). Callers who all came back the last time (threads appending one
         after another) are waited for without the quiet window, up to the limit. The writer's
-        wait begins before the first of them is back (`run`), and the limit counts from there."""
+        wait begins before the first of them is back (`run`): `waited` is when it began, and the
+        limit counts from there."""
         group = [first]
         size = len(first.events)
-        waited, self.waiting_since = self.waiting_since, 0.0
         requests, max_batch = self.requests, self.max_batch
         returning = self.returning
         returning.discard(first.caller)  # (a fresh set for each group: this one is the writer's own)
