@@ -62,6 +62,8 @@ FILL_BATCH = 5000
 READS = 3
 """Reads of `__all__` from the middle and catch-ups per size: the median is the figure."""
 PROBE = "probe-stream"
+SETTLE_TIMEOUT = 1800.0
+"""Seconds the projections have to fold a store after a restart (534 s at 10M on PostgreSQL)."""
 
 
 def fill(store: EventStore, count: int) -> float:
@@ -80,25 +82,55 @@ def fill(store: EventStore, count: int) -> float:
     return time.perf_counter() - started
 
 
-def measure_store(config: dict[str, Any], count: int, floor: Floor | None = None) -> dict[str, float]:
+def no_server() -> float:
+    return 0.0
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user and system) of process `pid` and of its children and theirs, as now: the
+    database server's own CPU, for its share of a read."""
+    total, pending = 0, [pid]
+    while pending:
+        at = pending.pop()
+        try:
+            fields = Path(f"/proc/{at}/stat").read_text().rsplit(")", 1)[1].split()
+            pending += [int(c) for c in Path(f"/proc/{at}/task/{at}/children").read_text().split()]
+        except OSError:
+            continue  # it ended meanwhile
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def measure_store(
+    config: dict[str, Any], count: int, floor: Floor | None = None, server_cpu: Callable[[], float] = no_server
+) -> dict[str, float]:
     """Fill a store (unless it holds `count` events already) and measure it; with `floor`, raw
-    `sqlite3` doing the same appends and stream reads, interleaved with Photon's."""
+    `sqlite3` doing the same appends, stream reads and catch-up reads, interleaved with Photon's;
+    `server_cpu` gives the database server's CPU seconds so far (PostgreSQL), for its share."""
     out: dict[str, float] = {}
     with EventStore.open(config) as store:
         out["fill_s"] = fill(store, count)
         head = store.last_order_id()
     if floor is not None:
+        out["vacuum_s"] = floor.settle_store()
         floor.start_appends()
     try:
         with EventStore.open(config) as store:
-            _measure(store, head, count, floor, out)
+            _measure(store, head, count, floor, out, server_cpu)
     finally:
         if floor is not None:
             floor.close()
     return out
 
 
-def _measure(store: EventStore, head: int, count: int, floor: Floor | None, out: dict[str, float]) -> None:
+def _measure(
+    store: EventStore,
+    head: int,
+    count: int,
+    floor: Floor | None,
+    out: dict[str, float],
+    server_cpu: Callable[[], float] = no_server,
+) -> None:
     extra = [{"stream-name": f"s-{i % 977}", "event-type": "appended", "payload": {"i": i}} for i in range(20_000)]
     wall = cpu = floor_wall = floor_cpu = 0.0
     for offset in range(0, len(extra), 1000):
@@ -141,18 +173,34 @@ def _measure(store: EventStore, head: int, count: int, floor: Floor | None, out:
     out["middle_read_ev_s"] = statistics.median(rates)
     last = store.last_order_id()
     start = max(1, last - 100_000)
-    rates = []
+    page = store.backend.read_page_size
+    rates, cpus, server_cpus, floor_rates, floor_cpus = [], [], [], [], []
     for _ in range(READS):
         subscription = store.subscribe(from_order_id=start)
-        started = time.perf_counter()
+        server_used = server_cpu()
+        started, used = time.perf_counter(), time.process_time()
         seen = 0
         for item in subscription:
             if type(item).__name__ == "CaughtUp":
                 break
             seen += 1
-        rates.append(seen / (time.perf_counter() - started))
+        spent = time.perf_counter() - started
+        rates.append(seen / spent)
+        cpus.append((time.process_time() - used) / seen * 1e6)
+        server_cpus.append((server_cpu() - server_used) / seen * 1e6)
         subscription.close()
+        if floor is not None:
+            floor_spent, floor_cpu, rows = floor.read_all(start, last, page)
+            assert rows == seen, (rows, seen)
+            floor_rates.append(rows / floor_spent)
+            floor_cpus.append(floor_cpu / rows * 1e6)
     out["catch_up_ev_s"] = statistics.median(rates)
+    out["catch_up_cpu_us"] = statistics.median(cpus)
+    if server_cpu is not no_server:
+        out["catch_up_server_cpu_us"] = statistics.median(server_cpus)
+    if floor is not None:
+        out["floor_catch_up_ev_s"] = statistics.median(floor_rates)
+        out["floor_catch_up_cpu_us"] = statistics.median(floor_cpus)
     out["head"] = store.last_order_id()
 
 
@@ -163,28 +211,39 @@ def rss_kib(pid: int, kind: str = "RssAnon") -> int:
     return int(match.group(1)) if match else 0
 
 
-async def projections_caught_up(server: photon_server.Server, token: str, head: int, timeout: float) -> float:
-    """Wait until every projection has folded the store up to `head`; the seconds it took."""
+def settled(listed: list[dict[str, Any]], head: int) -> bool:
+    """Whether every projection of a `GET /api/projections` answer has folded the store up to
+    `head`: it reached its catch-up target (``catch-up-ms`` is set once its position passes the
+    store's head at the server's start) and its position is at `head`. A failed projection folds
+    nothing more: it counts as settled. No projection listed yet: not settled (still starting).
+
+    Not "no progress for a while": the built-in ``__streams__`` projection reports its position
+    seconds apart while its state (an entry per stream) grows, and at 10M events a wait that took
+    15 s without progress for the end gave up while it was still folding (docs/benchmarks.md)."""
+    if not listed:
+        return False
+    return all(
+        p.get("status") == "failed" or (p.get("catch-up-ms") is not None and (p.get("position") or 0) >= head)
+        for p in listed
+    )
+
+
+async def projections_caught_up(
+    server: photon_server.Server, token: str, head: int, timeout: float
+) -> tuple[float, bool]:
+    """Wait until every projection has folded the store up to `head` (`settled`), at most
+    `timeout` seconds: the seconds it took, and whether they did."""
     started = time.perf_counter()
-    seen: list[Any] = []
-    still = 0
     while time.perf_counter() - started < timeout:
         conn = await photon_server.Conn.open(server.host, server.port)
         status, body = await conn.send(
             f"GET /api/projections HTTP/1.1\r\nHost: b\r\nAuthorization: Token {token}\r\n\r\n".encode()
         )
         conn.close()
-        listed = orjson.loads(body) if status == 200 else []
-        positions = [p.get("position") or 0 for p in listed]
-        if positions and min(positions) >= head:
-            break
-        # Started and then no progress for 15 s: nothing left for them (a filter skips the last events).
-        still = still + 1 if positions and min(positions) > 0 and positions == seen else 0
-        if still >= 30:
-            break
-        seen = positions
+        if status == 200 and settled(orjson.loads(body), head):
+            return time.perf_counter() - started, True
         await asyncio.sleep(0.5)
-    return time.perf_counter() - started
+    return time.perf_counter() - started, False
 
 
 def serve_figures(folder: Path, extra_args: list[str], head: int) -> dict[str, float]:
@@ -195,7 +254,12 @@ def serve_figures(folder: Path, extra_args: list[str], head: int) -> dict[str, f
     started = time.perf_counter()
     server = photon_server.Server(folder, extra_args)
     out: dict[str, float] = {"restart_s": time.perf_counter() - started, "rss_mib": rss_kib(server.proc.pid) / 1024}
-    out["projections_catch_up_s"] = asyncio.run(_settle(server, head))
+    out["projections_catch_up_s"], caught_up = asyncio.run(_settle(server, head))
+    if not caught_up:
+        # The RSS figures below would include a projection still growing: not what they claim.
+        server.stop()
+        print(f"  the projections did not fold the store within {SETTLE_TIMEOUT:.0f}s: no RSS figures", file=sys.stderr)
+        return out
     out["rss_settled_mib"] = rss_kib(server.proc.pid) / 1024
     peak = [out["rss_settled_mib"]]
     done = threading.Event()
@@ -227,18 +291,18 @@ def serve_figures(folder: Path, extra_args: list[str], head: int) -> dict[str, f
     return out
 
 
-async def _settle(server: photon_server.Server, head: int) -> float:
-    return await projections_caught_up(server, await server.token(), head, timeout=1800)
+async def _settle(server: photon_server.Server, head: int) -> tuple[float, bool]:
+    return await projections_caught_up(server, await server.token(), head, timeout=SETTLE_TIMEOUT)
 
 
-Target = Callable[[int], tuple[dict[str, Any], list[str], Floor | None]]
+Target = Callable[[int], tuple[dict[str, Any], list[str], Floor | None, Callable[[], float]]]
 
 
 @contextmanager
 def sqlite_target(root: Path, keep: Path | None, fill_way: str = "appends") -> Iterator[Target]:
     """SQLite stores, filled by appends (`fill_way` is for PostgreSQL only)."""
 
-    def make(size: int) -> tuple[dict[str, Any], list[str], Floor | None]:
+    def make(size: int) -> tuple[dict[str, Any], list[str], Floor | None, Callable[[], float]]:
         folder = root / f"sqlite-{size}"
         folder.mkdir()
         path = str(folder / "bench.db")
@@ -252,7 +316,7 @@ def sqlite_target(root: Path, keep: Path | None, fill_way: str = "appends") -> I
                 checkpointed(filling)
                 filling.rename(kept)
             shutil.copyfile(kept, path)
-        return config, ["-sqlite.path", path], SQLiteFloor(path)
+        return config, ["-sqlite.path", path], SQLiteFloor(path), no_server
 
     yield make
 
@@ -279,7 +343,10 @@ def postgres_target(root: Path, keep: Path | None, fill_way: str = "appends") ->
             took = postgres_fill.check_same_as_appends(server.dsn, size=20_000, shape="growth")
             print(f"  a store of 20,000 events filled by SQL reads back as one filled by appends ({took:.0f}s)")
 
-        def make(size: int) -> tuple[dict[str, Any], list[str], Floor | None]:
+        def server_cpu() -> float:
+            return tree_cpu(server._procs[-1].pid)  # the postmaster: its backends are its children
+
+        def make(size: int) -> tuple[dict[str, Any], list[str], Floor | None, Callable[[], float]]:
             name = f"growth_{size}_{uuid.uuid4().hex[:6]}"
             with psycopg.connect(server.dsn, autocommit=True) as admin:
                 admin.execute(f'CREATE DATABASE "{name}"')
@@ -291,7 +358,7 @@ def postgres_target(root: Path, keep: Path | None, fill_way: str = "appends") ->
                     postgres_fill.fill_photon(store, dsn, size, shape="growth")
                 print(f"  postgres {size:,}: filled by SQL in {time.perf_counter() - started:.0f}s", file=sys.stderr)
             serve_args = ["-db.backend", "postgres", "-postgres.url", dsn]
-            return config, serve_args, PostgresFloor(dsn)
+            return config, serve_args, PostgresFloor(dsn), server_cpu
 
         yield make
 
@@ -311,6 +378,10 @@ COSTS = [  # (key, what, cost is 1/value)
     ("floor_stream_read_cpu_ms", "the floor's CPU (ms)", False),
     ("middle_read_ev_s", "read of __all__ from the middle (ev/s)", True),
     ("catch_up_ev_s", "hot-cold catch-up (ev/s)", True),
+    ("floor_catch_up_ev_s", "the floor: raw sqlite3 / psycopg, the catch-up's pages of __all__ (ev/s)", True),
+    ("catch_up_cpu_us", "hot-cold catch-up, CPU of the process (us/event)", False),
+    ("floor_catch_up_cpu_us", "the floor's CPU (us/event)", False),
+    ("catch_up_server_cpu_us", "hot-cold catch-up, the database server's CPU (us/event)", False),
     ("restart_s", "restart of photon serve (s)", False),
     ("rss_mib", "server RSS (RssAnon) after start (MiB)", False),
     ("rss_settled_mib", "server RSS (RssAnon) once the projections caught up (MiB)", False),
@@ -325,6 +396,9 @@ UNTARGETED = {
     "floor_append_cpu_us",
     "floor_stream_read_ms",
     "floor_stream_read_cpu_ms",
+    "floor_catch_up_ev_s",
+    "floor_catch_up_cpu_us",
+    "catch_up_server_cpu_us",
 }
 """Figures shown without a target: the projections' state grows with the streams by design."""
 
@@ -336,9 +410,9 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             with TARGETS[backend](Path(root), args.keep, args.fill) as make:
                 results: dict[int, dict[str, float]] = {}
                 for size in args.sizes:
-                    config, serve_args, floor = make(size)
+                    config, serve_args, floor, server_cpu = make(size)
                     load = os.getloadavg()[0]
-                    figures = measure_store(config, size, floor)
+                    figures = measure_store(config, size, floor, server_cpu)
                     folder = Path(root) / f"serve-{backend}-{size}"
                     folder.mkdir()
                     figures.update(serve_figures(folder, serve_args, int(figures.pop("head"))))

@@ -38,6 +38,9 @@ def test_sqlite_floor_writes_what_photon_wrote(tmp_path: Path) -> None:
                 assert wall > 0 and cpu >= 0
             seconds, _, rows = floor.read_stream("probe")
             assert rows == len(list(store.read("probe"))) == 5 and seconds > 0
+            # The catch-up's pages of __all__: every event from the order-id to the head, whatever the page size.
+            for page in (512, 7, 1000):
+                assert floor.read_all(40, store.last_order_id(), page)[2] == len(list(store.read(from_order_id=40)))
         tables = {
             "events": f"SELECT {EVENT_COLUMNS} FROM photon_events ORDER BY order_id",
             "streams": "SELECT stream_name, version, stream_id FROM photon_streams ORDER BY stream_name",
@@ -74,6 +77,12 @@ def test_postgres_floor_writes_what_photon_wrote(database: str) -> None:
     with EventStore.open(config) as store:
         store.append(batch(0, 40))
     floor = PostgresFloor(database)
+    assert floor.settle_store() > 0
+    with psycopg.connect(database) as connection:
+        vacuumed = connection.execute(
+            "SELECT relname FROM pg_stat_user_tables WHERE last_vacuum IS NOT NULL AND last_analyze IS NOT NULL"
+        ).fetchall()
+    assert {"photon_events", "photon_streams"} <= {name for (name,) in vacuumed}
     floor.start_appends()
     try:
         with EventStore.open(config) as store:
@@ -82,6 +91,8 @@ def test_postgres_floor_writes_what_photon_wrote(database: str) -> None:
             floor.append_like(first, store.last_order_id())
             _, _, rows = floor.read_stream("s-1")
             assert rows == len(list(store.read("s-1"))) == 10
+            for page in (1000, 7):
+                assert floor.read_all(30, store.last_order_id(), page)[2] == len(list(store.read(from_order_id=30)))
         copy_url = database.rsplit("/", 1)[0] + "/" + floor.copy_name
         queries = [
             f"SELECT {EVENT_COLUMNS} FROM photon_events ORDER BY order_id",
