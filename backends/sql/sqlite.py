@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from operator import add
 from pathlib import Path
 from typing import Any
 
@@ -403,15 +404,15 @@ class SQLiteBackend(SQLBackend):
             raise BackendError("the store was opened read-only")
         insert, upsert = self._append_statements()
         connection = self._writer.driver_connection
-        rows, versions = self._numbered(events)
+        numbers, versions = self._stream_numbers(events)
         try:
             connection.execute("BEGIN IMMEDIATE")
             if self._bulk:
-                insert_rows(connection, insert, list(rows), self._multi_row)
+                insert_rows(connection, insert, list(map(add, events, zip(numbers))), self._multi_row)
                 if self._first_bulk_batch:
                     self._keep_id_index(connection, events)
             else:
-                self._multi_row.run_taking(connection, insert, rows, len(events), APPEND_ROWS)
+                self._multi_row.run_last_apart(connection, insert, events, numbers, APPEND_ROWS)
             self._multi_row.run(connection, upsert, versions, APPEND_ROWS)
             tags = tag_rows(events)
             if tags:

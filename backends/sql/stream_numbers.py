@@ -46,6 +46,13 @@ class StreamNumbers(SQLReads):
         """The rows to insert for `events` (each with its stream's number last), made one by one
         as the insert takes them, and the rows that set each stream's version (name, version,
         number). Numbers new streams first."""
+        numbers, versions = self._stream_numbers(events)
+        # event + (number,), in C: zip() of one iterable gives the 1-tuples.
+        return map(add, events, zip(numbers)), versions
+
+    def _stream_numbers(self, events: Sequence[RecordedEvent]) -> tuple[list[int], list[tuple[Any, ...]]]:
+        """Each event's stream number (the insert's last column), and the rows that set each
+        stream's version (name, version, number). Numbers new streams first."""
         versions = last_versions(events)
         ids = self._stream_ids
         if not ids.keys() >= versions.keys():
@@ -56,9 +63,8 @@ class StreamNumbers(SQLReads):
                 self._absent.clear()
             self._number_streams([name for name in versions if name not in ids])
         self._absent = set()  # this write may create any of them: the next append asks again
-        # event + (number,), in C: zip() of one iterable gives the 1-tuples.
-        rows = map(add, events, zip(map(ids.__getitem__, map(STREAM_NAME, events))))
-        return rows, [(name, version, ids[name]) for name, version in versions.items()]
+        numbers = list(map(ids.__getitem__, map(STREAM_NAME, events)))
+        return numbers, [(name, version, ids[name]) for name, version in versions.items()]
 
     def _number_streams(self, names: list[str]) -> None:
         """Find the numbers of streams the writer has not met yet; give new streams the next ones."""

@@ -10,7 +10,7 @@ event is refused for the same reason, with the same message, whichever way it ca
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from itertools import chain, repeat
+from itertools import repeat
 from operator import itemgetter
 from typing import Any, Final, cast
 
@@ -277,7 +277,8 @@ def prepare_batch(
             return None
         # The fields any event of the batch has: the checks of a field no event has are skipped
         # (each is a pass over the batch; most batches have a few of the optional fields).
-        fields = set(chain.from_iterable(batch))
+        # (`union` takes each dict's keys in C: half the cost of a set built through `chain`.)
+        fields = set().union(*batch)
         if not CLIENT_FIELDS.issuperset(fields):
             return None
         streams = list(map(_get_stream_names, batch))
