@@ -139,3 +139,26 @@ def test_the_writer_cache_follows_the_size_of_the_file(tmp_path: Path, monkeypat
             store.append([{"stream-name": f"s-{i % 50}", "event-type": "t", "payload": {"i": i}} for i in range(500)])
         cache, large = cache_and_file_kib()
         assert large > small and cache == large
+
+
+def test_rows_with_their_last_value_apart_land_in_order_with_it() -> None:
+    # The append's rows are its events as they are, and their stream numbers in a list of their
+    # own: the statement's numbered parameters put each number in its row.
+    import sqlite3
+
+    connection = sqlite3.connect(":memory:")
+    connection.execute("CREATE TABLE t (a INTEGER, b TEXT, c INTEGER)")
+    statements = MultiRow()
+    assert statements.statement_last_apart("INSERT INTO t (a, b, c) VALUES (?, ?, ?)", 2) == (
+        "INSERT INTO t (a, b, c) VALUES (?1, ?2, ?5), (?3, ?4, ?6)"
+    )
+    total = APPEND_ROWS + EXACT_ROWS + 3
+    rows = [(n, f"r{n}") for n in range(total)]
+    statements.run_last_apart(
+        connection, "INSERT INTO t (a, b, c) VALUES (?, ?, ?)", rows, [n * 10 for n in range(total)], APPEND_ROWS
+    )
+    assert connection.execute("SELECT a, b, c FROM t ORDER BY rowid").fetchall() == [
+        (n, f"r{n}", n * 10) for n in range(total)
+    ]
+    with pytest.raises(ValueError):
+        statements.run_last_apart(connection, "INSERT INTO t (a, b, c) VALUES (?, ?, ?)", rows, [1], APPEND_ROWS)
