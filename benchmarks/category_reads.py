@@ -287,16 +287,19 @@ def message_db_read(dsn: str) -> Callable[[], int]:
     return read
 
 
-def run_sqlite(sizes: list[int], repeat: int, keep_dir: str = "") -> dict[int, dict[str, float]]:
+def run_sqlite(
+    sizes: list[int], repeat: int, keep_dir: str = "", settings: dict[str, str] | None = None
+) -> dict[int, dict[str, float]]:
     """With `keep_dir`, each size's store is the file ``SIZE.db`` in it: filled when missing,
-    read again as it is when it holds its N events (a 10M-event file takes minutes to fill)."""
+    read again as it is when it holds its N events (a 10M-event file takes minutes to fill).
+    `settings`: more of the backend's settings (``sqlite.cache.mib``: 2 for SQLite's own size)."""
     results: dict[int, dict[str, list[float]]] = {}
     with contextlib.ExitStack() as scope:
         folder = keep_dir or scope.enter_context(tempfile.TemporaryDirectory())
         Path(folder).mkdir(parents=True, exist_ok=True)
         stores = {}
         for size in sizes:
-            config = {"db.backend": "sqlite", "sqlite.path": str(Path(folder) / f"{size}.db")}
+            config = {"db.backend": "sqlite", "sqlite.path": str(Path(folder) / f"{size}.db"), **(settings or {})}
             stores[size] = open_filled(config, size, "sqlite", bool(keep_dir), f"in {folder}")
         try:
             results = {size: {} for size in sizes}
@@ -456,6 +459,13 @@ def main(argv: list[str] | None = None) -> None:
         help="SQLite: the stores as files SIZE.db in DIR, filled when missing and read again next run",
     )
     parser.add_argument(
+        "--sqlite-setting",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="SQLite: a setting of the stores (repeatable), e.g. sqlite.cache.mib=2 for SQLite's own cache size",
+    )
+    parser.add_argument(
         "--fill",
         choices=("sql", "appends"),
         default="sql",
@@ -474,7 +484,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"   load average {os.getloadavg()[0]:.2f}", flush=True)
     if not sizes or sizes == [0]:
         return
-    results = run_sqlite(sizes, args.repeat, args.sqlite_keep)
+    settings = dict(setting.split("=", 1) for setting in args.sqlite_setting)
+    if settings:
+        print(f"   sqlite settings: {settings}")
+    results = run_sqlite(sizes, args.repeat, args.sqlite_keep, settings)
     print(f"{'sqlite store':<16}{'category':>12}{'event-type':>12}{'scan __all__':>14}{'index vs scan':>15}")
     for size in sizes:
         r = results[size]
