@@ -7,6 +7,7 @@ import logging
 import sqlite3
 from pathlib import Path
 
+import photon_backends.sql.sqlite_upgrade as sqlite_upgrade
 import pytest
 
 from photon.core.store import EventStore
@@ -65,10 +66,14 @@ def test_an_older_store_is_upgraded_once_and_works(tmp_path: Path, caplog: pytes
     with open_sqlite(path):  # a writer: the upgrade runs here
         pass
     assert "WITHOUT ROWID" in streams_sql(path)
+    highest = max(number for _, _, number in rows)
     with sqlite3.connect(path) as connection:
-        assert sorted(connection.execute("SELECT stream_name, version, stream_id FROM photon_streams")) == rows
+        # The streams' rows, and the one that keeps the highest number in place of the number's index.
+        assert sorted(connection.execute("SELECT stream_name, version, stream_id FROM photon_streams")) == sorted(
+            [*rows, ("", -highest, 0)]
+        )
         names = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
-    assert "photon_streams_before_upgrade" not in names and "photon_streams_stream_id" in names
+    assert "photon_streams_before_upgrade" not in names and "photon_streams_stream_id" not in names
     assert "sqlite_autoindex_photon_streams_1" not in names
     assert "photon_events_category" not in names and "photon_events_type" not in names
     with sqlite3.connect(path) as connection:  # every event filed into the read index
@@ -143,16 +148,39 @@ def test_backups_go_both_ways_between_an_older_store_and_a_new_one(tmp_path: Pat
         assert "WITHOUT ROWID" in streams_sql(other)
 
 
-def test_an_upgrade_that_fails_leaves_the_older_store_as_it_was(tmp_path: Path) -> None:
+def test_an_upgrade_that_fails_leaves_the_older_store_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "old.db"
     rows = make_old_store(path)
-    with sqlite3.connect(path) as connection:  # two streams with one number: the new index refuses it
-        connection.execute("DROP INDEX photon_streams_stream_id")
-        connection.execute("UPDATE photon_streams SET stream_id = 1 WHERE stream_name = 'cart-0'")
-    with pytest.raises(Exception, match="UNIQUE"):
+
+    def fail(message: str, *_args: object) -> None:  # late in the upgrade, after the streams were copied
+        if message.startswith("upgraded"):
+            raise RuntimeError("the upgrade failed at its end")
+
+    monkeypatch.setattr(sqlite_upgrade.log, "info", fail)
+    with pytest.raises(Exception, match="failed at its end"):
         open_sqlite(path)
     assert "WITHOUT ROWID" not in streams_sql(path)
     with sqlite3.connect(path) as connection:
-        assert len(connection.execute("SELECT * FROM photon_streams").fetchall()) == len(rows)
+        assert sorted(connection.execute("SELECT stream_name, version, stream_id FROM photon_streams")) == rows
         names = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
     assert "photon_streams_before_upgrade" not in names
+    assert {"photon_streams_stream_id", "photon_events_category", "photon_events_type"} <= names
+
+
+def test_the_upgrade_keeps_a_number_the_stream_index_no_longer_holds(tmp_path: Path) -> None:
+    """In an older file, the highest-numbered stream's first events may be gone (truncated): its
+    number is found only in the number's index, and kept by the upgrade that drops the index."""
+    path = tmp_path / "old.db"
+    rows = make_old_store(path)
+    top, _, highest = max(rows, key=lambda row: row[2])
+    with sqlite3.connect(path) as connection:
+        connection.execute("DELETE FROM photon_events WHERE stream_name = ?", (top,))
+    with open_sqlite(path) as store:
+        store.append({"stream-name": "after-upgrade", "event-type": "Added", "payload": {}})
+        assert [e.stream_name for e in store.read("after-upgrade")] == ["after-upgrade"]
+        assert list(store.read(top)) == []
+    with sqlite3.connect(path) as connection:
+        numbers = dict(connection.execute("SELECT stream_name, stream_id FROM photon_streams"))
+    assert numbers["after-upgrade"] == highest + 1

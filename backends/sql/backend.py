@@ -32,7 +32,7 @@ from .schema import (
     tables,
 )
 from .statements import Statement, tag_rows, translate_error
-from .stream_numbers import StreamNumbers
+from .stream_numbers import StreamNumbers, keep_number
 
 
 class SQLBackend(StreamNumbers):
@@ -397,6 +397,8 @@ class SQLBackend(StreamNumbers):
                         )
                     self._drop_read_entries(conn, where)
                     removed += conn.execute(sa.delete(events).where(*where)).rowcount or 0
+                if removed:  # events of block 0 went: the stream's number is kept where the writer finds it
+                    keep_number(conn, streams, number)
                 self._put(conn, HIGH_WATER_KEY, str(high_water).encode())
         except sa.exc.SQLAlchemyError as exc:
             raise translate_error(exc) from exc

@@ -24,6 +24,7 @@ from typing import Any
 HIGH_WATER_KEY = "photon:high-water"
 TAGS_TABLE = "photon_event_tags"
 STREAMS_TABLE = "photon_streams"
+NUMBER_INDEX = "photon_streams_stream_id"
 ID_INDEX = "photon_events_event_id"
 STREAM_INDEX = "photon_events_stream_block"
 CATEGORY_INDEX = "photon_events_category"
@@ -101,7 +102,12 @@ def tables(dialect: str = "sqlite") -> Any:
         sa.Column("stream_id", big, nullable=False),
         sqlite_with_rowid=False,
     )
-    sa.Index("photon_streams_stream_id", streams.c.stream_id, unique=True)
+    # The numbers' index served only the writer's ``max(stream_id)`` at its start; on SQLite the
+    # writer finds the highest number without it (`stream_numbers`), and a new stream writes one
+    # b-tree less (1.2 of the 12.2 pages an eventsourcing insert put into the log). PostgreSQL
+    # keeps it: its log records the index entry, not the page.
+    if dialect != "sqlite":
+        sa.Index(NUMBER_INDEX, streams.c.stream_id, unique=True)
     # The tags index: one row per (tag, event). Its primary key is the index, so a tag's events
     # after a position are one range of it (what a conditional append asks). SQLite keeps it
     # without a rowid: the key is the row.

@@ -5,6 +5,17 @@ The writer numbers new streams itself (the next number after the highest), so it
 stream's number before it inserts its events. It learns the numbers of the streams of an append
 in the committer's look-up of their versions (`versions_before_append`, one query for both), and
 keeps the last STREAM_IDS_KEPT of them.
+
+The highest number given, when the writer opens (or after a failed write): the highest number in
+the first block of the events' stream index (every stream's first events are there: a new
+stream starts at version 1, block 0 of `schema.block`), or the number kept in the streams table's
+row `NUMBERS_ROW`, whichever is higher. That row is written only where a stream's number may be
+missing from block 0: a truncation that removes events of block 0 (`keep_number`), a new stream
+whose first events are past block 0 (a restore of a truncated stream), and the upgrade of a file
+made before 2026-11. A number index on ``photon_streams`` (kept on PostgreSQL) is then not needed
+for ``max(stream_id)``: on SQLite it was 1.2 of the 12.2 pages an eventsourcing insert put into
+the log (`benchmarks.es_floor --pages`). A stream removed whole (its row and all its events) may
+give its number again: nothing holds it any more, as before.
 """
 
 from __future__ import annotations
@@ -17,12 +28,19 @@ from photon.core.errors import BackendError
 from photon.core.events import RecordedEvent
 
 from .reads import CHUNK, SQLReads
+from .schema import BLOCK_BITS, block
 from .statements import STREAM_NAME, last_versions
 
 HEADS_CHUNK = 512
 """Streams per statement of the writer's look-up of versions and numbers."""
 STREAM_IDS_KEPT = 100_000
 """The writer remembers this many stream numbers; past it, it starts again (and looks them up)."""
+NUMBERS_ROW = ""
+"""The streams table's row that keeps a stream number (as minus its version, so that listings of
+streams, which take versions above 0, pass over it; its own number is 0, never a stream's): no
+stream has this name (a client's has at least one character, Photon's own start with '__')."""
+FIRST_BLOCK_END = 1 << BLOCK_BITS
+"""The first version past block 0 of the stream index."""
 
 
 class StreamNumbers(SQLReads):
@@ -61,13 +79,25 @@ class StreamNumbers(SQLReads):
                 # clear between the look-up and the rows would lose the numbers of known ones).
                 ids.clear()
                 self._absent.clear()
-            self._number_streams([name for name in versions if name not in ids])
+            new = self._number_streams([name for name in versions if name not in ids])
+        else:
+            new = []
         self._absent = set()  # this write may create any of them: the next append asks again
         numbers = list(map(ids.__getitem__, map(STREAM_NAME, events)))
-        return numbers, [(name, version, ids[name]) for name, version in versions.items()]
+        heads = [(name, version, ids[name]) for name, version in versions.items()]
+        # A new stream with all its events past block 0 (only a restore writes one): its number
+        # would not be found there when the writer opens again. Asked of the last version first
+        # (a new stream's last version is past block 0 only in a batch of 64 events or more).
+        if new and max(versions[name] for name in new) >= FIRST_BLOCK_END:
+            first = first_versions(events, new)
+            past = [ids[name] for name in new if first[name] >= FIRST_BLOCK_END]
+            if past:
+                heads.append((NUMBERS_ROW, -max(past), 0))
+        return numbers, heads
 
-    def _number_streams(self, names: list[str]) -> None:
-        """Find the numbers of streams the writer has not met yet; give new streams the next ones."""
+    def _number_streams(self, names: list[str]) -> list[str]:
+        """Find the numbers of streams the writer has not met yet; give new streams the next ones
+        (returned)."""
         import sqlalchemy as sa
 
         table, ids, absent = self._streams_table, self._stream_ids, self._absent
@@ -76,12 +106,33 @@ class StreamNumbers(SQLReads):
             chunk = unknown[start : start + CHUNK]
             rows = self._core(sa.select(table.c.stream_name, table.c.stream_id).where(table.c.stream_name.in_(chunk)))
             ids.update({name: number for name, number in rows})
-        if self._last_stream_id is None:
-            self._last_stream_id = self._core(sa.select(sa.func.max(table.c.stream_id)))[0][0] or 0
-        for name in names:
-            if name not in ids:
-                self._last_stream_id += 1
-                ids[name] = self._last_stream_id
+        new = [name for name in names if name not in ids]
+        if new:
+            last = self._highest_number() if self._last_stream_id is None else self._last_stream_id
+            for name in new:
+                last += 1
+                ids[name] = last
+            self._last_stream_id = last
+        return new
+
+    def _highest_number(self) -> int:
+        """The highest stream number given (see the module's docstring): one seek of the stream
+        index and one of the streams table."""
+        import sqlalchemy as sa
+
+        events, table = self._events, self._streams_table
+        first_block = block(events.c.stream_version) == 0
+        found = self._core(
+            sa.select(
+                sa.select(events.c.stream_id)
+                .where(first_block)
+                .order_by(events.c.stream_id.desc())
+                .limit(1)
+                .scalar_subquery(),
+                sa.select(-table.c.version).where(table.c.stream_name == NUMBERS_ROW).scalar_subquery(),
+            )
+        )[0]
+        return max(found[0] or 0, found[1] or 0)
 
     def _forget_stream_numbers(self) -> None:
         """After a failed write: numbers given to new streams may not have been stored."""
@@ -127,3 +178,27 @@ class StreamNumbers(SQLReads):
         if statement.names != tuple(f"n{i}" for i in range(size)):
             raise BackendError(f"unexpected look-up parameter order {statement.names}")
         return statement.sql
+
+
+def first_versions(events: Sequence[RecordedEvent], names: Collection[str]) -> dict[str, int]:
+    """The first version of each stream of `names` among `events`."""
+    first: dict[str, int] = {}
+    wanted = set(names)
+    for event in events:
+        if event.stream_name in wanted and event.stream_name not in first:
+            first[event.stream_name] = event.stream_version
+    return first
+
+
+def keep_number(conn: Any, streams: Any, number: int) -> None:
+    """Keep `number` in the streams table's `NUMBERS_ROW` (where it is higher than the one kept),
+    in the transaction of `conn`: called by a truncation that removes events of block 0, whose
+    stream's number may then be found there no more."""
+    import sqlalchemy as sa
+
+    row = streams.c.stream_name == NUMBERS_ROW
+    kept = conn.execute(sa.select(-streams.c.version).where(row)).scalar()
+    if kept is None:
+        conn.execute(sa.insert(streams).values(stream_name=NUMBERS_ROW, version=-number, stream_id=0))
+    elif number > kept:
+        conn.execute(sa.update(streams).where(row).values(version=-number))
