@@ -101,3 +101,15 @@ def test_batches_read_by_position_keep_ids_versions_and_retries(tmp_path: Path) 
         with pytest.raises(ValidationError, match="event 7: id 'same' appears twice"):
             store.append(twice)
         assert len(list(store.read())) == size
+
+
+def test_client_ids_are_found_wherever_they_are_in_the_batch() -> None:
+    # The usual batch has none (one pass over the flags answers); one client id, even last, is found.
+    from photon.core.append_waits import client_ids
+
+    batch = [{"stream-name": "s", "event-type": "t", "payload": {}} for _ in range(BATCH_VALIDATION)]
+    pending, *_ = prepare_append(batch, AppendOptions(), 1 << 20, internal=False)
+    assert client_ids(pending) == []
+    mixed = [*batch[:-1], {**batch[-1], "id": "the-client-s-own"}]
+    pending, *_ = prepare_append(mixed, AppendOptions(), 1 << 20, internal=False)
+    assert client_ids(pending) == ["the-client-s-own"]
