@@ -9,16 +9,22 @@ For each backend and size a store is filled (batches of 5,000; one stream per 10
   (SQLite synchronous=FULL; PostgreSQL fsync at each commit);
 - a read of the 100-event probe stream (median of 20 reads, ms);
 - a read of 20,000 events of ``__all__`` from the middle of the store (median of 3);
-- a hot-cold subscription's catch-up over the last 100,000 events, or all if fewer (median of 3);
+- a hot-cold subscription's catch-up over the last 100,000 events, or all if fewer (median of 3;
+  with its CPU an event, and on PostgreSQL the server's);
 - restart: ``photon serve`` on the filled store until its HTTP API answers (projections on), and
   its RSS then, and the most RSS seen during a full cold replay of ``__all__`` over HTTP
   (a flat RSS means the replay streams rather than holds the store). RSS here is ``RssAnon``, the
   process's own memory: the file pages SQLite reads through the page cache are not counted.
 
+Each store is vacuumed after its fill (PostgreSQL: ``VACUUM (ANALYZE)``), before anything is
+measured, rather than by autovacuum beside the measurements; the server's RSS "once caught up" is
+taken after the projections report their catch-up to the head and have written their checkpoint.
+
 The floor is measured beside Photon, interleaved batch by batch and read by read: raw
 ``sqlite3`` inserting the same rows with the same upsert of the streams' versions into a copy of
 the filled store (same indexes, same durability), and running the stream read's statement on the
-store's file (`benchmarks.growth_floor`); on PostgreSQL the same with raw ``psycopg``. Appends
+store's file, and reading the catch-up's pages of ``__all__`` with the statement Photon's page runs
+(`benchmarks.growth_floor`); on PostgreSQL the same with raw ``psycopg``. Appends
 and the stream read are given in CPU time too (the process's, for Photon; the thread's, for the
 floor), steadier than the wall clock on a shared machine; on PostgreSQL the server's CPU is not
 in them.
