@@ -59,8 +59,9 @@ measured on stores of 1M and 10M events, about 1,090 and 1,900 `pread` calls a r
 page already in the operating system's cache is read where it lies, without a call or a copy:
 on a quiet machine the same reads took about 0.63x the time at 1M and 0.5x to 0.9x at 10M (the
 10M read still 1.5x to 2x the 1M one: more distinct pages, spread over more memory; see
-docs/benchmarks.md, "SQLite category reads at 10M"). Pages past the mapped size are read as
-before: in a 10M-event file (3.9 GB), reads of its later half.
+docs/benchmarks.md, "SQLite category reads at 10M"). Pages past the mapped size are read with
+a `pread` into the reader's page cache (READER_CACHE_MIB): in a 10M-event file (3.9 GB), reads
+of its later half.
 
 The mapped pages are the operating system's file cache, which a `pread` fills all the same:
 they count in the process's resident file pages (RssFile), given back under memory pressure, not
