@@ -3,13 +3,7 @@ leaves no gap in order-ids and never leaves half a batch."""
 
 from __future__ import annotations
 
-import os
 import random
-import signal
-import subprocess
-import sys
-import threading
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -17,7 +11,7 @@ import pytest
 
 from photon.core.store import EventStore
 
-ROOT = Path(__file__).parent.parent
+from .crash_support import kill_while_writing
 
 
 @pytest.mark.slow
@@ -28,25 +22,7 @@ def test_sigkill_loses_nothing_acknowledged(backend: str, tmp_path: Path) -> Non
     acknowledged: dict[str, int] = {}
     kills = 12
     for _ in range(kills):
-        child = subprocess.Popen(
-            [sys.executable, "-m", "tests.crash_writer", backend, path],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        lines: list[str] = []
-        reader = threading.Thread(target=lines.extend, args=(child.stdout or [],), daemon=True)
-        reader.start()
-        # Let it get going (opening the store takes a moment), then kill it at a random point.
-        deadline = time.monotonic() + 20
-        while not lines and time.monotonic() < deadline and child.poll() is None:
-            time.sleep(0.01)
-        assert lines, f"the writer acknowledged nothing: {child.stderr.read() if child.stderr else ''}"
-        time.sleep(rng.uniform(0.0, 0.4))
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait()
-        reader.join(5)
+        lines = kill_while_writing("tests.crash_writer", [backend, path], rng, (0.0, 0.4))
         for line in lines:
             if line.startswith("ack "):
                 _, batch, size = line.split()

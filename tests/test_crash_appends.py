@@ -5,13 +5,7 @@ stream's versions gapless."""
 
 from __future__ import annotations
 
-import os
 import random
-import signal
-import subprocess
-import sys
-import threading
-import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -19,7 +13,7 @@ import pytest
 
 from photon.core.store import EventStore
 
-ROOT = Path(__file__).parent.parent
+from .crash_support import kill_while_writing
 
 
 @pytest.mark.slow
@@ -31,24 +25,7 @@ def test_sigkill_leaves_multi_stream_appends_whole_or_absent(backend: str, tmp_p
     acknowledged: set[str] = set()
     kills = 8
     for _ in range(kills):
-        child = subprocess.Popen(
-            [sys.executable, "-m", "tests.crash_transfer_writer", backend, path],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        lines: list[str] = []
-        reader = threading.Thread(target=lines.extend, args=(child.stdout or [],), daemon=True)
-        reader.start()
-        deadline = time.monotonic() + 20
-        while not lines and time.monotonic() < deadline and child.poll() is None:
-            time.sleep(0.01)
-        assert lines, f"the writer acknowledged nothing: {child.stderr.read() if child.stderr else ''}"
-        time.sleep(rng.uniform(0.0, 0.4))
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait()
-        reader.join(5)
+        lines = kill_while_writing("tests.crash_transfer_writer", [backend, path], rng, (0.0, 0.4))
         acknowledged.update(line.split()[1] for line in lines if line.startswith("ack "))
 
         with EventStore.open(config) as store:

@@ -5,14 +5,8 @@ once (none missing, none doubled), as a scan of `__all__` does."""
 
 from __future__ import annotations
 
-import os
 import random
-import signal
 import sqlite3
-import subprocess
-import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -20,7 +14,7 @@ import pytest
 from photon.core.events import category_of
 from photon.core.store import EventStore
 
-ROOT = Path(__file__).parent.parent
+from .crash_support import kill_while_writing
 
 
 def consistent(path: Path) -> int:
@@ -63,24 +57,7 @@ def test_sigkill_leaves_the_read_index_consistent_with_its_mark(tmp_path: Path) 
     acknowledged = 0
     marks = []
     for _ in range(4):
-        child = subprocess.Popen(
-            [sys.executable, "-m", "tests.crash_read_index_writer", str(path)],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        lines: list[str] = []
-        reader = threading.Thread(target=lines.extend, args=(child.stdout or [],), daemon=True)
-        reader.start()
-        deadline = time.monotonic() + 20
-        while not lines and time.monotonic() < deadline and child.poll() is None:
-            time.sleep(0.01)
-        assert lines, f"nothing acknowledged: {child.stderr.read() if child.stderr else ''}"
-        time.sleep(rng.uniform(0.2, 0.8))
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait()
-        reader.join(5)
+        lines = kill_while_writing("tests.crash_read_index_writer", [str(path)], rng, (0.2, 0.8))
         acknowledged = max([acknowledged, *(int(line.split()[1]) for line in lines if line.startswith("ack "))])
         marks.append(consistent(path))
         with EventStore.open({"db.backend": "sqlite", "sqlite.path": str(path)}, read_only=True) as store:

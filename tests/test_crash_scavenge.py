@@ -4,20 +4,14 @@ reused. Also: the SQLite file shrinks when half of its events are scavenged."""
 
 from __future__ import annotations
 
-import os
 import random
-import signal
-import subprocess
-import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from photon.core.store import EventStore
 
-ROOT = Path(__file__).parent.parent
+from .crash_support import kill_while_writing
 
 
 def _seed(path: str, streams: int, per_stream: int) -> None:
@@ -38,24 +32,7 @@ def test_sigkill_during_scavenge_leaves_a_consistent_store_and_it_can_finish(tmp
     rng = random.Random(7)
     acknowledged = 0
     for _ in range(6):
-        child = subprocess.Popen(
-            [sys.executable, "-m", "tests.crash_scavenger", path],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        lines: list[str] = []
-        reader = threading.Thread(target=lines.extend, args=(child.stdout or [],), daemon=True)
-        reader.start()
-        deadline = time.monotonic() + 20
-        while not lines and time.monotonic() < deadline and child.poll() is None:
-            time.sleep(0.01)
-        assert lines, f"nothing acknowledged: {child.stderr.read() if child.stderr else ''}"
-        time.sleep(rng.uniform(0.05, 0.5))
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait()
-        reader.join(5)
+        lines = kill_while_writing("tests.crash_scavenger", [path], rng, (0.05, 0.5))
         acks = [int(line.split()[2]) for line in lines if line.startswith("ack ")]
         acknowledged = max([acknowledged, *acks])
 

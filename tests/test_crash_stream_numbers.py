@@ -5,38 +5,16 @@ truncations, and every event stays with its own stream."""
 
 from __future__ import annotations
 
-import os
 import random
-import signal
 import sqlite3
-import subprocess
-import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from photon.core.store import EventStore
 
-ROOT = Path(__file__).parent.parent
-
-
-def numbers_right(path: Path) -> int:
-    """No two streams share a number and every event carries its own stream's; how many streams."""
-    with sqlite3.connect(path) as connection:
-        found = dict(connection.execute("SELECT stream_name, stream_id FROM photon_streams WHERE stream_name != ''"))
-        assert len(set(found.values())) == len(found)
-        wrong = connection.execute(
-            "SELECT count(*) FROM photon_events e JOIN photon_streams s ON s.stream_name = e.stream_name"
-            " WHERE s.stream_id != e.stream_id"
-        ).fetchone()
-        orphans = connection.execute(
-            "SELECT count(*) FROM photon_events e WHERE NOT EXISTS"
-            " (SELECT 1 FROM photon_streams s WHERE s.stream_name = e.stream_name)"
-        ).fetchone()
-    assert wrong == orphans == (0,)
-    return len(found)
+from .crash_support import kill_while_writing
+from .test_sql_stream_numbers import numbers, numbers_right
 
 
 def streams_read_their_own(store: EventStore) -> None:
@@ -57,26 +35,10 @@ def test_sigkill_never_leads_to_one_number_for_two_streams(tmp_path: Path) -> No
     acknowledged = 0
     streams = []
     for _ in range(8):
-        child = subprocess.Popen(
-            [sys.executable, "-m", "tests.crash_stream_numbers_writer", str(path)],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        lines: list[str] = []
-        reader = threading.Thread(target=lines.extend, args=(child.stdout or [],), daemon=True)
-        reader.start()
-        deadline = time.monotonic() + 20
-        while not lines and time.monotonic() < deadline and child.poll() is None:
-            time.sleep(0.01)
-        assert lines, f"nothing acknowledged: {child.stderr.read() if child.stderr else ''}"
-        time.sleep(rng.uniform(0.2, 0.6))
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait()
-        reader.join(5)
+        lines = kill_while_writing("tests.crash_stream_numbers_writer", [str(path)], rng, (0.2, 0.6))
         acknowledged = max([acknowledged, *(int(line.split()[1]) for line in lines if line.startswith("ack "))])
-        streams.append(numbers_right(path))
+        numbers_right(path)
+        streams.append(len(numbers(path)))
         with EventStore.open({"db.backend": "sqlite", "sqlite.path": str(path)}, read_only=True) as store:
             assert store.last_order_id() >= acknowledged
             streams_read_their_own(store)
