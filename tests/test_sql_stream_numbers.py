@@ -152,3 +152,28 @@ def test_a_restored_stream_that_starts_past_its_first_block_keeps_its_number(tmp
         assert [e.stream_name for e in store.read("fresh")] == ["fresh"]
     assert numbers(target)["fresh"] == numbers(target)["long"] + 1
     numbers_right(target)
+
+
+def test_a_postgres_store_truncated_before_the_kept_row_gives_no_number_twice(postgres_database: str) -> None:
+    """A store whose highest-numbered stream lost its first block of versions to a truncation
+    made before the kept row existed (the row removed here, as such a store has none): the next
+    writer still finds that number, through the numbers' index PostgreSQL keeps."""
+    import psycopg
+
+    config = {"db.backend": "postgres", "postgres.url": postgres_database}
+    with EventStore.open(config) as store:
+        internal_streams_first(store, "top", 6)
+        store.append([{"stream-name": "top", "event-type": "t", "payload": {"n": n}} for n in range(5)])
+        store.scavenge()
+    with psycopg.connect(postgres_database, autocommit=True) as connection:
+        assert connection.execute("SELECT count(*) FROM photon_events WHERE stream_name = 'top'").fetchone() == (0,)
+        connection.execute("DELETE FROM photon_streams WHERE stream_name = ''")
+        top = connection.execute("SELECT stream_id FROM photon_streams WHERE stream_name = 'top'").fetchone()[0]
+    with EventStore.open(config) as store:
+        store.append({"stream-name": "fresh", "event-type": "t", "payload": {"n": "fresh"}})
+        store.append({"stream-name": "top", "event-type": "t", "payload": {"n": 5}})
+        assert [(e.stream_version, e.payload) for e in store.read("top")] == [(6, {"n": 5})]
+        assert [e.payload for e in store.read("fresh")] == [{"n": "fresh"}]
+    with psycopg.connect(postgres_database, autocommit=True) as connection:
+        fresh = connection.execute("SELECT stream_id FROM photon_streams WHERE stream_name = 'fresh'").fetchone()[0]
+    assert fresh > top

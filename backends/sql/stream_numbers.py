@@ -117,10 +117,13 @@ class StreamNumbers(SQLReads):
 
     def _highest_number(self) -> int:
         """The highest stream number given (see the module's docstring): one seek of the stream
-        index and one of the streams table."""
+        index and one of the streams table; where the numbers have their index (PostgreSQL), a
+        seek of it too, since a store written before the kept row existed holds the number of a
+        stream truncated then only there (SQLite's upgrade keeps the index's highest in the row)."""
         import sqlalchemy as sa
 
         events, table = self._events, self._streams_table
+        indexed = (self._core(sa.select(sa.func.max(table.c.stream_id)))[0][0] or 0) if self._dialect != "sqlite" else 0
         first_block = block(events.c.stream_version) == 0
         found = self._core(
             sa.select(
@@ -132,7 +135,7 @@ class StreamNumbers(SQLReads):
                 sa.select(-table.c.version).where(table.c.stream_name == NUMBERS_ROW).scalar_subquery(),
             )
         )[0]
-        return max(found[0] or 0, found[1] or 0)
+        return max(found[0] or 0, found[1] or 0, indexed)
 
     def _forget_stream_numbers(self) -> None:
         """After a failed write: numbers given to new streams may not have been stored."""
