@@ -12,10 +12,11 @@ stream starts at version 1, block 0 of `schema.block`), or the number kept in th
 row `NUMBERS_ROW`, whichever is higher. That row is written only where a stream's number may be
 missing from block 0: a truncation that removes events of block 0 (`keep_number`), a new stream
 whose first events are past block 0 (a restore of a truncated stream), and the upgrade of a file
-made before 2026-11. A number index on ``photon_streams`` (kept on PostgreSQL) is then not needed
-for ``max(stream_id)``: on SQLite it was 1.2 of the 12.2 pages an eventsourcing insert put into
-the log (`benchmarks.es_floor --pages`). A stream removed whole (its row and all its events) may
-give its number again: nothing holds it any more, as before.
+made before 2026-11. A number index on ``photon_streams`` is then not needed for ``max(stream_id)``:
+on SQLite it was 1.2 of the 12.2 pages an eventsourcing insert put into the log
+(`benchmarks.es_floor --pages`). PostgreSQL keeps it, and its writer seeks it too
+(`_highest_number`). A stream removed whole (its row and all its events) may give its number
+again: nothing holds it any more, as before.
 """
 
 from __future__ import annotations
