@@ -272,46 +272,48 @@ def serve_figures(folder: Path, extra_args: list[str], head: int) -> dict[str, f
     # The projections write their checkpoint (the state: an entry per stream) every few seconds
     # while they move, the last one just after they caught up; one written during the replay
     # counted in its RSS (171 MiB at 10M). No checkpoint is due once that one is written.
-    out["rss_checkpoint_peak_mib"] = asyncio.run(_peak_rss_for(server.proc.pid, CHECKPOINT_WAIT))
+    with rss_samples(server.proc.pid) as seen:
+        time.sleep(CHECKPOINT_WAIT)
+    out["rss_checkpoint_peak_mib"] = max(seen)
     out["rss_settled_mib"] = rss_kib(server.proc.pid) / 1024
-    peak = [out["rss_settled_mib"]]
+
+    async def replay() -> tuple[float, int]:
+        token = await server.token()
+        return await photon_server.cold_replay(server, token)
+
+    try:
+        with rss_samples(server.proc.pid) as seen:
+            rate, replayed = asyncio.run(replay())
+    finally:
+        server.stop()
+    out["replay_ev_s"] = rate
+    out["replayed"] = replayed
+    out["replay_rss_peak_mib"] = max(out["rss_settled_mib"], *seen)
+    out["replay_rss_added_mib"] = out["replay_rss_peak_mib"] - out["rss_settled_mib"]
+    return out
+
+
+@contextmanager
+def rss_samples(pid: int) -> Iterator[list[float]]:
+    """The RSS (MiB) of process `pid`, sampled every 50 ms while the block runs (from its start):
+    the list's `max` is the most it held then."""
+    samples = [rss_kib(pid) / 1024]
     done = threading.Event()
 
     def sample() -> None:
         while not done.wait(0.05):
             try:
-                peak.append(rss_kib(server.proc.pid) / 1024)
+                samples.append(rss_kib(pid) / 1024)
             except OSError:
                 return
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     try:
-
-        async def replay() -> tuple[float, int]:
-            token = await server.token()
-            return await photon_server.cold_replay(server, token)
-
-        rate, replayed = asyncio.run(replay())
+        yield samples
     finally:
         done.set()
         sampler.join()
-        server.stop()
-    out["replay_ev_s"] = rate
-    out["replayed"] = replayed
-    out["replay_rss_peak_mib"] = max(peak)
-    out["replay_rss_added_mib"] = out["replay_rss_peak_mib"] - out["rss_settled_mib"]
-    return out
-
-
-async def _peak_rss_for(pid: int, seconds: float) -> float:
-    """The most RSS (MiB) process `pid` holds during the next `seconds`."""
-    peak = 0.0
-    ends = time.perf_counter() + seconds
-    while time.perf_counter() < ends:
-        peak = max(peak, rss_kib(pid) / 1024)
-        await asyncio.sleep(0.05)
-    return peak
 
 
 async def _settle(server: photon_server.Server, head: int) -> tuple[float, bool]:

@@ -22,6 +22,12 @@ EXACT_ROWS = 32
 statement of exactly that many rows; more go in statements of powers of two."""
 
 
+def rows_in_statement(left: int, limit: int) -> int:
+    """How many of the `left` rows still to write the next statement takes: all of them up to
+    EXACT_ROWS, else the largest power of two within `limit` and `left`."""
+    return left if left <= EXACT_ROWS else 1 << (min(limit, left).bit_length() - 1)
+
+
 STATEMENT_CACHE = 256
 """Prepared statements the driver keeps per connection (its default, 128, is about what the
 writer's forms of these statements alone take)."""
@@ -81,8 +87,7 @@ class MultiRow:
             raise ValueError(f"{len(last)} last values for {total} rows")
         start = 0
         while start < total:
-            left = total - start
-            count = left if left <= EXACT_ROWS else 1 << (min(limit, left).bit_length() - 1)
+            count = rows_in_statement(total - start, limit)
             end = start + count
             params = list(chain.from_iterable(rows[start:end]))
             params += last[start:end]
@@ -99,8 +104,7 @@ class MultiRow:
         more for the cyclic garbage collector to count and walk)."""
         start = 0
         while start < total:
-            left = total - start
-            count = left if left <= EXACT_ROWS else 1 << (min(limit, left).bit_length() - 1)
+            count = rows_in_statement(total - start, limit)
             if count == 1:
                 connection.execute(sql, next(rows))
             else:

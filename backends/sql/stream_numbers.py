@@ -14,7 +14,7 @@ missing from block 0: a truncation that removes events of block 0 (`keep_number`
 whose first events are past block 0 (a restore of a truncated stream), and the upgrade of a file
 made before 2026-11. A number index on ``photon_streams`` is then not needed for ``max(stream_id)``:
 on SQLite it was 1.2 of the 12.2 pages an eventsourcing insert put into the log
-(`benchmarks.es_floor --pages`). PostgreSQL keeps it, and its writer seeks it too
+(`benchmarks.es_floor --pages`). PostgreSQL keeps it, and its writer seeks it instead
 (`_highest_number`). A stream removed whole (its row and all its events) may give its number
 again: nothing holds it any more, as before.
 """
@@ -117,14 +117,16 @@ class StreamNumbers(SQLReads):
         return new
 
     def _highest_number(self) -> int:
-        """The highest stream number given (see the module's docstring): one seek of the stream
-        index and one of the streams table; where the numbers have their index (PostgreSQL), a
-        seek of it too, since a store written before the kept row existed holds the number of a
-        stream truncated then only there (SQLite's upgrade keeps the index's highest in the row)."""
+        """The highest stream number given (see the module's docstring). Where the numbers have
+        their index (PostgreSQL), one seek of it: every number a stream's row holds, that of a
+        stream truncated before the kept row existed included. On SQLite, one seek of the stream
+        index and one of the streams table (its upgrade kept the dropped index's highest in the
+        row)."""
         import sqlalchemy as sa
 
         events, table = self._events, self._streams_table
-        indexed = (self._core(sa.select(sa.func.max(table.c.stream_id)))[0][0] or 0) if self._dialect != "sqlite" else 0
+        if self._dialect != "sqlite":
+            return int(self._core(sa.select(sa.func.max(table.c.stream_id)))[0][0] or 0)
         first_block = block(events.c.stream_version) == 0
         found = self._core(
             sa.select(
@@ -136,7 +138,7 @@ class StreamNumbers(SQLReads):
                 sa.select(-table.c.version).where(table.c.stream_name == NUMBERS_ROW).scalar_subquery(),
             )
         )[0]
-        return max(found[0] or 0, found[1] or 0, indexed)
+        return max(found[0] or 0, found[1] or 0)
 
     def _forget_stream_numbers(self) -> None:
         """After a failed write: numbers given to new streams may not have been stored."""
