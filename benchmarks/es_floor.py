@@ -27,7 +27,9 @@ Then, untimed: the pages one insert puts into the write-ahead log (automatic che
 the log holds every page written), in all and by b-tree (each log frame's page number looked up
 in SQLite's ``dbstat`` table: which table or index it belongs to), for Photon's own writer (the
 recorder, its background checkpoints held off), Photon's statements, the same on the file format
-before 2026-11 (inline category and event-type indexes), without the id index, and for the
+before 2026-11 (inline category and event-type indexes), without the id index, two layouts
+measured and not built (the ids filed in the read index's steps, into a table of their own,
+instead of an index written at every commit; no pointer map, ``auto_vacuum=NONE``), and for the
 library's statements.
 ``--pages`` prints only these counts. Every such page is
 written, checksummed, flushed and later copied into the database file: what a file format with
@@ -47,7 +49,7 @@ from collections.abc import Callable
 from functools import partial
 from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from eventsourcing.persistence import StoredEvent
 
@@ -114,18 +116,45 @@ def stored_rows(path: Path) -> list[tuple[Any, ...]]:
         return connection.execute(f"SELECT {COLUMNS} FROM photon_events ORDER BY order_id").fetchall()
 
 
-def empty_photon_store(path: Path, drop: tuple[str, ...] = (), inline: bool = False) -> None:
+IDS_TABLE = "CREATE TABLE photon_event_ids (event_id TEXT PRIMARY KEY, order_id INTEGER NOT NULL) WITHOUT ROWID"
+IDS_STEP = (
+    "INSERT INTO photon_event_ids (event_id, order_id) SELECT event_id, order_id FROM photon_events"
+    " WHERE order_id > ? AND order_id <= ?"
+)
+"""A layout measured and not built: the unique ids in a table of their own, filed with the read
+index's steps (`read_index.STEP`) instead of an index of ``photon_events`` written at every
+commit. SQLite has no fast path for adding to the end of an index b-tree (a table's rowids have
+one, ``balance_quick``): each time the last leaf of the id index fills, it is balanced with its two
+left siblings, and those pages and the parent go into the log again, even though the ids only ever
+ascend."""
+
+
+def empty_photon_store(
+    path: Path, drop: tuple[str, ...] = (), inline: bool = False, ids_in_steps: bool = False, pointer_map: bool = True
+) -> None:
     """A store with Photon's schema, made by Photon itself (then closed), less the `drop` indexes;
-    `inline`: with the events' own category and event-type indexes (the format before 2026-11)."""
+    `inline`: with the events' own category and event-type indexes (the format before 2026-11);
+    `ids_in_steps`: the id index replaced by `IDS_TABLE`; without `pointer_map`: converted to
+    ``auto_vacuum=NONE`` (no page of the file then tracks its pages' parents, and a scavenge can
+    no longer give space back while the store is online)."""
     from photon.core.store import EventStore
 
     with EventStore.open({"db.backend": "sqlite", "sqlite.path": str(path)}):
         pass
     with sqlite3.connect(path) as connection:
-        for index in drop:
+        for index in drop + (("photon_events_event_id",) if ids_in_steps else ()):
             connection.execute(f"DROP INDEX {index}")
         for statement in INLINE_READ_INDEXES if inline else ():
             connection.execute(statement)
+        if ids_in_steps:
+            connection.execute(IDS_TABLE)
+    if not pointer_map:
+        connection = sqlite3.connect(path, isolation_level=None)
+        try:
+            connection.execute("PRAGMA auto_vacuum=NONE")
+            connection.execute("VACUUM")
+        finally:
+            connection.close()
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -143,11 +172,14 @@ def photon_groups(rows: list[tuple[Any, ...]]) -> list[list[tuple[Any, ...]]]:
     return inserts
 
 
-def photon_statements(connection: sqlite3.Connection, inserts: list[list[tuple[Any, ...]]], filed: bool = True) -> int:
-    """Photon's writer's statements for each insert (with `filed`, the read index's steps); the
-    number of inserts."""
+def photon_statements(
+    connection: sqlite3.Connection, inserts: list[list[tuple[Any, ...]]], filed: bool = True, ids_in_steps: bool = False
+) -> int:
+    """Photon's writer's statements for each insert (with `filed`, the read index's steps; with
+    `ids_in_steps`, those steps file the ids into `IDS_TABLE` too); the number of inserts."""
     from photon_backends.sql import read_index
 
+    step = read_index.STEP + ((IDS_STEP,) if ids_in_steps else ())
     execute = connection.execute
     mark = read_index.stored_mark(connection)
     for group in inserts:
@@ -157,7 +189,7 @@ def photon_statements(connection: sqlite3.Connection, inserts: list[list[tuple[A
         execute(INSERT, list(chain.from_iterable(group)))
         execute(UPSERT, (last[1], last[2], last[7]))
         if filed and last[0] - mark >= read_index.EVERY:
-            for statement in read_index.STEP:
+            for statement in step:
                 execute(statement, (mark, last[0]))
             execute(read_index.SET_MARK, (last[0],))
             mark = last[0]
@@ -303,12 +335,27 @@ def photon_writer_pages(path: Path, inserts: list[list[StoredEvent]]) -> dict[st
         made.close()
 
 
-PAGE_CONTENDERS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
-    ("photon's statements", (), False),
-    ("the same, inline category and event-type indexes (before 2026-11)", (), True),
-    ("without the id index", ("photon_events_event_id",), False),
+class PageContender(NamedTuple):
+    name: str
+    drop: tuple[str, ...] = ()
+    """Indexes dropped."""
+    inline: bool = False
+    """The events keep their own category and event-type indexes (the format before 2026-11)."""
+    ids_in_steps: bool = False
+    """The ids filed in the read index's steps into `IDS_TABLE` (measured, not built)."""
+    pointer_map: bool = True
+    """False: the file converted to ``auto_vacuum=NONE`` (measured, not built)."""
+
+
+IDS_IN_STEPS = "the ids filed in the read index's steps (not built)"
+NO_POINTER_MAP = "no pointer map, auto_vacuum=NONE (not built)"
+PAGE_CONTENDERS: tuple[PageContender, ...] = (
+    PageContender("photon's statements"),
+    PageContender("the same, inline category and event-type indexes (before 2026-11)", inline=True),
+    PageContender("without the id index", drop=("photon_events_event_id",)),
+    PageContender(IDS_IN_STEPS, ids_in_steps=True),
+    PageContender(NO_POINTER_MAP, pointer_map=False),
 )
-"""Name, indexes dropped, and whether the events keep their own category and event-type indexes."""
 
 
 def pages_per_insert(
@@ -318,10 +365,13 @@ def pages_per_insert(
     with its indexes, less some of them, and the library's statements (each on a fresh file)."""
     groups = photon_groups(rows)
     pages = {"photon's writer (the recorder)": photon_writer_pages(folder / "pages-writer.db", inserts)}
-    for number, (name, drop, inline) in enumerate(PAGE_CONTENDERS):
+    for number, contender in enumerate(PAGE_CONTENDERS):
         path = folder / f"pages-{number}.db"
-        empty_photon_store(path, drop, inline)
-        pages[name] = log_pages(path, partial(photon_statements, inserts=groups, filed=not inline))
+        empty_photon_store(path, contender.drop, contender.inline, contender.ids_in_steps, contender.pointer_map)
+        write = partial(
+            photon_statements, inserts=groups, filed=not contender.inline, ids_in_steps=contender.ids_in_steps
+        )
+        pages[contender.name] = log_pages(path, write)
     path = folder / "pages-library.db"
     made = factory({"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(path)})
     made.application_recorder()  # creates its table

@@ -44,13 +44,13 @@ def test_the_floor_benchmark_prints_its_rows() -> None:
 
 
 def test_the_log_pages_of_an_insert_follow_the_indexes(tmp_path: Path) -> None:
-    inserts = make_inserts(300)
+    inserts = make_inserts(1500)  # past the read index's first step (`read_index.EVERY`)
     es_floor.recorder_inserts(es_floor.photon_env(tmp_path / "photon.db"), inserts)
     rows = es_floor.stored_rows(tmp_path / "photon.db")
     by_tree = es_floor.pages_per_insert(tmp_path, rows, inserts)
     assert list(by_tree) == [
         "photon's writer (the recorder)",
-        *[name for name, _, _ in es_floor.PAGE_CONTENDERS],
+        *[contender.name for contender in es_floor.PAGE_CONTENDERS],
         "the library's statements",
     ]
     pages = {name: trees["all"] for name, trees in by_tree.items()}
@@ -65,6 +65,21 @@ def test_the_log_pages_of_an_insert_follow_the_indexes(tmp_path: Path) -> None:
     assert by_tree["the same, inline category and event-type indexes (before 2026-11)"]["photon_events_type"] > 0.5
     assert "photon_events_type" not in by_tree["photon's statements"]
     assert "photon_events_event_id" not in by_tree["without the id index"]
+    # The ids filed in steps: their table takes their pages, far fewer than the index, and it
+    # holds every id filed so far; without the pointer map no page is outside the b-trees.
+    in_steps = by_tree[es_floor.IDS_IN_STEPS]
+    assert "photon_events_event_id" not in in_steps
+    assert 0 < in_steps["photon_event_ids"] < by_tree["photon's statements"]["photon_events_event_id"] / 2
+    number = [contender.name for contender in es_floor.PAGE_CONTENDERS].index(es_floor.IDS_IN_STEPS)
+    with sqlite3.connect(tmp_path / f"pages-{number}.db") as filed:
+        mark = filed.execute("SELECT order_id FROM photon_read_index_mark").fetchone()[0]
+        ids = "SELECT event_id, order_id FROM photon_event_ids ORDER BY order_id"
+        assert mark >= 1000
+        assert filed.execute(ids).fetchall() == [(row[3], row[0]) for row in rows if row[0] <= mark]
+    assert pages["without the id index"] < pages[es_floor.IDS_IN_STEPS] < whole
+    assert es_floor.OUTSIDE_TREES not in by_tree[es_floor.NO_POINTER_MAP]
+    assert by_tree["photon's statements"][es_floor.OUTSIDE_TREES] > 0.5
+    assert pages[es_floor.NO_POINTER_MAP] < whole
     assert set(by_tree["the library's statements"]) <= {
         "all",
         "stored_events",
