@@ -17,12 +17,14 @@ from photon.core.errors import BackendError, BackendUnavailable, IntegrityError
 from photon.core.events import RecordedEvent, event_tags
 from photon.core.setting import Setting
 
+from . import key_values
 from .planner_statistics import PlannerStatistics
 from .postgres import connect_args, take_advisory_lock
 from .read_index import drop_entries
 from .reads import CHUNK
 from .schema import (
     BLOCK_BITS,
+    CHECKPOINT_PARTS_TABLE,
     HIGH_WATER_KEY,
     READ_INDEX,
     READ_INDEX_MARK,
@@ -473,18 +475,19 @@ class SQLBackend(StreamNumbers):
             create_indexes(conn, self._events.indexes)
 
     def _put(self, conn: Any, key: str, value: bytes | None) -> None:
-        import sqlalchemy as sa
+        self._put_parts(conn, key, None if value is None else (value,))
 
-        table = self._checkpoints
-        conn.execute(sa.delete(table).where(table.c.key == key))
-        if value is not None:
-            conn.execute(sa.insert(table).values(key=key, value=value))
+    def _put_parts(self, conn: Any, key: str, parts: Sequence[bytes | memoryview] | None) -> None:
+        key_values.put(conn, self._checkpoints, self._metadata.tables[CHECKPOINT_PARTS_TABLE], key, parts)
 
     def write_checkpoint(self, key: str, value: bytes | None) -> None:
+        self.write_checkpoint_parts(key, None if value is None else (value,))
+
+    def write_checkpoint_parts(self, key: str, parts: Sequence[bytes | memoryview] | None) -> None:
         import sqlalchemy as sa
 
         try:
             with self._engine.begin() as conn:
-                self._put(conn, key, value)
+                self._put_parts(conn, key, parts)
         except sa.exc.SQLAlchemyError as exc:
             raise translate_error(exc) from exc

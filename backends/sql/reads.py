@@ -20,9 +20,10 @@ from photon.core.backend import Backend, Query, StreamInfo
 from photon.core.errors import BackendError, BackendUnavailable, IntegrityError
 from photon.core.events import RecordedEvent
 
+from . import key_values
 from .kept_readers import KeptReaders
 from .postgres import CHUNK_ROWS, DRAIN_ROWS, hands_out_chunks
-from .schema import BLOCK_BITS, BLOCKS_PER_READ, HIGH_WATER_KEY
+from .schema import BLOCK_BITS, BLOCKS_PER_READ, CHECKPOINT_PARTS_TABLE, HIGH_WATER_KEY
 from .statements import (
     BLOCK_PARAMS,
     LAST_VERSION,
@@ -511,22 +512,18 @@ class SQLReads(Backend):
                 found[event.event_id] = event
         return found
 
-    def read_checkpoint(self, key: str) -> bytes | None:
-        import sqlalchemy as sa
+    def _entries(self, *where: Callable[[Any], Any]) -> dict[str, bytes]:
+        """The key/value entries whose keys meet `where` (functions of a key column), whole."""
+        parts = self._metadata.tables[CHECKPOINT_PARTS_TABLE]
+        return key_values.joined(self._core(key_values.select(self._checkpoints, parts, *where)))
 
-        table = self._checkpoints
-        rows = self._core(sa.select(table.c.value).where(table.c.key == key))
-        return bytes(rows[0][0]) if rows else None
+    def read_checkpoint(self, key: str) -> bytes | None:
+        return self._entries(lambda column: column == key).get(key)
 
     def checkpoints(self, prefix: str) -> dict[str, bytes]:
-        import sqlalchemy as sa
-
-        table = self._checkpoints
         # A range rather than LIKE: no escaping of % and _ in the prefix, and the key's index serves it.
-        rows = self._core(
-            sa.select(table.c.key, table.c.value).where(table.c.key >= prefix, table.c.key < prefix + "\U0010ffff")
-        )
-        return {str(key): bytes(value) for key, value in rows if str(key).startswith(prefix)}
+        found = self._entries(lambda column: column >= prefix, lambda column: column < prefix + "\U0010ffff")
+        return {key: value for key, value in found.items() if key.startswith(prefix)}
 
     def translate(self, exc: BaseException) -> BaseException:
         """The driver's exception as one of Photon's."""

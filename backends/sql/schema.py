@@ -15,6 +15,11 @@
   complete up to. PostgreSQL keeps ``photon_events``' own indexes on both instead.
 - ``photon_checkpoints``: key/value entries (projection checkpoints, consumer positions,
   and ``photon:high-water``, the highest order-id ever given, so deletions never free one).
+- ``photon_checkpoint_parts``: the rest of a value too large for one row, in parts of at most
+  `CHECKPOINT_PART_BYTES` after its ``photon_checkpoints`` row (``part`` 1, 2, ...): a value is
+  its row's value followed by its parts (a projection's state of an entry per stream is written
+  as it is held, a part at a time, never copied whole into one statement). Created when a
+  store is opened; a store written before has no parts, and its values read as they were.
 """
 
 from __future__ import annotations
@@ -22,6 +27,10 @@ from __future__ import annotations
 from typing import Any
 
 HIGH_WATER_KEY = "photon:high-water"
+CHECKPOINT_PARTS_TABLE = "photon_checkpoint_parts"
+CHECKPOINT_PART_BYTES = 1 << 20
+"""The most bytes of a key/value entry one row holds: a larger value goes in parts of this size,
+so that neither the driver nor the database holds more than a part of it at a time."""
 TAGS_TABLE = "photon_event_tags"
 STREAMS_TABLE = "photon_streams"
 NUMBER_INDEX = "photon_streams_stream_id"
@@ -122,6 +131,15 @@ def tables(dialect: str = "sqlite") -> Any:
         "photon_checkpoints",
         metadata,
         sa.Column("key", sa.String(512), primary_key=True),
+        sa.Column("value", sa.LargeBinary, nullable=False),
+    )
+    # Rows of up to a MiB: with a rowid on SQLite (a table without one keeps each row in its
+    # key's b-tree pages, meant for rows far smaller than a page).
+    sa.Table(
+        CHECKPOINT_PARTS_TABLE,
+        metadata,
+        sa.Column("key", sa.String(512), primary_key=True),
+        sa.Column("part", sa.Integer, primary_key=True, autoincrement=False),
         sa.Column("value", sa.LargeBinary, nullable=False),
     )
     return metadata, events, streams, checkpoints

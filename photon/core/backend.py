@@ -230,6 +230,14 @@ class Backend(abc.ABC):
     def write_checkpoint(self, key: str, value: bytes | None) -> None:
         """Durably set (or with None, remove) a key/value entry. Any thread may call it."""
 
+    def write_checkpoint_parts(self, key: str, parts: Sequence[bytes | memoryview]) -> None:
+        """Durably set a key/value entry to `parts` one after another, in one atomic write: a large
+        value (a projection's state, an entry per stream) given as the pieces it is held in, so
+        that it is never copied whole into one value first. `read_checkpoint` gives the value back
+        whole. This default joins the parts and writes the one value; a backend that can store a
+        value in pieces overrides it (the SQL backends: `backends.sql.backend`)."""
+        self.write_checkpoint(key, b"".join(parts))
+
     def truncate_stream(self, stream: str, before_version: int) -> int:
         """Remove the stream's events with a lower version than `before_version` (a scavenge); return how many.
 

@@ -460,6 +460,11 @@ class EventStore(StreamAdmin):
     def write_checkpoint(self, key: str, value: Any) -> None:
         self._backend.write_checkpoint(key, None if value is None else orjson.dumps(value))
 
+    def write_checkpoint_parts(self, key: str, parts: Sequence[bytes | memoryview]) -> None:
+        """Set `key` to the JSON value `parts` make one after another (see
+        `Backend.write_checkpoint_parts`): a value too large to copy whole, as a projection's state."""
+        self._backend.write_checkpoint_parts(key, parts)
+
     # -- life cycle ------------------------------------------------------------------------
 
     def observe_backend(self, on_append: Callable[[float, int], None], on_read: Callable[[float], None]) -> None:

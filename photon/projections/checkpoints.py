@@ -6,7 +6,11 @@ A checkpoint is kept by the store (`write_checkpoint`) under ``projection:<name>
      "last-event": <order-id>, "processed": <events folded>, "state": <the value>}
 
 It is only resumed from by the definition that made it (same digest); any other folds from the
-start. The server writes checkpoints (`Checkpointer`), `photon projections` on a store directly
+start. The state comes last, and is written as the server holds it (`StateJSON`: the JSON a
+projection's worker reported), in parts after the rest (`Backend.write_checkpoint_parts`): a state
+of an entry per stream (the built-in ``__streams__`` projection's, 148 MiB at 1M streams) is
+never copied into a larger value, nor whole into one statement where the backend stores it in
+parts (the SQL backends). The server writes checkpoints (`Checkpointer`), `photon projections` on a store directly
 reads them (`photon.projections.offline`), and a (re)registration clears the projection's.
 """
 
@@ -35,6 +39,13 @@ def checkpoint_key(name: str) -> str:
     return PREFIX + name
 
 
+@dataclass(frozen=True, slots=True)
+class StateJSON:
+    """A state as JSON already (a projection's `state_json`), to be written as it is."""
+
+    json: bytes
+
+
 @dataclass(frozen=True)
 class Checkpoint:
     """A projection's state after order-id `order_id`."""
@@ -44,16 +55,24 @@ class Checkpoint:
     last_event: int = 0
     processed: int = 0
     state: Any = None
-    """The value (read: decoded; to write: the value, or an `orjson.Fragment` of its JSON)."""
+    """The value (read: decoded; to write: the value, or a `StateJSON` of its JSON)."""
 
     def to_value(self) -> dict[str, Any]:
+        state = self.state
         return {
             "digest": self.digest,
             "order-id": self.order_id,
             "last-event": self.last_event,
             "processed": self.processed,
-            "state": self.state,
+            "state": orjson.Fragment(state.json) if isinstance(state, StateJSON) else state,
         }
+
+    def to_parts(self) -> list[bytes]:
+        """The stored JSON in three parts, the state's JSON whole in the middle (not copied when
+        it is a `StateJSON`): joined, the bytes `orjson.dumps(self.to_value())` gives."""
+        state = self.state
+        head = orjson.dumps({k: v for k, v in self.to_value().items() if k != "state"})
+        return [head[:-1] + b',"state":', state.json if isinstance(state, StateJSON) else orjson.dumps(state), b"}"]
 
     @classmethod
     def from_value(cls, value: Any) -> Checkpoint | None:
@@ -78,7 +97,7 @@ def read_checkpoint(store: EventStore, name: str, digest: str | None = None) -> 
 
 
 def write_checkpoint(store: EventStore, name: str, checkpoint: Checkpoint) -> None:
-    store.write_checkpoint(checkpoint_key(name), checkpoint.to_value())
+    store.write_checkpoint_parts(checkpoint_key(name), checkpoint.to_parts())
 
 
 def clear_checkpoint(store: EventStore, name: str) -> None:
@@ -148,7 +167,7 @@ class Checkpointer:
         return [
             Snapshot(
                 p,
-                Checkpoint(p.spec.digest, p.position, p.last_event, p.processed, orjson.Fragment(p.state_json)),
+                Checkpoint(p.spec.digest, p.position, p.last_event, p.processed, StateJSON(p.state_json)),
             )
             for p in projections
             if p.status == "running"  # a failed projection keeps its last good checkpoint

@@ -5,7 +5,8 @@ the configuration (a dict of Photon keys) of a fresh, empty store for one test. 
 twice must reach the same store (that is how close-and-reopen is tested). Set
 `persistent = False` for a backend whose data lives only as long as its object (memory).
 Tests of an optional capability (scavenging, redaction, listing checkpoints, bulk load) skip on
-a backend that does not declare it (see `photon.core.backend.Backend`).
+a backend that does not declare it (see `photon.core.backend.Backend`). Long because it is one
+suite: every behaviour a backend must have, a test each, in the one class a backend subclasses.
 
 A third-party backend runs the same suite (pytest is needed to run it):
 
@@ -357,6 +358,21 @@ class BackendContract(AppendContract, LifetimeContract, DurabilityContract, Inde
         store.write_checkpoint("projection:x", None)
         assert store.read_checkpoint("projection:x") is None
 
+    def test_checkpoint_written_in_parts_reads_back_whole(self, store: EventStore) -> None:
+        # A value of a few MiB given in parts (as a projection's state is written): read whole;
+        # then a one-part value in its place, and a plain one, leave nothing of it behind.
+        state = orjson.dumps({f"s-{i}": {"n": i, "pad": "x" * 40} for i in range(60_000)})
+        store.write_checkpoint_parts("projection:big", [b'{"state":', state, b"}"])
+        assert store.read_checkpoint("projection:big") == {"state": orjson.loads(state)}
+        store.write_checkpoint_parts("projection:big", [b'{"state":', b"[1]", b"}"])
+        assert store.read_checkpoint("projection:big") == {"state": [1]}
+        store.write_checkpoint_parts("projection:big", [b'{"state":', state, b"}"])
+        store.write_checkpoint("projection:big", {"state": 2})
+        assert store.read_checkpoint("projection:big") == {"state": 2}
+        store.write_checkpoint_parts("projection:big", [b'{"state":', state, b"}"])
+        store.write_checkpoint("projection:big", None)
+        assert store.read_checkpoint("projection:big") is None
+
     def test_checkpoints_listed_by_prefix(self, store: EventStore) -> None:
         self.requires(store, "listing_checkpoints")
         backend = store.backend
@@ -369,6 +385,8 @@ class BackendContract(AppendContract, LifetimeContract, DurabilityContract, Inde
         backend.write_checkpoint("group:a", None)
         assert backend.checkpoints("group:") == {"group:b_%": b"2"}
         assert backend.checkpoints("nothing:") == {}
+        backend.write_checkpoint_parts("group:c", [b"[", b"7" * (3 << 20), b"]"])  # listed whole
+        assert backend.checkpoints("group:") == {"group:b_%": b"2", "group:c": b"[" + b"7" * (3 << 20) + b"]"}
 
     # -- filters and categories ----------------------------------------------------------------
 
