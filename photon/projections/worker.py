@@ -34,6 +34,7 @@ import orjson
 
 from photon.core.data_reads import read_data_arrays
 from photon.core.events import category_of, stream_category
+from photon.core.gc_pause import BATCH_THRESHOLD, collect_less_often
 from photon.projections import spool
 from photon.projections.child_signals import ignore_stop_signals
 from photon.projections.definition import Definition, ProjectionSpec, load
@@ -56,11 +57,12 @@ from photon.projections.messages import (
 IDLE = -1
 CATCHUP_PAGE = 5000
 CATCHUP_REPORT_EVERY = 100_000
-#: The cyclic collector's first threshold in a worker. A batch makes three containers per event
-#: (the event dict, its payload, the tuple around them) that reference counting frees; at
-#: Python's default of 700 the collector runs every few hundred events and walks the batch each
-#: time, which cost more than decoding and folding together (1.4 µs of 2.4 µs an event).
-GC_THRESHOLD = 50_000
+#: The cyclic collector's first threshold in a worker (`gc_pause.BATCH_THRESHOLD`). A batch makes
+#: three containers per event (the event dict, its payload, the tuple around them) that reference
+#: counting frees; at Python's default of 700 the collector runs every few hundred events and
+#: walks the batch each time, which cost more than decoding and folding together (1.4 µs of 2.4 µs
+#: an event).
+GC_THRESHOLD = BATCH_THRESHOLD
 REPORT_COST_SHARE = 60
 """A live report waits at least this many times its state's last serialization: serializing
 stays about a sixtieth of a busy worker's time however large the state grows (it is sent whole
@@ -396,7 +398,7 @@ def main(conn: Any, progress: Any, store_config: Mapping[str, Any] | None) -> No
     """Entry point of a worker process."""
     ignore_stop_signals()  # the manager stops its workers (child_signals)
     progress[0] = IDLE
-    gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
+    collect_less_often()
     worker = Worker(conn, progress, store_config)
     gc.freeze()  # modules and the store's connection stay for the worker's life
     worker.run()

@@ -29,6 +29,7 @@ from starlette.routing import BaseRoute
 from photon.core import aio
 from photon.core.backend import backend_class
 from photon.core.config import Config
+from photon.core.gc_pause import collect_less_often
 from photon.core.store import EventStore
 from photon.core.tracing import Tracing, tracing_for
 from photon.server.http.limits import MAX_HEAD_BYTES
@@ -365,6 +366,7 @@ class PhotonServer:
 def run(config: Config) -> None:
     """Serve until SIGTERM/SIGINT (uvloop when installed)."""
     sys.setswitchinterval(SWITCH_INTERVAL)
+    collect_less_often()  # the events of appends go by in batches (see `BATCH_THRESHOLD`)
     server = PhotonServer(config)
     try:
         import uvloop
