@@ -433,3 +433,34 @@ def test_one_aggregates_versions_must_rise(env: dict[str, str]) -> None:
         assert [e.originator_version for e in recorder.select_events(account)] == [1, 2]
     finally:
         made.close()
+
+
+def test_a_factory_closed_by_the_garbage_collector_while_another_opens_its_store(tmp_path: Path) -> None:
+    # The library's Application.__del__ closes its factory; the garbage collector can run it in
+    # any allocation, also inside a second factory's opening of its own store. Here that moment
+    # is made certain: the old factory is closed from inside EventStore.open.
+    import threading
+
+    old = factory({"PHOTON_DB_BACKEND": "sqlite", "PHOTON_SQLITE_PATH": str(tmp_path / "old.db")})
+    real_open = EventStore.open
+
+    def open_while_collecting(*args: Any, **kwargs: Any) -> EventStore:
+        old.close()
+        return real_open(*args, **kwargs)
+
+    made: list[PhotonFactory] = []
+
+    def construct() -> None:
+        made.append(factory({"PHOTON_DB_BACKEND": "sqlite", "PHOTON_SQLITE_PATH": str(tmp_path / "new.db")}))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(EventStore, "open", open_while_collecting)
+        thread = threading.Thread(target=construct, daemon=True)
+        thread.start()
+        thread.join(timeout=30)
+    assert not thread.is_alive(), "opening a store waited for ever on a close run inside it"
+    try:
+        recorder = made[0].application_recorder()
+        assert recorder.insert_events([StoredEvent(uuid4(), 1, "m:Ev", b"{}")]) == [1]
+    finally:
+        made[0].close()

@@ -160,7 +160,10 @@ class _SharedStore:
 
 
 _stores: dict[tuple[tuple[str, str], ...], _SharedStore] = {}
-_stores_lock = threading.Lock()
+_stores_lock = threading.RLock()
+"""Reentrant: the library's `Application.__del__` closes its factory, and the garbage collector
+may run it in the middle of opening another store (under this lock, in the same thread); a plain
+lock would wait on itself there for ever."""
 
 
 def _store_key(config: Config) -> tuple[tuple[str, str], ...]:
