@@ -202,6 +202,12 @@ def test_settings_are_read_as_the_server_reads_them(tmp_path: Path) -> None:
         ({"PHOTON_DB_BACKEND": "memory", "PHOTON_COMMIT_BATCH_MAX": "many"}, ConfigError, "commit.batch.max"),
         ({"PHOTON_DB_BACKEND": "memory", "PHOTON_CATEGORY": "bank-accounts"}, ValueError, "without '-'"),
         ({"PHOTON_DB_BACKEND": "memory", "ORIGINATOR_ID_TYPE": "int"}, ValueError, "ORIGINATOR_ID_TYPE"),
+        # The library's SQLite module takes ':memory:'; Photon's store needs a file, and says what to use.
+        (
+            {"PHOTON_DB_BACKEND": "sqlite", "PHOTON_SQLITE_PATH": ":memory:"},
+            ConfigError,
+            "sqlite.path.*db.backend=memory",
+        ),
     ],
 )
 def test_bad_settings_are_refused_naming_them(settings: dict[str, str], error: type[Exception], message: str) -> None:

@@ -131,6 +131,15 @@ def bind_bytes_directly() -> None:
         sqlite3.register_adapter(bytes, bytes)
 
 
+def parse_sqlite_path(text: str) -> str:
+    """A file's path. SQLite's in-memory names are refused here, naming the way to a store in
+    memory: the store needs a file (its log, its lock file, a pool of connections to one database),
+    and would otherwise fail deep inside its connection pool with a message about pool options."""
+    if text.strip() == ":memory:":
+        raise ValueError(f"{text!r} is not a file's path; for a store in memory use db.backend=memory")
+    return text
+
+
 class SQLiteBackend(SQLBackend):
     """The embedded default: one SQLite file in WAL mode, fsync on every commit by default."""
 
@@ -141,7 +150,9 @@ class SQLiteBackend(SQLBackend):
     read_page_size = 512
     description = "embedded SQLite file (sqlite.path); the default"
     settings = (
-        Setting("sqlite.path", "photon.db", "sqlite backend: the database file.", aliases=("h2.path",)),
+        Setting(
+            "sqlite.path", "photon.db", "sqlite backend: the database file.", parse_sqlite_path, aliases=("h2.path",)
+        ),
         Setting(
             "sqlite.synchronous",
             "FULL",
