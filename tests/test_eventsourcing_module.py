@@ -470,3 +470,22 @@ def test_a_factory_closed_by_the_garbage_collector_while_another_opens_its_store
         assert recorder.insert_events([StoredEvent(uuid4(), 1, "m:Ev", b"{}")]) == [1]
     finally:
         made[0].close()
+
+
+def test_each_application_on_the_memory_backend_has_a_store_of_its_own() -> None:
+    # As the library's POPO recorders and SQLite ':memory:' give each application its own: a test
+    # suite's applications, never closed, must not see each other's events.
+    from eventsourcing.application import Application
+    from eventsourcing.domain import Aggregate
+
+    env = {"PERSISTENCE_MODULE": "photon.eventsourcing", "PHOTON_DB_BACKEND": "memory"}
+    first, second = Application(env=env), Application(env=env)
+    first.save(Aggregate())
+    second.save(Aggregate())
+    second.save(Aggregate())
+    assert [n.id for n in first.notification_log.select(start=1, limit=10)] == [1]
+    assert [n.id for n in second.notification_log.select(start=1, limit=10)] == [1, 2]
+    first.close()
+    second.save(Aggregate())
+    assert len(second.notification_log.select(start=1, limit=10)) == 3
+    second.close()

@@ -23,6 +23,7 @@ import orjson
 
 from photon.client.blocking import HttpTransport
 from photon.client.wire import raise_for as _raise_for
+from photon.core.backend import backend_class
 from photon.core.config import Config
 from photon.core.data_reads import read_data_rows
 from photon.core.errors import (
@@ -151,8 +152,8 @@ class _EmbeddedLive(LiveEvents):
 
 
 class _SharedStore:
-    """One open store per configuration in a process: a store has one writer, and the
-    applications of a process that name the same store share it."""
+    """One open store per configuration in a process: a persistent store has one writer, and the
+    applications of a process that name the same store share it (a store in memory is not shared)."""
 
     def __init__(self, store: EventStore) -> None:
         self.store = store
@@ -176,13 +177,21 @@ class EmbeddedAccess(PhotonAccess):
 
     def __init__(self, config: Config) -> None:
         self._key = _store_key(config)
+        self._closed = False
+        if not backend_class(config["db.backend"]).persistent:
+            # A store in memory (`memory`) is the application's own, as the library's POPO and
+            # SQLite ':memory:' recorders are: nothing outside the process could reach it, and
+            # sharing it would let applications a test suite never closes see each other's events.
+            self._private = True
+            self.store = EventStore.open(config)
+            return
+        self._private = False
         with _stores_lock:
             shared = _stores.get(self._key)
             if shared is None or shared.store.closed:
                 shared = _stores[self._key] = _SharedStore(EventStore.open(config))
             shared.users += 1
         self.store = shared.store
-        self._closed = False
 
     def append(
         self,
@@ -249,6 +258,9 @@ class EmbeddedAccess(PhotonAccess):
             if self._closed:
                 return
             self._closed = True
+            if self._private:
+                self.store.close()
+                return
             shared = _stores.get(self._key)
             if shared is None or shared.store is not self.store:
                 return
