@@ -51,14 +51,15 @@ async def wait_for(condition: Callable[[], Any], timeout: float = 20.0, what: st
 
 
 async def caught_up(manager: ProjectionManager, names: Iterable[str] | None = None, timeout: float = 30.0) -> None:
-    """Wait until every running projection has folded up to the store's last order-id."""
+    """Wait until every running projection (or one still loading its checkpoint) has folded up
+    to the store's last order-id."""
     head = manager.store.last_order_id()
 
     def done() -> bool:
         for name, projection in manager.projections.items():
             if names is not None and name not in names:
                 continue
-            if projection.status == "running" and projection.position < head:
+            if projection.status in ("running", "loading") and projection.position < head:
                 return False
         return True
 

@@ -62,7 +62,7 @@ def test_worker_messages_are_named_tuples_that_pickle_as_small_as_plain_ones() -
     samples = [
         (messages.Fold(7, datas, 99), ("fold", 7, datas, 99)),
         (messages.Folded(7, [report], []), ("folded", 7, [tuple(report)], [])),
-        (messages.Add(1, {"n": "p"}, {"x": 1}, 5, 4, 3), ("add", 1, {"n": "p"}, {"x": 1}, 5, 4, 3)),
+        (messages.Add(1, {"n": "p"}, b'{"x":1}', 5, 4, 3), ("add", 1, {"n": "p"}, b'{"x":1}', 5, 4, 3)),
     ]
     for message, plain in samples:
         assert isinstance(message, tuple)

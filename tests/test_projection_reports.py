@@ -46,7 +46,7 @@ def _event(order_id: int) -> bytes:
 
 def _add(slot: int, source: str, name: str, initial: Any) -> Add:
     spec = ProjectionSpec(name=name, language="python", source=source).to_payload()
-    return Add(slot, spec, initial, 0, 0, 0)
+    return Add(slot, spec, orjson.dumps(initial), 0, 0, 0)
 
 
 def test_a_large_state_reports_at_its_own_pace_and_what_is_held_goes_out_when_due() -> None:

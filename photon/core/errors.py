@@ -113,6 +113,10 @@ class Conflict(PhotonError):
     """The request conflicts with what exists (a consumer group of that name already exists, ...)."""
 
 
+class NotReady(PhotonError):
+    """What was asked for is not available yet (a projection still loading its checkpoint): try again shortly."""
+
+
 class StoreClosed(PhotonError):
     """The store was closed (or is shutting down) and takes no more work."""
 

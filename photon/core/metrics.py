@@ -179,7 +179,7 @@ class _StoreCollector(Collector):
 class ProjectionCollector(Collector):
     """Per projection, read at scrape time: lag behind __all__, events folded (rate() is the fold rate), status."""
 
-    STATUSES = ("running", "failed", "stopped")
+    STATUSES = ("loading", "running", "failed", "stopped")
 
     def __init__(self, store: EventStore, projections: Callable[[], Iterable[object]]) -> None:
         self.store_ref = weakref.ref(store)

@@ -457,6 +457,10 @@ class EventStore(StreamAdmin):
         raw = self._backend.read_checkpoint(key)
         return None if raw is None else orjson.loads(raw)
 
+    def read_checkpoint_json(self, key: str) -> bytes | None:
+        """A checkpoint's value as the JSON it is stored as (not decoded)."""
+        return self._backend.read_checkpoint(key)
+
     def write_checkpoint(self, key: str, value: Any) -> None:
         self._backend.write_checkpoint(key, None if value is None else orjson.dumps(value))
 

@@ -35,8 +35,6 @@ import logging
 from collections.abc import Callable, Iterator
 from operator import attrgetter
 
-import orjson
-
 from photon.core.data_reads import read_data_arrays
 from photon.core.errors import BackendError, StoreClosed
 from photon.core.events import ALL_STREAM, RecordedEvent, stream_category
@@ -184,7 +182,7 @@ class Feed:
                 Add(
                     projection.slot,
                     projection.spec.to_payload(),
-                    orjson.loads(projection.state_json),
+                    projection.state_json,
                     projection.position,
                     projection.last_event,
                     projection.processed,

@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from photon.core.errors import BackendError, NotFound, StoreClosed, ValidationError
+from photon.core.errors import BackendError, NotFound, NotReady, StoreClosed, ValidationError
 from photon.core.events import ALL_STREAM, CONFIG_STREAM, RecordedEvent
 from photon.core.redaction import REDACTED
 from photon.core.store import EventStore
@@ -92,6 +92,8 @@ class ProjectionManager:
             self._unregister,
         )
         self.started = False
+        self.loaded = asyncio.Event()
+        """Set once every projection of the store at start has resumed (see `start`)."""
         self._tasks: list[asyncio.Task[Any]] = []
         self._redactions: builtins.list[Redaction] = []
         """The redactions recorded when the manager started (stale checkpoints are not resumed)."""
@@ -132,6 +134,14 @@ class ProjectionManager:
     # -- life cycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Start the workers and the feed; the projections resume in the background (`loaded`).
+
+        The server answers meanwhile: a projection is `loading` until its checkpoint is read and
+        its worker has it (reading and handing over an entry per stream at 1M streams took
+        18 s). The feed's live batches pass it by until then; its catch-up reads the store from
+        its checkpoint up to what its worker was sent, so appends during the load are folded
+        once, in order, as for a projection registered while the server runs.
+        """
         await self.supervisor.start()
         self.feed.position = self.store.last_order_id()
         for w in self.workers:
@@ -139,13 +149,12 @@ class ProjectionManager:
         specs = await asyncio.to_thread(registered, self.store)
         self._redactions = await asyncio.to_thread(recorded, self.store)
         builtin = builtin_streams_spec()
-        starting = [self._install(builtin, check_here(builtin), resume=True, schedule=False)]
+        starting = [self._install(builtin, check_here(builtin), resume=True)]
         for spec in specs.values():
-            starting.append(self._install(spec, await self.checker.check(spec), resume=True, schedule=False))
-        sharing = await self.feed.assign_all({w: [p for p in starting if p.worker is w] for w in self.workers})
-        self._tasks.extend(sharing)
+            starting.append(self._install(spec, await self.checker.check(spec), resume=True))
         self.started = True
         registry = self.registry
+        self._tasks.append(asyncio.create_task(self._resume_all(starting), name="projections-resume"))
         self._tasks.append(asyncio.create_task(self.feed.run(), name="projections-feed"))
         self._tasks.append(
             asyncio.create_task(self._follow_redactions(self.feed.position), name="projections-redactions")
@@ -157,6 +166,34 @@ class ProjectionManager:
             )
         )
         await self.folder.start()
+
+    async def _resume_all(self, starting: builtins.list[Projection]) -> None:
+        """Read the starting projections' checkpoints (in a thread), then start them on their
+        workers together (those behind on the same source share one read of the store)."""
+        for projection in starting:
+            if projection.status != "loading":
+                continue
+            saved = await asyncio.to_thread(self.checkpoints.load, projection)
+            if saved is None or not self.registry.is_current(projection) or projection.status != "loading":
+                continue  # none (folds from the start), or replaced or removed meanwhile
+            self.checkpoints.apply(projection, saved)
+            if projection.position and stale(
+                self._redactions, projection.name, projection.stream_name, projection.event_types, projection.position
+            ):
+                log.info(
+                    "projection %r folds from the start: events it had folded were redacted since", projection.name
+                )
+                self.refolds += 1
+                self._reset(projection, projection.initial_value)
+        ready = [p for p in starting if p.status == "loading" and self.registry.is_current(p)]
+        for projection in ready:
+            projection.status = "running"
+        # Assigned by the worker each has now (one that died meanwhile was replaced).
+        sharing = await self.feed.assign_all({w: [p for p in ready if p.worker is w] for w in self.workers})
+        self._tasks.extend(sharing)
+        self.loaded.set()
+        for projection in ready:
+            self.updates.publish(projection)
 
     async def stop(self) -> None:
         """Stop feeding, collect every worker's final states, checkpoint them, stop the workers."""
@@ -175,7 +212,7 @@ class ProjectionManager:
             snapshots = self.checkpoints.snapshots(self.projections.values())
             await asyncio.to_thread(self.checkpoints.write, snapshots, self.registry.is_current)
         for projection in self.projections.values():
-            if projection.status == "running":
+            if projection.status in ("running", "loading"):
                 projection.status = "stopped"
         self.updates.close(self.projections.values())
 
@@ -262,8 +299,9 @@ class ProjectionManager:
 
     # -- the set of projections ---------------------------------------------------------------
 
-    def _install(self, spec: ProjectionSpec, checked: Checked, *, resume: bool, schedule: bool = True) -> Projection:
-        """Create the manager's record of a projection and start it on a worker."""
+    def _install(self, spec: ProjectionSpec, checked: Checked, *, resume: bool) -> Projection:
+        """Create the manager's record of a projection and start it on a worker (with `resume`,
+        it is `loading` until `_resume_all` has read its checkpoint and started it)."""
         projection = self.registry.add(spec)
         if checked.error is not None:
             # A projection that cannot run here at all (the Clojure Photon's) is stopped, not failed.
@@ -276,18 +314,12 @@ class ProjectionManager:
         projection.event_types = checked.event_types
         projection.initial_value = checked.initial_value
         projection.state_json = orjson.dumps(checked.initial_value)
-        if resume:
-            self.checkpoints.resume(projection)
-            if projection.position and stale(
-                self._redactions, spec.name, projection.stream_name, projection.event_types, projection.position
-            ):
-                log.info("projection %r folds from the start: events it had folded were redacted since", spec.name)
-                self.refolds += 1
-                self._reset(projection, checked.initial_value)
         w = self.supervisor.pick()
         projection.worker = w
         w.slots.add(projection.slot)
-        if schedule:
+        if resume:
+            projection.status = "loading"
+        else:
             asyncio.get_running_loop().create_task(self.feed.assign(w, [projection]))
         return projection
 
@@ -307,7 +339,7 @@ class ProjectionManager:
             w.slots.discard(projection.slot)
             if w.alive:
                 w.send(Remove(projection.slot))
-        if projection.status == "running":
+        if projection.status in ("running", "loading"):
             projection.status = "stopped"
         self.updates.end(projection)
         return projection
@@ -417,11 +449,19 @@ class ProjectionManager:
 
     def get(self, name: str) -> dict[str, Any]:
         """The full descriptor, `current-value` and `reduction` (the source) included."""
-        return self.registry.get(name).descriptor()
+        return self._readable(name).descriptor()
 
     def value(self, name: str) -> Any:
         """The projection's current value, decoded."""
-        return orjson.loads(self.registry.get(name).state_json)
+        return orjson.loads(self._readable(name).state_json)
+
+    def _readable(self, name: str) -> Projection:
+        """A projection whose value can be read: `NotReady` while it loads its checkpoint (its
+        value is not known yet: neither the initial value nor a value behind what it had)."""
+        projection = self.registry.get(name)
+        if projection.status == "loading":
+            raise NotReady(f"projection {name!r} is loading its checkpoint; try again shortly")
+        return projection
 
     def get_key(self, name: str, key: str) -> Any:
         """One key of the current value (an index for an array); `NotFound` when it has none."""
@@ -435,9 +475,12 @@ class ProjectionManager:
     async def follow_raw(self, name: str | None = None) -> AsyncIterator[bytes]:
         """Update messages as JSON bytes (one projection, or all with None); used by TCP and SSE."""
         projection = None if name is None else self.registry.get(name)
+        if name is not None and projection is not None and projection.status == "loading":
+            await self.loaded.wait()  # its first message is its resumed state
+            projection = self.registry.get(name)
         async for line in self.updates.follow(projection):
             yield line
 
     def current_messages(self) -> builtins.list[bytes]:
         """One update message per projection with its current state (what a new follower gets first)."""
-        return [update_message(projection) for projection in self.registry.in_order()]
+        return [update_message(p) for p in self.registry.in_order() if p.status != "loading"]

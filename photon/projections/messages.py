@@ -16,12 +16,14 @@ from typing import Any, NamedTuple
 
 
 class Add(NamedTuple):
-    """Take a projection, resuming from `state` after order-id `position`."""
+    """Take a projection, resuming from the state `state_json` after order-id `position`."""
 
     slot: int
     spec: dict[str, Any]
     """The definition, as `ProjectionSpec.to_payload()` gives it."""
-    state: Any
+    state_json: bytes
+    """The state as JSON, decoded by the worker: the server holds it, and a checkpoint stores
+    it, as JSON (a large state decoded and pickled again here cost the server seconds)."""
     position: int
     last_event: int
     processed: int

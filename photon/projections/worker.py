@@ -305,8 +305,12 @@ class Worker:
             return f"{type(exc).__name__}: {exc}"
         finally:
             self.progress[0] = IDLE
+        try:
+            state = orjson.loads(message.state_json)
+        except orjson.JSONDecodeError as exc:
+            return f"its state is not JSON: {exc}"
         self.projections[slot] = Running(
-            slot, definition, message.state, message.position, message.last_event, message.processed
+            slot, definition, state, message.position, message.last_event, message.processed
         )
         gc.freeze()  # what the definition loaded lives as long as the worker: no collection walks it
         return None

@@ -193,7 +193,7 @@ class Projections:
         return list(projection_routes(self.manager, require_admin))
 
     def not_ready(self) -> str | None:
-        return None if self.manager.started else "the projections are still loading"
+        return None if self.manager.loaded.is_set() else "the projections are still loading"
 
     async def updates(self) -> AsyncIterator[dict[str, Any]]:
         """Every projection's updates, as the AMQP transport publishes them."""

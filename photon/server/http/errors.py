@@ -22,6 +22,7 @@ from photon.core.errors import (
     EventTooLarge,
     NotAuthorized,
     NotFound,
+    NotReady,
     PhotonError,
     ReadOnlyStore,
     StoreClosed,
@@ -66,6 +67,7 @@ STATUS_OF_ERROR: Final[tuple[tuple[type[PhotonError], int], ...]] = (
     (NotFound, 404),
     (NotAuthorized, 401),
     (ReadOnlyStore, 403),
+    (NotReady, 503),
     (StoreClosed, 503),
     (BackendError, 503),
 )
