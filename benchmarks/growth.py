@@ -14,7 +14,11 @@ For each backend and size a store is filled (batches of 5,000; one stream per 10
 - restart: ``photon serve`` on the filled store until its HTTP API answers (projections on), and
   its RSS then, and the most RSS seen during a full cold replay of ``__all__`` over HTTP
   (a flat RSS means the replay streams rather than holds the store). RSS here is ``RssAnon``, the
-  process's own memory: the file pages SQLite reads through the page cache are not counted.
+  process's own memory: the file pages SQLite reads through the page cache are not counted;
+- the realistic restart: once the projections have caught up and written their checkpoints,
+  that server is stopped (the seconds its stop took) and started again on the same store: the
+  seconds until its HTTP API answers, and until every projection has resumed (read its
+  checkpoint, and is folding: no status ``loading``).
 
 Each store is vacuumed after its fill (PostgreSQL: ``VACUUM (ANALYZE)``), before anything is
 measured, rather than by autovacuum beside the measurements; the server's RSS "once caught up" is
@@ -285,12 +289,47 @@ def serve_figures(folder: Path, extra_args: list[str], head: int) -> dict[str, f
         with rss_samples(server.proc.pid) as seen:
             rate, replayed = asyncio.run(replay())
     finally:
+        stopping = time.perf_counter()
         server.stop()
+        out["stop_s"] = time.perf_counter() - stopping
+    out.update(restart_figures(folder, extra_args))
     out["replay_ev_s"] = rate
     out["replayed"] = replayed
     out["replay_rss_peak_mib"] = max(out["rss_settled_mib"], *seen)
     out["replay_rss_added_mib"] = out["replay_rss_peak_mib"] - out["rss_settled_mib"]
     return out
+
+
+def restart_figures(folder: Path, extra_args: list[str]) -> dict[str, float]:
+    """`photon serve` started again on a store whose projections have checkpoints: the seconds
+    until its HTTP API answers, and until every projection has resumed from its checkpoint."""
+    started = time.perf_counter()
+    server = photon_server.Server(folder, extra_args)
+    out = {"restart_checkpointed_s": time.perf_counter() - started}
+    try:
+        out["resumed_s"] = asyncio.run(_resumed(server)) + out["restart_checkpointed_s"]
+    finally:
+        stopping = time.perf_counter()
+        server.stop()
+        out["resumed_stop_s"] = time.perf_counter() - stopping
+    return out
+
+
+async def _resumed(server: photon_server.Server) -> float:
+    """Seconds until `GET /api/projections` lists no projection still loading its checkpoint."""
+    token = await server.token()
+    started = time.perf_counter()
+    while True:
+        conn = await photon_server.Conn.open(server.host, server.port)
+        status, body = await conn.send(
+            f"GET /api/projections HTTP/1.1\r\nHost: b\r\nAuthorization: Token {token}\r\n\r\n".encode()
+        )
+        conn.close()
+        if status == 200 and all(p.get("status") != "loading" for p in orjson.loads(body)):
+            return time.perf_counter() - started
+        if time.perf_counter() - started > SETTLE_TIMEOUT:
+            raise RuntimeError("the projections did not resume from their checkpoints")
+        await asyncio.sleep(0.05)
 
 
 @contextmanager
@@ -408,12 +447,19 @@ COSTS = [  # (key, what, cost is 1/value)
     ("floor_catch_up_cpu_us", "the floor's CPU (us/event)", False),
     ("catch_up_server_cpu_us", "hot-cold catch-up, the database server's CPU (us/event)", False),
     ("restart_s", "restart of photon serve (s)", False),
+    ("restart_checkpointed_s", "restart of photon serve on the store with checkpoints, until HTTP answers (s)", False),
+    ("resumed_s", "restart on the store with checkpoints, until the projections resumed (s)", False),
+    ("stop_s", "stop of photon serve once the projections have checkpointed (s)", False),
+    ("resumed_stop_s", "stop of photon serve just after the projections resumed (s)", False),
     ("rss_mib", "server RSS (RssAnon) after start (MiB)", False),
     ("rss_settled_mib", "server RSS (RssAnon) once the projections caught up (MiB)", False),
     ("replay_rss_peak_mib", "server RSS (RssAnon) peak during a full replay (MiB)", False),
     ("replay_rss_added_mib", "server RSS (RssAnon) the full replay added (MiB)", False),
 ]
 UNTARGETED = {
+    "resumed_s",
+    "stop_s",
+    "resumed_stop_s",
     "rss_mib",
     "rss_settled_mib",
     "replay_rss_peak_mib",
