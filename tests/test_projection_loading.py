@@ -111,3 +111,17 @@ def test_a_checkpoint_is_read_with_its_state_left_as_json() -> None:
     other = Checkpoint.from_json(orjson.dumps(spaced, option=orjson.OPT_INDENT_2))
     assert other is not None and other.order_id == 7 and other.last_event == 0
     assert isinstance(other.state, StateJSON) and orjson.loads(other.state.json) == checkpoint.state
+
+
+def test_a_projection_is_shown_loading_until_its_worker_has_taken_its_state() -> None:
+    from photon.projections.definition import ProjectionSpec
+    from photon.projections.registry import Projection
+
+    projection = Projection(spec=ProjectionSpec("p", "python", "def reduction(s, e):\n    return s\n"), slot=1)
+    projection.loading = True
+    projection.status = "running"  # sent to its worker, which is still decoding the state
+    assert projection.descriptor(with_value=False)["status"] == "loading"
+    projection.loading = False  # its worker's `Added`
+    assert projection.descriptor(with_value=False)["status"] == "running"
+    projection.loading, projection.status = True, "failed"
+    assert projection.descriptor(with_value=False)["status"] == "failed"

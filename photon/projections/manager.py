@@ -232,6 +232,8 @@ class ProjectionManager:
             w.ready.set()
         elif isinstance(message, Added):
             projection = self.registry.by_slot.get(message.slot)
+            if projection is not None and projection.worker is w:
+                projection.loading = False  # the worker has its state: it folds from here
             if message.error is not None and projection is not None:
                 self._fail(projection, message.error, None, None)
         elif isinstance(message, Stopped):
@@ -319,6 +321,7 @@ class ProjectionManager:
         w.slots.add(projection.slot)
         if resume:
             projection.status = "loading"
+            projection.loading = True
         else:
             asyncio.get_running_loop().create_task(self.feed.assign(w, [projection]))
         return projection

@@ -95,11 +95,19 @@ class Projection:
     checkpointed_position: int = -1
     checkpointed_at: float = field(default_factory=time.monotonic)
     resumed_from: int = 0
+    loading: bool = False
+    """Resuming from its checkpoint: being read (status `loading`), or sent to its worker and not
+    yet taken (status `running`, shown as `loading` until the worker's `Added`: it decodes the state)."""
     followers: set[asyncio.Queue[bytes | None]] = field(default_factory=set)
 
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def shown_status(self) -> str:
+        """The status as the API shows it: `loading` until its worker has its checkpoint's state."""
+        return "loading" if self.loading and self.status == "running" else self.status
 
     def descriptor(self, *, with_value: bool = True) -> dict[str, Any]:
         avg_us = (self.fold_ns / self.folded / 1000) if self.folded else None
@@ -110,7 +118,7 @@ class Projection:
             "event-types": sorted(self.event_types) if self.event_types is not None else None,
             "origin": self.spec.origin,
             "path": self.spec.path,
-            "status": self.status,
+            "status": self.shown_status,
             "processed": self.processed,
             "last-event": self.last_event,
             "position": self.position,

@@ -33,7 +33,7 @@ def update_message(projection: Projection) -> bytes:
     return orjson.dumps(
         {
             "projection-name": projection.name,
-            "status": projection.status,
+            "status": projection.shown_status,
             "last-event": projection.last_event,
             "processed": projection.processed,
             "current-value": orjson.Fragment(projection.state_json),
