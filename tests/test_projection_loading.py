@@ -125,3 +125,31 @@ def test_a_projection_is_shown_loading_until_its_worker_has_taken_its_state() ->
     assert projection.descriptor(with_value=False)["status"] == "running"
     projection.loading, projection.status = True, "failed"
     assert projection.descriptor(with_value=False)["status"] == "failed"
+
+
+def test_a_worker_decodes_a_resumed_state_with_the_cycle_collector_paused(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+    import multiprocessing
+
+    from photon.projections import worker as worker_module
+    from photon.projections.definition import ProjectionSpec
+    from photon.projections.messages import Add
+
+    seen: list[bool] = []
+    loads = orjson.loads
+
+    state = b'{"s-1":{"total-events":3}}'
+
+    def watched(data: Any) -> Any:
+        if data == state:
+            seen.append(gc.isenabled())
+        return loads(data)
+
+    monkeypatch.setattr(worker_module.orjson, "loads", watched)
+    _, worker_end = multiprocessing.Pipe()
+    worker = worker_module.Worker(worker_end, [0, 0], None)
+    spec = ProjectionSpec("p", "python", "def reduction(s, e):\n    return s\n").to_payload()
+    assert gc.isenabled()
+    assert worker.add(Add(1, spec, state, 3, 3, 3)) is None
+    assert seen == [False] and gc.isenabled()
+    assert worker.projections[1].state == {"s-1": {"total-events": 3}}
