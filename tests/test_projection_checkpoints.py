@@ -9,9 +9,17 @@ from pathlib import Path
 
 from photon.core.store import EventStore
 from photon.projections import messages
-from photon.projections.checkpoints import Checkpoint, checkpoint_key, read_checkpoint, write_checkpoint
+from photon.projections.checkpoints import (
+    WRITE_SHARE,
+    Checkpoint,
+    Checkpointer,
+    checkpoint_key,
+    read_checkpoint,
+    write_checkpoint,
+)
 from photon.projections.definition import spec_from_template
 from photon.projections.offline import fold
+from photon.projections.registry import Projection
 
 from .projection_helpers import caught_up, direct_fold, events, make_config, running
 
@@ -70,3 +78,43 @@ def test_worker_messages_are_named_tuples_that_pickle_as_small_as_plain_ones() -
         assert pickle.loads(encoded) == message and type(pickle.loads(encoded)) is type(message)
         # The class is named once per message (and per report): no field names, no per-object dict.
         assert len(encoded) <= len(pickle.dumps(plain, protocol=pickle.HIGHEST_PROTOCOL)) + 120
+
+
+def _record(position: int, checkpointed_position: int, checkpointed_at: float, write_seconds: float) -> Projection:
+    spec = spec_from_template({"projection-name": "n", "reduction": "(fn [s e] s)", "initial-value": 0})
+    return Projection(
+        spec,
+        slot=1,
+        position=position,
+        checkpointed_position=checkpointed_position,
+        checkpointed_at=checkpointed_at,
+        checkpoint_seconds=write_seconds,
+    )
+
+
+def test_a_checkpoint_that_took_long_to_write_spaces_the_next_by_ten_times_as_long() -> None:
+    """A state of an entry per stream takes seconds to write: while it catches up (past
+    `every_events` at every look) it must not be written again and again beside its fold."""
+    checkpointer = Checkpointer(store=None, every_events=10_000, every_seconds=5.0)  # type: ignore[arg-type]
+    slow = _record(position=500_000, checkpointed_position=100_000, checkpointed_at=100.0, write_seconds=3.0)
+    assert WRITE_SHARE == 10
+    assert checkpointer.due([slow], now=129.0) == []  # 400k events on, but 29 s < 10 x 3 s
+    assert checkpointer.due([slow], now=130.0) == [slow]
+    quick = _record(position=20_000, checkpointed_position=5_000, checkpointed_at=100.0, write_seconds=0.002)
+    assert checkpointer.due([quick], now=100.1) == [quick]  # a small state keeps the configured pace
+    idle = _record(position=5_000, checkpointed_position=5_000, checkpointed_at=0.0, write_seconds=0.0)
+    assert checkpointer.due([idle], now=1_000.0) == []  # nothing new to write
+
+
+def test_a_write_records_how_long_it_took(tmp_path: Path) -> None:
+    store = EventStore.open(make_config(tmp_path))
+    try:
+        checkpointer = Checkpointer(store, every_events=10_000, every_seconds=5.0)
+        record = _record(position=7, checkpointed_position=-1, checkpointed_at=0.0, write_seconds=0.0)
+        snapshot = checkpointer.snapshots([record])
+        checkpointer.write(snapshot, lambda p: True)
+        assert record.checkpointed_position == 7
+        assert 0.0 < record.checkpoint_seconds < 60.0
+        assert read_checkpoint(store, "n") is not None
+    finally:
+        store.close()

@@ -147,6 +147,11 @@ class Snapshot:
     checkpoint: Checkpoint
 
 
+WRITE_SHARE = 10
+"""A projection's next periodic checkpoint waits at least this many times as long as its last
+took to write (see `Checkpointer.due`)."""
+
+
 class Checkpointer:
     """A running server's checkpoints: resumed from at start, written every so many events or
     seconds and at stop, one writer at a time, never one older than the last written."""
@@ -177,6 +182,14 @@ class Checkpointer:
         projection.resumed_from = projection.position
 
     def due(self, projections: Iterable[Projection], now: float) -> list[Projection]:
+        """The projections whose checkpoint is due: moved by `every_events` events or for
+        `every_seconds`, and, since their last was written, ten times as long as that write took.
+
+        The last rule bounds the time a projection spends being checkpointed to a tenth of its
+        running time: a state of an entry per stream (the built-in ``__streams__`` at 1M streams:
+        148 MiB, seconds to write) would otherwise be written again and again while it catches up
+        (due every `every_events`), beside the fold. A small state's write takes milliseconds,
+        so its checkpoints keep the configured pace."""
         return [
             p
             for p in projections
@@ -185,6 +198,7 @@ class Checkpointer:
                 p.position - p.checkpointed_position >= self.every_events
                 or now - p.checkpointed_at >= self.every_seconds
             )
+            and now - p.checkpointed_at >= WRITE_SHARE * p.checkpoint_seconds
         ]
 
     async def run(
@@ -215,18 +229,19 @@ class Checkpointer:
         last written: a periodic write still under way when the manager stops must not land
         after the final one and leave the store with the older position."""
         with self._writes:
-            now = time.monotonic()
             for snapshot in snapshots:
                 p, position = snapshot.projection, snapshot.checkpoint.order_id
                 if position <= p.checkpointed_position or not is_current(p):
                     continue  # written already, or the projection was removed or replaced since
+                started = time.monotonic()
                 try:
                     write_checkpoint(self.store, p.name, snapshot.checkpoint)
                 except Exception:
                     log.exception("could not checkpoint projection %r", p.name)
                     continue
                 p.checkpointed_position = position
-                p.checkpointed_at = now
+                p.checkpointed_at = time.monotonic()
+                p.checkpoint_seconds = p.checkpointed_at - started
 
     def clear(self, name: str) -> None:
         with self._writes:  # after any periodic write of the projection it replaces

@@ -94,6 +94,8 @@ class Projection:
     catch_up_ms: float | None = None
     checkpointed_position: int = -1
     checkpointed_at: float = field(default_factory=time.monotonic)
+    checkpoint_seconds: float = 0.0
+    """How long its last checkpoint took to write (`Checkpointer.due` spaces the next by it)."""
     resumed_from: int = 0
     loading: bool = False
     """Resuming from its checkpoint: being read (status `loading`), or sent to its worker and not
