@@ -95,6 +95,22 @@ def test_read_backward_of_all_crosses_the_holes_of_deleted_streams(store: EventS
     assert [e.order_id for e in store.read_backward(from_order_id=2)] == [2, 1]
 
 
+def test_read_backward_of_a_category_or_a_wildcard_is_its_forward_read_reversed(store: EventStore) -> None:
+    # Categories are sparse in __all__: the windows of order-ids widen across the other streams.
+    store.append([e for name in ("acc-1", "other", "acc-2", "accx-1", "acc") for e in events(name, 700, ("a", "b"))])
+    for stream in ("__category__:acc", "acc-**"):
+        forward = [e.order_id for e in store.read(stream)]
+        assert len(forward) == (2100 if stream.startswith("__") else 1400)
+        assert [e.order_id for e in store.read_backward(stream)] == forward[::-1]
+        typed = [e.order_id for e in store.read(stream, event_types=["b"])]
+        assert [e.order_id for e in store.read_backward(stream, event_types=["b"], limit=5)] == typed[::-1][:5]
+        below = [o for o in forward if o <= 1500][::-1][:3]
+        assert [e.order_id for e in store.read_backward(stream, from_order_id=1500, limit=3)] == below
+        with pytest.raises(ValidationError, match="from-version"):
+            list(store.read_backward(stream, from_version=2))
+    assert list(store.read_backward("__category__:none")) == []
+
+
 def test_http_stream_list_is_paged_and_filtered(api: httpx.Client) -> None:
     api.post("/api/event", json=[e for i in range(5) for e in events(f"acc-{i}", 1)] + events("orders-1", 1))
     everything = api.get("/api/streams").json()
@@ -129,6 +145,18 @@ def test_http_stream_contents_reads_newest_first(api: httpx.Client) -> None:
     assert [e["stream-version"] for e in forward["results"]] == [2, 4]
     everything = api.get("/api/stream-contents/__all__", params={"direction": "backward", "limit": 1}).json()
     assert everything["results"][0]["stream-version"] == 7
+    api.post("/api/event", json=events("ledger-2", 2) + events("ledgers", 1))
+    category = api.get("/api/stream-contents/__category__:ledger", params={"direction": "backward", "limit": 3})
+    assert [(e["stream-name"], e["stream-version"]) for e in category.json()["results"]] == [
+        ("ledger-2", 2),
+        ("ledger-2", 1),
+        ("ledger", 7),
+    ]
+    forward = api.get("/api/stream-contents/__category__:ledger", params={"from": category.json()["next"]}).json()
+    assert [e["stream-version"] for e in forward["results"]] == [6, 7, 1, 2]
+    empty = api.get("/api/stream-contents/__category__:nothing")
+    assert empty.status_code == 200 and empty.json() == {"results": [], "next": None}
+    assert api.get("/api/stream-contents/ledger-9").status_code == 404
     bad = api.get("/api/stream-contents/ledger", params={"direction": "sideways"})
     assert bad.status_code == 400 and "direction" in bad.json()["error"]
 

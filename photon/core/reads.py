@@ -215,25 +215,35 @@ class StoreReads:
         event_types: Iterable[str] | None = None,
         limit: int | None = None,
     ) -> Iterator[RecordedEvent]:
-        """Stored events of a stream (or `__all__`) newest first, from the newest or from a position (inclusive).
+        """Stored events of a stream, `__all__`, a category or a wildcard newest first, from the
+        newest or from a position (inclusive).
 
         Backends read forwards only; this reads windows of positions whose bounds are known
-        (order-ids for `__all__`, versions for a stream, whose versions run 1..current with no
-        gap) and hands each window out reversed. A window that comes back short (deleted
-        streams leave holes in `__all__`; a type filter skips events) doubles the next one.
+        (order-ids for `__all__`, a category or a wildcard, versions for a stream, whose versions
+        run 1..current with no gap) and hands each window out reversed. A window that comes back
+        short (deleted streams leave holes in `__all__`; a category holds some of the order-ids;
+        a type filter skips events) doubles the next one.
         """
-        if from_version is not None and stream == ALL_STREAM:
-            raise ValidationError("from-version applies to a stream; use from (order-id) for __all__", "from-version")
+        one_stream = is_one_stream(stream)
+        if from_version is not None and not one_stream:
+            raise ValidationError(
+                "from-version applies to a stream; use from (order-id) for __all__, a category or a wildcard",
+                "from-version",
+            )
         types = frozenset(event_types) if event_types is not None else None
         backend = self._backend
         widest = backend.read_page_size * _BACKWARD_SPAN_PAGES
         span = min(limit or backend.read_page_size, backend.read_page_size)
         remaining = limit
-        if stream == ALL_STREAM:
+        if not one_stream:
             top = self.last_order_id() if from_order_id is None else from_order_id
             while top >= 1 and (remaining is None or remaining > 0):
                 low = max(1, top - span + 1)
-                window = backend.read(Query(from_order_id=low, to_order_id=top, event_types=types, limit=top - low + 1))
+                if stream == ALL_STREAM:
+                    query = Query(from_order_id=low, to_order_id=top, event_types=types, limit=top - low + 1)
+                    window = backend.read(query)
+                else:  # the forward read's own filter, so both directions hold the same events
+                    window = list(self.read(stream, from_order_id=low, to_order_id=top, event_types=types))
                 found = len(window)
                 window.reverse()
                 if remaining is not None:

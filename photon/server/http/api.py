@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute, Route
 from photon.core import aio
 from photon.core.append_request import parse_after, parse_emit, parse_query
 from photon.core.errors import NotFound, PhotonError
-from photon.core.events import ALL_STREAM, stream_pattern
+from photon.core.events import ALL_STREAM, is_one_stream
 from photon.core.metrics import Metrics, metrics_for
 from photon.core.requests import (
     DEFAULT_PAGE,
@@ -215,7 +215,7 @@ async def read_matching(request: Request, query: dict[str, Any]) -> Response:
 
 
 async def _require_stream(store: EventStore, stream: str) -> None:
-    if stream == ALL_STREAM or stream_pattern(stream) is not None:  # a `**` wildcard may match no stream
+    if not is_one_stream(stream):  # __all__, a category or a `**` wildcard may hold no event yet
         return
     if not await aio.run_blocking(store, store.stream_exists, stream):
         raise NotFound(f"stream {stream!r} does not exist")
@@ -228,7 +228,7 @@ async def _require_stream(store: EventStore, stream: str) -> None:
     errors={404: "no such stream"},
 )
 async def stream_contents(request: Request, query: dict[str, Any]) -> Response:
-    """One page of a stream's events (or __all__'s), oldest or newest first."""
+    """One page of a stream's events (or __all__'s, or a category's), oldest or newest first."""
     store = _store(request)
     stream = request.path_params["stream"]
     options = build(PageOptions, query)
