@@ -9,6 +9,7 @@ list such as ``cassandra,mongo``) turns that into a skip.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -116,3 +117,24 @@ def server_process(tmp_path: Path) -> Iterator[ServerProcess]:
         yield proc
     finally:
         proc.terminate()
+
+
+class TokenClock:
+    """The wall clock the in-process server's tokens are issued and checked by, set by the test."""
+
+    def __init__(self) -> None:
+        self.now = float(int(time.time()))  # a whole second, as a token's times are
+
+    def time(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def token_clock(monkeypatch: pytest.MonkeyPatch) -> TokenClock:
+    """A token's expiry as the test decides it, not as a loaded machine's pace does: with the
+    real clock, a request that took longer than the second a token had left was refused."""
+    from photon.server import tokens
+
+    clock = TokenClock()
+    monkeypatch.setattr(tokens, "time", clock)
+    return clock

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import pytest
 
 from photon.server.http.whole_answers import WholeAnswerCycle
 
+from .conftest import TokenClock
 from .live import LiveServer, event, make_config
 
 
@@ -52,18 +53,22 @@ def no_access_log(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(logging.getLogger("uvicorn.access"), "hasHandlers", lambda: False)
 
 
-def _exchange(live: LiveServer, token: str, body: bytes, *, pause: float = 0.0) -> bytes:
-    """One emit on its own connection; the whole answer as sent. With `pause`, the body follows
-    the head after that long (so it arrives after the request has reached the app)."""
+def _exchange(live: LiveServer, token: str, body: bytes, *, body_after: Callable[[], bool] | None = None) -> bytes:
+    """One emit on its own connection; the whole answer as sent. With `body_after`, the body
+    follows the head once that is true (the request has reached the app without its body: a
+    fixed pause instead was sometimes shorter than a loaded machine took to read the head)."""
     host, port = live.url.removeprefix("http://").rsplit(":", 1)
     head = (
         f"POST /api/event HTTP/1.1\r\nHost: t\r\nAuthorization: Token {token}\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     ).encode()
     with socket.create_connection((host, int(port)), timeout=30) as sock:
-        if pause:
+        if body_after is not None:
             sock.sendall(head)
-            time.sleep(pause)
+            deadline = time.monotonic() + 60
+            while not body_after():
+                assert time.monotonic() < deadline, "the request never reached the app"
+                time.sleep(0.01)
             sock.sendall(body)
         else:
             sock.sendall(head + body)
@@ -118,7 +123,7 @@ def test_a_plain_emit_is_answered_whole_with_the_routed_bytes(live: LiveServer, 
 @pytest.mark.usefixtures("no_access_log")
 def test_a_body_still_arriving_is_received_as_before(live: LiveServer, taken: dict[str, list[Any]]) -> None:
     body = orjson.dumps(event("later", n=2))
-    answer = _exchange(live, live.token(), body, pause=0.3)
+    answer = _exchange(live, live.token(), body, body_after=lambda: bool(taken["whole_body"]))
     assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
     assert _calls(taken, "whole_body", 1) == [None]  # the app had the request before its body
     assert orjson.loads(answer.partition(b"\r\n\r\n")[2])["stream-name"] == "later"
@@ -139,13 +144,13 @@ def test_an_access_log_line_is_written_for_a_plain_emit(
 
 
 @pytest.mark.usefixtures("no_access_log")
-def test_a_token_known_by_its_header_is_refused_once_expired(live: LiveServer) -> None:
+def test_a_token_known_by_its_header_is_refused_once_expired(live: LiveServer, token_clock: TokenClock) -> None:
     signer = live.app.state.tokens
-    token = signer.issue(now=time.time() - signer.ttl + 1)  # expires in a second
+    token = signer.issue(now=token_clock.now - signer.ttl + 1)  # expires in a second
     body = orjson.dumps(event("expiring"))
     assert _exchange(live, token, body).startswith(b"HTTP/1.1 200 OK\r\n")
     assert _exchange(live, token, body).startswith(b"HTTP/1.1 200 OK\r\n")  # known by its header now
-    time.sleep(1.2)
+    token_clock.now += 1.2
     refused = _exchange_status(live, token, body)
     assert refused == 401
     assert [e.stream_version for e in live.store.read("expiring")] == [1, 2]
@@ -205,7 +210,9 @@ def test_a_body_there_whole_is_parsed_without_awaiting_it(
     """A body that arrived with its head goes to the parse as it is (no coroutine to await); one
     still arriving is awaited as before."""
     whole = _exchange(live, live.token(), orjson.dumps(event("whole")))
-    later = _exchange(live, live.token(), orjson.dumps(event("later")), pause=0.3)
+    later = _exchange(
+        live, live.token(), orjson.dumps(event("later")), body_after=lambda: len(taken["whole_body"]) == 2
+    )
     assert whole.startswith(b"HTTP/1.1 200 OK\r\n")
     assert later.startswith(b"HTTP/1.1 200 OK\r\n")
     assert awaited == [None]  # only the body that came after its head
