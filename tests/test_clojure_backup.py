@@ -124,6 +124,14 @@ def test_a_clojure_photon_backup_restores(tmp_path: Path) -> None:
         assert config[0]["event-type"] == REGISTERED
         assert config[0]["payload"]["source"] == "(fn [prev ev] (inc prev))"
 
+    # Listed directly on the store as a server lists them: stopped, over their own stream.
+    listing = photon("projections", "list", "-db.backend", "sqlite", "-sqlite.path", str(db), cwd=tmp_path)
+    assert listing.stdout.decode().splitlines() == [
+        "__streams__\t__all__\tstopped\t0",
+        "last-user\tusers\tstopped\t0",
+        "user-count\tusers\tstopped\t0",
+    ], listing.stderr
+
     # A server on the restored store: the Clojure projections are there, stopped, saying why.
     server = LiveServer(make_config(tmp_path, sqlite_path=str(db)))
     try:

@@ -39,14 +39,16 @@ def projections() -> None:
 def list_projections(url: str | None, **params: Any) -> None:
     """One line per projection: name, stream, status and the last order-id folded (tab-separated).
 
-    Directly on a store the status is `stopped` (or `invalid` when its definition does not load)
-    and the order-id is that of its last checkpoint.
+    Directly on a store the status is `stopped` (or `invalid` when its definition does not load;
+    the Clojure Photon's projections, which cannot run here, are `stopped` as on a server) and the
+    order-id is that of its last checkpoint.
     """
     config = config_from(params)
     if direct(config):
+        from photon.core.events import ALL_STREAM
         from photon.core.store import EventStore
         from photon.projections.checkpoints import read_checkpoint
-        from photon.projections.definition import DefinitionError, load
+        from photon.projections.definition import DefinitionError, cannot_run, load
         from photon.projections.registry import projections as registered_projections
 
         rows = []
@@ -55,7 +57,10 @@ def list_projections(url: str | None, **params: Any) -> None:
                 try:
                     stream, status = load(spec).stream_name, "stopped"
                 except DefinitionError:
-                    stream, status = "", "invalid"
+                    # The Clojure Photon's projections (restored from its backup) are kept, stopped, as
+                    # the server shows them; only a definition that does not load is invalid.
+                    stream = str(spec.fields.get("stream-name") or ALL_STREAM)
+                    status = "stopped" if cannot_run(spec) is not None else "invalid"
                 saved = read_checkpoint(store, name)
                 position = saved.order_id if saved is not None else 0
                 rows.append((name, stream, status, position))
