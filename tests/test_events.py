@@ -27,6 +27,8 @@ BAD_EVENTS = [
     ("long stream-name", good(**{"stream-name": "x" * 257}), "stream-name", "1 to 256 characters"),
     ("control character", good(**{"stream-name": "a\nb"}), "stream-name", "control characters"),
     ("wildcard", good(**{"stream-name": "a*"}), "stream-name", "reserved for wildcards"),
+    ("dot segment", good(**{"stream-name": "."}), "stream-name", "must not be '.': URLs resolve it"),
+    ("dot-dot segment", good(**{"stream-name": ".."}), "stream-name", "must not be '..': URLs resolve it"),
     ("missing event-type", good(**{"event-type": ...}), "event-type", "missing required field 'event-type'"),
     ("event-type not a string", good(**{"event-type": ["x"]}), "event-type", "got array"),
     ("missing payload", good(payload=...), "payload", "missing required field 'payload'"),

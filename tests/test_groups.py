@@ -258,6 +258,7 @@ def test_definitions_live_in_config_and_bad_ones_store_nothing(store: EventStore
     before = store.last_order_id()
     for bad, message in [
         ({"group-name": ""}, "group-name must be"),
+        ({"group-name": ".."}, "group-name must not be '..': URLs resolve it"),
         ({"group-name": "g", "strategy": "random"}, "strategy must be one of round-robin, pinned"),
         ({"group-name": "g", "max-in-flight": 0}, "max-in-flight must be"),
         ({"group-name": "g", "ack-timeout-ms": "soon"}, "ack-timeout-ms must be"),

@@ -102,6 +102,7 @@ def test_bad_sources_are_refused_with_the_reason(source: str, language: str, mes
         ({"projection-name": "x", "language": "python"}, "reduction"),
         ({"projection-name": "x", "reduction": "lambda s, e: s", "colour": "red"}, "unknown field 'colour'"),
         ({"projection-name": "a/b", "reduction": "lambda s, e: s"}, "without '/'"),
+        ({"projection-name": "..", "reduction": "lambda s, e: s"}, "must not be '..': URLs resolve it"),
         ([1, 2], "JSON object"),
     ],
 )

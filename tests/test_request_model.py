@@ -244,6 +244,9 @@ def test_consumer_positions_live_in_the_core(tmp_path: Any) -> None:
             consumers.require("c")
         with pytest.raises(ValidationError, match="consumer name"):
             consumers.open("x" * 201, None)
+        with pytest.raises(ValidationError, match="must not be '.': URLs resolve it"):
+            consumers.open(".", None)
+        assert consumers.list() == []
 
 
 def test_one_table_maps_core_errors_to_statuses() -> None:

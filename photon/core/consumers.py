@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from photon.core.errors import Conflict, NotFound, ValidationError
-from photon.core.events import ALL_STREAM
+from photon.core.events import ALL_STREAM, DOT_SEGMENTS
 from photon.core.filtered_reads import check_filter_applies
 from photon.core.filters import EventFilter
 
@@ -50,6 +50,8 @@ def check_consumer_name(name: str) -> str:
     """A consumer name: 1 to 200 printable characters."""
     if not name or len(name) > MAX_CONSUMER_NAME or not name.isprintable():
         raise ValidationError(f"a consumer name is 1 to {MAX_CONSUMER_NAME} printable characters", "name")
+    if name in DOT_SEGMENTS:
+        raise ValidationError(f"a consumer name must not be {name!r}: URLs resolve it as a path segment", "name")
     return name
 
 

@@ -23,6 +23,7 @@ from photon.core.events import (
     CAUSED_BY_RELATION,
     CLIENT_FIELDS,
     DEFAULT_MAX_EVENT_BYTES,
+    DOT_SEGMENTS,
     EVENT_TIME,
     EVENT_TYPE,
     ID,
@@ -384,6 +385,7 @@ def _good_stream_name(name: str) -> bool:
         and name.isprintable()
         and not name.startswith(INTERNAL_PREFIX)
         and "*" not in name
+        and name not in DOT_SEGMENTS
     ):
         _remember(_good_streams, name)
         return True
@@ -400,6 +402,11 @@ def _unusual_stream_name(event: Mapping[str, Any], allow_internal: bool) -> None
         )
     if "*" in name:
         raise ValidationError("field 'stream-name' must not contain '*' (reserved for wildcards)", STREAM_NAME)
+    if name in DOT_SEGMENTS:
+        raise ValidationError(
+            f"field 'stream-name' must not be {name!r}: URLs resolve it as a path segment, so it could not be read",
+            STREAM_NAME,
+        )
 
 
 def _good_event_type(name: str) -> bool:

@@ -205,6 +205,11 @@ class Tagless(list[_Event]):
     __slots__ = ()
 
 
+DOT_SEGMENTS: Final = frozenset({".", ".."})
+"""Names a stream, projection, consumer group or durable consumer cannot have: each is a path segment
+of the HTTP API's routes, and browsers and HTTP clients resolve a URL's `.` and `..` segments (`%2E`
+too) before sending it, so such a stream could be written but never read from the console or curl."""
+
 WILDCARD: Final = "**"
 """In a stream name given to a cold read, any run of characters (Photon's wildcard): `orders-**`."""
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from photon.core.errors import ValidationError
-from photon.core.events import ALL_STREAM, MAX_NAME_LENGTH, is_internal, stream_category
+from photon.core.events import ALL_STREAM, DOT_SEGMENTS, MAX_NAME_LENGTH, is_internal, stream_category
 from photon.core.filters import FILTER_KEYS, EventFilter
 from photon.core.limits import MAX_INT64
 
@@ -86,6 +86,8 @@ def check_group_name(name: Any) -> str:
         raise ValidationError(f"group-name must be 1 to 200 printable characters, got {name!r}", "group-name")
     if "/" in name or "*" in name:
         raise ValidationError(f"group-name must not contain '/' or '*': {name!r}", "group-name")
+    if name in DOT_SEGMENTS:
+        raise ValidationError(f"group-name must not be {name!r}: URLs resolve it as a path segment", "group-name")
     return name
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 
 from photon.core.errors import ValidationError
-from photon.core.events import ALL_STREAM, MAX_NAME_LENGTH
+from photon.core.events import ALL_STREAM, DOT_SEGMENTS, MAX_NAME_LENGTH
 
 LANGUAGES = ("hy", "python")
 EXTENSIONS = {".hy": "hy", ".py": "python"}
@@ -145,6 +145,10 @@ def check_name(name: Any) -> str:
     if len(name) > MAX_NAME_LENGTH or not name.isprintable() or "/" in name:
         raise DefinitionError(
             f"'projection-name' must be 1 to {MAX_NAME_LENGTH} printable characters without '/'", "projection-name"
+        )
+    if name in DOT_SEGMENTS:
+        raise DefinitionError(
+            f"'projection-name' must not be {name!r}: URLs resolve it as a path segment", "projection-name"
         )
     return name
 
