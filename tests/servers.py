@@ -28,6 +28,7 @@ import contextlib
 import glob
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -67,18 +68,35 @@ def servers_home() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "photon-test-servers"
 
 
-# Ports handed out by this process: the OS may give the same free port twice
-# when nothing is listening on it yet, so remember them to avoid collisions
-# between servers started by one test run.
+# Ports handed out by this process: remembered so that two servers of one test run never get
+# the same one (nothing listens on a port between its choice and its server's start).
 _handed_out: set[int] = set()
+_random = random.SystemRandom()  # not the `random` module's generator, which a test may seed
+
+
+def _ephemeral_ports_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free now (found by binding to port 0)."""
-    for _ in range(100):
+    """A TCP port on 127.0.0.1 that is free now, taken at random from below the range the OS
+    hands out to `bind` to port 0 and to outgoing connections. A port from that range can be
+    taken by any process on the machine (another test run's server, any client's connection)
+    between its choice and the server binding it, or while a fault test has the server stopped;
+    the server then cannot start."""
+    top = _ephemeral_ports_start()
+    bottom = max(1024, top - 12_000)
+    for _ in range(1000):
+        port = _random.randrange(bottom, top) if top - bottom >= 1000 else 0
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind((LOOPBACK, 0))
-            port: int = sock.getsockname()[1]
+            try:
+                sock.bind((LOOPBACK, port))
+            except OSError:
+                continue
+            port = sock.getsockname()[1]
         if port not in _handed_out:
             _handed_out.add(port)
             return port

@@ -85,17 +85,19 @@ def test_a_server_that_does_not_answer_is_a_photon_error() -> None:
 
     from photon.core.errors import PhotonError, ServerUnreachable
 
+    # The port stays bound (and not listening) while the client tries it: freed, another process
+    # could listen on it meanwhile.
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    client = PhotonClient(f"http://127.0.0.1:{port}")
-    try:
-        with pytest.raises(ServerUnreachable, match="cannot reach the Photon server"):
-            client.streams()
-        with pytest.raises(PhotonError):
-            list(client.replay("cart", stream_type="cold"))
-    finally:
-        client.close()
+        client = PhotonClient(f"http://127.0.0.1:{port}")
+        try:
+            with pytest.raises(ServerUnreachable, match="cannot reach the Photon server"):
+                client.streams()
+            with pytest.raises(PhotonError):
+                list(client.replay("cart", stream_type="cold"))
+        finally:
+            client.close()
 
 
 def test_the_client_returns_what_the_embedded_store_returns(client: PhotonClient, live: LiveServer) -> None:

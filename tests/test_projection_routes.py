@@ -20,13 +20,6 @@ from photon.server.http.projection_routes import projection_routes
 from .projection_helpers import caught_up, events, make_config, running, wait_for
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def allow_all(request: Request) -> None:
     return None
 
@@ -38,9 +31,13 @@ async def deny_without_header(request: Request) -> Any:
 
 
 async def serve(app: Starlette) -> tuple[uvicorn.Server, asyncio.Task[None], str]:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve())
+    # Bound here and handed to uvicorn: a port found free and bound by uvicorn later could be
+    # taken by another process meanwhile.
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
     await wait_for(lambda: server.started, what="uvicorn to start")
     return server, task, f"http://127.0.0.1:{port}"
 
