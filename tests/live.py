@@ -79,8 +79,8 @@ class LiveServer:
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers={"Authorization": f"Token {self.token()}"}, timeout=30)
 
-    def stop(self) -> None:
-        self.call(self.server.stop())
+    def stop(self, timeout: float = 30) -> None:
+        self.call(self.server.stop(), timeout)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
         self.loop.close()

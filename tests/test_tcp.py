@@ -6,6 +6,7 @@ import socket
 from typing import Any
 
 import orjson
+import pytest
 
 from .live import LiveServer, event
 
@@ -102,13 +103,21 @@ def test_a_bad_token_is_refused_and_nothing_stored(live: LiveServer) -> None:
     assert live.store.backend.last_order_id() == 0
 
 
-def test_stop_answers_what_was_read_and_stores_every_acknowledged_event(tmp_path: Any) -> None:
+def test_stop_answers_what_was_read_and_stores_every_acknowledged_event(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import threading
 
     from photon.core.store import EventStore
+    from photon.server import tcp
 
     from .live import make_config
 
+    # The server gives its connections STOP_SECONDS (5 s) to answer what they have read; up to
+    # MAX_QUEUED events can be waiting, and on a loaded machine storing them took longer: the
+    # connection was cut with a group stored but not answered (40,000 of 94,356 at load 10).
+    # What is tested is that everything read is stored and answered, given the time.
+    monkeypatch.setattr(tcp, "STOP_SECONDS", 120.0)
     config = make_config(tmp_path)
     live = LiveServer(config)
     sock = connect(live)
@@ -135,14 +144,15 @@ def test_stop_answers_what_was_read_and_stores_every_acknowledged_event(tmp_path
     receiver.start()
     while sum(chunk.count(b"\n") for chunk in chunks) < 100:  # ingest is under way
         threading.Event().wait(0.01)
-    live.stop()  # meanwhile lines keep arriving
-    receiver.join(10)
+    live.stop(timeout=180)  # meanwhile lines keep arriving
+    receiver.join(60)
+    assert not receiver.is_alive(), "the server did not close the connection"
     sock.close()
     received = b"".join(chunks)
     acks = [orjson.loads(line) for line in received.splitlines()]
     assert all("order-id" in a for a in acks)
     assert [a["order-id"] for a in acks] == list(range(1, len(acks) + 1))
-    sender.join(10)
+    sender.join(60)
     assert 100 <= len(acks) < sent[0]
     with EventStore.open(config, read_only=True) as store:
         assert store.last_order_id() == len(acks)  # every line read was stored and answered
