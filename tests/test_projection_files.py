@@ -85,7 +85,7 @@ def test_watching_the_folder_while_running(tmp_path: Path) -> None:
 
     async def scenario() -> None:
         async with running(store, config) as manager:
-            await asyncio.sleep(0.3)  # let the watcher settle
+            # Written at once: the watcher may not watch yet, and must not miss it.
             (folder / "counter.py").write_text(COUNTER.format(step=1))
             await wait_for(lambda: "counter" in manager.projections, what="the new file to register")
             await caught_up(manager, ["counter"])

@@ -141,7 +141,21 @@ class FolderWatcher:
     async def _watch(self, folder: Path, stop: asyncio.Event) -> None:
         import watchfiles
 
-        async for changes in watchfiles.awatch(folder, stop_event=stop, debounce=200, step=50, recursive=False):
+        # The watcher watches from its first wait on, a moment after `start` read the folder (later
+        # still on a busy machine): a change in between, such as a file written while the server
+        # started, is in no change it reports. Its first answer (changes, or the timeout once it
+        # has watched a second) comes once it watches, and the folder is read again then.
+        watching = False
+        async for changes in watchfiles.awatch(
+            folder, stop_event=stop, debounce=200, step=50, recursive=False, rust_timeout=1000, yield_on_timeout=True
+        ):
+            if not watching:
+                watching = True
+                try:
+                    await self.sync_folder()
+                except Exception:
+                    log.exception("could not read the projections folder %s again", folder)
+                continue
             for name in sorted({Path(path).name for _, path in changes}):
                 if Path(name).suffix in EXTENSIONS:
                     try:
