@@ -7,7 +7,6 @@ keyspace of its own.
 from __future__ import annotations
 
 import contextlib
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -21,7 +20,12 @@ from photon.testing import BackendContract, event
 from photon.testing.indexes import IndexContract
 
 from .conftest import restartable
-from .faults import run_server_fault, writer_killed_while_holding_the_lock
+from .faults import (
+    KILLED_WRITER_LEASE_SECONDS,
+    open_once_the_lease_is_over,
+    run_server_fault,
+    writer_killed_while_holding_the_lock,
+)
 from .kill_trials import run_kill_trials
 
 pytestmark = pytest.mark.cassandra
@@ -265,12 +269,11 @@ def test_a_store_of_the_order_id_bucketed_index_is_reindexed_by_key_when_a_write
 
 
 def test_writer_lease_of_a_killed_writer_expires(cassandra_config: dict[str, Any]) -> None:
-    config = dict(cassandra_config, **{"cassandra.lease.ms": "2000"})
+    config = dict(cassandra_config, **{"cassandra.lease.ms": str(int(KILLED_WRITER_LEASE_SECONDS * 1000))})
     writer_killed_while_holding_the_lock(config)
     with pytest.raises(StoreLocked, match=r"by pid \d+ on .*one process writes a store"):
         EventStore.open(config)
-    time.sleep(2.5)
-    with EventStore.open(config) as store:
+    with open_once_the_lease_is_over(config, KILLED_WRITER_LEASE_SECONDS) as store:
         (stored,) = store.append(event("killed"))
         assert stored.order_id == 2 and stored.stream_version == 2
 

@@ -6,7 +6,6 @@ same tests against a real MongoDB replica set.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -19,7 +18,12 @@ from photon.core.store import EventStore
 from photon.testing import BackendContract, event
 
 from .conftest import restartable
-from .faults import run_server_fault, writer_killed_while_holding_the_lock
+from .faults import (
+    KILLED_WRITER_LEASE_SECONDS,
+    open_once_the_lease_is_over,
+    run_server_fault,
+    writer_killed_while_holding_the_lock,
+)
 from .kill_trials import run_kill_trials
 
 pytestmark = pytest.mark.mongo
@@ -155,12 +159,11 @@ def test_a_store_from_before_the_category_index_reads_by_scanning_then_gets_the_
 
 
 def test_writer_lease_of_a_killed_writer_expires(mongo_config: dict[str, Any]) -> None:
-    config = dict(mongo_config, **{"mongodb.lease.ms": "2000"})
+    config = dict(mongo_config, **{"mongodb.lease.ms": str(int(KILLED_WRITER_LEASE_SECONDS * 1000))})
     writer_killed_while_holding_the_lock(config)
     with pytest.raises(StoreLocked, match=r"by pid \d+ on .*one process writes a store"):
         EventStore.open(config)
-    time.sleep(2.2)
-    with EventStore.open(config) as store:
+    with open_once_the_lease_is_over(config, KILLED_WRITER_LEASE_SECONDS) as store:
         (stored,) = store.append(event("killed"))
         assert stored.order_id == 2 and stored.stream_version == 2
 

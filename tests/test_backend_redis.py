@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from typing import Any
 
@@ -14,7 +13,12 @@ from photon.core.store import EventStore
 from photon.testing import BackendContract, event
 
 from .conftest import restartable
-from .faults import run_server_fault, writer_killed_while_holding_the_lock
+from .faults import (
+    KILLED_WRITER_LEASE_SECONDS,
+    open_once_the_lease_is_over,
+    run_server_fault,
+    writer_killed_while_holding_the_lock,
+)
 from .kill_trials import run_kill_trials
 
 pytestmark = pytest.mark.redis
@@ -104,13 +108,12 @@ def test_a_store_from_before_the_read_indexes_reads_by_scanning_then_gets_them(
 
 
 def test_writer_lease_of_a_killed_writer_expires(redis_server: Any) -> None:
-    config = fresh_config(redis_server, **{"redis.lease.ms": "1500"})
+    config = fresh_config(redis_server, **{"redis.lease.ms": str(int(KILLED_WRITER_LEASE_SECONDS * 1000))})
     writer_killed_while_holding_the_lock(config)
     with pytest.raises(StoreLocked, match=r"one process writes a store") as refused:
         EventStore.open(config)
     assert "pid" in str(refused.value)
-    time.sleep(1.6)
-    with EventStore.open(config) as store:
+    with open_once_the_lease_is_over(config, KILLED_WRITER_LEASE_SECONDS) as store:
         (stored,) = store.append(event("killed"))
         assert stored.order_id == 2 and stored.stream_version == 2
 
