@@ -277,3 +277,12 @@ def test_filtered_and_category_replays_and_subscriptions(client: PhotonClient, l
             assert [e.order_id async for e in sub] == [2, 5]  # type: ignore[union-attr]
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("url", ["localhost:3000", "http://", "ftp://localhost:3000", ""])
+def test_a_url_without_http_or_a_host_is_refused_saying_so(url: str) -> None:
+    # httpx itself read "localhost:3000" as the scheme "localhost" and said only "unsupported protocol".
+    for client in (PhotonClient, AsyncPhotonClient):
+        with pytest.raises(ValidationError, match="must be http:// or https:// and a host") as refused:
+            client(url)
+        assert refused.value.field == "url"

@@ -202,6 +202,8 @@ def test_settings_are_read_as_the_server_reads_them(tmp_path: Path) -> None:
         ({"PHOTON_DB_BACKEND": "memory", "PHOTON_COMMIT_BATCH_MAX": "many"}, ConfigError, "commit.batch.max"),
         ({"PHOTON_DB_BACKEND": "memory", "PHOTON_CATEGORY": "bank-accounts"}, ValueError, "without '-'"),
         ({"PHOTON_DB_BACKEND": "memory", "ORIGINATOR_ID_TYPE": "int"}, ValueError, "ORIGINATOR_ID_TYPE"),
+        # Without a scheme httpx would read "localhost" as one and call it unsupported.
+        ({"PHOTON_URL": "localhost:3000"}, ValueError, "PHOTON_URL: the server's URL must be http:// or https://"),
         # The library's SQLite module takes ':memory:'; Photon's store needs a file, and says what to use.
         (
             {"PHOTON_DB_BACKEND": "sqlite", "PHOTON_SQLITE_PATH": ":memory:"},

@@ -50,6 +50,12 @@ class Session:
     `needs_token` says so and hand the answer to `take_token`."""
 
     def __init__(self, url: str, user: str, password: str) -> None:
+        # httpx reads `localhost:3000` as the scheme `localhost` and says only that it is unsupported.
+        scheme, _, rest = str(url).partition("://")
+        if scheme.lower() not in ("http", "https") or not rest.strip("/"):
+            raise ValidationError(
+                f"the server's URL must be http:// or https:// and a host (http://localhost:3000), got {url!r}", "url"
+            )
         self.url = url.rstrip("/")
         self.auth = (user, password)
         self.token: str | None = None

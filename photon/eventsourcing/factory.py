@@ -23,6 +23,7 @@ from eventsourcing.persistence import InfrastructureFactory, ProcessRecorder
 from eventsourcing.utils import Environment, EnvType, resolve_topic
 
 from photon.core.config import all_settings, load_config
+from photon.core.errors import ValidationError
 from photon.core.setting import Setting
 from photon.eventsourcing.access import EmbeddedAccess, PhotonAccess, RemoteAccess
 from photon.eventsourcing.dcb import PhotonDCBRecorder
@@ -58,12 +59,17 @@ class PhotonFactory(InfrastructureFactory[PhotonTrackingRecorder], DCBInfrastruc
         url = self.env.get(self.PHOTON_URL)
         self.access: PhotonAccess
         if url:
-            self.access = RemoteAccess(
-                url,
-                self.env.get(self.PHOTON_ADMIN_USER) or "admin",
-                self.env.get(self.PHOTON_ADMIN_PASS) or "p4010n",
-                verify=self.env.get(self.PHOTON_TLS_CA) or True,
-            )
+            try:
+                self.access = RemoteAccess(
+                    url,
+                    self.env.get(self.PHOTON_ADMIN_USER) or "admin",
+                    self.env.get(self.PHOTON_ADMIN_PASS) or "p4010n",
+                    verify=self.env.get(self.PHOTON_TLS_CA) or True,
+                )
+            except ValidationError as exc:
+                if exc.field != "url":
+                    raise
+                raise ValidationError(f"{self.PHOTON_URL}: {exc}", self.PHOTON_URL) from None
         else:
             self.access = EmbeddedAccess(load_config(environ=self._photon_environ(), properties=False))
 
