@@ -59,7 +59,7 @@ async def caught_up(manager: ProjectionManager, names: Iterable[str] | None = No
         for name, projection in manager.projections.items():
             if names is not None and name not in names:
                 continue
-            if projection.status in ("running", "loading") and projection.position < head:
+            if projection.status.live and projection.position < head:
                 return False
         return True
 

@@ -1,8 +1,9 @@
 """A server answers while its projections load their checkpoints: they resume in the background.
 
-The projection's status is `loading` until its checkpoint is read and its worker has it; reads of
-its value answer 503 meanwhile (its value is not known yet), and the events appended during the
-load are folded after the checkpoint's position, once each, in order.
+The projection's status is shown `loading` until its checkpoint is read and its worker has it
+(`Status.LOADING`, then `Status.RESUMING`); reads of its value answer 503 while the checkpoint
+is read (its value is not known yet), and the events appended during the load are folded after
+the checkpoint's position, once each, in order.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from starlette.applications import Starlette
 
 from photon.core.store import EventStore
 from photon.projections.checkpoints import Checkpoint, StateJSON, checkpoint_key
+from photon.projections.registry import Status
 from photon.server.http.errors import EXCEPTION_HANDLERS
 from photon.server.http.projection_routes import projection_routes
 
@@ -116,15 +118,45 @@ def test_a_checkpoint_is_read_with_its_state_left_as_json() -> None:
 def test_a_projection_is_shown_loading_until_its_worker_has_taken_its_state() -> None:
     from photon.projections.definition import ProjectionSpec
     from photon.projections.registry import Projection
+    from photon.projections.updates import update_message
 
     projection = Projection(spec=ProjectionSpec("p", "python", "def reduction(s, e):\n    return s\n"), slot=1)
-    projection.loading = True
-    projection.status = "running"  # sent to its worker, which is still decoding the state
-    assert projection.descriptor(with_value=False)["status"] == "loading"
-    projection.loading = False  # its worker's `Added`
-    assert projection.descriptor(with_value=False)["status"] == "running"
-    projection.loading, projection.status = True, "failed"
-    assert projection.descriptor(with_value=False)["status"] == "failed"
+    shown = {
+        Status.LOADING: "loading",
+        Status.RESUMING: "loading",  # sent to its worker, which is still decoding the state
+        Status.RUNNING: "running",  # its worker's `Added`
+        Status.FAILED: "failed",
+        Status.STOPPED: "stopped",
+    }
+    for status, name in shown.items():
+        projection.status = status
+        assert projection.descriptor(with_value=False)["status"] == name
+        assert orjson.loads(update_message(projection))["status"] == name
+    assert {s for s in Status if s.on_worker} == {Status.RESUMING, Status.RUNNING}
+    assert {s for s in Status if s.live} == {Status.LOADING, Status.RESUMING, Status.RUNNING}
+
+
+def test_a_resuming_projections_value_reads_and_a_loading_ones_answers_not_ready(tmp_path: Path) -> None:
+    from photon.core.errors import NotReady
+    from photon.projections.manager import ProjectionManager
+    from photon.projections.registry import builtin_streams_spec
+
+    config = make_config(tmp_path, "memory")
+    store = EventStore.open(config)
+    manager = ProjectionManager(store, config)
+    try:
+        projection = manager.registry.add(builtin_streams_spec())
+        projection.state_json = b'{"s":1}'
+        projection.status = Status.LOADING  # its checkpoint is being read: its value is not known
+        with pytest.raises(NotReady):
+            manager.value(projection.name)
+        assert manager.current_messages() == []
+        projection.status = Status.RESUMING  # the checkpoint's value, its worker decoding it
+        assert manager.value(projection.name) == {"s": 1}
+        assert manager.get(projection.name)["status"] == "loading"
+        assert [orjson.loads(m)["status"] for m in manager.current_messages()] == ["loading"]
+    finally:
+        store.close()
 
 
 def test_a_worker_decodes_a_resumed_state_with_the_cycle_collector_paused(monkeypatch: pytest.MonkeyPatch) -> None:

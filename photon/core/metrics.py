@@ -203,7 +203,8 @@ class ProjectionCollector(Collector):
             name = str(getattr(projection, "name", ""))
             lag.add_metric([name], max(0, last - int(getattr(projection, "position", 0))))
             folded.add_metric([name], int(getattr(projection, "processed", 0)))
-            current = str(getattr(projection, "shown_status", getattr(projection, "status", "")))
+            status_of = getattr(projection, "status", "")
+            current = str(getattr(status_of, "shown", status_of))  # a projection's `Status`, as shown
             for state in self.STATUSES:
                 status.add_metric([name, state], 1.0 if current == state else 0.0)
         yield lag

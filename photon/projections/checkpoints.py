@@ -221,7 +221,7 @@ class Checkpointer:
                 Checkpoint(p.spec.digest, p.position, p.last_event, p.processed, StateJSON(p.state_json)),
             )
             for p in projections
-            if p.status == "running"  # a failed projection keeps its last good checkpoint
+            if p.status.on_worker  # a failed projection keeps its last good checkpoint
         ]
 
     def write(self, snapshots: list[Snapshot], is_current: Callable[[Projection], bool]) -> None:

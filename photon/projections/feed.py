@@ -384,7 +384,7 @@ class Feed:
         by_slot = self.registry.by_slot
         for slot in w.slots:
             projection = by_slot.get(slot)
-            if projection is None or projection.status != "running":
+            if projection is None or not projection.status.on_worker:
                 continue
             if projection.stream_name == ALL_STREAM or stream_category(projection.stream_name) is not None:
                 return None

@@ -44,6 +44,7 @@ from photon.projections.registry import (
     STREAMS_PROJECTION,
     Projection,
     Registry,
+    Status,
     builtin_streams_spec,
     record_deletion,
     record_registration,
@@ -136,9 +137,10 @@ class ProjectionManager:
     async def start(self) -> None:
         """Start the workers and the feed; the projections resume in the background (`loaded`).
 
-        The server answers meanwhile: a projection is `loading` until its checkpoint is read and
-        its worker has it (reading and handing over an entry per stream at 1M streams took
-        18 s). The feed's live batches pass it by until then; its catch-up reads the store from
+        The server answers meanwhile: a projection is `LOADING` while its checkpoint is read,
+        then `RESUMING` until its worker has taken it (`registry.Status`; reading and handing over
+        an entry per stream at 1M streams took 18 s). The feed's live batches pass it by until
+        it is on its worker; its catch-up reads the store from
         its checkpoint up to what its worker was sent, so appends during the load are folded
         once, in order, as for a projection registered while the server runs.
         """
@@ -171,10 +173,10 @@ class ProjectionManager:
         """Read the starting projections' checkpoints (in a thread), then start them on their
         workers together (those behind on the same source share one read of the store)."""
         for projection in starting:
-            if projection.status != "loading":
+            if projection.status is not Status.LOADING:
                 continue
             saved = await asyncio.to_thread(self.checkpoints.load, projection)
-            if saved is None or not self.registry.is_current(projection) or projection.status != "loading":
+            if saved is None or not self.registry.is_current(projection) or projection.status is not Status.LOADING:
                 continue  # none (folds from the start), or replaced or removed meanwhile
             self.checkpoints.apply(projection, saved)
             if projection.position and stale(
@@ -185,9 +187,9 @@ class ProjectionManager:
                 )
                 self.refolds += 1
                 self._reset(projection, projection.initial_value)
-        ready = [p for p in starting if p.status == "loading" and self.registry.is_current(p)]
+        ready = [p for p in starting if p.status is Status.LOADING and self.registry.is_current(p)]
         for projection in ready:
-            projection.status = "running"
+            projection.status = Status.RESUMING  # its value reads; running once its worker has it
         # Assigned by the worker each has now (one that died meanwhile was replaced).
         sharing = await self.feed.assign_all({w: [p for p in ready if p.worker is w] for w in self.workers})
         self._tasks.extend(sharing)
@@ -212,8 +214,8 @@ class ProjectionManager:
             snapshots = self.checkpoints.snapshots(self.projections.values())
             await asyncio.to_thread(self.checkpoints.write, snapshots, self.registry.is_current)
         for projection in self.projections.values():
-            if projection.status in ("running", "loading"):
-                projection.status = "stopped"
+            if projection.status.live:
+                projection.status = Status.STOPPED
         self.updates.close(self.projections.values())
 
     # -- the workers -------------------------------------------------------------------------
@@ -232,8 +234,8 @@ class ProjectionManager:
             w.ready.set()
         elif isinstance(message, Added):
             projection = self.registry.by_slot.get(message.slot)
-            if projection is not None and projection.worker is w:
-                projection.loading = False  # the worker has its state: it folds from here
+            if projection is not None and projection.worker is w and projection.status is Status.RESUMING:
+                projection.status = Status.RUNNING  # the worker has its state: it folds from here
             if message.error is not None and projection is not None:
                 self._fail(projection, message.error, None, None)
         elif isinstance(message, Stopped):
@@ -244,7 +246,7 @@ class ProjectionManager:
         by_slot = self.registry.by_slot
         for report in reports:
             projection = by_slot.get(report.slot)
-            if projection is None or projection.status == "failed":
+            if projection is None or projection.status is Status.FAILED:
                 continue
             projection.position = report.position
             projection.last_event = report.last_event
@@ -270,10 +272,10 @@ class ProjectionManager:
     async def _resume(self, new: WorkerHandle, moved: builtins.list[Projection]) -> None:
         """The new worker is ready: the projections it took resume from their last reported state
         (those started on it meanwhile are being started by their own registration)."""
-        await self.feed.assign(new, [p for p in moved if p.status == "running" and p.worker is new])
+        await self.feed.assign(new, [p for p in moved if p.status.on_worker and p.worker is new])
 
     def _fail(self, projection: Projection, error: str, order_id: int | None, snapshot: bytes | None) -> None:
-        projection.status = "failed"
+        projection.status = Status.FAILED
         projection.failed_at = order_id
         where = f" at the event with order-id {order_id}" if order_id else ""
         projection.last_error = f"{error}{where}" if where and "order-id" not in error else error
@@ -303,11 +305,11 @@ class ProjectionManager:
 
     def _install(self, spec: ProjectionSpec, checked: Checked, *, resume: bool) -> Projection:
         """Create the manager's record of a projection and start it on a worker (with `resume`,
-        it is `loading` until `_resume_all` has read its checkpoint and started it)."""
+        it is `LOADING` until `_resume_all` has read its checkpoint and started it)."""
         projection = self.registry.add(spec)
         if checked.error is not None:
             # A projection that cannot run here at all (the Clojure Photon's) is stopped, not failed.
-            projection.status = "stopped" if cannot_run(spec) is not None else "failed"
+            projection.status = Status.STOPPED if cannot_run(spec) is not None else Status.FAILED
             projection.last_error = checked.error
             projection.stream_name = str(spec.fields.get("stream-name") or ALL_STREAM)
             projection.initial_value = spec.fields.get("initial-value")
@@ -320,8 +322,7 @@ class ProjectionManager:
         projection.worker = w
         w.slots.add(projection.slot)
         if resume:
-            projection.status = "loading"
-            projection.loading = True
+            projection.status = Status.LOADING
         else:
             asyncio.get_running_loop().create_task(self.feed.assign(w, [projection]))
         return projection
@@ -342,8 +343,8 @@ class ProjectionManager:
             w.slots.discard(projection.slot)
             if w.alive:
                 w.send(Remove(projection.slot))
-        if projection.status in ("running", "loading"):
-            projection.status = "stopped"
+        if projection.status.live:
+            projection.status = Status.STOPPED
         self.updates.end(projection)
         return projection
 
@@ -462,7 +463,7 @@ class ProjectionManager:
         """A projection whose value can be read: `NotReady` while it loads its checkpoint (its
         value is not known yet: neither the initial value nor a value behind what it had)."""
         projection = self.registry.get(name)
-        if projection.status == "loading":
+        if projection.status is Status.LOADING:
             raise NotReady(f"projection {name!r} is loading its checkpoint; try again shortly")
         return projection
 
@@ -478,7 +479,7 @@ class ProjectionManager:
     async def follow_raw(self, name: str | None = None) -> AsyncIterator[bytes]:
         """Update messages as JSON bytes (one projection, or all with None); used by TCP and SSE."""
         projection = None if name is None else self.registry.get(name)
-        if name is not None and projection is not None and projection.status == "loading":
+        if name is not None and projection is not None and projection.status is Status.LOADING:
             await self.loaded.wait()  # its first message is its resumed state
             projection = self.registry.get(name)
         async for line in self.updates.follow(projection):
@@ -486,4 +487,4 @@ class ProjectionManager:
 
     def current_messages(self) -> builtins.list[bytes]:
         """One update message per projection with its current state (what a new follower gets first)."""
-        return [update_message(p) for p in self.registry.in_order() if p.status != "loading"]
+        return [update_message(p) for p in self.registry.in_order() if p.status is not Status.LOADING]

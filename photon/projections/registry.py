@@ -14,6 +14,7 @@ import builtins
 import logging
 import time
 from dataclasses import dataclass, field
+from enum import StrEnum
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -69,6 +70,38 @@ def record_deletion(store: EventStore, name: str) -> None:
     store.append_internal(CONFIG_STREAM, DELETED, {"projection-name": name})
 
 
+class Status(StrEnum):
+    """Where a projection is in its life: one value, which the API shows as `shown`.
+
+    A projection resumed at start is `LOADING` while its checkpoint is read (its value is not
+    known yet: reading it answers 503), then `RESUMING` while its worker decodes the checkpoint's
+    state (its value, the checkpoint's, can be read; still shown as ``loading``), then `RUNNING`
+    once its worker has taken it (the worker's `Added`). One registered while the server runs
+    starts `RUNNING`. `FAILED` and `STOPPED` are final.
+    """
+
+    LOADING = "loading"
+    RESUMING = "resuming"
+    RUNNING = "running"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+    @property
+    def shown(self) -> str:
+        """The status the API, the console and the metrics show: `RESUMING` is ``loading`` too."""
+        return "loading" if self is Status.RESUMING else self.value
+
+    @property
+    def on_worker(self) -> bool:
+        """Whether its worker has it, or is taking it: it is fed events and moves with its worker."""
+        return self is Status.RESUMING or self is Status.RUNNING
+
+    @property
+    def live(self) -> bool:
+        """Whether it is neither failed nor stopped (it stops with the server)."""
+        return self is Status.LOADING or self.on_worker
+
+
 @dataclass
 class Projection:
     """A running server's record of one projection: where it is, its state, its worker."""
@@ -78,7 +111,7 @@ class Projection:
     stream_name: str = ALL_STREAM
     event_types: frozenset[str] | None = None
     initial_value: Any = None
-    status: str = "running"
+    status: Status = Status.RUNNING
     last_error: str | None = None
     failed_at: int | None = None
     state_json: bytes = b"null"
@@ -97,19 +130,11 @@ class Projection:
     checkpoint_seconds: float = 0.0
     """How long its last checkpoint took to write (`Checkpointer.due` spaces the next by it)."""
     resumed_from: int = 0
-    loading: bool = False
-    """Resuming from its checkpoint: being read (status `loading`), or sent to its worker and not
-    yet taken (status `running`, shown as `loading` until the worker's `Added`: it decodes the state)."""
     followers: set[asyncio.Queue[bytes | None]] = field(default_factory=set)
 
     @property
     def name(self) -> str:
         return self.spec.name
-
-    @property
-    def shown_status(self) -> str:
-        """The status as the API shows it: `loading` until its worker has its checkpoint's state."""
-        return "loading" if self.loading and self.status == "running" else self.status
 
     def descriptor(self, *, with_value: bool = True) -> dict[str, Any]:
         avg_us = (self.fold_ns / self.folded / 1000) if self.folded else None
@@ -120,7 +145,7 @@ class Projection:
             "event-types": sorted(self.event_types) if self.event_types is not None else None,
             "origin": self.spec.origin,
             "path": self.spec.path,
-            "status": self.shown_status,
+            "status": self.status.shown,
             "processed": self.processed,
             "last-event": self.last_event,
             "position": self.position,

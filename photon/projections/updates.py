@@ -33,7 +33,7 @@ def update_message(projection: Projection) -> bytes:
     return orjson.dumps(
         {
             "projection-name": projection.name,
-            "status": projection.shown_status,
+            "status": projection.status.shown,
             "last-event": projection.last_event,
             "processed": projection.processed,
             "current-value": orjson.Fragment(projection.state_json),
