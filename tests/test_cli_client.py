@@ -40,6 +40,17 @@ def test_emit_replay_streams_against_a_server(server_process: ServerProcess, tmp
     listing = photon(["streams", *url], tmp_path)
     assert listing.stdout.decode().splitlines() == ["cart\t2501"]
 
+    # A refused line of stdin is named by its line (the core names the event by its index in its
+    # batch of 1000); the batches before it stay stored, nothing of its own batch is.
+    good = orjson.dumps({"stream-name": "cart", "event-type": "added", "payload": {}})
+    lines = [good] * 1500
+    lines[1203] = orjson.dumps({"stream-name": "cart", "event-type": "added"})
+    refused = photon(["emit", *url], tmp_path, stdin=b"\n".join(lines[:600]) + b"\n\n" + b"\n".join(lines[600:]))
+    assert refused.returncode == 2 and b"line 1205: missing required field 'payload'" in refused.stderr, refused.stderr
+    assert len(refused.stdout.splitlines()) == 1000
+    alone = photon(["emit", *url], tmp_path, stdin=b"\n" + lines[1203] + b"\n")
+    assert alone.returncode == 2 and b"line 2: missing required field 'payload'" in alone.stderr, alone.stderr
+
     bad = photon(["emit", *url, '{"stream-name":"__all__","event-type":"x","payload":{}}'], tmp_path)
     assert bad.returncode == 2 and b"internal" in bad.stderr
     conflict = photon(
@@ -82,6 +93,10 @@ def test_direct_mode_opens_the_store(tmp_path: Path) -> None:
     assert emitted.returncode == 0, emitted.stderr
     replayed = photon(["replay", "d", *store], tmp_path)
     assert orjson.loads(replayed.stdout)["payload"] == {"k": 1}
+    assert photon(["streams", *store], tmp_path).stdout == b"d\t1\n"
+    two = b'{"stream-name":"d","event-type":"t","payload":{}}\n{"stream-name":"d"}\n'
+    refused = photon(["emit", *store], tmp_path, stdin=two)
+    assert b"line 2: missing required field 'event-type'" in refused.stderr, refused.stderr
     assert photon(["streams", *store], tmp_path).stdout == b"d\t1\n"
     live = photon(["replay", "d", "-stream-type", "hot", *store], tmp_path)
     assert live.returncode == 2 and b"needs a running server" in live.stderr

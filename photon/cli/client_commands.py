@@ -7,8 +7,10 @@ given on the command line, open that store directly (the server must not be runn
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import IO, TYPE_CHECKING, Any
 
@@ -40,9 +42,10 @@ def _out(data: bytes) -> None:
     sys.stdout.buffer.write(data + b"\n")
 
 
-def _chunks(stream: IO[bytes]) -> Iterator[tuple[int, list[Any]]]:
+def _chunks(stream: IO[bytes]) -> Iterator[tuple[list[int], list[Any]]]:
+    """Batches of the events on stdin, each with the line number of each event."""
     chunk: list[Any] = []
-    first = 1
+    lines: list[int] = []
     for number, line in enumerate(stream, start=1):
         if not line.strip():
             continue
@@ -50,11 +53,34 @@ def _chunks(stream: IO[bytes]) -> Iterator[tuple[int, list[Any]]]:
             chunk.append(orjson.loads(line))
         except orjson.JSONDecodeError as exc:
             raise ValidationError(f"line {number}: malformed JSON: {exc}") from None
+        lines.append(number)
         if len(chunk) >= EMIT_CHUNK:
-            yield first, chunk
-            chunk, first = [], number + 1
+            yield lines, chunk
+            chunk, lines = [], []
     if chunk:
-        yield first, chunk
+        yield lines, chunk
+
+
+_EVENT_AT = re.compile(r"event (\d+): (.*)", re.S)
+
+
+@contextmanager
+def _naming_lines(lines: list[int] | None) -> Iterator[None]:
+    """A refused event of stdin named by its line: the core names it by its index in the batch
+    ("event 3: ..."), which in the second batch of 1000 lines is line 1004."""
+    try:
+        yield
+    except ValidationError as exc:
+        if lines is None:
+            raise
+        found = _EVENT_AT.fullmatch(str(exc))
+        if found is not None and int(found[1]) < len(lines):
+            line, message = lines[int(found[1])], found[2]
+        elif len(lines) == 1:
+            line, message = lines[0], str(exc)
+        else:
+            raise
+        raise type(exc)(f"line {line}: {message}", exc.field) from None
 
 
 @click.command(cls=PhotonCommand, context_settings=CONTEXT)
@@ -93,7 +119,8 @@ def emit(
     """Store EVENT (JSON object, list, or the emit wrapper {"events": [...], ...}), or NDJSON events
     from stdin; print what was stored.
 
-    Stdin is sent in atomic batches of 1000 lines; on an error, earlier batches stay stored.
+    Stdin is sent in atomic batches of 1000 lines; on an error, earlier batches stay stored, and
+    the refused event is named by its line.
     """
     config = config_from(params)
     options: AppendOptions | None = None
@@ -114,7 +141,7 @@ def emit(
         )
         if options.expected_versions is not None and options.expected_version != "any":
             raise ValidationError("give expected-version or expected-versions, not both", "expected-versions")
-        batches: Iterator[tuple[int, Any]] = iter([(1, request.events)])
+        batches: Iterator[tuple[list[int] | None, Any]] = iter([(None, request.events)])
     else:
         if expected_version is not None or expected_versions is not None or condition is not None:
             raise click.UsageError("-expected-version(s) and -condition apply to an EVENT argument, not to stdin")
@@ -124,14 +151,17 @@ def emit(
 
         with EventStore.open(config) as store:
             warn_if_transient(store)
-            for _, batch in batches:
-                for stored in store.append_request(batch, options or AppendOptions()):
+            for lines, batch in batches:
+                with _naming_lines(lines):
+                    stored_events = store.append_request(batch, options or AppendOptions())
+                for stored in stored_events:
                     _out(stored.data)
         return
     with client_for(config, url) as client:
-        for _, batch in batches:
+        for lines, batch in batches:
             if options is None:
-                answer = client.emit(batch)
+                with _naming_lines(lines):
+                    answer = client.emit(batch)
             else:
                 answer = client.emit(
                     batch,
