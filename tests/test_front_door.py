@@ -4,6 +4,7 @@ drivers, an unknown backend, an existing backup file, a port in use, a store tha
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 from pathlib import Path
@@ -13,11 +14,12 @@ import orjson
 import pytest
 
 from photon.client.blocking import PhotonClient
+from photon.core.errors import ValidationError
 
 from .cutting_proxy import CuttingProxy
 from .live import PHOTON, LiveServer, ServerProcess
 
-AWKWARD_NAMES = ["a/b", "a?b", "a#b", "100%", "a%2Fb", "x/../y", "..", "sp ace"]
+AWKWARD_NAMES = ["a/b", "a?b", "a#b", "100%", "a%2Fb", "x/../y", "...", "sp ace"]
 
 
 def photon(args: list[str], cwd: Path, stdin: bytes | None = None, **env: str) -> subprocess.CompletedProcess[str]:
@@ -41,6 +43,16 @@ def test_names_with_url_characters_round_trip_through_the_client(live: LiveServe
         assert client.event(name, stored.order_id).payload == {"n": 1}
         assert client.delete_stream(name) == 1
         assert name not in [s.stream_name for s in client.streams()]
+
+
+@pytest.mark.parametrize("name", [".", ".."])
+def test_a_dot_segment_name_is_refused_as_it_could_not_be_read(live: LiveServer, name: str) -> None:
+    # Browsers, fetch and curl resolve a URL's `.` and `..` segments (`%2E` too) before sending:
+    # the console asked GET /api/ for a stream named "..". So the name is refused, storing nothing.
+    with PhotonClient(live.url) as client:
+        with pytest.raises(ValidationError, match=f"must not be '{re.escape(name)}': URLs resolve it"):
+            client.emit({"stream-name": name, "event-type": "t", "payload": {}})
+        assert client.streams() == []
 
 
 def test_names_with_url_characters_over_raw_http(live: LiveServer) -> None:
