@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from typing import Any
 
@@ -100,6 +101,35 @@ def test_a_bad_token_is_refused_and_nothing_stored(live: LiveServer) -> None:
     with socket.create_connection(("127.0.0.1", live.tcp_port), timeout=10) as sock:
         sock.sendall(orjson.dumps(event()) + b"\n")  # an event where the token line belongs
         assert read_lines(sock, 1) == [{"error": "Not authorized"}]
+    assert live.store.backend.last_order_id() == 0
+
+
+def test_a_refused_token_is_answered_even_with_events_already_sent_behind_it(
+    live: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A client sends its events right behind its token line: closing the connection with them
+    # unread would reset it, and the client could read the reset instead of the refusal.
+    import threading
+
+    from photon.server import tcp
+
+    monkeypatch.setattr(tcp, "CLOSE_GRACE_SECONDS", 60.0)  # for a loaded machine to send it all
+
+    lines = b"".join(orjson.dumps(event(n=i)) + b"\n" for i in range(20_000))  # megabytes, unread
+    with socket.create_connection(("127.0.0.1", live.tcp_port), timeout=30) as sock:
+
+        def send() -> None:
+            with contextlib.suppress(OSError):
+                sock.sendall(orjson.dumps({"token": "forged"}) + b"\n" + lines)
+                sock.shutdown(socket.SHUT_WR)
+
+        sender = threading.Thread(target=send, daemon=True)
+        sender.start()
+        answer = b""
+        while chunk := sock.recv(1 << 16):
+            answer += chunk
+        sender.join(60)
+    assert answer == b'{"error":"Not authorized"}\n'
     assert live.store.backend.last_order_id() == 0
 
 

@@ -145,6 +145,9 @@ class _Connection:
             self.writer.write(NOT_AUTHORIZED)
             with contextlib.suppress(ConnectionError):
                 await self.writer.drain()
+            # A client sends its events right behind the token line: closed with them unread,
+            # the connection was reset, and the client could get the reset instead of the answer.
+            await self._close_gracefully()
             return False
         return True
 
