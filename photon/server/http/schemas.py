@@ -29,8 +29,8 @@ ClientStream = Annotated[
     Meta(
         min_length=1,
         max_length=MAX_NAME_LENGTH,
-        pattern=r"^(?!__)[^*]*$",
-        description="A client stream: printable, not starting with '__' (internal), without '*'.",
+        pattern=r"^(?!__)(?!\.\.?$)[^*]*$",
+        description="A client stream: printable, not starting with '__' (internal), without '*', not '.' or '..'.",
         extra_json_schema=PRINTABLE,
     ),
 ]
@@ -251,7 +251,9 @@ class StreamSchemas(Struct):
     schemas: dict[str, Any]
 
 
-GroupName = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[^/*]*$", extra_json_schema=PRINTABLE)]
+GroupName = Annotated[
+    str, Meta(min_length=1, max_length=200, pattern=r"^(?!\.\.?$)[^/*]*$", extra_json_schema=PRINTABLE)
+]
 Names = Annotated[list[Name], Meta(min_length=1)]
 Regex = Annotated[str, Meta(min_length=1, max_length=1000, extra_json_schema={"format": "regex"})]
 Category = Annotated[
