@@ -60,14 +60,13 @@ def test_replay_cold_hot_cold_and_hot(client: PhotonClient) -> None:
 
 def test_durable_subscription_with_ack(client: PhotonClient) -> None:
     client.emit([event(n=i) for i in range(1, 5)])
-    sub = client.subscribe("worker", "orders", stream_type="cold")
     seen = []
-    for item in sub:
-        seen.append(item.payload["n"])  # type: ignore[union-attr]
-        if len(seen) == 2:
-            sub.ack()
-            break
-    sub.close()
+    with client.subscribe("worker", "orders", stream_type="cold") as sub:  # closed on leaving, as a group member
+        for item in sub:
+            seen.append(item.payload["n"])  # type: ignore[union-attr]
+            if len(seen) == 2:
+                sub.ack()
+                break
     again = client.subscribe("worker", stream_type="cold")
     assert [e.payload["n"] for e in again] == [3, 4]  # type: ignore[union-attr]
 
@@ -155,14 +154,13 @@ def test_async_client_has_the_same_calls(live: LiveServer) -> None:
             assert (await anext(live_items)).payload == {"n": 4}  # type: ignore[union-attr]
             await live_items.aclose()  # type: ignore[attr-defined]
 
-            sub = photon.subscribe("worker", "orders", stream_type="cold")
             seen = []
-            async for item in sub:
-                seen.append(item.order_id)  # type: ignore[union-attr]
-                if len(seen) == 2:
-                    await sub.ack()
-                    break
-            await sub.close()
+            async with photon.subscribe("worker", "orders", stream_type="cold") as sub:
+                async for item in sub:
+                    seen.append(item.order_id)  # type: ignore[union-attr]
+                    if len(seen) == 2:
+                        await sub.ack()
+                        break
             assert await photon.position("worker") == ConsumerPosition("worker", "orders", 2)
             again = [e.order_id async for e in photon.subscribe("worker", stream_type="cold")]  # type: ignore[union-attr]
             assert again == [3, 4]

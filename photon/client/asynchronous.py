@@ -403,3 +403,9 @@ class AsyncDurableSubscription:
 
     async def close(self) -> None:
         await self._items.aclose()  # type: ignore[attr-defined]
+
+    async def __aenter__(self) -> AsyncDurableSubscription:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

@@ -88,6 +88,12 @@ class DurableSubscription:
         if close is not None:
             close()
 
+    def __enter__(self) -> DurableSubscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 class PhotonClient:
     """A Photon server's client. Thread-safe for emits; one replay iterator per thread."""
