@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import re
 import shutil
@@ -224,6 +225,28 @@ def rss_kib(pid: int, kind: str = "RssAnon") -> int:
     return int(match.group(1)) if match else 0
 
 
+def descendants(pid: int) -> list[int]:
+    """The processes started by `pid` and by them (a server's projection workers), by pid."""
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        for task in Path(f"/proc/{todo.pop()}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                children = [int(child) for child in task.read_text().split()]
+                found.extend(children)
+                todo.extend(children)
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user and system) of process `pid` so far; 0 when it has ended."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def settled(listed: list[dict[str, Any]], head: int) -> bool:
     """Whether every projection of a `GET /api/projections` answer has folded the store up to
     `head`: it reached its catch-up target (``catch-up-ms`` is set once its position passes the
@@ -302,12 +325,19 @@ def serve_figures(folder: Path, extra_args: list[str], head: int) -> dict[str, f
 
 def restart_figures(folder: Path, extra_args: list[str]) -> dict[str, float]:
     """`photon serve` started again on a store whose projections have checkpoints: the seconds
-    until its HTTP API answers, and until every projection has resumed from its checkpoint."""
+    until its HTTP API answers, and until every projection has resumed from its checkpoint; then
+    the peak RSS (``VmHWM``) of the server and of its largest child (a projection worker), and
+    the CPU seconds the server and its children (the workers) have used."""
     started = time.perf_counter()
     server = photon_server.Server(folder, extra_args)
     out = {"restart_checkpointed_s": time.perf_counter() - started}
     try:
         out["resumed_s"] = asyncio.run(_resumed(server)) + out["restart_checkpointed_s"]
+        out["server_peak_mib"] = rss_kib(server.proc.pid, "VmHWM") / 1024
+        workers = descendants(server.proc.pid)
+        out["worker_peak_mib"] = max((rss_kib(pid, "VmHWM") / 1024 for pid in workers), default=0)
+        out["server_cpu_s"] = cpu_seconds(server.proc.pid)
+        out["workers_cpu_s"] = sum(cpu_seconds(pid) for pid in workers)
     finally:
         stopping = time.perf_counter()
         server.stop()
