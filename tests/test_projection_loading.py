@@ -19,7 +19,9 @@ import pytest
 from starlette.applications import Starlette
 
 from photon.core.store import EventStore
+from photon.projections import spool
 from photon.projections.checkpoints import Checkpoint, StateJSON, checkpoint_key
+from photon.projections.feed import HAND_STATE
 from photon.projections.registry import Status
 from photon.server.http.errors import EXCEPTION_HANDLERS
 from photon.server.http.projection_routes import projection_routes
@@ -185,3 +187,100 @@ def test_a_worker_decodes_a_resumed_state_with_the_cycle_collector_paused(monkey
     assert worker.add(Add(1, spec, state, 3, 3, 3)) is None
     assert seen == [False] and gc.isenabled()
     assert worker.projections[1].state == {"s-1": {"total-events": 3}}
+
+
+BIG = {
+    "projection-name": "big",
+    "language": "python",
+    "stream-name": "b",
+    "initial-value": {},
+    "reduction": "def reduction(state, event):\n"
+    "    state[str(event['payload']['n'])] = 'x' * 10_000\n"
+    "    return state\n",
+}
+
+
+@pytest.mark.skipif(not spool.available(), reason="no memory files here (not Linux)")
+def test_a_large_resumed_state_goes_to_its_worker_in_a_memory_file_closed_once_taken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = make_config(tmp_path, "sqlite")
+    store = EventStore.open(config)
+    store.append(events("b", 150))
+    expected = {str(n): "x" * 10_000 for n in range(150)}
+
+    async def first_run() -> None:
+        async with running(store, config) as manager:
+            await manager.create(BIG)
+            await caught_up(manager)
+
+    handed: list[int] = []
+    hand = spool.hand
+
+    def counted(data: bytes) -> tuple[int, str]:
+        handed.append(len(data))
+        return hand(data)
+
+    async def second_run() -> None:
+        async with running(store, config) as manager:
+            await asyncio.wait_for(manager.loaded.wait(), 30)
+            await wait_for(lambda: manager.projections["big"].status is Status.RUNNING, what="its worker's Added")
+            assert manager.feed.handed == {}  # its file is closed once its worker has read it
+            store.append(events("b", 1, start=150))
+            await caught_up(manager)
+            assert manager.value("big") == {**expected, "150": "x" * 10_000}
+            assert manager.get("big")["resumed-from"] == resumed_at
+
+    try:
+        asyncio.run(first_run())
+        assert len(store.read_checkpoint_json(checkpoint_key("big")) or b"") > HAND_STATE
+        resumed_at = store.read_checkpoint(checkpoint_key("big"))["order-id"]
+        monkeypatch.setattr(spool, "hand", counted)
+        asyncio.run(second_run())
+    finally:
+        store.close()
+    assert len(handed) == 1 and handed[0] > HAND_STATE  # the `__streams__` state is small: in its `Add`
+
+
+@pytest.mark.skipif(not spool.available(), reason="no memory files here (not Linux)")
+def test_a_worker_decodes_a_state_from_a_memory_file_and_says_when_it_cannot_read_it() -> None:
+    import multiprocessing
+    import os
+
+    from photon.projections import worker as worker_module
+    from photon.projections.definition import ProjectionSpec
+    from photon.projections.messages import Add
+
+    _, worker_end = multiprocessing.Pipe()
+    worker = worker_module.Worker(worker_end, [0, 0], None)
+    spec = ProjectionSpec("p", "python", "def reduction(s, e):\n    return s\n").to_payload()
+    fd, path = spool.hand(b'{"s-1":{"total-events":3}}')
+    try:
+        assert worker.add(Add(1, spec, path, 3, 3, 3)) is None
+        assert worker.projections[1].state == {"s-1": {"total-events": 3}}
+    finally:
+        os.close(fd)
+    error = worker.add(Add(2, spec, path, 3, 3, 3))  # the manager closed it: gone
+    assert error is not None and "could not be read" in error and 2 not in worker.projections
+
+
+def test_a_worker_does_not_report_back_the_state_it_resumed_from() -> None:
+    import multiprocessing
+
+    from photon.projections import worker as worker_module
+    from photon.projections.definition import ProjectionSpec
+    from photon.projections.messages import Add
+
+    _, worker_end = multiprocessing.Pipe()
+    worker = worker_module.Worker(worker_end, [0, 0], None)
+    spec = ProjectionSpec("p", "python", "def reduction(s, e):\n    return s + 1\n").to_payload()
+    assert worker.add(Add(1, spec, b"41", 7, 7, 7)) is None  # resumed: the manager holds this state
+    assert worker.add(Add(2, spec, b"0", 0, 0, 0)) is None  # new: its initial value is reported
+    reports = {r.slot: r for r in worker.reports()}
+    assert reports[1].state is None and reports[1].position == 7
+    assert reports[2].state == b"0"
+    event = orjson.dumps({"order-id": 8, "stream-name": "a", "event-type": "t", "payload": {}})
+    folded, _ = worker.fold_batch(worker_module.decode([event]), 8)
+    states = {r.slot: r.state for r in folded}
+    states.update({r.slot: r.state for r in worker.reports() if r.slot not in states})  # held back
+    assert states == {1: b"42", 2: b"1"}

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable, Iterator
 from operator import attrgetter
 
@@ -58,6 +59,9 @@ single-event emits from 32 HTTP clients (about 7,000 a second), batches every 5 
 projection worker 8 to 11 µs of CPU per event and every 20 ms 4 to 5 (`benchmarks.emit_groups
 --threads`): its wake-up, the pipe, its report and the report's read on the event loop are paid
 once per batch, on the same two cores as the requests."""
+HAND_STATE = 1 << 20
+"""Bytes of JSON from which a projection's state goes to its worker in a memory file (`spool.hand`)
+rather than in its `Add` through the pipe."""
 SPOOL_SECONDS = 10.0
 """How long the pages of a shared read stopped part-way stay readable (the workers' time to stop)."""
 
@@ -118,7 +122,11 @@ class Feed:
         self.resyncs = 0
         """How often a worker that fell behind the live feed caught up from the store instead."""
         self.spool = spool.available()
-        """Whether shared history goes to the workers in memory files (else through their pipes)."""
+        """Whether shared history and large states go to the workers in memory files (else
+        through their pipes)."""
+        self.handed: dict[int, tuple[WorkerHandle, int]] = {}
+        """The memory files of the states handed to workers and not taken yet: by slot, the
+        worker and the file's descriptor (closed by `taken`, or when the worker goes)."""
 
     def attach(self, w: WorkerHandle) -> None:
         """A new worker: it is sent the live events after the feed's position."""
@@ -126,6 +134,21 @@ class Feed:
 
     def detach(self, w: WorkerHandle) -> None:
         self.flows.pop(w, None)
+        for slot in [slot for slot, (to, _) in self.handed.items() if to is w]:
+            self.taken(slot, w)
+
+    def taken(self, slot: int, w: WorkerHandle) -> None:
+        """Worker `w` has answered the `Add` of `slot` (or is gone): the file its state was
+        handed in goes."""
+        handed = self.handed.get(slot)
+        if handed is not None and handed[0] is w:
+            del self.handed[slot]
+            os.close(handed[1])
+
+    def close(self) -> None:
+        """Close the files of the states not taken (the workers are stopped)."""
+        for slot, (w, _) in list(self.handed.items()):
+            self.taken(slot, w)
 
     def answered(self, w: WorkerHandle) -> bool:
         """A batch sent to `w` was answered; whether it should now read what it missed."""
@@ -172,8 +195,7 @@ class Feed:
             for behind in self._add(w, [projection], target):
                 await self._send_history(w, flow, behind, target)
 
-    @staticmethod
-    def _add(w: WorkerHandle, projections: list[Projection], target: int) -> list[Projection]:
+    def _add(self, w: WorkerHandle, projections: list[Projection], target: int) -> list[Projection]:
         """Send `w` its projections; returns those behind `target`, which must catch up to it."""
         behind = []
         for projection in projections:
@@ -182,7 +204,7 @@ class Feed:
                 Add(
                     projection.slot,
                     projection.spec.to_payload(),
-                    projection.state_json,
+                    self._state_for(w, projection),
                     projection.position,
                     projection.last_event,
                     projection.processed,
@@ -194,6 +216,18 @@ class Feed:
                 continue
             behind.append(projection)
         return behind
+
+    def _state_for(self, w: WorkerHandle, projection: Projection) -> bytes | str:
+        """A projection's state for its `Add`: the JSON, or a large one's memory file."""
+        state = projection.state_json
+        if not self.spool or len(state) < HAND_STATE:
+            return state
+        previous = self.handed.get(projection.slot)
+        if previous is not None:  # handed to a worker that went before it took it
+            self.taken(projection.slot, previous[0])
+        fd, path = spool.hand(state)
+        self.handed[projection.slot] = (w, fd)
+        return path
 
     async def assign_all(self, assignments: dict[WorkerHandle, list[Projection]]) -> list[asyncio.Task[None]]:
         """`assign` for several workers at once (the whole pool, at start): workers behind on the

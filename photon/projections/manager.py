@@ -209,6 +209,7 @@ class ProjectionManager:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self.supervisor.stop()
+        self.feed.close()
         await asyncio.to_thread(self.checker.close)
         if not self.store.closed:
             snapshots = self.checkpoints.snapshots(self.projections.values())
@@ -233,6 +234,7 @@ class ProjectionManager:
             w.reads_store = message.reads_store
             w.ready.set()
         elif isinstance(message, Added):
+            self.feed.taken(message.slot, w)
             projection = self.registry.by_slot.get(message.slot)
             if projection is not None and projection.worker is w and projection.status is Status.RESUMING:
                 projection.status = Status.RUNNING  # the worker has its state: it folds from here

@@ -21,9 +21,10 @@ class Add(NamedTuple):
     slot: int
     spec: dict[str, Any]
     """The definition, as `ProjectionSpec.to_payload()` gives it."""
-    state_json: bytes
+    state_json: bytes | str
     """The state as JSON, decoded by the worker: the server holds it, and a checkpoint stores
-    it, as JSON (a large state decoded and pickled again here cost the server seconds)."""
+    it, as JSON (a large state decoded and pickled again here cost the server seconds). A large
+    one is the path of a memory file of the manager's that holds it (`spool.hand`)."""
     position: int
     last_event: int
     processed: int
