@@ -323,11 +323,13 @@ def serve_figures(folder: Path, extra_args: list[str], head: int) -> dict[str, f
     return out
 
 
-def restart_figures(folder: Path, extra_args: list[str]) -> dict[str, float]:
+def restart_figures(folder: Path, extra_args: list[str], append: int = 0) -> dict[str, float]:
     """`photon serve` started again on a store whose projections have checkpoints: the seconds
     until its HTTP API answers, and until every projection has resumed from its checkpoint; then
     the peak RSS (``VmHWM``) of the server and of its largest child (a projection worker), and
-    the CPU seconds the server and its children (the workers) have used."""
+    the CPU seconds the server and its children (the workers) have used. With `append`, that many
+    events are appended (in one request) and folded before the stop, so the stop finds every
+    projection past its checkpoint."""
     started = time.perf_counter()
     server = photon_server.Server(folder, extra_args)
     out = {"restart_checkpointed_s": time.perf_counter() - started}
@@ -338,11 +340,31 @@ def restart_figures(folder: Path, extra_args: list[str]) -> dict[str, float]:
         out["worker_peak_mib"] = max((rss_kib(pid, "VmHWM") / 1024 for pid in workers), default=0)
         out["server_cpu_s"] = cpu_seconds(server.proc.pid)
         out["workers_cpu_s"] = sum(cpu_seconds(pid) for pid in workers)
+        if append:
+            asyncio.run(_append_and_fold(server, append))
     finally:
         stopping = time.perf_counter()
         server.stop()
         out["resumed_stop_s"] = time.perf_counter() - stopping
     return out
+
+
+async def _append_and_fold(server: photon_server.Server, count: int) -> None:
+    """Append `count` events (new streams' events, in one request) and wait until every
+    projection has folded them."""
+    token = await server.token()
+    body = orjson.dumps([photon_server.event(i, f"appended-{uuid.uuid4().hex[:8]}") for i in range(count)])
+    conn = await photon_server.Conn.open(server.host, server.port)
+    status, answer = await conn.send(photon_server.post("/api/event", body, token))
+    conn.close()
+    if status >= 300:
+        raise RuntimeError(f"the append was refused: {answer[:200]!r}")
+    head = int(orjson.loads(answer)[-1]["order-id"]) if answer.startswith(b"[") else 0
+    if not head:
+        raise RuntimeError(f"no order-id in the append's answer: {answer[:200]!r}")
+    _, done = await projections_caught_up(server, token, head, SETTLE_TIMEOUT)
+    if not done:
+        raise RuntimeError("the projections did not fold the appended events")
 
 
 async def _resumed(server: photon_server.Server) -> float:
