@@ -7,9 +7,12 @@ import asyncio
 import pickle
 from pathlib import Path
 
+import pytest
+
 from photon.core.store import EventStore
-from photon.projections import messages
+from photon.projections import checkpoints, messages
 from photon.projections.checkpoints import (
+    LARGE_STATE,
     WRITE_SHARE,
     Checkpoint,
     Checkpointer,
@@ -21,7 +24,7 @@ from photon.projections.definition import spec_from_template
 from photon.projections.offline import fold
 from photon.projections.registry import Projection
 
-from .projection_helpers import caught_up, direct_fold, events, make_config, running
+from .projection_helpers import caught_up, direct_fold, events, make_config, running, wait_for
 
 SUM = {
     "projection-name": "sum",
@@ -116,5 +119,69 @@ def test_a_write_records_how_long_it_took(tmp_path: Path) -> None:
         assert record.checkpointed_position == 7
         assert 0.0 < record.checkpoint_seconds < 60.0
         assert read_checkpoint(store, "n") is not None
+    finally:
+        store.close()
+
+
+def test_a_stop_writes_a_large_state_only_when_it_folded_enough_since_its_last_checkpoint() -> None:
+    checkpointer = Checkpointer(store=None, every_events=10_000, every_seconds=5.0)  # type: ignore[arg-type]
+
+    def record(position: int, checkpointed: int, last_event: int, size: int) -> Projection:
+        p = _record(position=position, checkpointed_position=checkpointed, checkpointed_at=0.0, write_seconds=9.0)
+        p.last_event = last_event
+        p.state_json = b"[" + b"1," * (size // 2) + b"1]"
+        return p
+
+    small = record(100_005, 100_000, 100_005, 1000)
+    large = LARGE_STATE + 10
+    behind_a_little = record(109_999, 100_000, 109_999, large)
+    behind_a_lot = record(110_000, 100_000, 110_000, large)
+    none_folded = record(500_000, 100_000, 99_999, large)
+    never_checkpointed = record(5, -1, 5, large)
+    everyone = [small, behind_a_little, behind_a_lot, none_folded, never_checkpointed]
+    assert checkpointer.at_stop(everyone) == [small, behind_a_lot, never_checkpointed]
+
+
+def test_a_large_state_a_few_events_past_its_checkpoint_is_not_written_at_stop_and_resumes_exactly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(checkpoints, "LARGE_STATE", 1000)
+    config = make_config(tmp_path, "sqlite")
+    store = EventStore.open(config)
+    listing = {
+        "projection-name": "listing",
+        "language": "python",
+        "stream-name": "a",
+        "initial-value": [],
+        "reduction": "def reduction(state, event):\n    return state + [event['payload']['n']] * 10\n",
+    }
+    store.append(events("a", 50))
+
+    def checkpointed() -> int:
+        return int(store.read_checkpoint(checkpoint_key("listing"))["order-id"])
+
+    async def first_run() -> int:
+        async with running(store, config) as manager:
+            await manager.create(listing)
+            await caught_up(manager)
+            await wait_for(lambda: manager.projections["listing"].checkpointed_position == store.last_order_id())
+            at = checkpointed()
+            await asyncio.to_thread(store.append, events("a", 5, start=50))
+            await caught_up(manager)
+            assert len(manager.projections["listing"].state_json) > 1000
+        return at
+
+    async def second_run() -> list[int]:
+        async with running(store, config) as manager:
+            await asyncio.wait_for(manager.loaded.wait(), 30)
+            await caught_up(manager)
+            assert manager.get("listing")["processed"] == 55
+            value: list[int] = manager.value("listing")
+            return value
+
+    try:
+        at = asyncio.run(first_run())
+        assert checkpointed() == at < store.last_order_id()  # the stop left the checkpoint before the 5
+        assert asyncio.run(second_run()) == direct_fold(store, spec_from_template(listing).to_payload())
     finally:
         store.close()

@@ -212,7 +212,7 @@ class ProjectionManager:
         self.feed.close()
         await asyncio.to_thread(self.checker.close)
         if not self.store.closed:
-            snapshots = self.checkpoints.snapshots(self.projections.values())
+            snapshots = self.checkpoints.snapshots(self.checkpoints.at_stop(self.projections.values()))
             await asyncio.to_thread(self.checkpoints.write, snapshots, self.registry.is_current)
         for projection in self.projections.values():
             if projection.status.live:
