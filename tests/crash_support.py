@@ -16,7 +16,7 @@ ROOT = Path(__file__).parent.parent
 
 
 def kill_while_writing(module: str, args: list[str], rng: random.Random, after: tuple[float, float]) -> list[str]:
-    """Run ``python -m module *args`` from the repo's root, wait (20 s at most) for its first line
+    """Run ``python -m module *args`` from the repo's root, wait (60 s at most) for its first line
     on stdout, wait a random time in `after` seconds more, kill it with SIGKILL and return every
     line it printed before it died (its acknowledgements)."""
     child = subprocess.Popen(
@@ -29,8 +29,9 @@ def kill_while_writing(module: str, args: list[str], rng: random.Random, after: 
     lines: list[str] = []
     reader = threading.Thread(target=lines.extend, args=(child.stdout or [],), daemon=True)
     reader.start()
-    # Opening the store takes a moment: the kill's random moment counts from the first line.
-    deadline = time.monotonic() + 20
+    # Opening the store takes a moment (seconds on a loaded machine, where starting Python and
+    # importing Photon alone can take several): the kill's random moment counts from the first line.
+    deadline = time.monotonic() + 60
     while not lines and time.monotonic() < deadline and child.poll() is None:
         time.sleep(0.01)
     if not lines:
@@ -40,7 +41,8 @@ def kill_while_writing(module: str, args: list[str], rng: random.Random, after: 
     time.sleep(rng.uniform(*after))
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
-    reader.join(5)
+    reader.join(60)
+    assert not reader.is_alive(), f"{module}'s output was still being read 60 s after its death"
     if child.stderr:
         child.stderr.close()
     return lines
