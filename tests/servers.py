@@ -897,7 +897,7 @@ class RabbitServer(Server):
         # Our own epmd in the foreground, so that we hold its PID and can stop
         # it; Erlang would otherwise start a daemonized one that outlives us.
         self._spawn([epmd, "-port", str(self.epmd_port), "-address", self.host], env=env)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60  # a moment when idle, seconds on a loaded machine
         while not self._port_open(self.epmd_port):
             if time.monotonic() > deadline or self._procs[-1].poll() is not None:
                 raise ServerError(f"epmd did not start\n{self.log_tail()}")
