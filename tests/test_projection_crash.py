@@ -69,12 +69,19 @@ def test_sigkill_while_folding_then_resume_equals_a_full_refold(tmp_path: Path) 
     try:
         assert process.stdout is not None
         assert process.stdout.readline().strip() == "ready", process.stderr.read() if process.stderr else ""
-        time.sleep(1.5)  # several periodic checkpoints
+        # Killed after several periodic checkpoints: a loaded machine can take longer than the
+        # 1.5 s that is plenty when idle to write the first one.
+        config = make_config(tmp_path, "sqlite")
+        deadline = time.monotonic() + 60
+        with EventStore.open(config, read_only=True) as reader:
+            while ((reader.read_checkpoint(checkpoint_key("sum")) or {}).get("order-id") or 0) <= 0:
+                assert time.monotonic() < deadline, "the projection wrote no checkpoint within 60 s"
+                time.sleep(0.05)
+        time.sleep(0.5)
     finally:
         os.kill(process.pid, signal.SIGKILL)
         process.wait(10)
 
-    config = make_config(tmp_path, "sqlite")
     store = EventStore.open(config)
     saved = store.read_checkpoint(checkpoint_key("sum"))
     assert saved is not None and saved["order-id"] > 0
