@@ -72,7 +72,9 @@ class LiveServer:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def token(self) -> str:
-        response = httpx.get(self.url + "/auth/token", auth=("admin", str(self.config["admin.pass"])))
+        # 30 s as the clients have, not httpx's default of 5: almost every API test asks for a
+        # token first, often the server's first request, and a loaded machine can take seconds.
+        response = httpx.get(self.url + "/auth/token", auth=("admin", str(self.config["admin.pass"])), timeout=30)
         response.raise_for_status()
         return str(response.json()["token"])
 
@@ -134,7 +136,7 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace")
 
     def token(self, user: str = "admin", password: str = "p4010n") -> str:
-        return str(httpx.get(self.url + "/auth/token", auth=(user, password)).json()["token"])
+        return str(httpx.get(self.url + "/auth/token", auth=(user, password), timeout=30).json()["token"])
 
     def terminate(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
         if self.proc.poll() is None:
