@@ -23,6 +23,7 @@ class _Server(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.requests: list[tuple[str, str, str, bytes]] = []
         self.close_after_answer = False
+        self.closed = 0  # connections closed after an answer (close_after_answer)
         self.chunked_and_close = False
         self.valid_token = "t1"
 
@@ -65,6 +66,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.server.close_after_answer:
             # Closed without saying so (no "Connection: close"), as a server's idle time-out does.
             self.connection.shutdown(socket.SHUT_RDWR)
+            self.server.closed += 1
             self.close_connection = True
 
     do_GET = do_POST = _answer
@@ -92,8 +94,13 @@ def test_a_connection_the_server_closed_is_not_sent_on(server: _Server) -> None:
     answers = []
     for number in range(3):
         answers.append(requests.request("POST", "/api/event", body=b'{"n":%d}' % number))
-        # Let the server's close arrive before the next request takes a connection.
-        threading.Event().wait(0.05)
+        # The server's close has come before the next request takes a connection (a fixed 50 ms
+        # was sometimes less than a loaded machine took between the answer and the close).
+        deadline = time.monotonic() + 60
+        threading.Event().wait(0.01)
+        while server.closed <= number:
+            assert time.monotonic() < deadline, "the server never closed the connection"
+            threading.Event().wait(0.01)
     # Each request sent once, on a fresh connection: none lost, none repeated.
     assert [body for _, _, _, body in server.requests] == [b'{"n":0}', b'{"n":1}', b'{"n":2}']
     assert answers == [b'[{"order-id":1}]', b'[{"order-id":2}]', b'[{"order-id":3}]']
