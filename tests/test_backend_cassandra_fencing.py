@@ -32,8 +32,9 @@ both naming the takeover."""
 
 
 def _open_when_free(config: dict[str, Any]) -> EventStore:
-    """Open the store for writing as soon as the stale writer's lease has expired."""
-    deadline = time.monotonic() + 20
+    """Open the store for writing as soon as the stale writer's lease has expired (within a minute:
+    each try opens a Cassandra session, seconds apiece on a loaded machine)."""
+    deadline = time.monotonic() + 60
     while True:
         try:
             return EventStore.open(config)
