@@ -219,9 +219,10 @@ def test_muon_wait_must_be_a_number(tmp_path: Path) -> None:
         load_config({"muon.wait": "soon"}, environ={})
 
 
-def test_an_unreachable_broker_is_a_clear_error_at_start(tmp_path: Path) -> None:
+def test_an_unreachable_broker_is_a_clear_error_at_start(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     url = f"amqp://user:secret@127.0.0.1:{free_port()}/%2F"
     config = load_config({"db.backend": "memory", "muon.url": url}, environ={})
+    caplog.set_level(logging.DEBUG)
     with EventStore.open(config) as store:
         service = AmqpService(store, config)
         began = time.monotonic()
@@ -229,8 +230,23 @@ def test_an_unreachable_broker_is_a_clear_error_at_start(tmp_path: Path) -> None
             asyncio.run(service.start())
         assert "secret" not in str(caught.value)
         assert "muon.wait" in str(caught.value)
+        # The cause, which pika keeps only in the repr of its error's arguments.
+        assert "Connection refused" in str(caught.value), caught.value
+        # Pika's own seven ERROR lines and traceback for the one failed attempt are not logged.
+        assert not [r for r in caplog.records if r.name.startswith("pika")]
         assert time.monotonic() - began < 10
         assert not service.connected
+
+
+def test_a_refused_login_is_said_at_once_without_waiting(broker: RabbitServer) -> None:
+    url = broker.url.replace("guest:guest@", "guest:wrong@")
+    assert url != broker.url
+    config = load_config({"db.backend": "memory", "muon.url": url, "muon.wait": "30"}, environ={})
+    with EventStore.open(config) as store:
+        began = time.monotonic()
+        with pytest.raises(BrokerUnavailable, match="ACCESS_REFUSED.*check the user and password in muon.url"):
+            asyncio.run(AmqpService(store, config).start())
+        assert time.monotonic() - began < 15  # a wrong password does not come right by waiting
 
 
 def test_muon_wait_retries_until_the_deadline(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

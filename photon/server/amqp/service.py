@@ -12,7 +12,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -135,7 +135,7 @@ class AmqpService:
 
     def _start_threads(self) -> None:
         try:
-            import pika  # noqa: F401
+            import pika
         except ImportError:
             raise ConfigError(
                 "muon.url is set but pika is not installed: pip install 'photon-eventstore[amqp]'"
@@ -150,15 +150,20 @@ class AmqpService:
         delay = 0.25
         while True:
             try:
-                declare_topology(params, self.names)
+                with _pika_quiet():
+                    declare_topology(params, self.names)
                 break
             except Exception as exc:
-                reason = str(exc) or type(exc).__name__
-                if time.monotonic() + delay > deadline:
-                    waited = f" after waiting {self.wait}s" if self.wait else ""
+                reason = _failure(exc)
+                refused = isinstance(exc, pika.exceptions.ProbableAuthenticationError)
+                if refused or time.monotonic() + delay > deadline:
+                    waited = f" after waiting {self.wait}s" if self.wait and not refused else ""
+                    if refused:
+                        hint = " (check the user and password in muon.url)"
+                    else:
+                        hint = "" if self.wait else " (set muon.wait to keep retrying at start)"
                     raise BrokerUnavailable(
-                        f"cannot connect to the AMQP broker at muon.url={redact(self.url)}{waited}: {reason}"
-                        + ("" if self.wait else " (set muon.wait to keep retrying at start)")
+                        f"cannot connect to the AMQP broker at muon.url={redact(self.url)}{waited}: {reason}{hint}"
                     ) from None
                 log.warning("AMQP broker %s not reachable yet (%s); retrying in %.2fs", redact(self.url), reason, delay)
                 time.sleep(delay)
@@ -476,3 +481,22 @@ class AmqpService:
 def amqp_service(store: EventStore, config: Mapping[str, Any]) -> AmqpService | None:
     """The AMQP service when `muon.url` is set, else None (nothing AMQP is used)."""
     return AmqpService(store, config) if config.get("muon.url") else None
+
+
+@contextlib.contextmanager
+def _pika_quiet() -> Iterator[None]:
+    """Pika's own log lines while the service connects at start: a failed attempt logs seven
+    ERROR lines and a traceback, each saying what Photon's one error (or retry warning) says."""
+    pika_log = logging.getLogger("pika")
+    level = pika_log.level
+    pika_log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        pika_log.setLevel(level)
+
+
+def _failure(exc: BaseException) -> str:
+    """Why a connection failed: pika's AMQPConnectionError says it only in the repr of its args (their
+    str, and its own, are empty): "AMQPConnectorSocketConnectError: ConnectionRefusedError(111, ...)"."""
+    return str(exc) or ", ".join(str(arg) or repr(arg) for arg in exc.args) or type(exc).__name__
