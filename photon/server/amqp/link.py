@@ -16,11 +16,12 @@ so the steps are kept where they can be read in sequence.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 import pika
@@ -534,3 +535,22 @@ class Link(threading.Thread):
         self.confirmed = confirmed
         with self._capacity:
             self._capacity.notify_all()
+
+
+@contextlib.contextmanager
+def pika_quiet() -> Iterator[None]:
+    """Pika's own log lines while the service connects at start: a failed attempt logs seven
+    ERROR lines and a traceback, each saying what Photon's one error (or retry warning) says."""
+    pika_log = logging.getLogger("pika")
+    level = pika_log.level
+    pika_log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        pika_log.setLevel(level)
+
+
+def connection_failure(exc: BaseException) -> str:
+    """Why a connection failed: pika's AMQPConnectionError says it only in the repr of its args (their
+    str, and its own, are empty): "AMQPConnectorSocketConnectError: ConnectionRefusedError(111, ...)"."""
+    return str(exc) or ", ".join(str(arg) or repr(arg) for arg in exc.args) or type(exc).__name__

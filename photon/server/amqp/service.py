@@ -12,7 +12,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -141,7 +141,13 @@ class AmqpService:
                 "muon.url is set but pika is not installed: pip install 'photon-eventstore[amqp]'"
             ) from None
         from photon.server.amqp.groups import AmqpGroups
-        from photon.server.amqp.link import Link, connection_parameters, declare_topology
+        from photon.server.amqp.link import (
+            Link,
+            connection_failure,
+            connection_parameters,
+            declare_topology,
+            pika_quiet,
+        )
         from photon.server.amqp.live import LivePublisher, initial_position
 
         assert self.url is not None
@@ -150,11 +156,11 @@ class AmqpService:
         delay = 0.25
         while True:
             try:
-                with _pika_quiet():
+                with pika_quiet():
                     declare_topology(params, self.names)
                 break
             except Exception as exc:
-                reason = _failure(exc)
+                reason = connection_failure(exc)
                 refused = isinstance(exc, pika.exceptions.ProbableAuthenticationError)
                 if refused or time.monotonic() + delay > deadline:
                     waited = f" after waiting {self.wait}s" if self.wait and not refused else ""
@@ -481,22 +487,3 @@ class AmqpService:
 def amqp_service(store: EventStore, config: Mapping[str, Any]) -> AmqpService | None:
     """The AMQP service when `muon.url` is set, else None (nothing AMQP is used)."""
     return AmqpService(store, config) if config.get("muon.url") else None
-
-
-@contextlib.contextmanager
-def _pika_quiet() -> Iterator[None]:
-    """Pika's own log lines while the service connects at start: a failed attempt logs seven
-    ERROR lines and a traceback, each saying what Photon's one error (or retry warning) says."""
-    pika_log = logging.getLogger("pika")
-    level = pika_log.level
-    pika_log.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        pika_log.setLevel(level)
-
-
-def _failure(exc: BaseException) -> str:
-    """Why a connection failed: pika's AMQPConnectionError says it only in the repr of its args (their
-    str, and its own, are empty): "AMQPConnectorSocketConnectError: ConnectionRefusedError(111, ...)"."""
-    return str(exc) or ", ".join(str(arg) or repr(arg) for arg in exc.args) or type(exc).__name__
