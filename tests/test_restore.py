@@ -325,8 +325,9 @@ def test_live_subscribers_see_restored_events(source: EventStore) -> None:
         reader = threading.Thread(target=follow)
         reader.start()
         restore(target, lines_of(backup_bytes(source)), batch_size=64)
-        reader.join(timeout=10)
+        reader.join(timeout=60)
         subscription.close()
+        assert not reader.is_alive(), f"the subscriber saw {len(seen)} items in 60 s"
         assert seen[0] == CaughtUp(0)
         assert seen[1:] == events
 
