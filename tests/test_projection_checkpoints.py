@@ -146,7 +146,7 @@ def test_a_large_state_a_few_events_past_its_checkpoint_is_not_written_at_stop_a
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(checkpoints, "LARGE_STATE", 1000)
-    config = make_config(tmp_path, "sqlite")
+    config = make_config(tmp_path, "sqlite", projections_checkpoint_events=20)  # 5 events is few
     store = EventStore.open(config)
     listing = {
         "projection-name": "listing",
@@ -185,3 +185,20 @@ def test_a_large_state_a_few_events_past_its_checkpoint_is_not_written_at_stop_a
         assert asyncio.run(second_run()) == direct_fold(store, spec_from_template(listing).to_payload())
     finally:
         store.close()
+
+
+def test_a_large_state_not_yet_written_this_run_is_due_by_events_not_by_seconds() -> None:
+    """Resumed from its checkpoint, a large state's write time is not known: a few events must not
+    have it written seconds later, at every start."""
+    checkpointer = Checkpointer(store=None, every_events=10_000, every_seconds=5.0)  # type: ignore[arg-type]
+    large = b"[" + b"1," * (LARGE_STATE // 2) + b"1]"
+    resumed = _record(position=100_100, checkpointed_position=100_000, checkpointed_at=0.0, write_seconds=0.0)
+    resumed.state_json = large
+    assert checkpointer.due([resumed], now=1_000.0) == []  # 100 events on, long after: not due
+    resumed.position = 110_000
+    assert checkpointer.due([resumed], now=1.0) == [resumed]  # `every_events` on: due
+    timed = _record(position=100_100, checkpointed_position=100_000, checkpointed_at=0.0, write_seconds=3.0)
+    timed.state_json = large
+    assert checkpointer.due([timed], now=29.0) == [] and checkpointer.due([timed], now=30.0) == [timed]
+    small = _record(position=100_100, checkpointed_position=100_000, checkpointed_at=0.0, write_seconds=0.0)
+    assert checkpointer.due([small], now=5.0) == [small]  # a small one keeps the configured pace

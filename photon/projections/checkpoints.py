@@ -158,6 +158,11 @@ LARGE_STATE = 8 << 20
 it (see `Checkpointer.at_stop`)."""
 
 
+def _untimed_large(p: Projection) -> bool:
+    """Whether a projection's state is large and this run has not timed a write of it yet."""
+    return p.checkpoint_seconds == 0.0 and len(p.state_json) >= LARGE_STATE
+
+
 class Checkpointer:
     """A running server's checkpoints: resumed from at start, written every so many events or
     seconds and at stop, one writer at a time, never one older than the last written."""
@@ -195,14 +200,20 @@ class Checkpointer:
         running time: a state of an entry per stream (the built-in ``__streams__`` at 1M streams:
         148 MiB, seconds to write) would otherwise be written again and again while it catches up
         (due every `every_events`), beside the fold. A small state's write takes milliseconds,
-        so its checkpoints keep the configured pace."""
+        so its checkpoints keep the configured pace.
+
+        A large state (`LARGE_STATE`) whose write this run has not timed yet (resumed from its
+        checkpoint) waits for `every_events` events, not `every_seconds`: its first write would
+        otherwise come seconds after the first event past the checkpoint, at every start, and
+        take seconds (the 148 MiB of `__streams__` at 1M streams) for a few events. It is then as
+        far behind as `every_events` allows, as at a stop (`at_stop`)."""
         return [
             p
             for p in projections
             if p.position > p.checkpointed_position
             and (
                 p.position - p.checkpointed_position >= self.every_events
-                or now - p.checkpointed_at >= self.every_seconds
+                or (now - p.checkpointed_at >= self.every_seconds and not _untimed_large(p))
             )
             and now - p.checkpointed_at >= WRITE_SHARE * p.checkpoint_seconds
         ]
