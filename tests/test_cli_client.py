@@ -102,6 +102,16 @@ def test_direct_mode_opens_the_store(tmp_path: Path) -> None:
     assert live.returncode == 2 and b"needs a running server" in live.stderr
 
 
+def test_a_store_key_without_db_backend_is_refused_rather_than_set_aside(tmp_path: Path) -> None:
+    # Without -db.backend a command talks to a server: the store named by -sqlite.path was ignored
+    # and the command failed to reach localhost:3000 (or answered about the server's store).
+    for command in (["streams"], ["replay", "s"], ["projections", "list"], ["groups", "list"]):
+        refused = photon([*command, "-sqlite.path", str(tmp_path / "x.db")], tmp_path)
+        assert refused.returncode == 2, (command, refused.stderr)
+        assert b"-sqlite.path names a store" in refused.stderr and b"-db.backend sqlite" in refused.stderr
+    assert not (tmp_path / "x.db").exists()
+
+
 def test_hot_cold_replay_reports_caught_up_on_stderr(server_process: ServerProcess, tmp_path: Path) -> None:
     url = ["-url", server_process.url]
     photon(["emit", *url, '{"stream-name":"s","event-type":"t","payload":{}}'], tmp_path)

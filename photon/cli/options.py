@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from photon.core.config import Config, all_settings, load_config
+from photon.core.errors import ConfigError
 from photon.core.setting import Setting, closest_key
 
 if TYPE_CHECKING:
@@ -152,6 +153,17 @@ def client_for(config: Config, url: str | None) -> PhotonClient:
     if url is None:
         scheme = "https" if keystore else "http"
         url = f"{scheme}://{config['rest.host']}:{config['rest.port']}"
+    # `photon streams -sqlite.path x.db` means that store: talking to a server instead, with the
+    # store's key set aside, would answer about some other store (or fail to find a server).
+    from photon.core.backend import available_backends
+
+    store_keys = sorted({s.key for cls in available_backends().values() for s in cls.settings})
+    given = [key for key in store_keys if config.sources.get(key) == "command line"]
+    if given:
+        raise ConfigError(
+            f"-{given[0]} names a store, but this command talks to the server at {url}: a command works on "
+            f"a store directly only when given -db.backend (-db.backend {config['db.backend']} -{given[0]} ...)"
+        )
     # A self-signed server certificate is its own authority: trust the configured keystore's.
     verify: bool | str = keystore if keystore and url.startswith("https") else True
     from photon.client.blocking import PhotonClient  # here: commands on a store need no HTTP client
