@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 
 from photon.core.store import EventStore
-from photon.projections.feed import BUSY_INTERVAL, LIVE_INTERVAL
+from photon.projections.feed import BATCH, BUSY_INTERVAL, LIVE_INTERVAL
 from photon.projections.messages import Fold, ToWorker
 from photon.projections.pool import WorkerHandle
 
@@ -165,8 +166,14 @@ def test_a_busy_store_feeds_the_workers_less_often(tmp_path: Path, monkeypatch: 
     store.close()
     assert folded == list(range(folded[0], folded[0] + 5 * commits))
     assert sum(size for _, size in sends) == 5 * commits
-    # (A batch over BATCH events goes in several messages, one right after the other.)
-    batches = [at for n, (at, _) in enumerate(sends) if n == 0 or at - sends[n - 1][0] > 0.001]
+    # (A batch over BATCH events goes in several messages: each but its last holds BATCH events.)
+    batches = [at for n, (at, _) in enumerate(sends) if n == 0 or sends[n - 1][1] < BATCH]
     gaps = [later - earlier for earlier, later in itertools.pairwise(batches[1:])]
     assert len(gaps) >= 3, sends
-    assert min(gaps) >= BUSY_INTERVAL * 0.95 > LIVE_INTERVAL, gaps
+    # The feed times a batch from when it read it; these times are of its sends. On a loaded
+    # machine a batch can be sent a few milliseconds late (the next then seems early), or the
+    # writer be held back long enough that the store is not busy for a batch (1 or 2 gaps of 20
+    # to 40 at load 7, down to 6 ms): most gaps, and their median, not every one. Fed at a
+    # client's pace instead, nearly every gap would be LIVE_INTERVAL.
+    assert statistics.median(gaps) >= BUSY_INTERVAL * 0.95 > LIVE_INTERVAL, gaps
+    assert sum(gap >= BUSY_INTERVAL * 0.75 for gap in gaps) >= 0.75 * len(gaps), gaps
