@@ -154,6 +154,12 @@ def test_http_stream_contents_reads_newest_first(api: httpx.Client) -> None:
     ]
     forward = api.get("/api/stream-contents/__category__:ledger", params={"from": category.json()["next"]}).json()
     assert [e["stream-version"] for e in forward["results"]] == [6, 7, 1, 2]
+    # One event by order-id, through a category as through its stream.
+    ledger_7 = category.json()["results"][2]["order-id"]
+    assert api.get(f"/api/event/__category__:ledger/{ledger_7}").json()["stream-version"] == 7
+    assert api.get(f"/api/event/ledger-**/{ledger_7 + 1}").json()["stream-name"] == "ledger-2"
+    assert api.get(f"/api/event/__category__:ledgers/{ledger_7}").status_code == 404
+    assert api.get(f"/api/event/ledger-2/{ledger_7}").status_code == 404
     empty = api.get("/api/stream-contents/__category__:nothing")
     assert empty.status_code == 200 and empty.json() == {"results": [], "next": None}
     assert api.get("/api/stream-contents/ledger-9").status_code == 404

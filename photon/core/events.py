@@ -241,6 +241,20 @@ def category_of(stream_name: str) -> str:
     return stream_name.partition(CATEGORY_SEPARATOR)[0]
 
 
+def read_holds(read: str, stream_name: str) -> bool:
+    """Whether a read of `read` (a stream, `__all__`, a category or a `**` wildcard) holds the
+    events of the stream `stream_name`: a category holds client streams only, as its reads do."""
+    if read == ALL_STREAM:
+        return True
+    category = stream_category(read)
+    if category is not None:
+        return not is_internal(stream_name) and category_of(stream_name) == category
+    pattern = stream_pattern(read)
+    if pattern is not None:
+        return pattern.match(stream_name) is not None
+    return read == stream_name
+
+
 def now_millis() -> int:
     return time.time_ns() // 1_000_000
 

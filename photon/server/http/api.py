@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute, Route
 from photon.core import aio
 from photon.core.append_request import parse_after, parse_emit, parse_query
 from photon.core.errors import NotFound, PhotonError
-from photon.core.events import ALL_STREAM, is_one_stream
+from photon.core.events import is_one_stream, read_holds
 from photon.core.metrics import Metrics, metrics_for
 from photon.core.requests import (
     DEFAULT_PAGE,
@@ -264,7 +264,7 @@ async def event_by_order_id(request: Request, query: dict[str, Any]) -> Response
     stream = request.path_params["stream"]
     order_id = parse_integer(request.path_params["order_id"], "order-id", text=True, where="path segment")
     event = await aio.run_blocking(store, store.get_by_order_id, order_id)
-    if event is None or (stream != ALL_STREAM and event.stream_name != stream):
+    if event is None or not read_holds(stream, event.stream_name):
         raise NotFound(f"no event with order-id {order_id} in stream {stream!r}")
     return Response(event.data, media_type=JSON)
 
