@@ -284,3 +284,37 @@ def test_a_worker_does_not_report_back_the_state_it_resumed_from() -> None:
     states = {r.slot: r.state for r in folded}
     states.update({r.slot: r.state for r in worker.reports() if r.slot not in states})  # held back
     assert states == {1: b"42", 2: b"1"}
+
+
+def test_a_resumed_state_is_frozen_before_the_cycle_collector_runs_again() -> None:
+    """Decoded with the collector paused, a large state must not be walked by the collection
+    that the next allocation would start (the decode's containers count towards it)."""
+    import gc
+    import multiprocessing
+
+    from photon.projections import worker as worker_module
+    from photon.projections.definition import ProjectionSpec
+    from photon.projections.messages import Add
+
+    _, worker_end = multiprocessing.Pipe()
+    worker = worker_module.Worker(worker_end, [0, 0], None)
+    spec = ProjectionSpec("p", "python", "def reduction(s, e):\n    return s\n").to_payload()
+    state = orjson.dumps({f"s-{n}": {"total-events": n, "schemas": {}} for n in range(20_000)})
+    collections: list[int] = []
+
+    def seen(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    threshold = gc.get_threshold()
+    gc.set_threshold(700, *threshold[1:])
+    gc.collect()
+    gc.callbacks.append(seen)
+    try:
+        assert worker.add(Add(1, spec, state, 3, 3, 3)) is None
+    finally:
+        gc.callbacks.remove(seen)
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
+    assert collections == []
+    assert len(worker.projections[1].state) == 20_000
