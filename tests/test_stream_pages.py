@@ -93,6 +93,9 @@ def test_read_backward_of_all_crosses_the_holes_of_deleted_streams(store: EventS
     assert [e.event_type for e in newest[:3]] == ["scavenged", "stream-deleted", "metadata-set"]
     assert [e.order_id for e in newest[3:]] == [last[1].order_id, last[0].order_id, first[2].order_id]
     assert [e.order_id for e in store.read_backward(from_order_id=2)] == [2, 1]
+    # From far past the newest event: from the newest (the windows used to walk down from there).
+    for stream in ("__all__", "__category__:keep", "keep"):
+        assert len(list(store.read_backward(stream, from_order_id=2**63 - 1, limit=2))) == 2
 
 
 def test_read_backward_of_a_category_or_a_wildcard_is_its_forward_read_reversed(store: EventStore) -> None:
@@ -145,6 +148,8 @@ def test_http_stream_contents_reads_newest_first(api: httpx.Client) -> None:
     assert [e["stream-version"] for e in forward["results"]] == [2, 4]
     everything = api.get("/api/stream-contents/__all__", params={"direction": "backward", "limit": 1}).json()
     assert everything["results"][0]["stream-version"] == 7
+    far = {"direction": "backward", "limit": 1, "from": str(2**63 - 1)}  # the largest order-id a query takes
+    assert api.get("/api/stream-contents/__all__", params=far).json()["results"] == everything["results"]
     api.post("/api/event", json=events("ledger-2", 2) + events("ledgers", 1))
     category = api.get("/api/stream-contents/__category__:ledger", params={"direction": "backward", "limit": 3})
     assert [(e["stream-name"], e["stream-version"]) for e in category.json()["results"]] == [

@@ -230,6 +230,10 @@ class StoreReads:
                 "from-version applies to a stream; use from (order-id) for __all__, a category or a wildcard",
                 "from-version",
             )
+        if from_order_id is not None:
+            # Never above the newest event: from an order-id far past it (up to 2^63-1) the windows
+            # walked down through empty order-ids for ever, and a stream's bound overflowed 64 bits.
+            from_order_id = min(from_order_id, self.last_order_id())
         types = frozenset(event_types) if event_types is not None else None
         backend = self._backend
         widest = backend.read_page_size * _BACKWARD_SPAN_PAGES
