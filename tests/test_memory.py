@@ -76,9 +76,14 @@ def test_store_reads_page_by_bytes() -> None:
 def test_stalled_readers_and_a_cold_replay_of_large_events_stay_under_512_mb(tmp_path: Path) -> None:
     # 3,000 events of 60 kB (176 MiB): before byte bounds, each stalled reader held all of them
     # (a page was 10,000 events), so four passed 512 MB. `python -m benchmarks.reliability
-    # --memory` runs the full 20,000 events (docs/reliability.md).
+    # --memory` runs the full 20,000 events (docs/reliability.md). The bound is on the server's
+    # own memory (RssAnon): its resident total also holds the store's file pages that SQLite's
+    # readers map, up to the size of the file (172 MiB here), which the system takes back at will
+    # and which passed 512 MiB in all under load. With the bounds lifted to 1 TiB its own memory
+    # peaked at 1,011 MiB; with the defaults at about 196 MiB.
     report = run_memory_scenario(events=3_000, size=60_000, stalled=4, work_dir=tmp_path)
-    assert report.peak_rss < 512 * MB, report.line()
+    assert len(report.samples) > 5, report.line()
+    assert report.peak_anon < 512 * MB, report.line()
     assert report.fell_behind_notices >= 4, report.line()
 
 
