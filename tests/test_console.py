@@ -28,6 +28,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.select import Select
 
+from photon.core.events import CATEGORY_STREAM_PREFIX
 from tests.browser import (
     axe_source,
     axe_violations,
@@ -179,6 +180,31 @@ def test_streams_list_filters_pages_and_groups_by_category(
     wait_for(lambda: "account" in text(driver, "#categories-table") and "orders" in text(driver, "#categories-table"))
     click(driver, By.LINK_TEXT, "account-…")
     wait_for(lambda: len(driver.find_elements(By.CSS_SELECTOR, "#streams-table tbody tr")) == 100, what="category")
+
+
+def test_a_category_reads_as_one_page_of_its_streams_events_without_the_single_stream_actions(
+    signed_in: Chrome, server: ServerProcess, http: httpx.Client
+) -> None:
+    driver = signed_in
+    emit(http, [{"stream-name": f"cart-{i}", "event-type": "added", "payload": {"i": i}} for i in range(3)])
+    emit(http, [{"stream-name": "carton-1", "event-type": "packed", "payload": {}}])  # not in category cart
+    go(driver, server, "/streams?view=categories")
+    wait_for(lambda: "cart" in text(driver, "#categories-table"), what="the categories")
+    find(driver, "a[aria-label='Events of category cart']").click()
+    wait_for(lambda: "category “cart”" in text(driver, ".page-head .sub"), what="the category page")
+
+    def streams() -> list[str]:
+        return [r.find_elements(By.TAG_NAME, "td")[1].text for r in driver.find_elements(By.CSS_SELECTOR, "tbody tr")]
+
+    wait_for(lambda: streams() == ["cart-2", "cart-1", "cart-0"], what="the category's events, newest first")
+    head = text(driver, ".page-head")
+    assert "Live tail" in head, head
+    for absent in ("Emit here", "Download", "Delete stream"):
+        assert absent not in head, f"{absent!r} offered on a category page: {head}"
+    assert not driver.find_elements(By.XPATH, "//label[text()='Jump to version']")
+    script = (Path(__file__).parents[1] / "photon" / "server" / "console" / "js" / "streams.js").read_text()
+    assert f'CATEGORY_PREFIX = "{CATEGORY_STREAM_PREFIX}"' in script
+    assert not console_errors(driver)
 
 
 def test_a_stream_pages_newest_or_oldest_first_jumps_and_filters(

@@ -6,6 +6,9 @@ import { download } from "./api.js";
 
 const PAGE = 100;
 const EVENTS_PAGE = 50;
+// The name that reads a category as a stream (photon.core.events.CATEGORY_STREAM_PREFIX; a test
+// checks the two agree).
+export const CATEGORY_PREFIX = "__category__:";
 
 function setQuery(params) {
   const hash = location.hash.split("?")[0];
@@ -118,7 +121,15 @@ async function categoryList(body, after) {
               "tr",
               {},
               h("td", { class: "name" }, h("strong", {}, c)),
-              h("td", {}, h("a", { href: "#/streams" + query({ prefix: c + "-" }) }, `${c}-…`), " · ", h("a", { href: "#/streams" + query({ prefix: c }) }, `every name starting “${c}”`)),
+              h(
+                "td",
+                {},
+                h("a", { href: streamHref(CATEGORY_PREFIX + c), "aria-label": `Events of category ${c}` }, "events"),
+                " · ",
+                h("a", { href: "#/streams" + query({ prefix: c + "-" }) }, `${c}-…`),
+                " · ",
+                h("a", { href: "#/streams" + query({ prefix: c }) }, `every name starting “${c}”`),
+              ),
             ),
           ),
         ),
@@ -135,8 +146,12 @@ async function categoryList(body, after) {
 
 export async function streamPage(main, [stream], q) {
   const isAll = stream === "__all__";
+  const category = stream.startsWith(CATEGORY_PREFIX) ? stream.slice(CATEGORY_PREFIX.length) : null;
+  // __all__, a category and a ** wildcard read many streams: no version, nothing to emit to,
+  // download or delete as one stream.
+  const many = isAll || category !== null || stream.includes("**");
   const dir = q.dir === "forward" ? "forward" : "backward";
-  const fromVersion = isAll ? "" : q["from-version"] || "";
+  const fromVersion = many ? "" : q["from-version"] || "";
   const params = { dir, from: q.from || "", "from-version": fromVersion, types: q.types || "" };
   const go = (changes) => (location.hash = streamHref(stream, Object.fromEntries(Object.entries({ ...params, ...changes }).filter(([, v]) => v))));
 
@@ -167,11 +182,11 @@ export async function streamPage(main, [stream], q) {
       stream,
       count,
       h("a", { class: "button", href: `#/tail/${encodeURIComponent(stream)}` }, "Live tail"),
-      isAll ? null : h("a", { class: "button", href: "#/emit" + query({ stream }) }, "Emit here"),
-      isAll
+      many ? null : h("a", { class: "button", href: "#/emit" + query({ stream }) }, "Emit here"),
+      many
         ? null
         : h("button", { type: "button", onclick: async () => saveFile(await download("/export/stream/" + path(stream)), stream + ".ndjson") }, "Download"),
-      isAll ? null : deleteButton,
+      many ? null : deleteButton,
     ),
     h(
       "form",
@@ -188,7 +203,7 @@ export async function streamPage(main, [stream], q) {
         h("button", { type: "button", "aria-pressed": dir === "backward", onclick: () => go({ dir: "backward", from: "", "from-version": "" }) }, "Newest first"),
         h("button", { type: "button", "aria-pressed": dir === "forward", onclick: () => go({ dir: "forward", from: "", "from-version": "" }) }, "Oldest first"),
       ),
-      isAll ? null : field("Jump to version", versionInput),
+      many ? null : field("Jump to version", versionInput),
       field("Jump to order-id", orderInput),
       h("div", { class: "grow" }, field("Event types", typesInput, "Comma-separated; empty for all.")),
       h("button", { type: "submit", class: "primary" }, "Show"),
@@ -201,14 +216,16 @@ export async function streamPage(main, [stream], q) {
       "/api/stream-contents/" + path(stream) +
         query({ direction: dir, from: params.from, "from-version": params["from-version"], "event-types": params.types, limit: EVENTS_PAGE }),
     ),
-    isAll ? api("/api/server") : api("/api/streams" + query({ prefix: stream, limit: 1 })),
+    many ? api("/api/server") : api("/api/streams" + query({ prefix: stream, limit: 1 })),
   ]);
   if (isAll) count.textContent = `Every event in order-id order · last order-id ${number(info["last-order-id"])}`;
+  else if (category !== null) count.textContent = `The events of every stream in category “${category}”, in order-id order`;
+  else if (many) count.textContent = `The events of every stream the pattern matches, in order-id order`;
   else {
     const found = info.streams.find((s) => s["stream-name"] === stream);
     count.textContent = `${number(found ? found["total-events"] : 0)} events · ${dir === "backward" ? "newest" : "oldest"} first`;
   }
-  body.append(eventTable(page.results, stream, isAll));
+  body.append(eventTable(page.results, stream, many));
   body.append(
     h(
       "div",
