@@ -282,6 +282,7 @@ class _RemoteLive(LiveEvents):
 
         self._queue: queue.Queue[Event | BaseException | None] = queue.Queue(maxsize=10_000)
         self._stopped = threading.Event()
+        self._error: BaseException | None = None
         self._response: httpx.Response | None = None
         params: dict[str, Any] = {"stream-type": "hot-cold", "from": from_order_id}
         if event_types:
@@ -309,6 +310,16 @@ class _RemoteLive(LiveEvents):
                     if not text or text.startswith('{"caught-up"'):
                         continue
                     self._queue.put(_from_line(text.encode()))
+            # A live replay ends only when stopped: the server ended it (it stopped or restarted).
+            raise ServerUnreachable(
+                f"the Photon server at {access.transport.url} ended the live replay of {ALL_STREAM} "
+                "(it stopped or restarted): subscribe again from the last notification id"
+            )
+        except httpx.TransportError as exc:
+            if not self._stopped.is_set():
+                self._queue.put(
+                    ServerUnreachable(f"the live replay from the Photon server at {access.transport.url} broke: {exc}")
+                )
         except BaseException as exc:
             if not self._stopped.is_set():
                 self._queue.put(exc)
@@ -318,6 +329,8 @@ class _RemoteLive(LiveEvents):
     def next(self, timeout: float) -> Event | None:
         import queue
 
+        if self._error is not None:
+            raise self._error  # every later call too: the replay is over
         if self._stopped.is_set():
             return None
         try:
@@ -325,6 +338,7 @@ class _RemoteLive(LiveEvents):
         except queue.Empty:
             return None
         if isinstance(item, BaseException):
+            self._error = item
             raise item
         if item is None:
             self._stopped.set()
@@ -545,9 +559,25 @@ class LibraryErrors(PhotonAccess):
 
     def live(self, from_order_id: int, event_types: Sequence[str]) -> LiveEvents:
         try:
-            return self.inner.live(from_order_id, event_types)
+            return _LibraryErrorsLive(self.inner.live(from_order_id, event_types))
         except PhotonError as exc:
             raise library_error(exc) from exc
 
     def close(self) -> None:
         self.inner.close()
+
+
+class _LibraryErrorsLive(LiveEvents):
+    """A live replay whose errors are the library's (a server that ended it: `OperationalError`)."""
+
+    def __init__(self, inner: LiveEvents) -> None:
+        self.inner = inner
+
+    def next(self, timeout: float) -> Event | None:
+        try:
+            return self.inner.next(timeout)
+        except PhotonError as exc:
+            raise library_error(exc) from exc
+
+    def stop(self) -> None:
+        self.inner.stop()
