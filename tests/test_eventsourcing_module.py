@@ -236,6 +236,48 @@ def test_refused_credentials_name_the_server_and_the_settings(tmp_path: Path) ->
         server.stop()
 
 
+def test_a_subscription_whose_server_stops_raises_the_librarys_error(tmp_path: Path) -> None:
+    # A live replay ends only when the subscriber stops it: when the server ends it (it stopped,
+    # or restarted), the subscription says so, instead of waiting for ever for events that
+    # cannot come (a runner's `run_forever` then raises it).
+    import threading
+
+    from eventsourcing.persistence import OperationalError
+
+    server = LiveServer(make_config(tmp_path))
+    made = factory({"PHOTON_URL": server.url})
+    running = True
+    try:
+        recorder = made.application_recorder()
+        recorder.insert_events([StoredEvent(uuid4(), 1, "m:Ev", b"{}")])
+        subscription = recorder.subscribe(gt=None)
+        assert next(subscription).id == 1
+        server.stop()
+        running = False
+        outcome: list[BaseException] = []
+
+        def read() -> None:
+            try:
+                next(subscription)
+            except BaseException as exc:  # what the subscriber sees, whatever it is
+                outcome.append(exc)
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        reader.join(20)
+        if reader.is_alive():
+            subscription.stop()  # it was still waiting: let the thread end
+            reader.join(10)
+        assert outcome and isinstance(outcome[0], OperationalError), outcome
+        assert server.url.split("//")[1] in str(outcome[0]) and "ended the live replay" in str(outcome[0])
+        with pytest.raises(OperationalError):
+            next(subscription)  # and again: the replay is over
+    finally:
+        made.close()
+        if running:
+            server.stop()
+
+
 def test_refused_input_is_the_librarys_error_and_nothing_is_stored(env: dict[str, str]) -> None:
     from eventsourcing.persistence import DataError, ProgrammingError
 
@@ -441,6 +483,31 @@ def test_one_aggregates_versions_must_rise(env: dict[str, str]) -> None:
         assert [e.originator_version for e in recorder.select_events(account)] == [1, 2]
     finally:
         made.close()
+
+
+def test_a_snapshot_older_than_the_newest_is_refused_and_reads_stay_right(env: dict[str, str]) -> None:
+    # An aggregate's snapshots are a stream in version order: `take_snapshot(id, version=v)`
+    # below its newest snapshot is the library's IntegrityError (its SQL modules would store it).
+    from eventsourcing.application import Application
+    from eventsourcing.domain import Aggregate
+
+    app = Application[UUID](env={"PERSISTENCE_MODULE": "photon.eventsourcing", "IS_SNAPSHOTTING_ENABLED": "y", **env})
+    try:
+        aggregate = Aggregate()
+        for _ in range(20):
+            aggregate.trigger_event(Aggregate.Event)
+        app.save(aggregate)
+        app.take_snapshot(aggregate.id, version=15)
+        with pytest.raises(IntegrityError, match="older than the last one"):
+            app.take_snapshot(aggregate.id, version=10)
+        assert app.snapshots is not None
+        assert [s.originator_version for s in app.snapshots.get(aggregate.id)] == [15]
+        assert app.repository.get(aggregate.id, version=12).version == 12
+        assert app.repository.get(aggregate.id).version == 21
+        app.take_snapshot(aggregate.id)
+        assert [s.originator_version for s in app.snapshots.get(aggregate.id)] == [15, 21]
+    finally:
+        app.close()
 
 
 def test_a_factory_closed_by_the_garbage_collector_while_another_opens_its_store(tmp_path: Path) -> None:
