@@ -85,7 +85,11 @@ def wait_for_projections(server: ServerProcess, token: str) -> None:
 
     def caught_up() -> bool:
         found = httpx.get(server.url + "/api/projections", headers=headers, timeout=30).json()
-        return all(p.get("position", 0) >= head or p.get("status") != "running" for p in found)
+        # A projection still loading its checkpoint shows position 0 and status loading: not done.
+        return all(
+            (p.get("status") == "running" and p.get("position", 0) >= head) or p.get("status") in ("failed", "stopped")
+            for p in found
+        )
 
     wait_for(caught_up, timeout=1200, what="the projections to catch up")
 

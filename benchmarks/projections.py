@@ -82,7 +82,11 @@ def template(name: str, language: str) -> dict[str, Any]:
 
 
 async def wait_caught_up(manager: ProjectionManager, head: int) -> None:
-    while any(p.status == "running" and p.position < head for p in manager.projections.values()):
+    # A start resumes in the background: a projection is loading, then resuming, before it runs.
+    while any(
+        p.status in ("loading", "resuming") or (p.status == "running" and p.position < head)
+        for p in manager.projections.values()
+    ):
         await asyncio.sleep(0.005)
     if any(p.status == "failed" for p in manager.projections.values()):
         errors = [(p.name, p.last_error) for p in manager.projections.values() if p.status == "failed"]
@@ -155,8 +159,9 @@ def idle_cores_seconds(busiest: float, total: float) -> float:
     return max(busiest, total / CORES)
 
 
-async def start_until_caught_up(store: EventStore, cfg: Any) -> tuple[float, list[int]]:
-    """Seconds from creating a manager to every projection having folded the store; resume points."""
+async def start_until_caught_up(store: EventStore, cfg: Any) -> tuple[float, dict[str, int]]:
+    """Seconds from creating a manager to every projection having folded the store; each
+    projection's resume point, by name."""
     started, cpu = time.perf_counter(), time.process_time()
     manager = ProjectionManager(store, cfg)
     await manager.start()
@@ -165,7 +170,7 @@ async def start_until_caught_up(store: EventStore, cfg: Any) -> tuple[float, lis
     manager_cpu = time.process_time() - cpu
     workers = [cpu_seconds([w.pid]) for w in manager.workers if w.pid is not None]
     LAST_CPU.update(busiest=max([*workers, manager_cpu]), total=sum(workers) + manager_cpu, manager=manager_cpu)
-    resumed = [p.resumed_from for p in manager.projections.values()]
+    resumed = {name: p.resumed_from for name, p in manager.projections.items()}
     await manager.stop()  # writes the checkpoints
     return elapsed, resumed
 
@@ -200,7 +205,7 @@ def startup_times(
             for name in names:
                 store.write_checkpoint(checkpoint_key(name), None)
             elapsed, resumed = asyncio.run(start_until_caught_up(store, config(folder, workers)))
-            assert sorted(resumed)[len(names) - 1] == 0  # every compared projection folded from the start
+            assert all(resumed[name] == 0 for name in names), resumed  # the compared ones folded from the start
             times.setdefault(f"refold-{workers}", []).append(elapsed)
             times.setdefault(f"refold-cpu-{workers}", []).append(LAST_CPU["busiest"])
             times.setdefault(f"refold-total-{workers}", []).append(LAST_CPU["total"])
@@ -209,8 +214,12 @@ def startup_times(
             )
             times.setdefault(f"refold-manager-{workers}", []).append(LAST_CPU["manager"])
             elapsed, resumed = asyncio.run(start_until_caught_up(store, config(folder, workers)))
-            if min(resumed) < head:
-                raise RuntimeError("a projection did not resume from its checkpoint")
+            # The compared projections resume at the head. The built-in __streams__ may resume a
+            # little behind it: a stop leaves a large state's checkpoint in place until it moved
+            # by projections.checkpoint.events (photon.projections.checkpoints).
+            behind = {name: resumed[name] for name in names if resumed[name] < head}
+            if behind:
+                raise RuntimeError(f"projections did not resume from their checkpoints at {head}: {behind}")
             times.setdefault(f"resume-{workers}", []).append(elapsed)
     for item in templates:
         store.append_internal("__config__", "projection-deleted", {"projection-name": item["projection-name"]})
