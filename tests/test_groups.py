@@ -184,6 +184,29 @@ def test_a_member_that_leaves_gives_its_events_to_the_others(store: EventStore) 
     assert {d.attempt for d in redelivered} == {2}
 
 
+@pytest.mark.parametrize("strategy", ["round-robin", "pinned"])
+def test_events_given_back_together_are_delivered_again_in_their_order(store: EventStore, strategy: str) -> None:
+    # A member that leaves, or whose deliveries all time out, gives its events back at once: they
+    # come again in the order of the stream (pinned promises one stream's events in order).
+    store.groups.create({"group-name": "g", "strategy": strategy, "ack-timeout-ms": 1000, "max-in-flight": 10})
+
+    def take(member: Member, count: int) -> list[tuple[int, int]]:
+        got: list[Delivery] = []
+        while len(got) < count and (batch := member.take(5.0)):
+            got.extend(batch)
+        return [(d.event.order_id, d.attempt) for d in got]
+
+    leaving = store.groups.join("g", "leaving")
+    store.append([event("orders-1", n=i) for i in range(5)])
+    first = [order_id for order_id, _ in take(leaving, 5)]
+    assert first == sorted(first) and len(first) == 5
+    staying = store.groups.join("g", "staying")
+    leaving.close()
+    assert take(staying, 5) == [(i, 2) for i in first]
+    # Not acked in time: every one of them comes again, still in order.
+    assert take(staying, 5) == [(i, 3) for i in first]
+
+
 def test_serial_group_has_one_event_in_flight(store: EventStore) -> None:
     store.groups.create({"group-name": "g", "serial": True, "max-in-flight": 10})
     store.append([event(n=i) for i in range(4)])

@@ -492,8 +492,7 @@ class Group:
         member.closed = True
         if self.members.get(member.id) is member:
             del self.members[member.id]
-        for entry in list(member.in_flight.values()):
-            self._requeue(entry, "member left")
+        self._requeue_all(list(member.in_flight.values()), "member left")
         member.inbox.clear()
 
     def leave(self, member: Member) -> None:
@@ -547,6 +546,12 @@ class Group:
             self.counters["retried"] += 1
             self._queue_of(entry).appendleft(entry)
 
+    def _requeue_all(self, entries: list[_Entry], reason: str) -> None:
+        """Requeue several events at once, keeping their order: each goes to the front of its
+        queue, so the last order-id goes first and the first ends up in front."""
+        for entry in sorted(entries, key=lambda e: e.event.order_id, reverse=True):
+            self._requeue(entry, reason)
+
     def _expire(self) -> None:
         now = time.monotonic()
         if now - self._last_expiry < TICK:
@@ -555,8 +560,7 @@ class Group:
         expired = [
             entry for member in self.members.values() for entry in member.in_flight.values() if entry.deadline <= now
         ]
-        for entry in expired:
-            self._requeue(entry, "ack timeout")
+        self._requeue_all(expired, "ack timeout")
 
     def ack(self, order_ids: Iterable[int]) -> AckResult:
         """Mark delivered events done; returns once that is durable. Unknown order-ids are listed back."""
