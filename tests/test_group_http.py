@@ -39,6 +39,11 @@ def test_group_routes_create_list_describe_update_delete(api: httpx.Client) -> N
     assert api.get("/api/group/missing").status_code == 404
     assert api.post("/api/group/billing/ack", json={"order-ids": ["x"]}).status_code == 400
     assert api.post("/api/group/billing/nack", json={"order-ids": [1], "action": "drop"}).status_code == 400
+    misspelt = api.post("/api/group/billing/nack", json={"order-ids": [1], "acton": "skip"})
+    assert misspelt.status_code == 400 and misspelt.json()["field"] == "acton", misspelt.text
+    assert misspelt.json()["error"].startswith("unknown key 'acton'")
+    nameless = api.post("/api/groups", json={"stream": "orders"})
+    assert nameless.status_code == 400 and nameless.json()["error"].startswith("group-name is required")
     assert api.post("/api/group/billing/reset", json={"from": 0}).status_code == 400
     refused = api.get("/api/group/billing/stream", params={"max-in-flight": 0})
     assert refused.status_code == 400 and refused.json()["parameter"] == "max-in-flight"

@@ -82,6 +82,8 @@ class GroupSpec:
 
 
 def check_group_name(name: Any) -> str:
+    if name is None:
+        raise ValidationError("group-name is required: 1 to 200 printable characters", "group-name")
     if not isinstance(name, str) or not name or len(name) > 200 or not name.isprintable():
         raise ValidationError(f"group-name must be 1 to 200 printable characters, got {name!r}", "group-name")
     if "/" in name or "*" in name:

@@ -132,7 +132,9 @@ async def replay_parked(request: Request, query: dict[str, Any]) -> Response:
 
 
 def _order_ids(doc: Any, allowed: set[str]) -> list[int]:
-    if not isinstance(doc, dict) or not set(doc) <= allowed or ("order-ids" in doc) == ("order-id" in doc):
+    if isinstance(doc, dict) and (unknown := sorted(set(doc) - allowed)):
+        raise RequestError(f"unknown key {unknown[0]!r}; the body has {', '.join(sorted(allowed))}", field=unknown[0])
+    if not isinstance(doc, dict) or ("order-ids" in doc) == ("order-id" in doc):
         raise RequestError('the body must hold "order-ids": [<order-id>, ...] (or one "order-id")', field="order-ids")
     ids = doc["order-ids"] if "order-ids" in doc else [doc["order-id"]]
     if not isinstance(ids, list) or not ids:
