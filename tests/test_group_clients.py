@@ -72,9 +72,9 @@ def test_async_client_groups(live: LiveServer) -> None:
     asyncio.run(scenario())
 
 
-def photon(args: list[str], cwd: Path) -> subprocess.CompletedProcess[bytes]:
+def photon(args: list[str], cwd: Path, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PHOTON_")}
-    return subprocess.run([PHOTON, *args], cwd=cwd, capture_output=True, env=env, timeout=60)
+    return subprocess.run([PHOTON, *args], cwd=cwd, capture_output=True, env=env, timeout=60, input=stdin)
 
 
 def test_photon_groups_command(server_process: ServerProcess, tmp_path: Path) -> None:
@@ -105,3 +105,22 @@ def test_photon_groups_command(server_process: ServerProcess, tmp_path: Path) ->
     assert photon(["groups", "delete", "g", *url], tmp_path).returncode == 0
     missing = photon(["groups", "show", "g", *url], tmp_path)
     assert missing.returncode != 0 and b"no consumer group named 'g'" in missing.stderr
+
+
+def test_photon_groups_consume_with_a_limit_takes_no_more_than_it_prints(
+    server_process: ServerProcess, tmp_path: Path
+) -> None:
+    # What a member takes and does not print goes back to the group counted as a delivery: taking
+    # the group's max-in-flight would bring 20 events nearer to max-retries for each 2 printed.
+    url = ["-url", server_process.url]
+    created = photon(["groups", "create", "g", "-stream", "orders", "-max-in-flight", "20", *url], tmp_path)
+    assert created.returncode == 0, created.stderr
+    emitted = photon(["emit", *url], tmp_path, b"".join(orjson.dumps(event("orders", n=i)) + b"\n" for i in range(30)))
+    assert emitted.returncode == 0, emitted.stderr
+    for ack in ("-ack", "-no-ack"):
+        consumed = photon(["groups", "consume", "g", "-limit", "2", ack, *url], tmp_path)
+        assert consumed.returncode == 0, consumed.stderr
+        assert len(consumed.stdout.splitlines()) == 2
+    shown = orjson.loads(photon(["groups", "show", "g", *url], tmp_path).stdout)
+    # -ack: two printed and acked, at most the one sent after the last ack given back; -no-ack: two.
+    assert shown["acked"] == 2 and shown["delivered"] <= 5 and shown["retried"] <= 3, shown
