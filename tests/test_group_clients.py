@@ -12,7 +12,7 @@ import pytest
 
 from photon.client.asynchronous import AsyncPhotonClient
 from photon.client.blocking import PhotonClient
-from photon.core.errors import NotFound, ValidationError
+from photon.core.errors import Conflict, NotFound, ValidationError
 
 from .live import PHOTON, LiveServer, ServerProcess, event
 
@@ -23,6 +23,8 @@ def test_blocking_client_groups(live: LiveServer) -> None:
         assert described["stream"] == "__category__:order" and described["max-in-flight"] == 5
         with pytest.raises(ValidationError, match="strategy must be one of"):
             client.create_group("bad", strategy="random")
+        with pytest.raises(Conflict, match="consumer group 'billing' already exists"):
+            client.create_group("billing")
         client.emit([event("order-1", n=1), event("shop-1", n=2), event("order-2", n=3)])
         with client.join_group("billing", "w1") as member:
             first = next(member)

@@ -17,6 +17,7 @@ from photon.core import append_request
 from photon.core.backend import StreamInfo
 from photon.core.errors import (
     AppendConditionFailed,
+    Conflict,
     NotAuthorized,
     NotFound,
     PhotonError,
@@ -294,6 +295,8 @@ def raise_for(response: httpx.Response) -> None:
         raise AppendConditionFailed.from_fields(body, message)
     if status == 409 and "current-version" in body:
         raise VersionConflict(body["stream-name"], body["expected-version"], body["current-version"])
+    if status == 409:
+        raise Conflict(message)  # e.g. a consumer group of that name already exists
     if status == 404:
         raise NotFound(message)
     if status == 410 and "stream-name" in body:
