@@ -46,6 +46,11 @@ def test_blocking_client_groups(live: LiveServer) -> None:
             assert next(member).event.payload == {"n": 4}
             (slow,) = client.group("billing")["members"]
             assert slow["max-in-flight"] == 1 and slow["in-flight"] == 1
+        assert client.update_group("billing", filter={"event-types": ["placed"]})["filter"] == {
+            "event-types": ["placed"]
+        }
+        assert client.update_group("billing", ack_timeout_ms=1000)["filter"] == {"event-types": ["placed"]}
+        assert "filter" not in client.update_group("billing", filter=None)  # None removes the filter
         assert client.update_group("billing", ack_timeout_ms=1000)["ack-timeout-ms"] == 1000
         assert client.reset_group("billing", 1)["checkpoint"] == 0
         client.delete_group("billing")
@@ -102,6 +107,11 @@ def test_photon_groups_command(server_process: ServerProcess, tmp_path: Path) ->
     shown = photon(["groups", "show", "g", *url], tmp_path)
     assert orjson.loads(shown.stdout)["acked"] == 1
     assert photon(["groups", "update", "g", "-max-retries", "4", *url], tmp_path).returncode == 0
+    filtered = photon(["groups", "update", "g", "-filter", '{"event-types": ["placed"]}', *url], tmp_path)
+    assert orjson.loads(filtered.stdout)["filter"] == {"event-types": ["placed"]}, filtered.stderr
+    kept = photon(["groups", "update", "g", "-max-retries", "5", *url], tmp_path)
+    assert orjson.loads(kept.stdout)["filter"] == {"event-types": ["placed"]}
+    assert "filter" not in orjson.loads(photon(["groups", "update", "g", "-filter", "null", *url], tmp_path).stdout)
     assert b"starts over" in photon(["groups", "reset", "g", "1", *url], tmp_path).stdout
     assert b"0 parked events" in photon(["groups", "replay-parked", "g", *url], tmp_path).stdout
     assert photon(["groups", "delete", "g", *url], tmp_path).returncode == 0

@@ -37,7 +37,11 @@ def _echo_json(value: Any) -> None:
 _SETTINGS = [
     click.option("-stream", "stream", default=None, help="A stream, __all__ (default) or __category__:<name>."),
     click.option(
-        "-filter", "filter_", default=None, metavar="JSON", help='e.g. {"stream-prefix": ["acc"], "event-types": ["x"]}'
+        "-filter",
+        "filter_",
+        default=None,
+        metavar="JSON",
+        help='e.g. {"stream-prefix": ["acc"], "event-types": ["x"]}; null (update) removes it.',
     ),
     click.option("-strategy", type=click.Choice(STRATEGIES), default=None, help="round-robin (default) or pinned."),
     click.option("-max-in-flight", "max_in_flight", type=int, default=None, help="Per member (default 10)."),
@@ -48,8 +52,10 @@ _SETTINGS = [
 
 
 def _settings(options: dict[str, Any]) -> dict[str, Any]:
-    settings = {k: options.pop(k) for k in ("stream", "strategy", "max_in_flight", "ack_timeout_ms", "max_retries")}
-    settings["serial"] = options.pop("serial")
+    """The settings given on the command line (only those: an update changes no others);
+    ``-filter null`` is kept, as it removes the filter."""
+    keys = ("stream", "strategy", "max_in_flight", "ack_timeout_ms", "max_retries", "serial")
+    settings = {k: value for k in keys if (value := options.pop(k)) is not None}
     raw_filter = options.pop("filter_")
     if raw_filter is not None:
         try:

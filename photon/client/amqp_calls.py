@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from photon.client.groups import ack_body, group_settings, nack_body
+from photon.client.groups import ack_body, group_changes, group_settings, nack_body
 from photon.core.append_request import AppendCondition, emit_body
 from photon.core.errors import PhotonError
 from photon.core.events import ID
@@ -135,7 +135,7 @@ def create_group(name: str, settings: Mapping[str, Any]) -> Call:
 
 
 def update_group(name: str, changes: Mapping[str, Any]) -> Call:
-    return Call(GROUP_UPDATE, {"group-name": name, **group_settings(changes)})
+    return Call(GROUP_UPDATE, {"group-name": name, **group_changes(changes)})
 
 
 def delete_group(name: str) -> Call:

@@ -30,6 +30,11 @@ def group_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
     return {key.replace("_", "-"): value for key, value in settings.items() if value is not None}
 
 
+def group_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
+    """`group_settings` for an update: ``filter=None`` is sent (as null), and removes the filter."""
+    return {key.replace("_", "-"): value for key, value in changes.items() if value is not None or key == "filter"}
+
+
 def delivery_line(line: bytes) -> GroupDelivery | str | None:
     """One line of a member's stream: a delivery, the member id (first line), or None (blank)."""
     if not line.strip():

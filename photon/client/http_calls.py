@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 import httpx
 import orjson
 
-from photon.client.groups import ack_body, group_settings, nack_body
+from photon.client.groups import ack_body, group_changes, group_settings, nack_body
 from photon.client.wire import (
     page_answer,
     page_params,
@@ -146,7 +146,7 @@ def create_group(name: str, settings: Mapping[str, Any]) -> HttpCall:
 
 
 def update_group(name: str, changes: Mapping[str, Any]) -> HttpCall:
-    return HttpCall("PUT", group_path(name), {"json": group_settings(changes)})
+    return HttpCall("PUT", group_path(name), {"json": group_changes(changes)})
 
 
 def delete_group(name: str) -> HttpCall:
