@@ -156,6 +156,30 @@ def test_park_and_skip_nacks_finish_events_at_once(store: EventStore) -> None:
         member.nack([1], "drop")  # type: ignore[arg-type]
 
 
+def test_a_group_made_again_under_a_deleted_ones_name_replays_only_what_it_parked(store: EventStore) -> None:
+    store.groups.create({"group-name": "g"})
+    store.append([event(n=i) for i in range(2)])
+    member = store.groups.join("g")
+    old, _ = take_all(member)
+    member.nack([old.event.order_id], "park", "the old group's")
+    member.close()
+    store.groups.delete("g")
+    assert len(list(store.read(parked_stream("g")))) == 1  # deleting a group leaves its parked stream
+
+    store.groups.create({"group-name": "g", "start": "end"})
+    store.append(event(n=2))
+    member = store.groups.join("g")
+    (new,) = take_all(member)
+    member.nack([new.event.order_id], "park", "the new group's")
+    assert store.groups.replay_parked("g") == 1
+    (replayed,) = take_all(member)
+    assert replayed.event.order_id == new.event.order_id
+    assert [e.to_dict()["payload"]["reason"] for e in store.read(parked_stream("g"))] == [
+        "the old group's",
+        "the new group's",
+    ]
+
+
 def test_unacked_event_is_redelivered_to_another_member_after_the_ack_timeout(store: EventStore) -> None:
     store.groups.create({"group-name": "g", "ack-timeout-ms": 300, "max-in-flight": 1})
     slow = store.groups.join("g", "slow")

@@ -692,11 +692,14 @@ class Group:
         self._make_durable(seq)
 
     def replay_parked(self) -> int:
-        """Hand every event parked so far back to the group; returns how many."""
+        """Hand every event parked so far back to the group; returns how many.
+
+        Only what this group parked: a group deleted earlier under the same name left its parked
+        events in the stream, before this group's `group-created` event (`incarnation`)."""
         stream = parked_stream(self.spec.name)
         last = self.store.last_order_id()
         with self.lock:
-            start = self.parked_replayed + 1
+            start = max(self.parked_replayed, self.incarnation) + 1
         parked = [e.order_id for e in self.store.read(stream, from_order_id=start, to_order_id=last)]
         with self.lock:
             self.generation += 1
