@@ -38,7 +38,6 @@ class Spool:
         self._slots = slots
         self._files: list[int] = []
         self._next = 0
-        self._pid = os.getpid()
 
     def put(self, page: bytes) -> str:
         """Write `page` into the next slot; the path a worker reads it by."""
@@ -46,12 +45,9 @@ class Spool:
             self._files.append(os.memfd_create("photon-history", os.MFD_CLOEXEC))
         fd = self._files[self._next]
         self._next = (self._next + 1) % self._slots
-        view = memoryview(page)
-        offset = 0
-        while offset < len(view):
-            offset += os.pwrite(fd, view[offset:], offset)
-        os.ftruncate(fd, len(view))
-        return f"/proc/{self._pid}/fd/{fd}"
+        _write_all(fd, page)
+        os.ftruncate(fd, len(page))
+        return _path(fd)
 
     def close(self) -> None:
         while self._files:
@@ -66,11 +62,21 @@ def hand(data: bytes) -> tuple[int, str]:
     """`data` in a memory file of its own: its descriptor (the manager closes it once the worker
     has read it) and the path a worker reads it by."""
     fd = os.memfd_create("photon-state", os.MFD_CLOEXEC)
+    _write_all(fd, data)
+    return fd, _path(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write `data` at the start of memory file `fd` (a write may take part of it)."""
     view = memoryview(data)
     offset = 0
     while offset < len(view):
         offset += os.pwrite(fd, view[offset:], offset)
-    return fd, f"/proc/{os.getpid()}/fd/{fd}"
+
+
+def _path(fd: int) -> str:
+    """The path a worker opens this process's memory file `fd` by."""
+    return f"/proc/{os.getpid()}/fd/{fd}"
 
 
 def read(path: str) -> bytes:
