@@ -129,6 +129,12 @@ CORE_SETTINGS: tuple[Setting, ...] = (
     Setting("projections.path", "projections", "Folder of .hy and .py projection files, watched while running."),
     Setting("projections.watch", "true", "Watch projections.path for added, changed and deleted files.", parse_bool),
     Setting(
+        "projections.balance",
+        "true",
+        "Move projections between workers by what they cost live: cheap ones onto fewer workers, heavy ones apart.",
+        parse_bool,
+    ),
+    Setting(
         "projections.timeout",
         "10",
         "Seconds one reduction call may take before its projection is failed and its worker replaced.",

@@ -150,6 +150,10 @@ class Feed:
         for slot, (w, _) in list(self.handed.items()):
             self.taken(slot, w)
 
+    def lagging(self) -> bool:
+        """Whether a worker is behind the live feed (it reads what it missed from the store)."""
+        return any(flow.lagging for flow in self.flows.values())
+
     def answered(self, w: WorkerHandle) -> bool:
         """A batch sent to `w` was answered; whether it should now read what it missed."""
         flow = self.flows.get(w)

@@ -4,6 +4,7 @@
 - `checkpoints`: the checkpoint format, resumed from at start and written periodically and at stop;
 - `feed`: live events and history to the workers, with flow control;
 - `supervisor`: the worker processes' life and the watchdog (`pool` and `worker` are the processes);
+- `balance`: which worker each projection runs on, by what it costs while it runs live;
 - `folder`: the projection files of `projections.path`;
 - `updates`: followers of the projections' new states;
 - `redactions`: which projections fold again after a redaction.
@@ -31,6 +32,7 @@ from photon.core.errors import BackendError, NotFound, NotReady, StoreClosed, Va
 from photon.core.events import ALL_STREAM, CONFIG_STREAM, RecordedEvent
 from photon.core.redaction import REDACTED
 from photon.core.store import EventStore
+from photon.projections.balance import Balancer
 from photon.projections.checking import Checked, Checker, check_here
 from photon.projections.checkpoints import Checkpointer
 from photon.projections.definition import DefinitionError, ProjectionSpec, cannot_run, spec_from_template
@@ -80,6 +82,7 @@ class ProjectionManager:
             self._resume,
         )
         self.feed = Feed(store, self.registry, self.supervisor.workers, self.supervisor.lost)
+        self.balancer = Balancer(self.registry, self.feed, lambda: self.supervisor.replaced_workers)
         self._changes = asyncio.Lock()
         """Held by every change to the set of projections (API and folder alike)."""
         path = config.get("projections.path")
@@ -162,6 +165,8 @@ class ProjectionManager:
             asyncio.create_task(self._follow_redactions(self.feed.position), name="projections-redactions")
         )
         self._tasks.append(asyncio.create_task(self.supervisor.watchdog(self._stuck), name="projections-watchdog"))
+        if bool(self.config.get("projections.balance", True)) and len(self.workers) > 1:
+            self._tasks.append(asyncio.create_task(self.balancer.run(), name="projections-balance"))
         self._tasks.append(
             asyncio.create_task(
                 self.checkpoints.run(registry.projections.values, registry.is_current), name="projections-checkpoints"
@@ -223,9 +228,12 @@ class ProjectionManager:
 
     def _on_message(self, w: WorkerHandle, message: FromWorker) -> None:
         if isinstance(message, Folded):
+            if message.cpu_ns:
+                w.cpu_ns = message.cpu_ns
+                w.cpu_at = asyncio.get_running_loop().time()
             if message.seq is not None and self.feed.answered(w) and not self.stopping:
                 asyncio.get_running_loop().create_task(self.feed.resync(w))
-            self._apply_reports(message.reports)
+            self._apply_reports(w, message.reports)
             for failure in message.failures:
                 projection = self.registry.by_slot.get(failure.slot)
                 if projection is not None and projection.worker is w:
@@ -241,15 +249,15 @@ class ProjectionManager:
             if message.error is not None and projection is not None:
                 self._fail(projection, message.error, None, None)
         elif isinstance(message, Stopped):
-            self._apply_reports(message.reports)
+            self._apply_reports(w, message.reports)
             self.supervisor.stopped(w)
 
-    def _apply_reports(self, reports: builtins.list[Report]) -> None:
+    def _apply_reports(self, w: WorkerHandle, reports: builtins.list[Report]) -> None:
         by_slot = self.registry.by_slot
         for report in reports:
             projection = by_slot.get(report.slot)
-            if projection is None or projection.status is Status.FAILED:
-                continue
+            if projection is None or projection.status is Status.FAILED or projection.worker is not w:
+                continue  # gone, failed, or moved to another worker (which folds from its last report here)
             projection.position = report.position
             projection.last_event = report.last_event
             projection.processed = report.processed

@@ -117,6 +117,9 @@ class Folded(NamedTuple):
     """The `seq` of the `Fold`, `History` or `CatchUp` answered; None for a report part-way through."""
     reports: list[Report]
     failures: list[Failure]
+    cpu_ns: int = 0
+    """The worker's CPU time so far (`time.process_time_ns`) when it answered a batch, 0 in a
+    report part-way: what the manager weighs its projections by (`photon.projections.balance`)."""
 
 
 class Stopped(NamedTuple):

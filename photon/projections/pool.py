@@ -108,6 +108,10 @@ class WorkerHandle:
         self.ready = asyncio.Event()
         self.slots: set[int] = set()
         self.replaced = False
+        self.cpu_ns = 0
+        """The worker's CPU time (ns) at its last answer to a batch (`Folded.cpu_ns`)."""
+        self.cpu_at = 0.0
+        """When that answer came (the loop's time)."""
         self._on_message = on_message
         self._on_exit = on_exit
         self._pipe = WorkerPipe(self.conn, loop, self._received, self._pipe_closed)

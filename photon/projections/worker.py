@@ -256,10 +256,12 @@ class Worker:
                 except (EOFError, OSError):
                     return
             if isinstance(message, Fold):
-                conn.send(Folded(message.seq, *self.fold_batch(decode(message.datas), message.end_order_id)))
+                reports, failures = self.fold_batch(decode(message.datas), message.end_order_id)
+                conn.send(Folded(message.seq, reports, failures, time.process_time_ns()))
             elif isinstance(message, History):
                 page = message.page if isinstance(message.page, bytes) else spool.read(message.page)
-                conn.send(Folded(message.seq, *self.fold_history(decode_page(page), message.end_order_id)))
+                reports, failures = self.fold_history(decode_page(page), message.end_order_id)
+                conn.send(Folded(message.seq, reports, failures, time.process_time_ns()))
             elif isinstance(message, CatchUp):
                 self.catch_up_merged(message)
             elif isinstance(message, Add):
@@ -292,7 +294,7 @@ class Worker:
         reports, failures = self.catch_up(to_order_id)
         for seq in seqs[:-1]:
             conn.send(Folded(seq, [], []))
-        conn.send(Folded(seqs[-1], reports, failures))
+        conn.send(Folded(seqs[-1], reports, failures, time.process_time_ns()))
 
     def add(self, message: Add) -> str | None:
         slot = message.slot
