@@ -175,12 +175,16 @@ class Balancer:
                 continue
             if mark.position - start.position < MIN_EVENTS or mark.at - start.at < MIN_SECONDS:
                 continue
-            window = _window(start, mark)
-            moves = plan(window)
-            start = mark
-            if moves:
-                log.info("projections moved between workers by their measured cost (slot: worker): %s", moves)
-                await self.move(moves)
+            window, start = _window(start, mark), mark
+            try:
+                moves = plan(window)
+                if moves:
+                    log.info("projections moved between workers by their measured cost (slot: worker): %s", moves)
+                    await self.move(moves)
+                    start = None
+            except Exception:
+                # The projections fold on where they are: balancing is an optimisation, not a duty.
+                log.exception("the projections' balancing failed; left where they are")
                 start = None
 
     async def move(self, moves: dict[int, int]) -> None:
