@@ -182,3 +182,17 @@ def test_lifetime_and_group_bodies_are_read_strictly(live: LiveServer, api: http
     group = api.post("/api/groups", content=b'{"group-name": "g", "group-name": "h"}')
     assert group.status_code == 400 and "group-name" in group.json()["error"], group.text
     assert api.get("/api/groups").json() == {"groups": []}
+
+
+def test_metadata_for_a_name_no_stream_can_have_is_refused(api: httpx.Client) -> None:
+    """A wildcard, a dot segment or an over-long name can never be a stream: setting its metadata
+    is refused naming the stream name, and nothing is written to __metadata__."""
+    for name, fragment in [("a**", "'*'"), ("..x..", None), ("n" * 257, "1 to 256")]:
+        answer = api.put(f"/api/stream-metadata/{name}", json={"max-count": 1})
+        if fragment is None:  # a legal name, for contrast
+            assert answer.status_code == 200, answer.text
+            continue
+        assert answer.status_code == 400, (name, answer.text)
+        assert answer.json()["field"] == "stream-name" and fragment in answer.json()["error"], answer.text
+    streams = api.get("/api/streams").json()["streams"]
+    assert {"stream-name": "__metadata__", "total-events": 1} in streams, streams

@@ -409,6 +409,13 @@ def _unusual_stream_name(event: Mapping[str, Any], allow_internal: bool) -> None
         )
 
 
+def check_client_stream_name(name: Any) -> None:
+    """Raise the `ValidationError` naming the fault of a name no client stream can have (empty,
+    too long, control characters, `*`, a dot segment, or internal), as an append would."""
+    if type(name) is not str or not _good_stream_name(name):
+        _unusual_stream_name({STREAM_NAME: name}, allow_internal=False)
+
+
 def _good_event_type(name: str) -> bool:
     if 0 < len(name) <= MAX_NAME_LENGTH and name.isprintable():
         _remember(_good_types, name)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from photon.core.append_request import AppendOptions
 from photon.core.errors import NotFound, StreamDeleted, ValidationError, VersionConflict
+from photon.core.event_validation import check_client_stream_name
 from photon.core.events import CONFIG_STREAM, RecordedEvent, is_internal
 from photon.core.reads import StoreReads
 from photon.core.stream_metadata import StreamMetadata, metadata_event, parse_metadata
@@ -86,6 +87,7 @@ class StreamAdmin(StoreReads):
         """
         if is_internal(stream):
             raise ValidationError(f"stream {stream!r} is internal: it has no metadata", "stream-name")
+        check_client_stream_name(stream)
         parsed = metadata if isinstance(metadata, StreamMetadata) else parse_metadata(metadata)
         current = self._metadata.get(stream)
         if current is not None and current.tombstone:
