@@ -196,3 +196,16 @@ def test_metadata_for_a_name_no_stream_can_have_is_refused(api: httpx.Client) ->
         assert answer.json()["field"] == "stream-name" and fragment in answer.json()["error"], answer.text
     streams = api.get("/api/streams").json()["streams"]
     assert {"stream-name": "__metadata__", "total-events": 1} in streams, streams
+
+
+def test_metadata_body_naming_another_stream_is_refused(api: httpx.Client) -> None:
+    """GET's answer for one stream written to another's path is a mistake, not user metadata:
+    refused naming stream-name, and the stream's metadata stays as it was."""
+    api.put("/api/stream-metadata/a-1", json={"max-count": 3})
+    copied = api.get("/api/stream-metadata/a-1").json()
+    answer = api.put("/api/stream-metadata/b-1", json=copied)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["field"] == "stream-name" and "'a-1'" in answer.json()["error"], answer.text
+    assert api.get("/api/stream-metadata/b-1").json() == {"stream-name": "b-1", "metadata": {}}
+    same = api.put("/api/stream-metadata/a-1", json={"stream-name": "a-1", "metadata": {"max-count": 4}})
+    assert same.json()["metadata"] == {"max-count": 4}, same.text

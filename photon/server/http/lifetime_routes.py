@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from photon.core.errors import ValidationError
 from photon.core.stream_metadata import StreamMetadata
 from photon.server.http.errors import RequestError
 from photon.server.http.json_calls import answer, json_body, json_object
@@ -40,7 +41,7 @@ async def get_metadata(request: Request, query: dict[str, Any]) -> Response:
     body='{"max-age": seconds, "max-count": n, "truncate-before": version, ...user keys} (replaces the whole metadata);'
     ' or {"metadata": {...}} as GET answers it',
     answer='{"stream-name": str, "metadata": {...}}',
-    errors={400: "a bad value, an internal stream", 410: "a hard-deleted stream"},
+    errors={400: "a bad value, an internal stream, a body naming another stream", 410: "a hard-deleted stream"},
     request=stream_metadata_body(),
     response=MetadataAnswer,
     path=CLIENT_STREAM_PATH,
@@ -57,7 +58,15 @@ def _unwrapped(stream: str, doc: Any) -> Any:
     `{"metadata": {...}}` with an optional `stream-name` naming this stream: a client that reads,
     changes and writes back would otherwise store its whole answer as one user key, `metadata`."""
     wrapper = type(doc) is dict and type(doc.get("metadata")) is dict and doc.keys() <= {"metadata", "stream-name"}
-    return doc["metadata"] if wrapper and doc.get("stream-name", stream) == stream else doc
+    if not wrapper:
+        return doc
+    named = doc.get("stream-name", stream)
+    if named != stream:
+        raise ValidationError(
+            f"the body names stream {named!r} but the path names {stream!r}: metadata is set on the stream of the path",
+            "stream-name",
+        )
+    return doc["metadata"]
 
 
 @accepts(answer='{"streams": n, "removed-events": n, "reclaim-steps": n, "seconds": s}', response=ScavengeReport)
