@@ -209,3 +209,24 @@ def test_metadata_body_naming_another_stream_is_refused(api: httpx.Client) -> No
     assert api.get("/api/stream-metadata/b-1").json() == {"stream-name": "b-1", "metadata": {}}
     same = api.put("/api/stream-metadata/a-1", json={"stream-name": "a-1", "metadata": {"max-count": 4}})
     assert same.json()["metadata"] == {"max-count": 4}, same.text
+
+
+def test_event_by_order_id_hides_what_the_stream_hides(api: httpx.Client) -> None:
+    """GET /api/event/{stream}/{order-id} is a read of the stream: an event its metadata truncates
+    or expires, or of a deleted stream, is 404 there, as in its other reads; __all__ and the
+    category still show it until a scavenge."""
+    stored = api.post("/api/event", json=[event("acct-1", n=i) for i in range(3)]).json()
+    first, last = stored[0]["order-id"], stored[-1]["order-id"]
+    assert api.put("/api/stream-metadata/acct-1", json={"max-count": 2}).status_code == 200
+    assert api.get(f"/api/event/acct-1/{first}").status_code == 404
+    assert api.get(f"/api/event/acct-1/{last}").status_code == 200
+    assert api.get(f"/api/event/__all__/{first}").status_code == 200
+    assert api.get(f"/api/event/__category__:acct/{first}").status_code == 200
+    api.put("/api/stream-metadata/acct-1", json={"max-age": 1})
+    old = api.post("/api/event", json=event("acct-1", n=9)).json()
+    aged = api.post("/api/event", json={**event("acct-1"), "event-time": old["event-time"] - 5000}).json()
+    assert api.get(f"/api/event/acct-1/{aged['order-id']}").status_code == 404
+    assert api.get(f"/api/event/acct-1/{old['order-id']}").status_code == 200
+    assert api.delete("/api/stream/acct-1").status_code == 200
+    assert api.get(f"/api/event/acct-1/{old['order-id']}").status_code == 404
+    assert api.get(f"/api/event/__all__/{old['order-id']}").status_code == 200

@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute, Route
 from photon.core import aio
 from photon.core.append_request import parse_after, parse_emit, parse_query
 from photon.core.errors import NotFound, PhotonError
-from photon.core.events import is_one_stream, read_holds
+from photon.core.events import RecordedEvent, is_one_stream, read_holds
 from photon.core.metrics import Metrics, metrics_for
 from photon.core.requests import (
     DEFAULT_PAGE,
@@ -264,9 +264,20 @@ async def event_by_order_id(request: Request, query: dict[str, Any]) -> Response
     stream = request.path_params["stream"]
     order_id = parse_integer(request.path_params["order_id"], "order-id", text=True, where="path segment")
     event = await aio.run_blocking(store, store.get_by_order_id, order_id)
-    if event is None or not read_holds(stream, event.stream_name):
+    if event is None or not read_holds(stream, event.stream_name) or not await _readable(store, stream, event):
         raise NotFound(f"no event with order-id {order_id} in stream {stream!r}")
     return Response(event.data, media_type=JSON)
+
+
+async def _readable(store: EventStore, stream: str, event: RecordedEvent) -> bool:
+    """Whether a read of `stream` returns `event`: a stream's own read hides what its metadata
+    expires, truncates or deletes (`__all__`, a category and a wildcard show it until a scavenge)."""
+    if not is_one_stream(stream):
+        return True
+    from_version, from_time = await aio.run_blocking(store, store.read_bounds, stream, None, None)
+    return (from_version is None or event.stream_version >= from_version) and (
+        from_time is None or event.event_time >= from_time
+    )
 
 
 @accepts(answer="the event", errors={404: "no stored event has that id"}, response=StoredEvent)
