@@ -105,6 +105,23 @@ def test_pinned_keeps_each_streams_events_on_one_member_in_order(store: EventSto
     assert len({items[0][0] for items in by_stream.values()}) > 1  # streams spread over members
 
 
+def test_pinned_gives_each_member_its_events_in_order_id_order_across_streams(store: EventStore) -> None:
+    # Pinned promises one stream's events in order; a member holding several buckets is also
+    # given its events oldest first, so one member alone gets the source's order (as KurrentDB's
+    # Pinned does with one consumer), not bucket after bucket.
+    store.groups.create({"group-name": "pinned", "strategy": "pinned", "max-in-flight": 1000})
+    store.append([event(f"order-{i}", n=i) for i in range(40)])
+    with store.groups.join("pinned", "alone") as member:
+        got = [d.event.order_id for d in take_all(member)]
+        member.ack(got)
+    assert len(got) == 40 and got == sorted(got)
+    with store.groups.join("pinned", "a") as a, store.groups.join("pinned", "b") as b:
+        store.append([event(f"order-{i}", n=i) for i in range(40)])
+        shares = [[d.event.order_id for d in take_all(m)] for m in (a, b)]
+    assert sum(len(share) for share in shares) == 40 and all(shares)
+    assert all(share == sorted(share) for share in shares)
+
+
 def test_nack_retry_is_counted_and_parks_after_max_retries(store: EventStore) -> None:
     store.groups.create({"group-name": "g", "max-retries": 2})
     store.append([event(n=1), event(n=2)])

@@ -383,13 +383,18 @@ class Group:
                 return entry
         buckets = self._buckets
         if len(buckets) > 1:
+            # Of the member's buckets, the one whose next ready event is oldest: a member is given
+            # its events in order-id order (one member alone gets the source's order).
+            best: deque[_Entry] | None = None
+            best_id = 0
             for index in member.buckets:
                 queue = buckets[index]
-                while queue:
-                    entry = queue.popleft()
-                    if entry.state == "ready":
-                        return entry
-            return None
+                while queue and queue[0].state != "ready":
+                    queue.popleft()
+                if queue and (best is None or queue[0].event[0] < best_id):
+                    best = queue
+                    best_id = queue[0].event[0]
+            return best.popleft() if best is not None else None
         queue = buckets[0]
         while queue:
             entry = queue.popleft()
