@@ -53,6 +53,26 @@ def test_group_routes_create_list_describe_update_delete(api: httpx.Client) -> N
     assert httpx.get(api.base_url.join("/api/groups")).status_code == 401
 
 
+def test_reset_and_replay_parked_name_an_unknown_key_and_do_nothing(api: httpx.Client) -> None:
+    api.post("/api/groups", json={"group-name": "g", "stream": "orders"}).raise_for_status()
+    api.post("/api/event", json=[event("orders", n=i) for i in range(3)]).raise_for_status()
+    api.post("/api/group/g/reset", json={"from": 3}).raise_for_status()
+    before = api.get("/api/group/g").json()
+    extra = api.post("/api/group/g/reset", json={"from": 1, "form": 2})
+    assert extra.status_code == 400 and extra.json()["field"] == "form", extra.text
+    assert extra.json()["error"].startswith("unknown key 'form'")
+    missing = api.post("/api/group/g/reset", json={"form": 1})
+    assert missing.status_code == 400 and missing.json()["field"] == "form"
+    assert api.get("/api/group/g").json()["checkpoint"] == before["checkpoint"] == 2
+    # replay-parked takes no options (KurrentDB's takes a stop-at): one sent is refused, not ignored
+    option = api.post("/api/group/g/replay-parked", json={"stop-at": 5})
+    assert option.status_code == 400 and option.json()["field"] == "stop-at", option.text
+    assert api.post("/api/group/g/replay-parked", json=[1]).status_code == 400
+    assert api.post("/api/group/g/replay-parked", content=b"{nope").status_code == 400
+    assert api.post("/api/group/g/replay-parked", json={}).json() == {"replayed": 0}
+    assert api.post("/api/group/g/replay-parked").json() == {"replayed": 0}
+
+
 def test_member_stream_with_acks_and_nacks_on_one_connection(live: LiveServer, api: httpx.Client) -> None:
     api.post("/api/groups", json={"group-name": "g", "max-retries": 0}).raise_for_status()
     api.post("/api/event", json=[event("orders", n=i) for i in range(3)]).raise_for_status()

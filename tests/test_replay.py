@@ -196,6 +196,12 @@ def test_durable_subscription_errors(api: httpx.Client) -> None:
     assert past.status_code == 409 and "past the newest" in past.json()["error"]
     for body in ({"order-id": "1"}, {"order-id": 1, "x": 2}, [1]):
         assert api.post("/api/subscription/c1/ack", json=body).status_code == 400
+    misspelt = api.post("/api/subscription/c1/ack", json={"orderid": 1})
+    assert misspelt.json() == {
+        "error": "unknown key 'orderid'; the body is {\"order-id\": <number>}",
+        "field": "orderid",
+    }
+    assert api.get("/api/subscription/c1/position").json()["acked"] == 0
     assert api.get("/api/subscription/nobody/position").status_code == 404
     assert api.delete("/api/subscription/c1").json() == {"correct": True}
     assert api.get("/api/subscription/c1/position").status_code == 404

@@ -25,7 +25,8 @@ from photon.core.errors import StoreClosed
 from photon.groups import NACK_ACTIONS, Delivery, Member
 from photon.groups.definition import MAX_IN_FLIGHT_LIMIT
 from photon.server.http.errors import RequestError
-from photon.server.http.json_calls import answer, json_body, json_object, store_of
+from photon.server.http.json_calls import answer, json_body, json_object, parse_json, store_of
+from photon.server.http.limits import read_body
 from photon.server.http.params import Param, accepts
 from photon.server.http.schemas import (
     DeliveryLine,
@@ -119,15 +120,29 @@ async def reset_group(request: Request, query: dict[str, Any]) -> Response:
     """Start the group over from an order-id; its members reconnect."""
     name = request.path_params["name"]
     doc = await json_body(request, BODY_LIMIT)
-    if not isinstance(doc, dict) or set(doc) != {"from"}:
+    if isinstance(doc, dict) and (unknown := sorted(set(doc) - {"from"})):
+        raise RequestError(f'unknown key {unknown[0]!r}; the body is {{"from": <order-id>}}', field=unknown[0])
+    if not isinstance(doc, dict) or "from" not in doc:
         raise RequestError('the body must be {"from": <order-id>}', field="from")
     return await answer(request, lambda store: store.groups.reset(name, doc["from"]))
 
 
-@accepts(answer='{"replayed": n}', errors={404: "no such group"}, response=Replayed)
+@accepts(
+    answer='{"replayed": n}',
+    errors={400: "a body holding options (it takes none)", 404: "no such group"},
+    response=Replayed,
+)
 async def replay_parked(request: Request, query: dict[str, Any]) -> Response:
     """Hand the events parked so far back to the group, to be delivered again."""
     name = request.path_params["name"]
+    body = await read_body(request, BODY_LIMIT)
+    if body.strip():
+        doc = parse_json(body)
+        if not isinstance(doc, dict):
+            raise RequestError("replay-parked takes no options: send no body or {}")
+        if doc:
+            key = sorted(doc)[0]
+            raise RequestError(f"unknown key {key!r}; replay-parked takes no options (no body or {{}})", field=key)
     return await answer(request, lambda store: store.groups.replay_parked(name), lambda n: {"replayed": n})
 
 

@@ -304,7 +304,9 @@ async def ack(request: Request, query: dict[str, Any]) -> Response:
     store: EventStore = request.app.state.store
     name = _consumer_name(request)
     doc = parse_json(await read_body(request, 65536))
-    if type(doc) is not dict or set(doc) != {"order-id"}:
+    if type(doc) is dict and (unknown := sorted(set(doc) - {"order-id"})):
+        raise RequestError(f'unknown key {unknown[0]!r}; the body is {{"order-id": <number>}}', field=unknown[0])
+    if type(doc) is not dict or "order-id" not in doc:
         raise RequestError('the body must be {"order-id": <number>}', field="order-id")
     order_id = parse_integer(doc["order-id"], "order-id")
     position = await aio.run_blocking(store, consumer_positions(store).ack, name, order_id)
