@@ -139,3 +139,24 @@ def test_tcp_plaintext_keeps_the_tcp_ports_plaintext_on_purpose(tmp_path: Path) 
         assert answer == b'{"order-id":1,"stream-version":1}\n'
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("keypass", ["wrong", None])
+def test_photon_with_a_bad_keystore_stops_before_opening_the_store(tmp_path: Path, keypass: str | None) -> None:
+    """The installed `photon`: a keystore that cannot be loaded stops start-up naming rest.keystore
+    (and, without rest.keypass, saying an encrypted key needs it) before the store is opened: no
+    store file is made, and a store another process holds does not hide the error."""
+    import shutil
+    import subprocess
+    import sys
+
+    photon = shutil.which("photon") or str(Path(sys.executable).parent / "photon")
+    keystore, _ = self_signed(tmp_path, "right")
+    args = [photon, "-rest.keystore", str(keystore), "-rest.port", "0", "-events.port", "0", "-projections.port", "0"]
+    if keypass:
+        args += ["-rest.keypass", keypass]
+    done = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "rest.keystore" in done.stderr, done.stderr
+    assert ("with rest.keypass" if keypass else "without rest.keypass") in done.stderr, done.stderr
+    assert not (tmp_path / "photon.db").exists()

@@ -58,9 +58,10 @@ def _server_context(path: str, password: str | None) -> ssl.SSLContext:
     except FileNotFoundError:
         raise ConfigError(f"rest.keystore {path!r}: no such file") from None
     except (ssl.SSLError, OSError) as exc:
+        given = "with rest.keypass" if password else "without rest.keypass (an encrypted key needs it)"
         raise ConfigError(
-            f"rest.keystore {path!r} cannot be loaded with rest.keypass (a PEM file with the certificate "
-            f"and its private key is expected): {exc}"
+            f"rest.keystore {path!r} cannot be loaded {given}: a PEM file with the certificate "
+            f"and its private key is expected ({exc})"
         ) from None
     return context
 

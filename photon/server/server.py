@@ -296,6 +296,8 @@ class PhotonServer:
         log.info("effective configuration:\n%s", lines)
         warn_about_default_password(config)
         self.tracing = tracing_for(config)  # before the store opens: a missing extra fails fast
+        if config["rest.keystore"]:  # before the store opens: a bad keystore or password touches nothing
+            check_keystore(config["rest.keystore"], config["rest.keypass"])
         self.store = await asyncio.to_thread(EventStore.open, config)
         log.info("store open: %s, last order-id %d", self.store.backend.describe(), self.store.last_order_id())
         if self.tracing is not None:
