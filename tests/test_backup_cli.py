@@ -389,3 +389,27 @@ def test_backup_carries_group_and_consumer_positions(tmp_path: Path) -> None:
             while batch := member.take(1.0):
                 again.extend(d.event.order_id for d in batch)
         assert again == delivered[4:6]  # the restored group resumes where it was
+
+
+def test_a_cut_or_damaged_positions_line_is_a_bad_line_1_and_restores_nothing(tmp_path: Path) -> None:
+    config = {"db.backend": "sqlite", "sqlite.path": str(tmp_path / "with-group.db")}
+    with EventStore.open(config) as store:
+        store.groups.create({"group-name": "g"})
+        store.append([{"stream-name": "s", "event-type": "t", "payload": {"n": i}} for i in range(3)])
+    photon("backup", "b.jsonl", *options(config), cwd=tmp_path)
+    whole = (tmp_path / "b.jsonl").read_bytes()
+    assert whole.startswith(b'{"photon-positions":')
+    cut_at = whole.index(b"\n") // 2
+    cases = {
+        "cut.jsonl": (whole[:cut_at], "line 1: not valid JSON"),
+        "cut.jsonl.gz": (gzip.compress(whole)[:40], "line 1: cannot read the file on"),
+        "bad.jsonl": (b'{"photon-positions": 5}\n' + whole.split(b"\n", 1)[1], "line 1: photon-positions must be"),
+    }
+    for name, (content, message) in cases.items():
+        (tmp_path / name).write_bytes(content)
+        target = tmp_path / f"{name}.db"
+        result = photon("restore", name, "-sqlite.path", str(target), cwd=tmp_path, check=False)
+        stderr = result.stderr.decode()
+        assert result.returncode == 2 and message in stderr, (name, stderr)
+        assert "nothing was restored, the store is as it was" in stderr and "Traceback" not in stderr
+        assert not target.exists(), name

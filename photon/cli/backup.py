@@ -143,10 +143,13 @@ def restore(file: str, batch_size: int, **params: Any) -> None:
                 raise BackupFailed(f"no backup file {file!r}")
             source = stack.enter_context(reading(file))
             path = file
+        try:
+            positions = read_positions(source)
+        except PhotonError as exc:
+            raise BackupFailed(f"{exc}; nothing was restored, the store is as it was") from exc
         store = stack.enter_context(EventStore.open(config))
         warn_if_transient(store)
         before = store.last_order_id()
-        positions = read_positions(source)
         if is_clojure_backup(first_event(source)):
             # The Clojure Photon's `muon replay __all__` output: made into a Photon backup first.
             converted = stack.enter_context(tempfile.NamedTemporaryFile(prefix="photon-restore-", suffix=".jsonl"))

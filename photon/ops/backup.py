@@ -18,7 +18,9 @@ from typing import IO, Any
 import orjson
 
 from photon.core.events import ALL_STREAM
+from photon.core.positioned import BackupFormatError
 from photon.core.store import EventStore
+from photon.ops.backup_files import backup_lines
 
 PAGE = 10_000
 POSITIONS = "photon-positions"
@@ -40,13 +42,22 @@ def positions_line(store: EventStore) -> bytes | None:
 
 
 def read_positions(source: IO[bytes]) -> dict[str, Any] | None:
-    """The positions a backup's first line carries, or None; the file is rewound after."""
+    """The positions a backup's first line carries, or None; the file is rewound after.
+
+    A first line that begins as the positions line but is not one (cut short, corrupted) is a
+    `BackupFormatError` for line 1, as a bad event line is.
+    """
     try:
-        first = source.readline()
-        if first.startswith(b'{"' + POSITIONS.encode()):
-            value = orjson.loads(first).get(POSITIONS)
-            return value if isinstance(value, dict) else None
-        return None
+        first = next(backup_lines(source), b"")  # a cut gzip is a bad line 1 too
+        if not first.startswith(b'{"' + POSITIONS.encode()):
+            return None
+        try:
+            value = orjson.loads(first)[POSITIONS]
+        except orjson.JSONDecodeError as exc:
+            raise BackupFormatError(1, f"not valid JSON ({exc})") from None
+        if not isinstance(value, dict):
+            raise BackupFormatError(1, f"{POSITIONS} must be an object of positions by key", POSITIONS)
+        return value
     finally:
         source.seek(0)
 
