@@ -151,3 +151,26 @@ def test_refusals_over_tcp_are_counted_by_reason(live: LiveServer) -> None:
         'photon_appends_refused_total{reason="invalid",transport="tcp"}': 2.0,
         'photon_appends_refused_total{reason="internal-stream",transport="tcp"}': 1.0,
     }
+
+
+@pytest.mark.parametrize("log_format", ["json", "text"])
+def test_access_log_never_holds_a_token_from_the_query(tmp_path: Path, log_format: str) -> None:
+    """`?access_token=` authorizes a request; with `log.access` on, the access line shows the path
+    with the token's value as ****, in either log format."""
+    server = ServerProcess(
+        tmp_path,
+        [
+            "-rest.host", "127.0.0.1", "-rest.port", "0", "-events.port", "0",
+            "-sqlite.path", str(tmp_path / "p.db"), "-log.format", log_format, "-log.access", "true",
+        ],
+    )  # fmt: skip
+    try:
+        token = server.token()
+        answer = httpx.get(server.url + "/api/streams", params={"limit": "5", "access_token": token})
+        assert answer.status_code == 200, answer.text
+        time.sleep(0.3)
+    finally:
+        server.terminate()
+    output = server.output()
+    assert token.split(".")[2] not in output
+    assert "/api/streams?limit=5&access_token=****" in output, output[-2000:]

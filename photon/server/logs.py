@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextvars
 import datetime
 import logging
+import re
 import sys
 import uuid
 from collections.abc import Mapping
@@ -21,6 +22,9 @@ import orjson
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 ACCESS_LOGGER = "uvicorn.access"
+
+_ACCESS_TOKEN = re.compile(r"((?:^|[?&])access(?:_|%5[Ff])token=)[^&#]*")
+"""A token in a query string (`?access_token=`, which the API accepts): never written to a log."""
 
 request_fields: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "photon_request_fields", default=None
@@ -51,6 +55,21 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(line, default=str).decode()
 
 
+def hide_token(path: str) -> str:
+    """`path` (with its query) with the value of an `access_token` parameter replaced by `****`."""
+    return _ACCESS_TOKEN.sub(r"\1****", path) if "token" in path.lower() else path
+
+
+class HideTokenFilter(logging.Filter):
+    """Keeps a token given in the query string (`?access_token=`) out of uvicorn's access lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
+            record.args = (args[0], args[1], hide_token(args[2]), args[3], args[4])
+        return True
+
+
 def configure_logging(config: Mapping[str, Any]) -> None:
     """Send every log line (Photon's and uvicorn's) to standard error in `log.format` at `log.level`."""
     handler = logging.StreamHandler(sys.stderr)
@@ -64,6 +83,9 @@ def configure_logging(config: Mapping[str, Any]) -> None:
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
+    access = logging.getLogger(ACCESS_LOGGER)
+    if not any(isinstance(f, HideTokenFilter) for f in access.filters):
+        access.addFilter(HideTokenFilter())
 
 
 class RequestFieldsMiddleware:
