@@ -117,6 +117,21 @@ def test_bad_upload_is_400_and_stores_nothing(client: httpx.Client, store: Event
     assert store.last_order_id() == before
 
 
+def test_an_unknown_query_parameter_is_400_and_stores_nothing(client: httpx.Client, store: EventStore) -> None:
+    before = store.last_order_id()
+    data = client.get("/export/stream/orders").content
+    for target in ("/api/new-stream?nme=copy", "/api/new-stream?name=copy&force=true"):
+        response = client.post(target, content=data)
+        assert response.status_code == 400, (target, response.text)
+        assert response.json()["error"].startswith("unknown query parameter"), response.text
+        assert response.json()["parameter"] in ("nme", "force")
+    misspelt = client.post("/api/new-stream?nme=copy", files={"file": ("x", data)})
+    assert misspelt.status_code == 400 and "did you mean 'name'" in misspelt.json()["error"]
+    assert store.last_order_id() == before
+    assert client.get("/export/stream/orders?from=3").json()["parameter"] == "from"
+    assert client.get("/export/stream/orders?access_token=t").status_code == 200
+
+
 def test_the_auth_check_guards_both_routes(store: EventStore) -> None:
     for client in make_server(store, token_required):
         assert client.get("/export/stream/orders").status_code == 401

@@ -28,9 +28,9 @@ from starlette.routing import Route
 from photon.core.errors import BackendError, NotFound, ValidationError
 from photon.core.store import EventStore
 from photon.ops.transfer import export_stream, import_stream
-from photon.server.http.errors import photon_error_response
+from photon.server.http.errors import RequestError, photon_error_response
 from photon.server.http.limits import body_limit, bounded, spool_body
-from photon.server.http.params import Param, RouteDoc
+from photon.server.http.params import Param, RouteDoc, parse_query
 from photon.server.http.schemas import StoredEvent, Uploaded, ndjson_lines, upload_form
 
 AuthCheck = Callable[[Request], Awaitable[Response | None] | Response | None]
@@ -48,6 +48,15 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
+def _query_error(request: Request, params: tuple[Param, ...]) -> JSONResponse | None:
+    """A 400 naming an unknown or bad query parameter, or None when the query is good."""
+    try:
+        parse_query(request, params)
+    except RequestError as exc:
+        return JSONResponse({"error": str(exc), **exc.details}, status_code=exc.status)
+    return None
+
+
 def _attachment(name: str) -> str:
     ascii_name = "".join(c if c.isascii() and c.isprintable() and c not in '"\\/' else "_" for c in name)
     return f"attachment; filename=\"{ascii_name}.ndjson\"; filename*=UTF-8''{quote(name + '.ndjson', safe='')}"
@@ -55,7 +64,7 @@ def _attachment(name: str) -> str:
 
 EXPORT_DOC = RouteDoc(
     answer="the stream as NDJSON (an attachment named <name>.ndjson)",
-    errors={404: "no such stream"},
+    errors={400: "an unknown query parameter", 404: "no such stream"},
     response=StoredEvent,
     response_media=(NDJSON,),
 )
@@ -63,7 +72,7 @@ UPLOAD_DOC = RouteDoc(
     params=(Param("name", "string", "The name to give the stream (default: the name its events carry)."),),
     body="a stream file (NDJSON, one event per line), as the body or as the file field of a form",
     answer='{"correct": true, "stream-name": name, "events": n}: the stream renamed name-0, name-1... when taken',
-    errors={400: "a bad stream file: nothing stored"},
+    errors={400: "a bad stream file or an unknown query parameter: nothing stored"},
     request=ndjson_lines(),
     request_media=(NDJSON,),
     form=upload_form(),
@@ -79,6 +88,9 @@ def transfer_routes(store: EventStore, auth: AuthCheck) -> list[Route]:
         denied = await _denied(auth, request)
         if denied is not None:
             return denied
+        refused = _query_error(request, EXPORT_DOC.params)
+        if refused is not None:
+            return refused
         name = request.path_params["name"]
         try:
             chunks = await run_in_threadpool(export_stream, store, name)
@@ -91,6 +103,9 @@ def transfer_routes(store: EventStore, auth: AuthCheck) -> list[Route]:
         denied = await _denied(auth, request)
         if denied is not None:
             return denied
+        refused = _query_error(request, UPLOAD_DOC.params)
+        if refused is not None:
+            return refused
         name = request.query_params.get("name") or None
         limit = body_limit(request)
         if request.headers.get("content-type", "").startswith("multipart/form-data"):
