@@ -73,6 +73,29 @@ def test_reset_and_replay_parked_name_an_unknown_key_and_do_nothing(api: httpx.C
     assert api.post("/api/group/g/replay-parked").json() == {"replayed": 0}
 
 
+def test_a_lone_star_in_a_group_stream_is_refused_and_a_wildcard_group_delivers(api: httpx.Client) -> None:
+    def config_events() -> int:
+        streams = api.get("/api/streams").json()["streams"]
+        return sum(s["total-events"] for s in streams if s["stream-name"] == "__config__")
+
+    config_before = config_events()
+    for stream in ("order*", "*", "order-***"):
+        refused = api.post("/api/groups", json={"group-name": "g", "stream": stream})
+        assert refused.status_code == 400 and refused.json()["field"] == "stream", (stream, refused.text)
+        assert "the wildcard is '**'" in refused.json()["error"]
+    assert api.get("/api/groups").json() == {"groups": []}
+    assert config_events() == config_before
+    api.post("/api/groups", json={"group-name": "g", "stream": "order-**"}).raise_for_status()
+    changed = api.put("/api/group/g", json={"stream": "order*"})
+    assert changed.status_code == 400 and changed.json()["field"] == "stream"
+    assert api.get("/api/group/g").json()["stream"] == "order-**"
+    api.post("/api/event", json=[event("order-1"), event("orders"), event("order-2")]).raise_for_status()
+    with api.stream("GET", "/api/group/g/stream", params={"member": "m"}) as response:
+        lines = deliveries(response)
+        next(lines)
+        assert [next(lines)["event"]["stream-name"] for _ in range(2)] == ["order-1", "order-2"]
+
+
 def test_member_stream_with_acks_and_nacks_on_one_connection(live: LiveServer, api: httpx.Client) -> None:
     api.post("/api/groups", json={"group-name": "g", "max-retries": 0}).raise_for_status()
     api.post("/api/event", json=[event("orders", n=i) for i in range(3)]).raise_for_status()

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from photon.core.errors import ValidationError
-from photon.core.events import ALL_STREAM, DOT_SEGMENTS, MAX_NAME_LENGTH, is_internal, stream_category
+from photon.core.events import ALL_STREAM, DOT_SEGMENTS, MAX_NAME_LENGTH, WILDCARD, is_internal, stream_category
 from photon.core.filters import FILTER_KEYS, EventFilter
 from photon.core.limits import MAX_INT64
 
@@ -71,14 +71,14 @@ class GroupSpec:
     @classmethod
     def from_payload(cls, payload: Mapping[str, Any]) -> GroupSpec:
         """A definition as stored in `__config__` (already checked when it was written)."""
-        return parse_spec(payload, resolved_start=int(payload.get("start", 1)))
+        return parse_spec(payload, resolved_start=int(payload.get("start", 1)), stored=True)
 
     def updated(self, changes: Mapping[str, Any]) -> GroupSpec:
         """This definition with `changes` applied (the start position stays; use reset to move it)."""
         merged = {**self.to_payload(), **changes, "group-name": self.name, "start": self.start}
         if "filter" in changes and changes["filter"] is None:
             merged.pop("filter")
-        return parse_spec(merged, resolved_start=self.start)
+        return parse_spec(merged, resolved_start=self.start, stored="stream" not in changes)
 
 
 def check_group_name(name: Any) -> str:
@@ -100,11 +100,13 @@ def _int(doc: Mapping[str, Any], key: str, default: int, minimum: int, maximum: 
     return value
 
 
-def parse_spec(doc: Mapping[str, Any], *, resolved_start: int | None = None) -> GroupSpec:
+def parse_spec(doc: Mapping[str, Any], *, resolved_start: int | None = None, stored: bool = False) -> GroupSpec:
     """Check a group definition from a client; `ValidationError` names the first bad key.
 
     `start` is `begin` (the default), `end` (only events appended after the group is created) or an
     order-id; the caller resolves `end` to a number (`resolved_start`) before the group is stored.
+    `stored`: the stream was stored before (by a version that let a lone `*` through), so it is not
+    refused now.
     """
     if not isinstance(doc, Mapping):
         raise ValidationError("a group definition is a JSON object")
@@ -121,6 +123,10 @@ def parse_spec(doc: Mapping[str, Any], *, resolved_start: int | None = None) -> 
     if is_internal(stream) and stream != ALL_STREAM and (category is None or not category or "-" in category):
         raise ValidationError(
             f"a group reads a client stream, __all__ or a category (__category__:<name>), not {stream!r}", "stream"
+        )
+    if not stored and "*" in stream.replace(WILDCARD, ""):
+        raise ValidationError(
+            f"stream names never hold '*'; the wildcard is '**' (as in 'orders-**'), got {stream!r}", "stream"
         )
     raw_filter = doc.get("filter")
     if raw_filter is not None and not isinstance(raw_filter, Mapping):
