@@ -47,6 +47,8 @@ class StoreReads:
 
     _backend: Backend
     _metadata: MetadataCache
+    read_only: bool
+    """Opened without a writer: its metadata is read again from the store before a stream's read."""
     page_bytes: int
     """Event data in one page of a history read (replays, subscriptions, `read`)."""
 
@@ -59,6 +61,8 @@ class StoreReads:
     ) -> tuple[int | None, int | None]:
         """The version and time bounds of a read of `stream`, narrowed by its metadata (one rule
         for reads, replays and subscriptions)."""
+        if self.read_only:
+            self._metadata.refresh(self._backend)
         metadata = self._metadata.get(stream)
         if metadata is None or not metadata.limits_reads:
             return from_version, from_time

@@ -121,6 +121,8 @@ class MetadataCache:
     def __init__(self) -> None:
         self.streams: dict[str, StreamMetadata] = {}
         self.tombstoned: set[str] = set()
+        self.position = 0
+        """The order-id of the last `__metadata__` event taken in."""
 
     def get(self, stream: str) -> StreamMetadata | None:
         return self.streams.get(stream)
@@ -129,6 +131,7 @@ class MetadataCache:
         """Take in committed `__metadata__` events (others are ignored)."""
         for record in records:
             if record.stream_name == METADATA_STREAM and record.event_type == METADATA_SET:
+                self.position = max(self.position, record.order_id)
                 payload = orjson.loads(record.data)["payload"]
                 stream = payload["stream-name"]
                 metadata = StreamMetadata.from_json(payload["metadata"])
@@ -150,7 +153,18 @@ class MetadataCache:
             if len(page) < backend.read_page_size:
                 break
             position = page[-1].order_id + 1
-        self.streams, self.tombstoned = loaded.streams, loaded.tombstoned
+        self.streams, self.tombstoned, self.position = loaded.streams, loaded.tombstoned, loaded.position
+
+    def refresh(self, backend: Backend) -> None:
+        """Take in the `__metadata__` events stored since the last one taken in: what a read-only
+        store (a projection worker's, which no writer of its own keeps current) does before a read."""
+        while True:
+            page = backend.read(
+                Query(stream=METADATA_STREAM, from_order_id=self.position + 1, limit=backend.read_page_size)
+            )
+            self.apply(page)
+            if len(page) < backend.read_page_size:
+                break
 
 
 def metadata_event(stream: str, metadata: StreamMetadata) -> dict[str, Any]:
