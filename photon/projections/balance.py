@@ -44,11 +44,11 @@ from photon.projections.registry import Projection, Registry, Status
 
 log = logging.getLogger("photon.projections")
 
-TICK = 0.1
+TICK = 0.05
 """Seconds between two looks at the pool."""
-MIN_EVENTS = 10_000
+MIN_EVENTS = 5_000
 """Events of the store a window must hold: fewer measure the costs too coarsely."""
-MIN_SECONDS = 0.25
+MIN_SECONDS = 0.1
 """Seconds a window must last, so that each worker has answered several batches in it."""
 PACK_LOAD = 0.5
 """The share of a core under which the projections of idle workers are packed onto fewer."""
