@@ -203,6 +203,12 @@ def test_durable_subscription_errors(api: httpx.Client) -> None:
     }
     assert api.get("/api/subscription/c1/position").json()["acked"] == 0
     assert api.get("/api/subscription/nobody/position").status_code == 404
+    star = api.get("/api/subscription/star", params={"stream": "s*", "stream-type": "cold"})
+    assert star.status_code == 400 and "the wildcard is '**'" in star.json()["error"], star.text
+    assert api.get("/api/subscription/star/position").status_code == 404
+    assert [c["consumer"] for c in api.get("/api/subscriptions").json()["subscriptions"]] == ["c1"]
+    wildcard = api.get("/api/subscription/w", params={"stream": "s**", "stream-type": "cold"})
+    assert [orjson.loads(line)["stream-name"] for line in wildcard.content.splitlines()] == ["s"]
     assert api.delete("/api/subscription/c1").json() == {"correct": True}
     assert api.get("/api/subscription/c1/position").status_code == 404
 

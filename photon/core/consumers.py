@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from photon.core.errors import Conflict, NotFound, ValidationError
-from photon.core.events import ALL_STREAM, DOT_SEGMENTS
+from photon.core.events import ALL_STREAM, DOT_SEGMENTS, check_no_lone_star
 from photon.core.filtered_reads import check_filter_applies
 from photon.core.filters import EventFilter
 
@@ -85,6 +85,7 @@ class ConsumerPositions:
         with self._lock:
             position = self.get(name)
             if position is None:
+                check_no_lone_star(stream or ALL_STREAM)
                 check_filter_applies(stream or ALL_STREAM, event_filter)
                 position = ConsumerPosition(name, stream or ALL_STREAM, 0)
                 self._write(position)

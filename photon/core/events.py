@@ -227,6 +227,15 @@ def stream_pattern(stream_name: str) -> re.Pattern[str] | None:
     return re.compile(guard + body + r"\Z", re.S)
 
 
+def check_no_lone_star(stream_name: str, field: str = "stream") -> None:
+    """Refuse a stream to follow whose name holds a `*` outside a `**` wildcard: no stream has one,
+    so a consumer of it would be stored and never get an event."""
+    if "*" in stream_name.replace(WILDCARD, ""):
+        raise ValidationError(
+            f"stream names never hold '*'; the wildcard is '**' (as in 'orders-**'), got {stream_name!r}", field
+        )
+
+
 def is_one_stream(stream_name: str) -> bool:
     """True for a stream's own name; False for `__all__`, a category and a `**` wildcard (reads of many streams)."""
     return stream_name != ALL_STREAM and stream_category(stream_name) is None and WILDCARD not in stream_name

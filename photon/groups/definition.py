@@ -12,7 +12,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from photon.core.errors import ValidationError
-from photon.core.events import ALL_STREAM, DOT_SEGMENTS, MAX_NAME_LENGTH, WILDCARD, is_internal, stream_category
+from photon.core.events import (
+    ALL_STREAM,
+    DOT_SEGMENTS,
+    MAX_NAME_LENGTH,
+    check_no_lone_star,
+    is_internal,
+    stream_category,
+)
 from photon.core.filters import FILTER_KEYS, EventFilter
 from photon.core.limits import MAX_INT64
 
@@ -124,10 +131,8 @@ def parse_spec(doc: Mapping[str, Any], *, resolved_start: int | None = None, sto
         raise ValidationError(
             f"a group reads a client stream, __all__ or a category (__category__:<name>), not {stream!r}", "stream"
         )
-    if not stored and "*" in stream.replace(WILDCARD, ""):
-        raise ValidationError(
-            f"stream names never hold '*'; the wildcard is '**' (as in 'orders-**'), got {stream!r}", "stream"
-        )
+    if not stored:
+        check_no_lone_star(stream)
     raw_filter = doc.get("filter")
     if raw_filter is not None and not isinstance(raw_filter, Mapping):
         raise ValidationError(f"filter must be an object with keys among {', '.join(FILTER_KEYS)}", "filter")
