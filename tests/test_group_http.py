@@ -94,6 +94,16 @@ def test_a_lone_star_in_a_group_stream_is_refused_and_a_wildcard_group_delivers(
         lines = deliveries(response)
         next(lines)
         assert [next(lines)["event"]["stream-name"] for _ in range(2)] == ["order-1", "order-2"]
+    # a wildcard reads many streams, so it takes the filters of __all__ and categories, as a replay does
+    narrowed = {"group-name": "g2", "stream": "order-**", "filter": {"stream-regex": "2$"}}
+    api.post("/api/groups", json=narrowed).raise_for_status()
+    with api.stream("GET", "/api/group/g2/stream", params={"member": "m"}) as response:
+        lines = deliveries(response)
+        next(lines)
+        assert next(lines)["event"]["stream-name"] == "order-2"
+    assert api.get("/api/group/g2").json()["filter"] == {"stream-regex": "2$"}
+    one = api.post("/api/groups", json={"group-name": "g3", "stream": "orders", "filter": {"stream-regex": "2$"}})
+    assert one.status_code == 400 and one.json()["field"] == "filter"
 
 
 def test_member_stream_with_acks_and_nacks_on_one_connection(live: LiveServer, api: httpx.Client) -> None:

@@ -18,6 +18,7 @@ from photon.core.events import (
     MAX_NAME_LENGTH,
     check_no_lone_star,
     is_internal,
+    is_one_stream,
     stream_category,
 )
 from photon.core.filters import FILTER_KEYS, EventFilter
@@ -137,9 +138,9 @@ def parse_spec(doc: Mapping[str, Any], *, resolved_start: int | None = None, sto
     if raw_filter is not None and not isinstance(raw_filter, Mapping):
         raise ValidationError(f"filter must be an object with keys among {', '.join(FILTER_KEYS)}", "filter")
     event_filter = EventFilter.from_mapping(raw_filter)
-    # A group on one stream can still narrow its events by type.
+    # A group on one stream can still narrow its events by type (a `**` wildcard reads many: any filter).
     by_type = {"event-types", "event-type-prefix", "event-type-regex"}
-    if stream != ALL_STREAM and category is None and set(event_filter.to_payload()) - by_type:
+    if is_one_stream(stream) and set(event_filter.to_payload()) - by_type:
         raise ValidationError("a group on one stream can filter by event type only", "filter")
     strategy = doc.get("strategy", "round-robin")
     if strategy not in STRATEGIES:
