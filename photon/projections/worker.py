@@ -348,7 +348,7 @@ class Worker:
     def fold_history(self, events: Decoded, end_order_id: int) -> tuple[list[Report], list[Failure]]:
         """Fold a page of history into the projections behind its end (the others are past it)."""
         behind = [r for r in self.live() if r.position < end_order_id]
-        failures = self._fold_some(behind, events)
+        failures = self._fold_some(behind, events, self._stream_bounds(behind))
         for running in behind:
             if not running.failed and running.position < end_order_id:
                 running.position = end_order_id
@@ -365,11 +365,12 @@ class Worker:
         types = behind[0].types if len(behind) == 1 else None
         start = min(r.position for r in behind) + 1
         since_report = 0
+        bounds = self._stream_bounds(behind)
         pages = read_data_arrays(
             self.store, stream, from_order_id=start, to_order_id=to_order_id, event_types=types, max_events=CATCHUP_PAGE
         )
         for count, _, page in pages:
-            failures.extend(self._fold_some(behind, decode_page(page)))
+            failures.extend(self._fold_some(behind, decode_page(page), bounds))
             since_report += count
             if since_report >= CATCHUP_REPORT_EVERY:
                 since_report = 0
@@ -380,13 +381,44 @@ class Worker:
                 running.position = to_order_id
         return self.reports(), failures
 
-    def _fold_some(self, runnings: list[Running], events: Decoded) -> list[Failure]:
+    def _stream_bounds(self, runnings: list[Running]) -> dict[int, tuple[int | None, int | None]]:
+        """The first version and event-time a read of its stream shows, for each of `runnings` over
+        one stream whose metadata bounds its reads: history read for several projections at once
+        (`__all__`) holds the events such metadata hides, which a projection over the stream does
+        not fold, as no read of the stream returns them."""
+        bounds: dict[int, tuple[int | None, int | None]] = {}
+        if self.store is None:
+            return bounds  # history comes from the manager, one projection's own stream at a time
+        for running in runnings:
+            if running.stream is not None:
+                version, earliest = self.store.read_bounds(running.stream, None, None)
+                if version is not None or earliest is not None:
+                    bounds[running.slot] = (version, earliest)
+        return bounds
+
+    def _fold_some(
+        self, runnings: list[Running], events: Decoded, bounds: dict[int, tuple[int | None, int | None]] | None = None
+    ) -> list[Failure]:
         failures = []
         for running in runnings:
-            if not running.failed:
-                failure = fold(running, events, self.progress)
-                if failure is not None:
-                    failures.append(failure)
+            if running.failed:
+                continue
+            shown = events
+            bound = bounds.get(running.slot) if bounds else None
+            if bound is not None:
+                version, earliest = bound
+                shown = [
+                    e
+                    for e in events
+                    if e["stream-name"] == running.stream
+                    and (version is None or e["stream-version"] >= version)
+                    and (earliest is None or e["event-time"] >= earliest)
+                ]
+                if not shown:
+                    continue  # nothing of its stream to show: its position moves past the page all the same
+            failure = fold(running, shown, self.progress)
+            if failure is not None:
+                failures.append(failure)
         return failures
 
     def held_until(self) -> int | None:
