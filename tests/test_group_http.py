@@ -47,6 +47,8 @@ def test_group_routes_create_list_describe_update_delete(api: httpx.Client) -> N
     assert api.post("/api/group/billing/reset", json={"from": 0}).status_code == 400
     refused = api.get("/api/group/billing/stream", params={"max-in-flight": 0})
     assert refused.status_code == 400 and refused.json()["parameter"] == "max-in-flight"
+    unlimited = api.get("/api/group/billing/stream", params={"limit": 0})
+    assert unlimited.status_code == 400 and unlimited.json()["parameter"] == "limit"
     assert api.get("/api/group/billing").json()["members"] == []
     assert api.delete("/api/group/billing").json() == {"correct": True}
     assert api.get("/api/groups").json() == {"groups": []}

@@ -122,6 +122,21 @@ def test_pinned_gives_each_member_its_events_in_order_id_order_across_streams(st
     assert all(share == sorted(share) for share in shares)
 
 
+def test_a_member_with_a_limit_is_given_that_many_deliveries_and_no_more(store: EventStore) -> None:
+    store.groups.create({"group-name": "g", "max-retries": 0})
+    store.append([event(n=i) for i in range(5)])
+    with store.groups.join("g", "fetch", max_in_flight=1, limit=2) as member:
+        got = []
+        while batch := member.take(0.5):
+            got.extend(batch)
+            member.ack([d.event.order_id for d in batch])
+        assert len(got) == 2 and store.groups.describe("g")["in-flight"] == 0
+    described = store.groups.describe("g")
+    assert described["delivered"] == 2 and described["parked"] == 0 and described["waiting"] == 3
+    with pytest.raises(ValidationError, match="limit"):
+        store.groups.join("g", "bad", limit=0)
+
+
 def test_nack_retry_is_counted_and_parks_after_max_retries(store: EventStore) -> None:
     store.groups.create({"group-name": "g", "max-retries": 2})
     store.append([event(n=1), event(n=2)])

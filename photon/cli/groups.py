@@ -170,16 +170,15 @@ def replay_parked(name: str, url: str | None, **params: Any) -> None:
 def consume(name: str, member: str | None, limit: int | None, ack: bool, url: str | None, **params: Any) -> None:
     """Join group NAME as a member; print each delivery as {"attempt": n, "event": {...}} (NDJSON).
 
-    With -limit it takes no more than it will print: one event at a time when acknowledging (the
-    next comes once the last is acked), -limit at once with -no-ack. A delivery it takes and does
-    not print goes back to the group when the command ends, counted as a delivery (towards
-    max-retries), so taking the group's max-in-flight would spend other events' attempts.
+    With -limit the member is given -limit deliveries and no more (the server gives it none it
+    will not print, so no other event's attempt is spent): one event at a time when acknowledging
+    (the next comes once the last is acked), up to -limit at once with -no-ack.
     """
     count = 0
     prefetch = None if limit is None else 1 if ack else min(limit, MAX_IN_FLIGHT_LIMIT)
     with (
         client_for(config_from(params), url) as client,
-        client.join_group(name, member, max_in_flight=prefetch) as joined,
+        client.join_group(name, member, max_in_flight=prefetch, limit=limit) as joined,
     ):
         for delivery in joined:
             click.echo(b'{"attempt":%d,"event":%s}' % (delivery.attempt, delivery.event.data))

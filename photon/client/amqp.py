@@ -245,11 +245,14 @@ class AmqpClient(AmqpGroupCalls):
             connection.process_data_events(time_limit=min(remaining, 1.0))
         return {i: self._replies.pop(i) for i in ids}
 
-    def join_group(self, name: str, member: str | None = None, *, max_in_flight: int | None = None) -> AmqpGroupMember:
+    def join_group(
+        self, name: str, member: str | None = None, *, max_in_flight: int | None = None, limit: int | None = None
+    ) -> AmqpGroupMember:
         """Join consumer group `name` as a member (a new id unless `member` is given): iterate over
         its `GroupDelivery`s, `ack`/`nack` them. `max_in_flight` lowers the group's limit for this
-        member (a prefetch). Raises `NotFound` for an unknown group."""
-        return AmqpGroupMember(self, name, member, max_in_flight)
+        member (a prefetch); `limit` ends its deliveries after that many (a fetch: none is spent by
+        its leaving). Raises `NotFound` for an unknown group."""
+        return AmqpGroupMember(self, name, member, max_in_flight, limit)
 
     # -- replay -------------------------------------------------------------------------------
 

@@ -315,12 +315,13 @@ class AsyncAmqpClient:
         return nacked
 
     def join_group(
-        self, name: str, member: str | None = None, *, max_in_flight: int | None = None
+        self, name: str, member: str | None = None, *, max_in_flight: int | None = None, limit: int | None = None
     ) -> AsyncAmqpGroupMember:
         """A member of consumer group `name` (a new id unless `member` is given); it joins on
         ``async with`` (or `await member.join()`, or the first delivery awaited), raising
-        `NotFound` for an unknown group. `max_in_flight` lowers the group's limit for this member."""
-        return AsyncAmqpGroupMember(self, name, member, max_in_flight)
+        `NotFound` for an unknown group. `max_in_flight` lowers the group's limit for this member;
+        `limit` ends its deliveries after that many (a fetch: none is spent by its leaving)."""
+        return AsyncAmqpGroupMember(self, name, member, max_in_flight, limit)
 
     # -- replay -------------------------------------------------------------------------------
 

@@ -70,12 +70,18 @@ class AsyncAmqpGroupMember:
     """
 
     def __init__(
-        self, client: AsyncAmqpClient, group: str, member: str | None = None, max_in_flight: int | None = None
+        self,
+        client: AsyncAmqpClient,
+        group: str,
+        member: str | None = None,
+        max_in_flight: int | None = None,
+        limit: int | None = None,
     ) -> None:
         self.client = client
         self.group = group
         self.id = member
         self.max_in_flight = max_in_flight
+        self.limit = limit
         self.ended: str | None = None
         """Why the membership ended (the `reason` of its `group-ended` message), None while it runs."""
         self._correlation_id = str(uuid.uuid4())
@@ -99,6 +105,8 @@ class AsyncAmqpGroupMember:
             request["member"] = self.id
         if self.max_in_flight is not None:
             request["max-in-flight"] = self.max_in_flight
+        if self.limit is not None:
+            request["limit"] = self.limit
         await self._publish(GROUP_JOIN, request)
         try:
             async with asyncio.timeout(self.client.timeout):

@@ -101,7 +101,12 @@ class AmqpGroupMember:
     """
 
     def __init__(
-        self, client: AmqpClient, group: str, member: str | None = None, max_in_flight: int | None = None
+        self,
+        client: AmqpClient,
+        group: str,
+        member: str | None = None,
+        max_in_flight: int | None = None,
+        limit: int | None = None,
     ) -> None:
         self.client = client
         self.group = group
@@ -120,6 +125,8 @@ class AmqpGroupMember:
             request["member"] = member
         if max_in_flight is not None:
             request["max-in-flight"] = max_in_flight
+        if limit is not None:
+            request["limit"] = limit
         self._publish(GROUP_JOIN, request)
         kind, _properties, body = self._next_message(client.timeout)
         if kind == GROUP_JOINED:

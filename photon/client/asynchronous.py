@@ -302,15 +302,16 @@ class AsyncPhotonClient:
         return int(await self._http().call(http_calls.replay_parked(name)))
 
     def join_group(
-        self, name: str, member: str | None = None, *, max_in_flight: int | None = None
+        self, name: str, member: str | None = None, *, max_in_flight: int | None = None, limit: int | None = None
     ) -> AsyncGroupMember | AsyncAmqpGroupMember:
         """Join group `name`: ``async with client.join_group(name) as member: async for delivery in
         member: ... await member.ack(...)``. `max_in_flight` lowers the group's limit of
-        unacknowledged deliveries for this member. An unknown group raises `NotFound` when the
+        unacknowledged deliveries for this member; `limit` ends its deliveries after that many (a
+        fetch: none is spent by its leaving). An unknown group raises `NotFound` when the
         membership starts (on `async with`, or the first delivery awaited)."""
         if (amqp := self._amqp()) is not None:
-            return amqp.join_group(name, member, max_in_flight=max_in_flight)
-        return AsyncGroupMember(self._http(), name, member, max_in_flight)
+            return amqp.join_group(name, member, max_in_flight=max_in_flight, limit=limit)
+        return AsyncGroupMember(self._http(), name, member, max_in_flight, limit)
 
     async def close(self) -> None:
         await self.transport.close()
@@ -337,12 +338,17 @@ class AsyncGroupMember:
     """A consumer group member over HTTP: ``async for delivery in member`` (`GroupDelivery`), `await ack(...)`."""
 
     def __init__(
-        self, transport: AsyncHttpTransport, group: str, member: str | None, max_in_flight: int | None = None
+        self,
+        transport: AsyncHttpTransport,
+        group: str,
+        member: str | None,
+        max_in_flight: int | None = None,
+        limit: int | None = None,
     ) -> None:
         self.transport = transport
         self.group = group
         self.id = member
-        self._lines = transport.stream_lines(*http_calls.member_stream(group, member, max_in_flight))
+        self._lines = transport.stream_lines(*http_calls.member_stream(group, member, max_in_flight, limit))
 
     def __aiter__(self) -> AsyncGroupMember:
         return self

@@ -350,14 +350,15 @@ class PhotonClient:
         )
 
     def join_group(
-        self, name: str, member: str | None = None, *, max_in_flight: int | None = None
+        self, name: str, member: str | None = None, *, max_in_flight: int | None = None, limit: int | None = None
     ) -> GroupMember | AmqpGroupMember:
         """Join group `name` as a member: iterate over its `GroupDelivery`s, `ack`/`nack` them.
-        `max_in_flight` lowers the group's limit of unacknowledged deliveries for this member."""
+        `max_in_flight` lowers the group's limit of unacknowledged deliveries for this member;
+        `limit` ends its deliveries after that many (a fetch: none is spent by its leaving)."""
         if (calls := self._group_calls()) is not None:
-            joined: AmqpGroupMember = calls.join_group(name, member, max_in_flight=max_in_flight)
+            joined: AmqpGroupMember = calls.join_group(name, member, max_in_flight=max_in_flight, limit=limit)
             return joined
-        return GroupMember(self._http(), name, member, max_in_flight)
+        return GroupMember(self._http(), name, member, max_in_flight, limit)
 
     def close(self) -> None:
         self.transport.close()
@@ -378,12 +379,17 @@ class GroupMember:
     """
 
     def __init__(
-        self, transport: HttpTransport, group: str, member: str | None, max_in_flight: int | None = None
+        self,
+        transport: HttpTransport,
+        group: str,
+        member: str | None,
+        max_in_flight: int | None = None,
+        limit: int | None = None,
     ) -> None:
         self.transport = transport
         self.group = group
         self.id = member
-        self._lines = transport.stream_lines(*http_calls.member_stream(group, member, max_in_flight))
+        self._lines = transport.stream_lines(*http_calls.member_stream(group, member, max_in_flight, limit))
 
     def __iter__(self) -> Iterator[GroupDelivery]:
         return self

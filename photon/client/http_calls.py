@@ -181,6 +181,8 @@ def nack_group(name: str, order_ids: int | Sequence[int], action: str, reason: s
     return HttpCall("POST", f"{group_path(name)}/nack", {"json": nack_body(_ids(order_ids), action, reason)})
 
 
-def member_stream(name: str, member: str | None, max_in_flight: int | None) -> tuple[str, dict[str, Any]]:
+def member_stream(
+    name: str, member: str | None, max_in_flight: int | None, limit: int | None = None
+) -> tuple[str, dict[str, Any]]:
     """The path and parameters of a group member's stream of deliveries."""
-    return f"{group_path(name)}/stream", {"member": member, "max-in-flight": max_in_flight}
+    return f"{group_path(name)}/stream", {"member": member, "max-in-flight": max_in_flight, "limit": limit}

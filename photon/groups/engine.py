@@ -104,11 +104,15 @@ class Member:
     back to the group, which redelivers them to the others.
     """
 
-    def __init__(self, group: Group, member_id: str, max_in_flight: int | None = None) -> None:
+    def __init__(
+        self, group: Group, member_id: str, max_in_flight: int | None = None, limit: int | None = None
+    ) -> None:
         self.group = group
         self.id = member_id
         self.max_in_flight = max_in_flight
         """This member's own limit (a consumer's prefetch); the group's `max-in-flight` bounds it too."""
+        self.remaining = limit
+        """Deliveries this member takes before it takes no more (a fetch of N); None: no end."""
         self.in_flight: dict[int, _Entry] = {}
         self.inbox: deque[Delivery] = deque()
         self.buckets: list[int] = []
@@ -409,8 +413,7 @@ class Group:
     def _another_has_room(self, member: Member) -> bool:
         limit = self.spec.max_in_flight
         return any(
-            m is not member and not m.closed and len(m.in_flight) < _member_limit(m, limit)
-            for m in self.members.values()
+            m is not member and not m.closed and len(m.in_flight) < _room_limit(m, limit) for m in self.members.values()
         )
 
     def dispatch(self) -> list[Member]:
@@ -435,7 +438,7 @@ class Group:
             for member in ordered:
                 in_flight = member.in_flight
                 inbox = member.inbox
-                member_limit = _member_limit(member, limit)
+                member_limit = _room_limit(member, limit)
                 for _ in range(chunk):
                     if spec.serial and self._in_flight >= 1:
                         return list(touched.values())
@@ -452,6 +455,8 @@ class Group:
                     event = entry.event
                     in_flight[event[0]] = entry
                     inbox.append(Delivery(event, attempts))
+                    if member.remaining is not None:
+                        member.remaining -= 1
                     self._in_flight += 1
                     counters["delivered"] += 1
                     if attempts > 1:
@@ -473,14 +478,14 @@ class Group:
 
     # -- members ------------------------------------------------------------------------------
 
-    def join(self, member_id: str, max_in_flight: int | None = None) -> Member:
-        """A new member (with its own `max_in_flight`, at most the group's); one that joins under
-        the id of a present member replaces it."""
+    def join(self, member_id: str, max_in_flight: int | None = None, limit: int | None = None) -> Member:
+        """A new member (with its own `max_in_flight`, at most the group's, and taking at most
+        `limit` deliveries in all); one that joins under the id of a present member replaces it."""
         with self.lock:
             if self._stopped:
                 raise StoreClosed(f"consumer group {self.spec.name!r} is stopped")
             old = self.members.get(member_id)
-            member = Member(self, member_id, max_in_flight)
+            member = Member(self, member_id, max_in_flight, limit)
             if old is not None:
                 self._release_member(old)
             self.members[member_id] = member
@@ -799,6 +804,16 @@ class Group:
 def _member_limit(member: Member, limit: int) -> int:
     own = member.max_in_flight
     return limit if own is None or own > limit else own
+
+
+def _room_limit(member: Member, limit: int) -> int:
+    """The most events `member` may hold in flight now: its max-in-flight, and no more than its
+    remaining deliveries beyond those it holds."""
+    room = _member_limit(member, limit)
+    remaining = member.remaining
+    if remaining is not None and len(member.in_flight) + remaining < room:
+        return len(member.in_flight) + remaining
+    return room
 
 
 def _order_ids(values: Iterable[int]) -> list[int]:

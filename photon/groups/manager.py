@@ -171,9 +171,12 @@ class GroupManager:
 
     # -- members ----------------------------------------------------------------------------------
 
-    def join(self, name: str, member_id: str | None = None, max_in_flight: int | None = None) -> Member:
+    def join(
+        self, name: str, member_id: str | None = None, max_in_flight: int | None = None, limit: int | None = None
+    ) -> Member:
         """A member of group `name`; `max_in_flight` lowers the group's limit for this member alone
-        (a consumer's prefetch: 1 takes one event at a time)."""
+        (a consumer's prefetch: 1 takes one event at a time); `limit` ends its deliveries after that
+        many (a fetch: it is given no event it will not take, so none is spent by its leaving)."""
         if member_id is None:
             member_id = uuid.uuid4().hex[:12]
         elif not isinstance(member_id, str) or not 0 < len(member_id) <= MAX_MEMBER_ID or not member_id.isprintable():
@@ -185,7 +188,9 @@ class GroupManager:
                 f"a member's max-in-flight is a whole number from 1 to {MAX_IN_FLIGHT_LIMIT}, got {max_in_flight!r}",
                 "max-in-flight",
             )
-        return self._group(check_group_name(name)).join(member_id, max_in_flight)
+        if limit is not None and (type(limit) is not int or not 1 <= limit <= MAX_INT64):
+            raise ValidationError(f"a member's limit is a whole number of at least 1, got {limit!r}", "limit")
+        return self._group(check_group_name(name)).join(member_id, max_in_flight, limit)
 
     def ack(self, name: str, order_ids: Iterable[int]) -> AckResult:
         return self._group(name).ack(order_ids)

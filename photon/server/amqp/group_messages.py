@@ -33,6 +33,8 @@ class JoinRequest:
     member: str | None
     max_in_flight: Any
     """As sent (the core checks it); None: the group's."""
+    limit: Any = None
+    """Deliveries the member takes in all, as sent (the core checks it); None: no end."""
 
 
 def _object(body: bytes, kind: str, allowed: set[str]) -> dict[str, Any]:
@@ -53,13 +55,13 @@ def _group_name(value: Mapping[str, Any], kind: str) -> str:
 
 
 def parse_join(body: bytes) -> JoinRequest:
-    """``{"group-name": g, "member": id, "max-in-flight": n}`` (`member` optional: a new id is
-    chosen; `max-in-flight` optional: the group's)."""
-    value = _object(body, GROUP_JOIN, {"group-name", "member", "max-in-flight"})
+    """``{"group-name": g, "member": id, "max-in-flight": n, "limit": n}`` (`member` optional: a new
+    id is chosen; `max-in-flight` optional: the group's; `limit` optional: no end)."""
+    value = _object(body, GROUP_JOIN, {"group-name", "member", "max-in-flight", "limit"})
     member = value.get("member")
     if member is not None and not isinstance(member, str):
         raise ValidationError("field 'member' must be a string", "member")
-    return JoinRequest(_group_name(value, GROUP_JOIN), member, value.get("max-in-flight"))
+    return JoinRequest(_group_name(value, GROUP_JOIN), member, value.get("max-in-flight"), value.get("limit"))
 
 
 @dataclass(frozen=True)

@@ -299,7 +299,7 @@ class AmqpGroups:
                     raise ValidationError("a membership with this reply_to and correlation_id is already running")
                 self._members[key] = None
                 reserved = True
-            member = self.store.groups.join(request.group, request.member, request.max_in_flight)
+            member = self.store.groups.join(request.group, request.member, request.max_in_flight, request.limit)
         except Exception as exc:
             if reserved:
                 with self._lock:

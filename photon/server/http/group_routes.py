@@ -214,6 +214,13 @@ def _encode(deliveries: list[Delivery], sse: bool) -> bytes:
         minimum=1,
         maximum=MAX_IN_FLIGHT_LIMIT,
     ),
+    Param(
+        "limit",
+        "integer",
+        "Deliveries this member takes in all (a fetch): it is given no more, so none is spent by its leaving "
+        "(default: no end).",
+        minimum=1,
+    ),
     answer='NDJSON: {"group": name, "member": id}, then one line per delivery {"attempt": n, "event": {...}}; '
     "server-sent events with Accept: text/event-stream",
     errors={404: "no such group"},
@@ -224,7 +231,9 @@ async def member_stream(request: Request, query: dict[str, Any]) -> Response:
     """Join a group as a member and receive its share of the events until the connection closes."""
     store = store_of(request)
     name = request.path_params["name"]
-    member: Member = await aio.run_blocking(store, store.groups.join, name, query["member"], query["max-in-flight"])
+    member: Member = await aio.run_blocking(
+        store, store.groups.join, name, query["member"], query["max-in-flight"], query["limit"]
+    )
     sse = "text/event-stream" in request.headers.get("accept", "")
     hello = orjson.dumps({"group": name, "member": member.id})
 
