@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import orjson
@@ -145,3 +146,29 @@ def test_photon_groups_consume_with_a_limit_takes_no_more_than_it_prints(
     assert [orjson.loads(line)["attempt"] for line in consumed.stdout.splitlines()] == [1, 1, 1], consumed.stderr
     shown = orjson.loads(photon(["groups", "show", "g", *url], tmp_path).stdout)
     assert shown["acked"] == 5 and shown["delivered"] == 7 and shown["parked"] == 2 and shown["waiting"] == 23, shown
+
+
+def test_photon_groups_consume_says_so_when_the_server_ends_its_membership(
+    server_process: ServerProcess, tmp_path: Path
+) -> None:
+    url = ["-url", server_process.url]
+    assert photon(["groups", "create", "g", "-stream", "orders", *url], tmp_path).returncode == 0
+    assert photon(["emit", orjson.dumps(event("orders", n=1)).decode(), *url], tmp_path).returncode == 0
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PHOTON_")}
+    consumer = subprocess.Popen(
+        [PHOTON, "groups", "consume", "g", *url], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        assert consumer.stdout is not None
+        first = orjson.loads(consumer.stdout.readline())
+        assert first["event"]["payload"] == {"n": 1}
+        deadline = time.monotonic() + 30
+        while orjson.loads(photon(["groups", "show", "g", *url], tmp_path).stdout)["acked"] < 1:
+            assert time.monotonic() < deadline, "the delivery was not acknowledged"
+            time.sleep(0.1)
+        assert photon(["groups", "reset", "g", "1", *url], tmp_path).returncode == 0
+        _, stderr = consumer.communicate(timeout=30)
+    finally:
+        consumer.kill()
+    assert consumer.returncode != 0, stderr
+    assert b"the server ended this member of group 'g' after 1 delivery: the group was reset" in stderr, stderr

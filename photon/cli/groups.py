@@ -21,6 +21,7 @@ from photon.cli.options import (
     config_options,
     url_option,
 )
+from photon.core.errors import PhotonError
 from photon.core.requests import is_digits, parse_integer
 from photon.groups.definition import MAX_IN_FLIGHT_LIMIT, STRATEGIES
 
@@ -172,7 +173,9 @@ def consume(name: str, member: str | None, limit: int | None, ack: bool, url: st
 
     With -limit the member is given -limit deliveries and no more (the server gives it none it
     will not print, so no other event's attempt is spent): one event at a time when acknowledging
-    (the next comes once the last is acked), up to -limit at once with -no-ack.
+    (the next comes once the last is acked), up to -limit at once with -no-ack. When the server
+    ends the membership (the group reset, changed or deleted, the server stopping) it says so on
+    standard error and exits with an error.
     """
     count = 0
     prefetch = None if limit is None else 1 if ack else min(limit, MAX_IN_FLIGHT_LIMIT)
@@ -187,3 +190,8 @@ def consume(name: str, member: str | None, limit: int | None, ack: bool, url: st
             count += 1
             if limit is not None and count >= limit:
                 return
+    raise PhotonError(
+        f"the server ended this member of group {name!r} after {count} deliver{'y' if count == 1 else 'ies'}: "
+        "the group was reset, "
+        "changed or deleted, or the server stopped (consume again to go on)"
+    )
