@@ -413,3 +413,18 @@ def test_a_cut_or_damaged_positions_line_is_a_bad_line_1_and_restores_nothing(tm
         assert result.returncode == 2 and message in stderr, (name, stderr)
         assert "nothing was restored, the store is as it was" in stderr and "Traceback" not in stderr
         assert not target.exists(), name
+
+
+def test_a_backup_without_events_restores_no_positions(tmp_path: Path) -> None:
+    config = {"db.backend": "sqlite", "sqlite.path": str(tmp_path / "source.db")}
+    with EventStore.open(config) as store:
+        store.append([{"stream-name": "s", "event-type": "t", "payload": {"n": i}} for i in range(3)])
+        store.write_checkpoint("consumer:c", {"stream": "s", "order-id": 3})
+    photon("backup", "after.jsonl", "-from", "99", *options(config), cwd=tmp_path)
+    assert (tmp_path / "after.jsonl").read_bytes().startswith(b'{"photon-positions":')
+    target = {"db.backend": "sqlite", "sqlite.path": str(tmp_path / "empty.db")}
+    restored = photon("restore", "after.jsonl", *options(target), cwd=tmp_path)
+    stderr = restored.stderr.decode()
+    assert "left out the backup's positions (1): it holds no events" in stderr and "restored 1 positions" not in stderr
+    with EventStore.open(target) as store:
+        assert store.last_order_id() == 0 and store.read_checkpoint("consumer:c") is None

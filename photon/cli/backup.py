@@ -190,10 +190,14 @@ def restore(file: str, batch_size: int, **params: Any) -> None:
             raise BackupFailed(f"restore stopped: {exc}; the store now holds the events up to order-id {now}") from exc
         written = summary.events
         bars.finish(written)
-        if positions:
+        if positions and written:
             # The consumers', groups' and projections' positions, once their events are in.
             apply_positions(store, positions)
             click.echo(f"restored {len(positions)} positions (consumers, groups, projections)", err=True)
+        elif positions:
+            # Without its events a position would point past what the store holds: a projection
+            # would skip the store's next events as already folded.
+            click.echo(f"left out the backup's positions ({len(positions)}): it holds no events", err=True)
     seconds = time.perf_counter() - started
     name = name_of(file)
     if written == 0:
