@@ -392,6 +392,18 @@ def test_client_names_a_missing_service(broker: RabbitServer) -> None:
     client = AmqpClient(broker.url, service=f"nobody-{uuid.uuid4().hex[:6]}", timeout=5)
     with client, pytest.raises(PhotonError, match="no Photon service listens on queue"):
         client.emit(event())
+    # A replay (a live one would otherwise wait forever) and a group join say so at once too,
+    # rather than after the client's time-out.
+    with client:
+        for stream_type in ("cold", "hot"):
+            began = time.monotonic()
+            with pytest.raises(PhotonError, match="no Photon service listens on queue"):
+                list(client.replay("orders", stream_type))
+            assert time.monotonic() - began < 4
+        began = time.monotonic()
+        with pytest.raises(PhotonError, match="no Photon service listens on queue"):
+            client.join_group("billing")
+        assert time.monotonic() - began < 4
 
 
 def test_client_cannot_connect_is_a_clear_error() -> None:

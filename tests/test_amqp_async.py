@@ -314,6 +314,17 @@ def test_a_missing_service_and_an_unreachable_broker_are_clear_errors(broker: Ra
         async with nobody:
             with pytest.raises(PhotonError, match="no Photon service listens on queue"):
                 await nobody.emit(event())
+            # A replay (a live one would otherwise wait forever) and a group join say so at once
+            # too, rather than after the client's time-out.
+            for stream_type in ("cold", "hot"):
+                async with asyncio.timeout(4):
+                    with pytest.raises(PhotonError, match="no Photon service listens on queue"):
+                        async for _ in nobody.replay("orders", stream_type):
+                            pass
+            async with asyncio.timeout(4):
+                with pytest.raises(PhotonError, match="no Photon service listens on queue"):
+                    async with nobody.join_group("billing"):
+                        pass
         gone = AsyncAmqpClient(f"amqp://guest:secret@127.0.0.1:{free_port()}/%2F", retries=0)
         with pytest.raises(BrokerUnavailable, match="cannot connect to the AMQP broker") as caught:
             await gone.emit(event())

@@ -33,6 +33,7 @@ from photon.client.amqp_calls import (
     emitted,
     expected,
     replay_arguments,
+    unroutable,
 )
 from photon.client.amqp_groups import AmqpGroupCalls, AmqpGroupMember
 from photon.client.wire import replay_options
@@ -284,13 +285,20 @@ class AmqpClient(AmqpGroupCalls):
         queue = channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
         correlation_id = str(uuid.uuid4())
         request = BasicProperties(type=REPLAY, reply_to=queue, correlation_id=correlation_id, content_type=CONTENT_TYPE)
-        channel.basic_publish("", self.names.commands, replay_body(stream, options), request)
+        # Mandatory: a request no queue takes (a wrong `service`) comes back, and fails the replay
+        # at once rather than after `timeout` (or never, for a live one).
+        returned: list[bool] = []
+        channel.add_on_return_callback(lambda *_: returned.append(True))
+        channel.basic_publish("", self.names.commands, replay_body(stream, options), request, mandatory=True)
         finished = False
         live = stream_type != "cold"
         unacked = 0
         last_seen = time.monotonic()
         try:
             for method, properties, body in channel.consume(queue, inactivity_timeout=min(self.timeout, 1.0)):
+                if returned:
+                    finished = True
+                    raise unroutable(self.names.commands)
                 if method is None:
                     if not live and time.monotonic() - last_seen > self.timeout:
                         raise TimeoutError(f"replay of {stream!r}: nothing received for {self.timeout}s")

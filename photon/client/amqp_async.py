@@ -190,6 +190,20 @@ class AsyncAmqpClient:
                 else:
                     future.cancel()
 
+    async def send_request(self, request: aio_pika.Message) -> None:
+        """Publish a request whose answers go to a queue of its own (a replay, a group join) on
+        the command channel, so that one no queue takes (a wrong `service`) fails at once."""
+        channel = await self._connect()
+        try:
+            async with asyncio.timeout(self.timeout):
+                await channel.default_exchange.publish(request, self.names.commands, mandatory=True)
+        except aio_pika.exceptions.DeliveryError:  # returned by the broker: no such queue
+            raise unroutable(self.names.commands) from None
+        except TimeoutError:
+            raise TimeoutError(
+                f"no confirmation from the broker for {self.names.commands!r} within {self.timeout}s"
+            ) from None
+
     async def call(self, call: Call) -> Any:
         """Send a request answered once (`photon.client.amqp_calls`) and read its answer."""
         [(kind, body)] = await self._exchange(call.kind, [orjson.dumps(call.body)])
@@ -355,11 +369,12 @@ class AsyncAmqpClient:
         tag = await queue.consume(inbox.put)
         correlation_id = str(uuid.uuid4())
         request = command(REPLAY, replay_body(stream, options), queue.name, correlation_id)
-        await channel.default_exchange.publish(request, self.names.commands)
-        finished = False
+        finished = True  # nothing to cancel until the request is out
         live = stream_type != "cold"
         unacked = 0
         try:
+            await self.send_request(request)
+            finished = False
             while True:
                 if not inbox.empty():
                     message = inbox.get_nowait()

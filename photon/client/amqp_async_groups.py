@@ -107,7 +107,14 @@ class AsyncAmqpGroupMember:
             request["max-in-flight"] = self.max_in_flight
         if self.limit is not None:
             request["limit"] = self.limit
-        await self._publish(GROUP_JOIN, request)
+        try:
+            await self.client.send_request(
+                command(GROUP_JOIN, orjson.dumps(request), self._queue.name, self._correlation_id)
+            )
+        except BaseException:
+            self.ended = "refused"
+            await self._close_channel()
+            raise
         try:
             async with asyncio.timeout(self.client.timeout):
                 message = await self._inbox.get()

@@ -25,7 +25,7 @@ import pika.exceptions
 from pika.spec import BasicProperties
 
 from photon.client import amqp_calls
-from photon.client.amqp_calls import Call
+from photon.client.amqp_calls import UNROUTABLE, Call, unroutable
 from photon.client.groups import GroupDelivery
 from photon.core.errors import PhotonError
 from photon.core.events import RecordedEvent
@@ -120,6 +120,7 @@ class AmqpGroupMember:
         self._channel = connection.channel()
         self._queue: str = self._channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
         self._channel.basic_consume(self._queue, self._on_message, auto_ack=True)
+        self._channel.add_on_return_callback(self._on_return)
         request: dict[str, Any] = {"group-name": group}
         if member is not None:
             request["member"] = member
@@ -127,13 +128,15 @@ class AmqpGroupMember:
             request["max-in-flight"] = max_in_flight
         if limit is not None:
             request["limit"] = limit
-        self._publish(GROUP_JOIN, request)
+        self._publish(GROUP_JOIN, request, mandatory=True)
         kind, _properties, body = self._next_message(client.timeout)
         if kind == GROUP_JOINED:
             self.id = str(orjson.loads(body)["member"])
             return
         self._close_channel()
         self.ended = "refused"
+        if kind == UNROUTABLE:
+            raise unroutable(client.names.commands)
         if kind == ERROR:
             raise error_from_body(orjson.loads(body))
         raise PhotonError(f"unexpected answer {kind!r} to a group-join")
@@ -142,11 +145,16 @@ class AmqpGroupMember:
         if properties.correlation_id == self._correlation_id:
             self._inbox.append((properties.type or "", properties, body))
 
-    def _publish(self, kind: str, body: dict[str, Any]) -> None:
+    def _on_return(self, _channel: Any, _method: Any, properties: BasicProperties, _body: bytes) -> None:
+        # The join came back from the broker: no queue of that name (a wrong `service`).
+        if properties.correlation_id == self._correlation_id:
+            self._inbox.append((UNROUTABLE, properties, b"null"))
+
+    def _publish(self, kind: str, body: dict[str, Any], *, mandatory: bool = False) -> None:
         properties = BasicProperties(
             type=kind, reply_to=self._queue, correlation_id=self._correlation_id, content_type=CONTENT_TYPE
         )
-        self._channel.basic_publish("", self.client.names.commands, orjson.dumps(body), properties)
+        self._channel.basic_publish("", self.client.names.commands, orjson.dumps(body), properties, mandatory=mandatory)
 
     def _next_message(self, timeout: float | None) -> tuple[str, Any, bytes]:
         deadline = None if timeout is None else time.monotonic() + timeout
