@@ -3,6 +3,7 @@ Photon and a real RabbitMQ broker."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -222,6 +223,40 @@ def test_cancel_stops_the_replay(photon: LiveServer, broker: RabbitServer) -> No
     assert 15 <= results[-1]["after"] <= 20
     assert order_ids(results) == [e.order_id for e in photon.store.read("muon-cancel")][: results[-1]["after"]]
     assert service.stats()["muon"]["channels"] == 0  # the replay's session is gone
+
+
+def test_an_idle_live_replay_sends_nothing_after_its_cancel(photon: LiveServer, broker: RabbitServer) -> None:
+    # A live replay waiting for events, with credit left, is cancelled: an event stored once Photon
+    # has the cancel is not sent (the node client would log a Data for a channel it no longer knows).
+    service = photon.server.service(AmqpService)
+    deadline = time.monotonic() + 30
+    while service.stats()["muon"]["transports"] and time.monotonic() < deadline:
+        time.sleep(0.2)  # transports of earlier tests' clients: gone once silent for the keep-alive time
+    assert service.stats()["muon"]["channels"] == 0
+    client = NodeClient(
+        broker.url,
+        "replay",
+        {"stream": "muon-idle-cancel", "args": {"stream-type": "hot"}, "cancelAfter": 1, "linger": 3},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not events_of(client.results):  # until the replay is live and has had one event
+            assert time.monotonic() < deadline, f"no live event reached the client: {client.noise[-10:]}"
+            fill(photon, "muon-idle-cancel", 1)
+            with contextlib.suppress(AssertionError):
+                client.wait_for(lambda results: bool(events_of(results)), timeout=2)
+        client.wait_for(lambda results: any("cancelled" in r for r in results))
+        while service.stats()["muon"]["channels"]:  # Photon has the cancel: the channel is gone
+            assert time.monotonic() < deadline, "the cancel never reached Photon"
+            time.sleep(0.01)
+        before = len(client.noise)
+        fill(photon, "muon-idle-cancel", 5)
+        results = client.finish()
+    finally:
+        client.kill()
+    assert results[-1] == {"after": 1}
+    unexpected = [line for line in client.noise[before:] if "no virtual channel" in line]
+    assert not unexpected, unexpected
 
 
 def test_projection_stream_follows_the_projection(photon: LiveServer, broker: RabbitServer) -> None:

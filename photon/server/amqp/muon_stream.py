@@ -162,6 +162,10 @@ class StreamSession:
         self._send("Errored", {"error": message}, closing=True)
 
     def _send_data(self, datas: list[bytes]) -> bool:
+        """Send events (or updates) as `Data`; False, sending nothing, once the client cancelled
+        (an event read while the cancel came in was not in flight yet: it is not sent)."""
+        if self.credit.cancelled:
+            return False
         outlet = self.outlet
         frames = [
             outlet.frame(
