@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 import sys
@@ -17,7 +18,9 @@ import pika
 import pytest
 
 from photon.client.amqp import AmqpClient, AmqpTransport
+from photon.client.amqp_async import AsyncAmqpClient
 from photon.client.amqp_calls import Call
+from photon.client.amqp_groups import AmqpGroupMember
 from photon.client.blocking import PhotonClient
 from photon.client.groups import GroupDelivery
 from photon.core.errors import Conflict, NotFound, ValidationError
@@ -193,6 +196,53 @@ def test_take_gives_every_delivery_received_for_one_ack(client: AmqpClient) -> N
         assert member.ack([d.event.order_id for d in taken]) == {"done": 30, "unknown": []}
         assert member.take(0.3) == []
     assert client.group(group)["checkpoint"] == ids[-1]
+
+
+def test_a_member_joined_with_a_limit_stops_after_that_many_deliveries(photon: Photon, client: AmqpClient) -> None:
+    # As a fetch of n: the member's iteration (and `take`) ends once the `limit` deliveries came, as
+    # the server gives it no more; it waited for ever. The member stays joined until it leaves.
+    stream, group = unique("orders"), unique("fetch")
+    client.create_group(group, stream=stream)
+    ids = emit(client, stream, 5)
+    got: list[int] = []
+
+    def iterate(member: AmqpGroupMember) -> None:
+        for delivery in member:
+            got.append(delivery.event.order_id)
+            member.ack(delivery.event.order_id)
+
+    with client.join_group(group, limit=2) as member:
+        reader = threading.Thread(target=iterate, args=(member,), daemon=True)
+        reader.start()
+        reader.join(10)
+        assert not reader.is_alive(), f"the iteration did not end after the limit (got {got})"
+        assert got == ids[:2] and member.ended is None
+        began = time.monotonic()
+        assert member.take(5.0) == []
+        assert time.monotonic() - began < 1
+        assert [m["in-flight"] for m in client.group(group)["members"]] == [0]
+    with client.join_group(group, limit=2) as member:
+        taken = member.take(5.0)
+        while len(taken) < 2:
+            more = member.take(5.0)
+            assert more, "nothing delivered"
+            taken.extend(more)
+        assert [d.event.order_id for d in taken] == ids[2:4]
+        assert member.take(5.0) == [] and list(member) == []
+        member.ack([d.event.order_id for d in taken])
+
+    async def fetch() -> list[int]:
+        async with (
+            AsyncAmqpClient(photon.url, service=photon.name, timeout=20.0) as amqp,
+            amqp.join_group(group, limit=1) as joined,
+        ):
+            async with asyncio.timeout(10):
+                order_ids = [delivery.event.order_id async for delivery in joined]
+                assert await joined.take(5.0) == []
+            await joined.ack(order_ids)
+            return order_ids
+
+    assert asyncio.run(fetch()) == ids[4:]
 
 
 def test_cancel_ends_a_membership_like_group_leave(photon: Photon, client: AmqpClient) -> None:

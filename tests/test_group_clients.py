@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import threading
 import time
 from pathlib import Path
 
 import orjson
 import pytest
 
+from photon.client.amqp_groups import AmqpGroupMember
 from photon.client.asynchronous import AsyncPhotonClient
-from photon.client.blocking import PhotonClient
+from photon.client.blocking import GroupMember, PhotonClient
 from photon.core.errors import Conflict, NotFound, ValidationError
 
 from .live import PHOTON, LiveServer, ServerProcess, event
@@ -78,6 +80,40 @@ def test_async_client_groups(live: LiveServer) -> None:
             await client.delete_group("async")
 
     asyncio.run(scenario())
+
+
+def test_http_members_joined_with_a_limit_stop_after_that_many_deliveries(live: LiveServer) -> None:
+    # As a fetch of n: the iteration ends once the `limit` deliveries came, as the server gives the
+    # member no more (it waited for ever); the member stays joined until it is closed.
+    password = str(live.config["admin.pass"])
+    with PhotonClient(live.url, "admin", password) as client:
+        client.create_group("fetch", stream="orders")
+        ids = [e.order_id for e in client.emit([event("orders", n=i) for i in range(3)])]
+        got: list[int] = []
+
+        def iterate(member: GroupMember | AmqpGroupMember) -> None:
+            for delivery in member:
+                got.append(delivery.event.order_id)
+                member.ack(delivery.event.order_id)
+
+        with client.join_group("fetch", limit=2) as member:
+            reader = threading.Thread(target=iterate, args=(member,), daemon=True)
+            reader.start()
+            reader.join(10)
+            assert not reader.is_alive(), f"the iteration did not end after the limit (got {got})"
+            assert got == ids[:2]
+
+    async def fetch() -> list[int]:
+        async with (
+            AsyncPhotonClient(live.url, "admin", password) as client,
+            client.join_group("fetch", limit=1) as joined,
+        ):
+            async with asyncio.timeout(10):
+                order_ids = [delivery.event.order_id async for delivery in joined]
+            await joined.ack(order_ids)
+            return order_ids
+
+    assert asyncio.run(fetch()) == ids[2:]
 
 
 def photon(args: list[str], cwd: Path, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:

@@ -84,6 +84,9 @@ class AsyncAmqpGroupMember:
         self.limit = limit
         self.ended: str | None = None
         """Why the membership ended (the `reason` of its `group-ended` message), None while it runs."""
+        self._left = limit
+        """Deliveries still to come when joined with a `limit` (the server gives no more): at 0 the
+        iteration ends, and `take` waits no longer; the member stays joined until `close`."""
         self._correlation_id = str(uuid.uuid4())
         # None: the channel (or its connection) went away.
         self._inbox: asyncio.Queue[aio_pika.abc.AbstractIncomingMessage | None] = asyncio.Queue()
@@ -147,7 +150,7 @@ class AsyncAmqpGroupMember:
 
     async def __anext__(self) -> GroupDelivery:
         await self.join()
-        while self.ended is None:
+        while self.ended is None and self._left != 0:
             delivery = self._read(await self._inbox.get())
             if delivery is not None:
                 return delivery
@@ -159,7 +162,7 @@ class AsyncAmqpGroupMember:
         await self.join()
         deadline = None if timeout is None else time.monotonic() + timeout
         taken: list[GroupDelivery] = []
-        while self.ended is None:
+        while self.ended is None and self._left != 0:
             if taken and self._inbox.empty():
                 break
             remaining = None if deadline is None or taken else deadline - time.monotonic()
@@ -184,6 +187,8 @@ class AsyncAmqpGroupMember:
             return None
         kind = message.type
         if kind == EVENT:
+            if self._left is not None:
+                self._left -= 1
             attempt = int(str((message.headers or {})[ATTEMPT_HEADER]))
             return GroupDelivery(RecordedEvent.from_json(message.body), attempt)
         if kind == GROUP_ENDED:

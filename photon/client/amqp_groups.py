@@ -113,6 +113,9 @@ class AmqpGroupMember:
         self.id = member
         self.ended: str | None = None
         """Why the membership ended (the `reason` of its `group-ended` message), None while it runs."""
+        self._left = limit
+        """Deliveries still to come when joined with a `limit` (the server gives no more): at 0 the
+        iteration ends, and `take` waits no longer; the member stays joined until `close`."""
         self._inbox: deque[tuple[str, Any, bytes]] = deque()
         self._correlation_id = str(uuid.uuid4())
         connection = client.connection()
@@ -169,7 +172,7 @@ class AmqpGroupMember:
         return self
 
     def __next__(self) -> GroupDelivery:
-        while self.ended is None:
+        while self.ended is None and self._left != 0:
             delivery = self._read(*self._next_message(None))
             if delivery is not None:
                 return delivery
@@ -180,7 +183,7 @@ class AmqpGroupMember:
         or once the membership ended. For acknowledging many at once (one `ack` per batch)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         taken: list[GroupDelivery] = []
-        while self.ended is None:
+        while self.ended is None and self._left != 0:
             if not self._inbox:
                 if taken:
                     self._poll(0)  # what else has arrived, without waiting
@@ -207,6 +210,8 @@ class AmqpGroupMember:
     def _read(self, kind: str, properties: Any, body: bytes) -> GroupDelivery | None:
         """A message to this member's queue: a delivery, or the end of the membership (None)."""
         if kind == EVENT:
+            if self._left is not None:
+                self._left -= 1
             return GroupDelivery(RecordedEvent.from_json(body), int(properties.headers[ATTEMPT_HEADER]))
         if kind == GROUP_ENDED:
             self.ended = str(orjson.loads(body).get("reason", ""))

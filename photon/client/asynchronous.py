@@ -349,14 +349,21 @@ class AsyncGroupMember:
         self.group = group
         self.id = member
         self._lines = transport.stream_lines(*http_calls.member_stream(group, member, max_in_flight, limit))
+        self._left = limit
+        """Deliveries still to come when joined with a `limit` (the server gives no more): at 0 the
+        iteration ends; the member stays joined until `close`."""
 
     def __aiter__(self) -> AsyncGroupMember:
         return self
 
     async def __anext__(self) -> GroupDelivery:
+        if self._left == 0:
+            raise StopAsyncIteration
         async for line in self._lines:
             item = delivery_line(line)
             if isinstance(item, GroupDelivery):
+                if self._left is not None:
+                    self._left -= 1
                 return item
             if item is not None:
                 self.id = item

@@ -390,14 +390,21 @@ class GroupMember:
         self.group = group
         self.id = member
         self._lines = transport.stream_lines(*http_calls.member_stream(group, member, max_in_flight, limit))
+        self._left = limit
+        """Deliveries still to come when joined with a `limit` (the server gives no more): at 0 the
+        iteration ends; the member stays joined until `close`."""
 
     def __iter__(self) -> Iterator[GroupDelivery]:
         return self
 
     def __next__(self) -> GroupDelivery:
+        if self._left == 0:
+            raise StopIteration
         for line in self._lines:
             item = delivery_line(line)
             if isinstance(item, GroupDelivery):
+                if self._left is not None:
+                    self._left -= 1
                 return item
             if item is not None:
                 self.id = item
