@@ -33,6 +33,7 @@ from photon.core.store import EventStore
 from photon.core.subscriptions import CaughtUp
 from photon.server.amqp import AmqpService, BrokerUnavailable, Names, amqp_service
 
+from .live import ServerProcess
 from .servers import RabbitServer, ServerError, free_port
 
 pytestmark = pytest.mark.rabbitmq
@@ -236,6 +237,21 @@ def test_an_unreachable_broker_is_a_clear_error_at_start(tmp_path: Path, caplog:
         assert not [r for r in caplog.records if r.name.startswith("pika")]
         assert time.monotonic() - began < 10
         assert not service.connected
+
+
+def test_the_server_log_holds_photons_broker_lines_not_pikas(broker: RabbitServer, tmp_path: Path) -> None:
+    # pika logs each step of every connection at INFO; `photon serve` says "AMQP connected" once.
+    name = f"log{uuid.uuid4().hex[:8]}"
+    args = ["-rest.host", "127.0.0.1", "-rest.port", "0", "-events.port", "0", "-sqlite.path", str(tmp_path / "p.db")]
+    server = ServerProcess(tmp_path, [*args, "-muon.url", broker.url, "-microservice.name", name])
+    try:
+        with AmqpClient(broker.url, service=name) as client:
+            client.emit(event())
+    finally:
+        server.terminate()
+    lines = server.output().splitlines()
+    assert any("AMQP connected to" in line for line in lines)
+    assert not [line for line in lines if " pika." in line], "\n".join(lines)
 
 
 def test_a_refused_login_is_said_at_once_without_waiting(broker: RabbitServer) -> None:

@@ -79,6 +79,11 @@ def configure_logging(config: Mapping[str, Any]) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(config["log.level"])
+    # pika logs every step of each broker connection at INFO (socket connected, transport linked
+    # up, ...); Photon logs the connection itself ("AMQP connected to ..."). Below DEBUG, only
+    # pika's warnings and errors are kept.
+    pika_level = logging.NOTSET if root.getEffectiveLevel() <= logging.DEBUG else logging.WARNING
+    logging.getLogger("pika").setLevel(pika_level)
     for name in ("uvicorn", "uvicorn.error", ACCESS_LOGGER):
         logger = logging.getLogger(name)
         logger.handlers.clear()
