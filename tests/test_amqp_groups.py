@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import subprocess
 import sys
@@ -243,6 +244,23 @@ def test_a_member_joined_with_a_limit_stops_after_that_many_deliveries(photon: P
             return order_ids
 
     assert asyncio.run(fetch()) == ids[4:]
+
+
+def test_photons_checks_that_a_members_queue_is_there_log_nothing(
+    client: AmqpClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # While a member holds unacknowledged events Photon checks every second that its queue is still
+    # there; the broker answers on a channel it closes (the queue is another connection's exclusive
+    # one), which pika logged as a warning, each time.
+    stream, group = unique("orders"), unique("probed")
+    client.create_group(group, stream=stream)
+    emit(client, stream, 1)
+    caplog.set_level(logging.WARNING, "pika")
+    with client.join_group(group) as member:
+        (held,) = member.take(5.0)
+        time.sleep(3.5)
+        assert not [r.getMessage() for r in caplog.records if r.name.startswith("pika")]
+        member.ack(held.event.order_id)
 
 
 def test_cancel_ends_a_membership_like_group_leave(photon: Photon, client: AmqpClient) -> None:

@@ -20,6 +20,7 @@ import contextlib
 import logging
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
@@ -453,11 +454,13 @@ class Link(threading.Thread):
         if connection is None or not connection.is_open:
             return
 
-        def closed(_channel: Channel, reason: BaseException) -> None:
+        def closed(channel: Channel, reason: BaseException) -> None:
+            _PROBES.discard(channel)
             if isinstance(reason, pika.exceptions.ChannelClosedByBroker) and reason.reply_code == 404:
                 on_missing()
 
         def opened(channel: Channel) -> None:
+            _PROBES.add(channel)
             channel.add_on_close_callback(closed)
             channel.queue_declare(queue, passive=True, callback=lambda _frame: channel.close())
 
@@ -535,6 +538,23 @@ class Link(threading.Thread):
         self.confirmed = confirmed
         with self._capacity:
             self._capacity.notify_all()
+
+
+_PROBES: weakref.WeakSet[Channel] = weakref.WeakSet()
+"""The channels `check_queue` probes a queue on: the broker closes each (404: the queue is gone;
+405: it is a client's exclusive queue, so it is there), the answer and not a fault."""
+
+
+class _ProbeCloseFilter(logging.Filter):
+    """Keeps pika's warning about a channel the broker closed out of the log for probe channels: a
+    member or replay idle for a while would log one every few seconds."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        return not (isinstance(args, tuple) and len(args) == 3 and args[2] in _PROBES)
+
+
+logging.getLogger("pika.channel").addFilter(_ProbeCloseFilter())
 
 
 @contextlib.contextmanager
