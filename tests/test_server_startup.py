@@ -176,7 +176,7 @@ def test_properties_example_lists_every_key(tmp_path: Path) -> None:
     missing = set(all_settings()) - listed
     assert not missing, (
         f"photon.properties.example lacks {sorted(missing)}: "
-        "regenerate it with `python -m photon.properties_example > photon.properties.example`"
+        "regenerate it with `python -m photon.core.properties_example > photon.properties.example`"
     )
     # Uncommented, the entries form a valid properties file of known keys.
     (tmp_path / "photon.properties").write_text("\n".join(entries))
