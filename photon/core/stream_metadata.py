@@ -167,6 +167,12 @@ class MetadataCache:
                 break
 
 
+def within_bounds(stream_version: int, event_time: int, from_version: int | None, from_time: int | None) -> bool:
+    """Whether an event of a stream is in a read of that stream narrowed to `from_version` and
+    `from_time` (what `StoreReads.read_bounds` answers; None: not narrowed)."""
+    return (from_version is None or stream_version >= from_version) and (from_time is None or event_time >= from_time)
+
+
 def metadata_event(stream: str, metadata: StreamMetadata) -> dict[str, Any]:
     """The `__metadata__` event that records `metadata` for `stream`."""
     return {

@@ -35,6 +35,7 @@ import orjson
 from photon.core.data_reads import read_data_arrays
 from photon.core.events import category_of, stream_category
 from photon.core.gc_pause import BATCH_THRESHOLD, collect_less_often, cycle_collection_paused
+from photon.core.stream_metadata import within_bounds
 from photon.projections import spool
 from photon.projections.child_signals import ignore_stop_signals
 from photon.projections.definition import Definition, ProjectionSpec, load
@@ -411,8 +412,7 @@ class Worker:
                     e
                     for e in events
                     if e["stream-name"] == running.stream
-                    and (version is None or e["stream-version"] >= version)
-                    and (earliest is None or e["event-time"] >= earliest)
+                    and within_bounds(e["stream-version"], e["event-time"], version, earliest)
                 ]
                 if not shown:
                     continue  # nothing of its stream to show: its position moves past the page all the same

@@ -29,6 +29,7 @@ from photon.core.requests import (
     parse_integer,
 )
 from photon.core.store import EventStore
+from photon.core.stream_metadata import within_bounds
 from photon.server.http.errors import JSON, RequestError, json_response
 from photon.server.http.json_calls import parse_json
 from photon.server.http.lifetime_routes import lifetime_routes
@@ -275,9 +276,7 @@ async def _readable(store: EventStore, stream: str, event: RecordedEvent) -> boo
     if not is_one_stream(stream):
         return True
     from_version, from_time = await aio.run_blocking(store, store.read_bounds, stream, None, None)
-    return (from_version is None or event.stream_version >= from_version) and (
-        from_time is None or event.event_time >= from_time
-    )
+    return within_bounds(event.stream_version, event.event_time, from_version, from_time)
 
 
 @accepts(answer="the event", errors={404: "no stored event has that id"}, response=StoredEvent)
