@@ -384,6 +384,8 @@ def test_bad_messages_get_an_error_reply_are_not_stored_and_do_not_loop(photon: 
         message, field = sent[props.correlation_id]
         assert message in reply["error"]
         assert reply.get("field") == field
+        # A refused event of a batch is named by its position too, for a client to point at it.
+        assert reply.get("event-index") == (1 if message == "event 1:" else None)
         assert reply["kind"] in ("validation", "internal-stream")
     assert photon.store.last_order_id() == 0
     # Each rejected once, without requeue: all of them in the dead-letter queue, none left to loop.
@@ -399,6 +401,10 @@ def test_client_raises_the_core_errors(photon: Photon) -> None:
         with pytest.raises(ValidationError, match="missing required field 'payload'") as caught:
             client.emit({"stream-name": "orders", "event-type": "x"})
         assert caught.value.field == "payload"
+        assert caught.value.index is None
+        with pytest.raises(ValidationError, match="event 1:") as caught:
+            client.emit([event(n=1), {"stream-name": "orders", "payload": {}}])
+        assert (caught.value.field, caught.value.index) == ("event-type", 1)
         with pytest.raises(InternalStreamError):
             client.emit(event("__config__"))
     assert photon.store.last_order_id() == 0

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from .live import LiveServer, event, make_config
@@ -172,3 +173,21 @@ def test_duplicate_keys_are_refused_on_tcp_too(small: LiveServer) -> None:
     assert b"duplicate key 'a'" in first
     assert second == b'{"order-id":1,"stream-version":1}'
     assert small.store.last_order_id() == 1
+
+
+def test_a_refused_event_of_a_batch_is_named_by_its_position(small: LiveServer) -> None:
+    """The answer carries the refused event's index, and the client's error has it: a client
+    points at the event without reading the message."""
+    from photon.client import PhotonClient
+    from photon.core.errors import ValidationError
+
+    good = {"stream-name": "s", "event-type": "t", "payload": {}}
+    answer = post(small, orjson.dumps([good, good, {"stream-name": "s", "payload": {}}]))
+    body = expect(answer, 400, "event 2:", "event-type")
+    assert (body["field"], body["event-index"]) == ("event-type", 2)
+    # One event alone is not a batch: no index.
+    assert "event-index" not in expect(post(small, orjson.dumps({"stream-name": "s", "payload": {}})), 400)
+    with PhotonClient(small.url, "admin", "p4010n") as client, pytest.raises(ValidationError) as caught:
+        client.emit([good, {**good, "payload": 5}])
+    assert (caught.value.field, caught.value.index) == ("payload", 1)
+    assert small.store.backend.last_order_id() == 0

@@ -176,6 +176,7 @@ def test_a_bad_event_in_a_long_batch_is_named_and_nothing_is_stored(store: Event
     with pytest.raises(ValidationError, match=r"^event 21: ") as error:
         store.append(batch)
     assert error.value.field == field
+    assert error.value.index == 21
     assert store.last_order_id() == len(batch)
 
 
@@ -267,6 +268,7 @@ def test_a_bad_event_in_a_short_batch_is_named_and_nothing_is_stored(store: Even
     with pytest.raises(ValidationError, match=r"^event 2: ") as error:
         store.append(batch)
     assert error.value.field == field
+    assert error.value.index == 2
     assert store.last_order_id() == len(batch)
 
 

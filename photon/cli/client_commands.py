@@ -7,7 +7,6 @@ given on the command line, open that store directly (the server must not be runn
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -61,21 +60,17 @@ def _chunks(stream: IO[bytes]) -> Iterator[tuple[list[int], list[Any]]]:
         yield lines, chunk
 
 
-_EVENT_AT = re.compile(r"event (\d+): (.*)", re.S)
-
-
 @contextmanager
 def _naming_lines(lines: list[int] | None) -> Iterator[None]:
-    """A refused event of stdin named by its line: the core names it by its index in the batch
-    ("event 3: ..."), which in the second batch of 1000 lines is line 1004."""
+    """A refused event of stdin named by its line: the error gives its index in the batch
+    (`ValidationError.index`, "event 3: ..."), which in the second batch of 1000 lines is line 1004."""
     try:
         yield
     except ValidationError as exc:
         if lines is None:
             raise
-        found = _EVENT_AT.fullmatch(str(exc))
-        if found is not None and int(found[1]) < len(lines):
-            line, message = lines[int(found[1])], found[2]
+        if exc.index is not None and exc.index < len(lines):
+            line, message = lines[exc.index], str(exc).removeprefix(f"event {exc.index}: ")
         elif len(lines) == 1:
             line, message = lines[0], str(exc)
         else:

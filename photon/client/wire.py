@@ -26,6 +26,7 @@ from photon.core.errors import (
     StreamDeleted,
     ValidationError,
     VersionConflict,
+    event_index,
 )
 from photon.core.events import ID, RecordedEvent, new_event_id
 from photon.core.filters import EventFilter
@@ -302,7 +303,7 @@ def raise_for(response: httpx.Response) -> None:
     if status == 410 and "stream-name" in body:
         raise StreamDeleted(body["stream-name"])
     if status in (400, 413):
-        raise ValidationError(message, body.get("field"))
+        raise ValidationError(message, body.get("field"), event_index(body))
     if status == 503:
         raise StoreClosed(message)
     raise PhotonError(f"HTTP {status}: {message}")

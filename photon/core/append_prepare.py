@@ -57,7 +57,7 @@ def prepare_append(
                 pending.append(prepare_event(event, max_bytes, internal, now, new_id))
             except ValidationError as exc:
                 if len(batch) > 1:
-                    raise type(exc)(f"event {index}: {exc}", exc.field) from None
+                    raise type(exc)(f"event {index}: {exc}", exc.field, index) from None
                 raise
     expected = options.expected_version
     # Pending events are read by position (see `PendingEvent`): the batch path's are plain tuples.
@@ -76,7 +76,7 @@ def prepare_append(
             if not chosen_id:
                 continue
             if event_id in seen:
-                raise ValidationError(f"event {index}: id {event_id!r} appears twice in the batch", "id")
+                raise ValidationError(f"event {index}: id {event_id!r} appears twice in the batch", "id", index)
             seen.add(event_id)
     return pending, expected, checks, options.condition
 

@@ -15,11 +15,23 @@ class PhotonError(Exception):
 
 
 class ValidationError(PhotonError, ValueError):
-    """An event or request is malformed; `field` names the offending field when there is one."""
+    """An event or request is malformed; `field` names the offending field when there is one,
+    `index` the refused event's position in its batch (0 first) when a batch of several was refused."""
 
-    def __init__(self, message: str, field: str | None = None) -> None:
+    def __init__(self, message: str, field: str | None = None, index: int | None = None) -> None:
         super().__init__(message)
         self.field = field
+        self.index = index
+
+
+EVENT_INDEX = "event-index"
+"""The key of an error answer (HTTP, AMQP) that holds `ValidationError.index`."""
+
+
+def event_index(body: Mapping[str, Any]) -> int | None:
+    """The refused event's position an error answer carries (`EVENT_INDEX`), or None."""
+    index = body.get(EVENT_INDEX)
+    return index if isinstance(index, int) and not isinstance(index, bool) and index >= 0 else None
 
 
 class EventTooLarge(ValidationError):

@@ -16,6 +16,7 @@ from typing import Any, Final
 import orjson
 
 from photon.core.errors import (
+    EVENT_INDEX,
     AppendConditionFailed,
     BackendUnavailable,
     Conflict,
@@ -26,6 +27,7 @@ from photon.core.errors import (
     StreamDeleted,
     ValidationError,
     VersionConflict,
+    event_index,
 )
 from photon.core.requests import ReplayOptions, to_json
 
@@ -134,6 +136,9 @@ def error_body(error: BaseException) -> bytes:
     field = getattr(error, "field", None)
     if field:
         body["field"] = field
+    index = getattr(error, "index", None)
+    if isinstance(index, int):
+        body[EVENT_INDEX] = index
     if isinstance(error, VersionConflict):
         body["stream-name"] = error.stream
         body["current-version"] = error.current
@@ -157,9 +162,9 @@ def error_from_body(body: Mapping[str, Any]) -> PhotonError:
     if kind == "condition-failed":
         return AppendConditionFailed.from_fields(body, message)
     if kind == "internal-stream":
-        return InternalStreamError(message, body.get("field"))
+        return InternalStreamError(message, body.get("field"), event_index(body))
     if kind == "validation":
-        return ValidationError(message, body.get("field"))
+        return ValidationError(message, body.get("field"), event_index(body))
     if kind == "not-found":
         return NotFound(message)
     if kind == "conflict":

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from photon.core.errors import (
+    EVENT_INDEX,
     AppendConditionFailed,
     BackendError,
     Conflict,
@@ -90,8 +91,11 @@ def error_details(exc: PhotonError) -> dict[str, Any] | None:
         return {"condition-failed": True, **exc.fields()}
     if isinstance(exc, StreamDeleted):
         return {"stream-name": exc.stream}
-    if isinstance(exc, ValidationError) and exc.field:
-        return {"field": exc.field}
+    if isinstance(exc, ValidationError) and (exc.field or exc.index is not None):
+        return {
+            **({"field": exc.field} if exc.field else {}),
+            **({EVENT_INDEX: exc.index} if exc.index is not None else {}),
+        }
     return None
 
 
