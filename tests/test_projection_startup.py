@@ -178,3 +178,45 @@ def test_a_shared_read_that_fails_restarts_its_workers_which_catch_up_themselves
         store.close()
     kinds = [kind.split()[0] for _, kind in sent]
     assert "History" in kinds and kinds.count("CatchUp") == 2  # the replacements read for themselves
+
+
+STUCK = {
+    "projection-name": "stuck",
+    "initial-value": 0,
+    "reduction": (
+        "def reduction(state, event):\n"
+        "    while event['payload'].get('n') == 'forever':\n"
+        "        pass\n"
+        "    return state + 1\n"
+    ),
+}
+
+
+def test_a_worker_killed_for_a_stuck_reduction_during_a_shared_read_holds_up_no_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shared read waits for a worker with `MAX_IN_FLIGHT` pages unanswered; the watchdog
+    kills it (its reduction never ends): the wait ends, and the other worker gets the rest of
+    the history and the live events."""
+    monkeypatch.setattr(feed_module, "BATCH", 100)  # many pages: the stuck worker's pipe fills up
+    config = make_config(tmp_path, "sqlite", parallel_projections=2, projections_timeout=1.0)
+    store = EventStore.open(config)
+    _registered(store, config, [ORDER, STUCK])
+    store.append([{"stream-name": "a", "event-type": "happened", "payload": {"n": "forever"}}])
+    store.append(events("a", 1_500))
+
+    async def scenario() -> None:
+        async with running(store, config) as manager:
+            assert manager.projections["order"].worker is not manager.projections["stuck"].worker
+            await caught_up(manager, timeout=20)
+            store.append(events("a", 10, start=5_000))
+            await caught_up(manager, timeout=20)
+            assert manager.value("order") == [e.order_id for e in store.read()]
+            stuck = manager.get("stuck")
+            assert stuck["status"] == "failed" and "time limit" in stuck["last-error"]
+            assert manager.replaced_workers == 1
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        store.close()

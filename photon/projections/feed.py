@@ -133,7 +133,14 @@ class Feed:
         self.flows[w] = Flow(self.position)
 
     def detach(self, w: WorkerHandle) -> None:
-        self.flows.pop(w, None)
+        """A worker is gone: whatever waits for it to answer batches (`_drained`) stops waiting.
+
+        A worker killed with `MAX_IN_FLIGHT` batches unanswered never answers them; a shared read
+        of history waiting for it held the other workers' locks, so they got neither the rest of
+        their history nor any live event."""
+        flow = self.flows.pop(w, None)
+        if flow is not None:
+            flow.drained.set()
         for slot in [slot for slot, (to, _) in self.handed.items() if to is w]:
             self.taken(slot, w)
 
