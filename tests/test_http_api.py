@@ -230,3 +230,16 @@ def test_event_by_order_id_hides_what_the_stream_hides(api: httpx.Client) -> Non
     assert api.delete("/api/stream/acct-1").status_code == 200
     assert api.get(f"/api/event/acct-1/{old['order-id']}").status_code == 404
     assert api.get(f"/api/event/__all__/{old['order-id']}").status_code == 200
+
+
+def test_event_by_order_id_of_a_category_holds_what_its_read_holds(api: httpx.Client) -> None:
+    """The one event of a category's read by order-id is what the category's read returns, for a
+    category of internal streams too (`__metadata__`, listed by /api/categories and readable)."""
+    assert api.put("/api/stream-metadata/acct-1", json={"max-count": 3}).status_code == 200
+    listed = api.get("/api/categories").json()["categories"]
+    assert "__metadata__" in listed
+    read = api.get("/api/stream-contents/__category__:__metadata__").json()["results"]
+    assert [e["event-type"] for e in read] == ["metadata-set"]
+    one = api.get(f"/api/event/__category__:__metadata__/{read[0]['order-id']}")
+    assert one.status_code == 200 and one.json() == read[0], one.text
+    assert api.get(f"/api/event/__category__:acct/{read[0]['order-id']}").status_code == 404

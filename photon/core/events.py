@@ -252,12 +252,13 @@ def category_of(stream_name: str) -> str:
 
 def read_holds(read: str, stream_name: str) -> bool:
     """Whether a read of `read` (a stream, `__all__`, a category or a `**` wildcard) holds the
-    events of the stream `stream_name`: a category holds client streams only, as its reads do."""
+    events of the stream `stream_name`, as its reads do: a category every stream whose name is
+    in it (an internal stream only in a category starting `__`, such as `__config__`)."""
     if read == ALL_STREAM:
         return True
     category = stream_category(read)
     if category is not None:
-        return not is_internal(stream_name) and category_of(stream_name) == category
+        return category_of(stream_name) == category
     pattern = stream_pattern(read)
     if pattern is not None:
         return pattern.match(stream_name) is not None
