@@ -204,6 +204,12 @@ def test_settings_are_read_as_the_server_reads_them(tmp_path: Path) -> None:
         ({"PHOTON_DB_BACKEND": "memory", "ORIGINATOR_ID_TYPE": "int"}, ValueError, "ORIGINATOR_ID_TYPE"),
         # Without a scheme httpx would read "localhost" as one and call it unsupported.
         ({"PHOTON_URL": "localhost:3000"}, ValueError, "PHOTON_URL: the server's URL must be http:// or https://"),
+        # The CA file is named, and the setting that gave it (not a bare "No such file or directory").
+        (
+            {"PHOTON_URL": "https://127.0.0.1:9", "PHOTON_TLS_CA": "/nonexistent/ca.pem"},
+            ValueError,
+            "PHOTON_TLS_CA: cannot use '/nonexistent/ca.pem' as the CA file",
+        ),
         # The library's SQLite module takes ':memory:'; Photon's store needs a file, and says what to use.
         (
             {"PHOTON_DB_BACKEND": "sqlite", "PHOTON_SQLITE_PATH": ":memory:"},

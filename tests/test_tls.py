@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from photon.client.blocking import PhotonClient
-from photon.core.errors import ConfigError
+from photon.core.errors import ConfigError, ValidationError
 
 from .live import LiveServer, make_config
 
@@ -61,6 +61,16 @@ def test_https_with_keystore_and_keypass(tmp_path: Path) -> None:
             assert [(s.stream_name, s.total_events) for s in client.streams()] == [("s", 1)]
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("content", [None, b"not a certificate\n"])
+def test_a_ca_file_the_client_cannot_use_is_named(tmp_path: Path, content: bytes | None) -> None:
+    ca = tmp_path / "ca.pem"
+    if content is not None:
+        ca.write_bytes(content)
+    with pytest.raises(ValidationError, match=f"cannot use '{ca}' as the CA file") as refused:
+        PhotonClient("https://127.0.0.1:9", verify=str(ca))
+    assert refused.value.field == "verify"
 
 
 @pytest.mark.parametrize("keypass", ["wrong", None])

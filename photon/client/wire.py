@@ -85,8 +85,17 @@ def renew_and_resend(response: httpx.Response, renewed: bool) -> bool:
 
 
 def tls(verify: bool | str | ssl.SSLContext) -> bool | ssl.SSLContext:
-    """httpx's `verify` for the clients' option: a string is a CA file (a self-signed server's certificate)."""
-    return ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
+    """httpx's `verify` for the clients' option: a string is a CA file (a self-signed server's certificate).
+
+    Raises `ValidationError` (field ``verify``) naming the file when it cannot be read as one."""
+    if not isinstance(verify, str):
+        return verify
+    try:
+        return ssl.create_default_context(cafile=verify)
+    except OSError as exc:  # a missing or unreadable file, or one holding no certificate (ssl.SSLError)
+        reason = exc.strerror or str(exc)
+        message = f"cannot use {verify!r} as the CA file to verify the server: {reason}"
+        raise ValidationError(message, "verify") from None
 
 
 def streaming_timeout(timeout: httpx.Timeout) -> httpx.Timeout:

@@ -67,9 +67,10 @@ class PhotonFactory(InfrastructureFactory[PhotonTrackingRecorder], DCBInfrastruc
                     verify=self.env.get(self.PHOTON_TLS_CA) or True,
                 )
             except ValidationError as exc:
-                if exc.field != "url":
+                setting = {"url": self.PHOTON_URL, "verify": self.PHOTON_TLS_CA}.get(exc.field or "")
+                if setting is None:
                     raise
-                raise ValidationError(f"{self.PHOTON_URL}: {exc}", self.PHOTON_URL) from None
+                raise ValidationError(f"{setting}: {exc}", setting) from None
         else:
             self.access = EmbeddedAccess(load_config(environ=self._photon_environ(), properties=False))
 
