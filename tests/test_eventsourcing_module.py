@@ -3,6 +3,7 @@ events, atomic inserts over several aggregates, notification ids in a shared sto
 
 from __future__ import annotations
 
+import logging
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -193,6 +194,25 @@ def test_settings_are_read_as_the_server_reads_them(tmp_path: Path) -> None:
     finally:
         made.close()
     assert path.exists() and not (tmp_path / "other.db").exists()
+
+
+def test_an_unknown_photon_variable_is_reported_as_the_server_reports_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A mistyped name would otherwise leave its default in force unsaid (a store in another file).
+    settings = {
+        "PHOTON_DB_BACKEND": "sqlite",
+        "PHOTON_SQLITE_PATH": str(tmp_path / "bank.db"),
+        "PHOTON_SQLITE_SYNCHRONUS": "OFF",
+        "BANK_PHOTON_COMIT_BATCH_MAX": "5",
+        "PHOTON_CATEGORY": "Accounts",  # the module's own settings are not the server's, and known
+    }
+    with caplog.at_level(logging.WARNING, logger="photon.config"):
+        factory(settings).close()
+    warned = " ".join(caplog.messages)
+    assert "PHOTON_SQLITE_SYNCHRONUS (did you mean PHOTON_SQLITE_SYNCHRONOUS?)" in warned
+    assert "PHOTON_COMIT_BATCH_MAX (did you mean PHOTON_COMMIT_BATCH_MAX?)" in warned
+    assert "PHOTON_CATEGORY" not in warned and "PHOTON_SQLITE_PATH " not in warned
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,8 @@
   and ``PHOTON_TLS_CA`` (a CA file, for a server with a self-signed certificate).
 - Otherwise an embedded store, configured by Photon's own variables exactly as the server reads
   them (``PHOTON_DB_BACKEND``, ``PHOTON_SQLITE_PATH``, ``PHOTON_POSTGRES_URL``, ...: every key of
-  Photon's settings registry); the applications of a process that name the same store share it.
+  Photon's settings registry; an unknown ``PHOTON_`` variable is reported in the log, as the
+  server reports it); the applications of a process that name the same store share it.
 - ``PHOTON_CATEGORY``: the category of the application's streams (default: the application's
   name, or ``eventsourcing`` when it has none); ``ORIGINATOR_ID_TYPE``: ``uuid`` (default) or
   ``text``, as for the library's own modules.
@@ -22,9 +23,9 @@ from eventsourcing.dcb.persistence import DCBInfrastructureFactory
 from eventsourcing.persistence import InfrastructureFactory, ProcessRecorder
 from eventsourcing.utils import Environment, EnvType, resolve_topic
 
-from photon.core.config import all_settings, load_config
+from photon.core.config import load_config
 from photon.core.errors import ValidationError
-from photon.core.setting import Setting
+from photon.core.setting import ENV_PREFIX
 from photon.eventsourcing.access import EmbeddedAccess, PhotonAccess, RemoteAccess
 from photon.eventsourcing.dcb import PhotonDCBRecorder
 from photon.eventsourcing.mapping import IdType, check_category
@@ -75,13 +76,18 @@ class PhotonFactory(InfrastructureFactory[PhotonTrackingRecorder], DCBInfrastruc
             self.access = EmbeddedAccess(load_config(environ=self._photon_environ(), properties=False))
 
     def _photon_environ(self) -> dict[str, str]:
-        """Photon's settings found in the environment, under the names the server reads."""
+        """The environment's ``PHOTON_`` variables (the application's prefixed ones first), under
+        the names the server reads, but the module's own: `load_config` parses them as the server
+        does, and reports an unknown one (a mistyped name) in the log as the server does."""
+        own = {self.PHOTON_URL, self.PHOTON_TLS_CA, self.PHOTON_CATEGORY}
         found: dict[str, str] = {}
-        for setting in all_settings().values():
-            for name in (setting.key, *setting.aliases):
-                value = self.env.get(Setting(name, None, "").env_var)
-                if value is not None and setting.env_var not in found:
-                    found[setting.env_var] = value
+        for prefix in (f"{self.env.name.upper()}_" if self.env.name else None, ""):
+            if prefix is None:
+                continue
+            for var, value in self.env.items():
+                name = var[len(prefix) :]
+                if var.startswith(prefix + ENV_PREFIX) and name not in own:
+                    found.setdefault(name, value)
         return found
 
     def _recorder_args(self, category: str) -> dict[str, Any]:
