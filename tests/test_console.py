@@ -317,6 +317,32 @@ def test_live_tail_shows_events_emitted_over_http_meanwhile(
     assert "elsewhere" not in text(driver, "#tail-table")
 
 
+def test_the_tail_of_a_category_or_a_wildcard_starts_at_its_newest_page_and_names_each_events_stream(
+    signed_in: Chrome, server: ServerProcess, http: httpx.Client
+) -> None:
+    driver = signed_in
+    stored = emit(http, [{"stream-name": f"dial-{i}", "event-type": "turned", "payload": {"i": i}} for i in range(80)])
+    emit(http, [{"stream-name": "dialog-1", "event-type": "opened", "payload": {}}])  # not in category dial
+
+    def tail(route: str, newest_page: list[str]) -> str:
+        """Check the tail at `route` shows `newest_page`, then a new event; answer that event's order-id."""
+        go(driver, server, route)
+        wait_for(lambda: text(driver, "#tail-state") == "live", what=f"{route} to go live")
+        # The newest page, as a stream's tail shows it: not the whole history replayed into the page.
+        wait_for(lambda: tail_ids(driver) == newest_page, what=f"the newest 50 events of {route}")
+        assert text(driver, "#tail-table [role=columnheader]:nth-child(2)").lower() == "stream"
+        [last] = emit(http, [{"stream-name": "dial-7", "event-type": "turned", "payload": {"i": 7}}])
+        wait_for(lambda: tail_ids(driver)[:1] == [str(last["order-id"])], what=f"the new event in {route}")
+        first_row = driver.find_element(By.CSS_SELECTOR, "#tail-rows [role=row]")
+        assert first_row.find_elements(By.CSS_SELECTOR, "[role=cell]")[1].text == "dial-7"
+        wait_for(lambda: text(driver, "#tail-count") == "1", what="the count of new events only")
+        return str(last["order-id"])
+
+    newest_page = [str(e["order-id"]) for e in reversed(stored[-50:])]
+    added = tail(f"/tail/{CATEGORY_STREAM_PREFIX}dial", newest_page)
+    tail("/tail/dial-**", [added, *newest_page[:49]])
+
+
 def test_emit_form_stores_an_event_and_shows_the_servers_messages(
     signed_in: Chrome, server: ServerProcess, http: httpx.Client, shot: Shot
 ) -> None:

@@ -10,6 +10,12 @@ const EVENTS_PAGE = 50;
 // checks the two agree).
 export const CATEGORY_PREFIX = "__category__:";
 
+// __all__, a category (__category__:name) and a ** wildcard read many streams: their events carry
+// their own stream names, and there is no version, nothing to emit to, download or delete as one.
+export function readsManyStreams(stream) {
+  return stream === "__all__" || stream.startsWith(CATEGORY_PREFIX) || stream.includes("**");
+}
+
 function setQuery(params) {
   const hash = location.hash.split("?")[0];
   const q = query(params);
@@ -147,9 +153,7 @@ async function categoryList(body, after) {
 export async function streamPage(main, [stream], q) {
   const isAll = stream === "__all__";
   const category = stream.startsWith(CATEGORY_PREFIX) ? stream.slice(CATEGORY_PREFIX.length) : null;
-  // __all__, a category and a ** wildcard read many streams: no version, nothing to emit to,
-  // download or delete as one stream.
-  const many = isAll || category !== null || stream.includes("**");
+  const many = readsManyStreams(stream);
   const dir = q.dir === "forward" ? "forward" : "backward";
   const fromVersion = many ? "" : q["from-version"] || "";
   const params = { dir, from: q.from || "", "from-version": fromVersion, types: q.types || "" };

@@ -16,13 +16,15 @@
 // window.__photonTail keeps the flushes' count and longest and total time (for the benchmark).
 import { api, path, query, streamLines } from "./api.js";
 import { h, esc, pageHead, field, when, preview, eventHref, streamHref, number, errorBox } from "./ui.js";
+import { readsManyStreams } from "./streams.js";
 
 const MAX_ROWS = 250;
 const FLUSH_MS = 100;
 const FALLBACK_MS = 250;
 
 export async function tailPage(main, [stream]) {
-  const isAll = stream === "__all__";
+  // __all__, a category or a ** wildcard: each row names its stream.
+  const many = readsManyStreams(stream);
   const nameInput = h("input", { type: "text", value: stream, "data-slash": true, autocomplete: "off" });
   const state = h("span", { class: "badge off", id: "tail-state" }, "connecting");
   const received = h("strong", { id: "tail-count" }, "0");
@@ -48,10 +50,10 @@ export async function tailPage(main, [stream]) {
       { class: "table-wrap tail-wrap" },
       h(
         "div",
-        { role: "table", id: "tail-table", class: isAll ? "tail all" : "tail", "aria-label": `Newest events of ${stream}` },
+        { role: "table", id: "tail-table", class: many ? "tail all" : "tail", "aria-label": `Newest events of ${stream}` },
         h("div", { role: "rowgroup" }, h("div", { role: "row", class: "tr head" },
           h("span", { role: "columnheader", class: "num" }, "Order-id"),
-          isAll ? h("span", { role: "columnheader" }, "Stream") : null,
+          many ? h("span", { role: "columnheader" }, "Stream") : null,
           h("span", { role: "columnheader", class: "num" }, "Version"),
           h("span", { role: "columnheader" }, "Type"),
           h("span", { role: "columnheader", class: "when" }, "Time (UTC)"),
@@ -82,7 +84,7 @@ export async function tailPage(main, [stream]) {
     const order = e["order-id"];
     return (
       `<div role="row" class="tr"><span role="cell" class="num"><a href="${esc(eventHref(stream, order))}">${order}</a></span>` +
-      (isAll ? `<span role="cell"><a href="${esc(streamHref(e["stream-name"]))}">${esc(e["stream-name"])}</a></span>` : "") +
+      (many ? `<span role="cell"><a href="${esc(streamHref(e["stream-name"]))}">${esc(e["stream-name"])}</a></span>` : "") +
       `<span role="cell" class="num">${e["stream-version"]}</span><span role="cell">${esc(e["event-type"])}</span>` +
       `<span role="cell" class="when">${when(e["event-time"])}</span><span role="cell" class="preview">${esc(preview(e.payload))}</span></div>`
     );
@@ -162,7 +164,8 @@ export async function tailPage(main, [stream]) {
   async function run() {
     // The newest page, then the replay from just after it: nothing missed, nothing twice.
     // A stream not written yet has no page to read (asking would be a 404): its tail starts empty.
-    const exists = isAll || (await api("/api/streams" + query({ prefix: stream, limit: 1 }))).streams.some((s) => s["stream-name"] === stream);
+    // (A read of many streams always has a page, empty or not.)
+    const exists = many || (await api("/api/streams" + query({ prefix: stream, limit: 1 }))).streams.some((s) => s["stream-name"] === stream);
     const newest = exists ? await api("/api/stream-contents/" + path(stream) + query({ direction: "backward", limit: 50 })) : { results: [] };
     const history = newest.results.reverse();
     if (history.length) {
