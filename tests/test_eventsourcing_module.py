@@ -220,7 +220,11 @@ def test_an_unknown_photon_variable_is_reported_as_the_server_reports_it(
     [
         ({"PHOTON_DB_BACKEND": "nosuch"}, UnknownBackend, "available backends"),
         ({"PHOTON_DB_BACKEND": "memory", "PHOTON_COMMIT_BATCH_MAX": "many"}, ConfigError, "commit.batch.max"),
-        ({"PHOTON_DB_BACKEND": "memory", "PHOTON_CATEGORY": "bank-accounts"}, ValueError, "without '-'"),
+        (
+            {"PHOTON_DB_BACKEND": "memory", "PHOTON_CATEGORY": "bank-accounts"},
+            ValueError,
+            "PHOTON_CATEGORY: .*without '-'",
+        ),
         ({"PHOTON_DB_BACKEND": "memory", "ORIGINATOR_ID_TYPE": "int"}, ValueError, "ORIGINATOR_ID_TYPE"),
         # Without a scheme httpx would read "localhost" as one and call it unsupported.
         ({"PHOTON_URL": "localhost:3000"}, ValueError, "PHOTON_URL: the server's URL must be http:// or https://"),
@@ -241,6 +245,11 @@ def test_an_unknown_photon_variable_is_reported_as_the_server_reports_it(
 def test_bad_settings_are_refused_naming_them(settings: dict[str, str], error: type[Exception], message: str) -> None:
     with pytest.raises(error, match=message):
         factory(settings)
+
+
+def test_an_application_name_that_is_no_category_asks_for_photon_category() -> None:
+    with pytest.raises(ValueError, match="'bank-accounts' must be .*; set PHOTON_CATEGORY"):
+        factory({"PHOTON_DB_BACKEND": "memory"}, name="bank-accounts")
 
 
 def test_a_server_that_cannot_be_reached_is_named() -> None:

@@ -52,7 +52,13 @@ class PhotonFactory(InfrastructureFactory[PhotonTrackingRecorder], DCBInfrastruc
 
     def __init__(self, env: Environment | EnvType | None) -> None:
         super().__init__(env)
-        self.category = check_category(self.env.get(self.PHOTON_CATEGORY) or self.env.name or DEFAULT_CATEGORY)
+        configured = self.env.get(self.PHOTON_CATEGORY)
+        try:
+            self.category = check_category(configured or self.env.name or DEFAULT_CATEGORY)
+        except ValueError as exc:
+            # Name the setting to change: the category given, or the one to give instead of the name.
+            where = f"{self.PHOTON_CATEGORY}: {exc}" if configured else f"{exc}; set {self.PHOTON_CATEGORY}"
+            raise ValidationError(where, self.PHOTON_CATEGORY) from None
         id_type = (self.env.get(self.ORIGINATOR_ID_TYPE) or "uuid").lower()
         if id_type not in ("uuid", "text"):
             raise ValueError(f"Invalid {self.ORIGINATOR_ID_TYPE} {id_type!r}: it must be 'uuid' or 'text'")
