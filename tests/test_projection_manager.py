@@ -121,6 +121,9 @@ def test_a_raising_reduction_fails_only_its_projection(tmp_path: Path) -> None:
             assert "ValueError: seven is not allowed" in descriptor["last-error"]
             assert f"order-id {failing_event.order_id}" in descriptor["last-error"]
             assert manager.value("bad") == 7  # the state before the failing event
+            # ... and the counters are that state's: seven events folded, the last just before it
+            assert descriptor["processed"] == 7
+            assert descriptor["last-event"] == descriptor["position"] == failing_event.order_id - 1
             await wait_for(lambda: manager.get("not-json")["status"] == "failed", what="not-json to fail")
             assert "not JSON" in manager.get("not-json")["last-error"]
             store.append(events("a", 5, start=100))

@@ -167,11 +167,8 @@ class ProjectionManager:
         self._tasks.append(asyncio.create_task(self.supervisor.watchdog(self._stuck), name="projections-watchdog"))
         if bool(self.config.get("projections.balance", True)) and len(self.workers) > 1:
             self._tasks.append(asyncio.create_task(self.balancer.run(), name="projections-balance"))
-        self._tasks.append(
-            asyncio.create_task(
-                self.checkpoints.run(registry.projections.values, registry.is_current), name="projections-checkpoints"
-            )
-        )
+        checkpoints = self.checkpoints.run(registry.projections.values, registry.is_current)
+        self._tasks.append(asyncio.create_task(checkpoints, name="projections-checkpoints"))
         await self.folder.start()
 
     async def _resume_all(self, starting: builtins.list[Projection]) -> None:
@@ -237,6 +234,8 @@ class ProjectionManager:
             for failure in message.failures:
                 projection = self.registry.by_slot.get(failure.slot)
                 if projection is not None and projection.worker is w:
+                    if failure.counters is not None:  # those of its state before the failing event
+                        projection.position, projection.last_event, projection.processed = failure.counters
                     self._fail(projection, failure.error, failure.order_id, failure.snapshot)
         elif isinstance(message, Ready):
             w.reads_store = message.reads_store

@@ -99,6 +99,9 @@ class Failure(NamedTuple):
     error: str
     snapshot: bytes | None
     """The state as JSON at the failure, when it could be encoded."""
+    counters: tuple[int, int, int] | None = None
+    """That state's position, last event and events processed (with the snapshot): the last
+    report may be older, as in a catch-up, which reports every so many events."""
 
 
 class Ready(NamedTuple):

@@ -223,7 +223,8 @@ def _account(
         snapshot: bytes | None = orjson.dumps(state)
     except TypeError:
         snapshot = None
-    return Failure(running.slot, order_id, error, snapshot)
+    counters = (running.position, running.last_event, running.processed)
+    return Failure(running.slot, order_id, error, snapshot, counters if snapshot is not None else None)
 
 
 class Worker:
