@@ -343,6 +343,20 @@ def test_the_tail_of_a_category_or_a_wildcard_starts_at_its_newest_page_and_name
     tail("/tail/dial-**", [added, *newest_page[:49]])
 
 
+def test_the_tails_rate_counts_the_live_events_not_the_newest_page_shown_first(
+    signed_in: Chrome, server: ServerProcess, http: httpx.Client
+) -> None:
+    driver = signed_in
+    emit(http, [{"stream-name": "meter-1", "event-type": "read", "payload": {"i": i}} for i in range(50)])
+    go(driver, server, "/tail/meter-1")
+    wait_for(lambda: text(driver, "#tail-state") == "live" and len(tail_ids(driver)) == 50, what="the newest page")
+    emit(http, [{"stream-name": "meter-1", "event-type": "read", "payload": {"i": i}} for i in (50, 51)])
+    # The counters change together, once a second: 2 events over the 2 s window are 1 event/s
+    # (0 once they leave it), not the 50 events of the page shown first.
+    wait_for(lambda: text(driver, "#tail-count") == "2", what="the count of the live events")
+    assert text(driver, "#tail-rate") in ("0", "1")
+
+
 def test_emit_form_stores_an_event_and_shows_the_servers_messages(
     signed_in: Chrome, server: ServerProcess, http: httpx.Client, shot: Shot
 ) -> None:

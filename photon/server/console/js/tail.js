@@ -172,7 +172,9 @@ export async function tailPage(main, [stream]) {
       lastOrderId = history[history.length - 1]["order-id"];
       queue.push(...history.map((e) => JSON.stringify(e)));
       flush();
+      // The history shown is neither received nor a rate: the counters start with the live events.
       count = 0;
+      rateWindow.length = 0;
       received.textContent = "0";
     }
     const from = lastOrderId ? { from: lastOrderId + 1 } : {};
