@@ -120,6 +120,24 @@ def test_watching_the_folder_while_running(tmp_path: Path) -> None:
     store.close()
 
 
+def test_a_folder_created_after_the_start_is_watched_from_then(tmp_path: Path) -> None:
+    folder = tmp_path / "projections"
+    config = make_config(tmp_path, "memory")
+    store = EventStore.open(config)
+    store.append([{"stream-name": "s", "event-type": "t", "payload": {}}] * 3)
+
+    async def scenario() -> None:
+        async with running(store, config) as manager:
+            folder.mkdir()
+            (folder / "counter.py").write_text(COUNTER.format(step=1))
+            await wait_for(lambda: "counter" in manager.projections, what="the file of the new folder to register")
+            await caught_up(manager, ["counter"])
+            assert manager.value("counter") == store.last_order_id()  # its registration event included
+
+    asyncio.run(scenario())
+    store.close()
+
+
 SAMPLE: list[dict[str, Any]] = [
     {"stream-name": "accounts", "event-type": "deposited", "payload": {"account": "alice", "amount": 100}},
     {"stream-name": "accounts", "event-type": "deposited", "payload": {"account": "bob", "amount": 30}},

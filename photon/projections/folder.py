@@ -23,6 +23,9 @@ EXAMPLES_FOLDER = Path(__file__).resolve().parent.parent / "examples" / "project
 
 log = logging.getLogger("photon.projections")
 
+FOLDER_POLL_SECONDS = 1.0
+"""How often a `projections.path` that does not exist yet is looked for."""
+
 
 class FolderWatcher:
     """Keeps the projections of a folder's files in line with the files.
@@ -51,11 +54,13 @@ class FolderWatcher:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Say what the folder holds, register its files, and watch it (when `watch`)."""
+        """Say what the folder holds, register its files, and watch it (when `watch`): a folder
+        that does not exist yet is watched from when it is created."""
         self.report()
-        if self.folder is None or not self.folder.is_dir():
+        if self.folder is None:
             return
-        await self.sync_folder()
+        if self.folder.is_dir():
+            await self.sync_folder()
         if self.watch:
             self._stop = asyncio.Event()
             self._task = asyncio.create_task(self._watch(self.folder, self._stop), name="projections-watch")
@@ -76,9 +81,10 @@ class FolderWatcher:
         where = self.folder.resolve()
         if not self.folder.is_dir():
             log.warning(
-                "projections.path %s does not exist: no projection files loaded (Photon's examples are in %s; "
+                "projections.path %s does not exist: no projection files loaded%s (Photon's examples are in %s; "
                 "-projections.path %s loads them)",
                 where,
+                "; its files are loaded once it is created" if self.watch else "",
                 EXAMPLES_FOLDER,
                 EXAMPLES_FOLDER,
             )
@@ -140,6 +146,14 @@ class FolderWatcher:
 
     async def _watch(self, folder: Path, stop: asyncio.Event) -> None:
         import watchfiles
+
+        if not folder.is_dir():  # not created yet: watched from when it is
+            while not folder.is_dir():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), FOLDER_POLL_SECONDS)
+                if stop.is_set():
+                    return
+            log.info("projections.path %s was created: its projection files are loaded", folder.resolve())
 
         # The watcher watches from its first wait on, a moment after `start` read the folder (later
         # still on a busy machine): a change in between, such as a file written while the server
