@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,9 @@ def config_events(store: EventStore) -> list[tuple[str, str]]:
     return [(e.event_type, e.payload["projection-name"]) for e in store.read(CONFIG_STREAM)]
 
 
-def test_folder_at_start_up_registers_once_and_shows_bad_files_as_failed(tmp_path: Path) -> None:
+def test_folder_at_start_up_registers_once_and_shows_bad_files_as_failed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     folder = tmp_path / "projections"
     folder.mkdir()
     (folder / "counter.py").write_text(COUNTER.format(step=1))
@@ -42,8 +45,13 @@ def test_folder_at_start_up_registers_once_and_shows_bad_files_as_failed(tmp_pat
             await caught_up(manager)
             return {d["projection-name"]: d for d in manager.list()} | {"value": manager.value("counter")}
 
+    caplog.set_level(logging.WARNING, "photon.projections")
     seen = asyncio.run(run())
     assert seen["counter"]["status"] == "running" and seen["counter"]["origin"] == "file"
+    # Each file that does not load is in the log too, with its reason, not only in its descriptor.
+    warned = [r.getMessage() for r in caplog.records if "does not load" in r.getMessage()]
+    assert sorted(message.split("'")[1] for message in warned) == ["bad_initial", "broken", "no_reduction"]
+    assert any("syntax error in broken.hy" in message for message in warned)
     assert seen["value"] >= 5
     assert seen["broken"]["status"] == "failed"
     assert "syntax error in broken.hy" in seen["broken"]["last-error"]

@@ -184,9 +184,7 @@ class ProjectionManager:
             if projection.position and stale(
                 self._redactions, projection.name, projection.stream_name, projection.event_types, projection.position
             ):
-                log.info(
-                    "projection %r folds from the start: events it had folded were redacted since", projection.name
-                )
+                log.info("projection %r folds from the start: events it folded were redacted since", projection.name)
                 self.refolds += 1
                 self._reset(projection, projection.initial_value)
         ready = [p for p in starting if p.status is Status.LOADING and self.registry.is_current(p)]
@@ -320,6 +318,8 @@ class ProjectionManager:
             # A projection that cannot run here at all (the Clojure Photon's) is stopped, not failed.
             projection.status = Status.STOPPED if cannot_run(spec) is not None else Status.FAILED
             projection.last_error = checked.error
+            if projection.status is Status.FAILED:
+                log.warning("projection %r does not load: %s", spec.name, checked.error)
             projection.stream_name = str(spec.fields.get("stream-name") or ALL_STREAM)
             projection.initial_value = spec.fields.get("initial-value")
             return projection
