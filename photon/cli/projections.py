@@ -37,11 +37,12 @@ def projections() -> None:
 @url_option
 @config_options
 def list_projections(url: str | None, **params: Any) -> None:
-    """One line per projection: name, stream, status and the last order-id folded (tab-separated).
+    """One tab-separated line per projection: name, stream, status and position (the order-id it
+    has read the store up to; events of other streams or types are passed over, not folded).
 
     Directly on a store the status is `stopped` (or `invalid` when its definition does not load;
     the Clojure Photon's projections, which cannot run here, are `stopped` as on a server) and the
-    order-id is that of its last checkpoint.
+    position is that of its last checkpoint.
     """
     config = config_from(params)
     if direct(config):
