@@ -40,6 +40,7 @@ from tests.browser import (
     wait_for,
 )
 from tests.live import ServerProcess
+from tests.servers import free_port
 
 # The committed screenshots of the documentation; written only when PHOTON_CONSOLE_SCREENSHOTS=1,
 # so that a test run leaves the work tree as it was.
@@ -355,6 +356,45 @@ def test_the_tails_rate_counts_the_live_events_not_the_newest_page_shown_first(
     # (0 once they leave it), not the 50 events of the page shown first.
     wait_for(lambda: text(driver, "#tail-count") == "2", what="the count of the live events")
     assert text(driver, "#tail-rate") in ("0", "1")
+
+
+def test_a_server_gone_away_is_said_in_plain_words_and_the_tail_comes_back_with_it(
+    browser: Chrome, tmp_path: Path
+) -> None:
+    """The browser's own message for a request that got no answer ("Failed to fetch") says nothing
+    of what happened: the console says the server did not answer, on every page."""
+    driver = browser
+    port = str(free_port())
+    args = ["-rest.host", "127.0.0.1", "-rest.port", port, "-events.port", "0", "-sqlite.path", str(tmp_path / "p.db")]
+    args += ["-admin.secret", "a-secret-kept-over-the-restart-0123456789"]  # the token stays valid
+    gone = ServerProcess(tmp_path, args)
+    try:
+        with httpx.Client(base_url=gone.url, headers={"Authorization": f"Token {gone.token()}"}) as client:
+            emit(client, [{"stream-name": "lamp-1", "event-type": "on", "payload": {}}])
+        go(driver, gone, "/tail/__all__")
+        sign_in(driver)
+        wait_for(lambda: text(driver, "#tail-state") == "live", what="the tail to go live")
+        gone.terminate()
+        wait_for(lambda: text(driver, "#tail-state") == "disconnected", what="the tail to say it is disconnected")
+        wait_for(lambda: "The server did not answer" in text(driver, "main [role=alert]"), what="the tail's message")
+        for route, where in (("/streams", "main [role=alert]"), ("/server", "#health")):
+            driver.execute_script("location.hash = arguments[0]", "#" + route)  # the page itself stays loaded
+            settled(driver)
+            message = text(driver, "main [role=alert]")
+            assert "The server did not answer" in message and "Failed to fetch" not in message, message
+            if route == "/server":
+                assert text(driver, where) == "not answering"
+        driver.execute_script("location.hash = '#/tail/__all__'")
+        wait_for(lambda: text(driver, "#tail-state") == "disconnected", what="the tail, without its server")
+        gone = ServerProcess(tmp_path, args)
+        wait_for(lambda: text(driver, "#tail-state") == "live", what="the tail to come back with the server")
+        assert not driver.find_elements(By.CSS_SELECTOR, "main [role=alert]")
+    finally:
+        gone.terminate()
+        driver.get("about:blank")
+        # Chromium logs each refused connection as an error: expected here.
+        unexpected = [e for e in console_errors(driver) if "ERR_CONNECTION_REFUSED" not in e.get("message", "")]
+        assert not unexpected, unexpected
 
 
 def test_emit_form_stores_an_event_and_shows_the_servers_messages(

@@ -9,6 +9,23 @@ export class ApiError extends Error {
   }
 }
 
+// A request the server never answered (it stopped, or the network is down): the browser's own
+// message ("Failed to fetch", "network error") says nothing of what happened.
+export const NO_ANSWER = "The server did not answer: it may have stopped or be unreachable. Try again once it is back.";
+
+function noAnswer(error, signal) {
+  if (error.name === "AbortError" || (signal && signal.aborted)) return error;
+  return new ApiError(NO_ANSWER, 0);
+}
+
+async function send(url, init) {
+  try {
+    return await fetch(url, init);
+  } catch (error) {
+    throw noAnswer(error, init.signal);
+  }
+}
+
 export function token() {
   return sessionStorage.getItem(TOKEN_KEY);
 }
@@ -27,7 +44,7 @@ function basic(user, password) {
 
 export async function signIn(user, password) {
   // credentials "omit": the 401 of a wrong password must not open the browser's own login prompt.
-  const response = await fetch("/auth/token", { headers: { Authorization: basic(user, password) }, credentials: "omit" });
+  const response = await send("/auth/token", { headers: { Authorization: basic(user, password) }, credentials: "omit" });
   const body = await response.json().catch(() => ({}));
   if (!response.ok) throw new ApiError(response.status === 401 ? "Wrong user name or password." : body.error || response.statusText, response.status, body);
   sessionStorage.setItem(TOKEN_KEY, body.token);
@@ -70,24 +87,38 @@ export async function api(url, { method = "GET", body, signal } = {}) {
       init.headers["Content-Type"] = "application/json";
     }
   }
-  const response = await check(await fetch(url, init));
-  const text = await response.text();
+  const response = await check(await send(url, init));
+  let text;
+  try {
+    text = await response.text();
+  } catch (error) {
+    throw noAnswer(error, signal);
+  }
   return text ? JSON.parse(text) : null;
 }
 
 export async function download(url, signal) {
-  const response = await check(await fetch(url, { headers: headers(), signal }));
-  return response.blob();
+  const response = await check(await send(url, { headers: headers(), signal }));
+  try {
+    return await response.blob();
+  } catch (error) {
+    throw noAnswer(error, signal);
+  }
 }
 
 // Reads a streaming answer (NDJSON or server-sent events) and hands each complete line to
 // `onLines` as one array per network chunk, so the caller can batch its work.
 export async function streamLines(url, onLines, { signal, accept } = {}) {
-  const response = await check(await fetch(url, { headers: headers(accept ? { Accept: accept } : {}), signal }));
+  const response = await check(await send(url, { headers: headers(accept ? { Accept: accept } : {}), signal }));
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   let rest = "";
   for (;;) {
-    const { value, done } = await reader.read();
+    let value, done;
+    try {
+      ({ value, done } = await reader.read());
+    } catch (error) {
+      throw noAnswer(error, signal);
+    }
     if (done) break;
     const text = rest + value;
     const cut = text.lastIndexOf("\n");

@@ -173,7 +173,7 @@ export async function serverPage(main) {
     try {
       const started = performance.now();
       const [ping, info, projections] = await Promise.all([
-        fetch("/api/ping").then((r) => r.ok),
+        fetch("/api/ping").then((r) => r.ok, () => false),
         api("/api/server"),
         api("/api/projections").catch(() => []),
       ]);
@@ -204,7 +204,7 @@ export async function serverPage(main) {
       );
       previous = now;
     } catch (error) {
-      body.replaceChildren(errorBox(error));
+      body.replaceChildren(h("div", { class: "cards" }, card("Health", error.status === 0 ? "not answering" : "error", "health")), errorBox(error));
     }
     if (!stopped) timer = setTimeout(load, POLL_MS);
   }

@@ -161,12 +161,13 @@ export async function tailPage(main, [stream]) {
     state.className = "badge " + (live ? "live" : "off");
   }
 
-  async function run() {
-    // The newest page, then the replay from just after it: nothing missed, nothing twice.
+  // The newest page, then the replay from just after it: nothing missed, nothing twice.
+  async function newestPage() {
+    const signal = controller.signal;
     // A stream not written yet has no page to read (asking would be a 404): its tail starts empty.
     // (A read of many streams always has a page, empty or not.)
-    const exists = many || (await api("/api/streams" + query({ prefix: stream, limit: 1 }))).streams.some((s) => s["stream-name"] === stream);
-    const newest = exists ? await api("/api/stream-contents/" + path(stream) + query({ direction: "backward", limit: 50 })) : { results: [] };
+    const exists = many || (await api("/api/streams" + query({ prefix: stream, limit: 1 }), { signal })).streams.some((s) => s["stream-name"] === stream);
+    const newest = exists ? await api("/api/stream-contents/" + path(stream) + query({ direction: "backward", limit: 50 }), { signal }) : { results: [] };
     const history = newest.results.reverse();
     if (history.length) {
       lastOrderId = history[history.length - 1]["order-id"];
@@ -177,10 +178,21 @@ export async function tailPage(main, [stream]) {
       rateWindow.length = 0;
       received.textContent = "0";
     }
-    const from = lastOrderId ? { from: lastOrderId + 1 } : {};
+  }
+
+  // Until the page is left: a failed request (the server went away) is said, and tried again
+  // every second, the first page included.
+  async function run() {
+    let started = false;
     for (;;) {
       try {
+        if (!started) {
+          await newestPage();
+          started = true;
+        }
+        const from = lastOrderId ? { from: lastOrderId + 1 } : {};
         await streamLines("/api/replay/" + path(stream) + query({ "stream-type": "hot-cold", ...from }), (lines) => {
+          if (message.firstChild) message.replaceChildren(); // connected again
           queue.push(...lines);
           schedule();
         }, { signal: controller.signal });
@@ -191,8 +203,6 @@ export async function tailPage(main, [stream]) {
       if (controller.signal.aborted) return;
       setLive(false);
       await new Promise((resolve) => setTimeout(resolve, 1000));
-      if (lastOrderId) from.from = lastOrderId + 1;
-      message.replaceChildren();
     }
   }
   run().catch((error) => message.replaceChildren(errorBox(error)));
