@@ -111,6 +111,32 @@ def test_bad_templates(template: object, message: str) -> None:
         spec_from_template(template)
 
 
+@pytest.mark.parametrize(
+    ("stream", "message"),
+    [
+        ("orders*", "never hold '\\*'"),
+        ("orders-**", "never hold '\\*'"),
+        ("__category__:", "a category"),
+        ("__category__:order-1", "a category"),
+        ("..", "'..'"),
+        ("x" * 257, "1 to 256 printable characters"),
+        ("tab\there", "1 to 256 printable characters"),
+    ],
+)
+def test_a_source_no_event_could_ever_be_in_is_refused(stream: str, message: str) -> None:
+    """A projection over a name no stream can have would be registered and never fold an event."""
+    spec = spec_from_template({"projection-name": "x", "stream-name": stream, "reduction": "lambda s, e: s"})
+    with pytest.raises(DefinitionError, match=message) as refused:
+        load(spec)
+    assert refused.value.field == "stream-name"
+
+
+@pytest.mark.parametrize("stream", ["orders", "__all__", "__category__:order", "__config__", "order-1"])
+def test_the_sources_a_projection_folds(stream: str) -> None:
+    spec = spec_from_template({"projection-name": "x", "stream-name": stream, "reduction": "lambda s, e: s"})
+    assert load(spec).stream_name == stream
+
+
 def test_file_spec_and_digest(tmp_path: Path) -> None:
     path = tmp_path / "counter.py"
     path.write_text("def reduction(s, e):\n    return s + 1\ninitial_value = 0\n")
