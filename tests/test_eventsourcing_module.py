@@ -70,6 +70,23 @@ def test_stored_bytes_come_back_exactly(env: dict[str, str]) -> None:
         made.close()
 
 
+def test_dcb_data_comes_back_exactly_and_a_json_object_is_the_payload(env: dict[str, str]) -> None:
+    from eventsourcing.dcb.api import DCBEvent, DCBQuery, DCBQueryItem
+
+    made = factory(env, name="Courses")
+    try:
+        recorder = made.dcb_recorder()
+        for data in STATES:
+            recorder.append([DCBEvent("Registered", data, ["course:c1"])])
+        query = DCBQuery([DCBQueryItem(types=["Registered"], tags=["course:c1"])])
+        assert [e.event.data for e in recorder.read(query)] == STATES
+        first = made.access.read_stream("Courses", 1, 2)  # as projections and replays see them
+        assert orjson.loads(first[0].data)["payload"] == {"data": orjson.loads(STATES[0])}
+        assert set(orjson.loads(first[1].data)["payload"]) == {"data-base64"}  # JSON Photon writes differently
+    finally:
+        made.close()
+
+
 def test_encrypted_and_compressed_state_through_the_librarys_mapper(env: dict[str, str]) -> None:
     from eventsourcing.cipher import AESCipher
     from eventsourcing.domain import Aggregate

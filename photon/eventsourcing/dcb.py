@@ -10,7 +10,6 @@ Both span the client streams of the store, so a DCB application has a store of i
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -28,21 +27,10 @@ from eventsourcing.persistence import IntegrityError, ProgrammingError
 
 from photon.core.errors import AppendConditionFailed
 from photon.eventsourcing.access import Event, LibraryErrors, LiveEvents, PhotonAccess
+from photon.eventsourcing.mapping import given_back, kept
 
 DATA = "data"
-DATA_BASE64 = "data-base64"
 READ_PAGE = 1000
-
-
-def _payload(data: bytes) -> dict[str, Any]:
-    if data[:1] == b"{":
-        try:
-            value = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            value = None
-        if type(value) is dict and orjson.dumps(value) == data:
-            return {DATA: value}
-    return {DATA_BASE64: base64.b64encode(data).decode("ascii")}
 
 
 def _query(query: DCBQuery | None) -> list[dict[str, Any]]:
@@ -58,7 +46,7 @@ def _matches(query: DCBQuery | None, event_type: str, tags: Sequence[str]) -> bo
 def _sequenced(event: Event) -> DCBSequencedEvent:
     stored = orjson.loads(event.data)
     payload = stored["payload"]
-    data = orjson.dumps(payload[DATA]) if DATA in payload else base64.b64decode(payload[DATA_BASE64])
+    data = given_back(payload, DATA)
     return DCBSequencedEvent(DCBEvent(event.event_type, data, list(stored.get("tags") or [])), event.order_id)
 
 
@@ -111,7 +99,7 @@ class PhotonDCBRecorder(DCBRecorder):
         photon_events = []
         for event in events:
             photon_event: dict[str, Any] = {"stream-name": self.stream, "event-type": event.type}
-            photon_event["payload"] = _payload(event.data)
+            photon_event["payload"] = kept(event.data, DATA)
             if event.tags:
                 photon_event["tags"] = list(event.tags)
             photon_events.append(photon_event)

@@ -57,23 +57,35 @@ def tracking_stream(category: str, application_name: str) -> str:
     return f"{category}.tracking-{application_name}"
 
 
-def encode_payload(stored: StoredEvent) -> dict[str, Any]:
-    """The payload of `stored` (see the module docstring).
+def kept(data: bytes, name: str) -> dict[str, Any]:
+    """`data` as a payload keeps it under `name`: the JSON object itself when Photon stores it as
+    these very bytes, else base64 under ``<name>-base64`` (see the module docstring).
 
-    A state kept as JSON goes in as an `orjson.Fragment` of the very bytes given: the check that
-    orjson writes exactly these bytes again is what makes that the same payload as the decoded
-    object (same stored bytes), and Photon's encoding of the event then copies them rather than
-    encoding the decoded object a second time."""
-    state = stored.state
-    if state[:1] == b"{":
+    The object goes in as an `orjson.Fragment` of the very bytes given: the check that orjson
+    writes exactly these bytes again is what makes that the same payload as the decoded object
+    (same stored bytes), and Photon's encoding of the event then copies them rather than encoding
+    the decoded object a second time."""
+    if data[:1] == b"{":
         try:
-            value = orjson.loads(state)
+            value = orjson.loads(data)
         except orjson.JSONDecodeError:
             value = None
         # Photon stores the payload as orjson writes it: keep the object only if that is the same bytes.
-        if type(value) is dict and orjson.dumps(value) == state:
-            return {ORIGINATOR_VERSION: stored.originator_version, STATE: orjson.Fragment(state)}
-    return {ORIGINATOR_VERSION: stored.originator_version, STATE_BASE64: base64.b64encode(state).decode("ascii")}
+        if type(value) is dict and orjson.dumps(value) == data:
+            return {name: orjson.Fragment(data)}
+    return {f"{name}-base64": base64.b64encode(data).decode("ascii")}
+
+
+def given_back(payload: dict[str, Any], name: str) -> bytes:
+    """The bytes `kept` kept under `name` in a stored payload."""
+    if name in payload:
+        return orjson.dumps(payload[name])
+    return base64.b64decode(payload[f"{name}-base64"])
+
+
+def encode_payload(stored: StoredEvent) -> dict[str, Any]:
+    """The payload of `stored` (see the module docstring)."""
+    return {ORIGINATOR_VERSION: stored.originator_version, **kept(stored.state, STATE)}
 
 
 def payload(data: bytes) -> dict[str, Any]:
@@ -83,9 +95,7 @@ def payload(data: bytes) -> dict[str, Any]:
 
 
 def decode_state(value: dict[str, Any]) -> bytes:
-    if STATE in value:
-        return orjson.dumps(value[STATE])
-    return base64.b64decode(value[STATE_BASE64])
+    return given_back(value, STATE)
 
 
 # Reading the state straight out of the stored JSON, without decoding and encoding it again.
