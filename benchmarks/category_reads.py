@@ -36,7 +36,9 @@ them (``tests/servers.py``), beside the same category read by scanning `__all__`
 
     python -m benchmarks.category_reads --sizes 100000 --backends redis,mongo,cassandra
 
-A Cassandra store of 1M events takes a quarter of an hour to fill here. With ``--keep`` and a
+A Cassandra store of 1M events takes a quarter of an hour to fill here by appends; by default
+(``--cassandra-fill raw``) the backend's own rows are written partition by partition instead
+(`cassandra_fill`, checked first against a small store filled by appends). With ``--keep`` and a
 server given as the tests take one (``PHOTON_TEST_CASSANDRA=host:port``, likewise
 ``PHOTON_TEST_REDIS`` / ``PHOTON_TEST_MONGO``), each size's store has a fixed name, is left on
 the server, and a later run that finds it holding its N events reads it without filling again:
@@ -161,9 +163,16 @@ def backend_configs(backend: str, keep: bool = False) -> Iterator[Callable[[int]
         raise SystemExit(f"--backends: no benchmark set-up for {backend!r} (redis, mongo, cassandra)")
 
 
-def open_filled(config: dict[str, str], size: int, label: str, keep: bool, kept_where: str) -> EventStore:
-    """The store of `config`, filled with `size` events; with `keep`, one that already holds them
-    (kept from an earlier run) is read as it is."""
+def open_filled(
+    config: dict[str, str],
+    size: int,
+    label: str,
+    keep: bool,
+    kept_where: str,
+    filler: Callable[[EventStore, int], None] | None = None,
+) -> EventStore:
+    """The store of `config`, filled with `size` events (by `filler`, `fill` by default); with
+    `keep`, one that already holds them (kept from an earlier run) is read as it is."""
     started = time.perf_counter()
     store = EventStore.open(config)
     held = store.backend.last_order_id()
@@ -173,18 +182,33 @@ def open_filled(config: dict[str, str], size: int, label: str, keep: bool, kept_
     if held:
         store.close()
         raise SystemExit(f"{label}: the kept store of {size:,} {kept_where} holds {held:,} events; remove it first")
-    fill(store, size)
+    (filler or fill)(store, size)
     print(f"   {label} store of {size:,} events built in {time.perf_counter() - started:.0f}s", flush=True)
     return store
 
 
-def run_backend(backend: str, sizes: list[int], repeat: int, keep: bool = False) -> dict[int, dict[str, float]]:
-    """Stores of each size on one server of `backend`; the reads timed interleaved, medians."""
+def run_backend(
+    backend: str, sizes: list[int], repeat: int, keep: bool = False, cassandra_fill: str = "raw"
+) -> dict[int, dict[str, float]]:
+    """Stores of each size on one server of `backend`; the reads timed interleaved, medians.
+
+    Cassandra's stores are filled with the backend's rows written partition by partition
+    (`cassandra_fill` "raw": `benchmarks.cassandra_fill`, after a check that a small store filled
+    so reads back through Photon's API as one filled by appends), or by appends ("appends")."""
+    filler = None
     with backend_configs(backend, keep) as config_for:
+        if backend == "cassandra" and cassandra_fill == "raw":
+            from . import cassandra_fill as raw
+
+            def keyspace(name: str) -> dict[str, str]:
+                return {**config_for(0), "cassandra.keyspace": f"bench_{name}"}
+
+            print(f"   cassandra raw fill checked against appends in {raw.check_same_as_appends(keyspace):.0f}s")
+            filler = raw.fill_cassandra
         stores = {}
         try:
             for size in sizes:
-                stores[size] = open_filled(config_for(size), size, backend, keep, "from an earlier run")
+                stores[size] = open_filled(config_for(size), size, backend, keep, "from an earlier run", filler)
             results: dict[int, dict[str, list[float]]] = {size: {} for size in sizes}
             for _ in range(repeat):
                 for size, store in stores.items():
@@ -471,12 +495,20 @@ def main(argv: list[str] | None = None) -> None:
         default="sql",
         help="PostgreSQL: fill the stores on the server with SQL (checked against appends first), or by appends",
     )
+    parser.add_argument(
+        "--cassandra-fill",
+        choices=("raw", "appends"),
+        default="raw",
+        help="Cassandra: write the backend's rows partition by partition (checked against appends first), or append",
+    )
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"== category and event-type reads of {READ:,} events; load average {os.getloadavg()[0]:.2f}")
     backend_sizes = [int(s) for s in args.backend_sizes.split(",")]
     for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
-        print_backend(backend, backend_sizes, run_backend(backend, backend_sizes, args.repeat, args.keep))
+        print_backend(
+            backend, backend_sizes, run_backend(backend, backend_sizes, args.repeat, args.keep, args.cassandra_fill)
+        )
         print(f"   load average {os.getloadavg()[0]:.2f}", flush=True)
     if args.postgres:
         pg_sizes = [int(x) for x in (args.postgres_sizes or str(args.postgres_size)).split(",")]
