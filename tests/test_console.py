@@ -358,15 +358,31 @@ def test_the_tails_rate_counts_the_live_events_not_the_newest_page_shown_first(
     assert text(driver, "#tail-rate") in ("0", "1")
 
 
+def drain_lost_connections(driver: Chrome) -> None:
+    """Clear the browser's log of the connections a stopped server refused or cut, and of the 503s
+    of a server still starting; anything else fails.
+
+    Chromium logs each of them as an error, even when the page handles it."""
+    driver.get("about:blank")
+    lost = ("net::ERR_CONNECTION_REFUSED", "net::ERR_INCOMPLETE_CHUNKED_ENCODING", "status of 503")
+    unexpected = [e for e in console_errors(driver) if not any(m in e.get("message", "") for m in lost)]
+    assert not unexpected, f"browser console errors: {unexpected}"
+
+
+def restartable(folder: Path) -> list[str]:
+    """The arguments of a server that can be stopped and started again where it was: the same port,
+    store and token secret (the console's token stays valid over the restart)."""
+    args = ["-rest.host", "127.0.0.1", "-rest.port", str(free_port()), "-events.port", "0"]
+    return [*args, "-sqlite.path", str(folder / "p.db"), "-admin.secret", "a-secret-kept-over-the-restart-0123456789"]
+
+
 def test_a_server_gone_away_is_said_in_plain_words_and_the_tail_comes_back_with_it(
     browser: Chrome, tmp_path: Path
 ) -> None:
     """The browser's own message for a request that got no answer ("Failed to fetch") says nothing
     of what happened: the console says the server did not answer, on every page."""
     driver = browser
-    port = str(free_port())
-    args = ["-rest.host", "127.0.0.1", "-rest.port", port, "-events.port", "0", "-sqlite.path", str(tmp_path / "p.db")]
-    args += ["-admin.secret", "a-secret-kept-over-the-restart-0123456789"]  # the token stays valid
+    args = restartable(tmp_path)
     gone = ServerProcess(tmp_path, args)
     try:
         with httpx.Client(base_url=gone.url, headers={"Authorization": f"Token {gone.token()}"}) as client:
@@ -391,10 +407,7 @@ def test_a_server_gone_away_is_said_in_plain_words_and_the_tail_comes_back_with_
         assert not driver.find_elements(By.CSS_SELECTOR, "main [role=alert]")
     finally:
         gone.terminate()
-        driver.get("about:blank")
-        # Chromium logs each refused connection as an error: expected here.
-        unexpected = [e for e in console_errors(driver) if "ERR_CONNECTION_REFUSED" not in e.get("message", "")]
-        assert not unexpected, unexpected
+        drain_lost_connections(driver)
 
 
 def test_emit_form_stores_an_event_and_shows_the_servers_messages(
@@ -479,6 +492,41 @@ def test_a_projection_created_in_the_editor_shows_its_value_live(
     row = "#projections-table tr[data-name='trade-totals']"  # the list is drawn again every 2 s
     wait_for(lambda: "running" in text(driver, row), what="trade-totals running in the list")
     shot(driver, "projections")
+
+
+def test_a_projections_live_value_comes_back_with_its_server(browser: Chrome, tmp_path: Path) -> None:
+    driver = browser
+    (tmp_path / "projections").mkdir()
+    args = restartable(tmp_path)
+    server = ServerProcess(tmp_path, args)
+
+    def store(count: int) -> None:
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Token {server.token()}"}) as client:
+            emit(client, [{"stream-name": "door-1", "event-type": "opened", "payload": {}} for _ in range(count)])
+
+    try:
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Token {server.token()}"}) as client:
+            template = {
+                "projection-name": "doors",
+                "stream-name": "door-1",
+                "language": "python",
+                "initial-value": 0,
+                "reduction": "def reduction(state, event):\n    return state + 1\n",
+            }
+            assert client.post("/api/projection", json=template).status_code == 200
+        go(driver, server, "/projection/doors")
+        sign_in(driver)
+        store(1)
+        wait_for(lambda: text(driver, "#projection-value") == "1", what="the value, live")
+        server.terminate()
+        wait_for(lambda: text(driver, "#value-live") == "not live", what="the value to say it is not live")
+        server = ServerProcess(tmp_path, args)
+        store(2)
+        wait_for(lambda: text(driver, "#projection-value") == "3", what="the value, live again after the restart")
+        assert text(driver, "#value-live") == "live"
+    finally:
+        server.terminate()
+        drain_lost_connections(driver)
 
 
 def test_a_bad_projection_shows_the_servers_error_at_its_line(

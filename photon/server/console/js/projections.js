@@ -87,6 +87,7 @@ export async function projectionPage(main, [name]) {
   const keyResult = h("div", { "aria-live": "polite" });
   const keys = h("div", { class: "keys" });
   const failure = h("div");
+  const liveBadge = h("span", { class: "badge live", id: "value-live" }, "live");
   let armed = 0;
   const deleteButton = h("button", { type: "button", class: "danger" }, "Delete");
   deleteButton.addEventListener("click", async () => {
@@ -138,7 +139,7 @@ export async function projectionPage(main, [name]) {
     pageHead(name, h("span", {}, status, " over ", h("a", { href: streamHref(p["stream-name"]) }, p["stream-name"]), ` · ${p.language} · processed `, processed),
       h("a", { class: "button", href: "#/projection-edit/" + encodeURIComponent(name) }, "Edit code"), deleteButton),
     failure,
-    h("h2", {}, "Current value ", h("span", { class: "badge live", id: "value-live" }, "live")),
+    h("h2", {}, "Current value ", liveBadge),
     valueBox,
     h("h2", {}, "By key"),
     h("form", { class: "toolbar", onsubmit: (e) => { e.preventDefault(); lookUp(); } },
@@ -162,13 +163,36 @@ export async function projectionPage(main, [name]) {
     showKeys(d["current-value"]);
     if (d.status === "failed") api("/api/projection/" + path(name)).then(showFailure, () => {});
   }
-  streamLines("/api/projection/" + path(name) + "/updates", (lines) => {
-    for (const line of lines) if (line.startsWith("data: ")) latest = JSON.parse(line.slice(6));
-    if (latest && !frame) frame = requestAnimationFrame(render);
-  }, { signal: controller.signal, accept: "text/event-stream" }).catch(() => {
-    const live = document.getElementById("value-live");
-    if (live && !controller.signal.aborted) (live.textContent = "not live"), (live.className = "badge off");
-  });
+  // The updates stream gives the current state, then each new one. When it ends (the server went
+  // away) the badge says so and it is opened again every second: the value is live again, and
+  // up to date, once the server is back.
+  function setLive(live) {
+    liveBadge.textContent = live ? "live" : "not live";
+    liveBadge.className = "badge " + (live ? "live" : "off");
+  }
+  async function follow() {
+    for (;;) {
+      try {
+        await streamLines("/api/projection/" + path(name) + "/updates", (lines) => {
+          if (liveBadge.textContent !== "live") setLive(true);
+          for (const line of lines) if (line.startsWith("data: ")) latest = JSON.parse(line.slice(6));
+          if (latest && !frame) frame = requestAnimationFrame(render);
+        }, { signal: controller.signal, accept: "text/event-stream" });
+      } catch (error) {
+        if (controller.signal.aborted) return;
+        if (error.status === 404) {
+          // Deleted meanwhile: nothing to follow any more.
+          setLive(false);
+          failure.replaceChildren(errorBox(error));
+          return;
+        }
+      }
+      if (controller.signal.aborted) return;
+      setLive(false);
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  }
+  follow();
   return () => {
     controller.abort();
     cancelAnimationFrame(frame);
