@@ -245,6 +245,22 @@ def test_a_stream_pages_newest_or_oldest_first_jumps_and_filters(
     wait_for(lambda: versions()[:1] == ["10"], what="jump to an order-id")
 
 
+def test_a_stream_whose_metadata_hides_events_shows_its_version_and_metadata_not_a_wrong_count(
+    signed_in: Chrome, server: ServerProcess, http: httpx.Client
+) -> None:
+    driver = signed_in
+    emit(http, [{"stream-name": "gauge-1", "event-type": "read", "payload": {"n": n}} for n in range(3)])
+    metadata = {"max-count": 2, "owner": "<b>ada</b>"}
+    assert http.put("/api/stream-metadata/gauge-1", json=metadata).status_code == 200
+    go(driver, server, "/stream/gauge-1")
+    rows = wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "table.events tbody tr"), what="events")
+    assert len(rows) == 2  # max-count 2: the first event is left out of reads
+    head = text(driver, ".page-head .sub")
+    assert "3 events" not in head and "version 3" in head, head
+    shown = text(driver, "#stream-metadata")
+    assert '"max-count":2' in shown and '"owner":"<b>ada</b>"' in shown, shown  # as text, not as markup
+
+
 def test_an_event_shows_its_json_metadata_and_causation(
     signed_in: Chrome, server: ServerProcess, http: httpx.Client, shot: Shot
 ) -> None:

@@ -215,19 +215,28 @@ export async function streamPage(main, [stream], q) {
   );
   const body = h("div");
   main.append(body);
-  const [page, info] = await Promise.all([
+  const [page, info, meta] = await Promise.all([
     api(
       "/api/stream-contents/" + path(stream) +
         query({ direction: dir, from: params.from, "from-version": params["from-version"], "event-types": params.types, limit: EVENTS_PAGE }),
     ),
     many ? api("/api/server") : api("/api/streams" + query({ prefix: stream, limit: 1 })),
+    many ? null : api("/api/stream-metadata/" + path(stream)),
   ]);
   if (isAll) count.textContent = `Every event in order-id order · last order-id ${number(info["last-order-id"])}`;
   else if (category !== null) count.textContent = `The events of every stream in category “${category}”, in order-id order`;
   else if (many) count.textContent = `The events of every stream the pattern matches, in order-id order`;
   else {
     const found = info.streams.find((s) => s["stream-name"] === stream);
-    count.textContent = `${number(found ? found["total-events"] : 0)} events · ${dir === "backward" ? "newest" : "oldest"} first`;
+    const version = found ? found["total-events"] : 0;
+    const order = `${dir === "backward" ? "newest" : "oldest"} first`;
+    const metadata = meta.metadata;
+    if (Object.keys(metadata).length) {
+      // Its max-age, max-count or truncate-before may hide events from reads: its version is then
+      // not the number of events shown, and the metadata says why.
+      count.textContent = `version ${number(version)} · ${order}`;
+      body.append(h("p", { class: "sub", id: "stream-metadata" }, "Stream metadata (reads leave out the events it expires or truncates): ", h("code", {}, JSON.stringify(metadata))));
+    } else count.textContent = `${number(version)} events · ${order}`;
   }
   body.append(eventTable(page.results, stream, many));
   body.append(
