@@ -379,6 +379,31 @@ def test_sparse_snapshots_and_long_tracking_streams_are_read_from_their_end(env:
         reader.close()
 
 
+def test_over_http_a_streams_end_is_found_in_one_request(tmp_path: Path) -> None:
+    from photon.eventsourcing.access import RemoteAccess
+
+    server = LiveServer(make_config(tmp_path))
+    made = factory({"PHOTON_URL": server.url})
+    try:
+        access = made.access
+        assert isinstance(access, RemoteAccess)
+        access.append([{"stream-name": "long", "event-type": "t", "payload": {}}] * 300, {})
+        sent: list[str] = []
+        request = access.short.request
+
+        def counted(method: str, path: str, *args: Any, **kwargs: Any) -> bytes:
+            sent.append(path)
+            return request(method, path, *args, **kwargs)
+
+        access.short.request = counted  # type: ignore[method-assign]
+        assert access.stream_version("long") == 300
+        assert access.stream_version("none") == 0
+        assert len(sent) == 2  # one each, not a search over the stream
+    finally:
+        made.close()
+        server.stop()
+
+
 def test_a_photon_backup_restores_what_the_library_wrote(tmp_path: Path) -> None:
     import shutil
     import subprocess
