@@ -3,12 +3,16 @@ process and directly on a store."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
 import orjson
 
+from photon.core.store import EventStore
+
 from .live import ServerProcess
+from .projection_helpers import caught_up, make_config, running
 from .test_cli_client import photon
 
 COUNT_BY_TYPE = """
@@ -110,3 +114,31 @@ def test_projections_against_a_server(server_process: ServerProcess, tmp_path: P
     assert photon(["projections", "remove", "kinds", *url], tmp_path).returncode == 0
     gone = photon(["projections", "show", "kinds", *url], tmp_path)
     assert gone.returncode != 0 and b"does not exist" in gone.stderr
+
+
+def test_a_projection_added_directly_on_a_store_is_kept_by_the_next_server_start(tmp_path: Path) -> None:
+    """`add` records the file's source as `photon projections add` against a server does: a
+    projection of the command's, which the server's projections folder does not take back."""
+    store_args = ["-db.backend", "sqlite", "-sqlite.path", str(tmp_path / "store.db")]
+    (tmp_path / "by_type.py").write_text(COUNT_BY_TYPE)
+    emit(store_args, tmp_path, [("placed", 10), ("shipped", 0)])
+    added = photon(["projections", "add", "by_type.py", *store_args], tmp_path)
+    assert added.returncode == 0, added.stderr
+    (tmp_path / "projections").mkdir()  # the server's folder, which holds no by_type.py
+
+    config = make_config(tmp_path, "sqlite")
+    store = EventStore.open(config)
+
+    async def scenario() -> None:
+        async with running(store, config) as manager:
+            await caught_up(manager)
+            await asyncio.sleep(1.5)  # the folder is read again once it is watched
+            assert manager.get("by-type")["status"] == "running"
+            assert manager.get("by-type")["origin"] == "api"
+            assert manager.value("by-type") == {"placed": 1, "shipped": 1}
+
+    try:
+        asyncio.run(scenario())
+        assert "projection-deleted" not in [e.event_type for e in store.read("__config__")]
+    finally:
+        store.close()

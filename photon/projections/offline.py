@@ -9,7 +9,7 @@ in `__config__` as the server records them; a server started on the store later 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -85,11 +85,15 @@ def key_of(name: str, value: Any, key: str) -> Any:
 
 
 def register(store: EventStore, spec: ProjectionSpec) -> None:
-    """Record `spec` in `__config__` (replacing one of the same name), once it loads."""
+    """Record `spec` in `__config__` (replacing one of the same name), once it loads.
+
+    It is recorded as a server records a projection posted to it (origin `api`), whatever file
+    its source was read from: a projection of the folder's (origin `file`) whose file is not in
+    the server's `projections.path` is removed at the server's next start."""
     if spec.name == STREAMS_PROJECTION:
         raise DefinitionError(f"{STREAMS_PROJECTION!r} is built in and cannot be replaced", "projection-name")
     load(spec)  # refuse what would only fail: nothing is recorded
-    record_registration(store, spec)
+    record_registration(store, replace(spec, origin="api", path=None))
     clear_checkpoint(store, spec.name)
 
 
