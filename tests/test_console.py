@@ -510,6 +510,41 @@ def test_a_projection_created_in_the_editor_shows_its_value_live(
     shot(driver, "projections")
 
 
+def test_a_projections_big_value_changing_fast_leaves_the_page_usable(
+    signed_in: Chrome, server: ServerProcess, http: httpx.Client
+) -> None:
+    """A value of 5,000 keys takes a long time to draw; drawn again at every update (every frame
+    while events come), it held the page's main thread nearly all the time."""
+    driver = signed_in
+    template = {
+        "projection-name": "per-meter",
+        "stream-name": "__category__:wide",
+        "language": "python",
+        "initial-value": {},
+        "reduction": "def reduction(state, event):\n"
+        '    k = event["stream-name"]\n'
+        "    state[k] = state.get(k, 0) + 1\n"
+        "    return state\n",
+    }
+    assert http.post("/api/projection", json=template).status_code == 200
+    emit(http, [{"stream-name": f"wide-{i:04d}", "event-type": "read", "payload": {}} for i in range(5000)])
+    go(driver, server, "/projection/per-meter")
+    wait_for(lambda: '"wide-4999": 1' in text(driver, "#projection-value"), what="the value of 5,000 keys")
+    driver.execute_script(
+        "window.__busy = 0; new PerformanceObserver((list) => {"
+        "  for (const task of list.getEntries()) window.__busy += task.duration;"
+        "}).observe({entryTypes: ['longtask']});"
+    )
+    began = time.monotonic()
+    for batch in range(60):  # about 3 s of updates
+        emit(http, [{"stream-name": f"wide-{batch:04d}", "event-type": "read", "payload": {}} for _ in range(5)])
+        time.sleep(0.05)
+    wait_for(lambda: '"wide-0059": 6' in text(driver, "#projection-value"), what="the last value")
+    elapsed_ms = (time.monotonic() - began) * 1000
+    busy_ms: float = driver.execute_script("return window.__busy")
+    assert busy_ms < elapsed_ms / 2, f"long tasks held the page {busy_ms:.0f} ms of {elapsed_ms:.0f} ms"
+
+
 def test_a_projections_live_value_comes_back_with_its_server(browser: Chrome, tmp_path: Path) -> None:
     driver = browser
     (tmp_path / "projections").mkdir()
