@@ -261,6 +261,23 @@ def test_a_stream_whose_metadata_hides_events_shows_its_version_and_metadata_not
     assert '"max-count":2' in shown and '"owner":"<b>ada</b>"' in shown, shown  # as text, not as markup
 
 
+def test_a_streams_download_or_delete_that_fails_says_why_under_the_head(
+    signed_in: Chrome, server: ServerProcess, http: httpx.Client
+) -> None:
+    driver = signed_in
+    emit(http, [{"stream-name": "fuse-1", "event-type": "blown", "payload": {}}])
+    go(driver, server, "/stream/fuse-1")
+    wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "table.events tbody tr"), what="the event")
+    assert http.delete("/api/stream/fuse-1").status_code == 200  # meanwhile, elsewhere
+    click(driver, By.XPATH, "//button[text()='Download']")
+    wait_for(lambda: "does not exist" in text(driver, "#stream-message [role=alert]"), what="the download's error")
+    click(driver, By.XPATH, "//button[text()='Delete stream']")
+    click(driver, By.XPATH, "//button[text()='Click again to delete']")
+    wait_for(lambda: "does not exist" in text(driver, "#stream-message [role=alert]"), what="the delete's error")
+    assert driver.find_element(By.XPATH, "//button[text()='Delete stream']")  # asks twice again
+    drain_refusals(driver)
+
+
 def test_an_event_shows_its_json_metadata_and_causation(
     signed_in: Chrome, server: ServerProcess, http: httpx.Client, shot: Shot
 ) -> None:

@@ -163,6 +163,8 @@ export async function streamPage(main, [stream], q) {
   const orderInput = h("input", { type: "number", min: "1", value: q.from || "", inputmode: "numeric" });
   const typesInput = h("input", { type: "text", value: params.types, placeholder: "deposited,withdrawn", "data-slash": true });
   const count = h("span");
+  // What an action (download, delete) failed with: under the page's head, where it is seen.
+  const message = h("div", { id: "stream-message" });
   const deleteButton = h("button", { type: "button", class: "danger" }, "Delete stream");
   let armed = 0;
   deleteButton.addEventListener("click", async () => {
@@ -172,14 +174,25 @@ export async function streamPage(main, [stream], q) {
       return;
     }
     clearTimeout(armed);
+    armed = 0;
+    deleteButton.textContent = "Delete stream";
+    message.replaceChildren();
     try {
       const answer = await api("/api/stream/" + path(stream), { method: "DELETE" });
       toast(`Deleted ${stream} (${answer["deleted-events"]} events).`);
       location.hash = "#/streams";
     } catch (error) {
-      main.append(errorBox(error));
+      message.replaceChildren(errorBox(error));
     }
   });
+  async function save() {
+    message.replaceChildren();
+    try {
+      saveFile(await download("/export/stream/" + path(stream)), stream + ".ndjson");
+    } catch (error) {
+      message.replaceChildren(errorBox(error));
+    }
+  }
   main.append(
     h("div", { class: "crumbs" }, h("a", { href: "#/streams" }, "Streams"), " / "),
     pageHead(
@@ -189,9 +202,10 @@ export async function streamPage(main, [stream], q) {
       many ? null : h("a", { class: "button", href: "#/emit" + query({ stream }) }, "Emit here"),
       many
         ? null
-        : h("button", { type: "button", onclick: async () => saveFile(await download("/export/stream/" + path(stream)), stream + ".ndjson") }, "Download"),
+        : h("button", { type: "button", onclick: save }, "Download"),
       many ? null : deleteButton,
     ),
+    message,
     h(
       "form",
       {
