@@ -175,6 +175,47 @@ def test_a_reduction_past_the_time_limit_is_failed_and_the_others_resume(tmp_pat
     store.close()
 
 
+def test_a_reduction_that_kills_its_worker_again_on_resuming_is_failed_and_the_others_go_on(tmp_path: Path) -> None:
+    """A worker may die for reasons of its own (the first death is resumed from); one that dies
+    again in the same reduction on the same event is not replaced over and over."""
+    config = make_config(tmp_path, parallel_projections=1)
+    store = EventStore.open(config)
+    store.append(events("a", 20))
+    crashes = {
+        "projection-name": "crashes",
+        "initial-value": 0,
+        "reduction": (
+            "import os\n"
+            "def reduction(state, event):\n"
+            "    if event['payload']['n'] == 12:\n"
+            "        os._exit(3)\n"
+            "    return state + 1\n"
+        ),
+    }
+
+    async def scenario() -> None:
+        async with running(store, config) as manager:
+            await manager.create(SUM_PY)
+            await caught_up(manager, ["sum-a"])
+            await manager.create(crashes)
+            await wait_for(lambda: manager.get("crashes")["status"] == "failed", timeout=30, what="crashes to fail")
+            fatal = next(e for e in store.read("a") if e.to_dict()["payload"]["n"] == 12)
+            descriptor = manager.get("crashes")
+            assert "worker process exited (exit code 3)" in descriptor["last-error"]
+            assert f"order-id {fatal.order_id}" in descriptor["last-error"]
+            assert descriptor["failed-at"] == fatal.order_id
+            assert manager.replaced_workers == 2
+            await wait_for(lambda: manager.workers[0].alive and manager.workers[0].ready.is_set(), what="a worker")
+            store.append(events("a", 30, start=1000))
+            await caught_up(manager, ["sum-a"])
+            await asyncio.sleep(1)
+            assert manager.replaced_workers == 2
+            assert manager.value("sum-a") == direct_fold(store, spec_from_template(SUM_PY).to_payload())
+
+    asyncio.run(scenario())
+    store.close()
+
+
 @pytest.mark.parametrize("backend", ["memory", "sqlite"])
 def test_a_killed_worker_is_replaced_and_its_projections_resume(tmp_path: Path, backend: str) -> None:
     config = make_config(tmp_path, backend, parallel_projections=2)

@@ -80,6 +80,7 @@ class ProjectionManager:
             self._on_message,
             self._adopt,
             self._resume,
+            self._culprit,
         )
         self.feed = Feed(store, self.registry, self.supervisor.workers, self.supervisor.lost)
         self.balancer = Balancer(self.registry, self.feed, lambda: self.supervisor.replaced_workers)
@@ -164,7 +165,7 @@ class ProjectionManager:
         self._tasks.append(
             asyncio.create_task(self._follow_redactions(self.feed.position), name="projections-redactions")
         )
-        self._tasks.append(asyncio.create_task(self.supervisor.watchdog(self._stuck), name="projections-watchdog"))
+        self._tasks.append(asyncio.create_task(self.supervisor.watchdog(), name="projections-watchdog"))
         if bool(self.config.get("projections.balance", True)) and len(self.workers) > 1:
             self._tasks.append(asyncio.create_task(self.balancer.run(), name="projections-balance"))
         checkpoints = self.checkpoints.run(registry.projections.values, registry.is_current)
@@ -296,17 +297,14 @@ class ProjectionManager:
         log.warning("projection %r failed: %s", projection.name, projection.last_error)
         self.updates.publish(projection)
 
-    def _stuck(self, slot: int, order_id: int) -> None:
-        """The watchdog found a reduction past the time limit: the projection fails (its worker goes)."""
+    def _culprit(self, slot: int, order_id: int, why: str | None) -> None:
+        """A reduction past the time limit (`why` None; the watchdog kills its worker), or one whose
+        worker died twice on the same event (`why`): the projection fails."""
         projection = self.registry.by_slot.get(slot)
-        if projection is not None:
+        if projection is not None and projection.status.on_worker:
             where = f"on the event with order-id {order_id}" if order_id else "while loading"
-            self._fail(
-                projection,
-                f"the reduction ran past the time limit of {self.timeout:g} s (projections.timeout) {where}",
-                order_id or None,
-                None,
-            )
+            why = why or f"the reduction ran past the time limit of {self.timeout:g} s (projections.timeout)"
+            self._fail(projection, f"{why} {where}", order_id or None, None)
 
     # -- the set of projections ---------------------------------------------------------------
 

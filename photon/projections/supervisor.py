@@ -4,7 +4,9 @@ A worker that exits is replaced by a new one at the same index, which takes its 
 they resume from their last reported state (workers that keep dying are replaced ever more
 slowly). The watchdog kills a worker whose reduction has been on one event for longer than
 `projections.timeout` (a stuck reduction cannot be interrupted any other way); the projection
-is failed first, so its replacement does not run it again.
+is failed first, so its replacement does not run it again. A worker that dies while a reduction
+folds an event is replaced and the projection resumes (the death may have had another cause); one
+that dies again in the same projection on the same event fails that projection.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class Supervisor(Generic[Adopted]):
         on_message: Callable[[WorkerHandle, FromWorker], None],
         adopt: Callable[[WorkerHandle, WorkerHandle], Adopted],
         resume: Callable[[WorkerHandle, Adopted], Awaitable[None]],
+        culprit: Callable[[int, int, str | None], None],
     ) -> None:
         self.count = count
         self.store_config = store_config
@@ -48,6 +51,10 @@ class Supervisor(Generic[Adopted]):
         self.on_message = on_message
         self.adopt = adopt
         self.resume = resume
+        self.culprit = culprit
+        """Fails a projection: (slot, order-id, why), why None for a reduction past the time limit."""
+        self._last_death: tuple[int, int] | None = None
+        """The projection (slot) and order-id a worker last died folding."""
         self.workers: list[WorkerHandle] = []
         """The workers, by index; a replacement takes its predecessor's place in this list."""
         self.stopping = False
@@ -95,6 +102,14 @@ class Supervisor(Generic[Adopted]):
         w.replaced = True
         w.alive = False
         log.warning("projection worker %d (pid %s) exited; starting a replacement", w.index, w.pid)
+        folding = (int(w.progress[0]), int(w.progress[1]))  # shared memory: still there after its death
+        if folding[0] != worker_module.IDLE:
+            if folding == self._last_death:
+                code = w.process.exitcode
+                self.culprit(
+                    *folding, f"its worker process exited{'' if code is None else f' (exit code {code})'} twice"
+                )
+            self._last_death = folding
         asyncio.get_running_loop().create_task(self._replace(w))
 
     async def _replace(self, old: WorkerHandle) -> None:
@@ -119,9 +134,9 @@ class Supervisor(Generic[Adopted]):
             return  # its own exit starts the next replacement, which takes these projections
         await self.resume(new, adopted)
 
-    async def watchdog(self, stuck: Callable[[int, int], None]) -> None:
+    async def watchdog(self) -> None:
         """Kill a worker whose reduction has been on one event for longer than the time limit,
-        calling `stuck(slot, order-id)` first (order-id 0: while loading the definition)."""
+        calling `culprit(slot, order-id, None)` first (order-id 0: while loading the definition)."""
         interval = min(max(self.timeout / 4, 0.05), 1.0)
         seen: dict[WorkerHandle, tuple[tuple[int, int], float]] = {}
         while True:
@@ -138,7 +153,7 @@ class Supervisor(Generic[Adopted]):
                 slot, order_id = progress
                 if slot == worker_module.IDLE or now - since <= self.timeout:
                     continue
-                stuck(slot, order_id)
+                self.culprit(slot, order_id, None)
                 w.kill()
                 self.lost(w)
             for w in [w for w in seen if w not in self.workers]:
