@@ -562,6 +562,18 @@ def test_a_projections_big_value_changing_fast_leaves_the_page_usable(
     assert busy_ms < elapsed_ms / 2, f"long tasks held the page {busy_ms:.0f} ms of {elapsed_ms:.0f} ms"
 
 
+def test_a_projections_refused_delete_says_why_under_the_head_and_asks_twice_again(
+    signed_in: Chrome, server: ServerProcess
+) -> None:
+    driver = signed_in
+    go(driver, server, "/projection/__streams__")
+    click(driver, By.XPATH, "//button[text()='Delete']")
+    click(driver, By.XPATH, "//button[text()='Click again to delete']")
+    wait_for(lambda: "built in" in text(driver, "#projection-message [role=alert]"), what="the refusal")
+    assert driver.find_element(By.XPATH, "//button[text()='Delete']")  # not armed: one click does not delete
+    drain_refusals(driver)
+
+
 def test_a_projections_live_value_comes_back_with_its_server(browser: Chrome, tmp_path: Path) -> None:
     driver = browser
     (tmp_path / "projections").mkdir()

@@ -90,6 +90,8 @@ export async function projectionPage(main, [name]) {
   const liveBadge = h("span", { class: "badge live", id: "value-live" }, "live");
   let armed = 0;
   const deleteButton = h("button", { type: "button", class: "danger" }, "Delete");
+  // What the delete failed with: under the page's head, where it is seen.
+  const message = h("div", { id: "projection-message" });
   deleteButton.addEventListener("click", async () => {
     if (!armed) {
       deleteButton.textContent = "Click again to delete";
@@ -97,12 +99,15 @@ export async function projectionPage(main, [name]) {
       return;
     }
     clearTimeout(armed);
+    armed = 0;
+    deleteButton.textContent = "Delete";
+    message.replaceChildren();
     try {
       await api("/api/projection/" + path(name), { method: "DELETE" });
       toast(`Deleted projection ${name}.`);
       location.hash = "#/projections";
     } catch (error) {
-      main.append(errorBox(error));
+      message.replaceChildren(errorBox(error));
     }
   });
 
@@ -138,6 +143,7 @@ export async function projectionPage(main, [name]) {
     h("div", { class: "crumbs" }, h("a", { href: "#/projections" }, "Projections"), " /"),
     pageHead(name, h("span", {}, status, " over ", h("a", { href: streamHref(p["stream-name"]) }, p["stream-name"]), ` · ${p.language} · processed `, processed),
       h("a", { class: "button", href: "#/projection-edit/" + encodeURIComponent(name) }, "Edit code"), deleteButton),
+    message,
     failure,
     h("h2", {}, "Current value ", liveBadge),
     valueBox,
