@@ -162,6 +162,21 @@ def test_sign_in_refuses_a_wrong_password_then_keeps_the_token(
     assert not console_errors(browser)
 
 
+def test_a_session_that_ended_brings_the_sign_in_form_back_saying_so(browser: Chrome, server: ServerProcess) -> None:
+    browser.get(server.url + "/")
+    browser.execute_script("sessionStorage.setItem('photon.token', 'a-token-the-server-no-longer-takes')")
+    browser.get(server.url + "/#/server")
+    assert "Your session has ended" in text(browser, "#signed-out-because")
+    drain_refusals(browser)
+    sign_in(browser)
+    find(browser, "nav a[aria-current=page][data-section=server]")  # back where it was
+    find(browser, "#sign-out").click()
+    find(browser, "#password")
+    assert not browser.find_elements(By.CSS_SELECTOR, "#signed-out-because")  # signed out on purpose: nothing to say
+    sign_in(browser)
+    find(browser, "nav a[aria-current=page]")
+
+
 def test_streams_list_filters_pages_and_groups_by_category(
     signed_in: Chrome, server: ServerProcess, http: httpx.Client, shot: Shot
 ) -> None:

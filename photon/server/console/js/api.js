@@ -30,9 +30,10 @@ export function token() {
   return sessionStorage.getItem(TOKEN_KEY);
 }
 
-export function signOut() {
+// `reason`: why the sign-in form comes back, said above it (none when the user signed out).
+export function signOut(reason) {
   sessionStorage.removeItem(TOKEN_KEY);
-  window.dispatchEvent(new CustomEvent("photon:signed-out"));
+  window.dispatchEvent(new CustomEvent("photon:signed-out", { detail: { reason: reason || "" } }));
 }
 
 function basic(user, password) {
@@ -71,8 +72,9 @@ async function check(response) {
   if (response.ok) return response;
   const body = await response.json().catch(() => ({}));
   if (response.status === 401) {
-    signOut();
-    throw new ApiError("Your session has ended: sign in again.", 401, body);
+    const message = "Your session has ended: sign in again.";
+    signOut(message);
+    throw new ApiError(message, 401, body);
   }
   throw new ApiError(body.error || `${response.status} ${response.statusText}`, response.status, body);
 }

@@ -28,6 +28,8 @@ const ROUTES = [
 const main = document.getElementById("main");
 const top = document.getElementById("top");
 let leave = null;
+// Why the sign-in form is shown (a session that ended), said above it once.
+let signedOutBecause = "";
 
 function parseHash() {
   const hash = location.hash.replace(/^#/, "") || "/streams";
@@ -94,6 +96,8 @@ function showSignIn(page) {
   const user = h("input", { id: "user", name: "username", autocomplete: "username", required: true, value: "admin" });
   const password = h("input", { id: "password", name: "password", type: "password", autocomplete: "current-password", required: true });
   const message = h("div", { "aria-live": "assertive" });
+  if (signedOutBecause) message.append(h("div", { class: "alert", role: "status", id: "signed-out-because" }, signedOutBecause));
+  signedOutBecause = "";
   const form = h(
     "form",
     {
@@ -130,7 +134,10 @@ document.getElementById("sign-out").addEventListener("click", () => {
   signOut();
 });
 document.getElementById("skip").addEventListener("click", () => main.focus());
-window.addEventListener("photon:signed-out", () => route());
+window.addEventListener("photon:signed-out", (event) => {
+  signedOutBecause = event.detail.reason;
+  route();
+});
 window.addEventListener("hashchange", route);
 // "/" focuses the page's filter or first field, as in many tools.
 document.addEventListener("keydown", (event) => {
