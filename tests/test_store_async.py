@@ -99,6 +99,31 @@ def test_closed_store_refuses(store: EventStore) -> None:
         asyncio.run(store.append_async(event(1)))
 
 
+@pytest.mark.parametrize("read_only", [False, True])
+def test_reads_on_a_closed_store_raise_store_closed(tmp_path: Path, read_only: bool) -> None:
+    """Not the released driver's error (SQLAlchemy's engine is gone: an AttributeError on None)."""
+    config = {"db.backend": "sqlite", "sqlite.path": str(tmp_path / "closed.db")}
+    with EventStore.open(config) as writer:
+        writer.append(event(1))
+    store = EventStore.open(config, read_only=read_only)
+    store.close()
+    store.close()  # twice: nothing more
+    reads = {
+        "read": lambda: list(store.read()),
+        "read a stream": lambda: list(store.read("s")),
+        "streams": store.streams,
+        "stream_version": lambda: store.stream_version("s"),
+        "get_event": lambda: store.get_event("x"),
+        "categories": store.categories,
+        "read_checkpoint": lambda: store.read_checkpoint("k"),
+    }
+    for name, read in reads.items():
+        with pytest.raises(StoreClosed, match="the store is closed"):
+            read()
+            pytest.fail(f"{name} answered on a closed store")
+    assert store.backend.describe().startswith("sqlite ")
+
+
 def test_generated_ids_are_time_ordered_version_7_uuids() -> None:
     import uuid
 

@@ -24,7 +24,7 @@ from importlib.metadata import entry_points
 from typing import Any, ClassVar, NamedTuple
 
 from photon.core.append_request import QueryItem, query_matches
-from photon.core.errors import MissingDriver, UnknownBackend
+from photon.core.errors import MissingDriver, StoreClosed, UnknownBackend
 from photon.core.events import RecordedEvent
 from photon.core.setting import Setting, closest_key
 
@@ -317,6 +317,31 @@ class Backend(abc.ABC):
     def describe(self) -> str:
         """Where the data lives, for logs (no secrets)."""
         return self.name
+
+
+class ClosedBackend:
+    """What a closed store reads through: every call raises `StoreClosed`, rather than whatever
+    the released driver would (SQLAlchemy's engine is gone: an ``AttributeError`` on None). The
+    backend's description and plain attributes stay readable; closing again does nothing."""
+
+    def __init__(self, backend: Backend) -> None:
+        self._released = backend
+
+    def describe(self) -> str:
+        return self._released.describe()
+
+    def close(self) -> None:
+        """Already closed."""
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._released, name)
+        if not callable(value):
+            return value
+
+        def closed(*args: Any, **kwargs: Any) -> Any:
+            raise StoreClosed("the store is closed")
+
+        return closed
 
 
 def _entry_points() -> dict[str, Any]:

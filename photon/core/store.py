@@ -20,13 +20,13 @@ import threading
 import weakref
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 
 from photon.core.append_prepare import prepare_append
 from photon.core.append_request import AppendCondition, AppendOptions, append_options
-from photon.core.backend import Backend, backend_class
+from photon.core.backend import Backend, ClosedBackend, backend_class
 from photon.core.backend_timing import time_backend
 from photon.core.broadcaster import Broadcaster
 from photon.core.committer import Action, AppendRequest, Committer
@@ -519,6 +519,8 @@ class EventStore(StreamAdmin):
                 self._committer.stop()
             self._broadcaster.close()
             self._backend.close()
+            # Reads after this raise StoreClosed, as appends do, not the released driver's errors.
+            self._backend = cast(Backend, ClosedBackend(self._backend))
 
     def __enter__(self) -> EventStore:
         return self
