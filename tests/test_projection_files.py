@@ -146,6 +146,34 @@ def test_a_folder_created_after_the_start_is_watched_from_then(tmp_path: Path) -
     store.close()
 
 
+def test_a_folder_removed_or_replaced_while_watched_is_watched_again(tmp_path: Path) -> None:
+    folder = tmp_path / "projections"
+    folder.mkdir()
+    (folder / "first.py").write_text(COUNTER.format(step=1))
+    config = make_config(tmp_path, "memory")
+    store = EventStore.open(config)
+
+    async def scenario() -> None:
+        async with running(store, config) as manager:
+            await wait_for(lambda: "first" in manager.projections, what="the first file")
+            await asyncio.sleep(1.5)  # watched
+            shutil.rmtree(folder)
+            await wait_for(lambda: "first" not in manager.projections, what="the removal of the folder's file")
+            folder.mkdir()
+            (folder / "second.py").write_text(COUNTER.format(step=1))
+            await wait_for(lambda: "second" in manager.projections, what="the file of the folder made again")
+            await asyncio.sleep(1.5)
+            shutil.rmtree(folder)  # replaced at once, as a deployment copying a new folder in does
+            folder.mkdir()
+            (folder / "third.py").write_text(COUNTER.format(step=1))
+            await wait_for(lambda: "third" in manager.projections, what="the file of the replacing folder")
+            await wait_for(lambda: "second" not in manager.projections, what="the removal of the replaced file")
+            assert manager.get("third")["status"] == "running"
+
+    asyncio.run(scenario())
+    store.close()
+
+
 SAMPLE: list[dict[str, Any]] = [
     {"stream-name": "accounts", "event-type": "deposited", "payload": {"account": "alice", "amount": 100}},
     {"stream-name": "accounts", "event-type": "deposited", "payload": {"account": "bob", "amount": 30}},

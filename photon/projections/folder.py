@@ -145,21 +145,29 @@ class FolderWatcher:
             await self.sync_file(path)
 
     async def _watch(self, folder: Path, stop: asyncio.Event) -> None:
-        import watchfiles
+        """Watch the folder. One that is not there (not created yet, removed, or replaced by a new
+        folder, which the watch of the old one does not see) is looked for, and read once it is."""
+        while not stop.is_set():
+            if not folder.is_dir():
+                while not folder.is_dir():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), FOLDER_POLL_SECONDS)
+                    if stop.is_set():
+                        return
+                log.info("projections.path %s was created: its projection files are loaded", folder.resolve())
+            with contextlib.suppress(FileNotFoundError):  # removed before its watch began: looked for again
+                await self._watch_while_there(folder, folder.stat().st_ino, stop)
 
-        if not folder.is_dir():  # not created yet: watched from when it is
-            while not folder.is_dir():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), FOLDER_POLL_SECONDS)
-                if stop.is_set():
-                    return
-            log.info("projections.path %s was created: its projection files are loaded", folder.resolve())
+    async def _watch_while_there(self, folder: Path, watched: int, stop: asyncio.Event) -> None:
+        """Watch the folder (its inode `watched`) until it is removed or replaced, or the watcher stops."""
+        import watchfiles
 
         # The watcher watches from its first wait on, a moment after `start` read the folder (later
         # still on a busy machine): a change in between, such as a file written while the server
         # started, is in no change it reports. Its first answer (changes, or the timeout once it
         # has watched a second) comes once it watches, and the folder is read again then.
         watching = False
+        folder_path = Path(folder).absolute()
         async for changes in watchfiles.awatch(
             folder, stop_event=stop, debounce=200, step=50, recursive=False, rust_timeout=1000, yield_on_timeout=True
         ):
@@ -176,3 +184,12 @@ class FolderWatcher:
                         await self.sync_file(folder / name)
                     except Exception:
                         log.exception("could not apply the change of %s", name)
+            # The folder itself changed (removed: its inode may be reused by a new one at once).
+            itself = any(Path(path) == folder_path for _, path in changes)
+            try:
+                there = not itself and folder.stat().st_ino == watched
+            except OSError:
+                there = False
+            if not there:
+                log.warning("projections.path %s was removed or replaced: it is looked for again", folder.resolve())
+                return
