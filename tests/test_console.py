@@ -458,6 +458,25 @@ def test_a_server_gone_away_is_said_in_plain_words_and_the_tail_comes_back_with_
         drain_lost_connections(driver)
 
 
+def test_the_tail_paused_keeps_the_events_that_came_and_shows_them_at_resume(
+    signed_in: Chrome, server: ServerProcess, http: httpx.Client
+) -> None:
+    driver = signed_in
+    [first] = emit(http, [{"stream-name": "valve-1", "event-type": "opened", "payload": {}}])
+    go(driver, server, "/tail/valve-1")
+    wait_for(
+        lambda: text(driver, "#tail-state") == "live" and tail_ids(driver) == [str(first["order-id"])], what="live"
+    )
+    click(driver, By.XPATH, "//button[text()='Pause']")
+    find(driver, "button[aria-pressed=true]")
+    stored = emit(http, [{"stream-name": "valve-1", "event-type": "turned", "payload": {"i": i}} for i in range(3)])
+    wait_for(lambda: text(driver, "#tail-count") == "3", what="the events counted while paused")
+    assert tail_ids(driver) == [str(first["order-id"])]  # the view stays as it was
+    click(driver, By.XPATH, "//button[text()='Resume']")
+    expected = [str(e["order-id"]) for e in reversed([first, *stored])]
+    wait_for(lambda: tail_ids(driver) == expected, what="the events that came while paused, at resume")
+
+
 def test_emit_form_stores_an_event_and_shows_the_servers_messages(
     signed_in: Chrome, server: ServerProcess, http: httpx.Client, shot: Shot
 ) -> None:

@@ -41,7 +41,7 @@ export async function tailPage(main, [stream]) {
       h("div", { class: "grow" }, field("Stream (or __all__)", nameInput)),
       h("button", { type: "submit" }, "Tail"),
       pauseButton,
-      h("button", { type: "button", onclick: () => { tbody.replaceChildren(); shown = 0; } }, "Clear"),
+      h("button", { type: "button", onclick: () => { tbody.replaceChildren(); shown = 0; held = []; } }, "Clear"),
     ),
     h("div", { class: "status-line", "aria-live": "off" }, state, h("span", {}, "received ", received), h("span", {}, rate, " events/s"), h("span", {}, "showing the newest ", number(MAX_ROWS))),
     message,
@@ -68,6 +68,7 @@ export async function tailPage(main, [stream]) {
   let count = 0;
   let shown = 0;
   let paused = false;
+  let held = [];
   let frame = 0;
   let fallback = 0;
   let lastOrderId = 0;
@@ -112,14 +113,21 @@ export async function tailPage(main, [stream]) {
       }
       events.push(item);
     }
-    if (!events.length) return;
-    count += events.length;
-    lastOrderId = events[events.length - 1]["order-id"];
-    const now = performance.now();
-    rateWindow.push([now, events.length]);
-    if (paused) return;
+    if (events.length) {
+      count += events.length;
+      lastOrderId = events[events.length - 1]["order-id"];
+      rateWindow.push([performance.now(), events.length]);
+    }
+    // Paused: the events are kept (as many as the view shows) and drawn at Resume.
+    if (paused) {
+      held = held.concat(events).slice(-MAX_ROWS);
+      return;
+    }
+    const batch = held.length ? held.concat(events) : events;
+    held = [];
+    if (!batch.length) return;
     // Newest at the top: the batch reversed, cut to what the view keeps.
-    const fresh = events.slice(-MAX_ROWS).reverse();
+    const fresh = batch.slice(-MAX_ROWS).reverse();
     tbody.insertAdjacentHTML("afterbegin", fresh.map(rowHtml).join(""));
     shown += fresh.length;
     while (shown > MAX_ROWS) {
