@@ -85,7 +85,7 @@ def test_template_fields_win_over_the_source() -> None:
         ("initial_value = {1, 2}\ndef reduction(s, e):\n    return s\n", "python", "'initial-value' must be JSON"),
         ("(setv initial-value {:a 1})\n(defn reduction [s e] s)", "hy", "'initial-value' must be JSON"),
         ("reduction = 5\n", "python", "must be a function"),
-        ("event_types = 'x'\ndef reduction(s, e):\n    return s\n", "python", "'event-types' must be a list"),
+        ("event_types = 'x'\ndef reduction(s, e):\n    return s\n", "python", "'event-types' must be a non-empty list"),
         ("raise RuntimeError('boom at load')\n", "python", "boom at load"),
     ],
 )
@@ -129,6 +129,16 @@ def test_a_source_no_event_could_ever_be_in_is_refused(stream: str, message: str
     with pytest.raises(DefinitionError, match=message) as refused:
         load(spec)
     assert refused.value.field == "stream-name"
+
+
+@pytest.mark.parametrize("event_types", [[], "placed", ["placed", 1]])
+def test_event_types_are_a_non_empty_list_of_strings(event_types: object) -> None:
+    """An empty list would fold no event at all (a filter of none): refused, as an empty
+    `event-types` of a read is."""
+    spec = spec_from_template({"projection-name": "x", "event-types": event_types, "reduction": "lambda s, e: s"})
+    with pytest.raises(DefinitionError, match="'event-types' must be a non-empty list of strings") as refused:
+        load(spec)
+    assert refused.value.field == "event-types"
 
 
 @pytest.mark.parametrize("stream", ["orders", "__all__", "__category__:order", "__config__", "order-1"])

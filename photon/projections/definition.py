@@ -278,8 +278,11 @@ def load(spec: ProjectionSpec) -> Definition:
 
     event_types = found.get("event-types")
     if event_types is not None:
-        if isinstance(event_types, str) or not all(isinstance(t, str) for t in event_types):
-            raise DefinitionError(f"{_where(spec)}: 'event-types' must be a list of strings", "event-types")
+        if isinstance(event_types, str) or not event_types or not all(isinstance(t, str) for t in event_types):
+            raise DefinitionError(
+                f"{_where(spec)}: 'event-types' must be a non-empty list of strings (leave it out for every type)",
+                "event-types",
+            )
         event_types = frozenset(event_types)
 
     return Definition(spec, stream_name, initial_value, event_types, reduction)
