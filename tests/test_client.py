@@ -12,7 +12,7 @@ from photon.client.http import HttpTransport
 from photon.client.http_async import AsyncHttpTransport
 from photon.client.wire import Lines
 from photon.core.backend import StreamInfo
-from photon.core.errors import NotAuthorized, NotFound, ValidationError, VersionConflict
+from photon.core.errors import NotAuthorized, NotFound, StoreClosed, ValidationError, VersionConflict
 from photon.core.events import RecordedEvent
 from photon.core.subscriptions import CaughtUp
 
@@ -97,6 +97,31 @@ def test_a_server_that_does_not_answer_is_a_photon_error() -> None:
                 list(client.replay("cart", stream_type="cold"))
         finally:
             client.close()
+
+
+def test_a_closed_client_says_so(live: LiveServer) -> None:
+    """Both clients, used after closing, raise StoreClosed naming it (httpx raised a RuntimeError)."""
+    client = PhotonClient(live.url, "admin", "p4010n")
+    client.emit(event("closing"))
+    client.close()
+    for call in (
+        lambda: client.emit(event("closing")),
+        client.streams,
+        lambda: list(client.replay("closing", stream_type="cold")),
+    ):
+        with pytest.raises(StoreClosed, match="the client is closed"):
+            call()
+
+    async def run() -> None:
+        async with AsyncPhotonClient(live.url, "admin", "p4010n") as photon:
+            await photon.streams()
+        with pytest.raises(StoreClosed, match="the client is closed"):
+            await photon.emit(event("closing"))
+        with pytest.raises(StoreClosed, match="the client is closed"):
+            [item async for item in photon.replay("closing", stream_type="cold")]
+
+    asyncio.run(run())
+    assert live.store.stream_version("closing") == 1
 
 
 def test_the_client_returns_what_the_embedded_store_returns(client: PhotonClient, live: LiveServer) -> None:

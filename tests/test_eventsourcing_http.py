@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from photon.core.errors import ServerUnreachable, VersionConflict
+from photon.core.errors import ServerUnreachable, StoreClosed, VersionConflict
 from photon.eventsourcing.http_requests import ShortRequests
 
 
@@ -117,6 +117,10 @@ def test_kept_alive_connections_are_reused_and_parameters_are_encoded(server: _S
     ]
     assert len(requests._idle) == 1  # one connection served both
     requests.close()
+    # Closed (a collected application's recorder): said so, and nothing more is sent.
+    with pytest.raises(StoreClosed, match="the client is closed"):
+        requests.request("GET", "/api/replay/s")
+    assert len(server.requests) == 2
 
 
 def test_a_chunked_answer_is_read_whole_and_a_closing_connection_is_not_kept(server: _Server) -> None:

@@ -18,6 +18,7 @@ import httpx
 from photon.client import http_calls
 from photon.client.http_calls import HttpCall
 from photon.client.wire import (
+    CLIENT_CLOSED,
     DEFAULT_URL,
     RENEWAL_ATTEMPTS,
     TOKEN_PATH,
@@ -36,7 +37,7 @@ from photon.client.wire import (
 )
 from photon.client.wire import quote_segment as _quote
 from photon.core.backend import StreamInfo
-from photon.core.errors import ServerUnreachable
+from photon.core.errors import ServerUnreachable, StoreClosed
 
 
 class Transport(Protocol):
@@ -91,6 +92,8 @@ class HttpTransport:
 
     @contextmanager
     def _reaching(self) -> Iterator[None]:
+        if self.http.is_closed:
+            raise StoreClosed(CLIENT_CLOSED)  # not httpx's RuntimeError
         try:
             yield
         except httpx.TransportError as exc:

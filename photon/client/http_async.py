@@ -18,6 +18,7 @@ import httpx
 from photon.client import http_calls
 from photon.client.http_calls import HttpCall
 from photon.client.wire import (
+    CLIENT_CLOSED,
     DEFAULT_URL,
     RENEWAL_ATTEMPTS,
     TOKEN_PATH,
@@ -36,7 +37,7 @@ from photon.client.wire import (
 )
 from photon.client.wire import quote_segment as _quote
 from photon.core.backend import StreamInfo
-from photon.core.errors import ServerUnreachable
+from photon.core.errors import ServerUnreachable, StoreClosed
 
 
 class AsyncTransport(Protocol):
@@ -84,6 +85,8 @@ class AsyncHttpTransport:
         """The HTTP connection pool, for callers that read a streaming answer of their own."""
 
     async def token(self, renew: bool = False) -> str:
+        if self.http.is_closed:
+            raise StoreClosed(CLIENT_CLOSED)  # not httpx's RuntimeError
         if self.session.needs_token(renew):
             try:
                 response = await self.http.get(TOKEN_PATH, auth=self.session.auth)

@@ -289,6 +289,10 @@ def projection_template(name: str, reduction: str, language: str, fields: Mappin
     return orjson.dumps(template)
 
 
+CLIENT_CLOSED = "the client is closed: make a new one to go on"
+"""`StoreClosed`'s message for a call of a closed HTTP client (httpx would raise a RuntimeError)."""
+
+
 def raise_for(response: httpx.Response) -> None:
     """An error answer as Photon's own error type (the body has been read)."""
     if response.status_code < 400:

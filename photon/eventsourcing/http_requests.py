@@ -26,8 +26,8 @@ from urllib.parse import urlencode, urlsplit
 import httptools
 import httpx
 
-from photon.client.wire import raise_for
-from photon.core.errors import ServerUnreachable
+from photon.client.wire import CLIENT_CLOSED, raise_for
+from photon.core.errors import ServerUnreachable, StoreClosed
 
 READ_SIZE = 64 * 1024
 """Bytes asked of the socket per read (a page of 1,000 events is a few hundred KiB)."""
@@ -146,6 +146,8 @@ class ShortRequests:
         return _Connection(sock)
 
     def _connection(self) -> _Connection:
+        if self._closed:
+            raise StoreClosed(CLIENT_CLOSED)  # rather than a new connection of a closed recorder's
         while True:
             with self._lock:
                 connection = self._idle.pop() if self._idle else None
