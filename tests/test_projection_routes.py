@@ -6,6 +6,7 @@ import asyncio
 import socket
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import orjson
@@ -46,6 +47,7 @@ def test_projection_routes(tmp_path: Path) -> None:
     config = make_config(tmp_path)
     store = EventStore.open(config)
     store.append(events("a", 4))
+    store.append(events("a/b/c", 2))
 
     async def scenario() -> None:
         async with running(store, config) as manager:
@@ -94,6 +96,10 @@ def test_projection_routes(tmp_path: Path) -> None:
                     assert (await client.get("/api/projection/ghost")).status_code == 404
                     streams = (await client.get("/api/projection/__streams__/a")).json()
                     assert streams["total-events"] == 4
+                    # A key holding "/" (a stream name here), sent percent-encoded as any key.
+                    slashed = await client.get("/api/projection/__streams__/" + quote("a/b/c", safe=""))
+                    assert slashed.status_code == 200, slashed.text
+                    assert slashed.json()["total-events"] == 2
 
                     # Server-sent events: the current state, then the next one.
                     async with client.stream("GET", "/api/projection/sum/updates") as stream:

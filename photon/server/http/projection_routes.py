@@ -147,5 +147,7 @@ def projection_routes(manager: ProjectionManager, admin: Guard, reader: Guard | 
         Route("/api/projection/{name}", _guarded(reader, get, GET_DOC), methods=["GET"]),
         Route("/api/projection/{name}", _guarded(admin, delete, DELETE_DOC), methods=["DELETE"]),
         Route("/api/projection/{name}/updates", _guarded(reader, updates, UPDATES_DOC), methods=["GET"]),
-        Route("/api/projection/{name}/{key}", _guarded(reader, get_key, KEY_DOC), methods=["GET"]),
+        # A key may hold "/" (the built-in __streams__ is keyed by stream name): sent percent-encoded,
+        # it arrives decoded, so the key is the whole rest of the path. A projection's name never holds "/".
+        Route("/api/projection/{name}/{key:path}", _guarded(reader, get_key, KEY_DOC), methods=["GET"]),
     ]
