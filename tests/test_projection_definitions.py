@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
+from photon.core.errors import NotFound
 from photon.projections.definition import (
     DefinitionError,
     ProjectionSpec,
@@ -14,6 +16,7 @@ from photon.projections.definition import (
     spec_from_file,
     spec_from_template,
 )
+from photon.projections.offline import key_of
 
 EVENT = {"stream-name": "s", "event-type": "t", "payload": {"n": 2}, "order-id": 1}
 
@@ -157,3 +160,16 @@ def test_file_spec_and_digest(tmp_path: Path) -> None:
     assert spec_from_file(path).digest != first.digest
     with pytest.raises(DefinitionError, match=r"\.hy or \.py"):
         spec_from_file(tmp_path / "notes.txt")
+
+
+@pytest.mark.parametrize(("key", "want"), [("0", "a"), ("2", "c"), ("-1", "c"), ("-0", "a")])
+def test_a_key_of_an_array_value_is_an_index(key: str, want: str) -> None:
+    assert key_of("p", ["a", "b", "c"], key) == want
+
+
+@pytest.mark.parametrize("key", ["3", "-4", "²", "\u0661", "1_0", "+1", " 1", "x", ""])
+def test_a_key_that_is_no_index_of_the_array_is_not_found(key: str) -> None:
+    """Indexes are ASCII digits only, as every integer of a request is (a superscript two was
+    an internal error, an Arabic-Indic one the index 1)."""
+    with pytest.raises(NotFound, match=re.escape(f"projection 'p' has no key {key!r}")):
+        key_of("p", ["a", "b", "c"], key)

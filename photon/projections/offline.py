@@ -79,8 +79,11 @@ def key_of(name: str, value: Any, key: str) -> Any:
     if isinstance(value, dict):
         if key in value:
             return value[key]
-    elif isinstance(value, list) and key.lstrip("-").isdigit() and -len(value) <= int(key) < len(value):
-        return value[int(key)]
+    elif isinstance(value, list):
+        digits = key.removeprefix("-")
+        # ASCII digits only, as every integer of a request (str.isdigit() is true of '²' and other digits).
+        if digits.isascii() and digits.isdigit() and -len(value) <= int(key) < len(value):
+            return value[int(key)]
     raise NotFound(f"projection {name!r} has no key {key!r}")
 
 
