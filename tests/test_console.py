@@ -517,6 +517,35 @@ def test_emit_form_stores_an_event_and_shows_the_servers_messages(
     drain_refusals(driver)
 
 
+def test_a_number_the_server_refuses_is_named_as_typed_with_its_field(
+    signed_in: Chrome, server: ServerProcess, http: httpx.Client
+) -> None:
+    """Digits beyond what JavaScript holds exactly, or an empty field, were sent as another number
+    (1e20, 0): the server's refusal named a number nobody typed, and not the field."""
+    driver = signed_in
+    go(driver, server, "/emit?stream=till-1")
+    find(driver, "#emit-submit")
+    driver.find_element(By.XPATH, "//label[text()='Event type']/following-sibling::input").send_keys("opened")
+    expected = driver.find_element(By.XPATH, "//label[text()='Expected version']/following-sibling::input")
+    expected.clear()
+    expected.send_keys("99999999999999999999")
+    find(driver, "#emit-submit").click()
+    message = text(driver, "#emit-error")
+    assert "expected-version" in message and "99999999999999999999" in message, message
+    assert driver.switch_to.active_element == expected
+    assert http.get("/api/streams", params={"prefix": "till-1"}).json()["streams"] == []
+    created = http.post("/api/groups", json={"group-name": "tills", "stream": "till-1"})
+    assert created.status_code == 201, created.text
+    go(driver, server, "/consumers")
+    row = "#groups-table tr[data-name='tills']"
+    wait_for(lambda: driver.find_element(By.CSS_SELECTOR, row + " input").clear() or True, what="the group")
+    click(driver, By.CSS_SELECTOR, row + " button[aria-label^='Reset tills']")
+    click(driver, By.XPATH, "//button[text()='Click again to reset']")
+    message = wait_for(lambda: text(driver, "#group-message [role=alert]"), what="the refusal")
+    assert "from must be an order-id" in message and "got ''" in message, message
+    drain_refusals(driver)
+
+
 def test_a_projection_created_in_the_editor_shows_its_value_live(
     signed_in: Chrome, server: ServerProcess, http: httpx.Client, shot: Shot
 ) -> None:

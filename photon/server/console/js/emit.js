@@ -1,6 +1,6 @@
 // Emit: append one event through POST /api/event, with the server's validation messages.
 import { api, query } from "./api.js";
-import { h, pageHead, field, errorBox, eventHref, jsonBlock } from "./ui.js";
+import { h, pageHead, field, errorBox, eventHref, jsonBlock, typedNumber } from "./ui.js";
 import { codeEditor } from "./editor.js";
 
 export async function emitPage(main, _params, q) {
@@ -45,7 +45,7 @@ export async function emitPage(main, _params, q) {
     if (serviceId.value) doc["service-id"] = serviceId.value;
     const version = expected.value.trim();
     const wrapper = { events: [doc] };
-    if (version && version !== "any") wrapper["expected-version"] = /^\d+$/.test(version) ? Number(version) : version;
+    if (version && version !== "any") wrapper["expected-version"] = typedNumber(version);
     try {
       const [stored] = await api("/api/event", { method: "POST", body: wrapper });
       result.append(

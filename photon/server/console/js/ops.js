@@ -1,6 +1,6 @@
 // Consumers, server and backup pages.
 import { api, path, query, download } from "./api.js";
-import { h, pageHead, field, number, errorBox, saveFile, streamHref } from "./ui.js";
+import { h, pageHead, field, number, errorBox, saveFile, streamHref, typedNumber } from "./ui.js";
 
 const POLL_MS = 2000;
 
@@ -45,7 +45,7 @@ export async function consumersPage(main) {
         const answer = await api(base + "/replay-parked", { method: "POST", body: {} });
         message.append(h("div", { class: "alert ok", role: "status" }, `${name}: ${number(answer.replayed)} parked events handed back.`));
       } else if (action === "reset") {
-        await api(base + "/reset", { method: "POST", body: { from: Number(value) } });
+        await api(base + "/reset", { method: "POST", body: { from: typedNumber(value) } });
         message.append(h("div", { class: "alert ok", role: "status" }, `${name} starts over from order-id ${value}.`));
       } else if (action === "delete") {
         await api(base, { method: "DELETE" });

@@ -36,6 +36,13 @@ export function eventHref(stream, orderId) {
   return `#/event/${encodeURIComponent(stream)}/${orderId}`;
 }
 
+// A number typed in a field, as sent to the API: digits that JavaScript holds exactly go as a
+// number; anything else (empty, a sign, digits beyond 2^53) goes as typed, so the server's
+// refusal names the field and the text given rather than a number the user did not type.
+export function typedNumber(text) {
+  return /^\d+$/.test(text) && Number.isSafeInteger(Number(text)) ? Number(text) : text;
+}
+
 export function when(ms) {
   if (typeof ms !== "number") return "";
   const d = new Date(ms);
