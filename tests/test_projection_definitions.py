@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import traceback
 from pathlib import Path
 
 import pytest
@@ -173,3 +174,14 @@ def test_a_key_that_is_no_index_of_the_array_is_not_found(key: str) -> None:
     an internal error, an Arabic-Indic one the index 1)."""
     with pytest.raises(NotFound, match=re.escape(f"projection 'p' has no key {key!r}")):
         key_of("p", ["a", "b", "c"], key)
+
+
+@pytest.mark.parametrize(("path", "shown"), [("boom.hy", "boom.hy"), (None, "<projection p>")])
+def test_a_hy_reduction_that_raises_is_placed_in_its_file_and_line(path: str | None, shown: str) -> None:
+    """What `last-error` names (as for Python: `(at boom.py, line 5)`), not Hy's `<string>`."""
+    source = ";; the fourth line raises\n(setv initial-value 0)\n(defn reduction [s e]\n  (/ 1 0))\n"
+    reduction = load(ProjectionSpec("p", "hy", source, origin="file" if path else "api", path=path)).reduction
+    with pytest.raises(ZeroDivisionError) as raised:
+        reduction(0, EVENT)
+    frame = traceback.extract_tb(raised.value.__traceback__)[-1]
+    assert (frame.filename, frame.lineno) == (shown, 4)

@@ -186,6 +186,7 @@ def _run_hy(spec: ProjectionSpec) -> tuple[dict[str, Any], Any]:
         raise DefinitionError(f"syntax error in {_where(spec)}: {_first_line(exc)}") from None
     last: Any = None
     for form in forms:
+        form.filename = filename  # what its code is compiled as (else `<string>`): a traceback names the file
         last = hy.eval(form, module.__dict__, module=module)
     return module.__dict__, last
 
