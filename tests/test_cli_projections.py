@@ -142,3 +142,38 @@ def test_a_projection_added_directly_on_a_store_is_kept_by_the_next_server_start
         assert "projection-deleted" not in [e.event_type for e in store.read("__config__")]
     finally:
         store.close()
+
+
+FAILS_ON_SHIPPED = """
+projection_name = "fails"
+stream_name = "orders"
+initial_value = {}
+
+
+def reduction(state, event):
+    if event["event-type"] == "shipped":
+        raise ValueError("no shipping here")
+    state[event["event-type"]] = state.get(event["event-type"], 0) + 1
+    return state
+"""
+
+
+def test_show_of_a_failed_projection_says_so_on_a_server_and_directly_on_a_store(
+    server_process: ServerProcess, tmp_path: Path
+) -> None:
+    """Both ways print the value it holds (the state before the failing event) and fail naming the
+    error: a failed projection's value is not current."""
+    (tmp_path / "fails.py").write_text(FAILS_ON_SHIPPED)
+    store_args = ["-db.backend", "sqlite", "-sqlite.path", str(tmp_path / "s.db")]
+    for where in (["-url", server_process.url], store_args):
+        emit(where, tmp_path, [("placed", 10), ("shipped", 0), ("placed", 1)])
+        assert photon(["projections", "add", "fails.py", *where], tmp_path).returncode == 0
+        deadline = time.monotonic() + 60
+        while True:  # a server folds in the background
+            shown = photon(["projections", "show", "fails", *where], tmp_path)
+            if shown.returncode != 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert shown.returncode == 2, (where, shown.stdout, shown.stderr)
+        assert orjson.loads(shown.stdout) == {"placed": 1}
+        assert b"projection 'fails' failed: ValueError: no shipping here" in shown.stderr, shown.stderr

@@ -80,7 +80,10 @@ def list_projections(url: str | None, **params: Any) -> None:
 @url_option
 @config_options
 def show(name: str, key: str | None, url: str | None, **params: Any) -> None:
-    """Print projection NAME's current value as JSON (only KEY of it when given)."""
+    """Print projection NAME's current value as JSON (only KEY of it when given).
+
+    A failed projection's value is printed, the state before the event its reduction failed on,
+    and the command fails naming the error."""
     config = config_from(params)
     if direct(config):
         from photon.core.store import EventStore
@@ -92,13 +95,16 @@ def show(name: str, key: str | None, url: str | None, **params: Any) -> None:
             if spec is None:
                 raise NotFound(f"projection {name!r} does not exist")
             folded = fold(store, spec)
-        if folded.error is not None:
-            raise PhotonError(f"projection {name!r} fails: {folded.error}")
+        failure = folded.error
         value = key_of(name, folded.value, key) if key is not None else folded.value
     else:
         with client_for(config, url) as client:
             value = client.projection_value(name, key)
+            failed = [p for p in client.projections() if p["projection-name"] == name and p["status"] == "failed"]
+            failure = failed[0]["last-error"] if failed else None
     click.echo(orjson.dumps(value).decode())
+    if failure is not None:
+        raise PhotonError(f"projection {name!r} failed: {failure}; shown is its value before that")
 
 
 @projections.command("add")
