@@ -72,8 +72,19 @@ def test_durable_subscription_with_ack(client: PhotonClient) -> None:
 
 
 def test_errors_map_to_photon_errors(live: LiveServer) -> None:
-    with pytest.raises(NotAuthorized):
+    with pytest.raises(NotAuthorized, match="Not authorized"):
         PhotonClient(live.url, "admin", "wrong").streams()
+    # A URL naming the API rather than the server: said so, not blamed on the credentials.
+    for url in (live.url + "/api", live.url + "/api/"):
+        with pytest.raises(NotAuthorized, match="the URL ends in /api"):
+            PhotonClient(url, "admin", "p4010n").streams()
+
+        async def streams(url: str = url) -> None:
+            async with AsyncPhotonClient(url, "admin", "p4010n") as photon:
+                await photon.streams()
+
+        with pytest.raises(NotAuthorized, match="the URL ends in /api"):
+            asyncio.run(streams())
     client = PhotonClient(live.url)
     with pytest.raises(NotFound):
         list(client.replay("missing", stream_type="cold"))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import ssl
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 import orjson
@@ -67,6 +67,13 @@ class Session:
 
     def take_token(self, response: httpx.Response) -> str:
         """The token from `/auth/token`'s answer (a refusal raised as `NotAuthorized`)."""
+        if response.status_code in (401, 404) and urlsplit(self.url).path.endswith("/api"):
+            # The server guards every /api path, /api/auth/token too: the answer would blame the
+            # credentials for a URL that names the API rather than the server.
+            raise NotAuthorized(
+                f"no token from {self.url}{TOKEN_PATH} (HTTP {response.status_code}): the URL ends in /api; "
+                "give the server's own URL (http://localhost:3000), the clients add /api"
+            )
         raise_for(response)
         self.token = str(response.json()["token"])
         return self.token
