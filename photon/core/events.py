@@ -62,6 +62,13 @@ def stream_category(stream: str) -> str | None:
     return stream[len(CATEGORY_STREAM_PREFIX) :] if stream.startswith(CATEGORY_STREAM_PREFIX) else None
 
 
+def names_no_category(stream: str) -> bool:
+    """True for a `__category__:` name whose category no stream can be in: empty, or holding the
+    separator (a category is a stream name's part before its first `-`)."""
+    category = stream_category(stream)
+    return category is not None and (not category or CATEGORY_SEPARATOR in category)
+
+
 def parked_stream(group: str) -> str:
     """The internal stream that holds a consumer group's parked events."""
     return PARKED_STREAM_PREFIX + group

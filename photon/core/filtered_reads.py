@@ -21,6 +21,7 @@ from photon.core.events import (
     INTERNAL_PREFIX,
     RecordedEvent,
     is_one_stream,
+    names_no_category,
     stream_category,
     stream_pattern,
 )
@@ -54,7 +55,7 @@ def combined_filter(stream: str, event_types: frozenset[str] | None, event_filte
         combined = replace(combined, event_types=types)
     category = stream_category(stream)
     if category is not None:
-        if not category or "-" in category:
+        if names_no_category(stream):
             raise ValidationError(
                 f"{stream!r} names no category: a category is a stream name's part before its first '-'", "stream"
             )

@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 
 from photon.core.errors import ValidationError
-from photon.core.events import ALL_STREAM, CATEGORY_SEPARATOR, DOT_SEGMENTS, MAX_NAME_LENGTH, stream_category
+from photon.core.events import ALL_STREAM, CATEGORY_SEPARATOR, DOT_SEGMENTS, MAX_NAME_LENGTH, names_no_category
 
 LANGUAGES = ("hy", "python")
 EXTENSIONS = {".hy": "hy", ".py": "python"}
@@ -293,14 +293,13 @@ def _check_source(spec: ProjectionSpec, stream_name: str) -> None:
     """Refuse a `stream-name` no event can ever be in: a projection over it would be registered
     and never fold anything. A projection folds one stream, `__all__` or a category."""
     problem = None
-    category = stream_category(stream_name)
     if not 0 < len(stream_name) <= MAX_NAME_LENGTH or not stream_name.isprintable():
         problem = f"must be 1 to {MAX_NAME_LENGTH} printable characters"
     elif "*" in stream_name:
         problem = "names one stream, __all__ or a category (__category__:<name>); stream names never hold '*'"
     elif stream_name in DOT_SEGMENTS:
         problem = f"must not be {stream_name!r}, which no stream is named"
-    elif category is not None and (not category or CATEGORY_SEPARATOR in category):
+    elif names_no_category(stream_name):
         problem = f"names a category as __category__:<name>, <name> without {CATEGORY_SEPARATOR!r}"
     if problem is not None:
         shown = stream_name if len(stream_name) <= 80 else stream_name[:80] + "..."
