@@ -417,7 +417,7 @@ class RemoteAccess(PhotonAccess):
         try:
             return self._cold(stream, params)
         except PhotonError as exc:
-            if "does not exist" in str(exc):
+            if _no_such_stream(exc):
                 return []
             raise
 
@@ -427,7 +427,7 @@ class RemoteAccess(PhotonAccess):
         try:
             content = self.short.request("GET", f"/api/stream-contents/{_quote(stream)}", params=params)
         except PhotonError as exc:
-            if "does not exist" in str(exc):
+            if _no_such_stream(exc):
                 return 0
             raise
         newest = orjson.loads(content)["results"]
@@ -464,6 +464,12 @@ class RemoteAccess(PhotonAccess):
     def close(self) -> None:
         self.short.close()
         self.transport.close()
+
+
+def _no_such_stream(exc: PhotonError) -> bool:
+    """Whether the server refused a read of a stream for having no such stream (which the
+    recorders read as an empty one)."""
+    return "does not exist" in str(exc)
 
 
 def _quote(part: str) -> str:
